@@ -1,0 +1,243 @@
+"""Containers through the engine's API: create, connect, start, wait, remove.
+
+Observation reads the stack's containers with one filtered list call. Only for
+containers whose config hash differs from the desired one does it read the
+full inspect data, to explain the change (secret values are redacted by the
+planner, which knows which keys are secret).
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Mapping
+
+import docker.errors
+from docker.types import Mount as DockerMount
+
+from reconciler.drivers import DriverContext, RuntimeDriver
+from reconciler.errors import PermanentError
+from reconciler.model import HASH_LABEL, STACK_LABEL, ContainerSpec, Kind, LiveObject
+
+from .engine import api_client, engine_errors, owned_filter
+
+_EXITED = re.compile(r"Exited \((-?\d+)\)")
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+POLL_SECONDS = 0.25
+
+
+class DockerRuntimeDriver(RuntimeDriver):
+    def __init__(self, context: DriverContext) -> None:
+        self.context = context
+
+    @property
+    def api(self):
+        return api_client(self.context)
+
+    # -- observe ---------------------------------------------------------
+    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+        with engine_errors("list containers"):
+            found = {c["Names"][0].lstrip("/"): c for c in self.api.containers(all=True, filters=owned_filter(stack))}
+            missing = [name for name in wanted if name not in found]
+            if missing:
+                pattern = "^/(" + "|".join(re.escape(n) for n in missing) + ")$"
+                for container in self.api.containers(all=True, filters={"name": pattern}):
+                    found[container["Names"][0].lstrip("/")] = container
+        out = []
+        for name, container in sorted(found.items()):
+            labels = container.get("Labels") or {}
+            owned = labels.get(STACK_LABEL) == stack
+            details = self._details(name, container)
+            if owned and name in wanted and labels.get(HASH_LABEL) != wanted[name]:
+                details.update(self._explainable(name))
+            out.append(LiveObject(
+                kind=Kind.CONTAINER, name=name, id=container["Id"], labels=labels, owned=owned,
+                state=container.get("State", ""), health=_health(container.get("Status", "")),
+                exit_code=_exit_code(container.get("Status", "")), image_id=container.get("ImageID", ""),
+                details=details,
+            ))
+        return out
+
+    @staticmethod
+    def _details(name: str, container: dict) -> dict:
+        networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+        volumes = [m["Name"] for m in container.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")]
+        return {"networks": sorted(networks), "volumes": sorted(volumes), "status": container.get("Status", "")}
+
+    def _explainable(self, name: str) -> dict:
+        """The non-derived values a plan shows as "old" for a changed container."""
+        with engine_errors(f"inspect container {name}"):
+            try:
+                info = self.api.inspect_container(name)
+            except docker.errors.NotFound:
+                return {}
+        config = info.get("Config") or {}
+        host = info.get("HostConfig") or {}
+        env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+        return {
+            "env": env,
+            "labels": config.get("Labels") or {},
+            "command": tuple(config.get("Cmd") or ()),
+            "entrypoint": tuple(config.get("Entrypoint") or ()),
+            "image": config.get("Image"),
+            "user": config.get("User") or None,
+            "working_dir": config.get("WorkingDir") or None,
+            "restart": _restart_text(host.get("RestartPolicy") or {}),
+            "memory": host.get("Memory") or None,
+        }
+
+    # -- create / start --------------------------------------------------
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
+        api = self.api
+        networks = list(spec.networks)
+        first = networks[0] if networks else None
+        host_config = api.create_host_config(
+            mounts=[_mount(m) for m in spec.mounts] or None,
+            port_bindings=_port_bindings(spec) or None,
+            restart_policy=_restart_policy(spec.restart),
+            init=spec.init or None,
+            mem_limit=spec.memory,
+            nano_cpus=spec.nano_cpus,
+            network_mode=first[0] if first else None,
+        )
+        networking = None
+        if first:
+            networking = api.create_networking_config(
+                {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None)}
+            )
+        with engine_errors(f"create container {spec.name}"):
+            created = api.create_container(
+                image=spec.image_ref,
+                name=spec.name,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=[f"{e.name}={e.value}" for e in spec.env] or None,
+                labels=dict(labels),
+                ports=[(p.target, p.protocol) for p in spec.ports] or None,
+                user=spec.user,
+                working_dir=spec.working_dir,
+                hostname=spec.hostname,
+                stop_signal=spec.stop_signal,
+                stop_timeout=spec.stop_grace_period,
+                healthcheck=_healthcheck(spec),
+                host_config=host_config,
+                networking_config=networking,
+            )
+            for network, aliases in networks[1:]:
+                api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+
+    def start(self, name: str) -> None:
+        with engine_errors(f"start container {name}"):
+            state = (self.api.inspect_container(name).get("State") or {})
+            if state.get("Paused"):
+                self.api.unpause(name)
+            elif not state.get("Running"):
+                self.api.start(name)
+
+    def delete(self, live: LiveObject) -> None:
+        """Stop gracefully (the container's own stop signal and grace period), then remove.
+
+        Anonymous volumes are kept, as named ones: data is never deleted implicitly.
+        """
+        with engine_errors(f"remove container {live.name}"):
+            try:
+                if live.state in ("running", "restarting", "paused"):
+                    self.api.stop(live.id)
+                self.api.remove_container(live.id, v=False)
+            except docker.errors.NotFound:
+                pass
+
+    # -- wait --------------------------------------------------------------
+    def wait(self, name: str, condition: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with engine_errors(f"inspect container {name}"):
+                try:
+                    state = self.api.inspect_container(name).get("State") or {}
+                except docker.errors.NotFound:
+                    raise PermanentError(f"container {name} does not exist") from None
+            if _condition_met(name, condition, state):
+                return
+            if time.monotonic() > deadline:
+                raise PermanentError(f"container {name} was not {condition} within {timeout:g}s "
+                                     f"(status {state.get('Status')}{_health_text(state)})")
+            time.sleep(POLL_SECONDS)
+
+
+def _condition_met(name: str, condition: str, state: dict) -> bool:
+    status = state.get("Status")
+    exit_code = state.get("ExitCode")
+    if condition == "started":
+        return status in ("running", "exited") and not state.get("StartedAt", "0001-").startswith("0001-")
+    if condition == "completed":
+        if status == "exited" and exit_code != 0:
+            raise PermanentError(f"container {name} exited with code {exit_code}, not completed")
+        return status == "exited"
+    health = (state.get("Health") or {}).get("Status")
+    if health is None:
+        raise PermanentError(f"container {name} has no healthcheck, so it can never be healthy")
+    if status == "exited":
+        raise PermanentError(f"container {name} exited with code {exit_code} before it was healthy")
+    return health == "healthy"
+
+
+def _health_text(state: dict) -> str:
+    health = (state.get("Health") or {}).get("Status")
+    return f", health {health}" if health else ""
+
+
+def _mount(mount) -> DockerMount:
+    if mount.type == "tmpfs":
+        return DockerMount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.tmpfs_size)
+    return DockerMount(target=mount.target, source=mount.source, type=mount.type, read_only=mount.read_only)
+
+
+def _port_bindings(spec: ContainerSpec) -> dict:
+    bindings: dict = {}
+    for port in spec.ports:
+        key = f"{port.target}/{port.protocol}"
+        if port.published is None and not port.host_ip:
+            bindings.setdefault(key, []).append(None)
+        else:
+            bindings.setdefault(key, []).append((port.host_ip, port.published) if port.host_ip else port.published)
+    return bindings
+
+
+def _restart_policy(text: str) -> dict | None:
+    if text in ("no", ""):
+        return None
+    name, _, count = text.partition(":")
+    policy = {"Name": name}
+    if count:
+        policy["MaximumRetryCount"] = int(count)
+    return policy
+
+
+def _restart_text(policy: dict) -> str:
+    name = policy.get("Name") or "no"
+    count = policy.get("MaximumRetryCount")
+    return f"{name}:{count}" if name == "on-failure" and count else name
+
+
+def _healthcheck(spec: ContainerSpec) -> dict | None:
+    check = spec.healthcheck
+    if check is None:
+        return None
+    return {
+        "test": list(check.test),
+        "interval": check.interval_ns or None,
+        "timeout": check.timeout_ns or None,
+        "retries": check.retries or None,
+        "start_period": check.start_period_ns or None,
+    }
+
+
+def _health(status: str) -> str:
+    match = _HEALTH.search(status)
+    if not match:
+        return ""
+    return "starting" if match.group(1) == "health: starting" else match.group(1)
+
+
+def _exit_code(status: str) -> int | None:
+    match = _EXITED.search(status)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,77 @@
+"""One engine connection per run, and the mapping of engine errors onto ours.
+
+Every driver of this plugin shares the client stored in the context, and every
+HTTP response is counted as a read (GET/HEAD) or a write (anything else), which
+is how tests and benchmarks prove a converged apply writes nothing.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Iterator
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from reconciler.drivers import DriverContext
+from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
+
+__all__ = ["api_client", "engine_errors", "owned_filter"]
+
+_CLIENT_KEY = "reconciler_docker.api"
+# The engine answers 500 for faults in the container's own config (a missing
+# executable, a bad mount): retrying those only wastes the user's time.
+_PERMANENT_500 = re.compile(r"OCI runtime|starting container process|executable file not found|no such file|invalid mount|port is already allocated|address already in use", re.I)
+
+
+def api_client(context: DriverContext) -> docker.APIClient:
+    """The low-level client for ``context.engine_url`` (``DOCKER_HOST``, then the local socket)."""
+    client = context.shared.get(_CLIENT_KEY)
+    if client is None:
+        with engine_errors("connect to the engine"):
+            if context.engine_url:
+                client = docker.APIClient(base_url=context.engine_url, version="auto", timeout=120)
+            else:
+                client = docker.from_env(version="auto", timeout=120).api
+        client.hooks["response"].append(_counter(context))
+        context.shared[_CLIENT_KEY] = client
+    return client
+
+
+def _counter(context: DriverContext):
+    def count(response, *args, **kwargs):
+        kind = "read" if response.request.method in ("GET", "HEAD") else "write"
+        context.stats[kind] += 1
+        return response
+
+    return count
+
+
+def owned_filter(stack: str) -> dict:
+    return {"label": [f"io.reconciler.stack={stack}"]}
+
+
+@contextmanager
+def engine_errors(action: str) -> Iterator[None]:
+    """Turn docker/requests exceptions into Temporary/Permanent errors that say what failed."""
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        message = f"{action}: {exc.explanation or exc}"
+        status = exc.status_code or 0
+        if status >= 500 and not _PERMANENT_500.search(str(exc.explanation or "")):
+            raise TemporaryError(message) from exc
+        raise PermanentError(message) from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise EngineUnreachable(f"{action}: cannot reach the engine ({_short(exc)})") from exc
+    except docker.errors.DockerException as exc:
+        text = str(exc)
+        if "Connection" in text or "connect" in text or "No such file" in text:
+            raise EngineUnreachable(f"{action}: cannot reach the engine ({_short(exc)})") from exc
+        raise PermanentError(f"{action}: {text}") from exc
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "…"

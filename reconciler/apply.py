@@ -1,0 +1,257 @@
+"""Applying a plan: steps in dependency order, independent ones in parallel.
+
+Each outcome is data (``Outcome``), so one failure never stops the run: a
+permanent failure fails its change and skips what depends on it, the rest
+goes on. Temporary failures are retried with exponential backoff, bounded.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
+from .errors import PermanentError, ReconcilerError, TemporaryError
+from .graph import DOWN, UP, Step, build_steps, dependents_of
+from .hashing import canonical_json
+from .model import FIELDS_LABEL, ContainerSpec, DesiredState, Kind, LiveObject, labels_for
+from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
+
+__all__ = ["ApplyOptions", "ApplyReport", "Outcome", "apply_plan", "object_labels"]
+
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    status: str
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    stack: str
+    outcomes: tuple[Outcome, ...]
+    seconds: float
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == OK for o in self.outcomes)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    workers: int = 4
+    wait_timeout: float = 120.0
+    retry_attempts: int = 4
+    retry_base: float = 0.5
+    retry_max: float = 8.0
+
+
+def object_labels(stack: str, kind: Kind, spec: Any) -> dict[str, str]:
+    """Every label the reconciler puts on an object it creates (user labels first)."""
+    labels = dict(getattr(spec, "labels", ()) or ())
+    if kind is Kind.IMAGE:
+        labels.update(labels_for(stack, kind, spec.key, spec.config_hash))
+        return labels
+    extra: dict[str, str] = {}
+    if isinstance(spec, ContainerSpec):
+        extra["replica"] = str(spec.replica)
+        fields = dict(spec.field_hashes)
+        if spec.secret_env:
+            labels[SECRET_ENV_LABEL] = ",".join(sorted(spec.secret_env))
+    else:
+        extra["driver"] = spec.driver
+        fields = spec_fields(spec)
+    labels.update(labels_for(stack, kind, spec.key, spec.config_hash, **extra))
+    labels[FIELDS_LABEL] = canonical_json(fields)
+    return labels
+
+
+class _Runner:
+    """Executes single steps against the drivers, with retries."""
+
+    def __init__(self, plan: Plan, desired: DesiredState, drivers: Drivers, options: ApplyOptions) -> None:
+        self.stack = plan.stack
+        self.desired = desired
+        self.drivers = drivers
+        self.options = options
+        self.images = wanted_images(desired)
+        self.specs = {
+            Kind.NETWORK: {s.name: s for s in desired.networks.values()},
+            Kind.VOLUME: {s.name: s for s in desired.volumes.values()},
+            Kind.CONTAINER: dict(desired.containers),
+        }
+
+    def run(self, step: Step) -> None:
+        if step.change.error:
+            raise PermanentError(step.change.error)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.options.retry_attempts),
+            wait=wait_exponential(multiplier=self.options.retry_base, max=self.options.retry_max),
+            retry=retry_if_exception_type(TemporaryError),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self._dispatch(step)
+
+    def _dispatch(self, step: Step) -> None:
+        change = step.change
+        handler: Callable[[Change], None] = {
+            (Kind.IMAGE, UP): self._image_up,
+            (Kind.NETWORK, UP): self._object_up,
+            (Kind.VOLUME, UP): self._object_up,
+            (Kind.CONTAINER, UP): self._container_up,
+            (Kind.NETWORK, DOWN): self._object_down,
+            (Kind.VOLUME, DOWN): self._object_down,
+            (Kind.CONTAINER, DOWN): self._object_down,
+        }[(change.kind, step.phase)]
+        handler(change)
+
+    def _driver(self, change: Change):
+        if change.kind is Kind.CONTAINER:
+            return self.drivers.runtime()
+        return self.drivers.get(change.kind, change.driver)
+
+    def _image_up(self, change: Change) -> None:
+        spec = self.images[change.name]
+        driver = self.drivers.get(Kind.IMAGE, spec.driver)
+        assert isinstance(driver, RegistryDriver)
+        if spec.is_build:
+            driver.build(spec, object_labels(self.stack, Kind.IMAGE, spec))
+        else:
+            driver.pull(spec)
+
+    def _object_up(self, change: Change) -> None:
+        spec = self.specs[change.kind][change.name]
+        driver = self._driver(change)
+        assert isinstance(driver, (NetworkDriver, StorageDriver))
+        driver.create(spec, object_labels(self.stack, change.kind, spec))
+
+    def _object_down(self, change: Change) -> None:
+        live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name,
+                          state="running" if change.kind is Kind.CONTAINER else "")
+        self._driver(change).delete(live)
+
+    def _container_up(self, change: Change) -> None:
+        runtime = self.drivers.runtime()
+        assert isinstance(runtime, RuntimeDriver)
+        for name, condition in change.waits:
+            runtime.wait(name, condition, timeout=self.options.wait_timeout)
+        if change.action is not Action.START:
+            spec = self.specs[Kind.CONTAINER][change.name]
+            runtime.create(spec, object_labels(self.stack, Kind.CONTAINER, spec))
+        runtime.start(change.name)
+
+
+def apply_plan(
+    plan: Plan,
+    desired: DesiredState,
+    drivers: Drivers,
+    *,
+    options: ApplyOptions = ApplyOptions(),
+    before: Callable[[Change], None] | None = None,
+    after: Callable[[Outcome], None] | None = None,
+) -> ApplyReport:
+    """Run every change of ``plan``; return what happened to each.
+
+    ``before`` and ``after`` are called once per change (from this thread),
+    for progress output and lifecycle hooks.
+    """
+    started = time.monotonic()
+    schedule = _Schedule(build_steps(plan.changes))
+    runner = _Runner(plan, desired, drivers, options)
+    with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="apply") as pool:
+        running: dict[Future, Step] = {}
+        while True:
+            for step in schedule.ready():
+                if schedule.begin(step) and before is not None:
+                    before(step.change)
+                running[pool.submit(runner.run, step)] = step
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = running.pop(future)
+                schedule.record(step, future.exception())
+            for outcome in schedule.finished_changes():
+                if after is not None:
+                    after(outcome)
+    outcomes = tuple(schedule.outcome(change) for change in plan.changes)
+    return ApplyReport(plan.stack, outcomes, time.monotonic() - started, dict(drivers.context.stats))
+
+
+class _Schedule:
+    """Which steps may run, which failed, and which changes are complete."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = steps
+        self.pending = {s.id: s for s in steps}
+        self.result: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        self.started: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+        self.reported: set[str] = set()
+        self.phases: dict[str, list[str]] = {}
+        for step in steps:
+            self.phases.setdefault(step.change.id, []).append(step.id)
+
+    def ready(self) -> list[Step]:
+        out = [s for s in self.pending.values() if all(self.result.get(dep) == OK for dep in s.after)]
+        for step in out:
+            del self.pending[step.id]
+        return out
+
+    def begin(self, step: Step) -> bool:
+        """Note the change's start; true the first time (its ``before`` moment)."""
+        if step.change.id in self.started:
+            return False
+        self.started[step.change.id] = time.monotonic()
+        return True
+
+    def record(self, step: Step, error: BaseException | None) -> None:
+        if error is None:
+            self.result[step.id] = OK
+            return
+        self.result[step.id] = FAILED
+        self.errors[step.change.id] = _message(error)
+        for sid in dependents_of(self.steps, step.id):
+            skipped = self.pending.pop(sid, None)
+            if skipped is not None:
+                self.result[sid] = SKIPPED
+                self.errors.setdefault(
+                    skipped.change.id, f"skipped: {step.change.kind.value} {step.change.name} failed"
+                )
+
+    def finished_changes(self) -> list[Outcome]:
+        out = []
+        for change_id, step_ids in self.phases.items():
+            if change_id not in self.reported and all(sid in self.result for sid in step_ids):
+                self.reported.add(change_id)
+                self.ended[change_id] = time.monotonic()
+                change = next(s.change for s in self.steps if s.id == step_ids[0])
+                out.append(self.outcome(change))
+        return out
+
+    def outcome(self, change: Change) -> Outcome:
+        results = [self.result.get(sid, SKIPPED) for sid in self.phases.get(change.id, [])]
+        final = FAILED if FAILED in results else SKIPPED if SKIPPED in results else OK
+        start = self.started.get(change.id)
+        seconds = (self.ended.get(change.id, start or 0.0) - start) if start else 0.0
+        return Outcome(change, final, self.errors.get(change.id, ""), seconds)
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, ReconcilerError):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"

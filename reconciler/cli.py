@@ -1,0 +1,197 @@
+"""The ``reconcile`` command: parse arguments, call the library, render, exit.
+
+No reconcile logic lives here. Expected failures (``ReconcilerError``) become
+one clear message and exit code 1; no traceback reaches the user for them.
+Imports are lazy so ``reconcile validate`` never pays for the Docker SDK.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+__all__ = ["main"]
+
+DEFAULT_FILES = ("stack.yaml", "stack.yml", "reconcile.yaml", "reconcile.yml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconcile", description="Make a Docker engine match a YAML stack.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, *, engine: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("-f", "--file", action="append", dest="files", metavar="PATH",
+                       help="spec file or directory (repeatable; default: ./stack.yaml)")
+        p.add_argument("--stack", help="stack name (default: name: in the spec, else the spec's directory)")
+        p.add_argument("--allow-outside-paths", action="store_true",
+                       help="let relative paths in the spec point outside its repository")
+        p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                       help="load a plugin module by import path (repeatable)")
+        if engine:
+            p.add_argument("--engine", metavar="URL",
+                           help="engine URL (default: $DOCKER_HOST, then the local socket)")
+        return p
+
+    command("validate", "check the spec (schema and references); no engine needed", engine=False)
+    plan = command("plan", "show what apply would change, and why")
+    plan.add_argument("--output", choices=("text", "json"), default="text")
+    plan.add_argument("--detailed-exitcode", action="store_true",
+                      help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
+    plan.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
+    apply = command("apply", "make the engine match the spec")
+    _apply_flags(apply)
+    apply.add_argument("--recreate-networks", action="store_true",
+                       help="allow recreating networks whose config changed")
+    apply.add_argument("--recreate-volumes", action="store_true",
+                       help="allow recreating volumes whose config changed (their data is lost)")
+    status = command("status", "every object: desired vs live, state, health, drift")
+    status.add_argument("--output", choices=("text", "json"), default="text")
+    destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
+    _apply_flags(destroy)
+    return parser
+
+
+def _apply_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune-volumes", action="store_true", help="also delete volumes the spec no longer names")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--workers", type=int, default=4, help="changes applied in parallel (default 4)")
+    p.add_argument("--wait-timeout", type=float, default=120.0,
+                   help="seconds to wait for a dependency to be healthy/completed (default 120)")
+    p.add_argument("--lock-timeout", type=float, default=10.0,
+                   help="seconds to wait for another apply on the same stack (default 10)")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _files(args: argparse.Namespace) -> list[str]:
+    if args.files:
+        return args.files
+    for name in DEFAULT_FILES:
+        if os.path.exists(name):
+            return [name]
+    from .errors import SpecError
+
+    raise SpecError(f"no spec given and none of {', '.join(DEFAULT_FILES)} in {os.getcwd()} (use -f PATH)")
+
+
+def _desired(args: argparse.Namespace):
+    from .reconcile import load_desired
+
+    return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths)
+
+
+def _reconciler(args: argparse.Namespace):
+    from .reconcile import Reconciler
+
+    return Reconciler(engine_url=args.engine, plugin_modules=args.plugin)
+
+
+def _out(text: str) -> None:
+    print(text, flush=True)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    desired = _desired(args)
+    _out(f"{', '.join(desired.sources)}: valid stack {desired.stack!r} ({len(desired.images)} images, "
+         f"{len(desired.networks)} networks, {len(desired.volumes)} volumes, {len(desired.containers)} containers)")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .render import plan_json, plan_text
+
+    desired = _desired(args)
+    plan, _ = _reconciler(args).plan(desired, prune_volumes=args.prune_volumes)
+    _out(plan_json(plan) if args.output == "json" else plan_text(plan))
+    if any(c.error for c in plan.changes):
+        return 1
+    if args.detailed_exitcode and not plan.empty:
+        return 2
+    return 0
+
+
+def _request(args: argparse.Namespace, **flags: bool):
+    from .apply import ApplyOptions
+    from .reconcile import ApplyRequest
+
+    options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout)
+    return ApplyRequest(prune_volumes=args.prune_volumes, options=options, lock_timeout=args.lock_timeout, **flags)
+
+
+def _progress(args: argparse.Namespace) -> dict:
+    from .render import outcome_line, plan_text
+
+    if args.output == "json":
+        return {}
+    return {"on_plan": lambda plan: _out(plan_text(plan) + ("\n" if not plan.empty else "")),
+            "after": lambda outcome: _out(outcome_line(outcome))}
+
+
+def _finish(args: argparse.Namespace, report) -> int:
+    from .render import report_json, report_text
+
+    _out(report_json(report) if args.output == "json" else report_text(report))
+    return 0 if report.ok else 1
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    desired = _desired(args)
+    request = _request(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes)
+    report = _reconciler(args).apply(desired, request, **_progress(args))
+    return _finish(args, report)
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    stack = args.stack or _desired(args).stack
+    report = _reconciler(args).destroy(stack, _request(args), **_progress(args))
+    return _finish(args, report)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from .render import status_text
+    from .status import status_rows
+
+    desired = _desired(args)
+    plan, live = _reconciler(args).plan(desired)
+    rows = status_rows(desired, live, plan)
+    if args.output == "json":
+        _out(json.dumps({"stack": desired.stack, "converged": plan.empty, "objects": rows}, indent=2))
+    else:
+        _out(f"Stack {desired.stack}: {'converged' if plan.empty else 'drifted'}\n\n{status_text(rows)}")
+    return 0
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "status": cmd_status,
+    "destroy": cmd_destroy,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .errors import ReconcilerError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""From a validated spec to ``DesiredState``: defaults filled, names resolved, hashes computed.
+
+Everything a container will really see goes into its config hash, including
+the content of its env files and the references it resolves to, so editing an
+env file rolls the container. Engine defaults are never hashed: we hash only
+what the spec asks for, so an engine restart cannot make a stack look changed.
+"""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Callable
+
+from . import units
+from .buildctx import build_hash
+from .errors import Problem, SpecError
+from .hashing import config_hash, field_hashes
+from .interpolate import parse_env_file
+from .loader import RawStack
+from .model import (
+    ContainerSpec,
+    DesiredState,
+    EnvVar,
+    HealthCheck,
+    ImageSpec,
+    Mount,
+    NetworkSpec,
+    VolumeSpec,
+)
+from .validate import format_path
+
+__all__ = ["build_desired", "stack_name_for"]
+
+
+def stack_name_for(raw: RawStack, override: str | None = None) -> str:
+    """``--stack``, else ``name:`` in the spec, else the first spec file's directory name."""
+    if override:
+        return override
+    if raw.data.get("name"):
+        return str(raw.data["name"])
+    first = raw.files[0]
+    directory = first if first.is_dir() else first.parent
+    name = "".join(c for c in directory.resolve().name.lower() if c.isalnum() or c in "-_")
+    return name.lstrip("-_") or "default"
+
+
+def build_desired(raw: RawStack, stack: str) -> DesiredState:
+    """Turn validated raw data into frozen specs; value errors become located SpecErrors."""
+    builder = _Builder(raw, stack)
+    state = builder.build()
+    if builder.problems:
+        raise SpecError(builder.problems)
+    return state
+
+
+def _pairs(mapping: dict | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), _scalar(v)) for k, v in (mapping or {}).items()))
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _argv(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    return tuple(str(v) for v in value)
+
+
+class _Builder:
+    def __init__(self, raw: RawStack, stack: str) -> None:
+        self.raw = raw
+        self.stack = stack
+        self.problems: list[Problem] = []
+
+    def build(self) -> DesiredState:
+        data = self.raw.data
+        images = self._each("images", self._image)
+        networks = self._each("networks", self._network)
+        volumes = self._each("volumes", self._volume)
+        containers: dict[str, ContainerSpec] = {}
+        for key, value in sorted((data.get("containers") or {}).items()):
+            for replica in self._guard(("containers", key), lambda: self._containers(key, value, images, networks, volumes)) or []:
+                containers[replica.name] = replica
+        return DesiredState(
+            stack=self.stack,
+            images=images,
+            networks=networks,
+            volumes=volumes,
+            containers=containers,
+            sources=tuple(str(f) for f in self.raw.files),
+        )
+
+    def _each(self, section: str, make: Callable[[str, dict], Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in sorted((self.raw.data.get(section) or {}).items()):
+            made = self._guard((section, key), lambda: make(key, value or {}))
+            if made is not None:
+                out[key] = made
+        return out
+
+    def _guard(self, path: tuple, make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except (ValueError, OSError) as exc:
+            mark = self.raw.mark(path)
+            self.problems.append(
+                Problem(
+                    str(exc),
+                    file=mark.file if mark else "",
+                    line=mark.line if mark else 0,
+                    col=mark.col if mark else 0,
+                    path=format_path(path),
+                )
+            )
+            return None
+
+    def _path(self, path: tuple, value: str) -> Path:
+        base = self.raw.origin(path).parent
+        return (base / Path(value).expanduser()).resolve()
+
+    def _image(self, key: str, value: dict) -> ImageSpec:
+        build = value.get("build")
+        if not build:
+            return ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
+                             driver=value.get("driver", "docker"))
+        context = self._path(("images", key, "build", "context"), build["context"])
+        dockerfile = build.get("dockerfile", "Dockerfile")
+        args = _pairs(build.get("args"))
+        target = build.get("target")
+        digest = build_hash(context, dockerfile, args, target)
+        return ImageSpec(
+            key=key,
+            ref=value.get("ref") or f"{self.stack}-{key}:latest",
+            pull="never",
+            driver=value.get("driver", "docker"),
+            build_context=str(context),
+            dockerfile=dockerfile,
+            build_args=args,
+            target=target,
+            build_hash=digest,
+            config_hash=digest,
+        )
+
+    def _network(self, key: str, value: dict) -> NetworkSpec:
+        ipam = value.get("ipam") or {}
+        config = {
+            "driver": value.get("driver", "bridge"),
+            "options": dict(_pairs(value.get("options"))),
+            "internal": bool(value.get("internal", False)),
+            "attachable": bool(value.get("attachable", False)),
+            "subnet": ipam.get("subnet"),
+            "gateway": ipam.get("gateway"),
+            "ip_range": ipam.get("ip_range"),
+            "labels": dict(_pairs(value.get("labels"))),
+        }
+        return NetworkSpec(
+            key=key,
+            name=value.get("name") or f"{self.stack}_{key}",
+            driver=config["driver"],
+            options=_pairs(config["options"]),
+            internal=config["internal"],
+            attachable=config["attachable"],
+            subnet=config["subnet"],
+            gateway=config["gateway"],
+            ip_range=config["ip_range"],
+            labels=_pairs(config["labels"]),
+            config_hash=config_hash(config),
+        )
+
+    def _volume(self, key: str, value: dict) -> VolumeSpec:
+        config = {
+            "driver": value.get("driver", "local"),
+            "options": dict(_pairs(value.get("options"))),
+            "labels": dict(_pairs(value.get("labels"))),
+        }
+        return VolumeSpec(
+            key=key,
+            name=value.get("name") or f"{self.stack}_{key}",
+            driver=config["driver"],
+            options=_pairs(config["options"]),
+            labels=_pairs(config["labels"]),
+            config_hash=config_hash(config),
+        )
+
+    def _containers(self, key: str, value: dict, images: dict, networks: dict, volumes: dict) -> list[ContainerSpec]:
+        path = ("containers", key)
+        image_key = value["image"] if value["image"] in images else None
+        image = images.get(image_key) if image_key else None
+        env = self._env(path, value)
+        nets = self._networks(value.get("networks"), networks)
+        mounts = tuple(self._mount(path + ("volumes", i), m, volumes) for i, m in enumerate(value.get("volumes") or []))
+        ports = tuple(p for spec in value.get("ports") or [] for p in units.parse_port(spec))
+        health = self._healthcheck(value.get("healthcheck"))
+        depends = value.get("depends_on") or {}
+        if isinstance(depends, list):
+            depends = {name: {"condition": "started"} for name in depends}
+        config = {
+            "image": image.ref if image else value["image"],
+            "image_build": image.build_hash if image else "",
+            "command": _argv(value.get("command")),
+            "entrypoint": _argv(value.get("entrypoint")),
+            "env": {e.name: e.value for e in env},
+            "ports": [vars(p) for p in ports],
+            "networks": {name: list(aliases) for name, aliases in nets},
+            "mounts": [vars(m) for m in mounts],
+            "restart": str(value.get("restart", "no")),
+            "healthcheck": vars(health) if health else None,
+            "labels": dict(_pairs(value.get("labels"))),
+            "user": value.get("user"),
+            "working_dir": value.get("working_dir"),
+            "hostname": value.get("hostname"),
+            "stop_signal": value.get("stop_signal"),
+            "stop_grace_period": _seconds(value.get("stop_grace_period")),
+            "init": bool(value.get("init", False)),
+            "memory": units.parse_bytes(value["memory"]) if value.get("memory") is not None else None,
+            "nano_cpus": int(float(value["cpus"]) * 1e9) if value.get("cpus") is not None else None,
+        }
+        digest = config_hash(config)
+        fields = tuple(sorted(field_hashes(config, expand=frozenset({"env", "labels"})).items()))
+        common = dict(
+            key=key,
+            image_key=image_key,
+            image_ref=config["image"],
+            command=config["command"],
+            entrypoint=config["entrypoint"],
+            env=env,
+            ports=ports,
+            networks=nets,
+            network_keys=tuple(_network_keys(value.get("networks"))),
+            mounts=mounts,
+            restart=config["restart"],
+            healthcheck=health,
+            depends_on=tuple(sorted((k, (v or {}).get("condition", "started")) for k, v in depends.items())),
+            labels=_pairs(value.get("labels")),
+            user=config["user"],
+            working_dir=config["working_dir"],
+            hostname=config["hostname"],
+            stop_signal=config["stop_signal"],
+            stop_grace_period=config["stop_grace_period"],
+            init=config["init"],
+            memory=config["memory"],
+            nano_cpus=config["nano_cpus"],
+            config_hash=digest,
+            field_hashes=fields,
+        )
+        count = int(value.get("replicas", 1))
+        return [ContainerSpec(name=f"{self.stack}-{key}-{n}", replica=n, **common) for n in range(1, count + 1)]
+
+    def _env(self, path: tuple, value: dict) -> tuple[EnvVar, ...]:
+        merged: dict[str, EnvVar] = {}
+        files = value.get("env_file") or []
+        for i, name in enumerate([files] if isinstance(files, str) else files):
+            for k, v in parse_env_file(self._path(path + ("env_file", i), name)).items():
+                merged[k] = EnvVar(k, v)
+        env = value.get("env") or {}
+        if isinstance(env, list):
+            env = dict(item.partition("=")[::2] for item in env)
+        for k, v in env.items():
+            if isinstance(v, dict):
+                merged[k] = EnvVar(k, _scalar(v.get("value")), bool(v.get("secret", False)))
+            else:
+                merged[k] = EnvVar(k, _scalar(v))
+        return tuple(merged[k] for k in sorted(merged))
+
+    def _networks(self, value: Any, networks: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        out = []
+        for key in _network_keys(value):
+            options = value.get(key) if isinstance(value, dict) else None
+            aliases = tuple(sorted((options or {}).get("aliases") or []))
+            out.append((networks[key].name, aliases))
+        return tuple(out)
+
+    def _mount(self, path: tuple, value: Any, volumes: dict) -> Mount:
+        spec = units.parse_volume_string(value) if isinstance(value, str) else dict(value)
+        kind = spec["type"]
+        if kind == "tmpfs":
+            size = spec.get("size")
+            return Mount(type="tmpfs", target=spec["target"], tmpfs_size=units.parse_bytes(size) if size else None)
+        if kind == "bind":
+            source = str(self._path(path, spec["source"]))
+            return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")))
+        if not spec.get("source"):
+            raise ValueError("anonymous volumes are not supported (their data would be lost on replace): name a volume")
+        volume = volumes[spec["source"]]
+        return Mount(type="volume", target=spec["target"], source=volume.name,
+                     read_only=bool(spec.get("read_only")), volume_key=volume.key)
+
+    def _healthcheck(self, value: dict | None) -> HealthCheck | None:
+        if not value:
+            return None
+        test = value.get("test")
+        test = ("CMD-SHELL", test) if isinstance(test, str) else tuple(str(t) for t in test)
+        return HealthCheck(
+            test=test,
+            interval_ns=units.parse_duration_ns(value.get("interval", 0)),
+            timeout_ns=units.parse_duration_ns(value.get("timeout", 0)),
+            retries=int(value.get("retries", 0)),
+            start_period_ns=units.parse_duration_ns(value.get("start_period", 0)),
+        )
+
+
+def _network_keys(value: Any) -> list[str]:
+    if not value:
+        return []
+    return sorted(value) if isinstance(value, dict) else list(value)
+
+
+def _seconds(value: Any) -> int | None:
+    return None if value is None else units.parse_duration_ns(value) // 10**9

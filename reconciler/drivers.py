@@ -1,0 +1,208 @@
+"""The driver contract: the only way the core reaches a backend.
+
+Four roles, one per object kind: a *registry* driver for images, a *network*
+driver, a *storage* driver for volumes and a *runtime* driver for containers.
+Plugins add them through the ``reconciler_register_drivers(registry)`` hook
+under one or more names (the ``driver:`` a spec names). A driver is created
+once per run from its factory, so a factory registered under several names
+gives one instance, observed once.
+
+Contract for every driver:
+
+- ``observe(stack, wanted)`` lists what this stack owns (by its labels) plus
+  any object whose name is in ``wanted`` (so the plan can refuse to take over
+  an object it does not own). ``wanted`` maps names to the desired config
+  hash; a driver may use it to read details only of objects that changed.
+- ``create`` / ``delete`` are idempotent where the backend allows: deleting
+  what is already gone is not an error.
+- Backend failures are mapped onto ``TemporaryError`` (retried by the core)
+  or ``PermanentError`` (that change fails, its dependents are skipped).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Mapping
+
+from .errors import PluginError
+from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+
+__all__ = [
+    "DriverContext",
+    "DriverRegistry",
+    "Drivers",
+    "NetworkDriver",
+    "ObjectDriver",
+    "RegistryDriver",
+    "RuntimeDriver",
+    "StorageDriver",
+]
+
+
+@dataclass
+class DriverContext:
+    """What a driver factory gets: which engine, which stack, and a place to share state.
+
+    ``shared`` lets the drivers of one plugin share a connection; ``stats``
+    counts backend calls (``"read"``, ``"write"``) so a converged apply can be
+    shown to make zero writes.
+    """
+
+    stack: str
+    engine_url: str | None = None
+    shared: dict = field(default_factory=dict)
+    stats: Counter = field(default_factory=Counter)
+
+
+class ObjectDriver(ABC):
+    """What every driver does: list its objects and delete one."""
+
+    kind: ClassVar[Kind]
+
+    @abstractmethod
+    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+        """Objects this stack owns, plus unowned ones whose names are in ``wanted``."""
+
+    @abstractmethod
+    def delete(self, live: LiveObject) -> None:
+        """Remove the object; an object already gone is not an error."""
+
+
+class RegistryDriver(ObjectDriver):
+    """Makes images present: pulls references, builds contexts."""
+
+    kind = Kind.IMAGE
+
+    @abstractmethod
+    def pull(self, spec: ImageSpec) -> None:
+        """Pull ``spec.ref`` from its registry."""
+
+    @abstractmethod
+    def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
+        """Build ``spec`` and tag it ``spec.ref``, with ``labels`` on the image."""
+
+    def delete(self, live: LiveObject) -> None:
+        """Images are shared caches: the core never deletes them."""
+
+
+class NetworkDriver(ObjectDriver):
+    kind = Kind.NETWORK
+
+    @abstractmethod
+    def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> None:
+        """Create the network named ``spec.name`` with ``labels``."""
+
+
+class StorageDriver(ObjectDriver):
+    kind = Kind.VOLUME
+
+    @abstractmethod
+    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
+        """Create the volume named ``spec.name`` with ``labels``."""
+
+
+class RuntimeDriver(ObjectDriver):
+    kind = Kind.CONTAINER
+
+    @abstractmethod
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
+        """Create (not start) the container ``spec.name``, attached to its networks."""
+
+    @abstractmethod
+    def start(self, name: str) -> None:
+        """Start (or unpause) the container."""
+
+    @abstractmethod
+    def wait(self, name: str, condition: str, *, timeout: float) -> None:
+        """Block until the container is ``started``, ``healthy`` or ``completed``.
+
+        Raises ``PermanentError`` when the condition can no longer be met
+        (exited with an error, no healthcheck) or ``timeout`` passes.
+        """
+
+
+Factory = Callable[[DriverContext], ObjectDriver]
+_ROLES = {
+    Kind.IMAGE: "registry",
+    Kind.NETWORK: "network",
+    Kind.VOLUME: "storage",
+    Kind.CONTAINER: "runtime",
+}
+
+
+class DriverRegistry:
+    """Filled by plugins through ``reconciler_register_drivers``; read by the core."""
+
+    def __init__(self) -> None:
+        self._factories: dict[Kind, dict[str, tuple[Factory, str]]] = {kind: {} for kind in Kind}
+        self.current_plugin = ""
+
+    def _add(self, kind: Kind, name: str, factory: Factory) -> None:
+        existing = self._factories[kind].get(name)
+        if existing and existing[0] is not factory:
+            raise PluginError(
+                f"{_ROLES[kind]} driver {name!r} is registered twice: by {existing[1] or 'a plugin'} "
+                f"and by {self.current_plugin or 'a plugin'}"
+            )
+        self._factories[kind][name] = (factory, self.current_plugin)
+
+    def add_registry_driver(self, name: str, factory: Factory) -> None:
+        """Register an image driver (``images.<key>.driver``)."""
+        self._add(Kind.IMAGE, name, factory)
+
+    def add_network_driver(self, name: str, factory: Factory) -> None:
+        """Register a network driver (``networks.<key>.driver``)."""
+        self._add(Kind.NETWORK, name, factory)
+
+    def add_storage_driver(self, name: str, factory: Factory) -> None:
+        """Register a volume driver (``volumes.<key>.driver``)."""
+        self._add(Kind.VOLUME, name, factory)
+
+    def add_runtime_driver(self, name: str, factory: Factory) -> None:
+        """Register the container runtime (one is used: the first registered)."""
+        self._add(Kind.CONTAINER, name, factory)
+
+    def names(self, kind: Kind) -> list[str]:
+        return sorted(self._factories[kind])
+
+    def provider(self, kind: Kind, name: str) -> str:
+        return self._factories[kind][name][1]
+
+    def instantiate(self, context: DriverContext) -> Drivers:
+        return Drivers(self, context)
+
+
+class Drivers:
+    """Driver instances for one run: one per factory, looked up by kind and name."""
+
+    def __init__(self, registry: DriverRegistry, context: DriverContext) -> None:
+        self.context = context
+        self._registry = registry
+        self._instances: dict[int, ObjectDriver] = {}
+
+    def get(self, kind: Kind, name: str) -> ObjectDriver:
+        factories = self._registry._factories[kind]
+        if name not in factories:
+            available = ", ".join(sorted(factories)) or "none"
+            raise PluginError(f"no {_ROLES[kind]} driver named {name!r} (available: {available})")
+        factory = factories[name][0]
+        if id(factory) not in self._instances:
+            self._instances[id(factory)] = factory(self.context)
+        return self._instances[id(factory)]
+
+    def all(self, kind: Kind) -> list[ObjectDriver]:
+        """Every distinct driver of a kind (each observed once)."""
+        seen: dict[int, ObjectDriver] = {}
+        for name in self._registry.names(kind):
+            driver = self.get(kind, name)
+            seen.setdefault(id(driver), driver)
+        return list(seen.values())
+
+    def runtime(self) -> RuntimeDriver:
+        names = self._registry.names(Kind.CONTAINER)
+        if not names:
+            raise PluginError("no runtime driver is registered (is the reconciler_docker plugin installed?)")
+        driver = self.get(Kind.CONTAINER, "docker" if "docker" in names else names[0])
+        assert isinstance(driver, RuntimeDriver)
+        return driver

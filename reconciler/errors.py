@@ -1,0 +1,109 @@
+"""The project's errors: one root, so callers can catch "anything we expected".
+
+Only the CLI turns these into messages and exit codes; the library raises them
+and never prints. The tree::
+
+    ReconcilerError
+    ├── SpecError            invalid input; carries every Problem found (file:line:col, path)
+    ├── PlanError            a plan that must not be applied (recreate without flag, empty spec)
+    ├── StalePlanError       a saved plan whose live state moved underneath
+    ├── LockError            another writer holds the stack
+    ├── PluginError          a plugin is missing, broken or conflicting
+    └── DriverError          a backend call failed
+        ├── TemporaryError   worth retrying (connection refused, 5xx, timeouts)
+        │   └── EngineUnreachable
+        └── PermanentError   retrying will not help (4xx, invalid config)
+            └── ConflictError   a wanted name is taken by an object this stack does not own
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConflictError",
+    "DriverError",
+    "EngineUnreachable",
+    "LockError",
+    "PermanentError",
+    "PlanError",
+    "PluginError",
+    "Problem",
+    "ReconcilerError",
+    "SpecError",
+    "StalePlanError",
+    "TemporaryError",
+]
+
+
+class ReconcilerError(Exception):
+    """Root of every error the reconciler raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the spec, located as precisely as we can."""
+
+    message: str
+    file: str = ""
+    line: int = 0
+    col: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = self.file or "<spec>"
+        if self.line:
+            where += f":{self.line}:{self.col}"
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class SpecError(ReconcilerError):
+    """The spec is invalid; ``problems`` lists every problem found, in file order."""
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = Problem(problems)
+        if isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.col, p.path))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PlanError(ReconcilerError):
+    """The plan cannot be applied as asked (the message says what flag would allow it)."""
+
+
+class StalePlanError(PlanError):
+    """A saved plan no longer matches the live state it was computed from."""
+
+
+class LockError(ReconcilerError):
+    """Another process holds the stack's lock."""
+
+
+class PluginError(ReconcilerError):
+    """A plugin could not be loaded, conflicts with another, or failed inside a hook."""
+
+
+class DriverError(ReconcilerError):
+    """A driver's backend call failed."""
+
+
+class TemporaryError(DriverError):
+    """A failure worth retrying; ``delay`` is a hint in seconds, if the backend gave one."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class EngineUnreachable(TemporaryError):
+    """The engine did not answer at all (socket missing, connection refused, timeout)."""
+
+
+class PermanentError(DriverError):
+    """A failure that retrying will not fix: fail this change, skip its dependents."""
+
+
+class ConflictError(PermanentError):
+    """A wanted name is taken by an object this stack does not own."""

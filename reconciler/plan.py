@@ -1,0 +1,335 @@
+"""The plan: a pure function of desired and live state.
+
+No I/O happens here and nothing imports docker. ``plan_changes`` compares what
+the spec asks for with what the engine reports and returns the ordered list of
+changes, each with the reasons a user needs to trust it: which fields changed
+(old → new, secrets redacted), which field forces a replacement, and which
+changes need an explicit flag because they would destroy state.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+from .hashing import field_hashes
+from .model import (
+    DRIVER_LABEL,
+    REPLICA_LABEL,
+    ContainerSpec,
+    DesiredState,
+    ImageSpec,
+    Kind,
+    LiveObject,
+    LiveState,
+    NetworkSpec,
+    VolumeSpec,
+)
+
+__all__ = ["Action", "Change", "FieldChange", "Plan", "plan_changes", "REDACTED", "spec_fields", "wanted_images"]
+
+REDACTED = "(secret)"
+SECRET_ENV_LABEL = "io.reconciler.secret-env"
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    START = "start"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs; values are display strings, already redacted."""
+
+    path: str
+    old: str | None = None
+    new: str | None = None
+
+    def __str__(self) -> str:
+        if self.old is None and self.new is None:
+            return f"{self.path}: changed"
+        return f"{self.path}: {self.old if self.old is not None else '(unset)'} → {self.new if self.new is not None else '(unset)'}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one object.
+
+    ``requires`` names objects (``kind:name``) whose own changes must finish
+    before this one creates or starts anything; ``holds`` names objects whose
+    removal must wait until this change has removed its old object. ``waits``
+    lists container names and the condition (started, healthy, completed) to
+    wait for before creating. ``error`` is set when the change cannot be
+    applied at all (a name taken by an object we do not own), ``blocked`` when
+    it needs an explicit flag.
+    """
+
+    action: Action
+    kind: Kind
+    name: str
+    key: str
+    reasons: tuple[str, ...] = ()
+    fields: tuple[FieldChange, ...] = ()
+    forced_by: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    holds: tuple[str, ...] = ()
+    waits: tuple[tuple[str, str], ...] = ()
+    live_id: str = ""
+    driver: str = ""
+    error: str = ""
+    blocked: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    changes: tuple[Change, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for change in self.changes:
+            out[change.action.value] = out.get(change.action.value, 0) + 1
+        return out
+
+
+_DEFAULT_DRIVER = {Kind.NETWORK: "bridge", Kind.VOLUME: "local"}
+_FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"}
+
+
+def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False) -> Plan:
+    """Every change that makes ``live`` match ``desired``, in dependency order."""
+    notes: list[str] = []
+    images = _plan_images(desired, live)
+    networks = _plan_simple(Kind.NETWORK, desired.networks, live.networks, prune=True, notes=notes)
+    volumes = _plan_simple(Kind.VOLUME, desired.volumes, live.volumes, prune=prune_volumes, notes=notes)
+    replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE)}
+    containers = _plan_containers(desired, live, images, replaced)
+    return Plan(stack=desired.stack, changes=tuple(images + networks + volumes + containers), notes=tuple(notes))
+
+
+def _change_by_ref(images: list[Change]) -> dict[str, Change]:
+    return {c.name: c for c in images}
+
+
+def wanted_images(desired: DesiredState) -> dict[str, ImageSpec]:
+    wanted = {spec.ref: spec for spec in desired.images.values()}
+    for container in desired.containers.values():
+        if container.image_key is None and container.image_ref not in wanted:
+            wanted[container.image_ref] = ImageSpec(key=container.image_ref, ref=container.image_ref)
+    return wanted
+
+
+def _plan_images(desired: DesiredState, live: LiveState) -> list[Change]:
+    changes = []
+    for ref, spec in sorted(wanted_images(desired).items()):
+        current = live.images.get(ref)
+        if spec.is_build:
+            built_from = current.labels.get("io.reconciler.build-hash", "") if current else ""
+            if current is None:
+                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("build: image not present",)))
+            elif built_from != spec.build_hash:
+                changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("build: inputs changed",),
+                                      live_id=current.id))
+        elif current is None:
+            error = f"image {ref} is not present and its pull policy is never" if spec.pull == "never" else ""
+            changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("pull: image not present",), error=error))
+        elif spec.pull == "always":
+            changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("pull: policy always",), live_id=current.id))
+    return changes
+
+
+def _plan_simple(
+    kind: Kind,
+    desired: Mapping[str, NetworkSpec | VolumeSpec],
+    live: Mapping[str, LiveObject],
+    *,
+    prune: bool,
+    notes: list[str],
+) -> list[Change]:
+    changes = []
+    wanted = {spec.name: spec for spec in desired.values()}
+    for name, spec in sorted(wanted.items()):
+        current = live.get(name)
+        if current is None:
+            changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver))
+        elif not current.owned:
+            changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
+                                  error=_not_managed(kind, name)))
+        elif current.config_hash != spec.config_hash:
+            forced = _changed_fields(spec_fields(spec), current.field_hashes)
+            changes.append(Change(
+                Action.REPLACE, kind, name, spec.key,
+                (f"config changed: {', '.join(forced) or 'labels'} (cannot change in place)",),
+                forced_by=tuple(forced), live_id=current.id, driver=spec.driver,
+                blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "
+                        f"rerun with {_FLAGS[kind]}" + (" (its data is lost)" if kind is Kind.VOLUME else ""),
+            ))
+    for name, current in sorted(live.items()):
+        if current.owned and name not in wanted:
+            if prune:
+                changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
+                                      live_id=current.id, driver=current.labels.get(DRIVER_LABEL, _DEFAULT_DRIVER[kind])))
+            else:
+                notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
+    return changes
+
+
+def spec_fields(spec: NetworkSpec | VolumeSpec) -> dict[str, str]:
+    """Per-field hashes of a network or volume, stored in its labels to name what changed."""
+    config = {k: v for k, v in vars(spec).items() if k not in ("key", "name", "config_hash")}
+    config = {k: (dict(v) if k in ("options", "labels") else v) for k, v in config.items()}
+    return field_hashes(config, expand=frozenset({"options", "labels"}))
+
+
+def _changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:
+    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+
+
+def _not_managed(kind: Kind, name: str) -> str:
+    return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"
+
+
+def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
+    by_ref = _change_by_ref(images)
+    replicas: dict[str, list[str]] = {}
+    for spec in desired.containers.values():
+        replicas.setdefault(spec.key, []).append(spec.name)
+    changes = []
+    for name, spec in sorted(desired.containers.items()):
+        change = _plan_container(spec, live, by_ref, replaced)
+        if change is None:
+            continue
+        requires = [f"image:{spec.image_ref}"]
+        requires += [f"network:{n}" for n, _ in spec.networks]
+        requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume"]
+        requires += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
+        waits = tuple((r, cond) for target, cond in spec.depends_on for r in replicas.get(target, []))
+        # A container comes down before what it depends on, and before the
+        # networks and volumes it is attached to.
+        holds = _holds(live.containers.get(name))
+        holds += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
+        changes.append(replace(change, requires=tuple(requires), waits=waits, holds=tuple(sorted(set(holds)))))
+    for name, current in sorted(live.containers.items()):
+        if current.owned and name not in desired.containers:
+            changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, _prune_reason(current, desired),
+                                  live_id=current.id, holds=tuple(_holds(current))))
+    return changes
+
+
+def _holds(current: LiveObject | None) -> list[str]:
+    if current is None or not current.owned:
+        return []
+    nets = [f"network:{n}" for n in current.details.get("networks", ())]
+    vols = [f"volume:{v}" for v in current.details.get("volumes", ())]
+    return nets + vols
+
+
+def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[str, ...]:
+    if any(spec.key == current.key for spec in desired.containers.values()):
+        return (f"replica {current.labels.get(REPLICA_LABEL, '?')} no longer wanted (scaled down)",)
+    return ("no longer in the spec",)
+
+
+def _plan_container(spec: ContainerSpec, live: LiveState, images: Mapping[str, Change], replaced: set[str]) -> Change | None:
+    current = live.containers.get(spec.name)
+    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key)
+    if current is None:
+        return Change(Action.CREATE, reasons=("new",), **base)
+    if not current.owned:
+        return Change(Action.CREATE, reasons=("new",), error=_not_managed(Kind.CONTAINER, spec.name), **base)
+    reasons, fields, forced = _replace_reasons(spec, current, live, images, replaced)
+    if reasons or fields:
+        return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
+                      live_id=current.id, **base)
+    if current.state == "running" or current.state == "restarting":
+        return None
+    if current.state == "exited" and current.exit_code == 0 and spec.restart == "no":
+        return None  # a one-shot container that completed: running it again is not convergence
+    return Change(Action.START, reasons=(f"state: {current.state} → running",), live_id=current.id, **base)
+
+
+def _replace_reasons(spec, current, live, images, replaced) -> tuple[list[str], list[FieldChange], list[str]]:
+    reasons: list[str] = []
+    fields: list[FieldChange] = []
+    forced: list[str] = []
+    if current.config_hash != spec.config_hash:
+        secrets = spec.secret_env | set(filter(None, current.labels.get(SECRET_ENV_LABEL, "").split(",")))
+        changed = _changed_fields(dict(spec.field_hashes), current.field_hashes)
+        fields.extend(_explain(path, spec, current, secrets) for path in changed)
+        forced.extend(changed)
+        if not changed:
+            reasons.append("config changed")
+    image_change = images.get(spec.image_ref)
+    live_image = live.images.get(spec.image_ref)
+    if image_change is not None and _renews_image(image_change):
+        fields.append(FieldChange("image", _short(current.image_id), "(known after " + image_change.reasons[0].split(":")[0] + ")"))
+        forced.append("image")
+    elif live_image is not None and live_image.image_id and current.image_id and current.image_id != live_image.image_id:
+        fields.append(FieldChange("image", _short(current.image_id), _short(live_image.image_id)))
+        forced.append("image")
+    for network, _ in spec.networks:
+        if network in replaced:
+            reasons.append(f"network {network} is recreated")
+    for mount in spec.mounts:
+        if mount.type == "volume" and mount.source in replaced:
+            reasons.append(f"volume {mount.source} is recreated")
+    return reasons, fields, forced
+
+
+def _renews_image(change: Change) -> bool:
+    """A build (new or changed inputs) or a pull of a missing image gives a new image id.
+
+    A pull under policy ``always`` may or may not: the next pass compares ids.
+    """
+    return change.action is Action.CREATE or change.reasons[0].startswith("build")
+
+
+def _short(image_id: str) -> str:
+    return image_id[:19] + "…" if len(image_id) > 19 else image_id or "(unknown)"
+
+
+def _explain(path: str, spec: ContainerSpec, current: LiveObject, secrets: Iterable[str]) -> FieldChange:
+    """Old and new display values for one changed field, from the spec and the live details."""
+    section, _, sub = path.partition(".")
+    if section == "env" and sub in secrets:
+        return FieldChange(path, REDACTED if sub in current.details.get("env", {}) else None,
+                           REDACTED if sub in spec.env_dict() else None)
+    new = _display(_desired_value(spec, section, sub))
+    old_source = current.details.get(section)
+    if old_source is None:
+        return FieldChange(path, "(changed)" if new is not None else None, new) if new is not None else FieldChange(path)
+    old = _display(old_source.get(sub) if sub and isinstance(old_source, Mapping) else (old_source if not sub else None))
+    return FieldChange(path, old, new)
+
+
+def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:
+    if section == "env":
+        return spec.env_dict().get(sub)
+    if section == "labels":
+        return dict(spec.labels).get(sub)
+    if section == "image":
+        return spec.image_ref
+    value = getattr(spec, section, None)
+    return value
+
+
+def _display(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    return str(value)

@@ -1,0 +1,161 @@
+"""The one path every entry point takes: load → validate → model → observe → plan → apply.
+
+The CLI calls these functions, and so will ``watch`` and ``daemon``: the loop
+only decides *when* to reconcile, never *how*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from .apply import ApplyOptions, ApplyReport, Outcome, apply_plan
+from .drivers import DriverContext, DriverRegistry, Drivers
+from .errors import PlanError, PluginError, Problem, SpecError, TemporaryError
+from .lock import stack_lock
+from .model import DesiredState, Kind, LiveState
+from .plan import Action, Change, Plan, plan_changes
+
+__all__ = ["ApplyRequest", "Reconciler", "load_desired"]
+
+
+def load_desired(
+    files: Sequence[str | Path],
+    *,
+    stack: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    allow_outside: bool = False,
+) -> DesiredState:
+    """Read, validate and model a spec; raise SpecError with every problem found."""
+    from .desired import build_desired, stack_name_for
+    from .loader import load_stack
+    from .validate import validate
+
+    raw = load_stack(files, environ=environ)
+    validate(raw, allow_outside=allow_outside)
+    return build_desired(raw, stack_name_for(raw, stack))
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What the user allowed for this apply."""
+
+    prune_volumes: bool = False
+    recreate_networks: bool = False
+    recreate_volumes: bool = False
+    destroy: bool = False
+    options: ApplyOptions = field(default_factory=ApplyOptions)
+    lock_timeout: float = 10.0
+
+
+class Reconciler:
+    """Plugins, drivers and one engine: observe, plan and apply stacks."""
+
+    def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None) -> None:
+        from .plugins import load_driver_registry, make_plugin_manager
+
+        self.engine_url = engine_url
+        self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
+        self.registry: DriverRegistry = load_driver_registry(self.pm)
+
+    def drivers(self, stack: str) -> Drivers:
+        return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url))
+
+    def check_drivers(self, desired: DesiredState) -> None:
+        """Every driver a spec names exists: a SpecError listing the available ones otherwise."""
+        problems = []
+        for kind, specs, section in (
+            (Kind.IMAGE, desired.images.values(), "images"),
+            (Kind.NETWORK, desired.networks.values(), "networks"),
+            (Kind.VOLUME, desired.volumes.values(), "volumes"),
+        ):
+            names = self.registry.names(kind)
+            for spec in specs:
+                if spec.driver not in names:
+                    problems.append(Problem(
+                        f"unknown driver {spec.driver!r} (available: {', '.join(names) or 'none'})",
+                        file=desired.sources[0] if desired.sources else "", path=f"{section}.{spec.key}.driver"))
+        if problems:
+            raise SpecError(problems)
+
+    def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
+        """The live state, retrying while the engine is temporarily unreachable."""
+        from .observe import observe
+
+        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.5, max=4),
+                                retry=retry_if_exception_type(TemporaryError), reraise=True):
+            with attempt:
+                return observe(desired, drivers)
+        raise AssertionError("unreachable")
+
+    def plan(self, desired: DesiredState, *, prune_volumes: bool = False) -> tuple[Plan, LiveState]:
+        self.check_drivers(desired)
+        drivers = self.drivers(desired.stack)
+        live = self.observe(desired, drivers)
+        return plan_changes(desired, live, prune_volumes=prune_volumes), live
+
+    def apply(
+        self,
+        desired: DesiredState,
+        request: ApplyRequest = ApplyRequest(),
+        *,
+        on_plan: Callable[[Plan], None] | None = None,
+        before: Callable[[Change], None] | None = None,
+        after: Callable[[Outcome], None] | None = None,
+    ) -> ApplyReport:
+        """Lock the stack, plan against fresh live state, refuse what is not allowed, apply."""
+        self.check_drivers(desired)
+        with stack_lock(desired.stack, self.engine_url, timeout=request.lock_timeout):
+            drivers = self.drivers(desired.stack)
+            live = self.observe(desired, drivers)
+            plan = plan_changes(desired, live, prune_volumes=request.prune_volumes)
+            self._refuse(desired, live, plan, request)
+            if on_plan is not None:
+                on_plan(plan)
+            return self._run(plan, desired, drivers, request, before, after)
+
+    def _refuse(self, desired: DesiredState, live: LiveState, plan: Plan, request: ApplyRequest) -> None:
+        if desired.is_empty() and not request.destroy and any(c.action is Action.DELETE for c in plan.changes):
+            owned = sum(1 for c in plan.changes if c.action is Action.DELETE)
+            raise PlanError(f"the spec of stack {desired.stack!r} is empty: applying it would delete all {owned} "
+                            f"objects the stack owns; run 'reconcile destroy' to remove the stack")
+        allowed = {Kind.NETWORK: request.recreate_networks, Kind.VOLUME: request.recreate_volumes}
+        blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
+        if blocked:
+            raise PlanError("refusing to apply:\n" + "\n".join(f"  {reason}" for reason in blocked))
+        vetoes = [v for v in self.pm.hook.reconciler_plan_ready(plan=plan, desired=desired) if v]
+        if vetoes:
+            raise PlanError("a plugin vetoed the plan:\n" + "\n".join(f"  {reason}" for reason in vetoes))
+
+    def _run(self, plan, desired, drivers, request, before, after) -> ApplyReport:
+        hook = self.pm.hook
+
+        def _before(change: Change) -> None:
+            _call_hook("reconciler_before_change", hook.reconciler_before_change, change=change)
+            if before is not None:
+                before(change)
+
+        def _after(outcome: Outcome) -> None:
+            _call_hook("reconciler_after_change", hook.reconciler_after_change, change=outcome.change, outcome=outcome)
+            if after is not None:
+                after(outcome)
+
+        report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
+        _call_hook("reconciler_apply_finished", hook.reconciler_apply_finished, report=report)
+        return report
+
+    def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> ApplyReport:
+        """Remove everything the stack owns; volumes only with ``prune_volumes``."""
+        desired = DesiredState(stack=stack)
+        request = ApplyRequest(prune_volumes=request.prune_volumes, destroy=True, options=request.options,
+                               lock_timeout=request.lock_timeout)
+        return self.apply(desired, request, **callbacks)
+
+
+def _call_hook(name: str, hook: Callable[..., Any], **kwargs: Any) -> None:
+    try:
+        hook(**kwargs)
+    except Exception as exc:  # a plugin's bug is reported as such, naming the hook
+        raise PluginError(f"a plugin failed in {name}: {exc}") from exc

@@ -1,0 +1,144 @@
+"""Text and JSON views of plans, apply reports and status, for the CLI.
+
+Returns strings and plain data; printing is the CLI's job. Values in plans are
+already redacted by the planner; nothing here sees a secret.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from .apply import ApplyReport, Outcome
+from .plan import Action, Change, Plan
+
+__all__ = ["change_line", "outcome_line", "plan_json", "plan_text", "report_json", "report_text", "status_text"]
+
+_SYMBOL = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.START: "~",
+    Action.DELETE: "-",
+}
+_VERB = {
+    Action.CREATE: "create",
+    Action.UPDATE: "update",
+    Action.REPLACE: "replace",
+    Action.START: "start",
+    Action.DELETE: "delete",
+}
+
+
+def _what(change: Change) -> str:
+    if change.kind.value == "image":
+        verb = "build" if change.reasons and change.reasons[0].startswith("build") else "pull"
+        return f"{verb} image {change.name}"
+    if change.action is Action.START:
+        return f"start container {change.name}"
+    return f"{change.kind.value} {change.name}"
+
+
+def change_line(change: Change) -> str:
+    """One line naming the change: ``-/+ container demo-web-1``."""
+    return f"{_SYMBOL[change.action]} {_what(change)}"
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as terraform users read it: symbol, object, then indented reasons."""
+    if plan.empty:
+        lines = [f"Stack {plan.stack}: no changes. The engine matches the spec."]
+    else:
+        lines = [f"Stack {plan.stack}: {_summary(plan.counts())}.", ""]
+        for change in plan.changes:
+            lines.extend(_change_block(change))
+    if plan.notes:
+        lines.append("")
+        lines.extend(f"note: {note}" for note in plan.notes)
+    return "\n".join(lines)
+
+
+def _change_block(change: Change) -> list[str]:
+    head = "  " + change_line(change)
+    if change.forced_by and change.action is Action.REPLACE:
+        head += f"   (forced by {', '.join(change.forced_by)})"
+    lines = [head]
+    lines.extend(f"        {reason}" for reason in change.reasons if reason != "new" or change.error)
+    lines.extend(f"        {field}" for field in change.fields)
+    if change.blocked:
+        lines.append(f"        ! blocked: {change.blocked}")
+    if change.error:
+        lines.append(f"        ! error: {change.error}")
+    return lines
+
+
+def _summary(counts: dict[str, int]) -> str:
+    order = ["create", "update", "replace", "start", "delete"]
+    parts = [f"{counts[name]} to {name}" for name in order if counts.get(name)]
+    return ", ".join(parts) or "no changes"
+
+
+def _change_data(change: Change) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "action": change.action.value,
+        "kind": change.kind.value,
+        "name": change.name,
+        "key": change.key,
+        "reasons": list(change.reasons),
+        "fields": [{"path": f.path, "old": f.old, "new": f.new} for f in change.fields],
+        "forced_by": list(change.forced_by),
+        "blocked": change.blocked or None,
+        "error": change.error or None,
+    }
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(
+        {"stack": plan.stack, "changes": [_change_data(c) for c in plan.changes], "notes": list(plan.notes),
+         "counts": plan.counts()},
+        indent=2,
+    )
+
+
+def outcome_line(outcome: Outcome) -> str:
+    """A progress line for one finished change."""
+    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[outcome.status]
+    line = f"{change_line(outcome.change):<60} {mark:>7}  {outcome.seconds:5.1f}s"
+    if outcome.error:
+        line += f"\n      {outcome.error}"
+    return line
+
+
+def report_text(report: ApplyReport) -> str:
+    ok, failed, skipped = (report.count(s) for s in ("ok", "failed", "skipped"))
+    if not report.outcomes:
+        return f"Stack {report.stack}: nothing to do ({report.seconds:.1f}s)."
+    state = "converged" if report.ok else "NOT converged"
+    return (f"Stack {report.stack} {state}: {ok} ok, {failed} failed, {skipped} skipped "
+            f"in {report.seconds:.1f}s.")
+
+
+def report_json(report: ApplyReport) -> str:
+    return json.dumps(
+        {
+            "stack": report.stack,
+            "ok": report.ok,
+            "seconds": round(report.seconds, 3),
+            "engine_calls": dict(report.stats),
+            "changes": [
+                {**_change_data(o.change), "status": o.status, "error": o.error or None, "seconds": round(o.seconds, 3)}
+                for o in report.outcomes
+            ],
+        },
+        indent=2,
+    )
+
+
+def status_text(rows: Iterable[dict[str, Any]]) -> str:
+    """A table of objects: kind, name, live state, health, drift."""
+    rows = list(rows)
+    headers = ["KIND", "NAME", "STATE", "HEALTH", "IMAGE", "DRIFT"]
+    keys = ["kind", "name", "state", "health", "image", "drift"]
+    table = [headers] + [[str(row.get(k) or "-") for k in keys] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)

@@ -1,0 +1,63 @@
+"""Status: every object of a stack, desired against live, with health and drift. Pure."""
+from __future__ import annotations
+
+from typing import Any
+
+from .model import DesiredState, Kind, LiveState
+from .plan import Plan, wanted_images
+
+__all__ = ["status_rows"]
+
+
+def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict[str, Any]]:
+    """One row per desired or owned object; ``drift`` says what the plan would change, if anything."""
+    changes = {c.id: c for c in plan.changes}
+    wanted = {
+        Kind.IMAGE: set(wanted_images(desired)),
+        Kind.NETWORK: {s.name for s in desired.networks.values()},
+        Kind.VOLUME: {s.name for s in desired.volumes.values()},
+        Kind.CONTAINER: set(desired.containers),
+    }
+    rows = []
+    for kind in Kind:
+        live_objects = live.of(kind)
+        names = wanted[kind] | {n for n, o in live_objects.items() if o.owned}
+        for name in sorted(names):
+            obj = live_objects.get(name)
+            change = changes.get(f"{kind.value}:{name}")
+            rows.append({
+                "kind": kind.value,
+                "name": name,
+                "desired": name in wanted[kind],
+                "live": obj is not None,
+                "managed": bool(obj and obj.owned),
+                "state": _state(kind, obj),
+                "health": (obj.health if obj else "") or None,
+                "image": _image(kind, obj, live, desired, name),
+                "drift": _drift(change),
+            })
+    return rows
+
+
+def _state(kind: Kind, obj) -> str:
+    if obj is None:
+        return "missing"
+    if kind is Kind.CONTAINER:
+        return obj.state + (f" ({obj.exit_code})" if obj.state == "exited" and obj.exit_code is not None else "")
+    return "present" if obj.owned or kind is Kind.IMAGE else "unmanaged"
+
+
+def _image(kind: Kind, obj, live: LiveState, desired: DesiredState, name: str) -> str | None:
+    if kind is Kind.IMAGE and obj is not None:
+        return obj.image_id[:19]
+    if kind is Kind.CONTAINER and obj is not None:
+        return obj.image_id[:19] or None
+    return None
+
+
+def _drift(change) -> str | None:
+    if change is None:
+        return None
+    detail = "; ".join([*change.reasons, *map(str, change.fields)])
+    text = f"{change.action.value}: {detail}" if detail else change.action.value
+    return f"{text} [{change.error}]" if change.error else text

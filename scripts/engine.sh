@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Bring up what the reconciler needs on a fresh Debian machine, idempotently:
+#   scripts/engine.sh up     install docker.io + busybox-static if missing, start dockerd
+#                            if no engine answers, build the local base image
+#   scripts/engine.sh down   stop the dockerd that "up" started (and nothing else)
+# Docker Hub may be unreachable, so the base image is made from the host's static busybox.
+set -euo pipefail
+
+BASE_IMAGE="${RECONCILER_BASE_IMAGE:-reconciler/busybox:latest}"
+STATE_DIR="${RECONCILER_ENGINE_STATE:-/tmp/reconciler-engine}"
+PIDFILE="$STATE_DIR/dockerd.pid"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+log() { echo "engine: $*" >&2; }
+
+install_packages() {
+  local missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx nc || missing+=(busybox-static)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+start_engine() {
+  if engine_answers; then
+    return
+  fi
+  mkdir -p "$STATE_DIR"
+  log "starting dockerd (log: $STATE_DIR/dockerd.log)"
+  $SUDO setsid dockerd >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
+  echo $! >"$PIDFILE"
+  for _ in $(seq 1 120); do
+    engine_answers && { log "engine ready"; return; }
+    sleep 0.5
+  done
+  log "dockerd did not become ready; last lines of its log:"
+  tail -20 "$STATE_DIR/dockerd.log" >&2
+  exit 1
+}
+
+build_base_image() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    return
+  fi
+  log "building $BASE_IMAGE from the host's static busybox"
+  local root
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root" "$root/var/www"
+  chmod 1777 "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  tar -C "$root" -c . | docker import \
+    --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+stop_engine() {
+  [ -f "$PIDFILE" ] || return 0
+  local pid
+  pid=$(cat "$PIDFILE")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping dockerd (pid $pid)"
+    $SUDO kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+  rm -f "$PIDFILE"
+}
+
+case "${1:-up}" in
+  up) install_packages; start_engine; build_base_image ;;
+  down) stop_engine ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

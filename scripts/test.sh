@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The full test suite, on a fresh machine or a developer's: sets up the engine
+# (installing and starting what is missing), installs the project, runs pytest,
+# and stops the engine again if this script started it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started_here=0
+docker info >/dev/null 2>&1 || started_here=1
+bash scripts/engine.sh up
+if [ "$started_here" = 1 ]; then
+  trap 'bash scripts/engine.sh down' EXIT
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Running pip as" || true
+python3 -m pytest "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Bring up examples/stack.yaml on this machine, installing and starting what is
+# missing (Docker engine, base image, the project itself), then show its status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/engine.sh up
+python3 -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Running pip as" || true
+reconcile apply -f examples/stack.yaml
+echo
+reconcile status -f examples/stack.yaml

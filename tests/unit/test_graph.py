@@ -1,0 +1,39 @@
+"""Step ordering is pure: deletes before their holders go, creates after what they require."""
+from __future__ import annotations
+
+from reconciler.graph import build_steps, dependents_of
+from reconciler.model import Kind
+from reconciler.plan import Action, Change
+
+
+def ids(steps):
+    return {s.id: set(s.after) for s in steps}
+
+
+def test_network_replace_waits_for_old_containers_and_new_containers_wait_for_it():
+    net = Change(Action.REPLACE, Kind.NETWORK, "n", "n")
+    web = Change(Action.REPLACE, Kind.CONTAINER, "web", "web", requires=("network:n",), holds=("network:n",))
+    graph = ids(build_steps([net, web]))
+    assert graph["network:n#down"] == {"container:web#down"}
+    assert graph["network:n#up"] == {"network:n#down"}
+    assert graph["container:web#up"] == {"container:web#down", "network:n#up"}
+
+
+def test_requirements_without_changes_add_no_edges():
+    web = Change(Action.CREATE, Kind.CONTAINER, "web", "web", requires=("image:x", "network:n"))
+    assert ids(build_steps([web])) == {"container:web#up": set()}
+
+
+def test_dependents_are_found_transitively():
+    img = Change(Action.CREATE, Kind.IMAGE, "x", "x")
+    db = Change(Action.CREATE, Kind.CONTAINER, "db", "db", requires=("image:x",))
+    web = Change(Action.CREATE, Kind.CONTAINER, "web", "web", requires=("container:db",))
+    other = Change(Action.CREATE, Kind.CONTAINER, "other", "other")
+    steps = build_steps([img, db, web, other])
+    assert dependents_of(steps, "image:x#up") == {"container:db#up", "container:web#up"}
+
+
+def test_dependent_container_comes_down_first():
+    db = Change(Action.DELETE, Kind.CONTAINER, "db", "db")
+    web = Change(Action.DELETE, Kind.CONTAINER, "web", "web", holds=("container:db",))
+    assert ids(build_steps([db, web]))["container:db#down"] == {"container:web#down"}

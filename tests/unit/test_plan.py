@@ -1,0 +1,240 @@
+"""plan_changes is pure: every case here builds desired and live state by hand."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from reconciler.hashing import canonical_json
+from reconciler.model import (
+    FIELDS_LABEL,
+    HASH_LABEL,
+    NAME_LABEL,
+    REPLICA_LABEL,
+    STACK_LABEL,
+    ContainerSpec,
+    DesiredState,
+    EnvVar,
+    ImageSpec,
+    Kind,
+    LiveObject,
+    LiveState,
+    Mount,
+    NetworkSpec,
+    VolumeSpec,
+)
+from reconciler.plan import REDACTED, SECRET_ENV_LABEL, Action, plan_changes, spec_fields
+
+STACK = "demo"
+IMAGE_ID = "sha256:" + "a" * 64
+
+
+def container(key="web", replica=1, env=(), **kw) -> ContainerSpec:
+    from reconciler.hashing import config_hash, field_hashes
+
+    config = {"image": kw.get("image_ref", "base:1"), "env": {e.name: e.value for e in env},
+              "command": kw.get("command")}
+    return ContainerSpec(
+        key=key, name=f"{STACK}-{key}-{replica}", replica=replica, image_key=None,
+        image_ref=kw.pop("image_ref", "base:1"), env=tuple(env),
+        config_hash=config_hash(config),
+        field_hashes=tuple(sorted(field_hashes(config, expand=frozenset({"env"})).items())),
+        **kw,
+    )
+
+
+def live_container(spec: ContainerSpec, *, state="running", exit_code=None, image_id=IMAGE_ID, owned=True,
+                   details=None, labels_extra=None) -> LiveObject:
+    labels = {STACK_LABEL: STACK, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
+              REPLICA_LABEL: str(spec.replica), FIELDS_LABEL: canonical_json(dict(spec.field_hashes))}
+    labels.update(labels_extra or {})
+    return LiveObject(Kind.CONTAINER, spec.name, "id-" + spec.name, labels if owned else {}, owned=owned,
+                      state=state, exit_code=exit_code, image_id=image_id, details=details or {})
+
+
+def live_image(ref="base:1", image_id=IMAGE_ID, labels=None) -> LiveObject:
+    return LiveObject(Kind.IMAGE, ref, image_id, labels or {}, image_id=image_id)
+
+
+def state(*containers, networks=(), volumes=(), images=()) -> DesiredState:
+    return DesiredState(
+        stack=STACK,
+        containers={c.name: c for c in containers},
+        networks={n.key: n for n in networks},
+        volumes={v.key: v for v in volumes},
+        images={i.key: i for i in images},
+    )
+
+
+def live(*containers, networks=(), volumes=(), images=(live_image(),)) -> LiveState:
+    return LiveState(containers={c.name: c for c in containers}, networks={n.name: n for n in networks},
+                     volumes={v.name: v for v in volumes}, images={i.name: i for i in images})
+
+
+def owned(kind: Kind, spec, **labels) -> LiveObject:
+    base = {STACK_LABEL: STACK, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
+            FIELDS_LABEL: canonical_json(spec_fields(spec))}
+    base.update(labels)
+    return LiveObject(kind, spec.name, "id-" + spec.name, base, owned=True)
+
+
+def actions(plan) -> list[tuple[str, str]]:
+    return [(c.action.value, c.id) for c in plan.changes]
+
+
+def test_from_nothing_creates_everything_in_kind_order():
+    net = NetworkSpec(key="back", name="demo_back", config_hash="n1")
+    vol = VolumeSpec(key="data", name="demo_data", config_hash="v1")
+    web = container(networks=(("demo_back", ()),), mounts=(Mount("volume", "/d", "demo_data", volume_key="data"),))
+    plan = plan_changes(state(web, networks=[net], volumes=[vol]), live(images=()))
+    assert actions(plan) == [
+        ("create", "image:base:1"),
+        ("create", "network:demo_back"),
+        ("create", "volume:demo_data"),
+        ("create", "container:demo-web-1"),
+    ]
+    web_change = plan.changes[-1]
+    assert set(web_change.requires) == {"image:base:1", "network:demo_back", "volume:demo_data"}
+
+
+def test_converged_stack_plans_nothing():
+    web = container(env=[EnvVar("A", "1")])
+    assert plan_changes(state(web), live(live_container(web))).empty
+
+
+def test_one_env_change_replaces_only_that_container_and_names_the_field():
+    web = container(env=[EnvVar("LOG_LEVEL", "debug")])
+    old = container(env=[EnvVar("LOG_LEVEL", "info")])
+    db = container(key="db")
+    current = live(live_container(old, details={"env": {"LOG_LEVEL": "info"}}), live_container(db))
+    plan = plan_changes(state(web, db), current)
+    assert actions(plan) == [("replace", "container:demo-web-1")]
+    change = plan.changes[0]
+    assert change.forced_by == ("env.LOG_LEVEL",)
+    assert str(change.fields[0]) == 'env.LOG_LEVEL: "info" → "debug"'
+
+
+def test_secret_values_never_appear_in_the_plan():
+    web = container(env=[EnvVar("PASSWORD", "hunter22", secret=True)])
+    old = container(env=[EnvVar("PASSWORD", "hunter11", secret=True)])
+    current = live(live_container(old, details={"env": {"PASSWORD": "hunter11"}},
+                                  labels_extra={SECRET_ENV_LABEL: "PASSWORD"}))
+    plan = plan_changes(state(web), current)
+    text = repr(plan)
+    assert "hunter" not in text
+    assert plan.changes[0].fields[0].new == REDACTED
+
+
+def test_stopped_container_is_started_and_completed_one_shot_is_left_alone():
+    web = container()
+    job = container(key="job")
+    current = live(live_container(web, state="exited", exit_code=137), live_container(job, state="exited", exit_code=0))
+    plan = plan_changes(state(web, job), current)
+    assert actions(plan) == [("start", "container:demo-web-1")]
+    assert plan.changes[0].reasons == ("state: exited → running",)
+
+
+def test_failed_one_shot_is_restarted():
+    job = container(key="job")
+    plan = plan_changes(state(job), live(live_container(job, state="exited", exit_code=1)))
+    assert actions(plan) == [("start", "container:demo-job-1")]
+
+
+def test_removed_container_is_recreated():
+    web = container()
+    assert actions(plan_changes(state(web), live())) == [("create", "container:demo-web-1")]
+
+
+def test_unmanaged_name_collision_is_an_error_not_a_takeover():
+    web = container()
+    plan = plan_changes(state(web), live(live_container(web, owned=False)))
+    assert plan.changes[0].error == "container demo-web-1 exists and is not managed by this stack; rename it or remove it by hand"
+
+
+def test_pruned_container_deleted_volume_kept_network_deleted():
+    web = container()
+    gone = container(key="old")
+    net = NetworkSpec(key="old", name="demo_old", config_hash="n1")
+    vol = VolumeSpec(key="data", name="demo_data", config_hash="v1")
+    current = live(live_container(web), live_container(gone),
+                   networks=[owned(Kind.NETWORK, net)], volumes=[owned(Kind.VOLUME, vol)])
+    plan = plan_changes(state(web), current)
+    assert actions(plan) == [("delete", "network:demo_old"), ("delete", "container:demo-old-1")]
+    assert any("demo_data is no longer in the spec and is kept" in note for note in plan.notes)
+    with_volumes = plan_changes(state(web), current, prune_volumes=True)
+    assert ("delete", "volume:demo_data") in actions(with_volumes)
+
+
+def test_scale_down_deletes_highest_replicas():
+    one = container(replica=1)
+    two = container(replica=2)
+    plan = plan_changes(state(one), live(live_container(one), live_container(two)))
+    assert actions(plan) == [("delete", "container:demo-web-2")]
+    assert "scaled down" in plan.changes[0].reasons[0]
+
+
+def test_changed_network_is_blocked_and_names_the_field_and_replaces_its_containers():
+    old = NetworkSpec(key="back", name="demo_back", subnet="10.9.0.0/24", config_hash="old")
+    new = replace(old, subnet="10.9.1.0/24", config_hash="new")
+    web = container(networks=(("demo_back", ()),))
+    current = live(live_container(web, details={"networks": ["demo_back"]}), networks=[owned(Kind.NETWORK, old)])
+    plan = plan_changes(state(web, networks=[new]), current)
+    net_change = plan.changes[0]
+    assert net_change.action is Action.REPLACE
+    assert net_change.forced_by == ("subnet",)
+    assert "--recreate-networks" in net_change.blocked
+    web_change = plan.changes[1]
+    assert web_change.action is Action.REPLACE
+    assert "network demo_back is recreated" in web_change.reasons
+    assert "network:demo_back" in web_change.holds
+
+
+def test_rebuilt_image_replaces_its_containers():
+    image = ImageSpec(key="app", ref="demo-app:latest", build_context="/ctx", build_hash="new", config_hash="new")
+    web = replace(container(image_ref="demo-app:latest"), image_key="app")
+    current = live(live_container(web), images=[live_image("demo-app:latest", labels={"io.reconciler.build-hash": "old"})])
+    plan = plan_changes(state(web, images=[image]), current)
+    assert actions(plan) == [("update", "image:demo-app:latest"), ("replace", "container:demo-web-1")]
+    assert plan.changes[1].forced_by == ("image",)
+
+
+def test_image_moved_under_the_container_replaces_it_with_both_ids():
+    web = container()
+    newer = "sha256:" + "b" * 64
+    plan = plan_changes(state(web), live(live_container(web), images=[live_image(image_id=newer)]))
+    change = plan.changes[0]
+    assert change.action is Action.REPLACE
+    assert str(change.fields[0]).startswith("image: sha256:aaaa")
+    assert "sha256:bbbb" in str(change.fields[0])
+
+
+def test_pull_never_and_missing_is_an_error():
+    image = ImageSpec(key="base", ref="base:1", pull="never")
+    plan = plan_changes(state(container(), images=[image]), live(images=()))
+    assert "pull policy is never" in plan.changes[0].error
+
+
+def test_depends_on_creates_waits_and_reverse_holds():
+    db = container(key="db")
+    web = container(depends_on=(("db", "healthy"),))
+    plan = plan_changes(state(db, web), live())
+    web_change = next(c for c in plan.changes if c.name == "demo-web-1")
+    assert web_change.waits == (("demo-db-1", "healthy"),)
+    assert "container:demo-db-1" in web_change.requires
+    assert "container:demo-db-1" in web_change.holds
+
+
+@pytest.mark.parametrize("state_name", ["running", "restarting"])
+def test_running_states_are_converged(state_name):
+    web = container()
+    assert plan_changes(state(web), live(live_container(web, state=state_name))).empty
+
+
+def test_plan_is_plain_data_that_serializes():
+    from reconciler.render import plan_json
+
+    web = container(env=[EnvVar("A", "2")])
+    data = json.loads(plan_json(plan_changes(state(web), live())))
+    assert [c["action"] for c in data["changes"]] == ["create"]
+    assert data["changes"][0]["id"] == "container:demo-web-1"
