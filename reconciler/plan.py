@@ -9,10 +9,10 @@ changes need an explicit flag because they would destroy state.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Iterable, Mapping
 
-from .hashing import field_hashes
+from .hashing import canonical_json, field_hashes
 from .model import (
     DRIVER_LABEL,
     REPLICA_LABEL,
@@ -309,7 +309,7 @@ def _explain(path: str, spec: ContainerSpec, current: LiveObject, secrets: Itera
     new = _display(_desired_value(spec, section, sub))
     old_source = current.details.get(section)
     if old_source is None:
-        return FieldChange(path, "(changed)" if new is not None else None, new) if new is not None else FieldChange(path)
+        return FieldChange(path, "(was different)", new) if new is not None else FieldChange(path)
     old = _display(old_source.get(sub) if sub and isinstance(old_source, Mapping) else (old_source if not sub else None))
     return FieldChange(path, old, new)
 
@@ -332,4 +332,8 @@ def _display(value: object) -> str | None:
         return f'"{value}"'
     if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if is_dataclass(value):
+        return canonical_json({k: v for k, v in asdict(value).items() if v not in (None, 0, "", ())})
+    if isinstance(value, tuple):
+        return canonical_json([asdict(v) if is_dataclass(v) else v for v in value])
     return str(value)

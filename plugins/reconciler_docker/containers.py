@@ -177,7 +177,15 @@ def _condition_met(name: str, condition: str, state: dict) -> bool:
         raise PermanentError(f"container {name} has no healthcheck, so it can never be healthy")
     if status == "exited":
         raise PermanentError(f"container {name} exited with code {exit_code} before it was healthy")
+    if health == "unhealthy":  # the engine says so only after its retries ran out (as compose)
+        raise PermanentError(f"container {name} is unhealthy{_last_probe(state)}")
     return health == "healthy"
+
+
+def _last_probe(state: dict) -> str:
+    log = (state.get("Health") or {}).get("Log") or []
+    output = (log[-1].get("Output") or "").strip().splitlines() if log else []
+    return f": {output[0][:200]}" if output else ""
 
 
 def _health_text(state: dict) -> str:
