@@ -29,6 +29,7 @@ from .model import (
 __all__ = ["Action", "Change", "FieldChange", "Plan", "plan_changes", "REDACTED", "spec_fields", "wanted_images"]
 
 REDACTED = "(secret)"
+DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
 SECRET_ENV_LABEL = "io.reconciler.secret-env"
 
 
@@ -271,6 +272,13 @@ def _replace_reasons(spec, current, live, images, replaced) -> tuple[list[str], 
         forced.extend(changed)
         if not changed:
             reasons.append("config changed")
+    if "networks" in current.details and current.config_hash == spec.config_hash:
+        # Free from the list call: catches a container recreated or rewired by hand.
+        expected = sorted(n for n, _ in spec.networks) or [DEFAULT_NETWORK]
+        attached = sorted(current.details["networks"])
+        if attached != expected:
+            fields.append(FieldChange("networks", _display(tuple(attached)), _display(tuple(expected))))
+            forced.append("networks")
     image_change = images.get(spec.image_ref)
     live_image = live.images.get(spec.image_ref)
     if image_change is not None and _renews_image(image_change):

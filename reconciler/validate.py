@@ -225,12 +225,18 @@ class _Semantics:
         graph: dict[str, list[tuple[str, tuple]]] = {}
         for key, container in self._accepted("containers"):
             base = ("containers", key)
-            self._image_ref(base, container)
-            self._networks(base, container.get("networks"))
-            for index, mount in enumerate(container.get("volumes", [])):
-                self._mount((*base, "volumes", index), mount)
-            self._env_files(base, container.get("env_file"))
-            graph[key] = self._depends_on(base, container.get("depends_on"))
+            checks = {
+                "image": lambda: self._image_ref(base, container),
+                "networks": lambda: self._networks(base, container.get("networks")),
+                "volumes": lambda: [self._mount((*base, "volumes", i), m)
+                                    for i, m in enumerate(container.get("volumes", []))],
+                "env_file": lambda: self._env_files(base, container.get("env_file")),
+                "depends_on": lambda: graph.__setitem__(key, self._depends_on(base, container.get("depends_on"))),
+            }
+            # A schema error in one field must not hide reference errors in the others.
+            for field, check in checks.items():
+                if field in container and self._clean((*base, field)):
+                    check()
         self._cycles(graph)
         return self.out
 
@@ -238,12 +244,20 @@ class _Semantics:
         value = self.raw.data.get(name)
         return value if isinstance(value, dict) else {}
 
+    def _clean(self, prefix: tuple) -> bool:
+        """True when the schema raised nothing at, under or above ``prefix``."""
+        return not any(p[: len(prefix)] == prefix or prefix[: len(p)] == p for p in self.failed)
+
     def _accepted(self, section: str) -> list[tuple[str, dict]]:
-        """Entries of ``section`` the schema raised nothing about (at, under or above them)."""
-        def clean(prefix: tuple) -> bool:
-            return not any(p[: len(prefix)] == prefix or prefix[: len(p)] == p for p in self.failed)
+        """Entries of ``section`` the schema raised nothing about at or above them.
+
+        Images must be clean throughout; containers are checked field by field.
+        """
+        def above(prefix: tuple) -> bool:
+            return any(prefix[: len(p)] == p for p in self.failed)
         return [(key, value) for key, value in self._section(section).items()
-                if isinstance(value, dict) and clean((section, key))]
+                if isinstance(value, dict) and not above((section, key))
+                and (section == "containers" or self._clean((section, key)))]
 
     def _image_ref(self, base: tuple, container: dict) -> None:
         image = container["image"]

@@ -3,6 +3,7 @@
 #   scripts/engine.sh up     install docker.io + busybox-static if missing, start dockerd
 #                            if no engine answers, build the local base image
 #   scripts/engine.sh down   stop the dockerd that "up" started (and nothing else)
+#   scripts/engine.sh restart  stop and start that dockerd again (tests of engine restarts)
 # Docker Hub may be unreachable, so the base image is made from the host's static busybox.
 set -euo pipefail
 
@@ -76,8 +77,15 @@ stop_engine() {
   rm -f "$PIDFILE"
 }
 
+restart_engine() {
+  [ -f "$PIDFILE" ] || { log "refusing to restart an engine this script did not start"; exit 1; }
+  stop_engine
+  start_engine
+}
+
 case "${1:-up}" in
   up) install_packages; start_engine; build_base_image ;;
   down) stop_engine ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  restart) restart_engine ;;
+  *) echo "usage: $0 up|down|restart" >&2; exit 2 ;;
 esac

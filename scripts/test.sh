@@ -10,6 +10,8 @@ docker info >/dev/null 2>&1 || started_here=1
 bash scripts/engine.sh up
 if [ "$started_here" = 1 ]; then
   trap 'bash scripts/engine.sh down' EXIT
+  # Only an engine this script started may be restarted by the tests.
+  export RECONCILER_ENGINE_RESTARTABLE=1
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Running pip as" || true
 python3 -m pytest "$@"

@@ -238,3 +238,16 @@ def test_plan_is_plain_data_that_serializes():
     data = json.loads(plan_json(plan_changes(state(web), live())))
     assert [c["action"] for c in data["changes"]] == ["create"]
     assert data["changes"][0]["id"] == "container:demo-web-1"
+
+
+def test_container_rewired_by_hand_is_replaced():
+    web = container(networks=(("demo_back", ()),))
+    current = live(live_container(web, details={"networks": ["bridge"]}))
+    change = plan_changes(state(web), current).changes[0]
+    assert change.action is Action.REPLACE
+    assert str(change.fields[0]) == 'networks: ["bridge"] → ["demo_back"]'
+
+
+def test_container_without_networks_expects_the_default_bridge():
+    web = container()
+    assert plan_changes(state(web), live(live_container(web, details={"networks": ["bridge"]}))).empty

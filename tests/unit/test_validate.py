@@ -253,9 +253,15 @@ containers:
     }
 
 
-def test_semantic_checks_skip_containers_that_failed_the_schema(tmp_path: Path) -> None:
+def test_semantic_checks_skip_only_the_fields_that_failed_the_schema(tmp_path: Path) -> None:
     spec = "containers:\n  web:\n    image: undefined-image\n    networks: 5\n    depends_on: [ghost]\n"
-    assert list(by_path(problems_of(tmp_path, spec))) == ["containers.web.networks"]
+    assert sorted(by_path(problems_of(tmp_path, spec))) == [
+        "containers.web.depends_on[0]", "containers.web.image", "containers.web.networks"]
+
+
+def test_semantic_checks_skip_a_container_broken_as_a_whole(tmp_path: Path) -> None:
+    spec = "containers:\n  web:\n    networks: [nowhere]\n"
+    assert list(by_path(problems_of(tmp_path, spec))) == ["containers.web"]
 
 
 def test_depends_on_cycles_are_named_once(tmp_path: Path) -> None:

@@ -1,0 +1,62 @@
+"""The CLI's engine-free paths: validate, error rendering, exit codes."""
+from __future__ import annotations
+
+import textwrap
+
+from reconciler.cli import main
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_validate_a_directory_of_files_as_one_stack(tmp_path, capsys):
+    write(tmp_path / "a.yaml", """
+        name: split
+        networks: {back: {}}
+    """)
+    write(tmp_path / "b.yml", """
+        containers:
+          web: {image: "x:1", networks: [back]}
+    """)
+    assert main(["validate", "-f", str(tmp_path)]) == 0
+    assert "valid stack 'split'" in capsys.readouterr().out
+
+
+def test_stack_name_defaults_to_the_directory_and_can_be_overridden(tmp_path, capsys):
+    folder = tmp_path / "My_Shop"
+    folder.mkdir()
+    spec = write(folder / "stack.yaml", "containers: {web: {image: 'x:1'}}\n")
+    assert main(["validate", "-f", str(spec)]) == 0
+    assert "valid stack 'my_shop'" in capsys.readouterr().out
+    assert main(["validate", "-f", str(spec), "--stack", "other"]) == 0
+    assert "valid stack 'other'" in capsys.readouterr().out
+
+
+def test_invalid_spec_reports_every_problem_with_location_and_no_traceback(tmp_path, capsys):
+    spec = write(tmp_path / "stack.yaml", """
+        containers:
+          web:
+            image: nowhere
+            replicas: many
+            depends_on: [ghost]
+    """)
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:4:" in err and "image 'nowhere' is not defined" in err
+    assert f"{spec}:5:" in err and "containers.web.replicas" in err
+    assert "Traceback" not in err
+
+
+def test_missing_spec_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 1
+    assert "no spec given" in capsys.readouterr().err
+
+
+def test_malicious_yaml_is_refused_cleanly(tmp_path, capsys):
+    spec = write(tmp_path / "stack.yaml", "containers: !!python/object/apply:os.system ['echo pwned']\n")
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "stack.yaml:1:" in err and "Traceback" not in err
