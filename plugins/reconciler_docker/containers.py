@@ -127,11 +127,14 @@ class DockerRuntimeDriver(RuntimeDriver):
 
     def start(self, name: str) -> None:
         with engine_errors(f"start container {name}"):
-            state = (self.api.inspect_container(name).get("State") or {})
-            if state.get("Paused"):
-                self.api.unpause(name)
-            elif not state.get("Running"):
+            try:
                 self.api.start(name)
+            except docker.errors.APIError as exc:
+                # Asking first would cost every start a read; a paused container is rare.
+                if exc.status_code == 409 and "paused" in str(exc.explanation or ""):
+                    self.api.unpause(name)
+                else:
+                    raise
 
     def delete(self, live: LiveObject) -> None:
         """Stop gracefully (the container's own stop signal and grace period), then remove.

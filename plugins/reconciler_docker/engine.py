@@ -6,6 +6,7 @@ is how tests and benchmarks prove a converged apply writes nothing.
 """
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,11 +30,14 @@ def api_client(context: DriverContext) -> docker.APIClient:
     """The low-level client for ``context.engine_url`` (``DOCKER_HOST``, then the local socket)."""
     client = context.shared.get(_CLIENT_KEY)
     if client is None:
-        with engine_errors("connect to the engine"):
+        where = context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        try:
             if context.engine_url:
                 client = docker.APIClient(base_url=context.engine_url, version="auto", timeout=120)
             else:
                 client = docker.from_env(version="auto", timeout=120).api
+        except docker.errors.DockerException as exc:
+            raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
         client.hooks["response"].append(_counter(context))
         context.shared[_CLIENT_KEY] = client
     return client
@@ -64,12 +68,25 @@ def engine_errors(action: str) -> Iterator[None]:
             raise TemporaryError(message) from exc
         raise PermanentError(message) from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise EngineUnreachable(f"{action}: cannot reach the engine ({_short(exc)})") from exc
+        raise EngineUnreachable(f"{action}: cannot reach the engine: {_reason(exc)}") from exc
     except docker.errors.DockerException as exc:
         text = str(exc)
         if "Connection" in text or "connect" in text or "No such file" in text:
-            raise EngineUnreachable(f"{action}: cannot reach the engine ({_short(exc)})") from exc
+            raise EngineUnreachable(f"{action}: cannot reach the engine: {_reason(exc)}") from exc
         raise PermanentError(f"{action}: {text}") from exc
+
+
+_REASONS = ("No such file or directory", "Connection refused", "Permission denied", "timed out",
+            "Name or service not known", "Connection reset")
+
+
+def _reason(exc: Exception) -> str:
+    """The part of a deeply wrapped connection error that tells the user something."""
+    text = str(exc)
+    for reason in _REASONS:
+        if reason.lower() in text.lower():
+            return reason.lower() + (" (is dockerd running?)" if reason != "Permission denied" else "")
+    return _short(exc)
 
 
 def _short(exc: Exception) -> str:

@@ -60,3 +60,11 @@ def test_malicious_yaml_is_refused_cleanly(tmp_path, capsys):
     assert main(["validate", "-f", str(spec)]) == 1
     err = capsys.readouterr().err
     assert "stack.yaml:1:" in err and "Traceback" not in err
+
+
+def test_unreachable_engine_is_one_clear_line(tmp_path, capsys):
+    spec = write(tmp_path / "stack.yaml", "containers: {web: {image: 'x:1'}}\n")
+    assert main(["plan", "-f", str(spec), "--engine", f"unix://{tmp_path}/missing.sock"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach the Docker engine at unix://{tmp_path}/missing.sock: no such file")
+    assert "Traceback" not in err
