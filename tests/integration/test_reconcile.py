@@ -234,3 +234,29 @@ def test_a_second_writer_waits_then_names_the_holder(stack):
         release.set()
         holder.join()
     assert stack.containers() == {}
+
+
+def test_completed_one_shot_job_gates_its_dependent_and_is_not_rerun(stack):
+    stack.write("""
+        name: STACK
+        volumes:
+          data: {}
+        containers:
+          migrate:
+            image: BASE
+            command: ["sh", "-c", "sleep 1; echo done > /data/migrated"]
+            volumes: ["data:/data"]
+          app:
+            image: BASE
+            command: ["sh", "-c", "test -f /data/migrated && exec sleep 3600"]
+            init: true
+            volumes: ["data:/data"]
+            depends_on: {migrate: {condition: completed}}
+    """)
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    assert running(stack) == {f"{stack.name}-app-1"}
+    before = time.time()
+    again = stack.apply("--output", "json")
+    assert again.json()["changes"] == []
+    assert stack.events_since(before) == []
