@@ -11,13 +11,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
-from .errors import PermanentError, ReconcilerError, TemporaryError
+from .errors import PermanentError, ReconcilerError
 from .graph import DOWN, UP, Step, build_steps, dependents_of
 from .hashing import canonical_json
 from .model import FIELDS_LABEL, ContainerSpec, DesiredState, Kind, LiveObject, labels_for
+from .retry import RetryPolicy, call_with_retries
 from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
 
 __all__ = ["ApplyOptions", "ApplyReport", "Outcome", "apply_plan", "object_labels"]
@@ -52,9 +51,7 @@ class ApplyReport:
 class ApplyOptions:
     workers: int = 4
     wait_timeout: float = 120.0
-    retry_attempts: int = 4
-    retry_base: float = 0.5
-    retry_max: float = 8.0
+    retry: RetryPolicy = RetryPolicy()
 
 
 def object_labels(stack: str, kind: Kind, spec: Any) -> dict[str, str]:
@@ -95,15 +92,7 @@ class _Runner:
     def run(self, step: Step) -> None:
         if step.change.error:
             raise PermanentError(step.change.error)
-        retrying = Retrying(
-            stop=stop_after_attempt(self.options.retry_attempts),
-            wait=wait_exponential(multiplier=self.options.retry_base, max=self.options.retry_max),
-            retry=retry_if_exception_type(TemporaryError),
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt:
-                self._dispatch(step)
+        call_with_retries(lambda: self._dispatch(step), self.options.retry)
 
     def _dispatch(self, step: Step) -> None:
         change = step.change

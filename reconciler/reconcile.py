@@ -9,16 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 from .apply import ApplyOptions, ApplyReport, Outcome, apply_plan
 from .drivers import DriverContext, DriverRegistry, Drivers
-from .errors import PlanError, PluginError, Problem, SpecError, TemporaryError
+from .errors import PlanError, PluginError, Problem, SpecError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
+from .retry import RetryPolicy, call_with_retries
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
+
+OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 
 
 def load_desired(
@@ -84,11 +85,7 @@ class Reconciler:
         """The live state, retrying while the engine is temporarily unreachable."""
         from .observe import observe
 
-        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.5, max=4),
-                                retry=retry_if_exception_type(TemporaryError), reraise=True):
-            with attempt:
-                return observe(desired, drivers)
-        raise AssertionError("unreachable")
+        return call_with_retries(lambda: observe(desired, drivers), OBSERVE_RETRY)
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False) -> tuple[Plan, LiveState]:
         self.check_drivers(desired)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cache import known_valid, remember_valid, schema_verdict_key
 from .errors import Problem, SpecError
 from .interpolate import InterpolationError, parse_env_file
 
@@ -58,12 +59,22 @@ def validate(raw: RawStack, *, allow_outside: bool = False) -> None:
     parts that failed the schema. Relative paths may not leave the repository
     holding the spec file unless ``allow_outside`` is true.
     """
-    findings = [finding for error in _validator().iter_errors(raw.data) for finding in _explain(error)]
+    findings = _schema_findings(raw.data)
     failed = {path for path, _ in findings}
     findings += _Semantics(raw, failed, allow_outside).findings()
     problems = [_locate(raw, path, message) for path, message in findings]
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # one error may be found via two routes
+
+
+def _schema_findings(data: Any) -> list[_Finding]:
+    key = schema_verdict_key(_schema_text(), data)
+    if known_valid(key):
+        return []
+    findings = [finding for error in _validator().iter_errors(data) for finding in _explain(error)]
+    if not findings:
+        remember_valid(key)
+    return findings
 
 
 def _locate(raw: RawStack, path: tuple, message: str) -> Problem:
@@ -80,6 +91,7 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(json.loads(_schema_text()))
 
 
+@functools.cache
 def _schema_text() -> str:
     from importlib.resources import files
 

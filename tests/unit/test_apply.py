@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 from reconciler.apply import ApplyOptions, apply_plan
+from reconciler.retry import RetryPolicy
 from reconciler.drivers import (
     DriverContext,
     DriverRegistry,
@@ -20,7 +21,7 @@ from reconciler.model import ContainerSpec, DesiredState, NetworkSpec
 from reconciler.plan import plan_changes
 from reconciler.model import LiveState
 
-FAST = ApplyOptions(workers=4, retry_base=0.001, retry_max=0.002)
+FAST = ApplyOptions(workers=4, retry=RetryPolicy(attempts=4, base=0.001, cap=0.002))
 
 
 class Journal:
@@ -148,7 +149,7 @@ def test_temporary_errors_are_bounded():
     journal.fail[("create", "s-web-1")] = [TemporaryError("503")] * 10
     report = run(desired(spec("web")), journal)
     assert not report.ok
-    assert journal.calls.count(("create", "s-web-1")) == FAST.retry_attempts
+    assert journal.calls.count(("create", "s-web-1")) == FAST.retry.attempts
 
 
 def test_conflicting_change_fails_without_touching_the_engine():
