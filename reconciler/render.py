@@ -124,7 +124,7 @@ def report_json(report: ApplyReport) -> str:
             "stack": report.stack,
             "ok": report.ok,
             "seconds": round(report.seconds, 3),
-            "engine_calls": dict(report.stats),
+            "engine_calls": {"read": 0, "write": 0, **report.stats},
             "changes": [
                 {**_change_data(o.change), "status": o.status, "error": o.error or None, "seconds": round(o.seconds, 3)}
                 for o in report.outcomes

@@ -1,0 +1,20 @@
+"""Test-wide isolation: the schema cache and stack locks live in this run's temp folder."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_state(tmp_path_factory):
+    base = tmp_path_factory.mktemp("reconciler-state")
+    saved = {k: os.environ.get(k) for k in ("RECONCILER_CACHE_DIR", "RECONCILER_LOCK_DIR")}
+    os.environ["RECONCILER_CACHE_DIR"] = str(base / "cache")
+    os.environ["RECONCILER_LOCK_DIR"] = str(base / "locks")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
