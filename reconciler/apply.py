@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
@@ -16,42 +15,12 @@ from .errors import PermanentError, ReconcilerError
 from .graph import DOWN, UP, Step, build_steps, dependents_of
 from .hashing import canonical_json
 from .model import FIELDS_LABEL, ContainerSpec, DesiredState, Kind, LiveObject, labels_for
-from .retry import RetryPolicy, call_with_retries
+from .report import FAILED, OK, SKIPPED, ApplyOptions, ApplyReport, Outcome
+from .retry import call_with_retries
 from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
 
-__all__ = ["ApplyOptions", "ApplyReport", "Outcome", "apply_plan", "object_labels"]
+__all__ = ["apply_plan", "object_labels"]
 
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    change: Change
-    status: str
-    error: str = ""
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ApplyReport:
-    stack: str
-    outcomes: tuple[Outcome, ...]
-    seconds: float
-    stats: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.status == OK for o in self.outcomes)
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    workers: int = 4
-    wait_timeout: float = 120.0
-    retry: RetryPolicy = RetryPolicy()
 
 
 def object_labels(stack: str, kind: Kind, spec: Any) -> dict[str, str]:

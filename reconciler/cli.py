@@ -118,7 +118,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace, **flags: bool):
-    from .apply import ApplyOptions
+    from .report import ApplyOptions
     from .reconcile import ApplyRequest
 
     options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .apply import ApplyReport, Outcome
+    from .report import ApplyReport, Outcome
     from .drivers import DriverRegistry
     from .model import DesiredState
     from .plan import Change, Plan

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .apply import ApplyOptions, ApplyReport, Outcome, apply_plan
 from .drivers import DriverContext, DriverRegistry, Drivers
 from .errors import PlanError, PluginError, Problem, SpecError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
+from .report import ApplyOptions, ApplyReport, Outcome
 from .retry import RetryPolicy, call_with_retries
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
@@ -139,7 +139,12 @@ class Reconciler:
             if after is not None:
                 after(outcome)
 
-        report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
+        if plan.empty:
+            report = ApplyReport(plan.stack, (), 0.0, dict(drivers.context.stats))
+        else:
+            from .apply import apply_plan  # only a pass with changes pays for the executor
+
+            report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
         _call_hook("reconciler_apply_finished", hook.reconciler_apply_finished, report=report)
         return report
 

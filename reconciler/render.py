@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from .apply import ApplyReport, Outcome
+from .report import ApplyReport, Outcome
 from .plan import Action, Change, Plan
 
 __all__ = ["change_line", "outcome_line", "plan_json", "plan_text", "report_json", "report_text", "status_text"]

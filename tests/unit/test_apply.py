@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from reconciler.apply import ApplyOptions, apply_plan
+from reconciler.apply import apply_plan
+from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
 from reconciler.drivers import (
     DriverContext,

@@ -1,0 +1,46 @@
+"""What an apply is asked to do and what it did: plain data, cheap to import.
+
+Kept apart from the executor (``reconciler.apply``) so that a converged pass,
+which executes nothing, never imports it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .plan import Change
+from .retry import RetryPolicy
+
+__all__ = ["FAILED", "OK", "SKIPPED", "ApplyOptions", "ApplyReport", "Outcome"]
+
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    status: str
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    stack: str
+    outcomes: tuple[Outcome, ...]
+    seconds: float
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == OK for o in self.outcomes)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    workers: int = 4
+    wait_timeout: float = 120.0
+    retry: RetryPolicy = RetryPolicy()
