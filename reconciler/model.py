@@ -36,6 +36,7 @@ REPLICA_LABEL = LABEL_PREFIX + "replica"
 HASH_LABEL = LABEL_PREFIX + "config-hash"
 FIELDS_LABEL = LABEL_PREFIX + "fields"
 DRIVER_LABEL = LABEL_PREFIX + "driver"
+BUILD_HASH_LABEL = LABEL_PREFIX + "build-hash"
 
 
 class Kind(str, enum.Enum):

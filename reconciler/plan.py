@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 from .hashing import canonical_json, field_hashes
 from .model import (
+    BUILD_HASH_LABEL,
     DRIVER_LABEL,
     REPLICA_LABEL,
     ContainerSpec,
@@ -120,10 +121,6 @@ def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool 
     return Plan(stack=desired.stack, changes=tuple(images + networks + volumes + containers), notes=tuple(notes))
 
 
-def _change_by_ref(images: list[Change]) -> dict[str, Change]:
-    return {c.name: c for c in images}
-
-
 def wanted_images(desired: DesiredState) -> dict[str, ImageSpec]:
     wanted = {spec.ref: spec for spec in desired.images.values()}
     for container in desired.containers.values():
@@ -137,7 +134,7 @@ def _plan_images(desired: DesiredState, live: LiveState) -> list[Change]:
     for ref, spec in sorted(wanted_images(desired).items()):
         current = live.images.get(ref)
         if spec.is_build:
-            built_from = current.labels.get("io.reconciler.build-hash", "") if current else ""
+            built_from = current.labels.get(BUILD_HASH_LABEL, "") if current else ""
             if current is None:
                 changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("build: image not present",)))
             elif built_from != spec.build_hash:
@@ -203,13 +200,16 @@ def _not_managed(kind: Kind, name: str) -> str:
 
 
 def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
-    by_ref = _change_by_ref(images)
+    # A build, or a pull of a missing image, gives a new image id: its containers follow.
+    # A pull under policy "always" may not; the next pass compares the ids.
+    specs = wanted_images(desired)
+    renewed = {c.name for c in images if c.action is Action.CREATE or specs[c.name].is_build}
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():
         replicas.setdefault(spec.key, []).append(spec.name)
     changes = []
     for name, spec in sorted(desired.containers.items()):
-        change = _plan_container(spec, live, by_ref, replaced)
+        change = _plan_container(spec, live, renewed, replaced)
         if change is None:
             continue
         requires = [f"image:{spec.image_ref}"]
@@ -243,14 +243,14 @@ def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[str, ...]
     return ("no longer in the spec",)
 
 
-def _plan_container(spec: ContainerSpec, live: LiveState, images: Mapping[str, Change], replaced: set[str]) -> Change | None:
+def _plan_container(spec: ContainerSpec, live: LiveState, renewed: set[str], replaced: set[str]) -> Change | None:
     current = live.containers.get(spec.name)
     base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key)
     if current is None:
         return Change(Action.CREATE, reasons=("new",), **base)
     if not current.owned:
         return Change(Action.CREATE, reasons=("new",), error=_not_managed(Kind.CONTAINER, spec.name), **base)
-    reasons, fields, forced = _replace_reasons(spec, current, live, images, replaced)
+    reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
     if reasons or fields:
         return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
                       live_id=current.id, **base)
@@ -261,7 +261,9 @@ def _plan_container(spec: ContainerSpec, live: LiveState, images: Mapping[str, C
     return Change(Action.START, reasons=(f"state: {current.state} → running",), live_id=current.id, **base)
 
 
-def _replace_reasons(spec, current, live, images, replaced) -> tuple[list[str], list[FieldChange], list[str]]:
+def _replace_reasons(
+    spec: ContainerSpec, current: LiveObject, live: LiveState, renewed: set[str], replaced: set[str]
+) -> tuple[list[str], list[FieldChange], list[str]]:
     reasons: list[str] = []
     fields: list[FieldChange] = []
     forced: list[str] = []
@@ -279,10 +281,9 @@ def _replace_reasons(spec, current, live, images, replaced) -> tuple[list[str], 
         if attached != expected:
             fields.append(FieldChange("networks", _display(tuple(attached)), _display(tuple(expected))))
             forced.append("networks")
-    image_change = images.get(spec.image_ref)
     live_image = live.images.get(spec.image_ref)
-    if image_change is not None and _renews_image(image_change):
-        fields.append(FieldChange("image", _short(current.image_id), "(known after " + image_change.reasons[0].split(":")[0] + ")"))
+    if spec.image_ref in renewed:
+        fields.append(FieldChange("image", _short(current.image_id), "(known after apply)"))
         forced.append("image")
     elif live_image is not None and live_image.image_id and current.image_id and current.image_id != live_image.image_id:
         fields.append(FieldChange("image", _short(current.image_id), _short(live_image.image_id)))
@@ -294,14 +295,6 @@ def _replace_reasons(spec, current, live, images, replaced) -> tuple[list[str], 
         if mount.type == "volume" and mount.source in replaced:
             reasons.append(f"volume {mount.source} is recreated")
     return reasons, fields, forced
-
-
-def _renews_image(change: Change) -> bool:
-    """A build (new or changed inputs) or a pull of a missing image gives a new image id.
-
-    A pull under policy ``always`` may or may not: the next pass compares ids.
-    """
-    return change.action is Action.CREATE or change.reasons[0].startswith("build")
 
 
 def _short(image_id: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -21,25 +22,37 @@ from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
 __all__ = ["api_client", "engine_errors", "owned_filter"]
 
 _CLIENT_KEY = "reconciler_docker.api"
+_CLIENT_LOCK = threading.Lock()
 # The engine answers 500 for faults in the container's own config (a missing
 # executable, a bad mount): retrying those only wastes the user's time.
-_PERMANENT_500 = re.compile(r"OCI runtime|starting container process|executable file not found|no such file|invalid mount|port is already allocated|address already in use", re.I)
+_PERMANENT_500 = re.compile(
+    r"OCI runtime|starting container process|executable file not found|no such file|invalid mount"
+    r"|port is already allocated|address already in use",
+    re.I,
+)
 
 
 def api_client(context: DriverContext) -> docker.APIClient:
     """The low-level client for ``context.engine_url`` (``DOCKER_HOST``, then the local socket)."""
-    client = context.shared.get(_CLIENT_KEY)
-    if client is None:
-        where = context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        try:
-            if context.engine_url:
-                client = docker.APIClient(base_url=context.engine_url, version="auto", timeout=120)
-            else:
-                client = docker.from_env(version="auto", timeout=120).api
-        except docker.errors.DockerException as exc:
-            raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
-        client.hooks["response"].append(_counter(context))
-        context.shared[_CLIENT_KEY] = client
+    with _CLIENT_LOCK:  # drivers observe from several threads at once: one client, one version call
+        client = context.shared.get(_CLIENT_KEY)
+        if client is None:
+            client = _connect(context)
+            context.shared[_CLIENT_KEY] = client
+    return client
+
+
+def _connect(context: DriverContext) -> docker.APIClient:
+    where = context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        if context.engine_url:
+            client = docker.APIClient(base_url=context.engine_url, version="auto", timeout=120)
+        else:
+            client = docker.from_env(version="auto", timeout=120).api
+    except docker.errors.DockerException as exc:
+        raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
+    client.hooks["response"].append(_counter(context))
+    context.stats["read"] += 1  # the API version negotiation the constructor just made
     return client
 
 

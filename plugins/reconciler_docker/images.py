@@ -5,11 +5,10 @@ from typing import Mapping
 
 from reconciler.drivers import DriverContext, RegistryDriver
 from reconciler.errors import PermanentError
-from reconciler.model import STACK_LABEL, ImageSpec, Kind, LiveObject
+from reconciler.model import BUILD_HASH_LABEL, STACK_LABEL, ImageSpec, Kind, LiveObject
 
 from .engine import api_client, engine_errors
 
-BUILD_HASH_LABEL = "io.reconciler.build-hash"
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:
