@@ -167,7 +167,8 @@ containers:
         ("containers.web.restart", 7, 14):
             "expected one of: no, always, unless-stopped, on-failure or on-failure:N, got 'sometimes'",
         ("containers.web.ports[0]", 8, 13):
-            'expected "[ip:]host:container[/protocol]" or "container[/protocol]", e.g. "8080:80" or "53/udp", '
+            'expected "[ip:]host:container[/protocol]", "ip::container" (any free host port on ip) or '
+            '"container[/protocol]", e.g. "8080:80", "127.0.0.1::80" or "53/udp", '
             "got '80:80:80'",
         ("containers.web.ports[1].protocol", 8, 48): "expected one of: tcp, udp, sctp, got 'icmp'",
         ("containers.web.stop_grace_period", 9, 24): 'expected a duration such as "10s", "1m30s" or "500ms", got \'5 sec\'',
@@ -353,3 +354,15 @@ def test_paths_resolve_relative_to_the_file_that_wrote_them(tmp_path: Path) -> N
 )
 def test_format_path(path: tuple, text: str) -> None:
     assert format_path(path) == text
+
+
+@pytest.mark.parametrize("port", ["80", "8080:80", "127.0.0.1:8080:80", "127.0.0.1::80", "53/udp", "9000-9001:80-81"])
+def test_port_forms_docker_accepts_are_valid(tmp_path: Path, port: str) -> None:
+    spec = f'containers:\n  web:\n    image: "x:1"\n    ports: ["{port}"]\n'
+    validate(load(tmp_path, spec))
+
+
+@pytest.mark.parametrize("port", ["http", "80:", ":80", "1.2.3.4:80", "80/icmp"])
+def test_port_forms_docker_refuses_are_invalid(tmp_path: Path, port: str) -> None:
+    spec = f'containers:\n  web:\n    image: "x:1"\n    ports: ["{port}"]\n'
+    assert [p.path for p in problems_of(tmp_path, spec)] == ["containers.web.ports[0]"]
