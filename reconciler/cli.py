@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main"]
 
@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
     plan.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
+    plan.add_argument("--out", metavar="FILE", help="also save the plan, for 'reconcile apply FILE'")
     apply = command("apply", "make the engine match the spec")
+    apply.add_argument("planfile", nargs="?", metavar="PLAN",
+                       help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
     _apply_flags(apply)
     apply.add_argument("--recreate-networks", action="store_true",
                        help="allow recreating networks whose config changed")
@@ -110,6 +113,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     desired = _desired(args)
     plan, _ = _reconciler(args).plan(desired, prune_volumes=args.prune_volumes)
     _out(plan_json(plan) if args.output == "json" else plan_text(plan))
+    if args.out:
+        from pathlib import Path
+
+        from .planfile import write_plan
+
+        write_plan(Path(args.out), plan, desired, engine=args.engine, prune_volumes=args.prune_volumes)
     if any(c.error for c in plan.changes):
         return 1
     if args.detailed_exitcode and not plan.empty:
@@ -117,7 +126,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(args: argparse.Namespace, **flags: bool):
+def _request(args: argparse.Namespace, **flags: Any):
     from .report import ApplyOptions
     from .reconcile import ApplyRequest
 
@@ -142,8 +151,20 @@ def _finish(args: argparse.Namespace, report) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    saved = None
+    if args.planfile:
+        from pathlib import Path
+
+        from .planfile import read_plan
+
+        saved = read_plan(Path(args.planfile))
+        args.files = args.files or list(saved.sources)
+        args.stack = args.stack or saved.stack
+        args.engine = args.engine or saved.engine
+        args.prune_volumes = args.prune_volumes or saved.prune_volumes
     desired = _desired(args)
-    request = _request(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes)
+    request = _request(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
+                       saved=saved)
     report = _reconciler(args).apply(desired, request, **_progress(args))
     return _finish(args, report)
 

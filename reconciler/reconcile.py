@@ -49,6 +49,7 @@ class ApplyRequest:
     destroy: bool = False
     options: ApplyOptions = field(default_factory=ApplyOptions)
     lock_timeout: float = 10.0
+    saved: Any = None  # a planfile.SavedPlan: apply exactly that plan or nothing
 
 
 class Reconciler:
@@ -114,6 +115,10 @@ class Reconciler:
             return self._run(plan, desired, drivers, request, before, after)
 
     def _refuse(self, desired: DesiredState, live: LiveState, plan: Plan, request: ApplyRequest) -> None:
+        if request.saved is not None:
+            from .planfile import check_fresh
+
+            check_fresh(request.saved, plan, desired)
         if desired.is_empty() and not request.destroy and any(c.action is Action.DELETE for c in plan.changes):
             owned = sum(1 for c in plan.changes if c.action is Action.DELETE)
             raise PlanError(f"the spec of stack {desired.stack!r} is empty: applying it would delete all {owned} "

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from .report import ApplyReport, Outcome
 from .plan import Action, Change, Plan
 
-__all__ = ["change_line", "outcome_line", "plan_json", "plan_text", "report_json", "report_text", "status_text"]
+__all__ = ["change_line", "outcome_line", "plan_data", "plan_json", "plan_text", "report_json", "report_text", "status_text"]
 
 _SYMBOL = {
     Action.CREATE: "+",
@@ -92,12 +92,14 @@ def _change_data(change: Change) -> dict[str, Any]:
     }
 
 
+def plan_data(plan: Plan) -> dict[str, Any]:
+    """The plan as plain JSON-ready data (values already redacted by the planner)."""
+    return {"stack": plan.stack, "changes": [_change_data(c) for c in plan.changes], "notes": list(plan.notes),
+            "counts": plan.counts()}
+
+
 def plan_json(plan: Plan) -> str:
-    return json.dumps(
-        {"stack": plan.stack, "changes": [_change_data(c) for c in plan.changes], "notes": list(plan.notes),
-         "counts": plan.counts()},
-        indent=2,
-    )
+    return json.dumps(plan_data(plan), indent=2)
 
 
 def outcome_line(outcome: Outcome) -> str:

@@ -260,3 +260,24 @@ def test_completed_one_shot_job_gates_its_dependent_and_is_not_rerun(stack):
     again = stack.apply("--output", "json")
     assert again.json()["changes"] == []
     assert stack.events_since(before) == []
+
+
+def test_saved_plan_applies_exactly_or_is_refused_when_stale(stack):
+    stack.write(TWO)
+    plan_file = stack.dir / "plan.json"
+    made = stack.cli("plan", "--out", str(plan_file))
+    assert made.code == 0, made.err
+    applied = stack.cli("apply", str(plan_file), spec=False)
+    assert applied.code == 0, applied.out + applied.err
+    assert running(stack) == {f"{stack.name}-db-1", f"{stack.name}-web-1"}
+
+    stack.write(TWO.replace("LOG_LEVEL: info", "LOG_LEVEL: debug"))
+    assert stack.cli("plan", "--out", str(plan_file)).code == 0
+    stack.engine.stop(f"{stack.name}-db-1", timeout=1)  # the engine moves underneath
+    ids = stack.container_ids()
+    before = time.time()
+    stale = stack.cli("apply", str(plan_file), spec=False)
+    assert stale.code == 1
+    assert "stale" in stale.err and "nothing was applied" in stale.err
+    assert stack.container_ids() == ids
+    assert [e for e in stack.events_since(before) if e.get("Action") != "die"] == []
