@@ -15,12 +15,11 @@ from .errors import PermanentError, ReconcilerError
 from .graph import DOWN, UP, Step, build_steps, dependents_of
 from .hashing import canonical_json
 from .model import FIELDS_LABEL, ContainerSpec, DesiredState, Kind, LiveObject, labels_for
+from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
 from .report import FAILED, OK, SKIPPED, ApplyOptions, ApplyReport, Outcome
 from .retry import call_with_retries
-from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
 
 __all__ = ["apply_plan", "object_labels"]
-
 
 
 def object_labels(stack: str, kind: Kind, spec: Any) -> dict[str, str]:
@@ -97,6 +96,8 @@ class _Runner:
         driver.create(spec, object_labels(self.stack, change.kind, spec))
 
     def _object_down(self, change: Change) -> None:
+        # The plan knows the object by name and id; "running" makes a container
+        # stop gracefully first, which is harmless if it already stopped.
         live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name,
                           state="running" if change.kind is Kind.CONTAINER else "")
         self._driver(change).delete(live)

@@ -105,25 +105,43 @@ class DockerRuntimeDriver(RuntimeDriver):
                 {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None)}
             )
         with engine_errors(f"create container {spec.name}"):
-            created = api.create_container(
-                image=spec.image_ref,
-                name=spec.name,
-                command=list(spec.command) if spec.command is not None else None,
-                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
-                environment=[f"{e.name}={e.value}" for e in spec.env] or None,
-                labels=dict(labels),
-                ports=[(p.target, p.protocol) for p in spec.ports] or None,
-                user=spec.user,
-                working_dir=spec.working_dir,
-                hostname=spec.hostname,
-                stop_signal=spec.stop_signal,
-                stop_timeout=spec.stop_grace_period,
-                healthcheck=_healthcheck(spec),
-                host_config=host_config,
-                networking_config=networking,
-            )
+            try:
+                created = api.create_container(
+                    image=spec.image_ref,
+                    name=spec.name,
+                    command=list(spec.command) if spec.command is not None else None,
+                    entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                    environment=[f"{e.name}={e.value}" for e in spec.env] or None,
+                    labels=dict(labels),
+                    ports=[(p.target, p.protocol) for p in spec.ports] or None,
+                    user=spec.user,
+                    working_dir=spec.working_dir,
+                    hostname=spec.hostname,
+                    stop_signal=spec.stop_signal,
+                    stop_timeout=spec.stop_grace_period,
+                    healthcheck=_healthcheck(spec),
+                    host_config=host_config,
+                    networking_config=networking,
+                )
+            except docker.errors.APIError as exc:
+                # A retry after the engine created it but failed to answer: carry on with that one.
+                created = self._created_before(spec, labels) if exc.status_code == 409 else None
+                if created is None:
+                    raise
+            attached = set(((created.get("NetworkSettings") or {}).get("Networks") or {}))
             for network, aliases in networks[1:]:
-                api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+                if network not in attached:
+                    api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+
+    def _created_before(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict | None:
+        """The existing container named ``spec.name`` if it is exactly the one we meant to create."""
+        try:
+            existing = self.api.inspect_container(spec.name)
+        except docker.errors.NotFound:
+            return None
+        existing_labels = (existing.get("Config") or {}).get("Labels") or {}
+        same = all(existing_labels.get(key) == labels.get(key) for key in (STACK_LABEL, HASH_LABEL))
+        return existing if same else None
 
     def start(self, name: str) -> None:
         with engine_errors(f"start container {name}"):

@@ -35,6 +35,7 @@ class FaultyEngine:
         self.socket_path = socket_path
         self.upstream = upstream
         self.faults: list[tuple[str, re.Pattern, list[int]]] = []
+        self.lost: list[tuple[str, re.Pattern, list[int]]] = []
         self.injected: list[tuple[str, str, int]] = []
         self.lock = threading.Lock()
         self.server = self._server()
@@ -45,11 +46,16 @@ class FaultyEngine:
         return f"unix://{self.socket_path}"
 
     def fail(self, method: str, path_pattern: str, *statuses: int) -> None:
+        """Answer matching requests with these statuses, without forwarding them."""
         self.faults.append((method, re.compile(path_pattern), list(statuses)))
 
-    def _take_fault(self, method: str, path: str) -> int | None:
+    def lose_answer(self, method: str, path_pattern: str, *statuses: int) -> None:
+        """Forward matching requests (the engine acts), then answer with these statuses instead."""
+        self.lost.append((method, re.compile(path_pattern), list(statuses)))
+
+    def _take_fault(self, method: str, path: str, table=None) -> int | None:
         with self.lock:
-            for want, pattern, statuses in self.faults:
+            for want, pattern, statuses in (self.faults if table is None else table):
                 if want == method and pattern.search(path) and statuses:
                     status = statuses.pop(0)
                     self.injected.append((method, path, status))
@@ -65,23 +71,28 @@ class FaultyEngine:
             def log_message(self, *args) -> None:
                 pass
 
+            def _error(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 status = proxy._take_fault(self.command, self.path)
                 if status is not None:
-                    payload = b'{"message":"injected fault"}'
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
+                    return self._error(status, b'{"message":"injected fault"}')
                 upstream = _UnixHTTPConnection(proxy.upstream)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
                 data = response.read()
+                upstream.close()
+                lost = proxy._take_fault(self.command, self.path, proxy.lost)
+                if lost is not None:
+                    return self._error(lost, b'{"message":"injected fault after the engine acted"}')
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "content-length", "connection"):
@@ -89,7 +100,6 @@ class FaultyEngine:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                upstream.close()
 
             do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _handle
 

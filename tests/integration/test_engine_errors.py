@@ -52,3 +52,14 @@ def test_engine_that_keeps_failing_is_given_up_on(stack, tmp_path):
     assert 1 < len(engine.injected) < 10
     assert "injected fault" in result.err and "Traceback" not in result.err
     assert stack.containers() == {}
+
+
+def test_create_whose_answer_was_lost_is_adopted_on_retry(stack, tmp_path):
+    stack.write(SPEC)
+    with FaultyEngine(tmp_path / "engine.sock") as engine:
+        engine.lose_answer("POST", r"/containers/create\?name=" + stack.name + "-a-1", 502)
+        result = stack.apply("--engine", engine.url)
+    assert result.code == 0, result.out + result.err
+    assert [status for _, _, status in engine.injected] == [502]
+    assert {name for name, c in stack.containers().items() if c["State"] == "running"} == {
+        f"{stack.name}-a-1", f"{stack.name}-b-1"}
