@@ -18,7 +18,7 @@ from reconciler.drivers import DriverContext, RuntimeDriver
 from reconciler.errors import PermanentError
 from reconciler.model import HASH_LABEL, STACK_LABEL, ContainerSpec, Kind, LiveObject
 
-from .engine import api_client, engine_errors, owned_filter
+from .engine import api_client, engine_errors, is_ours, owned_filter
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -139,9 +139,7 @@ class DockerRuntimeDriver(RuntimeDriver):
             existing = self.api.inspect_container(spec.name)
         except docker.errors.NotFound:
             return None
-        existing_labels = (existing.get("Config") or {}).get("Labels") or {}
-        same = all(existing_labels.get(key) == labels.get(key) for key in (STACK_LABEL, HASH_LABEL))
-        return existing if same else None
+        return existing if is_ours((existing.get("Config") or {}).get("Labels"), labels) else None
 
     def start(self, name: str) -> None:
         with engine_errors(f"start container {name}"):

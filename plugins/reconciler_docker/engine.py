@@ -10,7 +10,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import docker
 import docker.errors
@@ -18,8 +18,9 @@ import requests.exceptions
 
 from reconciler.drivers import DriverContext
 from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
+from reconciler.model import HASH_LABEL, STACK_LABEL
 
-__all__ = ["api_client", "engine_errors", "owned_filter"]
+__all__ = ["api_client", "engine_errors", "is_ours", "owned_filter"]
 
 _CLIENT_KEY = "reconciler_docker.api"
 _CLIENT_LOCK = threading.Lock()
@@ -63,6 +64,12 @@ def _counter(context: DriverContext):
         return response
 
     return count
+
+
+def is_ours(existing: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
+    """True when an object found under a wanted name carries exactly the labels we meant to give it."""
+    existing = existing or {}
+    return all(existing.get(key) == labels.get(key) for key in (STACK_LABEL, HASH_LABEL))
 
 
 def owned_filter(stack: str) -> dict:

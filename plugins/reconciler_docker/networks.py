@@ -9,7 +9,7 @@ from docker.types import IPAMConfig, IPAMPool
 from reconciler.drivers import DriverContext, NetworkDriver
 from reconciler.model import STACK_LABEL, Kind, LiveObject, NetworkSpec
 
-from .engine import api_client, engine_errors, owned_filter
+from .engine import api_client, engine_errors, is_ours, owned_filter
 
 
 class DockerNetworkDriver(NetworkDriver):
@@ -43,16 +43,28 @@ class DockerNetworkDriver(NetworkDriver):
         if spec.subnet or spec.gateway or spec.ip_range:
             ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=spec.subnet, gateway=spec.gateway, iprange=spec.ip_range)])
         with engine_errors(f"create network {spec.name}"):
-            self.api.create_network(
-                spec.name,
-                driver=spec.driver,
-                options=dict(spec.options) or None,
-                ipam=ipam,
-                internal=spec.internal,
-                attachable=spec.attachable or None,
-                labels=dict(labels),
-                check_duplicate=True,
-            )
+            try:
+                self.api.create_network(
+                    spec.name,
+                    driver=spec.driver,
+                    options=dict(spec.options) or None,
+                    ipam=ipam,
+                    internal=spec.internal,
+                    attachable=spec.attachable or None,
+                    labels=dict(labels),
+                    check_duplicate=True,
+                )
+            except docker.errors.APIError as exc:
+                # A retry after the engine created it but failed to answer: that one is ours.
+                if exc.status_code != 409 or not self._created_before(spec.name, labels):
+                    raise
+
+    def _created_before(self, name: str, labels: Mapping[str, str]) -> bool:
+        """True when ``name`` exists with exactly these ownership labels (stack and config hash)."""
+        for net in self.api.networks(names=[name]):
+            if net["Name"] == name:
+                return is_ours(net.get("Labels"), labels)
+        return False
 
     def delete(self, live: LiveObject) -> None:
         with engine_errors(f"remove network {live.name}"):

@@ -63,3 +63,13 @@ def test_create_whose_answer_was_lost_is_adopted_on_retry(stack, tmp_path):
     assert [status for _, _, status in engine.injected] == [502]
     assert {name for name, c in stack.containers().items() if c["State"] == "running"} == {
         f"{stack.name}-a-1", f"{stack.name}-b-1"}
+
+
+def test_network_create_whose_answer_was_lost_is_adopted_on_retry(stack, tmp_path):
+    stack.write(SPEC.replace("containers:", "networks:\n  back: {}\ncontainers:"))
+    with FaultyEngine(tmp_path / "engine.sock") as engine:
+        engine.lose_answer("POST", r"/networks/create", 503)
+        result = stack.apply("--engine", engine.url)
+    assert result.code == 0, result.out + result.err
+    assert [status for _, _, status in engine.injected] == [503]
+    assert stack.networks() == {f"{stack.name}_back"}
