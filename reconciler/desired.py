@@ -219,6 +219,8 @@ class _Builder:
             "stop_signal": value.get("stop_signal"),
             "stop_grace_period": _seconds(value.get("stop_grace_period")),
             "init": bool(value.get("init", False)),
+            "privileged": bool(value.get("privileged", False)),
+            "network_mode": value.get("network_mode"),
             "memory": units.parse_bytes(value["memory"]) if value.get("memory") is not None else None,
             "nano_cpus": int(float(value["cpus"]) * 1e9) if value.get("cpus") is not None else None,
         }
@@ -245,6 +247,8 @@ class _Builder:
             stop_signal=config["stop_signal"],
             stop_grace_period=config["stop_grace_period"],
             init=config["init"],
+            privileged=config["privileged"],
+            network_mode=config["network_mode"],
             memory=config["memory"],
             nano_cpus=config["nano_cpus"],
             config_hash=digest,

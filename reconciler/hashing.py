@@ -25,9 +25,16 @@ def short_hash(value: Any, *, length: int = HASH_LEN) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
 
 
+def _significant(value: Any) -> bool:
+    # Unset and default-empty fields are left out, so a release that adds a
+    # field with a default does not change every hash (and replace every container).
+    return not (value is None or value is False or (isinstance(value, (str, tuple, list, dict)) and not value))
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """The hash that decides whether a live object still matches its desired config."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+    kept = {name: value for name, value in config.items() if _significant(value)}
+    return hashlib.sha256(canonical_json(kept).encode()).hexdigest()
 
 
 def field_hashes(config: Mapping[str, Any], *, expand: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -42,6 +49,6 @@ def field_hashes(config: Mapping[str, Any], *, expand: frozenset[str] = frozense
         if name in expand and isinstance(value, Mapping):
             for sub, subvalue in value.items():
                 out[f"{name}.{sub}"] = short_hash([name, sub, subvalue], length=8)
-        elif value not in (None, (), [], {}, False):
+        elif _significant(value):
             out[name] = short_hash([name, value], length=8)
     return out

@@ -160,6 +160,7 @@ class ContainerSpec:
     ports: tuple[Port, ...] = ()
     networks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     network_keys: tuple[str, ...] = ()
+    network_mode: str | None = None
     mounts: tuple[Mount, ...] = ()
     restart: str = "no"
     healthcheck: HealthCheck | None = None
@@ -171,6 +172,7 @@ class ContainerSpec:
     stop_signal: str | None = None
     stop_grace_period: int | None = None
     init: bool = False
+    privileged: bool = False
     memory: int | None = None
     nano_cpus: int | None = None
     config_hash: str = ""
@@ -194,6 +196,7 @@ class DesiredState:
     volumes: Mapping[str, VolumeSpec] = field(default_factory=dict)
     containers: Mapping[str, ContainerSpec] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    revision: str = ""
 
     def is_empty(self) -> bool:
         return not (self.images or self.networks or self.volumes or self.containers)

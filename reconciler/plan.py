@@ -276,7 +276,7 @@ def _replace_reasons(
             reasons.append("config changed")
     if "networks" in current.details and current.config_hash == spec.config_hash:
         # Free from the list call: catches a container recreated or rewired by hand.
-        expected = sorted(n for n, _ in spec.networks) or [DEFAULT_NETWORK]
+        expected = sorted(n for n, _ in spec.networks) or [spec.network_mode or DEFAULT_NETWORK]
         attached = sorted(current.details["networks"])
         if attached != expected:
             fields.append(FieldChange("networks", _display(tuple(attached)), _display(tuple(expected))))

@@ -244,6 +244,7 @@ class _Semantics:
                                     for i, m in enumerate(container.get("volumes", []))],
                 "env_file": lambda: self._env_files(base, container.get("env_file")),
                 "depends_on": lambda: graph.__setitem__(key, self._depends_on(base, container.get("depends_on"))),
+                "network_mode": lambda: self._network_mode(base, container),
             }
             # A schema error in one field must not hide reference errors in the others.
             for field, check in checks.items():
@@ -282,6 +283,15 @@ class _Semantics:
         for where, name in entries:
             if name not in self.defined["networks"]:
                 self.out.append(((*base, "networks", where), f"network {name!r} is not defined in networks"))
+
+    def _network_mode(self, base: tuple, container: dict) -> None:
+        mode = container["network_mode"]
+        if container.get("networks"):
+            self.out.append(((*base, "network_mode"),
+                             f"network_mode {mode} excludes networks: remove one of the two"))
+        if mode == "host" and container.get("ports"):
+            self.out.append(((*base, "ports"), "ports cannot be published with network_mode host "
+                                               "(the container already uses the host's ports)"))
 
     def _mount(self, path: tuple, mount: str | dict) -> None:
         if isinstance(mount, str):

@@ -95,9 +95,10 @@ class DockerRuntimeDriver(RuntimeDriver):
             port_bindings=_port_bindings(spec) or None,
             restart_policy=_restart_policy(spec.restart),
             init=spec.init or None,
+            privileged=spec.privileged,
             mem_limit=spec.memory,
             nano_cpus=spec.nano_cpus,
-            network_mode=first[0] if first else None,
+            network_mode=spec.network_mode or (first[0] if first else None),
         )
         networking = None
         if first:

@@ -117,3 +117,28 @@ def test_changed_network_needs_the_flag_then_is_recreated_with_its_containers(st
     info = stack.engine.inspect_container(f"{stack.name}-web-1")
     assert info["Id"] != ids[f"{stack.name}-web-1"]
     assert "www" in info["NetworkSettings"]["Networks"][f"{stack.name}_back"]["Aliases"]
+
+
+def test_host_and_none_network_modes(stack):
+    stack.write("""
+        name: STACK
+        containers:
+          onhost:
+            image: BASE
+            command: ["sleep", "3600"]
+            init: true
+            network_mode: host
+          isolated:
+            image: BASE
+            command: ["sleep", "3600"]
+            init: true
+            network_mode: none
+    """)
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    for name, mode in (("onhost", "host"), ("isolated", "none")):
+        info = stack.engine.inspect_container(f"{stack.name}-{name}-1")
+        assert info["HostConfig"]["NetworkMode"] == mode
+        assert list(info["NetworkSettings"]["Networks"]) == [mode]
+    again = stack.apply("--output", "json")
+    assert again.json()["changes"] == [] and again.json()["engine_calls"]["write"] == 0

@@ -251,3 +251,11 @@ def test_container_rewired_by_hand_is_replaced():
 def test_container_without_networks_expects_the_default_bridge():
     web = container()
     assert plan_changes(state(web), live(live_container(web, details={"networks": ["bridge"]}))).empty
+
+
+def test_fields_at_their_defaults_do_not_change_the_hash():
+    from reconciler.hashing import config_hash
+
+    base = {"image": "x:1", "command": ["a"]}
+    assert config_hash(base) == config_hash({**base, "privileged": False, "network_mode": None, "labels": {}})
+    assert config_hash({**base, "stop_grace_period": 0}) != config_hash(base)

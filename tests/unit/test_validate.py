@@ -366,3 +366,17 @@ def test_port_forms_docker_accepts_are_valid(tmp_path: Path, port: str) -> None:
 def test_port_forms_docker_refuses_are_invalid(tmp_path: Path, port: str) -> None:
     spec = f'containers:\n  web:\n    image: "x:1"\n    ports: ["{port}"]\n'
     assert [p.path for p in problems_of(tmp_path, spec)] == ["containers.web.ports[0]"]
+
+
+def test_network_mode_excludes_networks_and_host_excludes_ports(tmp_path: Path) -> None:
+    spec = """\
+networks: {back: {}}
+containers:
+  a: {image: "x:1", network_mode: host, ports: ["80:80"]}
+  b: {image: "x:1", network_mode: none, networks: [back]}
+"""
+    assert sorted(by_path(problems_of(tmp_path, spec))) == ["containers.a.ports", "containers.b.network_mode"]
+
+
+def test_privileged_and_network_mode_are_accepted(tmp_path: Path) -> None:
+    validate(load(tmp_path, 'containers:\n  a: {image: "x:1", network_mode: none, privileged: true}\n'))
