@@ -14,6 +14,7 @@ from typing import Any, Callable
 from . import units
 from .buildctx import build_hash
 from .errors import Problem, SpecError
+from .gitinfo import spec_revision
 from .hashing import config_hash, field_hashes
 from .interpolate import parse_env_file
 from .loader import RawStack
@@ -95,6 +96,7 @@ class _Builder:
             volumes=volumes,
             containers=containers,
             sources=tuple(str(f) for f in self.raw.files),
+            revision=spec_revision(self.raw.files[0]) if self.raw.files else "",
         )
 
     def _each(self, section: str, make: Callable[[str, dict], Any]) -> dict[str, Any]:

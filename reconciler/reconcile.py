@@ -5,7 +5,7 @@ only decides *when* to reconcile, never *how*.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -150,6 +150,7 @@ class Reconciler:
             from .apply import apply_plan  # only a pass with changes pays for the executor
 
             report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
+        report = replace(report, revision=desired.revision)
         _call_hook("reconciler_apply_finished", hook.reconciler_apply_finished, report=report)
         return report
 

@@ -124,6 +124,7 @@ def report_json(report: ApplyReport) -> str:
     return json.dumps(
         {
             "stack": report.stack,
+            "revision": report.revision or None,
             "ok": report.ok,
             "seconds": round(report.seconds, 3),
             "engine_calls": {"read": 0, "write": 0, **report.stats},

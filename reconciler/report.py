@@ -30,6 +30,7 @@ class ApplyReport:
     outcomes: tuple[Outcome, ...]
     seconds: float
     stats: Mapping[str, int] = field(default_factory=dict)
+    revision: str = ""
 
     @property
     def ok(self) -> bool:
