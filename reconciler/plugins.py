@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Iterable
+from typing import Any, Iterable
 
 import pluggy
 
@@ -15,7 +15,7 @@ from . import hookspecs
 from .drivers import DriverRegistry
 from .errors import PluginError
 
-__all__ = ["ENTRY_POINT_GROUP", "load_driver_registry", "make_plugin_manager"]
+__all__ = ["ENTRY_POINT_GROUP", "call_each", "load_driver_registry", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = "reconciler"
 DISABLED_ENV = "RECONCILER_DISABLED_PLUGINS"
@@ -67,3 +67,19 @@ def load_driver_registry(pm: pluggy.PluginManager) -> DriverRegistry:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in reconciler_register_drivers: {exc}") from exc
     registry.current_plugin = ""
     return registry
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call every implementation of a hook; a failure names the plugin and the hook.
+
+    Returns (plugin name, result) pairs, in pluggy's calling order.
+    """
+    results = []
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        try:
+            result = impl.function(*[kwargs[name] for name in impl.argnames])
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        results.append((impl.plugin_name, result))
+    return results

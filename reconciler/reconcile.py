@@ -15,6 +15,7 @@ from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
+from .plugins import call_each, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
@@ -56,8 +57,6 @@ class Reconciler:
     """Plugins, drivers and one engine: observe, plan and apply stacks."""
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None) -> None:
-        from .plugins import load_driver_registry, make_plugin_manager
-
         self.engine_url = engine_url
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
@@ -127,20 +126,30 @@ class Reconciler:
         blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
         if blocked:
             raise PlanError("refusing to apply:\n" + "\n".join(f"  {reason}" for reason in blocked))
-        vetoes = [v for v in self.pm.hook.reconciler_plan_ready(plan=plan, desired=desired) if v]
+        vetoes = [(name, reason) for name, reason in call_each(self.pm, "reconciler_plan_ready", plan=plan,
+                                                                desired=desired) if reason]
         if vetoes:
-            raise PlanError("a plugin vetoed the plan:\n" + "\n".join(f"  {reason}" for reason in vetoes))
+            raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
+                f"  [{name}] {line}" for name, reason in vetoes for line in str(reason).splitlines()))
 
     def _run(self, plan, desired, drivers, request, before, after) -> ApplyReport:
-        hook = self.pm.hook
+        # A plugin failing in a lifecycle hook must not leave the engine half-changed:
+        # the apply finishes, then the failure is reported, naming plugin and hook.
+        hook_errors: list[str] = []
+
+        def hook(name: str, **kwargs: Any) -> None:
+            try:
+                call_each(self.pm, name, **kwargs)
+            except PluginError as exc:
+                hook_errors.append(str(exc))
 
         def _before(change: Change) -> None:
-            _call_hook("reconciler_before_change", hook.reconciler_before_change, change=change)
+            hook("reconciler_before_change", change=change)
             if before is not None:
                 before(change)
 
         def _after(outcome: Outcome) -> None:
-            _call_hook("reconciler_after_change", hook.reconciler_after_change, change=outcome.change, outcome=outcome)
+            hook("reconciler_after_change", change=outcome.change, outcome=outcome)
             if after is not None:
                 after(outcome)
 
@@ -151,7 +160,9 @@ class Reconciler:
 
             report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
         report = replace(report, revision=desired.revision)
-        _call_hook("reconciler_apply_finished", hook.reconciler_apply_finished, report=report)
+        hook("reconciler_apply_finished", report=report)
+        if hook_errors:
+            raise PluginError("\n".join(dict.fromkeys(hook_errors)))
         return report
 
     def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> ApplyReport:
@@ -160,10 +171,3 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, destroy=True, options=request.options,
                                lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
-
-
-def _call_hook(name: str, hook: Callable[..., Any], **kwargs: Any) -> None:
-    try:
-        hook(**kwargs)
-    except Exception as exc:  # a plugin's bug is reported as such, naming the hook
-        raise PluginError(f"a plugin failed in {name}: {exc}") from exc

@@ -1,0 +1,117 @@
+"""Lifecycle hooks and plugin failures, with in-memory drivers standing in for the engine."""
+from __future__ import annotations
+
+import textwrap
+
+import pluggy
+import pytest
+
+from reconciler import hookspecs
+from reconciler.errors import PlanError, PluginError
+from reconciler.hookspecs import hookimpl
+from reconciler.model import ContainerSpec, DesiredState
+from reconciler.plugins import make_plugin_manager
+from reconciler.reconcile import Reconciler
+
+from .test_apply import FakeImages, FakeRuntime, Journal
+
+
+class FakeEngine:
+    """A plugin providing in-memory drivers that record every call."""
+
+    def __init__(self):
+        self.journal = Journal()
+
+    @hookimpl
+    def reconciler_register_drivers(self, registry):
+        registry.add_registry_driver("docker", lambda ctx: FakeImages(self.journal))
+        registry.add_runtime_driver("docker", lambda ctx: FakeRuntime(self.journal))
+
+
+def reconciler_with(*plugins):
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    engine = FakeEngine()
+    pm.register(engine, name="fake-engine")
+    for name, plugin in plugins:
+        pm.register(plugin, name=name)
+    return Reconciler(plugin_manager=pm), engine.journal
+
+
+def desired():
+    spec = ContainerSpec(key="web", name="s-web-1", replica=1, image_key=None, image_ref="img:1")
+    return DesiredState(stack="s", containers={spec.name: spec})
+
+
+def writes(journal):
+    return [c for c in journal.calls if c[0] in ("create", "start", "pull", "delete")]
+
+
+def test_a_veto_refuses_the_plan_before_any_write(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+
+    class Deny:
+        @hookimpl
+        def reconciler_plan_ready(self, plan, desired):
+            return "no deploys on Fridays\nand not today either"
+
+    reconciler, journal = reconciler_with(("friday", Deny()))
+    with pytest.raises(PlanError) as caught:
+        reconciler.apply(desired())
+    assert "[friday] no deploys on Fridays" in str(caught.value)
+    assert "[friday] and not today either" in str(caught.value)
+    assert writes(journal) == []
+
+
+def test_a_plugin_raising_in_plan_ready_is_named_and_nothing_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+
+    class Broken:
+        @hookimpl
+        def reconciler_plan_ready(self, plan, desired):
+            raise KeyError("boom")
+
+    reconciler, journal = reconciler_with(("broken-policy", Broken()))
+    with pytest.raises(PluginError, match="plugin 'broken-policy' failed in reconciler_plan_ready: KeyError"):
+        reconciler.apply(desired())
+    assert writes(journal) == []
+
+
+def test_a_plugin_raising_after_a_change_lets_the_apply_finish_then_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+    seen = []
+
+    class Audit:
+        @hookimpl
+        def reconciler_after_change(self, change, outcome):
+            raise RuntimeError("audit log is full")
+
+        @hookimpl
+        def reconciler_apply_finished(self, report):
+            seen.append(report)
+
+    reconciler, journal = reconciler_with(("audit", Audit()))
+    with pytest.raises(PluginError, match="plugin 'audit' failed in reconciler_after_change: RuntimeError"):
+        reconciler.apply(desired())
+    assert ("start", "s-web-1") in journal.calls
+    assert seen and seen[0].ok
+
+
+def test_a_misspelled_hook_fails_loudly_at_start_up(tmp_path, monkeypatch):
+    (tmp_path / "typo_plugin.py").write_text(textwrap.dedent("""
+        from reconciler.hookspecs import hookimpl
+
+        @hookimpl
+        def reconciler_plan_redy(plan, desired):
+            return None
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="reconciler_plan_redy"):
+        make_plugin_manager(modules=["typo_plugin"])
+
+
+def test_a_disabled_plugin_is_not_loaded(monkeypatch):
+    monkeypatch.setenv("RECONCILER_DISABLED_PLUGINS", "docker")
+    pm = make_plugin_manager()
+    assert not pm.has_plugin("docker")
+    assert pm.is_blocked("docker")
