@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--output", choices=("text", "json"), default="text")
     destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
     _apply_flags(destroy)
+    plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
+    plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
+    listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
+    listing.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="also load a plugin module by import path (repeatable)")
+    listing.add_argument("--output", choices=("text", "json"), default="text")
     return parser
 
 
@@ -191,12 +197,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
+
+    pm = make_plugin_manager(modules=args.plugin)
+    rows = describe_plugins(pm, load_driver_registry(pm))
+    if args.output == "json":
+        _out(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else f"module {row['module']}"
+        _out(f"{row['name']}  ({origin})")
+        _out(f"    drivers: {', '.join(row['drivers']) or '-'}")
+        _out(f"    hooks:   {', '.join(h.removeprefix('reconciler_') for h in row['hooks']) or '-'}")
+    return 0
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
     "apply": cmd_apply,
     "status": cmd_status,
     "destroy": cmd_destroy,
+    "plugins": cmd_plugins,
 }
 
 

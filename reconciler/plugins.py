@@ -14,8 +14,9 @@ import pluggy
 from . import hookspecs
 from .drivers import DriverRegistry
 from .errors import PluginError
+from .model import Kind
 
-__all__ = ["ENTRY_POINT_GROUP", "call_each", "load_driver_registry", "make_plugin_manager"]
+__all__ = ["ENTRY_POINT_GROUP", "call_each", "describe_plugins", "load_driver_registry", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = "reconciler"
 DISABLED_ENV = "RECONCILER_DISABLED_PLUGINS"
@@ -83,3 +84,30 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[t
                               f"{type(exc).__name__}: {exc}") from exc
         results.append((impl.plugin_name, result))
     return results
+
+
+def describe_plugins(pm: pluggy.PluginManager, registry: DriverRegistry) -> list[dict[str, Any]]:
+    """Every loaded plugin: name, distribution and version, the drivers and hooks it provides."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    drivers: dict[str, list[str]] = {}
+    for role, kind in (("registry", Kind.IMAGE), ("network", Kind.NETWORK), ("storage", Kind.VOLUME),
+                       ("runtime", Kind.CONTAINER)):
+        for name in registry.names(kind):
+            drivers.setdefault(registry.provider(kind, name), []).append(f"{role}:{name}")
+    hooks: dict[str, list[str]] = {}
+    for hook_name in sorted(vars(pm.hook)):
+        caller = getattr(pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            hooks.setdefault(impl.plugin_name, []).append(hook_name)
+    out = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        dist = dists.get(id(plugin))
+        out.append({
+            "name": name,
+            "distribution": dist.project_name if dist else None,
+            "version": dist.version if dist else None,
+            "module": getattr(plugin, "__name__", type(plugin).__name__),
+            "drivers": drivers.get(name, []),
+            "hooks": hooks.get(name, []),
+        })
+    return out

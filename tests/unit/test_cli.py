@@ -68,3 +68,21 @@ def test_unreachable_engine_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot reach the Docker engine at unix://{tmp_path}/missing.sock: no such file")
     assert "Traceback" not in err
+
+
+def test_plugins_list_shows_distribution_drivers_and_hooks(tmp_path, capsys, monkeypatch):
+    import json
+
+    (tmp_path / "dev_plugin.py").write_text(
+        "from reconciler.hookspecs import hookimpl\n\n"
+        "@hookimpl\ndef reconciler_plan_ready(plan, desired):\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["plugins", "list", "--output", "json", "--plugin", "dev_plugin"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    docker = rows["docker"]
+    assert docker["distribution"] == "reconciler" and docker["version"]
+    assert "runtime:docker" in docker["drivers"] and "network:bridge" in docker["drivers"]
+    assert docker["hooks"] == ["reconciler_register_drivers"]
+    assert rows["dev_plugin"]["distribution"] is None
+    assert rows["dev_plugin"]["hooks"] == ["reconciler_plan_ready"]
