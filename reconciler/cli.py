@@ -90,16 +90,18 @@ def _files(args: argparse.Namespace) -> list[str]:
     raise SpecError(f"no spec given and none of {', '.join(DEFAULT_FILES)} in {os.getcwd()} (use -f PATH)")
 
 
-def _desired(args: argparse.Namespace):
+def _desired(args: argparse.Namespace, reconciler):
+    """The validated spec; driver names are checked against the plugins ``reconciler`` loaded."""
     from .reconcile import load_desired
 
-    return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths)
+    return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
+                        drivers=reconciler.driver_names())
 
 
 def _reconciler(args: argparse.Namespace):
     from .reconcile import Reconciler
 
-    return Reconciler(engine_url=args.engine, plugin_modules=args.plugin)
+    return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin)
 
 
 def _out(text: str) -> None:
@@ -107,7 +109,7 @@ def _out(text: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    desired = _desired(args)
+    desired = _desired(args, _reconciler(args))
     _out(f"{', '.join(desired.sources)}: valid stack {desired.stack!r} ({len(desired.images)} images, "
          f"{len(desired.networks)} networks, {len(desired.volumes)} volumes, {len(desired.containers)} containers)")
     return 0
@@ -116,8 +118,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .render import plan_json, plan_text
 
-    desired = _desired(args)
-    plan, _ = _reconciler(args).plan(desired, prune_volumes=args.prune_volumes)
+    reconciler = _reconciler(args)
+    desired = _desired(args, reconciler)
+    plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes)
     _out(plan_json(plan) if args.output == "json" else plan_text(plan))
     if args.out:
         from pathlib import Path
@@ -168,16 +171,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args.stack = args.stack or saved.stack
         args.engine = args.engine or saved.engine
         args.prune_volumes = args.prune_volumes or saved.prune_volumes
-    desired = _desired(args)
+    reconciler = _reconciler(args)
+    desired = _desired(args, reconciler)
     request = _request(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
                        saved=saved)
-    report = _reconciler(args).apply(desired, request, **_progress(args))
+    report = reconciler.apply(desired, request, **_progress(args))
     return _finish(args, report)
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    stack = args.stack or _desired(args).stack
-    report = _reconciler(args).destroy(stack, _request(args), **_progress(args))
+    reconciler = _reconciler(args)
+    stack = args.stack or _desired(args, reconciler).stack
+    report = reconciler.destroy(stack, _request(args), **_progress(args))
     return _finish(args, report)
 
 
@@ -187,8 +192,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .render import status_text
     from .status import status_rows
 
-    desired = _desired(args)
-    plan, live = _reconciler(args).plan(desired)
+    reconciler = _reconciler(args)
+    desired = _desired(args, reconciler)
+    plan, live = reconciler.plan(desired)
     rows = status_rows(desired, live, plan)
     if args.output == "json":
         _out(json.dumps({"stack": desired.stack, "converged": plan.empty, "objects": rows}, indent=2))

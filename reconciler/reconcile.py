@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .drivers import DriverContext, DriverRegistry, Drivers
-from .errors import PlanError, PluginError, Problem, SpecError
+from .errors import PlanError, PluginError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
@@ -29,14 +29,19 @@ def load_desired(
     stack: str | None = None,
     environ: Mapping[str, str] | None = None,
     allow_outside: bool = False,
+    drivers: Mapping[str, Sequence[str]] | None = None,
 ) -> DesiredState:
-    """Read, validate and model a spec; raise SpecError with every problem found."""
+    """Read, validate and model a spec; raise SpecError with every problem found.
+
+    ``drivers`` (section → driver names, see ``Reconciler.driver_names``) also
+    checks that every driver the spec names is provided by a loaded plugin.
+    """
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate
 
     raw = load_stack(files, environ=environ)
-    validate(raw, allow_outside=allow_outside)
+    validate(raw, allow_outside=allow_outside, drivers=drivers)
     return build_desired(raw, stack_name_for(raw, stack))
 
 
@@ -64,22 +69,13 @@ class Reconciler:
     def drivers(self, stack: str) -> Drivers:
         return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url))
 
-    def check_drivers(self, desired: DesiredState) -> None:
-        """Every driver a spec names exists: a SpecError listing the available ones otherwise."""
-        problems = []
-        for kind, specs, section in (
-            (Kind.IMAGE, desired.images.values(), "images"),
-            (Kind.NETWORK, desired.networks.values(), "networks"),
-            (Kind.VOLUME, desired.volumes.values(), "volumes"),
-        ):
-            names = self.registry.names(kind)
-            for spec in specs:
-                if spec.driver not in names:
-                    problems.append(Problem(
-                        f"unknown driver {spec.driver!r} (available: {', '.join(names) or 'none'})",
-                        file=desired.sources[0] if desired.sources else "", path=f"{section}.{spec.key}.driver"))
-        if problems:
-            raise SpecError(problems)
+    def driver_names(self) -> dict[str, list[str]]:
+        """The driver names plugins provide, by spec section (for ``load_desired``)."""
+        return {
+            "images": self.registry.names(Kind.IMAGE),
+            "networks": self.registry.names(Kind.NETWORK),
+            "volumes": self.registry.names(Kind.VOLUME),
+        }
 
     def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
         """The live state, retrying while the engine is temporarily unreachable."""
@@ -88,7 +84,6 @@ class Reconciler:
         return call_with_retries(lambda: observe(desired, drivers), OBSERVE_RETRY)
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False) -> tuple[Plan, LiveState]:
-        self.check_drivers(desired)
         drivers = self.drivers(desired.stack)
         live = self.observe(desired, drivers)
         return plan_changes(desired, live, prune_volumes=prune_volumes), live
@@ -103,7 +98,6 @@ class Reconciler:
         after: Callable[[Outcome], None] | None = None,
     ) -> ApplyReport:
         """Lock the stack, plan against fresh live state, refuse what is not allowed, apply."""
-        self.check_drivers(desired)
         with stack_lock(desired.stack, self.engine_url, timeout=request.lock_timeout):
             drivers = self.drivers(desired.stack)
             live = self.observe(desired, drivers)

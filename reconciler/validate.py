@@ -13,7 +13,7 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from .cache import known_valid, remember_valid, schema_verdict_key
 from .errors import Problem, SpecError
@@ -52,7 +52,12 @@ def format_path(path: tuple | list) -> str:
     return out
 
 
-def validate(raw: RawStack, *, allow_outside: bool = False) -> None:
+DEFAULT_DRIVERS = {"images": "docker", "networks": "bridge", "volumes": "local"}
+
+
+def validate(
+    raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None
+) -> None:
     """Raise SpecError listing every schema and semantic problem in ``raw``.
 
     Semantic checks (references, depends_on cycles, paths, env files) skip the
@@ -62,6 +67,8 @@ def validate(raw: RawStack, *, allow_outside: bool = False) -> None:
     findings = _schema_findings(raw.data)
     failed = {path for path, _ in findings}
     findings += _Semantics(raw, failed, allow_outside).findings()
+    if drivers is not None:
+        findings += _unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # one error may be found via two routes
@@ -75,6 +82,23 @@ def _schema_findings(data: Any) -> list[_Finding]:
     if not findings:
         remember_valid(key)
     return findings
+
+
+def _unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collection[str]]) -> list[_Finding]:
+    """Entries naming a driver no loaded plugin provides (``drivers``: section → names)."""
+    out = []
+    for section, default in DEFAULT_DRIVERS.items():
+        entries = data.get(section)
+        for key, entry in (entries.items() if isinstance(entries, dict) else ()):
+            if not isinstance(entry, dict) or any(p[:2] == (section, key) for p in failed):
+                continue
+            name = entry.get("driver", default)
+            available = sorted(drivers.get(section, ()))
+            if name not in available:
+                path = (section, key, "driver") if "driver" in entry else (section, key)
+                out.append((path, f"no plugin provides the {section[:-1]} driver {name!r} "
+                                  f"(available: {', '.join(available) or 'none'})"))
+    return out
 
 
 def _locate(raw: RawStack, path: tuple, message: str) -> Problem:

@@ -86,3 +86,23 @@ def test_plugins_list_shows_distribution_drivers_and_hooks(tmp_path, capsys, mon
     assert docker["hooks"] == ["reconciler_register_drivers"]
     assert rows["dev_plugin"]["distribution"] is None
     assert rows["dev_plugin"]["hooks"] == ["reconciler_plan_ready"]
+
+
+def test_a_driver_no_plugin_provides_is_a_located_validation_error(tmp_path, capsys):
+    spec = write(tmp_path / "stack.yaml", """
+        networks:
+          back: {driver: weave}
+        volumes:
+          data: {driver: nfs-magic}
+    """)
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:3:" in err and "no plugin provides the network driver 'weave' (available: bridge" in err
+    assert f"{spec}:5:" in err and "volume driver 'nfs-magic' (available: " in err and "local" in err
+
+
+def test_disabling_the_docker_plugin_leaves_its_drivers_unavailable(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RECONCILER_DISABLED_PLUGINS", "docker")
+    spec = write(tmp_path / "stack.yaml", "networks: {back: {}}\n")
+    assert main(["validate", "-f", str(spec)]) == 1
+    assert "no plugin provides the network driver 'bridge' (available: none)" in capsys.readouterr().err
