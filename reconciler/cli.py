@@ -19,6 +19,8 @@ DEFAULT_FILES = ("stack.yaml", "stack.yml", "reconcile.yaml", "reconcile.yml")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reconcile", description="Make a Docker engine match a YAML stack.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
+                        help="what plugins and drivers log to stderr (default warning)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, *, engine: bool = True) -> argparse.ArgumentParser:
@@ -121,14 +123,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
     plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes)
-    _out(plan_json(plan) if args.output == "json" else plan_text(plan))
+    vetoes = reconciler.vetoes(plan, desired)
+    _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
     if args.out:
         from pathlib import Path
 
         from .planfile import write_plan
 
         write_plan(Path(args.out), plan, desired, engine=args.engine, prune_volumes=args.prune_volumes)
-    if any(c.error for c in plan.changes):
+    if vetoes or any(c.error for c in plan.changes):
         return 1
     if args.detailed_exitcode and not plan.empty:
         return 2
@@ -233,8 +236,11 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import logging
+
     from .errors import ReconcilerError
 
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
     except ReconcilerError as exc:

@@ -97,7 +97,12 @@ class Reconciler:
         before: Callable[[Change], None] | None = None,
         after: Callable[[Outcome], None] | None = None,
     ) -> ApplyReport:
-        """Lock the stack, plan against fresh live state, refuse what is not allowed, apply."""
+        """Lock the stack, plan against fresh live state, refuse what is not allowed, apply.
+
+        ``reconciler_apply_finished`` runs after the lock is released: a slow
+        notification must not hold up the next writer.
+        """
+        hook_errors: list[str] = []
         with stack_lock(desired.stack, self.engine_url, timeout=request.lock_timeout):
             drivers = self.drivers(desired.stack)
             live = self.observe(desired, drivers)
@@ -105,7 +110,18 @@ class Reconciler:
             self._refuse(desired, live, plan, request)
             if on_plan is not None:
                 on_plan(plan)
-            return self._run(plan, desired, drivers, request, before, after)
+            report = self._run(plan, desired, drivers, request, before, after, hook_errors)
+        self._hook(hook_errors, "reconciler_apply_finished", report=report)
+        if hook_errors:
+            raise PluginError("\n".join(dict.fromkeys(hook_errors)))
+        return report
+
+    def _hook(self, errors: list[str], name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a failure is collected (naming plugin and hook), not raised."""
+        try:
+            call_each(self.pm, name, **kwargs)
+        except PluginError as exc:
+            errors.append(str(exc))
 
     def _refuse(self, desired: DesiredState, live: LiveState, plan: Plan, request: ApplyRequest) -> None:
         if request.saved is not None:
@@ -120,30 +136,26 @@ class Reconciler:
         blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
         if blocked:
             raise PlanError("refusing to apply:\n" + "\n".join(f"  {reason}" for reason in blocked))
-        vetoes = [(name, reason) for name, reason in call_each(self.pm, "reconciler_plan_ready", plan=plan,
-                                                                desired=desired) if reason]
+        vetoes = self.vetoes(plan, desired)
         if vetoes:
             raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
-                f"  [{name}] {line}" for name, reason in vetoes for line in str(reason).splitlines()))
+                f"  {line}" for line in vetoes))
 
-    def _run(self, plan, desired, drivers, request, before, after) -> ApplyReport:
+    def vetoes(self, plan: Plan, desired: DesiredState) -> list[str]:
+        """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""
+        results = call_each(self.pm, "reconciler_plan_ready", plan=plan, desired=desired)
+        return [f"[{name}] {line}" for name, reason in results if reason for line in str(reason).splitlines()]
+
+    def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str]) -> ApplyReport:
         # A plugin failing in a lifecycle hook must not leave the engine half-changed:
         # the apply finishes, then the failure is reported, naming plugin and hook.
-        hook_errors: list[str] = []
-
-        def hook(name: str, **kwargs: Any) -> None:
-            try:
-                call_each(self.pm, name, **kwargs)
-            except PluginError as exc:
-                hook_errors.append(str(exc))
-
         def _before(change: Change) -> None:
-            hook("reconciler_before_change", change=change)
+            self._hook(hook_errors, "reconciler_before_change", change=change)
             if before is not None:
                 before(change)
 
         def _after(outcome: Outcome) -> None:
-            hook("reconciler_after_change", change=outcome.change, outcome=outcome)
+            self._hook(hook_errors, "reconciler_after_change", change=outcome.change, outcome=outcome)
             if after is not None:
                 after(outcome)
 
@@ -153,11 +165,7 @@ class Reconciler:
             from .apply import apply_plan  # only a pass with changes pays for the executor
 
             report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
-        report = replace(report, revision=desired.revision)
-        hook("reconciler_apply_finished", report=report)
-        if hook_errors:
-            raise PluginError("\n".join(dict.fromkeys(hook_errors)))
-        return report
+        return replace(report, revision=desired.revision)
 
     def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> ApplyReport:
         """Remove everything the stack owns; volumes only with ``prune_volumes``."""

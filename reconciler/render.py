@@ -6,7 +6,7 @@ already redacted by the planner; nothing here sees a secret.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from .report import ApplyReport, Outcome
 from .plan import Action, Change, Plan
@@ -43,7 +43,7 @@ def change_line(change: Change) -> str:
     return f"{_SYMBOL[change.action]} {_what(change)}"
 
 
-def plan_text(plan: Plan) -> str:
+def plan_text(plan: Plan, *, vetoes: Sequence[str] = ()) -> str:
     """The plan as terraform users read it: symbol, object, then indented reasons."""
     if plan.empty:
         lines = [f"Stack {plan.stack}: no changes. The engine matches the spec."]
@@ -54,6 +54,8 @@ def plan_text(plan: Plan) -> str:
     if plan.notes:
         lines.append("")
         lines.extend(f"note: {note}" for note in plan.notes)
+    if vetoes:
+        lines += ["", "apply would be refused by plugin policy:"] + [f"  {line}" for line in vetoes]
     return "\n".join(lines)
 
 
@@ -98,8 +100,8 @@ def plan_data(plan: Plan) -> dict[str, Any]:
             "counts": plan.counts()}
 
 
-def plan_json(plan: Plan) -> str:
-    return json.dumps(plan_data(plan), indent=2)
+def plan_json(plan: Plan, *, vetoes: Sequence[str] = ()) -> str:
+    return json.dumps({**plan_data(plan), "vetoes": list(vetoes)}, indent=2)
 
 
 def outcome_line(outcome: Outcome) -> str:

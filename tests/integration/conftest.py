@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 PREFIX = "rtest-"
 STACK_LABEL = "io.reconciler.stack"
+STALE_SECONDS = 1800  # a crashed run's leftovers, never a run still going on beside this one
 
 
 @pytest.fixture(scope="session")
@@ -36,20 +37,27 @@ def engine() -> docker.APIClient:
         client.inspect_image(BASE_IMAGE)
     except docker.errors.ImageNotFound:
         subprocess.run(["bash", str(REPO / "scripts/engine.sh"), "up"], check=True)
-    _remove_stacks(client, lambda stack: stack.startswith(PREFIX))
+    # Leftovers of a crashed earlier run; a run going on beside this one is left alone.
+    _remove_stacks(client, lambda stack: stack.startswith(PREFIX), older_than=STALE_SECONDS)
     return client
 
 
-def _remove_stacks(client: docker.APIClient, wanted) -> None:
+def _remove_stacks(client: docker.APIClient, wanted, *, older_than: float = 0) -> None:
     label = {"label": [STACK_LABEL]}
+    cutoff = time.time() - older_than
+    stale = set()
     for c in client.containers(all=True, filters=label):
-        if wanted(c["Labels"].get(STACK_LABEL, "")):
+        stack = c["Labels"].get(STACK_LABEL, "")
+        if wanted(stack) and c.get("Created", 0) <= cutoff:
+            stale.add(stack)
             client.remove_container(c["Id"], force=True)
     for n in client.networks(filters=label):
-        if wanted((n.get("Labels") or {}).get(STACK_LABEL, "")):
+        stack = (n.get("Labels") or {}).get(STACK_LABEL, "")
+        if wanted(stack) and (stack in stale or not older_than):
             client.remove_network(n["Id"])
     for v in client.volumes(filters=label).get("Volumes") or []:
-        if wanted((v.get("Labels") or {}).get(STACK_LABEL, "")):
+        stack = (v.get("Labels") or {}).get(STACK_LABEL, "")
+        if wanted(stack) and (stack in stale or not older_than):
             client.remove_volume(v["Name"], force=True)
 
 
