@@ -75,10 +75,10 @@ class _Runner:
         }[(change.kind, step.phase)]
         handler(change)
 
-    def _driver(self, change: Change):
+    def _driver(self, change: Change, *, removing: bool = False):
         if change.kind is Kind.CONTAINER:
             return self.drivers.runtime()
-        return self.drivers.get(change.kind, change.driver)
+        return self.drivers.get(change.kind, (change.live_driver if removing else "") or change.driver)
 
     def _image_up(self, change: Change) -> None:
         spec = self.images[change.name]
@@ -100,7 +100,7 @@ class _Runner:
         # stop gracefully first, which is harmless if it already stopped.
         live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name,
                           state="running" if change.kind is Kind.CONTAINER else "")
-        self._driver(change).delete(live)
+        self._driver(change, removing=True).delete(live)
 
     def _container_up(self, change: Change) -> None:
         runtime = self.drivers.runtime()

@@ -68,6 +68,13 @@ class ObjectDriver(ABC):
     def delete(self, live: LiveObject) -> None:
         """Remove the object; an object already gone is not an error."""
 
+    def validate(self, spec: object) -> list[str]:
+        """Problems with a spec's driver options, checked before any change is applied.
+
+        The default finds none; drivers with options of their own override it.
+        """
+        return []
+
 
 class RegistryDriver(ObjectDriver):
     """Makes images present: pulls references, builds contexts."""

@@ -66,7 +66,8 @@ class Change:
     lists container names and the condition (started, healthy, completed) to
     wait for before creating. ``error`` is set when the change cannot be
     applied at all (a name taken by an object we do not own), ``blocked`` when
-    it needs an explicit flag.
+    it needs an explicit flag. ``driver`` creates the new object, ``live_driver``
+    removes the old one (they differ when a spec moves a volume to another driver).
     """
 
     action: Action
@@ -81,6 +82,7 @@ class Change:
     waits: tuple[tuple[str, str], ...] = ()
     live_id: str = ""
     driver: str = ""
+    live_driver: str = ""
     error: str = ""
     blocked: str = ""
 
@@ -171,6 +173,7 @@ def _plan_simple(
                 Action.REPLACE, kind, name, spec.key,
                 (f"config changed: {', '.join(forced) or 'labels'} (cannot change in place)",),
                 forced_by=tuple(forced), live_id=current.id, driver=spec.driver,
+                live_driver=current.labels.get(DRIVER_LABEL, _DEFAULT_DRIVER[kind]),
                 blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "
                         f"rerun with {_FLAGS[kind]}" + (" (its data is lost)" if kind is Kind.VOLUME else ""),
             ))
@@ -178,7 +181,7 @@ def _plan_simple(
         if current.owned and name not in wanted:
             if prune:
                 changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
-                                      live_id=current.id, driver=current.labels.get(DRIVER_LABEL, _DEFAULT_DRIVER[kind])))
+                                      live_id=current.id, live_driver=current.labels.get(DRIVER_LABEL, _DEFAULT_DRIVER[kind])))
             else:
                 notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
     return changes

@@ -107,7 +107,7 @@ class Reconciler:
             drivers = self.drivers(desired.stack)
             live = self.observe(desired, drivers)
             plan = plan_changes(desired, live, prune_volumes=request.prune_volumes)
-            self._refuse(desired, live, plan, request)
+            self._refuse(desired, plan, request, drivers)
             if on_plan is not None:
                 on_plan(plan)
             report = self._run(plan, desired, drivers, request, before, after, hook_errors)
@@ -123,7 +123,7 @@ class Reconciler:
         except PluginError as exc:
             errors.append(str(exc))
 
-    def _refuse(self, desired: DesiredState, live: LiveState, plan: Plan, request: ApplyRequest) -> None:
+    def _refuse(self, desired: DesiredState, plan: Plan, request: ApplyRequest, drivers: Drivers) -> None:
         if request.saved is not None:
             from .planfile import check_fresh
 
@@ -132,6 +132,9 @@ class Reconciler:
             owned = sum(1 for c in plan.changes if c.action is Action.DELETE)
             raise PlanError(f"the spec of stack {desired.stack!r} is empty: applying it would delete all {owned} "
                             f"objects the stack owns; run 'reconcile destroy' to remove the stack")
+        invalid = self._invalid_options(desired, drivers)
+        if invalid:
+            raise PlanError("invalid driver options, nothing was changed:\n" + "\n".join(f"  {p}" for p in invalid))
         allowed = {Kind.NETWORK: request.recreate_networks, Kind.VOLUME: request.recreate_volumes}
         blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
         if blocked:
@@ -140,6 +143,14 @@ class Reconciler:
         if vetoes:
             raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
                 f"  {line}" for line in vetoes))
+
+    def _invalid_options(self, desired: DesiredState, drivers: Drivers) -> list[str]:
+        problems = []
+        for kind, section, specs in ((Kind.NETWORK, "networks", desired.networks),
+                                     (Kind.VOLUME, "volumes", desired.volumes)):
+            for key, spec in specs.items():
+                problems += [f"{section}.{key}.options: {p}" for p in drivers.get(kind, spec.driver).validate(spec)]
+        return problems
 
     def vetoes(self, plan: Plan, desired: DesiredState) -> list[str]:
         """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""

@@ -30,6 +30,12 @@ def _volumes(context):
     return DockerVolumeDriver(context)
 
 
+def _hostdir(context):
+    from .hostdir import HostDirDriver
+
+    return HostDirDriver(context)
+
+
 def _containers(context):
     from .containers import DockerRuntimeDriver
 
@@ -43,4 +49,5 @@ def reconciler_register_drivers(registry) -> None:
     for name in NETWORK_DRIVERS:
         registry.add_network_driver(name, _networks)
     registry.add_storage_driver("local", _volumes)
+    registry.add_storage_driver("hostdir", _hostdir)
     registry.add_runtime_driver("docker", _containers)

@@ -259,3 +259,13 @@ def test_fields_at_their_defaults_do_not_change_the_hash():
     base = {"image": "x:1", "command": ["a"]}
     assert config_hash(base) == config_hash({**base, "privileged": False, "network_mode": None, "labels": {}})
     assert config_hash({**base, "stop_grace_period": 0}) != config_hash(base)
+
+
+def test_a_volume_moving_to_another_driver_is_removed_by_its_old_driver():
+    old = VolumeSpec(key="data", name="demo_data", driver="local", config_hash="old")
+    new = replace(old, driver="hostdir", options=(("path", "/srv/d"),), config_hash="new")
+    current = live(volumes=[owned(Kind.VOLUME, old, **{"io.reconciler.driver": "local"})])
+    change = plan_changes(state(volumes=[new]), current).changes[0]
+    assert change.action is Action.REPLACE
+    assert (change.driver, change.live_driver) == ("hostdir", "local")
+    assert "driver" in change.forced_by
