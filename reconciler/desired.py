@@ -8,6 +8,7 @@ what the spec asks for, so an engine restart cannot make a stack look changed.
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -152,44 +153,29 @@ class _Builder:
 
     def _network(self, key: str, value: dict) -> NetworkSpec:
         ipam = value.get("ipam") or {}
-        config = {
-            "driver": value.get("driver", "bridge"),
-            "options": dict(_pairs(value.get("options"))),
-            "internal": bool(value.get("internal", False)),
-            "attachable": bool(value.get("attachable", False)),
-            "subnet": ipam.get("subnet"),
-            "gateway": ipam.get("gateway"),
-            "ip_range": ipam.get("ip_range"),
-            "labels": dict(_pairs(value.get("labels"))),
-        }
-        return NetworkSpec(
+        spec = NetworkSpec(
             key=key,
             name=value.get("name") or f"{self.stack}_{key}",
-            driver=config["driver"],
-            options=_pairs(config["options"]),
-            internal=config["internal"],
-            attachable=config["attachable"],
-            subnet=config["subnet"],
-            gateway=config["gateway"],
-            ip_range=config["ip_range"],
-            labels=_pairs(config["labels"]),
-            config_hash=config_hash(config),
+            driver=value.get("driver", "bridge"),
+            options=_pairs(value.get("options")),
+            internal=bool(value.get("internal", False)),
+            attachable=bool(value.get("attachable", False)),
+            subnet=ipam.get("subnet"),
+            gateway=ipam.get("gateway"),
+            ip_range=ipam.get("ip_range"),
+            labels=_pairs(value.get("labels")),
         )
+        return replace(spec, config_hash=config_hash(spec.config()))
 
     def _volume(self, key: str, value: dict) -> VolumeSpec:
-        config = {
-            "driver": value.get("driver", "local"),
-            "options": dict(_pairs(value.get("options"))),
-            "labels": dict(_pairs(value.get("labels"))),
-        }
-        return VolumeSpec(
+        spec = VolumeSpec(
             key=key,
             name=value.get("name") or f"{self.stack}_{key}",
-            driver=config["driver"],
-            options=_pairs(config["options"]),
-            labels=_pairs(config["labels"]),
-            config_hash=config_hash(config),
+            driver=value.get("driver", "local"),
+            options=_pairs(value.get("options")),
+            labels=_pairs(value.get("labels")),
         )
+        return replace(spec, config_hash=config_hash(spec.config()))
 
     def _containers(self, key: str, value: dict, images: dict, networks: dict, volumes: dict) -> list[ContainerSpec]:
         path = ("containers", key)

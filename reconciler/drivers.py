@@ -44,14 +44,17 @@ __all__ = [
 class DriverContext:
     """What a driver factory gets: which engine, which stack, and a place to share state.
 
-    ``shared`` lets the drivers of one plugin share a connection; ``stats``
-    counts backend calls (``"read"``, ``"write"``) so a converged apply can be
-    shown to make zero writes.
+    ``shared`` lets the drivers of one plugin share a connection for the
+    context's lifetime; ``pass_cache`` lets them share reads within one
+    observe pass (the core clears it when a pass starts); ``stats`` counts
+    backend calls (``"read"``, ``"write"``) so a converged apply can be shown
+    to make zero writes.
     """
 
     stack: str
     engine_url: str | None = None
     shared: dict = field(default_factory=dict)
+    pass_cache: dict = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
 
 

@@ -41,12 +41,12 @@ def reconciler_plan_ready(plan: Plan, desired: DesiredState) -> str | None:
 
 @hookspec
 def reconciler_before_change(change: Change) -> None:
-    """Called just before a change starts (in a worker thread)."""
+    """Called just before a change starts (from the apply loop's thread, once per change)."""
 
 
 @hookspec
 def reconciler_after_change(change: Change, outcome: Outcome) -> None:
-    """Called when a change has finished, failed or been skipped (in a worker thread)."""
+    """Called when a change has finished, failed or been skipped (from the apply loop's thread)."""
 
 
 @hookspec

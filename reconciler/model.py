@@ -96,6 +96,19 @@ class NetworkSpec:
     labels: tuple[tuple[str, str], ...] = ()
     config_hash: str = ""
 
+    def config(self) -> dict:
+        """The normalized config that ``config_hash`` and the per-field hashes cover."""
+        return {
+            "driver": self.driver,
+            "options": dict(self.options),
+            "internal": self.internal,
+            "attachable": self.attachable,
+            "subnet": self.subnet,
+            "gateway": self.gateway,
+            "ip_range": self.ip_range,
+            "labels": dict(self.labels),
+        }
+
 
 @dataclass(frozen=True)
 class VolumeSpec:
@@ -107,6 +120,10 @@ class VolumeSpec:
     options: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     config_hash: str = ""
+
+    def config(self) -> dict:
+        """The normalized config that ``config_hash`` and the per-field hashes cover."""
+        return {"driver": self.driver, "options": dict(self.options), "labels": dict(self.labels)}
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,32 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from .drivers import Drivers
+from .drivers import Drivers, ObjectDriver
 from .model import DesiredState, Kind, LiveObject, LiveState
 from .plan import wanted_images
 
 __all__ = ["observe"]
 
 
-def _wanted(desired: DesiredState) -> dict[Kind, dict[str, str]]:
-    return {
-        Kind.IMAGE: {ref: spec.config_hash for ref, spec in wanted_images(desired).items()},
-        Kind.NETWORK: {s.name: s.config_hash for s in desired.networks.values()},
-        Kind.VOLUME: {s.name: s.config_hash for s in desired.volumes.values()},
-        Kind.CONTAINER: {s.name: s.config_hash for s in desired.containers.values()},
+def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDriver, dict[str, str]]]:
+    """Each distinct driver with the names (and desired hashes) of the specs that use it.
+
+    Every driver is observed, even one no spec names: it may own objects to prune.
+    """
+    specs = {
+        Kind.IMAGE: wanted_images(desired),
+        Kind.NETWORK: {s.name: s for s in desired.networks.values()},
+        Kind.VOLUME: {s.name: s for s in desired.volumes.values()},
+        Kind.CONTAINER: dict(desired.containers),
     }
+    jobs = []
+    for kind in Kind:
+        per_driver: dict[int, tuple[ObjectDriver, dict[str, str]]] = {id(d): (d, {}) for d in drivers.all(kind)}
+        for name, spec in specs[kind].items():
+            driver = drivers.runtime() if kind is Kind.CONTAINER else drivers.get(kind, spec.driver)
+            per_driver.setdefault(id(driver), (driver, {}))[1][name] = spec.config_hash
+        jobs += [(kind, driver, wanted) for driver, wanted in per_driver.values()]
+    return jobs
 
 
 def observe(desired: DesiredState, drivers: Drivers) -> LiveState:
@@ -29,12 +41,12 @@ def observe(desired: DesiredState, drivers: Drivers) -> LiveState:
     The drivers are asked concurrently: on a remote engine the list calls'
     round trips overlap instead of adding up.
     """
-    wanted = _wanted(desired)
-    jobs = [(kind, driver) for kind in Kind for driver in drivers.all(kind)]
+    drivers.context.pass_cache.clear()
+    jobs = _jobs(desired, drivers)
     with ThreadPoolExecutor(max_workers=len(jobs) or 1, thread_name_prefix="observe") as pool:
-        results = list(pool.map(lambda job: job[1].observe(desired.stack, wanted[job[0]]), jobs))
+        results = list(pool.map(lambda job: job[1].observe(desired.stack, job[2]), jobs))
     found: dict[Kind, dict[str, LiveObject]] = {kind: {} for kind in Kind}
-    for (kind, _), objects in zip(jobs, results):
+    for (kind, _, _), objects in zip(jobs, results):
         for obj in objects:
             found[kind][obj.name] = obj
     return LiveState(

@@ -189,9 +189,7 @@ def _plan_simple(
 
 def spec_fields(spec: NetworkSpec | VolumeSpec) -> dict[str, str]:
     """Per-field hashes of a network or volume, stored in its labels to name what changed."""
-    config = {k: v for k, v in vars(spec).items() if k not in ("key", "name", "config_hash")}
-    config = {k: (dict(v) if k in ("options", "labels") else v) for k, v in config.items()}
-    return field_hashes(config, expand=frozenset({"options", "labels"}))
+    return field_hashes(spec.config(), expand=frozenset({"options", "labels"}))
 
 
 def _changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:

@@ -10,7 +10,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping, TypeVar
 
 import docker
 import docker.errors
@@ -20,15 +20,17 @@ from reconciler.drivers import DriverContext
 from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
 from reconciler.model import HASH_LABEL, STACK_LABEL
 
-__all__ = ["api_client", "engine_errors", "is_ours", "owned_filter"]
+__all__ = ["api_client", "engine_errors", "is_ours", "owned_filter", "shared_read"]
 
 _CLIENT_KEY = "reconciler_docker.api"
 _CLIENT_LOCK = threading.Lock()
-# The engine answers 500 for faults in the container's own config (a missing
-# executable, a bad mount): retrying those only wastes the user's time.
+T = TypeVar("T")
+# The engine answers 500 for faults in the object's own config (a missing
+# executable, a bad mount, an invalid subnet): retrying those only wastes time.
 _PERMANENT_500 = re.compile(
     r"OCI runtime|starting container process|executable file not found|no such file|invalid mount"
-    r"|port is already allocated|address already in use",
+    r"|port is already allocated|address already in use|invalid|failed to parse|out of range"
+    r"|not a swarm manager|non-overlapping|overlaps with|already exists|not supported",
     re.I,
 )
 
@@ -64,6 +66,22 @@ def _counter(context: DriverContext):
         return response
 
     return count
+
+
+def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
+    """``fetch()`` once per observe pass for all drivers of this plugin that need the same list.
+
+    Drivers sharing one engine list (``local`` and ``hostdir`` volumes) are
+    observed concurrently; the first one fetches, the others reuse its answer,
+    so a converged pass still costs one list call per kind. A failed fetch is
+    not remembered.
+    """
+    with _CLIENT_LOCK:
+        lock = context.shared.setdefault(f"reconciler_docker.lock.{key}", threading.Lock())
+    with lock:
+        if key not in context.pass_cache:
+            context.pass_cache[key] = fetch()
+        return context.pass_cache[key]
 
 
 def is_ours(existing: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:

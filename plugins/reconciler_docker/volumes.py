@@ -4,7 +4,7 @@ Several storage drivers of this plugin keep their volumes on the engine (the
 ``hostdir`` driver is one), and the core observes each driver instance on its
 own and merges what they report by name. So each driver claims only the
 volumes whose ``io.reconciler.driver`` label names it: two drivers never
-report the same owned volume, and each still makes one list call.
+report the same owned volume, and they share one list call per pass.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import docker.errors
 from reconciler.drivers import DriverContext, StorageDriver
 from reconciler.model import DRIVER_LABEL, STACK_LABEL, Kind, LiveObject, VolumeSpec
 
-from .engine import api_client, engine_errors, owned_filter
+from .engine import api_client, engine_errors, owned_filter, shared_read
 
 __all__ = ["DockerVolumeDriver"]
 
@@ -40,7 +40,9 @@ class DockerVolumeDriver(StorageDriver):
         does not own at all (not even through another driver).
         """
         with engine_errors("list volumes"):
-            owned = {v["Name"]: v for v in self.api.volumes(filters=owned_filter(stack)).get("Volumes") or []}
+            listed = shared_read(self.context, f"volumes:{stack}",
+                                 lambda: self.api.volumes(filters=owned_filter(stack)).get("Volumes") or [])
+            owned = {v["Name"]: v for v in listed}
             missing = [name for name in wanted if name not in owned]
             others = {}
             if missing:

@@ -1,0 +1,85 @@
+"""reconciler-ramdisk: volumes that live in memory, as engine ``local`` volumes backed by tmpfs.
+
+A spec asks for one with ``volumes: {scratch: {driver: ramdisk, options: {size: 64m}}}``.
+Its data is gone when the last container using it stops: use it for caches and scratch space.
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from reconciler.drivers import DriverContext, StorageDriver
+from reconciler.errors import PermanentError
+from reconciler.hookspecs import hookimpl
+from reconciler.model import DRIVER_LABEL, STACK_LABEL, Kind, LiveObject, VolumeSpec
+
+__all__ = ["RamdiskDriver", "reconciler_register_drivers"]
+__version__ = "0.1.0"
+
+NAME = "ramdisk"
+DEFAULT_SIZE = "16m"
+_SIZE = re.compile(r"^[1-9][0-9]*[kKmMgG%]?$")
+
+
+def _engine():
+    # Imported on first use: loading plugins (say, for `reconcile validate`) must not pay for the Docker SDK.
+    from reconciler_docker import engine
+
+    return engine
+
+
+class RamdiskDriver(StorageDriver):
+    """Owned volumes are the stack's volumes labelled ``io.reconciler.driver=ramdisk``."""
+
+    def __init__(self, context: DriverContext) -> None:
+        self.context = context
+
+    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+        """One list call; a second only for wanted names the stack has under no driver at all."""
+        engine = _engine()
+        api = engine.api_client(self.context)
+        with engine.engine_errors("list ramdisk volumes"):
+            stacks = api.volumes(filters=engine.owned_filter(stack)).get("Volumes") or []
+            missing = sorted(set(wanted) - {v["Name"] for v in stacks})
+            strangers = (api.volumes(filters={"name": missing}).get("Volumes") or []) if missing else []
+        ours = [v for v in stacks if (v.get("Labels") or {}).get(DRIVER_LABEL) == NAME]
+        # Unowned volumes under a wanted name are reported too, so the plan refuses to take them over.
+        strangers = [v for v in strangers if v["Name"] in missing]  # the name filter matches substrings
+        return [self._live(stack, v) for v in ours + strangers]
+
+    @staticmethod
+    def _live(stack: str, vol: dict) -> LiveObject:
+        labels = vol.get("Labels") or {}
+        return LiveObject(kind=Kind.VOLUME, name=vol["Name"], id=vol["Name"], labels=labels,
+                          owned=labels.get(STACK_LABEL) == stack)
+
+    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
+        """A ``local`` volume mounting a tmpfs of ``size`` (default 16m)."""
+        options = dict(spec.options)
+        size = options.pop("size", DEFAULT_SIZE)
+        if options:
+            raise PermanentError(f"volume {spec.name}: ramdisk takes only the option 'size', not {', '.join(options)}")
+        if not _SIZE.match(size):
+            raise PermanentError(f"volume {spec.name}: size {size!r} is not a size like 64m, 1g or 10%")
+        engine = _engine()
+        with engine.engine_errors(f"create ramdisk volume {spec.name}"):
+            engine.api_client(self.context).create_volume(
+                spec.name, driver="local", labels=dict(labels),
+                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size}"})
+
+    def delete(self, live: LiveObject) -> None:
+        """Remove the volume; one already gone is fine, one still mounted is a PermanentError."""
+        import docker.errors
+
+        engine = _engine()
+        with engine.engine_errors(f"remove ramdisk volume {live.name}"):
+            try:
+                engine.api_client(self.context).remove_volume(live.name)
+            except docker.errors.NotFound:
+                pass
+
+
+@hookimpl
+def reconciler_register_drivers(registry) -> None:
+    """Offer ``driver: ramdisk`` for volumes."""
+    registry.add_storage_driver(NAME, RamdiskDriver)
