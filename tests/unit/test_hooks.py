@@ -115,3 +115,39 @@ def test_a_disabled_plugin_is_not_loaded(monkeypatch):
     pm = make_plugin_manager()
     assert not pm.has_plugin("docker")
     assert pm.is_blocked("docker")
+
+
+def test_two_plugins_registering_the_same_driver_name_is_a_clear_conflict():
+    from reconciler.plugins import load_driver_registry
+
+    class One:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            registry.add_storage_driver("nfs", lambda ctx: None)
+
+    class Two:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            registry.add_storage_driver("nfs", lambda ctx: None)
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(One(), name="nfs-one")
+    pm.register(Two(), name="nfs-two")
+    with pytest.raises(PluginError, match="storage driver 'nfs' is registered twice: by nfs-(one|two) and by nfs-(one|two)"):
+        load_driver_registry(pm)
+
+
+def test_a_plugin_raising_while_registering_drivers_is_named():
+    from reconciler.plugins import load_driver_registry
+
+    class Broken:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            raise ImportError("no module named fancy_sdk")
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(Broken(), name="fancy")
+    with pytest.raises(PluginError, match="plugin 'fancy' failed in reconciler_register_drivers: no module named"):
+        load_driver_registry(pm)
