@@ -13,5 +13,5 @@ if [ "$started_here" = 1 ]; then
   # Only an engine this script started may be restarted by the tests.
   export RECONCILER_ENGINE_RESTARTABLE=1
 fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Running pip as" || true
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 python3 -m pytest "$@"

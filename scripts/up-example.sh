@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/engine.sh up
-python3 -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Running pip as" || true
-reconcile apply -f examples/stack.yaml
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e .
+python3 -m reconciler apply -f examples/stack.yaml
 echo
-reconcile status -f examples/stack.yaml
+python3 -m reconciler status -f examples/stack.yaml
