@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
 from .errors import PermanentError, ReconcilerError

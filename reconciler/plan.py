@@ -9,7 +9,7 @@ changes need an explicit flag because they would destroy state.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Iterable, Mapping
 
 from .hashing import canonical_json, field_hashes

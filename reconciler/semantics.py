@@ -1,0 +1,238 @@
+"""The checks a schema cannot express: references, cycles, paths, files, drivers.
+
+They run on the parts of a spec the JSON Schema accepted (``failed`` holds the
+paths it refused), so one mistake is reported once, in the words that fit it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Collection, Mapping
+
+from .interpolate import InterpolationError, parse_env_file
+
+if TYPE_CHECKING:
+    from .loader import RawStack
+
+__all__ = ["DEFAULT_DRIVERS", "semantic_findings", "unknown_drivers"]
+
+DEFAULT_DRIVERS = {"images": "docker", "networks": "bridge", "volumes": "local"}
+_Finding = tuple[tuple, str]  # (path, message)
+
+
+def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool) -> list[_Finding]:
+    """Every cross-reference, cycle, path and file problem in the parts the schema accepted."""
+    return _Semantics(raw, failed, allow_outside).findings()
+
+
+def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collection[str]]) -> list[_Finding]:
+    """Entries naming a driver no loaded plugin provides (``drivers``: section → names)."""
+    out = []
+    for section, default in DEFAULT_DRIVERS.items():
+        entries = data.get(section)
+        for key, entry in (entries.items() if isinstance(entries, dict) else ()):
+            if not isinstance(entry, dict) or any(p[:2] == (section, key) for p in failed):
+                continue
+            name = entry.get("driver", default)
+            available = sorted(drivers.get(section, ()))
+            if name not in available:
+                path = (section, key, "driver") if "driver" in entry else (section, key)
+                out.append((path, f"no plugin provides the {section[:-1]} driver {name!r} "
+                                  f"(available: {', '.join(available) or 'none'})"))
+    return out
+
+
+
+class _Semantics:
+    """Cross-references, cycles and file-system checks over the parts the schema accepted."""
+
+    def __init__(self, raw: RawStack, failed: set[tuple], allow_outside: bool) -> None:
+        self.raw = raw
+        self.failed = failed
+        self.allow_outside = allow_outside
+        self.out: list[_Finding] = []
+        sections = ("images", "networks", "volumes", "containers")
+        self.defined = {name: set(self._section(name)) for name in sections}
+        self._roots: dict[Path, Path] = {}
+
+    def findings(self) -> list[_Finding]:
+        """Run every check and return what they found."""
+        for key, image in self._accepted("images"):
+            self._build(key, image)
+        graph: dict[str, list[tuple[str, tuple]]] = {}
+        for key, container in self._accepted("containers"):
+            base = ("containers", key)
+            checks = {
+                "image": lambda: self._image_ref(base, container),
+                "networks": lambda: self._networks(base, container.get("networks")),
+                "volumes": lambda: [self._mount((*base, "volumes", i), m)
+                                    for i, m in enumerate(container.get("volumes", []))],
+                "env_file": lambda: self._env_files(base, container.get("env_file")),
+                "depends_on": lambda: graph.__setitem__(key, self._depends_on(base, container.get("depends_on"))),
+                "network_mode": lambda: self._network_mode(base, container),
+            }
+            # A schema error in one field must not hide reference errors in the others.
+            for field, check in checks.items():
+                if field in container and self._clean((*base, field)):
+                    check()
+        self._cycles(graph)
+        return self.out
+
+    def _section(self, name: str) -> dict:
+        value = self.raw.data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def _clean(self, prefix: tuple) -> bool:
+        """True when the schema raised nothing at, under or above ``prefix``."""
+        return not any(p[: len(prefix)] == prefix or prefix[: len(p)] == p for p in self.failed)
+
+    def _accepted(self, section: str) -> list[tuple[str, dict]]:
+        """Entries of ``section`` the schema raised nothing about at or above them.
+
+        Images must be clean throughout; containers are checked field by field.
+        """
+        def above(prefix: tuple) -> bool:
+            return any(prefix[: len(p)] == p for p in self.failed)
+        return [(key, value) for key, value in self._section(section).items()
+                if isinstance(value, dict) and not above((section, key))
+                and (section == "containers" or self._clean((section, key)))]
+
+    def _image_ref(self, base: tuple, container: dict) -> None:
+        image = container["image"]
+        if not any(c in image for c in ":/@") and image not in self.defined["images"]:
+            self.out.append(((*base, "image"), f"image {image!r} is not defined in images "
+                                               f"(write '{image}:latest' for a registry reference)"))
+
+    def _networks(self, base: tuple, networks: list | dict | None) -> None:
+        entries = _entries(networks)
+        for where, name in entries:
+            if name not in self.defined["networks"]:
+                self.out.append(((*base, "networks", where), f"network {name!r} is not defined in networks"))
+
+    def _network_mode(self, base: tuple, container: dict) -> None:
+        mode = container["network_mode"]
+        if container.get("networks"):
+            self.out.append(((*base, "network_mode"),
+                             f"network_mode {mode} excludes networks: remove one of the two"))
+        if mode == "host" and container.get("ports"):
+            self.out.append(((*base, "ports"), "ports cannot be published with network_mode host "
+                                               "(the container already uses the host's ports)"))
+
+    def _mount(self, path: tuple, mount: str | dict) -> None:
+        if isinstance(mount, str):
+            source = mount.split(":", 1)[0]
+            kind = "bind" if source[:1] in (".", "/", "~") else "volume"
+        else:
+            source, kind = mount.get("source", ""), mount["type"]
+            path = (*path, "source")
+        if kind == "volume" and source not in self.defined["volumes"]:
+            self.out.append((path, f"volume {source!r} is not defined in volumes "
+                                   "(a bind mount's source starts with '.', '/' or '~')"))
+        elif kind == "bind":
+            self._resolve(path, source, self._spec_dir(path))
+
+    def _env_files(self, base: tuple, env_file: str | list | None) -> None:
+        entries = [((*base, "env_file"), env_file)] if isinstance(env_file, str) else \
+            [((*base, "env_file", i), name) for i, name in enumerate(env_file or [])]
+        for path, name in entries:
+            resolved = self._resolve(path, name, self._spec_dir(path))
+            if resolved is None:
+                continue
+            if not resolved.is_file():
+                self.out.append((path, f"env file {name!r} does not exist ({resolved})"))
+                continue
+            try:
+                parse_env_file(resolved)
+            except InterpolationError as exc:
+                self.out.append((path, f"env file {name!r}: {exc}"))
+
+    def _build(self, key: str, image: dict) -> None:
+        build = image.get("build")
+        if build is None:
+            return
+        path = ("images", key, "build", "context")
+        context = self._resolve(path, build["context"], self._spec_dir(path))
+        if context is None:
+            return
+        if not context.is_dir():
+            self.out.append((path, f"build context {build['context']!r} is not a directory ({context})"))
+            return
+        dockerfile = build.get("dockerfile", "Dockerfile")
+        where = ("images", key, "build", "dockerfile") if "dockerfile" in build else path
+        resolved = self._resolve(where, dockerfile, context)
+        if resolved is not None and not resolved.is_file():
+            self.out.append((where, f"{dockerfile!r} not found in build context {build['context']!r}"))
+
+    def _depends_on(self, base: tuple, depends_on: list | dict | None) -> list[tuple[str, tuple]]:
+        """Checks the names; returns (dependency, path of its entry) for the cycle search."""
+        entries = _entries(depends_on)
+        edges = []
+        for where, name in entries:
+            path = (*base, "depends_on", where)
+            if name == base[1]:
+                self.out.append((path, f"container {name!r} cannot depend on itself"))
+            elif name not in self.defined["containers"]:
+                self.out.append((path, f"container {name!r} is not defined in containers"))
+            else:
+                edges.append((name, path))
+        return edges
+
+    def _cycles(self, graph: dict[str, list[tuple[str, tuple]]]) -> None:
+        """Report each depends_on cycle once, at the entry where it starts.
+
+        An iterative depth-first search: every edge is followed once, and an
+        edge back to a container still on the trail closes exactly one cycle.
+        """
+        state: dict[str, str] = {}
+        for start in graph:
+            if start in state:
+                continue
+            trail, stack = [start], [iter(graph[start])]
+            state[start] = "open"
+            while stack:
+                name, path = next(stack[-1], (None, ()))
+                if name is None:
+                    state[trail.pop()] = "done"
+                    stack.pop()
+                elif state.get(name) == "open":
+                    members = trail[trail.index(name):] + [name]
+                    message = "depends_on cycle: " + " -> ".join(members)
+                    self.out.append((self._entry(graph, members), message))
+                elif name not in state and name in graph:
+                    state[name] = "open"
+                    trail.append(name)
+                    stack.append(iter(graph[name]))
+
+    @staticmethod
+    def _entry(graph: dict[str, list[tuple[str, tuple]]], members: list[str]) -> tuple:
+        return next(path for name, path in graph[members[0]] if name == members[1])
+
+    def _spec_dir(self, path: tuple) -> Path:
+        return self.raw.origin(path).resolve().parent
+
+    def _resolve(self, path: tuple, value: str, base: Path) -> Path | None:
+        """Absolute form of a spec path, or None (and a finding) if it leaves the repository."""
+        if value.startswith("~"):
+            return Path(value).expanduser()
+        resolved = (base / value).resolve()
+        if Path(value).is_absolute() or self.allow_outside:
+            return resolved
+        root = self._repo_root(self._spec_dir(path))
+        if not resolved.is_relative_to(root):
+            self.out.append((path, f"{value!r} resolves to {resolved}, outside the repository {root} "
+                                   "(outside paths must be allowed explicitly)"))
+            return None
+        return resolved
+
+    def _repo_root(self, spec_dir: Path) -> Path:
+        """The nearest directory holding ``.git`` (a work tree), else the spec's own directory."""
+        if spec_dir not in self._roots:
+            found = (d for d in (spec_dir, *spec_dir.parents) if (d / ".git").exists())
+            self._roots[spec_dir] = next(found, spec_dir)
+        return self._roots[spec_dir]
+
+
+def _entries(value: list | dict | None) -> list[tuple[int | str, str]]:
+    """(where, name) for a list of names or a mapping keyed by name (networks, depends_on)."""
+    if isinstance(value, list):
+        return list(enumerate(value))
+    return [(name, name) for name in value or {}]
