@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring up what the reconciler needs on a fresh Debian machine, idempotently:
-#   scripts/engine.sh up     install docker.io + busybox-static if missing, start dockerd
+#   scripts/engine.sh up     install docker.io + busybox-static + docker-registry (the tests'
+#                            registry) if missing, start dockerd
 #                            if no engine answers, build the local base image
 #   scripts/engine.sh down   stop the dockerd that "up" started (and nothing else)
 #   scripts/engine.sh restart  stop and start that dockerd again (tests of engine restarts)
@@ -19,10 +20,20 @@ install_packages() {
   local missing=()
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
   [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx nc || missing+=(busybox-static)
+  [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     $SUDO apt-get update -qq
+    # Packages must not start services: the tests start their own engine and a
+    # registry on 127.0.0.1; docker-registry's own service would listen on *:5000.
+    local blocker=/usr/sbin/policy-rc.d added_blocker=0
+    if [ ! -e "$blocker" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$blocker" >/dev/null
+      $SUDO chmod +x "$blocker"
+      added_blocker=1
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [ "$added_blocker" = 1 ]; then $SUDO rm -f "$blocker"; fi
   fi
 }
 

@@ -1,14 +1,90 @@
-"""Images through the engine: pull by reference, build with the engine's layer cache."""
+"""Images through the engine: pull by reference, build with the engine's layer cache.
+
+Pulls carry the registry's credentials (see :mod:`.credentials`) and turn the
+engine's registry failures into distinct errors::
+
+    PermanentError ── ImageNotFound, AuthenticationFailed
+    TemporaryError ── RegistryUnreachable, RateLimited (retried by the core with backoff)
+
+The engine reports registry trouble as a 404 or 500 APIError whose text comes
+from the registry, or as an ``{"error": …}`` event in the pull stream; both go
+through :func:`pull_error`. Messages name the reference and the registry,
+never a secret.
+"""
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Mapping
 
+import docker.errors
+
 from reconciler.drivers import DriverContext, RegistryDriver
-from reconciler.errors import PermanentError
+from reconciler.errors import DriverError, PermanentError, TemporaryError
 from reconciler.model import BUILD_HASH_LABEL, STACK_LABEL, ImageSpec, Kind, LiveObject
 
+from .credentials import Credential, CredentialError, CredentialStore, registry_host
 from .engine import api_client, engine_errors
 
+__all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
+           "RegistryUnreachable", "pull_error", "split_ref"]
+
+_STORE_KEY = "reconciler_docker.credentials"
+RATE_LIMIT_DELAY = 10.0  # the engine drops the registry's Retry-After: a hint, capped by the core
+
+
+class ImageNotFound(PermanentError):
+    """The registry has no such repository, tag or digest."""
+
+
+class AuthenticationFailed(PermanentError):
+    """The registry refused the credentials, or asked for some and none were configured."""
+
+
+class RegistryUnreachable(TemporaryError):
+    """The registry did not answer (refused, timed out) or answered with a 5xx."""
+
+
+class RateLimited(TemporaryError):
+    """The registry asked us to slow down (429 / toomanyrequests)."""
+
+
+_RATE = re.compile(r"toomanyrequests|too many requests|\b429\b|rate limit", re.I)
+_AUTH = re.compile(r"unauthorized|no basic auth credentials|authentication required|\b401\b"
+                   r"|incorrect username or password|denied: requested access", re.I)
+_DENIED_OR_MISSING = re.compile(r"pull access denied|repository does not exist", re.I)
+_NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|\b404\b", re.I)
+_UNREACHABLE = re.compile(r"connection refused|dial tcp|i/o timeout|timeout|deadline exceeded|no such host"
+                          r"|connection reset|\bEOF\b|unexpected HTTP status: 5\d\d|\b50[234]\b"
+                          r"|no route to host|network is unreachable", re.I)
+
+
+def pull_error(ref: str, detail: str, status: int, credential: Credential | None) -> DriverError:
+    """The error for a failed pull of ``ref``, from the engine's ``detail`` text and HTTP ``status``."""
+    host = registry_host(ref)
+    if credential is not None and credential.password:
+        detail = detail.replace(credential.password, "***")  # never trust a message with a secret
+    detail = detail.strip()
+    if _RATE.search(detail):
+        return RateLimited(f"pull {ref}: registry {host} is rate limiting pulls ({detail})",
+                           delay=RATE_LIMIT_DELAY)
+    if _AUTH.search(detail):
+        if credential is None:
+            return AuthenticationFailed(
+                f"pull {ref}: authentication failed for registry {host}: it requires credentials and none "
+                f"are configured for it (RECONCILER_REGISTRY_AUTH or docker's config.json) ({detail})")
+        return AuthenticationFailed(f"pull {ref}: authentication failed for registry {host} as user "
+                                    f"{credential.username!r} (credentials from {credential.source}) ({detail})")
+    if _DENIED_OR_MISSING.search(detail):
+        return ImageNotFound(f"pull {ref}: image not found on registry {host}, or access to it was denied "
+                             f"(check the reference and the credentials) ({detail})")
+    if status == 404 or _NOT_FOUND.search(detail):
+        return ImageNotFound(f"pull {ref}: image not found on registry {host} ({detail})")
+    if _UNREACHABLE.search(detail):
+        return RegistryUnreachable(f"pull {ref}: registry {host} is unreachable ({detail})")
+    if status >= 500:
+        return TemporaryError(f"pull {ref}: registry {host}: {detail}")
+    return PermanentError(f"pull {ref}: registry {host}: {detail}")
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:
@@ -22,8 +98,11 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 
 
 class DockerRegistryDriver(RegistryDriver):
+    """Pulls and builds through the engine; one instance per run."""
+
     def __init__(self, context: DriverContext) -> None:
         self.context = context
+        self.attempts: Counter = Counter()  # pulls per reference this run: retries show in messages
 
     @property
     def api(self):
@@ -42,12 +121,33 @@ class DockerRegistryDriver(RegistryDriver):
                                           labels=labels, owned=labels.get(STACK_LABEL) == stack))
         return out
 
+    @property
+    def credentials(self) -> CredentialStore:
+        """One store per run, shared by this plugin's drivers, so each registry is looked up once."""
+        return self.context.shared.setdefault(_STORE_KEY, CredentialStore())
+
     def pull(self, spec: ImageSpec) -> None:
+        """Pull ``spec.ref`` with its registry's credentials, if any; failures become distinct errors."""
+        self.attempts[spec.ref] += 1
+        try:
+            credential = self.credentials.for_ref(spec.ref)
+        except CredentialError as exc:
+            raise CredentialError(f"pull {spec.ref}: no usable credentials: {exc}") from None
+        auth = credential.auth_config() if credential else None
         repo, tag = split_ref(spec.ref)
-        with engine_errors(f"pull {spec.ref}"):
-            for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
-                if "error" in event:
-                    raise PermanentError(f"pull {spec.ref}: {event['error']}")
+        try:
+            with engine_errors(f"pull {spec.ref}"):
+                try:
+                    for event in self.api.pull(repo, tag=tag, stream=True, decode=True, auth_config=auth):
+                        if "error" in event:
+                            raise pull_error(spec.ref, str(event["error"]), 0, credential)
+                except docker.errors.APIError as exc:
+                    raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0,
+                                     credential) from None
+        except TemporaryError as exc:
+            if self.attempts[spec.ref] > 1:
+                exc.args = (f"{exc.args[0]} [attempt {self.attempts[spec.ref]}]",)
+            raise
 
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
         all_labels = {**labels, BUILD_HASH_LABEL: spec.build_hash}

@@ -127,3 +127,7 @@ def stack(engine, tmp_path) -> Stack:
     spec_dir.mkdir()
     yield Stack(name, spec_dir, engine)
     _remove_stacks(engine, lambda s: s == name)
+
+
+# At the end: registry.py imports this module's constants.
+from .registry import registry  # noqa: E402,F401  (a session fixture: a real registry with htpasswd auth)

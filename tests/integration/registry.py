@@ -1,0 +1,169 @@
+"""A real, password-protected registry on 127.0.0.1 for tests: Debian's ``docker-registry``.
+
+Each ``Registry`` gets its own free port, a temporary storage folder and an
+htpasswd file with one bcrypt-hashed user. ``start()`` waits until ``GET /v2/``
+answers (401: auth is on), ``stop()`` ends exactly the process it started.
+``push_base`` tags the local base image into it and pushes through the engine.
+The session fixture ``registry`` (import it into a test module) runs one for
+the whole session.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from .conftest import BASE_IMAGE
+
+__all__ = ["REGISTRY_BINARY", "Registry", "RegistryInfo", "free_port", "registry"]
+
+REGISTRY_BINARY = "/usr/bin/docker-registry"
+
+CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root}
+http:
+  addr: 127.0.0.1:{port}
+auth:
+  htpasswd:
+    realm: reconciler-tests
+    path: {htpasswd}
+"""
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _bcrypt(password: str) -> str:
+    with warnings.catch_warnings():  # crypt is deprecated in 3.11 but is what the host offers
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+class Registry:
+    """One registry process; ``host`` is ``127.0.0.1:PORT``."""
+
+    def __init__(self, *, username: str = "tester", password: str | None = None) -> None:
+        self.username = username
+        self.password = password or "pw-" + secrets.token_hex(8)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="reconciler-registry-"))
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20) -> Registry:
+        """Write the config and htpasswd, start the process, wait until ``/v2/`` answers."""
+        htpasswd = self.dir / "htpasswd"
+        htpasswd.write_text(f"{self.username}:{_bcrypt(self.password)}\n")
+        (self.dir / "data").mkdir(exist_ok=True)
+        config = self.dir / "config.yml"
+        config.write_text(CONFIG.format(root=self.dir / "data", port=self.port, htpasswd=htpasswd))
+        log = open(self.dir / "registry.log", "wb")
+        self.process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)],
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {self.log_tail()}")
+            if self.answers():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer on {self.host}: {self.log_tail()}")
+
+    def answers(self) -> bool:
+        """True when ``GET /v2/`` gets an HTTP answer (401 is expected: auth is on)."""
+        try:
+            urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+            return True
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401
+        except OSError:
+            return False
+
+    def log_tail(self) -> str:
+        path = self.dir / "registry.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop the process this object started; keep the storage (``start`` again serves it)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def auth_config(self) -> dict:
+        return {"username": self.username, "password": self.password}
+
+    def push_base(self, engine: docker.APIClient, base: str, repo: str = "test/busybox", tag: str = "1") -> str:
+        """Tag ``base`` as ``HOST/repo:tag``, push it with our credentials, drop the local tag."""
+        ref = f"{self.host}/{repo}:{tag}"
+        engine.tag(base, f"{self.host}/{repo}", tag=tag)
+        try:
+            for event in engine.push(f"{self.host}/{repo}", tag=tag, auth_config=self.auth_config,
+                                     stream=True, decode=True):
+                if "error" in event:
+                    raise RuntimeError(f"push {ref}: {event['error']}")
+        finally:
+            engine.remove_image(ref)
+        return ref
+
+
+@dataclass(frozen=True)
+class RegistryInfo:
+    """What a test needs: where the registry is, who may use it, and an image pushed to it."""
+
+    host: str
+    username: str
+    password: str
+    ref: str
+    server: Registry
+
+
+@pytest.fixture(scope="session")
+def registry(engine) -> RegistryInfo:
+    """A password-protected registry on an ephemeral port, holding ``HOST/test/busybox:1``."""
+    if not os.access(REGISTRY_BINARY, os.X_OK):
+        pytest.fail(f"{REGISTRY_BINARY} is missing; run scripts/engine.sh up", pytrace=False)
+    server = Registry().start()
+    try:
+        ref = server.push_base(engine, BASE_IMAGE)
+        yield RegistryInfo(server.host, server.username, server.password, ref, server)
+    finally:
+        server.close()
+        for image in engine.images():  # whatever the tests pulled from it
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(server.host + "/"):
+                    engine.remove_image(tag, force=True)
