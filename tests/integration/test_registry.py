@@ -14,7 +14,7 @@ import threading
 import docker.errors
 import pytest
 
-from .registry import free_port, registry  # noqa: F401  (registry is a fixture)
+from .registry import free_port
 
 pytestmark = pytest.mark.engine
 
