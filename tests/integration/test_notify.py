@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
 import json
 import os
-import threading
 
 import pytest
+
+from ..http_receiver import Receiver
 
 pytestmark = pytest.mark.engine
 
@@ -24,40 +24,6 @@ containers:
 """
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 with an ephemeral port that records every POST and answers 204."""
-
-    def __init__(self):
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/reconciler"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_apply_posts_a_signed_summary(stack):
     stack.write(SPEC)
     no_proxy = ",".join(filter(None, [os.environ.get("no_proxy"), "127.0.0.1"]))
@@ -67,7 +33,7 @@ def test_apply_posts_a_signed_summary(stack):
     assert result.code == 0, result.err
     assert f"{stack.name}-web-1" in stack.containers()
 
-    [(headers, body)] = receiver.requests
+    [(_, headers, body)] = receiver.requests
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(expected, headers["X-Reconciler-Signature"])
     assert headers["X-Reconciler-Event"] == "apply"
