@@ -16,6 +16,7 @@ from . import units
 from .buildctx import build_hash
 from .errors import Problem, SpecError
 from .gitinfo import spec_revision
+from .imagearchive import archive_image_id
 from .hashing import config_hash, field_hashes
 from .interpolate import parse_env_file
 from .loader import RawStack
@@ -130,6 +131,14 @@ class _Builder:
 
     def _image(self, key: str, value: dict) -> ImageSpec:
         build = value.get("build")
+        if value.get("archive"):
+            if build:
+                raise ValueError("an image comes from build or from archive, not both")
+            archive = self._path(("images", key, "archive"), value["archive"])
+            image_id = archive_image_id(archive, value["ref"])
+            return ImageSpec(key=key, ref=value["ref"], pull="never", driver=value.get("driver", "archive"),
+                             archive=str(archive), archive_image_id=image_id,
+                             build_hash=image_id, config_hash=image_id)
         if not build:
             return ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
                              driver=value.get("driver", "docker"))

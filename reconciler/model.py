@@ -62,7 +62,12 @@ def labels_for(stack: str, kind: Kind, key: str, config_hash: str, **extra: str)
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """An image to pull (``ref`` only) or to build (``build_context`` set)."""
+    """An image to pull (``ref`` only), to build (``build_context`` set) or to load (``archive`` set).
+
+    ``build_hash`` is the content hash of what the image is made from: the
+    build inputs, or for an archive the image id inside it. Containers hash
+    it, so a change rolls them.
+    """
 
     key: str
     ref: str
@@ -74,10 +79,16 @@ class ImageSpec:
     target: str | None = None
     build_hash: str = ""
     config_hash: str = ""
+    archive: str | None = None  # absolute path of a docker-save tarball or OCI layout directory
+    archive_image_id: str = ""  # the image id inside the archive, read at the desired stage
 
     @property
     def is_build(self) -> bool:
         return self.build_context is not None
+
+    @property
+    def is_archive(self) -> bool:
+        return self.archive is not None
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,13 @@ def _plan_images(desired: DesiredState, live: LiveState) -> list[Change]:
             elif built_from != spec.build_hash:
                 changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("build: inputs changed",),
                                       live_id=current.id))
+        elif spec.is_archive:
+            # The archive names its image id: compare it with the local image, no state needed.
+            if current is None:
+                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("load: image not present",)))
+            elif current.image_id != spec.archive_image_id:
+                changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("load: archive changed",),
+                                      live_id=current.id))
         elif current is None:
             error = f"image {ref} is not present and its pull policy is never" if spec.pull == "never" else ""
             changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("pull: image not present",), error=error))
@@ -201,10 +208,12 @@ def _not_managed(kind: Kind, name: str) -> str:
 
 
 def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
-    # A build, or a pull of a missing image, gives a new image id: its containers follow.
+    # A build, a load of a changed archive, or a pull of a missing image gives a new
+    # image id: its containers follow.
     # A pull under policy "always" may not; the next pass compares the ids.
     specs = wanted_images(desired)
-    renewed = {c.name for c in images if c.action is Action.CREATE or specs[c.name].is_build}
+    renewed = {c.name for c in images
+               if c.action is Action.CREATE or specs[c.name].is_build or specs[c.name].is_archive}
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():
         replicas.setdefault(spec.key, []).append(spec.name)

@@ -31,7 +31,8 @@ _VERB = {
 
 def _what(change: Change) -> str:
     if change.kind.value == "image":
-        verb = "build" if change.reasons and change.reasons[0].startswith("build") else "pull"
+        reason = change.reasons[0] if change.reasons else ""
+        verb = next((v for v in ("build", "load") if reason.startswith(v)), "pull")
         return f"{verb} image {change.name}"
     if change.action is Action.START:
         return f"start container {change.name}"

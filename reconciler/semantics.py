@@ -146,6 +146,9 @@ class _Semantics:
                 self.out.append((path, f"env file {name!r}: {exc}"))
 
     def _build(self, key: str, image: dict) -> None:
+        if "archive" in image:
+            path = ("images", key, "archive")
+            self._resolve(path, image["archive"], self._spec_dir(path))  # may not leave the repository
         build = image.get("build")
         if build is None:
             return

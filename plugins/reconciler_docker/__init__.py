@@ -18,6 +18,12 @@ def _images(context):
     return DockerRegistryDriver(context)
 
 
+def _archive(context):
+    from .archive import ArchiveRegistryDriver
+
+    return ArchiveRegistryDriver(context)
+
+
 def _networks(context):
     from .networks import DockerNetworkDriver
 
@@ -46,6 +52,7 @@ def _containers(context):
 def reconciler_register_drivers(registry) -> None:
     """Register the engine's own image, network, volume and container handling."""
     registry.add_registry_driver("docker", _images)
+    registry.add_registry_driver("archive", _archive)
     for name in NETWORK_DRIVERS:
         registry.add_network_driver(name, _networks)
     registry.add_storage_driver("local", _volumes)

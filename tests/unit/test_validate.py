@@ -380,3 +380,11 @@ containers:
 
 def test_privileged_and_network_mode_are_accepted(tmp_path: Path) -> None:
     validate(load(tmp_path, 'containers:\n  a: {image: "x:1", network_mode: none, privileged: true}\n'))
+
+
+def test_an_image_archive_may_not_leave_the_repository(tmp_path: Path) -> None:
+    stack = make_repo(tmp_path)
+    (tmp_path / "outside.tar").write_bytes(b"")
+    spec = 'images:\n  app: {ref: "app:1", archive: ../../outside.tar}\n'
+    problems = by_path(problems_of(stack, spec))
+    assert "outside the repository" in problems["images.app.archive"]

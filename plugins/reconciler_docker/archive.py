@@ -1,0 +1,115 @@
+"""Images from files, for hosts that cannot reach a registry.
+
+The ``archive`` registry driver makes ``ref`` present by loading the archive a
+spec names (``images.<key>.archive``) into the engine, then tagging the loaded
+image ``ref``. Observing is the docker driver's: one list of local images. The
+core decides whether to load by comparing the image id inside the archive
+(read by :mod:`reconciler.imagearchive` at the desired stage) with the local
+image's id, so a converged stack never reads the archive through the engine.
+
+Engines before 25 (this project tests against 20.10) load only the
+``docker save`` layout (``manifest.json``); an OCI image layout without it is
+refused with a PermanentError rather than half-loaded. Errors::
+
+    PermanentError ── ArchiveUnreadable (missing, corrupt, wrong layout, load refused)
+"""
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import IO, Mapping
+
+import docker.errors
+
+from reconciler.errors import PermanentError
+from reconciler.imagearchive import ArchiveFormat, archive_format
+from reconciler.model import ImageSpec, LiveObject
+
+from .engine import engine_errors
+from .images import DockerRegistryDriver, split_ref
+
+__all__ = ["ArchiveRegistryDriver", "ArchiveUnreadable"]
+
+
+class ArchiveUnreadable(PermanentError):
+    """The archive is missing, corrupt, of a layout this engine cannot load, or the load failed."""
+
+
+class ArchiveRegistryDriver(DockerRegistryDriver):
+    """Loads ``docker save`` archives through the engine; observes like the docker driver."""
+
+    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+        """The wanted images, from one list call; none (and no call) when no spec uses this driver."""
+        # Every registered driver is observed each pass; images are never pruned, so with
+        # nothing wanted there is nothing to report and the list call is saved.
+        return super().observe(stack, wanted) if wanted else []
+
+    def pull(self, spec: ImageSpec) -> None:
+        """Load ``spec.archive`` and tag the image it holds ``spec.ref``."""
+        if not spec.archive:
+            raise ArchiveUnreadable(f"load {spec.ref}: the archive driver needs images.{spec.key}.archive")
+        path = Path(spec.archive)
+        try:
+            layout = archive_format(path)
+        except (ValueError, OSError) as exc:
+            raise ArchiveUnreadable(f"load {spec.ref}: {exc}") from None
+        if layout == ArchiveFormat.OCI_LAYOUT:
+            raise ArchiveUnreadable(
+                f"load {spec.ref}: {path} is an OCI image layout without manifest.json; this engine's "
+                f"image load accepts only the docker save layout (engines 25+ load OCI layouts): "
+                f"convert it, e.g. skopeo copy oci:{path} docker-archive:app.tar")
+        with _opened(path) as data:
+            self._load(spec, path, data)
+        self._tag(spec)
+
+    def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
+        raise ArchiveUnreadable(f"build {spec.ref}: the archive driver loads images, it does not build them")
+
+    def _load(self, spec: ImageSpec, path: Path, data: IO[bytes]) -> None:
+        with engine_errors(f"load {spec.ref} from {path}"):
+            try:
+                for event in self.api.load_image(data):
+                    if "error" in event:
+                        raise ArchiveUnreadable(f"load {spec.ref}: the engine refused {path}: "
+                                                f"{str(event['error']).strip()}")
+            except docker.errors.APIError as exc:
+                # The layout was checked above: a refusal now is the archive's content, not the engine's mood.
+                raise ArchiveUnreadable(f"load {spec.ref}: the engine refused {path}: "
+                                        f"{exc.explanation or exc}") from None
+
+    def _tag(self, spec: ImageSpec) -> None:
+        # The archive may tag the image differently (or not at all): ref is what containers use.
+        repo, tag = split_ref(spec.ref)
+        with engine_errors(f"tag {spec.archive_image_id[:19]} as {spec.ref}"):
+            try:
+                self.api.tag(spec.archive_image_id, repo, tag, force=True)
+            except docker.errors.NotFound:
+                raise ArchiveUnreadable(f"load {spec.ref}: {spec.archive} did not hold image "
+                                        f"{spec.archive_image_id} (was it changed while loading?)") from None
+
+
+class _opened:
+    """The bytes to send: the tarball itself, or a tar of a layout directory (spooled to disk)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        try:
+            if self.path.is_dir():
+                self.handle = tempfile.TemporaryFile()
+                with tarfile.open(fileobj=self.handle, mode="w") as tar:
+                    for child in sorted(self.path.iterdir()):
+                        tar.add(child, arcname=child.name)
+                self.handle.seek(0)
+            else:
+                self.handle = self.path.open("rb")  # the engine detects gzip itself
+        except OSError as exc:
+            raise ArchiveUnreadable(f"cannot read image archive {self.path}: {exc}") from None
+        return self.handle
+
+    def __exit__(self, *exc_info) -> None:
+        if self.handle is not None:
+            self.handle.close()
