@@ -140,8 +140,9 @@ class _Builder:
                              archive=str(archive), archive_image_id=image_id,
                              build_hash=image_id, config_hash=image_id)
         if not build:
-            return ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
-                             driver=value.get("driver", "docker"))
+            spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
+                             driver=value.get("driver", "docker"), track=value.get("track", "tag"))
+            return spec if spec.tracks_tag else replace(spec, config_hash=ImageSpec.NO_UPSTREAM_CHECK)
         context = self._path(("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
         args = _pairs(build.get("args"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 __all__ = [
     "LABEL_PREFIX",
@@ -81,6 +81,13 @@ class ImageSpec:
     config_hash: str = ""
     archive: str | None = None  # absolute path of a docker-save tarball or OCI layout directory
     archive_image_id: str = ""  # the image id inside the archive, read at the desired stage
+    track: str = "tag"  # "tag": follow the tag upstream; "digest": keep the local image, never ask
+
+    # A pulled image has no config of its own to hash: its ``config_hash`` (all
+    # that a registry driver's observe receives) says instead whether to ask the
+    # registry where its tag points. Empty (the default, and what an inline
+    # reference in a container gets) means ask; this marker means do not.
+    NO_UPSTREAM_CHECK: ClassVar[str] = "upstream-check:off"
 
     @property
     def is_build(self) -> bool:
@@ -89,6 +96,17 @@ class ImageSpec:
     @property
     def is_archive(self) -> bool:
         return self.archive is not None
+
+    @property
+    def is_pinned(self) -> bool:
+        """A reference by digest (``name@sha256:…``): it never moves."""
+        return "@" in self.ref
+
+    @property
+    def tracks_tag(self) -> bool:
+        """Whether the registry is asked where this image's tag points now (see ``NO_UPSTREAM_CHECK``)."""
+        return (not self.is_build and not self.is_archive and not self.is_pinned
+                and self.track == "tag" and self.pull != "never")
 
 
 @dataclass(frozen=True)

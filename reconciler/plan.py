@@ -152,9 +152,38 @@ def _plan_images(desired: DesiredState, live: LiveState) -> list[Change]:
         elif current is None:
             error = f"image {ref} is not present and its pull policy is never" if spec.pull == "never" else ""
             changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("pull: image not present",), error=error))
-        elif spec.pull == "always":
+        elif (moved := _tag_moved(spec, current)) is not None:
+            changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key,
+                                  (f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})",),
+                                  live_id=current.id))
+        elif spec.pull == "always" and spec.tracks_tag and not current.details.get("upstream_digest"):
+            # Nobody could say where the tag points: pull, as "always" did before digests.
             changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("pull: policy always",), live_id=current.id))
     return changes
+
+
+def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] | None:
+    """(local digest, upstream digest) when the tag ``spec`` follows points elsewhere upstream.
+
+    The local side is the image's ``RepoDigests`` for the reference's repository:
+    any of them matching the upstream digest means nothing moved.
+    """
+    if current is None or not spec.tracks_tag:
+        return None
+    upstream = str(current.details.get("upstream_digest") or "")
+    if not upstream:
+        return None
+    repo = _repository(spec.ref)
+    local = [d.partition("@")[2] for d in current.details.get("repo_digests", ()) if d.partition("@")[0] == repo]
+    if upstream in local:
+        return None
+    return (local[0] if local else "(none)", upstream)
+
+
+def _repository(ref: str) -> str:
+    """``host/name:tag`` → ``host/name`` (a colon after the last ``/`` is a tag, before it a port)."""
+    name, sep, tag = ref.rpartition(":")
+    return name if sep and "/" not in tag else ref
 
 
 def _plan_simple(
@@ -210,10 +239,12 @@ def _not_managed(kind: Kind, name: str) -> str:
 def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
     # A build, a load of a changed archive, or a pull of a missing image gives a new
     # image id: its containers follow.
-    # A pull under policy "always" may not; the next pass compares the ids.
+    # So does a pull of a tag that moved upstream. A pull under policy "always"
+    # whose digest is unknown may not; the next pass compares the ids.
     specs = wanted_images(desired)
     renewed = {c.name for c in images
-               if c.action is Action.CREATE or specs[c.name].is_build or specs[c.name].is_archive}
+               if c.action is Action.CREATE or specs[c.name].is_build or specs[c.name].is_archive
+               or _tag_moved(specs[c.name], live.images.get(c.name)) is not None}
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():
         replicas.setdefault(spec.key, []).append(spec.name)

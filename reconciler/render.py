@@ -143,8 +143,10 @@ def report_json(report: ApplyReport) -> str:
 def status_text(rows: Iterable[dict[str, Any]]) -> str:
     """A table of objects: kind, name, live state, health, drift."""
     rows = list(rows)
-    headers = ["KIND", "NAME", "STATE", "HEALTH", "IMAGE", "DRIFT"]
-    keys = ["kind", "name", "state", "health", "image", "drift"]
-    table = [headers] + [[str(row.get(k) or "-") for k in keys] for row in rows]
+    headers = ["KIND", "NAME", "STATE", "HEALTH", "IMAGE", "DIGEST", "UPSTREAM", "DRIFT"]
+    keys = ["kind", "name", "state", "health", "image", "digest", "upstream", "drift"]
+    short = {"digest", "upstream"}  # sha256:<12 hex>, like the image column
+    table = [headers] + [[str((row.get(k) or "")[:19] if k in short else row.get(k) or "") or "-" for k in keys]
+                         for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)

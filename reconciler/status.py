@@ -1,4 +1,8 @@
-"""Status: every object of a stack, desired against live, with health and drift. Pure."""
+"""Status: every object of a stack, desired against live, with health and drift. Pure.
+
+Images and containers also show ``digest`` (the repository digest of the image
+they are, or run) and ``upstream`` (where the tag points at the registry now).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -34,6 +38,7 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
                 "state": _state(kind, obj),
                 "health": (obj.health if obj else "") or None,
                 "image": _image(kind, obj, live, desired, name),
+                **_digests(kind, obj, live, desired),
                 "drift": _drift(change),
             })
     return rows
@@ -53,6 +58,23 @@ def _image(kind: Kind, obj, live: LiveState, desired: DesiredState, name: str) -
     if kind is Kind.CONTAINER and obj is not None:
         return obj.image_id[:19] or None
     return None
+
+
+def _digests(kind: Kind, obj, live: LiveState, desired: DesiredState) -> dict[str, str | None]:
+    """``digest``: what the image (or a container's image) is, by its repository's digest;
+    ``upstream``: where the tag points at the registry now, when the registry was asked."""
+    if obj is None or kind not in (Kind.IMAGE, Kind.CONTAINER):
+        return {"digest": None, "upstream": None}
+    if kind is Kind.IMAGE:
+        image, image_id = obj, obj.image_id
+    else:
+        spec = desired.containers.get(obj.name)
+        image = live.images.get(spec.image_ref) if spec else None
+        image_id = obj.image_id
+    if image is None:
+        return {"digest": None, "upstream": None}
+    by_id = image.details.get("digests_by_id") or {}
+    return {"digest": by_id.get(image_id) or None, "upstream": image.details.get("upstream_digest") or None}
 
 
 def _drift(change) -> str | None:

@@ -13,9 +13,10 @@ never a secret.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import docker.errors
 
@@ -24,11 +25,13 @@ from reconciler.errors import DriverError, PermanentError, TemporaryError
 from reconciler.model import BUILD_HASH_LABEL, STACK_LABEL, ImageSpec, Kind, LiveObject
 
 from .credentials import Credential, CredentialError, CredentialStore, registry_host
+from .distribution import ManifestChecker
 from .engine import api_client, engine_errors
 
 __all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
            "RegistryUnreachable", "pull_error", "split_ref"]
 
+log = logging.getLogger(__name__)
 _STORE_KEY = "reconciler_docker.credentials"
 RATE_LIMIT_DELAY = 10.0  # the engine drops the registry's Retry-After: a hint, capped by the core
 
@@ -87,6 +90,19 @@ def pull_error(ref: str, detail: str, status: int, credential: Credential | None
     return PermanentError(f"pull {ref}: registry {host}: {detail}")
 
 
+def _from_registry(ref: str, image: Mapping) -> bool:
+    """Whether the local image under tag ``ref`` came from (or went to) its registry.
+
+    Only those have an upstream to follow: a digest reference never moves, and
+    an image built or loaded here (a build-hash label, or no repository digest
+    for the tag's repository, like a locally made base image) was never pulled.
+    """
+    if "@" in ref or BUILD_HASH_LABEL in (image.get("Labels") or {}):
+        return False
+    repo = split_ref(ref)[0]
+    return any(d.partition("@")[0] == repo for d in image.get("RepoDigests") or ())
+
+
 def split_ref(ref: str) -> tuple[str, str | None]:
     """``repo:tag`` → (repo, tag); a digest reference keeps its digest in the repo part."""
     if "@" in ref:
@@ -109,17 +125,48 @@ class DockerRegistryDriver(RegistryDriver):
         return api_client(self.context)
 
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
-        """One list of all local images, matched against the wanted tags and digests."""
+        """One list of all local images, matched against the wanted tags and digests.
+
+        ``details`` carries the image's ``repo_digests`` and, for its repository,
+        ``digests_by_id`` (local image id → digest, so status can name what an
+        older container runs). Tags that follow upstream (wanted hash empty, see
+        ``ImageSpec.NO_UPSTREAM_CHECK``) get ``upstream_digest`` from a manifest
+        HEAD, or ``upstream_error``; a failed check never fails the observe.
+        """
         with engine_errors("list images"):
             images = self.api.images()
-        out = []
+        found: dict[str, dict] = {}
         for image in images:
-            labels = image.get("Labels") or {}
             for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
                 if ref in wanted:
-                    out.append(LiveObject(kind=Kind.IMAGE, name=ref, id=image["Id"], image_id=image["Id"],
-                                          labels=labels, owned=labels.get(STACK_LABEL) == stack))
+                    found[ref] = image
+        upstream = self._upstream(ref for ref, image in found.items() if wanted[ref] == "" and _from_registry(ref, image))
+        out = []
+        for ref, image in found.items():
+            labels = image.get("Labels") or {}
+            repo = split_ref(ref)[0].partition("@")[0]
+            details: dict[str, object] = {
+                "repo_digests": tuple(image.get("RepoDigests") or ()),
+                "digests_by_id": {i["Id"]: d.partition("@")[2] for i in images
+                                  for d in i.get("RepoDigests") or () if d.partition("@")[0] == repo},
+            }
+            if ref in upstream:
+                key = "upstream_error" if isinstance(upstream[ref], Exception) else "upstream_digest"
+                details[key] = str(upstream[ref])
+            out.append(LiveObject(kind=Kind.IMAGE, name=ref, id=image["Id"], image_id=image["Id"],
+                                  labels=labels, owned=labels.get(STACK_LABEL) == stack, details=details))
         return out
+
+    def _upstream(self, refs: Iterable[str]) -> dict[str, str | Exception]:
+        """Where each tag points now at its registry (concurrently, one HEAD per tag)."""
+        refs = sorted(refs)
+        if not refs:
+            return {}
+        answers = ManifestChecker(self.credentials).digests(refs)
+        for ref, answer in answers.items():
+            if isinstance(answer, Exception):
+                log.warning("cannot tell where %s points upstream: %s", ref, answer)
+        return answers
 
     @property
     def credentials(self) -> CredentialStore:
