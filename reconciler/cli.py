@@ -103,7 +103,23 @@ def _desired(args: argparse.Namespace, reconciler):
 def _reconciler(args: argparse.Namespace):
     from .reconcile import Reconciler
 
-    return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin)
+    return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin,
+                      progress=_progress_lines(args))
+
+
+def _progress_lines(args: argparse.Namespace):
+    """For text output of apply and destroy: print drivers' progress lines as they arrive."""
+    if args.command not in ("apply", "destroy") or args.output == "json":
+        return None
+    import threading
+
+    lock = threading.Lock()  # builds and pulls report from worker threads
+
+    def show(name: str, line: str) -> None:
+        with lock:
+            _out(f"  | {name}: {line}")
+
+    return show
 
 
 def _out(text: str) -> None:

@@ -60,6 +60,22 @@ def _pairs(mapping: dict | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), _scalar(v)) for k, v in (mapping or {}).items()))
 
 
+def _build_args(mapping: dict | None) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+    """Build args as sorted (name, value) pairs, and the names of those marked ``secret: true``.
+
+    Secret values stay in the pairs: the engine needs them and the build hash
+    covers them (a changed secret rebuilds); only their display is redacted.
+    """
+    pairs, secret = [], set()
+    for name, value in (mapping or {}).items():
+        if isinstance(value, dict):
+            if value.get("secret"):
+                secret.add(str(name))
+            value = value.get("value")
+        pairs.append((str(name), _scalar(value)))
+    return tuple(sorted(pairs)), frozenset(secret)
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return ""
@@ -145,7 +161,7 @@ class _Builder:
             return spec if spec.tracks_tag else replace(spec, config_hash=ImageSpec.NO_UPSTREAM_CHECK)
         context = self._path(("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
-        args = _pairs(build.get("args"))
+        args, secret_args = _build_args(build.get("args"))
         target = build.get("target")
         digest = build_hash(context, dockerfile, args, target)
         return ImageSpec(
@@ -156,6 +172,8 @@ class _Builder:
             build_context=str(context),
             dockerfile=dockerfile,
             build_args=args,
+            secret_args=secret_args,
+            push=bool(value.get("push", False)),
             target=target,
             build_hash=digest,
             config_hash=digest,

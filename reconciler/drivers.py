@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Mapping
 
-from .errors import PluginError
+from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
@@ -48,7 +48,9 @@ class DriverContext:
     context's lifetime; ``pass_cache`` lets them share reads within one
     observe pass (the core clears it when a pass starts); ``stats`` counts
     backend calls (``"read"``, ``"write"``) so a converged apply can be shown
-    to make zero writes.
+    to make zero writes. ``progress``, when set, takes one line of progress
+    text about a named object (a build step, a pull or push status) as it
+    happens; drivers call it from worker threads and must redact secrets first.
     """
 
     stack: str
@@ -56,6 +58,7 @@ class DriverContext:
     shared: dict = field(default_factory=dict)
     pass_cache: dict = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
+    progress: Callable[[str, str], None] | None = None
 
 
 class ObjectDriver(ABC):
@@ -91,6 +94,14 @@ class RegistryDriver(ObjectDriver):
     @abstractmethod
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
         """Build ``spec`` and tag it ``spec.ref``, with ``labels`` on the image."""
+
+    def push(self, spec: ImageSpec) -> None:
+        """Push ``spec.ref`` to its registry (for images with ``push: true``).
+
+        Optional: a driver that cannot push keeps this default, and a spec
+        asking it to push fails that change with this message.
+        """
+        raise PermanentError(f"the {type(self).__name__} registry driver cannot push {spec.ref}")
 
     def delete(self, live: LiveObject) -> None:
         """Images are shared caches: the core never deletes them."""

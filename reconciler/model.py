@@ -75,7 +75,11 @@ class ImageSpec:
     driver: str = "docker"
     build_context: str | None = None
     dockerfile: str = "Dockerfile"
-    build_args: tuple[tuple[str, str], ...] = ()
+    # Every build arg, secret ones included (the engine needs their values): kept
+    # out of repr so a logged or printed spec never shows a secret.
+    build_args: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    secret_args: frozenset[str] = frozenset()  # names of build args whose values are redacted everywhere
+    push: bool = False  # after a build, push ``ref`` to its registry
     target: str | None = None
     build_hash: str = ""
     config_hash: str = ""
@@ -92,6 +96,12 @@ class ImageSpec:
     @property
     def is_build(self) -> bool:
         return self.build_context is not None
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The values of secret build args, longest first (so a value inside another is not half-redacted)."""
+        values = {v for k, v in self.build_args if k in self.secret_args and v}
+        return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
     @property
     def is_archive(self) -> bool:

@@ -27,11 +27,12 @@ from .model import (
     VolumeSpec,
 )
 
-__all__ = ["Action", "Change", "FieldChange", "Plan", "plan_changes", "REDACTED", "spec_fields", "wanted_images"]
+__all__ = ["Action", "Change", "FieldChange", "Plan", "plan_changes", "PUSH_REASON", "REDACTED", "spec_fields", "wanted_images"]
 
 REDACTED = "(secret)"
 DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
 SECRET_ENV_LABEL = "io.reconciler.secret-env"
+PUSH_REASON = "push: not in the registry"  # an up-to-date build to push, not to rebuild
 
 
 class Action(str, enum.Enum):
@@ -142,6 +143,9 @@ def _plan_images(desired: DesiredState, live: LiveState) -> list[Change]:
             elif built_from != spec.build_hash:
                 changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("build: inputs changed",),
                                       live_id=current.id))
+            elif spec.push and not _in_registry(ref, current):
+                changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, (PUSH_REASON,),
+                                      live_id=current.id))
         elif spec.is_archive:
             # The archive names its image id: compare it with the local image, no state needed.
             if current is None:
@@ -178,6 +182,17 @@ def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] |
     if upstream in local:
         return None
     return (local[0] if local else "(none)", upstream)
+
+
+def _in_registry(ref: str, current: LiveObject) -> bool:
+    """Whether the local image was pushed to (or pulled from) its registry.
+
+    The engine records a ``RepoDigest`` for the reference's repository when it
+    pushes: its absence means the registry does not have this image. (Checking
+    the registry itself would cost a request per plan; this costs none.)
+    """
+    repo = _repository(ref)
+    return any(d.partition("@")[0] == repo for d in current.details.get("repo_digests", ()))
 
 
 def _repository(ref: str) -> str:
@@ -243,7 +258,8 @@ def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change
     # whose digest is unknown may not; the next pass compares the ids.
     specs = wanted_images(desired)
     renewed = {c.name for c in images
-               if c.action is Action.CREATE or specs[c.name].is_build or specs[c.name].is_archive
+               if c.action is Action.CREATE or (specs[c.name].is_build and PUSH_REASON not in c.reasons)
+               or specs[c.name].is_archive
                or _tag_moved(specs[c.name], live.images.get(c.name)) is not None}
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():

@@ -61,13 +61,16 @@ class ApplyRequest:
 class Reconciler:
     """Plugins, drivers and one engine: observe, plan and apply stacks."""
 
-    def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None) -> None:
+    def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
+                 progress: Callable[[str, str], None] | None = None) -> None:
+        """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``)."""
         self.engine_url = engine_url
+        self.progress = progress
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
 
     def drivers(self, stack: str) -> Drivers:
-        return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url))
+        return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress))
 
     def driver_names(self) -> dict[str, list[str]]:
         """The driver names plugins provide, by spec section (for ``load_desired``)."""

@@ -32,7 +32,7 @@ _VERB = {
 def _what(change: Change) -> str:
     if change.kind.value == "image":
         reason = change.reasons[0] if change.reasons else ""
-        verb = next((v for v in ("build", "load") if reason.startswith(v)), "pull")
+        verb = next((v for v in ("build", "load", "push") if reason.startswith(v)), "pull")
         return f"{verb} image {change.name}"
     if change.action is Action.START:
         return f"start container {change.name}"

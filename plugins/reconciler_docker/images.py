@@ -22,6 +22,7 @@ import docker.errors
 
 from reconciler.drivers import DriverContext, RegistryDriver
 from reconciler.errors import DriverError, PermanentError, TemporaryError
+from reconciler.plan import REDACTED
 from reconciler.model import BUILD_HASH_LABEL, STACK_LABEL, ImageSpec, Kind, LiveObject
 
 from .credentials import Credential, CredentialError, CredentialStore, registry_host
@@ -29,11 +30,13 @@ from .distribution import ManifestChecker
 from .engine import api_client, engine_errors
 
 __all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
-           "RegistryUnreachable", "pull_error", "split_ref"]
+           "RegistryUnreachable", "pull_error", "redact", "split_ref"]
 
 log = logging.getLogger(__name__)
 _STORE_KEY = "reconciler_docker.credentials"
 RATE_LIMIT_DELAY = 10.0  # the engine drops the registry's Retry-After: a hint, capped by the core
+_PLURAL = {"push": "es"}
+SHORT_SECRET = 4  # a secret shorter than this is still redacted, but may also blank ordinary text
 
 
 class ImageNotFound(PermanentError):
@@ -62,32 +65,45 @@ _UNREACHABLE = re.compile(r"connection refused|dial tcp|i/o timeout|timeout|dead
                           r"|no route to host|network is unreachable", re.I)
 
 
-def pull_error(ref: str, detail: str, status: int, credential: Credential | None) -> DriverError:
-    """The error for a failed pull of ``ref``, from the engine's ``detail`` text and HTTP ``status``."""
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret value replaced by ``(secret)``.
+
+    Pass the longest secrets first (``ImageSpec.secret_values`` does) so a
+    secret that contains another is replaced whole. Empty values are skipped.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def pull_error(ref: str, detail: str, status: int, credential: Credential | None,
+               *, action: str = "pull") -> DriverError:
+    """The error for a failed pull (or ``action="push"``) of ``ref``, from the engine's ``detail`` text and HTTP ``status``."""
     host = registry_host(ref)
     if credential is not None and credential.password:
         detail = detail.replace(credential.password, "***")  # never trust a message with a secret
     detail = detail.strip()
     if _RATE.search(detail):
-        return RateLimited(f"pull {ref}: registry {host} is rate limiting pulls ({detail})",
+        return RateLimited(f"{action} {ref}: registry {host} is rate limiting {action}{_PLURAL.get(action, 's')} ({detail})",
                            delay=RATE_LIMIT_DELAY)
     if _AUTH.search(detail):
         if credential is None:
             return AuthenticationFailed(
-                f"pull {ref}: authentication failed for registry {host}: it requires credentials and none "
+                f"{action} {ref}: authentication failed for registry {host}: it requires credentials and none "
                 f"are configured for it (RECONCILER_REGISTRY_AUTH or docker's config.json) ({detail})")
-        return AuthenticationFailed(f"pull {ref}: authentication failed for registry {host} as user "
+        return AuthenticationFailed(f"{action} {ref}: authentication failed for registry {host} as user "
                                     f"{credential.username!r} (credentials from {credential.source}) ({detail})")
     if _DENIED_OR_MISSING.search(detail):
-        return ImageNotFound(f"pull {ref}: image not found on registry {host}, or access to it was denied "
+        return ImageNotFound(f"{action} {ref}: image not found on registry {host}, or access to it was denied "
                              f"(check the reference and the credentials) ({detail})")
     if status == 404 or _NOT_FOUND.search(detail):
-        return ImageNotFound(f"pull {ref}: image not found on registry {host} ({detail})")
+        return ImageNotFound(f"{action} {ref}: image not found on registry {host} ({detail})")
     if _UNREACHABLE.search(detail):
-        return RegistryUnreachable(f"pull {ref}: registry {host} is unreachable ({detail})")
+        return RegistryUnreachable(f"{action} {ref}: registry {host} is unreachable ({detail})")
     if status >= 500:
-        return TemporaryError(f"pull {ref}: registry {host}: {detail}")
-    return PermanentError(f"pull {ref}: registry {host}: {detail}")
+        return TemporaryError(f"{action} {ref}: registry {host}: {detail}")
+    return PermanentError(f"{action} {ref}: registry {host}: {detail}")
 
 
 def _from_registry(ref: str, image: Mapping) -> bool:
@@ -182,12 +198,14 @@ class DockerRegistryDriver(RegistryDriver):
             raise CredentialError(f"pull {spec.ref}: no usable credentials: {exc}") from None
         auth = credential.auth_config() if credential else None
         repo, tag = split_ref(spec.ref)
+        statuses = _StatusLines()
         try:
             with engine_errors(f"pull {spec.ref}"):
                 try:
                     for event in self.api.pull(repo, tag=tag, stream=True, decode=True, auth_config=auth):
                         if "error" in event:
                             raise pull_error(spec.ref, str(event["error"]), 0, credential)
+                        self._report(spec.ref, statuses.line(event))
                 except docker.errors.APIError as exc:
                     raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0,
                                      credential) from None
@@ -196,7 +214,30 @@ class DockerRegistryDriver(RegistryDriver):
                 exc.args = (f"{exc.args[0]} [attempt {self.attempts[spec.ref]}]",)
             raise
 
+    def _report(self, name: str, line: str | None, secrets: Iterable[str] = ()) -> None:
+        """Hand one progress line (redacted) to the context's ``progress`` callback, if any."""
+        if line and self.context.progress is not None:
+            self.context.progress(name, redact(line, secrets))
+
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
+        """Build ``spec.ref`` with the engine's layer cache, streaming each output line as progress.
+
+        Secret build args reach the engine, but their values are replaced by
+        ``(secret)`` in every progress line and in any error raised from here.
+        """
+        secrets = spec.secret_values
+        short = sorted(k for k, v in spec.build_args if k in spec.secret_args and 0 < len(v) < SHORT_SECRET)
+        if short:
+            log.warning("build %s: secret build args %s are shorter than %d characters; they are redacted, "
+                        "which may also blank unrelated text in the output", spec.ref, ", ".join(short), SHORT_SECRET)
+        try:
+            self._build(spec, labels, secrets)
+        except DriverError as exc:
+            exc.args = tuple(redact(str(a), secrets) for a in exc.args) or exc.args
+            exc.__cause__ = None  # the engine's exception may quote the build args
+            raise
+
+    def _build(self, spec: ImageSpec, labels: Mapping[str, str], secrets: tuple[str, ...]) -> None:
         all_labels = {**labels, BUILD_HASH_LABEL: spec.build_hash}
         with engine_errors(f"build {spec.ref}"):
             stream = self.api.build(
@@ -207,12 +248,62 @@ class DockerRegistryDriver(RegistryDriver):
                 target=spec.target,
                 labels=all_labels,
                 rm=True,
+                forcerm=True,  # a failed step's container would keep the build args, secrets included
                 decode=True,
             )
-            log = []
+            output = []
+            statuses = _StatusLines()  # a FROM of a missing base image pulls it
             for event in stream:
                 if "stream" in event:
-                    log.append(event["stream"])
+                    output.append(event["stream"])
+                    for line in str(event["stream"]).splitlines():
+                        self._report(spec.ref, line.strip(), secrets)
+                elif "status" in event:
+                    self._report(spec.ref, statuses.line(event), secrets)
                 if "error" in event:
-                    tail = "".join(log[-5:]).strip()
-                    raise PermanentError(f"build {spec.ref}: {event['error'].strip()}" + (f"\n{tail}" if tail else ""))
+                    tail = redact("".join(output[-5:]).strip(), secrets)
+                    error = redact(str(event["error"]).strip(), secrets)
+                    raise PermanentError(f"build {spec.ref}: {error}" + (f"\n{tail}" if tail else ""))
+
+    def push(self, spec: ImageSpec) -> None:
+        """Push ``spec.ref`` with its registry's credentials (as for pulls); failures become distinct errors."""
+        try:
+            credential = self.credentials.for_ref(spec.ref)
+        except CredentialError as exc:
+            raise CredentialError(f"push {spec.ref}: no usable credentials: {exc}") from None
+        auth = credential.auth_config() if credential else None
+        repo, tag = split_ref(spec.ref)
+        statuses = _StatusLines()
+        with engine_errors(f"push {spec.ref}"):
+            try:
+                for event in self.api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth):
+                    if "error" in event:
+                        raise pull_error(spec.ref, str(event["error"]), 0, credential, action="push")
+                    self._report(spec.ref, statuses.line(event), spec.secret_values)
+            except docker.errors.APIError as exc:
+                raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0, credential,
+                                 action="push") from None
+
+
+class _StatusLines:
+    """Turns the engine's pull/push status events into progress lines worth showing.
+
+    The engine repeats a layer's status with every progress tick; a line is
+    shown only when a layer's status changes, or for a status without a layer
+    (the final ``Digest: …`` / ``Status: …`` lines).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def line(self, event: Mapping) -> str | None:
+        status = str(event.get("status") or "").strip()
+        if not status:
+            return None
+        layer = str(event.get("id") or "")
+        if not layer:
+            return status
+        if self._last.get(layer) == status:
+            return None
+        self._last[layer] = status
+        return f"{layer}: {status}"
