@@ -189,13 +189,17 @@ class DockerRegistryDriver(RegistryDriver):
         """One store per run, shared by this plugin's drivers, so each registry is looked up once."""
         return self.context.shared.setdefault(_STORE_KEY, CredentialStore())
 
+    def _credential(self, action: str, ref: str):
+        """The credential for ``ref``'s registry (None without one); a broken setup names the action."""
+        try:
+            return self.credentials.for_ref(ref)
+        except CredentialError as exc:
+            raise CredentialError(f"{action} {ref}: no usable credentials: {exc}") from None
+
     def pull(self, spec: ImageSpec) -> None:
         """Pull ``spec.ref`` with its registry's credentials, if any; failures become distinct errors."""
         self.attempts[spec.ref] += 1
-        try:
-            credential = self.credentials.for_ref(spec.ref)
-        except CredentialError as exc:
-            raise CredentialError(f"pull {spec.ref}: no usable credentials: {exc}") from None
+        credential = self._credential("pull", spec.ref)
         auth = credential.auth_config() if credential else None
         repo, tag = split_ref(spec.ref)
         statuses = _StatusLines()
@@ -267,10 +271,7 @@ class DockerRegistryDriver(RegistryDriver):
 
     def push(self, spec: ImageSpec) -> None:
         """Push ``spec.ref`` with its registry's credentials (as for pulls); failures become distinct errors."""
-        try:
-            credential = self.credentials.for_ref(spec.ref)
-        except CredentialError as exc:
-            raise CredentialError(f"push {spec.ref}: no usable credentials: {exc}") from None
+        credential = self._credential("push", spec.ref)
         auth = credential.auth_config() if credential else None
         repo, tag = split_ref(spec.ref)
         statuses = _StatusLines()
