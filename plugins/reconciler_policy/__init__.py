@@ -17,9 +17,6 @@ from typing import TYPE_CHECKING
 
 from reconciler.hookspecs import hookimpl
 
-from .checks import find_violations, registry_of
-from .rules import Policy, PolicyFileError, load_policy
-
 if TYPE_CHECKING:
     from reconciler.model import DesiredState
     from reconciler.plan import Plan
@@ -28,6 +25,16 @@ __all__ = ["POLICY_ENV", "Policy", "PolicyFileError", "check_policy", "load_poli
            "registry_of"]
 
 POLICY_ENV = "RECONCILER_POLICY_FILE"
+_LAZY = {"Policy": "rules", "PolicyFileError": "rules", "load_policy": "rules", "registry_of": "checks"}
+
+
+def __getattr__(name: str):
+    # Every reconcile loads this plugin; only one with a policy file pays for its rules.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_policy(path: str, desired: DesiredState) -> str | None:
@@ -40,6 +47,9 @@ def check_policy(path: str, desired: DesiredState) -> str | None:
     """
     if not desired.containers:
         return None
+    from .checks import find_violations
+    from .rules import PolicyFileError, load_policy
+
     try:
         policy = load_policy(path)
     except PolicyFileError as exc:

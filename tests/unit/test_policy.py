@@ -260,10 +260,12 @@ def test_a_full_policy_parses():
 
 
 def test_a_checking_bug_refuses_instead_of_allowing(tmp_path, monkeypatch):
+    import reconciler_policy.checks
+
     def broken(policy, state):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(reconciler_policy, "find_violations", broken)
+    monkeypatch.setattr(reconciler_policy.checks, "find_violations", broken)
     path = policy_file(tmp_path, "{}")
     assert check_policy(path, desired(container())) == (
         f"policy file {path}: the policy plugin could not check the plan (RuntimeError: boom)")
