@@ -152,6 +152,21 @@ class RegistryInfo:
     server: Registry
 
 
+def auth_file(tmp_path: Path, registry: RegistryInfo) -> str:
+    """A RECONCILER_REGISTRY_AUTH file for ``registry`` whose password comes from ``REG_PW``."""
+    path = tmp_path / "registries.yaml"
+    path.write_text(f'registries:\n  "{registry.host}": {{username: {registry.username}, password_env: REG_PW}}\n')
+    return str(path)
+
+
+def credentials_env(tmp_path: Path, registry: RegistryInfo) -> dict[str, str]:
+    """An environment whose only credentials are ``registry``'s, through ``auth_file``."""
+    empty = tmp_path / "no-docker-config"
+    empty.mkdir(exist_ok=True)
+    return {"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": auth_file(tmp_path, registry),
+            "REG_PW": registry.password}
+
+
 @pytest.fixture(scope="session")
 def registry(engine) -> RegistryInfo:
     """A password-protected registry on an ephemeral port, holding ``HOST/test/busybox:1``."""

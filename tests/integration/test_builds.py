@@ -12,6 +12,7 @@ import docker.errors
 import pytest
 
 from .conftest import BASE_IMAGE, REPO
+from .registry import credentials_env
 
 pytestmark = pytest.mark.engine
 
@@ -33,12 +34,7 @@ images:
 
 @pytest.fixture
 def env(tmp_path, registry):
-    empty = tmp_path / "no-docker-config"
-    empty.mkdir()
-    auth = tmp_path / "registries.yaml"
-    auth.write_text(f'registries:\n  "{registry.host}": {{username: {registry.username}, password_env: REG_PW}}\n')
-    return {"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": str(auth), "REG_PW": registry.password,
-            "TOKEN": SECRET}
+    return {**credentials_env(tmp_path, registry), "TOKEN": SECRET}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import docker.errors
 import pytest
 
 from .conftest import BASE_IMAGE
+from .registry import credentials_env
 
 pytestmark = pytest.mark.engine
 
@@ -36,11 +37,7 @@ containers:
 
 @pytest.fixture
 def env(tmp_path, registry):
-    empty = tmp_path / "no-docker-config"
-    empty.mkdir()
-    auth = tmp_path / "registries.yaml"
-    auth.write_text(f'registries:\n  "{registry.host}": {{username: {registry.username}, password_env: REG_PW}}\n')
-    return {"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": str(auth), "REG_PW": registry.password}
+    return credentials_env(tmp_path, registry)
 
 
 def _push(engine, registry, repo: str, tag: str) -> None:

@@ -14,7 +14,7 @@ import threading
 import docker.errors
 import pytest
 
-from .registry import free_port
+from .registry import auth_file, free_port
 
 pytestmark = pytest.mark.engine
 
@@ -46,12 +46,6 @@ def env(tmp_path):
     return {"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": ""}
 
 
-def _auth_file(tmp_path, host: str, username: str) -> str:
-    path = tmp_path / "registries.yaml"
-    path.write_text(f'registries:\n  "{host}": {{username: {username}, password_env: REG_PW}}\n')
-    return str(path)
-
-
 def _running(stack) -> set[str]:
     return {name for name, c in stack.containers().items() if c["State"] == "running"}
 
@@ -59,7 +53,7 @@ def _running(stack) -> set[str]:
 def test_pull_with_credentials_from_the_reconciler_auth_file(stack, registry, env, tmp_path):
     _forget(stack.engine, registry.ref)
     stack.write(SPEC.replace("REF", registry.ref))
-    env.update(RECONCILER_REGISTRY_AUTH=_auth_file(tmp_path, registry.host, registry.username),
+    env.update(RECONCILER_REGISTRY_AUTH=auth_file(tmp_path, registry),
                REG_PW=registry.password)
     result = stack.apply(env=env)
     assert result.code == 0, result.out + result.err
@@ -83,7 +77,7 @@ def test_wrong_password_fails_clearly_and_changes_nothing(stack, registry, env, 
     _forget(stack.engine, registry.ref)
     stack.write(SPEC.replace("REF", registry.ref))
     wrong = "wrong-" + registry.password[::-1]
-    env.update(RECONCILER_REGISTRY_AUTH=_auth_file(tmp_path, registry.host, registry.username), REG_PW=wrong)
+    env.update(RECONCILER_REGISTRY_AUTH=auth_file(tmp_path, registry), REG_PW=wrong)
     result = stack.apply(env=env)
     output = result.out + result.err
     assert result.code == 1
@@ -108,7 +102,7 @@ def test_missing_credentials_say_none_are_configured(stack, registry, env):
 def test_unknown_image_is_reported_as_not_found(stack, registry, env, tmp_path):
     ref = f"{registry.host}/test/nothing-here:1"
     stack.write(SPEC.replace("REF", ref))
-    env.update(RECONCILER_REGISTRY_AUTH=_auth_file(tmp_path, registry.host, registry.username),
+    env.update(RECONCILER_REGISTRY_AUTH=auth_file(tmp_path, registry),
                REG_PW=registry.password)
     result = stack.apply(env=env)
     assert result.code == 1
