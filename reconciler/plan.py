@@ -116,11 +116,12 @@ _FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"
 def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False) -> Plan:
     """Every change that makes ``live`` match ``desired``, in dependency order."""
     notes: list[str] = []
-    images = _plan_images(desired, live)
+    image_specs = wanted_images(desired)
+    images = _plan_images(image_specs, live)
     networks = _plan_simple(Kind.NETWORK, desired.networks, live.networks, prune=True, notes=notes)
     volumes = _plan_simple(Kind.VOLUME, desired.volumes, live.volumes, prune=prune_volumes, notes=notes)
     replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE)}
-    containers = _plan_containers(desired, live, images, replaced)
+    containers = _plan_containers(desired, live, image_specs, images, replaced)
     return Plan(stack=desired.stack, changes=tuple(images + networks + volumes + containers), notes=tuple(notes))
 
 
@@ -132,9 +133,9 @@ def wanted_images(desired: DesiredState) -> dict[str, ImageSpec]:
     return wanted
 
 
-def _plan_images(desired: DesiredState, live: LiveState) -> list[Change]:
+def _plan_images(specs: Mapping[str, ImageSpec], live: LiveState) -> list[Change]:
     changes = []
-    for ref, spec in sorted(wanted_images(desired).items()):
+    for ref, spec in sorted(specs.items()):
         current = live.images.get(ref)
         if spec.is_build:
             built_from = current.labels.get(BUILD_HASH_LABEL, "") if current else ""
@@ -251,12 +252,13 @@ def _not_managed(kind: Kind, name: str) -> str:
     return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"
 
 
-def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
+def _plan_containers(
+    desired: DesiredState, live: LiveState, specs: Mapping[str, ImageSpec], images: list[Change], replaced: set[str]
+) -> list[Change]:
     # A build, a load of a changed archive, or a pull of a missing image gives a new
     # image id: its containers follow.
     # So does a pull of a tag that moved upstream. A pull under policy "always"
     # whose digest is unknown may not; the next pass compares the ids.
-    specs = wanted_images(desired)
     renewed = {c.name for c in images
                if c.action is Action.CREATE or (specs[c.name].is_build and PUSH_REASON not in c.reasons)
                or specs[c.name].is_archive
