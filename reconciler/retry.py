@@ -24,7 +24,11 @@ class RetryPolicy:
 
 
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy = RetryPolicy()) -> T:
-    """``fn()``, retried on ``TemporaryError`` up to ``policy.attempts`` times in all."""
+    """``fn()``, retried on ``TemporaryError`` up to ``policy.attempts`` times in all.
+
+    When retries run out, the last error's message ends with ``[attempt N]``,
+    so a user sees that a temporary failure was retried, whichever driver raised it.
+    """
     try:
         return fn()
     except TemporaryError as first:
@@ -39,4 +43,9 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy = RetryPolicy()) 
         retry=retry_if_exception_type(TemporaryError),
         reraise=True,
     )
-    return retrying(fn)
+    try:
+        return retrying(fn)
+    except TemporaryError as last:
+        made = 1 + retrying.statistics.get("attempt_number", policy.attempts - 1)
+        last.args = (f"{last.args[0] if last.args else last} [attempt {made}]", *last.args[1:])
+        raise

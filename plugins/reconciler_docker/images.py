@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from typing import Iterable, Mapping
 
 import docker.errors
@@ -134,7 +133,6 @@ class DockerRegistryDriver(RegistryDriver):
 
     def __init__(self, context: DriverContext) -> None:
         self.context = context
-        self.attempts: Counter = Counter()  # pulls per reference this run: retries show in messages
 
     @property
     def api(self):
@@ -198,25 +196,19 @@ class DockerRegistryDriver(RegistryDriver):
 
     def pull(self, spec: ImageSpec) -> None:
         """Pull ``spec.ref`` with its registry's credentials, if any; failures become distinct errors."""
-        self.attempts[spec.ref] += 1
         credential = self._credential("pull", spec.ref)
         auth = credential.auth_config() if credential else None
         repo, tag = split_ref(spec.ref)
         statuses = _StatusLines()
-        try:
-            with engine_errors(f"pull {spec.ref}"):
-                try:
-                    for event in self.api.pull(repo, tag=tag, stream=True, decode=True, auth_config=auth):
-                        if "error" in event:
-                            raise pull_error(spec.ref, str(event["error"]), 0, credential)
-                        self._report(spec.ref, statuses.line(event))
-                except docker.errors.APIError as exc:
-                    raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0,
-                                     credential) from None
-        except TemporaryError as exc:
-            if self.attempts[spec.ref] > 1:
-                exc.args = (f"{exc.args[0]} [attempt {self.attempts[spec.ref]}]",)
-            raise
+        with engine_errors(f"pull {spec.ref}"):
+            try:
+                for event in self.api.pull(repo, tag=tag, stream=True, decode=True, auth_config=auth):
+                    if "error" in event:
+                        raise pull_error(spec.ref, str(event["error"]), 0, credential)
+                    self._report(spec.ref, statuses.line(event))
+            except docker.errors.APIError as exc:
+                raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0,
+                                 credential) from None
 
     def _report(self, name: str, line: str | None, secrets: Iterable[str] = ()) -> None:
         """Hand one progress line (redacted) to the context's ``progress`` callback, if any."""

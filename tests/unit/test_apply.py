@@ -151,6 +151,7 @@ def test_temporary_errors_are_bounded():
     report = run(desired(spec("web")), journal)
     assert not report.ok
     assert journal.calls.count(("create", "s-web-1")) == FAST.retry.attempts
+    assert report.outcomes[-1].error == f"503 [attempt {FAST.retry.attempts}]"
 
 
 def test_conflicting_change_fails_without_touching_the_engine():
