@@ -15,7 +15,7 @@ from .errors import PermanentError, ReconcilerError
 from .graph import DOWN, UP, Step, build_steps, dependents_of
 from .hashing import canonical_json
 from .model import FIELDS_LABEL, ContainerSpec, DesiredState, Kind, LiveObject, labels_for
-from .plan import PUSH_REASON, SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
+from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
 from .report import FAILED, OK, SKIPPED, ApplyOptions, ApplyReport, Outcome
 from .retry import call_with_retries
 
@@ -85,7 +85,7 @@ class _Runner:
         driver = self.drivers.get(Kind.IMAGE, spec.driver)
         assert isinstance(driver, RegistryDriver)
         if spec.is_build:
-            if PUSH_REASON not in change.reasons:
+            if change.renews:  # not a push-only change of an up-to-date build
                 driver.build(spec, object_labels(self.stack, Kind.IMAGE, spec))
             if spec.push:
                 driver.push(spec)

@@ -67,7 +67,8 @@ class Change:
     lists container names and the condition (started, healthy, completed) to
     wait for before creating. ``error`` is set when the change cannot be
     applied at all (a name taken by an object we do not own), ``blocked`` when
-    it needs an explicit flag. ``driver`` creates the new object, ``live_driver``
+    it needs an explicit flag. ``renews`` marks an image change that gives the
+    image a new id (its containers follow). ``driver`` creates the new object, ``live_driver``
     removes the old one (they differ when a spec moves a volume to another driver).
     """
 
@@ -84,6 +85,7 @@ class Change:
     live_id: str = ""
     driver: str = ""
     live_driver: str = ""
+    renews: bool = False
     error: str = ""
     blocked: str = ""
 
@@ -116,12 +118,11 @@ _FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"
 def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False) -> Plan:
     """Every change that makes ``live`` match ``desired``, in dependency order."""
     notes: list[str] = []
-    image_specs = wanted_images(desired)
-    images = _plan_images(image_specs, live)
+    images = _plan_images(wanted_images(desired), live)
     networks = _plan_simple(Kind.NETWORK, desired.networks, live.networks, prune=True, notes=notes)
     volumes = _plan_simple(Kind.VOLUME, desired.volumes, live.volumes, prune=prune_volumes, notes=notes)
     replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE)}
-    containers = _plan_containers(desired, live, image_specs, images, replaced)
+    containers = _plan_containers(desired, live, images, replaced)
     return Plan(stack=desired.stack, changes=tuple(images + networks + volumes + containers), notes=tuple(notes))
 
 
@@ -140,27 +141,30 @@ def _plan_images(specs: Mapping[str, ImageSpec], live: LiveState) -> list[Change
         if spec.is_build:
             built_from = current.labels.get(BUILD_HASH_LABEL, "") if current else ""
             if current is None:
-                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("build: image not present",)))
+                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("build: image not present",),
+                                      renews=True))
             elif built_from != spec.build_hash:
                 changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("build: inputs changed",),
-                                      live_id=current.id))
+                                      live_id=current.id, renews=True))
             elif spec.push and not _in_registry(ref, current):
                 changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, (PUSH_REASON,),
                                       live_id=current.id))
         elif spec.is_archive:
             # The archive names its image id: compare it with the local image, no state needed.
             if current is None:
-                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("load: image not present",)))
+                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("load: image not present",),
+                                      renews=True))
             elif current.image_id != spec.archive_image_id:
                 changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("load: archive changed",),
-                                      live_id=current.id))
+                                      live_id=current.id, renews=True))
         elif current is None:
             error = f"image {ref} is not present and its pull policy is never" if spec.pull == "never" else ""
-            changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("pull: image not present",), error=error))
+            changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("pull: image not present",), error=error,
+                                  renews=True))
         elif (moved := _tag_moved(spec, current)) is not None:
             changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key,
                                   (f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})",),
-                                  live_id=current.id))
+                                  live_id=current.id, renews=True))
         elif spec.pull == "always" and spec.tracks_tag and not current.details.get("upstream_digest"):
             # Nobody could say where the tag points: pull, as "always" did before digests.
             changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("pull: policy always",), live_id=current.id))
@@ -252,17 +256,11 @@ def _not_managed(kind: Kind, name: str) -> str:
     return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"
 
 
-def _plan_containers(
-    desired: DesiredState, live: LiveState, specs: Mapping[str, ImageSpec], images: list[Change], replaced: set[str]
-) -> list[Change]:
-    # A build, a load of a changed archive, or a pull of a missing image gives a new
-    # image id: its containers follow.
-    # So does a pull of a tag that moved upstream. A pull under policy "always"
-    # whose digest is unknown may not; the next pass compares the ids.
-    renewed = {c.name for c in images
-               if c.action is Action.CREATE or (specs[c.name].is_build and PUSH_REASON not in c.reasons)
-               or specs[c.name].is_archive
-               or _tag_moved(specs[c.name], live.images.get(c.name)) is not None}
+def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
+    # Builds, loads of a changed archive, pulls of a missing image or of a tag that
+    # moved give the image a new id (_plan_images marks them): its containers follow.
+    # A pull under policy "always" whose digest is unknown may not; the next pass compares ids.
+    renewed = {c.name for c in images if c.renews}
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():
         replicas.setdefault(spec.key, []).append(spec.name)
