@@ -94,7 +94,7 @@ def _files(args: argparse.Namespace) -> list[str]:
 
 def _desired(args: argparse.Namespace, reconciler):
     """The validated spec; driver names are checked against the plugins ``reconciler`` loaded."""
-    from .reconcile import load_desired
+    from .spec import load_desired
 
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
                         drivers=reconciler.driver_names())

@@ -1,6 +1,6 @@
 """The data that flows between phases: desired state, live state, and their vocabulary.
 
-Desired objects are built from a validated spec (``reconciler.desired``); live
+Desired objects are built from a validated spec (``reconciler.spec.desired``); live
 objects are built by drivers from what the engine reports. Both are frozen so a
 phase can never change what an earlier phase computed. Everything here is plain
 data: no I/O, no docker import.

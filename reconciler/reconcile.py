@@ -17,32 +17,11 @@ from .plan import Action, Change, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_each, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries
+from .spec import load_desired
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
 
 OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
-
-
-def load_desired(
-    files: Sequence[str | Path],
-    *,
-    stack: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    allow_outside: bool = False,
-    drivers: Mapping[str, Sequence[str]] | None = None,
-) -> DesiredState:
-    """Read, validate and model a spec; raise SpecError with every problem found.
-
-    ``drivers`` (section → driver names, see ``Reconciler.driver_names``) also
-    checks that every driver the spec names is provided by a loaded plugin.
-    """
-    from .desired import build_desired, stack_name_for
-    from .loader import load_stack
-    from .validate import validate
-
-    raw = load_stack(files, environ=environ)
-    validate(raw, allow_outside=allow_outside, drivers=drivers)
-    return build_desired(raw, stack_name_for(raw, stack))
 
 
 @dataclass(frozen=True)

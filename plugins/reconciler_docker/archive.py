@@ -4,7 +4,7 @@ The ``archive`` registry driver makes ``ref`` present by loading the archive a
 spec names (``images.<key>.archive``) into the engine, then tagging the loaded
 image ``ref``. Observing is the docker driver's: one list of local images. The
 core decides whether to load by comparing the image id inside the archive
-(read by :mod:`reconciler.imagearchive` at the desired stage) with the local
+(read by :mod:`reconciler.spec.imagearchive` at the desired stage) with the local
 image's id, so a converged stack never reads the archive through the engine.
 
 Engines before 25 (this project tests against 20.10) load only the
@@ -23,7 +23,7 @@ from typing import IO, Mapping
 import docker.errors
 
 from reconciler.errors import PermanentError
-from reconciler.imagearchive import ArchiveFormat, archive_format
+from reconciler.spec.imagearchive import ArchiveFormat, archive_format
 from reconciler.model import ImageSpec, LiveObject
 
 from .engine import engine_errors

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Mapping
 
 from reconciler.errors import PermanentError, SpecError
-from reconciler.yamlsafe import compose_file
+from reconciler.spec.yamlsafe import compose_file
 
 __all__ = ["Credential", "CredentialError", "CredentialStore", "HUB", "config_key", "registry_host"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.imagearchive import ArchiveFormat, archive_format, archive_image_id
+from reconciler.spec.imagearchive import ArchiveFormat, archive_format, archive_image_id
 from reconciler.model import ImageSpec
 from reconciler.plan import plan_changes
 

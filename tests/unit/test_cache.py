@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import validate as validate_module
+from reconciler.spec import validate as validate_module
 from reconciler.errors import SpecError
-from reconciler.loader import load_stack
-from reconciler.validate import validate
+from reconciler.spec.loader import load_stack
+from reconciler.spec.validate import validate
 
 
 def _forbid_schema(monkeypatch):

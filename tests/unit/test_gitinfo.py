@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 
-from reconciler.gitinfo import spec_revision
+from reconciler.spec.gitinfo import spec_revision
 
 
 def git(cwd, *args):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.interpolate import InterpolationError, interpolate, parse_env_file
+from reconciler.spec.interpolate import InterpolationError, interpolate, parse_env_file
 
 ENV = {"SET": "value", "EMPTY": "", "PORT": "8080"}
 

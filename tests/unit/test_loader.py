@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import Problem, SpecError
-from reconciler.loader import Mark, RawStack, load_stack
+from reconciler.spec.loader import RawStack, load_stack
+from reconciler.spec.locations import Mark
 
 
 def write(directory: Path, name: str, text: str) -> Path:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import Problem, SpecError
-from reconciler.loader import load_stack
-from reconciler.validate import format_path, validate
+from reconciler.spec.loader import load_stack
+from reconciler.spec.locations import format_path
+from reconciler.spec.validate import validate
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "stack.schema.json"
 

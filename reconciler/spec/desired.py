@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 from . import units
 from .buildctx import build_hash
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
 from .gitinfo import spec_revision
 from .imagearchive import archive_image_id
-from .hashing import config_hash, field_hashes
+from ..hashing import config_hash, field_hashes
 from .interpolate import parse_env_file
 from .loader import RawStack
-from .model import (
+from ..model import (
     ContainerSpec,
     DesiredState,
     EnvVar,
@@ -30,7 +30,7 @@ from .model import (
     NetworkSpec,
     VolumeSpec,
 )
-from .validate import format_path
+from .locations import problem_at
 
 __all__ = ["build_desired", "stack_name_for"]
 
@@ -129,16 +129,7 @@ class _Builder:
         try:
             return make()
         except (ValueError, OSError) as exc:
-            mark = self.raw.mark(path)
-            self.problems.append(
-                Problem(
-                    str(exc),
-                    file=mark.file if mark else "",
-                    line=mark.line if mark else 0,
-                    col=mark.col if mark else 0,
-                    path=format_path(path),
-                )
-            )
+            self.problems.append(problem_at(self.raw.mark(path), path, str(exc)))
             return None
 
     def _path(self, path: tuple, value: str) -> Path:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from .cache import known_valid, remember_valid, schema_verdict_key
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
+from .locations import problem_at
 from .semantics import semantic_findings, unknown_drivers
 
 if TYPE_CHECKING:
@@ -24,32 +25,15 @@ if TYPE_CHECKING:
 
     from .loader import RawStack
 
-__all__ = ["format_path", "validate"]
+__all__ = ["validate"]
 
 SCHEMA_FILE = "stack.schema.json"
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE_NAMES = {
     "string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
     "object": "a mapping", "array": "a list", "null": "null",
 }
 _Finding = tuple[tuple, str]  # (path, message)
-
-
-def format_path(path: tuple | list) -> str:
-    """Render a path of keys and indices as ``containers.web.ports[0]``.
-
-    Keys that would be ambiguous after a dot are quoted: ``options["com.docker.x"]``.
-    """
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(str(part)):
-            out += f".{part}" if out else str(part)
-        else:
-            out += f"[{json.dumps(str(part))}]"
-    return out
 
 
 def validate(
@@ -82,10 +66,7 @@ def _schema_findings(data: Any) -> list[_Finding]:
 
 
 def _locate(raw: RawStack, path: tuple, message: str) -> Problem:
-    mark = raw.mark(path)
-    if mark is None:
-        return Problem(message, path=format_path(path))
-    return Problem(message, file=mark.file, line=mark.line, col=mark.col, path=format_path(path))
+    return problem_at(raw.mark(path), path, message)
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import Port
+from ..model import Port
 
 __all__ = ["parse_bytes", "parse_duration_ns", "parse_port", "parse_volume_string"]
 

@@ -7,7 +7,7 @@ over the ``.env`` beside each file, and merges the files' sections into one
 ``RawStack``, reporting every problem (a name defined twice, stack names that
 disagree) at once.
 
-The YAML itself is hostile input and is parsed only by ``reconciler.yamlsafe``;
+The YAML itself is hostile input and is parsed only by ``reconciler.spec.yamlsafe``;
 ``Mark`` lives there and is re-exported here for the modules that use it.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
 from .interpolate import InterpolationError, interpolate, parse_env_file
-from .validate import format_path
-from .yamlsafe import Mark, compose_file
+from .locations import Mark, problem_at
+from .yamlsafe import compose_file
 
 __all__ = ["Mark", "RawStack", "load_stack"]
 
@@ -171,7 +171,7 @@ def _merge(fragments: list[_Fragment], problems: list[Problem]) -> tuple[dict, d
     owners: dict[tuple, int] = {}  # (key,) or (section, key) -> index of the fragment that gave it
     for index, fragment in enumerate(fragments):
         if not isinstance(fragment.data, dict):
-            problems.append(_problem_at(fragment.marks.get(()), (), "the top level must be a mapping "
+            problems.append(problem_at(fragment.marks.get(()), (), "the top level must be a mapping "
                                         "(keys: name, images, networks, volumes, containers)"))
             continue
         owners.setdefault((), index)
@@ -201,7 +201,7 @@ def _merge_key(data: dict, owners: dict[tuple, int], fragments: list[_Fragment],
             if name in old:
                 first = _where(fragments[owners[path]], path)
                 message = f"'{name}' is already defined in {first}"
-                problems.append(_problem_at(here.marks.get(path), path, message))
+                problems.append(problem_at(here.marks.get(path), path, message))
             else:
                 old[name] = item
                 owners[path] = index
@@ -212,16 +212,9 @@ def _merge_key(data: dict, owners: dict[tuple, int], fragments: list[_Fragment],
     elif key == "name" and old != value:
         first = _where(fragments[owners[(key,)]], (key,))
         message = f"stack name {value!r} differs from {old!r} in {first}"
-        problems.append(_problem_at(here.marks.get((key,)), (key,), message))
+        problems.append(problem_at(here.marks.get((key,)), (key,), message))
 
 
 def _where(fragment: _Fragment, path: tuple) -> str:
     mark = fragment.marks.get(path)
     return f"{fragment.file}:{mark.line}" if mark else str(fragment.file)
-
-
-def _problem_at(mark: Mark | None, path: tuple, message: str) -> Problem:
-    if mark is None:
-        return Problem(message, path=format_path(path))
-    return Problem(message, file=mark.file, line=mark.line, col=mark.col, path=format_path(path))
-

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .hashing import canonical_json
+from ..hashing import canonical_json
 
 __all__ = ["schema_verdict_key", "known_valid", "remember_valid"]
 

@@ -14,7 +14,7 @@ booleans and there are no base-60 numbers, so ``restart: no`` is the string
 "no" and ``- 22:22`` is a string, as in compose.
 
 Reading files, ``.env`` files and merging several files are the loader's job
-(:mod:`reconciler.loader`); this module sees one file's text at a time.
+(:mod:`reconciler.spec.loader`); this module sees one file's text at a time.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ import yaml
 from yaml import events
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import Problem, SpecError
-from .validate import format_path
+from ..errors import Problem, SpecError
+from .locations import Mark, problem_at
 
 __all__ = ["Document", "Mark", "compose_file"]
 
@@ -44,15 +44,6 @@ _MAP, _SEQ, _MERGE = _T + "map", _T + "seq", _T + "merge"
 # Timestamps and the '=' value key stay text: nothing in a spec wants a datetime.
 _TEXT_TAGS = {_T + "str", _T + "timestamp", _T + "value"}
 _KEY_TAGS = _TEXT_TAGS | {_INT, _FLOAT, _BOOL}
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A position in a spec file; ``line`` and ``col`` are 1-based."""
-
-    file: str
-    line: int
-    col: int
 
 
 @dataclass(frozen=True)
@@ -224,10 +215,7 @@ class _Walker:
         return Mark(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def _problem(self, node: Node, path: tuple, message: str) -> None:
-        mark = self._mark(node)
-        self.problems.append(
-            Problem(message, file=mark.file, line=mark.line, col=mark.col, path=format_path(path))
-        )
+        self.problems.append(problem_at(self._mark(node), path, message))
 
     def _bad_tag(self, node: Node, path: tuple) -> None:
         tag = node.tag.replace(_T, "!!", 1)

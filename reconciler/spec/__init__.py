@@ -1,0 +1,45 @@
+"""The spec half of the flow: files in, ``DesiredState`` out.
+
+``load_desired`` is the entry point: read the YAML safely (``yamlsafe``),
+merge files and interpolate variables (``loader``, ``interpolate``), check
+the schema and the references (``validate``, ``semantics``), then build the
+frozen desired model (``desired``). Nothing here reaches an engine; the
+planning and executing side (``reconciler.plan``, ``reconciler.apply``) only
+ever sees the ``DesiredState`` this package returns.
+
+Layers inside the package, lowest first: ``locations`` (positions and field
+paths), ``yamlsafe`` and ``interpolate``, ``loader``, ``semantics``,
+``validate``, ``desired``. Submodules are imported when first used, so a
+plugin importing one helper does not pay for the rest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from ..model import DesiredState
+
+__all__ = ["load_desired"]
+
+
+def load_desired(
+    files: Sequence[str | Path],
+    *,
+    stack: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    allow_outside: bool = False,
+    drivers: Mapping[str, Sequence[str]] | None = None,
+) -> DesiredState:
+    """Read, validate and model a spec; raise ``SpecError`` with every problem found.
+
+    ``drivers`` (section → driver names, see ``Reconciler.driver_names``) also
+    checks that every driver the spec names is provided by a loaded plugin.
+    """
+    from .desired import build_desired, stack_name_for
+    from .loader import load_stack
+    from .validate import validate
+
+    raw = load_stack(files, environ=environ)
+    validate(raw, allow_outside=allow_outside, drivers=drivers)
+    return build_desired(raw, stack_name_for(raw, stack))
