@@ -19,7 +19,9 @@ log() { echo "engine: $*" >&2; }
 install_packages() {
   local missing=()
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-  [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx nc || missing+=(busybox-static)
+  # Not grep -q: it would stop reading early, busybox (writing line by line) would get
+  # SIGPIPE, and pipefail would report busybox missing now and then.
+  [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x nc >/dev/null || missing+=(busybox-static)
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The full test suite, on a fresh machine or a developer's: sets up the engine
-# (installing and starting what is missing), installs the project, runs pytest,
-# and stops the engine again if this script started it.
+# The full test suite, on a fresh machine or a developer's: installs the project in
+# its virtual environment, sets up the engine (installing and starting what is
+# missing), runs pytest, and stops the engine again if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python=$(bash scripts/venv.sh test)
 started_here=0
 docker info >/dev/null 2>&1 || started_here=1
 bash scripts/engine.sh up
@@ -13,5 +14,4 @@ if [ "$started_here" = 1 ]; then
   # Only an engine this script started may be restarted by the tests.
   export RECONCILER_ENGINE_RESTARTABLE=1
 fi
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
-python3 -m pytest "$@"
+"$python" -m pytest "$@"
