@@ -8,38 +8,18 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable
+from typing import Callable
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
 from .errors import PermanentError, ReconcilerError
-from .graph import DOWN, UP, Step, build_steps, dependents_of
-from .hashing import canonical_json
-from .model import FIELDS_LABEL, ContainerSpec, DesiredState, Kind, LiveObject, labels_for
-from .plan import SECRET_ENV_LABEL, Action, Change, Plan, spec_fields, wanted_images
-from .report import FAILED, OK, SKIPPED, ApplyOptions, ApplyReport, Outcome
+from .graph import Phase, Step, build_steps, dependents_of
+from .labels import object_labels
+from .model import DesiredState, Kind, LiveObject
+from .plan import Action, Change, Plan
+from .report import ApplyOptions, ApplyReport, Outcome, Status
 from .retry import call_with_retries
 
 __all__ = ["apply_plan", "object_labels"]
-
-
-def object_labels(stack: str, kind: Kind, spec: Any) -> dict[str, str]:
-    """Every label the reconciler puts on an object it creates (user labels first)."""
-    labels = dict(getattr(spec, "labels", ()) or ())
-    if kind is Kind.IMAGE:
-        labels.update(labels_for(stack, kind, spec.key, spec.config_hash))
-        return labels
-    extra: dict[str, str] = {}
-    if isinstance(spec, ContainerSpec):
-        extra["replica"] = str(spec.replica)
-        fields = dict(spec.field_hashes)
-        if spec.secret_env:
-            labels[SECRET_ENV_LABEL] = ",".join(sorted(spec.secret_env))
-    else:
-        extra["driver"] = spec.driver
-        fields = spec_fields(spec)
-    labels.update(labels_for(stack, kind, spec.key, spec.config_hash, **extra))
-    labels[FIELDS_LABEL] = canonical_json(fields)
-    return labels
 
 
 class _Runner:
@@ -50,12 +30,6 @@ class _Runner:
         self.desired = desired
         self.drivers = drivers
         self.options = options
-        self.images = wanted_images(desired)
-        self.specs = {
-            Kind.NETWORK: {s.name: s for s in desired.networks.values()},
-            Kind.VOLUME: {s.name: s for s in desired.volumes.values()},
-            Kind.CONTAINER: dict(desired.containers),
-        }
 
     def run(self, step: Step) -> None:
         if step.change.error:
@@ -65,23 +39,24 @@ class _Runner:
     def _dispatch(self, step: Step) -> None:
         change = step.change
         handler: Callable[[Change], None] = {
-            (Kind.IMAGE, UP): self._image_up,
-            (Kind.NETWORK, UP): self._object_up,
-            (Kind.VOLUME, UP): self._object_up,
-            (Kind.CONTAINER, UP): self._container_up,
-            (Kind.NETWORK, DOWN): self._object_down,
-            (Kind.VOLUME, DOWN): self._object_down,
-            (Kind.CONTAINER, DOWN): self._object_down,
+            (Kind.IMAGE, Phase.UP): self._image_up,
+            (Kind.NETWORK, Phase.UP): self._object_up,
+            (Kind.VOLUME, Phase.UP): self._object_up,
+            (Kind.CONTAINER, Phase.UP): self._container_up,
+            (Kind.NETWORK, Phase.DOWN): self._object_down,
+            (Kind.VOLUME, Phase.DOWN): self._object_down,
+            (Kind.CONTAINER, Phase.DOWN): self._object_down,
         }[(change.kind, step.phase)]
         handler(change)
 
     def _driver(self, change: Change, *, removing: bool = False):
-        if change.kind is Kind.CONTAINER:
-            return self.drivers.runtime()
         return self.drivers.get(change.kind, (change.live_driver if removing else "") or change.driver)
 
+    def _spec(self, change: Change):
+        return self.desired.of(change.kind)[change.name]
+
     def _image_up(self, change: Change) -> None:
-        spec = self.images[change.name]
+        spec = self._spec(change)
         driver = self.drivers.get(Kind.IMAGE, spec.driver)
         assert isinstance(driver, RegistryDriver)
         if spec.is_build:
@@ -93,7 +68,7 @@ class _Runner:
             driver.pull(spec)
 
     def _object_up(self, change: Change) -> None:
-        spec = self.specs[change.kind][change.name]
+        spec = self._spec(change)
         driver = self._driver(change)
         assert isinstance(driver, (NetworkDriver, StorageDriver))
         driver.create(spec, object_labels(self.stack, change.kind, spec))
@@ -106,12 +81,12 @@ class _Runner:
         self._driver(change, removing=True).delete(live)
 
     def _container_up(self, change: Change) -> None:
-        runtime = self.drivers.runtime()
+        runtime = self._driver(change)
         assert isinstance(runtime, RuntimeDriver)
         for name, condition in change.waits:
             runtime.wait(name, condition, timeout=self.options.wait_timeout)
         if change.action is not Action.START:
-            spec = self.specs[Kind.CONTAINER][change.name]
+            spec = self._spec(change)
             runtime.create(spec, object_labels(self.stack, Kind.CONTAINER, spec))
         runtime.start(change.name)
 
@@ -159,8 +134,9 @@ class _Schedule:
     def __init__(self, steps: list[Step]) -> None:
         self.steps = steps
         self.pending = {s.id: s for s in steps}
-        self.result: dict[str, str] = {}
+        self.result: dict[str, Status] = {}
         self.errors: dict[str, str] = {}
+        self.exceptions: dict[str, BaseException] = {}
         self.started: dict[str, float] = {}
         self.ended: dict[str, float] = {}
         self.reported: set[str] = set()
@@ -169,7 +145,7 @@ class _Schedule:
             self.phases.setdefault(step.change.id, []).append(step.id)
 
     def ready(self) -> list[Step]:
-        out = [s for s in self.pending.values() if all(self.result.get(dep) == OK for dep in s.after)]
+        out = [s for s in self.pending.values() if all(self.result.get(dep) is Status.OK for dep in s.after)]
         for step in out:
             del self.pending[step.id]
         return out
@@ -183,14 +159,15 @@ class _Schedule:
 
     def record(self, step: Step, error: BaseException | None) -> None:
         if error is None:
-            self.result[step.id] = OK
+            self.result[step.id] = Status.OK
             return
-        self.result[step.id] = FAILED
+        self.result[step.id] = Status.FAILED
         self.errors[step.change.id] = _message(error)
+        self.exceptions[step.change.id] = error
         for sid in dependents_of(self.steps, step.id):
             skipped = self.pending.pop(sid, None)
             if skipped is not None:
-                self.result[sid] = SKIPPED
+                self.result[sid] = Status.SKIPPED
                 self.errors.setdefault(
                     skipped.change.id, f"skipped: {step.change.kind.value} {step.change.name} failed"
                 )
@@ -206,11 +183,11 @@ class _Schedule:
         return out
 
     def outcome(self, change: Change) -> Outcome:
-        results = [self.result.get(sid, SKIPPED) for sid in self.phases.get(change.id, [])]
-        final = FAILED if FAILED in results else SKIPPED if SKIPPED in results else OK
+        results = [self.result.get(sid, Status.SKIPPED) for sid in self.phases.get(change.id, [])]
+        final = next((s for s in (Status.FAILED, Status.SKIPPED) if s in results), Status.OK)
         start = self.started.get(change.id)
         seconds = (self.ended.get(change.id, start or 0.0) - start) if start else 0.0
-        return Outcome(change, final, self.errors.get(change.id, ""), seconds)
+        return Outcome(change, final, self.errors.get(change.id, ""), seconds, self.exceptions.get(change.id))
 
 
 def _message(error: BaseException) -> str:

@@ -7,9 +7,32 @@ Imports are lazy so ``reconcile validate`` never pays for the Docker SDK.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import threading
+from pathlib import Path
 from typing import Any, Sequence
+
+from . import __version__
+from .errors import ReconcilerError, SpecError
+from .planfile import read_plan, write_plan
+from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
+from .reconcile import ApplyRequest, Reconciler
+from .render import (
+    outcome_line,
+    plan_json,
+    plan_text,
+    plugins_json,
+    plugins_text,
+    report_json,
+    report_text,
+    status_json,
+    status_text,
+)
+from .report import ApplyOptions
+from .spec import load_desired
+from .status import status_rows
 
 __all__ = ["main"]
 
@@ -76,8 +99,6 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -87,22 +108,16 @@ def _files(args: argparse.Namespace) -> list[str]:
     for name in DEFAULT_FILES:
         if os.path.exists(name):
             return [name]
-    from .errors import SpecError
-
     raise SpecError(f"no spec given and none of {', '.join(DEFAULT_FILES)} in {os.getcwd()} (use -f PATH)")
 
 
 def _desired(args: argparse.Namespace, reconciler):
     """The validated spec; driver names are checked against the plugins ``reconciler`` loaded."""
-    from .spec import load_desired
-
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
                         drivers=reconciler.driver_names())
 
 
 def _reconciler(args: argparse.Namespace):
-    from .reconcile import Reconciler
-
     return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin,
                       progress=_progress_lines(args))
 
@@ -111,8 +126,6 @@ def _progress_lines(args: argparse.Namespace):
     """For text output of apply and destroy: print drivers' progress lines as they arrive."""
     if args.command not in ("apply", "destroy") or args.output == "json":
         return None
-    import threading
-
     lock = threading.Lock()  # builds and pulls report from worker threads
 
     def show(name: str, line: str) -> None:
@@ -134,18 +147,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .render import plan_json, plan_text
-
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
     plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes)
     vetoes = reconciler.vetoes(plan, desired)
     _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
     if args.out:
-        from pathlib import Path
-
-        from .planfile import write_plan
-
         write_plan(Path(args.out), plan, desired, engine=args.engine, prune_volumes=args.prune_volumes)
     if vetoes or any(c.error for c in plan.changes):
         return 1
@@ -155,16 +162,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace, **flags: Any):
-    from .report import ApplyOptions
-    from .reconcile import ApplyRequest
-
     options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout)
     return ApplyRequest(prune_volumes=args.prune_volumes, options=options, lock_timeout=args.lock_timeout, **flags)
 
 
 def _progress(args: argparse.Namespace) -> dict:
-    from .render import outcome_line, plan_text
-
     if args.output == "json":
         return {}
     return {"on_plan": lambda plan: _out(plan_text(plan) + ("\n" if not plan.empty else "")),
@@ -172,8 +174,6 @@ def _progress(args: argparse.Namespace) -> dict:
 
 
 def _finish(args: argparse.Namespace, report) -> int:
-    from .render import report_json, report_text
-
     _out(report_json(report) if args.output == "json" else report_text(report))
     return 0 if report.ok else 1
 
@@ -181,10 +181,6 @@ def _finish(args: argparse.Namespace, report) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     saved = None
     if args.planfile:
-        from pathlib import Path
-
-        from .planfile import read_plan
-
         saved = read_plan(Path(args.planfile))
         args.files = args.files or list(saved.sources)
         args.stack = args.stack or saved.stack
@@ -206,37 +202,19 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import json
-
-    from .render import status_text
-    from .status import status_rows
-
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
     plan, live = reconciler.plan(desired)
     rows = status_rows(desired, live, plan)
-    if args.output == "json":
-        _out(json.dumps({"stack": desired.stack, "converged": plan.empty, "objects": rows}, indent=2))
-    else:
-        _out(f"Stack {desired.stack}: {'converged' if plan.empty else 'drifted'}\n\n{status_text(rows)}")
+    render = status_json if args.output == "json" else status_text
+    _out(render(desired.stack, rows, converged=plan.empty))
     return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    import json
-
-    from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
-
     pm = make_plugin_manager(modules=args.plugin)
     rows = describe_plugins(pm, load_driver_registry(pm))
-    if args.output == "json":
-        _out(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else f"module {row['module']}"
-        _out(f"{row['name']}  ({origin})")
-        _out(f"    drivers: {', '.join(row['drivers']) or '-'}")
-        _out(f"    hooks:   {', '.join(h.removeprefix('reconciler_') for h in row['hooks']) or '-'}")
+    _out(plugins_json(rows) if args.output == "json" else plugins_text(rows))
     return 0
 
 
@@ -252,10 +230,6 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import logging
-
-    from .errors import ReconcilerError
-
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Mapping
+from typing import Callable, ClassVar, Iterable, Mapping, TypeVar
 
 from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
@@ -32,11 +32,13 @@ __all__ = [
     "DriverContext",
     "DriverRegistry",
     "Drivers",
+    "PluginDrivers",
     "NetworkDriver",
     "ObjectDriver",
     "RegistryDriver",
     "RuntimeDriver",
     "StorageDriver",
+    "owned_plus_wanted",
 ]
 
 
@@ -143,6 +145,32 @@ class RuntimeDriver(ObjectDriver):
         """
 
 
+T = TypeVar("T")
+
+
+def owned_plus_wanted(
+    owned: Iterable[T],
+    wanted: Iterable[str],
+    lookup: Callable[[list[str]], Iterable[T]],
+    name_of: Callable[[T], str],
+) -> dict[str, T]:
+    """What ``observe`` returns, by name: the stack's own objects plus any object under a wanted name.
+
+    ``owned`` is the backend's answer for the stack (one filtered list call).
+    ``lookup(names)`` is asked only for wanted names the stack does not own, so
+    a converged stack costs one call; it may return more than asked (a
+    substring filter): only exact names are kept. Reporting those strangers
+    is what lets the plan refuse to take over an object it does not own.
+    """
+    found = {name_of(obj): obj for obj in owned}
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        for obj in lookup(missing):
+            if name_of(obj) in missing:
+                found.setdefault(name_of(obj), obj)
+    return found
+
+
 Factory = Callable[[DriverContext], ObjectDriver]
 _ROLES = {
     Kind.IMAGE: "registry",
@@ -153,36 +181,27 @@ _ROLES = {
 
 
 class DriverRegistry:
-    """Filled by plugins through ``reconciler_register_drivers``; read by the core."""
+    """Every driver plugins provide, by kind and name; read by the core.
+
+    Plugins fill it through ``reconciler_register_drivers``, each through its
+    own ``view`` (so a conflict can name both plugins).
+    """
 
     def __init__(self) -> None:
         self._factories: dict[Kind, dict[str, tuple[Factory, str]]] = {kind: {} for kind in Kind}
-        self.current_plugin = ""
 
-    def _add(self, kind: Kind, name: str, factory: Factory) -> None:
+    def view(self, plugin: str) -> PluginDrivers:
+        """What one plugin registers through: its additions are credited to ``plugin``."""
+        return PluginDrivers(self, plugin)
+
+    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             raise PluginError(
                 f"{_ROLES[kind]} driver {name!r} is registered twice: by {existing[1] or 'a plugin'} "
-                f"and by {self.current_plugin or 'a plugin'}"
+                f"and by {plugin or 'a plugin'}"
             )
-        self._factories[kind][name] = (factory, self.current_plugin)
-
-    def add_registry_driver(self, name: str, factory: Factory) -> None:
-        """Register an image driver (``images.<key>.driver``)."""
-        self._add(Kind.IMAGE, name, factory)
-
-    def add_network_driver(self, name: str, factory: Factory) -> None:
-        """Register a network driver (``networks.<key>.driver``)."""
-        self._add(Kind.NETWORK, name, factory)
-
-    def add_storage_driver(self, name: str, factory: Factory) -> None:
-        """Register a volume driver (``volumes.<key>.driver``)."""
-        self._add(Kind.VOLUME, name, factory)
-
-    def add_runtime_driver(self, name: str, factory: Factory) -> None:
-        """Register the container runtime (one is used: the first registered)."""
-        self._add(Kind.CONTAINER, name, factory)
+        self._factories[kind][name] = (factory, plugin)
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self._factories[kind])
@@ -190,8 +209,39 @@ class DriverRegistry:
     def provider(self, kind: Kind, name: str) -> str:
         return self._factories[kind][name][1]
 
+    def factory(self, kind: Kind, name: str) -> Factory:
+        factories = self._factories[kind]
+        if name not in factories:
+            available = ", ".join(sorted(factories)) or "none"
+            raise PluginError(f"no {_ROLES[kind]} driver named {name!r} (available: {available})")
+        return factories[name][0]
+
     def instantiate(self, context: DriverContext) -> Drivers:
         return Drivers(self, context)
+
+
+class PluginDrivers:
+    """The registry as one plugin sees it in ``reconciler_register_drivers``."""
+
+    def __init__(self, registry: DriverRegistry, plugin: str) -> None:
+        self._registry = registry
+        self.plugin = plugin
+
+    def add_registry_driver(self, name: str, factory: Factory) -> None:
+        """Register an image driver (``images.<key>.driver``)."""
+        self._registry.add(Kind.IMAGE, name, factory, plugin=self.plugin)
+
+    def add_network_driver(self, name: str, factory: Factory) -> None:
+        """Register a network driver (``networks.<key>.driver``)."""
+        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin)
+
+    def add_storage_driver(self, name: str, factory: Factory) -> None:
+        """Register a volume driver (``volumes.<key>.driver``)."""
+        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin)
+
+    def add_runtime_driver(self, name: str, factory: Factory) -> None:
+        """Register a container runtime (a stack picks one with ``runtime:``)."""
+        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin)
 
 
 class Drivers:
@@ -203,11 +253,8 @@ class Drivers:
         self._instances: dict[int, ObjectDriver] = {}
 
     def get(self, kind: Kind, name: str) -> ObjectDriver:
-        factories = self._registry._factories[kind]
-        if name not in factories:
-            available = ", ".join(sorted(factories)) or "none"
-            raise PluginError(f"no {_ROLES[kind]} driver named {name!r} (available: {available})")
-        factory = factories[name][0]
+        """The driver ``name`` of ``kind``, made on first use; a ``PluginError`` when no plugin provides it."""
+        factory = self._registry.factory(kind, name)
         if id(factory) not in self._instances:
             self._instances[id(factory)] = factory(self.context)
         return self._instances[id(factory)]
@@ -219,11 +266,3 @@ class Drivers:
             driver = self.get(kind, name)
             seen.setdefault(id(driver), driver)
         return list(seen.values())
-
-    def runtime(self) -> RuntimeDriver:
-        names = self._registry.names(Kind.CONTAINER)
-        if not names:
-            raise PluginError("no runtime driver is registered (is the reconciler_docker plugin installed?)")
-        driver = self.get(Kind.CONTAINER, "docker" if "docker" in names else names[0])
-        assert isinstance(driver, RuntimeDriver)
-        return driver

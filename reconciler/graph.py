@@ -14,29 +14,40 @@ Edges:
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Iterable
 
+from .errors import PlanError
 from .plan import Action, Change
 
-__all__ = ["Step", "build_steps", "dependents_of"]
+__all__ = ["Phase", "Step", "build_steps", "dependents_of"]
 
-DOWN = "down"
-UP = "up"
+
+class Phase(enum.StrEnum):
+    """The half of a change a step carries out."""
+
+    DOWN = "down"  # remove the old object (a delete, or the first half of a replace)
+    UP = "up"  # create or start the new object
+
+
+DOWN, UP = Phase.DOWN, Phase.UP  # the names before 0.2
 
 
 @dataclass(frozen=True)
 class Step:
+    """One phase of one change, and the step ids it must wait for."""
+
     change: Change
-    phase: str
+    phase: Phase
     after: frozenset[str]
 
     @property
     def id(self) -> str:
-        return f"{self.change.id}#{self.phase}"
+        return f"{self.change.id}#{self.phase.value}"
 
 
-def _phases(change: Change) -> tuple[str, ...]:
+def _phases(change: Change) -> tuple[Phase, ...]:
     if change.action is Action.DELETE:
         return (DOWN,)
     if change.action is Action.REPLACE:
@@ -59,10 +70,10 @@ def build_steps(changes: Iterable[Change]) -> list[Step]:
             after: set[str] = set()
             if phase == UP:
                 if (change.id, DOWN) in has:
-                    after.add(f"{change.id}#{DOWN}")
-                after.update(f"{dep}#{UP}" for dep in change.requires if (dep, UP) in has and dep != change.id)
+                    after.add(f"{change.id}#{Phase.DOWN.value}")
+                after.update(f"{dep}#{Phase.UP.value}" for dep in change.requires if (dep, UP) in has and dep != change.id)
             else:
-                after.update(f"{holder}#{DOWN}" for holder in held_by.get(change.id, ()) if holder != change.id)
+                after.update(f"{holder}#{Phase.DOWN.value}" for holder in held_by.get(change.id, ()) if holder != change.id)
             steps.append(Step(change, phase, frozenset(after)))
     _check_acyclic(steps)
     return steps
@@ -73,7 +84,7 @@ def _check_acyclic(steps: list[Step]) -> None:
     while remaining:
         ready = [sid for sid, after in remaining.items() if not after]
         if not ready:
-            raise ValueError(f"dependency cycle among steps: {', '.join(sorted(remaining))}")
+            raise PlanError(f"the plan's changes wait for each other in a cycle: {', '.join(sorted(remaining))}")
         for sid in ready:
             del remaining[sid]
         for after in remaining.values():

@@ -8,11 +8,15 @@ data: no I/O, no docker import.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import ClassVar, Mapping
+import warnings
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar, Mapping
+
+from . import labels as _labels
+from .defaults import DEFAULT_DRIVERS
 
 __all__ = [
-    "LABEL_PREFIX",
     "ContainerSpec",
     "DesiredState",
     "EnvVar",
@@ -25,18 +29,29 @@ __all__ = [
     "NetworkSpec",
     "Port",
     "VolumeSpec",
-    "labels_for",
 ]
 
-LABEL_PREFIX = "io.reconciler."
-STACK_LABEL = LABEL_PREFIX + "stack"
-KIND_LABEL = LABEL_PREFIX + "kind"
-NAME_LABEL = LABEL_PREFIX + "name"
-REPLICA_LABEL = LABEL_PREFIX + "replica"
-HASH_LABEL = LABEL_PREFIX + "config-hash"
-FIELDS_LABEL = LABEL_PREFIX + "fields"
-DRIVER_LABEL = LABEL_PREFIX + "driver"
-BUILD_HASH_LABEL = LABEL_PREFIX + "build-hash"
+# Label names lived here before reconciler.labels; the old names keep working
+# for one release, with a DeprecationWarning.
+_MOVED_LABELS = {
+    "LABEL_PREFIX": "PREFIX",
+    "STACK_LABEL": "STACK",
+    "KIND_LABEL": "KIND",
+    "NAME_LABEL": "NAME",
+    "REPLICA_LABEL": "REPLICA",
+    "HASH_LABEL": "CONFIG_HASH",
+    "FIELDS_LABEL": "FIELDS",
+    "DRIVER_LABEL": "DRIVER",
+    "BUILD_HASH_LABEL": "BUILD_HASH",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_LABELS:
+        new = _MOVED_LABELS[name]
+        warnings.warn(f"reconciler.model.{name} moved to reconciler.labels.{new}", DeprecationWarning, stacklevel=2)
+        return getattr(_labels, new)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Kind(str, enum.Enum):
@@ -48,44 +63,47 @@ class Kind(str, enum.Enum):
     CONTAINER = "container"
 
 
-def labels_for(stack: str, kind: Kind, key: str, config_hash: str, **extra: str) -> dict[str, str]:
-    """Ownership labels for an object: stack, kind, spec key and config hash (never config)."""
-    labels = {
-        STACK_LABEL: stack,
-        KIND_LABEL: kind.value,
-        NAME_LABEL: key,
-        HASH_LABEL: config_hash,
-    }
-    labels.update({LABEL_PREFIX + k.replace("_", "-"): v for k, v in extra.items()})
-    return labels
-
-
 @dataclass(frozen=True)
 class ImageSpec:
     """An image to pull (``ref`` only), to build (``build_context`` set) or to load (``archive`` set).
 
-    ``build_hash`` is the content hash of what the image is made from: the
-    build inputs, or for an archive the image id inside it. Containers hash
-    it, so a change rolls them.
+    Reaches registry drivers (``pull``, ``build``, ``push``) and plugins' hooks.
     """
 
+    #: The key under ``images:`` in the spec; for an image a container names
+    #: inline (``image: busybox:1``), the reference itself.
     key: str
+    #: The reference the engine knows the image by (``host/name:tag`` or ``name@sha256:…``).
     ref: str
+    #: ``always``, ``if-not-present`` or ``never``; builds and archives are never pulled.
     pull: str = "if-not-present"
-    driver: str = "docker"
+    #: The registry driver that makes the image present (see ``reconciler.defaults``).
+    driver: str = DEFAULT_DRIVERS["images"]
+    #: The absolute build context, when the image is built.
     build_context: str | None = None
+    #: The Dockerfile, relative to the context.
     dockerfile: str = "Dockerfile"
-    # Every build arg, secret ones included (the engine needs their values): kept
-    # out of repr so a logged or printed spec never shows a secret.
+    #: Every build arg, secret ones included (the engine needs their values):
+    #: kept out of repr so a logged or printed spec never shows a secret.
     build_args: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    secret_args: frozenset[str] = frozenset()  # names of build args whose values are redacted everywhere
-    push: bool = False  # after a build, push ``ref`` to its registry
+    #: Names of build args whose values are redacted everywhere.
+    secret_args: frozenset[str] = frozenset()
+    #: After a build, push ``ref`` to its registry.
+    push: bool = False
+    #: The Dockerfile stage to build.
     target: str | None = None
+    #: The content hash of what the image is made from: the build inputs
+    #: (honouring ``.dockerignore``), or for an archive the image id inside it.
+    #: Containers hash it, so a change rolls them.
     build_hash: str = ""
+    #: What the registry driver's ``observe`` receives for this image (see ``NO_UPSTREAM_CHECK``).
     config_hash: str = ""
-    archive: str | None = None  # absolute path of a docker-save tarball or OCI layout directory
-    archive_image_id: str = ""  # the image id inside the archive, read at the desired stage
-    track: str = "tag"  # "tag": follow the tag upstream; "digest": keep the local image, never ask
+    #: The absolute path of a docker-save tarball or OCI layout directory.
+    archive: str | None = None
+    #: The image id inside the archive, read at the desired stage.
+    archive_image_id: str = ""
+    #: ``tag``: follow the tag upstream; ``digest``: keep the local image, never ask.
+    track: str = "tag"
 
     # A pulled image has no config of its own to hash: its ``config_hash`` (all
     # that a registry driver's observe receives) says instead whether to ask the
@@ -123,16 +141,22 @@ class ImageSpec:
 class NetworkSpec:
     """A network, named ``<stack>_<key>`` on the engine unless ``name`` is given."""
 
+    #: The key under ``networks:`` in the spec.
     key: str
+    #: The engine name.
     name: str
-    driver: str = "bridge"
+    #: The network driver (see ``reconciler.defaults``).
+    driver: str = DEFAULT_DRIVERS["networks"]
+    #: Driver options, sorted (key, value) pairs.
     options: tuple[tuple[str, str], ...] = ()
     internal: bool = False
     attachable: bool = False
     subnet: str | None = None
     gateway: str | None = None
     ip_range: str | None = None
+    #: The user's own labels, sorted (key, value) pairs.
     labels: tuple[tuple[str, str], ...] = ()
+    #: The hash of ``config()``.
     config_hash: str = ""
 
     def config(self) -> dict:
@@ -153,11 +177,17 @@ class NetworkSpec:
 class VolumeSpec:
     """A named volume, kept across container replacements and by default across prunes."""
 
+    #: The key under ``volumes:`` in the spec.
     key: str
+    #: The engine name.
     name: str
-    driver: str = "local"
+    #: The storage driver (see ``reconciler.defaults``).
+    driver: str = DEFAULT_DRIVERS["volumes"]
+    #: Driver options, sorted (key, value) pairs.
     options: tuple[tuple[str, str], ...] = ()
+    #: The user's own labels, sorted (key, value) pairs.
     labels: tuple[tuple[str, str], ...] = ()
+    #: The hash of ``config()``.
     config_hash: str = ""
 
     def config(self) -> dict:
@@ -169,14 +199,18 @@ class VolumeSpec:
 class EnvVar:
     name: str
     value: str
+    #: Never printed, logged or stored: only its name reaches the labels.
     secret: bool = False
 
 
 @dataclass(frozen=True)
 class Port:
+    #: The container's port.
     target: int
+    #: The host port; None lets the engine pick a free one.
     published: int | None = None
     protocol: str = "tcp"
+    #: The host address to publish on ("" = every address).
     host_ip: str = ""
 
 
@@ -184,16 +218,21 @@ class Port:
 class Mount:
     """A mount; for ``volume`` the source is the engine volume name, for ``bind`` an absolute path."""
 
+    #: ``volume``, ``bind`` or ``tmpfs``.
     type: str
+    #: The path inside the container.
     target: str
     source: str = ""
     read_only: bool = False
+    #: A tmpfs mount's size in bytes.
     tmpfs_size: int | None = None
+    #: The key under ``volumes:`` of a volume mount's volume.
     volume_key: str | None = None
 
 
 @dataclass(frozen=True)
 class HealthCheck:
+    #: The engine's test form: ``("CMD", …)``, ``("CMD-SHELL", "…")`` or ``("NONE",)``.
     test: tuple[str, ...]
     interval_ns: int = 0
     timeout_ns: int = 0
@@ -203,36 +242,92 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """One container replica, fully resolved: engine names for image, networks and volumes."""
+    """One container replica, fully resolved: engine names for image, networks and volumes.
 
+    Reaches the runtime driver's ``create`` and plugins' hooks. ``config()``
+    is what the config hash covers; the fields after it in this class
+    (identity, ordering, hashes) are not part of it.
+    """
+
+    #: The key under ``containers:`` in the spec.
     key: str
+    #: The engine name, ``<stack>-<key>-<replica>``.
     name: str
+    #: The replica number, from 1.
     replica: int
+    #: The key under ``images:`` the container names, or None for an inline reference.
     image_key: str | None
+    #: The image reference the container runs.
     image_ref: str
+    #: The image's build hash (built and archived images), so a rebuild rolls the container.
+    image_build: str = ""
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
+    #: The environment, sorted by name; secret values included (the engine needs them).
     env: tuple[EnvVar, ...] = ()
     ports: tuple[Port, ...] = ()
+    #: (engine network name, aliases) pairs; the first one is attached at create.
     networks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: The keys under ``networks:`` the container joins (for ordering and policy checks).
     network_keys: tuple[str, ...] = ()
+    #: ``host``, ``none`` or None (the engine's default, or ``networks``).
     network_mode: str | None = None
     mounts: tuple[Mount, ...] = ()
+    #: The engine's restart policy: ``no``, ``always``, ``unless-stopped``, ``on-failure``.
     restart: str = "no"
     healthcheck: HealthCheck | None = None
+    #: (container key, condition) pairs; the condition is ``started``, ``healthy`` or ``completed``.
     depends_on: tuple[tuple[str, str], ...] = ()
+    #: The user's own labels, sorted (key, value) pairs.
     labels: tuple[tuple[str, str], ...] = ()
     user: str | None = None
     working_dir: str | None = None
     hostname: str | None = None
     stop_signal: str | None = None
+    #: Seconds the engine waits after the stop signal before it kills the process.
     stop_grace_period: int | None = None
     init: bool = False
     privileged: bool = False
+    #: The memory limit in bytes.
     memory: int | None = None
+    #: The CPU limit in billionths of a CPU.
     nano_cpus: int | None = None
+    #: The runtime driver that runs the container (the stack's ``runtime:``).
+    driver: str = DEFAULT_DRIVERS["containers"]
+    #: The hash of ``config()``: different from the live container's means replace it.
     config_hash: str = ""
+    #: Short per-field hashes of ``config()`` (env and labels per key), to name what changed.
     field_hashes: tuple[tuple[str, str], ...] = ()
+
+    def config(self) -> dict:
+        """The normalized config that ``config_hash`` and ``field_hashes`` cover.
+
+        Fields at their defaults are left out of the hash (see ``hashing``), so a
+        release that adds a field does not replace every container.
+        """
+        return {
+            "image": self.image_ref,
+            "image_build": self.image_build,
+            "command": self.command,
+            "entrypoint": self.entrypoint,
+            "env": self.env_dict(),
+            "ports": [asdict(p) for p in self.ports],
+            "networks": {name: list(aliases) for name, aliases in self.networks},
+            "mounts": [asdict(m) for m in self.mounts],
+            "restart": self.restart,
+            "healthcheck": asdict(self.healthcheck) if self.healthcheck else None,
+            "labels": dict(self.labels),
+            "user": self.user,
+            "working_dir": self.working_dir,
+            "hostname": self.hostname,
+            "stop_signal": self.stop_signal,
+            "stop_grace_period": self.stop_grace_period,
+            "init": self.init,
+            "privileged": self.privileged,
+            "network_mode": self.network_mode,
+            "memory": self.memory,
+            "nano_cpus": self.nano_cpus,
+        }
 
     def env_dict(self) -> dict[str, str]:
         return {e.name: e.value for e in self.env}
@@ -244,64 +339,97 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class DesiredState:
-    """What the spec asks for, keyed by spec key (containers by engine name)."""
+    """What the spec asks for. The one output of ``reconciler.spec.load_desired``."""
 
+    #: The stack's name: every object it owns carries it in a label.
     stack: str
+    #: Images by spec key.
     images: Mapping[str, ImageSpec] = field(default_factory=dict)
+    #: Networks by spec key.
     networks: Mapping[str, NetworkSpec] = field(default_factory=dict)
+    #: Volumes by spec key.
     volumes: Mapping[str, VolumeSpec] = field(default_factory=dict)
+    #: Container replicas by engine name.
     containers: Mapping[str, ContainerSpec] = field(default_factory=dict)
+    #: The spec files, as given.
     sources: tuple[str, ...] = ()
+    #: The git revision of the spec files ("" outside a repository).
     revision: str = ""
 
     def is_empty(self) -> bool:
         return not (self.images or self.networks or self.volumes or self.containers)
 
+    def of(self, kind: Kind) -> Mapping[str, Any]:
+        """The wanted objects of ``kind`` by engine name (images by reference), as ``LiveState.of``.
+
+        Images include those containers name inline (``image: busybox:1``),
+        each once, with the default registry driver.
+        """
+        return self._by_kind[kind]
+
+    @cached_property
+    def _by_kind(self) -> dict[Kind, Mapping[str, Any]]:
+        images = {spec.ref: spec for spec in self.images.values()}
+        for container in self.containers.values():
+            if container.image_key is None and container.image_ref not in images:
+                images[container.image_ref] = ImageSpec(key=container.image_ref, ref=container.image_ref)
+        return {
+            Kind.IMAGE: images,
+            Kind.NETWORK: {spec.name: spec for spec in self.networks.values()},
+            Kind.VOLUME: {spec.name: spec for spec in self.volumes.values()},
+            Kind.CONTAINER: dict(self.containers),
+        }
+
 
 @dataclass(frozen=True)
 class LiveObject:
-    """An object as the engine reports it, reduced to what planning needs.
+    """An object as its driver reports it, reduced to what planning needs.
 
-    ``owned`` is true when it carries this stack's label. ``state`` is the
-    container state (running, exited, created, ...), ``health`` its health
-    status if it has a healthcheck. ``image_id`` is the image a container runs,
-    or an image's own id. ``details`` holds non-secret values that drivers
-    could read cheaply, used only to explain a change.
+    Built by drivers' ``observe``; read by the planner, ``status`` and plugins.
     """
 
     kind: Kind
+    #: The engine name (images: the reference).
     name: str
+    #: The engine id (volumes, which have none: the name).
     id: str
+    #: Every label the object carries (see ``reconciler.labels``).
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: True when the labels claim this stack owns it.
     owned: bool = False
+    #: A container's state: ``running``, ``exited``, ``created``, ``paused``, ``restarting``.
     state: str = ""
+    #: A container's health status, when it has a healthcheck.
     health: str = ""
+    #: An exited container's exit code.
     exit_code: int | None = None
+    #: The image a container runs, or an image's own id.
     image_id: str = ""
+    #: Non-secret values a driver could read cheaply, used to explain a change:
+    #: ``networks`` and ``volumes`` (attached names) for containers,
+    #: ``repo_digests`` and ``upstream_digest`` for images, and after a config
+    #: change the old values of the changed fields.
     details: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        return self.labels.get(NAME_LABEL, "")
+        return self.labels.get(_labels.NAME, "")
 
     @property
     def config_hash(self) -> str:
-        return self.labels.get(HASH_LABEL, "")
+        return self.labels.get(_labels.CONFIG_HASH, "")
 
     @property
     def field_hashes(self) -> dict[str, str]:
-        import json
-
-        try:
-            value = json.loads(self.labels.get(FIELDS_LABEL, "{}"))
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        return _labels.read_field_hashes(self.labels)
 
 
 @dataclass(frozen=True)
 class LiveState:
-    """What the engine holds that matters to this stack: owned objects and name collisions."""
+    """What the engine holds that matters to this stack: owned objects and name collisions.
+
+    Each map is keyed by engine name (images by reference).
+    """
 
     images: Mapping[str, LiveObject] = field(default_factory=dict)
     networks: Mapping[str, LiveObject] = field(default_factory=dict)

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .drivers import Drivers, ObjectDriver
 from .model import DesiredState, Kind, LiveObject, LiveState
-from .plan import wanted_images
 
 __all__ = ["observe"]
 
@@ -19,17 +18,11 @@ def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDri
 
     Every driver is observed, even one no spec names: it may own objects to prune.
     """
-    specs = {
-        Kind.IMAGE: wanted_images(desired),
-        Kind.NETWORK: {s.name: s for s in desired.networks.values()},
-        Kind.VOLUME: {s.name: s for s in desired.volumes.values()},
-        Kind.CONTAINER: dict(desired.containers),
-    }
     jobs = []
     for kind in Kind:
         per_driver: dict[int, tuple[ObjectDriver, dict[str, str]]] = {id(d): (d, {}) for d in drivers.all(kind)}
-        for name, spec in specs[kind].items():
-            driver = drivers.runtime() if kind is Kind.CONTAINER else drivers.get(kind, spec.driver)
+        for name, spec in desired.of(kind).items():
+            driver = drivers.get(kind, spec.driver)
             per_driver.setdefault(id(driver), (driver, {}))[1][name] = spec.config_hash
         jobs += [(kind, driver, wanted) for driver, wanted in per_driver.values()]
     return jobs

@@ -12,11 +12,10 @@ import enum
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Iterable, Mapping
 
-from .hashing import canonical_json, field_hashes
+from . import labels
+from .defaults import DEFAULT_DRIVERS
+from .hashing import canonical_json
 from .model import (
-    BUILD_HASH_LABEL,
-    DRIVER_LABEL,
-    REPLICA_LABEL,
     ContainerSpec,
     DesiredState,
     ImageSpec,
@@ -27,20 +26,65 @@ from .model import (
     VolumeSpec,
 )
 
-__all__ = ["Action", "Change", "FieldChange", "Plan", "plan_changes", "PUSH_REASON", "REDACTED", "spec_fields", "wanted_images"]
+__all__ = ["Action", "Change", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
+           "spec_fields", "wanted_images"]
 
 REDACTED = "(secret)"
 DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
-SECRET_ENV_LABEL = "io.reconciler.secret-env"
+# Kept for plugins that imported them from here; ``reconciler.labels`` is their home.
+SECRET_ENV_LABEL = labels.SECRET_ENV
+spec_fields = labels.spec_field_hashes
 PUSH_REASON = "push: not in the registry"  # an up-to-date build to push, not to rebuild
 
 
 class Action(str, enum.Enum):
+    """What a change does to its object (Terraform's vocabulary: ``+``, ``~``, ``-/+``, ``-``)."""
+
     CREATE = "create"
-    UPDATE = "update"
+    UPDATE = "update"  # images only: build, pull or push again under the same reference
     REPLACE = "replace"
     START = "start"
     DELETE = "delete"
+
+
+class Reason(enum.StrEnum):
+    """Why a change is planned: the code that text, JSON, notifications and policies read.
+
+    Modelled on Terraform's ``ResourceInstanceChangeActionReason``: the
+    ``reasons`` text of a change is a rendering for people; code that needs
+    to know *why* reads this, never the English.
+    """
+
+    NEW = "new"  # the object does not exist (or its name is taken: see Change.error)
+    CONFIG_CHANGED = "config-changed"  # its desired config hash differs from the live one
+    IMAGE_CHANGED = "image-changed"  # a container's image gets, or already has, another id
+    REWIRED = "rewired"  # a container attached to other networks than its spec says
+    DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
+    NOT_RUNNING = "not-running"  # a container that should run is stopped, created or paused
+    NO_LONGER_IN_SPEC = "no-longer-in-spec"  # owned by the stack, gone from the spec
+    SCALED_DOWN = "scaled-down"  # a replica above the spec's ``replicas``
+    BUILD_MISSING = "build-missing"  # a built image that is not present
+    BUILD_CHANGED = "build-changed"  # a built image whose inputs changed
+    PUSH_MISSING = "push-missing"  # an up-to-date build the registry does not have yet
+    LOAD_MISSING = "load-missing"  # an archived image that is not present
+    LOAD_CHANGED = "load-changed"  # an archived image whose archive holds another image
+    PULL_MISSING = "pull-missing"  # a pulled image that is not present
+    PULL_TAG_MOVED = "pull-tag-moved"  # the tag points to another digest upstream
+    PULL_ALWAYS = "pull-always"  # pull policy ``always`` and no digest to compare
+
+    @property
+    def image_verb(self) -> str:
+        """What a registry driver does for an image change with this reason: build, load, push or pull."""
+        return _IMAGE_VERBS.get(self, "pull")
+
+
+_IMAGE_VERBS = {
+    Reason.BUILD_MISSING: "build",
+    Reason.BUILD_CHANGED: "build",
+    Reason.PUSH_MISSING: "push",
+    Reason.LOAD_MISSING: "load",
+    Reason.LOAD_CHANGED: "load",
+}
 
 
 @dataclass(frozen=True)
@@ -59,35 +103,42 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Change:
-    """One change to one object.
+    """One change to one object: what the plan shows, what apply executes, what hooks receive."""
 
-    ``requires`` names objects (``kind:name``) whose own changes must finish
-    before this one creates or starts anything; ``holds`` names objects whose
-    removal must wait until this change has removed its old object. ``waits``
-    lists container names and the condition (started, healthy, completed) to
-    wait for before creating. ``error`` is set when the change cannot be
-    applied at all (a name taken by an object we do not own), ``blocked`` when
-    it needs an explicit flag. ``renews`` marks an image change that gives the
-    image a new id (its containers follow). ``driver`` creates the new object, ``live_driver``
-    removes the old one (they differ when a spec moves a volume to another driver).
-    """
-
+    #: What happens to the object.
     action: Action
+    #: The object's kind.
     kind: Kind
+    #: The engine name (images: the reference).
     name: str
+    #: The key in the spec (``containers.<key>``), or the live object's key when it left the spec.
     key: str
+    #: Why, for people: one line each, secrets already redacted. Render these; never parse them.
     reasons: tuple[str, ...] = ()
+    #: The fields that differ, old → new (display values, redacted).
     fields: tuple[FieldChange, ...] = ()
+    #: The fields that force a replacement (what Terraform marks "forces replacement").
     forced_by: tuple[str, ...] = ()
+    #: Objects (``kind:name``) whose own changes must finish before this one creates or starts anything.
     requires: tuple[str, ...] = ()
+    #: Objects whose removal must wait until this change has removed its old object.
     holds: tuple[str, ...] = ()
+    #: (container name, condition) pairs to wait for before creating: started, healthy or completed.
     waits: tuple[tuple[str, str], ...] = ()
+    #: The live object's id (replace, start, delete, image update), so a saved plan can tell it moved.
     live_id: str = ""
+    #: The driver that creates the new object.
     driver: str = ""
+    #: The driver that removes the old object (differs from ``driver`` when a spec moves a volume).
     live_driver: str = ""
+    #: An image change that gives the image a new id: its containers are replaced with it.
     renews: bool = False
+    #: Set when the change cannot be applied at all (a name taken by an object the stack does not own).
     error: str = ""
+    #: Set when the change needs an explicit flag (recreating a network or a volume).
     blocked: str = ""
+    #: Why, as a code (see ``Reason``).
+    reason: Reason = Reason.NEW
 
     @property
     def id(self) -> str:
@@ -96,8 +147,13 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
+    """Every change that makes the engine match the spec, in dependency order. Plain data."""
+
+    #: The stack the plan is for.
     stack: str
+    #: The changes, images first, then networks, volumes and containers.
     changes: tuple[Change, ...] = ()
+    #: Things a user should know that change nothing (a volume kept although it left the spec).
     notes: tuple[str, ...] = ()
 
     @property
@@ -111,14 +167,14 @@ class Plan:
         return out
 
 
-_DEFAULT_DRIVER = {Kind.NETWORK: "bridge", Kind.VOLUME: "local"}
 _FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"}
+_SECTION = {Kind.IMAGE: "images", Kind.NETWORK: "networks", Kind.VOLUME: "volumes", Kind.CONTAINER: "containers"}
 
 
 def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False) -> Plan:
     """Every change that makes ``live`` match ``desired``, in dependency order."""
     notes: list[str] = []
-    images = _plan_images(wanted_images(desired), live)
+    images = _plan_images(desired.of(Kind.IMAGE), live)
     networks = _plan_simple(Kind.NETWORK, desired.networks, live.networks, prune=True, notes=notes)
     volumes = _plan_simple(Kind.VOLUME, desired.volumes, live.volumes, prune=prune_volumes, notes=notes)
     replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE)}
@@ -126,49 +182,55 @@ def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool 
     return Plan(stack=desired.stack, changes=tuple(images + networks + volumes + containers), notes=tuple(notes))
 
 
-def wanted_images(desired: DesiredState) -> dict[str, ImageSpec]:
-    wanted = {spec.ref: spec for spec in desired.images.values()}
-    for container in desired.containers.values():
-        if container.image_key is None and container.image_ref not in wanted:
-            wanted[container.image_ref] = ImageSpec(key=container.image_ref, ref=container.image_ref)
-    return wanted
+def wanted_images(desired: DesiredState) -> Mapping[str, ImageSpec]:
+    """The images ``desired`` needs, by reference (``desired.of(Kind.IMAGE)``; kept for plugins)."""
+    return desired.of(Kind.IMAGE)
+
+
+def live_driver(kind: Kind, current: LiveObject) -> str:
+    """The driver that made a live object: its label, else the default of its kind."""
+    return current.labels.get(labels.DRIVER) or DEFAULT_DRIVERS[_SECTION[kind]]
 
 
 def _plan_images(specs: Mapping[str, ImageSpec], live: LiveState) -> list[Change]:
     changes = []
     for ref, spec in sorted(specs.items()):
-        current = live.images.get(ref)
-        if spec.is_build:
-            built_from = current.labels.get(BUILD_HASH_LABEL, "") if current else ""
-            if current is None:
-                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("build: image not present",),
-                                      renews=True))
-            elif built_from != spec.build_hash:
-                changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("build: inputs changed",),
-                                      live_id=current.id, renews=True))
-            elif spec.push and not _in_registry(ref, current):
-                changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, (PUSH_REASON,),
-                                      live_id=current.id))
-        elif spec.is_archive:
-            # The archive names its image id: compare it with the local image, no state needed.
-            if current is None:
-                changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("load: image not present",),
-                                      renews=True))
-            elif current.image_id != spec.archive_image_id:
-                changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("load: archive changed",),
-                                      live_id=current.id, renews=True))
-        elif current is None:
-            error = f"image {ref} is not present and its pull policy is never" if spec.pull == "never" else ""
-            changes.append(Change(Action.CREATE, Kind.IMAGE, ref, spec.key, ("pull: image not present",), error=error,
-                                  renews=True))
-        elif (moved := _tag_moved(spec, current)) is not None:
-            changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key,
-                                  (f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})",),
-                                  live_id=current.id, renews=True))
-        elif spec.pull == "always" and spec.tracks_tag and not current.details.get("upstream_digest"):
-            # Nobody could say where the tag points: pull, as "always" did before digests.
-            changes.append(Change(Action.UPDATE, Kind.IMAGE, ref, spec.key, ("pull: policy always",), live_id=current.id))
+        change = _plan_image(spec, live.images.get(ref))
+        if change is not None:
+            changes.append(change)
     return changes
+
+
+def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
+    def change(action: Action, reason: Reason, text: str, **kw) -> Change:
+        return Change(action, Kind.IMAGE, spec.ref, spec.key, (text,), reason=reason, driver=spec.driver,
+                      live_id=current.id if current else "", **kw)
+
+    if spec.is_build:
+        if current is None:
+            return change(Action.CREATE, Reason.BUILD_MISSING, "build: image not present", renews=True)
+        if current.labels.get(labels.BUILD_HASH, "") != spec.build_hash:
+            return change(Action.UPDATE, Reason.BUILD_CHANGED, "build: inputs changed", renews=True)
+        if spec.push and not _in_registry(spec.ref, current):
+            return change(Action.UPDATE, Reason.PUSH_MISSING, PUSH_REASON)
+        return None
+    if spec.is_archive:
+        # The archive names its image id: compare it with the local image, no state needed.
+        if current is None:
+            return change(Action.CREATE, Reason.LOAD_MISSING, "load: image not present", renews=True)
+        if current.image_id != spec.archive_image_id:
+            return change(Action.UPDATE, Reason.LOAD_CHANGED, "load: archive changed", renews=True)
+        return None
+    if current is None:
+        error = f"image {spec.ref} is not present and its pull policy is never" if spec.pull == "never" else ""
+        return change(Action.CREATE, Reason.PULL_MISSING, "pull: image not present", error=error, renews=True)
+    if (moved := _tag_moved(spec, current)) is not None:
+        return change(Action.UPDATE, Reason.PULL_TAG_MOVED,
+                      f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})", renews=True)
+    if spec.pull == "always" and spec.tracks_tag and not current.details.get("upstream_digest"):
+        # Nobody could say where the tag points: pull, as "always" did before digests.
+        return change(Action.UPDATE, Reason.PULL_ALWAYS, "pull: policy always")
+    return None
 
 
 def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] | None:
@@ -219,17 +281,18 @@ def _plan_simple(
     for name, spec in sorted(wanted.items()):
         current = live.get(name)
         if current is None:
-            changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver))
+            changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
+                                  reason=Reason.NEW))
         elif not current.owned:
             changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
-                                  error=_not_managed(kind, name)))
+                                  error=_not_managed(kind, name), reason=Reason.NEW))
         elif current.config_hash != spec.config_hash:
             forced = _changed_fields(spec_fields(spec), current.field_hashes)
             changes.append(Change(
                 Action.REPLACE, kind, name, spec.key,
                 (f"config changed: {', '.join(forced) or 'labels'} (cannot change in place)",),
                 forced_by=tuple(forced), live_id=current.id, driver=spec.driver,
-                live_driver=current.labels.get(DRIVER_LABEL, _DEFAULT_DRIVER[kind]),
+                live_driver=live_driver(kind, current), reason=Reason.CONFIG_CHANGED,
                 blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "
                         f"rerun with {_FLAGS[kind]}" + (" (its data is lost)" if kind is Kind.VOLUME else ""),
             ))
@@ -237,15 +300,11 @@ def _plan_simple(
         if current.owned and name not in wanted:
             if prune:
                 changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
-                                      live_id=current.id, live_driver=current.labels.get(DRIVER_LABEL, _DEFAULT_DRIVER[kind])))
+                                      live_id=current.id, live_driver=live_driver(kind, current),
+                                      reason=Reason.NO_LONGER_IN_SPEC))
             else:
                 notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
     return changes
-
-
-def spec_fields(spec: NetworkSpec | VolumeSpec) -> dict[str, str]:
-    """Per-field hashes of a network or volume, stored in its labels to name what changed."""
-    return field_hashes(spec.config(), expand=frozenset({"options", "labels"}))
 
 
 def _changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:
@@ -281,8 +340,10 @@ def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change
         changes.append(replace(change, requires=tuple(requires), waits=waits, holds=tuple(sorted(set(holds)))))
     for name, current in sorted(live.containers.items()):
         if current.owned and name not in desired.containers:
-            changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, _prune_reason(current, desired),
-                                  live_id=current.id, holds=tuple(_holds(current))))
+            reason, text = _prune_reason(current, desired)
+            changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,), reason=reason,
+                                  live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
+                                  holds=tuple(_holds(current))))
     return changes
 
 
@@ -294,38 +355,43 @@ def _holds(current: LiveObject | None) -> list[str]:
     return nets + vols
 
 
-def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[str, ...]:
+def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, str]:
     if any(spec.key == current.key for spec in desired.containers.values()):
-        return (f"replica {current.labels.get(REPLICA_LABEL, '?')} no longer wanted (scaled down)",)
-    return ("no longer in the spec",)
+        return Reason.SCALED_DOWN, f"replica {current.labels.get(labels.REPLICA, '?')} no longer wanted (scaled down)"
+    return Reason.NO_LONGER_IN_SPEC, "no longer in the spec"
 
 
 def _plan_container(spec: ContainerSpec, live: LiveState, renewed: set[str], replaced: set[str]) -> Change | None:
     current = live.containers.get(spec.name)
-    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key)
+    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver)
     if current is None:
-        return Change(Action.CREATE, reasons=("new",), **base)
+        return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW, **base)
     if not current.owned:
-        return Change(Action.CREATE, reasons=("new",), error=_not_managed(Kind.CONTAINER, spec.name), **base)
-    reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
-    if reasons or fields:
+        return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW,
+                      error=_not_managed(Kind.CONTAINER, spec.name), **base)
+    reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
+    if reason is not None:
         return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
-                      live_id=current.id, **base)
+                      reason=reason, live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
     if current.state == "running" or current.state == "restarting":
         return None
     if current.state == "exited" and current.exit_code == 0 and spec.restart == "no":
         return None  # a one-shot container that completed: running it again is not convergence
-    return Change(Action.START, reasons=(f"state: {current.state} → running",), live_id=current.id, **base)
+    return Change(Action.START, reasons=(f"state: {current.state} → running",), reason=Reason.NOT_RUNNING,
+                  live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
 
 
 def _replace_reasons(
     spec: ContainerSpec, current: LiveObject, live: LiveState, renewed: set[str], replaced: set[str]
-) -> tuple[list[str], list[FieldChange], list[str]]:
+) -> tuple[Reason | None, list[str], list[FieldChange], list[str]]:
+    """Why ``current`` must be replaced: (code, reason texts, changed fields, forcing fields); no code: it need not."""
+    codes: list[Reason] = []
     reasons: list[str] = []
     fields: list[FieldChange] = []
     forced: list[str] = []
     if current.config_hash != spec.config_hash:
-        secrets = spec.secret_env | set(filter(None, current.labels.get(SECRET_ENV_LABEL, "").split(",")))
+        codes.append(Reason.CONFIG_CHANGED)
+        secrets = spec.secret_env | labels.read_secret_env(current.labels)
         changed = _changed_fields(dict(spec.field_hashes), current.field_hashes)
         fields.extend(_explain(path, spec, current, secrets) for path in changed)
         forced.extend(changed)
@@ -336,22 +402,27 @@ def _replace_reasons(
         expected = sorted(n for n, _ in spec.networks) or [spec.network_mode or DEFAULT_NETWORK]
         attached = sorted(current.details["networks"])
         if attached != expected:
+            codes.append(Reason.REWIRED)
             fields.append(FieldChange("networks", _display(tuple(attached)), _display(tuple(expected))))
             forced.append("networks")
     live_image = live.images.get(spec.image_ref)
     if spec.image_ref in renewed:
+        codes.append(Reason.IMAGE_CHANGED)
         fields.append(FieldChange("image", _short(current.image_id), "(known after apply)"))
         forced.append("image")
     elif live_image is not None and live_image.image_id and current.image_id and current.image_id != live_image.image_id:
+        codes.append(Reason.IMAGE_CHANGED)
         fields.append(FieldChange("image", _short(current.image_id), _short(live_image.image_id)))
         forced.append("image")
     for network, _ in spec.networks:
         if network in replaced:
+            codes.append(Reason.DEPENDENCY_RECREATED)
             reasons.append(f"network {network} is recreated")
     for mount in spec.mounts:
         if mount.type == "volume" and mount.source in replaced:
+            codes.append(Reason.DEPENDENCY_RECREATED)
             reasons.append(f"volume {mount.source} is recreated")
-    return reasons, fields, forced
+    return (codes[0] if codes else None), reasons, fields, forced
 
 
 def _short(image_id: str) -> str:

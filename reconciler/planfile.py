@@ -16,8 +16,8 @@ from typing import Any
 
 from .errors import SpecError, StalePlanError
 from .hashing import short_hash
-from .model import DesiredState
-from .plan import Plan, wanted_images
+from .model import DesiredState, Kind
+from .plan import Plan
 from .render import plan_data
 
 __all__ = ["SavedPlan", "check_fresh", "plan_fingerprint", "read_plan", "write_plan"]
@@ -40,7 +40,7 @@ def plan_fingerprint(plan: Plan, desired: DesiredState) -> str:
     targets = {f"container:{n}": s.config_hash for n, s in desired.containers.items()}
     targets.update({f"network:{s.name}": s.config_hash for s in desired.networks.values()})
     targets.update({f"volume:{s.name}": s.config_hash for s in desired.volumes.values()})
-    targets.update({f"image:{ref}": s.build_hash or s.pull for ref, s in wanted_images(desired).items()})
+    targets.update({f"image:{ref}": s.build_hash or s.pull for ref, s in desired.of(Kind.IMAGE).items()})
     items = [(c.id, c.action.value, c.live_id, c.error, c.blocked, targets.get(c.id, "")) for c in plan.changes]
     return short_hash(items, length=32)
 

@@ -16,7 +16,8 @@ from .drivers import DriverRegistry
 from .errors import PluginError
 from .model import Kind
 
-__all__ = ["ENTRY_POINT_GROUP", "call_each", "describe_plugins", "load_driver_registry", "make_plugin_manager"]
+__all__ = ["ENTRY_POINT_GROUP", "call_by_plugin", "call_hook", "describe_plugins", "load_driver_registry",
+           "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = "reconciler"
 DISABLED_ENV = "RECONCILER_DISABLED_PLUGINS"
@@ -55,35 +56,68 @@ def make_plugin_manager(*, modules: Iterable[str] = (), disabled: Iterable[str] 
 
 
 def load_driver_registry(pm: pluggy.PluginManager) -> DriverRegistry:
-    """Ask every plugin for its drivers; a conflict names both plugins."""
+    """Ask every plugin for its drivers; a conflict names both plugins.
+
+    Each plugin registers through its own view of the registry, so whatever
+    it adds is credited to it, without shared state between plugins.
+    """
     registry = DriverRegistry()
-    impls = pm.hook.reconciler_register_drivers.get_hookimpls()
-    for impl in impls:
-        registry.current_plugin = impl.plugin_name
-        try:
-            impl.function(registry=registry)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} failed in reconciler_register_drivers: {exc}") from exc
-    registry.current_plugin = ""
+    for plugin_name, caller in _callers_by_plugin(pm, "reconciler_register_drivers"):
+        _call(pm, caller, "reconciler_register_drivers", registry=registry.view(plugin_name), _typed=False)
     return registry
 
 
-def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call every implementation of a hook; a failure names the plugin and the hook.
+def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
+    """Call a hook through pluggy, so wrappers, ``tryfirst`` and ``firstresult`` work as pluggy's docs say.
 
-    Returns (plugin name, result) pairs, in pluggy's calling order.
+    Returns pluggy's result (the list of non-None results). A failure is a
+    ``PluginError`` naming the plugin whose implementation raised, and the hook.
     """
-    results = []
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-        try:
-            result = impl.function(*[kwargs[name] for name in impl.argnames])
-        except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
-                              f"{type(exc).__name__}: {exc}") from exc
-        results.append((impl.plugin_name, result))
-    return results
+    return _call(pm, getattr(pm.hook, hook_name), hook_name, **kwargs)
+
+
+def call_by_plugin(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call a hook once per plugin that implements it, pairing each result with its plugin's name.
+
+    For hooks whose answers must be credited (a veto names the plugin that
+    gave it). Each call goes through pluggy with only that plugin's
+    implementation and every wrapper-only plugin, so a wrapper wraps each
+    plugin's answer separately.
+    """
+    out = []
+    for plugin_name, caller in _callers_by_plugin(pm, hook_name):
+        out += [(plugin_name, result) for result in _call(pm, caller, hook_name, **kwargs)]
+    return out
+
+
+def _callers_by_plugin(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
+    """(plugin name, a hook caller without the other plugins' plain implementations), in pluggy's order."""
+    plain = [impl for impl in getattr(pm.hook, hook_name).get_hookimpls() if not (impl.wrapper or impl.hookwrapper)]
+    plugins = {impl.plugin_name: impl.plugin for impl in reversed(plain)}  # pluggy calls the last registered first
+    return [(name, pm.subset_hook_caller(hook_name, [p for n, p in plugins.items() if n != name]))
+            for name in plugins]
+
+
+def _call(pm: pluggy.PluginManager, caller: Any, hook_name: str, _typed: bool = True, **kwargs: Any) -> list[Any]:
+    try:
+        return caller(**kwargs)
+    except PluginError:
+        raise
+    except Exception as exc:  # a plugin's bug must not look like ours
+        what = f"{type(exc).__name__}: {exc}" if _typed else str(exc)
+        raise PluginError(f"plugin {_culprit(pm, hook_name, exc)!r} failed in {hook_name}: {what}") from exc
+
+
+def _culprit(pm: pluggy.PluginManager, hook_name: str, exc: BaseException) -> str:
+    """The plugin whose implementation raised: the innermost of its frames in the traceback."""
+    codes = {getattr(impl.function, "__code__", None): impl.plugin_name
+             for impl in getattr(pm.hook, hook_name).get_hookimpls()}
+    culprit = "unknown"
+    tb = exc.__traceback__
+    while tb is not None:
+        culprit = codes.get(tb.tb_frame.f_code, culprit)
+        tb = tb.tb_next
+    return culprit
 
 
 def describe_plugins(pm: pluggy.PluginManager, registry: DriverRegistry) -> list[dict[str, Any]]:

@@ -6,8 +6,7 @@ only decides *when* to reconcile, never *how*.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable
 
 from .drivers import DriverContext, DriverRegistry, Drivers
 from .errors import PlanError, PluginError
@@ -15,7 +14,7 @@ from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
-from .plugins import call_each, load_driver_registry, make_plugin_manager
+from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries
 from .spec import load_desired
 
@@ -57,6 +56,7 @@ class Reconciler:
             "images": self.registry.names(Kind.IMAGE),
             "networks": self.registry.names(Kind.NETWORK),
             "volumes": self.registry.names(Kind.VOLUME),
+            "containers": self.registry.names(Kind.CONTAINER),
         }
 
     def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
@@ -101,7 +101,7 @@ class Reconciler:
     def _hook(self, errors: list[str], name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a failure is collected (naming plugin and hook), not raised."""
         try:
-            call_each(self.pm, name, **kwargs)
+            call_hook(self.pm, name, **kwargs)
         except PluginError as exc:
             errors.append(str(exc))
 
@@ -136,7 +136,7 @@ class Reconciler:
 
     def vetoes(self, plan: Plan, desired: DesiredState) -> list[str]:
         """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""
-        results = call_each(self.pm, "reconciler_plan_ready", plan=plan, desired=desired)
+        results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired)
         return [f"[{name}] {line}" for name, reason in results if reason for line in str(reason).splitlines()]
 
     def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str]) -> ApplyReport:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from .report import ApplyReport, Outcome
+from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
-__all__ = ["change_line", "outcome_line", "plan_data", "plan_json", "plan_text", "report_json", "report_text", "status_text"]
+__all__ = ["change_line", "outcome_line", "plan_data", "plan_json", "plan_text", "plugins_json", "plugins_text",
+           "report_json", "report_text", "status_json", "status_text"]
 
 _SYMBOL = {
     Action.CREATE: "+",
@@ -31,9 +32,7 @@ _VERB = {
 
 def _what(change: Change) -> str:
     if change.kind.value == "image":
-        reason = change.reasons[0] if change.reasons else ""
-        verb = next((v for v in ("build", "load", "push") if reason.startswith(v)), "pull")
-        return f"{verb} image {change.name}"
+        return f"{change.reason.image_verb} image {change.name}"
     if change.action is Action.START:
         return f"start container {change.name}"
     return f"{change.kind.value} {change.name}"
@@ -87,6 +86,7 @@ def _change_data(change: Change) -> dict[str, Any]:
         "kind": change.kind.value,
         "name": change.name,
         "key": change.key,
+        "reason": change.reason.value,
         "reasons": list(change.reasons),
         "fields": [{"path": f.path, "old": f.old, "new": f.new} for f in change.fields],
         "forced_by": list(change.forced_by),
@@ -107,7 +107,7 @@ def plan_json(plan: Plan, *, vetoes: Sequence[str] = ()) -> str:
 
 def outcome_line(outcome: Outcome) -> str:
     """A progress line for one finished change."""
-    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[outcome.status]
+    mark = {Status.OK: "ok", Status.FAILED: "FAILED", Status.SKIPPED: "skipped"}[outcome.status]
     line = f"{change_line(outcome.change):<60} {mark:>7}  {outcome.seconds:5.1f}s"
     if outcome.error:
         line += f"\n      {outcome.error}"
@@ -115,7 +115,7 @@ def outcome_line(outcome: Outcome) -> str:
 
 
 def report_text(report: ApplyReport) -> str:
-    ok, failed, skipped = (report.count(s) for s in ("ok", "failed", "skipped"))
+    ok, failed, skipped = (report.count(s) for s in Status)
     if not report.outcomes:
         return f"Stack {report.stack}: nothing to do ({report.seconds:.1f}s)."
     state = "converged" if report.ok else "NOT converged"
@@ -132,7 +132,8 @@ def report_json(report: ApplyReport) -> str:
             "seconds": round(report.seconds, 3),
             "engine_calls": {"read": 0, "write": 0, **report.stats},
             "changes": [
-                {**_change_data(o.change), "status": o.status, "error": o.error or None, "seconds": round(o.seconds, 3)}
+                {**_change_data(o.change), "status": o.status.value, "error": o.error or None,
+                 "temporary": o.temporary if o.status is Status.FAILED else None, "seconds": round(o.seconds, 3)}
                 for o in report.outcomes
             ],
         },
@@ -140,8 +141,8 @@ def report_json(report: ApplyReport) -> str:
     )
 
 
-def status_text(rows: Iterable[dict[str, Any]]) -> str:
-    """A table of objects: kind, name, live state, health, drift."""
+def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:
+    """The stack's state, then a table of objects: kind, name, live state, health, drift."""
     rows = list(rows)
     headers = ["KIND", "NAME", "STATE", "HEALTH", "IMAGE", "DIGEST", "UPSTREAM", "DRIFT"]
     keys = ["kind", "name", "state", "health", "image", "digest", "upstream", "drift"]
@@ -149,4 +150,24 @@ def status_text(rows: Iterable[dict[str, Any]]) -> str:
     table = [headers] + [[str((row.get(k) or "")[:19] if k in short else row.get(k) or "") or "-" for k in keys]
                          for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
+    return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(lines)
+
+
+def status_json(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:
+    return json.dumps({"stack": stack, "converged": converged, "objects": list(rows)}, indent=2)
+
+
+def plugins_text(rows: Iterable[dict[str, Any]]) -> str:
+    """``plugins list``: each plugin, where it comes from, its drivers and hooks."""
+    lines = []
+    for row in rows:
+        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else f"module {row['module']}"
+        lines.append(f"{row['name']}  ({origin})")
+        lines.append(f"    drivers: {', '.join(row['drivers']) or '-'}")
+        lines.append(f"    hooks:   {', '.join(h.removeprefix('reconciler_') for h in row['hooks']) or '-'}")
+    return "\n".join(lines)
+
+
+def plugins_json(rows: Iterable[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2)

@@ -5,43 +5,81 @@ which executes nothing, never imports it.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .errors import TemporaryError
 from .plan import Change
 from .retry import RetryPolicy
 
-__all__ = ["FAILED", "OK", "SKIPPED", "ApplyOptions", "ApplyReport", "Outcome"]
+__all__ = ["FAILED", "OK", "SKIPPED", "ApplyOptions", "ApplyReport", "Outcome", "Status"]
 
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+class Status(enum.StrEnum):
+    """How one change ended."""
+
+    OK = "ok"
+    FAILED = "failed"  # its driver raised (see ``Outcome.exception``)
+    SKIPPED = "skipped"  # something it depends on failed, so it was never tried
+
+
+# The statuses were plain strings before 0.2; these names keep working (Status is a str enum).
+OK, FAILED, SKIPPED = Status.OK, Status.FAILED, Status.SKIPPED
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """What happened to one change: given to ``reconciler_after_change`` and kept in the report."""
+
+    #: The change, as planned.
     change: Change
-    status: str
+    #: How it ended.
+    status: Status
+    #: Why it failed or was skipped, for people (secrets redacted by the drivers).
     error: str = ""
+    #: Seconds from its first step's start to its last step's end.
     seconds: float = 0.0
+    #: The exception that failed it (None when ok or skipped), so hooks and
+    #: notifications can tell a temporary failure from a permanent one.
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the failure was temporary (the engine unreachable, a 5xx): a later pass may succeed."""
+        return isinstance(self.exception, TemporaryError)
 
 
 @dataclass(frozen=True)
 class ApplyReport:
+    """Everything one apply did: given to ``reconciler_apply_finished`` and rendered by the CLI."""
+
+    #: The stack applied.
     stack: str
+    #: One outcome per change of the plan, in plan order.
     outcomes: tuple[Outcome, ...]
+    #: Wall-clock seconds of the apply.
     seconds: float
+    #: Backend calls by drivers (``read``, ``write``), so a converged pass can be shown to write nothing.
     stats: Mapping[str, int] = field(default_factory=dict)
+    #: The git revision of the spec ("" outside a repository).
     revision: str = ""
 
     @property
     def ok(self) -> bool:
-        return all(o.status == OK for o in self.outcomes)
+        return all(o.status is Status.OK for o in self.outcomes)
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status | str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
 @dataclass(frozen=True)
 class ApplyOptions:
+    """How an apply runs."""
+
+    #: How many engine-heavy steps (creates, pulls, builds) run at once.
     workers: int = 4
+    #: Seconds to wait for a dependency's condition (started, healthy, completed).
     wait_timeout: float = 120.0
+    #: Retries of temporary failures.
     retry: RetryPolicy = RetryPolicy()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import DesiredState, Kind, LiveState
-from .plan import Plan, wanted_images
+from .plan import Plan
 
 __all__ = ["status_rows"]
 
@@ -16,12 +16,7 @@ __all__ = ["status_rows"]
 def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict[str, Any]]:
     """One row per desired or owned object; ``drift`` says what the plan would change, if anything."""
     changes = {c.id: c for c in plan.changes}
-    wanted = {
-        Kind.IMAGE: set(wanted_images(desired)),
-        Kind.NETWORK: {s.name for s in desired.networks.values()},
-        Kind.VOLUME: {s.name for s in desired.volumes.values()},
-        Kind.CONTAINER: set(desired.containers),
-    }
+    wanted = {kind: set(desired.of(kind)) for kind in Kind}
     rows = []
     for kind in Kind:
         live_objects = live.of(kind)

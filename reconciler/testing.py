@@ -35,7 +35,8 @@ import pytest
 
 from .drivers import DriverContext, NetworkDriver, ObjectDriver, StorageDriver
 from .errors import DriverError, PermanentError, TemporaryError
-from .model import STACK_LABEL, Kind, LiveObject, NetworkSpec, VolumeSpec
+from .labels import STACK as STACK_LABEL
+from .model import Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
     "ContractHarness",
@@ -71,7 +72,7 @@ def with_hash(spec: Any) -> Any:
 
 
 def _object_labels(stack: str, kind: Kind, spec: Any) -> dict[str, str]:
-    from .apply import object_labels  # the real thing, imported late: plugin import stays cheap
+    from .labels import object_labels
 
     return object_labels(stack, kind, spec)
 

@@ -14,48 +14,43 @@ from typing import Mapping
 import docker.errors
 from docker.types import Mount as DockerMount
 
-from reconciler.drivers import DriverContext, RuntimeDriver
+from reconciler.drivers import RuntimeDriver, owned_plus_wanted
 from reconciler.errors import PermanentError
-from reconciler.model import HASH_LABEL, STACK_LABEL, ContainerSpec, Kind, LiveObject
+from reconciler.labels import CONFIG_HASH, is_owned
+from reconciler.model import ContainerSpec, LiveObject
 
-from .engine import api_client, engine_errors, is_ours, owned_filter
+from .engine import EngineDriver, engine_errors, is_ours, owned_filter
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 POLL_SECONDS = 0.25
 
 
-class DockerRuntimeDriver(RuntimeDriver):
-    def __init__(self, context: DriverContext) -> None:
-        self.context = context
+def _name(container: dict) -> str:
+    return container["Names"][0].lstrip("/")
 
-    @property
-    def api(self):
-        return api_client(self.context)
 
+class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
         with engine_errors("list containers"):
-            found = {c["Names"][0].lstrip("/"): c for c in self.api.containers(all=True, filters=owned_filter(stack))}
-            missing = [name for name in wanted if name not in found]
-            if missing:
-                pattern = "^/(" + "|".join(re.escape(n) for n in missing) + ")$"
-                for container in self.api.containers(all=True, filters={"name": pattern}):
-                    found[container["Names"][0].lstrip("/")] = container
+            found = owned_plus_wanted(self.api.containers(all=True, filters=owned_filter(stack)), wanted,
+                                      self._named, _name)
         out = []
         for name, container in sorted(found.items()):
             labels = container.get("Labels") or {}
-            owned = labels.get(STACK_LABEL) == stack
             details = self._details(name, container)
-            if owned and name in wanted and labels.get(HASH_LABEL) != wanted[name]:
+            if is_owned(labels, stack) and name in wanted and labels.get(CONFIG_HASH) != wanted[name]:
                 details.update(self._explainable(name))
-            out.append(LiveObject(
-                kind=Kind.CONTAINER, name=name, id=container["Id"], labels=labels, owned=owned,
-                state=container.get("State", ""), health=_health(container.get("Status", "")),
-                exit_code=_exit_code(container.get("Status", "")), image_id=container.get("ImageID", ""),
-                details=details,
-            ))
+            status = container.get("Status", "")
+            out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),
+                                 health=_health(status), exit_code=_exit_code(status),
+                                 image_id=container.get("ImageID", ""), details=details))
         return out
+
+    def _named(self, names: list[str]) -> list[dict]:
+        pattern = "^/(" + "|".join(re.escape(n) for n in names) + ")$"
+        return self.api.containers(all=True, filters={"name": pattern})
 
     @staticmethod
     def _details(name: str, container: dict) -> dict:

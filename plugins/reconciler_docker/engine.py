@@ -1,8 +1,11 @@
-"""One engine connection per run, and the mapping of engine errors onto ours.
+"""What every driver that keeps its objects on a Docker engine shares.
 
-Every driver of this plugin shares the client stored in the context, and every
-HTTP response is counted as a read (GET/HEAD) or a write (anything else), which
-is how tests and benchmarks prove a converged apply writes nothing.
+``EngineDriver`` is the base of this plugin's drivers, and is public for
+third-party drivers built on the engine (the ramdisk example is one): it holds
+the run's one engine client (every HTTP response counted as a read, GET/HEAD,
+or a write, which is how tests and benchmarks prove a converged apply writes
+nothing), ``engine_errors`` maps the SDK's exceptions onto the project's
+temporary and permanent errors, and ``owned_filter`` selects a stack's objects.
 """
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ import requests.exceptions
 
 from reconciler.drivers import DriverContext
 from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
-from reconciler.model import HASH_LABEL, STACK_LABEL
+from reconciler.labels import CONFIG_HASH, STACK, is_owned, owner_selector
+from reconciler.model import Kind, LiveObject
 
-__all__ = ["api_client", "engine_errors", "is_ours", "owned_filter", "shared_read"]
+__all__ = ["EngineDriver", "api_client", "engine_errors", "is_ours", "owned_filter", "shared_read"]
 
 _CLIENT_KEY = "reconciler_docker.api"
 _CLIENT_LOCK = threading.Lock()
@@ -87,11 +91,36 @@ def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
 def is_ours(existing: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
     """True when an object found under a wanted name carries exactly the labels we meant to give it."""
     existing = existing or {}
-    return all(existing.get(key) == labels.get(key) for key in (STACK_LABEL, HASH_LABEL))
+    return all(existing.get(key) == labels.get(key) for key in (STACK, CONFIG_HASH))
 
 
 def owned_filter(stack: str) -> dict:
-    return {"label": [f"io.reconciler.stack={stack}"]}
+    """The engine list filter that selects the objects claiming ``stack``."""
+    return {"label": [owner_selector(stack)]}
+
+
+class EngineDriver:
+    """The shared opening of a driver whose objects live on the Docker engine.
+
+    Subclass it together with a role (``class MyVolumes(EngineDriver, StorageDriver)``):
+    ``self.api`` is the run's low-level ``docker.APIClient``, created on first use
+    and shared by every driver of the run.
+    """
+
+    kind: Kind
+
+    def __init__(self, context: DriverContext) -> None:
+        self.context = context
+
+    @property
+    def api(self) -> docker.APIClient:
+        return api_client(self.context)
+
+    def live(self, name: str, id: str, labels: Mapping[str, str] | None, **fields: object) -> LiveObject:
+        """A ``LiveObject`` of this driver's kind, owned when its labels claim the run's stack."""
+        labels = labels or {}
+        return LiveObject(kind=self.kind, name=name, id=id, labels=labels,
+                          owned=is_owned(labels, self.context.stack), **fields)
 
 
 @contextmanager

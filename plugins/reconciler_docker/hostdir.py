@@ -27,13 +27,14 @@ import os
 import pwd
 import re
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import docker.errors
 
 from reconciler.errors import PermanentError
-from reconciler.model import DRIVER_LABEL, STACK_LABEL, LiveObject, VolumeSpec
+from reconciler.labels import DRIVER, STACK
+from reconciler.model import LiveObject, VolumeSpec
 
 from .engine import engine_errors
 from .volumes import DockerVolumeDriver
@@ -210,9 +211,8 @@ class HostDirDriver(DockerVolumeDriver):
         return os.path.isdir(str(live.details.get("path", "")))
 
     @staticmethod
-    def _live(stack: str, vol: dict) -> LiveObject:
-        live = DockerVolumeDriver._live(stack, vol)
-        return replace(live, details={"path": (vol.get("Options") or {}).get("device", "")})
+    def _details(vol: dict) -> dict:
+        return {"path": (vol.get("Options") or {}).get("device", "")}
 
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
         """Make the directory with its owner and mode, then the engine volume bound to it."""
@@ -238,7 +238,7 @@ class HostDirDriver(DockerVolumeDriver):
         """The bound directory, only for a volume this driver made for this stack."""
         labels = volume.get("Labels") or {}
         options = volume.get("Options") or {}
-        if labels.get(DRIVER_LABEL) != NAME or labels.get(STACK_LABEL) != self.context.stack:
+        if labels.get(DRIVER) != NAME or labels.get(STACK) != self.context.stack:
             return None  # e.g. a local volume being replaced by a hostdir one: no directory of ours
         if options.get("o") != "bind" or not os.path.isabs(options.get("device", "")):
             return None

@@ -19,14 +19,15 @@ from typing import Iterable, Mapping
 
 import docker.errors
 
-from reconciler.drivers import DriverContext, RegistryDriver
+from reconciler.drivers import RegistryDriver
 from reconciler.errors import DriverError, PermanentError, TemporaryError
 from reconciler.plan import REDACTED
-from reconciler.model import BUILD_HASH_LABEL, STACK_LABEL, ImageSpec, Kind, LiveObject
+from reconciler.labels import BUILD_HASH
+from reconciler.model import ImageSpec, LiveObject
 
 from .credentials import Credential, CredentialError, CredentialStore, registry_host
 from .distribution import ManifestChecker
-from .engine import api_client, engine_errors
+from .engine import EngineDriver, engine_errors
 
 __all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
            "RegistryUnreachable", "pull_error", "redact", "split_ref"]
@@ -112,7 +113,7 @@ def _from_registry(ref: str, image: Mapping) -> bool:
     an image built or loaded here (a build-hash label, or no repository digest
     for the tag's repository, like a locally made base image) was never pulled.
     """
-    if "@" in ref or BUILD_HASH_LABEL in (image.get("Labels") or {}):
+    if "@" in ref or BUILD_HASH in (image.get("Labels") or {}):
         return False
     repo = split_ref(ref)[0]
     return any(d.partition("@")[0] == repo for d in image.get("RepoDigests") or ())
@@ -128,15 +129,8 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return repo, tag
 
 
-class DockerRegistryDriver(RegistryDriver):
+class DockerRegistryDriver(EngineDriver, RegistryDriver):
     """Pulls and builds through the engine; one instance per run."""
-
-    def __init__(self, context: DriverContext) -> None:
-        self.context = context
-
-    @property
-    def api(self):
-        return api_client(self.context)
 
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
         """One list of all local images, matched against the wanted tags and digests.
@@ -167,8 +161,7 @@ class DockerRegistryDriver(RegistryDriver):
             if ref in upstream:
                 key = "upstream_error" if isinstance(upstream[ref], Exception) else "upstream_digest"
                 details[key] = str(upstream[ref])
-            out.append(LiveObject(kind=Kind.IMAGE, name=ref, id=image["Id"], image_id=image["Id"],
-                                  labels=labels, owned=labels.get(STACK_LABEL) == stack, details=details))
+            out.append(self.live(ref, image["Id"], labels, image_id=image["Id"], details=details))
         return out
 
     def _upstream(self, refs: Iterable[str]) -> dict[str, str | Exception]:
@@ -234,7 +227,6 @@ class DockerRegistryDriver(RegistryDriver):
             raise
 
     def _build(self, spec: ImageSpec, labels: Mapping[str, str], secrets: tuple[str, ...]) -> None:
-        all_labels = {**labels, BUILD_HASH_LABEL: spec.build_hash}
         with engine_errors(f"build {spec.ref}"):
             stream = self.api.build(
                 path=spec.build_context,
@@ -242,7 +234,7 @@ class DockerRegistryDriver(RegistryDriver):
                 tag=spec.ref,
                 buildargs=dict(spec.build_args) or None,
                 target=spec.target,
-                labels=all_labels,
+                labels=dict(labels),
                 rm=True,
                 forcerm=True,  # a failed step's container would keep the build args, secrets included
                 decode=True,

@@ -6,37 +6,20 @@ from typing import Mapping
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
-from reconciler.drivers import DriverContext, NetworkDriver
-from reconciler.model import STACK_LABEL, Kind, LiveObject, NetworkSpec
+from reconciler.drivers import NetworkDriver, owned_plus_wanted
+from reconciler.model import LiveObject, NetworkSpec
 
-from .engine import api_client, engine_errors, is_ours, owned_filter
+from .engine import EngineDriver, engine_errors, is_ours, owned_filter
 
 
-class DockerNetworkDriver(NetworkDriver):
+class DockerNetworkDriver(EngineDriver, NetworkDriver):
     """One list call for the stack's networks; one more only for names not yet owned."""
-
-    def __init__(self, context: DriverContext) -> None:
-        self.context = context
-
-    @property
-    def api(self):
-        return api_client(self.context)
 
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
         with engine_errors("list networks"):
-            found = {n["Name"]: n for n in self.api.networks(filters=owned_filter(stack))}
-            missing = [name for name in wanted if name not in found]
-            if missing:
-                for net in self.api.networks(names=missing):
-                    if net["Name"] in missing:
-                        found[net["Name"]] = net
-        return [self._live(stack, net) for net in found.values()]
-
-    @staticmethod
-    def _live(stack: str, net: dict) -> LiveObject:
-        labels = net.get("Labels") or {}
-        return LiveObject(kind=Kind.NETWORK, name=net["Name"], id=net["Id"], labels=labels,
-                          owned=labels.get(STACK_LABEL) == stack)
+            found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack)), wanted,
+                                      lambda names: self.api.networks(names=names), lambda net: net["Name"])
+        return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found.values()]
 
     def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> None:
         ipam = None

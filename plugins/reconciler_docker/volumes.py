@@ -12,26 +12,20 @@ from typing import Mapping
 
 import docker.errors
 
-from reconciler.drivers import DriverContext, StorageDriver
-from reconciler.model import DRIVER_LABEL, STACK_LABEL, Kind, LiveObject, VolumeSpec
+from reconciler.drivers import StorageDriver, owned_plus_wanted
+from reconciler.labels import DRIVER, is_owned
+from reconciler.model import LiveObject, VolumeSpec
 
-from .engine import api_client, engine_errors, owned_filter, shared_read
+from .engine import EngineDriver, engine_errors, owned_filter, shared_read
 
 __all__ = ["DockerVolumeDriver"]
 
 
-class DockerVolumeDriver(StorageDriver):
+class DockerVolumeDriver(EngineDriver, StorageDriver):
     """Volumes made by the engine's ``local`` driver, with the spec's driver options."""
 
     #: The ``io.reconciler.driver`` label values this driver claims ("" = no label).
     claims: frozenset[str] = frozenset({"local", ""})
-
-    def __init__(self, context: DriverContext) -> None:
-        self.context = context
-
-    @property
-    def api(self):
-        return api_client(self.context)
 
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
         """The stack's volumes this driver claims, plus unowned volumes under wanted names.
@@ -42,21 +36,17 @@ class DockerVolumeDriver(StorageDriver):
         with engine_errors("list volumes"):
             listed = shared_read(self.context, f"volumes:{stack}",
                                  lambda: self.api.volumes(filters=owned_filter(stack)).get("Volumes") or [])
-            owned = {v["Name"]: v for v in listed}
-            missing = [name for name in wanted if name not in owned]
-            others = {}
-            if missing:
-                for vol in self.api.volumes(filters={"name": missing}).get("Volumes") or []:
-                    if vol["Name"] in missing:
-                        others[vol["Name"]] = vol
-        mine = [vol for vol in owned.values() if (vol.get("Labels") or {}).get(DRIVER_LABEL, "") in self.claims]
-        return [self._live(stack, vol) for vol in mine + list(others.values())]
+            found = owned_plus_wanted(listed, wanted,
+                                      lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
+                                      lambda vol: vol["Name"])
+        return [self.live(vol["Name"], vol["Name"], vol.get("Labels"), details=self._details(vol))
+                for vol in found.values()
+                if not is_owned(vol.get("Labels"), stack) or (vol.get("Labels") or {}).get(DRIVER, "") in self.claims]
 
     @staticmethod
-    def _live(stack: str, vol: dict) -> LiveObject:
-        labels = vol.get("Labels") or {}
-        return LiveObject(kind=Kind.VOLUME, name=vol["Name"], id=vol["Name"], labels=labels,
-                          owned=labels.get(STACK_LABEL) == stack)
+    def _details(vol: dict) -> dict:
+        """What ``LiveObject.details`` holds for an engine volume (nothing, for ``local``)."""
+        return {}
 
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
         """Create ``spec.name`` with the engine driver ``spec.driver`` and its options."""

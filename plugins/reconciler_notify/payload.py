@@ -36,9 +36,10 @@ def build_payload(report: ApplyReport, *, now: datetime | None = None) -> dict[s
         "revision": getattr(report, "revision", "") or None,
         "ok": report.ok,
         "duration_seconds": round(report.seconds, 3),
-        "counts": {status: report.count(status) for status in (OK, FAILED, SKIPPED)},
+        "counts": {status.value: report.count(status) for status in (OK, FAILED, SKIPPED)},
         "changes": [_change(outcome) for outcome in report.outcomes],
-        "failures": [{"id": o.change.id, "error": o.error or None} for o in report.outcomes if o.status == FAILED],
+        "failures": [{"id": o.change.id, "error": o.error or None, "temporary": o.temporary}
+                     for o in report.outcomes if o.status == FAILED],
         "sent_at": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -47,7 +48,8 @@ def _change(outcome: Outcome) -> dict[str, Any]:
     return {
         "id": outcome.change.id,
         "action": outcome.change.action.value,
-        "status": outcome.status,
+        "reason": outcome.change.reason.value,
+        "status": outcome.status.value,
         "error": outcome.error or None,
         "seconds": round(outcome.seconds, 3),
     }

@@ -12,14 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import units
-from .buildctx import build_hash
+from ..defaults import DEFAULT_DRIVERS, driver_for
 from ..errors import Problem, SpecError
-from .gitinfo import spec_revision
-from .imagearchive import archive_image_id
 from ..hashing import config_hash, field_hashes
-from .interpolate import parse_env_file
-from .loader import RawStack
 from ..model import (
     ContainerSpec,
     DesiredState,
@@ -30,6 +25,12 @@ from ..model import (
     NetworkSpec,
     VolumeSpec,
 )
+from . import units
+from .buildctx import build_hash
+from .gitinfo import spec_revision
+from .imagearchive import archive_image_id
+from .interpolate import parse_env_file
+from .loader import RawStack
 from .locations import problem_at
 
 __all__ = ["build_desired", "stack_name_for"]
@@ -97,6 +98,7 @@ class _Builder:
         self.raw = raw
         self.stack = stack
         self.problems: list[Problem] = []
+        self.runtime = str(raw.data.get("runtime") or DEFAULT_DRIVERS["containers"])
 
     def build(self) -> DesiredState:
         data = self.raw.data
@@ -143,12 +145,12 @@ class _Builder:
                 raise ValueError("an image comes from build or from archive, not both")
             archive = self._path(("images", key, "archive"), value["archive"])
             image_id = archive_image_id(archive, value["ref"])
-            return ImageSpec(key=key, ref=value["ref"], pull="never", driver=value.get("driver", "archive"),
+            return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
                              archive=str(archive), archive_image_id=image_id,
                              build_hash=image_id, config_hash=image_id)
         if not build:
             spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
-                             driver=value.get("driver", "docker"), track=value.get("track", "tag"))
+                             driver=driver_for("images", value), track=value.get("track", "tag"))
             return spec if spec.tracks_tag else replace(spec, config_hash=ImageSpec.NO_UPSTREAM_CHECK)
         context = self._path(("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
@@ -159,7 +161,7 @@ class _Builder:
             key=key,
             ref=value.get("ref") or f"{self.stack}-{key}:latest",
             pull="never",
-            driver=value.get("driver", "docker"),
+            driver=driver_for("images", value),
             build_context=str(context),
             dockerfile=dockerfile,
             build_args=args,
@@ -175,7 +177,7 @@ class _Builder:
         spec = NetworkSpec(
             key=key,
             name=value.get("name") or f"{self.stack}_{key}",
-            driver=value.get("driver", "bridge"),
+            driver=driver_for("networks", value),
             options=_pairs(value.get("options")),
             internal=bool(value.get("internal", False)),
             attachable=bool(value.get("attachable", False)),
@@ -190,7 +192,7 @@ class _Builder:
         spec = VolumeSpec(
             key=key,
             name=value.get("name") or f"{self.stack}_{key}",
-            driver=value.get("driver", "local"),
+            driver=driver_for("volumes", value),
             options=_pairs(value.get("options")),
             labels=_pairs(value.get("labels")),
         )
@@ -208,61 +210,41 @@ class _Builder:
         depends = value.get("depends_on") or {}
         if isinstance(depends, list):
             depends = {name: {"condition": "started"} for name in depends}
-        config = {
-            "image": image.ref if image else value["image"],
-            "image_build": image.build_hash if image else "",
-            "command": _argv(value.get("command")),
-            "entrypoint": _argv(value.get("entrypoint")),
-            "env": {e.name: e.value for e in env},
-            "ports": [vars(p) for p in ports],
-            "networks": {name: list(aliases) for name, aliases in nets},
-            "mounts": [vars(m) for m in mounts],
-            "restart": str(value.get("restart", "no")),
-            "healthcheck": vars(health) if health else None,
-            "labels": dict(_pairs(value.get("labels"))),
-            "user": value.get("user"),
-            "working_dir": value.get("working_dir"),
-            "hostname": value.get("hostname"),
-            "stop_signal": value.get("stop_signal"),
-            "stop_grace_period": _seconds(value.get("stop_grace_period")),
-            "init": bool(value.get("init", False)),
-            "privileged": bool(value.get("privileged", False)),
-            "network_mode": value.get("network_mode"),
-            "memory": units.parse_bytes(value["memory"]) if value.get("memory") is not None else None,
-            "nano_cpus": int(float(value["cpus"]) * 1e9) if value.get("cpus") is not None else None,
-        }
-        digest = config_hash(config)
-        fields = tuple(sorted(field_hashes(config, expand=frozenset({"env", "labels"})).items()))
-        common = dict(
+        spec = ContainerSpec(
             key=key,
+            name="",
+            replica=0,
             image_key=image_key,
-            image_ref=config["image"],
-            command=config["command"],
-            entrypoint=config["entrypoint"],
+            image_ref=image.ref if image else value["image"],
+            image_build=image.build_hash if image else "",
+            command=_argv(value.get("command")),
+            entrypoint=_argv(value.get("entrypoint")),
             env=env,
             ports=ports,
             networks=nets,
             network_keys=tuple(_network_keys(value.get("networks"))),
             mounts=mounts,
-            restart=config["restart"],
+            restart=str(value.get("restart", "no")),
             healthcheck=health,
             depends_on=tuple(sorted((k, (v or {}).get("condition", "started")) for k, v in depends.items())),
             labels=_pairs(value.get("labels")),
-            user=config["user"],
-            working_dir=config["working_dir"],
-            hostname=config["hostname"],
-            stop_signal=config["stop_signal"],
-            stop_grace_period=config["stop_grace_period"],
-            init=config["init"],
-            privileged=config["privileged"],
-            network_mode=config["network_mode"],
-            memory=config["memory"],
-            nano_cpus=config["nano_cpus"],
-            config_hash=digest,
-            field_hashes=fields,
+            user=value.get("user"),
+            working_dir=value.get("working_dir"),
+            hostname=value.get("hostname"),
+            stop_signal=value.get("stop_signal"),
+            stop_grace_period=_seconds(value.get("stop_grace_period")),
+            init=bool(value.get("init", False)),
+            privileged=bool(value.get("privileged", False)),
+            network_mode=value.get("network_mode"),
+            memory=units.parse_bytes(value["memory"]) if value.get("memory") is not None else None,
+            nano_cpus=int(float(value["cpus"]) * 1e9) if value.get("cpus") is not None else None,
+            driver=self.runtime,
         )
+        config = spec.config()
+        spec = replace(spec, config_hash=config_hash(config),
+                       field_hashes=tuple(sorted(field_hashes(config, expand=frozenset({"env", "labels"})).items())))
         count = int(value.get("replicas", 1))
-        return [ContainerSpec(name=f"{self.stack}-{key}-{n}", replica=n, **common) for n in range(1, count + 1)]
+        return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
 
     def _env(self, path: tuple, value: dict) -> tuple[EnvVar, ...]:
         merged: dict[str, EnvVar] = {}

@@ -209,9 +209,10 @@ def _merge_key(data: dict, owners: dict[tuple, int], fragments: list[_Fragment],
         # Keep the malformed value, not the good one, so the schema reports it.
         data[key] = value
         owners[(key,)] = index
-    elif key == "name" and old != value:
+    elif key in ("name", "runtime") and old != value:
         first = _where(fragments[owners[(key,)]], (key,))
-        message = f"stack name {value!r} differs from {old!r} in {first}"
+        what = "stack name" if key == "name" else "runtime"
+        message = f"{what} {value!r} differs from {old!r} in {first}"
         problems.append(problem_at(here.marks.get((key,)), (key,), message))
 
 

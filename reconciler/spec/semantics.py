@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Mapping
 
+from ..defaults import DEFAULT_DRIVERS, RUNTIME_SECTION, driver_for
 from .interpolate import InterpolationError, parse_env_file
 
 if TYPE_CHECKING:
     from .loader import RawStack
 
-__all__ = ["DEFAULT_DRIVERS", "semantic_findings", "unknown_drivers"]
+__all__ = ["semantic_findings", "unknown_drivers"]
 
-DEFAULT_DRIVERS = {"images": "docker", "networks": "bridge", "volumes": "local"}
 _Finding = tuple[tuple, str]  # (path, message)
 
 
@@ -25,21 +25,33 @@ def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool)
 
 
 def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collection[str]]) -> list[_Finding]:
-    """Entries naming a driver no loaded plugin provides (``drivers``: section → names)."""
+    """Entries naming a driver no loaded plugin provides (``drivers``: section → names).
+
+    An entry without ``driver:`` is checked against its default (``reconciler.defaults``),
+    and the containers against the stack's ``runtime:``.
+    """
     out = []
-    for section, default in DEFAULT_DRIVERS.items():
+    for section in DEFAULT_DRIVERS:
+        available = sorted(drivers.get(section, ()))
+        if section == RUNTIME_SECTION:
+            if ("runtime",) in failed or not data.get("containers"):
+                continue
+            name = data.get("runtime") or DEFAULT_DRIVERS[section]
+            if name not in available:
+                path = ("runtime",) if "runtime" in data else ("containers",)
+                out.append((path, f"no plugin provides the runtime driver {name!r} "
+                                  f"(available: {', '.join(available) or 'none'})"))
+            continue
         entries = data.get(section)
         for key, entry in (entries.items() if isinstance(entries, dict) else ()):
             if not isinstance(entry, dict) or any(p[:2] == (section, key) for p in failed):
                 continue
-            name = entry.get("driver", default)
-            available = sorted(drivers.get(section, ()))
+            name = driver_for(section, entry)
             if name not in available:
                 path = (section, key, "driver") if "driver" in entry else (section, key)
                 out.append((path, f"no plugin provides the {section[:-1]} driver {name!r} "
                                   f"(available: {', '.join(available) or 'none'})"))
     return out
-
 
 
 class _Semantics:

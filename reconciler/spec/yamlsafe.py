@@ -147,12 +147,18 @@ def _check_events(text: str) -> None:
                 documents += 1
                 if documents > 1:
                     raise _at(event, "a file may hold only one YAML document (found a second '---')")
+    except yaml.MarkedYAMLError as exc:
+        # libyaml (PyYAML >= 6.0.4) has a nesting limit of its own, met while it
+        # reads ahead, before the events that would cross ours arrive.
+        if "nesting depth" not in str(exc.problem or ""):
+            raise
+        raise _at(exc, f"nesting is deeper than {MAX_DEPTH} levels") from exc
     finally:
         loader.dispose()
 
 
 def _at(item: Any, message: str) -> _Refused:
-    mark = item.start_mark
+    mark = getattr(item, "start_mark", None) or item.problem_mark
     return _Refused(message, mark.line + 1, mark.column + 1)
 
 

@@ -7,7 +7,8 @@ import docker
 import pytest
 
 from reconciler.errors import PermanentError
-from reconciler.model import STACK_LABEL, VolumeSpec
+from reconciler.labels import STACK as STACK_LABEL
+from reconciler.model import VolumeSpec
 from reconciler.testing import (
     STACK_PREFIX,
     NetworkDriverContract,

@@ -91,9 +91,10 @@ class FakeRuntime(RuntimeDriver):
 
 def drivers(journal):
     registry = DriverRegistry()
-    registry.add_registry_driver("docker", lambda ctx: FakeImages(journal))
-    registry.add_network_driver("bridge", lambda ctx: FakeNetworks(journal))
-    registry.add_runtime_driver("docker", lambda ctx: FakeRuntime(journal))
+    plugin = registry.view("fakes")
+    plugin.add_registry_driver("docker", lambda ctx: FakeImages(journal))
+    plugin.add_network_driver("bridge", lambda ctx: FakeNetworks(journal))
+    plugin.add_runtime_driver("docker", lambda ctx: FakeRuntime(journal))
     return registry.instantiate(DriverContext(stack="s"))
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import BUILD_HASH_LABEL, HASH_LABEL, NAME_LABEL, STACK_LABEL, DesiredState, Kind, LiveObject, LiveState
+from reconciler.labels import (
+    BUILD_HASH as BUILD_HASH_LABEL,
+    CONFIG_HASH as HASH_LABEL,
+    NAME as NAME_LABEL,
+    STACK as STACK_LABEL,
+)
+from reconciler.model import DesiredState, Kind, LiveObject, LiveState
 from reconciler.plan import PUSH_REASON, Action, plan_changes
 from reconciler.planfile import write_plan
 from reconciler.reconcile import load_desired
@@ -181,7 +187,7 @@ def _apply(state, live):
     calls = []
     images = type("Images", (_Images, RegistryDriver), {})(calls)
     registry = DriverRegistry()
-    registry.add_registry_driver("docker", lambda ctx: images)
+    registry.view("fakes").add_registry_driver("docker", lambda ctx: images)
     plan = plan_changes(DesiredState(stack=state.stack, images=state.images), live)
     report = apply_plan(plan, state, registry.instantiate(DriverContext(stack="demo")))
     assert report.ok, [o.error for o in report.outcomes]

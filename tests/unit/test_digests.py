@@ -9,8 +9,14 @@ from dataclasses import replace
 import pytest
 
 from reconciler.hashing import canonical_json
-from reconciler.model import (FIELDS_LABEL, HASH_LABEL, NAME_LABEL, REPLICA_LABEL, STACK_LABEL, ContainerSpec,
-                              DesiredState, ImageSpec, Kind, LiveObject, LiveState)
+from reconciler.labels import (
+    FIELDS as FIELDS_LABEL,
+    CONFIG_HASH as HASH_LABEL,
+    NAME as NAME_LABEL,
+    REPLICA as REPLICA_LABEL,
+    STACK as STACK_LABEL,
+)
+from reconciler.model import ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
 from reconciler.plan import Action, plan_changes
 from reconciler.status import status_rows
 

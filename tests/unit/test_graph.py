@@ -37,3 +37,14 @@ def test_dependent_container_comes_down_first():
     db = Change(Action.DELETE, Kind.CONTAINER, "db", "db")
     web = Change(Action.DELETE, Kind.CONTAINER, "web", "web", holds=("container:db",))
     assert ids(build_steps([db, web]))["container:db#down"] == {"container:web#down"}
+
+
+def test_a_cycle_is_a_plan_error_not_a_traceback():
+    import pytest
+
+    from reconciler.errors import PlanError
+
+    a = Change(Action.CREATE, Kind.CONTAINER, "a", "a", requires=("container:b",))
+    b = Change(Action.CREATE, Kind.CONTAINER, "b", "b", requires=("container:a",))
+    with pytest.raises(PlanError, match="cycle"):
+        build_steps([a, b])

@@ -151,3 +151,141 @@ def test_a_plugin_raising_while_registering_drivers_is_named():
     pm.register(Broken(), name="fancy")
     with pytest.raises(PluginError, match="plugin 'fancy' failed in reconciler_register_drivers: no module named"):
         load_driver_registry(pm)
+
+
+def test_a_wrapper_plugin_wraps_the_verdict_and_does_not_veto(tmp_path, monkeypatch):
+    """pluggy's wrappers work: a generator is not mistaken for a reason to refuse."""
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+    seen = []
+
+    class Timing:
+        @hookimpl(wrapper=True)
+        def reconciler_plan_ready(self, plan, desired):
+            results = yield
+            seen.append(list(results))
+            return results
+
+    class OldStyle:
+        @hookimpl(hookwrapper=True)
+        def reconciler_plan_ready(self, plan, desired):
+            outcome = yield
+            seen.append(outcome.get_result())
+
+    class Allow:
+        @hookimpl
+        def reconciler_plan_ready(self, plan, desired):
+            return None
+
+    reconciler, journal = reconciler_with(("timing", Timing()), ("old-style", OldStyle()), ("allow", Allow()))
+    report = reconciler.apply(desired())
+    assert report.ok
+    assert writes(journal)  # the apply went ahead
+    assert seen and all(results == [] for results in seen)
+
+
+def test_a_wrapper_can_still_veto_by_adding_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+
+    class Deny:
+        @hookimpl
+        def reconciler_plan_ready(self, plan, desired):
+            return "frozen"
+
+    class Quiet:
+        @hookimpl(wrapper=True)
+        def reconciler_plan_ready(self, plan, desired):
+            return (yield)
+
+    reconciler, journal = reconciler_with(("quiet", Quiet()), ("deny", Deny()))
+    with pytest.raises(PlanError, match=r"\[deny\] frozen"):
+        reconciler.apply(desired())
+    assert writes(journal) == []
+
+
+def test_a_failing_wrapper_is_named_not_the_plugin_it_wraps(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+
+    class Fine:
+        @hookimpl
+        def reconciler_after_change(self, change, outcome):
+            pass
+
+    class Broken:
+        @hookimpl(wrapper=True)
+        def reconciler_after_change(self, change, outcome):
+            yield
+            raise RuntimeError("audit log is full")
+
+    reconciler, journal = reconciler_with(("fine", Fine()), ("audit", Broken()))
+    with pytest.raises(PluginError, match="plugin 'audit' failed in reconciler_after_change: RuntimeError"):
+        reconciler.apply(desired())
+    assert writes(journal)  # the apply finished before the failure was raised
+
+
+def test_each_plugin_registers_through_its_own_view():
+    from reconciler.model import Kind
+    from reconciler.plugins import load_driver_registry
+
+    class One:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            registry.add_storage_driver("nfs", lambda ctx: None)
+
+    class Two:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            registry.add_network_driver("vxlan", lambda ctx: None)
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(One(), name="one")
+    pm.register(Two(), name="two")
+    registry = load_driver_registry(pm)
+    assert registry.provider(Kind.VOLUME, "nfs") == "one"
+    assert registry.provider(Kind.NETWORK, "vxlan") == "two"
+    assert not hasattr(registry, "current_plugin")
+
+
+def test_the_runtime_driver_is_the_one_the_stack_names(tmp_path, monkeypatch):
+    """No driver name is special in the core: a stack runs on the runtime its spec names."""
+    from reconciler.errors import SpecError
+    from reconciler.spec import load_desired
+
+    from .test_apply import FakeRuntime, Journal
+
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+    journal = Journal()
+
+    class Podman:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            registry.add_runtime_driver("podman", lambda ctx: FakeRuntime(journal))
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(FakeEngine(), name="fake-engine")
+    pm.register(Podman(), name="podman")
+    reconciler = Reconciler(plugin_manager=pm)
+    spec = tmp_path / "stack.yaml"
+    spec.write_text("name: s\nruntime: podman\ncontainers:\n  web: {image: img:1}\n")
+    desired_state = load_desired([spec], drivers=reconciler.driver_names())
+    assert {c.driver for c in desired_state.containers.values()} == {"podman"}
+    reconciler.apply(desired_state)
+    assert ("create", "s-web-1") in [c[:2] for c in journal.calls]
+
+    spec.write_text("name: s\nruntime: rkt\ncontainers:\n  web: {image: img:1}\n")
+    with pytest.raises(SpecError, match=r"stack.yaml:2:\d+: runtime: no plugin provides the runtime driver 'rkt' "
+                                        r"\(available: docker, podman\)"):
+        load_desired([spec], drivers=reconciler.driver_names())
+
+
+def test_default_drivers_come_from_one_table(tmp_path):
+    """An archive image defaults to the archive driver at validate exactly as in the model."""
+    from reconciler.errors import SpecError
+    from reconciler.spec import load_desired
+
+    spec = tmp_path / "stack.yaml"
+    spec.write_text("name: s\nimages:\n  app: {ref: app:1, archive: ./app.tar}\n")
+    only_docker = {"images": ["docker"], "networks": [], "volumes": [], "containers": ["docker"]}
+    with pytest.raises(SpecError, match="no plugin provides the image driver 'archive'"):
+        load_desired([spec], drivers=only_docker)

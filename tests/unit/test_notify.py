@@ -85,13 +85,14 @@ def test_payload_summarises_the_report():
         "duration_seconds": 2.315,
         "counts": {"ok": 1, "failed": 1, "skipped": 1},
         "changes": [
-            {"id": "network:shop-back", "action": "create", "status": "ok", "error": None, "seconds": 0.123},
-            {"id": "container:shop-web-1", "action": "replace", "status": "failed",
+            {"id": "network:shop-back", "action": "create", "reason": "new", "status": "ok", "error": None,
+             "seconds": 0.123},
+            {"id": "container:shop-web-1", "action": "replace", "reason": "new", "status": "failed",
              "error": "image pull failed: 404", "seconds": 1.2},
-            {"id": "container:shop-worker-1", "action": "create", "status": "skipped",
+            {"id": "container:shop-worker-1", "action": "create", "reason": "new", "status": "skipped",
              "error": "container:shop-web-1 failed", "seconds": 0.0},
         ],
-        "failures": [{"id": "container:shop-web-1", "error": "image pull failed: 404"}],
+        "failures": [{"id": "container:shop-web-1", "error": "image pull failed: 404", "temporary": False}],
         "sent_at": "2026-11-28T00:00:00Z",
     }
     assert json.loads(encode_payload(payload)) == payload

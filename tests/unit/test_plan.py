@@ -7,12 +7,14 @@ from dataclasses import replace
 import pytest
 
 from reconciler.hashing import canonical_json
+from reconciler.labels import (
+    FIELDS as FIELDS_LABEL,
+    CONFIG_HASH as HASH_LABEL,
+    NAME as NAME_LABEL,
+    REPLICA as REPLICA_LABEL,
+    STACK as STACK_LABEL,
+)
 from reconciler.model import (
-    FIELDS_LABEL,
-    HASH_LABEL,
-    NAME_LABEL,
-    REPLICA_LABEL,
-    STACK_LABEL,
     ContainerSpec,
     DesiredState,
     EnvVar,
@@ -269,3 +271,36 @@ def test_a_volume_moving_to_another_driver_is_removed_by_its_old_driver():
     assert change.action is Action.REPLACE
     assert (change.driver, change.live_driver) == ("hostdir", "local")
     assert "driver" in change.forced_by
+
+
+def test_every_change_carries_a_reason_code_the_json_renders():
+    from reconciler.plan import Reason
+    from reconciler.render import plan_data
+
+    old = container(env=(EnvVar("A", "1"),))
+    new = container(env=(EnvVar("A", "2"),))
+    gone = container(key="old")
+    stopped = container(key="job")
+    plan = plan_changes(state(new, stopped, container(key="fresh")),
+                        live(live_container(old), live_container(gone), live_container(stopped, state="exited",
+                                                                                          exit_code=1)))
+    codes = {c.name: c.reason for c in plan.changes}
+    assert codes == {"demo-web-1": Reason.CONFIG_CHANGED, "demo-old-1": Reason.NO_LONGER_IN_SPEC,
+                     "demo-job-1": Reason.NOT_RUNNING, "demo-fresh-1": Reason.NEW}
+    assert {c["name"]: c["reason"] for c in plan_data(plan)["changes"]} == {
+        "demo-web-1": "config-changed", "demo-old-1": "no-longer-in-spec", "demo-job-1": "not-running",
+        "demo-fresh-1": "new"}
+
+
+def test_a_build_is_judged_by_the_labels_the_core_gave_it():
+    """Any registry driver that stores the labels it is handed is up to date: no docker-only label."""
+    from reconciler.labels import object_labels
+
+    image = ImageSpec(key="app", ref="demo-app:latest", pull="never", build_context="/src", build_hash="h1",
+                      config_hash="h1", driver="third-party")
+    stored = object_labels(STACK, Kind.IMAGE, image)  # what a driver got in build() and reports back
+    current = LiveObject(Kind.IMAGE, image.ref, "sha256:1", stored, owned=True, image_id="sha256:1")
+    assert plan_changes(state(images=(image,)), live(images=(current,))).empty
+    rebuilt = replace(image, build_hash="h2", config_hash="h2")
+    assert actions(plan_changes(state(images=(rebuilt,)), live(images=(current,)))) == [
+        ("update", "image:demo-app:latest")]

@@ -10,7 +10,8 @@ import pytest
 
 from reconciler.drivers import DriverContext, NetworkDriver, StorageDriver
 from reconciler.errors import DriverError, EngineUnreachable, PermanentError, TemporaryError
-from reconciler.model import STACK_LABEL, Kind, LiveObject
+from reconciler.labels import STACK as STACK_LABEL
+from reconciler.model import Kind, LiveObject
 from reconciler.reconcile import load_desired
 from reconciler.testing import NetworkDriverContract, StorageDriverContract, assert_maps_errors, with_hash
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from reconciler.drivers import DriverContext, StorageDriver
+from reconciler.drivers import DriverContext, StorageDriver, owned_plus_wanted
 from reconciler.errors import PermanentError
 from reconciler.hookspecs import hookimpl
-from reconciler.model import DRIVER_LABEL, STACK_LABEL, Kind, LiveObject, VolumeSpec
+from reconciler.labels import DRIVER, is_owned
+from reconciler.model import Kind, LiveObject, VolumeSpec
 
 __all__ = ["RamdiskDriver", "reconciler_register_drivers"]
 __version__ = "0.1.0"
@@ -34,24 +35,23 @@ class RamdiskDriver(StorageDriver):
     def __init__(self, context: DriverContext) -> None:
         self.context = context
 
+    @property
+    def api(self):
+        return _engine().api_client(self.context)
+
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
         """One list call; a second only for wanted names the stack has under no driver at all."""
         engine = _engine()
-        api = engine.api_client(self.context)
         with engine.engine_errors("list ramdisk volumes"):
-            stacks = api.volumes(filters=engine.owned_filter(stack)).get("Volumes") or []
-            missing = sorted(set(wanted) - {v["Name"] for v in stacks})
-            strangers = (api.volumes(filters={"name": missing}).get("Volumes") or []) if missing else []
-        ours = [v for v in stacks if (v.get("Labels") or {}).get(DRIVER_LABEL) == NAME]
+            found = owned_plus_wanted(
+                self.api.volumes(filters=engine.owned_filter(stack)).get("Volumes") or [], wanted,
+                lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
+                lambda volume: volume["Name"])
         # Unowned volumes under a wanted name are reported too, so the plan refuses to take them over.
-        strangers = [v for v in strangers if v["Name"] in missing]  # the name filter matches substrings
-        return [self._live(stack, v) for v in ours + strangers]
-
-    @staticmethod
-    def _live(stack: str, vol: dict) -> LiveObject:
-        labels = vol.get("Labels") or {}
-        return LiveObject(kind=Kind.VOLUME, name=vol["Name"], id=vol["Name"], labels=labels,
-                          owned=labels.get(STACK_LABEL) == stack)
+        return [LiveObject(kind=Kind.VOLUME, name=v["Name"], id=v["Name"], labels=v.get("Labels") or {},
+                           owned=is_owned(v.get("Labels"), stack))
+                for v in found.values()
+                if not is_owned(v.get("Labels"), stack) or (v.get("Labels") or {}).get(DRIVER) == NAME]
 
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
         """A ``local`` volume mounting a tmpfs of ``size`` (default 16m)."""
@@ -63,7 +63,7 @@ class RamdiskDriver(StorageDriver):
             raise PermanentError(f"volume {spec.name}: size {size!r} is not a size like 64m, 1g or 10%")
         engine = _engine()
         with engine.engine_errors(f"create ramdisk volume {spec.name}"):
-            engine.api_client(self.context).create_volume(
+            self.api.create_volume(
                 spec.name, driver="local", labels=dict(labels),
                 driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size}"})
 
@@ -74,7 +74,7 @@ class RamdiskDriver(StorageDriver):
         engine = _engine()
         with engine.engine_errors(f"remove ramdisk volume {live.name}"):
             try:
-                engine.api_client(self.context).remove_volume(live.name)
+                self.api.remove_volume(live.name)
             except docker.errors.NotFound:
                 pass
 

@@ -1,0 +1,105 @@
+"""Every label the reconciler reads or writes, in one place.
+
+An object's labels say what it *claims*: which stack owns it, what it is in the
+spec, and a hash of the desired config it was made from (never the config: it
+may hold secrets). The core decides every label an object carries
+(``object_labels``) and hands them to the driver that creates it; drivers
+store them as given and report them back in ``LiveObject.labels``. No driver
+invents a label the core later reads.
+
+Labels can be copied by anyone who can reach the engine, so they are a claim,
+not a proof: deleting data also needs the reconciler's own record.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from .hashing import canonical_json, field_hashes
+
+__all__ = [
+    "BUILD_HASH",
+    "CONFIG_HASH",
+    "DRIVER",
+    "FIELDS",
+    "KIND",
+    "NAME",
+    "PREFIX",
+    "REPLICA",
+    "SECRET_ENV",
+    "STACK",
+    "is_owned",
+    "object_labels",
+    "owner_selector",
+    "read_field_hashes",
+    "read_secret_env",
+    "spec_field_hashes",
+]
+
+PREFIX = "io.reconciler."
+STACK = PREFIX + "stack"  # the stack that owns the object
+KIND = PREFIX + "kind"  # image, network, volume, container
+NAME = PREFIX + "name"  # the object's key in the spec
+REPLICA = PREFIX + "replica"  # a container's replica number (1-based)
+CONFIG_HASH = PREFIX + "config-hash"  # sha256 of the normalized desired config
+FIELDS = PREFIX + "fields"  # JSON map of short per-field hashes, to name what changed
+DRIVER = PREFIX + "driver"  # the driver that created the object (networks, volumes, containers)
+BUILD_HASH = PREFIX + "build-hash"  # a built image's hash of its build inputs
+SECRET_ENV = PREFIX + "secret-env"  # comma-separated names (never values) of secret env vars
+
+# Maps whose keys get a field hash each, so a plan names ``env.LOG_LEVEL``, not ``env``.
+_EXPANDED = frozenset({"options", "labels"})
+
+
+def object_labels(stack: str, kind: str, spec: Any) -> dict[str, str]:
+    """Every label an object the reconciler creates carries: the user's labels, then ours.
+
+    ``kind`` is a ``model.Kind`` (a str enum: ``"image"``, ``"network"``, ...);
+    ``spec`` the matching ``ImageSpec``, ``NetworkSpec``, ``VolumeSpec`` or ``ContainerSpec``.
+    """
+    kind = str(getattr(kind, "value", kind))
+    labels = dict(getattr(spec, "labels", ()) or ())
+    labels.update({STACK: stack, KIND: kind, NAME: spec.key, CONFIG_HASH: spec.config_hash})
+    if kind == "image":
+        if spec.is_build:
+            labels[BUILD_HASH] = spec.build_hash
+        return labels
+    labels[DRIVER] = spec.driver
+    if kind == "container":
+        labels[REPLICA] = str(spec.replica)
+        if spec.secret_env:
+            labels[SECRET_ENV] = ",".join(sorted(spec.secret_env))
+        fields = dict(spec.field_hashes)
+    else:
+        fields = spec_field_hashes(spec)
+    labels[FIELDS] = canonical_json(fields)
+    return labels
+
+
+def spec_field_hashes(spec: Any) -> dict[str, str]:
+    """Per-field hashes of a network or volume (``spec.config()``), stored under ``FIELDS``."""
+    return field_hashes(spec.config(), expand=_EXPANDED)
+
+
+def owner_selector(stack: str) -> str:
+    """``key=value`` selecting the objects that claim ``stack`` (an engine label filter)."""
+    return f"{STACK}={stack}"
+
+
+def is_owned(labels: Mapping[str, str] | None, stack: str) -> bool:
+    """Whether ``labels`` claim that ``stack`` owns the object."""
+    return (labels or {}).get(STACK) == stack
+
+
+def read_field_hashes(labels: Mapping[str, str]) -> dict[str, str]:
+    """The per-field hashes stored under ``FIELDS``; a missing or mangled label gives none."""
+    try:
+        value = json.loads(labels.get(FIELDS, "{}"))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_secret_env(labels: Mapping[str, str]) -> frozenset[str]:
+    """The names of a container's secret env vars, as recorded under ``SECRET_ENV``."""
+    return frozenset(filter(None, labels.get(SECRET_ENV, "").split(",")))
