@@ -21,6 +21,8 @@ from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
 from .reconcile import ApplyRequest, Reconciler
 from .render import (
     outcome_line,
+    pass_json,
+    pass_text,
     plan_json,
     plan_text,
     plugins_json,
@@ -79,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--output", choices=("text", "json"), default="text")
     destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
     _apply_flags(destroy)
+    watch = command("watch", "apply now, then again whenever the spec's files or the stack's objects change")
+    _apply_flags(watch)
+    watch.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
+                       help="also apply every SECONDS when nothing changed (default 60)")
     plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
@@ -218,12 +224,47 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+
+    from .filewatch import SpecWatcher
+    from .loop import LoopOptions, StackLoop, Trigger, follow_events
+
+    reconciler = _reconciler(args)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the pass in flight finishes: nothing is left half-made
+        signal.signal(signum, lambda *_: stop.set())
+    following: list[str] = []
+
+    def on_pass(result) -> None:
+        if args.output == "json":
+            _out(pass_json(result))
+        elif result.error or result.report.outcomes or result.degraded or result.trigger is Trigger.START:
+            _out(pass_text(result))  # a pass that found nothing to do is not news
+        if loop.desired is not None:
+            watcher.follow(loop.desired)
+            if not following:
+                following.append(loop.desired.stack)
+                follow_events(loop, reconciler.drivers(loop.desired.stack).event_sources(), loop.desired.stack, stop)
+
+    loop = StackLoop(reconciler, lambda: _desired(args, reconciler), request=_request(args),
+                     options=LoopOptions(resync=args.resync), on_pass=on_pass)
+    watcher = SpecWatcher(_files(args), lambda: loop.trigger(Trigger.FILES))
+    watcher.start()
+    try:
+        loop.run(stop)
+    finally:
+        watcher.stop()
+    return 0
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
     "apply": cmd_apply,
     "status": cmd_status,
     "destroy": cmd_destroy,
+    "watch": cmd_watch,
     "plugins": cmd_plugins,
 }
 

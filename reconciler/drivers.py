@@ -23,7 +23,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Iterable, Mapping, TypeVar
+import threading
+from typing import Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
 
 from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
@@ -82,6 +83,20 @@ class ObjectDriver(ABC):
         The default finds none; drivers with options of their own override it.
         """
         return []
+
+    def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
+        """Optional: follow the backend's changes, yielding the name of each object of ``stack`` that changed.
+
+        ``reconcile watch`` and the daemon run a pass when one arrives, so a
+        container stopped or removed by hand is repaired within seconds.
+        ``names`` is the stack's current object names (read it on every event:
+        it changes); report objects that claim the stack or carry one of those
+        names. Return when ``stop`` is set; raise ``TemporaryError`` when the
+        stream breaks (the loop opens it again). The default yields nothing:
+        the loop then relies on its resync interval. Drivers sharing one
+        backend should let one of them follow it for all kinds.
+        """
+        return iter(())
 
 
 class RegistryDriver(ObjectDriver):
@@ -265,4 +280,13 @@ class Drivers:
         for name in self._registry.names(kind):
             driver = self.get(kind, name)
             seen.setdefault(id(driver), driver)
+        return list(seen.values())
+
+    def event_sources(self) -> list[ObjectDriver]:
+        """Every distinct driver that follows its backend's changes (overrides ``events``)."""
+        seen: dict[int, ObjectDriver] = {}
+        for kind in Kind:
+            for driver in self.all(kind):
+                if type(driver).events is not ObjectDriver.events:
+                    seen.setdefault(id(driver), driver)
         return list(seen.values())

@@ -353,6 +353,9 @@ class DesiredState:
     containers: Mapping[str, ContainerSpec] = field(default_factory=dict)
     #: The spec files, as given.
     sources: tuple[str, ...] = ()
+    #: Other files the desired state was read from (env files, image archives), absolute:
+    #: what ``reconcile watch`` watches besides the spec files and build contexts.
+    inputs: tuple[str, ...] = ()
     #: The git revision of the spec files ("" outside a repository).
     revision: str = ""
 

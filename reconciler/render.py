@@ -6,13 +6,14 @@ already redacted by the planner; nothing here sees a secret.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterable, Sequence
 
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
-__all__ = ["change_line", "outcome_line", "plan_data", "plan_json", "plan_text", "plugins_json", "plugins_text",
-           "report_json", "report_text", "status_json", "status_text"]
+__all__ = ["change_line", "outcome_line", "pass_json", "pass_text", "plan_data", "plan_json", "plan_text",
+           "plugins_json", "plugins_text", "report_json", "report_text", "status_json", "status_text"]
 
 _SYMBOL = {
     Action.CREATE: "+",
@@ -139,6 +140,29 @@ def report_json(report: ApplyReport) -> str:
         },
         indent=2,
     )
+
+
+def pass_text(result: Any) -> str:
+    """One pass of ``reconcile watch``: when, why, what it did (a ``loop.Pass``)."""
+    head = f"[{time.strftime('%H:%M:%S')}] pass ({result.trigger.value}): "
+    if result.error:
+        lines = [head + "FAILED", *(f"  {line}" for line in result.error.splitlines())]
+    else:
+        lines = [head + report_text(result.report)]
+        lines += [f"  {outcome_line(o)}" for o in result.report.outcomes]
+    for name, starts in sorted(result.crash_looping.items()):
+        lines.append(f"  degraded: container {name} is crash-looping ({starts} starts in a row)")
+    if result.delay:
+        lines.append(f"  next pass in {result.delay:.0f}s at the earliest (backoff)")
+    return "\n".join(lines)
+
+
+def pass_json(result: Any) -> str:
+    """One pass of ``reconcile watch`` as one JSON line."""
+    data = json.loads(report_json(result.report)) if result.report is not None else {}
+    return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trigger": result.trigger.value,
+                       "ok": result.ok, "error": result.error or None, "degraded": sorted(result.crash_looping),
+                       "delay": round(result.delay, 3), "report": data or None}, separators=(",", ":"))
 
 
 def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:

@@ -8,14 +8,15 @@ planner, which knows which keys are secret).
 from __future__ import annotations
 
 import re
+import threading
 import time
-from typing import Mapping
+from typing import Collection, Iterator, Mapping
 
 import docker.errors
 from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
-from reconciler.errors import PermanentError
+from reconciler.errors import EngineUnreachable, PermanentError
 from reconciler.labels import CONFIG_HASH, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
@@ -28,6 +29,24 @@ POLL_SECONDS = 0.25
 
 def _name(container: dict) -> str:
     return container["Names"][0].lstrip("/")
+
+
+# Events that change nothing the plan looks at (healthchecks run as execs).
+_QUIET_EVENTS = ("exec_", "health_status", "attach", "resize", "top", "archive-path", "extract-to-dir", "export",
+                 "commit", "copy")
+
+
+def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
+    """The name of the stack's object an engine event is about, or "" when it is not one of ours."""
+    action = event.get("Action") or event.get("status") or ""
+    if action.startswith(_QUIET_EVENTS):
+        return ""
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    name = attributes.get("name") or actor.get("ID", "")
+    if event.get("Type") == "container" and is_owned(attributes, stack):
+        return name
+    return name if name in names else ""
 
 
 class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
@@ -47,6 +66,36 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                                  health=_health(status), exit_code=_exit_code(status),
                                  image_id=container.get("ImageID", ""), details=details))
         return out
+
+    def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
+        """The engine's event stream, for containers, networks and volumes of ``stack``.
+
+        One stream serves every kind (this driver follows it for the plugin's
+        network and storage drivers too). Networks and volumes carry no labels
+        in their events, so they are matched by name.
+        """
+        with engine_errors("follow engine events"):
+            stream = self.api.events(decode=True, filters={"type": ["container", "network", "volume"]})
+        done = threading.Event()
+
+        def close_on_stop() -> None:  # a blocked read ends only when its stream is closed
+            while not (stop.wait(0.5) or done.is_set()):
+                pass
+            stream.close()
+
+        threading.Thread(target=close_on_stop, daemon=True, name="events-closer").start()
+        try:
+            for event in stream:
+                name = _event_name(event, stack, names)
+                if name:
+                    yield name
+        except Exception as exc:  # the stream broke: the engine went away, or stop closed it
+            if not stop.is_set():
+                raise EngineUnreachable(f"the engine's event stream broke: {exc}") from exc
+        finally:
+            done.set()
+        if not stop.is_set():
+            raise EngineUnreachable("the engine closed its event stream")
 
     def _named(self, names: list[str]) -> list[dict]:
         pattern = "^/(" + "|".join(re.escape(n) for n in names) + ")$"

@@ -99,6 +99,7 @@ class _Builder:
         self.stack = stack
         self.problems: list[Problem] = []
         self.runtime = str(raw.data.get("runtime") or DEFAULT_DRIVERS["containers"])
+        self.inputs: set[str] = set()  # files besides the spec that the state depends on
 
     def build(self) -> DesiredState:
         data = self.raw.data
@@ -116,6 +117,7 @@ class _Builder:
             volumes=volumes,
             containers=containers,
             sources=tuple(str(f) for f in self.raw.files),
+            inputs=tuple(sorted(self.inputs)),
             revision=spec_revision(self.raw.files[0]) if self.raw.files else "",
         )
 
@@ -144,6 +146,7 @@ class _Builder:
             if build:
                 raise ValueError("an image comes from build or from archive, not both")
             archive = self._path(("images", key, "archive"), value["archive"])
+            self.inputs.add(str(archive))
             image_id = archive_image_id(archive, value["ref"])
             return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
                              archive=str(archive), archive_image_id=image_id,
@@ -250,7 +253,9 @@ class _Builder:
         merged: dict[str, EnvVar] = {}
         files = value.get("env_file") or []
         for i, name in enumerate([files] if isinstance(files, str) else files):
-            for k, v in parse_env_file(self._path(path + ("env_file", i), name)).items():
+            env_file = self._path(path + ("env_file", i), name)
+            self.inputs.add(str(env_file))
+            for k, v in parse_env_file(env_file).items():
                 merged[k] = EnvVar(k, v)
         env = value.get("env") or {}
         if isinstance(env, list):

@@ -1,0 +1,229 @@
+"""The reconcile loop: decides *when* to reconcile a stack, never *how*.
+
+Triggers (the spec's files changed, the engine reported a change to one of
+the stack's objects, the resync timer fired) only mark the stack dirty; one
+worker drains them, coalescing a burst into one pass after a short debounce.
+Each pass is level-triggered: it loads the spec and applies it through the
+same ``Reconciler.apply`` as ``reconcile apply``, reading the whole live state
+again. A spec that does not load is reported and nothing is applied, so the
+last good state stays in place. A container that has to be started pass after
+pass is crash-looping: passes slow down with capped exponential backoff and
+the stack is reported as degraded; the loop never hot-loops.
+"""
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Collection, Iterable
+
+from .errors import ReconcilerError
+from .model import DesiredState, Kind
+from .plan import Action
+from .reconcile import ApplyRequest, Reconciler
+from .report import ApplyReport, Status
+
+__all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger"]
+
+
+class Trigger(enum.StrEnum):
+    """What woke the loop."""
+
+    START = "start"
+    FILES = "files"  # a spec file, env file or build context changed
+    ENGINE = "engine"  # the engine reported a change to one of the stack's objects
+    RESYNC = "resync"  # the resync interval passed
+    RETRY = "retry"  # the last pass failed: try again after a backoff
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    #: Seconds between passes when nothing else triggers one.
+    resync: float = 60.0
+    #: Seconds to wait after a trigger for more to arrive (an editor saves in several steps).
+    debounce: float = 0.2
+    #: First and longest delay when passes fail or a container crash-loops.
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    #: A container started again within this many seconds of its last start counts as crash-looping.
+    crash_window: float = 30.0
+    #: Starts in a row within the window after which a container is crash-looping.
+    crash_after: int = 3
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one pass of the loop did: given to the loop's ``on_pass`` callback."""
+
+    #: What woke the loop (several triggers coalesce into one pass; this is the first).
+    trigger: Trigger
+    #: The apply's report, or None when the spec did not load or the apply could not start.
+    report: ApplyReport | None = None
+    #: Why the pass failed before applying anything (an invalid spec, a lock held, the engine down).
+    error: str = ""
+    #: Containers started again and again, with how many starts in a row.
+    crash_looping: dict[str, int] = field(default_factory=dict)
+    #: Seconds the loop waits before its next pass may run (backoff), 0 when none.
+    delay: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.report is not None and self.report.ok
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.crash_looping)
+
+
+class StackLoop:
+    """Keeps one stack converged until ``stop`` is set.
+
+    ``load`` reads and validates the spec (raising ``SpecError``); ``watched``
+    says which paths to watch for a loaded spec. File watching and engine
+    events run in their own threads and only call ``trigger``.
+    """
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        load: Callable[[], DesiredState],
+        *,
+        request: ApplyRequest = ApplyRequest(),
+        options: LoopOptions = LoopOptions(),
+        on_pass: Callable[[Pass], None] | None = None,
+    ) -> None:
+        self.reconciler = reconciler
+        self.load = load
+        self.request = request
+        self.options = options
+        self.on_pass = on_pass or (lambda result: None)
+        self._wake = threading.Condition()
+        self._pending: list[Trigger] = [Trigger.START]
+        self._starts: dict[str, tuple[int, float]] = {}  # container → (starts in a row, last start)
+        self._failures = 0
+        self._last_pass = time.monotonic()
+        self.names: set[str] = set()  # the stack's object names, for engine event filters
+        self.desired: DesiredState | None = None  # the last spec that loaded
+
+    def trigger(self, why: Trigger) -> None:
+        """Ask for a pass (thread-safe, cheap: only marks the stack dirty)."""
+        with self._wake:
+            self._pending.append(why)
+            self._wake.notify()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run passes until ``stop`` is set; a pass in flight always finishes."""
+        not_before = 0.0
+        while not stop.is_set():
+            why = self._next(stop, not_before)
+            if why is None:
+                continue
+            result = self.run_pass(why)
+            self.on_pass(result)
+            not_before = time.monotonic() + result.delay
+
+    def _next(self, stop: threading.Event, not_before: float) -> Trigger | None:
+        """The first pending trigger once the backoff and the debounce have passed; None when stopping."""
+        deadline = self._last_pass + self.options.resync
+        with self._wake:
+            while not self._pending and not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._pending.append(Trigger.RESYNC)
+                    break
+                self._wake.wait(timeout=min(remaining, 0.5))  # wakes for stop too
+        if stop.wait(max(not_before - time.monotonic(), 0.0) + self.options.debounce):
+            return None
+        with self._wake:
+            pending, self._pending = self._pending, []
+        self._last_pass = time.monotonic()
+        return pending[0] if pending else None
+
+    def run_pass(self, why: Trigger) -> Pass:
+        """Load the spec and apply it once; never raises for an expected failure."""
+        try:
+            desired = self.load()
+        except ReconcilerError as exc:
+            # Retrying cannot help until the files change (which triggers a pass): no retry.
+            return self._failed(why, f"the spec does not load, nothing was changed:\n{exc}", retry=False)
+        self.desired = desired
+        self.names = {name for kind in Kind for name in desired.of(kind)}
+        try:
+            report = self.reconciler.apply(desired, self.request)
+        except ReconcilerError as exc:
+            return self._failed(why, str(exc))
+        self._failures = 0 if report.ok else self._failures + 1
+        looping = self._crash_looping(report)
+        delay = max(self._backoff(max(looping.values(), default=0) - self.options.crash_after + 1),
+                    self._backoff(self._failures))
+        if not report.ok:
+            self.trigger(Trigger.RETRY)
+        return Pass(why, report, crash_looping=looping, delay=delay)
+
+    def _failed(self, why: Trigger, error: str, *, retry: bool = True) -> Pass:
+        self._failures += 1
+        if retry:
+            self.trigger(Trigger.RETRY)
+        return Pass(why, error=error, delay=self._backoff(self._failures))
+
+    def _backoff(self, streak: int) -> float:
+        if streak <= 0:
+            return 0.0
+        return min(self.options.backoff_cap, self.options.backoff_base * 2 ** (streak - 1))
+
+    def _crash_looping(self, report: ApplyReport) -> dict[str, int]:
+        """Count, per container, the passes in a row that had to start it again."""
+        now = time.monotonic()
+        started = {o.change.name for o in report.outcomes
+                   if o.change.kind is Kind.CONTAINER and o.change.action is Action.START and o.status is Status.OK}
+        for name in list(self._starts):
+            if name not in started and now - self._starts[name][1] > self.options.crash_window:
+                del self._starts[name]  # it stayed up: the streak is over
+        for name in started:
+            count, last = self._starts.get(name, (0, 0.0))
+            self._starts[name] = (count + 1 if now - last <= self.options.crash_window else 1, now)
+        return {name: count for name, (count, _) in self._starts.items() if count >= self.options.crash_after}
+
+
+def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threading.Event) -> list[threading.Thread]:
+    """One thread per event source (a driver with ``events``): each event triggers a pass.
+
+    A stream that breaks (the engine restarted) is opened again after a capped backoff.
+    """
+    threads = []
+    for source in sources:
+        thread = threading.Thread(target=_follow, args=(loop, source, stack, stop), daemon=True,
+                                  name=f"events-{type(source).__name__}")
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _follow(loop: StackLoop, source, stack: str, stop: threading.Event) -> None:
+    failures = 0
+    while not stop.is_set():
+        try:
+            for _name in source.events(stack, loop.names, stop):
+                failures = 0
+                loop.trigger(Trigger.ENGINE)
+        except ReconcilerError:
+            failures += 1
+        if stop.wait(loop._backoff(failures) or loop.options.backoff_base):
+            return
+        loop.trigger(Trigger.ENGINE)  # a reconnect may have missed events: look again
+
+
+def watched_paths(desired: DesiredState) -> tuple[set[str], set[str]]:
+    """(files, trees) a pass depends on: spec files, their ``.env``, env files and archives; build contexts."""
+    files = {str(Path(s).resolve()) for s in desired.sources}
+    files |= {str(Path(s).resolve().parent / ".env") for s in desired.sources}
+    files |= set(desired.inputs)
+    trees = {spec.build_context for spec in desired.images.values() if spec.build_context}
+    return files, trees
+
+
+def is_relevant(path: str, files: Collection[str], trees: Collection[str]) -> bool:
+    """Whether a changed ``path`` is one a pass depends on."""
+    return path in files or any(path == tree or path.startswith(tree.rstrip("/") + "/") for tree in trees)
