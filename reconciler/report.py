@@ -42,6 +42,18 @@ class ApplyReport:
 
 @dataclass(frozen=True)
 class ApplyOptions:
+    """How an apply runs its steps.
+
+    ``workers`` bounds the steps that make the engine work at once (pulls,
+    builds, creates, starts); more do not go faster on a small machine, the
+    engine is the bottleneck. ``waiters`` bounds, separately, the steps that
+    mostly wait (stopping and removing containers, waiting for a dependency to
+    be started, healthy or completed): they hold no worker, so thirty slow
+    stops take one grace period. ``wait_timeout`` is how long one dependency
+    condition may take; ``retry`` governs temporary engine errors.
+    """
+
     workers: int = 4
     wait_timeout: float = 120.0
     retry: RetryPolicy = RetryPolicy()
+    waiters: int = 64
