@@ -3,16 +3,22 @@
 Each outcome is data (``Outcome``), so one failure never stops the run: a
 permanent failure fails its change and skips what depends on it, the rest
 goes on. Temporary failures are retried with exponential backoff, bounded.
+
+Steps run in two lanes (``graph.Lane``), each a thread pool with its own
+bound: engine work (``ApplyOptions.workers``) and waiting (``ApplyOptions.waiters``:
+container stops and removals, dependency conditions). Which lane a step
+runs in changes nothing about when it may start: the schedule alone decides that.
 """
 from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
 from .errors import PermanentError, ReconcilerError
-from .graph import Phase, Step, build_steps, dependents_of
+from .graph import Lane, Phase, Step, build_steps, dependents_of
 from .labels import object_labels
 from .model import DesiredState, Kind, LiveObject
 from .plan import Action, Change, Plan
@@ -42,6 +48,7 @@ class _Runner:
             (Kind.IMAGE, Phase.UP): self._image_up,
             (Kind.NETWORK, Phase.UP): self._object_up,
             (Kind.VOLUME, Phase.UP): self._object_up,
+            (Kind.CONTAINER, Phase.WAIT): self._container_wait,
             (Kind.CONTAINER, Phase.UP): self._container_up,
             (Kind.NETWORK, Phase.DOWN): self._object_down,
             (Kind.VOLUME, Phase.DOWN): self._object_down,
@@ -80,11 +87,14 @@ class _Runner:
                           state="running" if change.kind is Kind.CONTAINER else "")
         self._driver(change, removing=True).delete(live)
 
+    def _container_wait(self, change: Change) -> None:
+        runtime = self._driver(change)
+        for name, condition in change.waits:
+            runtime.wait(name, condition, timeout=self.options.wait_timeout)
+
     def _container_up(self, change: Change) -> None:
         runtime = self._driver(change)
         assert isinstance(runtime, RuntimeDriver)
-        for name, condition in change.waits:
-            runtime.wait(name, condition, timeout=self.options.wait_timeout)
         if change.action is not Action.START:
             spec = self._spec(change)
             runtime.create(spec, object_labels(self.stack, Kind.CONTAINER, spec))
@@ -108,13 +118,13 @@ def apply_plan(
     started = time.monotonic()
     schedule = _Schedule(build_steps(plan.changes))
     runner = _Runner(plan, desired, drivers, options)
-    with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="apply") as pool:
+    with _lanes(options) as pools:
         running: dict[Future, Step] = {}
         while True:
             for step in schedule.ready():
                 if schedule.begin(step) and before is not None:
                     before(step.change)
-                running[pool.submit(runner.run, step)] = step
+                running[pools[step.lane].submit(runner.run, step)] = step
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -126,6 +136,15 @@ def apply_plan(
                     after(outcome)
     outcomes = tuple(schedule.outcome(change) for change in plan.changes)
     return ApplyReport(plan.stack, outcomes, time.monotonic() - started, dict(drivers.context.stats))
+
+
+@contextmanager
+def _lanes(options: ApplyOptions) -> Iterator[dict[Lane, ThreadPoolExecutor]]:
+    """One thread pool per lane; threads start only as steps arrive, so a large bound costs nothing idle."""
+    bounds = {Lane.WORK: options.workers, Lane.WAIT: options.waiters}
+    with ExitStack() as stack:
+        yield {lane: stack.enter_context(ThreadPoolExecutor(max(1, bound), thread_name_prefix=f"apply-{lane.value}"))
+               for lane, bound in bounds.items()}
 
 
 class _Schedule:

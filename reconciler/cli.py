@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 def _apply_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune-volumes", action="store_true", help="also delete volumes the spec no longer names")
     p.add_argument("--output", choices=("text", "json"), default="text")
-    p.add_argument("--workers", type=int, default=4, help="changes applied in parallel (default 4)")
+    p.add_argument("--workers", type=int, default=4,
+                   help="pulls, builds, creates and starts run in parallel (default 4); stops and waits do not count")
     p.add_argument("--wait-timeout", type=float, default=120.0,
                    help="seconds to wait for a dependency to be healthy/completed (default 120)")
     p.add_argument("--lock-timeout", type=float, default=10.0,

@@ -141,6 +141,14 @@ class StorageDriver(ObjectDriver):
 
 
 class RuntimeDriver(ObjectDriver):
+    """Runs containers.
+
+    ``delete`` (which stops a running container gracefully first) and ``wait``
+    may block for a long time: a stop grace period, a healthcheck. The core
+    calls them from its wait lane, where they hold none of the workers that
+    bound ``create`` and ``start``: they should wait on the backend, not load it.
+    """
+
     kind = Kind.CONTAINER
 
     @abstractmethod

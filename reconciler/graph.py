@@ -1,16 +1,25 @@
 """Ordering a plan's changes into steps that can run in parallel safely. Pure.
 
-Each change becomes one or two steps: ``down`` removes the old object (delete,
-or the first half of a replace) and ``up`` creates or starts the new one.
-Splitting replaces this way is what lets a network be recreated: the old
-containers come down, then the network goes down and up, then the new
-containers come up, with no cycle in the graph.
+Each change becomes one to three steps: ``down`` removes the old object (delete,
+or the first half of a replace), ``wait`` waits for the conditions of its
+dependencies (a container that ``depends_on`` another being started, healthy
+or completed) and ``up`` creates or starts the new one. Splitting replaces
+this way is what lets a network be recreated: the old containers come down,
+then the network goes down and up, then the new containers come up, with no
+cycle in the graph.
 
 Edges:
-- a change's ``up`` follows its own ``down``;
-- a change's ``up`` follows the ``up`` of every object it ``requires``;
+- a change's ``wait`` follows the ``up`` of every object it ``requires``;
+- a change's ``up`` follows its own ``down`` and ``wait``, and the ``up`` of
+  every object it ``requires``;
 - the ``down`` of an object follows the ``down`` of every change that ``holds`` it
   (containers attached to a network, dependents of a container).
+
+Each step also says which *lane* runs it (``Step.lane``): most steps make the
+engine work, but stopping a container and waiting for a condition mostly sit
+on a clock (a stop grace period, a healthcheck interval). Those run in the
+wait lane, so that thirty containers ignoring SIGTERM cost one grace period,
+not thirty divided by the number of workers.
 """
 from __future__ import annotations
 
@@ -19,24 +28,41 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import PlanError
+from .model import Kind
 from .plan import Action, Change
 
-__all__ = ["Phase", "Step", "build_steps", "dependents_of"]
+__all__ = ["DOWN", "UP", "WAIT", "Lane", "Phase", "Step", "build_steps", "dependents_of"]
 
 
 class Phase(enum.StrEnum):
-    """The half of a change a step carries out."""
+    """The part of a change a step carries out."""
 
     DOWN = "down"  # remove the old object (a delete, or the first half of a replace)
+    WAIT = "wait"  # wait for the conditions of its dependencies (started, healthy, completed)
     UP = "up"  # create or start the new object
 
 
-DOWN, UP = Phase.DOWN, Phase.UP  # the names before 0.2
+DOWN, WAIT, UP = Phase.DOWN, Phase.WAIT, Phase.UP  # DOWN and UP: the names before 0.2
+
+
+class Lane(enum.StrEnum):
+    """Which of the executor's bounded pools runs a step.
+
+    ``WORK`` steps load the engine (pull, build, create, start, network and
+    volume changes): their bound (``ApplyOptions.workers``) is what keeps the
+    engine from thrashing. ``WAIT`` steps spend their time waiting on the
+    engine's clock, not its CPU (a container's stop grace period, a
+    dependency's health): they get a much larger bound of their own
+    (``ApplyOptions.waiters``) and never hold a worker.
+    """
+
+    WORK = "work"
+    WAIT = "wait"
 
 
 @dataclass(frozen=True)
 class Step:
-    """One phase of one change, and the step ids it must wait for."""
+    """One phase of one change; ``after`` holds the ids of the steps it follows."""
 
     change: Change
     phase: Phase
@@ -46,13 +72,22 @@ class Step:
     def id(self) -> str:
         return f"{self.change.id}#{self.phase.value}"
 
+    @property
+    def lane(self) -> Lane:
+        # Removing a container stops it first, which blocks for its grace period
+        # when the process ignores SIGTERM; a removal itself is cheap.
+        if self.phase == WAIT or (self.phase == DOWN and self.change.kind is Kind.CONTAINER):
+            return Lane.WAIT
+        return Lane.WORK
+
 
 def _phases(change: Change) -> tuple[Phase, ...]:
     if change.action is Action.DELETE:
         return (DOWN,)
+    up = (WAIT, UP) if change.waits else (UP,)
     if change.action is Action.REPLACE:
-        return (DOWN, UP)
-    return (UP,)
+        return (DOWN, *up)
+    return up
 
 
 def build_steps(changes: Iterable[Change]) -> list[Step]:
@@ -68,12 +103,12 @@ def build_steps(changes: Iterable[Change]) -> list[Step]:
     for change in changes:
         for phase in _phases(change):
             after: set[str] = set()
-            if phase == UP:
-                if (change.id, DOWN) in has:
-                    after.add(f"{change.id}#{Phase.DOWN.value}")
-                after.update(f"{dep}#{Phase.UP.value}" for dep in change.requires if (dep, UP) in has and dep != change.id)
+            if phase == DOWN:
+                after.update(f"{holder}#{DOWN.value}" for holder in held_by.get(change.id, ()) if holder != change.id)
             else:
-                after.update(f"{holder}#{Phase.DOWN.value}" for holder in held_by.get(change.id, ()) if holder != change.id)
+                after.update(f"{dep}#{UP.value}" for dep in change.requires if (dep, UP) in has and dep != change.id)
+            if phase == UP:
+                after.update(f"{change.id}#{own.value}" for own in (DOWN, WAIT) if (change.id, own) in has)
             steps.append(Step(change, phase, frozenset(after)))
     _check_acyclic(steps)
     return steps

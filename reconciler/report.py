@@ -75,11 +75,20 @@ class ApplyReport:
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    """How an apply runs."""
+    """How an apply runs its steps.
 
-    #: How many engine-heavy steps (creates, pulls, builds) run at once.
+    Steps that make the engine work (pulls, builds, creates, starts) and steps
+    that mostly wait (stopping and removing containers, waiting for a
+    dependency's condition) run in separate lanes, each with its own bound:
+    waiting holds no worker, so thirty slow stops take one grace period.
+    """
+
+    #: How many engine-heavy steps run at once; more do not go faster on a small machine.
+    workers: int = 4
     workers: int = 4
     #: Seconds to wait for a dependency's condition (started, healthy, completed).
     wait_timeout: float = 120.0
     #: Retries of temporary failures.
     retry: RetryPolicy = RetryPolicy()
+    #: How many waiting steps (stops, removals, dependency conditions) run at once.
+    waiters: int = 64

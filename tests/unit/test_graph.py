@@ -1,7 +1,7 @@
 """Step ordering is pure: deletes before their holders go, creates after what they require."""
 from __future__ import annotations
 
-from reconciler.graph import build_steps, dependents_of
+from reconciler.graph import Lane, build_steps, dependents_of
 from reconciler.model import Kind
 from reconciler.plan import Action, Change
 
@@ -48,3 +48,28 @@ def test_a_cycle_is_a_plan_error_not_a_traceback():
     b = Change(Action.CREATE, Kind.CONTAINER, "b", "b", requires=("container:a",))
     with pytest.raises(PlanError, match="cycle"):
         build_steps([a, b])
+
+
+def test_a_dependency_wait_is_a_step_of_its_own_before_the_up():
+    db = Change(Action.CREATE, Kind.CONTAINER, "db", "db")
+    web = Change(Action.REPLACE, Kind.CONTAINER, "web", "web", requires=("container:db",),
+                 waits=(("db", "healthy"),), holds=("container:db",))
+    graph = ids(build_steps([db, web]))
+    assert graph["container:web#wait"] == {"container:db#up"}  # it may wait while the old web stops
+    assert graph["container:web#up"] == {"container:web#down", "container:web#wait", "container:db#up"}
+
+
+def test_stops_and_waits_run_in_the_wait_lane_and_engine_work_in_the_work_lane():
+    net = Change(Action.DELETE, Kind.NETWORK, "n", "n")
+    old = Change(Action.DELETE, Kind.CONTAINER, "old", "old", holds=("network:n",))
+    web = Change(Action.REPLACE, Kind.CONTAINER, "web", "web", waits=(("db", "started"),))
+    img = Change(Action.CREATE, Kind.IMAGE, "x", "x")
+    lanes = {s.id: s.lane for s in build_steps([net, old, web, img])}
+    assert lanes == {
+        "network:n#down": Lane.WORK,
+        "container:old#down": Lane.WAIT,
+        "container:web#down": Lane.WAIT,
+        "container:web#wait": Lane.WAIT,
+        "container:web#up": Lane.WORK,
+        "image:x#up": Lane.WORK,
+    }
