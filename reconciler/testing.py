@@ -453,7 +453,8 @@ class MemoryEngine:
         or a verb alone (``"observe"``). A failed call is still journaled, so a
         retried call shows once per attempt. Faults added first are used first.
         """
-        self._faults.append(_Fault((call,) if isinstance(call, str) else tuple(call), error, times))
+        with self._lock:
+            self._faults.append(_Fault((call,) if isinstance(call, str) else tuple(call), error, times))
 
     def register(self, registry: PluginDrivers) -> None:
         """Add the memory drivers under the default driver names (images also as ``archive``)."""
