@@ -14,7 +14,7 @@ from reconciler.spec.imagearchive import ArchiveFormat, archive_format, archive_
 from reconciler.model import ImageSpec
 from reconciler.plan import plan_changes
 
-from .test_plan import IMAGE_ID, actions, container, live, live_container, live_image, state
+from .builders import IMAGE_ID, actions, container, live, live_container, live_image, state
 
 REF = "example/app:1.0"
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'

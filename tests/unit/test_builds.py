@@ -158,40 +158,17 @@ def test_changed_inputs_rebuild_rather_than_push(tmp_path):
 
 
 # -- apply: build then push, or push alone ---------------------------------------------
-class _Images:
-    """An in-memory registry driver that records what apply asks of it."""
-
-    def __init__(self, calls):
-        self.calls = calls
-
-    def observe(self, stack, wanted):
-        return []
-
-    def pull(self, spec):
-        self.calls.append(("pull", spec.ref))
-
-    def build(self, spec, labels):
-        self.calls.append(("build", spec.ref))
-
-    def push(self, spec):
-        self.calls.append(("push", spec.ref))
-
-    def delete(self, live):
-        pass
-
-
 def _apply(state, live):
+    """The engine's calls when the images of ``state`` are applied to an engine holding ``live``."""
     from reconciler.apply import apply_plan
-    from reconciler.drivers import DriverContext, DriverRegistry, RegistryDriver
+    from reconciler.testing import MemoryEngine
 
-    calls = []
-    images = type("Images", (_Images, RegistryDriver), {})(calls)
-    registry = DriverRegistry()
-    registry.view("fakes").add_registry_driver("docker", lambda ctx: images)
+    engine = MemoryEngine()
+    engine.add(*live.images.values())
     plan = plan_changes(DesiredState(stack=state.stack, images=state.images), live)
-    report = apply_plan(plan, state, registry.instantiate(DriverContext(stack="demo")))
+    report = apply_plan(plan, state, engine.drivers("demo"))
     assert report.ok, [o.error for o in report.outcomes]
-    return calls
+    return engine.calls
 
 
 def test_apply_builds_then_pushes(tmp_path):

@@ -1,4 +1,4 @@
-"""Lifecycle hooks and plugin failures, with in-memory drivers standing in for the engine."""
+"""Lifecycle hooks and plugin failures, with the in-memory engine of reconciler.testing standing in for Docker."""
 from __future__ import annotations
 
 import textwrap
@@ -11,31 +11,12 @@ from reconciler.errors import PlanError, PluginError
 from reconciler.hookspecs import hookimpl
 from reconciler.model import ContainerSpec, DesiredState
 from reconciler.plugins import make_plugin_manager
-from reconciler.reconcile import Reconciler
-
-from .test_apply import FakeImages, FakeRuntime, Journal
-
-
-class FakeEngine:
-    """A plugin providing in-memory drivers that record every call."""
-
-    def __init__(self):
-        self.journal = Journal()
-
-    @hookimpl
-    def reconciler_register_drivers(self, registry):
-        registry.add_registry_driver("docker", lambda ctx: FakeImages(self.journal))
-        registry.add_runtime_driver("docker", lambda ctx: FakeRuntime(self.journal))
+from reconciler.testing import MemoryEngine, MemoryRuntimeDriver, make_reconciler
 
 
 def reconciler_with(*plugins):
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    engine = FakeEngine()
-    pm.register(engine, name="fake-engine")
-    for name, plugin in plugins:
-        pm.register(plugin, name=name)
-    return Reconciler(plugin_manager=pm), engine.journal
+    engine = MemoryEngine()
+    return make_reconciler(engine, plugins=dict(plugins)), engine
 
 
 def desired():
@@ -43,8 +24,8 @@ def desired():
     return DesiredState(stack="s", containers={spec.name: spec})
 
 
-def writes(journal):
-    return [c for c in journal.calls if c[0] in ("create", "start", "pull", "delete")]
+def writes(engine):
+    return [c for c in engine.calls if c[0] in ("create", "start", "pull", "delete")]
 
 
 def test_a_veto_refuses_the_plan_before_any_write(tmp_path, monkeypatch):
@@ -55,12 +36,12 @@ def test_a_veto_refuses_the_plan_before_any_write(tmp_path, monkeypatch):
         def reconciler_plan_ready(self, plan, desired):
             return "no deploys on Fridays\nand not today either"
 
-    reconciler, journal = reconciler_with(("friday", Deny()))
+    reconciler, engine = reconciler_with(("friday", Deny()))
     with pytest.raises(PlanError) as caught:
         reconciler.apply(desired())
     assert "[friday] no deploys on Fridays" in str(caught.value)
     assert "[friday] and not today either" in str(caught.value)
-    assert writes(journal) == []
+    assert writes(engine) == []
 
 
 def test_a_plugin_raising_in_plan_ready_is_named_and_nothing_changes(tmp_path, monkeypatch):
@@ -71,10 +52,10 @@ def test_a_plugin_raising_in_plan_ready_is_named_and_nothing_changes(tmp_path, m
         def reconciler_plan_ready(self, plan, desired):
             raise KeyError("boom")
 
-    reconciler, journal = reconciler_with(("broken-policy", Broken()))
+    reconciler, engine = reconciler_with(("broken-policy", Broken()))
     with pytest.raises(PluginError, match="plugin 'broken-policy' failed in reconciler_plan_ready: KeyError"):
         reconciler.apply(desired())
-    assert writes(journal) == []
+    assert writes(engine) == []
 
 
 def test_a_plugin_raising_after_a_change_lets_the_apply_finish_then_is_named(tmp_path, monkeypatch):
@@ -90,10 +71,10 @@ def test_a_plugin_raising_after_a_change_lets_the_apply_finish_then_is_named(tmp
         def reconciler_apply_finished(self, report):
             seen.append(report)
 
-    reconciler, journal = reconciler_with(("audit", Audit()))
+    reconciler, engine = reconciler_with(("audit", Audit()))
     with pytest.raises(PluginError, match="plugin 'audit' failed in reconciler_after_change: RuntimeError"):
         reconciler.apply(desired())
-    assert ("start", "s-web-1") in journal.calls
+    assert ("start", "s-web-1") in engine.calls
     assert seen and seen[0].ok
 
 
@@ -176,10 +157,10 @@ def test_a_wrapper_plugin_wraps_the_verdict_and_does_not_veto(tmp_path, monkeypa
         def reconciler_plan_ready(self, plan, desired):
             return None
 
-    reconciler, journal = reconciler_with(("timing", Timing()), ("old-style", OldStyle()), ("allow", Allow()))
+    reconciler, engine = reconciler_with(("timing", Timing()), ("old-style", OldStyle()), ("allow", Allow()))
     report = reconciler.apply(desired())
     assert report.ok
-    assert writes(journal)  # the apply went ahead
+    assert writes(engine)  # the apply went ahead
     assert seen and all(results == [] for results in seen)
 
 
@@ -196,10 +177,10 @@ def test_a_wrapper_can_still_veto_by_adding_a_reason(tmp_path, monkeypatch):
         def reconciler_plan_ready(self, plan, desired):
             return (yield)
 
-    reconciler, journal = reconciler_with(("quiet", Quiet()), ("deny", Deny()))
+    reconciler, engine = reconciler_with(("quiet", Quiet()), ("deny", Deny()))
     with pytest.raises(PlanError, match=r"\[deny\] frozen"):
         reconciler.apply(desired())
-    assert writes(journal) == []
+    assert writes(engine) == []
 
 
 def test_a_failing_wrapper_is_named_not_the_plugin_it_wraps(tmp_path, monkeypatch):
@@ -216,10 +197,10 @@ def test_a_failing_wrapper_is_named_not_the_plugin_it_wraps(tmp_path, monkeypatc
             yield
             raise RuntimeError("audit log is full")
 
-    reconciler, journal = reconciler_with(("fine", Fine()), ("audit", Broken()))
+    reconciler, engine = reconciler_with(("fine", Fine()), ("audit", Broken()))
     with pytest.raises(PluginError, match="plugin 'audit' failed in reconciler_after_change: RuntimeError"):
         reconciler.apply(desired())
-    assert writes(journal)  # the apply finished before the failure was raised
+    assert writes(engine)  # the apply finished before the failure was raised
 
 
 def test_each_plugin_registers_through_its_own_view():
@@ -251,27 +232,21 @@ def test_the_runtime_driver_is_the_one_the_stack_names(tmp_path, monkeypatch):
     from reconciler.errors import SpecError
     from reconciler.spec import load_desired
 
-    from .test_apply import FakeRuntime, Journal
-
     monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
-    journal = Journal()
+    engine = MemoryEngine()
 
     class Podman:
         @hookimpl
         def reconciler_register_drivers(self, registry):
-            registry.add_runtime_driver("podman", lambda ctx: FakeRuntime(journal))
+            registry.add_runtime_driver("podman", lambda ctx: MemoryRuntimeDriver(engine, ctx))
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(FakeEngine(), name="fake-engine")
-    pm.register(Podman(), name="podman")
-    reconciler = Reconciler(plugin_manager=pm)
+    reconciler = make_reconciler(engine, plugins={"podman": Podman()})
     spec = tmp_path / "stack.yaml"
     spec.write_text("name: s\nruntime: podman\ncontainers:\n  web: {image: img:1}\n")
     desired_state = load_desired([spec], drivers=reconciler.driver_names())
     assert {c.driver for c in desired_state.containers.values()} == {"podman"}
     reconciler.apply(desired_state)
-    assert ("create", "s-web-1") in [c[:2] for c in journal.calls]
+    assert ("create", "s-web-1") in [c[:2] for c in engine.calls]
 
     spec.write_text("name: s\nruntime: rkt\ncontainers:\n  web: {image: img:1}\n")
     with pytest.raises(SpecError, match=r"stack.yaml:2:\d+: runtime: no plugin provides the runtime driver 'rkt' "

@@ -6,83 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.hashing import canonical_json
-from reconciler.labels import (
-    FIELDS as FIELDS_LABEL,
-    CONFIG_HASH as HASH_LABEL,
-    NAME as NAME_LABEL,
-    REPLICA as REPLICA_LABEL,
-    STACK as STACK_LABEL,
-)
-from reconciler.model import (
-    ContainerSpec,
-    DesiredState,
-    EnvVar,
-    ImageSpec,
-    Kind,
-    LiveObject,
-    LiveState,
-    Mount,
-    NetworkSpec,
-    VolumeSpec,
-)
-from reconciler.plan import REDACTED, SECRET_ENV_LABEL, Action, plan_changes, spec_fields
+from reconciler.model import EnvVar, ImageSpec, Kind, LiveObject, Mount, NetworkSpec, VolumeSpec
+from reconciler.plan import REDACTED, SECRET_ENV_LABEL, Action, plan_changes
 
-STACK = "demo"
-IMAGE_ID = "sha256:" + "a" * 64
-
-
-def container(key="web", replica=1, env=(), **kw) -> ContainerSpec:
-    from reconciler.hashing import config_hash, field_hashes
-
-    config = {"image": kw.get("image_ref", "base:1"), "env": {e.name: e.value for e in env},
-              "command": kw.get("command")}
-    return ContainerSpec(
-        key=key, name=f"{STACK}-{key}-{replica}", replica=replica, image_key=None,
-        image_ref=kw.pop("image_ref", "base:1"), env=tuple(env),
-        config_hash=config_hash(config),
-        field_hashes=tuple(sorted(field_hashes(config, expand=frozenset({"env"})).items())),
-        **kw,
-    )
-
-
-def live_container(spec: ContainerSpec, *, state="running", exit_code=None, image_id=IMAGE_ID, owned=True,
-                   details=None, labels_extra=None) -> LiveObject:
-    labels = {STACK_LABEL: STACK, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
-              REPLICA_LABEL: str(spec.replica), FIELDS_LABEL: canonical_json(dict(spec.field_hashes))}
-    labels.update(labels_extra or {})
-    return LiveObject(Kind.CONTAINER, spec.name, "id-" + spec.name, labels if owned else {}, owned=owned,
-                      state=state, exit_code=exit_code, image_id=image_id, details=details or {})
-
-
-def live_image(ref="base:1", image_id=IMAGE_ID, labels=None) -> LiveObject:
-    return LiveObject(Kind.IMAGE, ref, image_id, labels or {}, image_id=image_id)
-
-
-def state(*containers, networks=(), volumes=(), images=()) -> DesiredState:
-    return DesiredState(
-        stack=STACK,
-        containers={c.name: c for c in containers},
-        networks={n.key: n for n in networks},
-        volumes={v.key: v for v in volumes},
-        images={i.key: i for i in images},
-    )
-
-
-def live(*containers, networks=(), volumes=(), images=(live_image(),)) -> LiveState:
-    return LiveState(containers={c.name: c for c in containers}, networks={n.name: n for n in networks},
-                     volumes={v.name: v for v in volumes}, images={i.name: i for i in images})
-
-
-def owned(kind: Kind, spec, **labels) -> LiveObject:
-    base = {STACK_LABEL: STACK, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
-            FIELDS_LABEL: canonical_json(spec_fields(spec))}
-    base.update(labels)
-    return LiveObject(kind, spec.name, "id-" + spec.name, base, owned=True)
-
-
-def actions(plan) -> list[tuple[str, str]]:
-    return [(c.action.value, c.id) for c in plan.changes]
+from .builders import STACK, actions, container, live, live_container, live_image, owned, state
 
 
 def test_from_nothing_creates_everything_in_kind_order():

@@ -10,7 +10,7 @@ from reconciler.model import EnvVar
 from reconciler.plan import plan_changes
 from reconciler.planfile import check_fresh, plan_fingerprint, read_plan, write_plan
 
-from .test_plan import container, live, live_container, state
+from .builders import container, live, live_container, state
 
 
 def saved_for(tmp_path, desired, current):

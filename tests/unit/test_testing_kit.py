@@ -1,99 +1,59 @@
-"""The driver test kit, proved without an engine: in-memory drivers pass it, broken ones fail it."""
+"""The driver test kit, proved without Docker: the in-memory engine's drivers pass it, broken ones fail it."""
 from __future__ import annotations
 
 import textwrap
-import uuid
 from dataclasses import replace
-from typing import Mapping
 
 import pytest
 
-from reconciler.drivers import DriverContext, NetworkDriver, StorageDriver
 from reconciler.errors import DriverError, EngineUnreachable, PermanentError, TemporaryError
-from reconciler.labels import STACK as STACK_LABEL
-from reconciler.model import Kind, LiveObject
 from reconciler.reconcile import load_desired
-from reconciler.testing import NetworkDriverContract, StorageDriverContract, assert_maps_errors, with_hash
+from reconciler.testing import (
+    MemoryEngine,
+    MemoryNetworkDriver,
+    MemoryStorageDriver,
+    NetworkDriverContract,
+    StorageDriverContract,
+    assert_maps_errors,
+    with_hash,
+)
 
 pytest_plugins = ["pytester"]
 
 
-class MemoryBackend:
-    """What a real backend holds: objects by name, each with an id and its labels."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict] = {}
-
-
-class MemoryObjects:
-    """A driver over a ``MemoryBackend``; ``backend=None`` plays a backend that does not answer."""
-
-    kind: Kind
-
-    def __init__(self, context: DriverContext, backend: MemoryBackend | None) -> None:
-        self.context = context
-        self.backend = backend
-
-    def _objects(self) -> dict[str, dict]:
-        if self.backend is None:
-            raise EngineUnreachable("the memory backend is down")
-        return self.backend.objects
-
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
-        objects = self._objects()
-        self.context.stats["read"] += 1
-        return [LiveObject(kind=self.kind, name=name, id=obj["id"], labels=dict(obj["labels"]),
-                           owned=obj["labels"].get(STACK_LABEL) == stack)
-                for name, obj in objects.items() if obj["labels"].get(STACK_LABEL) == stack or name in wanted]
-
-    def create(self, spec, labels: Mapping[str, str]) -> None:
-        objects = self._objects()
-        if any(not value for _, value in spec.options):
-            raise PermanentError(f"create {spec.name}: an option has an empty value")
-        self.context.stats["write"] += 1
-        objects.setdefault(spec.name, {"id": uuid.uuid4().hex, "labels": dict(labels)})
-
-    def delete(self, live: LiveObject) -> None:
-        self._objects().pop(live.name, None)
-
-
-class MemoryVolumes(MemoryObjects, StorageDriver):
-    pass
-
-
-class MemoryNetworks(MemoryObjects, NetworkDriver):
-    pass
-
-
 class _MemoryFixtures:
+    """The contract kit pointed at the in-memory engine's drivers."""
+
     driver_name = "memory"
-    driver_class: type[MemoryObjects]
+    driver_class: type[MemoryStorageDriver] | type[MemoryNetworkDriver]
 
     @pytest.fixture(autouse=True)
-    def backend(self):
-        backend = MemoryBackend()
-        yield backend
+    def engine(self, memory_engine):
+        yield memory_engine
         # Torn down after the kit's own clean-up: it must have removed everything.
-        assert backend.objects == {}, f"the kit left objects behind: {sorted(backend.objects)}"
+        left = sorted(memory_engine.of(self.kind))
+        assert left == [], f"the kit left objects behind: {left}"
 
     @pytest.fixture
-    def driver(self, driver_context, backend):
-        return self.driver_class(driver_context, backend)
+    def driver(self, driver_context, engine):
+        return self.driver_class(engine, driver_context)
 
     @pytest.fixture
     def unreachable_driver(self, unreachable_context):
-        return self.driver_class(unreachable_context, None)
+        down = MemoryEngine()
+        down.fail("observe", EngineUnreachable("the memory engine is down"), times=None)
+        return self.driver_class(down, unreachable_context)
 
     def invalid(self, spec):
         return replace(spec, options=(("size", ""),))
 
 
 class TestMemoryVolumes(_MemoryFixtures, StorageDriverContract):
-    driver_class = MemoryVolumes
+    driver_class = MemoryStorageDriver
 
 
 class TestMemoryNetworks(_MemoryFixtures, NetworkDriverContract):
-    driver_class = MemoryNetworks
+    driver_class = MemoryNetworkDriver
 
     def changed(self, spec):
         return replace(spec, internal=not spec.internal)
@@ -167,29 +127,28 @@ def test_fixtures_give_a_fresh_stack_and_names(driver_context, unique_name, unre
 BROKEN = '''
 from dataclasses import replace
 import pytest
-from reconciler.model import STACK_LABEL, LiveObject
-from reconciler.testing import StorageDriverContract
-from tests.unit.test_testing_kit import MemoryBackend, MemoryVolumes
+from reconciler.labels import STACK
+from reconciler.testing import MemoryEngine, MemoryStorageDriver, StorageDriverContract
 
-BACKEND = MemoryBackend()
+ENGINE = MemoryEngine()
 
 
-class ForgetsDeleted(MemoryVolumes):
+class ForgetsDeleted(MemoryStorageDriver):
     def delete(self, live):
-        del self._objects()[live.name]
+        del self.engine.volumes[live.name]
 
 
-class BlindToStrangers(MemoryVolumes):
+class BlindToStrangers(MemoryStorageDriver):
     def observe(self, stack, wanted):
         return [live for live in super().observe(stack, wanted) if live.owned]
 
 
-class DropsLabels(MemoryVolumes):
+class DropsLabels(MemoryStorageDriver):
     def create(self, spec, labels):
-        super().create(spec, {STACK_LABEL: labels.get(STACK_LABEL, "")} if labels else {})
+        super().create(spec, {STACK: labels.get(STACK, "")} if labels else {})
 
 
-class LeaksErrors(MemoryVolumes):
+class LeaksErrors(MemoryStorageDriver):
     def create(self, spec, labels):
         if spec.options:
             raise ValueError("bad option")
@@ -198,11 +157,11 @@ class LeaksErrors(MemoryVolumes):
 
 class Base(StorageDriverContract):
     driver_name = "memory"
-    broken = MemoryVolumes
+    broken = MemoryStorageDriver
 
     @pytest.fixture
     def driver(self, driver_context):
-        return self.broken(driver_context, BACKEND)
+        return self.broken(ENGINE, driver_context)
 
     def invalid(self, spec):
         return replace(spec, options=(("size", ""),))
@@ -225,7 +184,7 @@ class TestLeaksErrors(Base):
 
 
 def test_nothing_left_behind():
-    assert BACKEND.objects == {}
+    assert ENGINE.volumes == {}
 '''
 
 

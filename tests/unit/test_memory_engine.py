@@ -1,0 +1,161 @@
+"""The in-memory engine of reconciler.testing: it converges like an engine, journals, and fails on demand.
+
+Its storage and network drivers also pass the contract kit (test_testing_kit.py).
+"""
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import ConflictError, EngineUnreachable, PermanentError, TemporaryError
+from reconciler.hookspecs import hookimpl
+from reconciler.labels import STACK
+from reconciler.model import ContainerSpec, HealthCheck, ImageSpec, Kind, LiveObject, NetworkSpec
+from reconciler.reconcile import ApplyRequest
+from reconciler.report import ApplyOptions
+from reconciler.retry import RetryPolicy
+from reconciler.spec import load_desired
+from reconciler.testing import make_reconciler
+
+FAST = ApplyRequest(options=ApplyOptions(retry=RetryPolicy(attempts=3, base=0.001, cap=0.002)))
+SPEC = """
+name: demo
+networks:
+  back: {}
+volumes:
+  data: {}
+containers:
+  db:
+    image: busybox:1
+    networks: [back]
+    volumes: ["data:/data"]
+    healthcheck: {test: [CMD, "true"]}
+  web:
+    image: busybox:1
+    networks: [back]
+    depends_on: {db: {condition: healthy}}
+"""
+
+
+@pytest.fixture
+def stack(tmp_path, memory_engine):
+    """(reconciler on the memory engine, desired state of SPEC)."""
+    reconciler = make_reconciler(memory_engine)
+    (tmp_path / "stack.yaml").write_text(SPEC)
+    return reconciler, load_desired([tmp_path / "stack.yaml"], drivers=reconciler.driver_names(), environ={})
+
+
+def test_a_stack_converges_and_a_second_apply_writes_nothing(stack, memory_engine):
+    reconciler, desired = stack
+    first = reconciler.apply(desired, FAST)
+    assert first.ok, [o.error for o in first.outcomes]
+    assert set(memory_engine.containers) == {"demo-db-1", "demo-web-1"}
+    assert {c.state for c in memory_engine.containers.values()} == {"running"}
+    assert ("wait", "demo-db-1", "healthy") in memory_engine.calls
+    memory_engine.calls.clear()
+    plan, _ = reconciler.plan(desired)
+    assert plan.empty, [c.id for c in plan.changes]
+    second = reconciler.apply(desired, FAST)
+    assert second.outcomes == () and second.stats.get("write", 0) == 0
+    assert second.stats["read"] == 4  # one list call per kind
+    assert {call[0] for call in memory_engine.calls} == {"observe"}
+
+
+def test_an_object_made_by_hand_under_a_wanted_name_is_not_taken_over(stack, memory_engine):
+    reconciler, desired = stack
+    memory_engine.add(LiveObject(Kind.NETWORK, "demo_back", "by-hand", labels={STACK: "someone-else"}))
+    report = reconciler.apply(desired, FAST)
+    errors = {o.change.id: o.error for o in report.outcomes if o.error}
+    assert "not managed by this stack" in errors["network:demo_back"]
+    assert memory_engine.networks["demo_back"].id == "by-hand"
+    assert ("create-network", "demo_back") not in memory_engine.calls
+
+
+def test_destroy_removes_containers_before_their_network_and_keeps_volumes(stack, memory_engine):
+    reconciler, desired = stack
+    assert reconciler.apply(desired, FAST).ok
+    report = reconciler.destroy("demo", FAST)
+    assert report.ok, [o.error for o in report.outcomes]
+    assert memory_engine.containers == {} and memory_engine.networks == {}
+    assert set(memory_engine.volumes) == {"demo_data"}  # volumes are kept unless asked
+    assert memory_engine.images  # images are never deleted
+
+
+def test_fail_raises_for_matching_calls_then_lets_them_through(memory_engine):
+    drivers = memory_engine.drivers("s")
+    images = drivers.get(Kind.IMAGE, "docker")
+    memory_engine.fail("pull", TemporaryError("503"), times=2)
+    for _ in range(2):
+        with pytest.raises(TemporaryError, match="503"):
+            images.pull(ImageSpec(key="a", ref="a:1"))
+    images.pull(ImageSpec(key="a", ref="a:1"))
+    assert memory_engine.calls == [("pull", "a:1")] * 3
+    assert set(memory_engine.images) == {"a:1"}
+
+
+def test_fail_matches_a_call_by_its_first_items_and_can_fail_every_time(memory_engine):
+    runtime = memory_engine.drivers("s").get(Kind.CONTAINER, "docker")
+    memory_engine.fail(("observe", "container"), EngineUnreachable("engine down"), times=None)
+    for _ in range(3):
+        with pytest.raises(EngineUnreachable):
+            runtime.observe("s", {})
+    memory_engine.drivers("s").get(Kind.NETWORK, "bridge").observe("s", {})  # another kind still answers
+
+
+def test_an_injected_failure_fails_its_change_and_skips_its_dependents(stack, memory_engine):
+    reconciler, desired = stack
+    memory_engine.fail(("start", "demo-db-1"), PermanentError("no space left"))
+    report = reconciler.apply(desired, FAST)
+    status = {o.change.name: (o.status, o.error) for o in report.outcomes}
+    assert status["demo-db-1"] == ("failed", "no space left")
+    assert status["demo-web-1"][0] == "skipped"
+    assert "demo-web-1" not in memory_engine.containers
+
+
+def test_hooks_see_the_engine_through_the_reconciler(stack, memory_engine):
+    seen = []
+
+    class Audit:
+        @hookimpl
+        def reconciler_after_change(self, change, outcome):
+            seen.append((change.id, outcome.status))
+
+    reconciler = make_reconciler(memory_engine, plugins={"audit": Audit()})
+    _, desired = stack
+    assert reconciler.apply(desired, FAST).ok
+    assert ("container:demo-web-1", "ok") in seen and len(seen) == 5  # image, network, volume, two containers
+
+
+def test_the_engine_refuses_what_an_engine_refuses(memory_engine):
+    drivers = memory_engine.drivers("s")
+    runtime, networks = drivers.get(Kind.CONTAINER, "docker"), drivers.get(Kind.NETWORK, "bridge")
+    web = ContainerSpec(key="web", name="s-web-1", replica=1, image_key=None, image_ref="img:1",
+                        networks=(("s_net", ()),))
+    with pytest.raises(PermanentError, match="no such image: img:1"):
+        runtime.create(web, {})
+    drivers.get(Kind.IMAGE, "docker").pull(ImageSpec(key="img:1", ref="img:1"))
+    with pytest.raises(PermanentError, match="no such network: s_net"):
+        runtime.create(web, {})
+    networks.create(NetworkSpec(key="net", name="s_net"), {})
+    with pytest.raises(ConflictError, match="network s_net already exists"):
+        networks.create(NetworkSpec(key="net", name="s_net"), {})
+    runtime.create(web, {})
+    with pytest.raises(PermanentError, match="has active endpoints: s-web-1"):
+        networks.delete(networks.observe("s", {"s_net": ""})[0])
+    runtime.start("s-web-1")
+    runtime.wait("s-web-1", "started", timeout=1)
+    with pytest.raises(PermanentError, match="is running, not healthy"):
+        runtime.wait("s-web-1", "healthy", timeout=1)
+    with pytest.raises(PermanentError, match="is running, not completed"):
+        runtime.wait("s-web-1", "completed", timeout=1)
+
+
+def test_a_healthcheck_makes_a_started_container_healthy(memory_engine):
+    drivers = memory_engine.drivers("s")
+    drivers.get(Kind.IMAGE, "docker").pull(ImageSpec(key="img:1", ref="img:1"))
+    runtime = drivers.get(Kind.CONTAINER, "docker")
+    runtime.create(ContainerSpec(key="db", name="s-db-1", replica=1, image_key=None, image_ref="img:1",
+                                 healthcheck=HealthCheck(("CMD", "true"))), {})
+    assert memory_engine.containers["s-db-1"].health == "starting"
+    runtime.start("s-db-1")
+    runtime.wait("s-db-1", "healthy", timeout=1)
+    assert memory_engine.containers["s-db-1"].health == "healthy"
