@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     _apply_flags(watch)
     watch.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
                        help="also apply every SECONDS when nothing changed (default 60)")
+    daemon = sub.add_parser("daemon", help="follow git repositories and directories; keep every stack converged")
+    daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
+    daemon.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="load a plugin module by import path (repeatable)")
+    daemon.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
     plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
@@ -225,28 +230,30 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the pass in flight finishes, nothing is left half-made."""
     import signal
 
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
     from .filewatch import SpecWatcher
-    from .loop import LoopOptions, StackLoop, Trigger, follow_events
+    from .loop import LoopOptions, StackLoop, Trigger, is_news
 
     reconciler = _reconciler(args)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):  # the pass in flight finishes: nothing is left half-made
-        signal.signal(signum, lambda *_: stop.set())
-    following: list[str] = []
+    stop = _stop_on_signals()
 
     def on_pass(result) -> None:
         if args.output == "json":
             _out(pass_json(result))
-        elif result.error or result.report.outcomes or result.degraded or result.trigger is Trigger.START:
-            _out(pass_text(result))  # a pass that found nothing to do is not news
+        elif is_news(result):
+            _out(pass_text(result))
         if loop.desired is not None:
             watcher.follow(loop.desired)
-            if not following:
-                following.append(loop.desired.stack)
-                follow_events(loop, reconciler.drivers(loop.desired.stack).event_sources(), loop.desired.stack, stop)
 
     loop = StackLoop(reconciler, lambda: _desired(args, reconciler), request=_request(args),
                      options=LoopOptions(resync=args.resync), on_pass=on_pass)
@@ -259,6 +266,30 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from .daemon import Daemon, load_config
+    from .loop import is_news
+
+    config = load_config(args.config)
+    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin)
+    json_lines = (args.log_format or config.log_format) == "json"
+    lock = threading.Lock()
+
+    def on_pass(worker, result) -> None:
+        origin = {"source": worker.source.name, "path": worker.path, "revision": worker.checkout.revision or None}
+        with lock:  # one line (or block) per pass, whatever thread it comes from
+            if json_lines:
+                _out(pass_json(result, **origin))
+            elif is_news(result):
+                where = f"{worker.source.name}:{worker.path}" + (f"@{worker.checkout.revision[:12]}"
+                                                                  if worker.checkout.revision else "")
+                _out(f"{where} " + pass_text(result))
+
+    stop = _stop_on_signals()
+    Daemon(config, reconciler=reconciler, on_pass=on_pass).run(stop)
+    return 0
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
@@ -266,6 +297,7 @@ COMMANDS = {
     "status": cmd_status,
     "destroy": cmd_destroy,
     "watch": cmd_watch,
+    "daemon": cmd_daemon,
     "plugins": cmd_plugins,
 }
 

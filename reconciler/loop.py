@@ -33,6 +33,7 @@ class Trigger(enum.StrEnum):
 
     START = "start"
     FILES = "files"  # a spec file, env file or build context changed
+    SOURCE = "source"  # the source moved to a new revision (a git commit)
     ENGINE = "engine"  # the engine reported a change to one of the stack's objects
     RESYNC = "resync"  # the resync interval passed
     RETRY = "retry"  # the last pass failed: try again after a backoff
@@ -114,8 +115,13 @@ class StackLoop:
             self._wake.notify()
 
     def run(self, stop: threading.Event) -> None:
-        """Run passes until ``stop`` is set; a pass in flight always finishes."""
+        """Run passes until ``stop`` is set; a pass in flight always finishes.
+
+        Once a spec has loaded (the stack's name is known), the engine's
+        events are followed too, so drift is repaired as soon as it happens.
+        """
         not_before = 0.0
+        following = False
         while not stop.is_set():
             why = self._next(stop, not_before)
             if why is None:
@@ -123,6 +129,10 @@ class StackLoop:
             result = self.run_pass(why)
             self.on_pass(result)
             not_before = time.monotonic() + result.delay
+            if not following and self.desired is not None:
+                following = True
+                stack = self.desired.stack
+                follow_events(self, self.reconciler.drivers(stack).event_sources(), stack, stop)
 
     def _next(self, stop: threading.Event, not_before: float) -> Trigger | None:
         """The first pending trigger once the backoff and the debounce have passed; None when stopping."""
@@ -185,6 +195,12 @@ class StackLoop:
             count, last = self._starts.get(name, (0, 0.0))
             self._starts[name] = (count + 1 if now - last <= self.options.crash_window else 1, now)
         return {name: count for name, (count, _) in self._starts.items() if count >= self.options.crash_after}
+
+
+def is_news(result: Pass) -> bool:
+    """Whether a pass is worth a line of text: it changed, failed or found something wrong (or it is the first)."""
+    return bool(result.error or (result.report and result.report.outcomes) or result.degraded
+                or result.trigger is Trigger.START)
 
 
 def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threading.Event) -> list[threading.Thread]:

@@ -31,6 +31,7 @@ class ApplyRequest:
     recreate_networks: bool = False
     recreate_volumes: bool = False
     destroy: bool = False
+    allow_empty: bool = False  # an empty spec may delete what the stack owns (a daemon source's allow_empty)
     options: ApplyOptions = field(default_factory=ApplyOptions)
     lock_timeout: float = 10.0
     saved: Any = None  # a planfile.SavedPlan: apply exactly that plan or nothing
@@ -110,7 +111,8 @@ class Reconciler:
             from .planfile import check_fresh
 
             check_fresh(request.saved, plan, desired)
-        if desired.is_empty() and not request.destroy and any(c.action is Action.DELETE for c in plan.changes):
+        if (desired.is_empty() and not (request.destroy or request.allow_empty)
+                and any(c.action is Action.DELETE for c in plan.changes)):
             owned = sum(1 for c in plan.changes if c.action is Action.DELETE)
             raise PlanError(f"the spec of stack {desired.stack!r} is empty: applying it would delete all {owned} "
                             f"objects the stack owns; run 'reconcile destroy' to remove the stack")

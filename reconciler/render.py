@@ -157,10 +157,10 @@ def pass_text(result: Any) -> str:
     return "\n".join(lines)
 
 
-def pass_json(result: Any) -> str:
-    """One pass of ``reconcile watch`` as one JSON line."""
+def pass_json(result: Any, **origin: Any) -> str:
+    """One pass of ``reconcile watch`` or the daemon as one JSON line (``origin``: where the spec came from)."""
     data = json.loads(report_json(result.report)) if result.report is not None else {}
-    return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trigger": result.trigger.value,
+    return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **origin, "trigger": result.trigger.value,
                        "ok": result.ok, "error": result.error or None, "degraded": sorted(result.crash_looping),
                        "delay": round(result.delay, 3), "report": data or None}, separators=(",", ":"))
 

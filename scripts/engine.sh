@@ -19,6 +19,7 @@ log() { echo "engine: $*" >&2; }
 install_packages() {
   local missing=()
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v git >/dev/null 2>&1 || missing+=(git)  # the daemon fetches git sources with the git CLI
   # Not grep -q: it would stop reading early, busybox (writing line by line) would get
   # SIGPIPE, and pipefail would report busybox missing now and then.
   [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x nc >/dev/null || missing+=(busybox-static)

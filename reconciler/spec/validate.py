@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .loader import RawStack
 
-__all__ = ["validate"]
+__all__ = ["schema_findings", "validate"]
 
 SCHEMA_FILE = "stack.schema.json"
 
@@ -59,32 +59,42 @@ def _schema_findings(data: Any) -> list[_Finding]:
     key = schema_verdict_key(_schema_text(), data)
     if known_valid(key):
         return []
-    findings = [finding for error in _validator().iter_errors(data) for finding in _explain(error)]
+    findings = schema_findings(data)
     if not findings:
         remember_valid(key)
     return findings
+
+
+def schema_findings(data: Any, schema_file: str = SCHEMA_FILE) -> list[_Finding]:
+    """Every way ``data`` breaks one of the project's schemas, as (path, message in words)."""
+    validator = _validator() if schema_file == SCHEMA_FILE else _compiled(schema_file)
+    return [finding for error in validator.iter_errors(data) for finding in _explain(error)]
 
 
 def _locate(raw: RawStack, path: tuple, message: str) -> Problem:
     return problem_at(raw.mark(path), path, message)
 
 
-@functools.cache
 def _validator() -> Any:
+    return _compiled(SCHEMA_FILE)
+
+
+@functools.cache
+def _compiled(schema_file: str) -> Any:
     import jsonschema  # late: importing it costs more than a converged reconcile pass
 
-    return jsonschema.Draft202012Validator(json.loads(_schema_text()))
+    return jsonschema.Draft202012Validator(json.loads(_schema_text(schema_file)))
 
 
 @functools.cache
-def _schema_text() -> str:
+def _schema_text(schema_file: str = SCHEMA_FILE) -> str:
     from importlib.resources import files
 
     try:
-        return files("reconciler.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+        return files("reconciler.schemas").joinpath(schema_file).read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
         # Running from a source checkout: the folder sits beside the package.
-        return (Path(__file__).resolve().parent.parent / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8")
+        return (Path(__file__).resolve().parents[2] / "schemas" / schema_file).read_text(encoding="utf-8")
 
 
 # -- schema errors, in words ------------------------------------------------------

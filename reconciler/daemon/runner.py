@@ -1,0 +1,141 @@
+"""``reconcile daemon``: every stack of every source kept converged, each by its own worker.
+
+A git source is fetched every ``interval`` by its own poller thread; a new
+revision triggers a pass of each of its stacks. A directory source is watched
+like ``reconcile watch`` watches files. Each stack is a ``StackLoop`` running
+in its own thread, so a stack whose spec is broken, whose repository is
+unreachable or whose apply fails is reported and retried with capped backoff
+while the others keep reconciling.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SpecError
+from ..loop import LoopOptions, Pass, StackLoop, Trigger
+from ..model import DesiredState
+from ..reconcile import ApplyRequest, Reconciler
+from ..spec import load_desired
+from .config import DaemonConfig, Source
+from .sources import Checkout, SourceError, checkout_for
+
+__all__ = ["Daemon", "StackWorker"]
+
+
+@dataclass
+class StackWorker:
+    """One stack: where its spec is in its source, and the loop that keeps it converged."""
+
+    source: Source
+    path: str
+    checkout: Checkout
+    loop: StackLoop | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.source.name}:{self.path}"
+
+
+class Daemon:
+    """Runs every stack's loop and every source's poller until ``stop`` is set."""
+
+    def __init__(self, config: DaemonConfig, *, reconciler: Reconciler,
+                 on_pass: Callable[[StackWorker, Pass], None]) -> None:
+        self.config = config
+        self.reconciler = reconciler
+        self.on_pass = on_pass
+        state_dir = Path(config.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.checkouts = {s.name: checkout_for(s, state_dir) for s in config.sources}
+        self._fetching = {s.name: threading.Lock() for s in config.sources}
+        self.workers = [StackWorker(s, p, self.checkouts[s.name]) for s in config.sources for p in s.paths]
+        for worker in self.workers:
+            worker.loop = self._loop(worker)
+
+    def _loop(self, worker: StackWorker) -> StackLoop:
+        request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty)
+        return StackLoop(self.reconciler, lambda: self._load(worker), request=request,
+                         options=LoopOptions(resync=self.config.resync),
+                         on_pass=lambda result: self.on_pass(worker, result))
+
+    def _load(self, worker: StackWorker) -> DesiredState:
+        """The stack's spec at the source's current revision (fetching first when there is none yet)."""
+        if worker.checkout.tree is None:
+            self._refresh(worker.source)
+        where = worker.checkout.path(worker.path)
+        if where is None or not where.exists():
+            return self._missing(worker, where)
+        try:
+            desired = load_desired([where], drivers=self.reconciler.driver_names())
+        except SpecError as exc:
+            raise _in_source(exc, worker.checkout) from None
+        if worker.checkout.revision:
+            desired = dataclasses.replace(desired, revision=worker.checkout.revision)
+        return desired
+
+    def _missing(self, worker: StackWorker, where: Path | None) -> DesiredState:
+        """A path gone from the source: the stack is deleted only when the source allows empty specs."""
+        previous = worker.loop.desired if worker.loop else None
+        if worker.source.allow_empty and previous is not None:
+            return DesiredState(stack=previous.stack, revision=worker.checkout.revision)
+        raise SpecError(f"source {worker.source.name}: {worker.path} is not in the source "
+                        f"{'at ' + worker.checkout.revision[:12] if worker.checkout.revision else ''}; "
+                        "nothing was changed (set allow_empty: true to let that delete the stack)")
+
+    def _refresh(self, source: Source) -> bool:
+        with self._fetching[source.name]:  # the poller and a stack's first pass may both fetch
+            return self.checkouts[source.name].refresh()
+
+    def run(self, stop: threading.Event) -> None:
+        threads = [threading.Thread(target=w.loop.run, args=(stop,), name=f"stack-{w.id}", daemon=True)
+                   for w in self.workers]
+        threads += [threading.Thread(target=self._poll, args=(s, stop), name=f"poll-{s.name}", daemon=True)
+                    for s in self.config.sources if s.git]
+        watchers = [self._watch(s) for s in self.config.sources if s.dir]
+        for thread in threads:
+            thread.start()
+        stop.wait()
+        for watcher in watchers:
+            watcher.stop()
+        for thread in threads:
+            thread.join(timeout=120)  # a pass in flight finishes
+
+    def _poll(self, source: Source, stop: threading.Event) -> None:
+        """Fetch ``source`` every interval; a new revision triggers a pass of each of its stacks."""
+        assert source.git is not None
+        while not stop.wait(source.git.interval):
+            try:
+                moved = self._refresh(source)
+            except SourceError as exc:
+                for worker in self._of(source):
+                    self.on_pass(worker, Pass(Trigger.SOURCE, error=str(exc)))
+                continue
+            if moved:
+                for worker in self._of(source):
+                    worker.loop.trigger(Trigger.SOURCE)
+
+    def _watch(self, source: Source):
+        from ..filewatch import SpecWatcher
+
+        stacks = self._of(source)
+        watcher = SpecWatcher([source.dir], lambda: [w.loop.trigger(Trigger.FILES) for w in stacks])
+        watcher.start()
+        return watcher
+
+    def _of(self, source: Source) -> list[StackWorker]:
+        return [w for w in self.workers if w.source.name == source.name]
+
+
+def _in_source(error: SpecError, checkout: Checkout) -> SpecError:
+    """The same problems, each file named as in the repository (``repo@3f2a9c1:stacks/a/stack.yaml``)."""
+    if checkout.tree is None or not checkout.revision:
+        return error
+    tree = str(checkout.tree) + "/"
+    prefix = f"{checkout.source.name}@{checkout.revision[:12]}:"
+    return SpecError([dataclasses.replace(p, file=prefix + p.file[len(tree):]) if p.file.startswith(tree) else p
+                      for p in error.problems])
+

@@ -1,0 +1,173 @@
+"""reconcile daemon against real git repositories (file://) and the real engine."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import BASE_IMAGE
+
+STACK_SPEC = """name: {name}
+containers:
+  web:
+    image: {image}
+    command: ["sleep", "3600"]
+    init: true
+    stop_grace_period: 1s
+    env: {{VERSION: "{version}"}}
+"""
+
+
+class Repo:
+    """A bare repository (the remote the daemon follows) and a clone to commit from."""
+
+    def __init__(self, root: Path) -> None:
+        self.remote = root / "origin.git"
+        self.work = root / "work"
+        self._git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(self.remote))
+        self._git(root, "clone", "--quiet", str(self.remote), str(self.work))
+        self._git(self.work, "checkout", "--quiet", "-B", "main")
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.remote}"
+
+    def commit(self, files: dict[str, str], message: str = "change", *, amend_from: str | None = None) -> str:
+        if amend_from:
+            self._git(self.work, "reset", "--quiet", "--hard", amend_from)
+        for name, text in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        self._git(self.work, "add", "-A")
+        self._git(self.work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "--quiet",
+                  "-m", message)
+        self._git(self.work, "push", "--quiet", "--force", "origin", "main")
+        return self._git(self.work, "rev-parse", "HEAD").strip()
+
+    @staticmethod
+    def _git(cwd: Path, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+class RunningDaemon:
+    """``reconcile daemon`` in a subprocess, its JSON log lines collected as they come."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler", "daemon", "--config", str(config),
+                                      "--log-format", "json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.lines: list[dict] = []
+        self.text: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.text.append(line)
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:
+                pass
+
+    def wait_for(self, predicate, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if predicate(line):
+                    return line
+            time.sleep(0.1)
+        raise AssertionError("no such log line; log:\n" + "".join(self.text))
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=5)
+        return code
+
+
+def _config(tmp_path: Path, repo: Repo, paths: list[str]) -> Path:
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({
+        "state_dir": str(tmp_path / "state"), "resync": 300,
+        "sources": [{"name": "repo", "git": {"url": repo.url, "ref": "main", "interval": 0.5}, "paths": paths}],
+    }))
+    return config
+
+
+def _spec(name: str, version: str) -> str:
+    return STACK_SPEC.format(name=name, image=BASE_IMAGE, version=version)
+
+
+def _env(stack, key: str = "web") -> list[str]:
+    return stack.engine.inspect_container(f"{stack.name}-{key}-1")["Config"]["Env"]
+
+
+@pytest.fixture
+def repo(tmp_path) -> Repo:
+    return Repo(tmp_path)
+
+
+def test_commits_are_applied_and_a_force_push_is_followed(stack, repo, tmp_path):
+    first = repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
+    daemon = RunningDaemon(_config(tmp_path, repo, ["app"]))
+    try:
+        daemon.wait_for(lambda l: l.get("revision") == first and l.get("ok"))
+        assert "VERSION=1" in _env(stack)
+        second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+        daemon.wait_for(lambda l: l.get("revision") == second and l.get("ok"))
+        assert "VERSION=2" in _env(stack)
+        forced = repo.commit({"app/stack.yaml": _spec(stack.name, "3")}, amend_from=first)  # history rewritten
+        daemon.wait_for(lambda l: l.get("revision") == forced and l.get("ok"))
+        assert "VERSION=3" in _env(stack)
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_broken_stack_keeps_its_last_good_state_and_the_others_keep_converging(stack, repo, tmp_path):
+    other = f"{stack.name}x"
+    repo.commit({"a/stack.yaml": _spec(stack.name, "1"), "b/stack.yaml": _spec(other, "1")})
+    daemon = RunningDaemon(_config(tmp_path, repo, ["a", "b"]))
+    try:
+        daemon.wait_for(lambda l: l.get("path") == "b" and l.get("ok"))
+        daemon.wait_for(lambda l: l.get("path") == "a" and l.get("ok"))
+        before = stack.container_ids()
+        broken = repo.commit({"a/stack.yaml": "containers: {web: {image: [oops\n", "b/stack.yaml": _spec(other, "2")})
+        failure = daemon.wait_for(lambda l: l.get("path") == "a" and l.get("revision") == broken and l.get("error"))
+        assert f"repo@{broken[:12]}:a/stack.yaml:2:1" in failure["error"]
+        daemon.wait_for(lambda l: l.get("path") == "b" and l.get("revision") == broken and l.get("ok"))
+        assert stack.container_ids() == before  # the broken stack was left exactly as it was
+        gone = repo.commit({"a/stack.yaml": _spec(stack.name, "1")}, amend_from=broken)
+        subprocess.run(["git", "rm", "-q", "-r", "a"], cwd=repo.work, check=True)
+        subprocess.run(["git", "-c", "user.email=t@e.invalid", "-c", "user.name=t", "commit", "-qm", "rm"],
+                       cwd=repo.work, check=True)
+        subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo.work, check=True)
+        removed = daemon.wait_for(lambda l: l.get("path") == "a" and l.get("revision") not in (broken, gone, None)
+                                  and l.get("error"))
+        assert "nothing was changed" in removed["error"]
+        assert stack.container_ids() == before  # a missing spec never deletes a stack
+    finally:
+        assert daemon.stop() == 0
+        stack.engine.remove_container(f"{other}-web-1", force=True)
+
+
+def test_a_restart_on_a_converged_host_writes_nothing(stack, repo, tmp_path):
+    revision = repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
+    config = _config(tmp_path, repo, ["app"])
+    daemon = RunningDaemon(config)
+    daemon.wait_for(lambda l: l.get("revision") == revision and l.get("ok"))
+    assert daemon.stop() == 0
+    ids = stack.container_ids()
+    again = RunningDaemon(config)
+    try:
+        first = again.wait_for(lambda l: l.get("trigger") == "start")
+        assert first["ok"] and first["report"]["changes"] == []
+        assert first["report"]["engine_calls"]["write"] == 0
+        assert stack.container_ids() == ids
+    finally:
+        assert again.stop() == 0

@@ -1,0 +1,40 @@
+"""daemon.yaml: read safely, every mistake located at its file:line, defaults filled."""
+from __future__ import annotations
+
+import pytest
+
+from reconciler.daemon.config import load_config
+from reconciler.errors import SpecError
+
+
+def test_a_valid_config_gets_its_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "token").write_text("t0k3n\n")
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: shop\n    git: {url: 'https://git.example.invalid/shop.git',"
+                    " token_file: token}\n  - name: local\n    dir: ./stacks\n    paths: [a, b]\n")
+    config = load_config(path)
+    shop, local = config.sources
+    assert config.state_dir == str(tmp_path / "state") and config.resync == 60 and config.log_format == "text"
+    assert shop.git.ref == "main" and shop.git.interval == 60 and shop.git.token_file == str(tmp_path / "token")
+    assert shop.paths == (".",) and not shop.allow_empty
+    assert local.dir == str(tmp_path / "stacks") and local.paths == ("a", "b")
+
+
+def test_every_mistake_is_named_at_its_line(tmp_path):
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: shop\n    git: {url: 'ftp://x', reff: main}\n"
+                    "  - name: shop\n    dir: ./x\n  - name: neither\nresync: -1\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert f"{path}:3:" in text and "sources[0].git.url" in text
+    assert "reff" in text
+    assert f"{path}:4:" in text and "source 'shop' is defined twice" in text
+    assert "sources[2]" in text
+    assert f"{path}:7:" in text and "resync" in text
+
+
+def test_a_missing_file_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError, match="cannot read the daemon configuration"):
+        load_config(tmp_path / "nope.yaml")
