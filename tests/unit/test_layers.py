@@ -78,3 +78,13 @@ def test_spec_package_imports_only_downward() -> None:
         if module.startswith("reconciler.spec"):
             upward = {d for d in deps if not d.startswith("reconciler.spec") and d not in SPEC_MAY_IMPORT}
             assert not upward, f"{module} imports {sorted(upward)} from above the spec package"
+
+
+def test_every_package_is_in_the_distribution() -> None:
+    """pyproject lists packages by hand: a new subpackage missing there is missing from every wheel."""
+    import tomllib
+
+    root = PACKAGE.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module_name(init) for init in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
