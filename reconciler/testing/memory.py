@@ -1,0 +1,309 @@
+"""One engine in memory, with a driver for each role: the core, hooks and policies tested without Docker.
+
+httpx tests a client with ``MockTransport``: the real code runs, only the far
+side of the seam is fake. Our seam is the driver interface, so this module
+fakes the engine behind it: ``MemoryEngine`` keeps objects as ``LiveObject``
+records, journals every driver call and fails chosen ones on demand, and
+``make_reconciler`` builds a ``Reconciler`` whose only plugins are the engine
+and the test's own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import uuid
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
+
+from ..defaults import ARCHIVE_DRIVER, DEFAULT_DRIVERS
+from ..drivers import (
+    DriverContext,
+    DriverRegistry,
+    Drivers,
+    NetworkDriver,
+    PluginDrivers,
+    RegistryDriver,
+    RuntimeDriver,
+    StorageDriver,
+    owned_plus_wanted,
+)
+from ..errors import ConflictError, PermanentError
+from ..hookspecs import hookimpl
+from ..labels import is_owned
+from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+
+if TYPE_CHECKING:
+    from ..reconcile import Reconciler
+
+__all__ = [
+    "MemoryEngine",
+    "MemoryNetworkDriver",
+    "MemoryRegistryDriver",
+    "MemoryRuntimeDriver",
+    "MemoryStorageDriver",
+    "make_reconciler",
+]
+
+
+@dataclasses.dataclass
+class _Fault:
+    call: tuple  # a journal entry, or its first items
+    error: BaseException
+    times: int | None  # None: every matching call
+
+
+class MemoryEngine:
+    """An engine held in memory, with a driver for each role: the core runs against it unchanged.
+
+    Objects are ``LiveObject`` records by name (images by reference) in
+    ``images``, ``networks``, ``volumes`` and ``containers``; ``owned`` is
+    worked out per observe, from the labels. ``add`` puts objects there as a
+    user or another stack would have made them.
+
+    Every driver call is journaled in ``calls`` before it takes effect:
+    ``("observe", kind)``; ``("pull" | "build" | "push", ref)``;
+    ``("create-network" | "delete-network" | "create-volume" | "delete-volume", name)``;
+    ``("create" | "start" | "delete", name)`` and ``("wait", name, condition)``
+    for containers. ``fail`` makes chosen calls raise.
+
+    Where the core relies on the engine, it behaves as the engine does: a name
+    that exists cannot be created again (``ConflictError``); a container needs
+    its image and networks; a network in use cannot be removed; deleting what
+    is gone is quiet; pulling a reference twice gives the same image id.
+    Nothing runs: ``start`` makes a container ``running`` (and ``healthy``
+    when it has a healthcheck) at once, and ``wait`` answers at once. An option
+    with an empty value is refused, the invalid config of the contract kit.
+    """
+
+    def __init__(self) -> None:
+        self.images: dict[str, LiveObject] = {}
+        self.networks: dict[str, LiveObject] = {}
+        self.volumes: dict[str, LiveObject] = {}
+        self.containers: dict[str, LiveObject] = {}
+        #: Every driver call, in the order made (see the class docstring).
+        self.calls: list[tuple] = []
+        self._faults: list[_Fault] = []
+        self._lock = threading.RLock()  # apply calls drivers from worker threads
+        self._factories = {cls.kind: (lambda context, cls=cls: cls(self, context)) for cls in _MEMORY_DRIVERS}
+
+    def of(self, kind: Kind) -> dict[str, LiveObject]:
+        """The records of one kind, by name."""
+        return {Kind.IMAGE: self.images, Kind.NETWORK: self.networks,
+                Kind.VOLUME: self.volumes, Kind.CONTAINER: self.containers}[kind]
+
+    def add(self, *objects: LiveObject) -> None:
+        """Put objects in the engine as made by hand or by another tool; not journaled."""
+        with self._lock:
+            for obj in objects:
+                self.of(obj.kind)[obj.name] = obj
+
+    def fail(self, call: tuple | str, error: BaseException, *, times: int | None = 1) -> None:
+        """Make the next ``times`` calls matching ``call`` raise ``error`` (``times=None``: every one).
+
+        ``call`` is a journal entry or its first items (``("wait", "demo-db-1")``),
+        or a verb alone (``"observe"``). A failed call is still journaled, so a
+        retried call shows once per attempt. Faults added first are used first.
+        """
+        with self._lock:
+            self._faults.append(_Fault((call,) if isinstance(call, str) else tuple(call), error, times))
+
+    def register(self, registry: PluginDrivers) -> None:
+        """Add the memory drivers under the default driver names (images also as ``archive``)."""
+        images = self._factories[Kind.IMAGE]
+        registry.add_registry_driver(DEFAULT_DRIVERS["images"], images)
+        registry.add_registry_driver(ARCHIVE_DRIVER, images)
+        registry.add_network_driver(DEFAULT_DRIVERS["networks"], self._factories[Kind.NETWORK])
+        registry.add_storage_driver(DEFAULT_DRIVERS["volumes"], self._factories[Kind.VOLUME])
+        registry.add_runtime_driver(DEFAULT_DRIVERS["containers"], self._factories[Kind.CONTAINER])
+
+    @hookimpl
+    def reconciler_register_drivers(self, registry: PluginDrivers) -> None:
+        """The engine is a plugin too: ``pm.register(engine)`` gives the core its drivers."""
+        self.register(registry)
+
+    def drivers(self, stack: str) -> Drivers:
+        """Driver instances for ``stack``, as ``apply_plan`` takes them (no plugin manager needed)."""
+        registry = DriverRegistry()
+        self.register(registry.view("memory-engine"))
+        return registry.instantiate(DriverContext(stack=stack))
+
+    @contextmanager
+    def _call(self, *call: Any) -> Iterator[None]:
+        """Journal ``call``, raise its injected fault if any, and hold the engine for its body."""
+        with self._lock:
+            self.calls.append(call)
+            for fault in self._faults:
+                if call[:len(fault.call)] == fault.call and fault.times != 0:
+                    if fault.times is not None:
+                        fault.times -= 1
+                    raise fault.error
+            yield
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+class _MemoryDriver:
+    """What the memory drivers share: observe, delete, and writing records."""
+
+    kind: ClassVar[Kind]
+    noun: ClassVar[str]  # journal suffix: "create-network"; containers have none
+
+    def __init__(self, engine: MemoryEngine, context: DriverContext) -> None:
+        self.engine = engine
+        self.context = context
+
+    @property
+    def records(self) -> dict[str, LiveObject]:
+        return self.engine.of(self.kind)
+
+    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+        """The stack's own records plus any under a wanted name, ``owned`` set from the labels."""
+        with self.engine._call("observe", self.kind.value):
+            records = self.records
+            found = owned_plus_wanted([r for r in records.values() if is_owned(r.labels, stack)], wanted,
+                                      lambda names: [records[n] for n in names if n in records], lambda r: r.name)
+            self.context.stats["read"] += 1
+        return [dataclasses.replace(r, owned=is_owned(r.labels, stack)) for _, r in sorted(found.items())]
+
+    def delete(self, live: LiveObject) -> None:
+        """Remove the record named ``live.name`` (or with its id); one already gone is not an error."""
+        with self.engine._call("delete" + self.noun, live.name):
+            name = next((n for n, r in self.records.items() if live.name == n or live.id == r.id), None)
+            if name is not None:
+                self._check_removable(name)
+                del self.records[name]
+                self.context.stats["write"] += 1
+
+    def _check_removable(self, name: str) -> None:
+        pass
+
+    def _get(self, name: str) -> LiveObject:
+        if name not in self.records:
+            raise PermanentError(f"no such {self.kind.value}: {name}")
+        return self.records[name]
+
+    def _put(self, record: LiveObject, *, new: bool = False) -> None:
+        if new and record.name in self.records:
+            raise ConflictError(f"{self.kind.value} {record.name} already exists")
+        self.records[record.name] = record
+        self.context.stats["write"] += 1
+
+
+class _MemoryObjectDriver(_MemoryDriver):
+    def create(self, spec: NetworkSpec | VolumeSpec, labels: Mapping[str, str]) -> None:
+        """Store ``spec.name`` with ``labels``; an option with an empty value is a ``PermanentError``."""
+        with self.engine._call("create" + self.noun, spec.name):
+            empty = [key for key, value in spec.options if not value]
+            if empty:
+                raise PermanentError(f"create {self.kind.value} {spec.name}: option {empty[0]} has no value")
+            object_id = spec.name if self.kind is Kind.VOLUME else uuid.uuid4().hex  # volumes have no id
+            self._put(LiveObject(self.kind, spec.name, object_id, dict(labels)), new=True)
+
+
+class MemoryNetworkDriver(_MemoryObjectDriver, NetworkDriver):
+    """The network driver of a ``MemoryEngine``."""
+
+    noun = "-network"
+
+    def _check_removable(self, name: str) -> None:
+        users = sorted(c.name for c in self.engine.containers.values() if name in c.details.get("networks", ()))
+        if users:
+            raise PermanentError(f"network {name} has active endpoints: {', '.join(users)}")
+
+
+class MemoryStorageDriver(_MemoryObjectDriver, StorageDriver):
+    """The storage (volume) driver of a ``MemoryEngine``."""
+
+    noun = "-volume"
+
+
+class MemoryRegistryDriver(_MemoryDriver, RegistryDriver):
+    """The registry (image) driver of a ``MemoryEngine``: pulls, loads archives, builds and pushes."""
+
+    def pull(self, spec: ImageSpec) -> None:
+        """Make ``spec.ref`` present: an archive's image id, else an id derived from the reference."""
+        with self.engine._call("pull", spec.ref):
+            image_id = spec.archive_image_id or _digest(spec.ref)
+            self._put(LiveObject(Kind.IMAGE, spec.ref, image_id, image_id=image_id))
+
+    def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
+        """Make ``spec.ref`` present with ``labels``, its id derived from the build hash."""
+        with self.engine._call("build", spec.ref):
+            image_id = _digest(spec.build_hash or spec.ref)
+            self._put(LiveObject(Kind.IMAGE, spec.ref, image_id, dict(labels), image_id=image_id))
+
+    def push(self, spec: ImageSpec) -> None:
+        """Record a ``repo_digests`` entry for the reference's repository, as the engine does on a push."""
+        with self.engine._call("push", spec.ref):
+            image = self._get(spec.ref)
+            name, sep, tag = spec.ref.rpartition(":")  # host:port/name:tag → host:port/name
+            repository = name if sep and "/" not in tag else spec.ref
+            digests = (*image.details.get("repo_digests", ()), f"{repository}@{_digest(image.id)}")
+            self._put(dataclasses.replace(image, details={**image.details, "repo_digests": digests}))
+
+    def delete(self, live: LiveObject) -> None:
+        """Images are shared caches: the core never deletes them."""
+
+
+class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
+    """The runtime (container) driver of a ``MemoryEngine``. Nothing runs; states change at once."""
+
+    noun = ""
+
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
+        """Store a ``created`` container; its image and networks must exist."""
+        with self.engine._call("create", spec.name):
+            if spec.image_ref not in self.engine.images:
+                raise PermanentError(f"create container {spec.name}: no such image: {spec.image_ref}")
+            networks = [name for name, _ in spec.networks]
+            for network in networks:
+                if network not in self.engine.networks:
+                    raise PermanentError(f"create container {spec.name}: no such network: {network}")
+            checked = spec.healthcheck is not None and spec.healthcheck.test != ("NONE",)
+            details = {"networks": sorted(networks) or [spec.network_mode or "bridge"],  # the engine's default
+                       "volumes": sorted(m.source for m in spec.mounts if m.type == "volume")}
+            self._put(LiveObject(Kind.CONTAINER, spec.name, uuid.uuid4().hex, dict(labels), state="created",
+                                 health="starting" if checked else "",
+                                 image_id=self.engine.images[spec.image_ref].image_id, details=details), new=True)
+
+    def start(self, name: str) -> None:
+        """Make the container ``running``, and ``healthy`` if it has a healthcheck."""
+        with self.engine._call("start", name):
+            container = self._get(name)
+            self._put(dataclasses.replace(container, state="running", health="healthy" if container.health else ""))
+
+    def wait(self, name: str, condition: str, *, timeout: float) -> None:
+        """Return if the container is ``started``, ``healthy`` or ``completed`` now; else ``PermanentError``."""
+        with self.engine._call("wait", name, condition):
+            container = self._get(name)
+            met = {"started": container.state != "created", "healthy": container.health == "healthy",
+                   "completed": container.state == "exited" and container.exit_code == 0}.get(condition, False)
+            if not met:
+                raise PermanentError(f"container {name} is {container.state or 'unknown'}"
+                                     f"{' and ' + container.health if container.health else ''}, not {condition}")
+
+
+_MEMORY_DRIVERS = (MemoryRegistryDriver, MemoryNetworkDriver, MemoryStorageDriver, MemoryRuntimeDriver)
+
+
+def make_reconciler(engine: MemoryEngine, *, plugins: Mapping[str, object] | None = None) -> Reconciler:
+    """A ``Reconciler`` whose only plugins are ``engine`` and ``plugins`` (by name); nothing installed loads.
+
+    Its stack lock is keyed on this engine, so a test never waits for a real
+    run, or for another engine's test, on the same stack name.
+    """
+    import pluggy
+
+    from .. import hookspecs
+    from ..reconcile import Reconciler
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(engine, name="memory-engine")
+    for name, plugin in (plugins or {}).items():
+        pm.register(plugin, name=name)
+    pm.check_pending()  # a misspelled hook fails here, as it does in make_plugin_manager
+    return Reconciler(engine_url=f"memory://{id(engine):x}", plugin_manager=pm)
