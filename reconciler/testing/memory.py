@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
@@ -53,6 +55,15 @@ class _Fault:
     times: int | None  # None: every matching call
 
 
+#: The first item of every journal entry.
+_VERBS = frozenset({"observe", "pull", "build", "push", "create-network", "delete-network", "create-volume",
+                   "delete-volume", "create", "start", "wait", "delete"})
+# Calls that keep the engine busy, as opposed to waiting on its clock: a container's
+# removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
+# observing is a read. ``peak["work"]`` counts these together.
+_WORK = _VERBS - {"observe", "wait", "delete"}
+
+
 class MemoryEngine:
     """An engine held in memory, with a driver for each role: the core runs against it unchanged.
 
@@ -74,15 +85,30 @@ class MemoryEngine:
     Nothing runs: ``start`` makes a container ``running`` (and ``healthy``
     when it has a healthcheck) at once, and ``wait`` answers at once. An option
     with an empty value is refused, the invalid config of the contract kit.
+
+    Calls take no time unless ``delays`` says so, by verb (``{"delete": 0.3}``:
+    every container removal takes 0.3 s, as a stop grace period would); the
+    engine is not held while a call sleeps, so slow calls overlap and
+    ``peak`` shows how many did.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, delays: Mapping[str, float] | None = None) -> None:
+        unknown = sorted(set(delays or ()) - _VERBS)
+        if unknown:
+            raise ValueError(f"delays names no call the engine journals: {', '.join(unknown)}")
         self.images: dict[str, LiveObject] = {}
         self.networks: dict[str, LiveObject] = {}
         self.volumes: dict[str, LiveObject] = {}
         self.containers: dict[str, LiveObject] = {}
         #: Every driver call, in the order made (see the class docstring).
         self.calls: list[tuple] = []
+        #: Seconds each call of a verb takes (see the class docstring).
+        self.delays: dict[str, float] = dict(delays or {})
+        #: The most calls of each verb that were in progress at once; ``"work"``: of every
+        #: call that keeps the engine busy (all but ``observe``, ``wait`` and a container's
+        #: ``delete``), which is what ``ApplyOptions.workers`` bounds.
+        self.peak: Counter[str] = Counter()
+        self._running: Counter[str] = Counter()
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()  # apply calls drivers from worker threads
         self._factories = {cls.kind: (lambda context, cls=cls: cls(self, context)) for cls in _MEMORY_DRIVERS}
@@ -130,15 +156,33 @@ class MemoryEngine:
 
     @contextmanager
     def _call(self, *call: Any) -> Iterator[None]:
-        """Journal ``call``, raise its injected fault if any, and hold the engine for its body."""
+        """Journal ``call``, take its delay, raise its injected fault if any, and hold the engine for its body."""
+        verb = call[0]
+        counted = (verb, "work") if verb in _WORK else (verb,)
         with self._lock:
             self.calls.append(call)
-            for fault in self._faults:
-                if call[:len(fault.call)] == fault.call and fault.times != 0:
-                    if fault.times is not None:
-                        fault.times -= 1
-                    raise fault.error
-            yield
+            error = self._take_fault(call)
+            self._running.update(counted)
+            for key in counted:
+                self.peak[key] = max(self.peak[key], self._running[key])
+        try:
+            time.sleep(self.delays.get(verb, 0.0))  # not holding the engine: slow calls overlap
+            if error is not None:
+                raise error
+            with self._lock:
+                yield
+        finally:
+            with self._lock:
+                self._running.subtract(counted)
+
+    def _take_fault(self, call: tuple) -> BaseException | None:
+        """The error the first fault matching ``call`` injects, counting it used; None when none matches."""
+        for fault in self._faults:
+            if call[:len(fault.call)] == fault.call and fault.times != 0:
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault.error
+        return None
 
 
 def _digest(text: str) -> str:

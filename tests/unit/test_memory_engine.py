@@ -4,6 +4,9 @@ Its storage and network drivers also pass the contract kit (test_testing_kit.py)
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from reconciler.errors import ConflictError, EngineUnreachable, PermanentError, TemporaryError
@@ -14,7 +17,7 @@ from reconciler.reconcile import ApplyRequest
 from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
 from reconciler.spec import load_desired
-from reconciler.testing import make_reconciler
+from reconciler.testing import MemoryEngine, make_reconciler
 
 FAST = ApplyRequest(options=ApplyOptions(retry=RetryPolicy(attempts=3, base=0.001, cap=0.002)))
 SPEC = """
@@ -159,3 +162,29 @@ def test_a_healthcheck_makes_a_started_container_healthy(memory_engine):
     runtime.start("s-db-1")
     runtime.wait("s-db-1", "healthy", timeout=1)
     assert memory_engine.containers["s-db-1"].health == "healthy"
+
+
+def test_delays_make_calls_take_time_and_peak_counts_those_that_overlapped():
+    engine = MemoryEngine(delays={"delete": 0.2})
+    runtime = engine.drivers("s").get(Kind.CONTAINER, "docker")
+    engine.add(*(LiveObject(Kind.CONTAINER, f"s-c{i}-1", f"id-{i}") for i in range(3)))
+    removals = [threading.Thread(target=runtime.delete, args=(engine.containers[name],))
+                for name in sorted(engine.containers)]
+    started = time.monotonic()
+    for thread in removals:
+        thread.start()
+    while engine.peak["delete"] < 3:  # all three are taking their time
+        time.sleep(0.001)
+    runtime.observe("s", {})  # and the engine still answers
+    assert time.monotonic() - started < 0.2
+    for thread in removals:
+        thread.join()
+    assert 0.2 <= time.monotonic() - started < 0.5  # together, not one after another
+    assert engine.containers == {}
+    assert engine.peak["delete"] == 3 and engine.peak["observe"] == 1
+    assert engine.peak["work"] == 0  # a container's removal waits on the engine rather than loading it
+
+
+def test_delays_name_only_calls_the_engine_journals():
+    with pytest.raises(ValueError, match="remove"):
+        MemoryEngine(delays={"remove": 1.0})
