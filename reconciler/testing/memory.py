@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import queue
 import threading
 import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Collection, Iterator, Mapping
 
 from ..defaults import ARCHIVE_DRIVER, DEFAULT_DRIVERS
 from ..drivers import (
@@ -56,12 +57,14 @@ class _Fault:
 
 
 #: The first item of every journal entry.
-_VERBS = frozenset({"observe", "pull", "build", "push", "create-network", "delete-network", "create-volume",
-                   "delete-volume", "create", "start", "wait", "delete"})
+_VERBS = frozenset({"observe", "events", "pull", "build", "push", "create-network", "delete-network",
+                    "create-volume", "delete-volume", "create", "start", "wait", "delete"})
 # Calls that keep the engine busy, as opposed to waiting on its clock: a container's
 # removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
-# observing is a read. ``peak["work"]`` counts these together.
-_WORK = _VERBS - {"observe", "wait", "delete"}
+# observing and following events are reads. ``peak["work"]`` counts these together.
+_WORK = _VERBS - {"observe", "events", "wait", "delete"}
+# How often an event stream with nothing to report looks at its ``stop``.
+_EVENT_POLL = 0.05
 
 
 class MemoryEngine:
@@ -76,7 +79,14 @@ class MemoryEngine:
     ``("observe", kind)``; ``("pull" | "build" | "push", ref)``;
     ``("create-network" | "delete-network" | "create-volume" | "delete-volume", name)``;
     ``("create" | "start" | "delete", name)`` and ``("wait", name, condition)``
-    for containers. ``fail`` makes chosen calls raise.
+    for containers; ``("events", stack)`` when an event stream opens. ``fail``
+    makes chosen calls raise.
+
+    Every change, whoever makes it, is an event: the runtime driver's
+    ``events`` follows them for all kinds, as ``reconcile watch`` and the
+    daemon follow an engine's. ``remove`` and ``stop`` change the engine by
+    hand, the drift those loops exist to repair; like ``add``, they are not
+    journaled.
 
     Where the core relies on the engine, it behaves as the engine does: a name
     that exists cannot be created again (``ConflictError``); a container needs
@@ -105,11 +115,12 @@ class MemoryEngine:
         #: Seconds each call of a verb takes (see the class docstring).
         self.delays: dict[str, float] = dict(delays or {})
         #: The most calls of each verb that were in progress at once; ``"work"``: of every
-        #: call that keeps the engine busy (all but ``observe``, ``wait`` and a container's
-        #: ``delete``), which is what ``ApplyOptions.workers`` bounds.
+        #: call that keeps the engine busy (all but ``observe``, ``events``, ``wait`` and a
+        #: container's ``delete``), which is what ``ApplyOptions.workers`` bounds.
         self.peak: Counter[str] = Counter()
         self._running: Counter[str] = Counter()
         self._faults: list[_Fault] = []
+        self._feeds: list[queue.SimpleQueue] = []  # one per open event stream
         self._lock = threading.RLock()  # apply calls drivers from worker threads
         self._factories = {cls.kind: (lambda context, cls=cls: cls(self, context)) for cls in _MEMORY_DRIVERS}
 
@@ -122,7 +133,31 @@ class MemoryEngine:
         """Put objects in the engine as made by hand or by another tool; not journaled."""
         with self._lock:
             for obj in objects:
-                self.of(obj.kind)[obj.name] = obj
+                self._store(obj)
+
+    def remove(self, name: str, *, kind: Kind = Kind.CONTAINER) -> None:
+        """Remove an object by hand (``docker rm -f``): no checks, not journaled; ``KeyError`` if absent."""
+        with self._lock:
+            if name not in self.of(kind):
+                raise KeyError(f"no {kind.value} named {name!r} in the memory engine")
+            self._drop(kind, name)
+
+    def stop(self, name: str, *, exit_code: int = 137) -> None:
+        """Stop a container by hand, or have it crash: ``exited`` with ``exit_code``; not journaled.
+
+        The default is what ``docker stop`` leaves when the process ignores
+        SIGTERM; a container with a healthcheck turns ``unhealthy``.
+        """
+        with self._lock:
+            container = self.containers[name]
+            self._store(dataclasses.replace(container, state="exited", exit_code=exit_code,
+                                            health="unhealthy" if container.health else ""))
+
+    @property
+    def followers(self) -> int:
+        """How many event streams are open: a test waits for the loop to follow before it makes drift."""
+        with self._lock:
+            return len(self._feeds)
 
     def fail(self, call: tuple | str, error: BaseException, *, times: int | None = 1) -> None:
         """Make the next ``times`` calls matching ``call`` raise ``error`` (``times=None``: every one).
@@ -175,6 +210,29 @@ class MemoryEngine:
             with self._lock:
                 self._running.subtract(counted)
 
+    def _store(self, record: LiveObject) -> None:
+        """Write ``record`` and tell every event stream (with the engine held)."""
+        self.of(record.kind)[record.name] = record
+        self._publish(record)
+
+    def _drop(self, kind: Kind, name: str) -> None:
+        """Delete the record ``name`` of ``kind`` and tell every event stream (with the engine held)."""
+        self._publish(self.of(kind).pop(name))
+
+    def _publish(self, record: LiveObject) -> None:
+        for feed in self._feeds:
+            feed.put(record)
+
+    def _open_feed(self) -> queue.SimpleQueue:
+        with self._lock:
+            feed: queue.SimpleQueue = queue.SimpleQueue()
+            self._feeds.append(feed)
+            return feed
+
+    def _close_feed(self, feed: queue.SimpleQueue) -> None:
+        with self._lock:
+            self._feeds.remove(feed)
+
     def _take_fault(self, call: tuple) -> BaseException | None:
         """The error the first fault matching ``call`` injects, counting it used; None when none matches."""
         for fault in self._faults:
@@ -218,7 +276,7 @@ class _MemoryDriver:
             name = next((n for n, r in self.records.items() if live.name == n or live.id == r.id), None)
             if name is not None:
                 self._check_removable(name)
-                del self.records[name]
+                self.engine._drop(self.kind, name)
                 self.context.stats["write"] += 1
 
     def _check_removable(self, name: str) -> None:
@@ -232,7 +290,7 @@ class _MemoryDriver:
     def _put(self, record: LiveObject, *, new: bool = False) -> None:
         if new and record.name in self.records:
             raise ConflictError(f"{self.kind.value} {record.name} already exists")
-        self.records[record.name] = record
+        self.engine._store(record)
         self.context.stats["write"] += 1
 
 
@@ -317,7 +375,8 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
         """Make the container ``running``, and ``healthy`` if it has a healthcheck."""
         with self.engine._call("start", name):
             container = self._get(name)
-            self._put(dataclasses.replace(container, state="running", health="healthy" if container.health else ""))
+            self._put(dataclasses.replace(container, state="running", exit_code=None,
+                                          health="healthy" if container.health else ""))
 
     def wait(self, name: str, condition: str, *, timeout: float) -> None:
         """Return if the container is ``started``, ``healthy`` or ``completed`` now; else ``PermanentError``."""
@@ -328,6 +387,25 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
             if not met:
                 raise PermanentError(f"container {name} is {container.state or 'unknown'}"
                                      f"{' and ' + container.health if container.health else ''}, not {condition}")
+
+    def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
+        """The name of each object of any kind that changes from now on and claims ``stack`` or is in ``names``.
+
+        One stream follows the whole engine, as the contract asks of drivers
+        sharing a backend. Returns once ``stop`` is set.
+        """
+        with self.engine._call("events", stack):
+            feed = self.engine._open_feed()
+        try:
+            while not stop.is_set():
+                try:
+                    record = feed.get(timeout=_EVENT_POLL)
+                except queue.Empty:
+                    continue
+                if is_owned(record.labels, stack) or record.name in names:
+                    yield record.name
+        finally:
+            self.engine._close_feed(feed)
 
 
 _MEMORY_DRIVERS = (MemoryRegistryDriver, MemoryNetworkDriver, MemoryStorageDriver, MemoryRuntimeDriver)

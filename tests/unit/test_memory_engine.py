@@ -4,6 +4,7 @@ Its storage and network drivers also pass the contract kit (test_testing_kit.py)
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -188,3 +189,46 @@ def test_delays_make_calls_take_time_and_peak_counts_those_that_overlapped():
 def test_delays_name_only_calls_the_engine_journals():
     with pytest.raises(ValueError, match="remove"):
         MemoryEngine(delays={"remove": 1.0})
+
+
+# --- events: what reconcile watch and the daemon follow ---------------------------------------
+
+
+def _eventually(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_events_name_the_stacks_changes_from_any_hand_until_stopped(memory_engine):
+    drivers = memory_engine.drivers("s")
+    runtime = drivers.get(Kind.CONTAINER, "docker")
+    assert drivers.event_sources() == [runtime]  # one stream follows every kind
+    memory_engine.add(LiveObject(Kind.CONTAINER, "s-old-1", "old", labels={STACK: "s"}))  # before: not replayed
+    stop, names = threading.Event(), queue.Queue()
+    follower = threading.Thread(target=lambda: [names.put(n) for n in runtime.events("s", {"by-hand"}, stop)])
+    follower.start()
+    _eventually(lambda: memory_engine.followers == 1)
+    drivers.get(Kind.NETWORK, "bridge").create(NetworkSpec(key="net", name="s_net"), {STACK: "s"})
+    memory_engine.add(LiveObject(Kind.CONTAINER, "t-web-1", "t", labels={STACK: "t"}))  # another stack's
+    memory_engine.add(LiveObject(Kind.CONTAINER, "by-hand", "h"))  # unlabelled, but one of the stack's names
+    memory_engine.stop("s-old-1")
+    memory_engine.remove("s-old-1")
+    _eventually(lambda: names.qsize() == 4)
+    stop.set()
+    follower.join(timeout=1)
+    assert not follower.is_alive(), "events must return once stop is set"
+    assert list(names.queue) == ["s_net", "by-hand", "s-old-1", "s-old-1"]
+    assert memory_engine.followers == 0 and ("events", "s") in memory_engine.calls
+
+
+def test_stop_and_remove_are_drift_made_by_hand(memory_engine):
+    memory_engine.add(LiveObject(Kind.CONTAINER, "s-db-1", "db", state="running", health="healthy"))
+    memory_engine.stop("s-db-1")
+    db = memory_engine.containers["s-db-1"]
+    assert (db.state, db.exit_code, db.health) == ("exited", 137, "unhealthy")
+    memory_engine.remove("s-db-1")
+    assert memory_engine.containers == {} and memory_engine.calls == []  # neither is a driver call
+    with pytest.raises(KeyError, match="s-db-1"):
+        memory_engine.remove("s-db-1")
