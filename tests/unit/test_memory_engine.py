@@ -1,6 +1,7 @@
 """The in-memory engine of reconciler.testing: it converges like an engine, journals, and fails on demand.
 
-Its storage and network drivers also pass the contract kit (test_testing_kit.py).
+Its storage and network drivers also pass the contract kit (test_testing_kit.py),
+and its events drive ``reconciler.loop.StackLoop`` as an engine's do.
 """
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import time
 
 import pytest
 
-from reconciler.errors import ConflictError, EngineUnreachable, PermanentError, TemporaryError
+from reconciler.errors import ConflictError, EngineUnreachable, PermanentError, SpecError, TemporaryError
 from reconciler.hookspecs import hookimpl
 from reconciler.labels import STACK
+from reconciler.loop import LoopOptions, StackLoop, Trigger
 from reconciler.model import ContainerSpec, HealthCheck, ImageSpec, Kind, LiveObject, NetworkSpec
+from reconciler.plan import Action
 from reconciler.reconcile import ApplyRequest
 from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
@@ -232,3 +235,79 @@ def test_stop_and_remove_are_drift_made_by_hand(memory_engine):
     assert memory_engine.containers == {} and memory_engine.calls == []  # neither is a driver call
     with pytest.raises(KeyError, match="s-db-1"):
         memory_engine.remove("s-db-1")
+
+
+@pytest.fixture
+def run_loop():
+    """Start ``StackLoop``s in threads, quick to debounce and back off; each gives the passes it makes."""
+    stop = threading.Event()
+    threads = []
+
+    def start(reconciler, load, *, on_pass=lambda result: None, **options):
+        passes: queue.Queue = queue.Queue()
+        loop = StackLoop(reconciler, load, request=FAST, on_pass=lambda result: (on_pass(result), passes.put(result)),
+                         options=LoopOptions(**{"debounce": 0.01, "backoff_base": 0.05, **options}))
+        threads.append(threading.Thread(target=loop.run, args=(stop,), daemon=True))
+        threads[-1].start()
+        return loop, passes
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def test_the_loop_recreates_a_container_removed_by_hand_when_the_engine_tells_it(stack, memory_engine, run_loop):
+    reconciler, desired = stack
+    _, passes = run_loop(reconciler, lambda: desired)  # resync every minute: only an event brings a pass sooner
+    assert passes.get(timeout=5).ok
+    _eventually(lambda: memory_engine.followers == 1)
+    memory_engine.remove("demo-web-1")
+    repair = passes.get(timeout=5)
+    assert repair.trigger is Trigger.ENGINE and repair.ok, repair.error
+    assert [(o.change.name, o.change.action) for o in repair.report.outcomes] == [("demo-web-1", Action.CREATE)]
+    assert memory_engine.containers["demo-web-1"].state == "running"
+
+
+def test_a_container_that_keeps_exiting_is_crash_looping_and_slows_the_loop(stack, memory_engine, run_loop):
+    reconciler, desired = stack
+
+    def crash(result):  # web exits as soon as the loop has started it again
+        if result.trigger is not Trigger.START:
+            memory_engine.stop("demo-web-1", exit_code=1)
+
+    _, passes = run_loop(reconciler, lambda: desired, on_pass=crash, crash_after=3)
+    assert passes.get(timeout=5).ok
+    _eventually(lambda: memory_engine.followers == 1)
+    memory_engine.stop("demo-web-1", exit_code=1)
+    results = [passes.get(timeout=5) for _ in range(5)]
+    assert all(r.ok and r.trigger is Trigger.ENGINE for r in results), [r.error for r in results]
+    assert all([(o.change.name, o.change.action) for o in r.report.outcomes] == [("demo-web-1", Action.START)]
+               for r in results), "every pass starts web again"
+    assert [r.crash_looping for r in results] == [{}, {}, {"demo-web-1": 3}, {"demo-web-1": 4}, {"demo-web-1": 5}]
+    assert [r.delay for r in results] == [0.0, 0.0, 0.05, 0.1, 0.2]
+
+
+def test_a_spec_that_stops_loading_is_reported_and_the_last_good_state_stays(stack, memory_engine, run_loop):
+    reconciler, desired = stack
+    broken = SpecError("containers.web.image: a string is required")
+
+    def load():
+        if broken_now.is_set():
+            raise broken
+        return desired
+
+    broken_now = threading.Event()
+    loop, passes = run_loop(reconciler, load)
+    assert passes.get(timeout=5).ok
+    before = dict(memory_engine.containers)
+    _eventually(lambda: memory_engine.followers == 1)
+    memory_engine.calls.clear()
+    broken_now.set()
+    loop.trigger(Trigger.FILES)
+    result = passes.get(timeout=5)
+    assert result.trigger is Trigger.FILES and result.report is None and not result.ok
+    assert "the spec does not load, nothing was changed" in result.error and str(broken) in result.error
+    with pytest.raises(queue.Empty):  # no retry: only a change to the files can help
+        passes.get(timeout=0.3)
+    assert memory_engine.calls == [] and memory_engine.containers == before
