@@ -159,7 +159,9 @@ class StackLoop:
             # Retrying cannot help until the files change (which triggers a pass): no retry.
             return self._failed(why, f"the spec does not load, nothing was changed:\n{exc}", retry=False)
         self.desired = desired
-        self.names = {name for kind in Kind for name in desired.of(kind)}
+        # Updated in place: event followers hold this very set and read it on every event.
+        self.names.clear()
+        self.names.update(name for kind in Kind for name in desired.of(kind))
         try:
             report = self.reconciler.apply(desired, self.request)
         except ReconcilerError as exc:
