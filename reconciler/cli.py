@@ -39,6 +39,8 @@ from .status import status_rows
 __all__ = ["main"]
 
 DEFAULT_FILES = ("stack.yaml", "stack.yml", "reconcile.yaml", "reconcile.yml")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+_READER_GONE = threading.Event()  # set once stdout's reader has gone away (``reconcile plan | head``)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +150,21 @@ def _progress_lines(args: argparse.Namespace):
 
 
 def _out(text: str) -> None:
-    print(text, flush=True)
+    """Print one block; once the reader has gone, keep going silently.
+
+    An apply whose output nobody reads any more must still finish rather than
+    stop half-way, so a broken pipe only silences stdout (the recipe in
+    Python's ``signal`` docs: point it at devnull so no later flush fails).
+    """
+    if _READER_GONE.is_set():
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _READER_GONE.set()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -304,15 +320,18 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _READER_GONE.clear()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
+        code = 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    # 141 is what a shell reports for a writer killed by SIGPIPE: the output was cut short.
+    return EXIT_BROKEN_PIPE if _READER_GONE.is_set() else code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """The CLI's engine-free paths: validate, error rendering, exit codes."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 
 from reconciler.cli import main
@@ -106,3 +109,21 @@ def test_disabling_the_docker_plugin_leaves_its_drivers_unavailable(tmp_path, ca
     spec = write(tmp_path / "stack.yaml", "networks: {back: {}}\n")
     assert main(["validate", "-f", str(spec)]) == 1
     assert "no plugin provides the network driver 'bridge' (available: none)" in capsys.readouterr().err
+
+
+def _run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI with a stdout whose reader has already gone (``reconcile … | head`` after head exits)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "reconciler", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    spec = write(tmp_path / "stack.yaml", "containers: {web: {image: 'x:1'}}\n")
+    result = _run_into_closed_pipe("validate", "-f", str(spec))
+    assert result.returncode == 141, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
