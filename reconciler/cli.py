@@ -125,10 +125,10 @@ def _files(args: argparse.Namespace) -> list[str]:
     raise SpecError(f"no spec given and none of {', '.join(DEFAULT_FILES)} in {os.getcwd()} (use -f PATH)")
 
 
-def _desired(args: argparse.Namespace, reconciler):
+def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False):
     """The validated spec; driver names are checked against the plugins ``reconciler`` loaded."""
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
-                        drivers=reconciler.driver_names())
+                        drivers=reconciler.driver_names(), allow_empty=allow_empty)
 
 
 def _reconciler(args: argparse.Namespace):
@@ -224,7 +224,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
-    stack = args.stack or _desired(args, reconciler).stack
+    stack = args.stack or _desired(args, reconciler, allow_empty=True).stack
     report = reconciler.destroy(stack, _request(args), **_progress(args))
     return _finish(args, report)
 

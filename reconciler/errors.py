@@ -6,7 +6,8 @@ and never prints. The tree::
     ReconcilerError
     ├── SpecError            invalid input; carries every Problem found (file:line:col, path)
     ├── PlanError            a plan that must not be applied (recreate without flag, empty spec)
-    ├── StalePlanError       a saved plan whose live state moved underneath
+    │   ├── EmptySpecError   a spec with no objects: applying it would delete the whole stack
+    │   └── StalePlanError   a saved plan whose live state moved underneath
     ├── LockError            another writer holds the stack
     ├── PluginError          a plugin is missing, broken or conflicting
     └── DriverError          a backend call failed
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 __all__ = [
     "ConflictError",
     "DriverError",
+    "EmptySpecError",
     "EngineUnreachable",
     "LockError",
     "PermanentError",
@@ -71,6 +73,19 @@ class SpecError(ReconcilerError):
 
 class PlanError(ReconcilerError):
     """The plan cannot be applied as asked (the message says what flag would allow it)."""
+
+
+class EmptySpecError(PlanError):
+    """The spec names no object at all: applying it would delete everything the stack owns.
+
+    ``validate``, ``plan`` and ``apply`` refuse it with this one message;
+    removing a stack takes ``reconcile destroy``.
+    """
+
+    def __init__(self, stack: str) -> None:
+        super().__init__(f"the spec of stack {stack!r} is empty: applying it would delete every object the "
+                         f"stack owns; run 'reconcile destroy' to remove the stack")
+        self.stack = stack
 
 
 class StalePlanError(PlanError):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from .drivers import DriverContext, DriverRegistry, Drivers
-from .errors import PlanError, PluginError
+from .errors import EmptySpecError, PlanError, PluginError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
@@ -111,11 +111,11 @@ class Reconciler:
             from .planfile import check_fresh
 
             check_fresh(request.saved, plan, desired)
+        # load_desired refuses an empty spec already; this guards a DesiredState built otherwise
+        # (a daemon source whose path is gone).
         if (desired.is_empty() and not (request.destroy or request.allow_empty)
                 and any(c.action is Action.DELETE for c in plan.changes)):
-            owned = sum(1 for c in plan.changes if c.action is Action.DELETE)
-            raise PlanError(f"the spec of stack {desired.stack!r} is empty: applying it would delete all {owned} "
-                            f"objects the stack owns; run 'reconcile destroy' to remove the stack")
+            raise EmptySpecError(desired.stack)
         invalid = self._invalid_options(desired, drivers)
         if invalid:
             raise PlanError("invalid driver options, nothing was changed:\n" + "\n".join(f"  {p}" for p in invalid))

@@ -70,7 +70,8 @@ class Daemon:
         if where is None or not where.exists():
             return self._missing(worker, where)
         try:
-            desired = load_desired([where], drivers=self.reconciler.driver_names())
+            desired = load_desired([where], drivers=self.reconciler.driver_names(),
+                                   allow_empty=worker.source.allow_empty)
         except SpecError as exc:
             raise _in_source(exc, worker.checkout) from None
         if worker.checkout.revision:

@@ -30,16 +30,23 @@ def load_desired(
     environ: Mapping[str, str] | None = None,
     allow_outside: bool = False,
     drivers: Mapping[str, Sequence[str]] | None = None,
+    allow_empty: bool = False,
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
     ``drivers`` (section → driver names, see ``Reconciler.driver_names``) also
     checks that every driver the spec names is provided by a loaded plugin.
+    A spec naming no object raises ``EmptySpecError`` unless ``allow_empty``
+    (``destroy`` only needs the stack's name): applying it would delete the stack.
     """
+    from ..errors import EmptySpecError
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate
 
     raw = load_stack(files, environ=environ)
     validate(raw, allow_outside=allow_outside, drivers=drivers)
-    return build_desired(raw, stack_name_for(raw, stack))
+    desired = build_desired(raw, stack_name_for(raw, stack))
+    if desired.is_empty() and not allow_empty:
+        raise EmptySpecError(desired.stack)
+    return desired

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from reconciler.cli import main
 
 
@@ -127,3 +129,16 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
     result = _run_into_closed_pipe("validate", "-f", str(spec))
     assert result.returncode == 141, result.stderr
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+
+
+EMPTY_MESSAGE = ("the spec of stack 'shop' is empty: applying it would delete every object the stack owns; "
+                 "run 'reconcile destroy' to remove the stack")
+
+
+@pytest.mark.parametrize("text", ["", "---\n", "# only a comment\n# and another\n", "name: shop\n"])
+def test_an_empty_spec_is_refused_by_validate_with_the_message_apply_gives(tmp_path, capsys, text):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    spec = write(folder / "stack.yaml", text)
+    assert main(["validate", "-f", str(spec)]) == 1
+    assert capsys.readouterr().err == f"error: {EMPTY_MESSAGE}\n"
