@@ -34,6 +34,7 @@ from .render import (
 )
 from .report import ApplyOptions
 from .spec import load_desired
+from .spec.names import require_stack_name
 from .status import status_rows
 
 __all__ = ["main"]
@@ -224,7 +225,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
-    stack = args.stack or _desired(args, reconciler, allow_empty=True).stack
+    stack = require_stack_name(args.stack) if args.stack else _desired(args, reconciler, allow_empty=True).stack
     report = reconciler.destroy(stack, _request(args), **_progress(args))
     return _finish(args, report)
 

@@ -8,8 +8,8 @@ planning and executing side (``reconciler.plan``, ``reconciler.apply``) only
 ever sees the ``DesiredState`` this package returns.
 
 Layers inside the package, lowest first: ``locations`` (positions and field
-paths), ``yamlsafe`` and ``interpolate``, ``loader``, ``semantics``,
-``validate``, ``desired``. Submodules are imported when first used, so a
+paths) and ``names`` (the stack name rule, engine name limits), ``yamlsafe``
+and ``interpolate``, ``loader``, ``semantics``, ``validate``, ``desired``. Submodules are imported when first used, so a
 plugin importing one helper does not pay for the rest.
 """
 from __future__ import annotations

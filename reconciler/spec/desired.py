@@ -32,20 +32,36 @@ from .imagearchive import archive_image_id
 from .interpolate import parse_env_file
 from .loader import RawStack
 from .locations import problem_at
+from .names import engine_name_problem, require_stack_name
 
 __all__ = ["build_desired", "stack_name_for"]
 
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
 
 def stack_name_for(raw: RawStack, override: str | None = None) -> str:
-    """``--stack``, else ``name:`` in the spec, else the first spec file's directory name."""
+    """``--stack``, else ``name:`` in the spec, else the first spec file's directory name.
+
+    All three answer to the one rule of ``names.stack_name_problem``; a name
+    that breaks it is a SpecError saying where it came from.
+    """
     if override:
-        return override
+        return require_stack_name(override)
     if raw.data.get("name"):
-        return str(raw.data["name"])
+        return require_stack_name(str(raw.data["name"]), problem_at(raw.mark(("name",)), ("name",), ""))
     first = raw.files[0]
-    directory = first if first.is_dir() else first.parent
-    name = "".join(c for c in directory.resolve().name.lower() if c.isalnum() or c in "-_")
-    return name.lstrip("-_") or "default"
+    directory = (first if first.is_dir() else first.parent).resolve()
+    name = "".join(c for c in directory.name.lower() if c in _NAME_CHARACTERS).lstrip("-_") or "default"
+    return require_stack_name(name, Problem("", file=str(first)),
+                              hint=f" (made from the directory {directory}; set name: in the spec or pass --stack)")
+
+
+def _engine_name(what: str, name: str) -> str:
+    """``name``, or a ValueError (located by the builder) when the engine could not take it."""
+    problem = engine_name_problem(what, name)
+    if problem:
+        raise ValueError(problem)
+    return name
 
 
 def build_desired(raw: RawStack, stack: str) -> DesiredState:
@@ -162,7 +178,7 @@ class _Builder:
         digest = build_hash(context, dockerfile, args, target)
         return ImageSpec(
             key=key,
-            ref=value.get("ref") or f"{self.stack}-{key}:latest",
+            ref=value.get("ref") or _engine_name("image", f"{self.stack}-{key}") + ":latest",
             pull="never",
             driver=driver_for("images", value),
             build_context=str(context),
@@ -179,7 +195,7 @@ class _Builder:
         ipam = value.get("ipam") or {}
         spec = NetworkSpec(
             key=key,
-            name=value.get("name") or f"{self.stack}_{key}",
+            name=_engine_name("network", value.get("name") or f"{self.stack}_{key}"),
             driver=driver_for("networks", value),
             options=_pairs(value.get("options")),
             internal=bool(value.get("internal", False)),
@@ -194,7 +210,7 @@ class _Builder:
     def _volume(self, key: str, value: dict) -> VolumeSpec:
         spec = VolumeSpec(
             key=key,
-            name=value.get("name") or f"{self.stack}_{key}",
+            name=_engine_name("volume", value.get("name") or f"{self.stack}_{key}"),
             driver=driver_for("volumes", value),
             options=_pairs(value.get("options")),
             labels=_pairs(value.get("labels")),
@@ -247,6 +263,7 @@ class _Builder:
         spec = replace(spec, config_hash=config_hash(config),
                        field_hashes=tuple(sorted(field_hashes(config, expand=frozenset({"env", "labels"})).items())))
         count = int(value.get("replicas", 1))
+        _engine_name("container", f"{self.stack}-{key}-{count}")  # the last replica has the longest name
         return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
 
     def _env(self, path: tuple, value: dict) -> tuple[EnvVar, ...]:

@@ -155,6 +155,8 @@ def _message(error: ValidationError, path: tuple) -> str:
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
     if kind in bounds:
         return f"expected a number {bounds[kind]} {value}, got {instance}"
+    if kind == "maxLength":
+        return f"expected at most {value} characters, got {len(instance)}"
     if kind in ("minLength", "minItems"):
         return "must not be empty" if value == 1 else f"must have at least {value} items"
     if kind == "uniqueItems":
