@@ -4,13 +4,23 @@ The lock lives in ``RECONCILER_LOCK_DIR`` (default ``/run/lock/reconciler`` when
 writable, else a folder in the temp dir), one file per engine and stack. The
 holder writes its pid, host, command and start time into the file so the
 process that waits can say who holds it.
+
+Those default places are shared with every user of the machine, so the lock
+trusts nothing it finds there: the directory is made private (0700) and
+refused when someone else owns it (root aside, who could do anything anyway)
+or anyone else may write into it without the sticky bit; the file is opened
+without following a symbolic link, and written only when it is a regular file
+of ours with no other name, so a planted link can never make us empty
+another file.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -19,58 +29,112 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import LockError
+from .spec.names import stack_name_problem
 
-__all__ = ["stack_lock"]
+__all__ = ["lock_path", "stack_lock"]
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # never O_TRUNC
 
 
 def _lock_dir() -> Path:
     configured = os.environ.get("RECONCILER_LOCK_DIR")
     candidates = [Path(configured)] if configured else [Path("/run/lock/reconciler"),
                                                          Path(tempfile.gettempdir()) / "reconciler-locks"]
+    refused = []
     for candidate in candidates:
         try:
-            candidate.mkdir(parents=True, exist_ok=True)
-            if os.access(candidate, os.W_OK):
-                return candidate
-        except OSError:
-            continue
-    raise LockError(f"no writable lock directory (tried {', '.join(map(str, candidates))})")
+            candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
+            problem = _unsafe_dir(candidate)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+        if problem is None and not os.access(candidate, os.W_OK):
+            problem = "not writable"
+        if problem is None:
+            return candidate
+        refused.append(f"{candidate} {problem}")
+    raise LockError(f"no usable lock directory: {'; '.join(refused)} "
+                    "(set RECONCILER_LOCK_DIR to a directory only you can write to)")
+
+
+def _unsafe_dir(directory: Path) -> str | None:
+    """Why another user could tamper with locks in ``directory``, or None when it is safe."""
+    info = os.lstat(directory)
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"is owned by another user (uid {info.st_uid})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        return f"is writable by others without the sticky bit (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 def lock_path(stack: str, engine: str | None) -> Path:
+    """The lock file of ``stack`` on ``engine`` (the engine's identity, else its URL; None: the default engine)."""
+    problem = stack_name_problem(stack)
+    if problem:  # the name becomes part of a path: never build one from an unchecked name
+        raise LockError(f"cannot lock stack {stack[:64]!r}: invalid stack name: {problem}")
     engine_id = hashlib.sha256((engine or os.environ.get("DOCKER_HOST", "local")).encode()).hexdigest()[:12]
     return _lock_dir() / f"{stack}-{engine_id}.lock"
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file, created if missing; LockError unless it is a plain file of ours."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockError(f"lock file {path} is a symbolic link; refusing to follow it "
+                            "(remove it if you did not put it there)") from None
+        raise LockError(f"cannot open lock file {path}: {exc.strerror or exc}") from None
+    problem = _unsafe_file(os.fstat(fd))
+    if problem:
+        os.close(fd)
+        raise LockError(f"lock file {path} {problem}; refusing to write to it (remove it if you did not put it there)")
+    return fd
+
+
+def _unsafe_file(info: os.stat_result) -> str | None:
+    """Why writing to this file could harm something that is not our lock, or None."""
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_uid != os.geteuid():
+        return f"is owned by another user (uid {info.st_uid})"
+    if info.st_nlink != 1:
+        return "has other names (hard links)"
+    return None
+
+
+def _holder() -> bytes:
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:4]))
+    return (f"pid {os.getpid()} on {socket.gethostname()} ({command}) since "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}").encode()
 
 
 @contextmanager
 def stack_lock(stack: str, engine: str | None, *, timeout: float = 10.0, poll: float = 0.1) -> Iterator[None]:
     """Hold the stack's lock for the block; wait up to ``timeout`` seconds, then raise LockError."""
     path = lock_path(stack, engine)
-    handle = open(path, "a+")
+    fd = _open_lock_file(path)
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "an unknown process"
+                    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "an unknown process"
                     raise LockError(f"stack {stack!r} is locked by {holder} (lock file {path}); "
                                     f"waited {timeout:g}s") from None
                 time.sleep(poll)
-        handle.seek(0)
-        handle.truncate()
-        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:4]))
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({command}) since "
-                     f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
-        handle.flush()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder(), 0)
         try:
             yield
         finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        handle.close()
+        os.close(fd)
