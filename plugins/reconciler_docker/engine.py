@@ -24,9 +24,13 @@ from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
 from reconciler.labels import CONFIG_HASH, STACK, is_owned, owner_selector
 from reconciler.model import Kind, LiveObject
 
-__all__ = ["EngineDriver", "api_client", "engine_errors", "is_ours", "owned_filter", "shared_read"]
+from .connection import CONNECT_TIMEOUT_ENV, connect_timeout, open_engine
+
+__all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "is_ours", "owned_filter", "shared_read"]
 
 _CLIENT_KEY = "reconciler_docker.api"
+_FAILURE_KEY = "reconciler_docker.connect_failure"  # in pass_cache: this pass already failed to connect
+_ENGINE_ID_KEY = "reconciler_docker.engine_id"
 _CLIENT_LOCK = threading.Lock()
 T = TypeVar("T")
 # The engine answers 500 for faults in the object's own config (a missing
@@ -40,27 +44,47 @@ _PERMANENT_500 = re.compile(
 
 
 def api_client(context: DriverContext) -> docker.APIClient:
-    """The low-level client for ``context.engine_url`` (``DOCKER_HOST``, then the local socket)."""
-    with _CLIENT_LOCK:  # drivers observe from several threads at once: one client, one version call
+    """The low-level client for ``context.engine_url`` (``DOCKER_HOST``, then the local socket).
+
+    Made on first use and shared by every driver of the run. A failed attempt
+    to connect is the answer for the rest of the observe pass (the core
+    clears ``pass_cache`` when one starts): the drivers observed beside the
+    one that tried must not each wait out the connect timeout again.
+    """
+    with _CLIENT_LOCK:
         client = context.shared.get(_CLIENT_KEY)
         if client is None:
-            client = _connect(context)
+            failure = context.pass_cache.get(_FAILURE_KEY)
+            if failure is not None:
+                raise EngineUnreachable(str(failure))
+            try:
+                client = _connect(context)
+            except EngineUnreachable as exc:
+                context.pass_cache[_FAILURE_KEY] = exc
+                raise
             context.shared[_CLIENT_KEY] = client
     return client
+
+
+def engine_identity(context: DriverContext) -> str | None:
+    """The ID the engine gave when the run connected to it (connecting first if needed), or None."""
+    api_client(context)
+    return context.shared.get(_ENGINE_ID_KEY) or None
 
 
 def _connect(context: DriverContext) -> docker.APIClient:
     where = context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        if context.engine_url:
-            client = docker.APIClient(base_url=context.engine_url, version="auto", timeout=120)
-        else:
-            client = docker.from_env(version="auto", timeout=120).api
-    except docker.errors.DockerException as exc:
+        engine = open_engine(context.engine_url)
+    except requests.exceptions.ConnectTimeout as exc:
+        raise EngineUnreachable(f"cannot reach the Docker engine at {where}: no connection within "
+                                f"{connect_timeout():g}s (the connect timeout, {CONNECT_TIMEOUT_ENV})") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
-    client.hooks["response"].append(_counter(context))
-    context.stats["read"] += 1  # the API version negotiation the constructor just made
-    return client
+    context.stats["read"] += 1  # the one GET /info that negotiated the API version
+    context.shared[_ENGINE_ID_KEY] = engine.id
+    engine.client.hooks["response"].append(_counter(context))
+    return engine.client
 
 
 def _counter(context: DriverContext):
@@ -115,6 +139,10 @@ class EngineDriver:
     @property
     def api(self) -> docker.APIClient:
         return api_client(self.context)
+
+    def engine_id(self) -> str | None:
+        """The engine's ID (``docker info``), read once per run when the client connects."""
+        return engine_identity(self.context)
 
     def live(self, name: str, id: str, labels: Mapping[str, str] | None, **fields: object) -> LiveObject:
         """A ``LiveObject`` of this driver's kind, owned when its labels claim the run's stack."""

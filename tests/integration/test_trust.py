@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
+
 
 pytestmark = pytest.mark.engine
 
@@ -47,3 +50,53 @@ def test_plan_of_an_emptied_spec_says_what_apply_says(stack):
     assert set(stack.containers()) == {f"{stack.name}-web-1"}
     assert stack.cli("destroy").code == 0
     assert stack.containers() == {}
+
+
+class BlackHole:
+    """A TCP address on loopback that never completes a connection: a listener whose queue is full.
+
+    Linux drops a SYN when the accept queue is full, as a firewall dropping packets would,
+    so a client's connect waits until its own timeout.
+    """
+
+    def __enter__(self) -> str:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.filler = socket.create_connection(self.listener.getsockname(), timeout=2)  # fills the queue
+        return "tcp://127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.filler.close()
+        self.listener.close()
+
+
+def _within(stack, seconds: float, *args: str, env: dict | None = None):
+    started = time.monotonic()
+    try:
+        result = stack.cli(*args, env=env, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"reconcile {' '.join(args)} still hung after {seconds:g}s")
+    return result, time.monotonic() - started
+
+
+def test_a_black_holed_engine_fails_plan_within_the_connect_timeout(stack):
+    stack.write(ONE)
+    with BlackHole() as url:
+        result, took = _within(stack, 40, "plan", "--engine", url, env={"RECONCILER_CONNECT_TIMEOUT": "1"})
+    assert result.code == 1
+    assert result.err.startswith(f"error: cannot reach the Docker engine at {url}: no connection within 1s "
+                                 "(the connect timeout, RECONCILER_CONNECT_TIMEOUT)"), result.err
+    assert "Traceback" not in result.err
+    assert took < 15  # three attempts of 1s, and the backoff between them
+
+
+def test_a_black_holed_engine_fails_apply_within_the_default_connect_timeout(stack):
+    stack.write(ONE)
+    with BlackHole() as url:
+        result, took = _within(stack, 60, "apply", "--engine", url, env={"RECONCILER_CONNECT_TIMEOUT": ""})
+    assert result.code == 1
+    assert f"cannot reach the Docker engine at {url}: no connection within 5s" in result.err, result.err
+    assert took < 30
+    assert stack.containers() == {}
+
