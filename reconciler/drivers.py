@@ -167,6 +167,18 @@ class RuntimeDriver(ObjectDriver):
         (exited with an error, no healthcheck) or ``timeout`` passes.
         """
 
+    def engine_id(self) -> str | None:
+        """The identity of the engine this driver runs containers on, or None when it cannot say.
+
+        The same for every address that reaches the engine (Docker's is the
+        ``docker info`` ID), so the core keys the stack's lock on it: two runs
+        reaching one engine through a socket and through ``tcp://`` take one
+        lock. Optional: the default says nothing, and the lock falls back to
+        the engine URL's text. Asked once per apply, before observing; an
+        answer that costs a backend call should be one the driver reuses.
+        """
+        return None
+
 
 T = TypeVar("T")
 
@@ -281,6 +293,15 @@ class Drivers:
         if id(factory) not in self._instances:
             self._instances[id(factory)] = factory(self.context)
         return self._instances[id(factory)]
+
+    def engine_id(self) -> str | None:
+        """What the runtime drivers say the engine is (``RuntimeDriver.engine_id``), or None.
+
+        Every runtime driver is asked, as every one is observed; with more than
+        one identity (runtimes on different engines) the key names them all.
+        """
+        ids = {driver.engine_id() for driver in self.all(Kind.CONTAINER) if isinstance(driver, RuntimeDriver)}
+        return "+".join(sorted(filter(None, ids))) or None
 
     def all(self, kind: Kind) -> list[ObjectDriver]:
         """Every distinct driver of a kind (each observed once)."""

@@ -66,6 +66,17 @@ class Reconciler:
 
         return call_with_retries(lambda: observe(desired, drivers), OBSERVE_RETRY)
 
+    def engine_identity(self, drivers: Drivers) -> str | None:
+        """What the stack's lock is keyed on: the engine's identity, else its URL (None: the default engine).
+
+        Retried like observing: an engine that is restarting answers a moment later.
+        """
+        def ask() -> str | None:
+            drivers.context.pass_cache.clear()  # each attempt is a pass of its own: nothing remembered answers it
+            return drivers.engine_id()
+
+        return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
+
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False) -> tuple[Plan, LiveState]:
         drivers = self.drivers(desired.stack)
         live = self.observe(desired, drivers)
@@ -86,8 +97,8 @@ class Reconciler:
         notification must not hold up the next writer.
         """
         hook_errors: list[str] = []
-        with stack_lock(desired.stack, self.engine_url, timeout=request.lock_timeout):
-            drivers = self.drivers(desired.stack)
+        drivers = self.drivers(desired.stack)
+        with stack_lock(desired.stack, self.engine_identity(drivers), timeout=request.lock_timeout):
             live = self.observe(desired, drivers)
             plan = plan_changes(desired, live, prune_volumes=request.prune_volumes)
             self._refuse(desired, plan, request, drivers)

@@ -218,8 +218,10 @@ def test_a_second_writer_waits_then_names_the_holder(stack):
     holding = threading.Event()
     release = threading.Event()
 
+    engine_id = stack.engine.info()["ID"]  # the lock is keyed on the engine's identity, not on its URL
+
     def hold():
-        with stack_lock(stack.name, None):
+        with stack_lock(stack.name, engine_id):
             holding.set()
             release.wait(30)
 

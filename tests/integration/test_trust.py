@@ -5,10 +5,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from .tcp_relay import TcpRelay
 
 pytestmark = pytest.mark.engine
 
@@ -100,3 +102,34 @@ def test_a_black_holed_engine_fails_apply_within_the_default_connect_timeout(sta
     assert took < 30
     assert stack.containers() == {}
 
+
+def test_one_engine_through_two_urls_takes_one_lock(stack):
+    from reconciler.reconcile import ApplyRequest, Reconciler
+    from reconciler.spec import load_desired
+
+    stack.write(ONE)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(plan) -> None:
+        holding.set()
+        release.wait(60)
+
+    reconciler = Reconciler(engine_url="unix:///var/run/docker.sock")
+    desired = load_desired([stack.dir / "stack.yaml"], drivers=reconciler.driver_names())
+    holder = threading.Thread(target=reconciler.apply, args=(desired, ApplyRequest()), kwargs={"on_plan": hold})
+    with TcpRelay() as relay:
+        holder.start()
+        try:
+            assert holding.wait(60)
+            second = stack.apply("--engine", relay.url, "--lock-timeout", "1")
+        finally:
+            release.set()
+            holder.join(60)
+        assert second.code == 1, second.out + second.err
+        assert f"stack '{stack.name}' is locked by pid {os.getpid()}" in second.err
+        assert second.out == ""
+        # Through either URL the stack is then the same, converged one.
+        again = stack.apply("--engine", relay.url, "--output", "json")
+    assert again.code == 0, again.out + again.err
+    calls = again.json()["engine_calls"]
+    assert again.json()["changes"] == [] and calls.get("write", 0) == 0 and calls["read"] <= 5

@@ -1,13 +1,19 @@
 """The stack lock trusts nothing it finds in its directory: no symlink, no foreign file, no open directory."""
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 
+import pluggy
 import pytest
 
+from reconciler import hookspecs
+from reconciler.drivers import RuntimeDriver
 from reconciler.errors import LockError
+from reconciler.hookspecs import hookimpl
 from reconciler.lock import lock_path, stack_lock
+from reconciler.reconcile import Reconciler
 
 
 @pytest.fixture
@@ -88,3 +94,62 @@ def test_a_directory_owned_by_another_user_is_refused(lock_dir):
 def test_a_stack_name_that_is_no_name_never_becomes_a_path(lock_dir, stack):
     with pytest.raises(LockError, match="invalid stack name"):
         lock_path(stack, "engine-a")
+
+
+class _Runtime(RuntimeDriver):
+    """A runtime with no containers that says which engine it runs on."""
+
+    def __init__(self, identity):
+        self.identity = identity
+
+    def observe(self, stack, wanted):
+        return []
+
+    def delete(self, live):
+        pass
+
+    def create(self, spec, labels):
+        pass
+
+    def start(self, name):
+        pass
+
+    def wait(self, name, condition, *, timeout):
+        pass
+
+    def engine_id(self):
+        return self.identity
+
+
+def _reconciler(identity, engine_url=None):
+    class Engine:
+        @hookimpl
+        def reconciler_register_drivers(self, registry):
+            registry.add_runtime_driver("docker", lambda ctx: _Runtime(identity))
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(Engine(), name="engine")
+    return Reconciler(plugin_manager=pm, engine_url=engine_url)
+
+
+def _locked(path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("identity, url, key", [
+    ("3F2A:ENGINE", "tcp://127.0.0.1:2375", "3F2A:ENGINE"),  # the engine's identity, whatever the URL
+    (None, "tcp://127.0.0.1:2375", "tcp://127.0.0.1:2375"),  # a runtime that cannot say: the URL's text
+])
+def test_the_lock_is_keyed_on_what_the_runtime_says_the_engine_is(lock_dir, identity, url, key):
+    seen = []
+    _reconciler(identity, url).destroy("shop", on_plan=lambda plan: seen.append(_locked(lock_path("shop", key))))
+    assert seen == [True]

@@ -1,0 +1,61 @@
+"""The real engine's socket, reachable a second way: a relay from 127.0.0.1:PORT to the unix socket.
+
+Lets a test reach one engine through two URLs (``unix://…`` and ``tcp://127.0.0.1:PORT``)
+without reconfiguring the engine that other tests share.
+"""
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+
+__all__ = ["TcpRelay"]
+
+
+class TcpRelay:
+    """``with TcpRelay() as relay:`` then ``--engine relay.url`` reaches the engine behind ``upstream``."""
+
+    def __init__(self, upstream: str = "/var/run/docker.sock") -> None:
+        relay = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as engine:
+                    engine.connect(relay.upstream)
+                    back = threading.Thread(target=_pump, args=(engine, self.request), daemon=True)
+                    back.start()
+                    _pump(self.request, engine)
+                    back.join()
+
+        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.upstream = upstream
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "TcpRelay":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    """Copy bytes one way until the source closes, then tell the target nothing more comes."""
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    try:
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
