@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import ReconcilerError, SpecError
 from .planfile import read_plan, write_plan
+from .redact import RedactingFilter, redact
 from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
 from .reconcile import ApplyRequest, Reconciler
 from .render import (
@@ -323,10 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _READER_GONE.clear()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # every record ends here, third-party loggers' too
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     try:
         code = COMMANDS[args.command](args)
     except ReconcilerError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {redact(str(exc))}", file=sys.stderr, flush=True)
         code = 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -362,6 +362,11 @@ class DesiredState:
     def is_empty(self) -> bool:
         return not (self.images or self.networks or self.volumes or self.containers)
 
+    def secret_values(self) -> frozenset[str]:
+        """Every value marked secret: secret env values and secret build args (for ``reconciler.redact``)."""
+        env = {e.value for spec in self.containers.values() for e in spec.env if e.secret}
+        return frozenset(env.union(*(spec.secret_values for spec in self.images.values())))
+
     def of(self, kind: Kind) -> Mapping[str, Any]:
         """The wanted objects of ``kind`` by engine name (images by reference), as ``LiveState.of``.
 

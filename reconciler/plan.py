@@ -15,6 +15,7 @@ from typing import Iterable, Mapping
 from . import labels
 from .defaults import DEFAULT_DRIVERS
 from .hashing import canonical_json
+from .redact import REDACTED
 from .model import (
     ContainerSpec,
     DesiredState,
@@ -29,7 +30,6 @@ from .model import (
 __all__ = ["Action", "Change", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
            "spec_fields", "wanted_images"]
 
-REDACTED = "(secret)"
 DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
 # Kept for plugins that imported them from here; ``reconciler.labels`` is their home.
 SECRET_ENV_LABEL = labels.SECRET_ENV

@@ -1,4 +1,5 @@
-"""Test-wide isolation: the schema cache and stack locks live in this run's temp folder."""
+"""Test-wide isolation: the schema cache and stack locks live in this run's temp folder, and the
+secrets one test registers with the process-wide redactor do not blank another test's text."""
 from __future__ import annotations
 
 import os
@@ -18,3 +19,11 @@ def _isolated_state(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_from_other_tests():
+    from reconciler.redact import forget_secrets
+
+    yield
+    forget_secrets()

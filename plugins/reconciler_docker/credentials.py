@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Mapping
 
 from reconciler.errors import PermanentError, SpecError
+from reconciler.redact import register_secrets
 from reconciler.spec.yamlsafe import compose_file
 
 __all__ = ["Credential", "CredentialError", "CredentialStore", "HUB", "config_key", "registry_host"]
@@ -102,9 +103,13 @@ class CredentialStore:
         return self.for_host(registry_host(ref))
 
     def for_host(self, host: str) -> Credential | None:
+        """Credentials for ``host``; a secret found is registered with ``reconciler.redact`` for the logs."""
         with self._lock:
             if host not in self._cache:
-                self._cache[host] = self._own_file(host) or self._docker_config(host)
+                found = self._own_file(host) or self._docker_config(host)
+                if found is not None:
+                    register_secrets([found.password])
+                self._cache[host] = found
             return self._cache[host]
 
     # -- the reconciler's own file -------------------------------------------------

@@ -21,7 +21,7 @@ import docker.errors
 
 from reconciler.drivers import RegistryDriver
 from reconciler.errors import DriverError, PermanentError, TemporaryError
-from reconciler.plan import REDACTED
+from reconciler.redact import redact as redact_values
 from reconciler.labels import BUILD_HASH
 from reconciler.model import ImageSpec, LiveObject
 
@@ -68,13 +68,11 @@ _UNREACHABLE = re.compile(r"connection refused|dial tcp|i/o timeout|timeout|dead
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every occurrence of each secret value replaced by ``(secret)``.
 
-    Pass the longest secrets first (``ImageSpec.secret_values`` does) so a
-    secret that contains another is replaced whole. Empty values are skipped.
+    The process-wide redactor's rule (``reconciler.redact``), applied to the
+    secrets of one image: a secret that contains another is replaced whole,
+    empty values are skipped.
     """
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
+    return redact_values(text, secrets)
 
 
 def pull_error(ref: str, detail: str, status: int, credential: Credential | None,

@@ -38,8 +38,10 @@ def load_desired(
     checks that every driver the spec names is provided by a loaded plugin.
     A spec naming no object raises ``EmptySpecError`` unless ``allow_empty``
     (``destroy`` only needs the stack's name): applying it would delete the stack.
+    Its secret values are registered with ``reconciler.redact``.
     """
     from ..errors import EmptySpecError
+    from ..redact import register_secrets
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate
@@ -47,6 +49,7 @@ def load_desired(
     raw = load_stack(files, environ=environ)
     validate(raw, allow_outside=allow_outside, drivers=drivers)
     desired = build_desired(raw, stack_name_for(raw, stack))
+    register_secrets(desired.secret_values())  # from here on, no log line may show them
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)
     return desired

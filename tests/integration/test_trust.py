@@ -7,9 +7,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
+import docker.errors
 import pytest
 
+from .conftest import BASE_IMAGE
 from .tcp_relay import TcpRelay
 
 pytestmark = pytest.mark.engine
@@ -133,3 +136,30 @@ def test_one_engine_through_two_urls_takes_one_lock(stack):
     assert again.code == 0, again.out + again.err
     calls = again.json()["engine_calls"]
     assert again.json()["changes"] == [] and calls.get("write", 0) == 0 and calls["read"] <= 5
+
+
+def test_debug_logs_never_show_a_secret_build_arg(stack):
+    secret = f'tok {uuid.uuid4().hex} &"x'  # spaces and quotes: the request line carries it URL-encoded JSON
+    nonce = secret.split()[1]  # survives every encoding, so finding it anywhere is a leak
+    app = stack.dir / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nARG TOKEN\nLABEL nonce={uuid.uuid4().hex}\n")
+    stack.write("""
+        name: STACK
+        images:
+          app:
+            build:
+              context: ./app
+              args: {TOKEN: {value: "${TOKEN}", secret: true}}
+            ref: STACK-app:1
+    """)
+    try:
+        result = stack.cli("--log-level", "debug", "apply", env={"TOKEN": secret})
+        assert result.code == 0, result.out + result.err
+        assert nonce not in result.out + result.err
+        assert "buildargs=" in result.err and "(secret)" in result.err  # urllib3's request line, redacted
+    finally:
+        try:
+            stack.engine.remove_image(f"{stack.name}-app:1", force=True)
+        except docker.errors.NotFound:
+            pass

@@ -13,7 +13,7 @@ import reconciler
 PACKAGE = Path(reconciler.__file__).parent
 # What the spec package may use outside itself: the data it produces and the error tree.
 SPEC_MAY_IMPORT = {"reconciler.errors", "reconciler.model", "reconciler.hashing", "reconciler.defaults",
-                   "reconciler.labels"}
+                   "reconciler.labels", "reconciler.redact"}
 
 
 def _module_name(path: Path) -> str:
