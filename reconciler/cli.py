@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="spec file or directory (repeatable; default: ./stack.yaml)")
         p.add_argument("--stack", help="stack name (default: name: in the spec, else the spec's directory)")
         p.add_argument("--allow-outside-paths", action="store_true",
-                       help="let relative paths in the spec point outside its repository")
+                       help="let paths in the spec (build contexts, env files, bind mounts, archives), "
+                            "relative or absolute, point outside its repository")
         p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                        help="load a plugin module by import path (repeatable)")
         if engine:

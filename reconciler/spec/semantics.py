@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["semantic_findings", "unknown_drivers"]
 
 _Finding = tuple[tuple, str]  # (path, message)
+ALLOW_OUTSIDE_FLAG = "--allow-outside-paths"  # what a user passes to allow_outside, named in the finding
 
 
 def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool) -> list[_Finding]:
@@ -225,16 +226,20 @@ class _Semantics:
         return self.raw.origin(path).resolve().parent
 
     def _resolve(self, path: tuple, value: str, base: Path) -> Path | None:
-        """Absolute form of a spec path, or None (and a finding) if it leaves the repository."""
-        if value.startswith("~"):
-            return Path(value).expanduser()
-        resolved = (base / value).resolve()
-        if Path(value).is_absolute() or self.allow_outside:
+        """Absolute form of a spec path, or None (and a finding) if it leaves the repository.
+
+        Relative, absolute and ``~`` paths answer to one rule: a spec from a
+        repository reads and mounts only what is in that repository, unless the
+        user says otherwise (``/etc/os-release`` is no more harmless than
+        ``../../etc/os-release``). Symbolic links are followed before judging.
+        """
+        resolved = (base / Path(value).expanduser()).resolve()
+        if self.allow_outside:
             return resolved
         root = self._repo_root(self._spec_dir(path))
         if not resolved.is_relative_to(root):
             self.out.append((path, f"{value!r} resolves to {resolved}, outside the repository {root} "
-                                   "(outside paths must be allowed explicitly)"))
+                                   f"(allow paths outside it with {ALLOW_OUTSIDE_FLAG})"))
             return None
         return resolved
 

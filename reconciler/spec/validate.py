@@ -42,8 +42,8 @@ def validate(
     """Raise SpecError listing every schema and semantic problem in ``raw``.
 
     Semantic checks (references, depends_on cycles, paths, env files) skip the
-    parts that failed the schema. Relative paths may not leave the repository
-    holding the spec file unless ``allow_outside`` is true.
+    parts that failed the schema. Paths, relative or absolute, may not leave
+    the repository holding the spec file unless ``allow_outside`` is true.
     """
     findings = _schema_findings(raw.data)
     failed = {path for path, _ in findings}

@@ -142,3 +142,12 @@ def test_an_empty_spec_is_refused_by_validate_with_the_message_apply_gives(tmp_p
     spec = write(folder / "stack.yaml", text)
     assert main(["validate", "-f", str(spec)]) == 1
     assert capsys.readouterr().err == f"error: {EMPTY_MESSAGE}\n"
+
+
+def test_an_absolute_env_file_outside_the_repository_needs_the_flag(tmp_path, capsys):
+    spec = write(tmp_path / "stack.yaml", "containers: {web: {image: 'x:1', env_file: /etc/os-release}}\n")
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:1:" in err and "containers.web.env_file: '/etc/os-release' resolves to" in err
+    assert "allow paths outside it with --allow-outside-paths" in err
+    assert main(["validate", "-f", str(spec), "--allow-outside-paths"]) == 0

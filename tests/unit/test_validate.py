@@ -139,8 +139,9 @@ def test_schema_is_valid_draft_2020_12() -> None:
     assert schema["$id"] == "https://reconciler.dev/schemas/stack.schema.json"
 
 
-def test_full_example_is_valid(tmp_path: Path) -> None:
+def test_full_example_is_valid(tmp_path: Path, monkeypatch) -> None:
     stack = make_repo(tmp_path)
+    monkeypatch.setenv("HOME", str(stack))  # ~/cache stays inside the repository, like every other path of FULL
     validate(load(stack, FULL))
 
 
@@ -299,7 +300,7 @@ containers:
     problems = problems_of(stack, spec)
     assert sorted(p.path for p in problems) == [
         "containers.web.env_file", "containers.web.volumes[0]", "containers.web.volumes[1].source",
-        "images.app.build.context",
+        "containers.web.volumes[2]", "images.app.build.context",  # /etc:/etc-host: absolute paths too (issue 8)
     ]
     assert all("outside the repository" in p.message and str(tmp_path / "repo") in p.message for p in problems)
     validate(load(stack, spec), allow_outside=True)
@@ -389,3 +390,35 @@ def test_an_image_archive_may_not_leave_the_repository(tmp_path: Path) -> None:
     spec = 'images:\n  app: {ref: "app:1", archive: ../../outside.tar}\n'
     problems = by_path(problems_of(stack, spec))
     assert "outside the repository" in problems["images.app.archive"]
+
+
+@pytest.mark.parametrize("entry, field", [
+    ("env_file: /etc/os-release", "containers.web.env_file"),
+    ("env_file: [/etc/os-release]", "containers.web.env_file[0]"),
+    ("volumes: [/etc:/host-etc:ro]", "containers.web.volumes[0]"),
+    ("volumes: [{type: bind, source: /var/run/docker.sock, target: /sock}]", "containers.web.volumes[0].source"),
+    ("volumes: [\"~/.ssh:/keys:ro\"]", "containers.web.volumes[0]"),
+])
+def test_absolute_and_home_paths_outside_the_repository_need_the_flag(tmp_path: Path, entry, field) -> None:
+    stack = make_repo(tmp_path)
+    spec = f"containers:\n  web:\n    image: a:1\n    {entry}\n"
+    problems = problems_of(stack, spec)
+    assert [p.path for p in problems] == [field]
+    assert "outside the repository" in problems[0].message and "--allow-outside-paths" in problems[0].message
+    validate(load(stack, spec), allow_outside=True)
+
+
+def test_absolute_build_context_and_archive_outside_the_repository_need_the_flag(tmp_path: Path) -> None:
+    stack = make_repo(tmp_path)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "Dockerfile").write_text("FROM scratch\n")
+    spec = (f"images:\n  app: {{build: {{context: {tmp_path / 'outside'}}}}}\n"
+            f"  saved: {{ref: 'saved:1', archive: {tmp_path / 'outside' / 'img.tar'}}}\n")
+    assert sorted(p.path for p in problems_of(stack, spec)) == ["images.app.build.context", "images.saved.archive"]
+    validate(load(stack, spec), allow_outside=True)
+
+
+def test_an_absolute_path_inside_the_repository_is_fine(tmp_path: Path) -> None:
+    stack = make_repo(tmp_path)
+    (stack / "web.env").write_text("A=1\n")
+    validate(load(stack, f"containers:\n  web: {{image: a:1, env_file: {stack / 'web.env'}}}\n"))
