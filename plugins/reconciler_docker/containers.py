@@ -25,6 +25,9 @@ from .engine import EngineDriver, engine_errors, is_ours, owned_filter
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 POLL_SECONDS = 0.25
+_PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.I)
+# "listen tcp4 127.0.0.1:8080: bind: address already in use", "Bind for 0.0.0.0:8080 failed: port is already allocated"
+_PORT = re.compile(r"(?:listen (?P<protocol>[a-z]+?)[46]? |Bind for )(?P<address>\S+?):? (?:bind|failed)")
 
 
 def _name(container: dict) -> str:
@@ -187,15 +190,40 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         return existing if is_ours((existing.get("Config") or {}).get("Labels"), labels) else None
 
     def start(self, name: str) -> None:
+        """Start (or unpause) the container; one that never ran and cannot bind its port is removed."""
         with engine_errors(f"start container {name}"):
             try:
                 self.api.start(name)
             except docker.errors.APIError as exc:
+                explanation = str(exc.explanation or "")
                 # Asking first would cost every start a read; a paused container is rare.
-                if exc.status_code == 409 and "paused" in str(exc.explanation or ""):
+                if exc.status_code == 409 and "paused" in explanation:
                     self.api.unpause(name)
+                elif _PORT_TAKEN.search(explanation):
+                    raise self._port_taken(name, explanation) from None
                 else:
                     raise
+
+    def _port_taken(self, name: str, explanation: str) -> PermanentError:
+        """The error for a start that found a host port taken, after removing the container if it never ran.
+
+        Left in ``created``, it would hold its name and be "started" again on
+        the next pass, failing the same way; removed, the next pass creates it
+        afresh once the port is free. A container that ran before is kept.
+        """
+        found = _PORT.search(explanation)
+        port = "a host port it publishes"
+        if found:
+            port = f"host port {found['address']}" + (f"/{found['protocol']}" if found["protocol"] else "")
+        fate = "the container was left stopped"
+        try:
+            state = self.api.inspect_container(name).get("State") or {}
+            if state.get("Status") == "created" and str(state.get("StartedAt", "0001-")).startswith("0001-"):
+                self.api.remove_container(name, v=False)
+                fate = "the container never ran and was removed"
+        except docker.errors.NotFound:
+            fate = "the container is gone"
+        return PermanentError(f"start container {name}: {port} is already in use ({fate}): {explanation}")
 
     def delete(self, live: LiveObject) -> None:
         """Stop gracefully (the container's own stop signal and grace period), then remove.

@@ -163,3 +163,35 @@ def test_debug_logs_never_show_a_secret_build_arg(stack):
             stack.engine.remove_image(f"{stack.name}-app:1", force=True)
         except docker.errors.NotFound:
             pass
+
+
+def test_a_taken_port_is_named_and_leaves_no_created_container_behind(stack):
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        stack.write(f"""
+            name: STACK
+            networks:
+              back: {{}}
+            containers:
+              web:
+                image: BASE
+                command: ["sleep", "3600"]
+                init: true
+                networks: [back]
+                ports: ["127.0.0.1:{port}:8080"]
+                stop_grace_period: 1s
+        """)
+        result = stack.apply()
+        assert result.code == 1, result.out + result.err
+        assert stack.containers() == {}  # not left behind in "created", holding the name
+        assert f"host port 127.0.0.1:{port}/tcp is already in use (the container never ran and was removed)" \
+            in result.out, result.out
+        status = stack.cli("status", "--output", "json")
+        rows = {row["name"]: row for row in status.json()["objects"]}
+        assert rows[f"{stack.name}-web-1"]["state"] == "missing"
+    again = stack.apply()  # the port is free now: the next pass simply creates it
+    assert again.code == 0, again.out + again.err
+    assert stack.containers()[f"{stack.name}-web-1"]["State"] == "running"
