@@ -112,6 +112,8 @@ class MemoryEngine:
         self.containers: dict[str, LiveObject] = {}
         #: Every driver call, in the order made (see the class docstring).
         self.calls: list[tuple] = []
+        #: What the runtime driver's ``engine_id`` answers (the stack lock's key); None: it cannot say.
+        self.id: str | None = f"memory-{uuid.uuid4().hex[:12]}"
         #: Seconds each call of a verb takes (see the class docstring).
         self.delays: dict[str, float] = dict(delays or {})
         #: The most calls of each verb that were in progress at once; ``"work"``: of every
@@ -378,6 +380,10 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
             self._put(dataclasses.replace(container, state="running", exit_code=None,
                                           health="healthy" if container.health else ""))
 
+    def engine_id(self) -> str | None:
+        """The engine's ``id``: not journaled, as the Docker runtime reads it with its connection."""
+        return self.engine.id
+
     def wait(self, name: str, condition: str, *, timeout: float) -> None:
         """Return if the container is ``started``, ``healthy`` or ``completed`` now; else ``PermanentError``."""
         with self.engine._call("wait", name, condition):
@@ -414,8 +420,9 @@ _MEMORY_DRIVERS = (MemoryRegistryDriver, MemoryNetworkDriver, MemoryStorageDrive
 def make_reconciler(engine: MemoryEngine, *, plugins: Mapping[str, object] | None = None) -> Reconciler:
     """A ``Reconciler`` whose only plugins are ``engine`` and ``plugins`` (by name); nothing installed loads.
 
-    Its stack lock is keyed on this engine, so a test never waits for a real
-    run, or for another engine's test, on the same stack name.
+    Its stack lock is keyed on this engine (its ``id``, else this URL), so a
+    test never waits for a real run, or for another engine's test, on the
+    same stack name.
     """
     import pluggy
 

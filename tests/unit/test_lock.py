@@ -5,15 +5,11 @@ import fcntl
 import os
 import stat
 
-import pluggy
 import pytest
 
-from reconciler import hookspecs
-from reconciler.drivers import RuntimeDriver
 from reconciler.errors import LockError
-from reconciler.hookspecs import hookimpl
 from reconciler.lock import lock_path, stack_lock
-from reconciler.reconcile import Reconciler
+from reconciler.testing import MemoryEngine, make_reconciler
 
 
 @pytest.fixture
@@ -96,43 +92,6 @@ def test_a_stack_name_that_is_no_name_never_becomes_a_path(lock_dir, stack):
         lock_path(stack, "engine-a")
 
 
-class _Runtime(RuntimeDriver):
-    """A runtime with no containers that says which engine it runs on."""
-
-    def __init__(self, identity):
-        self.identity = identity
-
-    def observe(self, stack, wanted):
-        return []
-
-    def delete(self, live):
-        pass
-
-    def create(self, spec, labels):
-        pass
-
-    def start(self, name):
-        pass
-
-    def wait(self, name, condition, *, timeout):
-        pass
-
-    def engine_id(self):
-        return self.identity
-
-
-def _reconciler(identity, engine_url=None):
-    class Engine:
-        @hookimpl
-        def reconciler_register_drivers(self, registry):
-            registry.add_runtime_driver("docker", lambda ctx: _Runtime(identity))
-
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(Engine(), name="engine")
-    return Reconciler(plugin_manager=pm, engine_url=engine_url)
-
-
 def _locked(path) -> bool:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -145,11 +104,12 @@ def _locked(path) -> bool:
         os.close(fd)
 
 
-@pytest.mark.parametrize("identity, url, key", [
-    ("3F2A:ENGINE", "tcp://127.0.0.1:2375", "3F2A:ENGINE"),  # the engine's identity, whatever the URL
-    (None, "tcp://127.0.0.1:2375", "tcp://127.0.0.1:2375"),  # a runtime that cannot say: the URL's text
-])
-def test_the_lock_is_keyed_on_what_the_runtime_says_the_engine_is(lock_dir, identity, url, key):
+@pytest.mark.parametrize("identity", ["3F2A:ENGINE", None])
+def test_the_lock_is_keyed_on_what_the_runtime_says_the_engine_is(lock_dir, identity):
+    engine = MemoryEngine()
+    engine.id = identity  # None: a runtime that cannot say, so the engine URL's text is the key
+    reconciler = make_reconciler(engine)
+    key = identity or reconciler.engine_url
     seen = []
-    _reconciler(identity, url).destroy("shop", on_plan=lambda plan: seen.append(_locked(lock_path("shop", key))))
+    reconciler.destroy("shop", on_plan=lambda plan: seen.append(_locked(lock_path("shop", key))))
     assert seen == [True]
