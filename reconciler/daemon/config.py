@@ -42,6 +42,7 @@ class Source:
     paths: tuple[str, ...] = (".",)
     allow_empty: bool = False
     prune_volumes: bool = False
+    allow_outside_paths: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             paths=tuple(entry.get("paths") or (".",)),
             allow_empty=bool(entry.get("allow_empty", False)),
             prune_volumes=bool(entry.get("prune_volumes", False)),
+            allow_outside_paths=bool(entry.get("allow_outside_paths", False)),
         ))
     return DaemonConfig(
         sources=tuple(sources),
