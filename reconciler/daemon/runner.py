@@ -71,7 +71,8 @@ class Daemon:
             return self._missing(worker, where)
         try:
             desired = load_desired([where], drivers=self.reconciler.driver_names(),
-                                   allow_empty=worker.source.allow_empty)
+                                   allow_empty=worker.source.allow_empty,
+                                   allow_outside=worker.source.allow_outside_paths)
         except SpecError as exc:
             raise _in_source(exc, worker.checkout) from None
         if worker.checkout.revision:
