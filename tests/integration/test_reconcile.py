@@ -283,3 +283,16 @@ def test_saved_plan_applies_exactly_or_is_refused_when_stale(stack):
     assert "stale" in stale.err and "nothing was applied" in stale.err
     assert stack.container_ids() == ids
     assert [e for e in stack.events_since(before) if e.get("Action") != "die"] == []
+
+
+def test_stops_that_wait_out_their_grace_period_do_not_queue_for_workers(stack):
+    # Without an init, `sleep` as PID 1 ignores SIGTERM: each stop waits its whole grace period.
+    stack.write("name: STACK\ncontainers:\n" + "".join(
+        f"  c{i}:\n    image: BASE\n    command: [sleep, '3600']\n    stop_grace_period: 2s\n" for i in range(6)))
+    assert stack.apply("--workers", "1").code == 0
+    started = time.monotonic()
+    result = stack.cli("destroy", "--workers", "1")
+    took = time.monotonic() - started
+    assert result.code == 0, result.out + result.err
+    assert stack.containers() == {}
+    assert took < 3 * 2  # one stop at a time would take 6 × 2 s
