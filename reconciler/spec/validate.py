@@ -90,11 +90,13 @@ def _compiled(schema_file: str) -> Any:
 def _schema_text(schema_file: str = SCHEMA_FILE) -> str:
     from importlib.resources import files
 
-    try:
-        return files("reconciler.schemas").joinpath(schema_file).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
-        # Running from a source checkout: the folder sits beside the package.
-        return (Path(__file__).resolve().parents[2] / "schemas" / schema_file).read_text(encoding="utf-8")
+    # Running from a source checkout, the folder beside the package is the one
+    # that matches this code, even when another checkout is installed editable
+    # (whose ``reconciler.schemas`` would otherwise win).
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "schemas" / schema_file).is_file():
+        return (checkout / "schemas" / schema_file).read_text(encoding="utf-8")
+    return files("reconciler.schemas").joinpath(schema_file).read_text(encoding="utf-8")
 
 
 # -- schema errors, in words ------------------------------------------------------

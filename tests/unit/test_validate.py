@@ -139,6 +139,13 @@ def test_schema_is_valid_draft_2020_12() -> None:
     assert schema["$id"] == "https://reconciler.dev/schemas/stack.schema.json"
 
 
+def test_the_schema_read_is_this_checkouts_own() -> None:
+    # Another checkout installed editable must not lend its schema to this one.
+    from reconciler.spec.validate import _schema_text
+
+    assert _schema_text() == SCHEMA.read_text(encoding="utf-8")
+
+
 def test_full_example_is_valid(tmp_path: Path, monkeypatch) -> None:
     stack = make_repo(tmp_path)
     monkeypatch.setenv("HOME", str(stack))  # ~/cache stays inside the repository, like every other path of FULL
