@@ -20,6 +20,8 @@ __all__ = [
     "ContainerSpec",
     "DesiredState",
     "EnvVar",
+    "FileContent",
+    "FileMount",
     "HealthCheck",
     "ImageSpec",
     "Kind",
@@ -230,6 +232,77 @@ class Mount:
     volume_key: str | None = None
 
 
+class FileContent:
+    """The bytes of a config or a secret, held so that no rendering can show them.
+
+    ``repr`` and ``str`` name only the size, and a deep copy (``asdict``) shares
+    the object, so a spec that is logged, printed or serialized with
+    ``default=str`` never carries a secret. ``reveal()`` is for the driver that
+    writes the file, and for nothing else.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._data = bytes(data)
+
+    def reveal(self) -> bytes:
+        """The content itself: only a runtime driver materializing the file calls this."""
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"<{len(self._data)} bytes>"
+
+    __str__ = __repr__
+
+    def __copy__(self) -> FileContent:
+        return self  # immutable: and a copy would be one more place holding the bytes
+
+    def __deepcopy__(self, memo: dict) -> FileContent:
+        return self
+
+    def __reduce__(self):  # pickling would write the bytes out: refuse
+        raise TypeError("FileContent is not serializable")
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A config or secret materialized as a file and bind-mounted read-only into a container.
+
+    ``config()`` covers everything here but ``content``: only its sha256
+    (``content_hash``) is hashed, so a changed config or secret replaces
+    exactly the containers that mount it, and no label or plan holds the content.
+    """
+
+    #: ``config`` or ``secret``.
+    kind: str
+    #: The key under ``configs:`` or ``secrets:`` in the spec.
+    name: str
+    #: The absolute path of the file inside the container.
+    target: str
+    #: The hex sha256 of the content.
+    content_hash: str
+    #: The owner of the file; None: root when the reconciler runs as root, else its own user.
+    uid: int | None = None
+    gid: int | None = None
+    #: The file's permission bits (default 0444 for configs, 0400 for secrets).
+    mode: int = 0o444
+    #: The bytes themselves, out of repr, equality and hashes.
+    content: FileContent = field(default_factory=FileContent, repr=False, compare=False)
+
+    @property
+    def secret(self) -> bool:
+        return self.kind == "secret"
+
+    def config(self) -> dict:
+        """What the container's config hash covers for this file."""
+        return {"target": self.target, "uid": self.uid, "gid": self.gid, "mode": self.mode,
+                "content": self.content_hash}
+
+
 @dataclass(frozen=True)
 class HealthCheck:
     #: The engine's test form: ``("CMD", …)``, ``("CMD-SHELL", "…")`` or ``("NONE",)``.
@@ -273,6 +346,8 @@ class ContainerSpec:
     #: ``host``, ``none`` or None (the engine's default, or ``networks``).
     network_mode: str | None = None
     mounts: tuple[Mount, ...] = ()
+    #: Configs and secrets mounted as files, sorted by target.
+    files: tuple[FileMount, ...] = ()
     #: The engine's restart policy: ``no``, ``always``, ``unless-stopped``, ``on-failure``.
     restart: str = "no"
     healthcheck: HealthCheck | None = None
@@ -327,10 +402,24 @@ class ContainerSpec:
             "network_mode": self.network_mode,
             "memory": self.memory,
             "nano_cpus": self.nano_cpus,
+            # Empty (and so left out of the hash) for a container that mounts none.
+            "configs": self._file_configs("config"),
+            "secrets": self._file_configs("secret"),
         }
+
+    def _file_configs(self, kind: str) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        for mount in self.files:
+            if mount.kind == kind:
+                out.setdefault(mount.name, []).append(mount.config())
+        return out
 
     def env_dict(self) -> dict[str, str]:
         return {e.name: e.value for e in self.env}
+
+    def file_hashes(self, kind: str) -> dict[str, str]:
+        """Content hashes of the configs (``kind="config"``) or secrets this container mounts, by name."""
+        return {m.name: m.content_hash for m in self.files if m.kind == kind}
 
     @property
     def secret_env(self) -> frozenset[str]:
@@ -363,9 +452,20 @@ class DesiredState:
         return not (self.images or self.networks or self.volumes or self.containers)
 
     def secret_values(self) -> frozenset[str]:
-        """Every value marked secret: secret env values and secret build args (for ``reconciler.redact``)."""
+        """Every value marked secret, as text: secret env values, secret build args, and secret files.
+
+        For a process-wide redactor: a secret file is registered whole and
+        stripped (a file read into a log line usually loses its final newline).
+        """
         env = {e.value for spec in self.containers.values() for e in spec.env if e.secret}
-        return frozenset(env.union(*(spec.secret_values for spec in self.images.values())))
+        args = {v for spec in self.images.values() for v in spec.secret_values}
+        files = set()
+        for spec in self.containers.values():
+            for mount in spec.files:
+                if mount.secret:
+                    text = mount.content.reveal().decode("utf-8", "replace")
+                    files.update({text, text.strip()})
+        return frozenset(v for v in env | args | files if v)
 
     def of(self, kind: Kind) -> Mapping[str, Any]:
         """The wanted objects of ``kind`` by engine name (images by reference), as ``LiveState.of``.

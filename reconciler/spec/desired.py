@@ -2,11 +2,14 @@
 
 Everything a container will really see goes into its config hash, including
 the content of its env files and the references it resolves to, so editing an
-env file rolls the container. Engine defaults are never hashed: we hash only
+env file rolls the container. Configs and secrets are read here (and decrypted)
+into ``FileMount``s: only their sha256 reaches a hash, so changing one rolls
+exactly the containers that mount it. Engine defaults are never hashed: we hash only
 what the spec asks for, so an engine restart cannot make a stack look changed.
 """
 from __future__ import annotations
 
+import hashlib
 import shlex
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +22,8 @@ from ..model import (
     ContainerSpec,
     DesiredState,
     EnvVar,
+    FileContent,
+    FileMount,
     HealthCheck,
     ImageSpec,
     Mount,
@@ -27,6 +32,7 @@ from ..model import (
 )
 from . import units
 from .buildctx import build_hash
+from .filesources import KINDS, file_ref, read_content
 from .gitinfo import spec_revision
 from .imagearchive import archive_image_id
 from .interpolate import parse_env_file
@@ -37,6 +43,9 @@ from .names import engine_name_problem, require_stack_name
 __all__ = ["build_desired", "stack_name_for"]
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+# Maps whose keys get a field hash each, so a plan names ``env.LOG_LEVEL`` or ``secrets.db``.
+_EXPANDED = frozenset({"env", "labels", "configs", "secrets"})
 
 
 def stack_name_for(raw: RawStack, override: str | None = None) -> str:
@@ -116,12 +125,15 @@ class _Builder:
         self.problems: list[Problem] = []
         self.runtime = str(raw.data.get("runtime") or DEFAULT_DRIVERS["containers"])
         self.inputs: set[str] = set()  # files besides the spec that the state depends on
+        self.sources: dict[str, dict[str, tuple[FileContent, str]]] = {}  # configs and secrets, read once
 
     def build(self) -> DesiredState:
         data = self.raw.data
         images = self._each("images", self._image)
         networks = self._each("networks", self._network)
         volumes = self._each("volumes", self._volume)
+        self.sources = {section: self._each(section, lambda key, value, s=section: self._file_source(s, key, value))
+                        for section in KINDS}
         containers: dict[str, ContainerSpec] = {}
         for key, value in sorted((data.get("containers") or {}).items()):
             for replica in self._guard(("containers", key), lambda: self._containers(key, value, images, networks, volumes)) or []:
@@ -224,6 +236,7 @@ class _Builder:
         env = self._env(path, value)
         nets = self._networks(value.get("networks"), networks)
         mounts = tuple(self._mount(path + ("volumes", i), m, volumes) for i, m in enumerate(value.get("volumes") or []))
+        files = self._files(value)
         ports = tuple(p for spec in value.get("ports") or [] for p in units.parse_port(spec))
         health = self._healthcheck(value.get("healthcheck"))
         depends = value.get("depends_on") or {}
@@ -243,6 +256,7 @@ class _Builder:
             networks=nets,
             network_keys=tuple(_network_keys(value.get("networks"))),
             mounts=mounts,
+            files=files,
             restart=str(value.get("restart", "no")),
             healthcheck=health,
             depends_on=tuple(sorted((k, (v or {}).get("condition", "started")) for k, v in depends.items())),
@@ -261,7 +275,7 @@ class _Builder:
         )
         config = spec.config()
         spec = replace(spec, config_hash=config_hash(config),
-                       field_hashes=tuple(sorted(field_hashes(config, expand=frozenset({"env", "labels"})).items())))
+                       field_hashes=tuple(sorted(field_hashes(config, expand=_EXPANDED).items())))
         count = int(value.get("replicas", 1))
         _engine_name("container", f"{self.stack}-{key}-{count}")  # the last replica has the longest name
         return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
@@ -283,6 +297,29 @@ class _Builder:
             else:
                 merged[k] = EnvVar(k, _scalar(v))
         return tuple(merged[k] for k in sorted(merged))
+
+    def _file_source(self, section: str, key: str, value: dict) -> tuple[FileContent, str]:
+        """A config's or secret's content (decrypted) and its sha256."""
+        file = None
+        if value.get("file"):
+            file = self._path((section, key, "file"), value["file"])
+            self.inputs.add(str(file))
+        data = read_content(KINDS[section], value, file=file, variables=self.raw.variables((section, key)),
+                            environ=self.raw.environ)
+        return FileContent(data), hashlib.sha256(data).hexdigest()
+
+    def _files(self, value: dict) -> tuple[FileMount, ...]:
+        """The configs and secrets a container lists, as file mounts sorted by target."""
+        out = []
+        for section, kind in KINDS.items():
+            for item in value.get(section) or []:
+                ref = file_ref(kind, item)
+                if ref.source not in self.sources[section]:
+                    raise ValueError(f"{kind} {ref.source!r} is not defined in {section}")
+                content, digest = self.sources[section][ref.source]
+                out.append(FileMount(kind=kind, name=ref.source, target=ref.target, content_hash=digest,
+                                     uid=ref.uid, gid=ref.gid, mode=ref.mode, content=content))
+        return tuple(sorted(out, key=lambda m: m.target))
 
     def _networks(self, value: Any, networks: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
         out = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .yamlsafe import compose_file
 __all__ = ["Mark", "RawStack", "load_stack"]
 
 MAX_FILE_BYTES = 1024 * 1024
-SECTIONS = ("images", "networks", "volumes", "containers")
+SECTIONS = ("images", "networks", "volumes", "containers", "configs", "secrets")
 
 
 @dataclass
@@ -37,6 +37,14 @@ class RawStack:
     data: dict
     marks: dict[tuple, Mark]
     files: tuple[Path, ...]
+    #: The process environment the files were read with (``load_stack``'s ``environ``).
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: Per spec file directory: ``environ`` over the ``.env`` there (what interpolation saw).
+    variables_by_dir: dict[Path, Mapping[str, str]] = field(default_factory=dict, repr=False)
+
+    def variables(self, path: Sequence) -> Mapping[str, str]:
+        """The variables the file holding ``path`` was interpolated with: the environment over its ``.env``."""
+        return self.variables_by_dir.get(self.origin(path).parent, self.environ)
 
     def mark(self, path: Sequence) -> Mark | None:
         """Position of the value at ``path``, or of its nearest ancestor that has one."""
@@ -84,7 +92,7 @@ def load_stack(paths: Sequence[str | Path], *, environ: Mapping[str, str] | None
     data, marks = _merge(documents, problems)
     if problems:
         raise SpecError(problems)
-    return RawStack(data=data, marks=marks, files=tuple(files))
+    return RawStack(data=data, marks=marks, files=tuple(files), environ=environ, variables_by_dir=env_by_dir)
 
 
 def _expand_paths(paths: Sequence[str | Path], problems: list[Problem]) -> list[Path]:
@@ -172,7 +180,7 @@ def _merge(fragments: list[_Fragment], problems: list[Problem]) -> tuple[dict, d
     for index, fragment in enumerate(fragments):
         if not isinstance(fragment.data, dict):
             problems.append(problem_at(fragment.marks.get(()), (), "the top level must be a mapping "
-                                        "(keys: name, images, networks, volumes, containers)"))
+                                        "(keys: name, images, networks, volumes, containers, configs, secrets)"))
             continue
         owners.setdefault((), index)
         for key, value in fragment.data.items():

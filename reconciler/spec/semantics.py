@@ -1,14 +1,17 @@
-"""The checks a schema cannot express: references, cycles, paths, files, drivers.
+"""The checks a schema cannot express: references, cycles, paths, files, drivers, configs and secrets.
 
 They run on the parts of a spec the JSON Schema accepted (``failed`` holds the
 paths it refused), so one mistake is reported once, in the words that fit it.
 """
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Mapping
 
 from ..defaults import DEFAULT_DRIVERS, RUNTIME_SECTION, driver_for
+from . import units
+from .filesources import KINDS, SourceError, file_ref, read_content
 from .interpolate import InterpolationError, parse_env_file
 
 if TYPE_CHECKING:
@@ -63,7 +66,7 @@ class _Semantics:
         self.failed = failed
         self.allow_outside = allow_outside
         self.out: list[_Finding] = []
-        sections = ("images", "networks", "volumes", "containers")
+        sections = ("images", "networks", "volumes", "containers", "configs", "secrets")
         self.defined = {name: set(self._section(name)) for name in sections}
         self._roots: dict[Path, Path] = {}
 
@@ -71,9 +74,13 @@ class _Semantics:
         """Run every check and return what they found."""
         for key, image in self._accepted("images"):
             self._build(key, image)
+        for section in KINDS:
+            for key, entry in self._accepted(section):
+                self._file_source(section, key, entry)
         graph: dict[str, list[tuple[str, tuple]]] = {}
         for key, container in self._accepted("containers"):
             base = ("containers", key)
+            targets: list[tuple[str, tuple]] = []  # (target, path) of every file a container mounts
             checks = {
                 "image": lambda: self._image_ref(base, container),
                 "networks": lambda: self._networks(base, container.get("networks")),
@@ -82,11 +89,15 @@ class _Semantics:
                 "env_file": lambda: self._env_files(base, container.get("env_file")),
                 "depends_on": lambda: graph.__setitem__(key, self._depends_on(base, container.get("depends_on"))),
                 "network_mode": lambda: self._network_mode(base, container),
+                "configs": lambda: targets.extend(self._file_refs(base, "configs", container["configs"])),
+                "secrets": lambda: targets.extend(self._file_refs(base, "secrets", container["secrets"])),
             }
             # A schema error in one field must not hide reference errors in the others.
             for field, check in checks.items():
                 if field in container and self._clean((*base, field)):
                     check()
+            if targets:
+                self._one_mount_per_target(base, container, targets)
         self._cycles(graph)
         return self.out
 
@@ -142,6 +153,50 @@ class _Semantics:
                                    "(a bind mount's source starts with '.', '/' or '~')"))
         elif kind == "bind":
             self._resolve(path, source, self._spec_dir(path))
+
+    def _file_source(self, section: str, key: str, entry: dict) -> None:
+        """Read a config or secret as the model will (decrypting it), to report what stops that."""
+        base = (section, key)
+        file = None
+        if isinstance(entry.get("file"), str):
+            file = self._resolve((*base, "file"), entry["file"], self._spec_dir((*base, "file")))
+            if file is None:
+                return  # it leaves the repository: said already
+        try:
+            read_content(KINDS[section], entry, file=file, variables=self.raw.variables(base),
+                         environ=self.raw.environ)
+        except SourceError as exc:
+            self.out.append(((*base, exc.field) if exc.field else base, f"{KINDS[section]} {key!r}: {exc}"))
+
+    def _file_refs(self, base: tuple, section: str, items: list) -> list[tuple[str, tuple]]:
+        """Check a container's ``configs`` or ``secrets`` list; return (target, path) of each good entry."""
+        kind, out = KINDS[section], []
+        for i, item in enumerate(items):
+            path = (*base, section, i)
+            long_form = isinstance(item, dict)
+            source = item["source"] if long_form else item
+            if source not in self.defined[section]:
+                where = (*path, "source") if long_form else path
+                self.out.append((where, f"{kind} {source!r} is not defined in {section}"))
+            try:
+                out.append((file_ref(kind, item).target, path))
+            except SourceError as exc:
+                self.out.append(((*path, exc.field) if long_form else path, str(exc)))
+        return out
+
+    def _one_mount_per_target(self, base: tuple, container: dict, targets: list[tuple[str, tuple]]) -> None:
+        """Two mounts at one path: the engine refuses the container; say so at validate."""
+        seen: dict[str, str] = {}
+        if self._clean((*base, "volumes")):
+            for i, mount in enumerate(container.get("volumes") or []):
+                spec = units.parse_volume_string(mount) if isinstance(mount, str) else mount
+                seen.setdefault(posixpath.normpath(str(spec.get("target") or "/")), f"volumes[{i}]")
+        for target, path in targets:
+            where = f"{path[-2]}[{path[-1]}]"
+            if target in seen:
+                self.out.append((path, f"target {target} is already mounted by {seen[target]}"))
+            else:
+                seen[target] = where
 
     def _env_files(self, base: tuple, env_file: str | list | None) -> None:
         entries = [((*base, "env_file"), env_file)] if isinstance(env_file, str) else \

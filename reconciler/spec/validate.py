@@ -208,7 +208,7 @@ def _kind(instance: Any) -> str:
 
 
 def _shown(instance: Any, path: tuple) -> str:
-    # Environment values may be secrets: describe them without echoing.
-    if "env" in path[2:3] or not isinstance(instance, (str, int, float, type(None))):
+    # Environment values and secrets may be secret: describe them without echoing.
+    if "env" in path[2:3] or path[:1] == ("secrets",) or not isinstance(instance, (str, int, float, type(None))):
         return _kind(instance)
     return json.dumps(instance) if not isinstance(instance, str) else repr(instance)
