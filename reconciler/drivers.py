@@ -179,6 +179,15 @@ class RuntimeDriver(ObjectDriver):
         """
         return None
 
+    def prune_files(self, stack: str) -> None:
+        """Optional: remove what ``create`` materialized for configs and secrets that no container needs now.
+
+        The core calls it once after an apply that changed containers, and
+        after ``destroy``, when every change has finished (the old containers
+        are gone). A driver that writes no files keeps this default, which
+        does nothing.
+        """
+
 
 T = TypeVar("T")
 

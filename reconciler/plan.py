@@ -61,6 +61,7 @@ class Reason(enum.StrEnum):
     REWIRED = "rewired"  # a container attached to other networks than its spec says
     DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
     NOT_RUNNING = "not-running"  # a container that should run is stopped, created or paused
+    FILES_MISSING = "files-missing"  # the config or secret files it mounts are gone (a reboot empties a tmpfs)
     NO_LONGER_IN_SPEC = "no-longer-in-spec"  # owned by the stack, gone from the spec
     SCALED_DOWN = "scaled-down"  # a replica above the spec's ``replicas``
     BUILD_MISSING = "build-missing"  # a built image that is not present
@@ -414,6 +415,9 @@ def _replace_reasons(
         codes.append(Reason.IMAGE_CHANGED)
         fields.append(FieldChange("image", _short(current.image_id), _short(live_image.image_id)))
         forced.append("image")
+    if current.details.get("files_missing"):
+        codes.append(Reason.FILES_MISSING)
+        reasons.append("the config or secret files it mounts are gone from the host")
     for network, _ in spec.networks:
         if network in replaced:
             codes.append(Reason.DEPENDENCY_RECREATED)
@@ -435,12 +439,38 @@ def _explain(path: str, spec: ContainerSpec, current: LiveObject, secrets: Itera
     if section == "env" and sub in secrets:
         return FieldChange(path, REDACTED if sub in current.details.get("env", {}) else None,
                            REDACTED if sub in spec.env_dict() else None)
+    if section in ("configs", "secrets"):
+        return _explain_file(path, spec, current)
     new = _display(_desired_value(spec, section, sub))
     old_source = current.details.get(section)
     if old_source is None:
         return FieldChange(path, "(was different)", new) if new is not None else FieldChange(path)
     old = _display(old_source.get(sub) if sub and isinstance(old_source, Mapping) else (old_source if not sub else None))
     return FieldChange(path, old, new)
+
+
+def _explain_file(path: str, spec: ContainerSpec, current: LiveObject) -> FieldChange:
+    """A config by its short content hash, a secret only as ``(secret)``: never the content.
+
+    Whether the live container mounted it comes from its field hashes (a
+    label); the old hash of a config from the driver's ``details`` when it
+    could tell (``configs``: name → content hash).
+    """
+    section, _, name = path.partition(".")
+    was = path in current.field_hashes
+    new_hash = spec.file_hashes(section[:-1]).get(name)
+    if section == "secrets":
+        return FieldChange(path, REDACTED if was else None, REDACTED if new_hash else None)
+    old_hash = str(current.details.get("configs", {}).get(name) or "")
+    old = _short_content(old_hash) if old_hash else ("(was different)" if was else None)
+    new = _short_content(new_hash) if new_hash else None
+    if old == new:  # the same content at another target, owner or mode
+        return FieldChange(path)
+    return FieldChange(path, old, new)
+
+
+def _short_content(digest: str) -> str:
+    return digest[:12]
 
 
 def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:

@@ -5,11 +5,12 @@ only decides *when* to reconcile, never *how*.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
-from .drivers import DriverContext, DriverRegistry, Drivers
-from .errors import EmptySpecError, PlanError, PluginError
+from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
+from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
@@ -21,6 +22,7 @@ from .spec import load_desired
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
 
 OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,23 @@ class Reconciler:
             from .apply import apply_plan  # only a pass with changes pays for the executor
 
             report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
+        if request.destroy or any(c.kind is Kind.CONTAINER for c in plan.changes):
+            self._prune_files(plan.stack, drivers)
         return replace(report, revision=desired.revision)
+
+    @staticmethod
+    def _prune_files(stack: str, drivers: Drivers) -> None:
+        """Let runtime drivers remove the config and secret files no container mounts now.
+
+        A converged pass changes no container and so costs nothing here. A
+        failure is a warning: the containers did converge.
+        """
+        for runtime in drivers.all(Kind.CONTAINER):
+            try:
+                if isinstance(runtime, RuntimeDriver):
+                    runtime.prune_files(stack)
+            except ReconcilerError as exc:
+                log.warning("stack %s: cannot remove config and secret files no container uses: %s", stack, exc)
 
     def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> ApplyReport:
         """Remove everything the stack owns; volumes only with ``prune_volumes``."""
