@@ -4,9 +4,14 @@ Observation reads the stack's containers with one filtered list call. Only for
 containers whose config hash differs from the desired one does it read the
 full inspect data, to explain the change (secret values are redacted by the
 planner, which knows which keys are secret).
+
+Configs and secrets become files on this host before the container that
+mounts them is created (see :mod:`.files`), and ``prune_files`` removes those
+no container of the stack mounts any more.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -21,6 +26,7 @@ from reconciler.labels import CONFIG_HASH, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
 from .engine import EngineDriver, engine_errors, is_ours, owned_filter
+from .files import FileStore, files_root, is_local_engine, parse_file_name
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -59,11 +65,12 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             found = owned_plus_wanted(self.api.containers(all=True, filters=owned_filter(stack)), wanted,
                                       self._named, _name)
         out = []
+        files = f"{files_root() / stack}/"
         for name, container in sorted(found.items()):
             labels = container.get("Labels") or {}
-            details = self._details(name, container)
+            details = self._details(name, container, files)
             if is_owned(labels, stack) and name in wanted and labels.get(CONFIG_HASH) != wanted[name]:
-                details.update(self._explainable(name))
+                details.update(self._explainable(name, files))
             status = container.get("Status", "")
             out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),
                                  health=_health(status), exit_code=_exit_code(status),
@@ -105,12 +112,17 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         return self.api.containers(all=True, filters={"name": pattern})
 
     @staticmethod
-    def _details(name: str, container: dict) -> dict:
+    def _details(name: str, container: dict, files: str) -> dict:
         networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
-        volumes = [m["Name"] for m in container.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")]
-        return {"networks": sorted(networks), "volumes": sorted(volumes), "status": container.get("Status", "")}
+        mounts = container.get("Mounts") or []
+        volumes = [m["Name"] for m in mounts if m.get("Type") == "volume" and m.get("Name")]
+        details = {"networks": sorted(networks), "volumes": sorted(volumes), "status": container.get("Status", "")}
+        # A tmpfs empties when the host reboots: a container whose files went cannot start again.
+        if any(str(m.get("Source", "")).startswith(files) and not os.path.exists(m["Source"]) for m in mounts):
+            details["files_missing"] = True
+        return details
 
-    def _explainable(self, name: str) -> dict:
+    def _explainable(self, name: str, files: str) -> dict:
         """The non-derived values a plan shows as "old" for a changed container."""
         with engine_errors(f"inspect container {name}"):
             try:
@@ -130,15 +142,17 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             "working_dir": config.get("WorkingDir") or None,
             "restart": _restart_text(host.get("RestartPolicy") or {}),
             "memory": host.get("Memory") or None,
+            "configs": _config_hashes(info.get("Mounts") or [], files + "configs/"),
         }
 
     # -- create / start --------------------------------------------------
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
+        files = self._file_mounts(spec)  # first: a remote engine is refused before any call
         api = self.api
         networks = list(spec.networks)
         first = networks[0] if networks else None
         host_config = api.create_host_config(
-            mounts=[_mount(m) for m in spec.mounts] or None,
+            mounts=[_mount(m) for m in spec.mounts] + files or None,
             port_bindings=_port_bindings(spec) or None,
             restart_policy=_restart_policy(spec.restart),
             init=spec.init or None,
@@ -180,6 +194,31 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             for network, aliases in networks[1:]:
                 if network not in attached:
                     api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+
+    def _file_mounts(self, spec: ContainerSpec) -> list[DockerMount]:
+        """Write the container's configs and secrets on this host; read-only bind mounts of them."""
+        if not spec.files:
+            return []
+        if not is_local_engine(self.context.engine_url):
+            url = self.context.engine_url or os.environ.get("DOCKER_HOST")
+            raise PermanentError(
+                f"container {spec.name} mounts configs or secrets: they are written as files on this machine and "
+                f"bind-mounted, but the engine at {url} is remote and cannot see them; run the reconciler on the "
+                "engine's host, against its unix socket")
+        store = FileStore(self.context.stack)
+        return [DockerMount(target=m.target, source=store.write(m), type="bind", read_only=True) for m in spec.files]
+
+    def prune_files(self, stack: str) -> None:
+        """Remove the stack's config and secret files that no container of the stack mounts any more.
+
+        Costs one list call, and none when the stack has no files on this host.
+        """
+        store = FileStore(stack)
+        if not is_local_engine(self.context.engine_url) or not store.exists():
+            return
+        with engine_errors("list containers"):
+            containers = self.api.containers(all=True, filters=owned_filter(stack))
+        store.prune(m.get("Source", "") for c in containers for m in c.get("Mounts") or [] if m.get("Type") == "bind")
 
     def _created_before(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict | None:
         """The existing container named ``spec.name`` if it is exactly the one we meant to create."""
@@ -289,6 +328,18 @@ def _mount(mount) -> DockerMount:
     if mount.type == "tmpfs":
         return DockerMount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.tmpfs_size)
     return DockerMount(target=mount.target, source=mount.source, type=mount.type, read_only=mount.read_only)
+
+
+def _config_hashes(mounts: list[dict], prefix: str) -> dict[str, str]:
+    """Config name → short content hash, for the config files a container mounts (from their names)."""
+    out = {}
+    for mount in mounts:
+        source = str(mount.get("Source", ""))
+        rest = source[len(prefix):] if source.startswith(prefix) else "/"
+        parsed = parse_file_name(rest) if "/" not in rest else None
+        if parsed is not None:
+            out[parsed[0]] = parsed[1]
+    return out
 
 
 def _port_bindings(spec: ContainerSpec) -> dict:

@@ -1,7 +1,8 @@
-"""Secret env values never appear in output, JSON reports or labels."""
+"""Secret env values and secret files never appear in output, JSON reports, labels, plan files or state."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -42,3 +43,74 @@ def test_secrets_are_redacted_everywhere(stack):
     assert first not in labels and second not in labels
     assert info["Config"]["Labels"]["io.reconciler.secret-env"] == "TOKEN"
     assert f"TOKEN={second}" in info["Config"]["Env"]  # the container itself does get it
+
+
+SECRET_SPEC = """
+name: STACK
+secrets:
+  db: {file: ./db.age, encrypted: age}
+containers:
+  app:
+    image: BASE
+    command: ["sleep", "3600"]
+    init: true
+    secrets: [db, {source: db, target: /home/app/db, uid: 1000, mode: "0400"}]
+"""
+
+
+def _exec(engine, container: str, *command: str) -> str:
+    exec_id = engine.exec_create(container, list(command))["Id"]
+    return engine.exec_start(exec_id).decode()
+
+
+def _files_containing(roots, needle: bytes) -> set[str]:
+    found = set()
+    for root in roots:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(folder, name)
+                try:
+                    with open(path, "rb") as stream:
+                        if needle in stream.read():
+                            found.add(path)
+                except OSError:
+                    continue
+    return found
+
+
+def test_an_age_secret_is_mounted_and_its_plaintext_is_found_nowhere_else(stack):
+    import pyrage
+
+    plaintext = "db-pw-" + stack.name[-8:] + "-Zq7"
+    identity = pyrage.x25519.Identity.generate()
+    (stack.dir / "db.age").write_bytes(pyrage.encrypt(plaintext.encode(), [identity.to_public()]))
+    stack.write(SECRET_SPEC)
+    env = {"RECONCILER_AGE_IDENTITY": str(identity)}
+    outputs = []
+    for args in (("validate",), ("plan",), ("plan", "--output", "json", "--out", "plan.json"), ("apply", "plan.json"),
+                 ("apply", "--output", "json"), ("status", "--output", "json"), ("--log-level", "debug", "plan")):
+        result = stack.cli(*args, env=env)
+        assert result.code == 0, result.out + result.err
+        outputs.append(result.out + result.err)
+    container = f"{stack.name}-app-1"
+    assert _exec(stack.engine, container, "cat", "/run/secrets/db") == plaintext
+    assert _exec(stack.engine, container, "stat", "-c", "%a %u %g", "/run/secrets/db", "/home/app/db").split("\n")[:2] \
+        == ["400 0 0", "400 1000 0"]
+    for text in outputs:
+        assert plaintext not in text
+    info = stack.engine.inspect_container(container)
+    assert plaintext not in json.dumps(info)  # labels, env, mounts: only a path and hashes
+    sources = {m["Source"] for m in info["Mounts"] if m["Type"] == "bind"}
+    stack_files = os.path.dirname(os.path.dirname(next(iter(sources))))
+    roots = [stack.dir, stack_files] + [os.environ[k] for k in ("RECONCILER_CACHE_DIR", "RECONCILER_LOCK_DIR",
+                                                                 "RECONCILER_STATE_DIR") if os.environ.get(k)]
+    assert _files_containing(roots, plaintext.encode()) == sources  # the materialized secret itself, nothing else
+    assert all(oct(os.stat(s).st_mode)[-3:] == "400" for s in sources)
+
+    missing = stack.cli("plan", env={"RECONCILER_AGE_IDENTITY": ""})
+    assert missing.code == 1 and "secrets.db.file" in missing.err and "RECONCILER_AGE_IDENTITY" in missing.err
+    assert f"{stack.dir / 'stack.yaml'}:4:" in missing.err
+
+    result = stack.cli("destroy", env=env)
+    assert result.code == 0, result.out + result.err
+    assert not any(os.path.exists(s) for s in sources) and not os.path.exists(stack_files)
