@@ -26,7 +26,7 @@ from reconciler.labels import CONFIG_HASH, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
 from .engine import EngineDriver, engine_errors, is_ours, owned_filter
-from .files import FileStore, files_root, is_local_engine, parse_file_name
+from .files import FileStore, is_local_engine, parse_file_name
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -65,7 +65,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             found = owned_plus_wanted(self.api.containers(all=True, filters=owned_filter(stack)), wanted,
                                       self._named, _name)
         out = []
-        files = f"{files_root() / stack}/"
+        files = f"{self._files(stack).dir}/"
         for name, container in sorted(found.items()):
             labels = container.get("Labels") or {}
             details = self._details(name, container, files)
@@ -205,15 +205,18 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                 f"container {spec.name} mounts configs or secrets: they are written as files on this machine and "
                 f"bind-mounted, but the engine at {url} is remote and cannot see them; run the reconciler on the "
                 "engine's host, against its unix socket")
-        store = FileStore(self.context.stack)
+        store = self._files(self.context.stack)
         return [DockerMount(target=m.target, source=store.write(m), type="bind", read_only=True) for m in spec.files]
+
+    def _files(self, stack: str) -> FileStore:
+        return FileStore(stack, engine=self.context.engine_url)
 
     def prune_files(self, stack: str) -> None:
         """Remove the stack's config and secret files that no container of the stack mounts any more.
 
         Costs one list call, and none when the stack has no files on this host.
         """
-        store = FileStore(stack)
+        store = self._files(stack)
         if not is_local_engine(self.context.engine_url) or not store.exists():
             return
         with engine_errors("list containers"):

@@ -4,7 +4,9 @@ The engine has no config or secret object outside Swarm, so the runtime
 driver writes each one as a file before it creates a container that mounts
 it, and removes the files no container of the stack mounts any more.
 
-Where: ``<root>/<stack>/configs/`` and ``<root>/<stack>/secrets/``, the root
+Where: ``<root>/<stack>/configs/`` and ``<root>/<stack>/secrets/`` (``<stack>@<hash
+of the engine URL>`` for an engine other than the default socket, so two
+local engines running one stack name never prune each other's files), the root
 being ``RECONCILER_FILES_DIR``, else ``/run/reconciler`` (a tmpfs on Debian,
 so a secret never reaches a disk) when it can be made there, else
 ``$XDG_RUNTIME_DIR/reconciler``, else ``<tmp>/reconciler-<uid>``. Every
@@ -22,6 +24,7 @@ engine runs on this machine (``unix://``); a remote engine is refused.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import uuid
@@ -38,13 +41,18 @@ FILES_DIR_ENV = "RECONCILER_FILES_DIR"
 _SYSTEM_ROOT = Path("/run/reconciler")
 _KIND_DIRS = {"config": "configs", "secret": "secrets"}
 _LOCAL_SCHEMES = ("unix", "npipe")
+_DEFAULT_ENGINE = "unix:///var/run/docker.sock"
 
 
 def is_local_engine(url: str | None) -> bool:
     """Whether the engine at ``url`` (None: ``DOCKER_HOST``, else the local socket) shares this host's files."""
-    url = url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    url = _engine(url)
     scheme = url.partition("://")[0] if "://" in url else "unix"
     return scheme in _LOCAL_SCHEMES
+
+
+def _engine(url: str | None) -> str:
+    return url or os.environ.get("DOCKER_HOST") or _DEFAULT_ENGINE
 
 
 def files_root() -> Path:
@@ -73,11 +81,13 @@ def parse_file_name(name: str) -> tuple[str, str] | None:
 class FileStore:
     """One stack's materialized configs and secrets."""
 
-    def __init__(self, stack: str, root: Path | None = None) -> None:
+    def __init__(self, stack: str, *, engine: str | None = None, root: Path | None = None) -> None:
         if not stack or "/" in stack or stack in (".", ".."):
             raise PermanentError(f"stack name {stack!r} cannot name a directory for its configs and secrets")
         self.root = root or files_root()
-        self.dir = self.root / stack
+        url = _engine(engine)
+        name = stack if url == _DEFAULT_ENGINE else f"{stack}@{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+        self.dir = self.root / name
 
     def path_of(self, mount: FileMount) -> str:
         """Where ``mount``'s file is (or will be) on this host."""

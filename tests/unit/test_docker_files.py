@@ -15,6 +15,11 @@ from reconciler_docker.files import FILES_DIR_ENV, FileStore, files_root, is_loc
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
 
 
+@pytest.fixture(autouse=True)
+def _default_engine(monkeypatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # the layout names other engines' directories apart
+
+
 def mount(kind: str = "secret", name: str = "db", data: bytes = b"s3cret", **kw) -> FileMount:
     return FileMount(kind=kind, name=name, target=f"/run/secrets/{name}", content_hash=hashlib.sha256(data).hexdigest(),
                      content=FileContent(data), **kw)
@@ -25,7 +30,7 @@ def mode_of(path: str | Path) -> int:
 
 
 def test_a_file_is_written_with_its_mode_in_private_directories(tmp_path: Path) -> None:
-    store = FileStore("demo", tmp_path / "files")
+    store = FileStore("demo", root=tmp_path / "files")
     path = store.write(mount(mode=0o440))
     assert Path(path).read_bytes() == b"s3cret"
     assert mode_of(path) == 0o440
@@ -39,7 +44,7 @@ def test_a_file_is_written_with_its_mode_in_private_directories(tmp_path: Path) 
 
 @root_only
 def test_owner_is_applied_and_defaults_to_root(tmp_path: Path) -> None:
-    store = FileStore("demo", tmp_path)
+    store = FileStore("demo", root=tmp_path)
     owned = os.stat(store.write(mount(uid=1000, gid=1001)))
     assert (owned.st_uid, owned.st_gid) == (1000, 1001)
     default = os.stat(store.write(mount(kind="config", name="app")))
@@ -47,13 +52,13 @@ def test_owner_is_applied_and_defaults_to_root(tmp_path: Path) -> None:
 
 
 def test_distinct_owners_modes_and_contents_get_distinct_files(tmp_path: Path) -> None:
-    store = FileStore("demo", tmp_path)
+    store = FileStore("demo", root=tmp_path)
     paths = {store.write(mount()), store.write(mount(mode=0o440)), store.write(mount(data=b"other"))}
     assert len(paths) == 3
 
 
 def test_prune_keeps_what_is_mounted_and_removes_the_rest_then_empty_directories(tmp_path: Path) -> None:
-    store = FileStore("demo", tmp_path)
+    store = FileStore("demo", root=tmp_path)
     kept = store.write(mount())
     gone = store.write(mount(data=b"rotated"))
     config = store.write(mount(kind="config", name="app"))
@@ -65,7 +70,7 @@ def test_prune_keeps_what_is_mounted_and_removes_the_rest_then_empty_directories
 
 
 def test_prune_unlinks_a_planted_symlink_without_following_it(tmp_path: Path) -> None:
-    store = FileStore("demo", tmp_path / "files")
+    store = FileStore("demo", root=tmp_path / "files")
     Path(store.write(mount())).unlink()
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
@@ -80,24 +85,31 @@ def test_a_symlinked_or_foreign_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "files").mkdir()
     os.symlink(elsewhere, tmp_path / "files" / "demo")
     with pytest.raises(PermanentError, match="not a directory the reconciler can use"):
-        FileStore("demo", tmp_path / "files").write(mount())
+        FileStore("demo", root=tmp_path / "files").write(mount())
     assert not list(elsewhere.iterdir())
     if os.geteuid() == 0:
         foreign = tmp_path / "foreign"
         foreign.mkdir()
         os.chown(foreign, 1234, 1234)
         with pytest.raises(PermanentError, match="belongs to uid 1234"):
-            FileStore("demo", foreign).write(mount())
+            FileStore("demo", root=foreign).write(mount())
 
 
 def test_a_stack_name_that_is_not_a_plain_name_is_refused(tmp_path: Path) -> None:
     for name in ("../etc", "a/b", "..", ""):
         with pytest.raises(PermanentError):
-            FileStore(name, tmp_path)
+            FileStore(name, root=tmp_path)
+
+
+def test_each_engine_on_this_host_has_a_directory_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    default = FileStore("demo", root=tmp_path).dir
+    other = FileStore("demo", engine="unix:///run/other.sock", root=tmp_path).dir
+    assert default == tmp_path / "demo"
+    assert other != default and other.name.startswith("demo@")
 
 
 def test_a_widened_directory_is_made_private_again(tmp_path: Path) -> None:
-    store = FileStore("demo", tmp_path / "files")
+    store = FileStore("demo", root=tmp_path / "files")
     path = Path(store.write(mount()))
     os.chmod(path.parent, 0o755)
     store.write(mount())
