@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -127,6 +128,15 @@ def stack(engine, tmp_path) -> Stack:
     spec_dir.mkdir()
     yield Stack(name, spec_dir, engine)
     _remove_stacks(engine, lambda s: s == name)
+    _remove_files(name)
+
+
+def _remove_files(stack: str) -> None:
+    """The config and secret files the stack's containers mounted: removing containers by hand leaves them."""
+    root = Path(os.environ.get("RECONCILER_FILES_DIR") or "/run/reconciler")
+    for folder in root.glob(f"{stack}*"):
+        if folder.name == stack or folder.name.startswith(stack + "@"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # At the end: registry.py imports this module's constants.
