@@ -206,3 +206,11 @@ def test_a_wrong_or_broken_identity_names_the_secret_and_its_line(tmp_path: Path
     assert mangled not in json.dumps(broken)
     unreadable = problems(tmp_path, spec, {IDENTITY_FILE_ENV: str(tmp_path / "no-such-key")})
     assert "cannot read the key file" in unreadable["secrets.db.file"][1]
+
+
+def test_a_secret_files_content_reaches_the_process_wide_redactor_and_a_configs_does_not(tmp_path: Path) -> None:
+    from reconciler.redact import REDACTED, redact
+
+    desired(tmp_path, f"name: demo\nconfigs:\n  c: {{content: plain-config-text}}\nsecrets:\n"
+                      f"  s: {{content: \"{PLAINTEXT}\\n\"}}\ncontainers:\n  web: {{image: a:1, configs: [c], secrets: [s]}}\n")
+    assert redact(f"read {PLAINTEXT} from plain-config-text") == f"read {REDACTED} from plain-config-text"
