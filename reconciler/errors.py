@@ -9,12 +9,14 @@ and never prints. The tree::
     │   ├── EmptySpecError   a spec with no objects: applying it would delete the whole stack
     │   └── StalePlanError   a saved plan whose live state moved underneath
     ├── LockError            another writer holds the stack
+    ├── StateError           the state directory or its database is unusable
     ├── PluginError          a plugin is missing, broken or conflicting
     └── DriverError          a backend call failed
         ├── TemporaryError   worth retrying (connection refused, 5xx, timeouts)
         │   └── EngineUnreachable
         └── PermanentError   retrying will not help (4xx, invalid config)
-            └── ConflictError   a wanted name is taken by an object this stack does not own
+            ├── ConflictError   a wanted name is taken by an object this stack does not own
+            └── RecreateRequired  the backend can no longer use an object (e.g. after an engine crash)
 """
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ __all__ = [
     "PluginError",
     "Problem",
     "ReconcilerError",
+    "RecreateRequired",
     "SpecError",
     "StalePlanError",
+    "StateError",
     "TemporaryError",
 ]
 
@@ -96,6 +100,10 @@ class LockError(ReconcilerError):
     """Another process holds the stack's lock."""
 
 
+class StateError(ReconcilerError):
+    """The state directory or database (``reconciler.state``) cannot be used."""
+
+
 class PluginError(ReconcilerError):
     """A plugin could not be loaded, conflicts with another, or failed inside a hook."""
 
@@ -122,3 +130,15 @@ class PermanentError(DriverError):
 
 class ConflictError(PermanentError):
     """A wanted name is taken by an object this stack does not own."""
+
+
+class RecreateRequired(PermanentError):
+    """The backend cannot use this object any more, though it is unchanged: remove it and make it again.
+
+    A runtime driver raises it from ``start`` when the engine refuses to start
+    a container for a reason only a new container fixes (after an engine crash,
+    a task that outlived it: ``task …: already exists``, ``id already in use``).
+    The core then removes the container and creates it again from the spec,
+    which it does only for a container the stack owns and whose config is
+    unchanged; anywhere else it is an ordinary ``PermanentError``.
+    """

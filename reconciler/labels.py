@@ -8,7 +8,9 @@ store them as given and report them back in ``LiveObject.labels``. No driver
 invents a label the core later reads.
 
 Labels can be copied by anyone who can reach the engine, so they are a claim,
-not a proof: deleting data also needs the reconciler's own record.
+not a proof: changing or deleting an object also needs the reconciler's own
+record (``reconciler.state``), and deleting data needs the record to say the
+reconciler created it.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ __all__ = [
     "REPLICA",
     "SECRET_ENV",
     "STACK",
+    "VOLUME_ID",
     "is_owned",
     "object_labels",
     "owner_selector",
@@ -46,6 +49,9 @@ FIELDS = PREFIX + "fields"  # JSON map of short per-field hashes, to name what c
 DRIVER = PREFIX + "driver"  # the driver that created the object (networks, volumes, containers)
 BUILD_HASH = PREFIX + "build-hash"  # a built image's hash of its build inputs
 SECRET_ENV = PREFIX + "secret-env"  # comma-separated names (never values) of secret env vars
+# A random id the core gives each volume it creates (the engine gives volumes none; their
+# CreatedAt moves whenever the volume's root is chmod-ed). Recorded in the state database.
+VOLUME_ID = PREFIX + "volume-id"
 
 # Maps whose keys get a field hash each, so a plan names ``env.LOG_LEVEL``, not ``env``.
 _EXPANDED = frozenset({"options", "labels"})

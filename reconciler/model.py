@@ -30,6 +30,7 @@ __all__ = [
     "Mount",
     "NetworkSpec",
     "Port",
+    "Record",
     "VolumeSpec",
 ]
 
@@ -499,7 +500,8 @@ class LiveObject:
     kind: Kind
     #: The engine name (images: the reference).
     name: str
-    #: The engine id (volumes, which have none: the name).
+    #: The engine id. Volumes have none: the id the reconciler gave the volume
+    #: (its ``io.reconciler.volume-id`` label) when its driver reports it, else the name.
     id: str
     #: Every label the object carries (see ``reconciler.labels``).
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -551,3 +553,33 @@ class LiveState:
             Kind.VOLUME: self.volumes,
             Kind.CONTAINER: self.containers,
         }[kind]
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the reconciler's own record says about one stack on one engine (see ``reconciler.state``).
+
+    Labels say what an object *claims*; the record says what the reconciler
+    *did*. The planner reads both: an object whose labels claim the stack but
+    which the record does not list is reported, never changed or deleted,
+    unless the user adopts it (``--adopt``).
+    """
+
+    #: (kind, name, id) of every object the reconciler created.
+    created: frozenset[tuple[Kind, str, str]] = frozenset()
+    #: (kind, name, id) of every object it took over instead (``--adopt``, or a record rebuilt from
+    #: labels): it may update, replace and prune them, but deleting a volume's data needs more.
+    adopted: frozenset[tuple[Kind, str, str]] = frozenset()
+    #: True when the record knows nothing of this stack on this engine (a new machine, a new state
+    #: directory): the pass rebuilds it from the objects that match by labels and config hash,
+    #: and deletes nothing.
+    missing: bool = False
+
+    def lists(self, obj: LiveObject) -> bool:
+        """Whether the record lists this very object (kind, name and id)."""
+        key = (obj.kind, obj.name, obj.id)
+        return key in self.created or key in self.adopted
+
+    def made(self, obj: LiveObject) -> bool:
+        """Whether the reconciler created this very object (not merely adopted it)."""
+        return (obj.kind, obj.name, obj.id) in self.created

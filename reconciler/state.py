@@ -1,0 +1,388 @@
+"""The reconciler's own record: which objects it created, and what each sync did.
+
+An engine object's labels say what it *claims*; anyone who can reach the
+engine can copy them onto an object of their own. This record says what the
+reconciler *did*, so deleting data never rests on a label alone
+(DESIGN.md, "State"). The GitOps loop keeps its history in the same store.
+
+Where: one SQLite database, ``state.db``, in the state directory:
+``$RECONCILER_STATE_DIR``; else ``/var/lib/reconciler`` when running as root
+(or when it is writable); else ``$XDG_STATE_HOME/reconciler``, by default
+``~/.local/state/reconciler``. The directory is made with mode 0700 and must
+belong to the user running the reconciler; the database is 0600, in WAL mode,
+so a reader never blocks the writer.
+
+What: ids, names, hashes, revisions and outcomes. Never a spec, a config, an
+environment value or a secret.
+
+The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS`` lists
+every change since the first, in order, and opening a database applies the
+ones it lacks. A database written by a newer reconciler is refused rather
+than guessed at. Tables (version 1)::
+
+    stacks   (engine, stack, first_seen)                 the stacks this record knows
+    objects  (engine, stack, kind, name, object_id,      each object the reconciler created
+              driver, config_hash, origin, created_at)   or adopted; object_id "" while a
+                                                         create is under way
+    syncs    (id, engine, stack, revision, started_at,   one row per apply or destroy
+              seconds, summary, result)
+
+Use::
+
+    store = StateStore.open()                     # the default directory
+    book = store.stack(engine_key(url), "web")    # one stack on one engine
+    record = book.record(live)                    # a model.Record, for plan_changes
+    book.creating(Kind.CONTAINER, "web-app-1", driver="docker", config_hash=h)
+    book.created(Kind.CONTAINER, "web-app-1", container_id, driver="docker", config_hash=h)
+    book.removed(Kind.CONTAINER, "web-app-1", container_id)
+    store.add_sync(Sync(...)); store.syncs(stack="web")
+"""
+from __future__ import annotations
+
+import enum
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import StateError
+from .labels import DRIVER, is_owned
+from .model import Kind, LiveObject, LiveState, Record
+
+__all__ = [
+    "MIGRATIONS",
+    "ObjectRow",
+    "StackBook",
+    "StateStore",
+    "Sync",
+    "SyncResult",
+    "default_state_dir",
+    "engine_key",
+]
+
+STATE_DIR_ENV = "RECONCILER_STATE_DIR"
+DB_NAME = "state.db"
+SYSTEM_DIR = Path("/var/lib/reconciler")
+CREATED, ADOPTED = "created", "adopted"
+
+#: Every schema change, in order: the database's ``user_version`` is how many it has had.
+#: Append only; never edit a migration that has shipped.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE stacks (
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (engine, stack))""",
+        """CREATE TABLE objects (
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            driver TEXT NOT NULL DEFAULT '',
+            config_hash TEXT NOT NULL DEFAULT '',
+            origin TEXT NOT NULL CHECK (origin IN ('created', 'adopted')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (engine, stack, kind, name, object_id))""",
+        """CREATE TABLE syncs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            revision TEXT NOT NULL DEFAULT '',
+            started_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            result TEXT NOT NULL)""",
+        "CREATE INDEX syncs_by_stack ON syncs (stack, id)",
+    ),
+)
+
+
+def default_state_dir() -> Path:
+    """``$RECONCILER_STATE_DIR``, else ``/var/lib/reconciler`` for root, else the user's XDG state folder."""
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    if os.geteuid() == 0 or os.access(SYSTEM_DIR, os.W_OK):
+        return SYSTEM_DIR
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reconciler"
+
+
+def engine_key(engine_url: str | None) -> str:
+    """The engine a record belongs to: the URL as given, else ``$DOCKER_HOST``, else the local socket.
+
+    A URL, not the engine's own id: asking the engine would cost every pass a
+    call. Two URLs for one engine give two records; the second one starts
+    empty and is rebuilt from labels without deleting anything, which errs on
+    the safe side.
+    """
+    url = engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return url.rstrip("/")
+
+
+class SyncResult(enum.StrEnum):
+    """How one apply or destroy ended."""
+
+    CONVERGED = "converged"  # every change applied (or none was needed)
+    FAILED = "failed"  # some change failed or was skipped
+    REFUSED = "refused"  # nothing applied: a flag was missing, a policy vetoed, a spec was empty
+    ERROR = "error"  # nothing or not everything applied: the engine, a lock or a plugin failed
+
+
+@dataclass(frozen=True)
+class Sync:
+    """One row of the sync history."""
+
+    engine: str
+    stack: str
+    #: The spec's git revision ("" outside a repository).
+    revision: str
+    #: The plan in a few words, e.g. ``create 2, delete 1`` (never values).
+    summary: str
+    result: SyncResult
+    seconds: float
+    #: UTC, ISO 8601; filled in when empty.
+    started_at: str = ""
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    """One object in the record."""
+
+    kind: Kind
+    name: str
+    #: The id the object's driver reports ("" while its create is under way).
+    object_id: str
+    driver: str
+    config_hash: str
+    #: ``created`` or ``adopted``.
+    origin: str
+    created_at: str
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _private_dir(path: Path) -> None:
+    """Make ``path`` (mode 0700) or check that it is a directory of ours, tightening its mode."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise StateError(f"cannot use the state directory {path}: {exc.strerror or exc}; "
+                         f"set {STATE_DIR_ENV} to a directory you own") from exc
+    if not os.path.isdir(path) or os.path.islink(path):
+        raise StateError(f"the state directory {path} is not a directory (a symlink is refused)")
+    if info.st_uid != os.geteuid():
+        raise StateError(f"the state directory {path} belongs to uid {info.st_uid}, not to this user "
+                         f"({os.geteuid()}); set {STATE_DIR_ENV} to a directory you own")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+class StateStore:
+    """The state database: one connection, safe to share between the apply's worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (creating and migrating) the database file ``path``; its folder must exist."""
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            os.close(fd)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open the state database {path}: {exc}") from exc
+
+    @classmethod
+    def open(cls, directory: Path | None = None) -> StateStore:
+        """The store in ``directory`` (default: ``default_state_dir()``), made private if new."""
+        directory = Path(directory) if directory is not None else default_state_dir()
+        _private_dir(directory)
+        return cls(directory / DB_NAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        if self.schema_version == len(MIGRATIONS):
+            return  # the common case: no write lock taken
+        with self._transaction():
+            version = self.schema_version  # again, under the lock: another process may have migrated
+            if version > len(MIGRATIONS):
+                raise StateError(f"the state database {self.path} has schema version {version}, newer than "
+                                 f"this reconciler knows ({len(MIGRATIONS)}): upgrade the reconciler")
+            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    def _write(self, *statements: tuple[str, tuple]) -> None:
+        """Run (sql, parameters) statements in one transaction."""
+        with self._lock:
+            try:
+                with self._transaction():
+                    for sql, params in statements:
+                        self._db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot write the state database {self.path}: {exc}") from exc
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot read the state database {self.path}: {exc}") from exc
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def stack(self, engine: str, stack: str) -> StackBook:
+        """The record of one stack on one engine (``engine``: see ``engine_key``)."""
+        return StackBook(self, engine, stack)
+
+    # -- history ---------------------------------------------------------------------------
+
+    def add_sync(self, sync: Sync) -> None:
+        """Append one apply's or destroy's outcome to the history."""
+        self._write(("INSERT INTO syncs (engine, stack, revision, started_at, seconds, summary, result) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (sync.engine, sync.stack, sync.revision, sync.started_at or _now(), round(sync.seconds, 3),
+                      sync.summary, str(sync.result))))
+
+    def syncs(self, *, stack: str | None = None, engine: str | None = None, limit: int = 20) -> list[Sync]:
+        """The latest syncs, newest first, optionally of one stack and/or engine."""
+        rows = self._read(
+            "SELECT engine, stack, revision, summary, result, seconds, started_at FROM syncs "
+            "WHERE (? IS NULL OR stack = ?) AND (? IS NULL OR engine = ?) ORDER BY id DESC LIMIT ?",
+            (stack, stack, engine, engine, limit))
+        return [Sync(e, s, rev, summary, SyncResult(result), secs, at) for e, s, rev, summary, result, secs, at in rows]
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on an exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class StackBook:
+    """The record of one stack on one engine: read it for the planner, write it as objects come and go."""
+
+    def __init__(self, store: StateStore, engine: str, stack: str) -> None:
+        self.store = store
+        self.engine = engine
+        self.stack = stack
+
+    def known(self) -> bool:
+        """Whether the record has ever held anything for this stack on this engine."""
+        return bool(self.store._read("SELECT 1 FROM stacks WHERE engine = ? AND stack = ?", (self.engine, self.stack)))
+
+    def objects(self) -> list[ObjectRow]:
+        """Every object recorded for the stack, pending creates included."""
+        rows = self.store._read(
+            "SELECT kind, name, object_id, driver, config_hash, origin, created_at FROM objects "
+            "WHERE engine = ? AND stack = ? ORDER BY kind, name", (self.engine, self.stack))
+        return [ObjectRow(Kind(kind), *rest) for kind, *rest in rows]
+
+    def record(self, live: LiveState | None = None, *, settle: bool = False) -> Record:
+        """What the planner needs: the (kind, name, id) the reconciler created or adopted.
+
+        A create whose id is not known yet (under way when the process died, or
+        by a driver whose ``create`` returns None) counts for the live object of
+        that name that claims the stack with the config hash it was created
+        with. With ``settle`` (an apply, holding the stack's lock) those ids
+        are written down, and pending creates that match nothing are dropped:
+        they failed, and must not vouch for an object someone makes later.
+        """
+        rows = self.objects()
+        resolved: list[tuple[ObjectRow, str]] = []
+        created, adopted = set(), set()
+        for row in rows:
+            object_id = row.object_id
+            if not object_id:
+                object_id = _match(row, live, self.stack) if live is not None else ""
+                resolved.append((row, object_id))
+                if not object_id:
+                    continue
+            (created if row.origin == CREATED else adopted).add((row.kind, row.name, object_id))
+        if settle and resolved:
+            self._settle(resolved)
+        return Record(created=frozenset(created), adopted=frozenset(adopted), missing=not rows and not self.known())
+
+    def _settle(self, resolved: list[tuple[ObjectRow, str]]) -> None:
+        drop = [self._drop_pending(row.kind, row.name) for row, _ in resolved]
+        found = [(row.kind, row.name, object_id, row.driver, row.config_hash) for row, object_id in resolved if object_id]
+        self.store._write(*drop, *self._inserts(CREATED, found))
+
+    def creating(self, kind: Kind, name: str, *, driver: str, config_hash: str) -> None:
+        """Note a create about to happen, so an id learnt later (or never) can be matched to it."""
+        self.store._write(*self._inserts(CREATED, [(kind, name, "", driver, config_hash)]))
+
+    def created(self, kind: Kind, name: str, object_id: str | None, *, driver: str, config_hash: str) -> None:
+        """Record an object the reconciler created; ``object_id`` None: resolved on the next observe."""
+        if not object_id:
+            return  # the pending row written by ``creating`` stays, to be matched by name
+        self.store._write(self._drop_pending(kind, name),
+                          *self._inserts(CREATED, [(kind, name, object_id, driver, config_hash)]))
+
+    def adopted(self, objects: Iterable[LiveObject]) -> None:
+        """Record objects taken over without being created (``--adopt``, or a record rebuilt from labels)."""
+        rows = [(o.kind, o.name, o.id, o.labels.get(DRIVER, ""), o.config_hash) for o in objects]
+        if rows:
+            self.store._write(*self._inserts(ADOPTED, rows))
+
+    def removed(self, kind: Kind, name: str, object_id: str) -> None:
+        """Forget an object the reconciler deleted."""
+        self.store._write(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ? "
+                           "AND object_id = ?", (self.engine, self.stack, Kind(kind).value, name, object_id)))
+
+    def _drop_pending(self, kind: Kind, name: str) -> tuple[str, tuple]:
+        return ("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ? AND object_id = ''",
+                (self.engine, self.stack, Kind(kind).value, name))
+
+    def _inserts(self, origin: str, rows: list[tuple]) -> list[tuple[str, tuple]]:
+        """The stack's row (once) and one row per (kind, name, id, driver, hash); an existing one is replaced."""
+        key, now = (self.engine, self.stack), _now()
+        stack = ("INSERT OR IGNORE INTO stacks (engine, stack, first_seen) VALUES (?, ?, ?)", (*key, now))
+        sql = ("INSERT OR REPLACE INTO objects (engine, stack, kind, name, object_id, driver, config_hash, origin, "
+               "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        return [stack] + [(sql, (*key, Kind(kind).value, name, object_id, driver, config_hash, origin, now))
+                          for kind, name, object_id, driver, config_hash in rows]
+
+
+def _match(row: ObjectRow, live: LiveState, stack: str) -> str:
+    """The id of the live object a pending create made: same kind and name, claiming the stack, same hash."""
+    obj = live.of(row.kind).get(row.name)
+    if obj is None or not is_owned(obj.labels, stack) or obj.config_hash != row.config_hash:
+        return ""
+    return obj.id
+
