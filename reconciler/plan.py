@@ -24,8 +24,10 @@ from .model import (
     LiveObject,
     LiveState,
     NetworkSpec,
+    Record,
     VolumeSpec,
 )
+from .ownership import Vetted, vet
 
 __all__ = ["Action", "Change", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
            "spec_fields", "wanted_images"]
@@ -72,6 +74,7 @@ class Reason(enum.StrEnum):
     PULL_MISSING = "pull-missing"  # a pulled image that is not present
     PULL_TAG_MOVED = "pull-tag-moved"  # the tag points to another digest upstream
     PULL_ALWAYS = "pull-always"  # pull policy ``always`` and no digest to compare
+    NOT_RECORDED = "not-recorded"  # claims the stack by its labels, not in the record: shown, never applied
 
     @property
     def image_verb(self) -> str:
@@ -156,6 +159,9 @@ class Plan:
     changes: tuple[Change, ...] = ()
     #: Things a user should know that change nothing (a volume kept although it left the spec).
     notes: tuple[str, ...] = ()
+    #: Objects this pass takes into the reconciler's record without creating them (``--adopt``,
+    #: or a missing record rebuilt from labels and config hashes).
+    adopted: tuple[LiveObject, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -172,15 +178,51 @@ _FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"
 _SECTION = {Kind.IMAGE: "images", Kind.NETWORK: "networks", Kind.VOLUME: "volumes", Kind.CONTAINER: "containers"}
 
 
-def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False) -> Plan:
-    """Every change that makes ``live`` match ``desired``, in dependency order."""
+def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False,
+                 record: Record | None = None, adopt: bool = False) -> Plan:
+    """Every change that makes ``live`` match ``desired``, in dependency order.
+
+    ``record`` is what the reconciler's own record says it created (see
+    ``reconciler.ownership``): objects whose labels claim the stack but which
+    it does not list are reported with an error, never changed, unless
+    ``adopt``. None trusts the labels alone (callers without a record).
+    """
+    vetted = vet(desired, live, record, adopt=adopt)
+    live = vetted.live
     notes: list[str] = []
     images = _plan_images(desired.of(Kind.IMAGE), live)
-    networks = _plan_simple(Kind.NETWORK, desired.networks, live.networks, prune=True, notes=notes)
-    volumes = _plan_simple(Kind.VOLUME, desired.volumes, live.volumes, prune=prune_volumes, notes=notes)
-    replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE)}
-    containers = _plan_containers(desired, live, images, replaced)
-    return Plan(stack=desired.stack, changes=tuple(images + networks + volumes + containers), notes=tuple(notes))
+    networks = _plan_simple(Kind.NETWORK, desired.networks, vetted, prune=True, notes=notes)
+    volumes = _plan_simple(Kind.VOLUME, desired.volumes, vetted, prune=prune_volumes, notes=notes)
+    replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE) and not c.error}
+    containers = _plan_containers(desired, vetted, images, replaced)
+    changes = images + networks + volumes + containers
+    if vetted.rebuilding:
+        changes = _without_removals(changes, notes)
+    notes += _adoption_notes(vetted)
+    return Plan(stack=desired.stack, changes=tuple(changes), notes=tuple(notes), adopted=vetted.adopted)
+
+
+def _without_removals(changes: list[Change], notes: list[str]) -> list[Change]:
+    """A pass that rebuilds the record deletes nothing: replacements wait for the next pass."""
+    kept = []
+    for change in changes:
+        if change.action is Action.REPLACE and change.kind is not Kind.IMAGE and not change.error:
+            notes.append(f"{change.kind.value} {change.name} is replaced on the next apply: "
+                         f"this one only rebuilds the record and deletes nothing")
+        else:
+            kept.append(change)
+    return kept
+
+
+def _adoption_notes(vetted: Vetted) -> list[str]:
+    if not vetted.adopted:
+        return []
+    if vetted.rebuilding:
+        return [f"the reconciler's record of stack {vetted.stack} on this engine was empty: "
+                f"{len(vetted.adopted)} objects matching the spec by labels and config hash are recorded "
+                f"as adopted; nothing is deleted on this pass"]
+    return [f"{obj.kind.value} {obj.name} is adopted (--adopt): recorded as the stack's"
+            for obj in vetted.adopted]
 
 
 def wanted_images(desired: DesiredState) -> Mapping[str, ImageSpec]:
@@ -272,12 +314,13 @@ def _repository(ref: str) -> str:
 def _plan_simple(
     kind: Kind,
     desired: Mapping[str, NetworkSpec | VolumeSpec],
-    live: Mapping[str, LiveObject],
+    vetted: Vetted,
     *,
     prune: bool,
     notes: list[str],
 ) -> list[Change]:
     changes = []
+    live = vetted.live.of(kind)
     wanted = {spec.name: spec for spec in desired.values()}
     for name, spec in sorted(wanted.items()):
         current = live.get(name)
@@ -285,8 +328,7 @@ def _plan_simple(
             changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
                                   reason=Reason.NEW))
         elif not current.owned:
-            changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
-                                  error=_not_managed(kind, name), reason=Reason.NEW))
+            changes.append(_refused_create(kind, name, spec.key, spec.driver, vetted.unrecorded(current)))
         elif current.config_hash != spec.config_hash:
             forced = _changed_fields(spec_fields(spec), current.field_hashes)
             changes.append(Change(
@@ -296,16 +338,39 @@ def _plan_simple(
                 live_driver=live_driver(kind, current), reason=Reason.CONFIG_CHANGED,
                 blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "
                         f"rerun with {_FLAGS[kind]}" + (" (its data is lost)" if kind is Kind.VOLUME else ""),
+                error=_keeps_data(kind, current, vetted, _FLAGS[kind]),
             ))
     for name, current in sorted(live.items()):
-        if current.owned and name not in wanted:
-            if prune:
-                changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
-                                      live_id=current.id, live_driver=live_driver(kind, current),
-                                      reason=Reason.NO_LONGER_IN_SPEC))
-            else:
-                notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
+        if name in wanted or not (current.owned or vetted.unrecorded(current)):
+            continue
+        if not prune:
+            notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
+            continue
+        error = _unrecorded(kind, name) if not current.owned else _keeps_data(kind, current, vetted, "--prune-volumes")
+        changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
+                              live_id=current.id, live_driver=live_driver(kind, current), error=error,
+                              reason=Reason.NO_LONGER_IN_SPEC if current.owned else Reason.NOT_RECORDED))
     return changes
+
+
+def _refused_create(kind: Kind, name: str, key: str, driver: str, unrecorded: bool) -> Change:
+    """The create of a wanted name that another object holds: an error, never a takeover."""
+    return Change(Action.CREATE, kind, name, key, ("new",), driver=driver,
+                  error=_unrecorded(kind, name) if unrecorded else _not_managed(kind, name),
+                  reason=Reason.NOT_RECORDED if unrecorded else Reason.NEW)
+
+
+def _unrecorded(kind: Kind, name: str) -> str:
+    return (f"{kind.value} {name} claims this stack by its labels, but the reconciler's record does not list it "
+            f"(labels can be copied): it is left alone; rerun with --adopt to take it over")
+
+
+def _keeps_data(kind: Kind, current: LiveObject, vetted: Vetted, flag: str) -> str:
+    """Why deleting a volume would delete data the record does not say the reconciler created ("" if not)."""
+    if kind is not Kind.VOLUME or vetted.may_delete_data(current):
+        return ""
+    return (f"volume {current.name} was not created by the reconciler (its record says it was adopted, or "
+            f"does not list it), so its data is kept; rerun with {flag} --adopt to delete it anyway")
 
 
 def _changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:
@@ -316,17 +381,18 @@ def _not_managed(kind: Kind, name: str) -> str:
     return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"
 
 
-def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change], replaced: set[str]) -> list[Change]:
+def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change], replaced: set[str]) -> list[Change]:
     # Builds, loads of a changed archive, pulls of a missing image or of a tag that
     # moved give the image a new id (_plan_images marks them): its containers follow.
     # A pull under policy "always" whose digest is unknown may not; the next pass compares ids.
     renewed = {c.name for c in images if c.renews}
+    live = vetted.live
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():
         replicas.setdefault(spec.key, []).append(spec.name)
     changes = []
     for name, spec in sorted(desired.containers.items()):
-        change = _plan_container(spec, live, renewed, replaced)
+        change = _plan_container(spec, vetted, renewed, replaced)
         if change is None:
             continue
         requires = [f"image:{spec.image_ref}"]
@@ -340,16 +406,20 @@ def _plan_containers(desired: DesiredState, live: LiveState, images: list[Change
         holds += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
         changes.append(replace(change, requires=tuple(requires), waits=waits, holds=tuple(sorted(set(holds)))))
     for name, current in sorted(live.containers.items()):
-        if current.owned and name not in desired.containers:
-            reason, text = _prune_reason(current, desired)
-            changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,), reason=reason,
-                                  live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
-                                  holds=tuple(_holds(current))))
+        if name in desired.containers or not (current.owned or vetted.unrecorded(current)):
+            continue
+        reason, text = _prune_reason(current, desired)
+        error = "" if current.owned else _unrecorded(Kind.CONTAINER, name)
+        changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,),
+                              reason=reason if current.owned else Reason.NOT_RECORDED, error=error,
+                              live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
+                              holds=tuple(_holds(current, claimed=True))))
     return changes
 
 
-def _holds(current: LiveObject | None) -> list[str]:
-    if current is None or not current.owned:
+def _holds(current: LiveObject | None, *, claimed: bool = False) -> list[str]:
+    """What must wait for ``current`` to come down: its networks and volumes (it must be the stack's)."""
+    if current is None or not (current.owned or claimed):
         return []
     nets = [f"network:{n}" for n in current.details.get("networks", ())]
     vols = [f"volume:{v}" for v in current.details.get("volumes", ())]
@@ -362,14 +432,14 @@ def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, s
     return Reason.NO_LONGER_IN_SPEC, "no longer in the spec"
 
 
-def _plan_container(spec: ContainerSpec, live: LiveState, renewed: set[str], replaced: set[str]) -> Change | None:
+def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], replaced: set[str]) -> Change | None:
+    live = vetted.live
     current = live.containers.get(spec.name)
     base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver)
     if current is None:
         return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW, **base)
     if not current.owned:
-        return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW,
-                      error=_not_managed(Kind.CONTAINER, spec.name), **base)
+        return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted.unrecorded(current))
     reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
     if reason is not None:
         return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),

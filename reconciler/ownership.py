@@ -1,0 +1,76 @@
+"""Which live objects a stack may change: labels claim, the record proves. Pure.
+
+Labels can be copied by anyone who can reach the engine, so an object whose
+labels claim the stack is the stack's only when the reconciler's own record
+(``model.Record``, read from ``reconciler.state``) lists it. ``vet`` turns the
+drivers' view (``LiveObject.owned``: the labels claim it) into the planner's:
+
+- listed in the record: owned, as before;
+- not listed, and the user passed ``--adopt``: owned, and recorded as adopted;
+- not listed, the record is missing (a new machine), wanted by the spec with
+  the same config hash: owned, recorded as adopted (the record is rebuilt);
+- otherwise *unrecorded*: not owned. The planner reports it with an error and
+  never changes or deletes it.
+
+Deleting a volume's data needs more than ownership: the record must say the
+reconciler *created* that very volume, or the user passes ``--adopt``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .labels import is_owned
+from .model import DesiredState, Kind, LiveObject, LiveState, Record
+
+__all__ = ["Vetted", "vet"]
+
+_VETTED_KINDS = (Kind.NETWORK, Kind.VOLUME, Kind.CONTAINER)  # images are shared caches: never deleted
+
+
+@dataclass(frozen=True)
+class Vetted:
+    """The live state as the planner may act on it, and what the record does not back."""
+
+    #: The live state with ``owned`` true only for objects the stack may change.
+    live: LiveState
+    #: Objects this pass takes into the record without creating them (``--adopt``, a rebuild).
+    adopted: tuple[LiveObject, ...] = ()
+    #: The stack's name, to tell an unrecorded claim from a stranger's object.
+    stack: str = ""
+    #: None: no record consulted (labels decide, as before the record existed).
+    record: Record | None = None
+    adopt: bool = False
+
+    @property
+    def rebuilding(self) -> bool:
+        """A pass that rebuilds a missing record: it deletes nothing, not even to replace."""
+        return self.record is not None and self.record.missing and not self.adopt
+
+    def unrecorded(self, obj: LiveObject | None) -> bool:
+        """Whether ``obj`` claims the stack by its labels but the record does not back the claim."""
+        return obj is not None and not obj.owned and is_owned(obj.labels, self.stack)
+
+    def may_delete_data(self, obj: LiveObject) -> bool:
+        """Whether deleting ``obj`` (a volume) may delete its data: the reconciler created it, or ``--adopt``."""
+        return self.record is None or self.adopt or self.record.made(obj)
+
+
+def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt: bool = False) -> Vetted:
+    """The objects the stack may change, given the record (None: trust the labels, as before)."""
+    if record is None:
+        return Vetted(live=live, stack=desired.stack)
+    adopted: list[LiveObject] = []
+    vetted = {kind: dict(live.of(kind)) for kind in Kind}
+    for kind in _VETTED_KINDS:
+        wanted = desired.of(kind)
+        for name, obj in live.of(kind).items():
+            if not obj.owned or record.lists(obj):
+                continue
+            spec = wanted.get(name)
+            if adopt or (record.missing and spec is not None and obj.config_hash == spec.config_hash):
+                adopted.append(obj)
+            else:
+                vetted[kind][name] = replace(obj, owned=False)
+    trusted = LiveState(images=vetted[Kind.IMAGE], networks=vetted[Kind.NETWORK], volumes=vetted[Kind.VOLUME],
+                        containers=vetted[Kind.CONTAINER])
+    return Vetted(live=trusted, adopted=tuple(adopted), stack=desired.stack, record=record, adopt=adopt)
