@@ -4,6 +4,10 @@ Each outcome is data (``Outcome``), so one failure never stops the run: a
 permanent failure fails its change and skips what depends on it, the rest
 goes on. Temporary failures are retried with exponential backoff, bounded.
 
+What the executor creates and removes it reports to a ``Recorder`` as it
+happens (the reconciler's record, ``reconciler.state``), so a process that
+dies mid-apply leaves a record the next pass can finish.
+
 Steps run in two lanes (``graph.Lane``), each a thread pool with its own
 bound: engine work (``ApplyOptions.workers``) and waiting (``ApplyOptions.waiters``:
 container stops and removals, dependency conditions). Which lane a step
@@ -12,30 +16,53 @@ runs in changes nothing about when it may start: the schedule alone decides that
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
-from .errors import PermanentError, ReconcilerError
+from .errors import PermanentError, ReconcilerError, RecreateRequired
 from .graph import Lane, Phase, Step, build_steps, dependents_of
-from .labels import object_labels
+from .labels import VOLUME_ID, object_labels
 from .model import DesiredState, Kind, LiveObject
 from .plan import Action, Change, Plan
 from .report import ApplyOptions, ApplyReport, Outcome, Status
 from .retry import call_with_retries
 
-__all__ = ["apply_plan", "object_labels"]
+__all__ = ["Recorder", "apply_plan", "object_labels"]
+
+
+class Recorder:
+    """Told what the executor creates and removes, as it happens; this base forgets it all.
+
+    The reconciler passes one that writes its record (``reconciler.state``).
+    Methods are called from worker threads.
+    """
+
+    def creating(self, change: Change, config_hash: str) -> None:
+        """A create of ``change`` is about to be asked of its driver."""
+
+    def created(self, change: Change, config_hash: str, object_id: str | None) -> None:
+        """The driver created ``change``'s object; ``object_id`` None: it did not say which."""
+
+    def removed(self, change: Change) -> None:
+        """The driver removed ``change``'s live object (``change.live_id``)."""
 
 
 class _Runner:
     """Executes single steps against the drivers, with retries."""
 
-    def __init__(self, plan: Plan, desired: DesiredState, drivers: Drivers, options: ApplyOptions) -> None:
+    def __init__(self, plan: Plan, desired: DesiredState, drivers: Drivers, options: ApplyOptions,
+                 recorder: Recorder) -> None:
         self.stack = plan.stack
         self.desired = desired
         self.drivers = drivers
         self.options = options
+        self.recorder = recorder
+        # Decided once per change, not per attempt: a retried create finds the volume it made.
+        self._volume_ids = {c.id: uuid.uuid4().hex for c in plan.changes if c.kind is Kind.VOLUME}
+        self._recreating: set[str] = set()  # START changes whose old container is gone: a retry creates
 
     def run(self, step: Step) -> None:
         if step.change.error:
@@ -78,14 +105,23 @@ class _Runner:
         spec = self._spec(change)
         driver = self._driver(change)
         assert isinstance(driver, (NetworkDriver, StorageDriver))
-        driver.create(spec, object_labels(self.stack, change.kind, spec))
+        labels = object_labels(self.stack, change.kind, spec)
+        if change.kind is Kind.VOLUME:
+            labels[VOLUME_ID] = self._volume_ids[change.id]
+        self._create(change, spec.config_hash, lambda: driver.create(spec, labels))
 
-    def _object_down(self, change: Change) -> None:
+    def _create(self, change: Change, config_hash: str, create: Callable[[], str | None]) -> None:
+        self.recorder.creating(change, config_hash)
+        object_id = create()
+        self.recorder.created(change, config_hash, object_id if isinstance(object_id, str) else None)
+
+    def _object_down(self, change: Change, *, state: str = "running") -> None:
         # The plan knows the object by name and id; "running" makes a container
         # stop gracefully first, which is harmless if it already stopped.
         live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name,
-                          state="running" if change.kind is Kind.CONTAINER else "")
+                          state=state if change.kind is Kind.CONTAINER else "")
         self._driver(change, removing=True).delete(live)
+        self.recorder.removed(change)
 
     def _container_wait(self, change: Change) -> None:
         runtime = self._driver(change)
@@ -95,9 +131,31 @@ class _Runner:
     def _container_up(self, change: Change) -> None:
         runtime = self._driver(change)
         assert isinstance(runtime, RuntimeDriver)
-        if change.action is not Action.START:
-            spec = self._spec(change)
-            runtime.create(spec, object_labels(self.stack, Kind.CONTAINER, spec))
+        fresh = change.action is not Action.START or change.id in self._recreating
+        if fresh:
+            self._create_container(change, runtime)
+        try:
+            runtime.start(change.name)
+        except RecreateRequired:
+            if fresh:
+                raise  # a container made a moment ago: making another will not help
+            self._recreate(change, runtime)
+
+    def _create_container(self, change: Change, runtime: RuntimeDriver) -> None:
+        spec = self._spec(change)
+        self._create(change, spec.config_hash,
+                     lambda: runtime.create(spec, object_labels(self.stack, Kind.CONTAINER, spec)))
+
+    def _recreate(self, change: Change, runtime: RuntimeDriver) -> None:
+        """Remove a container the engine can no longer start, then make and start it again.
+
+        Only for a START change: the container is the stack's (recorded) and its
+        config hash is the spec's, so the new one is what the old one was. This
+        is how a stack recovers from an engine killed while it started containers.
+        """
+        self._object_down(change, state="")  # not running, whatever the stale task says
+        self._recreating.add(change.id)  # from here on, a retry of this step creates
+        self._create_container(change, runtime)
         runtime.start(change.name)
 
 
@@ -109,15 +167,17 @@ def apply_plan(
     options: ApplyOptions = ApplyOptions(),
     before: Callable[[Change], None] | None = None,
     after: Callable[[Outcome], None] | None = None,
+    recorder: Recorder | None = None,
 ) -> ApplyReport:
     """Run every change of ``plan``; return what happened to each.
 
     ``before`` and ``after`` are called once per change (from this thread),
-    for progress output and lifecycle hooks.
+    for progress output and lifecycle hooks; ``recorder`` hears of every
+    object created and removed (from the worker threads).
     """
     started = time.monotonic()
     schedule = _Schedule(build_steps(plan.changes))
-    runner = _Runner(plan, desired, drivers, options)
+    runner = _Runner(plan, desired, drivers, options, recorder or Recorder())
     with _lanes(options) as pools:
         running: dict[Future, Step] = {}
         while True:

@@ -15,6 +15,11 @@ Contract for every driver:
   hash; a driver may use it to read details only of objects that changed.
 - ``create`` / ``delete`` are idempotent where the backend allows: deleting
   what is already gone is not an error.
+- ``create`` returns the new object's id, as ``observe`` will report it in
+  ``LiveObject.id``; the core writes it in its record (``reconciler.state``),
+  which is what lets it tell its own objects from ones that merely copy their
+  labels. A driver returning None (as before 0.3) is fine: the core then
+  matches the object by name and config hash on the next observe.
 - Backend failures are mapped onto ``TemporaryError`` (retried by the core)
   or ``PermanentError`` (that change fails, its dependents are skipped).
 """
@@ -32,6 +37,7 @@ from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, Volu
 __all__ = [
     "DriverContext",
     "DriverRegistry",
+    "OptionCheck",
     "Drivers",
     "PluginDrivers",
     "NetworkDriver",
@@ -128,16 +134,22 @@ class NetworkDriver(ObjectDriver):
     kind = Kind.NETWORK
 
     @abstractmethod
-    def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> None:
-        """Create the network named ``spec.name`` with ``labels``."""
+    def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str | None:
+        """Create the network named ``spec.name`` with ``labels``; return its id (None: unknown)."""
 
 
 class StorageDriver(ObjectDriver):
     kind = Kind.VOLUME
 
     @abstractmethod
-    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
-        """Create the volume named ``spec.name`` with ``labels``."""
+    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str | None:
+        """Create the volume named ``spec.name`` with ``labels``; return its id (None: unknown).
+
+        Volumes have no engine id: ``labels`` carries one the core made up
+        (``reconciler.labels.VOLUME_ID``). A driver that reports it as the
+        volume's ``LiveObject.id`` (as the built-in ones do) returns it here;
+        one that reports the name returns the name, or None.
+        """
 
 
 class RuntimeDriver(ObjectDriver):
@@ -152,12 +164,18 @@ class RuntimeDriver(ObjectDriver):
     kind = Kind.CONTAINER
 
     @abstractmethod
-    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
-        """Create (not start) the container ``spec.name``, attached to its networks."""
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str | None:
+        """Create (not start) the container ``spec.name``, attached to its networks; return its id."""
 
     @abstractmethod
     def start(self, name: str) -> None:
-        """Start (or unpause) the container."""
+        """Start (or unpause) the container.
+
+        Raise ``RecreateRequired`` when the backend can no longer start this
+        container but a new one from the same spec would start (after an
+        engine crash: a task that outlived it). The core then removes it and
+        creates it again, if the stack owns it and its config is unchanged.
+        """
 
     @abstractmethod
     def wait(self, name: str, condition: str, *, timeout: float) -> None:
@@ -216,6 +234,10 @@ def owned_plus_wanted(
 
 
 Factory = Callable[[DriverContext], ObjectDriver]
+#: A driver's check of a spec's ``options`` (each value a string), returning one message per
+#: problem. It must not need the backend or import its client: ``reconcile validate`` runs it,
+#: so that a bad option is an error at file:line before anything is observed.
+OptionCheck = Callable[[Mapping[str, str]], Iterable[str]]
 _ROLES = {
     Kind.IMAGE: "registry",
     Kind.NETWORK: "network",
@@ -233,12 +255,13 @@ class DriverRegistry:
 
     def __init__(self) -> None:
         self._factories: dict[Kind, dict[str, tuple[Factory, str]]] = {kind: {} for kind in Kind}
+        self._option_checks: dict[Kind, dict[str, OptionCheck]] = {kind: {} for kind in Kind}
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
-    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str) -> None:
+    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             raise PluginError(
@@ -246,6 +269,13 @@ class DriverRegistry:
                 f"and by {plugin or 'a plugin'}"
             )
         self._factories[kind][name] = (factory, plugin)
+        if options is not None:
+            self._option_checks[kind][name] = options
+
+    def option_problems(self, kind: Kind, name: str, options: Mapping[str, str]) -> list[str]:
+        """What the driver ``name`` finds wrong with ``options``, without making the driver (see ``OptionCheck``)."""
+        check = self._option_checks[kind].get(name)
+        return list(check(options)) if check is not None else []
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self._factories[kind])
@@ -275,13 +305,13 @@ class PluginDrivers:
         """Register an image driver (``images.<key>.driver``)."""
         self._registry.add(Kind.IMAGE, name, factory, plugin=self.plugin)
 
-    def add_network_driver(self, name: str, factory: Factory) -> None:
-        """Register a network driver (``networks.<key>.driver``)."""
-        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin)
+    def add_network_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None) -> None:
+        """Register a network driver (``networks.<key>.driver``); ``options`` checks a spec's options."""
+        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin, options=options)
 
-    def add_storage_driver(self, name: str, factory: Factory) -> None:
-        """Register a volume driver (``volumes.<key>.driver``)."""
-        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin)
+    def add_storage_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None) -> None:
+        """Register a volume driver (``volumes.<key>.driver``); ``options`` checks a spec's options."""
+        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options)
 
     def add_runtime_driver(self, name: str, factory: Factory) -> None:
         """Register a container runtime (a stack picks one with ``runtime:``)."""

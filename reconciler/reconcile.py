@@ -2,15 +2,20 @@
 
 The CLI calls these functions, and so will ``watch`` and ``daemon``: the loop
 only decides *when* to reconcile, never *how*.
+
+Every apply reads the reconciler's own record (``reconciler.state``) for the
+planner, writes into it what it creates, adopts and removes, and appends the
+outcome to the sync history.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
-from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError
+from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
 from .plan import Action, Change, Plan, plan_changes
@@ -30,6 +35,9 @@ class ApplyRequest:
     """What the user allowed for this apply."""
 
     prune_volumes: bool = False
+    #: Take over objects whose labels claim the stack but which the record does not list,
+    #: and let ``prune_volumes``/``recreate_volumes`` delete data the reconciler did not create.
+    adopt: bool = False
     recreate_networks: bool = False
     recreate_volumes: bool = False
     destroy: bool = False
@@ -43,12 +51,36 @@ class Reconciler:
     """Plugins, drivers and one engine: observe, plan and apply stacks."""
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
-                 progress: Callable[[str, str], None] | None = None) -> None:
-        """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``)."""
+                 progress: Callable[[str, str], None] | None = None, state: Any = None) -> None:
+        """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
+
+        ``state`` is the ``StateStore`` to keep the record in; by default the
+        one in the state directory, opened on first use.
+        """
         self.engine_url = engine_url
         self.progress = progress
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
+        self._state = state
+
+    @property
+    def state(self):
+        """The ``StateStore`` holding the reconciler's record (opened on first use)."""
+        if self._state is None:
+            from .state import StateStore
+
+            self._state = StateStore.open()
+        return self._state
+
+    def book(self, stack: str, engine: str | None = None):
+        """The record of ``stack`` on ``engine`` (see ``engine_identity``; default: this reconciler's URL).
+
+        A ``state.StackBook``: records are kept per engine, by its identity when
+        the runtime driver tells it (the same for every URL that reaches it).
+        """
+        from .state import engine_key
+
+        return self.state.stack(engine_key(engine or self.engine_url), stack)
 
     def drivers(self, stack: str) -> Drivers:
         return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress))
@@ -69,7 +101,7 @@ class Reconciler:
         return call_with_retries(lambda: observe(desired, drivers), OBSERVE_RETRY)
 
     def engine_identity(self, drivers: Drivers) -> str | None:
-        """What the stack's lock is keyed on: the engine's identity, else its URL (None: the default engine).
+        """What the stack's lock and record are keyed on: the engine's identity, else its URL (None: the default engine).
 
         Retried like observing: an engine that is restarting answers a moment later.
         """
@@ -79,10 +111,26 @@ class Reconciler:
 
         return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
 
-    def plan(self, desired: DesiredState, *, prune_volumes: bool = False) -> tuple[Plan, LiveState]:
+    def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False) -> tuple[Plan, LiveState]:
+        """The plan against fresh live state and the record (read only), and that live state."""
         drivers = self.drivers(desired.stack)
+        book = self.book(desired.stack, self.engine_identity(drivers))  # the connection observe makes anyway
         live = self.observe(desired, drivers)
-        return plan_changes(desired, live, prune_volumes=prune_volumes), live
+        record = book.record(live)
+        return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live
+
+    def option_problems(self, desired: DesiredState) -> list[tuple[str, str, str]]:
+        """(section, key, message) for every driver option the drivers' registered checks refuse.
+
+        Needs no engine and makes no driver: ``reconcile validate`` runs it.
+        """
+        problems = []
+        for kind, section, specs in ((Kind.NETWORK, "networks", desired.networks),
+                                     (Kind.VOLUME, "volumes", desired.volumes)):
+            for key, spec in specs.items():
+                problems += [(section, key, p) for p in self.registry.option_problems(kind, spec.driver,
+                                                                                      dict(spec.options))]
+        return problems
 
     def apply(
         self,
@@ -99,18 +147,42 @@ class Reconciler:
         notification must not hold up the next writer.
         """
         hook_errors: list[str] = []
+        started, plan = time.monotonic(), None
+        book = self.book(desired.stack)  # until the engine says who it is
         drivers = self.drivers(desired.stack)
-        with stack_lock(desired.stack, self.engine_identity(drivers), timeout=request.lock_timeout):
-            live = self.observe(desired, drivers)
-            plan = plan_changes(desired, live, prune_volumes=request.prune_volumes)
-            self._refuse(desired, plan, request, drivers)
-            if on_plan is not None:
-                on_plan(plan)
-            report = self._run(plan, desired, drivers, request, before, after, hook_errors)
+        try:
+            engine = self.engine_identity(drivers)
+            book = self.book(desired.stack, engine)
+            with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
+                live = self.observe(desired, drivers)
+                record = book.record(live, settle=True)
+                plan = plan_changes(desired, live, prune_volumes=request.prune_volumes, record=record,
+                                    adopt=request.adopt)
+                self._refuse(desired, plan, request, drivers)
+                book.adopted(plan.adopted)
+                if on_plan is not None:
+                    on_plan(plan)
+                report = self._run(plan, desired, drivers, request, before, after, hook_errors, book)
+        except ReconcilerError as exc:
+            self._remember(book, desired, plan, "refused" if isinstance(exc, PlanError) else "error", started)
+            raise
+        self._remember(book, desired, plan, "converged" if report.ok else "failed", started)
         self._hook(hook_errors, "reconciler_apply_finished", report=report)
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
         return report
+
+    def _remember(self, book, desired: DesiredState, plan: Plan | None, result: str, started: float) -> None:
+        """Append the pass to the sync history; a history that cannot be written is logged, not fatal."""
+        from .state import Sync, SyncResult
+
+        counts = plan.counts() if plan is not None else {}
+        summary = ", ".join(f"{action} {n}" for action, n in counts.items() if n) or "no changes"
+        try:
+            book.store.add_sync(Sync(book.engine, book.stack, desired.revision, summary, SyncResult(result),
+                                     time.monotonic() - started))
+        except StateError as exc:
+            log.warning("the sync history was not written: %s", exc)
 
     def _hook(self, errors: list[str], name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a failure is collected (naming plugin and hook), not raised."""
@@ -154,7 +226,7 @@ class Reconciler:
         results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired)
         return [f"[{name}] {line}" for name, reason in results if reason for line in str(reason).splitlines()]
 
-    def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str]) -> ApplyReport:
+    def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str], book) -> ApplyReport:
         # A plugin failing in a lifecycle hook must not leave the engine half-changed:
         # the apply finishes, then the failure is reported, naming plugin and hook.
         def _before(change: Change) -> None:
@@ -172,7 +244,8 @@ class Reconciler:
         else:
             from .apply import apply_plan  # only a pass with changes pays for the executor
 
-            report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after)
+            report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after,
+                                recorder=_BookRecorder(book))
         if request.destroy or any(c.kind is Kind.CONTAINER for c in plan.changes):
             self._prune_files(plan.stack, drivers)
         return replace(report, revision=desired.revision)
@@ -194,6 +267,22 @@ class Reconciler:
     def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> ApplyReport:
         """Remove everything the stack owns; volumes only with ``prune_volumes``."""
         desired = DesiredState(stack=stack)
-        request = ApplyRequest(prune_volumes=request.prune_volumes, destroy=True, options=request.options,
-                               lock_timeout=request.lock_timeout)
+        request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
+                               options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
+
+
+class _BookRecorder:
+    """The executor's ``Recorder``, writing into the stack's record as objects come and go."""
+
+    def __init__(self, book) -> None:
+        self.book = book
+
+    def creating(self, change: Change, config_hash: str) -> None:
+        self.book.creating(change.kind, change.name, driver=change.driver, config_hash=config_hash)
+
+    def created(self, change: Change, config_hash: str, object_id: str | None) -> None:
+        self.book.created(change.kind, change.name, object_id, driver=change.driver, config_hash=config_hash)
+
+    def removed(self, change: Change) -> None:
+        self.book.removed(change.kind, change.name, change.live_id or change.name)

@@ -189,19 +189,27 @@ def _private_dir(path: Path) -> None:
 class StateStore:
     """The state database: one connection, safe to share between the apply's worker threads."""
 
-    def __init__(self, path: Path) -> None:
-        """Open (creating and migrating) the database file ``path``; its folder must exist."""
+    def __init__(self, path: Path | str) -> None:
+        """Open (creating and migrating) the database file ``path``; its folder must exist.
+
+        ``":memory:"`` keeps the record in memory, for tests (``in_memory``).
+        """
         self.path = path
         self._lock = threading.Lock()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
+            if str(path) != ":memory:":
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))  # private from the start
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
+
+    @classmethod
+    def in_memory(cls) -> StateStore:
+        """A store that lives as long as this object: for tests, and for an engine held in memory."""
+        return cls(":memory:")
 
     @classmethod
     def open(cls, directory: Path | None = None) -> StateStore:

@@ -21,7 +21,7 @@ import docker.errors
 from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
-from reconciler.errors import EngineUnreachable, PermanentError
+from reconciler.errors import EngineUnreachable, PermanentError, RecreateRequired
 from reconciler.labels import CONFIG_HASH, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
@@ -29,6 +29,10 @@ from .engine import EngineDriver, engine_errors, is_ours, owned_filter
 from .files import FileStore, is_local_engine, parse_file_name
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
+# What the engine answers when it is asked to start a container whose containerd task (or runc
+# state) outlived a dockerd that was killed while starting it: only a new container starts.
+_STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-9a-f]{64}\"?: already exists"
+                         r"|id already in use")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 POLL_SECONDS = 0.25
 _PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.I)
@@ -146,7 +150,8 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         }
 
     # -- create / start --------------------------------------------------
-    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:
+        """Create the container, attached to its networks; return its engine id."""
         files = self._file_mounts(spec)  # first: a remote engine is refused before any call
         api = self.api
         networks = list(spec.networks)
@@ -194,6 +199,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             for network, aliases in networks[1:]:
                 if network not in attached:
                     api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+        return created["Id"]
 
     def _file_mounts(self, spec: ContainerSpec) -> list[DockerMount]:
         """Write the container's configs and secrets on this host; read-only bind mounts of them."""
@@ -232,7 +238,8 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         return existing if is_ours((existing.get("Config") or {}).get("Labels"), labels) else None
 
     def start(self, name: str) -> None:
-        """Start (or unpause) the container; one that never ran and cannot bind its port is removed."""
+        """Start (or unpause) the container; one that never ran and cannot bind its port is removed;
+        ``RecreateRequired`` when a crash left its task behind."""
         with engine_errors(f"start container {name}"):
             try:
                 self.api.start(name)
@@ -243,6 +250,9 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                     self.api.unpause(name)
                 elif _PORT_TAKEN.search(explanation):
                     raise self._port_taken(name, explanation) from None
+                elif _STALE_TASK.search(explanation):
+                    raise RecreateRequired(f"start container {name}: {explanation} (the engine kept the task "
+                                           f"of a start it did not finish, e.g. when it was killed)") from exc
                 else:
                     raise
 

@@ -21,13 +21,14 @@ class DockerNetworkDriver(EngineDriver, NetworkDriver):
                                       lambda names: self.api.networks(names=names), lambda net: net["Name"])
         return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found.values()]
 
-    def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> None:
+    def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
+        """Create the network; return its engine id."""
         ipam = None
         if spec.subnet or spec.gateway or spec.ip_range:
             ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=spec.subnet, gateway=spec.gateway, iprange=spec.ip_range)])
         with engine_errors(f"create network {spec.name}"):
             try:
-                self.api.create_network(
+                created = self.api.create_network(
                     spec.name,
                     driver=spec.driver,
                     options=dict(spec.options) or None,
@@ -39,15 +40,18 @@ class DockerNetworkDriver(EngineDriver, NetworkDriver):
                 )
             except docker.errors.APIError as exc:
                 # A retry after the engine created it but failed to answer: that one is ours.
-                if exc.status_code != 409 or not self._created_before(spec.name, labels):
+                existing = self._created_before(spec.name, labels) if exc.status_code == 409 else ""
+                if not existing:
                     raise
+                return existing
+        return created["Id"]
 
-    def _created_before(self, name: str, labels: Mapping[str, str]) -> bool:
-        """True when ``name`` exists with exactly these ownership labels (stack and config hash)."""
+    def _created_before(self, name: str, labels: Mapping[str, str]) -> str:
+        """The id of network ``name`` when it exists with exactly these ownership labels (stack and config hash)."""
         for net in self.api.networks(names=[name]):
-            if net["Name"] == name:
-                return is_ours(net.get("Labels"), labels)
-        return False
+            if net["Name"] == name and is_ours(net.get("Labels"), labels):
+                return net["Id"]
+        return ""
 
     def delete(self, live: LiveObject) -> None:
         with engine_errors(f"remove network {live.name}"):

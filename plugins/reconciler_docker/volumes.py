@@ -5,6 +5,10 @@ Several storage drivers of this plugin keep their volumes on the engine (the
 own and merges what they report by name. So each driver claims only the
 volumes whose ``io.reconciler.driver`` label names it: two drivers never
 report the same owned volume, and they share one list call per pass.
+
+The engine gives volumes no id (and their ``CreatedAt`` moves whenever the
+volume's root is chmod-ed), so a volume's ``LiveObject.id`` is the id the
+core wrote in its ``io.reconciler.volume-id`` label, else its name.
 """
 from __future__ import annotations
 
@@ -13,12 +17,17 @@ from typing import Mapping
 import docker.errors
 
 from reconciler.drivers import StorageDriver, owned_plus_wanted
-from reconciler.labels import DRIVER, is_owned
+from reconciler.labels import DRIVER, VOLUME_ID, is_owned
 from reconciler.model import LiveObject, VolumeSpec
 
 from .engine import EngineDriver, engine_errors, owned_filter, shared_read
 
-__all__ = ["DockerVolumeDriver"]
+__all__ = ["DockerVolumeDriver", "volume_id"]
+
+
+def volume_id(volume: dict) -> str:
+    """A volume's id as the core records it: the id the core gave it, else its name."""
+    return (volume.get("Labels") or {}).get(VOLUME_ID) or volume["Name"]
 
 
 class DockerVolumeDriver(EngineDriver, StorageDriver):
@@ -39,7 +48,7 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
             found = owned_plus_wanted(listed, wanted,
                                       lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
                                       lambda vol: vol["Name"])
-        return [self.live(vol["Name"], vol["Name"], vol.get("Labels"), details=self._details(vol))
+        return [self.live(vol["Name"], volume_id(vol), vol.get("Labels"), details=self._details(vol))
                 for vol in found.values()
                 if not is_owned(vol.get("Labels"), stack) or (vol.get("Labels") or {}).get(DRIVER, "") in self.claims]
 
@@ -48,11 +57,16 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
         """What ``LiveObject.details`` holds for an engine volume (nothing, for ``local``)."""
         return {}
 
-    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
-        """Create ``spec.name`` with the engine driver ``spec.driver`` and its options."""
+    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str:
+        """Create ``spec.name`` with the engine driver ``spec.driver`` and its options; return its id.
+
+        The engine answers the creation of a volume that exists with that
+        volume: the id returned is the one it carries.
+        """
         with engine_errors(f"create volume {spec.name}"):
-            self.api.create_volume(spec.name, driver=spec.driver, driver_opts=dict(spec.options) or None,
-                                   labels=dict(labels))
+            volume = self.api.create_volume(spec.name, driver=spec.driver, driver_opts=dict(spec.options) or None,
+                                            labels=dict(labels))
+        return volume_id(volume)
 
     def delete(self, live: LiveObject) -> None:
         """Remove the engine volume (and so its data); one already gone is fine."""

@@ -33,8 +33,9 @@ from ..drivers import (
 )
 from ..errors import ConflictError, PermanentError
 from ..hookspecs import hookimpl
-from ..labels import is_owned
+from ..labels import VOLUME_ID, is_owned
 from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+from ..state import StateStore
 
 if TYPE_CHECKING:
     from ..reconcile import Reconciler
@@ -124,6 +125,8 @@ class MemoryEngine:
         self._faults: list[_Fault] = []
         self._feeds: list[queue.SimpleQueue] = []  # one per open event stream
         self._lock = threading.RLock()  # apply calls drivers from worker threads
+        #: The reconciler's record of what it made here: it lives and dies with the engine.
+        self.state = StateStore.in_memory()
         self._factories = {cls.kind: (lambda context, cls=cls: cls(self, context)) for cls in _MEMORY_DRIVERS}
 
     def of(self, kind: Kind) -> dict[str, LiveObject]:
@@ -297,14 +300,22 @@ class _MemoryDriver:
 
 
 class _MemoryObjectDriver(_MemoryDriver):
-    def create(self, spec: NetworkSpec | VolumeSpec, labels: Mapping[str, str]) -> None:
-        """Store ``spec.name`` with ``labels``; an option with an empty value is a ``PermanentError``."""
+    def create(self, spec: NetworkSpec | VolumeSpec, labels: Mapping[str, str]) -> str:
+        """Store ``spec.name`` with ``labels`` and return its id; an option with an empty value is a ``PermanentError``.
+
+        Volumes have no id of their own: a volume's id is the one the core gave
+        it (``labels.VOLUME_ID``), else its name, as the built-in drivers do.
+        """
         with self.engine._call("create" + self.noun, spec.name):
             empty = [key for key, value in spec.options if not value]
             if empty:
                 raise PermanentError(f"create {self.kind.value} {spec.name}: option {empty[0]} has no value")
-            object_id = spec.name if self.kind is Kind.VOLUME else uuid.uuid4().hex  # volumes have no id
+            if self.kind is Kind.VOLUME:
+                object_id = labels.get(VOLUME_ID) or spec.name
+            else:
+                object_id = uuid.uuid4().hex
             self._put(LiveObject(self.kind, spec.name, object_id, dict(labels)), new=True)
+            return object_id
 
 
 class MemoryNetworkDriver(_MemoryObjectDriver, NetworkDriver):
@@ -357,8 +368,8 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
 
     noun = ""
 
-    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> None:
-        """Store a ``created`` container; its image and networks must exist."""
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:
+        """Store a ``created`` container and return its id; its image and networks must exist."""
         with self.engine._call("create", spec.name):
             if spec.image_ref not in self.engine.images:
                 raise PermanentError(f"create container {spec.name}: no such image: {spec.image_ref}")
@@ -369,9 +380,11 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
             checked = spec.healthcheck is not None and spec.healthcheck.test != ("NONE",)
             details = {"networks": sorted(networks) or [spec.network_mode or "bridge"],  # the engine's default
                        "volumes": sorted(m.source for m in spec.mounts if m.type == "volume")}
-            self._put(LiveObject(Kind.CONTAINER, spec.name, uuid.uuid4().hex, dict(labels), state="created",
+            container_id = uuid.uuid4().hex
+            self._put(LiveObject(Kind.CONTAINER, spec.name, container_id, dict(labels), state="created",
                                  health="starting" if checked else "",
                                  image_id=self.engine.images[spec.image_ref].image_id, details=details), new=True)
+            return container_id
 
     def start(self, name: str) -> None:
         """Make the container ``running``, and ``healthy`` if it has a healthcheck."""
@@ -435,4 +448,4 @@ def make_reconciler(engine: MemoryEngine, *, plugins: Mapping[str, object] | Non
     for name, plugin in (plugins or {}).items():
         pm.register(plugin, name=name)
     pm.check_pending()  # a misspelled hook fails here, as it does in make_plugin_manager
-    return Reconciler(engine_url=f"memory://{id(engine):x}", plugin_manager=pm)
+    return Reconciler(engine_url=f"memory://{id(engine):x}", plugin_manager=pm, state=engine.state)
