@@ -73,11 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
     plan.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
+    _adopt_flag(plan)
     plan.add_argument("--out", metavar="FILE", help="also save the plan, for 'reconcile apply FILE'")
     apply = command("apply", "make the engine match the spec")
     apply.add_argument("planfile", nargs="?", metavar="PLAN",
                        help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
     _apply_flags(apply)
+    _adopt_flag(apply)
     apply.add_argument("--recreate-networks", action="store_true",
                        help="allow recreating networks whose config changed")
     apply.add_argument("--recreate-volumes", action="store_true",
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--output", choices=("text", "json"), default="text")
     destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
     _apply_flags(destroy)
+    _adopt_flag(destroy)
     watch = command("watch", "apply now, then again whenever the spec's files or the stack's objects change")
     _apply_flags(watch)
     watch.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
@@ -115,6 +118,12 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for another apply on the same stack (default 10)")
 
 
+def _adopt_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adopt", action="store_true",
+                   help="take over objects whose labels claim the stack but which the reconciler's record does "
+                        "not list, and let --prune-volumes/--recreate-volumes delete data it did not create")
+
+
 def _version() -> str:
     return __version__
 
@@ -128,10 +137,14 @@ def _files(args: argparse.Namespace) -> list[str]:
     raise SpecError(f"no spec given and none of {', '.join(DEFAULT_FILES)} in {os.getcwd()} (use -f PATH)")
 
 
-def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False):
-    """The validated spec; driver names are checked against the plugins ``reconciler`` loaded."""
+def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False, check_options: bool = False):
+    """The validated spec; driver names are checked against the plugins ``reconciler`` loaded.
+
+    ``check_options`` also runs the drivers' option checks (``reconcile validate``).
+    """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
-                        drivers=reconciler.driver_names(), allow_empty=allow_empty)
+                        drivers=reconciler.driver_names(), allow_empty=allow_empty,
+                        check_options=reconciler.option_problems if check_options else None)
 
 
 def _reconciler(args: argparse.Namespace):
@@ -171,7 +184,7 @@ def _out(text: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    desired = _desired(args, _reconciler(args))
+    desired = _desired(args, _reconciler(args), check_options=True)
     _out(f"{', '.join(desired.sources)}: valid stack {desired.stack!r} ({len(desired.images)} images, "
          f"{len(desired.networks)} networks, {len(desired.volumes)} volumes, {len(desired.containers)} containers)")
     return 0
@@ -180,7 +193,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
-    plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes)
+    plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt)
     vetoes = reconciler.vetoes(plan, desired)
     _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
     if args.out:
@@ -194,7 +207,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace, **flags: Any):
     options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout)
-    return ApplyRequest(prune_volumes=args.prune_volumes, options=options, lock_timeout=args.lock_timeout, **flags)
+    return ApplyRequest(prune_volumes=args.prune_volumes, adopt=getattr(args, "adopt", False), options=options,
+                        lock_timeout=args.lock_timeout, **flags)
 
 
 def _progress(args: argparse.Namespace) -> dict:

@@ -42,6 +42,13 @@ def _hostdir(context):
     return HostDirDriver(context)
 
 
+def _hostdir_options(options):
+    """The hostdir options' problems, for ``reconcile validate``: no Docker import."""
+    from .hostpaths import option_problems
+
+    return option_problems(options)
+
+
 def _containers(context):
     from .containers import DockerRuntimeDriver
 
@@ -56,5 +63,5 @@ def reconciler_register_drivers(registry) -> None:
     for name in NETWORK_DRIVERS:
         registry.add_network_driver(name, _networks)
     registry.add_storage_driver("local", _volumes)
-    registry.add_storage_driver("hostdir", _hostdir)
+    registry.add_storage_driver("hostdir", _hostdir, options=_hostdir_options)
     registry.add_runtime_driver("docker", _containers)

@@ -15,7 +15,7 @@ plugin importing one helper does not pay for the rest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from ..model import DesiredState
@@ -31,6 +31,7 @@ def load_desired(
     allow_outside: bool = False,
     drivers: Mapping[str, Sequence[str]] | None = None,
     allow_empty: bool = False,
+    check_options: Callable[[DesiredState], Iterable[tuple[str, str, str]]] | None = None,
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
@@ -39,6 +40,9 @@ def load_desired(
     A spec naming no object raises ``EmptySpecError`` unless ``allow_empty``
     (``destroy`` only needs the stack's name): applying it would delete the stack.
     Its secret values are registered with ``reconciler.redact``.
+    ``check_options`` (see ``Reconciler.option_problems``) returns
+    (section, key, message) for driver options the drivers refuse; each
+    becomes a problem at the entry's ``options`` in its file.
     """
     from ..errors import EmptySpecError
     from ..redact import register_secrets
@@ -52,4 +56,12 @@ def load_desired(
     register_secrets(desired.secret_values())  # from here on, no log line may show them
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)
+    if check_options is not None:
+        from ..errors import SpecError
+        from .locations import problem_at
+
+        problems = [problem_at(raw.mark((section, key, "options")), (section, key, "options"), message)
+                    for section, key, message in check_options(desired)]
+        if problems:
+            raise SpecError(problems)
     return desired

@@ -151,3 +151,33 @@ def test_an_absolute_env_file_outside_the_repository_needs_the_flag(tmp_path, ca
     assert f"{spec}:1:" in err and "containers.web.env_file: '/etc/os-release' resolves to" in err
     assert "allow paths outside it with --allow-outside-paths" in err
     assert main(["validate", "-f", str(spec), "--allow-outside-paths"]) == 0
+
+
+def test_validate_refuses_a_hostdir_on_a_system_path_at_its_line(tmp_path, capsys):
+    spec = write(tmp_path / "stack.yaml", """
+        volumes:
+          fine: {driver: hostdir, options: {path: /srv/app/data}}
+          config:
+            driver: hostdir
+            options: {path: /etc, owner: "0:0"}
+          homes: {driver: hostdir, options: {path: /home/alice}}
+        containers:
+          web: {image: "x:1", volumes: ["config:/config"]}
+    """)
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:6:" in err and "volumes.config.options: path '/etc' is a system directory" in err
+    assert f"{spec}:7:" in err and "volumes.homes.options: path '/home/alice' is directly inside /home" in err
+    assert "fine" not in err
+
+
+def test_validate_checks_hostdir_options_without_importing_docker(tmp_path):
+    import subprocess
+    import sys
+
+    spec = write(tmp_path / "stack.yaml", "volumes: {data: {driver: hostdir, options: {path: /usr/lib}}}\n")
+    probe = ("import sys; from reconciler.cli import main; code = main(['validate', '-f', sys.argv[1]]); "
+             "print(code, 'docker' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
+    assert "path '/usr/lib' is a system directory" in out.stderr

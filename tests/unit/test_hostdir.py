@@ -13,6 +13,7 @@ from reconciler_docker.hostdir import (
     parse_mode,
     parse_options,
     parse_owner,
+    prepare_directory,
 )
 
 
@@ -103,3 +104,111 @@ def test_delete_removes_only_directories_it_made_for_this_stack():
     assert driver._directory(_volume(stack="other")) is None
     assert driver._directory(_volume(o="size=64m", type="tmpfs")) is None
     assert driver._directory({"Name": "x"}) is None
+
+
+# -- what a hostdir may remove (issue 8) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/etc", "/usr", "/var", "/boot", "/home", "/srv", "/tmp", "/root", "/opt",
+                                  "/usr/lib", "/var/lib", "/var/log", "/etc/ssh", "/etc/anything", "/home/alice",
+                                  "/boot/grub", "/dev/shm", "/proc/1", "/sys/fs/cgroup/x", "/var/lib/docker",
+                                  "/usr/local/", "//etc/"])
+def test_system_paths_are_refused(path):
+    problems = option_problems({"path": path})
+    assert problems and all("system" in p or "inside" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("path", ["/srv/app/data", "/var/lib/app", "/home/alice/data", "/opt/app", "/tmp/x",
+                                  "/var/www/app", "/data"])
+def test_ordinary_paths_are_allowed(path):
+    assert option_problems({"path": path}) == []
+
+
+def test_a_symlink_into_a_system_path_is_refused_by_where_it_leads(tmp_path):
+    (tmp_path / "sneaky").symlink_to("/etc")
+    [problem] = option_problems({"path": str(tmp_path / "sneaky")})
+    assert "resolves to /etc, which is a system directory" in problem
+
+
+def test_an_allow_list_of_roots_refuses_everything_outside(monkeypatch):
+    monkeypatch.setenv("RECONCILER_HOSTDIR_ROOTS", "/srv:/data/")
+    assert option_problems({"path": "/srv/app"}) == [] and option_problems({"path": "/data"}) == []
+    [problem] = option_problems({"path": "/opt/app"})
+    assert "outside the hostdir roots this host allows (RECONCILER_HOSTDIR_ROOTS=/srv:/data)" in problem
+    assert option_problems({"path": "/srvx/app"}), "a prefix is not a root"
+
+
+def test_adopt_is_true_or_false():
+    assert parse_options({"path": "/srv/x", "adopt": "true"}).adopt
+    assert not parse_options({"path": "/srv/x"}).adopt
+    assert option_problems({"path": "/srv/x", "adopt": "yes"}) == ["adopt 'yes' must be true or false"]
+
+
+def test_a_directory_it_made_is_marked_and_removed_only_for_that_volume(tmp_path):
+    from reconciler_docker.hostpaths import MARKER, check_directory, read_marker, remove_directory
+
+    options = parse_options({"path": str(tmp_path / "app" / "data")})
+    check_directory(options, stack="s", volume="s_data")
+    prepare_directory(options, stack="s", volume="s_data", uid="u1")
+    (tmp_path / "app" / "data" / "f").write_text("data")
+    assert read_marker(options.path) == {"stack": "s", "volume": "s_data", "uid": "u1"}
+    assert (tmp_path / "app" / "data" / MARKER).stat().st_mode & 0o077 == 0
+    for other in ({"stack": "t"}, {"volume": "s_other"}, {"uid": "u2"}, {"uid": ""}):
+        who = {"stack": "s", "volume": "s_data", "uid": "u1", **other}
+        assert not remove_directory(options.path, **who) and (tmp_path / "app" / "data" / "f").exists()
+    assert remove_directory(options.path, stack="s", volume="s_data", uid="u1")
+    assert not (tmp_path / "app" / "data").exists() and (tmp_path / "app").exists()
+    assert remove_directory(options.path, stack="s", volume="s_data", uid="u1"), "gone is fine"
+
+
+def test_an_existing_directory_is_refused_unless_adopted_and_an_adopted_one_is_never_removed(tmp_path):
+    from reconciler_docker.hostpaths import MARKER, check_directory, remove_directory
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "precious").write_text("keep me")
+    options = parse_options({"path": str(existing)})
+    with pytest.raises(PermanentError, match=r"already exists and was not made for volume s_data.*adopt"):
+        check_directory(options, stack="s", volume="s_data")
+    adopted = parse_options({"path": str(existing), "adopt": "true"})
+    check_directory(adopted, stack="s", volume="s_data")
+    prepare_directory(adopted, stack="s", volume="s_data", uid="u1")
+    assert not (existing / MARKER).exists()
+    assert not remove_directory(str(existing), stack="s", volume="s_data", uid="u1")
+    assert (existing / "precious").read_text() == "keep me"
+
+
+def test_its_own_directory_is_used_again_and_its_marker_follows_a_new_volume(tmp_path):
+    from reconciler_docker.hostpaths import check_directory, read_marker
+
+    options = parse_options({"path": str(tmp_path / "data")})
+    prepare_directory(options, stack="s", volume="s_data", uid="u1")
+    check_directory(options, stack="s", volume="s_data")  # the engine volume was removed by hand: fine
+    prepare_directory(options, stack="s", volume="s_data", uid="u2")
+    assert read_marker(options.path)["uid"] == "u2"
+    with pytest.raises(PermanentError, match="not made for volume s_other"):
+        check_directory(options, stack="s", volume="s_other")
+
+
+def test_symlinks_are_never_followed(tmp_path):
+    from reconciler_docker.hostpaths import MARKER, check_directory, read_marker, remove_directory
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / MARKER).write_text('{"stack": "s", "volume": "s_data", "uid": "u1"}')
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(PermanentError, match="symlink is refused"):
+        check_directory(parse_options({"path": str(link)}), stack="s", volume="s_data")
+    assert not remove_directory(str(link), stack="s", volume="s_data", uid="u1") and target.exists()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / MARKER).symlink_to(target / MARKER)
+    assert read_marker(str(plain)) is None
+
+
+def test_system_paths_are_never_removed_even_with_a_marker():
+    from reconciler_docker.hostpaths import remove_directory
+
+    assert not remove_directory("/etc", stack="s", volume="v", uid="u")
+    assert not remove_directory("/", stack="s", volume="v", uid="u")
