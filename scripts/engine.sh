@@ -5,6 +5,12 @@
 #                            if no engine answers, build the local base image
 #   scripts/engine.sh down   stop the dockerd that "up" started (and nothing else)
 #   scripts/engine.sh restart  stop and start that dockerd again (tests of engine restarts)
+#   scripts/engine.sh crash    SIGKILL that dockerd, as a crash would, and start it again (tests of recovery)
+# RECONCILER_ENGINE_STATE (default /tmp/reconciler-engine) holds the pid and log files;
+# RECONCILER_DOCKERD_ARGS adds dockerd arguments, e.g. for a private engine beside another one:
+#   RECONCILER_ENGINE_STATE=/tmp/e2 DOCKER_HOST=unix:///tmp/e2/docker.sock \
+#   RECONCILER_DOCKERD_ARGS="--data-root /tmp/e2/data --exec-root /tmp/e2/exec -H unix:///tmp/e2/docker.sock
+#     --bridge none --iptables=false --ip-masq=false" scripts/engine.sh up
 # Docker Hub may be unreachable, so the base image is made from the host's static busybox.
 set -euo pipefail
 
@@ -48,7 +54,9 @@ start_engine() {
   fi
   mkdir -p "$STATE_DIR"
   log "starting dockerd (log: $STATE_DIR/dockerd.log)"
-  $SUDO setsid dockerd >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
+  # shellcheck disable=SC2086  # RECONCILER_DOCKERD_ARGS is a list of words
+  $SUDO setsid dockerd --pidfile "$STATE_DIR/docker.pid" ${RECONCILER_DOCKERD_ARGS:-} \
+    >>"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 120); do
     engine_answers && { log "engine ready"; return; }
@@ -91,6 +99,36 @@ stop_engine() {
   rm -f "$PIDFILE"
 }
 
+wait_dead() {
+  local state
+  for _ in $(seq 1 120); do
+    # Gone, or a zombie: where nothing reaps orphans (PID 1 of a container), it stays one.
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || echo gone)
+    [ "$state" = gone ] || [ "$state" = Z ] && return 0
+    sleep 0.25
+  done
+}
+
+crash_engine() {
+  [ -f "$PIDFILE" ] || { log "refusing to crash an engine this script did not start"; exit 1; }
+  local pid containerd config=""
+  pid=$(cat "$PIDFILE")
+  # dockerd's own containerd dies with it; its pid file must not outlive it (see below).
+  containerd=$(pgrep -P "$pid" -x containerd || true)
+  if [ -n "$containerd" ]; then
+    config=$(tr '\0' '\n' <"/proc/$containerd/cmdline" | awk 'prev == "--config" {print; exit} {prev = $0}')
+  fi
+  log "killing dockerd (pid $pid) with SIGKILL"
+  $SUDO kill -KILL "$pid" 2>/dev/null || true
+  wait_dead "$pid"
+  [ -z "$containerd" ] || wait_dead "$containerd"
+  # Stale pid files make the new dockerd wait for a process that is dead (or a zombie, whose
+  # pid still exists): its own, and its containerd's.
+  rm -f "$PIDFILE" "$STATE_DIR/docker.pid"
+  [ -z "$config" ] || $SUDO rm -f "$(dirname "$config")/containerd.pid"
+  start_engine
+}
+
 restart_engine() {
   [ -f "$PIDFILE" ] || { log "refusing to restart an engine this script did not start"; exit 1; }
   stop_engine
@@ -101,5 +139,6 @@ case "${1:-up}" in
   up) install_packages; start_engine; build_base_image ;;
   down) stop_engine ;;
   restart) restart_engine ;;
-  *) echo "usage: $0 up|down|restart" >&2; exit 2 ;;
+  crash) crash_engine ;;
+  *) echo "usage: $0 up|down|restart|crash" >&2; exit 2 ;;
 esac
