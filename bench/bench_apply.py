@@ -257,6 +257,7 @@ class Bench:
         self.floor_prefix = f"benchfloor-{self.run_id}"
         self.env = dict(os.environ)
         self.env["RECONCILER_LOCK_DIR"] = str(tmp / "locks")
+        self.env["RECONCILER_STATE_DIR"] = str(tmp / "state")  # the reconciler's record, like a first install
         for var in ("PYTHONPROFILEIMPORTTIME", "PYTHONTRACEMALLOC", "PYTHONDEVMODE"):
             self.env.pop(var, None)
         self.inherited_no_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))

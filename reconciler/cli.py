@@ -197,7 +197,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     vetoes = reconciler.vetoes(plan, desired)
     _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
     if args.out:
-        write_plan(Path(args.out), plan, desired, engine=args.engine, prune_volumes=args.prune_volumes)
+        write_plan(Path(args.out), plan, desired, engine=args.engine, prune_volumes=args.prune_volumes,
+                   adopt=args.adopt)
     if vetoes or any(c.error for c in plan.changes):
         return 1
     if args.detailed_exitcode and not plan.empty:
@@ -231,6 +232,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args.stack = args.stack or saved.stack
         args.engine = args.engine or saved.engine
         args.prune_volumes = args.prune_volumes or saved.prune_volumes
+        args.adopt = args.adopt or saved.adopt
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
     request = _request(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,

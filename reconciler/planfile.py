@@ -33,6 +33,8 @@ class SavedPlan:
     prune_volumes: bool
     fingerprint: str
     summary: str
+    #: Planned with ``--adopt``: applying it takes over the same objects.
+    adopt: bool = False
 
 
 def plan_fingerprint(plan: Plan, desired: DesiredState) -> str:
@@ -49,13 +51,15 @@ def _summary(plan: Plan) -> str:
     return ", ".join(f"{c.action.value} {c.id}" for c in plan.changes) or "no changes"
 
 
-def write_plan(path: Path, plan: Plan, desired: DesiredState, *, engine: str | None, prune_volumes: bool) -> None:
+def write_plan(path: Path, plan: Plan, desired: DesiredState, *, engine: str | None, prune_volumes: bool,
+               adopt: bool = False) -> None:
     """Write the plan file: the reviewed plan plus what is needed to apply exactly it."""
     data: dict[str, Any] = {
         "format": FORMAT,
         "sources": [str(Path(s).resolve()) for s in desired.sources],
         "engine": engine,
         "prune_volumes": prune_volumes,
+        "adopt": adopt,
         "fingerprint": plan_fingerprint(plan, desired),
         "summary": _summary(plan),
         **plan_data(plan),
@@ -76,6 +80,7 @@ def read_plan(path: Path) -> SavedPlan:
             prune_volumes=bool(data.get("prune_volumes", False)),
             fingerprint=str(data["fingerprint"]),
             summary=str(data.get("summary", "")),
+            adopt=bool(data.get("adopt", False)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SpecError(f"{path}: not a readable plan file ({exc})") from exc

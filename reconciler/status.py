@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import DesiredState, Kind, LiveState
-from .plan import Plan
+from .plan import Plan, Reason
 
 __all__ = ["status_rows"]
 
@@ -29,7 +29,7 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
                 "name": name,
                 "desired": name in wanted[kind],
                 "live": obj is not None,
-                "managed": bool(obj and obj.owned),
+                "managed": bool(obj and obj.owned) and not (change and change.reason is Reason.NOT_RECORDED),
                 "state": _state(kind, obj),
                 "health": (obj.health if obj else "") or None,
                 "image": _image(kind, obj, live, desired, name),

@@ -52,3 +52,14 @@ def test_garbage_plan_file_is_a_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SpecError, match="not a readable plan file"):
         read_plan(path)
+
+
+def test_a_plan_made_with_adopt_is_applied_with_adopt(tmp_path):
+    web = container()
+    desired = state(web)
+    plan = plan_changes(desired, live())
+    path = tmp_path / "plan.json"
+    write_plan(path, plan, desired, engine=None, prune_volumes=False, adopt=True)
+    assert read_plan(path).adopt
+    write_plan(path, plan, desired, engine=None, prune_volumes=False)
+    assert not read_plan(path).adopt
