@@ -7,10 +7,12 @@
 #   scripts/engine.sh restart  stop and start that dockerd again (tests of engine restarts)
 #   scripts/engine.sh crash    SIGKILL that dockerd, as a crash would, and start it again (tests of recovery)
 # RECONCILER_ENGINE_STATE (default /tmp/reconciler-engine) holds the pid and log files;
-# RECONCILER_DOCKERD_ARGS adds dockerd arguments, e.g. for a private engine beside another one:
+# RECONCILER_DOCKERD_ARGS adds dockerd arguments, e.g. for a private engine beside another one, on a
+# bridge of its own (never --bridge none: a dockerd started with it deletes the host's docker0):
+#   ip link add e2br0 type bridge && ip addr add 10.254.254.1/24 dev e2br0 && ip link set e2br0 up
 #   RECONCILER_ENGINE_STATE=/tmp/e2 DOCKER_HOST=unix:///tmp/e2/docker.sock \
 #   RECONCILER_DOCKERD_ARGS="--data-root /tmp/e2/data --exec-root /tmp/e2/exec -H unix:///tmp/e2/docker.sock
-#     --bridge none --iptables=false --ip-masq=false" scripts/engine.sh up
+#     --bridge e2br0 --iptables=false --ip-masq=false" scripts/engine.sh up
 # Docker Hub may be unreachable, so the base image is made from the host's static busybox.
 set -euo pipefail
 
