@@ -305,8 +305,12 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from .daemon import Daemon, load_config
     from .loop import is_news
 
+    from .state import StateStore
+
     config = load_config(args.config)
-    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin)
+    # The record of what the daemon creates lives in its state directory, beside the checkouts.
+    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin,
+                            state=StateStore.open(Path(config.state_dir)))
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()
 

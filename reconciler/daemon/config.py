@@ -5,7 +5,6 @@ mistake in ``daemon.yaml`` is reported at its file, line and field too.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +55,10 @@ class DaemonConfig:
 
 
 def default_state_dir() -> str:
-    """``RECONCILER_STATE_DIR``, else ``/var/lib/reconciler`` as root, else ``~/.local/state/reconciler``."""
-    configured = os.environ.get("RECONCILER_STATE_DIR")
-    if configured:
-        return configured
-    if os.geteuid() == 0:
-        return "/var/lib/reconciler"
-    return str(Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state") / "reconciler")
+    """The reconciler's state directory (``reconciler.state.default_state_dir``): checkouts live beside its record."""
+    from ..state import default_state_dir as state_dir
+
+    return str(state_dir())
 
 
 def load_config(path: str | Path) -> DaemonConfig:
