@@ -113,16 +113,18 @@ def default_state_dir() -> Path:
     return Path(base) / "reconciler"
 
 
-def engine_key(engine_url: str | None) -> str:
-    """The engine a record belongs to: the URL as given, else ``$DOCKER_HOST``, else the local socket.
+def engine_key(engine: str | None) -> str:
+    """The engine a record belongs to: its identity, else its URL, else ``$DOCKER_HOST``, else the local socket.
 
-    A URL, not the engine's own id: asking the engine would cost every pass a
-    call. Two URLs for one engine give two records; the second one starts
-    empty and is rebuilt from labels without deleting anything, which errs on
-    the safe side.
+    ``engine`` is what ``Reconciler.engine_identity`` answers: the engine's own
+    id (``docker info``) when the runtime driver tells it, read with the
+    connection every pass makes anyway, so one engine has one record whatever
+    URL reaches it. Where only a URL is known, two URLs for one engine give two
+    records; the second starts empty and is rebuilt from labels without
+    deleting anything, which errs on the safe side.
     """
-    url = engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    return url.rstrip("/")
+    key = engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return key.rstrip("/")
 
 
 class SyncResult(enum.StrEnum):

@@ -12,7 +12,7 @@ from reconciler.reconcile import ApplyRequest
 from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
 from reconciler.spec import load_desired
-from reconciler.state import SyncResult, engine_key
+from reconciler.state import SyncResult
 from reconciler.testing import make_reconciler
 
 FAST = ApplyOptions(retry=RetryPolicy(attempts=3, base=0.001, cap=0.002))
@@ -40,7 +40,7 @@ def stack(tmp_path, memory_engine):
 
 
 def _book(reconciler, stack="demo"):
-    return reconciler.state.stack(engine_key(reconciler.engine_url), stack)
+    return reconciler.book(stack, reconciler.engine_identity(reconciler.drivers(stack)))
 
 
 def _apply(reconciler, desired, **flags):
