@@ -361,9 +361,10 @@ class Bench:
 
     # -- the whole run ---------------------------------------------------------
     def warm_up(self, spec: Path) -> None:
-        """Untimed: page cache and .pyc files for both sides (a plan on the empty stack; the floors, creating nothing)."""
+        """Untimed: page cache and .pyc files for both sides (a plan, a destroy of the empty stack; the floors, creating nothing)."""
         self.run([*self.reconcile, "plan", "-f", str(spec)])
-        self.run([*self.reconcile, "apply", "-f", str(self.empty_spec())])
+        # An empty spec is refused by apply: destroying the stack, which owns nothing yet, runs the same path.
+        self.run([*self.reconcile, "destroy", "-f", str(self.empty_spec())])
         self.floor_noop()
         cfg = {"n": 0, "workers": 1, "image": IMAGE, "command": ["true"], "stop_timeout": 1,
                "prefix": self.floor_prefix, "label": FLOOR_LABEL, "run_id": self.run_id}
