@@ -15,6 +15,7 @@ runs in changes nothing about when it may start: the schedule alone decides that
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -29,6 +30,7 @@ from .model import DesiredState, Kind, LiveObject
 from .plan import Action, Change, Plan
 from .report import ApplyOptions, ApplyReport, Outcome, Status
 from .retry import call_with_retries
+from .rollout import roll
 
 __all__ = ["Recorder", "apply_plan", "object_labels"]
 
@@ -63,11 +65,19 @@ class _Runner:
         # Decided once per change, not per attempt: a retried create finds the volume it made.
         self._volume_ids = {c.id: uuid.uuid4().hex for c in plan.changes if c.kind is Kind.VOLUME}
         self._recreating: set[str] = set()  # START changes whose old container is gone: a retry creates
+        # Rolls run in the wait lane; their creates and starts take one of these slots.
+        self._work_slots = threading.BoundedSemaphore(max(1, options.workers))
 
     def run(self, step: Step) -> None:
         if step.change.error:
             raise PermanentError(step.change.error)
-        call_with_retries(lambda: self._dispatch(step), self.options.retry)
+        if step.phase is Phase.ROLL:
+            self._dispatch(step)  # a roll retries each of its calls: retrying it whole would redo renames
+        elif step.lane is Lane.WORK:
+            with self._work_slots:  # shared with the engine work that rolls do from the wait lane
+                call_with_retries(lambda: self._dispatch(step), self.options.retry)
+        else:
+            call_with_retries(lambda: self._dispatch(step), self.options.retry)
 
     def _dispatch(self, step: Step) -> None:
         change = step.change
@@ -77,6 +87,7 @@ class _Runner:
             (Kind.VOLUME, Phase.UP): self._object_up,
             (Kind.CONTAINER, Phase.WAIT): self._container_wait,
             (Kind.CONTAINER, Phase.UP): self._container_up,
+            (Kind.CONTAINER, Phase.ROLL): self._container_roll,
             (Kind.NETWORK, Phase.DOWN): self._object_down,
             (Kind.VOLUME, Phase.DOWN): self._object_down,
             (Kind.CONTAINER, Phase.DOWN): self._object_down,
@@ -140,6 +151,19 @@ class _Runner:
             if fresh:
                 raise  # a container made a moment ago: making another will not help
             self._recreate(change, runtime)
+
+    def _container_roll(self, change: Change) -> None:
+        """Replace a container without a hole (``reconciler.rollout``), or simply when the runtime cannot."""
+        runtime = self._driver(change)
+        assert isinstance(runtime, RuntimeDriver)
+        if not runtime.rolls:
+            call_with_retries(lambda: self._object_down(change), self.options.retry)
+            with self._work_slots:
+                call_with_retries(lambda: self._container_up(change), self.options.retry)
+            return
+        roll(change, runtime, create=lambda: self._create_container(change, runtime),
+             removed=lambda: self.recorder.removed(change), work=self._work_slots, retry=self.options.retry,
+             rollback=self.options.rollback)
 
     def _create_container(self, change: Change, runtime: RuntimeDriver) -> None:
         spec = self._spec(change)

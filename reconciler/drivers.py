@@ -206,6 +206,32 @@ class RuntimeDriver(ObjectDriver):
         does nothing.
         """
 
+    # Rolling replacements (``reconciler.rollout``). A runtime that keeps the
+    # defaults has its containers replaced the simple way: the old one is
+    # removed, then the new one created and started.
+
+    def rename(self, container_id: str, name: str) -> None:
+        """Give the container ``container_id`` the name ``name`` (the old one steps aside for its successor)."""
+        raise NotImplementedError
+
+    def stop(self, container_id: str) -> None:
+        """Stop the container gracefully (its stop signal and grace period); a stopped one is fine."""
+        raise NotImplementedError
+
+    def ready(self, name: str, *, healthcheck: bool, min_ready: float, timeout: float) -> None:
+        """Block until a just-started container can take over: healthy when it has a healthcheck,
+        else still running after ``min_ready`` seconds.
+
+        Raises ``PermanentError`` saying why not (unhealthy with its last probe's
+        output, exited with its code and last log lines, or ``timeout``).
+        """
+        self.wait(name, "healthy" if healthcheck else "started", timeout=timeout)
+
+    @property
+    def rolls(self) -> bool:
+        """Whether this runtime can replace a container in place (it implements ``rename`` and ``stop``)."""
+        return type(self).rename is not RuntimeDriver.rename and type(self).stop is not RuntimeDriver.stop
+
 
 T = TypeVar("T")
 

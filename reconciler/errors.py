@@ -33,6 +33,7 @@ __all__ = [
     "PluginError",
     "Problem",
     "ReconcilerError",
+    "RolledBack",
     "RecreateRequired",
     "SpecError",
     "StalePlanError",
@@ -126,6 +127,10 @@ class EngineUnreachable(TemporaryError):
 
 class PermanentError(DriverError):
     """A failure that retrying will not fix: fail this change, skip its dependents."""
+
+
+class RolledBack(PermanentError):
+    """A replacement failed and the old object was put back as it was."""
 
 
 class ConflictError(PermanentError):

@@ -31,7 +31,7 @@ from .errors import PlanError
 from .model import Kind
 from .plan import Action, Change
 
-__all__ = ["DOWN", "UP", "WAIT", "Lane", "Phase", "Step", "build_steps", "dependents_of"]
+__all__ = ["DOWN", "ROLL", "UP", "WAIT", "Lane", "Phase", "Step", "build_steps", "dependents_of"]
 
 
 class Phase(enum.StrEnum):
@@ -40,9 +40,10 @@ class Phase(enum.StrEnum):
     DOWN = "down"  # remove the old object (a delete, or the first half of a replace)
     WAIT = "wait"  # wait for the conditions of its dependencies (started, healthy, completed)
     UP = "up"  # create or start the new object
+    ROLL = "roll"  # replace a container in place: the old one goes only once the new one runs
 
 
-DOWN, WAIT, UP = Phase.DOWN, Phase.WAIT, Phase.UP  # DOWN and UP: the names before 0.2
+DOWN, WAIT, UP, ROLL = Phase.DOWN, Phase.WAIT, Phase.UP, Phase.ROLL  # DOWN and UP: the names before 0.2
 
 
 class Lane(enum.StrEnum):
@@ -76,7 +77,9 @@ class Step:
     def lane(self) -> Lane:
         # Removing a container stops it first, which blocks for its grace period
         # when the process ignores SIGTERM; a removal itself is cheap.
-        if self.phase == WAIT or (self.phase == DOWN and self.change.kind is Kind.CONTAINER):
+        # A roll mostly waits too (for the new container to be ready, the old one to stop);
+        # its engine work takes a worker slot inside the step (see apply.py).
+        if self.phase in (WAIT, ROLL) or (self.phase == DOWN and self.change.kind is Kind.CONTAINER):
             return Lane.WAIT
         return Lane.WORK
 
@@ -86,7 +89,7 @@ def _phases(change: Change) -> tuple[Phase, ...]:
         return (DOWN,)
     up = (WAIT, UP) if change.waits else (UP,)
     if change.action is Action.REPLACE:
-        return (DOWN, *up)
+        return (*up[:-1], ROLL) if change.rollout is not None else (DOWN, *up)
     return up
 
 
@@ -94,21 +97,33 @@ def build_steps(changes: Iterable[Change]) -> list[Step]:
     """Steps in a stable order, each naming the step ids it must wait for."""
     changes = list(changes)
     has = {(c.id, phase) for c in changes for phase in _phases(c)}
+
+    def step_of(change_id: str, phase: Phase) -> str | None:
+        """The step that carries out ``phase`` of a change (a roll stands for both its down and its up)."""
+        if (change_id, phase) in has:
+            return f"{change_id}#{phase.value}"
+        if phase in (UP, DOWN) and (change_id, ROLL) in has:
+            return f"{change_id}#{ROLL.value}"
+        return None
+
     held_by: dict[str, list[str]] = {}
     for change in changes:
-        if (change.id, DOWN) in has:
+        if step_of(change.id, DOWN):
             for target in change.holds:
                 held_by.setdefault(target, []).append(change.id)
     steps = []
     for change in changes:
         for phase in _phases(change):
-            after: set[str] = set()
-            if phase == DOWN:
-                after.update(f"{holder}#{DOWN.value}" for holder in held_by.get(change.id, ()) if holder != change.id)
-            else:
-                after.update(f"{dep}#{UP.value}" for dep in change.requires if (dep, UP) in has and dep != change.id)
-            if phase == UP:
-                after.update(f"{change.id}#{own.value}" for own in (DOWN, WAIT) if (change.id, own) in has)
+            after = {step_of(other, DOWN) for other in held_by.get(change.id, ()) if other != change.id
+                     if phase == DOWN or (phase == ROLL and (other, DOWN) in has)}
+            if phase == DOWN and change.action is Action.REPLACE:
+                # The old object goes only once the images its successor needs are there.
+                after.update(step_of(dep, UP) for dep in change.requires if dep.startswith("image:"))
+            if phase != DOWN:
+                after.update(step_of(dep, UP) for dep in change.requires if dep != change.id)
+            if phase in (UP, ROLL):
+                after.update(step_of(change.id, own) for own in (DOWN, WAIT) if (change.id, own) in has)
+            after.discard(None)
             steps.append(Step(change, phase, frozenset(after)))
     _check_acyclic(steps)
     return steps

@@ -315,6 +315,23 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class UpdatePolicy:
+    """How a replacement of a container rolls out (``update:`` in the spec). Not part of the config hash."""
+
+    #: ``start-first`` (the new container runs beside the old one until ready) or
+    #: ``stop-first``; "" lets the planner choose (start-first unless a fixed host port is published).
+    order: str = ""
+    #: Replicas replaced at once.
+    parallelism: int = 1
+    #: Seconds between one replica's replacement and the next.
+    delay: float = 0.0
+    #: Seconds a container without a healthcheck must keep running to count as ready.
+    min_ready: float = 0.0
+    #: Seconds the new container may take to be healthy or ready before the rollout fails.
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """One container replica, fully resolved: engine names for image, networks and volumes.
 
@@ -370,6 +387,8 @@ class ContainerSpec:
     nano_cpus: int | None = None
     #: The runtime driver that runs the container (the stack's ``runtime:``).
     driver: str = DEFAULT_DRIVERS["containers"]
+    #: How a replacement rolls out.
+    update: UpdatePolicy = UpdatePolicy()
     #: The hash of ``config()``: different from the live container's means replace it.
     config_hash: str = ""
     #: Short per-field hashes of ``config()`` (env and labels per key), to name what changed.

@@ -29,7 +29,7 @@ from .model import (
 )
 from .ownership import Vetted, vet
 
-__all__ = ["Action", "Change", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
+__all__ = ["Action", "Change", "Rollout", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
            "spec_fields", "wanted_images"]
 
 DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
@@ -106,6 +106,25 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """How a container's replacement rolls out, decided by the planner from its ``update`` policy."""
+
+    #: ``start-first``: the new container starts beside the old one, which stops once the new one
+    #: is ready; ``stop-first``: the old one stops, then the new one starts.
+    order: str
+    #: Why this order (shown in the plan).
+    why: str = ""
+    #: Seconds to wait before starting, after the replica replaced before it.
+    delay: float = 0.0
+    #: Seconds the new container may take to be ready.
+    timeout: float = 60.0
+    #: Seconds a container without a healthcheck must keep running to be ready.
+    min_ready: float = 0.0
+    #: Whether the new container has a healthcheck (ready means healthy).
+    healthcheck: bool = False
+
+
+@dataclass(frozen=True)
 class Change:
     """One change to one object: what the plan shows, what apply executes, what hooks receive."""
 
@@ -143,6 +162,12 @@ class Change:
     blocked: str = ""
     #: Why, as a code (see ``Reason``).
     reason: Reason = Reason.NEW
+    #: For a container replaced in place (rename aside, create, start, then remove the old one):
+    #: how. None for a replacement that must remove the old container first (a network or
+    #: volume it uses is recreated) and for every other change.
+    rollout: Rollout | None = None
+    #: The live container's state when planned (``running``, ``exited``, ...), for rollbacks.
+    live_state: str = ""
 
     @property
     def id(self) -> str:
@@ -405,6 +430,7 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
         holds = _holds(live.containers.get(name))
         holds += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
         changes.append(replace(change, requires=tuple(requires), waits=waits, holds=tuple(sorted(set(holds)))))
+    changes = _plan_rollouts(changes, desired, live, replaced)
     for name, current in sorted(live.containers.items()):
         if name in desired.containers or not (current.owned or vetted.unrecorded(current)):
             continue
@@ -415,6 +441,42 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
                               live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
                               holds=tuple(_holds(current, claimed=True))))
     return changes
+
+
+def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState, replaced: set[str]) -> list[Change]:
+    """Give each container replacement that can keep its old container until the new one is ready a rollout.
+
+    Replicas of one container roll ``parallelism`` at a time: each waits for the
+    one ``parallelism`` places before it (through ``requires``).
+    """
+    out = []
+    rolled: dict[str, list[str]] = {}
+    for change in changes:
+        spec = desired.containers.get(change.name)
+        recreated = any(r.partition(":")[2] in replaced for r in change.requires if r.startswith(("network:", "volume:")))
+        if change.action is not Action.REPLACE or spec is None or recreated:
+            out.append(change)
+            continue
+        policy = spec.update
+        earlier = rolled.setdefault(spec.key, [])
+        after = earlier[-policy.parallelism] if len(earlier) >= policy.parallelism else None
+        earlier.append(change.id)
+        order, why = _order(spec)
+        current = live.containers.get(change.name)
+        rollout = Rollout(order=order, why=why, delay=policy.delay if after else 0.0, timeout=policy.timeout,
+                          min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None)
+        out.append(replace(change, rollout=rollout, live_state=current.state if current else "",
+                           requires=change.requires + ((after,) if after else ())))
+    return out
+
+
+def _order(spec: ContainerSpec) -> tuple[str, str]:
+    if spec.update.order:
+        return spec.update.order, "update.order"
+    fixed = sorted({str(p.published) for p in spec.ports if p.published})
+    if fixed:
+        return "stop-first", f"publishes fixed host port {', '.join(fixed)}"
+    return "start-first", "default"
 
 
 def _holds(current: LiveObject | None, *, claimed: bool = False) -> list[str]:

@@ -92,3 +92,5 @@ class ApplyOptions:
     retry: RetryPolicy = RetryPolicy()
     #: How many waiting steps (stops, removals, dependency conditions) run at once.
     waiters: int = 64
+    #: Put the old container back when its replacement fails (``--no-rollback`` keeps the failed state).
+    rollback: bool = True

@@ -290,6 +290,42 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             except docker.errors.NotFound:
                 pass
 
+    # -- rolling replacements ---------------------------------------------
+    def rename(self, container_id: str, name: str) -> None:
+        with engine_errors(f"rename container {container_id[:12]} to {name}"):
+            self.api.rename(container_id, name)
+
+    def stop(self, container_id: str) -> None:
+        with engine_errors(f"stop container {container_id[:12]}"):
+            try:
+                self.api.stop(container_id)
+            except docker.errors.NotFound:
+                pass
+
+    def ready(self, name: str, *, healthcheck: bool, min_ready: float, timeout: float) -> None:
+        """Healthy (with a healthcheck), else still running ``min_ready`` seconds after it started."""
+        try:
+            if healthcheck:
+                self.wait(name, "healthy", timeout=timeout)
+                return
+            self.wait(name, "started", timeout=timeout)
+            time.sleep(min_ready)
+            with engine_errors(f"inspect container {name}"):
+                state = self.api.inspect_container(name).get("State") or {}
+            if not state.get("Running"):
+                raise PermanentError(f"container {name} exited with code {state.get('ExitCode')} "
+                                     f"{'within ' + format(min_ready, 'g') + 's' if min_ready else 'at once'}")
+        except PermanentError as exc:
+            raise PermanentError(f"{exc}{self._last_lines(name)}") from exc
+
+    def _last_lines(self, name: str, count: int = 5) -> str:
+        """The container's last log lines, to say why it failed (empty when there are none)."""
+        try:
+            text = self.api.logs(name, tail=count).decode(errors="replace").strip()
+        except docker.errors.DockerException:
+            return ""
+        return "; last log lines:\n    " + "\n    ".join(text.splitlines()[-count:]) if text else ""
+
     # -- wait --------------------------------------------------------------
     def wait(self, name: str, condition: str, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

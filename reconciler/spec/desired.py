@@ -28,6 +28,7 @@ from ..model import (
     ImageSpec,
     Mount,
     NetworkSpec,
+    UpdatePolicy,
     VolumeSpec,
 )
 from . import units
@@ -272,6 +273,7 @@ class _Builder:
             memory=units.parse_bytes(value["memory"]) if value.get("memory") is not None else None,
             nano_cpus=int(float(value["cpus"]) * 1e9) if value.get("cpus") is not None else None,
             driver=self.runtime,
+            update=_update_policy(value.get("update")),
         )
         config = spec.config()
         spec = replace(spec, config_hash=config_hash(config),
@@ -362,6 +364,18 @@ def _network_keys(value: Any) -> list[str]:
     if not value:
         return []
     return sorted(value) if isinstance(value, dict) else list(value)
+
+
+def _update_policy(value: dict | None) -> UpdatePolicy:
+    value = value or {}
+    default = UpdatePolicy()
+    return UpdatePolicy(
+        order=value.get("order", ""),
+        parallelism=int(value.get("parallelism", default.parallelism)),
+        delay=units.parse_duration_ns(value["delay"]) / 1e9 if "delay" in value else default.delay,
+        min_ready=units.parse_duration_ns(value["min_ready"]) / 1e9 if "min_ready" in value else default.min_ready,
+        timeout=units.parse_duration_ns(value["timeout"]) / 1e9 if "timeout" in value else default.timeout,
+    )
 
 
 def _seconds(value: Any) -> int | None:

@@ -1,0 +1,102 @@
+"""Replacing a running container without leaving a hole, and going back when the new one fails.
+
+The old container is never removed before its successor runs:
+
+1. the old container is renamed aside (``<name>-old-<id>``), so its name is free;
+2. the new one is created under the name: if the engine refuses its config,
+   the old one gets its name back, untouched, still running;
+3. ``start-first``: the new one starts beside the old one and must become
+   ready (healthy, or running for ``min_ready``) before the old one stops;
+   ``stop-first`` (a fixed host port cannot be held twice): the old one
+   stops, then the new one starts and must become ready;
+4. only then is the old container removed.
+
+A new container that fails to start or to become ready is removed and the old
+one is put back (its name, and running if it was), unless rollback is turned
+off for debugging. Everything the new container needs (its image, networks
+and volumes) was made by earlier steps, before step 1.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from .drivers import RuntimeDriver
+from .errors import PermanentError, ReconcilerError, RolledBack
+from .model import Kind, LiveObject
+from .plan import Change
+from .retry import RetryPolicy, call_with_retries
+
+__all__ = ["aside_name", "roll"]
+
+
+def aside_name(change: Change) -> str:
+    """Where the old container waits while its successor starts."""
+    return f"{change.name}-old-{change.live_id[:12]}"
+
+
+def roll(
+    change: Change,
+    runtime: RuntimeDriver,
+    *,
+    create: Callable[[], None],
+    removed: Callable[[], None],
+    work: threading.Semaphore,
+    retry: RetryPolicy,
+    rollback: bool = True,
+) -> None:
+    """Replace ``change``'s container as its ``rollout`` says; raise when the new one could not take over.
+
+    ``create`` makes the new container (recording it); ``removed`` records the
+    old one's removal; ``work`` bounds engine-heavy calls across the apply.
+    """
+    rollout = change.rollout
+    assert rollout is not None
+    calls = _Calls(retry, work)
+    if rollout.delay:
+        time.sleep(rollout.delay)
+    old = change.live_id
+    running = change.live_state in ("running", "restarting")
+    calls.wait(lambda: runtime.rename(old, aside_name(change)))
+    try:
+        calls.work(create)
+    except ReconcilerError:
+        calls.wait(lambda: runtime.rename(old, change.name))  # the old one never stopped
+        raise
+    try:
+        if rollout.order == "stop-first" and running:
+            calls.wait(lambda: runtime.stop(old))
+        calls.work(lambda: runtime.start(change.name))
+        runtime.ready(change.name, healthcheck=rollout.healthcheck, min_ready=rollout.min_ready,
+                      timeout=rollout.timeout)
+    except ReconcilerError as exc:
+        if not rollback:
+            raise PermanentError(f"{exc} (not rolled back: the old container waits as {aside_name(change)})") from exc
+        _put_back(change, runtime, calls, running)
+        raise RolledBack(f"the new container failed, so the old one was put back: {exc}") from exc
+    calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, aside_name(change), old, state="running")))
+    removed()
+
+
+def _put_back(change: Change, runtime: RuntimeDriver, calls: _Calls, running: bool) -> None:
+    """Remove the failed new container and give the old one its name (and its running state) back."""
+    calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, change.name, change.name, state="running")))
+    calls.wait(lambda: runtime.rename(change.live_id, change.name))
+    if running:
+        calls.work(lambda: runtime.start(change.name))
+
+
+class _Calls:
+    """Driver calls with retries; engine-heavy ones hold a worker slot while they run."""
+
+    def __init__(self, retry: RetryPolicy, work: threading.Semaphore) -> None:
+        self.retry = retry
+        self.slots = work
+
+    def wait(self, call: Callable[[], object]) -> None:
+        call_with_retries(call, self.retry)
+
+    def work(self, call: Callable[[], object]) -> None:
+        with self.slots:
+            call_with_retries(call, self.retry)
