@@ -67,6 +67,9 @@ def _change_block(change: Change) -> list[str]:
     lines = [head]
     lines.extend(f"        {reason}" for reason in change.reasons if reason != "new" or change.error)
     lines.extend(f"        {field}" for field in change.fields)
+    if change.rollout is not None:
+        lines.append(f"        rollout: {change.rollout.order}"
+                     + (f" ({change.rollout.why})" if change.rollout.why != "default" else ""))
     if change.blocked:
         lines.append(f"        ! blocked: {change.blocked}")
     if change.error:
@@ -88,6 +91,7 @@ def _change_data(change: Change) -> dict[str, Any]:
         "name": change.name,
         "key": change.key,
         "reason": change.reason.value,
+        "rollout": change.rollout.order if change.rollout else None,
         "reasons": list(change.reasons),
         "fields": [{"path": f.path, "old": f.old, "new": f.new} for f in change.fields],
         "forced_by": list(change.forced_by),
