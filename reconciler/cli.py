@@ -116,6 +116,9 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for a dependency to be healthy/completed (default 120)")
     p.add_argument("--lock-timeout", type=float, default=10.0,
                    help="seconds to wait for another apply on the same stack (default 10)")
+    p.add_argument("--no-rollback", dest="rollback", action="store_false",
+                   help="when a replacement fails, keep the failed new container (the old one waits, renamed "
+                        "<name>-old-<id>) instead of putting the old one back")
 
 
 def _adopt_flag(p: argparse.ArgumentParser) -> None:
@@ -207,7 +210,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace, **flags: Any):
-    options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout)
+    options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout, rollback=args.rollback)
     return ApplyRequest(prune_volumes=args.prune_volumes, adopt=getattr(args, "adopt", False), options=options,
                         lock_timeout=args.lock_timeout, **flags)
 
