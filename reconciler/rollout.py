@@ -73,7 +73,10 @@ def roll(
     except ReconcilerError as exc:
         if not rollback:
             raise PermanentError(f"{exc} (not rolled back: the old container waits as {aside_name(change)})") from exc
-        _put_back(change, runtime, calls, running)
+        try:
+            _put_back(change, runtime, calls, running)
+        except ReconcilerError as again:
+            raise PermanentError(f"{exc}; putting the old container back failed too: {again}") from exc
         raise RolledBack(f"the new container failed, so the old one was put back: {exc}") from exc
     calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, aside_name(change), old, state="running")))
     removed()

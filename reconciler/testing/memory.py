@@ -59,11 +59,11 @@ class _Fault:
 
 #: The first item of every journal entry.
 _VERBS = frozenset({"observe", "events", "pull", "build", "push", "create-network", "delete-network",
-                    "create-volume", "delete-volume", "create", "start", "wait", "delete"})
+                    "create-volume", "delete-volume", "create", "start", "wait", "delete", "rename", "stop"})
 # Calls that keep the engine busy, as opposed to waiting on its clock: a container's
 # removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
 # observing and following events are reads. ``peak["work"]`` counts these together.
-_WORK = _VERBS - {"observe", "events", "wait", "delete"}
+_WORK = _VERBS - {"observe", "events", "wait", "delete", "rename", "stop"}
 # How often an event stream with nothing to report looks at its ``stop``.
 _EVENT_POLL = 0.05
 
@@ -103,7 +103,10 @@ class MemoryEngine:
     ``peak`` shows how many did.
     """
 
-    def __init__(self, *, delays: Mapping[str, float] | None = None) -> None:
+    def __init__(self, *, delays: Mapping[str, float] | None = None, rolls: bool = True) -> None:
+        #: Whether its runtime replaces containers in place (``RuntimeDriver.rolls``); False
+        #: stands in for a runtime without ``rename``, replaced the simple way.
+        self.rolls = rolls
         unknown = sorted(set(delays or ()) - _VERBS)
         if unknown:
             raise ValueError(f"delays names no call the engine journals: {', '.join(unknown)}")
@@ -392,6 +395,28 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
             container = self._get(name)
             self._put(dataclasses.replace(container, state="running", exit_code=None,
                                           health="healthy" if container.health else ""))
+
+    def rename(self, container_id: str, name: str) -> None:
+        """Move the container ``container_id`` to ``name`` (a ``ConflictError`` when it is taken)."""
+        with self.engine._call("rename", container_id, name):
+            old = next((r for r in self.records.values() if r.id == container_id), None)
+            if old is None:
+                raise PermanentError(f"no such container: {container_id}")
+            if name in self.records:
+                raise ConflictError(f"container {name} already exists")
+            self.engine._drop(Kind.CONTAINER, old.name)
+            self._put(dataclasses.replace(old, name=name))
+
+    def stop(self, container_id: str) -> None:
+        """Make the container ``exited`` (code 0); one already stopped, or gone, is fine."""
+        with self.engine._call("stop", container_id):
+            found = next((r for r in self.records.values() if r.id == container_id), None)
+            if found is not None and found.state == "running":
+                self._put(dataclasses.replace(found, state="exited", exit_code=0, health=""))
+
+    @property
+    def rolls(self) -> bool:
+        return self.engine.rolls
 
     def engine_id(self) -> str | None:
         """The engine's ``id``: not journaled, as the Docker runtime reads it with its connection."""

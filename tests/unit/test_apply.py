@@ -108,7 +108,8 @@ def test_slow_stops_take_one_stop_time_not_one_per_worker_round():
 
 
 def test_replace_stops_the_old_containers_together_and_creates_stay_within_workers():
-    engine = MemoryEngine(delays={"delete": STOP, "create": 0.02, "start": 0.01})
+    """With a runtime that cannot replace in place, the simple way: old ones go first, all at once."""
+    engine = MemoryEngine(delays={"delete": STOP, "create": 0.02, "start": 0.01}, rolls=False)
     specs = [spec(f"c{i}", config_hash="new") for i in range(12)]
     report = run(desired(*specs), engine, running_containers(engine, *(s.name for s in specs)))
     assert report.ok
@@ -118,6 +119,20 @@ def test_replace_stops_the_old_containers_together_and_creates_stay_within_worke
     assert report.seconds < 2 * STOP
     for s in specs:  # each new container still comes after its old one is gone
         assert engine.calls.index(("delete", s.name)) < engine.calls.index(("create", s.name))
+
+
+def test_a_rolling_replace_removes_each_old_container_only_after_its_successor_started():
+    engine = MemoryEngine(delays={"delete": STOP, "create": 0.02, "start": 0.01})
+    specs = [spec(f"c{i}", config_hash="new") for i in range(12)]
+    report = run(desired(*specs), engine, running_containers(engine, *(s.name for s in specs)))
+    assert report.ok
+    assert engine.peak["delete"] == 12  # the old ones still stop together
+    assert engine.peak["work"] <= FAST.workers
+    assert report.seconds < 2 * STOP
+    for s in specs:
+        aside = next(c for c in engine.calls if c[0] == "delete" and c[1].startswith(f"{s.name}-old-"))
+        assert engine.calls.index(("start", s.name)) < engine.calls.index(aside)
+    assert sorted(engine.containers) == sorted(s.name for s in specs)
 
 
 def test_creates_use_all_workers_and_no_more():
