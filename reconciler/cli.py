@@ -21,6 +21,8 @@ from .redact import RedactingFilter, redact
 from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
 from .reconcile import ApplyRequest, Reconciler
 from .render import (
+    history_json,
+    history_text,
     outcome_line,
     pass_json,
     pass_text,
@@ -98,6 +100,13 @@ def _parser() -> argparse.ArgumentParser:
     daemon.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="load a plugin module by import path (repeatable)")
     daemon.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
+    history = sub.add_parser("history", help="the syncs of a stack (or of every stack), newest first")
+    history.add_argument("stack", nargs="?", help="the stack (default: every stack)")
+    history.add_argument("--limit", type=int, default=20, help="how many syncs (default 20)")
+    history.add_argument("--state-dir", metavar="DIR",
+                         help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
+                              "else ~/.local/state/reconciler; a daemon's is its state_dir)")
+    history.add_argument("--output", choices=("text", "json"), default="text")
     plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
@@ -261,6 +270,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from .state import StateStore
+
+    with StateStore.open(Path(args.state_dir) if args.state_dir else None) as store:
+        syncs = store.syncs(stack=args.stack, limit=args.limit)
+    _out(history_json(syncs) if args.output == "json" else history_text(syncs))
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     pm = make_plugin_manager(modules=args.plugin)
     rows = describe_plugins(pm, load_driver_registry(pm))
@@ -340,6 +358,7 @@ COMMANDS = {
     "destroy": cmd_destroy,
     "watch": cmd_watch,
     "daemon": cmd_daemon,
+    "history": cmd_history,
     "plugins": cmd_plugins,
 }
 

@@ -12,8 +12,9 @@ from typing import Any, Iterable, Sequence
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
-__all__ = ["change_line", "outcome_line", "pass_json", "pass_text", "plan_data", "plan_json", "plan_text",
-           "plugins_json", "plugins_text", "report_json", "report_text", "status_json", "status_text"]
+__all__ = ["change_line", "history_json", "history_text", "outcome_line", "pass_json", "pass_text", "plan_data",
+           "plan_json", "plan_text", "plugins_json", "plugins_text", "report_json", "report_text", "status_json",
+           "status_text"]
 
 _SYMBOL = {
     Action.CREATE: "+",
@@ -184,6 +185,23 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
 
 def status_json(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:
     return json.dumps({"stack": stack, "converged": converged, "objects": list(rows)}, indent=2)
+
+
+def history_text(syncs: Iterable[Any]) -> str:
+    """``reconcile history``: one line per sync, newest first (``state.Sync`` rows)."""
+    rows = [["STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"]]
+    rows += [[s.started_at, s.stack, (s.revision or "-")[:12], s.result.value, f"{s.seconds:.1f}", s.summary or "-"]
+             for s in syncs]
+    if len(rows) == 1:
+        return "No syncs recorded."
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def history_json(syncs: Iterable[Any]) -> str:
+    return json.dumps([{"started_at": s.started_at, "engine": s.engine, "stack": s.stack,
+                        "revision": s.revision or None, "result": s.result.value, "seconds": s.seconds,
+                        "summary": s.summary} for s in syncs], indent=2)
 
 
 def plugins_text(rows: Iterable[dict[str, Any]]) -> str:
