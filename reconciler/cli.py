@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
                               "else ~/.local/state/reconciler; a daemon's is its state_dir)")
     history.add_argument("--output", choices=("text", "json"), default="text")
+    for verb, text in (("suspend", "stop the watch and daemon loops from applying a stack (drift is still reported)"),
+                       ("resume", "let the loops apply a suspended stack again")):
+        toggle = sub.add_parser(verb, help=text, description=text)
+        toggle.add_argument("stack")
+        toggle.add_argument("--state-dir", metavar="DIR", help="the state directory (as for history)")
     plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
@@ -279,6 +284,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suspend(args: argparse.Namespace) -> int:
+    from .state import StateStore
+
+    with StateStore.open(Path(args.state_dir) if args.state_dir else None) as store:
+        (store.suspend if args.command == "suspend" else store.resume)(args.stack)
+    _out(f"stack {args.stack} {'suspended: the loops will plan it but apply nothing' if args.command == 'suspend' else 'resumed'}")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     pm = make_plugin_manager(modules=args.plugin)
     rows = describe_plugins(pm, load_driver_registry(pm))
@@ -359,6 +373,8 @@ COMMANDS = {
     "watch": cmd_watch,
     "daemon": cmd_daemon,
     "history": cmd_history,
+    "suspend": cmd_suspend,
+    "resume": cmd_suspend,
     "plugins": cmd_plugins,
 }
 

@@ -21,7 +21,7 @@ from typing import Callable, Collection, Iterable
 
 from .errors import ReconcilerError
 from .model import DesiredState, Kind
-from .plan import Action
+from .plan import Action, Plan
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Status
 
@@ -68,10 +68,12 @@ class Pass:
     crash_looping: dict[str, int] = field(default_factory=dict)
     #: Seconds the loop waits before its next pass may run (backoff), 0 when none.
     delay: float = 0.0
+    #: Set when the stack is suspended: the plan the pass did not apply (its drift).
+    suspended: Plan | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.error and self.report is not None and self.report.ok
+        return not self.error and (self.suspended is not None or (self.report is not None and self.report.ok))
 
     @property
     def degraded(self) -> bool:
@@ -94,12 +96,15 @@ class StackLoop:
         request: ApplyRequest = ApplyRequest(),
         options: LoopOptions = LoopOptions(),
         on_pass: Callable[[Pass], None] | None = None,
+        is_suspended: Callable[[str], bool] | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.load = load
         self.request = request
         self.options = options
         self.on_pass = on_pass or (lambda result: None)
+        #: Asked before each apply: a suspended stack is planned (its drift reported), never applied.
+        self.is_suspended = is_suspended or reconciler.suspended
         self._wake = threading.Condition()
         self._pending: list[Trigger] = [Trigger.START]
         self._starts: dict[str, tuple[int, float]] = {}  # container → (starts in a row, last start)
@@ -163,6 +168,9 @@ class StackLoop:
         self.names.clear()
         self.names.update(name for kind in Kind for name in desired.of(kind))
         try:
+            if self.is_suspended(desired.stack):
+                plan, _ = self.reconciler.plan(desired, prune_volumes=self.request.prune_volumes)
+                return Pass(why, suspended=plan)  # drift is reported, nothing is applied
             report = self.reconciler.apply(desired, self.request)
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
@@ -202,7 +210,7 @@ class StackLoop:
 def is_news(result: Pass) -> bool:
     """Whether a pass is worth a line of text: it changed, failed or found something wrong (or it is the first)."""
     return bool(result.error or (result.report and result.report.outcomes) or result.degraded
-                or result.trigger is Trigger.START)
+                or (result.suspended is not None and not result.suspended.empty) or result.trigger is Trigger.START)
 
 
 def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threading.Event) -> list[threading.Thread]:

@@ -72,6 +72,10 @@ class Reconciler:
             self._state = StateStore.open()
         return self._state
 
+    def suspended(self, stack: str) -> bool:
+        """Whether ``stack`` is suspended (``reconcile suspend``): the loop plans it but applies nothing."""
+        return stack in self.state.suspended()
+
     def book(self, stack: str, engine: str | None = None):
         """The record of ``stack`` on ``engine`` (see ``engine_identity``; default: this reconciler's URL).
 

@@ -152,6 +152,9 @@ def pass_text(result: Any) -> str:
     head = f"[{time.strftime('%H:%M:%S')}] pass ({result.trigger.value}): "
     if result.error:
         lines = [head + "FAILED", *(f"  {line}" for line in result.error.splitlines())]
+    elif result.suspended is not None:
+        drift = "no drift" if result.suspended.empty else f"drifted: {_summary(result.suspended.counts())}"
+        lines = [head + f"suspended, nothing applied ({drift})"]
     else:
         lines = [head + report_text(result.report)]
         lines += [f"  {outcome_line(o)}" for o in result.report.outcomes]
@@ -165,7 +168,9 @@ def pass_text(result: Any) -> str:
 def pass_json(result: Any, **origin: Any) -> str:
     """One pass of ``reconcile watch`` or the daemon as one JSON line (``origin``: where the spec came from)."""
     data = json.loads(report_json(result.report)) if result.report is not None else {}
+    suspended = plan_data(result.suspended) if result.suspended is not None else None
     return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **origin, "trigger": result.trigger.value,
+                       "suspended": suspended is not None, "drift": suspended["counts"] if suspended else None,
                        "ok": result.ok, "error": result.error or None, "degraded": sorted(result.crash_looping),
                        "delay": round(result.delay, 3), "report": data or None}, separators=(",", ":"))
 

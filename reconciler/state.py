@@ -27,6 +27,11 @@ than guessed at. Tables (version 1)::
     syncs    (id, engine, stack, revision, started_at,   one row per apply or destroy
               seconds, summary, result)
 
+Version 2 adds::
+
+    suspended (stack, since)                             stacks the loop must not apply
+                                                         (``reconcile suspend``)
+
 Use::
 
     store = StateStore.open()                     # the default directory
@@ -98,6 +103,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             summary TEXT NOT NULL DEFAULT '',
             result TEXT NOT NULL)""",
         "CREATE INDEX syncs_by_stack ON syncs (stack, id)",
+    ),
+    (
+        """CREATE TABLE suspended (
+            stack TEXT PRIMARY KEY,
+            since TEXT NOT NULL)""",
     ),
 )
 
@@ -281,6 +291,19 @@ class StateStore:
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (sync.engine, sync.stack, sync.revision, sync.started_at or _now(), round(sync.seconds, 3),
                       sync.summary, str(sync.result))))
+
+    # -- suspension ------------------------------------------------------------------------
+
+    def suspend(self, stack: str) -> None:
+        """Stop the loop from applying ``stack`` (it still reports drift) until ``resume``."""
+        self._write(("INSERT OR IGNORE INTO suspended (stack, since) VALUES (?, ?)", (stack, _now())))
+
+    def resume(self, stack: str) -> None:
+        self._write(("DELETE FROM suspended WHERE stack = ?", (stack,)))
+
+    def suspended(self) -> dict[str, str]:
+        """Suspended stacks and since when (UTC, ISO 8601)."""
+        return dict(self._read("SELECT stack, since FROM suspended"))
 
     def syncs(self, *, stack: str | None = None, engine: str | None = None, limit: int = 20) -> list[Sync]:
         """The latest syncs, newest first, optionally of one stack and/or engine."""

@@ -171,3 +171,23 @@ def test_a_restart_on_a_converged_host_writes_nothing(stack, repo, tmp_path):
         assert stack.container_ids() == ids
     finally:
         assert again.stop() == 0
+
+
+def test_a_suspended_stack_reports_drift_and_applies_nothing_until_resumed(stack, repo, tmp_path):
+    first = repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
+    daemon = RunningDaemon(_config(tmp_path, repo, ["app"]))
+    state = ["--state-dir", str(tmp_path / "state")]
+    try:
+        daemon.wait_for(lambda l: l.get("revision") == first and l.get("ok"))
+        assert stack.cli("suspend", stack.name, *state, spec=False).code == 0
+        second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+        held = daemon.wait_for(lambda l: l.get("revision") == second and l.get("suspended"))
+        assert held["drift"] == {"replace": 1}
+        assert "VERSION=1" in _env(stack)
+        assert stack.cli("resume", stack.name, *state, spec=False).code == 0
+        repo.commit({"app/stack.yaml": _spec(stack.name, "2") + "# resume\n"})
+        daemon.wait_for(lambda l: l.get("revision") not in (first, second) and l.get("ok")
+                        and not l.get("suspended"))
+        assert "VERSION=2" in _env(stack)
+    finally:
+        assert daemon.stop() == 0

@@ -311,3 +311,20 @@ def test_a_spec_that_stops_loading_is_reported_and_the_last_good_state_stays(sta
     with pytest.raises(queue.Empty):  # no retry: only a change to the files can help
         passes.get(timeout=0.3)
     assert memory_engine.calls == [] and memory_engine.containers == before
+
+
+def test_a_suspended_stack_is_planned_but_not_applied():
+    from reconciler.loop import StackLoop, Trigger
+    from reconciler.model import ContainerSpec, DesiredState
+
+    engine = MemoryEngine()
+    reconciler = make_reconciler(engine)
+    spec = ContainerSpec(key="web", name="s-web-1", replica=1, image_key=None, image_ref="img:1")
+    suspended = {"s"}
+    loop = StackLoop(reconciler, lambda: DesiredState(stack="s", containers={spec.name: spec}),
+                     is_suspended=lambda stack: stack in suspended)
+    result = loop.run_pass(Trigger.START)
+    assert result.ok and result.suspended is not None and not result.suspended.empty
+    assert "s-web-1" not in engine.containers
+    suspended.clear()
+    assert loop.run_pass(Trigger.RESYNC).report.ok and "s-web-1" in engine.containers

@@ -92,7 +92,7 @@ def test_migrations_run_in_order_once_and_a_newer_database_is_refused(tmp_path, 
         assert columns[-1] == "note"
     StateStore.open(directory).close()  # already migrated: nothing runs twice
     monkeypatch.setattr(state, "MIGRATIONS", later[:1])
-    with pytest.raises(StateError, match="schema version 2, newer than this reconciler knows"):
+    with pytest.raises(StateError, match=f"schema version {len(later)}, newer than this reconciler knows"):
         StateStore.open(directory)
 
 
@@ -196,3 +196,12 @@ def test_a_corrupt_database_is_a_state_error(tmp_path):
     with pytest.raises(StateError, match="cannot open the state database"):
         StateStore.open(directory)
     assert isinstance(StateError("x"), Exception) and sqlite3.sqlite_version
+
+
+def test_a_stack_is_suspended_until_resumed(tmp_path):
+    with StateStore.open(tmp_path / "state") as store:
+        store.suspend("web")
+        store.suspend("web")  # twice is once
+        assert list(store.suspended()) == ["web"]
+        store.resume("web")
+        assert store.suspended() == {}
