@@ -85,7 +85,7 @@ class GitCheckout(Checkout):
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                tar.extractall(partial, filter="data")  # refuses links and paths that leave the tree
+                _extract(tar, partial)
             partial.rename(target)
         return target
 
@@ -120,6 +120,30 @@ class GitCheckout(Checkout):
                 message = message.replace(token, "(secret)")
             raise SourceError(f"source {self.source.name}: fetching {git.url} {git.ref} failed: {message}")
         return done.stdout if binary else done.stdout.decode(errors="replace")
+
+
+def _extract(tar: tarfile.TarFile, target: Path) -> None:
+    """Unpack ``tar`` into ``target``, refusing members and links that would leave it, and special files."""
+    try:
+        tar.extractall(target, filter="data")
+    except TypeError:  # Python before 3.11.4 (Debian 12 has 3.11.2): the same checks, by hand
+        root = target.resolve()
+        for member in tar.getmembers():
+            _check_member(member, root)
+        tar.extractall(target)
+
+
+def _check_member(member: tarfile.TarInfo, root: Path) -> None:
+    where = (root / member.name).resolve()
+    if root not in (where, *where.parents) or member.name.startswith("/"):
+        raise SourceError(f"the archive's {member.name!r} would be written outside the checkout")
+    if member.isdev() or member.isfifo():
+        raise SourceError(f"the archive's {member.name!r} is a special file")
+    if member.issym() or member.islnk():
+        base = where.parent if member.issym() else root
+        pointed = (base / member.linkname).resolve()
+        if member.linkname.startswith("/") or root not in (pointed, *pointed.parents):
+            raise SourceError(f"the archive's link {member.name!r} points outside the checkout")
 
 
 def _token(git) -> str:

@@ -38,3 +38,23 @@ def test_every_mistake_is_named_at_its_line(tmp_path):
 def test_a_missing_file_is_a_spec_error(tmp_path):
     with pytest.raises(SpecError, match="cannot read the daemon configuration"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_an_exported_tree_never_leaves_the_checkout(tmp_path):
+
+    import tarfile
+
+    from reconciler.daemon.sources import SourceError, _check_member
+
+    def member(name, kind=tarfile.REGTYPE, link=""):
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, link
+        return info
+
+    root = tmp_path.resolve()
+    _check_member(member("stacks/a/stack.yaml"), root)
+    _check_member(member("stacks/a/link", tarfile.SYMTYPE, "../b/stack.yaml"), root)
+    for bad in (member("../escape"), member("/etc/passwd"), member("x", tarfile.SYMTYPE, "/etc/shadow"),
+                member("a/x", tarfile.SYMTYPE, "../../.."), member("dev", tarfile.CHRTYPE)):
+        with pytest.raises(SourceError):
+            _check_member(bad, root)
