@@ -41,7 +41,6 @@ def test_a_missing_file_is_a_spec_error(tmp_path):
 
 
 def test_an_exported_tree_never_leaves_the_checkout(tmp_path):
-
     import tarfile
 
     from reconciler.daemon.sources import SourceError, _check_member
