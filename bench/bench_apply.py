@@ -578,18 +578,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in `finally`
-    started = time.monotonic()
+def open_engine() -> Engine | None:
+    """The engine with the base image, its description printed; None (and why, logged) without them.
+
+    Also makes SIGTERM run the caller's cleanup in ``finally``.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         engine = Engine()
         engine.api.ping()
         engine.api.inspect_image(IMAGE)
     except Exception as exc:
         log(f"error: no engine or no {IMAGE} ({exc}); run scripts/engine.sh up")
-        return 1
+        return None
     print(machine_info(engine), flush=True)
+    return engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    engine = open_engine()
+    if engine is None:
+        return 1
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmpdir:
         bench = Bench(args, engine, Path(tmpdir))
         log(f"stack {bench.stack}, floor label {bench.floor_label}, temp dir {tmpdir}")

@@ -30,13 +30,12 @@ import argparse
 import os
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import Engine, BenchError, Run, log, machine_info, median_s, run_child, table, _kill_children
+from bench_apply import Engine, BenchError, Run, log, median_s, open_engine, run_child, table, _kill_children
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
@@ -306,16 +305,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in `finally`
     started = time.monotonic()
-    try:
-        engine = Engine()
-        engine.api.ping()
-        engine.api.inspect_image(IMAGE)
-    except Exception as exc:
-        log(f"error: no engine or no {IMAGE} ({exc}); run scripts/engine.sh up")
+    engine = open_engine()
+    if engine is None:
         return 1
-    print(machine_info(engine), flush=True)
     compose_version = run_child([args.compose, "version", "--short"], env=dict(os.environ), cwd="/").out.strip()
     print(f"peer:    {args.compose} {compose_version}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmpdir:
