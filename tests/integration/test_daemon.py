@@ -160,8 +160,10 @@ def test_a_restart_on_a_converged_host_writes_nothing(stack, repo, tmp_path):
     revision = repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
     config = _config(tmp_path, repo, ["app"])
     daemon = RunningDaemon(config)
-    daemon.wait_for(lambda l: l.get("revision") == revision and l.get("ok"))
-    assert daemon.stop() == 0
+    try:
+        daemon.wait_for(lambda l: l.get("revision") == revision and l.get("ok"))
+    finally:
+        assert daemon.stop() == 0
     ids = stack.container_ids()
     again = RunningDaemon(config)
     try:
