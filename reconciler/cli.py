@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import ReconcilerError, SpecError
@@ -300,13 +300,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the pass in flight finishes, nothing is left half-made."""
+def _stop_on_signals(*, then: Callable[[], None] = lambda: None) -> threading.Event:
+    """An event set by SIGTERM or SIGINT (then ``then()`` is called): the pass in flight finishes,
+    nothing is left half-made."""
     import signal
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: (stop.set(), then()))
     return stop
 
 
@@ -315,7 +316,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from .loop import LoopOptions, StackLoop, Trigger, is_news
 
     reconciler = _reconciler(args)
-    stop = _stop_on_signals()
 
     def on_pass(result) -> None:
         if args.output == "json":
@@ -327,6 +327,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     loop = StackLoop(reconciler, lambda: _desired(args, reconciler), request=_request(args),
                      options=LoopOptions(resync=args.resync), on_pass=on_pass)
+    stop = _stop_on_signals(then=loop.wake)
     watcher = SpecWatcher(_files(args), lambda: loop.trigger(Trigger.FILES))
     watcher.start()
     try:

@@ -119,6 +119,11 @@ class StackLoop:
             self._pending.append(why)
             self._wake.notify()
 
+    def wake(self) -> None:
+        """End a wait for triggers now (call it after setting the loop's ``stop``)."""
+        with self._wake:
+            self._wake.notify_all()
+
     def run(self, stop: threading.Event) -> None:
         """Run passes until ``stop`` is set; a pass in flight always finishes.
 
@@ -148,7 +153,7 @@ class StackLoop:
                 if remaining <= 0:
                     self._pending.append(Trigger.RESYNC)
                     break
-                self._wake.wait(timeout=min(remaining, 0.5))  # wakes for stop too
+                self._wake.wait(timeout=remaining)  # ``wake()`` ends it early when stopping
         if stop.wait(max(not_before - time.monotonic(), 0.0) + self.options.debounce):
             return None
         with self._wake:

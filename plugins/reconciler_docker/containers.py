@@ -93,7 +93,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         done = threading.Event()
 
         def close_on_stop() -> None:  # a blocked read ends only when its stream is closed
-            while not (stop.wait(0.5) or done.is_set()):
+            while not (stop.wait(5) or done.is_set()):  # idle daemons must not spin
                 pass
             stream.close()
 

@@ -101,6 +101,8 @@ class Daemon:
         for thread in threads:
             thread.start()
         stop.wait()
+        for worker in self.workers:
+            worker.loop.wake()
         for watcher in watchers:
             watcher.stop()
         for thread in threads:
