@@ -218,6 +218,13 @@ class RuntimeDriver(ObjectDriver):
         """Stop the container gracefully (its stop signal and grace period); a stopped one is fine."""
         raise NotImplementedError
 
+    def drain(self, container_id: str) -> None:
+        """Optional: stop sending the container new work before it is stopped (start-first rollouts).
+
+        The Docker runtime takes it out of its networks' name resolution, so
+        clients looking up its alias reach only its successor. The default does nothing.
+        """
+
     def ready(self, name: str, *, healthcheck: bool, min_ready: float, timeout: float) -> None:
         """Block until a just-started container can take over: healthy when it has a healthcheck,
         else still running after ``min_ready`` seconds.

@@ -6,7 +6,8 @@ The old container is never removed before its successor runs:
 2. the new one is created under the name: if the engine refuses its config,
    the old one gets its name back, untouched, still running;
 3. ``start-first``: the new one starts beside the old one and must become
-   ready (healthy, or running for ``min_ready``) before the old one stops;
+   ready (healthy, or running for ``min_ready``) before the old one is
+   drained (taken out of name resolution) and stopped;
    ``stop-first`` (a fixed host port cannot be held twice): the old one
    stops, then the new one starts and must become ready;
 4. only then is the old container removed.
@@ -78,6 +79,8 @@ def roll(
         except ReconcilerError as again:
             raise PermanentError(f"{exc}; putting the old container back failed too: {again}") from exc
         raise RolledBack(f"the new container failed, so the old one was put back: {exc}") from exc
+    if rollout.order == "start-first" and running:
+        calls.wait(lambda: runtime.drain(old))  # its successor is ready: no new request goes to it
     calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, aside_name(change), old, state="running")))
     removed()
 

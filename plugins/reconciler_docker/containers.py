@@ -302,6 +302,24 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             except docker.errors.NotFound:
                 pass
 
+    def drain(self, container_id: str) -> None:
+        """Disconnect it from its user-defined networks: its aliases resolve to its successor only.
+
+        Established connections to it end; new lookups of the alias no longer
+        return it, so clients stop reaching a container about to stop.
+        """
+        with engine_errors(f"drain container {container_id[:12]}"):
+            try:
+                networks = (self.api.inspect_container(container_id).get("NetworkSettings") or {}).get("Networks")
+            except docker.errors.NotFound:
+                return
+            for network in networks or {}:
+                if network not in ("bridge", "host", "none"):
+                    try:
+                        self.api.disconnect_container_from_network(container_id, network)
+                    except docker.errors.NotFound:
+                        pass
+
     def ready(self, name: str, *, healthcheck: bool, min_ready: float, timeout: float) -> None:
         """Healthy (with a healthcheck), else still running ``min_ready`` seconds after it started."""
         try:
