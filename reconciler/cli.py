@@ -107,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
                          help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
                               "else ~/.local/state/reconciler; a daemon's is its state_dir)")
     history.add_argument("--output", choices=("text", "json"), default="text")
+    rollback = sub.add_parser("rollback", help="hold a daemon's stack at an older revision of its source")
+    rollback.add_argument("stack")
+    rollback.add_argument("--to", required=True, metavar="REV", help="the full commit id to go back to")
+    rollback.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    release = sub.add_parser("release", help="let a held stack follow its source again")
+    release.add_argument("stack")
+    release.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
     for verb, text in (("suspend", "stop the watch and daemon loops from applying a stack (drift is still reported)"),
                        ("resume", "let the loops apply a suspended stack again")):
         toggle = sub.add_parser(verb, help=text, description=text)
@@ -293,6 +300,30 @@ def cmd_suspend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Hold (rollback) or release a daemon's stack; the daemon notices within its fetch interval."""
+    import re
+
+    from .state import StateStore
+
+    with StateStore.open(Path(args.state_dir) if args.state_dir else None) as store:
+        if args.command == "release":
+            store.release(args.stack)
+            _out(f"stack {args.stack} released: it follows its source again")
+            return 0
+        if not re.fullmatch(r"[0-9a-f]{40}", args.to):
+            raise SpecError(f"--to: {args.to!r} is not a full commit id (40 hex digits)")
+        held = store.holds().get(args.stack)
+        last = store.syncs(stack=args.stack, limit=1)
+        source = held[1] if held else (last[0].revision if last else "")  # a second rollback keeps the first's
+        if not source:
+            raise SpecError(f"stack {args.stack!r} has no synced git revision in this state directory")
+        store.hold(args.stack, args.to, source_revision=source)
+    _out(f"stack {args.stack} held at {args.to[:12]} until its source moves past {source[:12]} "
+         f"or 'reconcile release {args.stack}'")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     pm = make_plugin_manager(modules=args.plugin)
     rows = describe_plugins(pm, load_driver_registry(pm))
@@ -351,13 +382,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     lock = threading.Lock()
 
     def on_pass(worker, result) -> None:
-        origin = {"source": worker.source.name, "path": worker.path, "revision": worker.checkout.revision or None}
+        revision = worker.revision or worker.checkout.revision
+        origin = {"source": worker.source.name, "path": worker.path, "revision": revision or None,
+                  "held": worker.held}
         with lock:  # one line (or block) per pass, whatever thread it comes from
             if json_lines:
                 _out(pass_json(result, **origin))
             elif is_news(result):
-                where = f"{worker.source.name}:{worker.path}" + (f"@{worker.checkout.revision[:12]}"
-                                                                  if worker.checkout.revision else "")
+                where = f"{worker.source.name}:{worker.path}" + (f"@{revision[:12]}" if revision else "") + (
+                    " (held: reconcile release to follow the source again)" if worker.held else "")
                 _out(f"{where} " + pass_text(result))
 
     stop = _stop_on_signals()
@@ -375,6 +408,8 @@ COMMANDS = {
     "daemon": cmd_daemon,
     "history": cmd_history,
     "suspend": cmd_suspend,
+    "rollback": cmd_rollback,
+    "release": cmd_rollback,
     "resume": cmd_suspend,
     "plugins": cmd_plugins,
 }

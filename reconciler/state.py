@@ -32,6 +32,12 @@ Version 2 adds::
     suspended (stack, since)                             stacks the loop must not apply
                                                          (``reconcile suspend``)
 
+Version 3 adds::
+
+    holds    (stack, revision, source_revision, since)   stacks held at an older revision
+                                                         (``reconcile rollback``) until their
+                                                         source moves past source_revision
+
 Use::
 
     store = StateStore.open()                     # the default directory
@@ -107,6 +113,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE suspended (
             stack TEXT PRIMARY KEY,
+            since TEXT NOT NULL)""",
+    ),
+    (
+        """CREATE TABLE holds (
+            stack TEXT PRIMARY KEY,
+            revision TEXT NOT NULL,
+            source_revision TEXT NOT NULL,
             since TEXT NOT NULL)""",
     ),
 )
@@ -304,6 +317,21 @@ class StateStore:
     def suspended(self) -> dict[str, str]:
         """Suspended stacks and since when (UTC, ISO 8601)."""
         return dict(self._read("SELECT stack, since FROM suspended"))
+
+    # -- holds (rollback) ------------------------------------------------------------------
+
+    def hold(self, stack: str, revision: str, *, source_revision: str) -> None:
+        """Keep ``stack`` at ``revision`` until its source moves past ``source_revision`` (or ``release``)."""
+        self._write(("INSERT OR REPLACE INTO holds (stack, revision, source_revision, since) VALUES (?, ?, ?, ?)",
+                     (stack, revision, source_revision, _now())))
+
+    def release(self, stack: str) -> None:
+        self._write(("DELETE FROM holds WHERE stack = ?", (stack,)))
+
+    def holds(self) -> dict[str, tuple[str, str]]:
+        """Held stacks: stack → (revision held at, the source's revision when it was held)."""
+        return {stack: (rev, source) for stack, rev, source in
+                self._read("SELECT stack, revision, source_revision FROM holds")}
 
     def syncs(self, *, stack: str | None = None, engine: str | None = None, limit: int = 20) -> list[Sync]:
         """The latest syncs, newest first, optionally of one stack and/or engine."""

@@ -34,6 +34,9 @@ class StackWorker:
     path: str
     checkout: Checkout
     loop: StackLoop | None = None
+    #: The revision its last loaded spec came from, and whether that was a held (rolled back) one.
+    revision: str = ""
+    held: bool = False
 
     @property
     def id(self) -> str:
@@ -63,10 +66,36 @@ class Daemon:
                          on_pass=lambda result: self.on_pass(worker, result))
 
     def _load(self, worker: StackWorker) -> DesiredState:
-        """The stack's spec at the source's current revision (fetching first when there is none yet)."""
+        """The stack's spec at the source's current revision, or at the one it is held at (``rollback``)."""
         if worker.checkout.tree is None:
             self._refresh(worker.source)
-        where = worker.checkout.path(worker.path)
+        worker.revision, worker.held = worker.checkout.revision, False  # what a failed load reports
+        try:
+            desired = self._load_from(worker, worker.checkout.tree, worker.checkout.revision)
+            stack = desired.stack
+        except SpecError:
+            # A broken head is a reason to roll back: a hold still applies.
+            stack = worker.loop.desired.stack if worker.loop and worker.loop.desired else ""
+            if not stack or not self._held(worker, stack):
+                raise
+        held = self._held(worker, stack)
+        if held:
+            with self._fetching[worker.source.name]:
+                tree = worker.checkout.tree_at(held)
+            desired = self._load_from(worker, tree, held)
+        worker.revision, worker.held = desired.revision, bool(held)
+        return desired
+
+    def _held(self, worker: StackWorker, stack: str) -> str:
+        """The revision ``stack`` is held at, or ""; a hold ends once the source has moved past it."""
+        revision, source_revision = self.reconciler.state.holds().get(stack, ("", ""))
+        if revision and worker.checkout.revision and worker.checkout.revision != source_revision:
+            self.reconciler.state.release(stack)  # a newer commit: that is what the source wants now
+            return ""
+        return revision
+
+    def _load_from(self, worker: StackWorker, tree: Path | None, revision: str) -> DesiredState:
+        where = worker.checkout.path(worker.path, tree)
         if where is None or not where.exists():
             return self._missing(worker, where)
         try:
@@ -74,10 +103,8 @@ class Daemon:
                                    allow_empty=worker.source.allow_empty,
                                    allow_outside=worker.source.allow_outside_paths)
         except SpecError as exc:
-            raise _in_source(exc, worker.checkout) from None
-        if worker.checkout.revision:
-            desired = dataclasses.replace(desired, revision=worker.checkout.revision)
-        return desired
+            raise _in_source(exc, worker.checkout, tree, revision) from None
+        return dataclasses.replace(desired, revision=revision) if revision else desired
 
     def _missing(self, worker: StackWorker, where: Path | None) -> DesiredState:
         """A path gone from the source: the stack is deleted only when the source allows empty specs."""
@@ -111,7 +138,13 @@ class Daemon:
     def _poll(self, source: Source, stop: threading.Event) -> None:
         """Fetch ``source`` every interval; a new revision triggers a pass of each of its stacks."""
         assert source.git is not None
+        holds = self.reconciler.state.holds()
         while not stop.wait(source.git.interval):
+            now = self.reconciler.state.holds()
+            if now != holds:  # a rollback or a release: the held stacks' workers load again
+                holds = now
+                for worker in self._of(source):
+                    worker.loop.trigger(Trigger.SOURCE)
             try:
                 moved = self._refresh(source)
             except SourceError as exc:
@@ -134,12 +167,12 @@ class Daemon:
         return [w for w in self.workers if w.source.name == source.name]
 
 
-def _in_source(error: SpecError, checkout: Checkout) -> SpecError:
+def _in_source(error: SpecError, checkout: Checkout, tree: Path | None, revision: str) -> SpecError:
     """The same problems, each file named as in the repository (``repo@3f2a9c1:stacks/a/stack.yaml``)."""
-    if checkout.tree is None or not checkout.revision:
+    if tree is None or not revision:
         return error
-    tree = str(checkout.tree) + "/"
-    prefix = f"{checkout.source.name}@{checkout.revision[:12]}:"
+    tree = str(tree) + "/"
+    prefix = f"{checkout.source.name}@{revision[:12]}:"
     return SpecError([dataclasses.replace(p, file=prefix + p.file[len(tree):]) if p.file.startswith(tree) else p
                       for p in error.problems])
 

@@ -49,12 +49,17 @@ class Checkout:
         """Fetch the source; true when its revision changed (always false for a directory)."""
         return False
 
-    def path(self, inside: str) -> Path | None:
-        """Where a stack's path is in the current tree; None before the first fetch."""
-        if self.tree is None:
+    def tree_at(self, revision: str) -> Path:
+        """The files at an older ``revision`` (``reconcile rollback``); only git sources have revisions."""
+        raise SourceError(f"source {self.source.name} is a directory: it has no revisions to roll back to")
+
+    def path(self, inside: str, tree: Path | None = None) -> Path | None:
+        """Where a stack's path is in ``tree`` (default: the current one); None before the first fetch."""
+        tree = tree or self.tree
+        if tree is None:
             return None
-        target = (self.tree / inside).resolve()
-        if target != self.tree.resolve() and self.tree.resolve() not in target.parents:
+        target = (tree / inside).resolve()
+        if target != tree.resolve() and tree.resolve() not in target.parents:
             raise SourceError(f"source {self.source.name}: path {inside!r} leaves the repository")
         return target
 
@@ -77,6 +82,22 @@ class GitCheckout(Checkout):
         self._forget_old()
         return True
 
+    def tree_at(self, revision: str) -> Path:
+        """Fetch ``revision`` by its id (shallow) unless it is exported already, and export it."""
+        target = self.root / "trees" / revision
+        if not target.is_dir():
+            repo = self.root / "repo.git"
+            self._git("--git-dir", str(repo), "fetch", "--depth", "1", "--no-tags", "--quiet", self.source.git.url,
+                      revision)
+            full = self._git("--git-dir", str(repo), "rev-parse", "FETCH_HEAD^{commit}").strip()
+            if full != revision:
+                raise SourceError(f"source {self.source.name}: {revision} is not a full commit id")
+            self._export(repo, revision)
+        self.pinned = target
+        return target
+
+    pinned: Path | None = None  # a held revision's tree, kept by _forget_old
+
     def _export(self, repo: Path, revision: str) -> Path:
         target = self.root / "trees" / revision
         if not target.is_dir():
@@ -91,7 +112,7 @@ class GitCheckout(Checkout):
 
     def _forget_old(self) -> None:
         trees = sorted((self.root / "trees").iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in [t for t in trees if t != self.tree][KEEP - 1:]:
+        for old in [t for t in trees if t not in (self.tree, self.pinned)][KEEP - 1:]:
             shutil.rmtree(old, ignore_errors=True)
 
     def _git(self, *args: str, binary: bool = False):

@@ -75,10 +75,14 @@ class RunningDaemon:
             except ValueError:
                 pass
 
-    def wait_for(self, predicate, timeout: float = 30) -> dict:
+    def mark(self) -> int:
+        """Where the log is now: ``wait_for(..., after=mark)`` looks only at what comes later."""
+        return len(self.lines)
+
+    def wait_for(self, predicate, timeout: float = 30, *, after: int = 0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in list(self.lines):
+            for line in list(self.lines)[after:]:
                 if predicate(line):
                     return line
             time.sleep(0.1)
@@ -191,5 +195,33 @@ def test_a_suspended_stack_reports_drift_and_applies_nothing_until_resumed(stack
         daemon.wait_for(lambda l: l.get("revision") not in (first, second) and l.get("ok")
                         and not l.get("suspended"))
         assert "VERSION=2" in _env(stack)
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_rollback_holds_a_stack_at_an_older_revision_until_release_or_a_new_commit(stack, repo, tmp_path):
+    first = repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
+    daemon = RunningDaemon(_config(tmp_path, repo, ["app"]))
+    state = ["--state-dir", str(tmp_path / "state")]
+    try:
+        daemon.wait_for(lambda l: l.get("revision") == first and l.get("ok"))
+        second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+        daemon.wait_for(lambda l: l.get("revision") == second and l.get("ok"))
+        mark = daemon.mark()
+        rolled = stack.cli("rollback", stack.name, "--to", first, *state, spec=False)
+        assert rolled.code == 0, rolled.err
+        daemon.wait_for(lambda l: l.get("revision") == first and l.get("held") and l.get("ok"), after=mark)
+        assert "VERSION=1" in _env(stack)
+        mark = daemon.mark()
+        assert stack.cli("release", stack.name, *state, spec=False).code == 0
+        daemon.wait_for(lambda l: l.get("revision") == second and not l.get("held") and l.get("ok"), after=mark)
+        assert "VERSION=2" in _env(stack)
+        mark = daemon.mark()
+        assert stack.cli("rollback", stack.name, "--to", first, *state, spec=False).code == 0
+        daemon.wait_for(lambda l: l.get("revision") == first and l.get("held") and l.get("ok"), after=mark)
+        assert "VERSION=1" in _env(stack)
+        third = repo.commit({"app/stack.yaml": _spec(stack.name, "3")})  # the source moves past the hold
+        daemon.wait_for(lambda l: l.get("revision") == third and not l.get("held") and l.get("ok"), after=mark)
+        assert "VERSION=3" in _env(stack)
     finally:
         assert daemon.stop() == 0

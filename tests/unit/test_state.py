@@ -205,3 +205,11 @@ def test_a_stack_is_suspended_until_resumed(tmp_path):
         assert list(store.suspended()) == ["web"]
         store.resume("web")
         assert store.suspended() == {}
+
+
+def test_a_hold_is_kept_until_released(tmp_path):
+    with StateStore.open(tmp_path / "state") as store:
+        store.hold("web", "a" * 40, source_revision="b" * 40)
+        assert store.holds() == {"web": ("a" * 40, "b" * 40)}
+        store.release("web")
+        assert store.holds() == {}
