@@ -225,3 +225,22 @@ def test_rollback_holds_a_stack_at_an_older_revision_until_release_or_a_new_comm
         assert "VERSION=3" in _env(stack)
     finally:
         assert daemon.stop() == 0
+
+
+def test_sigterm_during_an_apply_then_a_restart_converges_without_duplicates(stack, repo, tmp_path):
+    spec = _spec(stack.name, "1").replace("  web:\n", "  web:\n    replicas: 6\n")
+    revision = repo.commit({"app/stack.yaml": spec})
+    config = _config(tmp_path, repo, ["app"])
+    daemon = RunningDaemon(config)
+    deadline = time.monotonic() + 30
+    while not stack.containers() and time.monotonic() < deadline:  # the first creates are under way
+        time.sleep(0.05)
+    assert daemon.stop() == 0  # SIGTERM mid-apply: the pass in flight finishes, then it exits
+    again = RunningDaemon(config)
+    try:
+        again.wait_for(lambda l: l.get("revision") == revision and l.get("ok"))
+        names = sorted(stack.containers())
+        assert names == [f"{stack.name}-web-{n}" for n in range(1, 7)], names
+        assert all(c["State"] == "running" for c in stack.containers().values())
+    finally:
+        assert again.stop() == 0
