@@ -38,6 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 STACK_LABEL = "io.reconciler.stack"
@@ -595,6 +596,30 @@ def open_engine() -> Engine | None:
     return engine
 
 
+T = TypeVar("T")
+
+
+def run_guarded(bench, work: Callable[[], T], *, cleanup: Callable[[], None]) -> tuple[int, T | None]:
+    """``(0, work())``, or an exit code when it failed (1) or was interrupted (130); ``cleanup`` always runs.
+
+    ``bench.interrupted`` tells the cleanup that the engine may hold half-made objects.
+    """
+    try:
+        return 0, work()
+    except BenchError as exc:
+        log(f"error: {exc}")
+        return 1, None
+    except KeyboardInterrupt:
+        bench.interrupted = True
+        log("interrupted")
+        return 130, None
+    except SystemExit:
+        bench.interrupted = True
+        raise
+    finally:
+        cleanup()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
@@ -604,21 +629,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmpdir:
         bench = Bench(args, engine, Path(tmpdir))
         log(f"stack {bench.stack}, floor label {bench.floor_label}, temp dir {tmpdir}")
-        try:
-            bench.warm_up(bench.spec(min(args.sizes)))
-            results = [bench.measure(n) for n in args.sizes]
-        except BenchError as exc:
-            log(f"error: {exc}")
-            return 1
-        except KeyboardInterrupt:
-            bench.interrupted = True
-            log("interrupted")
-            return 130
-        except SystemExit:
-            bench.interrupted = True
-            raise
-        finally:
-            bench.cleanup_all()
+        code, results = run_guarded(
+            bench, lambda: (bench.warm_up(bench.spec(min(args.sizes))), [bench.measure(n) for n in args.sizes])[1],
+            cleanup=bench.cleanup_all)
+        if code:
+            return code
     print(report(bench, results, time.monotonic() - started), flush=True)
     return 0
 

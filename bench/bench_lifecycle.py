@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import Engine, BenchError, Run, log, median_s, open_engine, run_child, table, _kill_children
+from bench_apply import Engine, BenchError, Run, log, median_s, open_engine, run_child, run_guarded, table, _kill_children
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
@@ -315,21 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(args, engine, Path(tmpdir))
         log(f"stacks benchlc-{bench.run_id}-<cycle>, compose projects benchlcpeer{bench.run_id}c<cycle>, "
             f"temp dir {tmpdir}")
-        try:
-            bench.warm_up()
-            bench.measure()
-        except BenchError as exc:
-            log(f"error: {exc}")
-            return 1
-        except KeyboardInterrupt:
-            bench.interrupted = True
-            log("interrupted")
-            return 130
-        except SystemExit:
-            bench.interrupted = True
-            raise
-        finally:
-            bench.cleanup()
+        code, _ = run_guarded(bench, lambda: (bench.warm_up(), bench.measure()), cleanup=bench.cleanup)
+        if code:
+            return code
     print(report(bench, time.monotonic() - started), flush=True)
     return 0
 
