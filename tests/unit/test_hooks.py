@@ -14,6 +14,15 @@ from reconciler.plugins import make_plugin_manager
 from reconciler.testing import MemoryEngine, MemoryRuntimeDriver, make_reconciler
 
 
+
+def plugin_manager(*plugins):
+    """A plugin manager with only ``plugins`` ((name, plugin) pairs) registered: nothing installed loads."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name, plugin in plugins:
+        pm.register(plugin, name=name)
+    return pm
+
 def reconciler_with(*plugins):
     engine = MemoryEngine()
     return make_reconciler(engine, plugins=dict(plugins)), engine
@@ -111,10 +120,7 @@ def test_two_plugins_registering_the_same_driver_name_is_a_clear_conflict():
         def reconciler_register_drivers(self, registry):
             registry.add_storage_driver("nfs", lambda ctx: None)
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(One(), name="nfs-one")
-    pm.register(Two(), name="nfs-two")
+    pm = plugin_manager(("nfs-one", One()), ("nfs-two", Two()))
     with pytest.raises(PluginError, match="storage driver 'nfs' is registered twice: by nfs-(one|two) and by nfs-(one|two)"):
         load_driver_registry(pm)
 
@@ -127,9 +133,7 @@ def test_a_plugin_raising_while_registering_drivers_is_named():
         def reconciler_register_drivers(self, registry):
             raise ImportError("no module named fancy_sdk")
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(Broken(), name="fancy")
+    pm = plugin_manager(("fancy", Broken()))
     with pytest.raises(PluginError, match="plugin 'fancy' failed in reconciler_register_drivers: no module named"):
         load_driver_registry(pm)
 
@@ -217,10 +221,7 @@ def test_each_plugin_registers_through_its_own_view():
         def reconciler_register_drivers(self, registry):
             registry.add_network_driver("vxlan", lambda ctx: None)
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(One(), name="one")
-    pm.register(Two(), name="two")
+    pm = plugin_manager(("one", One()), ("two", Two()))
     registry = load_driver_registry(pm)
     assert registry.provider(Kind.VOLUME, "nfs") == "one"
     assert registry.provider(Kind.NETWORK, "vxlan") == "two"
