@@ -38,9 +38,10 @@ class StackWorker:
     #: The revision its last loaded spec came from, and whether that was a held (rolled back) one.
     revision: str = ""
     held: bool = False
-    #: The last pass and when it ended (Unix time), for the API and metrics.
+    #: The last pass, when it ended (Unix time) and the revision it ran at, for the API and metrics.
     last: Pass | None = None
     last_at: float = 0.0
+    last_revision: str = ""
 
     @property
     def id(self) -> str:
@@ -76,7 +77,7 @@ class Daemon:
                          on_pass=lambda result: self._passed(worker, result))
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
-        worker.last, worker.last_at = result, time.time()
+        worker.last, worker.last_at, worker.last_revision = result, time.time(), worker.revision
         self.on_pass(worker, result)
 
     def fetch(self, sources: list[str]) -> None:
