@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
+from ..redact import register_secrets
 
 __all__ = ["Access", "Principal", "Sessions", "Tokens", "load_tokens"]
 
@@ -92,6 +93,7 @@ def load_tokens(path: str) -> Tokens:
         entries.append((name, Access(access), token.encode()))
     if not entries:
         raise SpecError(f"{path}: no token in the API tokens file")
+    register_secrets(token.decode() for _, _, token in entries)  # should one ever reach a log line
     return Tokens(entries)
 
 

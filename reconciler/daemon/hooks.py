@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from ..errors import SpecError
+from ..redact import register_secrets
 from .config import Webhook
 
 __all__ = ["HookVerifier", "secret_of"]
@@ -38,6 +39,7 @@ def secret_of(hook: Webhook) -> bytes:
         secret = os.environ.get(hook.secret_env or "", "").encode()
     if len(secret) < 16:
         raise SpecError(f"webhook {hook.name}: its secret is missing or shorter than 16 characters")
+    register_secrets([secret.decode(errors="replace")])
     return secret
 
 

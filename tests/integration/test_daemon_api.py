@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -371,3 +372,34 @@ def test_a_tokens_file_others_can_read_is_refused(repo, tmp_path):
     done = _reconcile("daemon", "--config", str(config))
     assert done.returncode == 1
     assert f"{tokens}: the API tokens file can be read by others (mode 0644)" in done.stderr
+
+
+def test_secret_values_appear_in_no_answer_page_or_log_line(stack, repo, tmp_path):
+    old, new = f"pw-{secrets.token_hex(8)}", f"pw-{secrets.token_hex(8)}"
+    secret_spec = _spec(stack.name, "1") + '      DB_PASSWORD: {{value: "{}", secret: true}}\n'
+    secret_spec = secret_spec.replace('    env: {VERSION: "1"}\n', '    env:\n      VERSION: "1"\n')
+    repo.commit({"app/stack.yaml": secret_spec.format(old)})
+    running = Api(tmp_path, repo)
+    try:
+        running.wait(lambda s: s["state"] == "converged")
+        running.call("POST", f"/api/stacks/{stack.name}/suspend", token=running.write_token)
+        repo.commit({"app/stack.yaml": secret_spec.format(new)})
+        running.call("POST", f"/api/stacks/{stack.name}/sync", token=running.write_token)
+        running.wait(lambda s: s["state"] == "suspended" and s["drift"] == 1)
+        detail = running.stack(stack.name)
+        assert [c["action"] for c in detail["plan"]["changes"]] == ["replace"]  # the secret changed: seen, not shown
+        # The status page, signed in like a browser.
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        login = urllib.parse.urlencode({"token": running.read_token}).encode()
+        with opener.open(running.url + "/login", data=login, timeout=30) as page:
+            assert page.status == 200 and "Stacks" in page.read().decode()
+        with opener.open(f"{running.url}/stacks/{stack.name}", timeout=30) as page:
+            html = page.read().decode()
+        assert f"{stack.name}-web-1" in html
+        answers = [json.dumps(detail), json.dumps(running.get("/api/stacks")[1]), html,
+                   json.dumps(running.get(f"/api/stacks/{stack.name}/history")[1]), running.get("/metrics")[1],
+                   "".join(running.daemon.text)]
+        for text in answers:
+            assert old not in text and new not in text
+    finally:
+        assert running.daemon.stop() == 0
