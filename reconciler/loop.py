@@ -160,7 +160,9 @@ class StackLoop:
                 if remaining <= 0:
                     self._pending.append(Trigger.RESYNC)
                     break
-                self._wake.wait(timeout=remaining)  # ``wake()`` ends it early when stopping
+                # ``wake()`` ends it early when stopping; at most a second, so that a signal handler
+                # waiting for this (main) thread runs soon.
+                self._wake.wait(timeout=min(remaining, 1.0))
         if stop.wait(max(not_before - time.monotonic(), 0.0) + self.options.debounce):
             return None
         with self._wake:

@@ -164,7 +164,10 @@ class Daemon:
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
         for thread in threads:
             thread.start()
-        stop.wait()
+        # Short waits: a signal the kernel hands to another thread only runs its Python handler
+        # (which sets ``stop``) once the main thread wakes up.
+        while not stop.wait(0.5):
+            pass
         for worker in self.workers:
             worker.loop.wake()
         for event in self._fetch_now.values():
