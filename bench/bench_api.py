@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trials < 1 or args.clients < 1 or args.idle <= 0 or args.seconds <= 0:
         parser.error("trials, clients and durations must be positive")
+    started = time.monotonic()
     engine = open_engine()
     if engine is None:
         return 1
@@ -355,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         if code:
             return code
     print(report(args, *results), flush=True)
+    log(f"took {time.monotonic() - started:.0f} s")
     return 0
 
 
