@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -18,24 +16,11 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import BASE_IMAGE
-from .daemons import Repo, RunningDaemon
+from .daemons import HOOK_SECRET, PROVIDERS, Api, Repo, stack_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = json.loads((ROOT / "schemas" / "api.openapi.json").read_text())
-SPEC = """name: {name}
-containers:
-  web:
-    image: {image}
-    command: ["sleep", "3600"]
-    init: true
-    stop_grace_period: 1s
-    env: {{VERSION: "{version}"}}
-"""
-HOOK_SECRET = "s3cr3t-" + "x" * 24
-PROVIDERS = ("github", "gitea", "gitlab", "generic")
 
 
 def conforms(template: str, method: str, status: int, data) -> None:
@@ -45,93 +30,6 @@ def conforms(template: str, method: str, status: int, data) -> None:
     Draft202012Validator({"components": OPENAPI["components"], "paths": OPENAPI["paths"], "$ref": pointer}).validate(data)
 
 
-class Api:
-    """A daemon with its API on, following ``repo`` (fetched only when asked: the poll interval is an hour)."""
-
-    def __init__(self, tmp_path: Path, repo: Repo, *, tls: tuple[Path, Path] | None = None) -> None:
-        self.write_token, self.read_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        tokens = tmp_path / "tokens"
-        tokens.write_text(f"# name access token\nci write {self.write_token}\nviewer read {self.read_token}\n")
-        tokens.chmod(0o600)
-        (tmp_path / "hook.secret").write_text(HOOK_SECRET + "\n")
-        api = {"listen": "127.0.0.1:0", "tokens_file": str(tokens), "max_body": 4096}
-        if tls:
-            api["tls"] = {"cert": str(tls[0]), "key": str(tls[1])}
-        config = tmp_path / "daemon.yaml"
-        config.write_text(json.dumps({
-            "state_dir": str(tmp_path / "state"), "resync": 300, "api": api,
-            "webhooks": [{"name": p, "provider": p, "secret_file": str(tmp_path / "hook.secret"), "sources": ["repo"]}
-                         for p in PROVIDERS],
-            "sources": [{"name": "repo", "git": {"url": repo.url, "ref": "main", "interval": 3600}, "paths": ["app"]}],
-        }))
-        self.daemon = RunningDaemon(config)
-        self.url = self.daemon.api()
-
-    def call(self, method: str, path: str, *, token: str | None = None, body: bytes | None = None,
-             headers: dict | None = None, context=None):
-        """(status, headers, JSON or text) of one request."""
-        headers = dict(headers or {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30, context=context) as response:
-                status, got, raw = response.status, response.headers, response.read()
-        except urllib.error.HTTPError as exc:
-            status, got, raw = exc.code, exc.headers, exc.read()
-        try:
-            return status, got, json.loads(raw)
-        except ValueError:
-            return status, got, raw.decode()
-
-    def get(self, path: str, token: str | None = None):
-        status, _, data = self.call("GET", path, token=token or self.read_token)
-        return status, data
-
-    def stack(self, name: str) -> dict:
-        status, data = self.get(f"/api/stacks/{name}")
-        assert status == 200, data
-        return data
-
-    def wait(self, predicate, timeout: float = 40) -> dict:
-        """The first /api/stacks answer whose only stack satisfies ``predicate``."""
-        deadline, last = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            status, stacks = self.get("/api/stacks")
-            assert status == 200, stacks
-            last = stacks[0]
-            if predicate(last):
-                return last
-            time.sleep(0.2)
-        raise AssertionError(f"the stack never got there: {last}\nlog:\n{''.join(self.daemon.text)}")
-
-    def passes(self, revision: str) -> list[dict]:
-        return [line for line in self.daemon.lines if line.get("revision") == revision and "trigger" in line]
-
-    def metrics(self) -> dict:
-        status, text = self.get("/metrics")
-        assert status == 200
-        return {family.name: family for family in text_string_to_metric_families(text)}
-
-    def deliver(self, provider: str, body: bytes, *, secret: str = HOOK_SECRET, delivery: str | None = None,
-                sign: bool = True):
-        headers = {"Content-Type": "application/json"}
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if sign:
-            headers.update({"github": {"X-Hub-Signature-256": "sha256=" + digest},
-                            "gitea": {"X-Gitea-Signature": digest},
-                            "gitlab": {"X-Gitlab-Token": secret},
-                            "generic": {"X-Signature-256": "sha256=" + digest}}[provider])
-        id_header = {"github": "X-GitHub-Delivery", "gitea": "X-Gitea-Delivery", "gitlab": "X-Gitlab-Event-UUID",
-                     "generic": "X-Delivery-Id"}[provider]
-        headers[id_header] = delivery or str(uuid.uuid4())
-        return self.call("POST", f"/hooks/{provider}", body=body, headers=headers)
-
-
-def _spec(name: str, version: str) -> str:
-    return SPEC.format(name=name, image=BASE_IMAGE, version=version)
-
-
 @pytest.fixture
 def repo(tmp_path) -> Repo:
     return Repo(tmp_path / "git")
@@ -139,7 +37,7 @@ def repo(tmp_path) -> Repo:
 
 @pytest.fixture
 def api(stack, repo, tmp_path):
-    first = repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
+    first = repo.commit({"app/stack.yaml": stack_spec(stack.name, "1")})
     running = Api(tmp_path, repo)
     running.first = first
     running.wait(lambda s: s["revision"] == first and s["state"] == "converged")
@@ -216,7 +114,7 @@ def test_suspend_reports_drift_and_resume_heals_it(api, stack):
 
 
 def test_sync_fetches_the_source_and_applies_its_new_commit(api, stack, repo):
-    second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+    second = repo.commit({"app/stack.yaml": stack_spec(stack.name, "2")})
     status, _, body = api.call("POST", f"/api/stacks/{stack.name}/sync", token=api.write_token)
     assert status == 202
     conforms("/api/stacks/{name}/sync", "post", 202, body)
@@ -226,7 +124,7 @@ def test_sync_fetches_the_source_and_applies_its_new_commit(api, stack, repo):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_webhook_with_a_bad_or_missing_signature_gets_401_and_fetches_nothing(api, stack, repo, provider):
-    second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+    second = repo.commit({"app/stack.yaml": stack_spec(stack.name, "2")})
     body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
     for attempt in (dict(secret="wrong-" + HOOK_SECRET), dict(sign=False)):
         status, _, answer = api.deliver(provider, body, **attempt)
@@ -246,7 +144,7 @@ def test_a_webhook_with_a_bad_or_missing_signature_gets_401_and_fetches_nothing(
 
 
 def test_an_oversized_body_gets_413_and_triggers_nothing(api, stack, repo):
-    second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+    second = repo.commit({"app/stack.yaml": stack_spec(stack.name, "2")})
     status, _, answer = api.deliver("github", b"x" * 5000)  # the cap is 4096
     assert status == 413
     conforms("/hooks/{hook}", "post", 413, answer)
@@ -262,7 +160,7 @@ def test_an_oversized_body_gets_413_and_triggers_nothing(api, stack, repo):
 
 
 def test_replayed_and_burst_deliveries_make_at_most_one_sync(api, stack, repo):
-    second = repo.commit({"app/stack.yaml": _spec(stack.name, "2")})
+    second = repo.commit({"app/stack.yaml": stack_spec(stack.name, "2")})
     body = json.dumps({"after": second}).encode()
     delivery = str(uuid.uuid4())
     answers = [api.deliver("github", body, delivery=delivery)[2] for _ in range(5)]
@@ -302,7 +200,7 @@ def _reconcile(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 def test_one_client_shows_the_stacks_of_several_daemons(api, stack, tmp_path, engine):
     other_repo = Repo(tmp_path / "other-git")
     other_name = f"{stack.name}o"
-    other_repo.commit({"app/stack.yaml": _spec(other_name, "1")})
+    other_repo.commit({"app/stack.yaml": stack_spec(other_name, "1")})
     (tmp_path / "other").mkdir()
     other = Api(tmp_path / "other", other_repo)
     try:
@@ -344,7 +242,7 @@ def test_https_with_a_certificate_and_the_client_trusting_it(stack, repo, tmp_pa
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
-    repo.commit({"app/stack.yaml": _spec(stack.name, "1")})
+    repo.commit({"app/stack.yaml": stack_spec(stack.name, "1")})
     running = Api(tmp_path, repo, tls=(cert, key))
     try:
         assert running.url.startswith("https://127.0.0.1:")
@@ -362,7 +260,7 @@ def test_https_with_a_certificate_and_the_client_trusting_it(stack, repo, tmp_pa
 
 
 def test_a_tokens_file_others_can_read_is_refused(repo, tmp_path):
-    repo.commit({"app/stack.yaml": _spec("unused", "1")})
+    repo.commit({"app/stack.yaml": stack_spec("unused", "1")})
     tokens = tmp_path / "tokens"
     tokens.write_text(f"ci write {secrets.token_urlsafe(24)}\n")
     tokens.chmod(0o644)
