@@ -193,8 +193,10 @@ def routes(doors: Doors) -> list[Route]:
 
     async def logout(request: Request) -> Response:
         known = session(request)
-        if known and same_token((await form(request)).get("csrf"), known[1]):
-            doors.sessions.close(request.cookies.get(Sessions.COOKIE))
+        if known and not same_token((await form(request)).get("csrf"), known[1]):
+            return _page("Refused", '<main><p class="bad">The form was stale or forged (CSRF check).</p></main>',
+                         status=403)
+        doors.sessions.close(request.cookies.get(Sessions.COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(Sessions.COOKIE, path="/")
         return response
@@ -252,4 +254,5 @@ def routes(doors: Doors) -> list[Route]:
         Route("/stacks/{name:path}", stack_page),
         Route("/ui.js", asset(JS, "text/javascript")),
         Route("/ui.css", asset(CSS, "text/css")),
+        Route("/favicon.ico", lambda request: Response(status_code=204, headers=HEADERS)),
     ]

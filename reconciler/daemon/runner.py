@@ -77,7 +77,9 @@ class Daemon:
                          on_pass=lambda result: self._passed(worker, result))
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
-        worker.last, worker.last_at, worker.last_revision = result, time.time(), worker.revision
+        worker.last, worker.last_at = result, time.time()
+        if not result.invalid:  # a spec that did not load changed nothing: what runs is still the last one
+            worker.last_revision = worker.revision
         self.on_pass(worker, result)
 
     def fetch(self, sources: list[str]) -> None:

@@ -122,6 +122,16 @@ def test_sync_fetches_the_source_and_applies_its_new_commit(api, stack, repo):
     assert "VERSION=2" in stack.engine.inspect_container(f"{stack.name}-web-1")["Config"]["Env"]
 
 
+def test_a_commit_that_does_not_load_is_reported_and_the_revision_running_stays(api, stack, repo):
+    broken = repo.commit({"app/stack.yaml": stack_spec(stack.name, "2") + "  bogus: {}\n"})
+    api.call("POST", f"/api/stacks/{stack.name}/sync", token=api.write_token)
+    summary = api.wait(lambda s: s["state"] == "invalid")
+    assert summary["revision"] == api.first and summary["source_revision"] == broken
+    assert "bogus" in summary["last_sync"]["error"] and f"@{broken[:12]}:app/stack.yaml" in summary["last_sync"]["error"]
+    conforms("/api/stacks", "get", 200, [summary])
+    assert "VERSION=1" in stack.engine.inspect_container(f"{stack.name}-web-1")["Config"]["Env"]
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_webhook_with_a_bad_or_missing_signature_gets_401_and_fetches_nothing(api, stack, repo, provider):
     second = repo.commit({"app/stack.yaml": stack_spec(stack.name, "2")})
