@@ -280,6 +280,9 @@ class _Translator:
             return
         self.out.data.setdefault("images", {})[name] = spec
         self._mark(("images", name), (*theirs, "build" if build is not None else "image"))
+        if bare and build is None:
+            self.out.notes.append((("images", name), f"the image {image!r} of service {name} (in a stack spec "
+                                                     "a bare word names an image key)"))
         if image is not None:
             self._mark(("images", name, "ref"), (*theirs, "image"))
         container["image"] = name
@@ -348,8 +351,9 @@ class _Translator:
         container["env_file"] = files
         self._mark(("containers", name, "env_file"), theirs)
 
-    def _service_profiles(self, *_: Any) -> None:
+    def _service_profiles(self, name: str, container: dict, value: Any, theirs: tuple) -> None:
         """Consumed when the project was read: only services of active profiles are left."""
+        self.out.notes.append((("containers", name), f"profiles {value} dropped: converted because active"))
 
     def _service_ports(self, name: str, container: dict, value: Any, theirs: tuple) -> None:
         ours = ("containers", name, "ports")
@@ -493,6 +497,7 @@ class _Translator:
         if value.get("disable"):
             made["test"] = ["NONE"]
             self._mark((*ours, "test"), (*theirs, "disable"))
+            self.out.notes.append((ours, "disable: true written as test: [NONE]"))
             container["healthcheck"] = made
             self._mark(ours, theirs)
             return
