@@ -410,7 +410,7 @@ def test_convert_keeps_comments_and_says_what_changed(tmp_path):
     text = render_stack(load_compose([tmp_path / "compose.yaml"], environ={"HOME": "/home/me"}))
     assert "  # the database\n  # converted: env.HOME: the value of $HOME when converted\n  db:\n" in text
     assert "# converted: the image 'postgres' of service db" in text
-    assert "PASSWORD: pa$$$$word" in text  # read back by the stack loader as pa$$word
+    assert "PASSWORD: pa$$word" in text  # compose read pa$word; the stack loader reads this back as pa$word
 
 
 def test_read_project_keeps_x_extensions_out_of_the_translation(tmp_path):
