@@ -65,6 +65,7 @@ def load_desired(
         validate(raw, allow_outside=allow_outside, drivers=drivers)
         desired = build_desired(raw, stack_name_for(raw, stack))
     else:
+        import dataclasses
         import os
 
         translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
@@ -74,6 +75,8 @@ def load_desired(
             desired = build_desired(raw, stack_name_for(raw, stack))
         except SpecError as exc:
             raise translated.located(exc) from None
+        env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too
+        desired = dataclasses.replace(desired, inputs=tuple(sorted({*desired.inputs, *env_files})))
     register_secrets(desired.secret_values())  # from here on, no log line may show them
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)

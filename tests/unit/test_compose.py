@@ -419,3 +419,43 @@ def test_read_project_keeps_x_extensions_out_of_the_translation(tmp_path):
     translation = translate(project)
     assert "x-a" in project.data and "x-a" not in translation.data
     assert not translation.problems and translation.notes
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def test_cli_finds_compose_yaml_and_its_override_and_takes_compose_flags(tmp_path, capsys, monkeypatch):
+    from reconciler.cli import main
+
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: 'a:${TAG}'}\n  dbg: {image: 'b:1', profiles: [debug]}\n")
+    write(tmp_path, "compose.override.yaml", "services:\n  web: {environment: [A=1]}\n")
+    write(tmp_path, "ci.env", "TAG=9\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "-p", "shop", "--env-file", "ci.env", "--profile", "debug"]) == 0
+    assert "compose.yaml, compose.override.yaml: valid stack 'shop' (0 images, 0 networks, 0 volumes, " \
+           "2 containers)" in capsys.readouterr().out
+    assert main(["convert", "--env-file", "ci.env"]) == 0
+    out = capsys.readouterr().out
+    assert "image: a:9" in out and "A: '1'" in out and "dbg" not in out
+
+
+def test_cli_convert_refuses_a_stack_spec_and_reports_unsupported_keys(tmp_path, capsys):
+    from reconciler.cli import main
+
+    spec = write(tmp_path, "stack.yaml", "containers: {web: {image: 'x:1'}}\n")
+    assert main(["convert", "-f", str(spec)]) == 1
+    assert "not a Compose project" in capsys.readouterr().err
+    compose = write(tmp_path, "compose.yaml", "services:\n  web: {image: 'x:1', cpu_shares: 512}\n")
+    assert main(["convert", "-f", str(compose)]) == 1
+    assert "compose.yaml:2:35: services.web.cpu_shares: Compose key 'cpu_shares' is not supported" \
+           in capsys.readouterr().err
+    assert main(["convert", "-f", str(compose), "--ignore-unsupported"]) == 0
+    captured = capsys.readouterr()
+    assert "cpu_shares" not in captured.out and "web:" in captured.out
+
+
+def test_env_files_given_are_inputs_a_watch_follows(tmp_path):
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: 'a:${TAG}'}\n")
+    env = write(tmp_path, "ci.env", "TAG=1\n")
+    desired = load_desired([tmp_path / "compose.yaml"], environ={}, compose=ComposeOptions(env_files=(str(env),)))
+    assert str(env.resolve()) in desired.inputs

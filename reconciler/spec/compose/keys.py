@@ -33,7 +33,7 @@ IGNORED = {
 }
 
 _SWARM = "a Swarm setting; one engine has no equivalent"
-_NOT_YET = "not supported by reconcile yet"
+_NOT_YET = "reconcile does not set it yet"
 
 #: Service keys we refuse (or drop with --ignore-unsupported), with what to do instead.
 UNSUPPORTED = {

@@ -145,9 +145,9 @@ class _Translator:
                 continue
             value = value or {}
             if value.get("external"):
-                self._unsupported((*theirs, "external"), f"external {section} are {keys.NOT_YET}: remove "
-                                  f"external: and let reconcile create it (its engine name is <project>_{key}, "
-                                  "or name:)")
+                self._unsupported((*theirs, "external"), f"external {section}: reconcile only uses objects it "
+                                  "creates; remove external: and let reconcile create it (its engine name is "
+                                  f"<project>_{key}, or name:)")
                 continue
             made[key] = {}
             self._mark((section, key), theirs)
