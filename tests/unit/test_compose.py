@@ -459,3 +459,13 @@ def test_env_files_given_are_inputs_a_watch_follows(tmp_path):
     env = write(tmp_path, "ci.env", "TAG=1\n")
     desired = load_desired([tmp_path / "compose.yaml"], environ={}, compose=ComposeOptions(env_files=(str(env),)))
     assert str(env.resolve()) in desired.inputs
+
+
+def test_docs_table_names_every_compose_key_the_translator_knows():
+    from reconciler.spec.compose import keys
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "compose.md").read_text()
+    known = {*keys.PASSED, *keys.RENAMED, *keys.TRANSLATED, *keys.IGNORED, *keys.UNSUPPORTED_TOP,
+             *keys.UNSUPPORTED}
+    missing = sorted(k for k in known if f"`{k}`" not in text)
+    assert not missing, f"docs/compose.md does not mention {missing}"

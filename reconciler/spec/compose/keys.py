@@ -53,7 +53,7 @@ UNSUPPORTED = {
     "attach": "a setting of 'docker compose up' output; reconcile does not attach to logs",
     "develop": "'docker compose watch' settings; use 'reconcile watch' on the files instead",
     "provider": "Compose provider services run outside the engine",
-    "models": "Compose model runner", "configs.template_driver": _SWARM,
+    "models": "Compose model runner",
 }
 
 #: Top-level keys we refuse, with why.
