@@ -10,7 +10,7 @@ semantic validation, then the desired model. Positions are carried through,
 so every error names the Compose file's line, and the Compose key rather than
 the stack field it became. ``convert`` prints the translated spec as YAML.
 
-Layers, lowest first: ``merge``, ``keys``, ``project``, ``translate``, ``convert``.
+Layers, lowest first: ``merge``, ``keys``, ``project``, ``writer``, ``services``, ``translate``, ``convert``.
 """
 from __future__ import annotations
 
