@@ -469,3 +469,33 @@ def test_docs_table_names_every_compose_key_the_translator_knows():
              *keys.UNSUPPORTED}
     missing = sorted(k for k in known if f"`{k}`" not in text)
     assert not missing, f"docs/compose.md does not mention {missing}"
+
+
+def test_interpolated_values_are_cast_where_compose_casts_them(tmp_path):
+    write(tmp_path, "compose.yaml", """\
+services:
+  web:
+    image: a:1
+    init: ${INIT:-true}
+    cpus: ${CPUS:-0.5}
+    scale: ${N:-2}
+    ports: [{target: "${PORT:-80}", published: "8000-8001"}]
+    volumes: [{type: bind, source: ., target: /x, read_only: "${RO:-false}"}]
+    healthcheck: {test: [CMD, x], retries: "${RETRIES:-3}"}
+    labels: {count: "${N:-2}"}
+""")
+    web = translated([tmp_path / "compose.yaml"])["containers"]["web"]
+    assert (web["init"], web["cpus"], web["replicas"]) == (True, 0.5, 2)
+    assert web["ports"] == [{"target": 80, "published": "8000-8001"}]
+    assert web["volumes"][0]["read_only"] is False and web["healthcheck"]["retries"] == 3
+    assert web["labels"] == {"count": "2"}  # labels stay text
+
+
+def test_one_string_forms_merge_with_lists(tmp_path):
+    write(tmp_path, "compose.yaml", "services:\n  web:\n    build: ./app\n    dns: 1.1.1.1\n    env_file: a.env\n")
+    write(tmp_path, "more.yaml", "services:\n  web:\n    build: {target: prod}\n    dns: [8.8.8.8]\n"
+                                 "    env_file: [b.env]\n")
+    data = translated([tmp_path / "compose.yaml", tmp_path / "more.yaml"])
+    assert data["images"]["web"]["build"] == {"context": "./app", "target": "prod"}
+    assert data["containers"]["web"]["dns"] == ["1.1.1.1", "8.8.8.8"]
+    assert data["containers"]["web"]["env_file"] == ["a.env", "b.env"]

@@ -56,6 +56,11 @@ UNSUPPORTED = {
     "models": "Compose model runner",
 }
 
+#: Keys whose value Compose casts after interpolation (``init: ${INIT:-true}``), by the type they take.
+CAST = {"init": bool, "privileged": bool, "read_only": bool, "stdin_open": bool, "tty": bool,
+        "internal": bool, "attachable": bool, "cpus": float, "scale": int, "replicas": int, "retries": int,
+        "target": int, "published": int}
+
 #: Top-level keys we refuse, with why.
 UNSUPPORTED_TOP = {
     "include": "including other Compose projects; pass their files with -f instead",

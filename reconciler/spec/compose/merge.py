@@ -31,6 +31,8 @@ _UNIQUE_BY_VALUE = frozenset({"ports", "expose", "dns", "dns_search", "dns_opt",
                               "devices", "env_file", "external_links", "group_add", "links", "security_opt",
                               "tmpfs", "profiles", "extra_hosts"})
 _REPLACED = frozenset({"command", "entrypoint"})
+#: Keys whose one-string form means a list of that one string (so a later list merges with it).
+_STRING_OR_LIST = ("env_file", "dns", "dns_search", "tmpfs", "expose")
 
 
 def _volume_target(item: Any) -> Any:
@@ -52,11 +54,19 @@ def normalize_service(service: dict, marks: Marks, path: tuple) -> None:
 
     ``environment: ["A=1", "B"]`` becomes ``{A: "1", B: None}``, ``depends_on:
     [db]`` becomes ``{db: {condition: service_started}}``, ``networks: [a]``
-    becomes ``{a: None}``, and the same for ``build.args`` and ``labels``.
+    becomes ``{a: None}``, and the same for ``build.args`` and ``labels``;
+    ``build: ./dir`` becomes ``{context: ./dir}`` and ``dns: 1.1.1.1`` a list.
     """
     for key, separator in MAPPING_LISTS.items():
         _list_to_mapping(service, key, separator, marks, path)
+    for key in _STRING_OR_LIST:
+        if isinstance(service.get(key), (str, int)):
+            service[key] = [service[key]]
+            _move(marks, (*path, key), (*path, key, 0))
     build = service.get("build")
+    if isinstance(build, str):
+        service["build"] = build = {"context": build}
+        _move(marks, (*path, "build"), (*path, "build", "context"))
     if isinstance(build, dict):
         for key in ("args", "labels"):
             _list_to_mapping(build, key, "=", marks, (*path, "build"))
@@ -81,6 +91,12 @@ def _list_to_mapping(parent: dict, key: str, separator: str, marks: Marks, path:
     parent[key] = mapping
     _drop(marks, base, keep_self=True)
     marks.update(moved)
+
+
+def _move(marks: Marks, old: tuple, new: tuple) -> None:
+    """The value at ``old`` is now at ``new`` too (one level deeper): give it the same position."""
+    if old in marks:
+        marks[new] = marks[old]
 
 
 def _names_to_mapping(parent: dict, key: str, value: Any, marks: Marks, path: tuple) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import keys
-from .writer import Writer, as_number, labels_map
+from .writer import Writer, as_number, cast, labels_map
 
 __all__ = ["ServiceWriter"]
 
@@ -154,12 +154,10 @@ class ServiceWriter(Writer):
         for index, item in enumerate(value if isinstance(value, list) else []):
             here = (*theirs, index)
             if isinstance(item, dict):
-                item = {k: v for k, v in item.items() if k not in ("mode", "name", "app_protocol")}
+                item = {k: cast(k, v) for k, v in item.items() if k not in ("mode", "name", "app_protocol")}
                 for key in [k for k in item if k not in ("target", "published", "protocol", "host_ip")]:
                     self._unsupported((*here, key), keys.NOT_YET)
                     del item[key]
-                if isinstance(item.get("published"), str) and item["published"].isdigit():
-                    item["published"] = int(item["published"])
             self._mark((*ours, len(made)), here, subtree=True)
             made.append(item)
         container["ports"] = made
@@ -185,7 +183,7 @@ class ServiceWriter(Writer):
         for key, value in item.items():
             here = (*theirs, key)
             if key in ("type", "target", "read_only"):
-                made[key] = value
+                made[key] = cast(key, value) if key == "read_only" else value
             elif key == "source":
                 made[key] = self._path(str(value), here) if item.get("type") == "bind" else value
             elif key == "tmpfs" and isinstance(value, dict):

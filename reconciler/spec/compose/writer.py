@@ -9,15 +9,17 @@ its line, or with ``ignore_unsupported`` a warning, never dropped silently.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import Problem
 from ..locations import Mark, format_path, problem_at
+from . import keys
 from .project import ComposeProject
 
-__all__ = ["Translation", "Writer", "as_number", "as_text", "labels_map", "nearest_mark"]
+__all__ = ["Translation", "Writer", "as_number", "as_text", "cast", "labels_map", "nearest_mark"]
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Writer:
 
     def _put(self, target: dict, ours: tuple, value: Any, theirs: tuple) -> None:
         """Write ``value`` at ``ours`` (its last key in ``target``), taken as it is from ``theirs``."""
-        target[ours[-1]] = copy.deepcopy(value)
+        target[ours[-1]] = cast(theirs[-1], copy.deepcopy(value))
         self._mark(ours, theirs, subtree=True)
 
     def _error(self, theirs: tuple, message: str) -> None:
@@ -104,6 +106,16 @@ def labels_map(value: Any) -> Any:
         return {str(k): as_text(v) for k, v in value.items()}
     if isinstance(value, list):
         return dict((str(item).partition("=")[0], str(item).partition("=")[2]) for item in value)
+    return value
+
+
+def cast(key: Any, value: Any) -> Any:
+    """``value`` as the type Compose gives ``key`` when interpolation left it text (``"true"``, ``"3"``)."""
+    kind = keys.CAST.get(key) if isinstance(value, str) else None
+    if kind is bool and value in ("true", "false", "True", "False"):
+        return value.lower() == "true"
+    if kind in (int, float) and re.fullmatch(r"\d+" if kind is int else r"\d+(\.\d+)?", value):
+        return kind(value)
     return value
 
 
