@@ -190,3 +190,51 @@ def test_a_daemon_follows_a_compose_project_in_git(stack, tmp_path):
             time.sleep(0.2)
     finally:
         assert daemon.stop() == 0
+
+
+def _sleepers(*services: str) -> str:
+    """An override file running every service as the base image's ``sleep``."""
+    lines = ["services:"]
+    for service in services:
+        lines += [f"  {service}:", f"    image: {BASE_IMAGE}", '    command: ["sleep", "3600"]', "    init: true",
+                  "    stop_grace_period: 1s"]
+    return "\n".join(lines) + "\n"
+
+
+def _resolves(engine, container: str, name: str) -> bool:
+    """Whether the engine's DNS inside ``container`` knows ``name`` (an internal network's answer to a
+    name it does not know is a timeout, not NXDOMAIN: the exit code tells both apart from an answer)."""
+    exec_id = engine.exec_create(container, ["nslookup", name, "127.0.0.11"])["Id"]
+    output = engine.exec_start(exec_id).decode()
+    return engine.exec_inspect(exec_id)["ExitCode"] == 0 and f"Name:\t{name}" in output
+
+
+def test_networks_isolate_services_and_aliases_resolve_only_where_joined(stack):
+    files = _project(stack, "networks", _sleepers("frontend", "api", "db"))
+    octet = int(stack.name[-4:], 16) % 250 + 1  # a subnet outside the engine's default pools, per test
+    env = {"PRIVATE_SUBNET": f"10.{octet}.{int(stack.name[-2:], 16)}.0/24"}
+    result = stack.cli("apply", *files, env=env)
+    assert result.code == 0, result.err + result.out
+    assert stack.networks() == {f"{stack.name}_{n}" for n in ("public", "private", "default")}
+    private = stack.engine.inspect_network(f"{stack.name}_private")
+    assert private["Internal"] is True and private["IPAM"]["Config"][0]["Subnet"] == env["PRIVATE_SUBNET"]
+    frontend, api, db = (f"{stack.name}-{key}-1" for key in ("frontend", "api", "db"))
+    assert _resolves(stack.engine, api, "database")  # db's alias on private, which api joins
+    assert _resolves(stack.engine, frontend, "api.internal")  # api's alias on public
+    assert not _resolves(stack.engine, frontend, "database")  # frontend shares no network with db
+    assert not _resolves(stack.engine, db, "api.internal")  # the alias is public's, db is only on private
+    assert stack.cli("plan", "--detailed-exitcode", *files, env=env).code == 0
+
+
+def test_deploy_settings_reach_the_engine(stack):
+    files = _project(stack, "deploy", _sleepers("worker", "scheduler"))
+    result = stack.cli("apply", *files, env={"WORKERS": "2"})
+    assert result.code == 0, result.err + result.out
+    assert set(stack.containers()) == {f"{stack.name}-worker-1", f"{stack.name}-worker-2",
+                                       f"{stack.name}-scheduler-1"}
+    worker = stack.engine.inspect_container(f"{stack.name}-worker-2")["HostConfig"]
+    assert (worker["NanoCpus"], worker["Memory"]) == (250_000_000, 64 * 2**20)
+    assert worker["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    scheduler = stack.engine.inspect_container(f"{stack.name}-scheduler-1")["Config"]
+    assert scheduler["Healthcheck"]["Test"] == ["NONE"]
+    assert stack.cli("plan", "--detailed-exitcode", *files, env={"WORKERS": "2"}).code == 0

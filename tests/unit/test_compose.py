@@ -301,7 +301,7 @@ def test_networks_ipam_aliases_and_the_default_network():
     data = translated([CORPUS / "networks"])
     assert data["networks"] == {
         "public": {"driver": "bridge", "labels": {"com.example.zone": "dmz"}},
-        "private": {"internal": True, "ipam": {"subnet": "172.28.0.0/24", "gateway": "172.28.0.1"}},
+        "private": {"internal": True, "ipam": {"subnet": "172.28.0.0/24"}},
         "default": {},
     }
     assert data["containers"]["frontend"]["networks"] == {"public": None, "default": None}
