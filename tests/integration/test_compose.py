@@ -238,3 +238,100 @@ def test_deploy_settings_reach_the_engine(stack):
     scheduler = stack.engine.inspect_container(f"{stack.name}-scheduler-1")["Config"]
     assert scheduler["Healthcheck"]["Test"] == ["NONE"]
     assert stack.cli("plan", "--detailed-exitcode", *files, env={"WORKERS": "2"}).code == 0
+
+
+def test_configs_secrets_mounts_and_long_syntax_ports(stack):
+    (stack.dir / "conf").mkdir()
+    (stack.dir / "conf" / "app.ini").write_text("[app]\nmode = test\n")
+    (stack.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {stack.name}
+        services:
+          app:
+            image: {BASE_IMAGE}
+            command: ["sleep", "3600"]
+            init: true
+            stop_grace_period: 1s
+            ports:
+              - target: 8080
+                host_ip: 127.0.0.1
+                protocol: tcp
+                mode: host
+            volumes:
+              - type: bind
+                source: ./conf
+                target: /etc/app
+                read_only: true
+              - cache:/var/cache/app
+            tmpfs: /run/app:size=4m
+            configs:
+              - source: motd
+                target: /etc/motd
+            secrets: [token]
+        volumes:
+          cache:
+        configs:
+          motd:
+            content: "welcome to ${{SITE:-nowhere}}"
+        secrets:
+          token:
+            environment: API_TOKEN
+        """))
+    result = stack.cli("apply", "-f", str(stack.dir / "compose.yaml"), env={"API_TOKEN": "t0k3n", "SITE": "lab"})
+    assert result.code == 0, result.err + result.out
+    container = f"{stack.name}-app-1"
+    assert _exec(stack.engine, container, "cat", "/etc/motd") == "welcome to lab"
+    assert _exec(stack.engine, container, "cat", "/run/secrets/token") == "t0k3n"
+    assert "mode = test" in _exec(stack.engine, container, "cat", "/etc/app/app.ini")
+    assert "Read-only file system" in _exec(stack.engine, container, "touch", "/etc/app/x")
+    host = stack.engine.inspect_container(container)["HostConfig"]
+    assert host["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    tmpfs = [m for m in host["Mounts"] if m["Target"] == "/run/app"]
+    assert tmpfs == [{"Target": "/run/app", "Type": "tmpfs", "TmpfsOptions": {"SizeBytes": 4 * 2**20}}]
+    assert stack.volumes() == {f"{stack.name}_cache"}
+
+
+def test_watch_follows_the_compose_file_and_its_dotenv(stack):
+    import os
+    import subprocess
+    import sys
+
+    compose = stack.dir / "compose.yaml"
+    compose.write_text(textwrap.dedent(f"""\
+        services:
+          web:
+            image: {BASE_IMAGE}
+            command: ["sleep", "3600"]
+            init: true
+            stop_grace_period: 1s
+            environment: {{LEVEL: "${{LEVEL:-one}}"}}
+        """))
+    container = f"{stack.name}-web-1"
+
+    def level() -> str:
+        try:
+            env = stack.engine.inspect_container(container)["Config"]["Env"]
+        except Exception:
+            return ""
+        return next((e.split("=", 1)[1] for e in env if e.startswith("LEVEL=")), "")
+
+    def wait(value: str) -> bool:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if level() == value and stack.containers().get(container, {}).get("State") == "running":
+                return True
+            time.sleep(0.1)
+        return False
+
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler", "watch", "-f", str(compose), "-p", stack.name,
+                             "--resync", "300"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=os.environ.copy())
+    try:
+        assert wait("one"), "watch never brought the project up"
+        (stack.dir / ".env").write_text("LEVEL=two\n")
+        assert wait("two"), "a change of .env was not applied"
+        compose.write_text(compose.read_text().replace("${LEVEL:-one}", "three"))
+        assert wait("three"), "a change of compose.yaml was not applied"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
