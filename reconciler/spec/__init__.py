@@ -60,6 +60,9 @@ def load_desired(
     from .compose import find_files, load_compose
 
     compose_files = find_files(files)
+    if compose_files is None and compose is not None and compose != type(compose)():
+        raise SpecError(f"{', '.join(map(str, files))}: not a Compose project, and --env-file, --profile, "
+                        "-p and --ignore-unsupported apply to Compose files only (--stack names a stack)")
     if compose_files is None:
         raw = load_stack(files, environ=environ)
         validate(raw, allow_outside=allow_outside, drivers=drivers)

@@ -9,8 +9,11 @@ random name, so the stack fixture cleans up.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 from datetime import datetime
@@ -291,10 +294,6 @@ def test_configs_secrets_mounts_and_long_syntax_ports(stack):
 
 
 def test_watch_follows_the_compose_file_and_its_dotenv(stack):
-    import os
-    import subprocess
-    import sys
-
     compose = stack.dir / "compose.yaml"
     compose.write_text(textwrap.dedent(f"""\
         services:

@@ -499,3 +499,10 @@ def test_one_string_forms_merge_with_lists(tmp_path):
     assert data["images"]["web"]["build"] == {"context": "./app", "target": "prod"}
     assert data["containers"]["web"]["dns"] == ["1.1.1.1", "8.8.8.8"]
     assert data["containers"]["web"]["env_file"] == ["a.env", "b.env"]
+
+
+def test_compose_options_on_a_stack_spec_are_an_error(tmp_path):
+    spec = write(tmp_path, "stack.yaml", "containers: {web: {image: 'x:1'}}\n")
+    assert load_desired([spec], environ={}, compose=ComposeOptions()).containers
+    with pytest.raises(SpecError, match="apply to Compose files only"):
+        load_desired([spec], environ={}, compose=ComposeOptions(profiles=("debug",)))
