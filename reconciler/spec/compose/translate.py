@@ -17,7 +17,7 @@ from __future__ import annotations
 from . import keys
 from .project import ComposeProject
 from .services import ServiceWriter
-from .writer import Translation, labels_map, as_text
+from .writer import Translation, as_text, labels_map
 
 __all__ = ["Translation", "translate"]
 
@@ -25,7 +25,6 @@ __all__ = ["Translation", "translate"]
 def translate(project: ComposeProject, *, ignore_unsupported: bool = False) -> Translation:
     """The stack spec data equivalent to ``project``; problems listed, never raised."""
     return _Translator(project, ignore_unsupported).run()
-
 
 
 class _Translator(ServiceWriter):
