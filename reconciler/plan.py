@@ -578,6 +578,8 @@ def _explain(path: str, spec: ContainerSpec, current: LiveObject, secrets: Itera
     if old_source is None:
         return FieldChange(path, "(was different)", new) if new is not None else FieldChange(path)
     old = _display(old_source.get(sub) if sub and isinstance(old_source, Mapping) else (old_source if not sub else None))
+    if old == new:  # the same networks with other aliases, say: the names alone cannot show it
+        return FieldChange(path)
     return FieldChange(path, old, new)
 
 
@@ -612,6 +614,8 @@ def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:
         return dict(spec.labels).get(sub)
     if section == "image":
         return spec.image_ref
+    if section == "networks":  # by engine name, as the live side reports them
+        return tuple(name for name, _ in spec.networks)
     value = getattr(spec, section, None)
     return value
 
@@ -619,6 +623,8 @@ def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:
 def _display(value: object) -> str | None:
     if value is None:
         return None
+    if isinstance(value, list):
+        value = tuple(value)
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, tuple) and all(isinstance(v, str) for v in value):

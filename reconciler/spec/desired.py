@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..defaults import DEFAULT_DRIVERS, driver_for
+from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
 from ..errors import Problem, SpecError
 from ..hashing import config_hash, field_hashes
 from ..model import (
@@ -132,6 +132,8 @@ class _Builder:
         data = self.raw.data
         images = self._each("images", self._image)
         networks = self._each("networks", self._network)
+        if DEFAULT_NETWORK_KEY not in networks and _uses_default_network(data.get("containers")):
+            networks[DEFAULT_NETWORK_KEY] = self._network(DEFAULT_NETWORK_KEY, {})
         volumes = self._each("volumes", self._volume)
         self.sources = {section: self._each(section, lambda key, value, s=section: self._file_source(s, key, value))
                         for section in KINDS}
@@ -235,7 +237,7 @@ class _Builder:
         image_key = value["image"] if value["image"] in images else None
         image = images.get(image_key) if image_key else None
         env = self._env(path, value)
-        nets = self._networks(value.get("networks"), networks)
+        nets = self._networks(key, value, networks)
         mounts = tuple(self._mount(path + ("volumes", i), m, volumes) for i, m in enumerate(value.get("volumes") or []))
         files = self._files(value)
         ports = tuple(p for spec in value.get("ports") or [] for p in units.parse_port(spec))
@@ -255,7 +257,7 @@ class _Builder:
             env=env,
             ports=ports,
             networks=nets,
-            network_keys=tuple(_network_keys(value.get("networks"))),
+            network_keys=tuple(_network_keys(value)),
             mounts=mounts,
             files=files,
             restart=str(value.get("restart", "no")),
@@ -323,12 +325,14 @@ class _Builder:
                                      uid=ref.uid, gid=ref.gid, mode=ref.mode, content=content))
         return tuple(sorted(out, key=lambda m: m.target))
 
-    def _networks(self, value: Any, networks: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    def _networks(self, key: str, container: dict, networks: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(engine name, aliases) of every network the container joins; its key is an alias on each (as Compose)."""
+        value = container.get("networks")
         out = []
-        for key in _network_keys(value):
-            options = value.get(key) if isinstance(value, dict) else None
-            aliases = tuple(sorted((options or {}).get("aliases") or []))
-            out.append((networks[key].name, aliases))
+        for network in _network_keys(container):
+            options = value.get(network) if isinstance(value, dict) else None
+            aliases = {key, *((options or {}).get("aliases") or [])}
+            out.append((networks[network].name, tuple(sorted(aliases))))
         return tuple(out)
 
     def _mount(self, path: tuple, value: Any, volumes: dict) -> Mount:
@@ -360,10 +364,22 @@ class _Builder:
         )
 
 
-def _network_keys(value: Any) -> list[str]:
-    if not value:
+def _network_keys(container: dict) -> list[str]:
+    """The network keys a container joins: its ``networks``, else the stack's default network.
+
+    A container with ``network_mode`` (host, none) joins none.
+    """
+    if container.get("network_mode"):
         return []
+    value = container.get("networks")
+    if not value:
+        return [DEFAULT_NETWORK_KEY]
     return sorted(value) if isinstance(value, dict) else list(value)
+
+
+def _uses_default_network(containers: dict | None) -> bool:
+    """Whether some container joins the default network (so the stack needs it)."""
+    return any(DEFAULT_NETWORK_KEY in _network_keys(c) for c in (containers or {}).values())
 
 
 def _update_policy(value: dict | None) -> UpdatePolicy:

@@ -9,7 +9,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Mapping
 
-from ..defaults import DEFAULT_DRIVERS, RUNTIME_SECTION, driver_for
+from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, RUNTIME_SECTION, driver_for
 from . import units
 from .filesources import KINDS, SourceError, file_ref, read_content
 from .interpolate import InterpolationError, parse_env_file
@@ -129,7 +129,7 @@ class _Semantics:
     def _networks(self, base: tuple, networks: list | dict | None) -> None:
         entries = _entries(networks)
         for where, name in entries:
-            if name not in self.defined["networks"]:
+            if name not in self.defined["networks"] and name != DEFAULT_NETWORK_KEY:
                 self.out.append(((*base, "networks", where), f"network {name!r} is not defined in networks"))
 
     def _network_mode(self, base: tuple, container: dict) -> None:
