@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                             "relative or absolute, point outside its repository")
         p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                        help="load a plugin module by import path (repeatable)")
+        p.add_argument("--profile", action="append", default=[], metavar="NAME", dest="profiles",
+                       help="enable the containers that list this profile in profiles: (repeatable)")
         if engine:
             p.add_argument("--engine", metavar="URL",
                            help="engine URL (default: $DOCKER_HOST, then the local socket)")
@@ -167,7 +169,7 @@ def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False,
     ``check_options`` also runs the drivers' option checks (``reconcile validate``).
     """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
-                        drivers=reconciler.driver_names(), allow_empty=allow_empty,
+                        drivers=reconciler.driver_names(), allow_empty=allow_empty, profiles=getattr(args, "profiles", ()),
                         check_options=reconciler.option_problems if check_options else None)
 
 

@@ -464,7 +464,7 @@ def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState
         order, why = _order(spec)
         current = live.containers.get(change.name)
         rollout = Rollout(order=order, why=why, delay=policy.delay if after else 0.0, timeout=policy.timeout,
-                          min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None)
+                          min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
         out.append(replace(change, rollout=rollout, live_state=current.state if current else "",
                            requires=change.requires + ((after,) if after else ())))
     return out

@@ -18,6 +18,7 @@ import time
 from typing import Collection, Iterator, Mapping
 
 import docker.errors
+from docker.types import LogConfig, Ulimit
 from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
@@ -156,6 +157,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         api = self.api
         networks = list(spec.networks)
         first = networks[0] if networks else None
+        addresses = {name: (v4 or None, v6 or None) for name, v4, v6 in spec.addresses}
         host_config = api.create_host_config(
             mounts=[_mount(m) for m in spec.mounts] + files or None,
             port_bindings=_port_bindings(spec) or None,
@@ -165,11 +167,14 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             mem_limit=spec.memory,
             nano_cpus=spec.nano_cpus,
             network_mode=spec.network_mode or (first[0] if first else None),
+            **_compose_host_config(spec),
         )
         networking = None
         if first:
+            v4, v6 = addresses.get(first[0], (None, None))
             networking = api.create_networking_config(
-                {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None)}
+                {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None,
+                                                      ipv4_address=v4, ipv6_address=v6)}
             )
         with engine_errors(f"create container {spec.name}"):
             try:
@@ -180,7 +185,10 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                     entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
                     environment=[f"{e.name}={e.value}" for e in spec.env] or None,
                     labels=dict(labels),
-                    ports=[(p.target, p.protocol) for p in spec.ports] or None,
+                    ports=_exposed(spec) or None,
+                    stdin_open=spec.stdin_open,
+                    tty=spec.tty,
+                    platform=spec.platform,
                     user=spec.user,
                     working_dir=spec.working_dir,
                     hostname=spec.hostname,
@@ -198,7 +206,9 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             attached = set(((created.get("NetworkSettings") or {}).get("Networks") or {}))
             for network, aliases in networks[1:]:
                 if network not in attached:
-                    api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+                    v4, v6 = addresses.get(network, (None, None))
+                    api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None,
+                                                     ipv4_address=v4, ipv6_address=v6)
         return created["Id"]
 
     def _file_mounts(self, spec: ContainerSpec) -> list[DockerMount]:
@@ -407,6 +417,34 @@ def _config_hashes(mounts: list[dict], prefix: str) -> dict[str, str]:
         if parsed is not None:
             out[parsed[0]] = parsed[1]
     return out
+
+
+def _exposed(spec: ContainerSpec) -> list[tuple[int, str]]:
+    """The container's ports: those it publishes, then those it only exposes (``expose``)."""
+    ports = [(p.target, p.protocol) for p in spec.ports]
+    for text in spec.expose:
+        port, _, protocol = text.partition("/")
+        if (int(port), protocol) not in ports:
+            ports.append((int(port), protocol))
+    return ports
+
+
+def _compose_host_config(spec: ContainerSpec) -> dict:
+    """The host config of the fields Compose spells (capabilities, kernel parameters, DNS, logging, …).
+
+    Unset fields are left out, so the engine's defaults apply as before.
+    """
+    options = {
+        "cap_add": list(spec.cap_add), "cap_drop": list(spec.cap_drop), "sysctls": dict(spec.sysctls),
+        "extra_hosts": list(spec.extra_hosts), "dns": list(spec.dns), "dns_search": list(spec.dns_search),
+        "dns_opt": list(spec.dns_opt), "shm_size": spec.shm_size, "devices": list(spec.devices),
+        "security_opt": list(spec.security_opt), "pid_mode": spec.pid, "ipc_mode": spec.ipc,
+        "runtime": spec.runtime, "read_only": spec.read_only,
+        "ulimits": [Ulimit(name=name, soft=soft, hard=hard) for name, soft, hard in spec.ulimits],
+    }
+    if spec.log_driver or spec.log_options:
+        options["log_config"] = LogConfig(type=spec.log_driver or "", config=dict(spec.log_options))
+    return {name: value for name, value in options.items() if value}
 
 
 def _port_bindings(spec: ContainerSpec) -> dict:

@@ -15,7 +15,7 @@ plugin importing one helper does not pay for the rest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from ..model import DesiredState
@@ -32,6 +32,7 @@ def load_desired(
     drivers: Mapping[str, Sequence[str]] | None = None,
     allow_empty: bool = False,
     check_options: Callable[[DesiredState], Iterable[tuple[str, str, str]]] | None = None,
+    profiles: Collection[str] = (),
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
@@ -43,6 +44,8 @@ def load_desired(
     ``check_options`` (see ``Reconciler.option_problems``) returns
     (section, key, message) for driver options the drivers refuse; each
     becomes a problem at the entry's ``options`` in its file.
+    ``profiles`` enables the containers that list one of them in their
+    ``profiles`` (the others with ``profiles`` are left out, as Compose does).
     """
     from ..errors import EmptySpecError
     from ..redact import register_secrets
@@ -51,8 +54,8 @@ def load_desired(
     from .validate import validate
 
     raw = load_stack(files, environ=environ)
-    validate(raw, allow_outside=allow_outside, drivers=drivers)
-    desired = build_desired(raw, stack_name_for(raw, stack))
+    validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles)
+    desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles)
     register_secrets(desired.secret_values())  # from here on, no log line may show them
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)

@@ -37,17 +37,20 @@ _Finding = tuple[tuple, str]  # (path, message)
 
 
 def validate(
-    raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None
+    raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None,
+    profiles: Collection[str] = (),
 ) -> None:
     """Raise SpecError listing every schema and semantic problem in ``raw``.
 
     Semantic checks (references, depends_on cycles, paths, env files) skip the
     parts that failed the schema. Paths, relative or absolute, may not leave
     the repository holding the spec file unless ``allow_outside`` is true.
+    ``profiles`` are the enabled profiles: an enabled container may not depend
+    on one they leave out.
     """
     findings = _schema_findings(raw.data)
     failed = {path for path, _ in findings}
-    findings += semantic_findings(raw, failed, allow_outside=allow_outside)
+    findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]

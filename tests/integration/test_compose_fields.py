@@ -87,3 +87,83 @@ def test_the_default_network_is_removed_when_no_container_uses_it(stack):
     result = stack.apply()
     assert result.code == 0, result.out + result.err
     assert stack.networks() == set()
+
+
+def test_compose_container_fields_reach_the_engine(stack):
+    stack.write("""
+        name: STACK
+        networks:
+          lan: {ipam: {subnet: 172.29.213.0/24}}
+        containers:
+          app:
+            image: BASE
+            command: ["sleep", "3600"]
+            init: true
+            container_name: STACK-fixed
+            expose: [80, "53/udp"]
+            cap_add: [NET_ADMIN]
+            cap_drop: [MKNOD]
+            sysctls: {net.ipv4.ip_unprivileged_port_start: 100}
+            extra_hosts: ["gateway.test:10.9.8.7"]
+            dns: [192.0.2.53]
+            dns_search: [example.test]
+            dns_opt: ["ndots:2"]
+            shm_size: 8m
+            ulimits: {nofile: {soft: 1000, hard: 2000}}
+            devices: ["/dev/null:/dev/nothing:r"]
+            security_opt: [no-new-privileges]
+            ipc: shareable
+            logging: {driver: json-file, options: {max-size: 1m, max-file: "2"}}
+            platform: linux/amd64
+            runtime: runc
+            stdin_open: true
+            tty: true
+            read_only: true
+            restart: on-failure:3
+            stop_grace_period: 3s
+            healthcheck: {disable: true}
+            networks:
+              lan: {ipv4_address: 172.29.213.10}
+          peer:
+            image: BASE
+            command: ["sleep", "3600"]
+            init: true
+            pid: host
+            networks: [lan]
+            healthcheck: {test: ["CMD", "true"], interval: 1s, start_period: 5s}
+    """)
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    assert f"{stack.name}-fixed" in stack.containers() and f"{stack.name}-app-1" not in stack.containers()
+    info = stack.engine.inspect_container(f"{stack.name}-fixed")
+    host, config = info["HostConfig"], info["Config"]
+    assert set(config["ExposedPorts"]) == {"80/tcp", "53/udp"}
+    assert host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["MKNOD"]
+    assert host["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "100"}
+    assert host["ExtraHosts"] == ["gateway.test:10.9.8.7"]
+    assert (host["Dns"], host["DnsSearch"], host["DnsOptions"]) == (["192.0.2.53"], ["example.test"], ["ndots:2"])
+    assert host["ShmSize"] == 8 * 1024 * 1024
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1000, "Hard": 2000}]
+    assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/nothing", "CgroupPermissions": "r"}]
+    assert host["SecurityOpt"] == ["no-new-privileges"] and host["IpcMode"] == "shareable"
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
+    assert host["Runtime"] == "runc" and host["ReadonlyRootfs"] is True
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert config["OpenStdin"] is True and config["Tty"] is True and config["StopTimeout"] == 3
+    assert config["Healthcheck"] == {"Test": ["NONE"]}
+    endpoint = info["NetworkSettings"]["Networks"][f"{stack.name}_lan"]
+    assert endpoint["IPAddress"] == "172.29.213.10" and "app" in endpoint["Aliases"]
+    # Inside the container, as written.
+    fixed = f"{stack.name}-fixed"
+    assert _exec(stack.engine, fixed, "sh", "-c", "ulimit -n")[1].strip() == "1000"
+    assert "10.9.8.7\tgateway.test" in _exec(stack.engine, fixed, "cat", "/etc/hosts")[1]
+    resolv = _exec(stack.engine, fixed, "cat", "/etc/resolv.conf")[1]
+    assert "search example.test" in resolv and "ndots:2" in resolv
+    assert _exec(stack.engine, fixed, "touch", "/rootfs-is-read-only")[0] != 0
+    peer = stack.engine.inspect_container(f"{stack.name}-peer-1")
+    assert peer["HostConfig"]["PidMode"] == "host"
+    assert peer["Config"]["Healthcheck"]["StartPeriod"] == 5 * 10**9
+    # The peer reaches the fixed-name container by its key, on the network they share.
+    assert _exec(stack.engine, f"{stack.name}-peer-1", "nslookup", "app")[0] == 0
+    again = stack.cli("plan", "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err

@@ -81,3 +81,92 @@ def test_a_container_whose_networks_gain_its_key_alias_shows_networks_changed(tm
     plan = plan_changes(state, live(older, networks=[owned(Kind.NETWORK, state.networks["back"])]))
     [change] = plan.changes
     assert [str(f) for f in change.fields] == ["networks: changed"]
+
+
+FIELDS_SPEC = """\
+name: demo
+networks:
+  lan: {ipam: {subnet: 172.29.7.0/24}}
+containers:
+  app:
+    image: base:1
+    expose: [80, "53/udp", "3000-3001"]
+    cap_add: [NET_ADMIN, SYS_TIME]
+    cap_drop: [NET_RAW]
+    sysctls: {net.core.somaxconn: 1024, net.ipv4.tcp_syncookies: 0}
+    extra_hosts: ["gw:10.0.0.1", "v6=::1"]
+    dns: 9.9.9.9
+    dns_search: [example.com]
+    dns_opt: ["ndots:2"]
+    shm_size: 64m
+    ulimits: {nproc: 512, nofile: {soft: 1024, hard: 2048}}
+    devices: ["/dev/null:/dev/nothing", {source: /dev/zero, permissions: r}]
+    security_opt: [no-new-privileges]
+    pid: host
+    ipc: shareable
+    logging: {driver: json-file, options: {max-size: 1m, max-file: 2}}
+    platform: linux/amd64
+    runtime: runc
+    stdin_open: true
+    tty: true
+    read_only: true
+    restart: on-failure:3
+    healthcheck: {disable: true}
+    container_name: fixed-app
+    networks: {lan: {ipv4_address: 172.29.7.10}}
+"""
+
+
+def test_compose_fields_are_normalized_and_hashed(tmp_path: Path) -> None:
+    state = desired(tmp_path, FIELDS_SPEC)
+    [spec] = state.containers.values()
+    assert spec.name == "fixed-app" and spec.key == "app" and spec.replica == 1
+    assert spec.expose == ("3000/tcp", "3001/tcp", "53/udp", "80/tcp")
+    assert spec.cap_add == ("NET_ADMIN", "SYS_TIME") and spec.cap_drop == ("NET_RAW",)
+    assert spec.sysctls == (("net.core.somaxconn", "1024"), ("net.ipv4.tcp_syncookies", "0"))
+    assert spec.extra_hosts == ("gw:10.0.0.1", "v6:::1")
+    assert (spec.dns, spec.dns_search, spec.dns_opt) == (("9.9.9.9",), ("example.com",), ("ndots:2",))
+    assert spec.shm_size == 64 * 1024**2
+    assert spec.ulimits == (("nofile", 1024, 2048), ("nproc", 512, 512))
+    assert spec.devices == ("/dev/null:/dev/nothing:rwm", "/dev/zero:/dev/zero:r")
+    assert spec.security_opt == ("no-new-privileges",) and (spec.pid, spec.ipc) == ("host", "shareable")
+    assert spec.log_driver == "json-file" and spec.log_options == (("max-file", "2"), ("max-size", "1m"))
+    assert (spec.platform, spec.runtime) == ("linux/amd64", "runc")
+    assert spec.stdin_open and spec.tty and spec.read_only and spec.restart == "on-failure:3"
+    assert spec.healthcheck.test == ("NONE",) and spec.healthcheck.disabled
+    assert spec.addresses == (("demo_lan", "172.29.7.10", ""),)
+    # Every field is in the config hash: changing any one of them replaces the container.
+    for old, new in [("cap_drop: [NET_RAW]", "cap_drop: [NET_RAW, MKNOD]"), ("dns: 9.9.9.9", "dns: 1.1.1.1"),
+                     ("tty: true", "tty: false"), ("max-file: 2", "max-file: 3"), ("shm_size: 64m", "shm_size: 32m"),
+                     ("ipv4_address: 172.29.7.10", "ipv4_address: 172.29.7.11"), ("pid: host", "pid: container:other"),
+                     ("expose: [80, ", "expose: ["), ("read_only: true", "read_only: false")]:
+        assert old in FIELDS_SPEC
+        changed = desired(tmp_path, FIELDS_SPEC.replace(old, new)).containers["fixed-app"]
+        assert changed.config_hash != spec.config_hash, old
+    # Written in another order, or another form, it is the same config.
+    same = FIELDS_SPEC.replace("cap_add: [NET_ADMIN, SYS_TIME]", "cap_add: [SYS_TIME, NET_ADMIN]").replace(
+        "sysctls: {net.core.somaxconn: 1024, net.ipv4.tcp_syncookies: 0}",
+        "sysctls: [net.ipv4.tcp_syncookies=0, net.core.somaxconn=1024]")
+    assert desired(tmp_path, same).containers["fixed-app"].config_hash == spec.config_hash
+
+
+def test_a_spec_without_the_new_fields_hashes_as_before(tmp_path: Path) -> None:
+    """The new fields are left out of the hash at their defaults: no container is replaced for them."""
+    from reconciler.hashing import config_hash
+
+    spec = desired(tmp_path, "name: demo\ncontainers:\n  web: {image: 'base:1', network_mode: none}\n"
+                   ).containers["demo-web-1"]
+    before = {k: v for k, v in spec.config().items() if k in (
+        "image", "image_build", "command", "entrypoint", "env", "ports", "networks", "mounts", "restart",
+        "healthcheck", "labels", "user", "working_dir", "hostname", "stop_signal", "stop_grace_period", "init",
+        "privileged", "network_mode", "memory", "nano_cpus", "configs", "secrets")}
+    assert spec.config_hash == config_hash(before)
+
+
+def test_profiles_leave_out_containers_unless_enabled(tmp_path: Path) -> None:
+    text = ("name: demo\ncontainers:\n  web: {image: 'base:1'}\n"
+            "  debug: {image: 'base:1', profiles: [tools, dev]}\n")
+    assert set(desired(tmp_path, text).containers) == {"demo-web-1"}
+    assert set(desired(tmp_path, text, profiles=["dev"]).containers) == {"demo-web-1", "demo-debug-1"}
+    only_profiled = "name: demo\ncontainers:\n  debug: {image: 'base:1', profiles: [dev]}\n"
+    assert desired(tmp_path, only_profiled, allow_empty=True).networks == {}  # nobody uses the default network

@@ -216,7 +216,7 @@ containers:
         "images.neither": "missing required field: 'ref' or 'build'",
         "images.bad-build.build": "missing required field 'context'",
         "containers.web.command": "expected a string or a list, got an integer",
-        "containers.web.networks.backend.alias": "unknown field 'alias' (expected one of: aliases)",
+        "containers.web.networks.backend.alias": "unknown field 'alias' (expected one of: aliases, ipv4_address, ipv6_address)",
         "containers.web.env.A": "expected a string, a number, a boolean, null or a mapping, got a list",
     }
 
@@ -430,3 +430,42 @@ def test_an_absolute_path_inside_the_repository_is_fine(tmp_path: Path) -> None:
     stack = make_repo(tmp_path)
     (stack / "web.env").write_text("A=1\n")
     validate(load(stack, f"containers:\n  web: {{image: a:1, env_file: {stack / 'web.env'}}}\n"))
+
+
+def test_compose_field_errors_are_located(tmp_path: Path) -> None:
+    spec = """\
+networks:
+  plain: {}
+containers:
+  a:
+    image: x:1
+    replicas: 2
+    container_name: fixed
+    networks: {plain: {ipv4_address: 10.1.2.3}}
+    ulimits: {nofile: {soft: 10}}
+    pid: sideways
+    expose: ["80/icmp"]
+    devices: ["dev/null"]
+  b:
+    image: x:1
+    container_name: fixed
+    healthcheck: {disable: yes}
+"""
+    found = by_path(problems_of(tmp_path, spec))
+    assert found["containers.a.container_name"].startswith("container_name 'fixed' is one engine name")
+    assert found["containers.b.container_name"] == "container_name 'fixed' is already taken by containers.a"
+    assert "needs a network with an ipam subnet" in found["containers.a.networks.plain.ipv4_address"]
+    assert found["containers.a.ulimits.nofile"] == "missing required field 'hard'"
+    assert found["containers.a.pid"].startswith("expected the PID namespace")
+    assert "containers.a.expose[0]" in found and "containers.a.devices[0]" in found
+    assert "containers.b.healthcheck.disable" in found
+    lines = {p.path: p.line for p in problems_of(tmp_path, spec)}
+    assert lines["containers.a.container_name"] == 7 and lines["containers.a.pid"] == 10
+
+
+def test_an_enabled_container_may_not_depend_on_one_its_profiles_leave_out(tmp_path: Path) -> None:
+    spec = ("containers:\n  web: {image: 'x:1', depends_on: [db]}\n  db: {image: 'x:1', profiles: [data]}\n"
+            "  tool: {image: 'x:1', profiles: [ops], depends_on: [db]}\n")
+    found = by_path(problems_of(tmp_path, spec))
+    assert found == {"containers.web.depends_on[0]": "container 'db' is only enabled with profile data (--profile data)"}
+    validate(load(tmp_path, spec), profiles=["data"])  # enabled: nothing to say
