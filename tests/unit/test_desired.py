@@ -170,3 +170,16 @@ def test_profiles_leave_out_containers_unless_enabled(tmp_path: Path) -> None:
     assert set(desired(tmp_path, text, profiles=["dev"]).containers) == {"demo-web-1", "demo-debug-1"}
     only_profiled = "name: demo\ncontainers:\n  debug: {image: 'base:1', profiles: [dev]}\n"
     assert desired(tmp_path, only_profiled, allow_empty=True).networks == {}  # nobody uses the default network
+
+
+def test_a_null_network_or_volume_means_every_default(tmp_path: Path) -> None:
+    state = desired(tmp_path, "name: demo\nnetworks:\n  back:\nvolumes:\n  db_data:\ncontainers:\n"
+                              "  db: {image: 'base:1', networks: [back], volumes: ['db_data:/data']}\n")
+    assert state.networks["back"].name == "demo_back" and state.networks["back"].driver == "bridge"
+    assert state.volumes["db_data"].name == "demo_db_data" and state.volumes["db_data"].driver == "local"
+    assert state.containers["demo-db-1"].mounts[0].source == "demo_db_data"
+    # The same as an empty mapping, to the hash.
+    empty = desired(tmp_path, "name: demo\nnetworks:\n  back: {}\nvolumes:\n  db_data: {}\ncontainers:\n"
+                              "  db: {image: 'base:1', networks: [back], volumes: ['db_data:/data']}\n")
+    assert empty.networks["back"].config_hash == state.networks["back"].config_hash
+    assert empty.containers["demo-db-1"].config_hash == state.containers["demo-db-1"].config_hash

@@ -469,3 +469,11 @@ def test_an_enabled_container_may_not_depend_on_one_its_profiles_leave_out(tmp_p
     found = by_path(problems_of(tmp_path, spec))
     assert found == {"containers.web.depends_on[0]": "container 'db' is only enabled with profile data (--profile data)"}
     validate(load(tmp_path, spec), profiles=["data"])  # enabled: nothing to say
+
+
+def test_a_null_network_or_volume_is_valid_and_a_bad_one_is_still_explained(tmp_path: Path) -> None:
+    validate(load(tmp_path, "networks: {back: null}\nvolumes: {data: null}\n"
+                            "containers:\n  a: {image: 'x:1', networks: [back], volumes: ['data:/d']}\n"))
+    found = by_path(problems_of(tmp_path, "networks: {back: {drivr: x}}\nvolumes: {data: 5}\n"))
+    assert found["networks.back.drivr"].startswith("unknown field 'drivr'")
+    assert found["volumes.data"] == "expected null or a mapping, got an integer"
