@@ -422,7 +422,7 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
             continue
         requires = [f"image:{spec.image_ref}"]
         requires += [f"network:{n}" for n, _ in spec.networks]
-        requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume"]
+        requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume" and m.source]
         requires += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
         waits = tuple((r, cond) for target, cond in spec.depends_on for r in replicas.get(target, []))
         # A container comes down before what it depends on, and before the

@@ -23,7 +23,7 @@ from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
 from reconciler.errors import EngineUnreachable, PermanentError, RecreateRequired
-from reconciler.labels import CONFIG_HASH, is_owned
+from reconciler.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
 from .engine import EngineDriver, engine_errors, is_ours, owned_filter
@@ -34,6 +34,7 @@ _EXITED = re.compile(r"Exited \((-?\d+)\)")
 # state) outlived a dockerd that was killed while starting it: only a new container starts.
 _STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-9a-f]{64}\"?: already exists"
                          r"|id already in use")
+_ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume by 64 hex digits
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 POLL_SECONDS = 0.25
 _PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.I)
@@ -158,8 +159,9 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         networks = list(spec.networks)
         first = networks[0] if networks else None
         addresses = {name: (v4 or None, v6 or None) for name, v4, v6 in spec.addresses}
+        inherited = self._anonymous_volumes(spec, labels)
         host_config = api.create_host_config(
-            mounts=[_mount(m) for m in spec.mounts] + files or None,
+            mounts=[_mount(m, inherited) for m in spec.mounts] + files or None,
             port_bindings=_port_bindings(spec) or None,
             restart_policy=_restart_policy(spec.restart),
             init=spec.init or None,
@@ -210,6 +212,27 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                     api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None,
                                                      ipv4_address=v4, ipv6_address=v6)
         return created["Id"]
+
+    def _anonymous_volumes(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict[str, str]:
+        """Target → anonymous volume of the container this one succeeds, as Compose hands them on.
+
+        The predecessor is the stack's container of the same key and replica
+        (during a replacement it is renamed aside, still present). Costs one
+        filtered list call, and only for a container with anonymous volumes.
+        """
+        targets = {m.target for m in spec.mounts if m.type == "volume" and not m.source}
+        if not targets:
+            return {}
+        selector = [f"{label}={labels[label]}" for label in (STACK, NAME, REPLICA) if label in labels]
+        with engine_errors(f"list the predecessors of container {spec.name}"):
+            found = self.api.containers(all=True, filters={"label": selector})
+        inherited: dict[str, str] = {}
+        for container in sorted(found, key=lambda c: c.get("Created", 0)):  # the newest wins
+            for mount in container.get("Mounts") or []:
+                name, target = mount.get("Name"), mount.get("Destination")
+                if mount.get("Type") == "volume" and target in targets and name and _ANONYMOUS.fullmatch(name):
+                    inherited[target] = name
+        return inherited
 
     def _file_mounts(self, spec: ContainerSpec) -> list[DockerMount]:
         """Write the container's configs and secrets on this host; read-only bind mounts of them."""
@@ -401,9 +424,12 @@ def _health_text(state: dict) -> str:
     return f", health {health}" if health else ""
 
 
-def _mount(mount) -> DockerMount:
+def _mount(mount, inherited: Mapping[str, str]) -> DockerMount:
     if mount.type == "tmpfs":
         return DockerMount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.tmpfs_size)
+    if mount.type == "volume" and not mount.source:  # anonymous: the predecessor's, else a new one
+        return DockerMount(target=mount.target, source=inherited.get(mount.target), type="volume",
+                           read_only=mount.read_only)
     return DockerMount(target=mount.target, source=mount.source, type=mount.type, read_only=mount.read_only)
 
 

@@ -365,8 +365,8 @@ class _Builder:
         if kind == "bind":
             source = str(self._path(path, spec["source"]))
             return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")))
-        if not spec.get("source"):
-            raise ValueError("anonymous volumes are not supported (their data would be lost on replace): name a volume")
+        if not spec.get("source"):  # anonymous: made by the engine, handed on to the container's successor
+            return Mount(type="volume", target=spec["target"], read_only=bool(spec.get("read_only")))
         volume = volumes[spec["source"]]
         return Mount(type="volume", target=spec["target"], source=volume.name,
                      read_only=bool(spec.get("read_only")), volume_key=volume.key)

@@ -175,12 +175,12 @@ class _Semantics:
                                                "(the container already uses the host's ports)"))
 
     def _mount(self, path: tuple, mount: str | dict) -> None:
-        if isinstance(mount, str):
-            source = mount.split(":", 1)[0]
-            kind = "bind" if source[:1] in (".", "/", "~") else "volume"
-        else:
-            source, kind = mount.get("source", ""), mount["type"]
+        spec = units.parse_volume_string(mount) if isinstance(mount, str) else mount
+        source, kind = spec.get("source", ""), spec["type"]
+        if isinstance(mount, dict) and source:
             path = (*path, "source")
+        if kind == "volume" and not source:
+            return  # anonymous: the engine makes it (see docs/spec.md)
         if kind == "volume" and source not in self.defined["volumes"]:
             self.out.append((path, f"volume {source!r} is not defined in volumes "
                                    "(a bind mount's source starts with '.', '/' or '~')"))

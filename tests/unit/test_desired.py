@@ -183,3 +183,12 @@ def test_a_null_network_or_volume_means_every_default(tmp_path: Path) -> None:
                               "  db: {image: 'base:1', networks: [back], volumes: ['db_data:/data']}\n")
     assert empty.networks["back"].config_hash == state.networks["back"].config_hash
     assert empty.containers["demo-db-1"].config_hash == state.containers["demo-db-1"].config_hash
+
+
+def test_an_anonymous_volume_is_a_volume_mount_without_a_source(tmp_path: Path) -> None:
+    state = desired(tmp_path, "name: demo\ncontainers:\n  app:\n    image: base:1\n"
+                              "    volumes: [/app/node_modules, {type: volume, target: /cache, read_only: true}]\n")
+    mounts = state.containers["demo-app-1"].mounts
+    assert [(m.type, m.source, m.target, m.read_only) for m in mounts] == [
+        ("volume", "", "/app/node_modules", False), ("volume", "", "/cache", True)]
+    assert state.volumes == {}
