@@ -231,6 +231,16 @@ class Mount:
     tmpfs_size: int | None = None
     #: The key under ``volumes:`` of a volume mount's volume.
     volume_key: str | None = None
+    #: A bind mount written in the short syntax: a missing source is made a directory
+    #: on the engine's host when the container is created (as Compose does). Out of the
+    #: config hash: it changes nothing the container sees once its source exists.
+    create_host_path: bool = False
+
+    def config(self) -> dict:
+        """What the container's config hash covers for this mount."""
+        config = asdict(self)
+        del config["create_host_path"]
+        return config
 
 
 class FileContent:
@@ -452,7 +462,7 @@ class ContainerSpec:
             "env": self.env_dict(),
             "ports": [asdict(p) for p in self.ports],
             "networks": {name: list(aliases) for name, aliases in self.networks},
-            "mounts": [asdict(m) for m in self.mounts],
+            "mounts": [m.config() for m in self.mounts],
             "restart": self.restart,
             "healthcheck": asdict(self.healthcheck) if self.healthcheck else None,
             "labels": dict(self.labels),

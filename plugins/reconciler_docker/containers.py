@@ -160,8 +160,11 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         first = networks[0] if networks else None
         addresses = {name: (v4 or None, v6 or None) for name, v4, v6 in spec.addresses}
         inherited = self._anonymous_volumes(spec, labels)
+        # A short-syntax bind goes as a legacy bind: the engine then makes its missing source a directory.
+        binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts if m.create_host_path]
         host_config = api.create_host_config(
-            mounts=[_mount(m, inherited) for m in spec.mounts] + files or None,
+            mounts=[_mount(m, inherited) for m in spec.mounts if not m.create_host_path] + files or None,
+            binds=binds or None,
             port_bindings=_port_bindings(spec) or None,
             restart_policy=_restart_policy(spec.restart),
             init=spec.init or None,

@@ -364,7 +364,8 @@ class _Builder:
             return Mount(type="tmpfs", target=spec["target"], tmpfs_size=units.parse_bytes(size) if size else None)
         if kind == "bind":
             source = str(self._path(path, spec["source"]))
-            return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")))
+            return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")),
+                         create_host_path=isinstance(value, str))
         if not spec.get("source"):  # anonymous: made by the engine, handed on to the container's successor
             return Mount(type="volume", target=spec["target"], read_only=bool(spec.get("read_only")))
         volume = volumes[spec["source"]]

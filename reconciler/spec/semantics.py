@@ -185,7 +185,11 @@ class _Semantics:
             self.out.append((path, f"volume {source!r} is not defined in volumes "
                                    "(a bind mount's source starts with '.', '/' or '~')"))
         elif kind == "bind":
-            self._resolve(path, source, self._spec_dir(path))
+            resolved = self._resolve(path, source, self._spec_dir(path))
+            if resolved is not None and isinstance(mount, dict) and not resolved.exists():
+                # The short syntax makes a missing source a directory; the long one refuses, as in Compose.
+                self.out.append((path, f"bind source {source!r} does not exist ({resolved}): create it, or write "
+                                       f"the mount as \"{source}:{spec['target']}\" to have it created"))
 
     def _file_source(self, section: str, key: str, entry: dict) -> None:
         """Read a config or secret as the model will (decrypting it), to report what stops that."""

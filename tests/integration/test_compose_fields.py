@@ -197,3 +197,29 @@ def test_an_anonymous_volume_is_handed_on_to_the_replacement_of_its_container(st
     finally:  # anonymous volumes carry no label: the fixture would not find it
         stack.engine.remove_container(name, force=True)
         stack.engine.remove_volume(volume)
+
+
+def test_a_missing_short_syntax_bind_source_is_created_as_a_directory(stack):
+    stack.write("""
+        name: STACK
+        containers:
+          app:
+            image: BASE
+            command: ["sh", "-c", "echo written > /data/out && exec sleep 3600"]
+            init: true
+            volumes: ["./state/data:/data", "./conf:/conf:ro"]
+    """)
+    (stack.dir / "conf").mkdir()
+    assert not (stack.dir / "state").exists()
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    assert (stack.dir / "state" / "data").is_dir()
+    for _ in range(40):
+        if (stack.dir / "state" / "data" / "out").exists():
+            break
+        time.sleep(0.25)
+    assert (stack.dir / "state" / "data" / "out").read_text() == "written\n"
+    mounts = {m["Destination"]: m for m in stack.engine.inspect_container(f"{stack.name}-app-1")["Mounts"]}
+    assert mounts["/conf"]["RW"] is False and mounts["/data"]["RW"] is True
+    again = stack.cli("plan", "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err

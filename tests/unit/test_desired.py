@@ -192,3 +192,13 @@ def test_an_anonymous_volume_is_a_volume_mount_without_a_source(tmp_path: Path) 
     assert [(m.type, m.source, m.target, m.read_only) for m in mounts] == [
         ("volume", "", "/app/node_modules", False), ("volume", "", "/cache", True)]
     assert state.volumes == {}
+
+
+def test_a_short_syntax_bind_is_created_at_apply_and_that_is_not_in_the_hash(tmp_path: Path) -> None:
+    short = desired(tmp_path, "name: demo\ncontainers:\n  a: {image: 'x:1', volumes: ['./data:/data']}\n")
+    (tmp_path / "data").mkdir()
+    long = desired(tmp_path, "name: demo\ncontainers:\n"
+                             "  a: {image: 'x:1', volumes: [{type: bind, source: ./data, target: /data}]}\n")
+    assert short.containers["demo-a-1"].mounts[0].create_host_path
+    assert not long.containers["demo-a-1"].mounts[0].create_host_path
+    assert short.containers["demo-a-1"].config_hash == long.containers["demo-a-1"].config_hash

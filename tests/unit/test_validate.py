@@ -477,3 +477,14 @@ def test_a_null_network_or_volume_is_valid_and_a_bad_one_is_still_explained(tmp_
     found = by_path(problems_of(tmp_path, "networks: {back: {drivr: x}}\nvolumes: {data: 5}\n"))
     assert found["networks.back.drivr"].startswith("unknown field 'drivr'")
     assert found["volumes.data"] == "expected null or a mapping, got an integer"
+
+
+def test_a_missing_bind_source_is_refused_in_the_long_syntax_only(tmp_path: Path) -> None:
+    spec = ("containers:\n  a:\n    image: x:1\n    volumes:\n      - ./made-at-apply:/a\n"
+            "      - {type: bind, source: ./missing, target: /b}\n")
+    found = by_path(problems_of(tmp_path, spec))
+    assert list(found) == ["containers.a.volumes[1].source"]
+    assert found["containers.a.volumes[1].source"].startswith("bind source './missing' does not exist (")
+    assert found["containers.a.volumes[1].source"].endswith('write the mount as "./missing:/b" to have it created')
+    (tmp_path / "missing").mkdir()
+    validate(load(tmp_path, spec))
