@@ -223,3 +223,22 @@ def test_a_missing_short_syntax_bind_source_is_created_as_a_directory(stack):
     assert mounts["/conf"]["RW"] is False and mounts["/data"]["RW"] is True
     again = stack.cli("plan", "--detailed-exitcode")
     assert again.code == 0, again.out + again.err
+
+
+def test_a_port_without_a_host_port_is_published_on_an_ephemeral_port_of_every_interface(stack):
+    stack.write("""
+        name: STACK
+        containers:
+          app:
+            image: BASE
+            command: ["sleep", "3600"]
+            init: true
+            ports: ["8080", {target: 8081}, "127.0.0.1::8082"]
+    """)
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    ports = stack.engine.inspect_container(f"{stack.name}-app-1")["NetworkSettings"]["Ports"]
+    for port in ("8080/tcp", "8081/tcp"):
+        ipv4 = [b for b in ports[port] if "." in b["HostIp"]]
+        assert ipv4 and ipv4[0]["HostIp"] == "0.0.0.0" and int(ipv4[0]["HostPort"]) > 0
+    assert [b["HostIp"] for b in ports["8082/tcp"]] == ["127.0.0.1"]
