@@ -192,10 +192,11 @@ def test_unknown_field_lists_expected_fields(tmp_path: Path) -> None:
     found = by_path(problems_of(tmp_path, spec))
     assert found["services"] == (
         "unknown field 'services' (expected one of: name, runtime, images, networks, volumes, containers, "
-        "configs, secrets, x-*)"
+        "configs, secrets, x-*); did you mean 'containers'? ('services' is Compose's name for it)"
     )
     assert found["networks.n.drivr"] == (
-        "unknown field 'drivr' (expected one of: name, driver, options, internal, attachable, ipam, labels)"
+        "unknown field 'drivr' (expected one of: name, driver, options, internal, attachable, ipam, labels); "
+        "did you mean 'driver'?"
     )
 
 
@@ -216,7 +217,8 @@ containers:
         "images.neither": "missing required field: 'ref' or 'build'",
         "images.bad-build.build": "missing required field 'context'",
         "containers.web.command": "expected a string or a list, got an integer",
-        "containers.web.networks.backend.alias": "unknown field 'alias' (expected one of: aliases, ipv4_address, ipv6_address)",
+        "containers.web.networks.backend.alias": ("unknown field 'alias' (expected one of: aliases, ipv4_address, "
+                                                  "ipv6_address); did you mean 'aliases'?"),
         "containers.web.env.A": "expected a string, a number, a boolean, null or a mapping, got a list",
     }
 
@@ -488,3 +490,36 @@ def test_a_missing_bind_source_is_refused_in_the_long_syntax_only(tmp_path: Path
     assert found["containers.a.volumes[1].source"].endswith('write the mount as "./missing:/b" to have it created')
     (tmp_path / "missing").mkdir()
     validate(load(tmp_path, spec))
+
+
+def test_unknown_keys_point_at_the_key_and_compose_spellings_get_a_hint(tmp_path: Path) -> None:
+    spec = """\
+containers:
+  web:
+    image: x:1
+    environment:
+      A: 1
+    deploy:
+      replicas: 2
+    depends_on:
+      db: {condition: service_healthy}
+  db: {image: 'x:1', mem_limit: 1g}
+"""
+    problems = {p.path: p for p in problems_of(tmp_path, spec)}
+    env = problems["containers.web.environment"]
+    assert (env.line, env.col) == (4, 5)  # the key's line, not its value's (5)
+    assert env.message.endswith("; did you mean 'env'? ('environment' is Compose's name for it)")
+    assert problems["containers.web.deploy"].line == 6
+    assert problems["containers.web.deploy"].message.endswith(
+        "; in Compose that is 'deploy': here, write replicas, memory, cpus and update (a container takes them directly)")
+    assert problems["containers.db.mem_limit"].message.endswith("; did you mean 'memory'? "
+                                                                "('mem_limit' is Compose's name for it)")
+    condition = problems["containers.web.depends_on.db.condition"]
+    assert condition.message == ("expected one of: started, healthy, completed, got 'service_healthy'; "
+                                 "did you mean 'healthy'? ('service_healthy' is Compose's name for it)")
+    assert condition.line == 9
+
+
+def test_an_invalid_key_points_at_the_key(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "containers:\n  'bad key':\n    image: a:1\n")
+    assert [(p.path, p.line) for p in problems] == [('containers["bad key"]', 2)]
