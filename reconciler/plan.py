@@ -476,6 +476,8 @@ def _order(spec: ContainerSpec) -> tuple[str, str]:
     fixed = sorted({str(p.published) for p in spec.ports if p.published})
     if fixed:
         return "stop-first", f"publishes fixed host port {', '.join(fixed)}"
+    if spec.addresses:  # two containers cannot hold one address either
+        return "stop-first", "static address " + ", ".join(v4 or v6 for _, v4, v6 in spec.addresses)
     return "start-first", "default"
 
 

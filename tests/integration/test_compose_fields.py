@@ -242,3 +242,29 @@ def test_a_port_without_a_host_port_is_published_on_an_ephemeral_port_of_every_i
         ipv4 = [b for b in ports[port] if "." in b["HostIp"]]
         assert ipv4 and ipv4[0]["HostIp"] == "0.0.0.0" and int(ipv4[0]["HostPort"]) > 0
     assert [b["HostIp"] for b in ports["8082/tcp"]] == ["127.0.0.1"]
+
+
+def test_a_container_with_a_static_address_is_replaced_stop_first_and_keeps_it(stack):
+    spec = """
+        name: STACK
+        networks:
+          lan: {ipam: {subnet: 172.29.214.0/24}}
+        containers:
+          app:
+            image: BASE
+            command: ["sleep", "3600"]
+            init: true
+            env: {VERSION: "VERSION"}
+            networks: {lan: {ipv4_address: 172.29.214.20}}
+    """
+    stack.write(spec.replace("VERSION", "one"))
+    assert stack.apply().code == 0
+    first = stack.container_ids()[f"{stack.name}-app-1"]
+    stack.write(spec.replace("VERSION", "two"))
+    plan = stack.cli("plan")
+    assert "rollout: stop-first" in plan.out and "static address 172.29.214.20" in plan.out, plan.out
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    info = stack.engine.inspect_container(f"{stack.name}-app-1")
+    assert info["Id"] != first
+    assert info["NetworkSettings"]["Networks"][f"{stack.name}_lan"]["IPAddress"] == "172.29.214.20"
