@@ -8,7 +8,6 @@ field gets the closest known name, when one is close (``drivr``: ``driver``).
 """
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 __all__ = ["COMPOSE_KEYS", "COMPOSE_VALUES", "key_hint", "value_hint"]
@@ -39,6 +38,8 @@ def key_hint(key: str, known: Iterable[str]) -> str:
         return f"; did you mean {ours!r}? ({key!r} is Compose's name for it)"
     if ours and " " in ours:
         return f"; in Compose that is {key!r}: here, write {ours}"
+    import difflib  # late: only a spec with an unknown field pays for it
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     return f"; did you mean {close[0]!r}?" if close else ""
 
