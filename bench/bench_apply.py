@@ -225,7 +225,7 @@ class Engine:
         return len(found)
 
     def remove_networks_volumes(self, label: str) -> None:
-        """The spec has neither, but a reconciler bug might create some: remove what the stack owns."""
+        """The stack's default network (its containers name none), and whatever else the stack owns."""
         for net in self.api.networks(filters={"label": [label]}):
             self.api.remove_network(net["Id"])
         for vol in self.api.volumes(filters={"label": [label]}).get("Volumes") or []:
@@ -343,6 +343,7 @@ class Bench:
 
     def cleanup_ours(self) -> None:
         self.engine.remove(self.stack_label)
+        self.engine.remove_networks_volumes(self.stack_label)  # the stack's default network: each cold apply makes it
 
     def cleanup_floor(self) -> None:
         self.engine.remove(self.floor_label)

@@ -147,7 +147,8 @@ def _compose_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-file", action="append", default=[], metavar="PATH",
                    help="Compose files: read variables from PATH instead of the project's .env (repeatable)")
     p.add_argument("--profile", action="append", default=[], metavar="NAME",
-                   help="Compose files: also run the services of profile NAME (repeatable; * for all)")
+                   help="also run the containers (or Compose services) that list profile NAME in profiles: "
+                        "(repeatable; * for all)")
     p.add_argument("-p", "--project-name", metavar="NAME",
                    help="Compose files: the project (stack) name, over COMPOSE_PROJECT_NAME and name:")
     p.add_argument("--ignore-unsupported", action="store_true",
@@ -210,6 +211,7 @@ def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False,
     """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
                         drivers=reconciler.driver_names(), allow_empty=allow_empty,
+                        profiles=tuple(getattr(args, "profile", ())),
                         check_options=reconciler.option_problems if check_options else None,
                         compose=_compose_options(args))
 

@@ -231,6 +231,16 @@ class Mount:
     tmpfs_size: int | None = None
     #: The key under ``volumes:`` of a volume mount's volume.
     volume_key: str | None = None
+    #: A bind mount written in the short syntax: a missing source is made a directory
+    #: on the engine's host when the container is created (as Compose does). Out of the
+    #: config hash: it changes nothing the container sees once its source exists.
+    create_host_path: bool = False
+
+    def config(self) -> dict:
+        """What the container's config hash covers for this mount."""
+        config = asdict(self)
+        del config["create_host_path"]
+        return config
 
 
 class FileContent:
@@ -313,6 +323,11 @@ class HealthCheck:
     retries: int = 0
     start_period_ns: int = 0
 
+    @property
+    def disabled(self) -> bool:
+        """``test: ["NONE"]`` (``disable: true``): no check runs, not even the image's own."""
+        return self.test[:1] == ("NONE",)
+
 
 @dataclass(frozen=True)
 class UpdatePolicy:
@@ -385,6 +400,45 @@ class ContainerSpec:
     memory: int | None = None
     #: The CPU limit in billionths of a CPU.
     nano_cpus: int | None = None
+    #: Ports the container exposes without publishing them, as ``"80/tcp"``, sorted.
+    expose: tuple[str, ...] = ()
+    #: Capabilities added and dropped (as written: ``NET_ADMIN`` or ``CAP_NET_ADMIN``), sorted.
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    #: Namespaced kernel parameters, sorted (key, value) pairs.
+    sysctls: tuple[tuple[str, str], ...] = ()
+    #: Extra ``/etc/hosts`` lines as ``"host:address"``, in the spec's order.
+    extra_hosts: tuple[str, ...] = ()
+    #: DNS servers, search domains and resolver options, in the spec's order.
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    #: The size of ``/dev/shm`` in bytes.
+    shm_size: int | None = None
+    #: (name, soft, hard) resource limits, sorted by name.
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+    #: Host devices as ``"host:container:permissions"``, in the spec's order.
+    devices: tuple[str, ...] = ()
+    #: Security options (``no-new-privileges``, ``seccomp=…``, ``label=…``), in the spec's order.
+    security_opt: tuple[str, ...] = ()
+    #: The PID namespace (``host``, ``container:<name>``); None: its own.
+    pid: str | None = None
+    #: The IPC namespace (``host``, ``private``, ``shareable``, ``none``, ``container:<name>``); None: the engine's.
+    ipc: str | None = None
+    #: The logging driver and its options, sorted (key, value) pairs; None: the engine's default.
+    log_driver: str | None = None
+    log_options: tuple[tuple[str, str], ...] = ()
+    #: The image platform (``linux/amd64``), when not the engine's own.
+    platform: str | None = None
+    #: The OCI runtime (``runc``, ``runsc``…); None: the engine's default.
+    runtime: str | None = None
+    #: Keep stdin open, and allocate a terminal.
+    stdin_open: bool = False
+    tty: bool = False
+    #: Mount the root file system read-only.
+    read_only: bool = False
+    #: (engine network name, IPv4 address, IPv6 address) for networks with a static address.
+    addresses: tuple[tuple[str, str, str], ...] = ()
     #: The runtime driver that runs the container (the stack's ``runtime:``).
     driver: str = DEFAULT_DRIVERS["containers"]
     #: How a replacement rolls out.
@@ -408,7 +462,7 @@ class ContainerSpec:
             "env": self.env_dict(),
             "ports": [asdict(p) for p in self.ports],
             "networks": {name: list(aliases) for name, aliases in self.networks},
-            "mounts": [asdict(m) for m in self.mounts],
+            "mounts": [m.config() for m in self.mounts],
             "restart": self.restart,
             "healthcheck": asdict(self.healthcheck) if self.healthcheck else None,
             "labels": dict(self.labels),
@@ -422,6 +476,29 @@ class ContainerSpec:
             "network_mode": self.network_mode,
             "memory": self.memory,
             "nano_cpus": self.nano_cpus,
+            # The Compose fields below are at their defaults (and so out of the hash) unless the spec sets them.
+            "expose": list(self.expose),
+            "cap_add": list(self.cap_add),
+            "cap_drop": list(self.cap_drop),
+            "sysctls": dict(self.sysctls),
+            "extra_hosts": list(self.extra_hosts),
+            "dns": list(self.dns),
+            "dns_search": list(self.dns_search),
+            "dns_opt": list(self.dns_opt),
+            "shm_size": self.shm_size,
+            "ulimits": [list(u) for u in self.ulimits],
+            "devices": list(self.devices),
+            "security_opt": list(self.security_opt),
+            "pid": self.pid,
+            "ipc": self.ipc,
+            "logging": ({"driver": self.log_driver, "options": dict(self.log_options)}
+                        if self.log_driver or self.log_options else None),
+            "platform": self.platform,
+            "runtime": self.runtime,
+            "stdin_open": self.stdin_open,
+            "tty": self.tty,
+            "read_only": self.read_only,
+            "addresses": {name: [v4, v6] for name, v4, v6 in self.addresses},
             # Empty (and so left out of the hash) for a container that mounts none.
             "configs": self._file_configs("config"),
             "secrets": self._file_configs("secret"),

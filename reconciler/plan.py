@@ -422,7 +422,7 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
             continue
         requires = [f"image:{spec.image_ref}"]
         requires += [f"network:{n}" for n, _ in spec.networks]
-        requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume"]
+        requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume" and m.source]
         requires += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
         waits = tuple((r, cond) for target, cond in spec.depends_on for r in replicas.get(target, []))
         # A container comes down before what it depends on, and before the
@@ -464,7 +464,7 @@ def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState
         order, why = _order(spec)
         current = live.containers.get(change.name)
         rollout = Rollout(order=order, why=why, delay=policy.delay if after else 0.0, timeout=policy.timeout,
-                          min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None)
+                          min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
         out.append(replace(change, rollout=rollout, live_state=current.state if current else "",
                            requires=change.requires + ((after,) if after else ())))
     return out
@@ -476,6 +476,8 @@ def _order(spec: ContainerSpec) -> tuple[str, str]:
     fixed = sorted({str(p.published) for p in spec.ports if p.published})
     if fixed:
         return "stop-first", f"publishes fixed host port {', '.join(fixed)}"
+    if spec.addresses:  # two containers cannot hold one address either
+        return "stop-first", "static address " + ", ".join(v4 or v6 for _, v4, v6 in spec.addresses)
     return "start-first", "default"
 
 
@@ -578,6 +580,8 @@ def _explain(path: str, spec: ContainerSpec, current: LiveObject, secrets: Itera
     if old_source is None:
         return FieldChange(path, "(was different)", new) if new is not None else FieldChange(path)
     old = _display(old_source.get(sub) if sub and isinstance(old_source, Mapping) else (old_source if not sub else None))
+    if old == new:  # the same networks with other aliases, say: the names alone cannot show it
+        return FieldChange(path)
     return FieldChange(path, old, new)
 
 
@@ -612,6 +616,8 @@ def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:
         return dict(spec.labels).get(sub)
     if section == "image":
         return spec.image_ref
+    if section == "networks":  # by engine name, as the live side reports them
+        return tuple(name for name, _ in spec.networks)
     value = getattr(spec, section, None)
     return value
 
@@ -619,6 +625,8 @@ def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:
 def _display(value: object) -> str | None:
     if value is None:
         return None
+    if isinstance(value, list):
+        value = tuple(value)
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, tuple) and all(isinstance(v, str) for v in value):

@@ -18,11 +18,12 @@ import time
 from typing import Collection, Iterator, Mapping
 
 import docker.errors
+from docker.types import LogConfig, Ulimit
 from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
 from reconciler.errors import EngineUnreachable, PermanentError, RecreateRequired
-from reconciler.labels import CONFIG_HASH, is_owned
+from reconciler.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
 from .engine import EngineDriver, engine_errors, is_ours, owned_filter
@@ -33,6 +34,7 @@ _EXITED = re.compile(r"Exited \((-?\d+)\)")
 # state) outlived a dockerd that was killed while starting it: only a new container starts.
 _STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-9a-f]{64}\"?: already exists"
                          r"|id already in use")
+_ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume by 64 hex digits
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 POLL_SECONDS = 0.25
 _PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.I)
@@ -156,8 +158,13 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         api = self.api
         networks = list(spec.networks)
         first = networks[0] if networks else None
+        addresses = {name: (v4 or None, v6 or None) for name, v4, v6 in spec.addresses}
+        inherited = self._anonymous_volumes(spec, labels)
+        # A short-syntax bind goes as a legacy bind: the engine then makes its missing source a directory.
+        binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts if m.create_host_path]
         host_config = api.create_host_config(
-            mounts=[_mount(m) for m in spec.mounts] + files or None,
+            mounts=[_mount(m, inherited) for m in spec.mounts if not m.create_host_path] + files or None,
+            binds=binds or None,
             port_bindings=_port_bindings(spec) or None,
             restart_policy=_restart_policy(spec.restart),
             init=spec.init or None,
@@ -165,11 +172,14 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             mem_limit=spec.memory,
             nano_cpus=spec.nano_cpus,
             network_mode=spec.network_mode or (first[0] if first else None),
+            **_compose_host_config(spec),
         )
         networking = None
         if first:
+            v4, v6 = addresses.get(first[0], (None, None))
             networking = api.create_networking_config(
-                {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None)}
+                {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None,
+                                                      ipv4_address=v4, ipv6_address=v6)}
             )
         with engine_errors(f"create container {spec.name}"):
             try:
@@ -180,7 +190,10 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                     entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
                     environment=[f"{e.name}={e.value}" for e in spec.env] or None,
                     labels=dict(labels),
-                    ports=[(p.target, p.protocol) for p in spec.ports] or None,
+                    ports=_exposed(spec) or None,
+                    stdin_open=spec.stdin_open,
+                    tty=spec.tty,
+                    platform=spec.platform,
                     user=spec.user,
                     working_dir=spec.working_dir,
                     hostname=spec.hostname,
@@ -198,8 +211,31 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             attached = set(((created.get("NetworkSettings") or {}).get("Networks") or {}))
             for network, aliases in networks[1:]:
                 if network not in attached:
-                    api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None)
+                    v4, v6 = addresses.get(network, (None, None))
+                    api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None,
+                                                     ipv4_address=v4, ipv6_address=v6)
         return created["Id"]
+
+    def _anonymous_volumes(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict[str, str]:
+        """Target → anonymous volume of the container this one succeeds, as Compose hands them on.
+
+        The predecessor is the stack's container of the same key and replica
+        (during a replacement it is renamed aside, still present). Costs one
+        filtered list call, and only for a container with anonymous volumes.
+        """
+        targets = {m.target for m in spec.mounts if m.type == "volume" and not m.source}
+        if not targets:
+            return {}
+        selector = [f"{label}={labels[label]}" for label in (STACK, NAME, REPLICA) if label in labels]
+        with engine_errors(f"list the predecessors of container {spec.name}"):
+            found = self.api.containers(all=True, filters={"label": selector})
+        inherited: dict[str, str] = {}
+        for container in sorted(found, key=lambda c: c.get("Created", 0)):  # the newest wins
+            for mount in container.get("Mounts") or []:
+                name, target = mount.get("Name"), mount.get("Destination")
+                if mount.get("Type") == "volume" and target in targets and name and _ANONYMOUS.fullmatch(name):
+                    inherited[target] = name
+        return inherited
 
     def _file_mounts(self, spec: ContainerSpec) -> list[DockerMount]:
         """Write the container's configs and secrets on this host; read-only bind mounts of them."""
@@ -391,9 +427,12 @@ def _health_text(state: dict) -> str:
     return f", health {health}" if health else ""
 
 
-def _mount(mount) -> DockerMount:
+def _mount(mount, inherited: Mapping[str, str]) -> DockerMount:
     if mount.type == "tmpfs":
         return DockerMount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.tmpfs_size)
+    if mount.type == "volume" and not mount.source:  # anonymous: the predecessor's, else a new one
+        return DockerMount(target=mount.target, source=inherited.get(mount.target), type="volume",
+                           read_only=mount.read_only)
     return DockerMount(target=mount.target, source=mount.source, type=mount.type, read_only=mount.read_only)
 
 
@@ -407,6 +446,34 @@ def _config_hashes(mounts: list[dict], prefix: str) -> dict[str, str]:
         if parsed is not None:
             out[parsed[0]] = parsed[1]
     return out
+
+
+def _exposed(spec: ContainerSpec) -> list[tuple[int, str]]:
+    """The container's ports: those it publishes, then those it only exposes (``expose``)."""
+    ports = [(p.target, p.protocol) for p in spec.ports]
+    for text in spec.expose:
+        port, _, protocol = text.partition("/")
+        if (int(port), protocol) not in ports:
+            ports.append((int(port), protocol))
+    return ports
+
+
+def _compose_host_config(spec: ContainerSpec) -> dict:
+    """The host config of the fields Compose spells (capabilities, kernel parameters, DNS, logging, …).
+
+    Unset fields are left out, so the engine's defaults apply as before.
+    """
+    options = {
+        "cap_add": list(spec.cap_add), "cap_drop": list(spec.cap_drop), "sysctls": dict(spec.sysctls),
+        "extra_hosts": list(spec.extra_hosts), "dns": list(spec.dns), "dns_search": list(spec.dns_search),
+        "dns_opt": list(spec.dns_opt), "shm_size": spec.shm_size, "devices": list(spec.devices),
+        "security_opt": list(spec.security_opt), "pid_mode": spec.pid, "ipc_mode": spec.ipc,
+        "runtime": spec.runtime, "read_only": spec.read_only,
+        "ulimits": [Ulimit(name=name, soft=soft, hard=hard) for name, soft, hard in spec.ulimits],
+    }
+    if spec.log_driver or spec.log_options:
+        options["log_config"] = LogConfig(type=spec.log_driver or "", config=dict(spec.log_options))
+    return {name: value for name, value in options.items() if value}
 
 
 def _port_bindings(spec: ContainerSpec) -> dict:

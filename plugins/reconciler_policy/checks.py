@@ -44,6 +44,8 @@ def container_violations(policy: Policy, spec: ContainerSpec, images: Mapping[st
     found: list[str] = []
     if policy.deny_privileged and getattr(spec, "privileged", False):
         found.append("privileged mode is denied by policy rule deny_privileged")
+    if policy.deny_privileged:
+        found.extend(f"{what} is denied by policy rule deny_privileged" for what in _privileges(spec))
     if policy.deny_host_network and getattr(spec, "network_mode", None) == "host":
         found.append("network_mode host is denied by policy rule deny_host_network")
     for mount in spec.mounts:
@@ -51,6 +53,21 @@ def container_violations(policy: Policy, spec: ContainerSpec, images: Mapping[st
             found.extend(_bind_violations(policy, mount.source, mount.target))
     if policy.allowed_registries is not None:
         found.extend(_registry_violations(policy.allowed_registries, spec, images))
+    return found
+
+
+# Capabilities that amount to privileged mode (mounts, devices, kernel modules, raw I/O, ptrace of the host's).
+_PRIVILEGED_CAPS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "DAC_READ_SEARCH"})
+
+
+def _privileges(spec: ContainerSpec) -> list[str]:
+    """The settings besides ``privileged`` that give a container the host's powers, as shown in a violation."""
+    found = [f"cap_add {cap}" for cap in getattr(spec, "cap_add", ())
+             if cap.upper().removeprefix("CAP_") in _PRIVILEGED_CAPS]
+    found += [f"device {device.split(':')[0]}" for device in getattr(spec, "devices", ())]
+    found += [f"security_opt {opt}" for opt in getattr(spec, "security_opt", ())
+              if "unconfined" in opt or opt.replace(":", "=") == "label=disable"]
+    found += [f"{field} host" for field in ("pid", "ipc") if getattr(spec, field, None) == "host"]
     return found
 
 

@@ -15,7 +15,7 @@ plugin importing one helper does not pay for the rest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from ..model import DesiredState
@@ -34,6 +34,7 @@ def load_desired(
     allow_empty: bool = False,
     check_options: Callable[[DesiredState], Iterable[tuple[str, str, str]]] | None = None,
     compose: ComposeOptions | None = None,
+    profiles: Collection[str] = (),
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
@@ -45,37 +46,39 @@ def load_desired(
     ``check_options`` (see ``Reconciler.option_problems``) returns
     (section, key, message) for driver options the drivers refuse; each
     becomes a problem at the entry's ``options`` in its file.
+    ``profiles`` enables the containers that list one of them in their
+    ``profiles`` (the others with ``profiles`` are left out, as Compose does).
 
     Compose files (a top-level ``services:``, see ``reconciler.spec.compose``)
     are recognised from their content and translated first, with ``compose``'s
     options (``--env-file``, ``--profile``, ``-p``); their problems name the
     Compose file's lines and keys.
     """
+    import dataclasses
+
     from ..errors import EmptySpecError, SpecError
     from ..redact import register_secrets
+    from .compose import find_files, load_compose
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate
 
-    from .compose import find_files, load_compose
-
     compose_files = find_files(files)
-    if compose_files is None and compose is not None and compose != type(compose)():
-        raise SpecError(f"{', '.join(map(str, files))}: not a Compose project, and --env-file, --profile, "
+    if compose_files is None and compose is not None and dataclasses.replace(compose, profiles=()) != type(compose)():
+        raise SpecError(f"{', '.join(map(str, files))}: not a Compose project, and --env-file, "
                         "-p and --ignore-unsupported apply to Compose files only (--stack names a stack)")
     if compose_files is None:
         raw = load_stack(files, environ=environ)
-        validate(raw, allow_outside=allow_outside, drivers=drivers)
-        desired = build_desired(raw, stack_name_for(raw, stack))
+        validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles)
+        desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles)
     else:
-        import dataclasses
         import os
 
         translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
         raw = translated.raw
         try:
-            validate(raw, allow_outside=allow_outside, drivers=drivers)
-            desired = build_desired(raw, stack_name_for(raw, stack))
+            validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles)
+            desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles)
         except SpecError as exc:
             raise translated.located(exc) from None
         env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too

@@ -13,9 +13,9 @@ import hashlib
 import shlex
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
-from ..defaults import DEFAULT_DRIVERS, driver_for
+from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
 from ..errors import Problem, SpecError
 from ..hashing import config_hash, field_hashes
 from ..model import (
@@ -33,6 +33,7 @@ from ..model import (
 )
 from . import units
 from .buildctx import build_hash
+from .containerfields import container_fields
 from .filesources import KINDS, file_ref, read_content
 from .gitinfo import spec_revision
 from .imagearchive import archive_image_id
@@ -41,7 +42,7 @@ from .loader import RawStack
 from .locations import problem_at
 from .names import engine_name_problem, require_stack_name
 
-__all__ = ["build_desired", "stack_name_for"]
+__all__ = ["active_containers", "build_desired", "stack_name_for"]
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -74,9 +75,12 @@ def _engine_name(what: str, name: str) -> str:
     return name
 
 
-def build_desired(raw: RawStack, stack: str) -> DesiredState:
-    """Turn validated raw data into frozen specs; value errors become located SpecErrors."""
-    builder = _Builder(raw, stack)
+def build_desired(raw: RawStack, stack: str, *, profiles: Collection[str] = ()) -> DesiredState:
+    """Turn validated raw data into frozen specs; value errors become located SpecErrors.
+
+    A container listing ``profiles`` is part of the state only when one of them is in ``profiles``.
+    """
+    builder = _Builder(raw, stack, profiles)
     state = builder.build()
     if builder.problems:
         raise SpecError(builder.problems)
@@ -120,9 +124,10 @@ def _argv(value: Any) -> tuple[str, ...] | None:
 
 
 class _Builder:
-    def __init__(self, raw: RawStack, stack: str) -> None:
+    def __init__(self, raw: RawStack, stack: str, profiles: Collection[str] = ()) -> None:
         self.raw = raw
         self.stack = stack
+        self.profiles = frozenset(profiles)
         self.problems: list[Problem] = []
         self.runtime = str(raw.data.get("runtime") or DEFAULT_DRIVERS["containers"])
         self.inputs: set[str] = set()  # files besides the spec that the state depends on
@@ -131,12 +136,15 @@ class _Builder:
     def build(self) -> DesiredState:
         data = self.raw.data
         images = self._each("images", self._image)
+        active = active_containers(data.get("containers"), self.profiles)
         networks = self._each("networks", self._network)
+        if DEFAULT_NETWORK_KEY not in networks and _uses_default_network(active):
+            networks[DEFAULT_NETWORK_KEY] = self._network(DEFAULT_NETWORK_KEY, {})
         volumes = self._each("volumes", self._volume)
         self.sources = {section: self._each(section, lambda key, value, s=section: self._file_source(s, key, value))
                         for section in KINDS}
         containers: dict[str, ContainerSpec] = {}
-        for key, value in sorted((data.get("containers") or {}).items()):
+        for key, value in sorted(active.items()):
             for replica in self._guard(("containers", key), lambda: self._containers(key, value, images, networks, volumes)) or []:
                 containers[replica.name] = replica
         return DesiredState(
@@ -235,11 +243,12 @@ class _Builder:
         image_key = value["image"] if value["image"] in images else None
         image = images.get(image_key) if image_key else None
         env = self._env(path, value)
-        nets = self._networks(value.get("networks"), networks)
+        nets = self._networks(key, value, networks)
         mounts = tuple(self._mount(path + ("volumes", i), m, volumes) for i, m in enumerate(value.get("volumes") or []))
         files = self._files(value)
         ports = tuple(p for spec in value.get("ports") or [] for p in units.parse_port(spec))
         health = self._healthcheck(value.get("healthcheck"))
+        extra = container_fields(value)
         depends = value.get("depends_on") or {}
         if isinstance(depends, list):
             depends = {name: {"condition": "started"} for name in depends}
@@ -255,7 +264,7 @@ class _Builder:
             env=env,
             ports=ports,
             networks=nets,
-            network_keys=tuple(_network_keys(value.get("networks"))),
+            network_keys=tuple(_network_keys(value)),
             mounts=mounts,
             files=files,
             restart=str(value.get("restart", "no")),
@@ -274,11 +283,15 @@ class _Builder:
             nano_cpus=int(float(value["cpus"]) * 1e9) if value.get("cpus") is not None else None,
             driver=self.runtime,
             update=_update_policy(value.get("update")),
+            addresses=self._addresses(value.get("networks"), networks),
+            **extra,
         )
         config = spec.config()
         spec = replace(spec, config_hash=config_hash(config),
                        field_hashes=tuple(sorted(field_hashes(config, expand=_EXPANDED).items())))
         count = int(value.get("replicas", 1))
+        if value.get("container_name"):  # validated: at most one replica
+            return [replace(spec, name=_engine_name("container", value["container_name"]), replica=1)][:count]
         _engine_name("container", f"{self.stack}-{key}-{count}")  # the last replica has the longest name
         return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
 
@@ -323,12 +336,24 @@ class _Builder:
                                      uid=ref.uid, gid=ref.gid, mode=ref.mode, content=content))
         return tuple(sorted(out, key=lambda m: m.target))
 
-    def _networks(self, value: Any, networks: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    def _networks(self, key: str, container: dict, networks: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(engine name, aliases) of every network the container joins; its key is an alias on each (as Compose)."""
+        value = container.get("networks")
         out = []
-        for key in _network_keys(value):
-            options = value.get(key) if isinstance(value, dict) else None
-            aliases = tuple(sorted((options or {}).get("aliases") or []))
-            out.append((networks[key].name, aliases))
+        for network in _network_keys(container):
+            options = value.get(network) if isinstance(value, dict) else None
+            aliases = {key, *((options or {}).get("aliases") or [])}
+            out.append((networks[network].name, tuple(sorted(aliases))))
+        return tuple(out)
+
+    @staticmethod
+    def _addresses(value: Any, networks: dict) -> tuple[tuple[str, str, str], ...]:
+        """(engine network name, IPv4, IPv6) for each network entry with a static address."""
+        out = []
+        for key, options in sorted(value.items() if isinstance(value, dict) else ()):
+            v4, v6 = (options or {}).get("ipv4_address") or "", (options or {}).get("ipv6_address") or ""
+            if v4 or v6:
+                out.append((networks[key].name, v4, v6))
         return tuple(out)
 
     def _mount(self, path: tuple, value: Any, volumes: dict) -> Mount:
@@ -339,9 +364,10 @@ class _Builder:
             return Mount(type="tmpfs", target=spec["target"], tmpfs_size=units.parse_bytes(size) if size else None)
         if kind == "bind":
             source = str(self._path(path, spec["source"]))
-            return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")))
-        if not spec.get("source"):
-            raise ValueError("anonymous volumes are not supported (their data would be lost on replace): name a volume")
+            return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")),
+                         create_host_path=isinstance(value, str))
+        if not spec.get("source"):  # anonymous: made by the engine, handed on to the container's successor
+            return Mount(type="volume", target=spec["target"], read_only=bool(spec.get("read_only")))
         volume = volumes[spec["source"]]
         return Mount(type="volume", target=spec["target"], source=volume.name,
                      read_only=bool(spec.get("read_only")), volume_key=volume.key)
@@ -349,6 +375,8 @@ class _Builder:
     def _healthcheck(self, value: dict | None) -> HealthCheck | None:
         if not value:
             return None
+        if value.get("disable"):  # Compose's spelling of test: ["NONE"]: the image's own check is off too
+            return HealthCheck(test=("NONE",))
         test = value.get("test")
         test = ("CMD-SHELL", test) if isinstance(test, str) else tuple(str(t) for t in test)
         return HealthCheck(
@@ -360,10 +388,28 @@ class _Builder:
         )
 
 
-def _network_keys(value: Any) -> list[str]:
-    if not value:
+def _network_keys(container: dict) -> list[str]:
+    """The network keys a container joins: its ``networks``, else the stack's default network.
+
+    A container with ``network_mode`` (host, none) joins none.
+    """
+    if container.get("network_mode"):
         return []
+    value = container.get("networks")
+    if not value:
+        return [DEFAULT_NETWORK_KEY]
     return sorted(value) if isinstance(value, dict) else list(value)
+
+
+def _uses_default_network(containers: dict) -> bool:
+    """Whether some container joins the default network (so the stack needs it)."""
+    return any(DEFAULT_NETWORK_KEY in _network_keys(c) for c in containers.values())
+
+
+def active_containers(containers: dict | None, profiles: Collection[str]) -> dict[str, dict]:
+    """The container entries that are part of the state: those without ``profiles``, or with an enabled one."""
+    return {key: value for key, value in (containers or {}).items()
+            if not value.get("profiles") or set(value["profiles"]) & set(profiles)}
 
 
 def _update_policy(value: dict | None) -> UpdatePolicy:

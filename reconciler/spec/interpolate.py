@@ -50,16 +50,18 @@ class InterpolationError(ValueError):
         self.line = line
 
 
-def interpolate(text: str, env: Mapping[str, str]) -> str:
+def interpolate(text: str, env: Mapping[str, str], *, unset: set[str] | None = None) -> str:
     """Return ``text`` with every ``$`` expression replaced from ``env``.
 
     Raises InterpolationError for a required variable without a value, an
-    unterminated ``${``, an invalid name or a stray ``$``.
+    unterminated ``${``, an invalid name or a stray ``$``. The names of
+    variables used without a default that ``env`` does not hold (``$VAR``,
+    ``${VAR}``: they become "") are added to ``unset``, for a warning.
     """
-    return _expand(text, env, 0)
+    return _expand(text, env, 0, unset if unset is not None else set())
 
 
-def _expand(text: str, env: Mapping[str, str], depth: int) -> str:
+def _expand(text: str, env: Mapping[str, str], depth: int, unset: set[str]) -> str:
     if "$" not in text:  # the common case: nothing to do, no copy
         return text
     if depth > MAX_NESTING:
@@ -68,12 +70,12 @@ def _expand(text: str, env: Mapping[str, str], depth: int) -> str:
     pos = 0
     while (dollar := text.find("$", pos)) >= 0:
         out.append(text[pos:dollar])
-        pos = _expand_one(text, dollar, env, depth, out)
+        pos = _expand_one(text, dollar, env, depth, out, unset)
     out.append(text[pos:])
     return "".join(out)
 
 
-def _expand_one(text: str, dollar: int, env: Mapping[str, str], depth: int, out: list[str]) -> int:
+def _expand_one(text: str, dollar: int, env: Mapping[str, str], depth: int, out: list[str], unset: set[str]) -> int:
     """Expand the expression starting at ``text[dollar] == '$'``; return the index after it."""
     nxt = text[dollar + 1 : dollar + 2]
     if nxt == "$":
@@ -81,7 +83,7 @@ def _expand_one(text: str, dollar: int, env: Mapping[str, str], depth: int, out:
         return dollar + 2
     if nxt == "{":
         end = _closing_brace(text, dollar + 2)
-        out.append(_expand_braced(text[dollar + 2 : end], env, depth))
+        out.append(_expand_braced(text[dollar + 2 : end], env, depth, unset))
         return end + 1
     match = _NAME.match(text, dollar + 1)
     if match is None:
@@ -90,6 +92,8 @@ def _expand_one(text: str, dollar: int, env: Mapping[str, str], depth: int, out:
             f"invalid '$' at position {dollar + 1}: expected $VAR or ${{VAR}}; "
             "write '$$' for a literal '$'"
         )
+    if match.group() not in env:
+        unset.add(match.group())
     out.append(env.get(match.group(), ""))
     return match.end()
 
@@ -114,7 +118,7 @@ def _closing_brace(text: str, start: int) -> int:
     raise InterpolationError(f"unterminated '${{' at position {start - 1}: missing '}}'")
 
 
-def _expand_braced(body: str, env: Mapping[str, str], depth: int) -> str:
+def _expand_braced(body: str, env: Mapping[str, str], depth: int, unset: set[str]) -> str:
     match = _BRACED.fullmatch(body)
     if match is None:
         raise InterpolationError(
@@ -125,10 +129,12 @@ def _expand_braced(body: str, env: Mapping[str, str], depth: int) -> str:
     value = env.get(name)
     # ':' makes an empty value count as missing, as in the shell.
     missing = value is None or (bool(match["colon"]) and value == "")
+    if op is None and value is None:
+        unset.add(name)
     if op is None or not missing:
         return value or ""
     if op == "-":
-        return _expand(arg, env, depth + 1)
+        return _expand(arg, env, depth + 1, unset)
     message = f"required variable {name} is missing a value"
     raise InterpolationError(f"{message}: {arg}" if arg else message)
 

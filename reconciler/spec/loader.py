@@ -12,6 +12,7 @@ The YAML itself is hostile input and is parsed only by ``reconciler.spec.yamlsaf
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from .yamlsafe import compose_file
 __all__ = ["Mark", "RawStack", "load_stack"]
 
 MAX_FILE_BYTES = 1024 * 1024
+_log = logging.getLogger(__name__)
 SECTIONS = ("images", "networks", "volumes", "containers", "configs", "secrets")
 
 
@@ -138,13 +140,21 @@ def _env_for(
 
 
 def _load_file(file: Path, env: Mapping[str, str], problems: list[Problem]) -> _Fragment | None:
-    """The file's data, or None after recording why the file is unusable."""
+    """The file's data, or None after recording why the file is unusable.
+
+    A variable used without a default and set nowhere becomes "" with a
+    warning naming it, as Compose does (``${VAR:-}`` says "empty" on purpose).
+    """
+    unset: set[str] = set()
     try:
         text = _read_text(file)
-        document = compose_file(text, str(file), on_string=lambda value: interpolate(value, env))
+        document = compose_file(text, str(file), on_string=lambda value: interpolate(value, env, unset=unset))
     except SpecError as exc:
         problems.extend(exc.problems)
         return None
+    for name in sorted(unset):
+        _log.warning("%s: variable %s is not set (environment or .env) and has no default: "
+                     "it is an empty string (write ${%s:-} if that is meant)", file, name, name)
     problems.extend(document.problems)
     # An empty file (or a bare '---') adds nothing.
     data = {} if document.data is None else document.data

@@ -13,9 +13,23 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 
-__all__ = ["Mark", "format_path", "problem_at"]
+__all__ = ["KEY", "Mark", "format_path", "problem_at"]
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _Key:
+    """The type of ``KEY``: a path step no YAML key can equal."""
+
+    def __repr__(self) -> str:
+        return "KEY"
+
+
+#: Appended to a path, the position of the mapping *key* that holds the value
+#: (``marks[(*path, KEY)]``), where an error about the key itself points: an
+#: unknown field is reported at its name, not at the value under it. Looking it
+#: up through ``RawStack.mark`` falls back to the value's own position.
+KEY = _Key()
 
 
 @dataclass(frozen=True)

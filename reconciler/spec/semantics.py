@@ -9,7 +9,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Mapping
 
-from ..defaults import DEFAULT_DRIVERS, RUNTIME_SECTION, driver_for
+from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, RUNTIME_SECTION, driver_for
 from . import units
 from .filesources import KINDS, SourceError, file_ref, read_content
 from .interpolate import InterpolationError, parse_env_file
@@ -23,9 +23,10 @@ _Finding = tuple[tuple, str]  # (path, message)
 ALLOW_OUTSIDE_FLAG = "--allow-outside-paths"  # what a user passes to allow_outside, named in the finding
 
 
-def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool) -> list[_Finding]:
+def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool,
+                      profiles: Collection[str] = ()) -> list[_Finding]:
     """Every cross-reference, cycle, path and file problem in the parts the schema accepted."""
-    return _Semantics(raw, failed, allow_outside).findings()
+    return _Semantics(raw, failed, allow_outside, profiles).findings()
 
 
 def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collection[str]]) -> list[_Finding]:
@@ -61,8 +62,10 @@ def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collec
 class _Semantics:
     """Cross-references, cycles and file-system checks over the parts the schema accepted."""
 
-    def __init__(self, raw: RawStack, failed: set[tuple], allow_outside: bool) -> None:
+    def __init__(self, raw: RawStack, failed: set[tuple], allow_outside: bool, profiles: Collection[str] = ()) -> None:
         self.raw = raw
+        self.profiles = frozenset(profiles)
+        self.names: dict[str, tuple] = {}  # container_name -> path of the first container that took it
         self.failed = failed
         self.allow_outside = allow_outside
         self.out: list[_Finding] = []
@@ -89,6 +92,7 @@ class _Semantics:
                 "env_file": lambda: self._env_files(base, container.get("env_file")),
                 "depends_on": lambda: graph.__setitem__(key, self._depends_on(base, container.get("depends_on"))),
                 "network_mode": lambda: self._network_mode(base, container),
+                "container_name": lambda: self._container_name(base, container),
                 "configs": lambda: targets.extend(self._file_refs(base, "configs", container["configs"])),
                 "secrets": lambda: targets.extend(self._file_refs(base, "secrets", container["secrets"])),
             }
@@ -100,6 +104,11 @@ class _Semantics:
                 self._one_mount_per_target(base, container, targets)
         self._cycles(graph)
         return self.out
+
+    def _enabled(self, key: str) -> bool:
+        """Whether the container ``key`` is part of the state with the enabled profiles."""
+        profiles = (self._section("containers").get(key) or {}).get("profiles")
+        return not isinstance(profiles, list) or not profiles or bool(set(profiles) & self.profiles)
 
     def _section(self, name: str) -> dict:
         value = self.raw.data.get(name)
@@ -127,10 +136,34 @@ class _Semantics:
                                                f"(write '{image}:latest' for a registry reference)"))
 
     def _networks(self, base: tuple, networks: list | dict | None) -> None:
+        if isinstance(networks, dict):
+            self._addresses(base, networks)
         entries = _entries(networks)
         for where, name in entries:
-            if name not in self.defined["networks"]:
+            if name not in self.defined["networks"] and name != DEFAULT_NETWORK_KEY:
                 self.out.append(((*base, "networks", where), f"network {name!r} is not defined in networks"))
+
+    def _addresses(self, base: tuple, networks: dict) -> None:
+        """A static address needs a network with a subnet the user configured (the engine refuses it otherwise)."""
+        for name, options in networks.items():
+            for family in ("ipv4_address", "ipv6_address"):
+                if not (options or {}).get(family):
+                    continue
+                network = self._section("networks").get(name) if name in self.defined["networks"] else {}
+                if not ((network or {}).get("ipam") or {}).get("subnet"):
+                    self.out.append(((*base, "networks", name, family),
+                                     f"a static {family[:4]} address needs a network with an ipam subnet; "
+                                     f"network {name!r} has none (set networks.{name}.ipam.subnet)"))
+
+    def _container_name(self, base: tuple, container: dict) -> None:
+        name = container["container_name"]
+        if int(container.get("replicas", 1) if self._clean((*base, "replicas")) else 1) > 1:
+            self.out.append(((*base, "container_name"), f"container_name {name!r} is one engine name: "
+                                                         "it needs replicas: 1 (or leave container_name out)"))
+        if name in self.names:
+            self.out.append(((*base, "container_name"), f"container_name {name!r} is already taken by "
+                                                         f"containers.{self.names[name][1]}"))
+        self.names.setdefault(name, base)
 
     def _network_mode(self, base: tuple, container: dict) -> None:
         mode = container["network_mode"]
@@ -142,17 +175,21 @@ class _Semantics:
                                                "(the container already uses the host's ports)"))
 
     def _mount(self, path: tuple, mount: str | dict) -> None:
-        if isinstance(mount, str):
-            source = mount.split(":", 1)[0]
-            kind = "bind" if source[:1] in (".", "/", "~") else "volume"
-        else:
-            source, kind = mount.get("source", ""), mount["type"]
+        spec = units.parse_volume_string(mount) if isinstance(mount, str) else mount
+        source, kind = spec.get("source", ""), spec["type"]
+        if isinstance(mount, dict) and source:
             path = (*path, "source")
+        if kind == "volume" and not source:
+            return  # anonymous: the engine makes it (see docs/spec.md)
         if kind == "volume" and source not in self.defined["volumes"]:
             self.out.append((path, f"volume {source!r} is not defined in volumes "
                                    "(a bind mount's source starts with '.', '/' or '~')"))
         elif kind == "bind":
-            self._resolve(path, source, self._spec_dir(path))
+            resolved = self._resolve(path, source, self._spec_dir(path))
+            if resolved is not None and isinstance(mount, dict) and not resolved.exists():
+                # The short syntax makes a missing source a directory; the long one refuses, as in Compose.
+                self.out.append((path, f"bind source {source!r} does not exist ({resolved}): create it, or write "
+                                       f"the mount as \"{source}:{spec['target']}\" to have it created"))
 
     def _file_source(self, section: str, key: str, entry: dict) -> None:
         """Read a config or secret as the model will (decrypting it), to report what stops that."""
@@ -243,6 +280,12 @@ class _Semantics:
                 self.out.append((path, f"container {name!r} cannot depend on itself"))
             elif name not in self.defined["containers"]:
                 self.out.append((path, f"container {name!r} is not defined in containers"))
+            elif not self._enabled(base[1]):
+                continue  # left out itself: what it needs does not matter
+            elif not self._enabled(name):
+                wanted = self._section("containers")[name]["profiles"]
+                self.out.append((path, f"container {name!r} is only enabled with profile "
+                                       f"{' or '.join(map(str, wanted))} (--profile {wanted[0]})"))
             else:
                 edges.append((name, path))
         return edges

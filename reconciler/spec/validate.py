@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from .cache import known_valid, remember_valid, schema_verdict_key
 from ..errors import Problem, SpecError
-from .locations import problem_at
+from .locations import KEY, problem_at
 from .semantics import semantic_findings, unknown_drivers
+from .spellings import key_hint, value_hint
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -37,17 +38,20 @@ _Finding = tuple[tuple, str]  # (path, message)
 
 
 def validate(
-    raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None
+    raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None,
+    profiles: Collection[str] = (),
 ) -> None:
     """Raise SpecError listing every schema and semantic problem in ``raw``.
 
     Semantic checks (references, depends_on cycles, paths, env files) skip the
     parts that failed the schema. Paths, relative or absolute, may not leave
     the repository holding the spec file unless ``allow_outside`` is true.
+    ``profiles`` are the enabled profiles: an enabled container may not depend
+    on one they leave out.
     """
     findings = _schema_findings(raw.data)
     failed = {path for path, _ in findings}
-    findings += semantic_findings(raw, failed, allow_outside=allow_outside)
+    findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]
@@ -72,7 +76,13 @@ def schema_findings(data: Any, schema_file: str = SCHEMA_FILE) -> list[_Finding]
 
 
 def _locate(raw: RawStack, path: tuple, message: str) -> Problem:
-    return problem_at(raw.mark(path), path, message)
+    # A finding about a key (unknown, invalid) points at the key's own line, not at its value.
+    mark = raw.mark((*path, KEY)) if isinstance(path, _KeyPath) else raw.mark(path)
+    return problem_at(mark, path, message)
+
+
+class _KeyPath(tuple):
+    """The path of a mapping entry whose *key* is what is wrong (see ``locations.KEY``)."""
 
 
 def _validator() -> Any:
@@ -110,7 +120,7 @@ def _explain(error: ValidationError) -> list[_Finding]:
     path = tuple(error.absolute_path)
     if "propertyNames" in error.absolute_schema_path:
         # The instance is a key; point at the entry it names.
-        return [((*path, error.instance), f"invalid key {error.instance!r}: expected {_expected(error)}")]
+        return [(_KeyPath((*path, error.instance)), f"invalid key {error.instance!r}: expected {_expected(error)}")]
     if error.validator in ("anyOf", "oneOf") and error.context:
         return _explain_alternatives(error, path)
     if error.validator == "additionalProperties":
@@ -145,15 +155,18 @@ def _unknown_fields(error: ValidationError, path: tuple) -> list[_Finding]:
     patterns = list(error.schema.get("patternProperties", {}))
     extras = [key for key in error.instance
               if key not in known and not any(re.search(pattern, key) for pattern in patterns)]
-    hint = ", ".join(known + [p.lstrip("^") + "*" for p in patterns])
-    return [((*path, key), f"unknown field {key!r} (expected one of: {hint})") for key in extras]
+    listed = ", ".join(known + [p.lstrip("^") + "*" for p in patterns])
+    return [(_KeyPath((*path, key)), f"unknown field {key!r} (expected one of: {listed}){key_hint(key, known)}")
+            for key in extras]
 
 
 def _message(error: ValidationError, path: tuple) -> str:
     kind, value, instance = error.validator, error.validator_value, error.instance
     if kind == "type":
         return f"expected {_type_name(value)}, got {_kind(instance)}"
-    if kind in ("enum", "pattern", "const"):
+    if kind == "enum":
+        return f"expected {_expected(error)}, got {_shown(instance, path)}{value_hint(instance, value)}"
+    if kind in ("pattern", "const"):
         return f"expected {_expected(error)}, got {_shown(instance, path)}"
     if kind == "required":
         missing = _missing(error)

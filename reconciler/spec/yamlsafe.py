@@ -29,7 +29,7 @@ from yaml import events
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import Problem, SpecError
-from .locations import Mark, problem_at
+from .locations import KEY, Mark, problem_at
 
 __all__ = ["Document", "Mark", "compose_file"]
 
@@ -264,6 +264,7 @@ class _Walker:
                 self._problem(key_node, (*path, key), message)
                 continue
             key_lines[key] = key_node.start_mark.line + 1
+            self.marks[(*path, key, KEY)] = self._mark(key_node)
             result[key] = self.value(value_node, (*path, key), depth + 1)
         self.marks[path] = self._mark(node)  # merge sources were walked at this path too
         merged.update(result)

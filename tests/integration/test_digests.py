@@ -126,7 +126,8 @@ def test_failed_check_is_a_warning_not_a_failure(stack, registry, tmp_path):
         empty.mkdir()
         result = stack.cli("plan", "--output", "json", env={"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": ""})
         assert result.code == 0, result.out + result.err
-        assert [c["kind"] for c in result.json()["changes"]] == ["container", "container"]
+        # The containers name no network: the stack's default network comes first.
+        assert [c["kind"] for c in result.json()["changes"]] == ["network", "container", "container"]
         status = stack.cli("status", "--output", "json", env={"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": ""})
         row = next(r for r in status.json()["objects"] if r["name"] == ref)
         assert row["digest"].startswith("sha256:") and row["upstream"] is None

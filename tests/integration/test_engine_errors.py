@@ -72,4 +72,5 @@ def test_network_create_whose_answer_was_lost_is_adopted_on_retry(stack, tmp_pat
         result = stack.apply("--engine", engine.url)
     assert result.code == 0, result.out + result.err
     assert [status for _, _, status in engine.injected] == [503]
-    assert stack.networks() == {f"{stack.name}_back"}
+    # a and b name no network: they join the stack's default network, created beside back.
+    assert stack.networks() == {f"{stack.name}_back", f"{stack.name}_default"}

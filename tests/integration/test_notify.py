@@ -39,8 +39,10 @@ def test_apply_posts_a_signed_summary(stack):
     assert headers["X-Reconciler-Event"] == "apply"
     payload = json.loads(body)
     assert payload["stack"] == stack.name and payload["ok"] is True
-    assert [(c["id"], c["status"]) for c in payload["changes"]] == [(f"container:{stack.name}-web-1", "ok")]
-    assert payload["counts"] == {"ok": 1, "failed": 0, "skipped": 0} and payload["failures"] == []
+    # web names no network: the stack's default network is created first.
+    assert [(c["id"], c["status"]) for c in payload["changes"]] == [(f"network:{stack.name}_default", "ok"),
+                                                                    (f"container:{stack.name}-web-1", "ok")]
+    assert payload["counts"] == {"ok": 2, "failed": 0, "skipped": 0} and payload["failures"] == []
     assert SECRET not in result.out + result.err
     assert headers["X-Reconciler-Signature"] not in result.out + result.err
 

@@ -162,7 +162,8 @@ def test_a_new_machine_rebuilds_the_record_without_deleting_anything(stack, tmp_
     with StateStore.open(tmp_path / "new-machine") as store:
         book = store.stack(stack.engine.info()["ID"], stack.name)
         assert {(r.name, r.origin) for r in book.objects()} == {(f"{stack.name}-web-1", "adopted"),
-                                                                (f"{stack.name}_data", "adopted")}
+                                                                (f"{stack.name}_data", "adopted"),
+                                                                (f"{stack.name}_default", "adopted")}
         assert store.syncs(stack=stack.name)[0].result is SyncResult.FAILED
 
     stack.engine.remove_container(forged_id, force=True)
@@ -185,4 +186,4 @@ def test_every_apply_is_in_the_history_and_the_record_holds_engine_ids(stack):
     volume = stack.engine.inspect_volume(f"{stack.name}_data")
     assert rows[f"{stack.name}_data"].object_id == volume["Labels"]["io.reconciler.volume-id"]
     assert [(s.result, s.summary) for s in history[:2]] == [(SyncResult.CONVERGED, "no changes"),
-                                                           (SyncResult.CONVERGED, "create 2")]
+                                                           (SyncResult.CONVERGED, "create 3")]  # web, data, default network

@@ -68,8 +68,10 @@ def test_an_edit_is_applied_and_a_broken_edit_keeps_the_last_good_state(watching
     stack, proc = watching
     first = stack.container_ids()
     stack.write(SPEC.replace('"one"', '"two"'))
-    # Done when only the successor is left (start-first: the old one goes once the new one runs).
-    assert _wait(lambda: len(stack.container_ids()) == 1 and stack.container_ids() != first and _running(stack), 20)
+    # Done when only the successor is left (start-first: the old one goes once the new one runs): the same
+    # name with another id (the old one renamed aside, <name>-old-<id>, is alone for a moment before it).
+    assert _wait(lambda: (ids := stack.container_ids()).keys() == first.keys() and ids != first
+                 and _running(stack), 20)
     good = stack.container_ids()
     (stack.dir / "stack.yaml").write_text("containers: {web: {image: [oops\n")
     time.sleep(2)

@@ -432,7 +432,7 @@ def test_cli_finds_compose_yaml_and_its_override_and_takes_compose_flags(tmp_pat
     write(tmp_path, "ci.env", "TAG=9\n")
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "-p", "shop", "--env-file", "ci.env", "--profile", "debug"]) == 0
-    assert "compose.yaml, compose.override.yaml: valid stack 'shop' (0 images, 0 networks, 0 volumes, " \
+    assert "compose.yaml, compose.override.yaml: valid stack 'shop' (0 images, 1 networks, 0 volumes, " \
            "2 containers)" in capsys.readouterr().out
     assert main(["convert", "--env-file", "ci.env"]) == 0
     out = capsys.readouterr().out
@@ -505,4 +505,6 @@ def test_compose_options_on_a_stack_spec_are_an_error(tmp_path):
     spec = write(tmp_path, "stack.yaml", "containers: {web: {image: 'x:1'}}\n")
     assert load_desired([spec], environ={}, compose=ComposeOptions()).containers
     with pytest.raises(SpecError, match="apply to Compose files only"):
-        load_desired([spec], environ={}, compose=ComposeOptions(profiles=("debug",)))
+        load_desired([spec], environ={}, compose=ComposeOptions(env_files=(str(spec),)))
+    # --profile is not Compose-only: stack specs have profiles: too.
+    assert load_desired([spec], environ={}, compose=ComposeOptions(profiles=("debug",)), profiles=("debug",)).containers

@@ -381,3 +381,17 @@ def test_interpolation_applies_to_merged_values(tmp_path: Path) -> None:
 def test_explicit_empty_document_is_an_empty_mapping(tmp_path: Path) -> None:
     spec = write(tmp_path, "stack.yaml", "---\n")
     assert load_stack([spec], environ={}).data == {}
+
+
+def test_an_unset_variable_without_a_default_is_named_in_a_warning(tmp_path: Path, caplog) -> None:
+    spec = tmp_path / "stack.yaml"
+    (tmp_path / ".env").write_text("FROM_DOTENV=1\n")
+    spec.write_text("containers:\n  a:\n    image: 'x:${TAG}'\n    env: {A: $MISSING_TOO, B: '${TAG}',"
+                    " C: '${OPT:-}', D: '${OPT2-x}', E: '${SET}', F: '${FROM_DOTENV}', G: '${EMPTY}'}\n")
+    with caplog.at_level("WARNING", logger="reconciler.spec.loader"):
+        raw = load_stack([spec], environ={"SET": "yes", "EMPTY": ""})
+    assert raw.data["containers"]["a"]["image"] == "x:"
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2  # once per variable, only for those without a default
+    assert warned[0].startswith(f"{spec}: variable MISSING_TOO is not set")
+    assert warned[1].startswith(f"{spec}: variable TAG is not set (environment or .env) and has no default")

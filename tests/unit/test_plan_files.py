@@ -10,7 +10,9 @@ from reconciler.render import plan_json, plan_text
 from reconciler.spec import load_desired
 from reconciler.testing import MemoryEngine, MemoryRuntimeDriver, make_reconciler
 
-from .builders import actions, live, live_container
+from reconciler.model import Kind
+
+from .builders import actions, live, live_container, owned
 
 OLD, NEW = "old-secret-7f3e9a", "new-secret-c41d02"
 SPEC = """\
@@ -32,7 +34,9 @@ def desired(tmp_path: Path, *, app: str = "listen 80", db: str = OLD, spec: str 
 
 
 def live_of(state, **details):
-    return live(*(live_container(spec, details=details.get(spec.key)) for spec in state.containers.values()))
+    # The stack's default network exists too: the containers here name no network.
+    return live(*(live_container(spec, details=details.get(spec.key)) for spec in state.containers.values()),
+                networks=[owned(Kind.NETWORK, n) for n in state.networks.values()])
 
 
 def test_a_changed_secret_replaces_its_containers_and_shows_only_redacted_values(tmp_path: Path) -> None:

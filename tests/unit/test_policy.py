@@ -46,6 +46,18 @@ def test_deny_privileged(tmp_path):
     assert check(tmp_path, "deny_privileged: false", container(privileged=True)) is None
 
 
+def test_deny_privileged_covers_what_amounts_to_privileged_mode(tmp_path):
+    risky = container(cap_add=("NET_ADMIN", "CAP_SYS_ADMIN"), devices=("/dev/sda:/dev/sda:rwm",),
+                      security_opt=("no-new-privileges", "seccomp=unconfined"), pid="host", ipc="host")
+    reason = check(tmp_path, "deny_privileged: true", risky)
+    assert reason.splitlines() == [f"container web (shop-web-1): {what} is denied by policy rule deny_privileged"
+                                   for what in ("cap_add CAP_SYS_ADMIN", "device /dev/sda",
+                                                "security_opt seccomp=unconfined", "pid host", "ipc host")]
+    harmless = container(cap_add=("NET_ADMIN",), security_opt=("no-new-privileges",), ipc="shareable")
+    assert check(tmp_path, "deny_privileged: true", harmless) is None
+    assert check(tmp_path, "deny_privileged: false", risky) is None
+
+
 def test_deny_host_network(tmp_path):
     reason = check(tmp_path, "deny_host_network: true", container(network_mode="host"))
     assert reason == "container web (shop-web-1): network_mode host is denied by policy rule deny_host_network"

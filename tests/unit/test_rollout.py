@@ -36,6 +36,9 @@ def test_the_plan_says_how_each_replacement_rolls():
     assert "8080" in plan.changes[-1].rollout.why
     _, _, plan = _setup(ports=(Port(80, 8080),), update=UpdatePolicy(order="start-first"))
     assert plan.changes[-1].rollout.order == "start-first"
+    _, _, plan = _setup(addresses=(("s_lan", "172.30.0.10", ""),))
+    assert plan.changes[-1].rollout.order == "stop-first"
+    assert plan.changes[-1].rollout.why == "static address 172.30.0.10"
 
 
 def test_a_create_the_engine_refuses_gives_the_old_container_its_name_back():

@@ -192,10 +192,11 @@ def test_unknown_field_lists_expected_fields(tmp_path: Path) -> None:
     found = by_path(problems_of(tmp_path, spec))
     assert found["services"] == (
         "unknown field 'services' (expected one of: name, runtime, images, networks, volumes, containers, "
-        "configs, secrets, x-*)"
+        "configs, secrets, x-*); did you mean 'containers'? ('services' is Compose's name for it)"
     )
     assert found["networks.n.drivr"] == (
-        "unknown field 'drivr' (expected one of: name, driver, options, internal, attachable, ipam, labels)"
+        "unknown field 'drivr' (expected one of: name, driver, options, internal, attachable, ipam, labels); "
+        "did you mean 'driver'?"
     )
 
 
@@ -216,7 +217,8 @@ containers:
         "images.neither": "missing required field: 'ref' or 'build'",
         "images.bad-build.build": "missing required field 'context'",
         "containers.web.command": "expected a string or a list, got an integer",
-        "containers.web.networks.backend.alias": "unknown field 'alias' (expected one of: aliases)",
+        "containers.web.networks.backend.alias": ("unknown field 'alias' (expected one of: aliases, ipv4_address, "
+                                                  "ipv6_address); did you mean 'aliases'?"),
         "containers.web.env.A": "expected a string, a number, a boolean, null or a mapping, got a list",
     }
 
@@ -430,3 +432,94 @@ def test_an_absolute_path_inside_the_repository_is_fine(tmp_path: Path) -> None:
     stack = make_repo(tmp_path)
     (stack / "web.env").write_text("A=1\n")
     validate(load(stack, f"containers:\n  web: {{image: a:1, env_file: {stack / 'web.env'}}}\n"))
+
+
+def test_compose_field_errors_are_located(tmp_path: Path) -> None:
+    spec = """\
+networks:
+  plain: {}
+containers:
+  a:
+    image: x:1
+    replicas: 2
+    container_name: fixed
+    networks: {plain: {ipv4_address: 10.1.2.3}}
+    ulimits: {nofile: {soft: 10}}
+    pid: sideways
+    expose: ["80/icmp"]
+    devices: ["dev/null"]
+  b:
+    image: x:1
+    container_name: fixed
+    healthcheck: {disable: yes}
+"""
+    found = by_path(problems_of(tmp_path, spec))
+    assert found["containers.a.container_name"].startswith("container_name 'fixed' is one engine name")
+    assert found["containers.b.container_name"] == "container_name 'fixed' is already taken by containers.a"
+    assert "needs a network with an ipam subnet" in found["containers.a.networks.plain.ipv4_address"]
+    assert found["containers.a.ulimits.nofile"] == "missing required field 'hard'"
+    assert found["containers.a.pid"].startswith("expected the PID namespace")
+    assert "containers.a.expose[0]" in found and "containers.a.devices[0]" in found
+    assert "containers.b.healthcheck.disable" in found
+    lines = {p.path: p.line for p in problems_of(tmp_path, spec)}
+    assert lines["containers.a.container_name"] == 7 and lines["containers.a.pid"] == 10
+
+
+def test_an_enabled_container_may_not_depend_on_one_its_profiles_leave_out(tmp_path: Path) -> None:
+    spec = ("containers:\n  web: {image: 'x:1', depends_on: [db]}\n  db: {image: 'x:1', profiles: [data]}\n"
+            "  tool: {image: 'x:1', profiles: [ops], depends_on: [db]}\n")
+    found = by_path(problems_of(tmp_path, spec))
+    assert found == {"containers.web.depends_on[0]": "container 'db' is only enabled with profile data (--profile data)"}
+    validate(load(tmp_path, spec), profiles=["data"])  # enabled: nothing to say
+
+
+def test_a_null_network_or_volume_is_valid_and_a_bad_one_is_still_explained(tmp_path: Path) -> None:
+    validate(load(tmp_path, "networks: {back: null}\nvolumes: {data: null}\n"
+                            "containers:\n  a: {image: 'x:1', networks: [back], volumes: ['data:/d']}\n"))
+    found = by_path(problems_of(tmp_path, "networks: {back: {drivr: x}}\nvolumes: {data: 5}\n"))
+    assert found["networks.back.drivr"].startswith("unknown field 'drivr'")
+    assert found["volumes.data"] == "expected null or a mapping, got an integer"
+
+
+def test_a_missing_bind_source_is_refused_in_the_long_syntax_only(tmp_path: Path) -> None:
+    spec = ("containers:\n  a:\n    image: x:1\n    volumes:\n      - ./made-at-apply:/a\n"
+            "      - {type: bind, source: ./missing, target: /b}\n")
+    found = by_path(problems_of(tmp_path, spec))
+    assert list(found) == ["containers.a.volumes[1].source"]
+    assert found["containers.a.volumes[1].source"].startswith("bind source './missing' does not exist (")
+    assert found["containers.a.volumes[1].source"].endswith('write the mount as "./missing:/b" to have it created')
+    (tmp_path / "missing").mkdir()
+    validate(load(tmp_path, spec))
+
+
+def test_unknown_keys_point_at_the_key_and_compose_spellings_get_a_hint(tmp_path: Path) -> None:
+    spec = """\
+containers:
+  web:
+    image: x:1
+    environment:
+      A: 1
+    deploy:
+      replicas: 2
+    depends_on:
+      db: {condition: service_healthy}
+  db: {image: 'x:1', mem_limit: 1g}
+"""
+    problems = {p.path: p for p in problems_of(tmp_path, spec)}
+    env = problems["containers.web.environment"]
+    assert (env.line, env.col) == (4, 5)  # the key's line, not its value's (5)
+    assert env.message.endswith("; did you mean 'env'? ('environment' is Compose's name for it)")
+    assert problems["containers.web.deploy"].line == 6
+    assert problems["containers.web.deploy"].message.endswith(
+        "; in Compose that is 'deploy': here, write replicas, memory, cpus and update (a container takes them directly)")
+    assert problems["containers.db.mem_limit"].message.endswith("; did you mean 'memory'? "
+                                                                "('mem_limit' is Compose's name for it)")
+    condition = problems["containers.web.depends_on.db.condition"]
+    assert condition.message == ("expected one of: started, healthy, completed, got 'service_healthy'; "
+                                 "did you mean 'healthy'? ('service_healthy' is Compose's name for it)")
+    assert condition.line == 9
+
+
+def test_an_invalid_key_points_at_the_key(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "containers:\n  'bad key':\n    image: a:1\n")
+    assert [(p.path, p.line) for p in problems] == [('containers["bad key"]', 2)]
