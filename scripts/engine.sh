@@ -33,6 +33,8 @@ install_packages() {
   # SIGPIPE, and pipefail would report busybox missing now and then.
   [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x nc >/dev/null || missing+=(busybox-static)
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+  # bench/bench_compose.py and bench_lifecycle.py measure against Debian's docker-compose.
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   # The status page's browser test drives Debian's chromium through its chromedriver (Selenium is
   # given both paths, so it never tries to download a browser).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
