@@ -67,7 +67,7 @@ def test_stacks_detail_and_history_answer_as_the_openapi_document_says(api, stac
     conforms("/api/stacks", "get", 200, stacks)
     [summary] = stacks
     assert summary["name"] == stack.name and summary["source"]["url"].startswith("file://")
-    assert summary["revision"] == api.first and summary["drift"] == 0 and summary["managed"] == 2
+    assert summary["revision"] == api.first and summary["drift"] == 0 and summary["managed"] == 3  # its image, its default network and its container
 
     detail = api.stack(stack.name)
     conforms("/api/stacks/{name}", "get", 200, detail)
@@ -198,7 +198,7 @@ def test_metrics_parse_as_prometheus_text(api, stack):
               for name in ("reconciler_drifted_objects", "reconciler_managed_objects",
                            "reconciler_last_successful_sync_timestamp_seconds")}
     assert gauges["reconciler_drifted_objects"][stack.name] == 0
-    assert gauges["reconciler_managed_objects"][stack.name] == 2
+    assert gauges["reconciler_managed_objects"][stack.name] == 3
     assert abs(gauges["reconciler_last_successful_sync_timestamp_seconds"][stack.name] - time.time()) < 120
 
 
