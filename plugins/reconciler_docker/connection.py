@@ -60,6 +60,18 @@ def _bounded(timeout, connect: float):
     return timeout  # a urllib3 Timeout object: the caller chose both parts
 
 
+def _settings(engine_url: str, tls) -> dict:
+    """The SDK's client arguments for one URL and, maybe, its client certificates."""
+    settings: dict = {"base_url": engine_url}
+    if tls is not None:
+        import docker.tls
+
+        settings["tls"] = docker.tls.TLSConfig(client_cert=(tls.cert, tls.key), ca_cert=tls.ca, verify=True)
+    if engine_url.startswith("ssh://"):
+        settings["use_ssh_client"] = True  # the ssh binary, not paramiko (not a dependency)
+    return settings
+
+
 def connect_timeout(environ=os.environ) -> float:
     """Seconds to wait for a connection to the engine: ``RECONCILER_CONNECT_TIMEOUT``, else 5."""
     text = environ.get(CONNECT_TIMEOUT_ENV, "").strip()
@@ -82,13 +94,16 @@ class Engine:
     id: str  # the engine's ID from /info ("" when it gave none)
 
 
-def open_engine(engine_url: str | None) -> Engine:
+def open_engine(engine_url: str | None, *, tls=None) -> Engine:
     """Connect to ``engine_url`` (else ``DOCKER_HOST``, its TLS settings, then the local socket).
 
+    ``tls`` (a ``reconciler.model.TLSFiles``) gives client certificate files
+    for a ``tcp://`` engine that verifies its clients. ``ssh://`` engines are
+    reached through the system's ``ssh`` client (its config, keys and agent).
     Makes exactly one request, ``GET /info``. Raises the SDK's or requests'
     exceptions; the caller maps them onto the project's errors.
     """
-    settings = {"base_url": engine_url} if engine_url else docker.utils.kwargs_from_env()
+    settings = _settings(engine_url, tls) if engine_url else docker.utils.kwargs_from_env()
     limit = connect_timeout()
     # No request yet: a fixed version skips the SDK's negotiation, /info below does it instead.
     probe = EngineClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=READ_TIMEOUT,
