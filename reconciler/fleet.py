@@ -150,7 +150,8 @@ class FleetReconciler:
         """Apply ``desired`` on every target at once; ``on_target`` gets each outcome as it is known."""
         def one(reconciler: Reconciler) -> ApplyReport:
             report = reconciler.apply(desired, request)
-            if not report.ok and all(o.temporary for o in report.outcomes if o.exception is not None):
+            if not report.ok and (all(o.temporary for o in report.outcomes if o.exception is not None)
+                                  or _gone(reconciler, desired.stack)):
                 raise _NotConverged(report)
             return report
 
@@ -226,6 +227,16 @@ class FleetReconciler:
             return TargetOutcome(target, TargetState.ERROR, error=f"target {target.name}: {exc}", attempts=attempts,
                                  seconds=time.monotonic() - started, exception=exc)
         return _replace(made(target, result), attempts, started)
+
+
+def _gone(reconciler: Reconciler, stack: str) -> bool:
+    """Whether the target's engine stopped answering: then its failed changes are its being down
+    (a container it stopped while we waited for it), worth another attempt, not the spec's fault."""
+    try:
+        reconciler.engine_identity(reconciler.drivers(stack))
+    except TemporaryError:
+        return True
+    return False
 
 
 def _replace(outcome: TargetOutcome, attempts: int, started: float, **changes: Any) -> TargetOutcome:
