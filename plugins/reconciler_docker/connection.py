@@ -48,6 +48,19 @@ class EngineClient(docker.APIClient):
         return super().send(request, **kwargs)
 
 
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        """As ``requests`` does, except that an engine's own CA (``tls: ca``) beats ``$REQUESTS_CA_BUNDLE``.
+
+        ``requests`` lets that variable override a session's ``verify`` (its
+        issue 3829), so a client certificate setup failed to verify the engine
+        wherever the variable is set (many distributions' Python images do).
+        """
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str) and verify in (None, True):
+            settings["verify"] = self.verify
+        return settings
+
+
 def _bounded(timeout, connect: float):
     """``timeout`` as a (connect, read) pair whose connect part is at most ``connect``."""
     if timeout is None:

@@ -23,13 +23,22 @@ __all__ = ["FleetEngine", "FleetEngines", "fleet_engines"]
 
 SCRIPT = REPO / "scripts" / "engines.sh"
 COUNT = 3
+TLS_ENGINE = 3  # served on tcp://ADDR:2376 with --tlsverify
 
 
 @dataclass
 class FleetEngine:
     number: int
     unix_url: str
-    tcp_url: str
+    tcp_url: str  # engine 3's verifies client certificates (TLS_ENGINE)
+
+    @property
+    def tls(self) -> dict[str, str] | None:
+        """The client certificate files a client of the tcp URL needs, or None."""
+        if not self.tcp_url.endswith(":2376"):
+            return None
+        folder = Path(os.environ.get("RECONCILER_ENGINES_STATE", "/tmp/reconciler-engines")) / "tls"
+        return {"ca": str(folder / "ca.pem"), "cert": str(folder / "client.pem"), "key": str(folder / "client-key.pem")}
 
     def client(self) -> docker.APIClient:
         """A client on the engine's unix socket (a fresh one: the engine may have restarted)."""
@@ -64,7 +73,8 @@ class FleetEngines:
 
 
 def _script(*args: str) -> str:
-    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RECONCILER_ENGINES_TLS": str(TLS_ENGINE)})
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr}")
     return proc.stdout
@@ -112,13 +122,16 @@ def fleet_engines(engine) -> FleetEngines:
 
 def write_fleet_spec(directory: Path, stack: str, engines: FleetEngines, body: str, *,
                      head: str = "", labels: dict[int, dict[str, str]] | None = None) -> Path:
-    """A stack file naming the three engines as targets one (unix socket), two and three (tcp), then ``body``."""
+    """A stack file naming the three engines as targets one (unix socket), two (tcp) and three (tcp with
+    client certificates, when the engine verifies them), then ``body``."""
     labels = labels or {}
     lines = [f"name: {stack}", "targets:"]
     for engine, name in zip(engines, ("one", "two", "three")):
         url = engine.unix_url if engine.number == 1 else engine.tcp_url
         pairs = ", ".join(f"{k}: {v}" for k, v in labels.get(engine.number, {}).items())
-        lines.append(f"  {name}: {{engine: \"{url}\", labels: {{{pairs}}}}}")
+        tls = (", tls: {" + ", ".join(f"{k}: {v}" for k, v in engine.tls.items()) + "}") if (
+            engine.number != 1 and engine.tls) else ""
+        lines.append(f"  {name}: {{engine: \"{url}\", labels: {{{pairs}}}{tls}}}")
     path = directory / "stack.yaml"
     path.write_text("\n".join(lines) + "\n" + head + body)
     return path

@@ -44,6 +44,7 @@ def by_target(result) -> dict[str, dict]:
 
 def test_one_stack_converges_on_three_engines_and_a_second_apply_writes_nothing(fleet) -> None:
     stack, engines = fleet
+    assert engines[3].tls is not None  # one target over tcp with TLS client certificates
     write_fleet_spec(stack.dir, stack.name, engines, APP)
     first = stack.apply("--output", "json")
     assert first.code == 0, first.err + first.out
@@ -103,7 +104,7 @@ containers:
         assert targets["one"]["state"] == targets["two"]["state"] == "converged"
         assert targets["three"]["state"] in ("unreachable", "failed")
         assert targets["three"]["attempts"] > 1, json.dumps(targets["three"])  # retried with backoff within the apply
-        assert "tcp://10.232.0.13:2375" in targets["three"]["error"]
+        assert f"target three ({engines[3].tcp_url})" in targets["three"]["error"]
         for number in (1, 2):
             assert names_on(engines[number], stack.name) == {f"{stack.name}-db-1": "running",
                                                              f"{stack.name}-app-1": "running"}
