@@ -82,6 +82,27 @@ class FleetReport:
         """True when every selected target ended well (converged, or for a plan: planned)."""
         return all(o.ok for o in self.outcomes)
 
+    @property
+    def errors(self) -> str:
+        """One paragraph per target that did not end well, naming it."""
+        return "\n".join(o.error or f"target {o.target.name}: {o.state.value}" for o in self.outcomes if not o.ok)
+
+    def merged_report(self, revision: str = "") -> ApplyReport:
+        """Every target's apply as one ``ApplyReport`` (for the loop's passes): outcomes and engine calls added up."""
+        from collections import Counter
+
+        reports = [o.report for o in self.outcomes if o.report is not None]
+        stats: Counter = Counter()
+        for report in reports:
+            stats.update(report.stats)
+        return ApplyReport(self.stack, tuple(x for r in reports for x in r.outcomes), self.seconds, dict(stats),
+                           revision)
+
+    def merged_plan(self) -> Plan:
+        """Every target's plan as one (its changes, one after the other)."""
+        plans = [o.plan for o in self.outcomes if o.plan is not None]
+        return Plan(self.stack, tuple(c for p in plans for c in p.changes), tuple(n for p in plans for n in p.notes))
+
 
 def select_targets(fleet: Fleet, stack: str) -> tuple[Target, ...]:
     """The targets ``stack`` runs on: those matching ``placement.labels``, at most ``count`` of them.

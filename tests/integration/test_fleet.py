@@ -144,3 +144,27 @@ def test_placement_by_label_and_by_count(fleet) -> None:
     assert len(names_on(engines[number], stack.name)) == 2
     assert names_on(engines[5 - number], stack.name) == {} and names_on(engines[1], stack.name) == {}
     assert set(by_target(stack.apply("--output", "json"))) == {name}
+
+
+def test_the_loop_reports_a_target_down_and_converges_it_on_a_later_pass(fleet) -> None:
+    from reconciler.loop import StackLoop, Trigger
+    from reconciler.reconcile import Reconciler
+    from reconciler.spec import load_desired
+
+    stack, engines = fleet
+    spec = write_fleet_spec(stack.dir, stack.name, engines, APP)
+    loop = StackLoop(Reconciler(), lambda: load_desired([spec]))
+    engines.stop(2)
+    try:
+        first = loop.run_pass(Trigger.START)
+        assert not first.ok and first.error.startswith(f"target two ({engines[2].tcp_url}): cannot reach")
+        assert first.delay > 0  # the loop backs off, then retries
+        assert {o.change.name for o in first.report.outcomes} == {f"{stack.name}-app-1", f"{stack.name}-app-2"}
+        for number in (1, 3):
+            assert len(names_on(engines[number], stack.name)) == 2
+    finally:
+        engines.start(2)
+    second = loop.run_pass(Trigger.RETRY)
+    assert second.ok, second.error
+    assert names_on(engines[2], stack.name) == {f"{stack.name}-app-1": "running", f"{stack.name}-app-2": "running"}
+    assert {o.change.name for o in second.report.outcomes} == {f"{stack.name}-app-1", f"{stack.name}-app-2"}
