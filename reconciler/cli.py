@@ -242,7 +242,8 @@ def _fleet(args: argparse.Namespace, reconciler, desired):
 
 
 def _fleet_run(args: argparse.Namespace, run):
-    """Run a fleet command: each target's section as it finishes (text), or one JSON document; 1 unless all ok."""
+    """Run a fleet command (``run(on_target)``), showing each target's section as it finishes (text) or one
+    JSON document at the end; returns the ``FleetReport``."""
     from .render_fleet import fleet_json, fleet_summary, target_text
 
     lock = threading.Lock()

@@ -278,10 +278,10 @@ def _with_backoff(fn: Callable[[], T], policy: RetryPolicy) -> T:
             raise
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-    retrying = Retrying(stop=stop_after_attempt(policy.attempts - 1),
-                        wait=wait_exponential(multiplier=policy.base, max=policy.cap),
-                        before_sleep=None, retry=retry_if_exception_type(TemporaryError), reraise=True)
     time.sleep(min(policy.base, policy.cap))
+    retrying = Retrying(stop=stop_after_attempt(policy.attempts - 1),  # waits of 2·base, 4·base, … after that
+                        wait=wait_exponential(multiplier=policy.base * 2, max=policy.cap),
+                        retry=retry_if_exception_type(TemporaryError), reraise=True)
     return retrying(fn)
 
 
