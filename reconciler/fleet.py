@@ -25,7 +25,7 @@ from .errors import ReconcilerError, TemporaryError
 from .model import DesiredState, Fleet, LiveState, Target
 from .plan import Plan
 from .reconcile import ApplyRequest, Reconciler
-from .report import ApplyReport
+from .report import ApplyReport, Status
 from .retry import RetryPolicy
 from .spec.fleet import matches
 
@@ -161,18 +161,13 @@ class FleetReconciler:
         self.reconcilers = {t.name: Reconciler(engine_url=t.engine, engine_tls=t.tls, plugin_manager=pm, state=state,
                                                progress=_prefixed(progress, t.name)) for t in self.targets}
 
-    @property
-    def any(self) -> Reconciler:
-        """A reconciler for what needs no engine (driver names, option checks); the first target's."""
-        return next(iter(self.reconcilers.values()))
-
     def apply(self, desired: DesiredState, request: ApplyRequest = ApplyRequest(), *,
               on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
         """Apply ``desired`` on every target at once; ``on_target`` gets each outcome as it is known."""
         def one(reconciler: Reconciler) -> ApplyReport:
             report = reconciler.apply(desired, request)
-            if not report.ok and (all(o.temporary for o in report.outcomes if o.exception is not None)
-                                  or _gone(reconciler, desired.stack)):
+            failed = [o for o in report.outcomes if o.status is Status.FAILED]
+            if failed and (all(o.temporary for o in failed) or _gone(reconciler, desired.stack)):
                 raise _NotConverged(report)
             return report
 
