@@ -70,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
         _compose_flags(p)
         if engine:
             p.add_argument("--engine", metavar="URL",
-                           help="engine URL (default: $DOCKER_HOST, then the local socket)")
+                           help="engine URL (default: $DOCKER_HOST, then the local socket); with a spec that "
+                                "names targets:, run on this one engine instead of the fleet")
+            p.add_argument("--target", action="append", default=[], metavar="NAME",
+                           help="with a spec that names targets:, only these of the selected targets (repeatable)")
         return p
 
     command("validate", "check the spec (schema and references); no engine needed", engine=False)
@@ -278,9 +281,50 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fleet(args: argparse.Namespace, reconciler, desired):
+    """A ``FleetReconciler`` when the spec names targets and no --engine overrides them, else None."""
+    if desired.fleet is None or args.engine:
+        return None
+    from .fleet import FleetReconciler
+
+    unknown = sorted(set(args.target) - {t.name for t in desired.fleet.targets})
+    if unknown:
+        raise SpecError(f"--target: no target named {', '.join(unknown)} in the spec "
+                        f"(targets: {', '.join(t.name for t in desired.fleet.targets)})")
+    return FleetReconciler(desired.fleet, desired.stack, plugin_manager=reconciler.pm, progress=reconciler.progress,
+                           only=args.target)
+
+
+def _fleet_run(args: argparse.Namespace, run):
+    """Run a fleet command (``run(on_target)``), showing each target's section as it finishes (text) or one
+    JSON document at the end; returns the ``FleetReport``."""
+    from .render_fleet import fleet_json, fleet_summary, target_text
+
+    lock = threading.Lock()
+
+    def on_target(outcome) -> None:
+        if args.output != "json":
+            with lock:
+                _out(target_text(outcome) + "\n")
+
+    report = run(on_target)
+    _out(fleet_json(report) if args.output == "json" else fleet_summary(report))
+    return report
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
+    fleet = _fleet(args, reconciler, desired)
+    if fleet is not None:
+        if args.out:
+            raise SpecError("plan --out saves one engine's plan: name it with --engine")
+        report = _fleet_run(args, lambda on: fleet.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt,
+                                                        on_target=on))
+        if not report.ok:
+            return 1
+        pending = any(o.plan is not None and not o.plan.empty for o in report.outcomes)
+        return 2 if args.detailed_exitcode and pending else 0
     plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt)
     vetoes = reconciler.vetoes(plan, desired)
     _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
@@ -325,13 +369,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
     desired = _desired(args, reconciler)
     request = _request(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
                        saved=saved)
+    fleet = _fleet(args, reconciler, desired)
+    if fleet is not None:
+        report = _fleet_run(args, lambda on: fleet.apply(desired, request, on_target=on))
+        return 0 if report.ok else 1
     report = reconciler.apply(desired, request, **_progress(args))
     return _finish(args, report)
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
-    stack = require_stack_name(args.stack) if args.stack else _desired(args, reconciler, allow_empty=True).stack
+    desired = None if args.stack and not args.files else _desired(args, reconciler, allow_empty=True)
+    stack = require_stack_name(args.stack) if args.stack else desired.stack
+    fleet = _fleet(args, reconciler, desired) if desired is not None else None
+    if fleet is not None:
+        report = _fleet_run(args, lambda on: fleet.destroy(stack, _request(args), on_target=on))
+        return 0 if report.ok else 1
     report = reconciler.destroy(stack, _request(args), **_progress(args))
     return _finish(args, report)
 
@@ -341,11 +394,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _remote_status(args)
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
+    fleet = _fleet(args, reconciler, desired)
+    if fleet is not None:
+        return _fleet_status(args, fleet, desired)
     plan, live = reconciler.plan(desired)
     rows = status_rows(desired, live, plan)
     render = status_json if args.output == "json" else status_text
     _out(render(desired.stack, rows, converged=plan.empty))
     return 0
+
+
+def _fleet_status(args: argparse.Namespace, fleet, desired) -> int:
+    """One line per target (text), or per target its state, drift, last sync and objects (JSON); 1 if any is down."""
+    from .render_fleet import fleet_status_json, fleet_status_text
+
+    report = fleet.plan(desired)
+    last = [fleet.last_sync(o.target, fleet.reconcilers[o.target.name], live=o.plan is not None)
+            for o in report.outcomes]
+    if args.output == "json":
+        objects = [status_rows(desired, o.live, o.plan) if o.plan is not None else None for o in report.outcomes]
+        _out(fleet_status_json(report, last, objects))
+    else:
+        _out(fleet_status_text(report, last))
+    return 0 if report.ok else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:

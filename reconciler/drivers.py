@@ -32,7 +32,7 @@ import threading
 from typing import Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
 
 from .errors import PermanentError, PluginError
-from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
 
 __all__ = [
     "DriverContext",
@@ -60,10 +60,13 @@ class DriverContext:
     to make zero writes. ``progress``, when set, takes one line of progress
     text about a named object (a build step, a pull or push status) as it
     happens; drivers call it from worker threads and must redact secrets first.
+    ``engine_tls`` holds the client certificate files for a ``tcp://`` engine
+    that verifies its clients (a fleet target's ``tls:``).
     """
 
     stack: str
     engine_url: str | None = None
+    engine_tls: TLSFiles | None = None
     shared: dict = field(default_factory=dict)
     pass_cache: dict = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)

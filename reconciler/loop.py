@@ -118,6 +118,7 @@ class StackLoop:
         self._last_pass = time.monotonic()
         self.names: set[str] = set()  # the stack's object names, for engine event filters
         self.desired: DesiredState | None = None  # the last spec that loaded
+        self._fleet_runner: tuple | None = None  # ((fleet, stack), FleetReconciler) of a spec naming targets
 
     def trigger(self, why: Trigger) -> None:
         """Ask for a pass (thread-safe, cheap: only marks the stack dirty)."""
@@ -149,7 +150,9 @@ class StackLoop:
             if not following and self.desired is not None:
                 following = True
                 stack = self.desired.stack
-                follow_events(self, self.reconciler.drivers(stack).event_sources(), stack, stop)
+                fleet = self._fleet(self.desired)
+                runners = fleet.reconcilers.values() if fleet is not None else [self.reconciler]
+                follow_events(self, [s for r in runners for s in r.drivers(stack).event_sources()], stack, stop)
 
     def _next(self, stop: threading.Event, not_before: float) -> Trigger | None:
         """The first pending trigger once the backoff and the debounce have passed; None when stopping."""
@@ -183,19 +186,47 @@ class StackLoop:
         self.names.clear()
         self.names.update(name for kind in Kind for name in desired.of(kind))
         try:
+            fleet = self._fleet(desired)
+            if fleet is not None:
+                return self._fleet_pass(why, fleet, desired)
             if self.is_suspended(desired.stack):
                 plan, _ = self.reconciler.plan(desired, prune_volumes=self.request.prune_volumes)
                 return Pass(why, suspended=plan)  # drift is reported, nothing is applied
             report = self.reconciler.apply(desired, self.request)
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
-        self._failures = 0 if report.ok else self._failures + 1
+        return self._applied(why, report)
+
+    def _applied(self, why: Trigger, report: ApplyReport, error: str = "") -> Pass:
+        """The pass that applied ``report``; ``error``: targets of a fleet that did not converge (a failed pass)."""
+        self._failures = 0 if report.ok and not error else self._failures + 1
         looping = self._crash_looping(report)
         delay = max(self._backoff(max(looping.values(), default=0) - self.options.crash_after + 1),
                     self._backoff(self._failures))
-        if not report.ok:
+        if not report.ok or error:
             self.trigger(Trigger.RETRY)
-        return Pass(why, report, crash_looping=looping, delay=delay)
+        return Pass(why, report, error=error, crash_looping=looping, delay=delay)
+
+    def _fleet(self, desired: DesiredState):
+        """The stack's ``FleetReconciler`` when its spec names targets (and the loop was given no engine)."""
+        if desired.fleet is None or self.reconciler.engine_url:
+            return None
+        if self._fleet_runner is None or self._fleet_runner[0] != (desired.fleet, desired.stack):
+            from .fleet import FleetReconciler
+
+            runner = FleetReconciler(desired.fleet, desired.stack, plugin_manager=self.reconciler.pm,
+                                     state=self.reconciler.state, progress=self.reconciler.progress)
+            self._fleet_runner = ((desired.fleet, desired.stack), runner)
+        return self._fleet_runner[1]
+
+    def _fleet_pass(self, why: Trigger, fleet, desired: DesiredState) -> Pass:
+        """Every target at once; a target that stays down fails the pass (naming it), so the loop retries with
+        backoff until it converges there too."""
+        if self.is_suspended(desired.stack):
+            result = fleet.plan(desired, prune_volumes=self.request.prune_volumes)
+            return Pass(why, suspended=result.merged_plan(), error=result.errors)
+        result = fleet.apply(desired, self.request)
+        return self._applied(why, result.merged_report(desired.revision), result.errors)
 
     def _failed(self, why: Trigger, error: str, *, retry: bool = True) -> Pass:
         self._failures += 1

@@ -21,6 +21,7 @@ __all__ = [
     "DesiredState",
     "EnvVar",
     "FileContent",
+    "Fleet",
     "FileMount",
     "HealthCheck",
     "ImageSpec",
@@ -29,8 +30,11 @@ __all__ = [
     "LiveState",
     "Mount",
     "NetworkSpec",
+    "Placement",
     "Port",
     "Record",
+    "Target",
+    "TLSFiles",
     "VolumeSpec",
 ]
 
@@ -524,6 +528,48 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class TLSFiles:
+    """Client certificate files for a ``tcp://`` engine that verifies its clients (absolute paths)."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """One engine of a fleet, as a spec's ``targets:`` names it."""
+
+    #: The target's key in ``targets:``: how reports, status and history name it.
+    name: str
+    #: unix://, tcp:// or ssh:// URL of its engine.
+    engine: str
+    tls: TLSFiles | None = None
+    #: Label -> value, matched by ``Placement.labels``.
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which of the fleet's targets run a stack (``placement:``); the default is all of them."""
+
+    #: Label -> value a target must carry to be chosen.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: How many of the matching targets (None: all).
+    count: int | None = None
+    #: A label key whose values the chosen targets take in turn.
+    spread: str | None = None
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The engines a stack runs on: ``targets:`` and ``placement:``. No object's hash reads it."""
+
+    targets: tuple[Target, ...] = ()
+    placement: Placement = field(default_factory=Placement)
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """What the spec asks for. The one output of ``reconciler.spec.load_desired``."""
 
@@ -544,6 +590,8 @@ class DesiredState:
     inputs: tuple[str, ...] = ()
     #: The git revision of the spec files ("" outside a repository).
     revision: str = ""
+    #: The engines the stack runs on, when the spec names a fleet (None: the one ``--engine``).
+    fleet: Fleet | None = None
 
     def is_empty(self) -> bool:
         return not (self.images or self.networks or self.volumes or self.containers)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
-from .model import DesiredState, Kind, LiveState
+from .model import DesiredState, Kind, LiveState, TLSFiles
 from .plan import Action, Change, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
@@ -51,13 +51,16 @@ class Reconciler:
     """Plugins, drivers and one engine: observe, plan and apply stacks."""
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
-                 progress: Callable[[str, str], None] | None = None, state: Any = None) -> None:
+                 progress: Callable[[str, str], None] | None = None, state: Any = None,
+                 engine_tls: TLSFiles | None = None) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
 
         ``state`` is the ``StateStore`` to keep the record in; by default the
-        one in the state directory, opened on first use.
+        one in the state directory, opened on first use. ``engine_tls``: client
+        certificates for a ``tcp://`` engine (a fleet target's ``tls:``).
         """
         self.engine_url = engine_url
+        self.engine_tls = engine_tls
         self.progress = progress
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
@@ -87,7 +90,8 @@ class Reconciler:
         return self.state.stack(engine_key(engine or self.engine_url), stack)
 
     def drivers(self, stack: str) -> Drivers:
-        return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress))
+        return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress,
+                                                       engine_tls=self.engine_tls))
 
     def driver_names(self) -> dict[str, list[str]]:
         """The driver names plugins provide, by spec section (for ``load_desired``)."""

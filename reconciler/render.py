@@ -14,7 +14,7 @@ from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
 __all__ = ["change_line", "history_json", "history_text", "outcome_line", "pass_json", "pass_text", "plan_data",
-           "plan_json", "plan_text", "plugins_json", "plugins_text", "report_json", "report_text", "status_json",
+           "plan_json", "plan_text", "plugins_json", "plugins_text", "report_data", "report_json", "report_text", "status_json",
            "status_text", "servers_history_text", "servers_status_text", "sync_data"]
 
 _SYMBOL = {
@@ -131,21 +131,23 @@ def report_text(report: ApplyReport) -> str:
 
 
 def report_json(report: ApplyReport) -> str:
-    return json.dumps(
-        {
-            "stack": report.stack,
-            "revision": report.revision or None,
-            "ok": report.ok,
-            "seconds": round(report.seconds, 3),
-            "engine_calls": {"read": 0, "write": 0, **report.stats},
-            "changes": [
-                {**_change_data(o.change), "status": o.status.value, "error": o.error or None,
-                 "temporary": o.temporary if o.status is Status.FAILED else None, "seconds": round(o.seconds, 3)}
-                for o in report.outcomes
-            ],
-        },
-        indent=2,
-    )
+    return json.dumps(report_data(report), indent=2)
+
+
+def report_data(report: ApplyReport) -> dict[str, Any]:
+    """An apply report as plain JSON-ready data."""
+    return {
+        "stack": report.stack,
+        "revision": report.revision or None,
+        "ok": report.ok,
+        "seconds": round(report.seconds, 3),
+        "engine_calls": {"read": 0, "write": 0, **report.stats},
+        "changes": [
+            {**_change_data(o.change), "status": o.status.value, "error": o.error or None,
+             "temporary": o.temporary if o.status is Status.FAILED else None, "seconds": round(o.seconds, 3)}
+            for o in report.outcomes
+        ],
+    }
 
 
 def pass_text(result: Any) -> str:

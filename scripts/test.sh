@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh machine or a developer's: installs the project in
 # its virtual environment, sets up the engine (installing and starting what is
-# missing), runs pytest, and stops the engine again if this script started it.
+# missing), runs pytest, and stops the engine again if this script started it. The fleet
+# tests start three extra engines of their own (scripts/engines.sh, as root) and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,11 @@ if [ "$started_here" = 1 ]; then
   trap 'bash scripts/engine.sh down' EXIT
   # Only an engine this script started may be restarted by the tests.
   export RECONCILER_ENGINE_RESTARTABLE=1
+fi
+# The fleet tests start extra engines (scripts/engines.sh) and stop them; should pytest be
+# killed first, nothing of them may outlive the run (namespaces, bridge, iptables rule).
+fleet_before=$(bash scripts/engines.sh list 2>/dev/null || true)
+if [ -z "$fleet_before" ]; then
+  trap 'bash scripts/engines.sh down; [ "$started_here" = 1 ] && bash scripts/engine.sh down || true' EXIT
 fi
 "$python" -m pytest "$@"

@@ -48,6 +48,19 @@ class EngineClient(docker.APIClient):
         return super().send(request, **kwargs)
 
 
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        """As ``requests`` does, except that an engine's own CA (``tls: ca``) beats ``$REQUESTS_CA_BUNDLE``.
+
+        ``requests`` lets that variable override a session's ``verify`` (its
+        issue 3829), so a client certificate setup failed to verify the engine
+        wherever the variable is set (many distributions' Python images do).
+        """
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str) and verify in (None, True):
+            settings["verify"] = self.verify
+        return settings
+
+
 def _bounded(timeout, connect: float):
     """``timeout`` as a (connect, read) pair whose connect part is at most ``connect``."""
     if timeout is None:
@@ -58,6 +71,18 @@ def _bounded(timeout, connect: float):
     if isinstance(timeout, (int, float)):
         return (min(timeout, connect), timeout)
     return timeout  # a urllib3 Timeout object: the caller chose both parts
+
+
+def _settings(engine_url: str, tls) -> dict:
+    """The SDK's client arguments for one URL and, maybe, its client certificates."""
+    settings: dict = {"base_url": engine_url}
+    if tls is not None:
+        import docker.tls
+
+        settings["tls"] = docker.tls.TLSConfig(client_cert=(tls.cert, tls.key), ca_cert=tls.ca, verify=True)
+    if engine_url.startswith("ssh://"):
+        settings["use_ssh_client"] = True  # the ssh binary, not paramiko (not a dependency)
+    return settings
 
 
 def connect_timeout(environ=os.environ) -> float:
@@ -82,13 +107,16 @@ class Engine:
     id: str  # the engine's ID from /info ("" when it gave none)
 
 
-def open_engine(engine_url: str | None) -> Engine:
+def open_engine(engine_url: str | None, *, tls=None) -> Engine:
     """Connect to ``engine_url`` (else ``DOCKER_HOST``, its TLS settings, then the local socket).
 
+    ``tls`` (a ``reconciler.model.TLSFiles``) gives client certificate files
+    for a ``tcp://`` engine that verifies its clients. ``ssh://`` engines are
+    reached through the system's ``ssh`` client (its config, keys and agent).
     Makes exactly one request, ``GET /info``. Raises the SDK's or requests'
     exceptions; the caller maps them onto the project's errors.
     """
-    settings = {"base_url": engine_url} if engine_url else docker.utils.kwargs_from_env()
+    settings = _settings(engine_url, tls) if engine_url else docker.utils.kwargs_from_env()
     limit = connect_timeout()
     # No request yet: a fixed version skips the SDK's negotiation, /info below does it instead.
     probe = EngineClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=READ_TIMEOUT,

@@ -75,7 +75,7 @@ def engine_identity(context: DriverContext) -> str | None:
 def _connect(context: DriverContext) -> docker.APIClient:
     where = context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        engine = open_engine(context.engine_url)
+        engine = open_engine(context.engine_url, tls=context.engine_tls)
     except requests.exceptions.ConnectTimeout as exc:
         raise EngineUnreachable(f"cannot reach the Docker engine at {where}: no connection within "
                                 f"{connect_timeout():g}s (the connect timeout, {CONNECT_TIMEOUT_ENV})") from exc

@@ -35,6 +35,7 @@ from . import units
 from .buildctx import build_hash
 from .containerfields import container_fields
 from .filesources import KINDS, file_ref, read_content
+from .fleet import build_fleet
 from .gitinfo import spec_revision
 from .imagearchive import archive_image_id
 from .interpolate import parse_env_file
@@ -156,6 +157,7 @@ class _Builder:
             sources=tuple(str(f) for f in self.raw.files),
             inputs=tuple(sorted(self.inputs)),
             revision=spec_revision(self.raw.files[0]) if self.raw.files else "",
+            fleet=build_fleet(self.raw),
         )
 
     def _each(self, section: str, make: Callable[[str, dict], Any]) -> dict[str, Any]:

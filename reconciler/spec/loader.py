@@ -29,7 +29,7 @@ __all__ = ["Mark", "RawStack", "load_stack"]
 
 MAX_FILE_BYTES = 1024 * 1024
 _log = logging.getLogger(__name__)
-SECTIONS = ("images", "networks", "volumes", "containers", "configs", "secrets")
+SECTIONS = ("images", "networks", "volumes", "containers", "configs", "secrets", "targets")
 
 
 @dataclass
@@ -190,7 +190,7 @@ def _merge(fragments: list[_Fragment], problems: list[Problem]) -> tuple[dict, d
     for index, fragment in enumerate(fragments):
         if not isinstance(fragment.data, dict):
             problems.append(problem_at(fragment.marks.get(()), (), "the top level must be a mapping "
-                                        "(keys: name, images, networks, volumes, containers, configs, secrets)"))
+                                        "(keys: name, runtime, targets, placement, images, networks, volumes, containers, configs, secrets)"))
             continue
         owners.setdefault((), index)
         for key, value in fragment.data.items():
@@ -227,9 +227,9 @@ def _merge_key(data: dict, owners: dict[tuple, int], fragments: list[_Fragment],
         # Keep the malformed value, not the good one, so the schema reports it.
         data[key] = value
         owners[(key,)] = index
-    elif key in ("name", "runtime") and old != value:
+    elif key in ("name", "runtime", "placement") and old != value:
         first = _where(fragments[owners[(key,)]], (key,))
-        what = "stack name" if key == "name" else "runtime"
+        what = {"name": "stack name"}.get(key, key)
         message = f"{what} {value!r} differs from {old!r} in {first}"
         problems.append(problem_at(here.marks.get((key,)), (key,), message))
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from .cache import known_valid, remember_valid, schema_verdict_key
 from ..errors import Problem, SpecError
+from .fleet import fleet_findings
 from .locations import KEY, problem_at
 from .semantics import semantic_findings, unknown_drivers
 from .spellings import key_hint, value_hint
@@ -52,6 +53,7 @@ def validate(
     findings = _schema_findings(raw.data)
     failed = {path for path, _ in findings}
     findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles)
+    findings += fleet_findings(raw, failed)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]

@@ -38,3 +38,19 @@ def test_a_bad_connect_timeout_is_one_line_from_the_cli(tmp_path, capsys, monkey
     assert main(["plan", "-f", str(spec), "--engine", f"unix://{tmp_path}/engine.sock"]) == 1
     assert capsys.readouterr().err == (
         "error: RECONCILER_CONNECT_TIMEOUT must be a positive number of seconds, got 'soon'\n")
+
+
+def test_a_targets_client_certificates_and_ca_survive_requests_ca_bundle(tmp_path, monkeypatch):
+    from reconciler.model import TLSFiles
+    from reconciler_docker.connection import EngineClient, _settings
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    files = TLSFiles(ca=str(tmp_path / "ca.pem"), cert=str(tmp_path / "cert.pem"), key=str(tmp_path / "key.pem"))
+    for path in (files.ca, files.cert, files.key):
+        open(path, "w").close()  # the SDK checks they exist; nothing is read before a connection
+    settings = _settings("tcp://10.0.0.2:2376", files)
+    client = EngineClient(version="1.41", connect_timeout=1.0, **settings)
+    assert client.base_url == "https://10.0.0.2:2376" and client.cert == (files.cert, files.key)
+    merged = client.merge_environment_settings(client.base_url, {}, False, None, None)
+    assert merged["verify"] == files.ca  # requests alone would answer the environment's bundle
+    assert _settings("ssh://deploy@host", None)["use_ssh_client"] is True

@@ -191,8 +191,8 @@ def test_unknown_field_lists_expected_fields(tmp_path: Path) -> None:
     spec = "services: {}\nx-ok: 1\nnetworks:\n  n: {drivr: bridge}\n"
     found = by_path(problems_of(tmp_path, spec))
     assert found["services"] == (
-        "unknown field 'services' (expected one of: name, runtime, images, networks, volumes, containers, "
-        "configs, secrets, x-*); did you mean 'containers'? ('services' is Compose's name for it)"
+        "unknown field 'services' (expected one of: name, runtime, targets, placement, images, networks, volumes, "
+        "containers, configs, secrets, x-*); did you mean 'containers'? ('services' is Compose's name for it)"
     )
     assert found["networks.n.drivr"] == (
         "unknown field 'drivr' (expected one of: name, driver, options, internal, attachable, ipam, labels); "
