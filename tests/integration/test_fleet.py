@@ -159,7 +159,7 @@ def test_the_loop_reports_a_target_down_and_converges_it_on_a_later_pass(fleet) 
         first = loop.run_pass(Trigger.START)
         assert not first.ok and first.error.startswith(f"target two ({engines[2].tcp_url}): cannot reach")
         assert first.delay > 0  # the loop backs off, then retries
-        assert {o.change.name for o in first.report.outcomes} == {f"{stack.name}-app-1", f"{stack.name}-app-2"}
+        assert {o.change.name for o in first.report.outcomes} == {f"{stack.name}_default", f"{stack.name}-app-1", f"{stack.name}-app-2"}
         for number in (1, 3):
             assert len(names_on(engines[number], stack.name)) == 2
     finally:
@@ -167,4 +167,4 @@ def test_the_loop_reports_a_target_down_and_converges_it_on_a_later_pass(fleet) 
     second = loop.run_pass(Trigger.RETRY)
     assert second.ok, second.error
     assert names_on(engines[2], stack.name) == {f"{stack.name}-app-1": "running", f"{stack.name}-app-2": "running"}
-    assert {o.change.name for o in second.report.outcomes} == {f"{stack.name}-app-1", f"{stack.name}-app-2"}
+    assert {o.change.name for o in second.report.outcomes} == {f"{stack.name}_default", f"{stack.name}-app-1", f"{stack.name}-app-2"}
