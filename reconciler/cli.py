@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                             "relative or absolute, point outside its repository")
         p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                        help="load a plugin module by import path (repeatable)")
+        _strict_flag(p)
         if engine:
             p.add_argument("--engine", metavar="URL",
                            help="engine URL (default: $DOCKER_HOST, then the local socket)")
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
     daemon.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="load a plugin module by import path (repeatable)")
+    _strict_flag(daemon)
     daemon.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
     history = sub.add_parser("history", help="the syncs of a stack (or of every stack), newest first")
     history.add_argument("stack", nargs="?", help="the stack (default: every stack)")
@@ -124,8 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
     listing.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                          help="also load a plugin module by import path (repeatable)")
+    _strict_flag(listing)
     listing.add_argument("--output", choices=("text", "json"), default="text")
     return parser
+
+
+def _strict_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict-plugins", action="store_true", default=None,
+                   help="a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)")
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:
@@ -167,13 +175,13 @@ def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False,
     ``check_options`` also runs the drivers' option checks (``reconcile validate``).
     """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
-                        drivers=reconciler.driver_names(), allow_empty=allow_empty,
+                        drivers=reconciler.driver_catalog(), allow_empty=allow_empty,
                         check_options=reconciler.option_problems if check_options else None)
 
 
 def _reconciler(args: argparse.Namespace):
     return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin,
-                      progress=_progress_lines(args))
+                      strict_plugins=args.strict_plugins, progress=_progress_lines(args))
 
 
 def _progress_lines(args: argparse.Namespace):
@@ -325,7 +333,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    pm = make_plugin_manager(modules=args.plugin)
+    pm = make_plugin_manager(modules=args.plugin, strict=args.strict_plugins)
     rows = describe_plugins(pm, load_driver_registry(pm))
     _out(plugins_json(rows) if args.output == "json" else plugins_text(rows))
     return 0
@@ -376,7 +384,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     # The record of what the daemon creates lives in its state directory, beside the checkouts.
-    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin,
+    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin, strict_plugins=args.strict_plugins,
                             state=StateStore.open(Path(config.state_dir)))
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()

@@ -283,12 +283,15 @@ class DriverRegistry:
     """Every driver plugins provide, by kind and name; read by the core.
 
     Plugins fill it through ``reconciler_register_drivers``, each through its
-    own ``view`` (so a conflict can name both plugins).
+    own ``view`` (so a conflict can name both plugins). Two plugins giving one
+    name different factories is not an error here: only a spec using that name
+    fails (``factory`` raises), so one plugin's clash never stops the others.
     """
 
     def __init__(self) -> None:
         self._factories: dict[Kind, dict[str, tuple[Factory, str]]] = {kind: {} for kind in Kind}
         self._option_checks: dict[Kind, dict[str, OptionCheck]] = {kind: {} for kind in Kind}
+        self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
@@ -297,13 +300,32 @@ class DriverRegistry:
     def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
-            raise PluginError(
-                f"{_ROLES[kind]} driver {name!r} is registered twice: by {existing[1] or 'a plugin'} "
-                f"and by {plugin or 'a plugin'}"
-            )
+            rivals = self._rivals[kind].setdefault(name, [existing[1]])
+            if plugin not in rivals:
+                rivals.append(plugin)
+            return
         self._factories[kind][name] = (factory, plugin)
         if options is not None:
             self._option_checks[kind][name] = options
+
+    def forget(self, plugin: str) -> None:
+        """Drop everything ``plugin`` registered (it failed half-way through registering)."""
+        for kind in Kind:
+            for name, (_, provider) in list(self._factories[kind].items()):
+                if provider == plugin:
+                    del self._factories[kind][name]
+                    self._option_checks[kind].pop(name, None)
+            for name, rivals in list(self._rivals[kind].items()):
+                if plugin in rivals:
+                    rivals.remove(plugin)
+                if len(rivals) < 2:
+                    del self._rivals[kind][name]
+
+    def conflicts(self) -> dict[tuple[Kind, str], str]:
+        """(kind, name) → a message naming every plugin that registered that driver name."""
+        return {(kind, name): f"{_ROLES[kind]} driver {name!r} is registered twice: by "
+                              + " and by ".join(p or "a plugin" for p in rivals)
+                for kind in Kind for name, rivals in sorted(self._rivals[kind].items())}
 
     def option_problems(self, kind: Kind, name: str, options: Mapping[str, str]) -> list[str]:
         """What the driver ``name`` finds wrong with ``options``, without making the driver (see ``OptionCheck``)."""
@@ -316,12 +338,22 @@ class DriverRegistry:
     def provider(self, kind: Kind, name: str) -> str:
         return self._factories[kind][name][1]
 
+    def providers(self, kind: Kind, name: str) -> list[str]:
+        """Every plugin that registered ``name`` (more than one: a conflict)."""
+        return self._rivals[kind].get(name) or [self.provider(kind, name)]
+
     def factory(self, kind: Kind, name: str) -> Factory:
         factories = self._factories[kind]
         if name not in factories:
             available = ", ".join(sorted(factories)) or "none"
             raise PluginError(f"no {_ROLES[kind]} driver named {name!r} (available: {available})")
+        if name in self._rivals[kind]:
+            raise PluginError(self.conflicts()[(kind, name)] + ": disable one of them (RECONCILER_DISABLED_PLUGINS)")
         return factories[name][0]
+
+    def usable_names(self, kind: Kind) -> list[str]:
+        """The names a spec can use without a conflict."""
+        return [name for name in self.names(kind) if name not in self._rivals[kind]]
 
     def instantiate(self, context: DriverContext) -> Drivers:
         return Drivers(self, context)
@@ -378,7 +410,7 @@ class Drivers:
     def all(self, kind: Kind) -> list[ObjectDriver]:
         """Every distinct driver of a kind (each observed once)."""
         seen: dict[int, ObjectDriver] = {}
-        for name in self._registry.names(kind):
+        for name in self._registry.usable_names(kind):  # a conflicted name fails only a spec that uses it
             driver = self.get(kind, name)
             seen.setdefault(id(driver), driver)
         return list(seen.values())

@@ -16,9 +16,17 @@ if TYPE_CHECKING:
     from .model import DesiredState
     from .plan import Change, Plan
 
-__all__ = ["hookimpl", "hookspec", "PROJECT"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "hookimpl", "hookspec", "PROJECT"]
 
 PROJECT = "reconciler"
+#: The plugin API this core speaks. A plugin declares the version it was written
+#: for as a module (or object) attribute, ``RECONCILER_API_VERSION = 2``; one that
+#: declares none is taken as version 1. The core loads plugins declaring a version
+#: from ``MIN_API_VERSION`` to ``API_VERSION``, and skips others, saying which side
+#: to upgrade. Version 2: driver options schemas, ``observe`` given specs, the
+#: ``operation`` argument of the lifecycle hooks, ``details`` shown by ``status``.
+API_VERSION = 2
+MIN_API_VERSION = 1
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

@@ -26,6 +26,8 @@ from .spec import load_desired
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
 
+_SECTIONS = ((Kind.IMAGE, "images"), (Kind.NETWORK, "networks"), (Kind.VOLUME, "volumes"),
+             (Kind.CONTAINER, "containers"))
 OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,19 @@ class Reconciler:
     """Plugins, drivers and one engine: observe, plan and apply stacks."""
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
-                 progress: Callable[[str, str], None] | None = None, state: Any = None) -> None:
+                 progress: Callable[[str, str], None] | None = None, state: Any = None,
+                 strict_plugins: bool | None = None) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
+
+        ``strict_plugins`` (default: ``RECONCILER_STRICT_PLUGINS``) makes a
+        plugin that fails to load an error rather than a skipped plugin.
 
         ``state`` is the ``StateStore`` to keep the record in; by default the
         one in the state directory, opened on first use.
         """
         self.engine_url = engine_url
         self.progress = progress
-        self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
+        self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules, strict=strict_plugins)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
 
@@ -97,6 +103,23 @@ class Reconciler:
             "volumes": self.registry.names(Kind.VOLUME),
             "containers": self.registry.names(Kind.CONTAINER),
         }
+
+    def driver_catalog(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """What validation needs to know of each driver, by spec section and name (for ``load_desired``).
+
+        Each driver's facts: ``"conflict"`` (why the name cannot be used: two
+        plugins registered it), ``"options"`` (the JSON Schema of its options).
+        """
+        catalog: dict[str, dict[str, dict[str, Any]]] = {}
+        conflicts = self.registry.conflicts()
+        for kind, section in _SECTIONS:
+            catalog[section] = {}
+            for name in self.registry.names(kind):
+                facts: dict[str, Any] = {}
+                if (kind, name) in conflicts:
+                    facts["conflict"] = conflicts[(kind, name)] + ": disable one of them (RECONCILER_DISABLED_PLUGINS)"
+                catalog[section][name] = facts
+        return catalog
 
     def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
         """The live state, retrying while the engine is temporarily unreachable."""

@@ -213,8 +213,13 @@ def plugins_text(rows: Iterable[dict[str, Any]]) -> str:
     """``plugins list``: each plugin, where it comes from, its drivers and hooks."""
     lines = []
     for row in rows:
-        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else f"module {row['module']}"
+        origin = (f"{row['distribution']} {row['version']}" if row["distribution"]
+                  else f"module {row['module']}" if row["module"] else "no distribution")
+        if row.get("state", "loaded") != "loaded":
+            lines.append(f"{row['name']}  ({origin})  {row['state'].upper()}: {row['reason']}")
+            continue
         lines.append(f"{row['name']}  ({origin})")
+        lines.extend(f"    CONFLICT: {message}" for message in row.get("conflicts", ()))
         lines.append(f"    drivers: {', '.join(row['drivers']) or '-'}")
         lines.append(f"    hooks:   {', '.join(h.removeprefix('reconciler_') for h in row['hooks']) or '-'}")
     return "\n".join(lines)
