@@ -121,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         toggle = sub.add_parser(verb, help=text, description=text)
         toggle.add_argument("stack")
         toggle.add_argument("--state-dir", metavar="DIR", help="the state directory (as for history)")
+    schema = sub.add_parser("schema", help="print the stack's JSON Schema, with the loaded drivers' options, "
+                                           "for editors")
+    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also load a plugin module by import path (repeatable)")
+    _strict_flag(schema)
     plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
@@ -172,7 +177,8 @@ def _files(args: argparse.Namespace) -> list[str]:
 def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False, check_options: bool = False):
     """The validated spec; driver names are checked against the plugins ``reconciler`` loaded.
 
-    ``check_options`` also runs the drivers' option checks (``reconcile validate``).
+    ``check_options`` also runs the drivers' option check functions (``validate`` and ``plan``;
+    the options schemas are checked for every command).
     """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
                         drivers=reconciler.driver_catalog(), allow_empty=allow_empty,
@@ -224,7 +230,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
-    desired = _desired(args, reconciler)
+    desired = _desired(args, reconciler, check_options=True)
     plan, _ = reconciler.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt)
     vetoes = reconciler.vetoes(plan, desired)
     _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
@@ -332,6 +338,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from .spec.validate import stack_schema
+
+    reconciler = Reconciler(plugin_modules=args.plugin, strict_plugins=args.strict_plugins)
+    _out(json.dumps(stack_schema(reconciler.driver_catalog()), indent=2))
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     pm = make_plugin_manager(modules=args.plugin, strict=args.strict_plugins)
     rows = describe_plugins(pm, load_driver_registry(pm))
@@ -420,6 +436,7 @@ COMMANDS = {
     "release": cmd_rollback,
     "resume": cmd_suspend,
     "plugins": cmd_plugins,
+    "schema": cmd_schema,
 }
 
 

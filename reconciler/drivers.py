@@ -29,12 +29,13 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 import threading
-from typing import Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
 
 from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
+    "IN_PLACE",
     "DriverContext",
     "DriverRegistry",
     "OptionCheck",
@@ -74,6 +75,12 @@ class ObjectDriver(ABC):
     """What every driver does: list its objects and delete one."""
 
     kind: ClassVar[Kind]
+    #: The JSON Schema (draft 2020-12) of the ``options:`` a spec gives this driver, or None
+    #: (any options). Read from the class when the factory registered is the class itself;
+    #: otherwise pass ``schema=`` when registering. A property marked
+    #: ``"x-reconciler-change": "in-place"`` can change without recreating the object
+    #: (the driver implements ``update``); every other option forces a replacement.
+    options_schema: ClassVar[Mapping[str, Any] | None] = None
 
     @abstractmethod
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
@@ -271,6 +278,8 @@ Factory = Callable[[DriverContext], ObjectDriver]
 #: problem. It must not need the backend or import its client: ``reconcile validate`` runs it,
 #: so that a bad option is an error at file:line before anything is observed.
 OptionCheck = Callable[[Mapping[str, str]], Iterable[str]]
+#: The mark on an options schema's property that lets it change in place (see ``ObjectDriver.options_schema``).
+IN_PLACE = ("x-reconciler-change", "in-place")
 _ROLES = {
     Kind.IMAGE: "registry",
     Kind.NETWORK: "network",
@@ -291,13 +300,15 @@ class DriverRegistry:
     def __init__(self) -> None:
         self._factories: dict[Kind, dict[str, tuple[Factory, str]]] = {kind: {} for kind in Kind}
         self._option_checks: dict[Kind, dict[str, OptionCheck]] = {kind: {} for kind in Kind}
+        self._schemas: dict[Kind, dict[str, Mapping[str, Any]]] = {kind: {} for kind in Kind}
         self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
-    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None) -> None:
+    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None,
+            schema: Mapping[str, Any] | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             rivals = self._rivals[kind].setdefault(name, [existing[1]])
@@ -307,6 +318,19 @@ class DriverRegistry:
         self._factories[kind][name] = (factory, plugin)
         if options is not None:
             self._option_checks[kind][name] = options
+        schema = schema if schema is not None else getattr(factory, "options_schema", None)
+        if schema is not None:
+            self._schemas[kind][name] = schema
+
+    def options_schema(self, kind: Kind, name: str) -> Mapping[str, Any] | None:
+        """The JSON Schema of driver ``name``'s options (None: it takes any)."""
+        return self._schemas[kind].get(name)
+
+    def in_place_options(self, kind: Kind, name: str) -> frozenset[str]:
+        """The options of driver ``name`` that change without recreating the object (marked ``IN_PLACE``)."""
+        properties = (self._schemas[kind].get(name) or {}).get("properties") or {}
+        return frozenset(key for key, prop in properties.items()
+                         if isinstance(prop, Mapping) and prop.get(IN_PLACE[0]) == IN_PLACE[1])
 
     def forget(self, plugin: str) -> None:
         """Drop everything ``plugin`` registered (it failed half-way through registering)."""
@@ -315,6 +339,7 @@ class DriverRegistry:
                 if provider == plugin:
                     del self._factories[kind][name]
                     self._option_checks[kind].pop(name, None)
+                    self._schemas[kind].pop(name, None)
             for name, rivals in list(self._rivals[kind].items()):
                 if plugin in rivals:
                     rivals.remove(plugin)
@@ -366,17 +391,26 @@ class PluginDrivers:
         self._registry = registry
         self.plugin = plugin
 
-    def add_registry_driver(self, name: str, factory: Factory) -> None:
-        """Register an image driver (``images.<key>.driver``)."""
-        self._registry.add(Kind.IMAGE, name, factory, plugin=self.plugin)
+    def add_registry_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None,
+                            schema: Mapping[str, Any] | None = None) -> None:
+        """Register an image driver (``images.<key>.driver``). See ``add_storage_driver`` for the keywords."""
+        self._registry.add(Kind.IMAGE, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_network_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None) -> None:
-        """Register a network driver (``networks.<key>.driver``); ``options`` checks a spec's options."""
-        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin, options=options)
+    def add_network_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None,
+                           schema: Mapping[str, Any] | None = None) -> None:
+        """Register a network driver (``networks.<key>.driver``). See ``add_storage_driver`` for the keywords."""
+        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_storage_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None) -> None:
-        """Register a volume driver (``volumes.<key>.driver``); ``options`` checks a spec's options."""
-        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options)
+    def add_storage_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None,
+                           schema: Mapping[str, Any] | None = None) -> None:
+        """Register a volume driver (``volumes.<key>.driver``).
+
+        ``schema`` is the JSON Schema of a spec's ``options:`` for this driver
+        (default: the factory's ``options_schema`` when it is a driver class);
+        validation checks every spec against it. ``options`` is a function
+        for checks a schema cannot express (see ``OptionCheck``).
+        """
+        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options, schema=schema)
 
     def add_runtime_driver(self, name: str, factory: Factory) -> None:
         """Register a container runtime (a stack picks one with ``runtime:``)."""

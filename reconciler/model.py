@@ -107,6 +107,9 @@ class ImageSpec:
     archive_image_id: str = ""
     #: ``tag``: follow the tag upstream; ``digest``: keep the local image, never ask.
     track: str = "tag"
+    #: The registry driver's options (``images.<key>.options``), sorted (key, value) pairs, values as
+    #: strings; checked against the driver's options schema when the spec is validated.
+    options: tuple[tuple[str, str], ...] = ()
 
     # A pulled image has no config of its own to hash: its ``config_hash`` (all
     # that a registry driver's observe receives) says instead whether to ask the

@@ -118,6 +118,9 @@ class Reconciler:
                 facts: dict[str, Any] = {}
                 if (kind, name) in conflicts:
                     facts["conflict"] = conflicts[(kind, name)] + ": disable one of them (RECONCILER_DISABLED_PLUGINS)"
+                schema = self.registry.options_schema(kind, name)
+                if schema is not None:
+                    facts["options"] = schema
                 catalog[section][name] = facts
         return catalog
 

@@ -178,11 +178,12 @@ class _Builder:
             self.inputs.add(str(archive))
             image_id = archive_image_id(archive, value["ref"])
             return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
-                             archive=str(archive), archive_image_id=image_id,
+                             options=_pairs(value.get("options")), archive=str(archive), archive_image_id=image_id,
                              build_hash=image_id, config_hash=image_id)
         if not build:
             spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
-                             driver=driver_for("images", value), track=value.get("track", "tag"))
+                             driver=driver_for("images", value), track=value.get("track", "tag"),
+                             options=_pairs(value.get("options")))
             return spec if spec.tracks_tag else replace(spec, config_hash=ImageSpec.NO_UPSTREAM_CHECK)
         context = self._path(("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
@@ -194,6 +195,7 @@ class _Builder:
             ref=value.get("ref") or _engine_name("image", f"{self.stack}-{key}") + ":latest",
             pull="never",
             driver=driver_for("images", value),
+            options=_pairs(value.get("options")),
             build_context=str(context),
             dockerfile=dockerfile,
             build_args=args,
