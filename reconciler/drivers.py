@@ -35,7 +35,6 @@ from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
-    "IN_PLACE",
     "DriverContext",
     "DriverRegistry",
     "OptionCheck",
@@ -144,6 +143,13 @@ class NetworkDriver(ObjectDriver):
     def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str | None:
         """Create the network named ``spec.name`` with ``labels``; return its id (None: unknown)."""
 
+    def update(self, spec: NetworkSpec, live: LiveObject, labels: Mapping[str, str]) -> None:
+        """Change the options the options schema marks in place, and set ``labels`` (the new config hash).
+
+        Called only when every changed field is such an option. The default refuses.
+        """
+        raise PermanentError(f"the {type(self).__name__} network driver cannot change {spec.name} in place")
+
 
 class StorageDriver(ObjectDriver):
     kind = Kind.VOLUME
@@ -157,6 +163,14 @@ class StorageDriver(ObjectDriver):
         volume's ``LiveObject.id`` (as the built-in ones do) returns it here;
         one that reports the name returns the name, or None.
         """
+
+    def update(self, spec: VolumeSpec, live: LiveObject, labels: Mapping[str, str]) -> None:
+        """Change the options the options schema marks in place, and set ``labels`` (the new config hash).
+
+        Called only when every changed field is such an option; ``labels`` keep the
+        volume's id label. The default refuses.
+        """
+        raise PermanentError(f"the {type(self).__name__} storage driver cannot change {spec.name} in place")
 
 
 class RuntimeDriver(ObjectDriver):
@@ -278,8 +292,6 @@ Factory = Callable[[DriverContext], ObjectDriver]
 #: problem. It must not need the backend or import its client: ``reconcile validate`` runs it,
 #: so that a bad option is an error at file:line before anything is observed.
 OptionCheck = Callable[[Mapping[str, str]], Iterable[str]]
-#: The mark on an options schema's property that lets it change in place (see ``ObjectDriver.options_schema``).
-IN_PLACE = ("x-reconciler-change", "in-place")
 _ROLES = {
     Kind.IMAGE: "registry",
     Kind.NETWORK: "network",
@@ -325,12 +337,6 @@ class DriverRegistry:
     def options_schema(self, kind: Kind, name: str) -> Mapping[str, Any] | None:
         """The JSON Schema of driver ``name``'s options (None: it takes any)."""
         return self._schemas[kind].get(name)
-
-    def in_place_options(self, kind: Kind, name: str) -> frozenset[str]:
-        """The options of driver ``name`` that change without recreating the object (marked ``IN_PLACE``)."""
-        properties = (self._schemas[kind].get(name) or {}).get("properties") or {}
-        return frozenset(key for key, prop in properties.items()
-                         if isinstance(prop, Mapping) and prop.get(IN_PLACE[0]) == IN_PLACE[1])
 
     def forget(self, plugin: str) -> None:
         """Drop everything ``plugin`` registered (it failed half-way through registering)."""

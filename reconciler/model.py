@@ -164,6 +164,9 @@ class NetworkSpec:
     labels: tuple[tuple[str, str], ...] = ()
     #: The hash of ``config()``.
     config_hash: str = ""
+    #: Options the driver can change without recreating the object (its options schema marks
+    #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
+    in_place: frozenset[str] = frozenset()
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""
@@ -195,6 +198,9 @@ class VolumeSpec:
     labels: tuple[tuple[str, str], ...] = ()
     #: The hash of ``config()``.
     config_hash: str = ""
+    #: Options the driver can change without recreating the object (its options schema marks
+    #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
+    in_place: frozenset[str] = frozenset()
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""

@@ -43,7 +43,8 @@ class Action(str, enum.Enum):
     """What a change does to its object (Terraform's vocabulary: ``+``, ``~``, ``-/+``, ``-``)."""
 
     CREATE = "create"
-    UPDATE = "update"  # images only: build, pull or push again under the same reference
+    UPDATE = "update"  # images: build, pull or push again under the same reference; networks and volumes:
+    # change options their driver marks in place
     REPLACE = "replace"
     START = "start"
     DELETE = "delete"
@@ -59,6 +60,7 @@ class Reason(enum.StrEnum):
 
     NEW = "new"  # the object does not exist (or its name is taken: see Change.error)
     CONFIG_CHANGED = "config-changed"  # its desired config hash differs from the live one
+    OPTIONS_CHANGED = "options-changed"  # only driver options its driver changes in place differ (an update)
     IMAGE_CHANGED = "image-changed"  # a container's image gets, or already has, another id
     REWIRED = "rewired"  # a container attached to other networks than its spec says
     DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
@@ -355,10 +357,20 @@ def _plan_simple(
         elif not current.owned:
             changes.append(_refused_create(kind, name, spec.key, spec.driver, vetted.unrecorded(current)))
         elif current.config_hash != spec.config_hash:
-            forced = _changed_fields(spec_fields(spec), current.field_hashes)
+            changed = _changed_fields(spec_fields(spec), current.field_hashes)
+            in_place = [f for f in changed if f.startswith("options.") and f[len("options."):] in spec.in_place]
+            forced = [f for f in changed if f not in in_place]
+            if in_place and not forced:
+                changes.append(Change(
+                    Action.UPDATE, kind, name, spec.key, (f"options changed in place: {', '.join(in_place)}",),
+                    live_id=current.id, driver=spec.driver, live_driver=live_driver(kind, current),
+                    reason=Reason.OPTIONS_CHANGED,
+                ))
+                continue
+            in_place_note = f"; {', '.join(in_place)} could change in place" if in_place else ""
             changes.append(Change(
                 Action.REPLACE, kind, name, spec.key,
-                (f"config changed: {', '.join(forced) or 'labels'} (cannot change in place)",),
+                (f"config changed: {', '.join(forced) or 'labels'} (forces replacement){in_place_note}",),
                 forced_by=tuple(forced), live_id=current.id, driver=spec.driver,
                 live_driver=live_driver(kind, current), reason=Reason.CONFIG_CHANGED,
                 blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "

@@ -53,6 +53,10 @@ def load_desired(
     raw = load_stack(files, environ=environ)
     validate(raw, allow_outside=allow_outside, drivers=drivers)
     desired = build_desired(raw, stack_name_for(raw, stack))
+    if drivers is not None:
+        from .options import mark_in_place
+
+        desired = mark_in_place(desired, drivers)
     register_secrets(desired.secret_values())  # from here on, no log line may show them
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)

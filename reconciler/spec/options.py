@@ -15,12 +15,19 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from typing import Any, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..defaults import ARCHIVE_DRIVER, DEFAULT_DRIVERS, driver_for
 from ..hashing import canonical_json
 
-__all__ = ["OPTION_SECTIONS", "merged_schema", "option_findings", "option_schemas"]
+if TYPE_CHECKING:
+    from ..model import DesiredState
+
+__all__ = ["IN_PLACE", "OPTION_SECTIONS", "in_place_options", "mark_in_place", "merged_schema", "option_findings",
+           "option_schemas"]
+
+#: The mark on an options schema's property that lets it change without recreating the object.
+IN_PLACE = ("x-reconciler-change", "in-place")
 
 #: The sections whose entries take driver options (containers' runtime takes none).
 OPTION_SECTIONS = ("images", "networks", "volumes")
@@ -116,3 +123,25 @@ def _uses(section: str, name: str) -> dict[str, Any]:
             unnamed = {"not": {"anyOf": [{"required": ["driver"]}, {"required": ["archive"]}]}}
         implicit.append(unnamed)
     return {"anyOf": [named, *implicit]} if implicit else named
+
+
+def in_place_options(schema: Mapping[str, Any] | None) -> frozenset[str]:
+    """The options a schema marks as changeable in place (``IN_PLACE``)."""
+    properties = (schema or {}).get("properties") or {}
+    return frozenset(name for name, prop in properties.items()
+                     if isinstance(prop, Mapping) and prop.get(IN_PLACE[0]) == IN_PLACE[1])
+
+
+def mark_in_place(desired: DesiredState, drivers: Mapping[str, Collection[str]]) -> DesiredState:
+    """``desired`` with each network's and volume's ``in_place`` options filled from its driver's schema."""
+    from dataclasses import replace
+
+    schemas = option_schemas(drivers)
+    changed = {}
+    for section in ("networks", "volumes"):
+        specs = getattr(desired, section)
+        marked = {name: replace(spec, in_place=in_place_options(schemas.get(section, {}).get(spec.driver)))
+                  for name, spec in specs.items()}
+        if any(marked[name].in_place for name in marked):
+            changed[section] = marked
+    return replace(desired, **changed) if changed else desired

@@ -59,7 +59,8 @@ class _Fault:
 
 #: The first item of every journal entry.
 _VERBS = frozenset({"observe", "events", "pull", "build", "push", "create-network", "delete-network",
-                    "create-volume", "delete-volume", "create", "start", "wait", "delete", "rename", "stop"})
+                    "create-volume", "delete-volume", "update-network", "update-volume", "create", "start", "wait",
+                    "delete", "rename", "stop"})
 # Calls that keep the engine busy, as opposed to waiting on its clock: a container's
 # removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
 # observing and following events are reads. ``peak["work"]`` counts these together.
@@ -319,6 +320,11 @@ class _MemoryObjectDriver(_MemoryDriver):
                 object_id = uuid.uuid4().hex
             self._put(LiveObject(self.kind, spec.name, object_id, dict(labels)), new=True)
             return object_id
+
+    def update(self, spec: NetworkSpec | VolumeSpec, live: LiveObject, labels: Mapping[str, str]) -> None:
+        """Give the object ``labels`` (its options changed in place; the memory engine keeps none)."""
+        with self.engine._call("update" + self.noun, spec.name):
+            self._put(dataclasses.replace(self._get(spec.name), labels=dict(labels)))
 
 
 class MemoryNetworkDriver(_MemoryObjectDriver, NetworkDriver):

@@ -165,3 +165,62 @@ def test_schema_command_prints_the_stack_schema_with_each_drivers_options(tmp_pa
     assert errors("volumes: {d: {options: {type: tmpfs, device: tmpfs, o: size=1m}}}") == []
     assert errors("images: {a: {ref: x, options: {any: thing}}}"), "docker images take no options"
     assert errors("images: {a: {ref: x, driver: mirror, options: {host: h}}}") == []
+
+
+# -- options changed in place or forcing a replacement, against the in-memory engine ------------------
+
+
+class _InPlacePlugin:
+    """A ``ram`` storage driver (the memory engine's) whose ``copies`` option changes in place."""
+
+    SCHEMA = {"type": "object", "additionalProperties": False,
+              "properties": {"size": {"type": "string"},
+                             "copies": {"type": "integer", "x-reconciler-change": "in-place"}}}
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    @__import__("reconciler.hookspecs").hookspecs.hookimpl
+    def reconciler_register_drivers(self, registry):
+        from reconciler.testing import MemoryStorageDriver
+
+        registry.add_storage_driver("ram", lambda context: MemoryStorageDriver(self.engine, context),
+                                    schema=self.SCHEMA)
+
+
+def _apply(tmp_path, reconciler, text):
+    from reconciler.spec import load_desired
+
+    spec = write(tmp_path / "stack.yaml", text)
+    desired = load_desired([spec], drivers=reconciler.driver_catalog())
+    return desired, reconciler.plan(desired)[0]
+
+
+def test_an_in_place_option_is_an_update_and_others_force_a_replacement(tmp_path, monkeypatch, memory_engine):
+    from reconciler.plan import Action, Reason
+    from reconciler.render import plan_text
+    from reconciler.testing import make_reconciler
+
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+    reconciler = make_reconciler(memory_engine, plugins={"ram": _InPlacePlugin(memory_engine)})
+    first, _ = _apply(tmp_path, reconciler, "name: s\nvolumes:\n  data: {driver: ram, options: {size: 1m, copies: 1}}\n")
+    reconciler.apply(first)
+    volume_id = memory_engine.volumes["s_data"].id
+
+    desired, plan = _apply(tmp_path, reconciler,
+                           "name: s\nvolumes:\n  data: {driver: ram, options: {size: 1m, copies: 3}}\n")
+    (change,) = plan.changes
+    assert (change.action, change.reason, change.blocked) == (Action.UPDATE, Reason.OPTIONS_CHANGED, "")
+    assert "~ volume s_data" in plan_text(plan) and "options changed in place: options.copies" in plan_text(plan)
+    del memory_engine.calls[:]
+    report = reconciler.apply(desired)
+    assert report.ok
+    assert [c for c in memory_engine.calls if c[0] != "observe"] == [("update-volume", "s_data")]
+    assert memory_engine.volumes["s_data"].id == volume_id, "an in-place change keeps the object"
+    assert reconciler.plan(desired)[0].empty, "after the update, the live config hash is the desired one"
+
+    _, plan = _apply(tmp_path, reconciler, "name: s\nvolumes:\n  data: {driver: ram, options: {size: 2m, copies: 4}}\n")
+    (change,) = plan.changes
+    assert change.action is Action.REPLACE and change.forced_by == ("options.size",)
+    assert "options.size (forces replacement); options.copies could change in place" in change.reasons[0]
+    assert change.blocked, "replacing a volume still needs --recreate-volumes"
