@@ -29,7 +29,7 @@ from .model import (
 )
 from .ownership import Vetted, vet
 
-__all__ = ["Action", "Change", "Rollout", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
+__all__ = ["Action", "Change", "Rollout", "FieldChange", "Operation", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
            "spec_fields", "wanted_images"]
 
 DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
@@ -48,6 +48,13 @@ class Action(str, enum.Enum):
     REPLACE = "replace"
     START = "start"
     DELETE = "delete"
+
+
+class Operation(enum.StrEnum):
+    """What a run is for, as the lifecycle hooks are told (``operation=``): a policy may treat them differently."""
+
+    APPLY = "apply"  # make the engine match a spec (also ``plan``, ``watch`` and the daemon's passes)
+    DESTROY = "destroy"  # remove everything the stack owns
 
 
 class Reason(enum.StrEnum):

@@ -18,7 +18,7 @@ from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState
-from .plan import Action, Change, Plan, plan_changes
+from .plan import Action, Change, Operation, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries
@@ -197,7 +197,7 @@ class Reconciler:
             self._remember(book, desired, plan, "refused" if isinstance(exc, PlanError) else "error", started)
             raise
         self._remember(book, desired, plan, "converged" if report.ok else "failed", started)
-        self._hook(hook_errors, "reconciler_apply_finished", report=report)
+        self._hook(hook_errors, "reconciler_apply_finished", report=report, operation=_operation(request))
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
         return report
@@ -238,7 +238,7 @@ class Reconciler:
         blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
         if blocked:
             raise PlanError("refusing to apply:\n" + "\n".join(f"  {reason}" for reason in blocked))
-        vetoes = self.vetoes(plan, desired)
+        vetoes = self.vetoes(plan, desired, operation=_operation(request))
         if vetoes:
             raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
                 f"  {line}" for line in vetoes))
@@ -251,21 +251,22 @@ class Reconciler:
                 problems += [f"{section}.{key}.options: {p}" for p in drivers.get(kind, spec.driver).validate(spec)]
         return problems
 
-    def vetoes(self, plan: Plan, desired: DesiredState) -> list[str]:
+    def vetoes(self, plan: Plan, desired: DesiredState, *, operation: Operation = Operation.APPLY) -> list[str]:
         """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""
-        results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired)
+        results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired, operation=operation)
         return [f"[{name}] {line}" for name, reason in results if reason for line in str(reason).splitlines()]
 
     def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str], book) -> ApplyReport:
         # A plugin failing in a lifecycle hook must not leave the engine half-changed:
         # the apply finishes, then the failure is reported, naming plugin and hook.
         def _before(change: Change) -> None:
-            self._hook(hook_errors, "reconciler_before_change", change=change)
+            self._hook(hook_errors, "reconciler_before_change", change=change, operation=_operation(request))
             if before is not None:
                 before(change)
 
         def _after(outcome: Outcome) -> None:
-            self._hook(hook_errors, "reconciler_after_change", change=outcome.change, outcome=outcome)
+            self._hook(hook_errors, "reconciler_after_change", change=outcome.change, outcome=outcome,
+                       operation=_operation(request))
             if after is not None:
                 after(outcome)
 
@@ -300,6 +301,10 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
+
+
+def _operation(request: ApplyRequest) -> Operation:
+    return Operation.DESTROY if request.destroy else Operation.APPLY
 
 
 class _BookRecorder:
