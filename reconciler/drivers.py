@@ -11,8 +11,9 @@ Contract for every driver:
 
 - ``observe(stack, wanted)`` lists what this stack owns (by its labels) plus
   any object whose name is in ``wanted`` (so the plan can refuse to take over
-  an object it does not own). ``wanted`` maps names to the desired config
-  hash; a driver may use it to read details only of objects that changed.
+  an object it does not own). ``wanted`` is a ``Wanted``: the specs by name
+  (``wanted.specs``), which as a mapping still gives each name's desired
+  config hash; a driver may use it to read details only of objects that changed.
 - ``create`` / ``delete`` are idempotent where the backend allows: deleting
   what is already gone is not an error.
 - ``create`` returns the new object's id, as ``observe`` will report it in
@@ -40,13 +41,35 @@ __all__ = [
     "OptionCheck",
     "Drivers",
     "PluginDrivers",
+    "Wanted",
     "NetworkDriver",
     "ObjectDriver",
     "RegistryDriver",
     "RuntimeDriver",
     "StorageDriver",
     "owned_plus_wanted",
+    "wanted_specs",
 ]
+
+
+class Wanted(dict):
+    """What ``observe`` is asked to look for: the specs, by name (images: by reference).
+
+    ``wanted.specs[name]`` is the spec (``ImageSpec``, ``NetworkSpec``, ...), so a
+    driver reads what it needs from it (an image's ``tracks_tag``, ``archive``,
+    ``build_hash``, ``options``). The mapping itself still maps each name to the
+    spec's ``config_hash``, as it did for drivers written against plugin API 1.
+    """
+
+    def __init__(self, specs: Mapping[str, Any] | None = None) -> None:
+        specs = dict(specs or {})
+        super().__init__({name: getattr(spec, "config_hash", "") for name, spec in specs.items()})
+        self.specs: dict[str, Any] = specs
+
+
+def wanted_specs(wanted: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The specs in ``wanted`` (empty for a plain name → hash mapping, as older callers pass)."""
+    return getattr(wanted, "specs", {})
 
 
 @dataclass

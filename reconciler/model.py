@@ -17,6 +17,7 @@ from . import labels as _labels
 from .defaults import DEFAULT_DRIVERS
 
 __all__ = [
+    "Content",
     "ContainerSpec",
     "DesiredState",
     "EnvVar",
@@ -103,7 +104,9 @@ class ImageSpec:
     config_hash: str = ""
     #: The absolute path of a docker-save tarball or OCI layout directory.
     archive: str | None = None
-    #: The image id inside the archive, read at the desired stage.
+    #: The image id inside the archive, read at the desired stage: the same as ``build_hash``.
+    #: Deprecated: registry drivers read ``build_hash``; the core compares it only for a
+    #: driver that reports no ``LiveObject.content`` (plugin API 1).
     archive_image_id: str = ""
     #: ``tag``: follow the tag upstream; ``digest``: keep the local image, never ask.
     track: str = "tag"
@@ -519,6 +522,26 @@ class DesiredState:
 
 
 @dataclass(frozen=True)
+class Content:
+    """A registry driver's answer to "does the local image hold what the spec's source holds now?".
+
+    Set on an image's ``LiveObject.content`` by ``observe``: the documented way
+    for a registry driver to say that the content behind a reference changed
+    (a tag moved upstream, an archive now holds another image). The core then
+    pulls the image again (``RegistryDriver.pull``) and replaces the containers
+    that use it. ``None`` on the live object means the driver did not or could
+    not tell; an image with ``pull: always`` is then pulled anyway.
+    """
+
+    #: True: the source holds other content than the local image; False: checked, the same.
+    changed: bool
+    #: The local content, as a short non-secret identifier (a digest, an image id), for the plan's text.
+    local: str = ""
+    #: What the source holds now, likewise (shown by ``status`` as ``upstream``).
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class LiveObject:
     """An object as its driver reports it, reduced to what planning needs.
 
@@ -545,9 +568,12 @@ class LiveObject:
     image_id: str = ""
     #: Non-secret values a driver could read cheaply, used to explain a change:
     #: ``networks`` and ``volumes`` (attached names) for containers,
-    #: ``repo_digests`` and ``upstream_digest`` for images, and after a config
-    #: change the old values of the changed fields.
+    #: ``repo_digests`` for images, and after a config change the old values of
+    #: the changed fields. (``upstream_digest`` is still read from images reported
+    #: by drivers that do not set ``content``; new drivers set ``content``.)
     details: Mapping[str, object] = field(default_factory=dict)
+    #: Images only: whether the content behind the reference changed (see ``Content``).
+    content: Content | None = None
 
     @property
     def key(self) -> str:

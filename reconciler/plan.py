@@ -292,10 +292,9 @@ def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
             return change(Action.UPDATE, Reason.PUSH_MISSING, PUSH_REASON)
         return None
     if spec.is_archive:
-        # The archive names its image id: compare it with the local image, no state needed.
         if current is None:
             return change(Action.CREATE, Reason.LOAD_MISSING, "load: image not present", renews=True)
-        if current.image_id != spec.archive_image_id:
+        if _content_changed(spec, current):
             return change(Action.UPDATE, Reason.LOAD_CHANGED, "load: archive changed", renews=True)
         return None
     if current is None:
@@ -304,7 +303,8 @@ def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
     if (moved := _tag_moved(spec, current)) is not None:
         return change(Action.UPDATE, Reason.PULL_TAG_MOVED,
                       f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})", renews=True)
-    if spec.pull == "always" and spec.tracks_tag and not current.details.get("upstream_digest"):
+    if spec.pull == "always" and spec.tracks_tag and current.content is None \
+            and not current.details.get("upstream_digest"):
         # Nobody could say where the tag points: pull, as "always" did before digests.
         return change(Action.UPDATE, Reason.PULL_ALWAYS, "pull: policy always")
     return None
@@ -318,6 +318,10 @@ def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] |
     """
     if current is None or not spec.tracks_tag:
         return None
+    if current.content is not None:  # the registry driver's answer (``LiveObject.content``)
+        content = current.content
+        return (content.local or "(none)", content.source or "(unknown)") if content.changed else None
+    # A driver written against plugin API 1 reports the upstream digest in its details.
     upstream = str(current.details.get("upstream_digest") or "")
     if not upstream:
         return None
@@ -326,6 +330,17 @@ def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] |
     if upstream in local:
         return None
     return (local[0] if local else "(none)", upstream)
+
+
+def _content_changed(spec: ImageSpec, current: LiveObject) -> bool:
+    """Whether the registry driver says the image's source holds other content (``LiveObject.content``).
+
+    A driver that reports no ``content`` (plugin API 1) is judged as the core
+    always did for archives: the local image id against the archive's.
+    """
+    if current.content is not None:
+        return current.content.changed
+    return bool(spec.archive_image_id) and current.image_id != spec.archive_image_id
 
 
 def _in_registry(ref: str, current: LiveObject) -> bool:
