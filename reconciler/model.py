@@ -574,6 +574,10 @@ class LiveObject:
     details: Mapping[str, object] = field(default_factory=dict)
     #: Images only: whether the content behind the reference changed (see ``Content``).
     content: Content | None = None
+    #: What ``reconcile status`` shows about the object (text and JSON, under ``details``):
+    #: short, non-secret facts the driver read anyway, e.g. a storage driver's ``path``
+    #: or ``usage``. Never read by the planner.
+    info: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

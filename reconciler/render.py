@@ -184,7 +184,11 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
     table = [headers] + [[str((row.get(k) or "")[:19] if k in short else row.get(k) or "") or "-" for k in keys]
                          for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(table[0], widths)).rstrip()]
+    for row, cells in zip(rows, table[1:]):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip())
+        if row.get("details"):  # what the driver reports (LiveObject.info), under its object
+            lines.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
     return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(lines)
 
 

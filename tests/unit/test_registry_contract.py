@@ -64,3 +64,4 @@ def test_memory_engine_reports_a_moved_tag_and_an_apply_pulls_and_replaces(tmp_p
     reconciler.apply(desired)
     assert memory_engine.images[REF].image_id == new_id
     assert reconciler.plan(desired)[0].empty
+
