@@ -41,12 +41,30 @@ from .loader import RawStack
 from .locations import problem_at
 from .names import engine_name_problem, require_stack_name
 
-__all__ = ["build_desired", "stack_name_for"]
+__all__ = ["build_desired", "image_config_hash", "stack_name_for", "with_container_hashes"]
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # Maps whose keys get a field hash each, so a plan names ``env.LOG_LEVEL`` or ``secrets.db``.
 _EXPANDED = frozenset({"env", "labels", "configs", "secrets"})
+
+
+def image_config_hash(spec: ImageSpec) -> str:
+    """What an image's ``config_hash`` is: its build hash (builds, archives), else whether to ask upstream.
+
+    (See ``ImageSpec.NO_UPSTREAM_CHECK``: a pulled image's hash is empty when its
+    tag is followed upstream, the marker when not.)
+    """
+    if spec.is_build or spec.is_archive:
+        return spec.build_hash
+    return "" if spec.tracks_tag else ImageSpec.NO_UPSTREAM_CHECK
+
+
+def with_container_hashes(spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` with ``config_hash`` and ``field_hashes`` computed from its ``config()``."""
+    config = spec.config()
+    return replace(spec, config_hash=config_hash(config),
+                   field_hashes=tuple(sorted(field_hashes(config, expand=_EXPANDED).items())))
 
 
 def stack_name_for(raw: RawStack, override: str | None = None) -> str:
@@ -184,7 +202,7 @@ class _Builder:
             spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
                              driver=driver_for("images", value), track=value.get("track", "tag"),
                              options=_pairs(value.get("options")))
-            return spec if spec.tracks_tag else replace(spec, config_hash=ImageSpec.NO_UPSTREAM_CHECK)
+            return replace(spec, config_hash=image_config_hash(spec))
         context = self._path(("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
         args, secret_args = _build_args(build.get("args"))
@@ -277,9 +295,7 @@ class _Builder:
             driver=self.runtime,
             update=_update_policy(value.get("update")),
         )
-        config = spec.config()
-        spec = replace(spec, config_hash=config_hash(config),
-                       field_hashes=tuple(sorted(field_hashes(config, expand=_EXPANDED).items())))
+        spec = with_container_hashes(spec)
         count = int(value.get("replicas", 1))
         _engine_name("container", f"{self.stack}-{key}-{count}")  # the last replica has the longest name
         return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
