@@ -155,7 +155,8 @@ class Reconciler:
         Needs no engine and makes no driver: ``reconcile validate`` runs it.
         """
         problems = []
-        for kind, section, specs in ((Kind.NETWORK, "networks", desired.networks),
+        for kind, section, specs in ((Kind.IMAGE, "images", desired.images),
+                                     (Kind.NETWORK, "networks", desired.networks),
                                      (Kind.VOLUME, "volumes", desired.volumes)):
             for key, spec in specs.items():
                 problems += [(section, key, p) for p in self.registry.option_problems(kind, spec.driver,
