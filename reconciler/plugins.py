@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "reconciler"
 DISABLED_ENV = "RECONCILER_DISABLED_PLUGINS"
 EXTRA_ENV = "RECONCILER_PLUGINS"
 STRICT_ENV = "RECONCILER_STRICT_PLUGINS"
+_ROLES = (("registry", Kind.IMAGE), ("network", Kind.NETWORK), ("storage", Kind.VOLUME), ("runtime", Kind.CONTAINER))
 log = logging.getLogger(__name__)
 
 
@@ -227,7 +228,7 @@ def load_driver_registry(pm: pluggy.PluginManager) -> DriverRegistry:
             registry.forget(plugin_name)
             if not isinstance(pm, PluginManager) or pm.strict:
                 raise
-            pm.skip(PluginStatus(plugin_name, PluginState.FAILED, f"failed to register its drivers: {exc.__cause__}",
+            pm.skip(PluginStatus(plugin_name, PluginState.FAILED, f"failed to register its drivers: {exc.__cause__ or exc}",
                                  *pm.origins.get(plugin_name, (None, None))))
     if (not isinstance(pm, PluginManager) or pm.strict) and registry.conflicts():
         raise PluginError("\n".join(registry.conflicts().values()))
@@ -328,6 +329,3 @@ def describe_plugins(pm: pluggy.PluginManager, registry: DriverRegistry) -> list
                     "distribution": status.distribution, "version": status.version, "module": None,
                     "api_version": None, "drivers": [], "hooks": [], "conflicts": []})
     return sorted(out, key=lambda row: row["name"])
-
-
-_ROLES = (("registry", Kind.IMAGE), ("network", Kind.NETWORK), ("storage", Kind.VOLUME), ("runtime", Kind.CONTAINER))
