@@ -32,6 +32,8 @@ from .render import (
     plugins_text,
     report_json,
     report_text,
+    servers_history_text,
+    servers_status_text,
     status_json,
     status_text,
 )
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="allow recreating volumes whose config changed (their data is lost)")
     status = command("status", "every object: desired vs live, state, health, drift")
     status.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(status, "ask these daemons for every stack they run instead (one line per host per stack)")
     destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
     _apply_flags(destroy)
     _adopt_flag(destroy)
@@ -109,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
                               "else ~/.local/state/reconciler; a daemon's is its state_dir)")
     history.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(history, "ask these daemons instead of a state directory")
     rollback = sub.add_parser("rollback", help="hold a daemon's stack at an older revision of its source")
     rollback.add_argument("stack")
     rollback.add_argument("--to", required=True, metavar="REV", help="the full commit id to go back to")
@@ -121,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
         toggle = sub.add_parser(verb, help=text, description=text)
         toggle.add_argument("stack")
         toggle.add_argument("--state-dir", metavar="DIR", help="the state directory (as for history)")
+        _server_flags(toggle, "ask these daemons instead of a state directory")
+    text = "have daemons fetch a stack's source and apply it now"
+    sync = sub.add_parser("sync", help=text, description=text)
+    sync.add_argument("stack")
+    sync.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(sync, "the daemons to ask (required)")
     schema = sub.add_parser("schema", help="print the stack's JSON Schema, with the loaded drivers' options, "
                                            "for editors")
     schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -287,6 +297,8 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.server:
+        return _remote_status(args)
     reconciler = _reconciler(args)
     desired = _desired(args, reconciler)
     plan, live = reconciler.plan(desired)
@@ -299,6 +311,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from .state import StateStore
 
+    if args.server:
+        return _remote_history(args)
     with StateStore.open(Path(args.state_dir) if args.state_dir else None) as store:
         syncs = store.syncs(stack=args.stack, limit=args.limit)
     _out(history_json(syncs) if args.output == "json" else history_text(syncs))
@@ -308,10 +322,84 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_suspend(args: argparse.Namespace) -> int:
     from .state import StateStore
 
+    if args.server:
+        return _remote_post(args, args.command)
     with StateStore.open(Path(args.state_dir) if args.state_dir else None) as store:
         (store.suspend if args.command == "suspend" else store.resume)(args.stack)
     _out(f"stack {args.stack} {'suspended: the loops will plan it but apply nothing' if args.command == 'suspend' else 'resumed'}")
     return 0
+
+
+def _server_flags(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--server", action="append", default=[], metavar="URL", help=f"{help} (repeatable)")
+    parser.add_argument("--token-file", metavar="FILE", help="the API token for --server (default: $RECONCILER_TOKEN)")
+    parser.add_argument("--cacert", metavar="FILE", help="CA certificate(s) to trust for https:// servers")
+
+
+def _clients(args: argparse.Namespace) -> list:
+    from .client import DaemonClient, token_from
+
+    token = token_from(args.token_file)
+    return [DaemonClient(url, token, cacert=args.cacert) for url in args.server]
+
+
+def _ask_each(args: argparse.Namespace, ask: Callable[[Any], Any]) -> tuple[list[tuple[str, Any]], int]:
+    """(url, answer or error text) per server, and 1 when any server failed."""
+    results, code = [], 0
+    for client in _clients(args):
+        try:
+            results.append((client.url, ask(client)))
+        except ReconcilerError as exc:
+            results.append((client.url, str(exc)))
+            code = 1
+    return results, code
+
+
+def _remote_status(args: argparse.Namespace) -> int:
+    import json
+
+    results, code = _ask_each(args, lambda c: c.stacks())
+    if args.output == "json":
+        _out(json.dumps([{"server": url, "stacks": None if isinstance(r, str) else r,
+                          "error": r if isinstance(r, str) else None} for url, r in results], indent=2))
+    else:
+        _out(servers_status_text(results))
+    return code
+
+
+def _remote_history(args: argparse.Namespace) -> int:
+    import json
+
+    def ask(client) -> list:
+        names = [args.stack] if args.stack else [s["name"] or s["id"] for s in client.stacks()]
+        rows = [row for name in names for row in client.history(name, args.limit)]
+        return sorted(rows, key=lambda row: row["started_at"], reverse=True)[:args.limit]
+
+    results, code = _ask_each(args, ask)
+    if args.output == "json":
+        _out(json.dumps([{"server": url, "syncs": None if isinstance(r, str) else r,
+                          "error": r if isinstance(r, str) else None} for url, r in results], indent=2))
+    else:
+        _out(servers_history_text(results))
+    return code
+
+
+def _remote_post(args: argparse.Namespace, verb: str) -> int:
+    results, code = _ask_each(args, lambda c: c.post(args.stack, verb))
+    done = {"sync": "asked to sync", "suspend": "suspended", "resume": "resumed"}[verb]
+    for url, answer in results:
+        if isinstance(answer, str):
+            print(f"error: {redact(answer)}", file=sys.stderr, flush=True)
+        else:
+            _out(f"{url}: stack {args.stack} {done}")
+    return code
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    if not args.server:
+        raise SpecError("sync asks running daemons: give --server URL (repeatable); "
+                        "to apply a spec here, use reconcile apply")
+    return _remote_post(args, "sync")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -393,9 +481,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from .daemon import Daemon, load_config
-    from .loop import is_news
+    import json
 
+    from .daemon import Daemon, load_config
+    from .daemon.metrics import Metrics
+    from .daemon.view import drifted, pass_result
+    from .loop import is_news
+    from .model import Kind
     from .state import StateStore
 
     config = load_config(args.config)
@@ -404,11 +496,16 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                             state=StateStore.open(Path(config.state_dir)))
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()
+    metrics = Metrics()
 
     def on_pass(worker, result) -> None:
         revision = worker.revision or worker.checkout.revision
         origin = {"source": worker.source.name, "path": worker.path, "revision": revision or None,
                   "held": worker.held}
+        desired = worker.loop.desired if worker.loop else None
+        metrics.observe_pass(worker.stack or worker.id, pass_result(result), seconds=result.seconds,
+                             drifted=drifted(result), managed=sum(len(desired.of(k)) for k in Kind) if desired else 0,
+                             suspended=result.suspended is not None)
         with lock:  # one line (or block) per pass, whatever thread it comes from
             if json_lines:
                 _out(pass_json(result, **origin))
@@ -417,8 +514,22 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                     " (held: reconcile release to follow the source again)" if worker.held else "")
                 _out(f"{where} " + pass_text(result))
 
+    daemon = Daemon(config, reconciler=reconciler, on_pass=on_pass)
+    server = None
+    if config.api is not None:
+        from .daemon.server import build
+
+        server = build(daemon, config.api, config.webhooks, metrics)
     stop = _stop_on_signals()
-    Daemon(config, reconciler=reconciler, on_pass=on_pass).run(stop)
+    if server is not None:
+        url = server.start()
+        with lock:
+            _out(json.dumps({"api": url}) if json_lines else f"api: listening on {url}")
+    try:
+        daemon.run(stop)
+    finally:
+        if server is not None:
+            server.stop()
     return 0
 
 
@@ -435,6 +546,7 @@ COMMANDS = {
     "rollback": cmd_rollback,
     "release": cmd_rollback,
     "resume": cmd_suspend,
+    "sync": cmd_sync,
     "plugins": cmd_plugins,
     "schema": cmd_schema,
 }

@@ -12,6 +12,7 @@ the stack is reported as degraded; the loop never hot-loops.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 import time
@@ -37,6 +38,7 @@ class Trigger(enum.StrEnum):
     ENGINE = "engine"  # the engine reported a change to one of the stack's objects
     RESYNC = "resync"  # the resync interval passed
     RETRY = "retry"  # the last pass failed: try again after a backoff
+    API = "api"  # someone asked for a sync (the daemon's API or status page)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Pass:
     delay: float = 0.0
     #: Set when the stack is suspended: the plan the pass did not apply (its drift).
     suspended: Plan | None = None
+    #: The spec did not load (``error`` says why): nothing was planned or applied.
+    invalid: bool = False
+    #: How long the pass took.
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -136,7 +142,8 @@ class StackLoop:
             why = self._next(stop, not_before)
             if why is None:
                 continue
-            result = self.run_pass(why)
+            started = time.monotonic()
+            result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
             self.on_pass(result)
             not_before = time.monotonic() + result.delay
             if not following and self.desired is not None:
@@ -153,7 +160,9 @@ class StackLoop:
                 if remaining <= 0:
                     self._pending.append(Trigger.RESYNC)
                     break
-                self._wake.wait(timeout=remaining)  # ``wake()`` ends it early when stopping
+                # ``wake()`` ends it early when stopping; at most a second, so that a signal handler
+                # waiting for this (main) thread runs soon.
+                self._wake.wait(timeout=min(remaining, 1.0))
         if stop.wait(max(not_before - time.monotonic(), 0.0) + self.options.debounce):
             return None
         with self._wake:
@@ -167,7 +176,8 @@ class StackLoop:
             desired = self.load()
         except ReconcilerError as exc:
             # Retrying cannot help until the files change (which triggers a pass): no retry.
-            return self._failed(why, f"the spec does not load, nothing was changed:\n{exc}", retry=False)
+            return dataclasses.replace(self._failed(why, f"the spec does not load, nothing was changed:\n{exc}",
+                                                    retry=False), invalid=True)
         self.desired = desired
         # Updated in place: event followers hold this very set and read it on every event.
         self.names.clear()

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import time
 from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit
 
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
 __all__ = ["change_line", "history_json", "history_text", "outcome_line", "pass_json", "pass_text", "plan_data",
            "plan_json", "plan_text", "plugins_json", "plugins_text", "report_json", "report_text", "status_json",
-           "status_text"]
+           "status_text", "servers_history_text", "servers_status_text", "sync_data"]
 
 _SYMBOL = {
     Action.CREATE: "+",
@@ -181,15 +182,14 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
     headers = ["KIND", "NAME", "STATE", "HEALTH", "IMAGE", "DIGEST", "UPSTREAM", "DRIFT"]
     keys = ["kind", "name", "state", "health", "image", "digest", "upstream", "drift"]
     short = {"digest", "upstream"}  # sha256:<12 hex>, like the image column
-    table = [headers] + [[str((row.get(k) or "")[:19] if k in short else row.get(k) or "") or "-" for k in keys]
-                         for row in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(table[0], widths)).rstrip()]
-    for row, cells in zip(rows, table[1:]):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip())
+    table = [[str((row.get(k) or "")[:19] if k in short else row.get(k) or "") or "-" for k in keys] for row in rows]
+    lines = _table(headers, table).split("\n")
+    out = lines[:1]
+    for row, line in zip(rows, lines[1:]):
+        out.append(line)
         if row.get("details"):  # what the driver reports (LiveObject.info), under its object
-            lines.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
-    return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(lines)
+            out.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
+    return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(out)
 
 
 def status_json(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:
@@ -198,19 +198,65 @@ def status_json(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
 
 def history_text(syncs: Iterable[Any]) -> str:
     """``reconcile history``: one line per sync, newest first (``state.Sync`` rows)."""
-    rows = [["STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"]]
-    rows += [[s.started_at, s.stack, (s.revision or "-")[:12], s.result.value, f"{s.seconds:.1f}", s.summary or "-"]
-             for s in syncs]
-    if len(rows) == 1:
+    rows = [[s.started_at, s.stack, (s.revision or "-")[:12], s.result.value, f"{s.seconds:.1f}", s.summary or "-"]
+            for s in syncs]
+    if not rows:
         return "No syncs recorded."
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    return _table(["STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], rows)
+
+
+def _table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    """Left-aligned columns two spaces apart, headers first."""
+    table = [headers, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def servers_status_text(results: Iterable[tuple[str, Any]]) -> str:
+    """``status --server …``: one line per host per stack (``results``: (url, stacks or an error text))."""
+    rows = []
+    for url, stacks in results:
+        if isinstance(stacks, str):
+            rows.append([_host(url), "-", "unreachable", "-", "-", "-", stacks])
+            continue
+        for st in stacks:
+            last = st["last_sync"] or {}
+            state = st["state"] + (" (suspended)" if st["suspended"] and st["state"] != "suspended" else "")
+            rows.append([_host(url), st["name"] or st["id"], state + (" held" if st["held"] else ""),
+                         (st["revision"] or "-")[:12], "-" if st["drift"] is None else str(st["drift"]),
+                         last.get("at", "-"), (last.get("error") or "").splitlines()[0][:60] if last.get("error") else ""])
+    if not rows:
+        return "No stacks."
+    return _table(["HOST", "STACK", "STATE", "REVISION", "DRIFT", "LAST SYNC", "ERROR"], rows)
+
+
+def servers_history_text(results: Iterable[tuple[str, Any]]) -> str:
+    """``history --server …``: one line per sync, each with its host."""
+    rows = []
+    for url, syncs in results:
+        if isinstance(syncs, str):
+            rows.append([_host(url), "-", "-", "-", "unreachable", "-", syncs])
+            continue
+        rows += [[_host(url), h["started_at"], h["stack"], (h["revision"] or "-")[:12], h["result"],
+                  f'{h["seconds"]:.1f}', h["summary"] or "-"] for h in syncs]
+    if not rows:
+        return "No syncs recorded."
+    return _table(["HOST", "STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], rows)
+
+
+def sync_data(sync: Any) -> dict[str, Any]:
+    """One row of the sync history as plain JSON-ready data."""
+    return {"started_at": sync.started_at, "engine": sync.engine, "stack": sync.stack,
+            "revision": sync.revision or None, "result": sync.result.value, "seconds": sync.seconds,
+            "summary": sync.summary}
 
 
 def history_json(syncs: Iterable[Any]) -> str:
-    return json.dumps([{"started_at": s.started_at, "engine": s.engine, "stack": s.stack,
-                        "revision": s.revision or None, "result": s.result.value, "seconds": s.seconds,
-                        "summary": s.summary} for s in syncs], indent=2)
+    return json.dumps([sync_data(s) for s in syncs], indent=2)
 
 
 def plugins_text(rows: Iterable[dict[str, Any]]) -> str:

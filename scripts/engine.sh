@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up what the reconciler needs on a fresh Debian machine, idempotently:
 #   scripts/engine.sh up     install docker.io + busybox-static + docker-registry (the tests'
-#                            registry) if missing, start dockerd
+#                            registry) + chromium and chromium-driver (the status page's browser
+#                            test) if missing, start dockerd
 #                            if no engine answers, build the local base image
 #   scripts/engine.sh down   stop the dockerd that "up" started (and nothing else)
 #   scripts/engine.sh restart  stop and start that dockerd again (tests of engine restarts)
@@ -32,6 +33,10 @@ install_packages() {
   # SIGPIPE, and pipefail would report busybox missing now and then.
   [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x nc >/dev/null || missing+=(busybox-static)
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+  # The status page's browser test drives Debian's chromium through its chromedriver (Selenium is
+  # given both paths, so it never tries to download a browser).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     $SUDO apt-get update -qq

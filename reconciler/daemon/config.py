@@ -13,7 +13,7 @@ from ..spec.locations import problem_at
 from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
 
-__all__ = ["DaemonConfig", "GitSource", "Source", "default_state_dir", "load_config"]
+__all__ = ["ApiConfig", "DaemonConfig", "GitSource", "Source", "Webhook", "default_state_dir", "load_config"]
 
 SCHEMA_FILE = "daemon.schema.json"
 MAX_BYTES = 1024 * 1024
@@ -45,6 +45,30 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """Where the HTTP API listens and who may use it (paths absolute)."""
+
+    tokens_file: str
+    host: str = "127.0.0.1"
+    port: int = 8470
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_body: int = 1024 * 1024
+    session_hours: float = 12.0
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """``POST /hooks/NAME``: a signed delivery makes the daemon fetch ``sources``."""
+
+    name: str
+    provider: str  # github, gitea, gitlab or generic
+    sources: tuple[str, ...]
+    secret_file: str | None = None  # absolute
+    secret_env: str | None = None
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     sources: tuple[Source, ...]
     state_dir: str
@@ -52,6 +76,8 @@ class DaemonConfig:
     resync: float = 60.0
     log_format: str = "text"
     file: str = ""
+    api: ApiConfig | None = None
+    webhooks: tuple[Webhook, ...] = ()
 
 
 def default_state_dir() -> str:
@@ -75,14 +101,36 @@ def load_config(path: str | Path) -> DaemonConfig:
     problems = list(document.problems)
     for where, message in schema_findings(data, SCHEMA_FILE):
         problems.append(problem_at(_mark(document.marks, where), where, message))
-    names = [s.get("name") for s in data.get("sources") or [] if isinstance(s, dict)]
-    for index, name in enumerate(names):
-        if name is not None and names.index(name) != index:
-            where = ("sources", index, "name")
-            problems.append(problem_at(_mark(document.marks, where), where, f"source {name!r} is defined twice"))
+    problems += _twice(data, "sources", "source", document.marks)
+    problems += _twice(data, "webhooks", "webhook", document.marks)
+    if not problems:
+        problems += _hook_sources(data, document.marks)
     if problems:
         raise SpecError(problems)
     return _build(data, path.resolve())
+
+
+def _twice(data: dict, key: str, what: str, marks: dict) -> list:
+    """A problem for each entry of ``data[key]`` whose name an earlier entry already has."""
+    names = [entry.get("name") for entry in data.get(key) or [] if isinstance(entry, dict)]
+    return [problem_at(_mark(marks, (key, index, "name")), (key, index, "name"), f"{what} {name!r} is defined twice")
+            for index, name in enumerate(names) if name is not None and names.index(name) != index]
+
+
+def _hook_sources(data: dict, marks: dict) -> list:
+    """A webhook names git sources of this file: a directory source is watched, there is nothing to fetch."""
+    kinds = {s["name"]: "git" if "git" in s else "dir" for s in data["sources"]}
+    problems = []
+    for index, hook in enumerate(data.get("webhooks") or []):
+        for at, name in enumerate(hook["sources"]):
+            where = ("webhooks", index, "sources", at)
+            if name not in kinds:
+                problems.append(problem_at(_mark(marks, where), where, f"no source is named {name!r}"))
+            elif kinds[name] != "git":
+                problems.append(problem_at(_mark(marks, where), where,
+                                           f"source {name!r} is a directory, watched already: a webhook only "
+                                           "makes sense for a git source"))
+    return problems
 
 
 def _mark(marks: dict, path: tuple):
@@ -112,7 +160,20 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             prune_volumes=bool(entry.get("prune_volumes", False)),
             allow_outside_paths=bool(entry.get("allow_outside_paths", False)),
         ))
+    api = data.get("api")
+    if api is not None:
+        host, _, port = api.get("listen", "127.0.0.1:8470").rpartition(":")
+        tls = api.get("tls") or {}
+        api = ApiConfig(tokens_file=absolute(api["tokens_file"]), host=host.strip("[]"), port=int(port),
+                        tls_cert=absolute(tls.get("cert")), tls_key=absolute(tls.get("key")),
+                        max_body=int(api.get("max_body", 1024 * 1024)),
+                        session_hours=float(api.get("session_hours", 12)))
+    webhooks = tuple(Webhook(name=h["name"], provider=h["provider"], sources=tuple(h["sources"]),
+                             secret_file=absolute(h.get("secret_file")), secret_env=h.get("secret_env"))
+                     for h in data.get("webhooks") or [])
     return DaemonConfig(
+        api=api,
+        webhooks=webhooks,
         sources=tuple(sources),
         state_dir=absolute(data.get("state_dir")) or default_state_dir(),
         engine=data.get("engine"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,10 +38,19 @@ class StackWorker:
     #: The revision its last loaded spec came from, and whether that was a held (rolled back) one.
     revision: str = ""
     held: bool = False
+    #: The last pass, when it ended (Unix time) and the revision it ran at, for the API and metrics.
+    last: Pass | None = None
+    last_at: float = 0.0
+    last_revision: str = ""
 
     @property
     def id(self) -> str:
         return f"{self.source.name}:{self.path}"
+
+    @property
+    def stack(self) -> str:
+        """The stack's name once its spec has loaded, else ""."""
+        return self.loop.desired.stack if self.loop and self.loop.desired else ""
 
 
 class Daemon:
@@ -55,6 +65,7 @@ class Daemon:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.checkouts = {s.name: checkout_for(s, state_dir) for s in config.sources}
         self._fetching = {s.name: threading.Lock() for s in config.sources}
+        self._fetch_now = {s.name: threading.Event() for s in config.sources}
         self.workers = [StackWorker(s, p, self.checkouts[s.name]) for s in config.sources for p in s.paths]
         for worker in self.workers:
             worker.loop = self._loop(worker)
@@ -63,7 +74,35 @@ class Daemon:
         request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty)
         return StackLoop(self.reconciler, lambda: self._load(worker), request=request,
                          options=LoopOptions(resync=self.config.resync),
-                         on_pass=lambda result: self.on_pass(worker, result))
+                         on_pass=lambda result: self._passed(worker, result))
+
+    def _passed(self, worker: StackWorker, result: Pass) -> None:
+        worker.last, worker.last_at = result, time.time()
+        if not result.invalid:  # a spec that did not load changed nothing: what runs is still the last one
+            worker.last_revision = worker.revision
+        self.on_pass(worker, result)
+
+    def fetch(self, sources: list[str]) -> None:
+        """Have the pollers of these git sources fetch now; requests made while one waits or fetches coalesce."""
+        for name in sources:
+            self._fetch_now[name].set()
+
+    def sync(self, worker: StackWorker) -> None:
+        """A pass of this stack now; a git source is fetched first, so the pass sees its newest commit."""
+        def run() -> None:
+            if worker.source.git:
+                try:
+                    moved = self._refresh(worker.source)
+                except SourceError as exc:
+                    self._passed(worker, Pass(Trigger.API, error=str(exc)))
+                    return
+                if moved:  # the source's other stacks are at an old revision now too
+                    for other in self._of(worker.source):
+                        if other is not worker:
+                            other.loop.trigger(Trigger.SOURCE)
+            worker.loop.trigger(Trigger.API)
+
+        threading.Thread(target=run, name=f"sync-{worker.id}", daemon=True).start()
 
     def _load(self, worker: StackWorker) -> DesiredState:
         """The stack's spec at the source's current revision, or at the one it is held at (``rollback``)."""
@@ -127,9 +166,14 @@ class Daemon:
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
         for thread in threads:
             thread.start()
-        stop.wait()
+        # Short waits: a signal the kernel hands to another thread only runs its Python handler
+        # (which sets ``stop``) once the main thread wakes up.
+        while not stop.wait(0.5):
+            pass
         for worker in self.workers:
             worker.loop.wake()
+        for event in self._fetch_now.values():
+            event.set()
         for watcher in watchers:
             watcher.stop()
         for thread in threads:
@@ -139,7 +183,12 @@ class Daemon:
         """Fetch ``source`` every interval; a new revision triggers a pass of each of its stacks."""
         assert source.git is not None
         holds = self.reconciler.state.holds()
-        while not stop.wait(source.git.interval):
+        now_please = self._fetch_now[source.name]
+        while not stop.is_set():
+            now_please.wait(source.git.interval)  # a webhook or a sync request ends the wait early
+            now_please.clear()
+            if stop.is_set():
+                return
             now = self.reconciler.state.holds()
             if now != holds:  # a rollback or a release: the held stacks' workers load again
                 holds = now
@@ -149,7 +198,7 @@ class Daemon:
                 moved = self._refresh(source)
             except SourceError as exc:
                 for worker in self._of(source):
-                    self.on_pass(worker, Pass(Trigger.SOURCE, error=str(exc)))
+                    self._passed(worker, Pass(Trigger.SOURCE, error=str(exc)))
                 continue
             if moved:
                 for worker in self._of(source):

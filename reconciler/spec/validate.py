@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .loader import RawStack
 
-__all__ = ["schema_findings", "stack_schema", "validate"]
+__all__ = ["schema_findings", "schema_text", "stack_schema", "validate"]
 
 SCHEMA_FILE = "stack.schema.json"
 
@@ -99,7 +99,8 @@ def _compiled(schema_file: str) -> Any:
 
 
 @functools.cache
-def _schema_text(schema_file: str = SCHEMA_FILE) -> str:
+def schema_text(schema_file: str = SCHEMA_FILE) -> str:
+    """The text of one of the project's schemas (``schemas/`` beside a source checkout, else the package data)."""
     from importlib.resources import files
 
     # Running from a source checkout, the folder beside the package is the one
@@ -109,6 +110,9 @@ def _schema_text(schema_file: str = SCHEMA_FILE) -> str:
     if (checkout / "pyproject.toml").is_file() and (checkout / "schemas" / schema_file).is_file():
         return (checkout / "schemas" / schema_file).read_text(encoding="utf-8")
     return files("reconciler.schemas").joinpath(schema_file).read_text(encoding="utf-8")
+
+
+_schema_text = schema_text
 
 
 # -- schema errors, in words ------------------------------------------------------

@@ -1,0 +1,81 @@
+"""A client of daemons' HTTP APIs: ``reconcile status|history|sync|suspend|resume --server URL``.
+
+One client can follow the daemons of several hosts: each ``--server`` is asked
+in turn, and a host that cannot be reached is reported without hiding the others.
+The token comes from ``--token-file`` or ``$RECONCILER_TOKEN`` and only ever
+travels in the Authorization header.
+"""
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .errors import ReconcilerError
+
+__all__ = ["DaemonClient", "token_from"]
+
+TOKEN_ENV = "RECONCILER_TOKEN"
+
+
+def token_from(token_file: str | None) -> str:
+    """The API token: the file's first line, else ``$RECONCILER_TOKEN``."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip().splitlines()
+        except OSError as exc:
+            raise ReconcilerError(f"{token_file}: cannot read the API token: {exc.strerror or exc}") from exc
+        if token and token[0].strip():
+            return token[0].strip()
+        raise ReconcilerError(f"{token_file}: the file holds no token")
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ReconcilerError(f"--server needs a token: give --token-file FILE or set {TOKEN_ENV}")
+    return token
+
+
+class DaemonClient:
+    def __init__(self, url: str, token: str, *, cacert: str | None = None, timeout: float = 15.0) -> None:
+        self.url = url.rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise ReconcilerError(f"--server {url}: give a URL starting with http:// or https://")
+        self._token = token
+        self.timeout = timeout
+        self._context = ssl.create_default_context(cafile=cacert) if self.url.startswith("https://") else None
+
+    def _call(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(self.url + path, method=method,
+                                         headers={"Authorization": f"Bearer {self._token}",
+                                                  "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._context) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error") or exc.reason
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise ReconcilerError(f"{self.url}: {exc.code} {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ReconcilerError(f"{self.url}: cannot reach the daemon: {reason}") from None
+        except ValueError as exc:
+            raise ReconcilerError(f"{self.url}: the answer is not JSON: {exc}") from None
+
+    def stacks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/stacks")
+
+    def stack(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/stacks/{quote(name, safe='')}")
+
+    def history(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/stacks/{quote(name, safe='')}/history?limit={int(limit)}")
+
+    def post(self, name: str, verb: str) -> dict[str, Any]:
+        """``verb`` is sync, suspend or resume."""
+        return self._call("POST", f"/api/stacks/{quote(name, safe='')}/{verb}")

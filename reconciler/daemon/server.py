@@ -1,0 +1,216 @@
+"""The daemon's HTTP side: API, status page, metrics and webhooks (Starlette, served by uvicorn).
+
+Every route but ``/healthz`` and ``/readyz`` needs a bearer token or a status
+page session; webhooks prove themselves with their provider's signature
+instead. Handlers that read the state database or the engine are plain
+functions, which Starlette runs in its thread pool, so the event loop only
+ever parses requests and writes responses.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..loop import Trigger
+from ..spec.validate import schema_text
+from . import page
+from .auth import Tokens
+from .config import ApiConfig
+from .hooks import HookVerifier
+from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .runner import Daemon
+from .doors import Doors
+
+__all__ = ["ApiServer", "make_app"]
+
+log = logging.getLogger(__name__)
+
+CSRF_HEADER = "x-csrf-token"
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _unauthorized() -> JSONResponse:
+    return _error(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="reconciler"'})
+
+
+def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, HookVerifier],
+             metrics: Metrics) -> Starlette:
+    doors = Doors(daemon, api, tokens, hooks, metrics)
+    openapi = json.loads(schema_text("api.openapi.json"))
+
+    def reader(handler: Callable[..., Response]) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            principal, _ = doors.who(request)
+            if principal is None:
+                return _unauthorized()
+            return handler(request)
+        return endpoint
+
+    def writer(handler: Callable[..., Response]) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            principal, csrf = doors.who(request)
+            if principal is None:
+                return _unauthorized()
+            if csrf is not None and not page.same_token(request.headers.get(CSRF_HEADER), csrf):
+                return _error(403, f"a request made with the status page's session needs its {CSRF_HEADER} header")
+            if not principal.can_write:
+                return _error(403, f"token {principal.name!r} is read-only: it cannot change anything")
+            return handler(request)
+        return endpoint
+
+    def stack_of(request: Request):
+        return doors.view.find(request.path_params["name"])
+
+    def not_found(request: Request) -> JSONResponse:
+        return _error(404, f"no stack is named {request.path_params['name']!r}")
+
+    # -- open to anyone ---------------------------------------------------------------
+
+    def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    def readyz(request: Request) -> Response:
+        waiting = doors.view.ready()
+        return JSONResponse({"ready": not waiting, "waiting": waiting}, status_code=503 if waiting else 200)
+
+    # -- API ----------------------------------------------------------------------------
+
+    def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    def metrics_text(request: Request) -> Response:
+        return Response(doors.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    def stacks(request: Request) -> Response:
+        return JSONResponse(doors.view.stacks())
+
+    def stack(request: Request) -> Response:
+        worker = stack_of(request)
+        return JSONResponse(doors.view.detail(worker)) if worker else not_found(request)
+
+    def history(request: Request) -> Response:
+        worker = stack_of(request)
+        if worker is None:
+            return not_found(request)
+        try:
+            limit = int(request.query_params.get("limit", "20"))
+        except ValueError:
+            return _error(400, "limit must be a whole number")
+        return JSONResponse(doors.view.history(worker, max(1, min(limit, 1000))))
+
+    def sync(request: Request) -> Response:
+        worker = stack_of(request)
+        if worker is None:
+            return not_found(request)
+        doors.daemon.sync(worker)
+        return JSONResponse({"stack": worker.stack or worker.id, "accepted": True}, status_code=202)
+
+    def toggle(request: Request) -> Response:
+        worker = stack_of(request)
+        if worker is None:
+            return not_found(request)
+        if not worker.stack:
+            return _error(409, f"{worker.id} has never loaded, so its stack has no name to suspend or resume yet")
+        suspend = request.url.path.endswith("/suspend")
+        (doors.view.state.suspend if suspend else doors.view.state.resume)(worker.stack)
+        worker.loop.trigger(Trigger.API)  # a resumed stack catches up at once; a suspended one reports drift
+        return JSONResponse(doors.view.summary(worker))
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    async def webhook(request: Request) -> Response:
+        name = request.path_params["hook"]
+        verifier = doors.hooks.get(name)
+        if verifier is None:
+            return _error(404, f"no webhook is named {name!r}")
+        cap = doors.api.max_body
+        counted = doors.metrics.webhooks
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > cap:
+            counted.labels(name, "too_large").inc()
+            return _error(413, f"the body is larger than {cap} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                counted.labels(name, "too_large").inc()
+                return _error(413, f"the body is larger than {cap} bytes")
+        if not verifier.signed(request.headers, bytes(body)):
+            counted.labels(name, "unauthorized").inc()
+            return _error(401, "the delivery's signature does not match this webhook's secret")
+        if not verifier.first_delivery(request.headers):
+            counted.labels(name, "duplicate").inc()
+            return JSONResponse({"fetch": [], "duplicate": True}, status_code=202)
+        counted.labels(name, "accepted").inc()
+        doors.daemon.fetch(list(verifier.hook.sources))
+        return JSONResponse({"fetch": list(verifier.hook.sources), "duplicate": False}, status_code=202)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/openapi.json", reader(openapi_json)),
+        Route("/metrics", reader(metrics_text)),
+        Route("/api/stacks", reader(stacks)),
+        Route("/api/stacks/{name:path}/history", reader(history)),
+        Route("/api/stacks/{name:path}/sync", writer(sync), methods=["POST"]),
+        Route("/api/stacks/{name:path}/suspend", writer(toggle), methods=["POST"]),
+        Route("/api/stacks/{name:path}/resume", writer(toggle), methods=["POST"]),
+        Route("/api/stacks/{name:path}", reader(stack)),
+        Route("/hooks/{hook}", webhook, methods=["POST"]),
+        *page.routes(doors),
+    ]
+    return Starlette(routes=routes)
+
+
+class ApiServer:
+    """uvicorn serving the app in a thread of its own, beside the daemon's loops."""
+
+    def __init__(self, app: Starlette, api: ApiConfig) -> None:
+        import uvicorn
+
+        self.api = api
+        config = uvicorn.Config(app, host=api.host, port=api.port, log_config=None, access_log=False,
+                                lifespan="off", ssl_certfile=api.tls_cert, ssl_keyfile=api.tls_key,
+                                server_header=False, timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start serving; return the URL it listens on (the real port when the configured one is 0)."""
+        self.thread.start()
+        ready = threading.Event()
+        for _ in range(int(timeout / 0.05)):
+            if self.server.started or not self.thread.is_alive():
+                break
+            ready.wait(0.05)
+        if not self.server.started:
+            raise OSError(f"the API could not listen on {self.api.host}:{self.api.port} (see the log above)")
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        scheme = "https" if self.api.tls_cert else "http"
+        host = f"[{self.api.host}]" if ":" in self.api.host else self.api.host
+        return f"{scheme}://{host}:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def build(daemon: Daemon, api: ApiConfig, webhooks, metrics: Metrics) -> ApiServer:
+    """The server for ``daemon``, its tokens and webhook secrets read now (a mistake stops the start)."""
+    from .auth import load_tokens
+    from .hooks import secret_of
+
+    tokens = load_tokens(api.tokens_file)
+    hooks = {hook.name: HookVerifier(hook, secret_of(hook)) for hook in webhooks}
+    return ApiServer(make_app(daemon, api, tokens, hooks, metrics), api)
+

@@ -1,0 +1,128 @@
+"""What the daemon's doors (API, status page, metrics) see of its stacks, as plain data.
+
+``stacks`` and ``summary`` never call the engine: they read what the last pass
+of each stack left behind, so listing stays fast however many clients ask while
+a sync runs. ``detail`` plans the stack afresh (one list call per kind) to show
+every object's desired against live state.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import ReconcilerError
+from ..loop import Pass
+from ..model import Kind
+from ..render import plan_data, sync_data
+from ..report import Status
+from ..status import status_rows
+from .runner import Daemon, StackWorker
+
+__all__ = ["DaemonView", "pass_result"]
+
+
+def pass_result(result: Pass) -> str:
+    """One word for how a pass ended: converged, failed, error, invalid or suspended."""
+    if result.suspended is not None:
+        return "suspended"
+    if result.invalid:
+        return "invalid"
+    if result.error or result.report is None:
+        return "error"
+    return "converged" if result.report.ok else "failed"
+
+
+def drifted(result: Pass) -> int:
+    """Objects that differ from the spec after the pass: a suspended stack's pending changes, an apply's failures."""
+    if result.suspended is not None:
+        return len(result.suspended.changes)
+    if result.report is not None:
+        return sum(1 for o in result.report.outcomes if o.status is not Status.OK)
+    return 0
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def _public_url(url: str) -> str:
+    """The URL without any user or password in it."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+class DaemonView:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.state = daemon.reconciler.state
+
+    def find(self, name: str) -> StackWorker | None:
+        """The worker of stack ``name`` (or of id ``source:path``, before its spec ever loaded)."""
+        for worker in self.daemon.workers:
+            if worker.stack == name or worker.id == name:
+                return worker
+        return None
+
+    def ready(self) -> list[str]:
+        """The stacks that have not finished a first pass yet (empty once the daemon is ready)."""
+        return [w.stack or w.id for w in self.daemon.workers if w.last is None]
+
+    def stacks(self) -> list[dict[str, Any]]:
+        suspended, holds = self.state.suspended(), self.state.holds()
+        return [self.summary(w, suspended, holds) for w in self.daemon.workers]
+
+    def summary(self, worker: StackWorker, suspended: dict | None = None, holds: dict | None = None) -> dict[str, Any]:
+        suspended = self.state.suspended() if suspended is None else suspended
+        holds = self.state.holds() if holds is None else holds
+        source = worker.source
+        name = worker.stack
+        last = worker.last
+        desired = worker.loop.desired if worker.loop else None
+        state = "pending" if last is None else pass_result(last)
+        if last is not None and last.degraded and state == "converged":
+            state = "degraded"
+        return {
+            "name": name or None,
+            "id": worker.id,
+            "source": {"name": source.name, "kind": "git" if source.git else "dir",
+                       "url": _public_url(source.git.url) if source.git else None,
+                       "ref": source.git.ref if source.git else None, "path": worker.path},
+            "revision": worker.last_revision or None,
+            "source_revision": worker.checkout.revision or None,
+            "held": name in holds if name else False,
+            "held_at": holds[name][0] if name in holds else None,
+            "suspended": name in suspended if name else False,
+            "state": state,
+            "drift": drifted(last) if last is not None else None,
+            "managed": sum(len(desired.of(kind)) for kind in Kind) if desired else 0,
+            "degraded": sorted(last.crash_looping) if last is not None else [],
+            "last_sync": None if last is None else {
+                "at": _iso(worker.last_at), "trigger": last.trigger.value, "result": pass_result(last),
+                "seconds": round(last.seconds, 3), "error": last.error or None,
+                "changes": len(last.report.outcomes) if last.report is not None else 0,
+            },
+        }
+
+    def detail(self, worker: StackWorker) -> dict[str, Any]:
+        """The summary, plus every object desired against live, and the plan a pass would apply now."""
+        data = self.summary(worker)
+        desired = worker.loop.desired if worker.loop else None
+        data["objects"], data["plan"], data["observe_error"] = [], None, None
+        if desired is None:
+            return data
+        try:
+            plan, live = self.daemon.reconciler.plan(desired, prune_volumes=worker.source.prune_volumes)
+        except ReconcilerError as exc:
+            data["observe_error"] = str(exc)
+            return data
+        data["objects"] = status_rows(desired, live, plan)
+        data["plan"] = plan_data(plan)
+        return data
+
+    def history(self, worker: StackWorker, limit: int = 20) -> list[dict[str, Any]]:
+        if not worker.stack:
+            return []
+        return [sync_data(s) for s in self.state.syncs(stack=worker.stack, limit=limit)]
