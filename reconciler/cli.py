@@ -44,7 +44,8 @@ from .status import status_rows
 
 __all__ = ["main"]
 
-DEFAULT_FILES = ("stack.yaml", "stack.yml", "reconcile.yaml", "reconcile.yml")
+DEFAULT_FILES = ("stack.yaml", "stack.yml", "reconcile.yaml", "reconcile.yml",
+                 "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 _READER_GONE = threading.Event()  # set once stdout's reader has gone away (``reconcile plan | head``)
 
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                             "relative or absolute, point outside its repository")
         p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                        help="load a plugin module by import path (repeatable)")
+        _compose_flags(p)
         _strict_flag(p)
         if engine:
             p.add_argument("--engine", metavar="URL",
@@ -73,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     command("validate", "check the spec (schema and references); no engine needed", engine=False)
+    convert = command("convert", "print the stack spec equivalent to Compose files (-f compose.yaml)", engine=False)
+    convert.add_argument("-o", "--out", metavar="FILE", help="write the spec to FILE instead of printing it")
     plan = command("plan", "show what apply would change, and why")
     plan.add_argument("--output", choices=("text", "json"), default="text")
     plan.add_argument("--detailed-exitcode", action="store_true",
@@ -146,6 +150,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _compose_flags(p: argparse.ArgumentParser) -> None:
+    """What ``docker compose`` takes besides -f; they apply when the files are Compose files."""
+    p.add_argument("--env-file", action="append", default=[], metavar="PATH",
+                   help="Compose files: read variables from PATH instead of the project's .env (repeatable)")
+    p.add_argument("--profile", action="append", default=[], metavar="NAME",
+                   help="Compose files: also run the services of profile NAME (repeatable; * for all)")
+    p.add_argument("-p", "--project-name", metavar="NAME",
+                   help="Compose files: the project (stack) name, over COMPOSE_PROJECT_NAME and name:")
+    p.add_argument("--ignore-unsupported", action="store_true",
+                   help="Compose files: drop keys reconcile cannot honour, with a warning, instead of refusing")
+
+
+def _compose_options(args: argparse.Namespace):
+    from .spec.compose import ComposeOptions
+
+    return ComposeOptions(env_files=tuple(args.env_file), profiles=tuple(args.profile),
+                          project_name=args.project_name, ignore_unsupported=args.ignore_unsupported)
+
+
 def _strict_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict-plugins", action="store_true", default=None,
                    help="a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)")
@@ -180,8 +203,17 @@ def _files(args: argparse.Namespace) -> list[str]:
         return args.files
     for name in DEFAULT_FILES:
         if os.path.exists(name):
-            return [name]
+            return [name, *_compose_override(name)]
     raise SpecError(f"no spec given and none of {', '.join(DEFAULT_FILES)} in {os.getcwd()} (use -f PATH)")
+
+
+def _compose_override(name: str) -> list[str]:
+    """``docker compose`` without -f also reads the override file beside its default file."""
+    from .spec.compose.project import OVERRIDE_FILES
+
+    if not name.startswith(("compose.", "docker-compose.")):
+        return []
+    return next(([o] for o in OVERRIDE_FILES if os.path.exists(o)), [])
 
 
 def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False, check_options: bool = False):
@@ -192,7 +224,8 @@ def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False,
     """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
                         drivers=reconciler.driver_catalog(), allow_empty=allow_empty,
-                        check_options=reconciler.option_problems if check_options else None)
+                        check_options=reconciler.option_problems if check_options else None,
+                        compose=_compose_options(args))
 
 
 def _reconciler(args: argparse.Namespace):
@@ -235,6 +268,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     desired = _desired(args, _reconciler(args), check_options=True)
     _out(f"{', '.join(desired.sources)}: valid stack {desired.stack!r} ({len(desired.images)} images, "
          f"{len(desired.networks)} networks, {len(desired.volumes)} volumes, {len(desired.containers)} containers)")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import os
+
+    from .spec.compose import find_files, load_compose
+    from .spec.compose.convert import render_stack
+
+    files = find_files(_files(args))
+    if files is None:
+        raise SpecError(f"{', '.join(_files(args))}: not a Compose project (no top-level services:); "
+                        "convert reads Compose files")
+    stack = load_compose(files, environ=os.environ, options=_compose_options(args))
+    text = render_stack(stack)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        _out(text.rstrip("\n"))
     return 0
 
 
@@ -535,6 +587,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "validate": cmd_validate,
+    "convert": cmd_convert,
     "plan": cmd_plan,
     "apply": cmd_apply,
     "status": cmd_status,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from ..model import DesiredState
+    from .compose import ComposeOptions
 
 __all__ = ["load_desired"]
 
@@ -32,6 +33,7 @@ def load_desired(
     drivers: Mapping[str, Sequence[str]] | None = None,
     allow_empty: bool = False,
     check_options: Callable[[DesiredState], Iterable[tuple[str, str, str]]] | None = None,
+    compose: ComposeOptions | None = None,
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
@@ -43,16 +45,41 @@ def load_desired(
     ``check_options`` (see ``Reconciler.option_problems``) returns
     (section, key, message) for driver options the drivers refuse; each
     becomes a problem at the entry's ``options`` in its file.
+
+    Compose files (a top-level ``services:``, see ``reconciler.spec.compose``)
+    are recognised from their content and translated first, with ``compose``'s
+    options (``--env-file``, ``--profile``, ``-p``); their problems name the
+    Compose file's lines and keys.
     """
-    from ..errors import EmptySpecError
+    from ..errors import EmptySpecError, SpecError
     from ..redact import register_secrets
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate
 
-    raw = load_stack(files, environ=environ)
-    validate(raw, allow_outside=allow_outside, drivers=drivers)
-    desired = build_desired(raw, stack_name_for(raw, stack))
+    from .compose import find_files, load_compose
+
+    compose_files = find_files(files)
+    if compose_files is None and compose is not None and compose != type(compose)():
+        raise SpecError(f"{', '.join(map(str, files))}: not a Compose project, and --env-file, --profile, "
+                        "-p and --ignore-unsupported apply to Compose files only (--stack names a stack)")
+    if compose_files is None:
+        raw = load_stack(files, environ=environ)
+        validate(raw, allow_outside=allow_outside, drivers=drivers)
+        desired = build_desired(raw, stack_name_for(raw, stack))
+    else:
+        import dataclasses
+        import os
+
+        translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
+        raw = translated.raw
+        try:
+            validate(raw, allow_outside=allow_outside, drivers=drivers)
+            desired = build_desired(raw, stack_name_for(raw, stack))
+        except SpecError as exc:
+            raise translated.located(exc) from None
+        env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too
+        desired = dataclasses.replace(desired, inputs=tuple(sorted({*desired.inputs, *env_files})))
     if drivers is not None:
         from .options import mark_in_place
 
@@ -61,7 +88,6 @@ def load_desired(
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)
     if check_options is not None:
-        from ..errors import SpecError
         from .locations import problem_at
 
         problems = [problem_at(raw.mark((section, key, "options")), (section, key, "options"), message)

@@ -284,7 +284,7 @@ def test_a_tokens_file_others_can_read_is_refused(repo, tmp_path):
 
 def test_secret_values_appear_in_no_answer_page_or_log_line(stack, repo, tmp_path):
     old, new = f"pw-{secrets.token_hex(8)}", f"pw-{secrets.token_hex(8)}"
-    secret_spec = _spec(stack.name, "1") + '      DB_PASSWORD: {{value: "{}", secret: true}}\n'
+    secret_spec = stack_spec(stack.name, "1") + '      DB_PASSWORD: {{value: "{}", secret: true}}\n'
     secret_spec = secret_spec.replace('    env: {VERSION: "1"}\n', '    env:\n      VERSION: "1"\n')
     repo.commit({"app/stack.yaml": secret_spec.format(old)})
     running = Api(tmp_path, repo)

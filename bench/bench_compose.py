@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Benchmark a no-op ``reconcile apply -f compose.yaml`` against ``docker-compose up -d``, in the same run.
+
+    python bench/bench_compose.py [--n 30] [--repeats 7] [--workers 4]
+
+One Compose file with N services (``reconciler/busybox:latest`` running
+``sleep``, an init, an environment, labels, a restart policy, one project
+network, and a named volume on every third service) is brought up by both
+tools, each as its own project (the reconciler's stack ``benchc-<id>``,
+compose's project ``benchcpeer<id>``: two tools cannot own the same
+containers). Once both are converged, each repeat times, one side at a time
+(alternating which goes first):
+
+  ours   ``reconcile apply -f compose.yaml -p benchc-<id>``  (nothing to do)
+  peer   ``docker-compose -p benchcpeer<id> -f compose.yaml up -d``  (every service up-to-date)
+
+and checks that neither replaced a container. It prints the medians and the
+ours / peer ratio (target <= 0.7). It is a benchmark, not a test: the exit
+code is 1 only when something failed (a command's error, a container replaced
+or not running). Everything it creates is labelled with its stack or compose
+project and removed at the end, also on an error or Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_apply import BenchError, Engine, Run, log, median_s, open_engine, run_child, run_guarded, table
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
+TARGET = 0.7
+STACK_LABEL = "io.reconciler.stack"
+COMPOSE_LABEL = "com.docker.compose.project"
+
+
+def compose_file(n: int) -> str:
+    """N services of a plausible shape; the same text for both tools."""
+    lines = ["services:"]
+    for i in range(n):
+        lines += [
+            f"  svc{i}:",
+            f"    image: {IMAGE}",
+            '    command: ["sleep", "3600"]',
+            "    init: true",
+            "    stop_grace_period: 1s",
+            "    restart: unless-stopped",
+            "    environment:",
+            f"      SERVICE: svc{i}",
+            "      LOG_LEVEL: ${LOG_LEVEL:-info}",
+            "    labels:",
+            "      com.example.tier: bench",
+            "    networks: [app]",
+        ]
+        if i % 3 == 0:
+            lines += ["    volumes:", f"      - data{i}:/data"]
+    lines += ["networks:", "  app:", "volumes:"]
+    lines += [f"  data{i}:" for i in range(0, n, 3)]
+    return "\n".join(lines) + "\n"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, engine: Engine, tmp: Path) -> None:
+        self.args = args
+        self.engine = engine
+        self.run_id = secrets.token_hex(4)
+        self.stack = f"benchc-{self.run_id}"
+        self.project = f"benchcpeer{self.run_id}"
+        self.folder = tmp / "project"
+        self.folder.mkdir()
+        self.file = self.folder / "compose.yaml"
+        self.file.write_text(compose_file(args.n))
+        self.env = dict(os.environ)
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO), str(REPO / "plugins"), *filter(None, [os.environ.get("PYTHONPATH")])])
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        self.env["RECONCILER_LOCK_DIR"] = str(tmp / "locks")
+        self.env["RECONCILER_CACHE_DIR"] = str(tmp / "cache")
+        self.env["RECONCILER_STATE_DIR"] = str(tmp / "state")
+        self.runs: dict[str, list[Run]] = {"ours": [], "peer": []}
+        self.interrupted = False
+
+    def argv(self, side: str, what: str = "up") -> list[str]:
+        if side == "ours":
+            verb = "destroy" if what == "down" else "apply"
+            return [sys.executable, "-m", "reconciler", verb, "-f", str(self.file), "-p", self.stack,
+                    "--workers", str(self.args.workers)]
+        verb = ["down", "-v"] if what == "down" else ["up", "-d"]
+        return [self.args.compose, "-p", self.project, "-f", str(self.file), *verb]
+
+    def label(self, side: str) -> str:
+        return f"{STACK_LABEL}={self.stack}" if side == "ours" else f"{COMPOSE_LABEL}={self.project}"
+
+    def ids(self, side: str) -> dict[str, str]:
+        found = self.engine.containers(self.label(side))
+        if any(c.get("State") != "running" for c in found) or len(found) != self.args.n:
+            raise BenchError(f"{side}: {len(found)} containers, not {self.args.n} running")
+        return {c["Names"][0]: c["Id"] for c in found}
+
+    def run(self, side: str, what: str = "up") -> Run:
+        return run_child(self.argv(side, what), env=self.env, cwd=str(self.folder))
+
+    def measure(self) -> None:
+        for side in ("ours", "peer"):
+            log(f"{side}: bringing up {self.args.n} services (untimed)")
+            self.run(side)
+            self.run(side)  # untimed warm-up: bytecode, page cache, validation cache
+        before = {side: self.ids(side) for side in ("ours", "peer")}
+        for rep in range(self.args.repeats):
+            order = ("ours", "peer") if rep % 2 == 0 else ("peer", "ours")
+            for side in order:
+                time.sleep(self.args.settle)
+                run = self.run(side)
+                self.runs[side].append(run)
+                log(f"rep {rep + 1}/{self.args.repeats} {side}: {run.seconds:.3f}s")
+                if self.ids(side) != before[side]:
+                    raise BenchError(f"{side}: a no-op run replaced containers\n{run.out[-2000:]}")
+
+    def cleanup(self) -> None:
+        for side in ("ours", "peer"):
+            try:
+                run_child(self.argv(side, "down"), env=self.env, cwd=str(self.folder), check=False)
+            except OSError as exc:
+                log(f"cleanup: {side} down failed: {exc}")
+            label = self.label(side)
+            if self.engine.remove(label):
+                log(f"cleanup: removed containers labelled {label}")
+            for net in self.engine.api.networks(filters={"label": [label]}):
+                self.engine.api.remove_network(net["Id"])
+            for vol in self.engine.api.volumes(filters={"label": [label]}).get("Volumes") or []:
+                self.engine.api.remove_volume(vol["Name"], force=True)
+
+
+def report(bench: Bench, total: float) -> str:
+    ours, peer = median_s(bench.runs["ours"]), median_s(bench.runs["peer"])
+    out = [
+        "",
+        f"no-op apply of a {bench.args.n}-service compose.yaml, x{bench.args.repeats} (median), image {IMAGE}",
+        f"ours: {' '.join(bench.argv('ours')).replace(str(bench.folder) + '/', '')}",
+        f"peer: {' '.join(bench.argv('peer')).replace(str(bench.folder) + '/', '')}",
+        "",
+        table(["measurement", "ours (s)", "peer (s)", "ratio", "target", "verdict"],
+              [["no-op apply", f"{ours:.3f}", f"{peer:.3f}", f"{ours / peer:.2f}", f"<= {TARGET:.2f}",
+                "OK" if ours / peer <= TARGET else "over"]], {1, 2, 3}),
+        "",
+        "individual runs (s):",
+    ]
+    for side in ("ours", "peer"):
+        out.append(f"  {side:<5} " + " ".join(f"{r.seconds:.3f}" for r in bench.runs[side]))
+    out += ["", f"total benchmark time {total:.0f}s"]
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=30, help="services (default 30)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed no-op runs per side (default 7)")
+    parser.add_argument("--workers", type=int, default=4, help="reconcile --workers (default 4)")
+    parser.add_argument("--settle", type=float, default=0.5, help="untimed pause before each run (default 0.5s)")
+    parser.add_argument("--compose", default="docker-compose", help="the compose v1 command (default docker-compose)")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.repeats < 1 or args.workers < 1:
+        parser.error("n, repeats and workers must be positive")
+    found = shutil.which(args.compose)
+    if not found:
+        parser.error(f"{args.compose} not found (apt-get install docker-compose)")
+    args.compose = found
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    engine = open_engine()
+    if engine is None:
+        return 1
+    version = run_child([args.compose, "version", "--short"], env=dict(os.environ), cwd="/").out.strip()
+    print(f"peer:    {args.compose} {version}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-compose-") as tmpdir:
+        bench = Bench(args, engine, Path(tmpdir))
+        log(f"stack {bench.stack}, compose project {bench.project}, temp dir {tmpdir}")
+        code, _ = run_guarded(bench, bench.measure, cleanup=bench.cleanup)
+        if code:
+            return code
+    print(report(bench, time.monotonic() - started), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
