@@ -117,6 +117,12 @@ class _Runner:
         driver = self._driver(change)
         assert isinstance(driver, (NetworkDriver, StorageDriver))
         labels = object_labels(self.stack, change.kind, spec)
+        if change.action is Action.UPDATE:  # options the driver changes in place: same object, same id
+            if change.kind is Kind.VOLUME:
+                labels[VOLUME_ID] = change.live_id
+            live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name)
+            self._create(change, spec.config_hash, lambda: driver.update(spec, live, labels) or change.live_id)
+            return
         if change.kind is Kind.VOLUME:
             labels[VOLUME_ID] = self._volume_ids[change.id]
         self._create(change, spec.config_hash, lambda: driver.create(spec, labels))

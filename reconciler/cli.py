@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                        help="load a plugin module by import path (repeatable)")
         _compose_flags(p)
+        _strict_flag(p)
         if engine:
             p.add_argument("--engine", metavar="URL",
                            help="engine URL (default: $DOCKER_HOST, then the local socket); with a spec that "
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
     daemon.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="load a plugin module by import path (repeatable)")
+    _strict_flag(daemon)
     daemon.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
     history = sub.add_parser("history", help="the syncs of a stack (or of every stack), newest first")
     history.add_argument("stack", nargs="?", help="the stack (default: every stack)")
@@ -136,11 +138,17 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("stack")
     sync.add_argument("--output", choices=("text", "json"), default="text")
     _server_flags(sync, "the daemons to ask (required)")
+    schema = sub.add_parser("schema", help="print the stack's JSON Schema, with the loaded drivers' options, "
+                                           "for editors")
+    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also load a plugin module by import path (repeatable)")
+    _strict_flag(schema)
     plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
     listing.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                          help="also load a plugin module by import path (repeatable)")
+    _strict_flag(listing)
     listing.add_argument("--output", choices=("text", "json"), default="text")
     return parser
 
@@ -163,6 +171,11 @@ def _compose_options(args: argparse.Namespace):
 
     return ComposeOptions(env_files=tuple(args.env_file), profiles=tuple(args.profile),
                           project_name=args.project_name, ignore_unsupported=args.ignore_unsupported)
+
+
+def _strict_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict-plugins", action="store_true", default=None,
+                   help="a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)")
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:
@@ -210,10 +223,11 @@ def _compose_override(name: str) -> list[str]:
 def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False, check_options: bool = False):
     """The validated spec; driver names are checked against the plugins ``reconciler`` loaded.
 
-    ``check_options`` also runs the drivers' option checks (``reconcile validate``).
+    ``check_options`` also runs the drivers' option check functions (``validate`` and ``plan``;
+    the options schemas are checked for every command).
     """
     return load_desired(_files(args), stack=args.stack, allow_outside=args.allow_outside_paths,
-                        drivers=reconciler.driver_names(), allow_empty=allow_empty,
+                        drivers=reconciler.driver_catalog(), allow_empty=allow_empty,
                         profiles=tuple(getattr(args, "profile", ())),
                         check_options=reconciler.option_problems if check_options else None,
                         compose=_compose_options(args))
@@ -221,7 +235,7 @@ def _desired(args: argparse.Namespace, reconciler, *, allow_empty: bool = False,
 
 def _reconciler(args: argparse.Namespace):
     return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin,
-                      progress=_progress_lines(args))
+                      strict_plugins=args.strict_plugins, progress=_progress_lines(args))
 
 
 def _progress_lines(args: argparse.Namespace):
@@ -314,7 +328,7 @@ def _fleet_run(args: argparse.Namespace, run):
 
 def cmd_plan(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
-    desired = _desired(args, reconciler)
+    desired = _desired(args, reconciler, check_options=True)
     fleet = _fleet(args, reconciler, desired)
     if fleet is not None:
         if args.out:
@@ -537,8 +551,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from .spec.validate import stack_schema
+
+    reconciler = Reconciler(plugin_modules=args.plugin, strict_plugins=args.strict_plugins)
+    _out(json.dumps(stack_schema(reconciler.driver_catalog()), indent=2))
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
-    pm = make_plugin_manager(modules=args.plugin)
+    pm = make_plugin_manager(modules=args.plugin, strict=args.strict_plugins)
     rows = describe_plugins(pm, load_driver_registry(pm))
     _out(plugins_json(rows) if args.output == "json" else plugins_text(rows))
     return 0
@@ -593,7 +617,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     # The record of what the daemon creates lives in its state directory, beside the checkouts.
-    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin,
+    reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin, strict_plugins=args.strict_plugins,
                             state=StateStore.open(Path(config.state_dir)))
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()
@@ -650,6 +674,7 @@ COMMANDS = {
     "resume": cmd_suspend,
     "sync": cmd_sync,
     "plugins": cmd_plugins,
+    "schema": cmd_schema,
 }
 
 

@@ -11,8 +11,9 @@ Contract for every driver:
 
 - ``observe(stack, wanted)`` lists what this stack owns (by its labels) plus
   any object whose name is in ``wanted`` (so the plan can refuse to take over
-  an object it does not own). ``wanted`` maps names to the desired config
-  hash; a driver may use it to read details only of objects that changed.
+  an object it does not own). ``wanted`` is a ``Wanted``: the specs by name
+  (``wanted.specs``), which as a mapping still gives each name's desired
+  config hash; a driver may use it to read details only of objects that changed.
 - ``create`` / ``delete`` are idempotent where the backend allows: deleting
   what is already gone is not an error.
 - ``create`` returns the new object's id, as ``observe`` will report it in
@@ -29,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 import threading
-from typing import Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
 
 from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
@@ -40,13 +41,35 @@ __all__ = [
     "OptionCheck",
     "Drivers",
     "PluginDrivers",
+    "Wanted",
     "NetworkDriver",
     "ObjectDriver",
     "RegistryDriver",
     "RuntimeDriver",
     "StorageDriver",
     "owned_plus_wanted",
+    "wanted_specs",
 ]
+
+
+class Wanted(dict):
+    """What ``observe`` is asked to look for: the specs, by name (images: by reference).
+
+    ``wanted.specs[name]`` is the spec (``ImageSpec``, ``NetworkSpec``, ...), so a
+    driver reads what it needs from it (an image's ``tracks_tag``, ``archive``,
+    ``build_hash``, ``options``). The mapping itself still maps each name to the
+    spec's ``config_hash``, as it did for drivers written against plugin API 1.
+    """
+
+    def __init__(self, specs: Mapping[str, Any] | None = None) -> None:
+        specs = dict(specs or {})
+        super().__init__({name: getattr(spec, "config_hash", "") for name, spec in specs.items()})
+        self.specs: dict[str, Any] = specs
+
+
+def wanted_specs(wanted: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The specs in ``wanted`` (empty for a plain name → hash mapping, as older callers pass)."""
+    return getattr(wanted, "specs", {})
 
 
 @dataclass
@@ -77,6 +100,12 @@ class ObjectDriver(ABC):
     """What every driver does: list its objects and delete one."""
 
     kind: ClassVar[Kind]
+    #: The JSON Schema (draft 2020-12) of the ``options:`` a spec gives this driver, or None
+    #: (any options). Read from the class when the factory registered is the class itself;
+    #: otherwise pass ``schema=`` when registering. A property marked
+    #: ``"x-reconciler-change": "in-place"`` can change without recreating the object
+    #: (the driver implements ``update``); every other option forces a replacement.
+    options_schema: ClassVar[Mapping[str, Any] | None] = None
 
     @abstractmethod
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
@@ -140,6 +169,13 @@ class NetworkDriver(ObjectDriver):
     def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str | None:
         """Create the network named ``spec.name`` with ``labels``; return its id (None: unknown)."""
 
+    def update(self, spec: NetworkSpec, live: LiveObject, labels: Mapping[str, str]) -> None:
+        """Change the options the options schema marks in place, and set ``labels`` (the new config hash).
+
+        Called only when every changed field is such an option. The default refuses.
+        """
+        raise PermanentError(f"the {type(self).__name__} network driver cannot change {spec.name} in place")
+
 
 class StorageDriver(ObjectDriver):
     kind = Kind.VOLUME
@@ -153,6 +189,14 @@ class StorageDriver(ObjectDriver):
         volume's ``LiveObject.id`` (as the built-in ones do) returns it here;
         one that reports the name returns the name, or None.
         """
+
+    def update(self, spec: VolumeSpec, live: LiveObject, labels: Mapping[str, str]) -> None:
+        """Change the options the options schema marks in place, and set ``labels`` (the new config hash).
+
+        Called only when every changed field is such an option; ``labels`` keep the
+        volume's id label. The default refuses.
+        """
+        raise PermanentError(f"the {type(self).__name__} storage driver cannot change {spec.name} in place")
 
 
 class RuntimeDriver(ObjectDriver):
@@ -286,27 +330,59 @@ class DriverRegistry:
     """Every driver plugins provide, by kind and name; read by the core.
 
     Plugins fill it through ``reconciler_register_drivers``, each through its
-    own ``view`` (so a conflict can name both plugins).
+    own ``view`` (so a conflict can name both plugins). Two plugins giving one
+    name different factories is not an error here: only a spec using that name
+    fails (``factory`` raises), so one plugin's clash never stops the others.
     """
 
     def __init__(self) -> None:
         self._factories: dict[Kind, dict[str, tuple[Factory, str]]] = {kind: {} for kind in Kind}
         self._option_checks: dict[Kind, dict[str, OptionCheck]] = {kind: {} for kind in Kind}
+        self._schemas: dict[Kind, dict[str, Mapping[str, Any]]] = {kind: {} for kind in Kind}
+        self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
-    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None) -> None:
+    def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None,
+            schema: Mapping[str, Any] | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
-            raise PluginError(
-                f"{_ROLES[kind]} driver {name!r} is registered twice: by {existing[1] or 'a plugin'} "
-                f"and by {plugin or 'a plugin'}"
-            )
+            rivals = self._rivals[kind].setdefault(name, [existing[1]])
+            if plugin not in rivals:
+                rivals.append(plugin)
+            return
         self._factories[kind][name] = (factory, plugin)
         if options is not None:
             self._option_checks[kind][name] = options
+        schema = schema if schema is not None else getattr(factory, "options_schema", None)
+        if schema is not None:
+            self._schemas[kind][name] = schema
+
+    def options_schema(self, kind: Kind, name: str) -> Mapping[str, Any] | None:
+        """The JSON Schema of driver ``name``'s options (None: it takes any)."""
+        return self._schemas[kind].get(name)
+
+    def forget(self, plugin: str) -> None:
+        """Drop everything ``plugin`` registered (it failed half-way through registering)."""
+        for kind in Kind:
+            for name, (_, provider) in list(self._factories[kind].items()):
+                if provider == plugin:
+                    del self._factories[kind][name]
+                    self._option_checks[kind].pop(name, None)
+                    self._schemas[kind].pop(name, None)
+            for name, rivals in list(self._rivals[kind].items()):
+                if plugin in rivals:
+                    rivals.remove(plugin)
+                if len(rivals) < 2:
+                    del self._rivals[kind][name]
+
+    def conflicts(self) -> dict[tuple[Kind, str], str]:
+        """(kind, name) → a message naming every plugin that registered that driver name."""
+        return {(kind, name): f"{_ROLES[kind]} driver {name!r} is registered twice: by "
+                              + " and by ".join(p or "a plugin" for p in rivals)
+                for kind in Kind for name, rivals in sorted(self._rivals[kind].items())}
 
     def option_problems(self, kind: Kind, name: str, options: Mapping[str, str]) -> list[str]:
         """What the driver ``name`` finds wrong with ``options``, without making the driver (see ``OptionCheck``)."""
@@ -319,12 +395,22 @@ class DriverRegistry:
     def provider(self, kind: Kind, name: str) -> str:
         return self._factories[kind][name][1]
 
+    def providers(self, kind: Kind, name: str) -> list[str]:
+        """Every plugin that registered ``name`` (more than one: a conflict)."""
+        return self._rivals[kind].get(name) or [self.provider(kind, name)]
+
     def factory(self, kind: Kind, name: str) -> Factory:
         factories = self._factories[kind]
         if name not in factories:
             available = ", ".join(sorted(factories)) or "none"
             raise PluginError(f"no {_ROLES[kind]} driver named {name!r} (available: {available})")
+        if name in self._rivals[kind]:
+            raise PluginError(self.conflicts()[(kind, name)] + ": disable one of them (RECONCILER_DISABLED_PLUGINS)")
         return factories[name][0]
+
+    def usable_names(self, kind: Kind) -> list[str]:
+        """The names a spec can use without a conflict."""
+        return [name for name in self.names(kind) if name not in self._rivals[kind]]
 
     def instantiate(self, context: DriverContext) -> Drivers:
         return Drivers(self, context)
@@ -337,17 +423,26 @@ class PluginDrivers:
         self._registry = registry
         self.plugin = plugin
 
-    def add_registry_driver(self, name: str, factory: Factory) -> None:
-        """Register an image driver (``images.<key>.driver``)."""
-        self._registry.add(Kind.IMAGE, name, factory, plugin=self.plugin)
+    def add_registry_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None,
+                            schema: Mapping[str, Any] | None = None) -> None:
+        """Register an image driver (``images.<key>.driver``). See ``add_storage_driver`` for the keywords."""
+        self._registry.add(Kind.IMAGE, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_network_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None) -> None:
-        """Register a network driver (``networks.<key>.driver``); ``options`` checks a spec's options."""
-        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin, options=options)
+    def add_network_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None,
+                           schema: Mapping[str, Any] | None = None) -> None:
+        """Register a network driver (``networks.<key>.driver``). See ``add_storage_driver`` for the keywords."""
+        self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_storage_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None) -> None:
-        """Register a volume driver (``volumes.<key>.driver``); ``options`` checks a spec's options."""
-        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options)
+    def add_storage_driver(self, name: str, factory: Factory, *, options: OptionCheck | None = None,
+                           schema: Mapping[str, Any] | None = None) -> None:
+        """Register a volume driver (``volumes.<key>.driver``).
+
+        ``schema`` is the JSON Schema of a spec's ``options:`` for this driver
+        (default: the factory's ``options_schema`` when it is a driver class);
+        validation checks every spec against it. ``options`` is a function
+        for checks a schema cannot express (see ``OptionCheck``).
+        """
+        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options, schema=schema)
 
     def add_runtime_driver(self, name: str, factory: Factory) -> None:
         """Register a container runtime (a stack picks one with ``runtime:``)."""
@@ -381,7 +476,7 @@ class Drivers:
     def all(self, kind: Kind) -> list[ObjectDriver]:
         """Every distinct driver of a kind (each observed once)."""
         seen: dict[int, ObjectDriver] = {}
-        for name in self._registry.names(kind):
+        for name in self._registry.usable_names(kind):  # a conflicted name fails only a spec that uses it
             driver = self.get(kind, name)
             seen.setdefault(id(driver), driver)
         return list(seen.values())

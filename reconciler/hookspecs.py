@@ -14,11 +14,19 @@ if TYPE_CHECKING:
     from .report import ApplyReport, Outcome
     from .drivers import DriverRegistry
     from .model import DesiredState
-    from .plan import Change, Plan
+    from .plan import Change, Operation, Plan
 
-__all__ = ["hookimpl", "hookspec", "PROJECT"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "hookimpl", "hookspec", "PROJECT"]
 
 PROJECT = "reconciler"
+#: The plugin API this core speaks. A plugin declares the version it was written
+#: for as a module (or object) attribute, ``RECONCILER_API_VERSION = 2``; one that
+#: declares none is taken as version 1. The core loads plugins declaring a version
+#: from ``MIN_API_VERSION`` to ``API_VERSION``, and skips others, saying which side
+#: to upgrade. Version 2: driver options schemas, ``observe`` given specs, the
+#: ``operation`` argument of the lifecycle hooks, ``details`` shown by ``status``.
+API_VERSION = 2
+MIN_API_VERSION = 1
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -32,23 +40,29 @@ def reconciler_register_drivers(registry: DriverRegistry) -> None:
 
 
 @hookspec
-def reconciler_plan_ready(plan: Plan, desired: DesiredState) -> str | None:
+def reconciler_plan_ready(plan: Plan, desired: DesiredState, operation: Operation) -> str | None:
     """Inspect a computed plan before anything is applied; return a reason to veto it.
 
     Every non-None reason is collected and the apply is refused with all of them.
+    ``operation`` says whether the run applies a spec (``Operation.APPLY``: also
+    ``plan``, ``watch`` and the daemon) or destroys the stack (``Operation.DESTROY``:
+    ``desired`` is then empty and every change a delete), so that a blast-radius
+    rule can let a teardown through. An implementation may leave ``operation``
+    out of its parameters (pluggy passes only what it names): plugins written
+    before it existed keep working.
     """
 
 
 @hookspec
-def reconciler_before_change(change: Change) -> None:
+def reconciler_before_change(change: Change, operation: Operation) -> None:
     """Called just before a change starts (from the apply loop's thread, once per change)."""
 
 
 @hookspec
-def reconciler_after_change(change: Change, outcome: Outcome) -> None:
+def reconciler_after_change(change: Change, outcome: Outcome, operation: Operation) -> None:
     """Called when a change has finished, failed or been skipped (from the apply loop's thread)."""
 
 
 @hookspec
-def reconciler_apply_finished(report: ApplyReport) -> None:
-    """Called once per apply with the full report."""
+def reconciler_apply_finished(report: ApplyReport, operation: Operation) -> None:
+    """Called once per apply (or destroy) with the full report, after the stack's lock is released."""

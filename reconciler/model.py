@@ -17,6 +17,7 @@ from . import labels as _labels
 from .defaults import DEFAULT_DRIVERS
 
 __all__ = [
+    "Content",
     "ContainerSpec",
     "DesiredState",
     "EnvVar",
@@ -107,10 +108,15 @@ class ImageSpec:
     config_hash: str = ""
     #: The absolute path of a docker-save tarball or OCI layout directory.
     archive: str | None = None
-    #: The image id inside the archive, read at the desired stage.
+    #: The image id inside the archive, read at the desired stage: the same as ``build_hash``.
+    #: Deprecated: registry drivers read ``build_hash``; the core compares it only for a
+    #: driver that reports no ``LiveObject.content`` (plugin API 1).
     archive_image_id: str = ""
     #: ``tag``: follow the tag upstream; ``digest``: keep the local image, never ask.
     track: str = "tag"
+    #: The registry driver's options (``images.<key>.options``), sorted (key, value) pairs, values as
+    #: strings; checked against the driver's options schema when the spec is validated.
+    options: tuple[tuple[str, str], ...] = ()
 
     # A pulled image has no config of its own to hash: its ``config_hash`` (all
     # that a registry driver's observe receives) says instead whether to ask the
@@ -165,6 +171,9 @@ class NetworkSpec:
     labels: tuple[tuple[str, str], ...] = ()
     #: The hash of ``config()``.
     config_hash: str = ""
+    #: Options the driver can change without recreating the object (its options schema marks
+    #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
+    in_place: frozenset[str] = frozenset()
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""
@@ -196,6 +205,9 @@ class VolumeSpec:
     labels: tuple[tuple[str, str], ...] = ()
     #: The hash of ``config()``.
     config_hash: str = ""
+    #: Options the driver can change without recreating the object (its options schema marks
+    #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
+    in_place: frozenset[str] = frozenset()
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""
@@ -635,6 +647,26 @@ class DesiredState:
 
 
 @dataclass(frozen=True)
+class Content:
+    """A registry driver's answer to "does the local image hold what the spec's source holds now?".
+
+    Set on an image's ``LiveObject.content`` by ``observe``: the documented way
+    for a registry driver to say that the content behind a reference changed
+    (a tag moved upstream, an archive now holds another image). The core then
+    pulls the image again (``RegistryDriver.pull``) and replaces the containers
+    that use it. ``None`` on the live object means the driver did not or could
+    not tell; an image with ``pull: always`` is then pulled anyway.
+    """
+
+    #: True: the source holds other content than the local image; False: checked, the same.
+    changed: bool
+    #: The local content, as a short non-secret identifier (a digest, an image id), for the plan's text.
+    local: str = ""
+    #: What the source holds now, likewise (shown by ``status`` as ``upstream``).
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class LiveObject:
     """An object as its driver reports it, reduced to what planning needs.
 
@@ -661,9 +693,16 @@ class LiveObject:
     image_id: str = ""
     #: Non-secret values a driver could read cheaply, used to explain a change:
     #: ``networks`` and ``volumes`` (attached names) for containers,
-    #: ``repo_digests`` and ``upstream_digest`` for images, and after a config
-    #: change the old values of the changed fields.
+    #: ``repo_digests`` for images, and after a config change the old values of
+    #: the changed fields. (``upstream_digest`` is still read from images reported
+    #: by drivers that do not set ``content``; new drivers set ``content``.)
     details: Mapping[str, object] = field(default_factory=dict)
+    #: Images only: whether the content behind the reference changed (see ``Content``).
+    content: Content | None = None
+    #: What ``reconcile status`` shows about the object (text and JSON, under ``details``):
+    #: short, non-secret facts the driver read anyway, e.g. a storage driver's ``path``
+    #: or ``usage``. Never read by the planner.
+    info: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -6,25 +6,26 @@ so the plan can refuse to take over someone else's object.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from .drivers import Drivers, ObjectDriver
+from .drivers import Drivers, ObjectDriver, Wanted
 from .model import DesiredState, Kind, LiveObject, LiveState
 
 __all__ = ["observe"]
 
 
-def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDriver, dict[str, str]]]:
-    """Each distinct driver with the names (and desired hashes) of the specs that use it.
+def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDriver, Wanted]]:
+    """Each distinct driver with the specs that use it, by name.
 
     Every driver is observed, even one no spec names: it may own objects to prune.
     """
     jobs = []
     for kind in Kind:
-        per_driver: dict[int, tuple[ObjectDriver, dict[str, str]]] = {id(d): (d, {}) for d in drivers.all(kind)}
+        per_driver: dict[int, tuple[ObjectDriver, dict[str, Any]]] = {id(d): (d, {}) for d in drivers.all(kind)}
         for name, spec in desired.of(kind).items():
             driver = drivers.get(kind, spec.driver)
-            per_driver.setdefault(id(driver), (driver, {}))[1][name] = spec.config_hash
-        jobs += [(kind, driver, wanted) for driver, wanted in per_driver.values()]
+            per_driver.setdefault(id(driver), (driver, {}))[1][name] = spec
+        jobs += [(kind, driver, Wanted(specs)) for driver, specs in per_driver.values()]
     return jobs
 
 

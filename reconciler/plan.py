@@ -29,7 +29,7 @@ from .model import (
 )
 from .ownership import Vetted, vet
 
-__all__ = ["Action", "Change", "Rollout", "FieldChange", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
+__all__ = ["Action", "Change", "Rollout", "FieldChange", "Operation", "Plan", "PUSH_REASON", "Reason", "plan_changes", "REDACTED",
            "spec_fields", "wanted_images"]
 
 DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
@@ -43,10 +43,18 @@ class Action(str, enum.Enum):
     """What a change does to its object (Terraform's vocabulary: ``+``, ``~``, ``-/+``, ``-``)."""
 
     CREATE = "create"
-    UPDATE = "update"  # images only: build, pull or push again under the same reference
+    UPDATE = "update"  # images: build, pull or push again under the same reference; networks and volumes:
+    # change options their driver marks in place
     REPLACE = "replace"
     START = "start"
     DELETE = "delete"
+
+
+class Operation(enum.StrEnum):
+    """What a run is for, as the lifecycle hooks are told (``operation=``): a policy may treat them differently."""
+
+    APPLY = "apply"  # make the engine match a spec (also ``plan``, ``watch`` and the daemon's passes)
+    DESTROY = "destroy"  # remove everything the stack owns
 
 
 class Reason(enum.StrEnum):
@@ -59,6 +67,7 @@ class Reason(enum.StrEnum):
 
     NEW = "new"  # the object does not exist (or its name is taken: see Change.error)
     CONFIG_CHANGED = "config-changed"  # its desired config hash differs from the live one
+    OPTIONS_CHANGED = "options-changed"  # only driver options its driver changes in place differ (an update)
     IMAGE_CHANGED = "image-changed"  # a container's image gets, or already has, another id
     REWIRED = "rewired"  # a container attached to other networks than its spec says
     DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
@@ -283,10 +292,9 @@ def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
             return change(Action.UPDATE, Reason.PUSH_MISSING, PUSH_REASON)
         return None
     if spec.is_archive:
-        # The archive names its image id: compare it with the local image, no state needed.
         if current is None:
             return change(Action.CREATE, Reason.LOAD_MISSING, "load: image not present", renews=True)
-        if current.image_id != spec.archive_image_id:
+        if _content_changed(spec, current):
             return change(Action.UPDATE, Reason.LOAD_CHANGED, "load: archive changed", renews=True)
         return None
     if current is None:
@@ -295,7 +303,8 @@ def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
     if (moved := _tag_moved(spec, current)) is not None:
         return change(Action.UPDATE, Reason.PULL_TAG_MOVED,
                       f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})", renews=True)
-    if spec.pull == "always" and spec.tracks_tag and not current.details.get("upstream_digest"):
+    if spec.pull == "always" and spec.tracks_tag and current.content is None \
+            and not current.details.get("upstream_digest"):
         # Nobody could say where the tag points: pull, as "always" did before digests.
         return change(Action.UPDATE, Reason.PULL_ALWAYS, "pull: policy always")
     return None
@@ -309,6 +318,10 @@ def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] |
     """
     if current is None or not spec.tracks_tag:
         return None
+    if current.content is not None:  # the registry driver's answer (``LiveObject.content``)
+        content = current.content
+        return (content.local or "(none)", content.source or "(unknown)") if content.changed else None
+    # A driver written against plugin API 1 reports the upstream digest in its details.
     upstream = str(current.details.get("upstream_digest") or "")
     if not upstream:
         return None
@@ -317,6 +330,17 @@ def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] |
     if upstream in local:
         return None
     return (local[0] if local else "(none)", upstream)
+
+
+def _content_changed(spec: ImageSpec, current: LiveObject) -> bool:
+    """Whether the registry driver says the image's source holds other content (``LiveObject.content``).
+
+    A driver that reports no ``content`` (plugin API 1) is judged as the core
+    always did for archives: the local image id against the archive's.
+    """
+    if current.content is not None:
+        return current.content.changed
+    return bool(spec.archive_image_id) and current.image_id != spec.archive_image_id
 
 
 def _in_registry(ref: str, current: LiveObject) -> bool:
@@ -355,10 +379,20 @@ def _plan_simple(
         elif not current.owned:
             changes.append(_refused_create(kind, name, spec.key, spec.driver, vetted.unrecorded(current)))
         elif current.config_hash != spec.config_hash:
-            forced = _changed_fields(spec_fields(spec), current.field_hashes)
+            changed = _changed_fields(spec_fields(spec), current.field_hashes)
+            in_place = [f for f in changed if f.startswith("options.") and f[len("options."):] in spec.in_place]
+            forced = [f for f in changed if f not in in_place]
+            if in_place and not forced:
+                changes.append(Change(
+                    Action.UPDATE, kind, name, spec.key, (f"options changed in place: {', '.join(in_place)}",),
+                    live_id=current.id, driver=spec.driver, live_driver=live_driver(kind, current),
+                    reason=Reason.OPTIONS_CHANGED,
+                ))
+                continue
+            in_place_note = f"; {', '.join(in_place)} could change in place" if in_place else ""
             changes.append(Change(
                 Action.REPLACE, kind, name, spec.key,
-                (f"config changed: {', '.join(forced) or 'labels'} (cannot change in place)",),
+                (f"config changed: {', '.join(forced) or 'labels'} (forces replacement){in_place_note}",),
                 forced_by=tuple(forced), live_id=current.id, driver=spec.driver,
                 live_driver=live_driver(kind, current), reason=Reason.CONFIG_CHANGED,
                 blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "

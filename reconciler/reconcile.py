@@ -18,7 +18,7 @@ from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState, TLSFiles
-from .plan import Action, Change, Plan, plan_changes
+from .plan import Action, Change, Operation, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries
@@ -26,6 +26,8 @@ from .spec import load_desired
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
 
+_SECTIONS = ((Kind.IMAGE, "images"), (Kind.NETWORK, "networks"), (Kind.VOLUME, "volumes"),
+             (Kind.CONTAINER, "containers"))
 OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,11 @@ class Reconciler:
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  progress: Callable[[str, str], None] | None = None, state: Any = None,
-                 engine_tls: TLSFiles | None = None) -> None:
+                 engine_tls: TLSFiles | None = None, strict_plugins: bool | None = None) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
+
+        ``strict_plugins`` (default: ``RECONCILER_STRICT_PLUGINS``) makes a
+        plugin that fails to load an error rather than a skipped plugin.
 
         ``state`` is the ``StateStore`` to keep the record in; by default the
         one in the state directory, opened on first use. ``engine_tls``: client
@@ -62,7 +67,7 @@ class Reconciler:
         self.engine_url = engine_url
         self.engine_tls = engine_tls
         self.progress = progress
-        self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules)
+        self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules, strict=strict_plugins)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
 
@@ -102,6 +107,26 @@ class Reconciler:
             "containers": self.registry.names(Kind.CONTAINER),
         }
 
+    def driver_catalog(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """What validation needs to know of each driver, by spec section and name (for ``load_desired``).
+
+        Each driver's facts: ``"conflict"`` (why the name cannot be used: two
+        plugins registered it), ``"options"`` (the JSON Schema of its options).
+        """
+        catalog: dict[str, dict[str, dict[str, Any]]] = {}
+        conflicts = self.registry.conflicts()
+        for kind, section in _SECTIONS:
+            catalog[section] = {}
+            for name in self.registry.names(kind):
+                facts: dict[str, Any] = {}
+                if (kind, name) in conflicts:
+                    facts["conflict"] = conflicts[(kind, name)] + ": disable one of them (RECONCILER_DISABLED_PLUGINS)"
+                schema = self.registry.options_schema(kind, name)
+                if schema is not None:
+                    facts["options"] = schema
+                catalog[section][name] = facts
+        return catalog
+
     def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
         """The live state, retrying while the engine is temporarily unreachable."""
         from .observe import observe
@@ -133,7 +158,8 @@ class Reconciler:
         Needs no engine and makes no driver: ``reconcile validate`` runs it.
         """
         problems = []
-        for kind, section, specs in ((Kind.NETWORK, "networks", desired.networks),
+        for kind, section, specs in ((Kind.IMAGE, "images", desired.images),
+                                     (Kind.NETWORK, "networks", desired.networks),
                                      (Kind.VOLUME, "volumes", desired.volumes)):
             for key, spec in specs.items():
                 problems += [(section, key, p) for p in self.registry.option_problems(kind, spec.driver,
@@ -175,7 +201,7 @@ class Reconciler:
             self._remember(book, desired, plan, "refused" if isinstance(exc, PlanError) else "error", started)
             raise
         self._remember(book, desired, plan, "converged" if report.ok else "failed", started)
-        self._hook(hook_errors, "reconciler_apply_finished", report=report)
+        self._hook(hook_errors, "reconciler_apply_finished", report=report, operation=_operation(request))
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
         return report
@@ -216,7 +242,7 @@ class Reconciler:
         blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
         if blocked:
             raise PlanError("refusing to apply:\n" + "\n".join(f"  {reason}" for reason in blocked))
-        vetoes = self.vetoes(plan, desired)
+        vetoes = self.vetoes(plan, desired, operation=_operation(request))
         if vetoes:
             raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
                 f"  {line}" for line in vetoes))
@@ -229,21 +255,22 @@ class Reconciler:
                 problems += [f"{section}.{key}.options: {p}" for p in drivers.get(kind, spec.driver).validate(spec)]
         return problems
 
-    def vetoes(self, plan: Plan, desired: DesiredState) -> list[str]:
+    def vetoes(self, plan: Plan, desired: DesiredState, *, operation: Operation = Operation.APPLY) -> list[str]:
         """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""
-        results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired)
+        results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired, operation=operation)
         return [f"[{name}] {line}" for name, reason in results if reason for line in str(reason).splitlines()]
 
     def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str], book) -> ApplyReport:
         # A plugin failing in a lifecycle hook must not leave the engine half-changed:
         # the apply finishes, then the failure is reported, naming plugin and hook.
         def _before(change: Change) -> None:
-            self._hook(hook_errors, "reconciler_before_change", change=change)
+            self._hook(hook_errors, "reconciler_before_change", change=change, operation=_operation(request))
             if before is not None:
                 before(change)
 
         def _after(outcome: Outcome) -> None:
-            self._hook(hook_errors, "reconciler_after_change", change=outcome.change, outcome=outcome)
+            self._hook(hook_errors, "reconciler_after_change", change=outcome.change, outcome=outcome,
+                       operation=_operation(request))
             if after is not None:
                 after(outcome)
 
@@ -278,6 +305,10 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
+
+
+def _operation(request: ApplyRequest) -> Operation:
+    return Operation.DESTROY if request.destroy else Operation.APPLY
 
 
 class _BookRecorder:

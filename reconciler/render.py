@@ -185,7 +185,13 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
     keys = ["kind", "name", "state", "health", "image", "digest", "upstream", "drift"]
     short = {"digest", "upstream"}  # sha256:<12 hex>, like the image column
     table = [[str((row.get(k) or "")[:19] if k in short else row.get(k) or "") or "-" for k in keys] for row in rows]
-    return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + _table(headers, table)
+    lines = _table(headers, table).split("\n")
+    out = lines[:1]
+    for row, line in zip(rows, lines[1:]):
+        out.append(line)
+        if row.get("details"):  # what the driver reports (LiveObject.info), under its object
+            out.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
+    return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(out)
 
 
 def status_json(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:
@@ -259,8 +265,13 @@ def plugins_text(rows: Iterable[dict[str, Any]]) -> str:
     """``plugins list``: each plugin, where it comes from, its drivers and hooks."""
     lines = []
     for row in rows:
-        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else f"module {row['module']}"
+        origin = (f"{row['distribution']} {row['version']}" if row["distribution"]
+                  else f"module {row['module']}" if row["module"] else "no distribution")
+        if row.get("state", "loaded") != "loaded":
+            lines.append(f"{row['name']}  ({origin})  {row['state'].upper()}: {row['reason']}")
+            continue
         lines.append(f"{row['name']}  ({origin})")
+        lines.extend(f"    CONFLICT: {message}" for message in row.get("conflicts", ()))
         lines.append(f"    drivers: {', '.join(row['drivers']) or '-'}")
         lines.append(f"    hooks:   {', '.join(h.removeprefix('reconciler_') for h in row['hooks']) or '-'}")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 Images and containers also show ``digest`` (the repository digest of the image
 they are, or run) and ``upstream`` (where the tag points at the registry now).
+Every object shows ``details``: what its driver reported for people
+(``LiveObject.info``, e.g. a storage driver's path), redacted.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 from .model import DesiredState, Kind, LiveState
 from .plan import Plan, Reason
+from .redact import redact
 
 __all__ = ["status_rows"]
 
@@ -35,6 +38,7 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
                 "image": _image(kind, obj, live, desired, name),
                 **_digests(kind, obj, live, desired),
                 "drift": _drift(change),
+                "details": {str(k): redact(str(v)) for k, v in obj.info.items()} if obj and obj.info else None,
             })
     return rows
 
@@ -69,7 +73,8 @@ def _digests(kind: Kind, obj, live: LiveState, desired: DesiredState) -> dict[st
     if image is None:
         return {"digest": None, "upstream": None}
     by_id = image.details.get("digests_by_id") or {}
-    return {"digest": by_id.get(image_id) or None, "upstream": image.details.get("upstream_digest") or None}
+    upstream = image.content.source if image.content is not None else image.details.get("upstream_digest")
+    return {"digest": by_id.get(image_id) or None, "upstream": upstream or None}
 
 
 def _drift(change) -> str | None:

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from reconciler.hookspecs import hookimpl
 
-__all__ = ["reconciler_register_drivers"]
+from .schemas import HOSTDIR_OPTIONS, LOCAL_VOLUME_OPTIONS, NO_OPTIONS
+
+__all__ = ["RECONCILER_API_VERSION", "reconciler_register_drivers"]
+
+RECONCILER_API_VERSION = 2
 
 NETWORK_DRIVERS = ("bridge", "overlay", "macvlan", "ipvlan")
 
@@ -58,10 +62,10 @@ def _containers(context):
 @hookimpl
 def reconciler_register_drivers(registry) -> None:
     """Register the engine's own image, network, volume and container handling."""
-    registry.add_registry_driver("docker", _images)
-    registry.add_registry_driver("archive", _archive)
+    registry.add_registry_driver("docker", _images, schema=NO_OPTIONS)
+    registry.add_registry_driver("archive", _archive, schema=NO_OPTIONS)
     for name in NETWORK_DRIVERS:
-        registry.add_network_driver(name, _networks)
-    registry.add_storage_driver("local", _volumes)
-    registry.add_storage_driver("hostdir", _hostdir, options=_hostdir_options)
+        registry.add_network_driver(name, _networks)  # the engine's network drivers each take their own
+    registry.add_storage_driver("local", _volumes, schema=LOCAL_VOLUME_OPTIONS)
+    registry.add_storage_driver("hostdir", _hostdir, options=_hostdir_options, schema=HOSTDIR_OPTIONS)
     registry.add_runtime_driver("docker", _containers)

@@ -2,10 +2,11 @@
 
 The ``archive`` registry driver makes ``ref`` present by loading the archive a
 spec names (``images.<key>.archive``) into the engine, then tagging the loaded
-image ``ref``. Observing is the docker driver's: one list of local images. The
-core decides whether to load by comparing the image id inside the archive
-(read by :mod:`reconciler.spec.imagearchive` at the desired stage) with the local
-image's id, so a converged stack never reads the archive through the engine.
+image ``ref``. Observing is the docker driver's (one list of local images),
+plus the registry contract's ``content``: the image id inside the archive (the
+spec's ``build_hash``, read by :mod:`reconciler.spec.imagearchive` at the
+desired stage) against the local image's id, so a converged stack never reads
+the archive through the engine. The core has no special case for this driver.
 
 Engines before 25 (this project tests against 20.10) load only the
 ``docker save`` layout (``manifest.json``); an OCI image layout without it is
@@ -17,14 +18,16 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Mapping
 
 import docker.errors
 
+from reconciler.drivers import wanted_specs
 from reconciler.errors import PermanentError
 from reconciler.spec.imagearchive import ArchiveFormat, archive_format
-from reconciler.model import ImageSpec, LiveObject
+from reconciler.model import Content, ImageSpec, LiveObject
 
 from .engine import engine_errors
 from .images import DockerRegistryDriver, split_ref
@@ -43,7 +46,17 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
         """The wanted images, from one list call; none (and no call) when no spec uses this driver."""
         # Every registered driver is observed each pass; images are never pruned, so with
         # nothing wanted there is nothing to report and the list call is saved.
-        return super().observe(stack, wanted) if wanted else []
+        if not wanted:
+            return []
+        specs = wanted_specs(wanted)
+        out = []
+        for live in super().observe(stack, wanted):
+            spec = specs.get(live.name)
+            if spec is not None and spec.build_hash:
+                changed = live.image_id != spec.build_hash
+                live = replace(live, content=Content(changed=changed, local=live.image_id, source=spec.build_hash))
+            out.append(live)
+        return out
 
     def pull(self, spec: ImageSpec) -> None:
         """Load ``spec.archive`` and tag the image it holds ``spec.ref``."""
@@ -81,12 +94,13 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
     def _tag(self, spec: ImageSpec) -> None:
         # The archive may tag the image differently (or not at all): ref is what containers use.
         repo, tag = split_ref(spec.ref)
-        with engine_errors(f"tag {spec.archive_image_id[:19]} as {spec.ref}"):
+        image_id = spec.build_hash  # for an archive, the image id inside it
+        with engine_errors(f"tag {image_id[:19]} as {spec.ref}"):
             try:
-                self.api.tag(spec.archive_image_id, repo, tag, force=True)
+                self.api.tag(image_id, repo, tag, force=True)
             except docker.errors.NotFound:
                 raise ArchiveUnreadable(f"load {spec.ref}: {spec.archive} did not hold image "
-                                        f"{spec.archive_image_id} (was it changed while loading?)") from None
+                                        f"{image_id} (was it changed while loading?)") from None
 
 
 class _opened:

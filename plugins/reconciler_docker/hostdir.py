@@ -98,6 +98,12 @@ class HostDirDriver(DockerVolumeDriver):
     def _details(vol: dict) -> dict:
         return {"path": (vol.get("Options") or {}).get("device", "")}
 
+    @staticmethod
+    def _info(vol: dict) -> dict[str, str]:
+        """What ``status`` shows: the host directory holding the data."""
+        path = (vol.get("Options") or {}).get("device", "")
+        return {"path": path} if path else {}
+
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str:
         """Make the engine volume and its directory (marked as made for it), with owner and mode; return its id.
 

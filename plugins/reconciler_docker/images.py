@@ -19,11 +19,11 @@ from typing import Iterable, Mapping
 
 import docker.errors
 
-from reconciler.drivers import RegistryDriver
+from reconciler.drivers import RegistryDriver, wanted_specs
 from reconciler.errors import DriverError, PermanentError, TemporaryError
 from reconciler.redact import redact as redact_values
 from reconciler.labels import BUILD_HASH
-from reconciler.model import ImageSpec, LiveObject
+from reconciler.model import Content, ImageSpec, LiveObject
 
 from .credentials import Credential, CredentialError, CredentialStore, registry_host
 from .distribution import ManifestChecker
@@ -135,9 +135,10 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
 
         ``details`` carries the image's ``repo_digests`` and, for its repository,
         ``digests_by_id`` (local image id → digest, so status can name what an
-        older container runs). Tags that follow upstream (wanted hash empty, see
-        ``ImageSpec.NO_UPSTREAM_CHECK``) get ``upstream_digest`` from a manifest
-        HEAD, or ``upstream_error``; a failed check never fails the observe.
+        older container runs). Tags that follow upstream (``ImageSpec.tracks_tag``)
+        are asked where they point with a manifest HEAD: ``content`` says whether
+        the local image is still that digest. A failed check never fails the
+        observe: ``content`` stays None and ``details["upstream_error"]`` says why.
         """
         with engine_errors("list images"):
             images = self.api.images()
@@ -146,7 +147,8 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
             for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
                 if ref in wanted:
                     found[ref] = image
-        upstream = self._upstream(ref for ref, image in found.items() if wanted[ref] == "" and _from_registry(ref, image))
+        upstream = self._upstream(ref for ref, image in found.items()
+                                  if _tracks(wanted, ref) and _from_registry(ref, image))
         out = []
         for ref, image in found.items():
             labels = image.get("Labels") or {}
@@ -156,10 +158,14 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
                 "digests_by_id": {i["Id"]: d.partition("@")[2] for i in images
                                   for d in i.get("RepoDigests") or () if d.partition("@")[0] == repo},
             }
-            if ref in upstream:
-                key = "upstream_error" if isinstance(upstream[ref], Exception) else "upstream_digest"
-                details[key] = str(upstream[ref])
-            out.append(self.live(ref, image["Id"], labels, image_id=image["Id"], details=details))
+            content = None
+            if isinstance(upstream.get(ref), Exception):
+                details["upstream_error"] = str(upstream[ref])
+            elif ref in upstream:
+                local = [d.partition("@")[2] for d in image.get("RepoDigests") or () if d.partition("@")[0] == repo]
+                source = str(upstream[ref])
+                content = Content(changed=source not in local, local=local[0] if local else "", source=source)
+            out.append(self.live(ref, image["Id"], labels, image_id=image["Id"], details=details, content=content))
         return out
 
     def _upstream(self, refs: Iterable[str]) -> dict[str, str | Exception]:
@@ -290,3 +296,13 @@ class _StatusLines:
             return None
         self._last[layer] = status
         return f"{layer}: {status}"
+
+
+def _tracks(wanted: Mapping[str, str], ref: str) -> bool:
+    """Whether the image wanted under ``ref`` follows its tag upstream (``ImageSpec.tracks_tag``).
+
+    Read from the spec; a caller passing only hashes (plugin API 1) marks
+    "do not ask" with a non-empty hash (``ImageSpec.NO_UPSTREAM_CHECK``).
+    """
+    spec = wanted_specs(wanted).get(ref)
+    return spec.tracks_tag if spec is not None else wanted[ref] == ""

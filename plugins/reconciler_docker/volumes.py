@@ -48,7 +48,8 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
             found = owned_plus_wanted(listed, wanted,
                                       lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
                                       lambda vol: vol["Name"])
-        return [self.live(vol["Name"], volume_id(vol), vol.get("Labels"), details=self._details(vol))
+        return [self.live(vol["Name"], volume_id(vol), vol.get("Labels"), details=self._details(vol),
+                          info=self._info(vol))
                 for vol in found.values()
                 if not is_owned(vol.get("Labels"), stack) or (vol.get("Labels") or {}).get(DRIVER, "") in self.claims]
 
@@ -56,6 +57,11 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
     def _details(vol: dict) -> dict:
         """What ``LiveObject.details`` holds for an engine volume (nothing, for ``local``)."""
         return {}
+
+    @staticmethod
+    def _info(vol: dict) -> dict[str, str]:
+        """What ``status`` shows for an engine volume: where the engine keeps it."""
+        return {"mountpoint": vol["Mountpoint"]} if vol.get("Mountpoint") else {}
 
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str:
         """Create ``spec.name`` with the engine driver ``spec.driver`` and its options; return its id.

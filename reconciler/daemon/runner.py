@@ -138,7 +138,7 @@ class Daemon:
         if where is None or not where.exists():
             return self._missing(worker, where)
         try:
-            desired = load_desired([where], drivers=self.reconciler.driver_names(),
+            desired = load_desired([where], drivers=self.reconciler.driver_catalog(),
                                    allow_empty=worker.source.allow_empty,
                                    allow_outside=worker.source.allow_outside_paths)
         except SpecError as exc:

@@ -83,6 +83,10 @@ def load_desired(
             raise translated.located(exc) from None
         env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too
         desired = dataclasses.replace(desired, inputs=tuple(sorted({*desired.inputs, *env_files})))
+    if drivers is not None:
+        from .options import mark_in_place
+
+        desired = mark_in_place(desired, drivers)
     register_secrets(desired.secret_values())  # from here on, no log line may show them
     if desired.is_empty() and not allow_empty:
         raise EmptySpecError(desired.stack)

@@ -43,12 +43,30 @@ from .loader import RawStack
 from .locations import problem_at
 from .names import engine_name_problem, require_stack_name
 
-__all__ = ["active_containers", "build_desired", "stack_name_for"]
+__all__ = ["active_containers", "build_desired", "image_config_hash", "stack_name_for", "with_container_hashes"]
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # Maps whose keys get a field hash each, so a plan names ``env.LOG_LEVEL`` or ``secrets.db``.
 _EXPANDED = frozenset({"env", "labels", "configs", "secrets"})
+
+
+def image_config_hash(spec: ImageSpec) -> str:
+    """What an image's ``config_hash`` is: its build hash (builds, archives), else whether to ask upstream.
+
+    (See ``ImageSpec.NO_UPSTREAM_CHECK``: a pulled image's hash is empty when its
+    tag is followed upstream, the marker when not.)
+    """
+    if spec.is_build or spec.is_archive:
+        return spec.build_hash
+    return "" if spec.tracks_tag else ImageSpec.NO_UPSTREAM_CHECK
+
+
+def with_container_hashes(spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` with ``config_hash`` and ``field_hashes`` computed from its ``config()``."""
+    config = spec.config()
+    return replace(spec, config_hash=config_hash(config),
+                   field_hashes=tuple(sorted(field_hashes(config, expand=_EXPANDED).items())))
 
 
 def stack_name_for(raw: RawStack, override: str | None = None) -> str:
@@ -188,12 +206,13 @@ class _Builder:
             self.inputs.add(str(archive))
             image_id = archive_image_id(archive, value["ref"])
             return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
-                             archive=str(archive), archive_image_id=image_id,
+                             options=_pairs(value.get("options")), archive=str(archive), archive_image_id=image_id,
                              build_hash=image_id, config_hash=image_id)
         if not build:
             spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
-                             driver=driver_for("images", value), track=value.get("track", "tag"))
-            return spec if spec.tracks_tag else replace(spec, config_hash=ImageSpec.NO_UPSTREAM_CHECK)
+                             driver=driver_for("images", value), track=value.get("track", "tag"),
+                             options=_pairs(value.get("options")))
+            return replace(spec, config_hash=image_config_hash(spec))
         context = self._path(("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
         args, secret_args = _build_args(build.get("args"))
@@ -204,6 +223,7 @@ class _Builder:
             ref=value.get("ref") or _engine_name("image", f"{self.stack}-{key}") + ":latest",
             pull="never",
             driver=driver_for("images", value),
+            options=_pairs(value.get("options")),
             build_context=str(context),
             dockerfile=dockerfile,
             build_args=args,
@@ -288,9 +308,7 @@ class _Builder:
             addresses=self._addresses(value.get("networks"), networks),
             **extra,
         )
-        config = spec.config()
-        spec = replace(spec, config_hash=config_hash(config),
-                       field_hashes=tuple(sorted(field_hashes(config, expand=_EXPANDED).items())))
+        spec = with_container_hashes(spec)
         count = int(value.get("replicas", 1))
         if value.get("container_name"):  # validated: at most one replica
             return [replace(spec, name=_engine_name("container", value["container_name"]), replica=1)][:count]

@@ -30,10 +30,13 @@ def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool,
 
 
 def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collection[str]]) -> list[_Finding]:
-    """Entries naming a driver no loaded plugin provides (``drivers``: section → names).
+    """Entries naming a driver no loaded plugin provides, or one that two plugins claim.
 
-    An entry without ``driver:`` is checked against its default (``reconciler.defaults``),
-    and the containers against the stack's ``runtime:``.
+    ``drivers``: section → the names loaded plugins provide; a section given as a
+    mapping of name → facts (see ``Reconciler.driver_catalog``) may say, under
+    ``"conflict"``, why a name cannot be used. An entry without ``driver:`` is
+    checked against its default (``reconciler.defaults``), and the containers
+    against the stack's ``runtime:``.
     """
     out = []
     for section in DEFAULT_DRIVERS:
@@ -42,21 +45,31 @@ def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collec
             if ("runtime",) in failed or not data.get("containers"):
                 continue
             name = data.get("runtime") or DEFAULT_DRIVERS[section]
+            path = ("runtime",) if "runtime" in data else ("containers",)
             if name not in available:
-                path = ("runtime",) if "runtime" in data else ("containers",)
                 out.append((path, f"no plugin provides the runtime driver {name!r} "
                                   f"(available: {', '.join(available) or 'none'})"))
+            elif _conflict(drivers, section, name):
+                out.append((path, _conflict(drivers, section, name)))
             continue
         entries = data.get(section)
         for key, entry in (entries.items() if isinstance(entries, dict) else ()):
             if not isinstance(entry, dict) or any(p[:2] == (section, key) for p in failed):
                 continue
             name = driver_for(section, entry)
+            path = (section, key, "driver") if "driver" in entry else (section, key)
             if name not in available:
-                path = (section, key, "driver") if "driver" in entry else (section, key)
                 out.append((path, f"no plugin provides the {section[:-1]} driver {name!r} "
                                   f"(available: {', '.join(available) or 'none'})"))
+            elif _conflict(drivers, section, name):
+                out.append((path, _conflict(drivers, section, name)))
     return out
+
+
+def _conflict(drivers: Mapping[str, Collection[str]], section: str, name: str) -> str:
+    names = drivers.get(section)
+    facts = names.get(name) if isinstance(names, Mapping) else None
+    return str(facts.get("conflict") or "") if isinstance(facts, Mapping) else ""
 
 
 class _Semantics:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from .cache import known_valid, remember_valid, schema_verdict_key
 from ..errors import Problem, SpecError
+from ..hashing import canonical_json
 from .fleet import fleet_findings
 from .locations import KEY, problem_at
+from .options import merged_schema, option_findings, option_schemas
 from .semantics import semantic_findings, unknown_drivers
 from .spellings import key_hint, value_hint
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     from .loader import RawStack
 
-__all__ = ["schema_findings", "schema_text", "validate"]
+__all__ = ["schema_findings", "schema_text", "stack_schema", "validate"]
 
 SCHEMA_FILE = "stack.schema.json"
 
@@ -50,7 +52,7 @@ def validate(
     ``profiles`` are the enabled profiles: an enabled container may not depend
     on one they leave out.
     """
-    findings = _schema_findings(raw.data)
+    findings = _schema_findings(raw.data, option_schemas(drivers))
     failed = {path for path, _ in findings}
     findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles)
     findings += fleet_findings(raw, failed)
@@ -61,14 +63,24 @@ def validate(
         raise SpecError(list(dict.fromkeys(problems)))  # one error may be found via two routes
 
 
-def _schema_findings(data: Any) -> list[_Finding]:
-    key = schema_verdict_key(_schema_text(), data)
+def _schema_findings(data: Any, options: Mapping[str, Mapping[str, Any]]) -> list[_Finding]:
+    """The stack schema's findings, then the drivers' options schemas' (see ``options.py``).
+
+    One remembered verdict covers both: the key hashes every schema involved.
+    """
+    key = schema_verdict_key(_schema_text() + canonical_json(options) if options else _schema_text(), data)
     if known_valid(key):
         return []
     findings = schema_findings(data)
+    findings += option_findings(data, {path for path, _ in findings}, options, _explain)
     if not findings:
         remember_valid(key)
     return findings
+
+
+def stack_schema(drivers: Mapping[str, Collection[str]] | None = None) -> dict[str, Any]:
+    """The stack schema, with the options schema of every driver in ``drivers`` merged in (``reconcile schema``)."""
+    return merged_schema(json.loads(_schema_text()), drivers)
 
 
 def schema_findings(data: Any, schema_file: str = SCHEMA_FILE) -> list[_Finding]:
@@ -188,7 +200,8 @@ def _message(error: ValidationError, path: tuple) -> str:
 def _expected(error: ValidationError) -> str:
     """What a single constraint wanted, as a phrase that reads after "expected"."""
     if error.validator == "enum":
-        return "one of: " + ", ".join(map(str, error.validator_value))
+        shown = (value if isinstance(value, str) else json.dumps(value) for value in error.validator_value)
+        return "one of: " + ", ".join(dict.fromkeys(shown))
     if error.validator == "const":
         return repr(error.validator_value)
     if error.validator == "type":

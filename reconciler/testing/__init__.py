@@ -1,6 +1,8 @@
 """Testing a driver, a hook or a policy without Docker: the contract kit, one engine in memory, fixtures.
 
-A driver is checked by subclassing its role's contract (``contract.py``)::
+A driver is checked by subclassing its role's contract: ``StorageDriverContract`` and
+``NetworkDriverContract`` (``contract.py``), ``RegistryDriverContract`` (``registry_contract.py``)
+and ``RuntimeDriverContract`` (``runtime_contract.py``)::
 
     from reconciler.testing import StorageDriverContract
 
@@ -45,6 +47,8 @@ from .contract import (
     spec_config,
     with_hash,
 )
+from .registry_contract import RegistryDriverContract
+from .runtime_contract import RuntimeDriverContract
 from .memory import (
     MemoryEngine,
     MemoryNetworkDriver,
@@ -62,6 +66,8 @@ __all__ = [
     "MemoryRuntimeDriver",
     "MemoryStorageDriver",
     "NetworkDriverContract",
+    "RegistryDriverContract",
+    "RuntimeDriverContract",
     "STACK_PREFIX",
     "StorageDriverContract",
     "assert_maps_errors",

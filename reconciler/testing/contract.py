@@ -15,11 +15,17 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import pytest
 
-from ..drivers import DriverContext, NetworkDriver, ObjectDriver, StorageDriver
+from ..drivers import (
+    DriverContext,
+    NetworkDriver,
+    ObjectDriver,
+    StorageDriver,
+    Wanted,
+)
 from ..errors import DriverError, PermanentError, TemporaryError
 from ..hashing import config_hash
 from ..labels import STACK as STACK_LABEL, object_labels
-from ..model import Kind, LiveObject, NetworkSpec, VolumeSpec
+from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
     "ContractHarness",
@@ -38,15 +44,23 @@ STACK_PREFIX = "contract-"
 # --- hashes and labels, as the core computes them -------------------------------------------
 
 
-def spec_config(spec: NetworkSpec | VolumeSpec) -> dict[str, Any]:
-    """The normalized config the core hashes for a network or volume (``spec.config()``)."""
-    if not isinstance(spec, (NetworkSpec, VolumeSpec)):
-        raise TypeError(f"with_hash takes a NetworkSpec or VolumeSpec, not {type(spec).__name__}")
+def spec_config(spec: NetworkSpec | VolumeSpec | ContainerSpec) -> dict[str, Any]:
+    """The normalized config the core hashes for a network, volume or container (``spec.config()``)."""
+    if not isinstance(spec, (NetworkSpec, VolumeSpec, ContainerSpec)):
+        raise TypeError(f"spec_config takes a NetworkSpec, VolumeSpec or ContainerSpec, not {type(spec).__name__}")
     return spec.config()
 
 
 def with_hash(spec: Any) -> Any:
-    """``spec`` with ``config_hash`` filled in from its fields, exactly as a loaded spec would have it."""
+    """``spec`` with ``config_hash`` (and a container's ``field_hashes``) filled in, exactly as a loaded spec would
+    have them. Works for every kind: an image's hash is its ``build_hash`` (builds, archives) or says whether its
+    tag is followed upstream."""
+    from ..spec.desired import image_config_hash, with_container_hashes
+
+    if isinstance(spec, ImageSpec):
+        return dataclasses.replace(spec, config_hash=image_config_hash(spec))
+    if isinstance(spec, ContainerSpec):
+        return with_container_hashes(spec)
     return dataclasses.replace(spec, config_hash=config_hash(spec_config(spec)))
 
 
@@ -106,9 +120,9 @@ class ContractHarness:
     def observe(self, wanted: Mapping[str, str] | Iterable[Any] = (), *, stack: str | None = None) -> dict[str, LiveObject]:
         """``driver.observe`` as a dict by name; ``wanted`` is a mapping or specs. Checks the result's shape."""
         if not isinstance(wanted, Mapping):
-            wanted = {spec.name: spec.config_hash for spec in wanted}
+            wanted = Wanted({_name(spec): spec for spec in wanted})  # as the core passes it: the specs
         self.context.pass_cache.clear()  # a new observe pass, as the core starts one
-        found = self.driver.observe(stack or self.stack, dict(wanted))
+        found = self.driver.observe(stack or self.stack, wanted)
         assert isinstance(found, list), f"observe must return a list of LiveObject, not {type(found).__name__}"
         out: dict[str, LiveObject] = {}
         for live in found:
@@ -121,24 +135,40 @@ class ContractHarness:
     def observe_one(self, spec: Any, *, stack: str | None = None) -> LiveObject:
         """The object named ``spec.name``, observed as the core would (its name wanted)."""
         found = self.observe([spec], stack=stack)
-        assert spec.name in found, f"observe with {spec.name!r} wanted did not report it (got {sorted(found)})"
-        return found[spec.name]
+        name = _name(spec)
+        assert name in found, f"observe with {name!r} wanted did not report it (got {sorted(found)})"
+        return found[name]
 
     def cleanup(self) -> None:
-        """Delete everything this stack owns and everything the test created, owned or not."""
+        """Delete everything this stack owns and everything the test created, owned or not.
+
+        Works when the driver under test is broken: an ``observe`` that raises
+        only means each name is deleted as the core can, by name, and a delete
+        that raises does not stop the others (the test itself reports the bug).
+        """
         if not self.names:
             return
-        found = self.observe({name: "" for name in self.names})
+        try:
+            found = self.observe({name: "" for name in self.names})
+        except Exception:  # a broken observe (or its failed shape check) must not leak objects
+            found = {}
         for live in found.values():
             if live.owned or live.name in self.names:
-                self.driver.delete(live)
+                self._quietly(live)
         for name in self.names - set(found):
             # Not reported: most likely gone, unless observe is what is broken. Delete by
             # name as the core can; a failure here is the deletion test's to report.
-            try:
-                self.driver.delete(LiveObject(kind=self.kind, name=name, id=name))
-            except Exception:
-                pass
+            self._quietly(LiveObject(kind=self.kind, name=name, id=name))
+
+    def _quietly(self, live: LiveObject) -> None:
+        try:
+            self.driver.delete(live)
+        except Exception:
+            pass
+
+
+def _name(spec: Any) -> str:
+    return spec.ref if isinstance(spec, ImageSpec) else spec.name
 
 
 class _ObjectDriverContract:

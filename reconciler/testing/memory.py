@@ -30,11 +30,12 @@ from ..drivers import (
     RuntimeDriver,
     StorageDriver,
     owned_plus_wanted,
+    wanted_specs,
 )
 from ..errors import ConflictError, PermanentError
 from ..hookspecs import hookimpl
 from ..labels import VOLUME_ID, is_owned
-from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+from ..model import ContainerSpec, Content, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 from ..state import StateStore
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ class _Fault:
 
 #: The first item of every journal entry.
 _VERBS = frozenset({"observe", "events", "pull", "build", "push", "create-network", "delete-network",
-                    "create-volume", "delete-volume", "create", "start", "wait", "delete", "rename", "stop"})
+                    "create-volume", "delete-volume", "update-network", "update-volume", "create", "start", "wait",
+                    "delete", "rename", "stop"})
 # Calls that keep the engine busy, as opposed to waiting on its clock: a container's
 # removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
 # observing and following events are reads. ``peak["work"]`` counts these together.
@@ -114,6 +116,8 @@ class MemoryEngine:
         self.networks: dict[str, LiveObject] = {}
         self.volumes: dict[str, LiveObject] = {}
         self.containers: dict[str, LiveObject] = {}
+        #: The registry: reference → the image id its tag points to now (see ``publish``).
+        self.registry: dict[str, str] = {}
         #: Every driver call, in the order made (see the class docstring).
         self.calls: list[tuple] = []
         #: What the runtime driver's ``engine_id`` answers (the stack lock's key); None: it cannot say.
@@ -176,6 +180,16 @@ class MemoryEngine:
         """
         with self._lock:
             self._faults.append(_Fault((call,) if isinstance(call, str) else tuple(call), error, times))
+
+    def publish(self, ref: str) -> str:
+        """Point the tag ``ref`` at a new image in the registry (a push by someone else); return its id.
+
+        The registry driver's ``observe`` then reports the local image's
+        ``content`` as changed, for specs that follow their tag.
+        """
+        with self._lock:
+            self.registry[ref] = _digest(f"{ref}@{uuid.uuid4().hex}")
+            return self.registry[ref]
 
     def register(self, registry: PluginDrivers) -> None:
         """Add the memory drivers under the default driver names (images also as ``archive``)."""
@@ -320,6 +334,11 @@ class _MemoryObjectDriver(_MemoryDriver):
             self._put(LiveObject(self.kind, spec.name, object_id, dict(labels)), new=True)
             return object_id
 
+    def update(self, spec: NetworkSpec | VolumeSpec, live: LiveObject, labels: Mapping[str, str]) -> None:
+        """Give the object ``labels`` (its options changed in place; the memory engine keeps none)."""
+        with self.engine._call("update" + self.noun, spec.name):
+            self._put(dataclasses.replace(self._get(spec.name), labels=dict(labels)))
+
 
 class MemoryNetworkDriver(_MemoryObjectDriver, NetworkDriver):
     """The network driver of a ``MemoryEngine``."""
@@ -341,10 +360,27 @@ class MemoryStorageDriver(_MemoryObjectDriver, StorageDriver):
 class MemoryRegistryDriver(_MemoryDriver, RegistryDriver):
     """The registry (image) driver of a ``MemoryEngine``: pulls, loads archives, builds and pushes."""
 
+    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+        """The wanted images, each with ``content``: an archive's image id, or the registry's tag, against its id."""
+        specs = wanted_specs(wanted)
+        out = []
+        for live in super().observe(stack, wanted):
+            spec = specs.get(live.name)
+            source = ""
+            if spec is not None and spec.is_archive:
+                source = spec.build_hash
+            elif spec is not None and spec.tracks_tag:
+                source = self.engine.registry.get(spec.ref, "")
+            if source:
+                live = dataclasses.replace(live, content=Content(live.image_id != source, live.image_id, source))
+            out.append(live)
+        return out
+
     def pull(self, spec: ImageSpec) -> None:
-        """Make ``spec.ref`` present: an archive's image id, else an id derived from the reference."""
+        """Make ``spec.ref`` present: an archive's image id, else the registry's, else an id derived from the ref."""
         with self.engine._call("pull", spec.ref):
-            image_id = spec.archive_image_id or _digest(spec.ref)
+            image_id = (spec.build_hash if spec.is_archive else self.engine.registry.get(spec.ref)) \
+                or _digest(spec.ref)
             self._put(LiveObject(Kind.IMAGE, spec.ref, image_id, image_id=image_id))
 
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:

@@ -265,3 +265,51 @@ def test_default_drivers_come_from_one_table(tmp_path):
     only_docker = {"images": ["docker"], "networks": [], "volumes": [], "containers": ["docker"]}
     with pytest.raises(SpecError, match="no plugin provides the image driver 'archive'"):
         load_desired([spec], drivers=only_docker)
+
+
+def test_hooks_are_told_whether_the_run_applies_or_destroys_and_old_signatures_still_work(tmp_path, monkeypatch):
+    from reconciler.plan import Operation
+
+    monkeypatch.setenv("RECONCILER_LOCK_DIR", str(tmp_path))
+    seen = []
+
+    class BlastRadius:
+        """Refuses an apply that deletes anything; a destroy is what the user asked for."""
+
+        @hookimpl
+        def reconciler_plan_ready(self, plan, desired, operation):
+            deletes = [c for c in plan.changes if c.action.value == "delete"]
+            if operation is Operation.APPLY and deletes:
+                return f"{len(deletes)} deletions"
+
+        @hookimpl
+        def reconciler_before_change(self, change, operation):
+            seen.append(("before", change.name, operation))
+
+        @hookimpl
+        def reconciler_after_change(self, outcome, operation):
+            seen.append(("after", outcome.change.name, operation))
+
+        @hookimpl
+        def reconciler_apply_finished(self, report, operation):
+            seen.append(("finished", report.stack, operation))
+
+    class OldStyle:
+        """Written before ``operation`` existed: still called, with what it names."""
+
+        @hookimpl
+        def reconciler_plan_ready(self, plan):
+            seen.append(("old", len(plan.changes)))
+
+    reconciler, engine = reconciler_with(("blast", BlastRadius()), ("old", OldStyle()))
+    reconciler.apply(desired())
+    assert ("before", "s-web-1", Operation.APPLY) in seen and ("finished", "s", Operation.APPLY) in seen
+    with pytest.raises(PlanError, match=r"\[blast\] 1 deletions"):
+        reconciler.apply(DesiredState(stack="s"), __import__("reconciler.reconcile").reconcile.ApplyRequest(
+            allow_empty=True))
+    assert ("start", "s-web-1") in engine.calls and ("delete", "s-web-1") not in engine.calls
+    seen.clear()
+    reconciler.destroy("s")
+    assert ("delete", "s-web-1") in engine.calls
+    assert ("after", "s-web-1", Operation.DESTROY) in seen and ("finished", "s", Operation.DESTROY) in seen
+    assert ("old", 1) in seen

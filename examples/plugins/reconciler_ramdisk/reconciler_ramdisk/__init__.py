@@ -14,8 +14,11 @@ from reconciler.hookspecs import hookimpl
 from reconciler.labels import DRIVER, is_owned
 from reconciler.model import Kind, LiveObject, VolumeSpec
 
-__all__ = ["RamdiskDriver", "reconciler_register_drivers"]
+__all__ = ["RECONCILER_API_VERSION", "RamdiskDriver", "reconciler_register_drivers"]
 __version__ = "0.1.0"
+
+#: The plugin API this plugin is written for (``reconciler.hookspecs.API_VERSION``).
+RECONCILER_API_VERSION = 2
 
 NAME = "ramdisk"
 DEFAULT_SIZE = "16m"
@@ -31,6 +34,16 @@ def _engine():
 
 class RamdiskDriver(StorageDriver):
     """Owned volumes are the stack's volumes labelled ``io.reconciler.driver=ramdisk``."""
+
+    #: Checked by ``reconcile validate`` and ``plan``, at the spec's file and line.
+    options_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "size": {"description": "A size like 64m, 1g or 10% (of RAM); default 16m",
+                     "type": "string", "pattern": _SIZE.pattern},
+        },
+    }
 
     def __init__(self, context: DriverContext) -> None:
         self.context = context
@@ -49,7 +62,7 @@ class RamdiskDriver(StorageDriver):
                 lambda volume: volume["Name"])
         # Unowned volumes under a wanted name are reported too, so the plan refuses to take them over.
         return [LiveObject(kind=Kind.VOLUME, name=v["Name"], id=v["Name"], labels=v.get("Labels") or {},
-                           owned=is_owned(v.get("Labels"), stack))
+                           owned=is_owned(v.get("Labels"), stack), info=_info(v))
                 for v in found.values()
                 if not is_owned(v.get("Labels"), stack) or (v.get("Labels") or {}).get(DRIVER) == NAME]
 
@@ -77,6 +90,12 @@ class RamdiskDriver(StorageDriver):
                 self.api.remove_volume(live.name)
             except docker.errors.NotFound:
                 pass
+
+
+def _info(volume: dict) -> dict[str, str]:
+    """What ``reconcile status`` shows for a ramdisk: its size."""
+    size = (volume.get("Options") or {}).get("o", "").removeprefix("size=")
+    return {"size": size} if size else {}
 
 
 @hookimpl
