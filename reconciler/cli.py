@@ -480,32 +480,32 @@ def _ask_each(args: argparse.Namespace, ask: Callable[[Any], Any]) -> tuple[list
     return results, code
 
 
-def _remote_status(args: argparse.Namespace) -> int:
+def _show_each(args: argparse.Namespace, results: list[tuple[str, Any]], key: str,
+               text: Callable[[list[tuple[str, Any]]], str]) -> None:
+    """Each server's answer (under ``key``) or error, as JSON or as ``text`` renders them."""
     import json
 
-    results, code = _ask_each(args, lambda c: c.stacks())
     if args.output == "json":
-        _out(json.dumps([{"server": url, "stacks": None if isinstance(r, str) else r,
+        _out(json.dumps([{"server": url, key: None if isinstance(r, str) else r,
                           "error": r if isinstance(r, str) else None} for url, r in results], indent=2))
     else:
-        _out(servers_status_text(results))
+        _out(text(results))
+
+
+def _remote_status(args: argparse.Namespace) -> int:
+    results, code = _ask_each(args, lambda c: c.stacks())
+    _show_each(args, results, "stacks", servers_status_text)
     return code
 
 
 def _remote_history(args: argparse.Namespace) -> int:
-    import json
-
     def ask(client) -> list:
         names = [args.stack] if args.stack else [s["name"] or s["id"] for s in client.stacks()]
         rows = [row for name in names for row in client.history(name, args.limit)]
         return sorted(rows, key=lambda row: row["started_at"], reverse=True)[:args.limit]
 
     results, code = _ask_each(args, ask)
-    if args.output == "json":
-        _out(json.dumps([{"server": url, "syncs": None if isinstance(r, str) else r,
-                          "error": r if isinstance(r, str) else None} for url, r in results], indent=2))
-    else:
-        _out(servers_history_text(results))
+    _show_each(args, results, "syncs", servers_history_text)
     return code
 
 

@@ -141,3 +141,4 @@ def _remove_files(stack: str) -> None:
 
 # At the end: registry.py imports this module's constants.
 from .registry import registry  # noqa: E402,F401  (a session fixture: a real registry with htpasswd auth)
+from .daemons import api, repo  # noqa: E402,F401  (a daemon with its API on, and the git repository it follows)

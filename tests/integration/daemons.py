@@ -16,6 +16,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import BASE_IMAGE
@@ -203,3 +205,20 @@ class Api:
                      "generic": "X-Delivery-Id"}[provider]
         headers[id_header] = delivery or str(uuid.uuid4())
         return self.call("POST", f"/hooks/{provider}", body=body, headers=headers)
+
+
+@pytest.fixture
+def repo(tmp_path) -> Repo:
+    """A git repository (a bare remote and a clone to commit from) for a daemon to follow."""
+    return Repo(tmp_path / "git")
+
+
+@pytest.fixture
+def api(stack, repo, tmp_path):
+    """A daemon with its API on, following ``repo``, converged at its first commit (``api.first``)."""
+    first = repo.commit({"app/stack.yaml": stack_spec(stack.name, "1")})
+    running = Api(tmp_path, repo)
+    running.first = first
+    running.wait(lambda s: s["revision"] == first and s["state"] == "converged")
+    yield running
+    assert running.daemon.stop() == 0

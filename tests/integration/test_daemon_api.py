@@ -30,19 +30,6 @@ def conforms(template: str, method: str, status: int, data) -> None:
     Draft202012Validator({"components": OPENAPI["components"], "paths": OPENAPI["paths"], "$ref": pointer}).validate(data)
 
 
-@pytest.fixture
-def repo(tmp_path) -> Repo:
-    return Repo(tmp_path / "git")
-
-
-@pytest.fixture
-def api(stack, repo, tmp_path):
-    first = repo.commit({"app/stack.yaml": stack_spec(stack.name, "1")})
-    running = Api(tmp_path, repo)
-    running.first = first
-    running.wait(lambda s: s["revision"] == first and s["state"] == "converged")
-    yield running
-    assert running.daemon.stop() == 0
 
 
 def test_only_health_and_readiness_are_open_and_a_bad_token_gets_401(api):

@@ -43,19 +43,6 @@ fetch(path, {method: 'POST', body: body, headers: headers, credentials: 'same-or
 """
 
 
-@pytest.fixture
-def repo(tmp_path) -> Repo:
-    return Repo(tmp_path / "git")
-
-
-@pytest.fixture
-def api(stack, repo, tmp_path):
-    first = repo.commit({"app/stack.yaml": stack_spec(stack.name, "1")})
-    running = Api(tmp_path, repo)
-    running.first = first
-    running.wait(lambda s: s["revision"] == first and s["state"] == "converged")
-    yield running
-    assert running.daemon.stop() == 0
 
 
 @pytest.fixture

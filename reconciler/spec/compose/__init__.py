@@ -19,10 +19,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ...errors import SpecError
 from ..loader import RawStack
 from .project import ComposeOptions, ComposeProject, find_files, read_project
-from .translate import Translation, translate
+
+if TYPE_CHECKING:
+    from .translate import Translation
 
 __all__ = ["ComposeOptions", "ComposeStack", "find_files", "load_compose"]
 
@@ -46,6 +50,8 @@ class ComposeStack:
 def load_compose(files: Sequence[Path], *, environ: Mapping[str, str],
                  options: ComposeOptions | None = None) -> ComposeStack:
     """Read the Compose ``files`` and translate them; raise SpecError for what cannot be expressed."""
+    from .translate import translate  # a stack spec (the common case) never pays for it
+
     options = options or ComposeOptions()
     project = read_project([Path(f) for f in files], environ, options)
     translation = translate(project, ignore_unsupported=options.ignore_unsupported)
