@@ -11,14 +11,19 @@ started_here=0
 docker info >/dev/null 2>&1 || started_here=1
 bash scripts/engine.sh up
 if [ "$started_here" = 1 ]; then
-  trap 'bash scripts/engine.sh down' EXIT
   # Only an engine this script started may be restarted by the tests.
   export RECONCILER_ENGINE_RESTARTABLE=1
 fi
 # The fleet tests start extra engines (scripts/engines.sh) and stop them; should pytest be
 # killed first, nothing of them may outlive the run (namespaces, bridge, iptables rule).
 fleet_before=$(bash scripts/engines.sh list 2>/dev/null || true)
-if [ -z "$fleet_before" ]; then
-  trap 'bash scripts/engines.sh down; [ "$started_here" = 1 ] && bash scripts/engine.sh down || true' EXIT
-fi
-"$python" -m pytest "$@"
+# A temporary folder of this run's own: pytest prunes all but the newest three numbered folders
+# under /tmp/pytest-of-USER, so another pytest on the machine would delete a running suite's files.
+basetemp=$(mktemp -d -t reconciler-tests.XXXXXX)
+cleanup() {
+  rm -rf "$basetemp"
+  if [ -z "$fleet_before" ]; then bash scripts/engines.sh down || true; fi
+  if [ "$started_here" = 1 ]; then bash scripts/engine.sh down || true; fi
+}
+trap cleanup EXIT
+"$python" -m pytest --basetemp "$basetemp" "$@"
