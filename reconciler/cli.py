@@ -167,6 +167,9 @@ def _compose_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _compose_options(args: argparse.Namespace):
+    """The Compose flags given, or None (a stack spec's load then never imports the Compose reader)."""
+    if not (args.env_file or args.profile or args.project_name or args.ignore_unsupported):
+        return None
     from .spec.compose import ComposeOptions
 
     return ComposeOptions(env_files=tuple(args.env_file), profiles=tuple(args.profile),
@@ -213,7 +216,7 @@ def _files(args: argparse.Namespace) -> list[str]:
 
 def _compose_override(name: str) -> list[str]:
     """``docker compose`` without -f also reads the override file beside its default file."""
-    from .spec.compose.project import OVERRIDE_FILES
+    from .spec.composefiles import OVERRIDE_FILES
 
     if not name.startswith(("compose.", "docker-compose.")):
         return []

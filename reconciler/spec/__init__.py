@@ -58,7 +58,7 @@ def load_desired(
 
     from ..errors import EmptySpecError, SpecError
     from ..redact import register_secrets
-    from .compose import find_files, load_compose
+    from .composefiles import find_files
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate
@@ -73,6 +73,8 @@ def load_desired(
         desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles)
     else:
         import os
+
+        from .compose import load_compose
 
         translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
         raw = translated.raw

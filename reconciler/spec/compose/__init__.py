@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from ...errors import SpecError
 from ..loader import RawStack
-from .project import ComposeOptions, ComposeProject, find_files, read_project
+from ..composefiles import find_files
+from .project import ComposeOptions, ComposeProject, read_project
 
 if TYPE_CHECKING:
     from .translate import Translation
