@@ -46,16 +46,22 @@ def engine() -> docker.APIClient:
 def _remove_stacks(client: docker.APIClient, wanted, *, older_than: float = 0) -> None:
     label = {"label": [STACK_LABEL]}
     cutoff = time.time() - older_than
-    stale = set()
+    stale, running = set(), set()
     for c in client.containers(all=True, filters=label):
         stack = c["Labels"].get(STACK_LABEL, "")
         if wanted(stack) and c.get("Created", 0) <= cutoff:
             stale.add(stack)
             client.remove_container(c["Id"], force=True)
+        else:
+            running.add(stack)
     for n in client.networks(filters=label):
         stack = (n.get("Labels") or {}).get(STACK_LABEL, "")
-        if wanted(stack) and (stack in stale or not older_than):
-            client.remove_network(n["Id"])
+        # A network no container of its stack uses was left behind (each holds one of the engine's address pools).
+        if wanted(stack) and (stack in stale or not older_than or stack not in running):
+            try:
+                client.remove_network(n["Id"])
+            except docker.errors.APIError:
+                pass  # in use by a run that is starting now
     for v in client.volumes(filters=label).get("Volumes") or []:
         stack = (v.get("Labels") or {}).get(STACK_LABEL, "")
         if wanted(stack) and (stack in stale or not older_than):
@@ -127,7 +133,9 @@ def stack(engine, tmp_path) -> Stack:
     spec_dir = tmp_path / name
     spec_dir.mkdir()
     yield Stack(name, spec_dir, engine)
-    _remove_stacks(engine, lambda s: s == name)
+    # Tests may make stacks of their own beside it, named after it (``<name>x``): those go too, networks
+    # included, or each run would hold on to an address pool of the engine's few.
+    _remove_stacks(engine, lambda s: s.startswith(name))
     _remove_files(name)
 
 
