@@ -53,6 +53,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench_apply import IMAGE, STACK_LABEL, FLOOR_LABEL, BenchError, log, open_engine, run_guarded
+from bench_loop import wait_until
 
 TARGET_OVER_BASELINE = 2.0  # seconds of p95 on top of the container's own start time
 SPEC = """name: {name}
@@ -65,16 +66,6 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..1) of a non-empty list."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def _wait(predicate, timeout: float, step: float = 0.02) -> float | None:
-    """Seconds until ``predicate()`` held, or None after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
 
 
 @dataclass
@@ -157,10 +148,10 @@ class ApiBench:
                                         "--log-format", "json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        text=True, env=env)
         threading.Thread(target=self._read_log, daemon=True).start()
-        if _wait(lambda: self.url or self.daemon.poll() is not None, 60, step=0.05) is None or not self.url:
+        if wait_until(lambda: self.url or self.daemon.poll() is not None, 60, step=0.05) is None or not self.url:
             raise BenchError("the daemon's API never came up:\n" + "".join(self.log_lines[-20:]))
         log(f"daemon pid {self.daemon.pid}, API {self.url}")
-        if _wait(lambda: self.runs_version(self.version), 120, step=0.1) is None:
+        if wait_until(lambda: self.runs_version(self.version), 120, step=0.1) is None:
             raise BenchError("the daemon never brought the stack up:\n" + "".join(self.log_lines[-20:]))
 
     def _read_log(self) -> None:
@@ -214,7 +205,7 @@ class ApiBench:
             status = self.deliver(revision)
             if status != 202:
                 raise BenchError(f"the webhook answered {status}, not 202")
-            if _wait(lambda: self.runs_version(self.version), 60) is None:
+            if wait_until(lambda: self.runs_version(self.version), 60) is None:
                 raise BenchError(f"trial {trial + 1}: version {self.version} never ran:\n"
                                  + "".join(self.log_lines[-20:]))
             latencies.append(time.monotonic() - started)
@@ -228,7 +219,7 @@ class ApiBench:
             started = time.monotonic()
             subprocess.run(["docker", "run", "-d", "--init", "--name", name, "--label", self.floor_label,
                             "-e", f"V={trial}", IMAGE, "sleep", "3600"], check=True, capture_output=True)
-            if _wait(lambda: self.engine.api.inspect_container(name)["State"]["Running"], 30) is None:
+            if wait_until(lambda: self.engine.api.inspect_container(name)["State"]["Running"], 30) is None:
                 raise BenchError(f"{name} never ran")
             latencies.append(time.monotonic() - started)
             self.engine.api.remove_container(name, force=True)
@@ -291,7 +282,7 @@ class ApiBench:
             if status != 202:
                 result.failure = f"POST /api/stacks/{self.stack}/sync answered {status}, not 202"
                 return
-            if _wait(lambda: self.runs_version(self.version), 60, step=0.05) is None:
+            if wait_until(lambda: self.runs_version(self.version), 60, step=0.05) is None:
                 result.failure = f"a sync under load did not apply version {self.version} within 60 s"
                 return
             result.syncs.append(time.monotonic() - started)

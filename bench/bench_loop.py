@@ -44,7 +44,8 @@ def _running(engine, name: str) -> bool:
     return bool(found)
 
 
-def _wait(predicate, timeout: float, step: float = 0.02) -> float | None:
+def wait_until(predicate, timeout: float, step: float = 0.02) -> float | None:
+    """Seconds until ``predicate()`` held, or None after ``timeout``."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if predicate():
@@ -66,13 +67,13 @@ def drift_repair(engine, workdir: Path, trials: int) -> list[float]:
     container = f"{name}-web-1"
     watch = _reconcile("watch", "-f", str(spec), "--resync", "3600")
     try:
-        if _wait(lambda: _running(engine, container), 60) is None:
+        if wait_until(lambda: _running(engine, container), 60) is None:
             raise SystemExit("watch never brought the stack up")
         time.sleep(1)  # the event stream opens after the first pass
         latencies = []
         for _ in range(trials):
             engine.api.remove_container(container, force=True)
-            seconds = _wait(lambda: _running(engine, container), 30)
+            seconds = wait_until(lambda: _running(engine, container), 30)
             latencies.append(seconds if seconds is not None else float("inf"))
             time.sleep(0.5)
         return latencies
@@ -107,13 +108,13 @@ def commit_to_converged(engine, workdir: Path, trials: int) -> list[float]:
     daemon = _reconcile("daemon", "--config", str(config))
     container = f"{name}-web-1"
     try:
-        if _wait(lambda: _env_is(engine, container, "0"), 60) is None:
+        if wait_until(lambda: _env_is(engine, container, "0"), 60) is None:
             raise SystemExit("the daemon never brought the stack up")
         latencies = []
         for version in range(1, trials + 1):
             started = time.monotonic()
             commit(version)
-            seconds = _wait(lambda: _env_is(engine, container, str(version)), 60, step=0.05)
+            seconds = wait_until(lambda: _env_is(engine, container, str(version)), 60, step=0.05)
             latencies.append(time.monotonic() - started if seconds is not None else float("inf"))
         return latencies
     finally:
@@ -142,7 +143,7 @@ def idle_daemon(engine, workdir: Path, stacks: int, idle: float) -> tuple[float,
                       f"    dir: {source}\n    paths: [{', '.join(names)}]\n")
     daemon = _reconcile("daemon", "--config", str(config))
     try:
-        if _wait(lambda: all(_running(engine, f"{n}-web-1") for n in names), 120, step=0.5) is None:
+        if wait_until(lambda: all(_running(engine, f"{n}-web-1") for n in names), 120, step=0.5) is None:
             raise SystemExit("the daemon never converged the stacks")
         time.sleep(5)  # let the first passes and the event followers settle
         before = _cpu_seconds(daemon.pid)
