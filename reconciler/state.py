@@ -211,6 +211,31 @@ def _private_dir(path: Path) -> None:
         os.chmod(path, 0o700)
 
 
+def _create_private(path: Path) -> None:
+    """Make the database file with mode 0600 if it is missing; refuse a symlink in its place.
+
+    No descriptor of ours is ever opened on an existing database: closing one drops every
+    POSIX lock this process holds on the file, including those of another thread's SQLite
+    connection. Another process closing its last connection would then take itself for
+    the last user, checkpoint and delete the WAL while that connection still writes to it:
+    its later commits would be lost, or the file reported malformed. A new file is made
+    under a temporary name, closed, then linked into place, so no descriptor is open on
+    it by the time anyone can see it.
+    """
+    if os.path.islink(path):
+        raise StateError(f"the state database {path} is a symlink: refused")
+    if os.path.exists(path):
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    os.close(os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process or thread made it first
+    finally:
+        os.unlink(temporary)
+
+
 class StateStore:
     """The state database: one connection, safe to share between the apply's worker threads."""
 
@@ -223,7 +248,7 @@ class StateStore:
         self._lock = threading.Lock()
         try:
             if str(path) != ":memory:":
-                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))  # private from the start
+                _create_private(Path(path))
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -106,13 +106,9 @@ def test_a_black_holed_engine_fails_apply_within_the_default_connect_timeout(sta
     assert stack.containers() == {}
 
 
-def test_one_engine_through_two_urls_takes_one_lock(stack, tmp_path, monkeypatch):
+def test_one_engine_through_two_urls_takes_one_lock(stack):
     from reconciler.reconcile import ApplyRequest, Reconciler
     from reconciler.spec import load_desired
-
-    # A state directory of its own: an apply runs in this process beside the CLI's, so no other test's
-    # record is in play (two CI runs saw the shared one reported as malformed when opened here).
-    monkeypatch.setenv("RECONCILER_STATE_DIR", str(tmp_path / "state"))
 
     stack.write(ONE)
     holding, release = threading.Event(), threading.Event()

@@ -189,6 +189,37 @@ def test_a_second_process_sees_what_the_first_wrote(tmp_path):
         assert second.stack(ENGINE, "s").record().created == {(Kind.NETWORK, "s_n", "n1")}
 
 
+def test_opening_the_store_again_in_a_process_never_costs_another_connection_its_writes(tmp_path):
+    # Opening a store once opened (and closed) a descriptor of its own on the database, which drops
+    # every POSIX lock the process holds on the file: another process's close then took itself for
+    # the last user, checkpointed and deleted the WAL under the first connection, whose later
+    # commits were lost (or the file reported malformed, as a CI run once saw).
+    import subprocess
+    import sys
+
+    directory = tmp_path / "state"
+    with StateStore.open(directory) as first:
+        book = first.stack(ENGINE, "s")
+        book.created(Kind.NETWORK, "s_a", "a1", driver="bridge", config_hash="h")
+        StateStore.open(directory).close()  # a second reader in this process (a daemon's, an apply's)
+        peek = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+                "db.execute('SELECT count(*) FROM objects').fetchall(); db.close()")
+        subprocess.run([sys.executable, "-c", peek, str(directory / "state.db")], check=True)
+        assert (directory / "state.db-wal").exists()  # the other process knew it was not the last
+        book.created(Kind.NETWORK, "s_b", "b1", driver="bridge", config_hash="h")
+    with StateStore.open(directory) as later:
+        assert later.stack(ENGINE, "s").record().created == {(Kind.NETWORK, "s_a", "a1"), (Kind.NETWORK, "s_b", "b1")}
+
+
+def test_a_symlink_in_place_of_the_database_is_refused(tmp_path):
+    directory = tmp_path / "state"
+    directory.mkdir(mode=0o700)
+    (directory / "state.db").symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(StateError, match="symlink"):
+        StateStore.open(directory)
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
 def test_a_corrupt_database_is_a_state_error(tmp_path):
     directory = tmp_path / "state"
     directory.mkdir(mode=0o700)
