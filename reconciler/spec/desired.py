@@ -206,7 +206,7 @@ class _Builder:
             self.inputs.add(str(archive))
             image_id = archive_image_id(archive, value["ref"])
             return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
-                             options=_pairs(value.get("options")), archive=str(archive), archive_image_id=image_id,
+                             options=_pairs(value.get("options")), archive=str(archive),
                              build_hash=image_id, config_hash=image_id)
         if not build:
             spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
