@@ -99,9 +99,9 @@ def ours(refs: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
     found = driver.observe("bench", {ref: "" for ref in refs})
     elapsed = time.perf_counter() - start
-    upstream = [o.details.get("upstream_digest") for o in found]
+    upstream = [o.content.source if o.content else "" for o in found]
     if len(found) != len(refs) or not all(upstream):
-        errors = {o.name: o.details.get("upstream_error") for o in found if not o.details.get("upstream_digest")}
+        errors = {o.name: o.details.get("upstream_error") for o in found if o.content is None}
         raise RuntimeError(f"observe found {len(found)}/{len(refs)} images; failed checks: {errors}")
     return elapsed, sum(c.requests for c in CountingChecker.made)
 

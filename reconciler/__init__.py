@@ -20,7 +20,7 @@ __all__ = ["__version__"]
 # working for one release, with a DeprecationWarning naming the new one.
 _MOVED = {
     f"{__name__}.{name}": f"{__name__}.spec.{name}"
-    for name in ("buildctx", "cache", "desired", "gitinfo", "imagearchive", "interpolate", "loader",
+    for name in ("buildctx", "cache", "desired", "gitinfo", "interpolate", "loader",
                  "semantics", "units", "validate", "yamlsafe")
 }
 

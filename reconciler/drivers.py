@@ -57,7 +57,7 @@ class Wanted(dict):
 
     ``wanted.specs[name]`` is the spec (``ImageSpec``, ``NetworkSpec``, ...), so a
     driver reads what it needs from it (an image's ``tracks_tag``, ``archive``,
-    ``build_hash``, ``options``). The mapping itself still maps each name to the
+    ``options``). The mapping itself still maps each name to the
     spec's ``config_hash``, as it did for drivers written against plugin API 1.
     """
 
@@ -138,7 +138,16 @@ class ObjectDriver(ABC):
 
 
 class RegistryDriver(ObjectDriver):
-    """Makes images present: pulls references, builds contexts."""
+    """Makes images present: pulls references, builds contexts.
+
+    ``observe`` says whether the content behind a reference changed (a tag
+    moved upstream, an archive holds another image) by setting each image's
+    ``LiveObject.content``; the core then calls ``pull`` again and replaces
+    the containers that use the image. That is the only signal the planner
+    reads for it: an image reported with ``content=None`` is never updated for
+    its content (``pull: always`` still pulls a tag it follows), whatever its
+    ``details`` say.
+    """
 
     kind = Kind.IMAGE
 

@@ -100,18 +100,14 @@ class ImageSpec:
     push: bool = False
     #: The Dockerfile stage to build.
     target: str | None = None
-    #: The content hash of what the image is made from: the build inputs
-    #: (honouring ``.dockerignore``), or for an archive the image id inside it.
-    #: Containers hash it, so a change rolls them.
+    #: The content hash of a built image's inputs (honouring ``.dockerignore``); empty for
+    #: pulled and archived images. Containers hash it, so a change rolls them.
     build_hash: str = ""
     #: What the registry driver's ``observe`` receives for this image (see ``NO_UPSTREAM_CHECK``).
     config_hash: str = ""
-    #: The absolute path of a docker-save tarball or OCI layout directory.
+    #: The absolute path of a docker-save tarball or OCI layout directory. The core only checks
+    #: that it exists: what it holds is its registry driver's to read (see ``LiveObject.content``).
     archive: str | None = None
-    #: The image id inside the archive, read at the desired stage: the same as ``build_hash``.
-    #: Deprecated: registry drivers read ``build_hash``; the core compares it only for a
-    #: driver that reports no ``LiveObject.content`` (plugin API 1).
-    archive_image_id: str = ""
     #: ``tag``: follow the tag upstream; ``digest``: keep the local image, never ask.
     track: str = "tag"
     #: The registry driver's options (``images.<key>.options``), sorted (key, value) pairs, values as
@@ -652,10 +648,12 @@ class Content:
 
     Set on an image's ``LiveObject.content`` by ``observe``: the documented way
     for a registry driver to say that the content behind a reference changed
-    (a tag moved upstream, an archive now holds another image). The core then
-    pulls the image again (``RegistryDriver.pull``) and replaces the containers
-    that use it. ``None`` on the live object means the driver did not or could
-    not tell; an image with ``pull: always`` is then pulled anyway.
+    (a tag moved upstream, an archive now holds another image), and the only
+    one the core reads. The core then pulls the image again
+    (``RegistryDriver.pull``) and replaces the containers that use it.
+    ``None`` on the live object means the driver did not or could not tell:
+    the image is then never updated for its content (only an image with
+    ``pull: always`` that tracks its tag is pulled anyway, by policy).
     """
 
     #: True: the source holds other content than the local image; False: checked, the same.
@@ -694,10 +692,11 @@ class LiveObject:
     #: Non-secret values a driver could read cheaply, used to explain a change:
     #: ``networks`` and ``volumes`` (attached names) for containers,
     #: ``repo_digests`` for images, and after a config change the old values of
-    #: the changed fields. (``upstream_digest`` is still read from images reported
-    #: by drivers that do not set ``content``; new drivers set ``content``.)
+    #: the changed fields. No key here tells the planner that an image's content
+    #: changed: a registry driver says so through ``content``.
     details: Mapping[str, object] = field(default_factory=dict)
-    #: Images only: whether the content behind the reference changed (see ``Content``).
+    #: Images only: whether the content behind the reference changed (see ``Content``);
+    #: None (the driver cannot tell) never triggers an update for the image's content.
     content: Content | None = None
     #: What ``reconcile status`` shows about the object (text and JSON, under ``details``):
     #: short, non-secret facts the driver read anyway, e.g. a storage driver's ``path``

@@ -79,7 +79,7 @@ class Reason(enum.StrEnum):
     BUILD_CHANGED = "build-changed"  # a built image whose inputs changed
     PUSH_MISSING = "push-missing"  # an up-to-date build the registry does not have yet
     LOAD_MISSING = "load-missing"  # an archived image that is not present
-    LOAD_CHANGED = "load-changed"  # an archived image whose archive holds another image
+    CONTENT_CHANGED = "content-changed"  # its registry driver says the source holds other content now
     PULL_MISSING = "pull-missing"  # a pulled image that is not present
     PULL_TAG_MOVED = "pull-tag-moved"  # the tag points to another digest upstream
     PULL_ALWAYS = "pull-always"  # pull policy ``always`` and no digest to compare
@@ -96,7 +96,6 @@ _IMAGE_VERBS = {
     Reason.BUILD_CHANGED: "build",
     Reason.PUSH_MISSING: "push",
     Reason.LOAD_MISSING: "load",
-    Reason.LOAD_CHANGED: "load",
 }
 
 
@@ -291,56 +290,34 @@ def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
         if spec.push and not _in_registry(spec.ref, current):
             return change(Action.UPDATE, Reason.PUSH_MISSING, PUSH_REASON)
         return None
-    if spec.is_archive:
-        if current is None:
-            return change(Action.CREATE, Reason.LOAD_MISSING, "load: image not present", renews=True)
-        if _content_changed(spec, current):
-            return change(Action.UPDATE, Reason.LOAD_CHANGED, "load: archive changed", renews=True)
-        return None
     if current is None:
+        if spec.is_archive:
+            return change(Action.CREATE, Reason.LOAD_MISSING, "load: image not present", renews=True)
         error = f"image {spec.ref} is not present and its pull policy is never" if spec.pull == "never" else ""
         return change(Action.CREATE, Reason.PULL_MISSING, "pull: image not present", error=error, renews=True)
-    if (moved := _tag_moved(spec, current)) is not None:
-        return change(Action.UPDATE, Reason.PULL_TAG_MOVED,
-                      f"pull: tag moved upstream ({_short(moved[0])} → {_short(moved[1])})", renews=True)
-    if spec.pull == "always" and spec.tracks_tag and current.content is None \
-            and not current.details.get("upstream_digest"):
+    content = current.content if _follows_source(spec) else None
+    if content is not None and content.changed:
+        local, source = _short(content.local or "(none)"), _short(content.source or "(unknown)")
+        if spec.tracks_tag:
+            return change(Action.UPDATE, Reason.PULL_TAG_MOVED, f"pull: tag moved upstream ({local} → {source})",
+                          renews=True)
+        return change(Action.UPDATE, Reason.CONTENT_CHANGED, f"content changed: {local} → {source}", renews=True)
+    if spec.pull == "always" and spec.tracks_tag and content is None:
         # Nobody could say where the tag points: pull, as "always" did before digests.
         return change(Action.UPDATE, Reason.PULL_ALWAYS, "pull: policy always")
     return None
 
 
-def _tag_moved(spec: ImageSpec, current: LiveObject | None) -> tuple[str, str] | None:
-    """(local digest, upstream digest) when the tag ``spec`` follows points elsewhere upstream.
+def _follows_source(spec: ImageSpec) -> bool:
+    """Whether the registry driver's answer (``LiveObject.content``) can update the image.
 
-    The local side is the image's ``RepoDigests`` for the reference's repository:
-    any of them matching the upstream digest means nothing moved.
+    Only that answer can: the core reads no driver's details and computes no
+    content of its own. An archive follows its file; a pulled image follows
+    its source only while it tracks its tag (``track: digest``, a digest
+    reference and ``pull: never`` keep the local image whatever the driver says).
+    A driver that reports no ``content`` never triggers such an update.
     """
-    if current is None or not spec.tracks_tag:
-        return None
-    if current.content is not None:  # the registry driver's answer (``LiveObject.content``)
-        content = current.content
-        return (content.local or "(none)", content.source or "(unknown)") if content.changed else None
-    # A driver written against plugin API 1 reports the upstream digest in its details.
-    upstream = str(current.details.get("upstream_digest") or "")
-    if not upstream:
-        return None
-    repo = _repository(spec.ref)
-    local = [d.partition("@")[2] for d in current.details.get("repo_digests", ()) if d.partition("@")[0] == repo]
-    if upstream in local:
-        return None
-    return (local[0] if local else "(none)", upstream)
-
-
-def _content_changed(spec: ImageSpec, current: LiveObject) -> bool:
-    """Whether the registry driver says the image's source holds other content (``LiveObject.content``).
-
-    A driver that reports no ``content`` (plugin API 1) is judged as the core
-    always did for archives: the local image id against the archive's.
-    """
-    if current.content is not None:
-        return current.content.changed
-    return bool(spec.archive_image_id) and current.image_id != spec.archive_image_id
+    return spec.is_archive or spec.tracks_tag
 
 
 def _in_registry(ref: str, current: LiveObject) -> bool:
@@ -441,8 +418,8 @@ def _not_managed(kind: Kind, name: str) -> str:
 
 
 def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change], replaced: set[str]) -> list[Change]:
-    # Builds, loads of a changed archive, pulls of a missing image or of a tag that
-    # moved give the image a new id (_plan_images marks them): its containers follow.
+    # Builds, loads and pulls of a missing image, and pulls of content its registry
+    # driver says changed give the image a new id (_plan_images marks them): its containers follow.
     # A pull under policy "always" whose digest is unknown may not; the next pass compares ids.
     renewed = {c.name for c in images if c.renews}
     live = vetted.live

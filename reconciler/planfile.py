@@ -2,7 +2,8 @@
 
 A saved plan holds what the user reviewed (redacted, like every plan) and a
 fingerprint of what apply would do: each change's action, the live object it
-acts on (by id) and the desired config hash it aims for. ``apply`` recomputes
+acts on (by id), the desired config hash it aims for and, for an image, the
+content its registry driver saw at the source (in its reasons). ``apply`` recomputes
 the plan from the same spec files against fresh live state and refuses, before
 any write, unless the fingerprints match: if the spec, a secret, an env file or
 the engine moved underneath, the user must look at a new plan.
@@ -43,7 +44,10 @@ def plan_fingerprint(plan: Plan, desired: DesiredState) -> str:
     targets.update({f"network:{s.name}": s.config_hash for s in desired.networks.values()})
     targets.update({f"volume:{s.name}": s.config_hash for s in desired.volumes.values()})
     targets.update({f"image:{ref}": s.build_hash or s.pull for ref, s in desired.of(Kind.IMAGE).items()})
-    items = [(c.id, c.action.value, c.live_id, c.error, c.blocked, targets.get(c.id, "")) for c in plan.changes]
+    # An image's reasons name the content its registry driver saw at its source (a digest, an
+    # archive's image id): content that moved again since the plan is not what was reviewed.
+    items = [(c.id, c.action.value, c.live_id, c.error, c.blocked, targets.get(c.id, ""),
+              c.reasons if c.kind is Kind.IMAGE else ()) for c in plan.changes]
     return short_hash(items, length=32)
 
 

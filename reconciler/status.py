@@ -73,7 +73,7 @@ def _digests(kind: Kind, obj, live: LiveState, desired: DesiredState) -> dict[st
     if image is None:
         return {"digest": None, "upstream": None}
     by_id = image.details.get("digests_by_id") or {}
-    upstream = image.content.source if image.content is not None else image.details.get("upstream_digest")
+    upstream = image.content.source if image.content is not None else None
     return {"digest": by_id.get(image_id) or None, "upstream": upstream or None}
 
 

@@ -3,21 +3,26 @@
 The ``archive`` registry driver makes ``ref`` present by loading the archive a
 spec names (``images.<key>.archive``) into the engine, then tagging the loaded
 image ``ref``. Observing is the docker driver's (one list of local images),
-plus the registry contract's ``content``: the image id inside the archive (the
-spec's ``build_hash``, read by :mod:`reconciler.spec.imagearchive` at the
-desired stage) against the local image's id, so a converged stack never reads
-the archive through the engine. The core has no special case for this driver.
+plus the registry contract's ``content``: the image id inside the archive (read
+from its manifest by :mod:`.imagearchive`, again only when the file's size or
+modification time moved) against the local image's id, so a converged stack
+never sends the archive to the engine. The core has no special case for this
+driver: it never opens an archive, and acts on ``content`` alone.
 
 Engines before 25 (this project tests against 20.10) load only the
 ``docker save`` layout (``manifest.json``); an OCI image layout without it is
 refused with a PermanentError rather than half-loaded. Errors::
 
     PermanentError ── ArchiveUnreadable (missing, corrupt, wrong layout, load refused)
+
+An unreadable archive fails ``observe`` when its image is present (nothing
+can say whether it is current) and the load when it is not.
 """
 from __future__ import annotations
 
 import tarfile
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Mapping
@@ -26,10 +31,10 @@ import docker.errors
 
 from reconciler.drivers import wanted_specs
 from reconciler.errors import PermanentError
-from reconciler.spec.imagearchive import ArchiveFormat, archive_format
 from reconciler.model import Content, ImageSpec, LiveObject
 
 from .engine import engine_errors
+from .imagearchive import ArchiveFormat, archive_format, archive_image_id
 from .images import DockerRegistryDriver, split_ref
 
 __all__ = ["ArchiveRegistryDriver", "ArchiveUnreadable"]
@@ -52,11 +57,19 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
         out = []
         for live in super().observe(stack, wanted):
             spec = specs.get(live.name)
-            if spec is not None and spec.build_hash:
-                changed = live.image_id != spec.build_hash
-                live = replace(live, content=Content(changed=changed, local=live.image_id, source=spec.build_hash))
+            if spec is not None and spec.archive:
+                source = self._archive_id(spec)
+                live = replace(live, content=Content(changed=live.image_id != source, local=live.image_id,
+                                                     source=source))
             out.append(live)
         return out
+
+    def _archive_id(self, spec: ImageSpec) -> str:
+        """The id of the image ``spec.ref`` inside ``spec.archive`` (raises ArchiveUnreadable)."""
+        try:
+            return _ARCHIVE_IDS.get(Path(spec.archive), spec.ref)
+        except (ValueError, OSError) as exc:
+            raise ArchiveUnreadable(f"image {spec.ref}: {exc}") from None
 
     def pull(self, spec: ImageSpec) -> None:
         """Load ``spec.archive`` and tag the image it holds ``spec.ref``."""
@@ -72,9 +85,10 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
                 f"load {spec.ref}: {path} is an OCI image layout without manifest.json; this engine's "
                 f"image load accepts only the docker save layout (engines 25+ load OCI layouts): "
                 f"convert it, e.g. skopeo copy oci:{path} docker-archive:app.tar")
+        image_id = self._archive_id(spec)
         with _opened(path) as data:
             self._load(spec, path, data)
-        self._tag(spec)
+        self._tag(spec, image_id)
 
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
         raise ArchiveUnreadable(f"build {spec.ref}: the archive driver loads images, it does not build them")
@@ -91,16 +105,55 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
                 raise ArchiveUnreadable(f"load {spec.ref}: the engine refused {path}: "
                                         f"{exc.explanation or exc}") from None
 
-    def _tag(self, spec: ImageSpec) -> None:
+    def _tag(self, spec: ImageSpec, image_id: str) -> None:
         # The archive may tag the image differently (or not at all): ref is what containers use.
         repo, tag = split_ref(spec.ref)
-        image_id = spec.build_hash  # for an archive, the image id inside it
         with engine_errors(f"tag {image_id[:19]} as {spec.ref}"):
             try:
                 self.api.tag(image_id, repo, tag, force=True)
             except docker.errors.NotFound:
                 raise ArchiveUnreadable(f"load {spec.ref}: {spec.archive} did not hold image "
                                         f"{image_id} (was it changed while loading?)") from None
+
+
+class _ArchiveIds:
+    """Image ids read from archives, read again only when a file's size or modification time moved.
+
+    A no-op apply of a long-running loop then costs a few ``stat`` calls, not
+    a read of each archive's manifest (a gzip tarball is read to its end).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[Path, str], tuple[tuple, str]] = {}
+
+    def get(self, path: Path, ref: str) -> str:
+        stamp = _stamp(path)
+        with self._lock:
+            known = self._known.get((path, ref))
+        if known is not None and known[0] == stamp:
+            return known[1]
+        image_id = archive_image_id(path, ref)
+        with self._lock:
+            self._known[(path, ref)] = (stamp, image_id)
+        return image_id
+
+
+def _stamp(path: Path) -> tuple:
+    """Size and modification time of the archive (of a layout: of its index files too)."""
+    files = [path, path / "index.json", path / "manifest.json"] if path.is_dir() else [path]
+    stamps = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            stamps.append(None)
+        else:
+            stamps.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return tuple(stamps)
+
+
+_ARCHIVE_IDS = _ArchiveIds()
 
 
 class _opened:

@@ -37,7 +37,6 @@ from .containerfields import container_fields
 from .filesources import KINDS, file_ref, read_content
 from .fleet import build_fleet
 from .gitinfo import spec_revision
-from .imagearchive import archive_image_id
 from .interpolate import parse_env_file
 from .loader import RawStack
 from .locations import problem_at
@@ -52,12 +51,13 @@ _EXPANDED = frozenset({"env", "labels", "configs", "secrets"})
 
 
 def image_config_hash(spec: ImageSpec) -> str:
-    """What an image's ``config_hash`` is: its build hash (builds, archives), else whether to ask upstream.
+    """What an image's ``config_hash`` is: a build's build hash, else whether to ask upstream.
 
     (See ``ImageSpec.NO_UPSTREAM_CHECK``: a pulled image's hash is empty when its
-    tag is followed upstream, the marker when not.)
+    tag is followed upstream, the marker when not, as for an archive, which no
+    registry is asked about.)
     """
-    if spec.is_build or spec.is_archive:
+    if spec.is_build:
         return spec.build_hash
     return "" if spec.tracks_tag else ImageSpec.NO_UPSTREAM_CHECK
 
@@ -204,10 +204,12 @@ class _Builder:
                 raise ValueError("an image comes from build or from archive, not both")
             archive = self._path(("images", key, "archive"), value["archive"])
             self.inputs.add(str(archive))
-            image_id = archive_image_id(archive, value["ref"])
-            return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
-                             options=_pairs(value.get("options")), archive=str(archive), archive_image_id=image_id,
-                             build_hash=image_id, config_hash=image_id)
+            if not archive.exists():
+                raise ValueError(f"image archive {archive} does not exist")
+            # What the archive holds is its registry driver's to read (LiveObject.content).
+            spec = ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
+                             options=_pairs(value.get("options")), archive=str(archive))
+            return replace(spec, config_hash=image_config_hash(spec))
         if not build:
             spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
                              driver=driver_for("images", value), track=value.get("track", "tag"),

@@ -53,8 +53,8 @@ def spec_config(spec: NetworkSpec | VolumeSpec | ContainerSpec) -> dict[str, Any
 
 def with_hash(spec: Any) -> Any:
     """``spec`` with ``config_hash`` (and a container's ``field_hashes``) filled in, exactly as a loaded spec would
-    have them. Works for every kind: an image's hash is its ``build_hash`` (builds, archives) or says whether its
-    tag is followed upstream."""
+    have them. Works for every kind: an image's hash is a build's ``build_hash``, else says whether its tag is
+    followed upstream."""
     from ..spec.desired import image_config_hash, with_container_hashes
 
     if isinstance(spec, ImageSpec):

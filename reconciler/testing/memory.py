@@ -118,6 +118,9 @@ class MemoryEngine:
         self.containers: dict[str, LiveObject] = {}
         #: The registry: reference → the image id its tag points to now (see ``publish``).
         self.registry: dict[str, str] = {}
+        #: Image archives: path → the id of the image the file holds now (see ``replace_archive``);
+        #: a path never given holds an image whose id derives from the path.
+        self.archives: dict[str, str] = {}
         #: Every driver call, in the order made (see the class docstring).
         self.calls: list[tuple] = []
         #: What the runtime driver's ``engine_id`` answers (the stack lock's key); None: it cannot say.
@@ -190,6 +193,21 @@ class MemoryEngine:
         with self._lock:
             self.registry[ref] = _digest(f"{ref}@{uuid.uuid4().hex}")
             return self.registry[ref]
+
+    def replace_archive(self, path: str) -> str:
+        """Make the image archive at ``path`` hold a new image (a file replaced by hand); return its id.
+
+        The registry driver's ``observe`` then reports the local image's
+        ``content`` as changed, for specs that load that archive.
+        """
+        with self._lock:
+            self.archives[path] = _digest(f"{path}@{uuid.uuid4().hex}")
+            return self.archives[path]
+
+    def archive_image_id(self, path: str) -> str:
+        """The id of the image the archive at ``path`` holds now."""
+        with self._lock:
+            return self.archives.get(path) or _digest(path)
 
     def register(self, registry: PluginDrivers) -> None:
         """Add the memory drivers under the default driver names (images also as ``archive``)."""
@@ -361,14 +379,14 @@ class MemoryRegistryDriver(_MemoryDriver, RegistryDriver):
     """The registry (image) driver of a ``MemoryEngine``: pulls, loads archives, builds and pushes."""
 
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
-        """The wanted images, each with ``content``: an archive's image id, or the registry's tag, against its id."""
+        """The wanted images, each with ``content``: the image id its archive or its registry's tag holds, against its own."""
         specs = wanted_specs(wanted)
         out = []
         for live in super().observe(stack, wanted):
             spec = specs.get(live.name)
             source = ""
             if spec is not None and spec.is_archive:
-                source = spec.build_hash
+                source = self.engine.archive_image_id(spec.archive)
             elif spec is not None and spec.tracks_tag:
                 source = self.engine.registry.get(spec.ref, "")
             if source:
@@ -379,8 +397,8 @@ class MemoryRegistryDriver(_MemoryDriver, RegistryDriver):
     def pull(self, spec: ImageSpec) -> None:
         """Make ``spec.ref`` present: an archive's image id, else the registry's, else an id derived from the ref."""
         with self.engine._call("pull", spec.ref):
-            image_id = (spec.build_hash if spec.is_archive else self.engine.registry.get(spec.ref)) \
-                or _digest(spec.ref)
+            image_id = (self.engine.archive_image_id(spec.archive) if spec.is_archive
+                        else self.engine.registry.get(spec.ref)) or _digest(spec.ref)
             self._put(LiveObject(Kind.IMAGE, spec.ref, image_id, image_id=image_id))
 
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:

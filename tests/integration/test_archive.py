@@ -95,7 +95,7 @@ def test_archive_is_loaded_once_and_reloaded_when_it_changes(stack, ref):
         assert _save(stack.engine, v2, ref, archive) == v2 != v1
         plan = stack.cli("plan")
         assert plan.code == 0, plan.err
-        assert "load: archive changed" in plan.out
+        assert f"content changed: {v1[:19]}… → {v2[:19]}…" in plan.out
         assert "replace" in plan.out and f"{stack.name}-web-1" in plan.out
 
         applied = stack.apply()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.engine
 SPEC = """
 name: STACK
 images:
-  app: {ref: "REF"}
+  app: {ref: "REF", pull: POLICY}
 containers:
   web:
     image: app
@@ -64,7 +64,9 @@ def _move_upstream(engine, registry, repo: str, ref: str) -> str:
     return new_id
 
 
-def test_tag_moved_upstream_is_planned_applied_and_converges(stack, registry, env):
+@pytest.mark.parametrize("policy", ["if-not-present", "always"])
+def test_tag_moved_upstream_is_planned_applied_and_converges(stack, registry, env, policy):
+    """With ``pull: always`` too: the docker driver's ``content`` answer, not the policy, decides (a no-op stays one)."""
     engine = stack.engine
     repo = f"test/app-{uuid.uuid4().hex[:8]}"
     full = f"{registry.host}/{repo}"
@@ -74,7 +76,7 @@ def test_tag_moved_upstream_is_planned_applied_and_converges(stack, registry, en
         engine.pull(full, tag="1", auth_config=registry.server.auth_config)
         old = _digest(engine, ref, full)
         old_id = engine.inspect_image(ref)["Id"]
-        stack.write(SPEC.replace("PINNED", f"{full}@{old}").replace("REF", ref))
+        stack.write(SPEC.replace("PINNED", f"{full}@{old}").replace("REF", ref).replace("POLICY", policy))
         first = stack.apply(env=env)
         assert first.code == 0, first.out + first.err
         noop = stack.cli("plan", "--detailed-exitcode", env=env)
@@ -121,7 +123,7 @@ def test_failed_check_is_a_warning_not_a_failure(stack, registry, tmp_path):
     ref = registry.server.push_base(engine, BASE_IMAGE, repo=repo, tag="1")
     try:
         engine.pull(f"{registry.host}/{repo}", tag="1", auth_config=registry.server.auth_config)
-        stack.write(SPEC.replace("REF", ref).replace("PINNED", ref))
+        stack.write(SPEC.replace("REF", ref).replace("PINNED", ref).replace("POLICY", "if-not-present"))
         empty = tmp_path / "none"
         empty.mkdir()
         result = stack.cli("plan", "--output", "json", env={"DOCKER_CONFIG": str(empty), "RECONCILER_REGISTRY_AUTH": ""})

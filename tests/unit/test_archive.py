@@ -1,4 +1,4 @@
-"""Archive images: the image id read from the file, and the plan that follows from it."""
+"""Archive images: the image id the archive driver reads from the file, and the plan that follows from its answer."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.spec.imagearchive import ArchiveFormat, archive_format, archive_image_id
-from reconciler.model import ImageSpec
-from reconciler.plan import plan_changes
+from reconciler.drivers import DriverContext, Wanted
+from reconciler.errors import PermanentError
+from reconciler.model import Content, ImageSpec
+from reconciler.plan import Reason, plan_changes
+
+from reconciler_docker.archive import ArchiveRegistryDriver
+from reconciler_docker.imagearchive import ArchiveFormat, archive_format, archive_image_id
 
 from .builders import IMAGE_ID, actions, container, live, live_container, live_image, state
 
@@ -106,18 +110,24 @@ def test_missing_corrupt_and_foreign_archives_name_the_file(tmp_path):
 ARCHIVE_ID = "sha256:" + "c" * 64
 
 
-def _archive_image(image_id: str = ARCHIVE_ID) -> ImageSpec:
+def _archive_image() -> ImageSpec:
     return ImageSpec(key="app", ref=REF, driver="archive", pull="never", archive="/spec/app.tar",
-                     archive_image_id=image_id, build_hash=image_id, config_hash=image_id)
+                     config_hash=ImageSpec.NO_UPSTREAM_CHECK)
 
 
 def _web(image: ImageSpec):
-    # As desired.py builds it: the container hashes the image's build_hash (here the archive id).
+    # As desired.py builds it: the container hashes the image's build_hash (empty for an archive).
     from reconciler.hashing import config_hash, field_hashes
 
     config = {"image": REF, "image_build": image.build_hash, "env": {}, "command": None}
     return replace(container(image_ref=REF), image_key="app", config_hash=config_hash(config),
                    field_hashes=tuple(sorted(field_hashes(config, expand=frozenset({"env"})).items())))
+
+
+def _loaded(image_id: str, archive_holds: str | None):
+    """The local image as the archive driver reports it: ``content`` says what the archive holds (None: unknown)."""
+    content = None if archive_holds is None else Content(image_id != archive_holds, image_id, archive_holds)
+    return replace(live_image(REF, image_id=image_id), content=content)
 
 
 def test_missing_archive_image_is_loaded():
@@ -132,38 +142,109 @@ def test_missing_archive_image_is_loaded():
 def test_archive_with_the_local_image_id_changes_nothing():
     image = _archive_image()
     web = _web(image)
-    current = live(live_container(web, image_id=ARCHIVE_ID), images=[live_image(REF, image_id=ARCHIVE_ID)])
+    current = live(live_container(web, image_id=ARCHIVE_ID), images=[_loaded(ARCHIVE_ID, ARCHIVE_ID)])
     assert plan_changes(state(web, images=[image]), current).empty
 
 
 def test_changed_archive_updates_the_image_and_replaces_its_containers():
-    old, new = _archive_image(ARCHIVE_ID), _archive_image(IMAGE_ID)
-    running = live_container(_web(old), image_id=ARCHIVE_ID)
-    current = live(running, images=[live_image(REF, image_id=ARCHIVE_ID)])
-    plan = plan_changes(state(_web(new), images=[new]), current)
+    image = _archive_image()
+    running = live_container(_web(image), image_id=ARCHIVE_ID)
+    current = live(running, images=[_loaded(ARCHIVE_ID, IMAGE_ID)])
+    plan = plan_changes(state(_web(image), images=[image]), current)
     assert actions(plan) == [("update", f"image:{REF}"), ("replace", "container:demo-web-1")]
-    assert plan.changes[0].reasons == ("load: archive changed",)
+    assert plan.changes[0].reason is Reason.CONTENT_CHANGED
+    assert plan.changes[0].reasons == (f"content changed: {ARCHIVE_ID[:19]}… → {IMAGE_ID[:19]}…",)
     assert plan.changes[0].live_id == ARCHIVE_ID
     replaced = plan.changes[1]
-    assert "image_build" in replaced.forced_by
+    assert "image" in replaced.forced_by
     assert f"image:{REF}" in replaced.requires  # the load happens before the new container
+
+
+def test_the_core_compares_no_archive_ids_itself():
+    """A driver that reports no ``content`` for an archive never gets a content update, whatever the ids."""
+    image = _archive_image()
+    running = live_container(_web(image), image_id=ARCHIVE_ID)
+    assert plan_changes(state(_web(image), images=[image]), live(running, images=[_loaded(ARCHIVE_ID, None)])).empty
+
+
+# -- the archive driver's answer ------------------------------------------------------
+
+
+class _ImagesAPI:
+    """One local image tagged ``REF`` with ``image_id``; counts list calls, refuses writes."""
+
+    def __init__(self, image_id: str) -> None:
+        self.image_id = image_id
+        self.lists = 0
+
+    def images(self):
+        self.lists += 1
+        return [{"Id": self.image_id, "RepoTags": [REF], "RepoDigests": [], "Labels": None}]
+
+
+def _archive_driver(image_id: str) -> tuple[ArchiveRegistryDriver, _ImagesAPI]:
+    context = DriverContext(stack="demo")
+    api = _ImagesAPI(image_id)
+    context.shared["reconciler_docker.api"] = api  # the run's one client (engine.api_client)
+    return ArchiveRegistryDriver(context), api
+
+
+def _wanted(path: Path) -> Wanted:
+    return Wanted({REF: replace(_archive_image(), archive=str(path))})
+
+
+def test_archive_driver_reports_what_the_archive_holds_as_content(tmp_path):
+    path = _tar(tmp_path / "app.tar", _docker_save(f"{CONFIG_HEX}.json"))
+    driver, api = _archive_driver(f"sha256:{CONFIG_HEX}")
+    (image,) = driver.observe("demo", _wanted(path))
+    assert image.content == Content(False, f"sha256:{CONFIG_HEX}", f"sha256:{CONFIG_HEX}")
+    assert api.lists == 1
+
+    other = hashlib.sha256(b"v2").hexdigest()
+    manifest = [{"Config": f"{other}.json", "RepoTags": [REF], "Layers": []}]
+    _tar(path, {"manifest.json": json.dumps(manifest).encode(), "padding.json": b"{}" * 64})
+    (image,) = driver.observe("demo", _wanted(path))
+    assert image.content == Content(True, f"sha256:{CONFIG_HEX}", f"sha256:{other}")
+
+
+def test_archive_driver_reads_an_unchanged_archive_once(tmp_path, monkeypatch):
+    import reconciler_docker.archive as archive_module
+
+    path = _tar(tmp_path / "app.tar", _docker_save(f"{CONFIG_HEX}.json"))
+    reads = []
+    real = archive_module.archive_image_id
+    monkeypatch.setattr(archive_module, "archive_image_id", lambda p, ref: reads.append(p) or real(p, ref))
+    driver, _ = _archive_driver(f"sha256:{CONFIG_HEX}")
+    for _ in range(3):
+        driver.observe("demo", _wanted(path))
+    assert reads == [path]
+
+
+def test_archive_driver_fails_observe_on_an_unreadable_archive(tmp_path):
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar archive" * 40)
+    driver, _ = _archive_driver(ARCHIVE_ID)
+    with pytest.raises(PermanentError, match=r"junk\.tar is not a readable tar archive"):
+        driver.observe("demo", _wanted(junk))
 
 
 # -- from the spec ----------------------------------------------------------------
 
 
-def test_spec_archive_resolves_beside_the_spec_and_feeds_the_hashes(tmp_path):
+def test_spec_archive_resolves_beside_the_spec_and_is_not_opened_by_the_core(tmp_path):
     from reconciler.reconcile import load_desired
 
     (tmp_path / "images").mkdir()
-    _tar(tmp_path / "images" / "app.tar", _docker_save(f"{CONFIG_HEX}.json"))
+    # Not an archive at all: what the file holds is the archive driver's to read, at observe.
+    (tmp_path / "images" / "app.tar").write_bytes(b"not read when the spec is read")
     spec = tmp_path / "stack.yaml"
     spec.write_text(f"name: demo\nimages:\n  app: {{ref: \"{REF}\", archive: ./images/app.tar}}\n"
                     "containers:\n  web: {image: app}\n")
     desired = load_desired([spec])
     image = desired.images["app"]
     assert (image.driver, image.archive) == ("archive", str(tmp_path / "images" / "app.tar"))
-    assert image.archive_image_id == image.config_hash == f"sha256:{CONFIG_HEX}"
+    assert (image.build_hash, image.config_hash) == ("", ImageSpec.NO_UPSTREAM_CHECK)
+    assert str(tmp_path / "images" / "app.tar") in desired.inputs  # the watch loop follows the file
 
 
 def test_spec_naming_a_missing_archive_is_a_located_error(tmp_path):

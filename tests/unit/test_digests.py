@@ -16,12 +16,14 @@ from reconciler.labels import (
     REPLICA as REPLICA_LABEL,
     STACK as STACK_LABEL,
 )
-from reconciler.model import ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
-from reconciler.plan import Action, plan_changes
+from reconciler.drivers import DriverContext, Wanted
+from reconciler.model import Content, ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
+from reconciler.plan import Action, Reason, plan_changes
 from reconciler.status import status_rows
 
 from reconciler_docker.credentials import CredentialStore
 from reconciler_docker.distribution import ACCEPT, DigestCheckFailed, ManifestChecker, parse_challenge, repository_path
+from reconciler_docker.images import DockerRegistryDriver
 
 OLD = "sha256:" + "1" * 64
 NEW = "sha256:" + "2" * 64
@@ -237,13 +239,13 @@ def _desired(image: ImageSpec, container_ref: str | None = None) -> DesiredState
 
 
 def _live(ref: str = REF, *, upstream: str | None = NEW, local: str = OLD, error: str | None = None) -> LiveState:
+    """The live state as the docker registry driver reports it: ``upstream`` None when the registry did not answer."""
     repo = ref.rpartition(":")[0]
-    details: dict = {"repo_digests": (f"{repo}@{local}",), "digests_by_id": {OLD_ID: local}}
-    if upstream:
-        details["upstream_digest"] = upstream
+    details: dict = {"repo_digests": (f"{repo}@{local}",) if local else (), "digests_by_id": {OLD_ID: local}}
     if error:
         details["upstream_error"] = error
-    image = LiveObject(kind=Kind.IMAGE, name=ref, id=OLD_ID, image_id=OLD_ID, details=details)
+    content = Content(changed=upstream != local, local=local, source=upstream) if upstream else None
+    image = LiveObject(kind=Kind.IMAGE, name=ref, id=OLD_ID, image_id=OLD_ID, details=details, content=content)
     labels = {STACK_LABEL: "demo", NAME_LABEL: "web", HASH_LABEL: "h1", REPLICA_LABEL: "1",
               FIELDS_LABEL: canonical_json({})}
     container = LiveObject(kind=Kind.CONTAINER, name="demo-web-1", id="c1", labels=labels, owned=True,
@@ -294,12 +296,70 @@ def test_pinned_reference_never_moves():
     assert plan_changes(_desired(ImageSpec(key="app", ref=pinned, pull="always")), live).empty
 
 
-def test_local_image_without_a_digest_for_the_repository_is_pulled():
-    live = _live()
+def test_changed_content_with_no_local_digest_is_pulled():
+    (image_change, _) = plan_changes(_desired(ImageSpec(key="app", ref=REF)), _live(local="")).changes
+    assert image_change.reason is Reason.PULL_TAG_MOVED and "(none)" in image_change.reasons[0]
+
+
+@pytest.mark.parametrize("spec", [
+    ImageSpec(key="app", ref=REF),
+    ImageSpec(key="app", ref=REF, driver="archive", pull="never", archive="/spec/app.tar"),
+])
+def test_an_undocumented_upstream_digest_in_details_is_not_read(spec):
+    """A plugin API 1 driver's ``details["upstream_digest"]`` no longer moves anything: only ``content`` does."""
+    live = _live(upstream=None)
     image = live.images[REF]
-    live = replace(live, images={REF: replace(image, details={**image.details, "repo_digests": ()})})
-    (image_change, _) = plan_changes(_desired(ImageSpec(key="app", ref=REF)), live).changes
-    assert "(none)" in image_change.reasons[0]
+    live = replace(live, images={REF: replace(image, details={**image.details, "upstream_digest": NEW})})
+    assert live.images[REF].content is None
+    assert plan_changes(_desired(spec), live).empty
+    always = plan_changes(_desired(replace(spec, pull="always")), live) if spec.tracks_tag else None
+    if always is not None:  # "always" pulls because nobody said where the tag points, not for the detail
+        assert [c.reason for c in always.changes] == [Reason.PULL_ALWAYS]
+
+
+# -- the docker registry driver's answer ---------------------------------------------------
+
+
+class _ImagesAPI:
+    """Answers ``images()`` with one local image tagged ``REF``, pulled as ``local`` (if given)."""
+
+    def __init__(self, local: str | None) -> None:
+        repo = REF.rpartition(":")[0]
+        self.image = {"Id": OLD_ID, "RepoTags": [REF], "RepoDigests": [f"{repo}@{local}"] if local else [],
+                      "Labels": None}
+
+    def images(self):
+        return [self.image]
+
+
+def _observed(monkeypatch, *, local: str | None, upstream, spec: ImageSpec | None = None) -> LiveObject:
+    context = DriverContext(stack="demo")
+    context.shared["reconciler_docker.api"] = _ImagesAPI(local)  # the run's one client (engine.api_client)
+    driver = DockerRegistryDriver(context)
+    asked: list[str] = []
+
+    def answer(refs):
+        asked.extend(refs)
+        return {ref: upstream for ref in asked}
+    monkeypatch.setattr(driver, "_upstream", answer)
+    (image,) = driver.observe("demo", Wanted({REF: spec or ImageSpec(key="app", ref=REF)}))
+    return image
+
+
+def test_docker_driver_reports_a_moved_tag_as_changed_content(monkeypatch):
+    image = _observed(monkeypatch, local=OLD, upstream=NEW)
+    assert image.content == Content(changed=True, local=OLD, source=NEW)
+    assert "upstream_digest" not in image.details, "the core reads content, not an undocumented detail"
+    assert _observed(monkeypatch, local=OLD, upstream=OLD).content == Content(changed=False, local=OLD, source=OLD)
+
+
+def test_docker_driver_reports_no_content_when_it_cannot_tell(monkeypatch):
+    failed = _observed(monkeypatch, local=OLD, upstream=DigestCheckFailed("registry down"))
+    assert failed.content is None and "registry down" in failed.details["upstream_error"]
+    # Built or loaded here (no digest for its repository): it was never pulled, so nothing is asked.
+    assert _observed(monkeypatch, local=None, upstream=NEW).content is None
+    kept = _observed(monkeypatch, local=OLD, upstream=NEW, spec=ImageSpec(key="app", ref=REF, track="digest"))
+    assert kept.content is None
 
 
 def test_spec_policy_reaches_the_driver_through_the_config_hash():

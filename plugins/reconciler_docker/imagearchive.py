@@ -4,8 +4,9 @@ An air-gapped host gets its images as files: a ``docker save`` tarball
 (optionally gzip-compressed) or an OCI image layout directory. Deciding
 whether such an image must be loaded needs no stored state: the image id is
 the digest of the image's config, which the archive names, and the engine
-reports the same id for the image it holds. This module only reads; loading
-is the archive registry driver's job.
+reports the same id for the image it holds. This module only reads, for the
+archive registry driver (:mod:`.archive`), which reports the id as its
+``LiveObject.content`` and loads the archive; the core never opens an archive.
 
 Formats understood:
 
