@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         _strict_flag(p)
         if engine:
             p.add_argument("--engine", metavar="URL",
-                           help="engine URL (default: $DOCKER_HOST, then the local socket); with a spec that "
+                           help="engine URL (default: $DOCKER_HOST, then the local socket), or the comma-separated "
+                                "URLs of one swarm's managers (the first that answers is used); with a spec that "
                                 "names targets:, run on this one engine instead of the fleet")
             p.add_argument("--target", action="append", default=[], metavar="NAME",
                            help="with a spec that names targets:, only these of the selected targets (repeatable)")

@@ -13,11 +13,20 @@ one unversioned ``/info`` instead, with the same bounded connect: its body
 holds the engine's ID (what the stack lock is keyed on, so two URLs reaching
 one engine take one lock) and its ``Api-Version`` header the version to speak.
 A converged apply still makes one read before its one list call per kind.
+
+Several URLs, comma-separated (``tcp://m1:2375,tcp://m2:2375``), name the
+managers of one Swarm: the first that answers is used. Another than the first
+is used only when it is a manager whose swarm lists, among its managers, the
+host of every URL before it that did not answer (its ``/info`` says so: no
+extra request), so a mistyped list never sends a stack to another swarm.
 """
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import docker
 import docker.constants
@@ -28,7 +37,9 @@ import requests
 from reconciler.errors import PermanentError
 
 __all__ = ["CONNECT_TIMEOUT_ENV", "DEFAULT_CONNECT_TIMEOUT", "READ_TIMEOUT", "EngineClient", "Engine",
-           "connect_timeout", "open_engine"]
+           "FailoverRefused", "connect_timeout", "engine_urls", "failover_problem", "open_engine"]
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_ENV = "RECONCILER_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -105,6 +116,21 @@ class Engine:
 
     client: EngineClient
     id: str  # the engine's ID from /info ("" when it gave none)
+    #: The ``Swarm`` part of ``/info`` (node state, whether it is a manager, the cluster, its managers).
+    swarm: dict = field(default_factory=dict, compare=False)
+    #: The URL that answered (one of several, for a list of managers).
+    url: str | None = None
+
+
+class FailoverRefused(PermanentError):
+    """No URL of a list of managers could be used, and at least one answered but was refused."""
+
+
+def engine_urls(engine_url: str | None) -> list[str]:
+    """The URLs ``engine_url`` names, in order: several are comma-separated (the managers of one swarm)."""
+    if not engine_url:
+        return []
+    return [url.strip() for url in engine_url.split(",") if url.strip()]
 
 
 def open_engine(engine_url: str | None, *, tls=None) -> Engine:
@@ -113,9 +139,76 @@ def open_engine(engine_url: str | None, *, tls=None) -> Engine:
     ``tls`` (a ``reconciler.model.TLSFiles``) gives client certificate files
     for a ``tcp://`` engine that verifies its clients. ``ssh://`` engines are
     reached through the system's ``ssh`` client (its config, keys and agent).
-    Makes exactly one request, ``GET /info``. Raises the SDK's or requests'
-    exceptions; the caller maps them onto the project's errors.
+    Makes exactly one request, ``GET /info``, per URL tried. Raises the SDK's or
+    requests' exceptions (the last URL's, for a list); the caller maps them onto
+    the project's errors. For a list, see the module's docstring.
     """
+    urls = engine_urls(engine_url)
+    if len(urls) <= 1:
+        return _open_one(urls[0] if urls else None, tls)
+    down: list[tuple[str, Exception]] = []
+    refused: list[str] = []
+    for url in urls:
+        try:
+            engine = _open_one(url, tls)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            down.append((url, exc))
+            continue
+        problem = failover_problem(engine.swarm, [u for u, _ in down], more=url != urls[-1], first=not down)
+        if problem is None:
+            if down:
+                log.warning("engine %s did not answer (%s): using %s, a manager of the same swarm",
+                            ", ".join(u for u, _ in down), _short_reason(down[-1][1]), url)
+            return engine
+        engine.client.close()
+        refused.append(f"{url}: {problem}")
+    if refused:
+        raise FailoverRefused("no engine of " + ", ".join(urls) + " can be used: "
+                              + "; ".join([f"{u}: did not answer" for u, _ in down] + refused))
+    raise down[-1][1]
+
+
+def failover_problem(swarm: dict, unanswered: list[str], *, more: bool, first: bool) -> str | None:
+    """Why an engine that answered (its ``/info`` ``Swarm`` part) must not be used, or None.
+
+    ``unanswered``: the URLs before it in the list that did not answer. The
+    first URL is used as it is, unless it is a swarm node that is not a manager
+    and another URL follows. Any later one must be a manager whose swarm lists
+    the host of every unanswered URL among its managers.
+    """
+    manager = bool(swarm.get("ControlAvailable"))
+    if first:
+        active = swarm.get("LocalNodeState") == "active"
+        return "a swarm node that is not a manager" if active and not manager and more else None
+    if not manager:
+        return "not a manager of a swarm: a list of engines names the managers of one swarm"
+    managers = {_host_addresses(str(m.get("Addr", "")).rpartition(":")[0]) for m in swarm.get("RemoteManagers") or []}
+    known = set().union(*managers) if managers else set()
+    for url in unanswered:
+        host = urlsplit(url).hostname
+        if not host:
+            return f"cannot tell whether {url} is a manager of its swarm (name managers by tcp:// or ssh:// address)"
+        if not _host_addresses(host) & known:
+            return f"its swarm does not list {url} among its managers: not the same swarm"
+    return None
+
+
+def _host_addresses(host: str) -> frozenset[str]:
+    """``host`` and the addresses it resolves to (itself only, when it does not resolve)."""
+    host = host.strip("[]")
+    if not host:
+        return frozenset()
+    try:
+        return frozenset({host} | {info[4][0] for info in socket.getaddrinfo(host, None)})
+    except (OSError, UnicodeError):
+        return frozenset({host})
+
+
+def _short_reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _open_one(engine_url: str | None, tls) -> Engine:
     settings = _settings(engine_url, tls) if engine_url else docker.utils.kwargs_from_env()
     limit = connect_timeout()
     # No request yet: a fixed version skips the SDK's negotiation, /info below does it instead.
@@ -125,10 +218,10 @@ def open_engine(engine_url: str | None, *, tls=None) -> Engine:
         response = probe.get(f"{probe.base_url}/info", timeout=READ_TIMEOUT)
         response.raise_for_status()
         version = response.headers.get("Api-Version") or probe.version(api_version=False)["ApiVersion"]
-        engine_id = str(response.json().get("ID") or "")
+        info = response.json()
     except requests.exceptions.HTTPError as exc:
         raise docker.errors.APIError(exc, response=exc.response) from exc
     finally:
         probe.close()
     client = EngineClient(version=version, timeout=READ_TIMEOUT, connect_timeout=limit, **settings)
-    return Engine(client, engine_id)
+    return Engine(client, str(info.get("ID") or ""), swarm=dict(info.get("Swarm") or {}), url=engine_url)

@@ -72,7 +72,7 @@ class Webhook:
 class DaemonConfig:
     sources: tuple[Source, ...]
     state_dir: str
-    engine: str | None = None
+    engine: str | None = None  # several (the managers of one swarm): comma-separated
     resync: float = 60.0
     log_format: str = "text"
     file: str = ""
@@ -85,6 +85,11 @@ def default_state_dir() -> str:
     from ..state import default_state_dir as state_dir
 
     return str(state_dir())
+
+
+def _engine(value: str | list[str] | None) -> str | None:
+    """The engine URL, or a list of managers as the comma-separated URL the connection takes."""
+    return ",".join(value) if isinstance(value, list) else value
 
 
 def load_config(path: str | Path) -> DaemonConfig:
@@ -176,7 +181,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
         webhooks=webhooks,
         sources=tuple(sources),
         state_dir=absolute(data.get("state_dir")) or default_state_dir(),
-        engine=data.get("engine"),
+        engine=_engine(data.get("engine")),
         resync=float(data.get("resync", 60)),
         log_format=data.get("log_format", "text"),
         file=str(file),

@@ -57,3 +57,14 @@ def test_an_exported_tree_never_leaves_the_checkout(tmp_path):
                 member("a/x", tarfile.SYMTYPE, "../../.."), member("dev", tarfile.CHRTYPE)):
         with pytest.raises(SourceError):
             _check_member(bad, root)
+
+
+def test_the_engine_may_be_the_managers_of_one_swarm(tmp_path):
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: local\n    dir: ./stacks\n"
+                    "engine: [tcp://10.0.0.1:2375, 'ssh://admin@m2']\n")
+    assert load_config(path).engine == "tcp://10.0.0.1:2375,ssh://admin@m2"
+    path.write_text("sources:\n  - name: local\n    dir: ./stacks\nengine: [tcp://10.0.0.1:2375, 7]\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    assert f"{path}:4:" in str(caught.value) and "engine" in str(caught.value)
