@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -598,6 +599,20 @@ def open_engine() -> Engine | None:
 
 
 T = TypeVar("T")
+
+
+def compose_peer(parser: argparse.ArgumentParser, command: str) -> str:
+    """The full path of the Compose v1 command the Compose benches compare against; a usage error when missing."""
+    found = shutil.which(command)
+    if not found:
+        parser.error(f"{command} not found (apt-get install docker-compose)")
+    return found
+
+
+def show_compose_peer(command: str) -> None:
+    """Print which Compose the figures are measured against."""
+    version = run_child([command, "version", "--short"], env=dict(os.environ), cwd="/").out.strip()
+    print(f"peer:    {command} {version}", flush=True)
 
 
 def run_guarded(bench, work: Callable[[], T], *, cleanup: Callable[[], None]) -> tuple[int, T | None]:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import BenchError, Engine, Run, log, median_s, open_engine, run_child, run_guarded, table
+from bench_apply import (BenchError, Engine, Run, compose_peer, log, median_s, open_engine, run_child, run_guarded,
+                         show_compose_peer, table)
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
@@ -169,10 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1 or args.workers < 1:
         parser.error("n, repeats and workers must be positive")
-    found = shutil.which(args.compose)
-    if not found:
-        parser.error(f"{args.compose} not found (apt-get install docker-compose)")
-    args.compose = found
+    args.compose = compose_peer(parser, args.compose)
     return args
 
 
@@ -182,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = open_engine()
     if engine is None:
         return 1
-    version = run_child([args.compose, "version", "--short"], env=dict(os.environ), cwd="/").out.strip()
-    print(f"peer:    {args.compose} {version}", flush=True)
+    show_compose_peer(args.compose)
     with tempfile.TemporaryDirectory(prefix="bench-compose-") as tmpdir:
         bench = Bench(args, engine, Path(tmpdir))
         log(f"stack {bench.stack}, compose project {bench.project}, temp dir {tmpdir}")

@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import Engine, BenchError, Run, log, median_s, open_engine, run_child, run_guarded, table, _kill_children
+from bench_apply import (BenchError, Engine, Run, _kill_children, compose_peer, log, median_s, open_engine, run_child,
+                         run_guarded, show_compose_peer, table)
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
@@ -296,10 +296,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.grace != int(args.grace):
         parser.error("--grace must be whole seconds (compose and the reconciler round differently)")
     args.grace = int(args.grace)
-    found = shutil.which(args.compose)
-    if not found:
-        parser.error(f"{args.compose} not found (apt-get install docker-compose)")
-    args.compose = found
+    args.compose = compose_peer(parser, args.compose)
     return args
 
 
@@ -309,8 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = open_engine()
     if engine is None:
         return 1
-    compose_version = run_child([args.compose, "version", "--short"], env=dict(os.environ), cwd="/").out.strip()
-    print(f"peer:    {args.compose} {compose_version}", flush=True)
+    show_compose_peer(args.compose)
     with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmpdir:
         bench = Bench(args, engine, Path(tmpdir))
         log(f"stacks benchlc-{bench.run_id}-<cycle>, compose projects benchlcpeer{bench.run_id}c<cycle>, "
