@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
+from ..model import Target, TLSFiles
 from ..spec.locations import problem_at
 from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
@@ -73,6 +74,8 @@ class DaemonConfig:
     sources: tuple[Source, ...]
     state_dir: str
     engine: str | None = None  # several (the managers of one swarm): comma-separated
+    #: The fleet every stack without targets of its own runs on (``targets:``).
+    targets: tuple[Target, ...] = ()
     resync: float = 60.0
     log_format: str = "text"
     file: str = ""
@@ -110,6 +113,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     problems += _twice(data, "webhooks", "webhook", document.marks)
     if not problems:
         problems += _hook_sources(data, document.marks)
+        problems += _target_problems(data, document.marks, path.resolve().parent)
     if problems:
         raise SpecError(problems)
     return _build(data, path.resolve())
@@ -135,6 +139,24 @@ def _hook_sources(data: dict, marks: dict) -> list:
                 problems.append(problem_at(_mark(marks, where), where,
                                            f"source {name!r} is a directory, watched already: a webhook only "
                                            "makes sense for a git source"))
+    return problems
+
+
+def _target_problems(data: dict, marks: dict, base: Path) -> list:
+    """``targets:`` and ``engine:`` exclude each other; client certificate files must exist."""
+    from ..spec.fleet import tls_findings
+
+    targets = data.get("targets") or {}
+    problems = []
+    if targets and data.get("engine"):
+        problems.append(problem_at(_mark(marks, ("engine",)), ("engine",),
+                                   "name either engine: (one engine, or a swarm's managers) or targets: (a fleet)"))
+    for name, target in targets.items():
+        where = ("targets", name, "tls")
+        if "tls" in target and not target["engine"].startswith("tcp://"):
+            problems.append(problem_at(_mark(marks, where), where, "client certificates are for tcp:// engines only"))
+        problems += [problem_at(_mark(marks, at), at, message)
+                     for at, message in tls_findings(where, target.get("tls") or {}, base)]
     return problems
 
 
@@ -176,8 +198,12 @@ def _build(data: dict, file: Path) -> DaemonConfig:
     webhooks = tuple(Webhook(name=h["name"], provider=h["provider"], sources=tuple(h["sources"]),
                              secret_file=absolute(h.get("secret_file")), secret_env=h.get("secret_env"))
                      for h in data.get("webhooks") or [])
+    targets = tuple(Target(name=name, engine=t["engine"], labels=dict(t.get("labels") or {}),
+                           tls=TLSFiles(*(absolute(t["tls"][key]) for key in ("ca", "cert", "key"))) if t.get("tls") else None)
+                    for name, t in sorted((data.get("targets") or {}).items()))
     return DaemonConfig(
         api=api,
+        targets=targets,
         webhooks=webhooks,
         sources=tuple(sources),
         state_dir=absolute(data.get("state_dir")) or default_state_dir(),

@@ -140,7 +140,7 @@ class Daemon:
         try:
             desired = load_desired([where], drivers=self.reconciler.driver_catalog(),
                                    allow_empty=worker.source.allow_empty,
-                                   allow_outside=worker.source.allow_outside_paths)
+                                   allow_outside=worker.source.allow_outside_paths, targets=self.config.targets)
         except SpecError as exc:
             raise _in_source(exc, worker.checkout, tree, revision) from None
         return dataclasses.replace(desired, revision=revision) if revision else desired

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from ..model import DesiredState
+    from ..model import DesiredState, Target
     from .compose import ComposeOptions
 
 __all__ = ["load_desired"]
@@ -35,6 +35,7 @@ def load_desired(
     check_options: Callable[[DesiredState], Iterable[tuple[str, str, str]]] | None = None,
     compose: ComposeOptions | None = None,
     profiles: Collection[str] = (),
+    targets: tuple[Target, ...] = (),
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
@@ -48,6 +49,8 @@ def load_desired(
     becomes a problem at the entry's ``options`` in its file.
     ``profiles`` enables the containers that list one of them in their
     ``profiles`` (the others with ``profiles`` are left out, as Compose does).
+    ``targets`` (a daemon's ``targets:``) are the fleet of a stack that names
+    none of its own; its ``placement:`` chooses among them.
 
     Compose files (a top-level ``services:``, see ``reconciler.spec.compose``)
     are recognised from their content and translated first, with ``compose``'s
@@ -69,8 +72,8 @@ def load_desired(
                         "-p and --ignore-unsupported apply to Compose files only (--stack names a stack)")
     if compose_files is None:
         raw = load_stack(files, environ=environ)
-        validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles)
-        desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles)
+        validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets)
+        desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, targets=targets)
     else:
         import os
 
@@ -79,8 +82,8 @@ def load_desired(
         translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
         raw = translated.raw
         try:
-            validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles)
-            desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles)
+            validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets)
+            desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, targets=targets)
         except SpecError as exc:
             raise translated.located(exc) from None
         env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too

@@ -28,6 +28,7 @@ from ..model import (
     ImageSpec,
     Mount,
     NetworkSpec,
+    Target,
     UpdatePolicy,
     VolumeSpec,
 )
@@ -94,12 +95,14 @@ def _engine_name(what: str, name: str) -> str:
     return name
 
 
-def build_desired(raw: RawStack, stack: str, *, profiles: Collection[str] = ()) -> DesiredState:
+def build_desired(raw: RawStack, stack: str, *, profiles: Collection[str] = (),
+                  targets: tuple[Target, ...] = ()) -> DesiredState:
     """Turn validated raw data into frozen specs; value errors become located SpecErrors.
 
     A container listing ``profiles`` is part of the state only when one of them is in ``profiles``.
+    ``targets`` (a daemon's) are the fleet of a stack that names no targets of its own.
     """
-    builder = _Builder(raw, stack, profiles)
+    builder = _Builder(raw, stack, profiles, targets)
     state = builder.build()
     if builder.problems:
         raise SpecError(builder.problems)
@@ -143,10 +146,12 @@ def _argv(value: Any) -> tuple[str, ...] | None:
 
 
 class _Builder:
-    def __init__(self, raw: RawStack, stack: str, profiles: Collection[str] = ()) -> None:
+    def __init__(self, raw: RawStack, stack: str, profiles: Collection[str] = (),
+                 targets: tuple[Target, ...] = ()) -> None:
         self.raw = raw
         self.stack = stack
         self.profiles = frozenset(profiles)
+        self.targets = targets
         self.problems: list[Problem] = []
         self.runtime = str(raw.data.get("runtime") or DEFAULT_DRIVERS["containers"])
         self.inputs: set[str] = set()  # files besides the spec that the state depends on
@@ -175,7 +180,7 @@ class _Builder:
             sources=tuple(str(f) for f in self.raw.files),
             inputs=tuple(sorted(self.inputs)),
             revision=spec_revision(self.raw.files[0]) if self.raw.files else "",
-            fleet=build_fleet(self.raw),
+            fleet=build_fleet(self.raw, self.targets),
         )
 
     def _each(self, section: str, make: Callable[[str, dict], Any]) -> dict[str, Any]:

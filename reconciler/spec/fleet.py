@@ -9,6 +9,10 @@ files of ``tls:`` exist (they are credentials on this machine, usually
 outside the repository, so the repository rule for paths does not apply to
 them); ``placement`` needs targets, its labels must select at least one, and
 its ``count`` can be met.
+
+A daemon may name targets for every stack it runs (``targets:`` in
+daemon.yaml): a stack naming none of its own runs on those, and its
+``placement:`` chooses among them.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from ..model import Fleet, Placement, Target, TLSFiles
 if TYPE_CHECKING:
     from .loader import RawStack
 
-__all__ = ["build_fleet", "fleet_findings", "matches"]
+__all__ = ["build_fleet", "fleet_findings", "matches", "tls_findings"]
 
 _Finding = tuple[tuple, str]
 TLS_FILES = ("ca", "cert", "key")
@@ -31,11 +35,16 @@ def matches(labels: dict | Any, selector: dict | Any) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
 
-def fleet_findings(raw: RawStack, failed: set[tuple]) -> list[_Finding]:
-    """Problems with ``targets:`` and ``placement:`` the schema let through (``failed``: paths it refused)."""
+def fleet_findings(raw: RawStack, failed: set[tuple], defaults: tuple[Target, ...] = ()) -> list[_Finding]:
+    """Problems with ``targets:`` and ``placement:`` the schema let through (``failed``: paths it refused).
+
+    ``defaults``: the daemon's targets, which a stack naming none of its own runs on.
+    """
     out: list[_Finding] = []
     data = raw.data
     targets = data.get("targets")
+    if not targets and defaults:
+        targets = {t.name: {"engine": t.engine, "labels": dict(t.labels)} for t in defaults}
     placement = data.get("placement")
     if isinstance(targets, dict):
         for name, target in targets.items():
@@ -44,7 +53,7 @@ def fleet_findings(raw: RawStack, failed: set[tuple]) -> list[_Finding]:
             if isinstance(tls, dict) and not _under(path, failed):
                 if not str(target.get("engine", "")).startswith("tcp://"):
                     out.append((path, "client certificates are for tcp:// engines only"))
-                out += _tls_findings(path, tls, _spec_dir(raw, path))
+                out += tls_findings(path, tls, _spec_dir(raw, path))
     if placement is None or _under(("placement",), failed):
         return out
     if not isinstance(targets, dict) or _under(("targets",), failed):
@@ -66,7 +75,8 @@ def _under(path: tuple, failed: set[tuple]) -> bool:
     return any(p[: len(path)] == path or path[: len(p)] == p for p in failed)
 
 
-def _tls_findings(path: tuple, tls: dict, spec_dir: Path) -> list[_Finding]:
+def tls_findings(path: tuple, tls: dict, spec_dir: Path) -> list[_Finding]:
+    """A finding at ``path``'s key for each client certificate file of ``tls`` that is missing (relative to ``spec_dir``)."""
     found = []
     for key in TLS_FILES:
         value = tls.get(key)
@@ -83,12 +93,17 @@ def _resolve(value: str, spec_dir: Path) -> Path:
     return (spec_dir / Path(value).expanduser()).resolve()
 
 
-def build_fleet(raw: RawStack) -> Fleet | None:
-    """The validated ``targets:`` and ``placement:`` as a ``Fleet``; None when the spec names no targets."""
+def build_fleet(raw: RawStack, defaults: tuple[Target, ...] = ()) -> Fleet | None:
+    """The validated ``targets:`` and ``placement:`` as a ``Fleet``; None when neither the spec nor ``defaults``
+    (the daemon's targets) names any."""
     data = raw.data
     targets = data.get("targets")
+    placement = data.get("placement") or {}
     if not targets:
-        return None
+        if not defaults:
+            return None
+        return Fleet(tuple(defaults), Placement(labels=dict(placement.get("labels") or {}),
+                                                count=placement.get("count"), spread=placement.get("spread")))
     built = []
     for name, target in sorted(targets.items()):
         tls = target.get("tls")
@@ -99,6 +114,5 @@ def build_fleet(raw: RawStack) -> Fleet | None:
             if tls else None,
             labels=dict(target.get("labels") or {}),
         ))
-    placement = data.get("placement") or {}
     return Fleet(tuple(built), Placement(labels=dict(placement.get("labels") or {}), count=placement.get("count"),
                                          spread=placement.get("spread")))

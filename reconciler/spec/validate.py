@@ -27,6 +27,7 @@ from .spellings import key_hint, value_hint
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
+    from ..model import Target
     from .loader import RawStack
 
 __all__ = ["schema_findings", "schema_text", "stack_schema", "validate"]
@@ -42,7 +43,7 @@ _Finding = tuple[tuple, str]  # (path, message)
 
 def validate(
     raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None,
-    profiles: Collection[str] = (),
+    profiles: Collection[str] = (), targets: tuple[Target, ...] = (),
 ) -> None:
     """Raise SpecError listing every schema and semantic problem in ``raw``.
 
@@ -50,12 +51,12 @@ def validate(
     parts that failed the schema. Paths, relative or absolute, may not leave
     the repository holding the spec file unless ``allow_outside`` is true.
     ``profiles`` are the enabled profiles: an enabled container may not depend
-    on one they leave out.
+    on one they leave out. ``targets`` are the daemon's, for a stack naming none.
     """
     findings = _schema_findings(raw.data, option_schemas(drivers))
     failed = {path for path, _ in findings}
     findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles)
-    findings += fleet_findings(raw, failed)
+    findings += fleet_findings(raw, failed, targets)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]

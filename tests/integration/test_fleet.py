@@ -168,3 +168,26 @@ def test_the_loop_reports_a_target_down_and_converges_it_on_a_later_pass(fleet) 
     assert second.ok, second.error
     assert names_on(engines[2], stack.name) == {f"{stack.name}-app-1": "running", f"{stack.name}-app-2": "running"}
     assert {o.change.name for o in second.report.outcomes} == {f"{stack.name}_default", f"{stack.name}-app-1", f"{stack.name}-app-2"}
+
+
+def test_a_daemons_targets_run_every_stack_that_names_none_where_its_placement_says(fleet, tmp_path) -> None:
+    from .daemons import RunningDaemon
+
+    stack, engines = fleet
+    source = tmp_path / "stacks"
+    (source / "app").mkdir(parents=True)
+    (source / "app" / "stack.yaml").write_text(f"name: {stack.name}\nplacement: {{labels: {{zone: b}}}}\n" + APP)
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({
+        "state_dir": str(tmp_path / "state"), "resync": 300,
+        "sources": [{"name": "local", "dir": str(source), "paths": ["app"]}],
+        "targets": {"one": {"engine": engines[1].unix_url, "labels": {"zone": "a"}},
+                    "two": {"engine": engines[2].tcp_url, "labels": {"zone": "b"}}},
+    }))
+    daemon = RunningDaemon(config)
+    try:
+        daemon.wait_for(lambda line: line.get("path") == "app" and line.get("ok"), timeout=90)
+        assert names_on(engines[2], stack.name) == {f"{stack.name}-app-1": "running", f"{stack.name}-app-2": "running"}
+        assert names_on(engines[1], stack.name) == {} and stack.containers() == {}  # placed on two only
+    finally:
+        assert daemon.stop() == 0

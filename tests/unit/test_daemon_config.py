@@ -68,3 +68,28 @@ def test_the_engine_may_be_the_managers_of_one_swarm(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_config(path)
     assert f"{path}:4:" in str(caught.value) and "engine" in str(caught.value)
+
+
+def test_targets_name_the_fleet_every_stack_without_its_own_runs_on(tmp_path):
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: local\n    dir: ./stacks\n"
+                    "targets:\n  east: {engine: 'tcp://10.0.0.1:2376', labels: {zone: a},"
+                    " tls: {ca: ca.pem, cert: cert.pem, key: key.pem}}\n"
+                    "  west: {engine: 'ssh://admin@west'}\n")
+    east, west = load_config(path).targets
+    assert (east.name, east.engine, dict(east.labels)) == ("east", "tcp://10.0.0.1:2376", {"zone": "a"})
+    assert east.tls.ca == str(tmp_path / "ca.pem") and west.tls is None and west.engine == "ssh://admin@west"
+
+
+def test_targets_exclude_engine_and_want_their_certificates(tmp_path):
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: local\n    dir: ./stacks\nengine: unix:///var/run/docker.sock\n"
+                    "targets:\n  east: {engine: 'ssh://admin@east', tls: {ca: ca.pem, cert: c.pem, key: k.pem}}\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert f"{path}:4:" in text and "either engine: " in text
+    assert f"{path}:6:" in text and "for tcp:// engines only" in text
+    assert f"no such file: {tmp_path / 'ca.pem'}" in text

@@ -50,6 +50,22 @@ def test_a_spec_without_targets_has_no_fleet(tmp_path: Path) -> None:
     assert load_desired([write(tmp_path, "name: web\n" + BODY)]).fleet is None
 
 
+DAEMON_TARGETS = (Target("a", "unix:///run/a.sock", labels={"zone": "east"}), Target("b", "tcp://10.0.0.2:2375"))
+
+
+def test_a_stack_without_targets_runs_on_the_daemons_and_places_itself_among_them(tmp_path: Path) -> None:
+    desired = load_desired([write(tmp_path, "name: web\nplacement: {labels: {zone: east}}\n" + BODY)],
+                           targets=DAEMON_TARGETS)
+    assert desired.fleet == Fleet(DAEMON_TARGETS, Placement(labels={"zone": "east"}))
+    own = load_desired([write(tmp_path, 'name: web\ntargets: {c: {engine: "ssh://deploy@c"}}\n' + BODY)],
+                       targets=DAEMON_TARGETS)
+    assert [t.name for t in own.fleet.targets] == ["c"]  # its own targets, not the daemon's
+    with pytest.raises(SpecError) as caught:
+        load_desired([write(tmp_path, "name: web\nplacement: {labels: {zone: west}}\n" + BODY)], targets=DAEMON_TARGETS)
+    assert [(p.path, p.line, p.message) for p in caught.value.problems] == [
+        ("placement.labels", 2, "no target carries zone=west")]
+
+
 def test_fleet_errors_are_located(tmp_path: Path) -> None:
     found = problems(tmp_path, """\
 name: web
