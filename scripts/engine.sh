@@ -2,7 +2,7 @@
 # Bring up what the reconciler needs on a fresh Debian machine, idempotently:
 #   scripts/engine.sh up     install docker.io + busybox-static + docker-registry (the tests'
 #                            registry) + chromium and chromium-driver (the status page's browser
-#                            test) if missing, start dockerd
+#                            test) + openssh-server (ssh:// engine tests) if missing, start dockerd
 #                            if no engine answers, build the local base image
 #   scripts/engine.sh down   stop the dockerd that "up" started (and nothing else)
 #   scripts/engine.sh restart  stop and start that dockerd again (tests of engine restarts)
@@ -39,6 +39,8 @@ install_packages() {
   # given both paths, so it never tries to download a browser).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  # ssh:// engines are tested through a private sshd on 127.0.0.1 (not the system's service: see above).
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     $SUDO apt-get update -qq

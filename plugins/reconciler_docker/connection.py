@@ -49,9 +49,19 @@ READ_TIMEOUT = 120  # seconds to wait for an answer to an ordinary call (builds 
 class EngineClient(docker.APIClient):
     """A ``docker.APIClient`` whose every request gives up connecting after ``connect_timeout`` seconds."""
 
-    def __init__(self, *args, connect_timeout: float, **kwargs) -> None:
+    def __init__(self, *args, connect_timeout: float, base_url: str | None = None, **kwargs) -> None:
         self.connect_timeout = connect_timeout  # before the SDK's constructor: it may already send a request
-        super().__init__(*args, **kwargs)
+        if base_url and base_url.startswith("ssh://"):
+            # What the SDK does for ssh://, with our paramiko-free transport (reconciler_docker.sshtransport).
+            # The socket URL only satisfies the constructor: no request goes to it.
+            from .sshtransport import SshAdapter
+
+            super().__init__(*args, base_url="unix:///var/run/docker.sock", **kwargs)
+            self.mount("http+docker://ssh", SshAdapter(base_url, connect_timeout=connect_timeout,
+                                                        timeout=kwargs.get("timeout") or READ_TIMEOUT))
+            self.base_url = "http+docker://ssh"
+            return
+        super().__init__(*args, base_url=base_url, **kwargs)
 
     def send(self, request, **kwargs):
         """Send as ``requests`` does, with the connect part of the timeout bounded."""
@@ -91,8 +101,6 @@ def _settings(engine_url: str, tls) -> dict:
         import docker.tls
 
         settings["tls"] = docker.tls.TLSConfig(client_cert=(tls.cert, tls.key), ca_cert=tls.ca, verify=True)
-    if engine_url.startswith("ssh://"):
-        settings["use_ssh_client"] = True  # the ssh binary, not paramiko (not a dependency)
     return settings
 
 

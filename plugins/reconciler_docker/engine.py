@@ -190,6 +190,9 @@ _REASONS = ("No such file or directory", "Connection refused", "Permission denie
 def _reason(exc: Exception) -> str:
     """The part of a deeply wrapped connection error that tells the user something."""
     text = str(exc)
+    said = re.search(r"ssh exited \d+: [^'\"]*", text)  # the ssh client's own words (reconciler_docker.sshtransport)
+    if said:
+        return said.group(0).rstrip(")")
     for reason in _REASONS:
         if reason.lower() in text.lower():
             return reason.lower() + (" (is dockerd running?)" if reason != "Permission denied" else "")
