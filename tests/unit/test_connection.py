@@ -53,4 +53,19 @@ def test_a_targets_client_certificates_and_ca_survive_requests_ca_bundle(tmp_pat
     assert client.base_url == "https://10.0.0.2:2376" and client.cert == (files.cert, files.key)
     merged = client.merge_environment_settings(client.base_url, {}, False, None, None)
     assert merged["verify"] == files.ca  # requests alone would answer the environment's bundle
-    assert _settings("ssh://deploy@host", None)["use_ssh_client"] is True
+    # ssh:// goes through the system's ssh binary (reconciler_docker.sshtransport), never paramiko.
+    ssh = EngineClient(version="1.41", connect_timeout=1.0, timeout=120, **_settings("ssh://deploy@host:2222", None))
+    assert ssh.base_url == "http+docker://ssh"
+    assert ssh.get_adapter("http+docker://ssh/v1.41/info").command[0] == "ssh"
+
+
+def test_the_ssh_command_runs_dial_stdio_in_batch_mode_with_the_users_or_a_named_config(monkeypatch):
+    from reconciler_docker.sshtransport import ssh_command
+
+    monkeypatch.delenv("RECONCILER_SSH_CONFIG", raising=False)
+    assert ssh_command("ssh://deploy@edge:2222", connect_timeout=5) == [
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-l", "deploy", "-p", "2222",
+        "--", "edge", "docker", "system", "dial-stdio"]
+    monkeypatch.setenv("RECONCILER_SSH_CONFIG", "/etc/reconciler/ssh_config")
+    assert ssh_command("ssh://edge", connect_timeout=0.2)[:7] == [
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=1", "-F", "/etc/reconciler/ssh_config"]
