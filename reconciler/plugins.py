@@ -142,34 +142,32 @@ def _load_entry_points(pm: PluginManager) -> set[str]:
 
     What ``pluggy.PluginManager.load_setuptools_entrypoints`` does, one plugin at
     a time, so that one failing is named and skipped instead of aborting the rest.
+    The entry points come from ``reconciler.entrypoints`` (remembered between runs).
     """
-    import importlib.metadata
+    from .entrypoints import entry_points
 
     seen: set[str] = set()
-    for dist in list(importlib.metadata.distributions()):
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
-                continue
-            seen.add(ep.name)
-            if pm.get_plugin(ep.name) is not None or ep.name in pm.unloaded:
-                continue
-            origin = (dist.metadata["name"], dist.version)
-            pm.origins[ep.name] = origin
-            if pm.is_blocked(ep.name):
-                continue
-            try:
-                plugin = ep.load()
-            except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit on import
-                pm.skip(PluginStatus(ep.name, PluginState.FAILED, f"failed to import: {_describe(exc)}", *origin))
-                continue
-            problem = _api_problem(plugin)
-            if problem:
-                pm.skip(PluginStatus(ep.name, PluginState.FAILED, problem, *origin))
-                continue
-            try:
-                pm.register(plugin, name=ep.name)
-            except pluggy.PluginValidationError as exc:  # a hook implementation that does not fit its spec
-                pm.skip(PluginStatus(ep.name, PluginState.FAILED, f"cannot be registered: {exc}", *origin))
+    for ep in entry_points(ENTRY_POINT_GROUP):
+        seen.add(ep.name)
+        if pm.get_plugin(ep.name) is not None or ep.name in pm.unloaded:
+            continue
+        origin = (ep.distribution, ep.version)
+        pm.origins[ep.name] = origin
+        if pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit on import
+            pm.skip(PluginStatus(ep.name, PluginState.FAILED, f"failed to import: {_describe(exc)}", *origin))
+            continue
+        problem = _api_problem(plugin)
+        if problem:
+            pm.skip(PluginStatus(ep.name, PluginState.FAILED, problem, *origin))
+            continue
+        try:
+            pm.register(plugin, name=ep.name)
+        except pluggy.PluginValidationError as exc:  # a hook implementation that does not fit its spec
+            pm.skip(PluginStatus(ep.name, PluginState.FAILED, f"cannot be registered: {exc}", *origin))
     return seen
 
 
