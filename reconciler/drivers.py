@@ -209,10 +209,31 @@ class RuntimeDriver(ObjectDriver):
     """
 
     kind = Kind.CONTAINER
+    #: True for a runtime that schedules a container's replicas itself (a Swarm service, a
+    #: Kubernetes deployment): the spec then gives it one ``ContainerSpec`` per container key,
+    #: with ``replicas`` set, instead of one per replica. Read from the class when the factory
+    #: registered is the class itself; otherwise pass ``schedules_replicas=`` when registering.
+    schedules_replicas: ClassVar[bool] = False
 
     @abstractmethod
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str | None:
         """Create (not start) the container ``spec.name``, attached to its networks; return its id."""
+
+    def update(self, spec: ContainerSpec, live: LiveObject, labels: Mapping[str, str]) -> str | None:
+        """Optional: change the object ``live`` to match ``spec`` in place, with ``labels`` (the new config hash).
+
+        A runtime that implements it (``updates_in_place``) gets an ``update``
+        change instead of a replacement when a container's config changed or
+        the runtime reported drift (``LiveObject.details["drift"]``): a Swarm
+        service is updated, and the Swarm rolls its tasks over. Returns the
+        object's id (the same). The default refuses.
+        """
+        raise PermanentError(f"the {type(self).__name__} runtime driver cannot change {spec.name} in place")
+
+    @property
+    def updates_in_place(self) -> bool:
+        """Whether this runtime implements ``update``."""
+        return type(self).update is not RuntimeDriver.update
 
     @abstractmethod
     def start(self, name: str) -> None:
@@ -340,13 +361,14 @@ class DriverRegistry:
         self._option_checks: dict[Kind, dict[str, OptionCheck]] = {kind: {} for kind in Kind}
         self._schemas: dict[Kind, dict[str, Mapping[str, Any]]] = {kind: {} for kind in Kind}
         self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
+        self._scheduling: set[str] = set()  # runtimes that schedule replicas themselves
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
     def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None,
-            schema: Mapping[str, Any] | None = None) -> None:
+            schema: Mapping[str, Any] | None = None, schedules_replicas: bool | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             rivals = self._rivals[kind].setdefault(name, [existing[1]])
@@ -359,6 +381,13 @@ class DriverRegistry:
         schema = schema if schema is not None else getattr(factory, "options_schema", None)
         if schema is not None:
             self._schemas[kind][name] = schema
+        if kind is Kind.CONTAINER and (schedules_replicas if schedules_replicas is not None
+                                       else getattr(factory, "schedules_replicas", False)):
+            self._scheduling.add(name)
+
+    def schedules_replicas(self, name: str) -> bool:
+        """Whether the runtime ``name`` schedules replicas itself (see ``RuntimeDriver.schedules_replicas``)."""
+        return name in self._scheduling
 
     def options_schema(self, kind: Kind, name: str) -> Mapping[str, Any] | None:
         """The JSON Schema of driver ``name``'s options (None: it takes any)."""
@@ -372,6 +401,7 @@ class DriverRegistry:
                     del self._factories[kind][name]
                     self._option_checks[kind].pop(name, None)
                     self._schemas[kind].pop(name, None)
+                    self._scheduling.discard(name)
             for name, rivals in list(self._rivals[kind].items()):
                 if plugin in rivals:
                     rivals.remove(plugin)
@@ -444,9 +474,15 @@ class PluginDrivers:
         """
         self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_runtime_driver(self, name: str, factory: Factory) -> None:
-        """Register a container runtime (a stack picks one with ``runtime:``)."""
-        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin)
+    def add_runtime_driver(self, name: str, factory: Factory, *, schedules_replicas: bool | None = None) -> None:
+        """Register a container runtime (a stack picks one with ``runtime:``).
+
+        ``schedules_replicas`` (default: the factory's ``schedules_replicas`` when it is a
+        driver class, else False): the runtime runs a container's replicas itself, so a
+        stack using it gets one ``ContainerSpec`` per container key (``replicas`` set),
+        named ``<stack>_<key>``, instead of ``<stack>-<key>-<n>`` per replica.
+        """
+        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin, schedules_replicas=schedules_replicas)
 
 
 class Drivers:

@@ -44,7 +44,8 @@ class Action(str, enum.Enum):
 
     CREATE = "create"
     UPDATE = "update"  # images: build, pull or push again under the same reference; networks and volumes:
-    # change options their driver marks in place
+    # change options their driver marks in place; containers of a runtime that schedules replicas
+    # (a Swarm service): change the service, whose tasks the runtime rolls over itself
     REPLACE = "replace"
     START = "start"
     DELETE = "delete"
@@ -70,6 +71,7 @@ class Reason(enum.StrEnum):
     OPTIONS_CHANGED = "options-changed"  # only driver options its driver changes in place differ (an update)
     IMAGE_CHANGED = "image-changed"  # a container's image gets, or already has, another id
     REWIRED = "rewired"  # a container attached to other networks than its spec says
+    DRIFTED = "drifted"  # its runtime reports fields changed outside the reconciler (``details["drift"]``)
     DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
     NOT_RUNNING = "not-running"  # a container that should run is stopped, created or paused
     FILES_MISSING = "files-missing"  # the config or secret files it mounts are gone (a reboot empties a tmpfs)
@@ -539,6 +541,13 @@ def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], repl
     if not current.owned:
         return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted.unrecorded(current))
     reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
+    if reason is not None and spec.replicas is not None:
+        # The runtime schedules the replicas, and rolls them over itself: the service is updated in place.
+        rollout = Rollout(order=spec.update.order or "stop-first", why="rolling update by the runtime",
+                          delay=spec.update.delay, timeout=spec.update.timeout, min_ready=spec.update.min_ready,
+                          healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
+        return Change(Action.UPDATE, reasons=tuple(reasons), fields=tuple(fields), reason=reason, rollout=rollout,
+                      live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
     if reason is not None:
         return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
                       reason=reason, live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
@@ -583,6 +592,11 @@ def _replace_reasons(
         codes.append(Reason.IMAGE_CHANGED)
         fields.append(FieldChange("image", _short(current.image_id), _short(live_image.image_id)))
         forced.append("image")
+    drift = tuple(current.details.get("drift") or ())
+    if drift:
+        codes.append(Reason.DRIFTED)
+        reasons.append(f"changed outside the reconciler: {', '.join(drift)}")
+        fields.extend(FieldChange(path) for path in drift if path not in {f.path for f in fields})
     if current.details.get("files_missing"):
         codes.append(Reason.FILES_MISSING)
         reasons.append("the config or secret files it mounts are gone from the host")

@@ -105,6 +105,9 @@ class Engine:
 
     client: EngineClient
     id: str  # the engine's ID from /info ("" when it gave none)
+    #: The ``Swarm`` part of /info (``LocalNodeState``, ``ControlAvailable``, ``Cluster``...), read in the same
+    #: request: a Swarm runtime learns from it, for free, that this engine manages no Swarm.
+    swarm: dict | None = None
 
 
 def open_engine(engine_url: str | None, *, tls=None) -> Engine:
@@ -125,10 +128,12 @@ def open_engine(engine_url: str | None, *, tls=None) -> Engine:
         response = probe.get(f"{probe.base_url}/info", timeout=READ_TIMEOUT)
         response.raise_for_status()
         version = response.headers.get("Api-Version") or probe.version(api_version=False)["ApiVersion"]
-        engine_id = str(response.json().get("ID") or "")
+        info = response.json()
+        engine_id = str(info.get("ID") or "")
+        swarm = info.get("Swarm") or {}
     except requests.exceptions.HTTPError as exc:
         raise docker.errors.APIError(exc, response=exc.response) from exc
     finally:
         probe.close()
     client = EngineClient(version=version, timeout=READ_TIMEOUT, connect_timeout=limit, **settings)
-    return Engine(client, engine_id)
+    return Engine(client, engine_id, swarm)

@@ -26,11 +26,13 @@ from reconciler.model import Kind, LiveObject
 
 from .connection import CONNECT_TIMEOUT_ENV, connect_timeout, open_engine
 
-__all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "is_ours", "owned_filter", "shared_read"]
+__all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "is_ours", "owned_filter",
+           "shared_read"]
 
 _CLIENT_KEY = "reconciler_docker.api"
 _FAILURE_KEY = "reconciler_docker.connect_failure"  # in pass_cache: this pass already failed to connect
 _ENGINE_ID_KEY = "reconciler_docker.engine_id"
+_SWARM_KEY = "reconciler_docker.swarm"
 _CLIENT_LOCK = threading.Lock()
 T = TypeVar("T")
 # The engine answers 500 for faults in the object's own config (a missing
@@ -72,6 +74,15 @@ def engine_identity(context: DriverContext) -> str | None:
     return context.shared.get(_ENGINE_ID_KEY) or None
 
 
+def engine_swarm(context: DriverContext) -> dict:
+    """The ``Swarm`` part of the engine's ``docker info``, as read when the run connected (no call of its own).
+
+    ``ControlAvailable`` is true on a Swarm manager; ``Cluster.ID`` names its swarm.
+    """
+    api_client(context)
+    return dict(context.shared.get(_SWARM_KEY) or {})
+
+
 def _connect(context: DriverContext) -> docker.APIClient:
     where = context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
@@ -83,6 +94,7 @@ def _connect(context: DriverContext) -> docker.APIClient:
         raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
     context.stats["read"] += 1  # the one GET /info that negotiated the API version
     context.shared[_ENGINE_ID_KEY] = engine.id
+    context.shared[_SWARM_KEY] = engine.swarm or {}
     engine.client.hooks["response"].append(_counter(context))
     return engine.client
 
