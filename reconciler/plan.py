@@ -179,6 +179,8 @@ class Change:
     rollout: Rollout | None = None
     #: The live container's state when planned (``running``, ``exited``, ...), for rollbacks.
     live_state: str = ""
+    #: A container whose runtime schedules its replicas (a Swarm service): shown as a service.
+    scheduled: bool = False
 
     @property
     def id(self) -> str:
@@ -475,7 +477,7 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
         changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,),
                               reason=reason if current.owned else Reason.NOT_RECORDED, error=error,
                               live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
-                              holds=tuple(_holds(current, claimed=True))))
+                              holds=tuple(_holds(current, claimed=True)), scheduled=is_scheduled(current)))
     return changes
 
 
@@ -490,7 +492,7 @@ def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState
     for change in changes:
         spec = desired.containers.get(change.name)
         recreated = any(r.partition(":")[2] in replaced for r in change.requires if r.startswith(("network:", "volume:")))
-        if change.action is not Action.REPLACE or spec is None or recreated:
+        if change.action is not Action.REPLACE or spec is None or recreated or change.scheduled:
             out.append(change)
             continue
         policy = spec.update
@@ -526,6 +528,11 @@ def _holds(current: LiveObject | None, *, claimed: bool = False) -> list[str]:
     return nets + vols
 
 
+def is_scheduled(current: LiveObject) -> bool:
+    """Whether a live container is one spec for all its replicas (a service: its replica label is 0)."""
+    return current.labels.get(labels.REPLICA) == "0"
+
+
 def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, str]:
     if any(spec.key == current.key for spec in desired.containers.values()):
         return Reason.SCALED_DOWN, f"replica {current.labels.get(labels.REPLICA, '?')} no longer wanted (scaled down)"
@@ -535,7 +542,8 @@ def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, s
 def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], replaced: set[str]) -> Change | None:
     live = vetted.live
     current = live.containers.get(spec.name)
-    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver)
+    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver,
+                scheduled=spec.replicas is not None)
     if current is None:
         return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW, **base)
     if not current.owned:

@@ -113,8 +113,12 @@ start_engine() {
     tcp=(--tlsverify --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server.pem" --tlskey "$TLS_DIR/server-key.pem"
          -H "tcp://$(address "$i"):2376")
   fi
+  # A Swarm node (marked by `swarm`) runs a task from the image it has: the base image loaded from the
+  # main engine, which no registry holds (by default every task first tries a pull, and waits for it).
+  local offline=0
+  [ -e "$dir/swarm" ] && offline=1
   # A mount namespace of its own, where /etc/docker is the engine's own directory.
-  $SUDO nsenter --net="/run/netns/$(netns "$i")" setsid unshare --mount --propagation private sh -c '
+  DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=$offline $SUDO nsenter --net="/run/netns/$(netns "$i")" setsid unshare --mount --propagation private sh -c '
     mount --bind "$1/etc" /etc/docker && shift && exec dockerd "$@"' sh "$dir" \
     --data-root "$dir/data" --exec-root "/run/rcfleet$i" --pidfile "$dir/docker.pid" \
     -H "unix://$(socket "$i")" "${tcp[@]}" \
@@ -179,7 +183,13 @@ swarm() {  # swarm M W...: M the manager, the others workers; idempotent
   local manager=$1 i token
   shift
   docker image inspect "$BASE_IMAGE" >/dev/null || { log "the main engine has no $BASE_IMAGE (scripts/engine.sh up)"; exit 1; }
-  for i in "$manager" "$@"; do start_engine "$i"; done
+  for i in "$manager" "$@"; do
+    if answers "$i" && [ ! -e "$(host_dir "$i")/swarm" ]; then
+      log "engine $i runs, but not as a Swarm node of this script (stop it first: $0 stop $i)"; exit 1
+    fi
+    mkdir -p "$(host_dir "$i")" && touch "$(host_dir "$i")/swarm"
+    start_engine "$i"
+  done
   for i in "$manager" "$@"; do wait_ready "$i"; load_base_image "$i"; done
   if [ "$(on "$manager" info --format '{{.Swarm.ControlAvailable}}')" != "true" ]; then
     log "engine $manager: swarm init at $(address "$manager")"

@@ -83,6 +83,10 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             "volumes": sorted(m["Source"] for m in live_spec["TaskTemplate"]["ContainerSpec"].get("Mounts") or []
                               if m.get("Type") == "volume" and m.get("Source")),
         }
+        files = live_spec["TaskTemplate"]["ContainerSpec"].get("Configs") or []
+        prefix = f"{stack}_"
+        details["configs"] = {name.rpartition("_")[0][len(prefix):]: name.rpartition("_")[2]  # for the plan's "old"
+                              for name in (c.get("ConfigName", "") for c in files) if name.startswith(prefix)}
         if spec is not None and is_owned(labels, stack) and labels.get(CONFIG_HASH) == spec.config_hash:
             # The service claims the spec's config: whatever differs from what we would send was edited by hand.
             want = service_spec(spec, labels, stack=stack)
