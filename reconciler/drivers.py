@@ -39,6 +39,7 @@ __all__ = [
     "DriverContext",
     "DriverRegistry",
     "OptionCheck",
+    "SpecCheck",
     "Drivers",
     "PluginDrivers",
     "Wanted",
@@ -339,6 +340,10 @@ Factory = Callable[[DriverContext], ObjectDriver]
 #: problem. It must not need the backend or import its client: ``reconcile validate`` runs it,
 #: so that a bad option is an error at file:line before anything is observed.
 OptionCheck = Callable[[Mapping[str, str]], Iterable[str]]
+#: A runtime's check of a ``ContainerSpec``, returning one message per field it cannot honour
+#: (naming the field first: ``"privileged: ..."``). Like an ``OptionCheck``, it must not need
+#: the backend or import its client: ``reconcile validate`` runs it.
+SpecCheck = Callable[[ContainerSpec], Iterable[str]]
 _ROLES = {
     Kind.IMAGE: "registry",
     Kind.NETWORK: "network",
@@ -362,13 +367,15 @@ class DriverRegistry:
         self._schemas: dict[Kind, dict[str, Mapping[str, Any]]] = {kind: {} for kind in Kind}
         self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
         self._scheduling: set[str] = set()  # runtimes that schedule replicas themselves
+        self._spec_checks: dict[str, SpecCheck] = {}  # runtime name → its check of a ContainerSpec
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
     def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None,
-            schema: Mapping[str, Any] | None = None, schedules_replicas: bool | None = None) -> None:
+            schema: Mapping[str, Any] | None = None, schedules_replicas: bool | None = None,
+            spec_check: SpecCheck | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             rivals = self._rivals[kind].setdefault(name, [existing[1]])
@@ -384,6 +391,13 @@ class DriverRegistry:
         if kind is Kind.CONTAINER and (schedules_replicas if schedules_replicas is not None
                                        else getattr(factory, "schedules_replicas", False)):
             self._scheduling.add(name)
+        if spec_check is not None:
+            self._spec_checks[name] = spec_check
+
+    def spec_problems(self, kind: Kind, name: str, spec: Any) -> list[str]:
+        """What the runtime ``name`` cannot run in a container ``spec``, without making the driver (see ``SpecCheck``)."""
+        check = self._spec_checks.get(name) if kind is Kind.CONTAINER else None
+        return list(check(spec)) if check is not None else []
 
     def schedules_replicas(self, name: str) -> bool:
         """Whether the runtime ``name`` schedules replicas itself (see ``RuntimeDriver.schedules_replicas``)."""
@@ -402,6 +416,7 @@ class DriverRegistry:
                     self._option_checks[kind].pop(name, None)
                     self._schemas[kind].pop(name, None)
                     self._scheduling.discard(name)
+                    self._spec_checks.pop(name, None)
             for name, rivals in list(self._rivals[kind].items()):
                 if plugin in rivals:
                     rivals.remove(plugin)
@@ -474,15 +489,19 @@ class PluginDrivers:
         """
         self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_runtime_driver(self, name: str, factory: Factory, *, schedules_replicas: bool | None = None) -> None:
+    def add_runtime_driver(self, name: str, factory: Factory, *, schedules_replicas: bool | None = None,
+                           check: SpecCheck | None = None) -> None:
         """Register a container runtime (a stack picks one with ``runtime:``).
 
         ``schedules_replicas`` (default: the factory's ``schedules_replicas`` when it is a
         driver class, else False): the runtime runs a container's replicas itself, so a
         stack using it gets one ``ContainerSpec`` per container key (``replicas`` set),
-        named ``<stack>_<key>``, instead of ``<stack>-<key>-<n>`` per replica.
+        named ``<stack>_<key>``, instead of ``<stack>-<key>-<n>`` per replica. ``check`` (see
+        ``SpecCheck``) refuses, at ``validate``, what the runtime cannot run (a Swarm service
+        cannot be privileged), one message per field.
         """
-        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin, schedules_replicas=schedules_replicas)
+        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin, schedules_replicas=schedules_replicas,
+                           spec_check=check)
 
 
 class Drivers:

@@ -166,7 +166,10 @@ class Reconciler:
             for key, spec in specs.items():
                 problems += [(section, key, p) for p in self.registry.option_problems(kind, spec.driver,
                                                                                       dict(spec.options))]
-        return problems
+        for spec in desired.containers.values():  # a runtime's refusals (a privileged Swarm service)
+            problems += [("containers", spec.key, p) for p in self.registry.spec_problems(Kind.CONTAINER, spec.driver,
+                                                                                         spec)]
+        return list(dict.fromkeys(problems))
 
     def apply(
         self,

@@ -22,7 +22,14 @@ def _services(context):
     return SwarmRuntimeDriver(context)
 
 
+def _refusals(spec):
+    """What a service cannot honour, for ``reconcile validate``: the pure mapping, no Docker import."""
+    from .mapping import service_problems
+
+    return service_problems(spec)
+
+
 @hookimpl
 def reconciler_register_drivers(registry) -> None:
     """Register the ``swarm`` runtime; it schedules a container's replicas itself (one service per key)."""
-    registry.add_runtime_driver("swarm", _services, schedules_replicas=True)
+    registry.add_runtime_driver("swarm", _services, schedules_replicas=True, check=_refusals)

@@ -96,8 +96,10 @@ def load_desired(
     if check_options is not None:
         from .locations import problem_at
 
-        problems = [problem_at(raw.mark((section, key, "options")), (section, key, "options"), message)
-                    for section, key, message in check_options(desired)]
+        # Driver options are checked at their ``options``; a runtime's refusals of a container at the container.
+        problems = [problem_at(raw.mark(path), path, message)
+                    for section, key, message in check_options(desired)
+                    for path in [(section, key) if section == "containers" else (section, key, "options")]]
         if problems:
             raise SpecError(problems)
     return desired

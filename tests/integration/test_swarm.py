@@ -244,3 +244,31 @@ def test_plugins_list_shows_the_swarm_runtime(tmp_path):
                             env=env)
     assert listed.returncode == 0, listed.stderr
     assert "swarm  (reconciler-swarm-check 0.1)" in listed.stdout and "runtime:swarm" in listed.stdout
+
+
+def test_a_docker_stack_pays_nothing_for_the_swarm_runtime(stack):
+    """On an engine that manages no Swarm, the swarm driver observes without a single call."""
+    stack.write(f"name: STACK\ncontainers:\n  web: {{image: {BASE_IMAGE}, command: [sleep, '600'], init: true}}\n")
+    assert stack.apply().code == 0
+    plain = stack.apply("--output", "json").json()
+    with_swarm = stack.apply("--output", "json", env=PLUGIN_ENV).json()
+    assert plain["changes"] == with_swarm["changes"] == []
+    assert with_swarm["engine_calls"] == plain["engine_calls"]
+
+
+def test_a_stack_leaving_the_swarm_runtime_has_its_services_removed(swarm_stack):
+    swarm_stack.write(f"name: STACK\nruntime: swarm\nnetworks: {{back: {{driver: overlay, attachable: true}}}}\n"
+                      f"containers:\n  web: {{image: {BASE_IMAGE}, command: [sleep, '600'], init: true, networks: [back]}}\n")
+    assert swarm_stack.apply().code == 0
+    assert set(swarm_stack.services()) == {f"{swarm_stack.name}_web"}
+    swarm_stack.write(f"name: STACK\nnetworks: {{back: {{driver: overlay, attachable: true}}}}\n"
+                      f"containers:\n  web: {{image: {BASE_IMAGE}, command: [sleep, '600'], init: true, "
+                      f"stop_grace_period: 1s, networks: [back]}}\n")
+    plan = swarm_stack.cli("plan")
+    assert f"- service {swarm_stack.name}_web" in plan.out and f"+ container {swarm_stack.name}-web-1" in plan.out
+    result = swarm_stack.apply()
+    assert result.code == 0, result.err + result.out
+    assert swarm_stack.services() == {}
+    containers = swarm_stack.engine.containers(filters={"label": [f"{STACK_LABEL}={swarm_stack.name}"]})
+    assert [c["Names"][0] for c in containers] == [f"/{swarm_stack.name}-web-1"]
+    swarm_stack.cli("destroy")

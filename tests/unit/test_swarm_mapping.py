@@ -253,3 +253,16 @@ def test_loading_the_plugin_imports_no_docker_sdk() -> None:
     code = "import sys, reconciler_swarm, reconciler_swarm.mapping; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_validate_refuses_what_a_service_cannot_do_at_the_container(tmp_path: Path) -> None:
+    from reconciler.reconcile import Reconciler
+
+    reconciler = Reconciler(plugin_modules=["reconciler_swarm"])
+    (tmp_path / "stack.yaml").write_text("name: demo\nruntime: swarm\ncontainers:\n"
+                                         "  web: {image: 'base:1', privileged: true}\n")
+    with pytest.raises(SpecError) as caught:
+        load_desired([tmp_path / "stack.yaml"], environ={}, drivers=reconciler.driver_catalog(),
+                     check_options=reconciler.option_problems)
+    assert "stack.yaml:4:" in str(caught.value)
+    assert "containers.web: privileged: a Swarm service cannot run privileged" in str(caught.value)
