@@ -549,8 +549,11 @@ def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], repl
     if not current.owned:
         return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted.unrecorded(current))
     reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
-    if reason is not None and spec.replicas is not None:
-        # The runtime schedules the replicas, and rolls them over itself: the service is updated in place.
+    recreated = any(n in replaced for n, _ in spec.networks) or any(
+        m.type == "volume" and m.source in replaced for m in spec.mounts)
+    if reason is not None and spec.replicas is not None and not recreated:
+        # The runtime schedules the replicas, and rolls them over itself: the service is updated in place
+        # (unless a network or volume it uses is recreated: it must come down first, as a container).
         rollout = Rollout(order=spec.update.order or "stop-first", why="rolling update by the runtime",
                           delay=spec.update.delay, timeout=spec.update.timeout, min_ready=spec.update.min_ready,
                           healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)

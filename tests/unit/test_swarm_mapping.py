@@ -266,3 +266,14 @@ def test_validate_refuses_what_a_service_cannot_do_at_the_container(tmp_path: Pa
                      check_options=reconciler.option_problems)
     assert "stack.yaml:4:" in str(caught.value)
     assert "containers.web: privileged: a Swarm service cannot run privileged" in str(caught.value)
+
+
+def test_a_service_whose_network_is_recreated_comes_down_first(tmp_path: Path) -> None:
+    state = _load(tmp_path, SWARM_STACK.replace("runtime: swarm\n", "runtime: swarm\nnetworks:\n  default: "
+                                                "{driver: overlay, attachable: true, ipam: {subnet: 10.9.0.0/24}}\n"))
+    web = state.containers["demo_web"]
+    network = LiveObject(Kind.NETWORK, "demo_default", "net-id", owned=True,
+                         labels={"io.reconciler.stack": "demo", CONFIG_HASH: "old"})
+    live = LiveState(containers={"demo_web": _live_service(web)}, networks={"demo_default": network}, images=IMAGES)
+    change = next(c for c in plan_changes(state, live).changes if c.kind is Kind.CONTAINER)
+    assert (change.action, change.reason) == (Action.REPLACE, Reason.DEPENDENCY_RECREATED)
