@@ -11,13 +11,16 @@ we would send: ``mapping.drifted_fields``), both with a ``service update``,
 which the Swarm rolls out by the container's ``update:`` policy.
 
 Observation costs nothing on an engine that manages no Swarm (the ``docker
-info`` made when the run connected says so), and on a manager one
-``services`` list, plus one ``tasks`` list when the stack has services.
+info`` made when the run connected says so). On a manager, a swarm stack's
+costs three list calls made at once (services, tasks and networks, each
+filtered by the stack's label but the last); another stack's one
+(services), and the other two only when it still owns services.
 """
 from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 import docker.errors
@@ -61,12 +64,16 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             if wanted:
                 raise PermanentError(self._not_a_manager())
             return []
-        with engine_errors("list services"):
-            found = owned_plus_wanted(self.api.services(filters=owned_filter(stack)), wanted,
-                                      lambda names: self.api.services(filters={"name": names}), _name)
-        owned = [s for s in found.values() if is_owned(s["Spec"].get("Labels"), stack)]
-        tasks = self._tasks([_name(s) for s in owned]) if owned else []
-        networks = self._network_names() if owned else {}
+        if wanted:  # a swarm stack: the three lists at once (tasks carry their service's labels)
+            with ThreadPoolExecutor(2, thread_name_prefix="swarm-observe") as pool:
+                tasks_listed = pool.submit(self._tasks, stack)
+                networks_listed = pool.submit(self._network_names)
+                found = self._services(stack, wanted)
+                tasks, networks = tasks_listed.result(), networks_listed.result()
+        else:  # a stack of another runtime: one list, to prune the services it may have left behind
+            found = self._services(stack, wanted)
+            owned = any(is_owned(s["Spec"].get("Labels"), stack) for s in found.values())
+            tasks, networks = (self._tasks(stack), self._network_names()) if owned else ([], {})
         specs = getattr(wanted, "specs", {})
         out = []
         for name, service in sorted(found.items()):
@@ -97,9 +104,15 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         return self.live(_name(service), service["ID"], labels, state="running", health=health,
                          details=details, info=info)
 
-    def _tasks(self, services: list[str]) -> list[dict]:
+    def _services(self, stack: str, wanted: Mapping[str, str]) -> dict[str, dict]:
+        with engine_errors("list services"):
+            return owned_plus_wanted(self.api.services(filters=owned_filter(stack)), wanted,
+                                     lambda names: self.api.services(filters={"name": names}), _name)
+
+    def _tasks(self, stack: str) -> list[dict]:
+        """The tasks of the stack's services: a task carries its service's labels."""
         with engine_errors("list tasks"):
-            return self.api.tasks(filters={"service": services})
+            return self.api.tasks(filters=owned_filter(stack))
 
     def _network_names(self) -> dict[str, str]:
         """Network ID → name, from the one network list of this pass (live services name networks by ID)."""
