@@ -218,6 +218,35 @@ containers:
     assert configs == used and len(configs) == 1 and service["ID"] == service_id
     # The new version is what the task reads.
     wait_until(lambda: _file_in_task(swarm_stack, "/etc/site.txt") == "two", 60, "the task to read the new config")
+    assert _file_in_task(swarm_stack, "/run/secrets/token") == "s3cret-value"
+
+    destroyed = swarm_stack.cli("destroy")
+    assert destroyed.code == 0, destroyed.err + destroyed.out
+    assert swarm_stack.services() == {}
+    assert swarm_stack.engine.configs(filters=label) == [] and swarm_stack.engine.secrets(filters=label) == []
+
+
+def test_depends_on_waits_for_the_dependencys_tasks(swarm_stack):
+    swarm_stack.write(f"""
+name: STACK
+runtime: swarm
+containers:
+  db:
+    image: {BASE_IMAGE}
+    command: [sleep, "3600"]
+    init: true
+    replicas: 2
+    healthcheck: {{test: [CMD, "true"], interval: 1s}}
+  app:
+    image: {BASE_IMAGE}
+    command: [sleep, "3600"]
+    init: true
+    depends_on: {{db: {{condition: healthy}}}}
+""")
+    result = swarm_stack.apply("--output", "json")
+    assert result.code == 0, result.err + result.out
+    assert len(swarm_stack.running_tasks(f"{swarm_stack.name}_db")) == 2  # waited for before app was created
+    assert {c["name"] for c in result.json()["changes"]} >= {f"{swarm_stack.name}_db", f"{swarm_stack.name}_app"}
 
 
 def _file_in_task(stack: SwarmStack, path: str) -> str:
