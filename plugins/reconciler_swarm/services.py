@@ -18,15 +18,16 @@ filtered by the stack's label but the last); another stack's one
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 import docker.errors
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
-from reconciler.errors import PermanentError
+from reconciler.errors import EngineUnreachable, PermanentError
 from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
 from reconciler.model import ContainerSpec, FileMount, LiveObject
 from reconciler_docker.engine import EngineDriver, engine_errors, engine_swarm, owned_filter, shared_read
@@ -103,6 +104,39 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         info, health = _task_info(service, tasks)
         return self.live(_name(service), service["ID"], labels, state="running", health=health,
                          details=details, info=info)
+
+    def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
+        """The manager's service events, as the names of the stack's services that changed.
+
+        A hand ``docker service update`` is repaired at once by ``reconcile
+        watch`` and the daemon, not at the next resync. On an engine that
+        manages no Swarm nothing can happen: it waits for ``stop`` without a call.
+        """
+        if not self._manager():
+            stop.wait()
+            return
+        with engine_errors("follow service events"):
+            stream = self.api.events(decode=True, filters={"type": ["service"]})
+        done = threading.Event()
+
+        def close_on_stop() -> None:  # a blocked read ends only when its stream is closed
+            while not (stop.wait(5) or done.is_set()):
+                pass
+            stream.close()
+
+        threading.Thread(target=close_on_stop, daemon=True, name="swarm-events-closer").start()
+        try:
+            for event in stream:
+                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name", "")
+                if name in names:
+                    yield name
+        except Exception as exc:  # the stream broke: the engine went away, or stop closed it
+            if not stop.is_set():
+                raise EngineUnreachable(f"the manager's event stream broke: {exc}") from exc
+        finally:
+            done.set()
+        if not stop.is_set():
+            raise EngineUnreachable("the manager closed its event stream")
 
     def _services(self, stack: str, wanted: Mapping[str, str]) -> dict[str, dict]:
         with engine_errors("list services"):

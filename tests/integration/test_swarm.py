@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -301,3 +302,26 @@ def test_a_stack_leaving_the_swarm_runtime_has_its_services_removed(swarm_stack)
     containers = swarm_stack.engine.containers(filters={"label": [f"{STACK_LABEL}={swarm_stack.name}"]})
     assert [c["Names"][0] for c in containers] == [f"/{swarm_stack.name}-web-1"]
     swarm_stack.cli("destroy")
+
+
+def test_watch_repairs_a_hand_service_update_at_once_not_at_its_resync(swarm_stack):
+    swarm_stack.write(f"name: STACK\nruntime: swarm\ncontainers:\n"
+                      f"  web: {{image: {BASE_IMAGE}, command: [sleep, '3600'], init: true, env: {{MODE: prod}}}}\n")
+    service = f"{swarm_stack.name}_web"
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler", "watch", "-f", str(swarm_stack.dir / "stack.yaml"),
+                             "--resync", "300", "--engine", SwarmEngines.manager_url], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **PLUGIN_ENV})
+    try:
+        wait_until(lambda: service in swarm_stack.services(), 30, "watch to create the service")
+        time.sleep(1)  # its first pass is over: what follows is a hand edit
+        subprocess.run(["docker", "-H", SwarmEngines.manager_url, "service", "update", "--detach", "--env-add",
+                        "X=1", service], check=True, capture_output=True)
+        started = time.monotonic()
+        env = lambda: swarm_stack.services()[service]["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]  # noqa: E731
+        wait_until(lambda: env() == ["MODE=prod"], 20, "watch to repair the service")
+        assert time.monotonic() - started < 20
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+        print(out)
+    assert proc.returncode == 0, out
