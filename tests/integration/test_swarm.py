@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import docker
 import pytest
 
 from .conftest import BASE_IMAGE, PREFIX, STACK_LABEL, Stack
@@ -262,8 +261,8 @@ def test_plugins_list_shows_the_swarm_runtime(tmp_path):
     # Loaded by name (RECONCILER_PLUGINS), and through the entry point, as an installed distribution declares it.
     by_name = subprocess.run([sys.executable, "-m", "reconciler", "plugins", "list", "--output", "json"],
                              capture_output=True, text=True, env={**os.environ, **PLUGIN_ENV})
-    rows = {row["name"]: row for row in json.loads(by_name.stdout)}
-    assert "runtime:swarm" in rows["reconciler_swarm"]["drivers"] and rows["reconciler_swarm"]["api_version"] == 2
+    rows = [row for row in json.loads(by_name.stdout) if "runtime:swarm" in row["drivers"]]
+    assert len(rows) == 1 and rows[0]["api_version"] == 2 and rows[0]["state"] == "loaded"
     dist = tmp_path / "reconciler_swarm_check-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: reconciler-swarm-check\nVersion: 0.1\n")
