@@ -324,3 +324,10 @@ def test_watch_repairs_a_hand_service_update_at_once_not_at_its_resync(swarm_sta
         out, _ = proc.communicate(timeout=30)
         print(out)
     assert proc.returncode == 0, out
+
+
+def test_a_swarm_stack_on_an_engine_that_is_no_manager_is_refused_saying_so(stack):
+    stack.write(f"name: STACK\nruntime: swarm\ncontainers:\n  web: {{image: {BASE_IMAGE}}}\n")
+    result = stack.cli("plan", env=PLUGIN_ENV)
+    assert result.code == 1
+    assert "runtime swarm: the default engine is not a Swarm manager (its swarm state: inactive)" in result.err
