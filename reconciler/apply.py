@@ -148,6 +148,9 @@ class _Runner:
     def _container_up(self, change: Change) -> None:
         runtime = self._driver(change)
         assert isinstance(runtime, RuntimeDriver)
+        if change.action is Action.UPDATE:  # a runtime that schedules replicas: changed in place, same id
+            self._update_container(change, runtime)
+            return
         fresh = change.action is not Action.START or change.id in self._recreating
         if fresh:
             self._create_container(change, runtime)
@@ -175,6 +178,18 @@ class _Runner:
         spec = self._spec(change)
         self._create(change, spec.config_hash,
                      lambda: runtime.create(spec, object_labels(self.stack, Kind.CONTAINER, spec)))
+
+    def _update_container(self, change: Change, runtime: RuntimeDriver) -> None:
+        """Change the container in place (``RuntimeDriver.update``); a runtime without it gets a replacement."""
+        spec = self._spec(change)
+        labels = object_labels(self.stack, Kind.CONTAINER, spec)
+        if not runtime.updates_in_place:
+            self._object_down(change)
+            self._create_container(change, runtime)
+            runtime.start(change.name)
+            return
+        live = LiveObject(kind=Kind.CONTAINER, name=change.name, id=change.live_id or change.name, owned=True)
+        self._create(change, spec.config_hash, lambda: runtime.update(spec, live, labels) or change.live_id)
 
     def _recreate(self, change: Change, runtime: RuntimeDriver) -> None:
         """Remove a container the engine can no longer start, then make and start it again.

@@ -39,6 +39,7 @@ __all__ = [
     "DriverContext",
     "DriverRegistry",
     "OptionCheck",
+    "SpecCheck",
     "Drivers",
     "PluginDrivers",
     "Wanted",
@@ -218,10 +219,31 @@ class RuntimeDriver(ObjectDriver):
     """
 
     kind = Kind.CONTAINER
+    #: True for a runtime that schedules a container's replicas itself (a Swarm service, a
+    #: Kubernetes deployment): the spec then gives it one ``ContainerSpec`` per container key,
+    #: with ``replicas`` set, instead of one per replica. Read from the class when the factory
+    #: registered is the class itself; otherwise pass ``schedules_replicas=`` when registering.
+    schedules_replicas: ClassVar[bool] = False
 
     @abstractmethod
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str | None:
         """Create (not start) the container ``spec.name``, attached to its networks; return its id."""
+
+    def update(self, spec: ContainerSpec, live: LiveObject, labels: Mapping[str, str]) -> str | None:
+        """Optional: change the object ``live`` to match ``spec`` in place, with ``labels`` (the new config hash).
+
+        A runtime that implements it (``updates_in_place``) gets an ``update``
+        change instead of a replacement when a container's config changed or
+        the runtime reported drift (``LiveObject.details["drift"]``): a Swarm
+        service is updated, and the Swarm rolls its tasks over. Returns the
+        object's id (the same). The default refuses.
+        """
+        raise PermanentError(f"the {type(self).__name__} runtime driver cannot change {spec.name} in place")
+
+    @property
+    def updates_in_place(self) -> bool:
+        """Whether this runtime implements ``update``."""
+        return type(self).update is not RuntimeDriver.update
 
     @abstractmethod
     def start(self, name: str) -> None:
@@ -327,6 +349,10 @@ Factory = Callable[[DriverContext], ObjectDriver]
 #: problem. It must not need the backend or import its client: ``reconcile validate`` runs it,
 #: so that a bad option is an error at file:line before anything is observed.
 OptionCheck = Callable[[Mapping[str, str]], Iterable[str]]
+#: A runtime's check of a ``ContainerSpec``, returning one message per field it cannot honour
+#: (naming the field first: ``"privileged: ..."``). Like an ``OptionCheck``, it must not need
+#: the backend or import its client: ``reconcile validate`` runs it.
+SpecCheck = Callable[[ContainerSpec], Iterable[str]]
 _ROLES = {
     Kind.IMAGE: "registry",
     Kind.NETWORK: "network",
@@ -349,13 +375,16 @@ class DriverRegistry:
         self._option_checks: dict[Kind, dict[str, OptionCheck]] = {kind: {} for kind in Kind}
         self._schemas: dict[Kind, dict[str, Mapping[str, Any]]] = {kind: {} for kind in Kind}
         self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
+        self._scheduling: set[str] = set()  # runtimes that schedule replicas themselves
+        self._spec_checks: dict[str, SpecCheck] = {}  # runtime name → its check of a ContainerSpec
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
     def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, options: OptionCheck | None = None,
-            schema: Mapping[str, Any] | None = None) -> None:
+            schema: Mapping[str, Any] | None = None, schedules_replicas: bool | None = None,
+            spec_check: SpecCheck | None = None) -> None:
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             rivals = self._rivals[kind].setdefault(name, [existing[1]])
@@ -368,6 +397,20 @@ class DriverRegistry:
         schema = schema if schema is not None else getattr(factory, "options_schema", None)
         if schema is not None:
             self._schemas[kind][name] = schema
+        if kind is Kind.CONTAINER and (schedules_replicas if schedules_replicas is not None
+                                       else getattr(factory, "schedules_replicas", False)):
+            self._scheduling.add(name)
+        if spec_check is not None:
+            self._spec_checks[name] = spec_check
+
+    def spec_problems(self, kind: Kind, name: str, spec: Any) -> list[str]:
+        """What the runtime ``name`` cannot run in a container ``spec``, without making the driver (see ``SpecCheck``)."""
+        check = self._spec_checks.get(name) if kind is Kind.CONTAINER else None
+        return list(check(spec)) if check is not None else []
+
+    def schedules_replicas(self, name: str) -> bool:
+        """Whether the runtime ``name`` schedules replicas itself (see ``RuntimeDriver.schedules_replicas``)."""
+        return name in self._scheduling
 
     def options_schema(self, kind: Kind, name: str) -> Mapping[str, Any] | None:
         """The JSON Schema of driver ``name``'s options (None: it takes any)."""
@@ -381,6 +424,8 @@ class DriverRegistry:
                     del self._factories[kind][name]
                     self._option_checks[kind].pop(name, None)
                     self._schemas[kind].pop(name, None)
+                    self._scheduling.discard(name)
+                    self._spec_checks.pop(name, None)
             for name, rivals in list(self._rivals[kind].items()):
                 if plugin in rivals:
                     rivals.remove(plugin)
@@ -453,9 +498,19 @@ class PluginDrivers:
         """
         self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, options=options, schema=schema)
 
-    def add_runtime_driver(self, name: str, factory: Factory) -> None:
-        """Register a container runtime (a stack picks one with ``runtime:``)."""
-        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin)
+    def add_runtime_driver(self, name: str, factory: Factory, *, schedules_replicas: bool | None = None,
+                           check: SpecCheck | None = None) -> None:
+        """Register a container runtime (a stack picks one with ``runtime:``).
+
+        ``schedules_replicas`` (default: the factory's ``schedules_replicas`` when it is a
+        driver class, else False): the runtime runs a container's replicas itself, so a
+        stack using it gets one ``ContainerSpec`` per container key (``replicas`` set),
+        named ``<stack>_<key>``, instead of ``<stack>-<key>-<n>`` per replica. ``check`` (see
+        ``SpecCheck``) refuses, at ``validate``, what the runtime cannot run (a Swarm service
+        cannot be privileged), one message per field.
+        """
+        self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin, schedules_replicas=schedules_replicas,
+                           spec_check=check)
 
 
 class Drivers:

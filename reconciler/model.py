@@ -453,6 +453,18 @@ class ContainerSpec:
     addresses: tuple[tuple[str, str, str], ...] = ()
     #: The runtime driver that runs the container (the stack's ``runtime:``).
     driver: str = DEFAULT_DRIVERS["containers"]
+    #: For a runtime that schedules replicas itself (``RuntimeDriver.schedules_replicas``, e.g. a
+    #: Swarm service): how many it runs, and this one spec stands for them all (``name`` is
+    #: ``<stack>_<key>``, ``replica`` 0). None for a runtime that gets one spec per replica, so
+    #: that neither this field nor ``update`` reaches the hash of such a container.
+    replicas: int | None = None
+    #: Where a scheduling runtime may run the replicas (``placement:``): node constraints
+    #: (``node.role==worker``, ``node.labels.zone==a``), in the spec's order.
+    placement_constraints: tuple[str, ...] = ()
+    #: Spread preferences, as the label descriptors to spread over (``node.labels.zone``), in order.
+    placement_preferences: tuple[str, ...] = ()
+    #: At most this many replicas on one node (None: no limit).
+    max_replicas_per_node: int | None = None
     #: How a replacement rolls out.
     update: UpdatePolicy = UpdatePolicy()
     #: The hash of ``config()``: different from the live container's means replace it.
@@ -514,6 +526,15 @@ class ContainerSpec:
             # Empty (and so left out of the hash) for a container that mounts none.
             "configs": self._file_configs("config"),
             "secrets": self._file_configs("secret"),
+            # None (out of the hash) unless a scheduling runtime runs this container: the
+            # runtime then rolls updates out itself, by this policy, so it is part of the config.
+            "replicas": self.replicas,
+            "placement": ({"constraints": list(self.placement_constraints),
+                           "preferences": list(self.placement_preferences),
+                           "max_replicas_per_node": self.max_replicas_per_node}
+                          if self.placement_constraints or self.placement_preferences
+                          or self.max_replicas_per_node is not None else None),
+            "update": asdict(self.update) if self.replicas is not None else None,
         }
 
     def _file_configs(self, kind: str) -> dict[str, list[dict]]:

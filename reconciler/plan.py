@@ -44,7 +44,8 @@ class Action(str, enum.Enum):
 
     CREATE = "create"
     UPDATE = "update"  # images: build, pull or push again under the same reference; networks and volumes:
-    # change options their driver marks in place
+    # change options their driver marks in place; containers of a runtime that schedules replicas
+    # (a Swarm service): change the service, whose tasks the runtime rolls over itself
     REPLACE = "replace"
     START = "start"
     DELETE = "delete"
@@ -70,6 +71,7 @@ class Reason(enum.StrEnum):
     OPTIONS_CHANGED = "options-changed"  # only driver options its driver changes in place differ (an update)
     IMAGE_CHANGED = "image-changed"  # a container's image gets, or already has, another id
     REWIRED = "rewired"  # a container attached to other networks than its spec says
+    DRIFTED = "drifted"  # its runtime reports fields changed outside the reconciler (``details["drift"]``)
     DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
     NOT_RUNNING = "not-running"  # a container that should run is stopped, created or paused
     FILES_MISSING = "files-missing"  # the config or secret files it mounts are gone (a reboot empties a tmpfs)
@@ -176,6 +178,8 @@ class Change:
     rollout: Rollout | None = None
     #: The live container's state when planned (``running``, ``exited``, ...), for rollbacks.
     live_state: str = ""
+    #: A container whose runtime schedules its replicas (a Swarm service): shown as a service.
+    scheduled: bool = False
 
     @property
     def id(self) -> str:
@@ -450,7 +454,7 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
         changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,),
                               reason=reason if current.owned else Reason.NOT_RECORDED, error=error,
                               live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
-                              holds=tuple(_holds(current, claimed=True))))
+                              holds=tuple(_holds(current, claimed=True)), scheduled=is_scheduled(current)))
     return changes
 
 
@@ -465,7 +469,7 @@ def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState
     for change in changes:
         spec = desired.containers.get(change.name)
         recreated = any(r.partition(":")[2] in replaced for r in change.requires if r.startswith(("network:", "volume:")))
-        if change.action is not Action.REPLACE or spec is None or recreated:
+        if change.action is not Action.REPLACE or spec is None or recreated or change.scheduled:
             out.append(change)
             continue
         policy = spec.update
@@ -501,6 +505,11 @@ def _holds(current: LiveObject | None, *, claimed: bool = False) -> list[str]:
     return nets + vols
 
 
+def is_scheduled(current: LiveObject) -> bool:
+    """Whether a live container is one spec for all its replicas (a service: its replica label is 0)."""
+    return current.labels.get(labels.REPLICA) == "0"
+
+
 def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, str]:
     if any(spec.key == current.key for spec in desired.containers.values()):
         return Reason.SCALED_DOWN, f"replica {current.labels.get(labels.REPLICA, '?')} no longer wanted (scaled down)"
@@ -510,12 +519,23 @@ def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, s
 def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], replaced: set[str]) -> Change | None:
     live = vetted.live
     current = live.containers.get(spec.name)
-    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver)
+    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver,
+                scheduled=spec.replicas is not None)
     if current is None:
         return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW, **base)
     if not current.owned:
         return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted.unrecorded(current))
     reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
+    recreated = any(n in replaced for n, _ in spec.networks) or any(
+        m.type == "volume" and m.source in replaced for m in spec.mounts)
+    if reason is not None and spec.replicas is not None and not recreated:
+        # The runtime schedules the replicas, and rolls them over itself: the service is updated in place
+        # (unless a network or volume it uses is recreated: it must come down first, as a container).
+        rollout = Rollout(order=spec.update.order or "stop-first", why="rolling update by the runtime",
+                          delay=spec.update.delay, timeout=spec.update.timeout, min_ready=spec.update.min_ready,
+                          healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
+        return Change(Action.UPDATE, reasons=tuple(reasons), fields=tuple(fields), reason=reason, rollout=rollout,
+                      live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
     if reason is not None:
         return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
                       reason=reason, live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
@@ -560,6 +580,11 @@ def _replace_reasons(
         codes.append(Reason.IMAGE_CHANGED)
         fields.append(FieldChange("image", _short(current.image_id), _short(live_image.image_id)))
         forced.append("image")
+    drift = tuple(current.details.get("drift") or ())
+    if drift:
+        codes.append(Reason.DRIFTED)
+        reasons.append(f"changed outside the reconciler: {', '.join(drift)}")
+        fields.extend(FieldChange(path) for path in drift if path not in {f.path for f in fields})
     if current.details.get("files_missing"):
         codes.append(Reason.FILES_MISSING)
         reasons.append("the config or secret files it mounts are gone from the host")

@@ -122,6 +122,8 @@ def make_plugin_manager(*, modules: Iterable[str] = (), disabled: Iterable[str] 
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise PluginError(f"cannot import plugin module {module_name!r}: {exc}") from exc
+        if pm.is_registered(module):  # an entry point loaded it already (an installed plugin named again)
+            continue
         problem = _api_problem(module)
         if problem:
             raise PluginError(f"plugin module {module_name!r} {problem}")

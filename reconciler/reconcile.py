@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
-from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
+from .drivers import DriverContext, DriverRegistry, Drivers, ObjectDriver, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState, TLSFiles
@@ -124,6 +124,8 @@ class Reconciler:
                 schema = self.registry.options_schema(kind, name)
                 if schema is not None:
                     facts["options"] = schema
+                if kind is Kind.CONTAINER and self.registry.schedules_replicas(name):
+                    facts["schedules_replicas"] = True
                 catalog[section][name] = facts
         return catalog
 
@@ -164,7 +166,10 @@ class Reconciler:
             for key, spec in specs.items():
                 problems += [(section, key, p) for p in self.registry.option_problems(kind, spec.driver,
                                                                                       dict(spec.options))]
-        return problems
+        for spec in desired.containers.values():  # a runtime's refusals (a privileged Swarm service)
+            problems += [("containers", spec.key, p) for p in self.registry.spec_problems(Kind.CONTAINER, spec.driver,
+                                                                                         spec)]
+        return list(dict.fromkeys(problems))
 
     def apply(
         self,
@@ -253,7 +258,13 @@ class Reconciler:
                                      (Kind.VOLUME, "volumes", desired.volumes)):
             for key, spec in specs.items():
                 problems += [f"{section}.{key}.options: {p}" for p in drivers.get(kind, spec.driver).validate(spec)]
-        return problems
+        # A runtime refuses what it cannot run (a Swarm service cannot be privileged); checked only for
+        # runtimes that override ``validate``, so the docker runtime is not even made for it.
+        for spec in desired.containers.values():
+            runtime = drivers.get(Kind.CONTAINER, spec.driver)
+            if type(runtime).validate is not ObjectDriver.validate:
+                problems += [f"containers.{spec.key}: {p}" for p in runtime.validate(spec)]
+        return list(dict.fromkeys(problems))
 
     def vetoes(self, plan: Plan, desired: DesiredState, *, operation: Operation = Operation.APPLY) -> list[str]:
         """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""

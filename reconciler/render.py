@@ -38,6 +38,8 @@ def _what(change: Change) -> str:
         return f"{change.reason.image_verb} image {change.name}"
     if change.action is Action.START:
         return f"start container {change.name}"
+    if change.scheduled:
+        return f"service {change.name}"
     return f"{change.kind.value} {change.name}"
 
 
@@ -93,6 +95,7 @@ def _change_data(change: Change) -> dict[str, Any]:
         "name": change.name,
         "key": change.key,
         "reason": change.reason.value,
+        **({"service": True} if change.scheduled else {}),
         "rollout": change.rollout.order if change.rollout else None,
         "reasons": list(change.reasons),
         "fields": [{"path": f.path, "old": f.old, "new": f.new} for f in change.fields],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import DesiredState, Kind, LiveState
-from .plan import Plan, Reason
+from .plan import Plan, Reason, is_scheduled
 from .redact import redact
 
 __all__ = ["status_rows"]
@@ -27,8 +27,11 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
         for name in sorted(names):
             obj = live_objects.get(name)
             change = changes.get(f"{kind.value}:{name}")
+            spec = desired.of(kind).get(name)
+            scheduled = (getattr(spec, "replicas", None) is not None) or (
+                kind is Kind.CONTAINER and obj is not None and is_scheduled(obj))
             rows.append({
-                "kind": kind.value,
+                "kind": "service" if scheduled else kind.value,
                 "name": name,
                 "desired": name in wanted[kind],
                 "live": obj is not None,

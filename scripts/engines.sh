@@ -5,6 +5,12 @@
 #   scripts/engines.sh stop I    stop engine I only (a host going down), keeping its namespace
 #   scripts/engines.sh start I   start engine I again
 #   scripts/engines.sh list      one line per engine: I, unix socket, tcp URL, up|down
+#   scripts/engines.sh swarm M W...  start engines M, W... (only those), make M a Swarm manager
+#                                advertising its namespace address and join the others as workers
+# `down` makes every engine leave its Swarm first (a manager's state would outlive nothing, but a
+# worker left in a swarm keeps trying to reach its manager while the rest is torn down).
+# RECONCILER_ENGINES_BRIDGE names the host bridge (default rcfleet0): a set of engines with a
+# state directory, prefix and bridge of its own is torn down without touching another set's.
 # Engine I lives in network namespace rcfleetI (made with `ip netns add`, entered with
 # `nsenter --net=`: `ip netns exec` remounts /sys and hides the cgroups dockerd needs), joined to
 # the host bridge rcfleet0 by a veth pair, at address $PREFIX.(10+I). It listens on
@@ -24,7 +30,7 @@ set -euo pipefail
 BASE_IMAGE="${RECONCILER_BASE_IMAGE:-reconciler/busybox:latest}"
 STATE_DIR="${RECONCILER_ENGINES_STATE:-/tmp/reconciler-engines}"
 PREFIX="${RECONCILER_ENGINES_PREFIX:-10.232.0}"  # a /24 of the host's own, for the bridge and the engines
-BRIDGE=rcfleet0
+BRIDGE="${RECONCILER_ENGINES_BRIDGE:-rcfleet0}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -107,8 +113,12 @@ start_engine() {
     tcp=(--tlsverify --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server.pem" --tlskey "$TLS_DIR/server-key.pem"
          -H "tcp://$(address "$i"):2376")
   fi
+  # A Swarm node (marked by `swarm`) runs a task from the image it has: the base image loaded from the
+  # main engine, which no registry holds (by default every task first tries a pull, and waits for it).
+  local offline=0
+  [ -e "$dir/swarm" ] && offline=1
   # A mount namespace of its own, where /etc/docker is the engine's own directory.
-  $SUDO nsenter --net="/run/netns/$(netns "$i")" setsid unshare --mount --propagation private sh -c '
+  DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=$offline $SUDO nsenter --net="/run/netns/$(netns "$i")" setsid unshare --mount --propagation private sh -c '
     mount --bind "$1/etc" /etc/docker && shift && exec dockerd "$@"' sh "$dir" \
     --data-root "$dir/data" --exec-root "/run/rcfleet$i" --pidfile "$dir/docker.pid" \
     -H "unix://$(socket "$i")" "${tcp[@]}" \
@@ -169,8 +179,44 @@ up() {
   log "$n engine(s) ready"
 }
 
+swarm() {  # swarm M W...: M the manager, the others workers; idempotent
+  local manager=$1 i token
+  shift
+  docker image inspect "$BASE_IMAGE" >/dev/null || { log "the main engine has no $BASE_IMAGE (scripts/engine.sh up)"; exit 1; }
+  for i in "$manager" "$@"; do
+    if answers "$i" && [ ! -e "$(host_dir "$i")/swarm" ]; then
+      log "engine $i runs, but not as a Swarm node of this script (stop it first: $0 stop $i)"; exit 1
+    fi
+    mkdir -p "$(host_dir "$i")" && touch "$(host_dir "$i")/swarm"
+    start_engine "$i"
+  done
+  for i in "$manager" "$@"; do wait_ready "$i"; load_base_image "$i"; done
+  if [ "$(on "$manager" info --format '{{.Swarm.ControlAvailable}}')" != "true" ]; then
+    log "engine $manager: swarm init at $(address "$manager")"
+    on "$manager" swarm init --advertise-addr "$(address "$manager")" --listen-addr "$(address "$manager"):2377" >/dev/null
+  fi
+  token=$(on "$manager" swarm join-token -q worker)
+  for i in "$@"; do
+    if [ "$(on "$i" info --format '{{.Swarm.LocalNodeState}}')" != "active" ]; then
+      log "engine $i: joining the swarm of engine $manager as a worker"
+      on "$i" swarm join --token "$token" --advertise-addr "$(address "$i")" --listen-addr "$(address "$i"):2377" \
+        "$(address "$manager"):2377" >/dev/null
+    fi
+  done
+  log "swarm of engines $manager $* ready"
+}
+
+leave_swarm() {
+  local i=$1
+  answers "$i" || return 0
+  [ "$(on "$i" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = "inactive" ] && return 0
+  log "engine $i leaves its swarm"
+  on "$i" swarm leave --force >/dev/null 2>&1 || true
+}
+
 down() {
   local i ns
+  for i in $(started); do leave_swarm "$i"; done  # workers first is not needed: --force on each
   for i in $(started); do
     stop_engine "$i"
     ns=$(netns "$i")
@@ -200,5 +246,6 @@ case "${1:-}" in
   stop) stop_engine "${2:?engine number}" ;;
   start) start_engine "${2:?engine number}"; wait_ready "$2" ;;
   list) list ;;
-  *) echo "usage: $0 up N|down|stop I|start I|list" >&2; exit 2 ;;
+  swarm) shift; [ $# -ge 1 ] || { echo "usage: $0 swarm MANAGER [WORKER...]" >&2; exit 2; }; swarm "$@" ;;
+  *) echo "usage: $0 up N|down|stop I|start I|list|swarm M W..." >&2; exit 2 ;;
 esac

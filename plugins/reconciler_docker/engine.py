@@ -75,12 +75,12 @@ def engine_identity(context: DriverContext) -> str | None:
 
 
 def engine_swarm(context: DriverContext) -> dict:
-    """The ``Swarm`` part of the ``/info`` the run connected with (connecting first if needed): no extra call.
+    """The ``Swarm`` part of the engine's ``docker info``, as read when the run connected (no call of its own).
 
-    ``ControlAvailable`` says the engine is a manager; ``Cluster.ID`` names its swarm.
+    ``ControlAvailable`` is true on a Swarm manager; ``Cluster.ID`` names its swarm.
     """
     api_client(context)
-    return context.shared.get(_SWARM_KEY) or {}
+    return dict(context.shared.get(_SWARM_KEY) or {})
 
 
 def _connect(context: DriverContext) -> docker.APIClient:

@@ -67,13 +67,15 @@ def load_desired(
     from .validate import validate
 
     compose_files = find_files(files)
+    scheduling = _scheduling_runtimes(drivers)
     if compose_files is None and compose is not None and dataclasses.replace(compose, profiles=()) != type(compose)():
         raise SpecError(f"{', '.join(map(str, files))}: not a Compose project, and --env-file, "
                         "-p and --ignore-unsupported apply to Compose files only (--stack names a stack)")
     if compose_files is None:
         raw = load_stack(files, environ=environ)
         validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets)
-        desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, targets=targets)
+        desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, scheduling=scheduling,
+                                targets=targets)
     else:
         import os
 
@@ -83,7 +85,8 @@ def load_desired(
         raw = translated.raw
         try:
             validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets)
-            desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, targets=targets)
+            desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, scheduling=scheduling,
+                                    targets=targets)
         except SpecError as exc:
             raise translated.located(exc) from None
         env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too
@@ -98,8 +101,24 @@ def load_desired(
     if check_options is not None:
         from .locations import problem_at
 
-        problems = [problem_at(raw.mark((section, key, "options")), (section, key, "options"), message)
-                    for section, key, message in check_options(desired)]
+        # Driver options are checked at their ``options``; a runtime's refusals of a container at the container.
+        problems = [problem_at(raw.mark(path), path, message)
+                    for section, key, message in check_options(desired)
+                    for path in [(section, key) if section == "containers" else (section, key, "options")]]
         if problems:
             raise SpecError(problems)
     return desired
+
+
+def _scheduling_runtimes(drivers: Mapping[str, object] | None) -> frozenset[str] | None:
+    """The runtimes that schedule replicas themselves, from a driver catalog (None: not known).
+
+    ``Reconciler.driver_catalog`` marks them ``schedules_replicas``; a plain list of
+    names (``driver_names``) says none does.
+    """
+    if drivers is None:
+        return None
+    runtimes = drivers.get("containers") or ()
+    return frozenset(name for name in runtimes
+                     if isinstance(runtimes, Mapping) and isinstance(runtimes[name], Mapping)
+                     and runtimes[name].get("schedules_replicas"))

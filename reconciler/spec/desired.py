@@ -96,13 +96,18 @@ def _engine_name(what: str, name: str) -> str:
 
 
 def build_desired(raw: RawStack, stack: str, *, profiles: Collection[str] = (),
-                  targets: tuple[Target, ...] = ()) -> DesiredState:
+                  scheduling: Collection[str] | None = None, targets: tuple[Target, ...] = ()) -> DesiredState:
     """Turn validated raw data into frozen specs; value errors become located SpecErrors.
 
     A container listing ``profiles`` is part of the state only when one of them is in ``profiles``.
+    ``scheduling`` names the runtimes that schedule replicas themselves (see
+    ``RuntimeDriver.schedules_replicas``; None: not known, as without plugins). A stack
+    whose ``runtime:`` is one of them gets one spec per container key, named
+    ``<stack>_<key>`` with ``replicas`` set, and its implicit default network is an
+    attachable overlay; ``placement:`` is refused for any other runtime.
     ``targets`` (a daemon's) are the fleet of a stack that names no targets of its own.
     """
-    builder = _Builder(raw, stack, profiles, targets)
+    builder = _Builder(raw, stack, profiles, scheduling, targets)
     state = builder.build()
     if builder.problems:
         raise SpecError(builder.problems)
@@ -147,13 +152,16 @@ def _argv(value: Any) -> tuple[str, ...] | None:
 
 class _Builder:
     def __init__(self, raw: RawStack, stack: str, profiles: Collection[str] = (),
-                 targets: tuple[Target, ...] = ()) -> None:
+                 scheduling: Collection[str] | None = None, targets: tuple[Target, ...] = ()) -> None:
         self.raw = raw
         self.stack = stack
         self.profiles = frozenset(profiles)
         self.targets = targets
         self.problems: list[Problem] = []
         self.runtime = str(raw.data.get("runtime") or DEFAULT_DRIVERS["containers"])
+        self.scheduling = None if scheduling is None else frozenset(scheduling)
+        #: The runtime schedules replicas itself (a Swarm service per container key).
+        self.services = self.scheduling is not None and self.runtime in self.scheduling
         self.inputs: set[str] = set()  # files besides the spec that the state depends on
         self.sources: dict[str, dict[str, tuple[FileContent, str]]] = {}  # configs and secrets, read once
 
@@ -163,7 +171,9 @@ class _Builder:
         active = active_containers(data.get("containers"), self.profiles)
         networks = self._each("networks", self._network)
         if DEFAULT_NETWORK_KEY not in networks and _uses_default_network(active):
-            networks[DEFAULT_NETWORK_KEY] = self._network(DEFAULT_NETWORK_KEY, {})
+            # Services on several nodes reach each other only over an overlay network.
+            default = {"driver": "overlay", "attachable": True} if self.services else {}
+            networks[DEFAULT_NETWORK_KEY] = self._network(DEFAULT_NETWORK_KEY, default)
         volumes = self._each("volumes", self._volume)
         self.sources = {section: self._each(section, lambda key, value, s=section: self._file_source(s, key, value))
                         for section in KINDS}
@@ -313,14 +323,37 @@ class _Builder:
             driver=self.runtime,
             update=_update_policy(value.get("update")),
             addresses=self._addresses(value.get("networks"), networks),
+            **self._placement(path, value.get("placement")),
             **extra,
         )
-        spec = with_container_hashes(spec)
         count = int(value.get("replicas", 1))
+        if self.services:  # one spec for every replica: the runtime schedules them
+            if value.get("container_name"):
+                raise ValueError(f"container_name: the {self.runtime} runtime names the service "
+                                 f"{self.stack}_{key} itself and schedules its replicas; remove container_name")
+            name = _engine_name("service", f"{self.stack}_{key}")
+            return [with_container_hashes(replace(spec, name=name, replica=0, replicas=count))]
+        spec = with_container_hashes(spec)
         if value.get("container_name"):  # validated: at most one replica
             return [replace(spec, name=_engine_name("container", value["container_name"]), replica=1)][:count]
         _engine_name("container", f"{self.stack}-{key}-{count}")  # the last replica has the longest name
         return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
+
+    def _placement(self, path: tuple, value: dict | None) -> dict:
+        """The ContainerSpec fields of ``placement:``; a problem at its line for a runtime that places nothing."""
+        if not value:
+            return {}
+        if self.scheduling is not None and not self.services:
+            self.problems.append(problem_at(
+                self.raw.mark(path + ("placement",)), path + ("placement",),
+                f"placement: the {self.runtime} runtime runs every container on the one engine it talks to and "
+                f"cannot place it; placement needs a runtime that schedules replicas (runtime: swarm)"))
+            return {}
+        return {
+            "placement_constraints": tuple(str(c) for c in value.get("constraints") or ()),
+            "placement_preferences": tuple(str(p["spread"]) for p in value.get("preferences") or ()),
+            "max_replicas_per_node": value.get("max_replicas_per_node"),
+        }
 
     def _env(self, path: tuple, value: dict) -> tuple[EnvVar, ...]:
         merged: dict[str, EnvVar] = {}

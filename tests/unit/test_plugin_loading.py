@@ -157,3 +157,14 @@ def test_a_conflicting_name_is_an_error_when_a_driver_is_made_not_when_registeri
     assert "nfs" not in registry.usable_names(Kind.VOLUME)
     with pytest.raises(PluginError, match="registered twice"):
         load_driver_registry(make_plugin_manager(strict=True))
+
+
+def test_a_module_an_entry_point_loaded_may_be_named_again() -> None:
+    """RECONCILER_PLUGINS=reconciler_docker where the distribution is installed: loaded once, no error."""
+    from reconciler.plugins import make_plugin_manager
+
+    pm = make_plugin_manager(modules=["reconciler_docker"])
+    import reconciler_docker
+
+    assert pm.is_registered(reconciler_docker)
+    assert pm.get_plugin("docker") is reconciler_docker and not pm.has_plugin("reconciler_docker")  # once

@@ -1,0 +1,151 @@
+"""A real two-node Swarm for the swarm runtime's tests: engines 4 (manager) and 5 (worker).
+
+``scripts/engines.sh swarm 4 5`` does the work. The engines get a state
+directory, an address prefix and a host bridge of their own (``SWARM_ENV``),
+so the fleet tests' engines 1–3, and their ``down``, never touch them, nor
+they those. The session fixture ``swarm_engines`` forms the swarm and tears it
+all down at the end (swarm leave, engines, namespaces, bridge, rule) if it
+started it; without root or ``ip netns`` it skips, saying why.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import docker
+import pytest
+
+from .conftest import REPO, STACK_LABEL
+from .engines import _why_not
+
+__all__ = ["SWARM_ENV", "SwarmEngines", "remove_swarm_stack", "swarm_engines"]
+
+SCRIPT = REPO / "scripts" / "engines.sh"
+MANAGER, WORKER = 4, 5
+SWARM_ENV = {
+    "RECONCILER_ENGINES_STATE": os.environ.get("RECONCILER_SWARM_STATE", "/tmp/reconciler-swarm"),
+    "RECONCILER_ENGINES_PREFIX": "10.233.0",
+    "RECONCILER_ENGINES_BRIDGE": "rcswarm0",
+}
+
+
+def _script(*args: str) -> str:
+    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **SWARM_ENV})
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def _socket(number: int) -> str:
+    return f"unix:///run/reconciler-host{number}.sock"
+
+
+class SwarmEngines:
+    """The manager's and the worker's engines, by their unix sockets."""
+
+    manager_url = _socket(MANAGER)
+    worker_url = _socket(WORKER)
+
+    @staticmethod
+    def client(url: str) -> docker.APIClient:
+        return docker.APIClient(base_url=url, version="auto", timeout=30)
+
+    @property
+    def manager(self) -> docker.APIClient:
+        return self.client(self.manager_url)
+
+    @property
+    def worker(self) -> docker.APIClient:
+        return self.client(self.worker_url)
+
+    def node_ids(self) -> dict[str, str]:
+        """"manager"/"worker" → Swarm node ID."""
+        return {"manager": self.manager.info()["Swarm"]["NodeID"], "worker": self.worker.info()["Swarm"]["NodeID"]}
+
+    def stop_worker(self) -> None:
+        _script("stop", str(WORKER))
+
+    def start_worker(self) -> None:
+        _script("start", str(WORKER))
+        wait_until(lambda: all(n["Status"]["State"] == "ready" for n in self.manager.nodes()), 90,
+                   "the worker to be ready again")
+
+
+def wait_until(check, timeout: float, what: str, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
+def _running() -> bool:
+    try:
+        manager = SwarmEngines().manager.info()["Swarm"]
+        worker = SwarmEngines().worker.info()["Swarm"]
+    except Exception:  # noqa: BLE001  not there (yet)
+        return False
+    return bool(manager.get("ControlAvailable")) and worker.get("LocalNodeState") == "active"
+
+
+@pytest.fixture(scope="session")
+def swarm_engines(engine) -> SwarmEngines:
+    """Engines 4 and 5 as a two-node Swarm; torn down at the end unless the swarm ran before the session."""
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    ours = not _running()
+    try:
+        _script("swarm", str(MANAGER), str(WORKER))
+        engines = SwarmEngines()
+        wait_until(lambda: len([n for n in engines.manager.nodes() if n["Status"]["State"] == "ready"]) == 2, 60,
+                   "both nodes to be ready")
+        yield engines
+    finally:
+        if ours:
+            _script("down")
+
+
+def remove_swarm_stack(engines: SwarmEngines, stack: str) -> None:
+    """Every service, config, secret, network and volume claiming ``stack`` (by label), on both nodes."""
+    manager = engines.manager
+    label = {"label": [f"{STACK_LABEL}={stack}"]}
+    for service in manager.services(filters=label):
+        manager.remove_service(service["ID"])
+    wait_until(lambda: not _task_containers(manager, stack) and not _task_containers(engines.worker, stack), 60,
+               f"the tasks of {stack} to go")
+    for listing, remove in ((manager.configs, manager.remove_config), (manager.secrets, manager.remove_secret)):
+        for obj in listing(filters=label):
+            remove(obj["ID"])
+    for net in manager.networks(filters=label):
+        wait_until(lambda: _removed(manager, net["Id"]), 30, f"network {net['Name']} to be removable")
+    for client in (manager, engines.worker):
+        try:
+            for volume in client.volumes().get("Volumes") or []:
+                if volume["Name"].startswith(stack + "_"):
+                    client.remove_volume(volume["Name"], force=True)
+        except docker.errors.APIError:
+            pass  # the worker is down (a drill's): its volumes go with the swarm
+
+
+def _task_containers(client: docker.APIClient, stack: str) -> list[dict]:
+    try:
+        found = client.containers(all=True, filters={"label": ["com.docker.swarm.service.name"]})
+    except (docker.errors.DockerException, OSError):
+        return []  # the worker is down
+    return [c for c in found if c["Labels"]["com.docker.swarm.service.name"].startswith(stack + "_")]
+
+
+def _removed(client: docker.APIClient, network_id: str) -> bool:
+    try:
+        client.remove_network(network_id)
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError:
+        return False
+    return True
