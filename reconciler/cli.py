@@ -399,11 +399,12 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     reconciler = _reconciler(args)
     desired = None if args.stack and not args.files else _desired(args, reconciler, allow_empty=True)
     stack = require_stack_name(args.stack) if args.stack else desired.stack
+    runtime = desired.runtime if desired is not None else None
     fleet = _fleet(args, reconciler, desired) if desired is not None else None
     if fleet is not None:
-        report = _fleet_run(args, lambda on: fleet.destroy(stack, _request(args), on_target=on))
+        report = _fleet_run(args, lambda on: fleet.destroy(stack, _request(args), runtime=runtime, on_target=on))
         return 0 if report.ok else 1
-    report = reconciler.destroy(stack, _request(args), **_progress(args))
+    report = reconciler.destroy(stack, _request(args), runtime=runtime, **_progress(args))
     return _finish(args, report)
 
 

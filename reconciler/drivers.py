@@ -528,12 +528,19 @@ class Drivers:
             self._instances[id(factory)] = factory(self.context)
         return self._instances[id(factory)]
 
-    def engine_id(self) -> str | None:
+    def engine_id(self, runtime: str | None = None) -> str | None:
         """What the runtime drivers say the engine is (``RuntimeDriver.engine_id``), or None.
 
-        Every runtime driver is asked, as every one is observed; with more than
-        one identity (runtimes on different engines) the key names them all.
+        ``runtime``: the stack's runtime, whose answer alone keys its lock and
+        record (a Swarm stack's is the swarm, a container stack's the engine).
+        Without it (or when it says nothing) every runtime driver is asked, as
+        every one is observed; with more than one identity the key names them all.
         """
+        if runtime is not None and runtime in self._registry.usable_names(Kind.CONTAINER):
+            driver = self.get(Kind.CONTAINER, runtime)
+            found = driver.engine_id() if isinstance(driver, RuntimeDriver) else None
+            if found:
+                return found
         ids = {driver.engine_id() for driver in self.all(Kind.CONTAINER) if isinstance(driver, RuntimeDriver)}
         return "+".join(sorted(filter(None, ids))) or None
 

@@ -174,12 +174,13 @@ class FleetReconciler:
         return self._each(one, lambda target, report: TargetOutcome(
             target, TargetState.CONVERGED if report.ok else TargetState.FAILED, report=report), on_target)
 
-    def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), *,
+    def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), *, runtime: str | None = None,
                 on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
-        """Remove what the stack owns on every target."""
+        """Remove what the stack owns on every target (``runtime``: see ``Reconciler.destroy``)."""
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
-        return self.apply(DesiredState(stack=stack), request, on_target=on_target)
+        desired = DesiredState(stack=stack) if runtime is None else DesiredState(stack=stack, runtime=runtime)
+        return self.apply(desired, request, on_target=on_target)
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
              on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:

@@ -621,6 +621,10 @@ class DesiredState:
     revision: str = ""
     #: The engines the stack runs on, when the spec names a fleet (None: the one ``--engine``).
     fleet: Fleet | None = None
+    #: The runtime driver the stack's containers run on (its ``runtime:``). It says what the
+    #: stack's lock and record are keyed on (``RuntimeDriver.engine_id``): a Swarm stack's is the
+    #: swarm, whichever manager is reached.
+    runtime: str = DEFAULT_DRIVERS["containers"]
 
     def is_empty(self) -> bool:
         return not (self.images or self.networks or self.volumes or self.containers)

@@ -135,21 +135,22 @@ class Reconciler:
 
         return call_with_retries(lambda: observe(desired, drivers), OBSERVE_RETRY)
 
-    def engine_identity(self, drivers: Drivers) -> str | None:
+    def engine_identity(self, drivers: Drivers, runtime: str | None = None) -> str | None:
         """What the stack's lock and record are keyed on: the engine's identity, else its URL (None: the default engine).
 
+        ``runtime`` is the stack's (``DesiredState.runtime``): its driver says what the identity is.
         Retried like observing: an engine that is restarting answers a moment later.
         """
         def ask() -> str | None:
             drivers.context.pass_cache.clear()  # each attempt is a pass of its own: nothing remembered answers it
-            return drivers.engine_id()
+            return drivers.engine_id(runtime)
 
         return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False) -> tuple[Plan, LiveState]:
         """The plan against fresh live state and the record (read only), and that live state."""
         drivers = self.drivers(desired.stack)
-        book = self.book(desired.stack, self.engine_identity(drivers))  # the connection observe makes anyway
+        book = self.book(desired.stack, self.engine_identity(drivers, desired.runtime))  # the connection observe makes
         live = self.observe(desired, drivers)
         record = book.record(live)
         return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live
@@ -190,7 +191,7 @@ class Reconciler:
         book = self.book(desired.stack)  # until the engine says who it is
         drivers = self.drivers(desired.stack)
         try:
-            engine = self.engine_identity(drivers)
+            engine = self.engine_identity(drivers, desired.runtime)
             book = self.book(desired.stack, engine)
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers)
@@ -310,9 +311,14 @@ class Reconciler:
             except ReconcilerError as exc:
                 log.warning("stack %s: cannot remove config and secret files no container uses: %s", stack, exc)
 
-    def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> ApplyReport:
-        """Remove everything the stack owns; volumes only with ``prune_volumes``."""
-        desired = DesiredState(stack=stack)
+    def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), *, runtime: str | None = None,
+                **callbacks: Any) -> ApplyReport:
+        """Remove everything the stack owns; volumes only with ``prune_volumes``.
+
+        ``runtime``: the stack's (its spec's ``runtime:``), whose engine identity keys the record
+        that vouches for what is deleted (default: the container runtime's).
+        """
+        desired = DesiredState(stack=stack) if runtime is None else DesiredState(stack=stack, runtime=runtime)
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)

@@ -6,7 +6,8 @@
 #   scripts/engines.sh start I   start engine I again
 #   scripts/engines.sh list      one line per engine: I, unix socket, tcp URL, up|down
 #   scripts/engines.sh swarm M W...  start engines M, W... (only those), make M a Swarm manager
-#                                advertising its namespace address and join the others as workers
+#                                advertising its namespace address and join the others as workers;
+#                                M1,M2,M3 W...: M1 inits, M2 and M3 join as managers too
 # `down` makes every engine leave its Swarm first (a manager's state would outlive nothing, but a
 # worker left in a swarm keeps trying to reach its manager while the rest is torn down).
 # RECONCILER_ENGINES_BRIDGE names the host bridge (default rcfleet0): a set of engines with a
@@ -179,31 +180,35 @@ up() {
   log "$n engine(s) ready"
 }
 
-swarm() {  # swarm M W...: M the manager, the others workers; idempotent
-  local manager=$1 i token
+swarm() {  # swarm M[,M2...] W...: the first M inits, the other Ms join as managers, the Ws as workers; idempotent
+  local managers first i token role joined
+  IFS=, read -r -a managers <<<"$1"
+  first=${managers[0]}
   shift
   docker image inspect "$BASE_IMAGE" >/dev/null || { log "the main engine has no $BASE_IMAGE (scripts/engine.sh up)"; exit 1; }
-  for i in "$manager" "$@"; do
+  for i in "${managers[@]}" "$@"; do
     if answers "$i" && [ ! -e "$(host_dir "$i")/swarm" ]; then
       log "engine $i runs, but not as a Swarm node of this script (stop it first: $0 stop $i)"; exit 1
     fi
     mkdir -p "$(host_dir "$i")" && touch "$(host_dir "$i")/swarm"
     start_engine "$i"
   done
-  for i in "$manager" "$@"; do wait_ready "$i"; load_base_image "$i"; done
-  if [ "$(on "$manager" info --format '{{.Swarm.ControlAvailable}}')" != "true" ]; then
-    log "engine $manager: swarm init at $(address "$manager")"
-    on "$manager" swarm init --advertise-addr "$(address "$manager")" --listen-addr "$(address "$manager"):2377" >/dev/null
+  for i in "${managers[@]}" "$@"; do wait_ready "$i"; load_base_image "$i"; done
+  if [ "$(on "$first" info --format '{{.Swarm.ControlAvailable}}')" != "true" ]; then
+    log "engine $first: swarm init at $(address "$first")"
+    on "$first" swarm init --advertise-addr "$(address "$first")" --listen-addr "$(address "$first"):2377" >/dev/null
   fi
-  token=$(on "$manager" swarm join-token -q worker)
-  for i in "$@"; do
+  for i in "${managers[@]:1}" "$@"; do
+    role=worker
+    for joined in "${managers[@]:1}"; do [ "$joined" = "$i" ] && role=manager; done
     if [ "$(on "$i" info --format '{{.Swarm.LocalNodeState}}')" != "active" ]; then
-      log "engine $i: joining the swarm of engine $manager as a worker"
+      token=$(on "$first" swarm join-token -q "$role")
+      log "engine $i: joining the swarm of engine $first as a $role"
       on "$i" swarm join --token "$token" --advertise-addr "$(address "$i")" --listen-addr "$(address "$i"):2377" \
-        "$(address "$manager"):2377" >/dev/null
+        "$(address "$first"):2377" >/dev/null
     fi
   done
-  log "swarm of engines $manager $* ready"
+  log "swarm of engines ${managers[*]} (managers) $* ready"
 }
 
 leave_swarm() {
@@ -246,6 +251,6 @@ case "${1:-}" in
   stop) stop_engine "${2:?engine number}" ;;
   start) start_engine "${2:?engine number}"; wait_ready "$2" ;;
   list) list ;;
-  swarm) shift; [ $# -ge 1 ] || { echo "usage: $0 swarm MANAGER [WORKER...]" >&2; exit 2; }; swarm "$@" ;;
+  swarm) shift; [ $# -ge 1 ] || { echo "usage: $0 swarm MANAGER[,MANAGER...] [WORKER...]" >&2; exit 2; }; swarm "$@" ;;
   *) echo "usage: $0 up N|down|stop I|start I|list|swarm M W..." >&2; exit 2 ;;
 esac

@@ -166,12 +166,15 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
                 f"manager, or make this engine one with `docker swarm init`")
 
     def engine_id(self) -> str | None:
-        """None: the stack's lock and record stay keyed on the engine's own ID, as every runtime's.
+        """The swarm, ``swarm:<cluster ID>``, on a manager (None elsewhere): a swarm stack's lock and record.
 
-        (A key depending on the stack's runtime would differ between an apply
-        and a ``destroy``, whose empty spec names no runtime.)
+        Every manager of one swarm answers the same, so runs reaching it through
+        different managers (a daemon failing over) take one lock and share one
+        record. Read from the ``docker info`` made when the run connected: no call.
         """
-        return None
+        swarm = engine_swarm(self.context)
+        cluster = (swarm.get("Cluster") or {}).get("ID") if swarm.get("ControlAvailable") else None
+        return f"swarm:{cluster}" if cluster else None
 
     # -- create / update / delete ---------------------------------------------
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:

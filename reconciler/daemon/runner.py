@@ -149,7 +149,7 @@ class Daemon:
         """A path gone from the source: the stack is deleted only when the source allows empty specs."""
         previous = worker.loop.desired if worker.loop else None
         if worker.source.allow_empty and previous is not None:
-            return DesiredState(stack=previous.stack, revision=worker.checkout.revision)
+            return DesiredState(stack=previous.stack, revision=worker.checkout.revision, runtime=previous.runtime)
         raise SpecError(f"source {worker.source.name}: {worker.path} is not in the source "
                         f"{'at ' + worker.checkout.revision[:12] if worker.checkout.revision else ''}; "
                         "nothing was changed (set allow_empty: true to let that delete the stack)")

@@ -191,6 +191,7 @@ class _Builder:
             inputs=tuple(sorted(self.inputs)),
             revision=spec_revision(self.raw.files[0]) if self.raw.files else "",
             fleet=build_fleet(self.raw, self.targets),
+            runtime=self.runtime,
         )
 
     def _each(self, section: str, make: Callable[[str, dict], Any]) -> dict[str, Any]:

@@ -149,3 +149,64 @@ def _removed(client: docker.APIClient, network_id: str) -> bool:
     except docker.errors.APIError:
         return False
     return True
+
+
+# Three managers of one swarm (engines 6, 7 and 8), for failover drills: a set of engines of its own
+# (state directory, prefix, bridge), so neither the two-node swarm nor the fleet's engines are touched.
+MANAGERS = (6, 7, 8)
+MANAGERS_ENV = {
+    "RECONCILER_ENGINES_STATE": os.environ.get("RECONCILER_MANAGERS_STATE", "/tmp/reconciler-managers"),
+    "RECONCILER_ENGINES_PREFIX": "10.234.0",
+    "RECONCILER_ENGINES_BRIDGE": "rcmgr0",
+}
+
+
+class ManagerSwarm:
+    """Engines 6, 7 and 8, all managers: ``url(i)`` is engine i's tcp:// URL on its namespace address."""
+
+    numbers = MANAGERS
+
+    @staticmethod
+    def url(number: int) -> str:
+        return f"tcp://{MANAGERS_ENV['RECONCILER_ENGINES_PREFIX']}.{10 + number}:2375"
+
+    def client(self, number: int) -> docker.APIClient:
+        return docker.APIClient(base_url=_socket(number), version="auto", timeout=30)
+
+    def stop(self, number: int) -> None:
+        _managers_script("stop", str(number))
+
+    def start(self, number: int) -> None:
+        _managers_script("start", str(number))
+
+    def has_leader(self, number: int) -> bool:
+        """Whether engine ``number`` can reach a leader (a manager without quorum cannot list nodes)."""
+        try:
+            return any(n.get("ManagerStatus", {}).get("Leader") for n in self.client(number).nodes())
+        except (docker.errors.DockerException, OSError):
+            return False
+
+
+def _managers_script(*args: str) -> str:
+    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **MANAGERS_ENV})
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def manager_swarm(engine) -> ManagerSwarm:
+    """Three engines as the three managers of one swarm, for one module; torn down after it."""
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    try:
+        _managers_script("swarm", ",".join(map(str, MANAGERS)))
+        swarm = ManagerSwarm()
+        wait_until(lambda: len([n for n in swarm.client(MANAGERS[0]).nodes()
+                                if n["Status"]["State"] == "ready" and n.get("ManagerStatus")]) == 3, 90,
+                   "three ready managers")
+        yield swarm
+    finally:
+        _managers_script("down")

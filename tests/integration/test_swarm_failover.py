@@ -1,0 +1,79 @@
+"""A daemon against the three managers of one real swarm: when the one it uses stops, the next pass goes
+through another manager of the same swarm, keeps the one record (keyed on the swarm) and changes the
+service in place; a list naming an engine outside the swarm is refused, saying why."""
+from __future__ import annotations
+
+import json
+
+from .conftest import BASE_IMAGE, STACK_LABEL
+from .daemons import RunningDaemon
+from .swarm import manager_swarm, wait_until  # noqa: F401  (a module fixture)
+
+APP = f"""
+name: STACK
+runtime: swarm
+containers:
+  web:
+    image: {BASE_IMAGE}
+    command: [sleep, "3600"]
+    init: true
+    stop_grace_period: 1s
+    env: {{LEVEL: "LEVEL_VALUE"}}
+"""
+
+
+def _service(swarm, number: int, stack: str) -> dict:
+    found = swarm.client(number).services(filters={"label": [f"{STACK_LABEL}={stack}"]})
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _env(service: dict) -> list[str]:
+    return service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
+
+
+def test_the_daemon_fails_over_to_another_manager_and_updates_the_service_in_place(stack, manager_swarm, tmp_path):
+    first, second, third = manager_swarm.numbers
+    source = tmp_path / "stacks"
+    (source / "app").mkdir(parents=True)
+    spec = source / "app" / "stack.yaml"
+    spec.write_text(APP.replace("STACK", stack.name).replace("LEVEL_VALUE", "one"))
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({
+        "state_dir": str(tmp_path / "state"), "resync": 300,
+        "sources": [{"name": "local", "dir": str(source), "paths": ["app"]}],
+        "engine": [manager_swarm.url(n) for n in (first, second, third)],
+    }))
+    daemon = RunningDaemon(config)
+    try:
+        daemon.wait_for(lambda line: line.get("path") == "app" and line.get("ok"), timeout=120)
+        before = _service(manager_swarm, second, stack.name)
+        assert "LEVEL=one" in _env(before)
+
+        manager_swarm.stop(first)  # the manager the daemon used
+        wait_until(lambda: manager_swarm.has_leader(second), 90, "the other managers to elect a leader")
+        mark = daemon.mark()
+        spec.write_text(APP.replace("STACK", stack.name).replace("LEVEL_VALUE", "two"))
+        daemon.wait_for(lambda line: line.get("path") == "app" and line.get("ok")
+                        and (line.get("report") or {}).get("changes"), timeout=120, after=mark)
+        after = _service(manager_swarm, second, stack.name)
+        assert after["ID"] == before["ID"] and "LEVEL=two" in _env(after)  # updated in place, one record
+        log = "".join(daemon.text)
+        assert f"using {manager_swarm.url(second)}, a manager of the same swarm" in log
+        assert "record does not list it" not in log and "adopt" not in log
+    finally:
+        assert daemon.stop() == 0
+        manager_swarm.start(first)
+
+    # A list that would fail over to an engine outside the swarm is refused, and nothing is applied there.
+    manager_swarm.stop(first)
+    try:
+        refused = stack.cli("plan", "-f", str(spec), "--engine", f"{manager_swarm.url(first)},unix:///var/run/docker.sock")
+    finally:
+        manager_swarm.start(first)
+    assert refused.code == 1
+    assert "unix:///var/run/docker.sock: not a manager of a swarm" in refused.err, refused.err
+    wait_until(lambda: manager_swarm.has_leader(first), 90, "the first manager to rejoin")
+    client = manager_swarm.client(first)
+    for service in client.services(filters={"label": [f"{STACK_LABEL}={stack.name}"]}):
+        client.remove_service(service["ID"])
