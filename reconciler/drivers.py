@@ -544,6 +544,11 @@ class Drivers:
         ids = {driver.engine_id() for driver in self.all(Kind.CONTAINER) if isinstance(driver, RuntimeDriver)}
         return "+".join(sorted(filter(None, ids))) or None
 
+    def engine_ids(self) -> set[str]:
+        """Every identity the runtime drivers give the engine (a swarm manager has its own and its swarm's)."""
+        return {found for driver in self.all(Kind.CONTAINER) if isinstance(driver, RuntimeDriver)
+                for found in [driver.engine_id()] if found}
+
     def all(self, kind: Kind) -> list[ObjectDriver]:
         """Every distinct driver of a kind (each observed once)."""
         seen: dict[int, ObjectDriver] = {}

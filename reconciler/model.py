@@ -782,6 +782,11 @@ class Record:
     #: and deletes nothing.
     missing: bool = False
 
+    def union(self, other: Record) -> Record:
+        """What either record lists (the stack's record under another identity of the same engine)."""
+        return Record(created=self.created | other.created, adopted=self.adopted | other.adopted,
+                      missing=self.missing and other.missing)
+
     def lists(self, obj: LiveObject) -> bool:
         """Whether the record lists this very object (kind, name and id)."""
         key = (obj.kind, obj.name, obj.id)

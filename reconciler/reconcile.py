@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from .drivers import DriverContext, DriverRegistry, Drivers, ObjectDriver, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
-from .model import DesiredState, Kind, LiveState, TLSFiles
+from .model import DesiredState, Kind, LiveState, Record, TLSFiles
 from .plan import Action, Change, Operation, Plan, plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
@@ -150,9 +150,10 @@ class Reconciler:
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False) -> tuple[Plan, LiveState]:
         """The plan against fresh live state and the record (read only), and that live state."""
         drivers = self.drivers(desired.stack)
-        book = self.book(desired.stack, self.engine_identity(drivers, desired.runtime))  # the connection observe makes
+        engine = self.engine_identity(drivers, desired.runtime)  # the connection observe makes anyway
+        book = self.book(desired.stack, engine)
         live = self.observe(desired, drivers)
-        record = book.record(live)
+        record = self._record(book, drivers, engine, live)
         return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live
 
     def option_problems(self, desired: DesiredState) -> list[tuple[str, str, str]]:
@@ -195,7 +196,7 @@ class Reconciler:
             book = self.book(desired.stack, engine)
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers)
-                record = book.record(live, settle=True)
+                record = self._record(book, drivers, engine, live, settle=True)
                 plan = plan_changes(desired, live, prune_volumes=request.prune_volumes, record=record,
                                     adopt=request.adopt)
                 self._refuse(desired, plan, request, drivers)
@@ -211,6 +212,19 @@ class Reconciler:
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
         return report
+
+    def _record(self, book, drivers: Drivers, engine: str | None, live: LiveState, *, settle: bool = False) -> Record:
+        """The stack's record under its identity, and what its records under the engine's other identities list.
+
+        A swarm manager has two: its own (container stacks) and its swarm's (swarm stacks).
+        A stack that changed runtime is recorded under the other one: that record still
+        vouches for what the stack leaves behind (the services of a stack that left the
+        swarm runtime), so those are removed, not reported as someone else's.
+        """
+        record = book.record(live, settle=settle)
+        for other in sorted(drivers.engine_ids() - {engine}):
+            record = record.union(self.book(book.stack, other).record(live))
+        return record
 
     def _remember(self, book, desired: DesiredState, plan: Plan | None, result: str, started: float) -> None:
         """Append the pass to the sync history; a history that cannot be written is logged, not fatal."""
