@@ -22,11 +22,11 @@ from docker.types import LogConfig, Ulimit
 from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
-from reconciler.errors import EngineUnreachable, PermanentError, RecreateRequired
+from reconciler.errors import PermanentError, RecreateRequired
 from reconciler.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
 from reconciler.model import ContainerSpec, LiveObject
 
-from .engine import EngineDriver, engine_errors, is_ours, owned_filter
+from .engine import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
 from .files import FileStore, is_local_engine, parse_file_name
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
@@ -90,28 +90,8 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         network and storage drivers too). Networks and volumes carry no labels
         in their events, so they are matched by name.
         """
-        with engine_errors("follow engine events"):
-            stream = self.api.events(decode=True, filters={"type": ["container", "network", "volume"]})
-        done = threading.Event()
-
-        def close_on_stop() -> None:  # a blocked read ends only when its stream is closed
-            while not (stop.wait(5) or done.is_set()):  # idle daemons must not spin
-                pass
-            stream.close()
-
-        threading.Thread(target=close_on_stop, daemon=True, name="events-closer").start()
-        try:
-            for event in stream:
-                name = _event_name(event, stack, names)
-                if name:
-                    yield name
-        except Exception as exc:  # the stream broke: the engine went away, or stop closed it
-            if not stop.is_set():
-                raise EngineUnreachable(f"the engine's event stream broke: {exc}") from exc
-        finally:
-            done.set()
-        if not stop.is_set():
-            raise EngineUnreachable("the engine closed its event stream")
+        return follow_events(self.api, ["container", "network", "volume"], stop,
+                             lambda event: _event_name(event, stack, names))
 
     def _named(self, names: list[str]) -> list[dict]:
         pattern = "^/(" + "|".join(re.escape(n) for n in names) + ")$"

@@ -26,8 +26,8 @@ from reconciler.model import Kind, LiveObject
 
 from .connection import CONNECT_TIMEOUT_ENV, connect_timeout, engine_urls, open_engine
 
-__all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "is_ours", "owned_filter",
-           "shared_read"]
+__all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "follow_events", "is_ours",
+           "owned_filter", "shared_read"]
 
 _CLIENT_KEY = "reconciler_docker.api"
 _FAILURE_KEY = "reconciler_docker.connect_failure"  # in pass_cache: this pass already failed to connect
@@ -122,6 +122,38 @@ def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
         if key not in context.pass_cache:
             context.pass_cache[key] = fetch()
         return context.pass_cache[key]
+
+
+def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event,
+                  name_of: Callable[[dict], str | None], *, source: str = "engine") -> Iterator[str]:
+    """The engine's event stream of ``types``, as the object names ``name_of`` finds in events (None: skip).
+
+    Returns when ``stop`` is set (a watcher thread closes the stream, as a blocked
+    read ends only then); raises ``EngineUnreachable`` when the stream breaks or
+    the engine closes it, so the loop opens it again.
+    """
+    with engine_errors(f"follow {source} events"):
+        stream = api.events(decode=True, filters={"type": types})
+    done = threading.Event()
+
+    def close_on_stop() -> None:
+        while not (stop.wait(5) or done.is_set()):  # idle daemons must not spin
+            pass
+        stream.close()
+
+    threading.Thread(target=close_on_stop, daemon=True, name=f"{source}-events-closer").start()
+    try:
+        for event in stream:
+            name = name_of(event)
+            if name:
+                yield name
+    except Exception as exc:  # the stream broke: the engine went away, or stop closed it
+        if not stop.is_set():
+            raise EngineUnreachable(f"the {source}'s event stream broke: {exc}") from exc
+    finally:
+        done.set()
+    if not stop.is_set():
+        raise EngineUnreachable(f"the {source} closed its event stream")
 
 
 def is_ours(existing: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:

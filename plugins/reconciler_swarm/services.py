@@ -27,10 +27,10 @@ from typing import Any, Collection, Iterator, Mapping
 import docker.errors
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
-from reconciler.errors import EngineUnreachable, PermanentError
+from reconciler.errors import PermanentError
 from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
 from reconciler.model import ContainerSpec, FileMount, LiveObject
-from reconciler_docker.engine import EngineDriver, engine_errors, engine_swarm, owned_filter, shared_read
+from reconciler_docker.engine import EngineDriver, engine_errors, engine_swarm, follow_events, owned_filter, shared_read
 
 from .mapping import drifted_fields, file_object_name, service_problems, service_spec
 
@@ -38,6 +38,12 @@ __all__ = ["SwarmRuntimeDriver"]
 
 POLL_SECONDS = 0.5
 _NETWORKS_KEY = "reconciler_swarm.networks"
+
+
+def _event_service(event: dict, names: Collection[str]) -> str | None:
+    """The name of the stack's service an event is about, or None."""
+    name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name", "")
+    return name if name in names else None
 
 
 def _name(service: dict) -> str:
@@ -115,28 +121,8 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         if not self._manager():
             stop.wait()
             return
-        with engine_errors("follow service events"):
-            stream = self.api.events(decode=True, filters={"type": ["service"]})
-        done = threading.Event()
-
-        def close_on_stop() -> None:  # a blocked read ends only when its stream is closed
-            while not (stop.wait(5) or done.is_set()):
-                pass
-            stream.close()
-
-        threading.Thread(target=close_on_stop, daemon=True, name="swarm-events-closer").start()
-        try:
-            for event in stream:
-                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name", "")
-                if name in names:
-                    yield name
-        except Exception as exc:  # the stream broke: the engine went away, or stop closed it
-            if not stop.is_set():
-                raise EngineUnreachable(f"the manager's event stream broke: {exc}") from exc
-        finally:
-            done.set()
-        if not stop.is_set():
-            raise EngineUnreachable("the manager closed its event stream")
+        yield from follow_events(self.api, ["service"], stop, lambda event: _event_service(event, names),
+                                 source="manager")
 
     def _services(self, stack: str, wanted: Mapping[str, str]) -> dict[str, dict]:
         with engine_errors("list services"):
