@@ -24,7 +24,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import BASE_IMAGE, PREFIX, STACK_LABEL, Stack
+from .conftest import PREFIX, Stack
 from .swarm import SwarmEngines, remove_swarm_stack, swarm_engines, wait_until  # noqa: F401  (a session fixture)
 
 PLUGIN_ENV = {"RECONCILER_PLUGINS": "reconciler_swarm"}
