@@ -465,6 +465,10 @@ class ContainerSpec:
     placement_preferences: tuple[str, ...] = ()
     #: At most this many replicas on one node (None: no limit).
     max_replicas_per_node: int | None = None
+    #: How a scheduling runtime's clients reach the replicas by the service's name: ``vip`` (one
+    #: virtual address, load-balanced by the kernel's IPVS) or ``dnsrr`` (the name resolves to the
+    #: replicas' own addresses). None: the runtime's default (Swarm's ``vip``).
+    endpoint_mode: str | None = None
     #: How a replacement rolls out.
     update: UpdatePolicy = UpdatePolicy()
     #: The hash of ``config()``: different from the live container's means replace it.
@@ -534,6 +538,7 @@ class ContainerSpec:
                            "max_replicas_per_node": self.max_replicas_per_node}
                           if self.placement_constraints or self.placement_preferences
                           or self.max_replicas_per_node is not None else None),
+            "endpoint_mode": self.endpoint_mode,
             "update": asdict(self.update) if self.replicas is not None else None,
         }
 

@@ -75,6 +75,8 @@ _REFUSED = (
     ("security_opt", lambda s: s.security_opt, "a Swarm service cannot take security options"),
     ("ipv4_address", lambda s: s.addresses, "a Swarm service's tasks cannot have static addresses"),
     ("ports.host_ip", lambda s: any(p.host_ip for p in s.ports), "a Swarm service publishes on every node's address"),
+    ("endpoint_mode", lambda s: s.endpoint_mode == "dnsrr" and s.ports,
+     "a Swarm service publishes ports through its virtual IP: dnsrr publishes none (use vip, or drop ports)"),
 )
 
 
@@ -127,7 +129,7 @@ def service_spec(spec: ContainerSpec, labels: Mapping[str, str], *, stack: str,
         "Mode": {"Replicated": {"Replicas": spec.replicas if spec.replicas is not None else 1}},
         "UpdateConfig": update_config(spec, failure_action="rollback"),
         "RollbackConfig": update_config(spec, failure_action="pause"),
-        "EndpointSpec": {"Mode": "vip", "Ports": [_port(p) for p in spec.ports]},
+        "EndpointSpec": {"Mode": spec.endpoint_mode or "vip", "Ports": [_port(p) for p in spec.ports]},
     }
 
 

@@ -325,6 +325,7 @@ class _Builder:
             update=_update_policy(value.get("update")),
             addresses=self._addresses(value.get("networks"), networks),
             **self._placement(path, value.get("placement")),
+            endpoint_mode=self._endpoint_mode(path, value.get("endpoint_mode")),
             **extra,
         )
         count = int(value.get("replicas", 1))
@@ -355,6 +356,18 @@ class _Builder:
             "placement_preferences": tuple(str(p["spread"]) for p in value.get("preferences") or ()),
             "max_replicas_per_node": value.get("max_replicas_per_node"),
         }
+
+    def _endpoint_mode(self, path: tuple, value: str | None) -> str | None:
+        """``endpoint_mode:`` (vip or dnsrr); a problem at its line for a runtime without service endpoints."""
+        if value is None:
+            return None
+        if self.scheduling is not None and not self.services:
+            self.problems.append(problem_at(
+                self.raw.mark(path + ("endpoint_mode",)), path + ("endpoint_mode",),
+                f"endpoint_mode: the {self.runtime} runtime's containers have no service endpoint; "
+                f"endpoint_mode needs a runtime that schedules replicas (runtime: swarm)"))
+            return None
+        return str(value)
 
     def _env(self, path: tuple, value: dict) -> tuple[EnvVar, ...]:
         merged: dict[str, EnvVar] = {}

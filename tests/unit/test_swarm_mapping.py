@@ -277,3 +277,36 @@ def test_a_service_whose_network_is_recreated_comes_down_first(tmp_path: Path) -
     live = LiveState(containers={"demo_web": _live_service(web)}, networks={"demo_default": network}, images=IMAGES)
     change = next(c for c in plan_changes(state, live).changes if c.kind is Kind.CONTAINER)
     assert (change.action, change.reason) == (Action.REPLACE, Reason.DEPENDENCY_RECREATED)
+
+
+def test_endpoint_mode_maps_to_the_endpoint_spec_and_vip_stays_the_default(tmp_path: Path) -> None:
+    """dnsrr is what a kernel without IPVS needs (no VIP to load-balance): the name resolves to the tasks."""
+    text = ("name: demo\nruntime: swarm\ncontainers:\n  web: {image: 'base:1', replicas: 2, endpoint_mode: dnsrr}\n"
+            "  api: {image: 'base:1'}\n")
+    state = _load(tmp_path, text)
+    web, api = state.containers["demo_web"], state.containers["demo_api"]
+    assert web.endpoint_mode == "dnsrr" and api.endpoint_mode is None
+    assert service_spec(web, {}, stack="demo")["EndpointSpec"] == {"Mode": "dnsrr", "Ports": []}
+    assert service_spec(api, {}, stack="demo")["EndpointSpec"] == {"Mode": "vip", "Ports": []}
+    assert web.config()["endpoint_mode"] == "dnsrr"  # in the config hash: a change updates the service
+    # A service switched back by hand is drift.
+    live = copy.deepcopy(service_spec(web, {}, stack="demo"))
+    live["EndpointSpec"]["Mode"] = "vip"
+    assert drifted_fields(service_spec(web, {}, stack="demo"), live) == ["ports"]
+
+
+def test_endpoint_mode_leaves_a_container_without_it_unchanged(tmp_path: Path) -> None:
+    text = "name: demo\nruntime: swarm\ncontainers:\n  web: {image: 'base:1'}\n"
+    web = _load(tmp_path, text).containers["demo_web"]
+    assert "endpoint_mode" not in {k for k, v in web.config().items() if v is not None}
+
+
+def test_endpoint_mode_dnsrr_with_published_ports_is_refused(web) -> None:
+    problems = service_problems(replace(web, endpoint_mode="dnsrr"))
+    assert [p.split(":")[0] for p in problems] == ["endpoint_mode"]
+
+
+def test_endpoint_mode_is_refused_at_its_line_for_the_docker_runtime(tmp_path: Path) -> None:
+    text = "name: demo\ncontainers:\n  web:\n    image: 'base:1'\n    endpoint_mode: dnsrr\n"
+    with pytest.raises(SpecError, match=r"stack.yaml:5.*endpoint_mode: the docker runtime"):
+        _load(tmp_path, text)
