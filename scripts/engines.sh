@@ -8,8 +8,7 @@
 #   scripts/engines.sh swarm M W...  start engines M, W... (only those), make M a Swarm manager
 #                                advertising its namespace address and join the others as workers;
 #                                M1,M2,M3 W...: M1 inits, M2 and M3 join as managers too
-# `down` makes every engine leave its Swarm first (a manager's state would outlive nothing, but a
-# worker left in a swarm keeps trying to reach its manager while the rest is torn down).
+# `down` stops every engine of the set at once and removes its data root, swarm state included.
 # RECONCILER_ENGINES_BRIDGE names the host bridge (default rcfleet0): a set of engines with a
 # state directory, prefix and bridge of its own is torn down without touching another set's.
 # Engine I lives in network namespace rcfleetI (made with `ip netns add`, entered with
@@ -168,6 +167,13 @@ started() {  # the engines this script started, by number
   done | sort -n
 }
 
+ready_all() {  # wait for engines I... and load the base image into each, all at once
+  local i pids=() failed=0
+  for i in "$@"; do (wait_ready "$i" && load_base_image "$i") & pids+=($!); done
+  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  [ "$failed" = 0 ] || { log "engines $* did not all come up"; exit 1; }
+}
+
 up() {
   local n=$1 i
   [ "$n" -ge 1 ] 2>/dev/null || { echo "usage: $0 up N (N >= 1)" >&2; exit 2; }
@@ -176,7 +182,7 @@ up() {
     [ "$i" -le "$n" ] && ! answers "$i" && mkdir -p "$(host_dir "$i")" && touch "$(host_dir "$i")/tls"
   done
   for i in $(seq 1 "$n"); do start_engine "$i"; done  # the engines boot side by side
-  for i in $(seq 1 "$n"); do wait_ready "$i"; load_base_image "$i"; done
+  ready_all $(seq 1 "$n")
   log "$n engine(s) ready"
 }
 
@@ -193,7 +199,7 @@ swarm() {  # swarm M[,M2...] W...: the first M inits, the other Ms join as manag
     mkdir -p "$(host_dir "$i")" && touch "$(host_dir "$i")/swarm"
     start_engine "$i"
   done
-  for i in "${managers[@]}" "$@"; do wait_ready "$i"; load_base_image "$i"; done
+  ready_all "${managers[@]}" "$@"
   if [ "$(on "$first" info --format '{{.Swarm.ControlAvailable}}')" != "true" ]; then
     log "engine $first: swarm init at $(address "$first")"
     on "$first" swarm init --advertise-addr "$(address "$first")" --listen-addr "$(address "$first"):2377" >/dev/null
@@ -211,19 +217,13 @@ swarm() {  # swarm M[,M2...] W...: the first M inits, the other Ms join as manag
   log "swarm of engines ${managers[*]} (managers) $* ready"
 }
 
-leave_swarm() {
-  local i=$1
-  answers "$i" || return 0
-  [ "$(on "$i" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = "inactive" ] && return 0
-  log "engine $i leaves its swarm"
-  on "$i" swarm leave --force >/dev/null 2>&1 || true
-}
-
 down() {
   local i ns
-  for i in $(started); do leave_swarm "$i"; done  # workers first is not needed: --force on each
+  # All at once: each engine's stop waits on that engine alone. No swarm leave first: every node of
+  # the set goes, data root and all, so no swarm state outlives it (and a leave waits on the others).
+  for i in $(started); do stop_engine "$i" & done
+  wait
   for i in $(started); do
-    stop_engine "$i"
     ns=$(netns "$i")
     if [ -e "/run/netns/$ns" ]; then $SUDO ip netns del "$ns"; fi  # takes its veth end (and the pair) along
     $SUDO ip link del "rcfv$i" 2>/dev/null || true

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -63,19 +65,29 @@ def _exec(engine, container: str, *command: str) -> str:
     return engine.exec_start(exec_id).decode()
 
 
+_SEARCH = """
+import os, sys
+needle = bytes.fromhex(sys.argv[1])
+for root in sys.argv[2:]:
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as stream:
+                    if needle in stream.read():
+                        print(path)
+            except OSError:
+                continue
+"""
+
+
 def _files_containing(roots, needle: bytes) -> set[str]:
-    found = set()
-    for root in roots:
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = os.path.join(folder, name)
-                try:
-                    with open(path, "rb") as stream:
-                        if needle in stream.read():
-                            found.add(path)
-                except OSError:
-                    continue
-    return found
+    """Every file under ``roots`` holding ``needle``, searched by another process: this one may hold a
+    connection to the state database, and closing a descriptor of its own on that file would drop the
+    connection's locks (SQLite's POSIX locks are per process), letting another process delete its WAL."""
+    done = subprocess.run([sys.executable, "-c", _SEARCH, needle.hex(), *map(str, roots)], capture_output=True,
+                          text=True, check=True)
+    return set(done.stdout.splitlines())
 
 
 def test_an_age_secret_is_mounted_and_its_plaintext_is_found_nowhere_else(stack):
