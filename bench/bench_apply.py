@@ -615,6 +615,22 @@ def show_compose_peer(command: str) -> None:
     print(f"peer:    {command} {version}", flush=True)
 
 
+def run_on_extra_engines(bench, work: Callable[[], T], render: Callable[[T], str], *, started: float,
+                         stop_engines: Callable[[], None] | None) -> int:
+    """Run a bench whose engines ``scripts/engines.sh`` started: ``work`` guarded, then the bench's
+    ``destroy`` and ``stop_engines`` (None: the engines ran before, and are left running), then the report."""
+    def cleanup() -> None:
+        bench.destroy()
+        if stop_engines is not None:
+            stop_engines()
+
+    code, result = run_guarded(bench, work, cleanup=cleanup)
+    if result:
+        print(render(result))
+        print(f"total {time.monotonic() - started:.0f} s")
+    return code
+
+
 def run_guarded(bench, work: Callable[[], T], *, cleanup: Callable[[], None]) -> tuple[int, T | None]:
     """``(0, work())``, or an exit code when it failed (1) or was interrupted (130); ``cleanup`` always runs.
 

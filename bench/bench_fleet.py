@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import IMAGE, BenchError, log, open_engine, run_child, run_guarded
+from bench_apply import IMAGE, BenchError, log, open_engine, run_child, run_on_extra_engines
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "scripts" / "engines.sh"
@@ -109,6 +109,11 @@ def report(rounds: list[dict], containers: int) -> str:
     ])
 
 
+def engines_down() -> None:
+    """Stop the extra engines (those engines_up started)."""
+    subprocess.run(["bash", str(ENGINES), "down"], capture_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=10)
@@ -124,17 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     urls, ours = engines_up()
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         bench = FleetBench(args, urls, Path(tmp))
-
-        def cleanup() -> None:
-            bench.destroy()
-            if ours:
-                subprocess.run(["bash", str(ENGINES), "down"], capture_output=True)
-
-        code, rounds = run_guarded(bench, bench.run, cleanup=cleanup)
-    if rounds:
-        print(report(rounds, args.containers))
-        print(f"total {time.monotonic() - started:.0f} s")
-    return code
+        return run_on_extra_engines(bench, bench.run, lambda rounds: report(rounds, args.containers), started=started,
+                                    stop_engines=engines_down if ours else None)
 
 
 if __name__ == "__main__":

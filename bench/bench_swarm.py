@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import IMAGE, BenchError, log, run_child, run_guarded
+from bench_apply import IMAGE, BenchError, log, run_child, run_on_extra_engines
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "scripts" / "engines.sh"
@@ -105,6 +105,11 @@ def swarm_up() -> bool:
     if proc.returncode != 0:
         raise BenchError(f"scripts/engines.sh swarm 4 failed:\n{proc.stderr}")
     return not was_up
+
+
+def swarm_down() -> None:
+    """Stop the swarm's engines (those swarm_up started)."""
+    subprocess.run(["bash", str(ENGINES), "down"], capture_output=True, env={**os.environ, **SWARM_ENV})
 
 
 class SwarmBench:
@@ -205,17 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ours_engine = swarm_up()
     with tempfile.TemporaryDirectory(prefix="bench-swarm-") as tmp:
         bench = SwarmBench(args, Path(tmp))
-
-        def cleanup() -> None:
-            bench.destroy()
-            if ours_engine:
-                subprocess.run(["bash", str(ENGINES), "down"], capture_output=True, env={**os.environ, **SWARM_ENV})
-
-        code, times = run_guarded(bench, bench.run, cleanup=cleanup)
-    if times:
-        print(report(times, args.services))
-        print(f"total {time.monotonic() - started:.0f} s")
-    return code
+        return run_on_extra_engines(bench, bench.run, lambda times: report(times, args.services), started=started,
+                                    stop_engines=swarm_down if ours_engine else None)
 
 
 if __name__ == "__main__":

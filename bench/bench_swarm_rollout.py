@@ -38,8 +38,8 @@ from pathlib import Path
 
 import docker
 
-from bench_apply import IMAGE, BenchError, log, run_child, run_guarded
-from bench_swarm import ENGINES, MANAGER_URL, SWARM_ENV
+from bench_apply import IMAGE, BenchError, log, run_child, run_on_extra_engines
+from bench_swarm import ENGINES, MANAGER_URL, SWARM_ENV, swarm_down
 
 WORKER_URL = "unix:///run/reconciler-host5.sock"
 ORDERS = ("start-first", "stop-first")
@@ -184,17 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ours_engines = swarm_up()
     with tempfile.TemporaryDirectory(prefix="bench-swarm-rollout-") as tmp:
         bench = RolloutBench(args, Path(tmp))
-
-        def cleanup() -> None:
-            bench.destroy()
-            if ours_engines:
-                subprocess.run(["bash", str(ENGINES), "down"], capture_output=True, env={**os.environ, **SWARM_ENV})
-
-        code, results = run_guarded(bench, bench.run, cleanup=cleanup)
-    if results:
-        print(report(results, args))
-        print(f"total {time.monotonic() - started:.0f} s")
-    return code
+        return run_on_extra_engines(bench, bench.run, lambda results: report(results, args), started=started,
+                                    stop_engines=swarm_down if ours_engines else None)
 
 
 if __name__ == "__main__":
