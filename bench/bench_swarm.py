@@ -96,15 +96,17 @@ print(json.dumps({side: statistics.median(values) for side, values in times.item
 '''
 
 
-def swarm_up() -> bool:
-    """Engine 4 as a Swarm manager; True when this run started it (and so stops it)."""
+def swarm_up(manager: int = 4, *workers: int) -> bool:
+    """Engine ``manager`` as a Swarm manager, ``workers`` joined to it; True when this run started any of them
+    (and so stops them)."""
+    numbers = [str(n) for n in (manager, *workers)]
     env = {**os.environ, **SWARM_ENV}
     listed = subprocess.run(["bash", str(ENGINES), "list"], capture_output=True, text=True, env=env).stdout
-    was_up = any(line.startswith("4 ") and line.endswith(" up") for line in listed.splitlines())
-    proc = subprocess.run(["bash", str(ENGINES), "swarm", "4"], capture_output=True, text=True, env=env)
+    up = {line.split()[0] for line in listed.splitlines() if line.endswith(" up")}
+    proc = subprocess.run(["bash", str(ENGINES), "swarm", *numbers], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise BenchError(f"scripts/engines.sh swarm 4 failed:\n{proc.stderr}")
-    return not was_up
+        raise BenchError(f"scripts/engines.sh swarm {' '.join(numbers)} failed:\n{proc.stderr}")
+    return not up.issuperset(numbers)
 
 
 def swarm_down() -> None:

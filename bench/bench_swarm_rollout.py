@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 import docker
 
 from bench_apply import IMAGE, BenchError, log, run_child, run_on_extra_engines
-from bench_swarm import ENGINES, MANAGER_URL, SWARM_ENV, swarm_down
+from bench_swarm import MANAGER_URL, swarm_down, swarm_up
 
 WORKER_URL = "unix:///run/reconciler-host5.sock"
 ORDERS = ("start-first", "stop-first")
@@ -67,17 +66,6 @@ containers:
     stop_grace_period: 1s
     networks: [net]
 """
-
-
-def swarm_up() -> bool:
-    """Engines 4 and 5 as a two-node Swarm; True when this run started them (and so stops them)."""
-    env = {**os.environ, **SWARM_ENV}
-    listed = subprocess.run(["bash", str(ENGINES), "list"], capture_output=True, text=True, env=env).stdout
-    was_up = sum(1 for line in listed.splitlines() if line.startswith(("4 ", "5 ")) and line.endswith(" up")) == 2
-    proc = subprocess.run(["bash", str(ENGINES), "swarm", "4", "5"], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise BenchError(f"scripts/engines.sh swarm 4 5 failed:\n{proc.stderr}")
-    return not was_up
 
 
 def wait_for(check, timeout: float, what: str) -> None:
@@ -181,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         log("error: the Swarm engines need root (scripts/engines.sh)")
         return 1
     started = time.monotonic()
-    ours_engines = swarm_up()
+    ours_engines = swarm_up(4, 5)  # a two-node Swarm
     with tempfile.TemporaryDirectory(prefix="bench-swarm-rollout-") as tmp:
         bench = RolloutBench(args, Path(tmp))
         return run_on_extra_engines(bench, bench.run, lambda results: report(results, args), started=started,
