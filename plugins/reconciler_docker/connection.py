@@ -126,8 +126,6 @@ class Engine:
     id: str  # the engine's ID from /info ("" when it gave none)
     #: The ``Swarm`` part of ``/info`` (node state, whether it is a manager, the cluster, its managers).
     swarm: dict = field(default_factory=dict, compare=False)
-    #: The URL that answered (one of several, for a list of managers).
-    url: str | None = None
 
 
 class FailoverRefused(PermanentError):
@@ -156,13 +154,13 @@ def open_engine(engine_url: str | None, *, tls=None) -> Engine:
         return _open_one(urls[0] if urls else None, tls)
     down: list[tuple[str, Exception]] = []
     refused: list[str] = []
-    for url in urls:
+    for index, url in enumerate(urls):
         try:
             engine = _open_one(url, tls)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             down.append((url, exc))
             continue
-        problem = failover_problem(engine.swarm, [u for u, _ in down], more=url != urls[-1], first=not down)
+        problem = failover_problem(engine.swarm, [u for u, _ in down], more=index < len(urls) - 1, first=index == 0)
         if problem is None:
             if down:
                 log.warning("engine %s did not answer (%s): using %s, a manager of the same swarm",
@@ -232,4 +230,4 @@ def _open_one(engine_url: str | None, tls) -> Engine:
     finally:
         probe.close()
     client = EngineClient(version=version, timeout=READ_TIMEOUT, connect_timeout=limit, **settings)
-    return Engine(client, str(info.get("ID") or ""), swarm=dict(info.get("Swarm") or {}), url=engine_url)
+    return Engine(client, str(info.get("ID") or ""), swarm=dict(info.get("Swarm") or {}))

@@ -53,3 +53,22 @@ def test_a_socket_url_cannot_be_vouched_for():
 @pytest.mark.parametrize("url", ["tcp://localhost:2375", "ssh://admin@127.0.0.1"])
 def test_a_manager_named_by_host_name_matches_its_address(url):
     assert failover_problem(manager("127.0.0.1"), [url], more=False, first=False) is None
+
+
+def test_after_a_worker_named_first_another_url_must_still_be_a_manager(monkeypatch):
+    # The worker answered (it was not "down"), so the next URL is no longer first: it is vouched for as a failover.
+    from reconciler_docker import connection
+
+    answers = {M1: WORKER, M2: ALONE}
+
+    class Answered:
+        def __init__(self, url):
+            self.swarm, self.client = answers[url], type("C", (), {"close": lambda self: None})()
+
+    monkeypatch.setattr(connection, "_open_one", lambda url, tls: Answered(url))
+    with pytest.raises(connection.FailoverRefused) as refused:
+        connection.open_engine(f"{M1},{M2}")
+    assert f"{M1}: a swarm node that is not a manager" in str(refused.value)
+    assert f"{M2}: not a manager of a swarm" in str(refused.value)
+    answers[M2] = manager("10.232.0.14", "10.232.0.15")
+    assert connection.open_engine(f"{M1},{M2}").swarm is answers[M2]
