@@ -541,8 +541,7 @@ class Drivers:
             found = driver.engine_id() if isinstance(driver, RuntimeDriver) else None
             if found:
                 return found
-        ids = {driver.engine_id() for driver in self.all(Kind.CONTAINER) if isinstance(driver, RuntimeDriver)}
-        return "+".join(sorted(filter(None, ids))) or None
+        return "+".join(sorted(self.engine_ids())) or None
 
     def engine_ids(self) -> set[str]:
         """Every identity the runtime drivers give the engine (a swarm manager has its own and its swarm's)."""

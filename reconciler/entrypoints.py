@@ -83,13 +83,10 @@ def _key(group: str) -> str:
 
 
 def _cache_file() -> Path | None:
-    configured = os.environ.get("RECONCILER_CACHE_DIR")
-    if configured == "off":
-        return None
-    if configured:
-        return Path(configured) / _FILE
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "reconciler" / _FILE
+    from .spec.cache import cache_root
+
+    root = cache_root()
+    return root / _FILE if root is not None else None
 
 
 def _read(path: Path, key: str) -> list[EntryPoint] | None:

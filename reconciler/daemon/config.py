@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from ..model import Target, TLSFiles
+from ..model import Target
+from ..spec.fleet import make_target, tls_findings
 from ..spec.locations import problem_at
 from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
@@ -144,19 +145,14 @@ def _hook_sources(data: dict, marks: dict) -> list:
 
 def _target_problems(data: dict, marks: dict, base: Path) -> list:
     """``targets:`` and ``engine:`` exclude each other; client certificate files must exist."""
-    from ..spec.fleet import tls_findings
-
     targets = data.get("targets") or {}
     problems = []
     if targets and data.get("engine"):
         problems.append(problem_at(_mark(marks, ("engine",)), ("engine",),
                                    "name either engine: (one engine, or a swarm's managers) or targets: (a fleet)"))
     for name, target in targets.items():
-        where = ("targets", name, "tls")
-        if "tls" in target and not target["engine"].startswith("tcp://"):
-            problems.append(problem_at(_mark(marks, where), where, "client certificates are for tcp:// engines only"))
         problems += [problem_at(_mark(marks, at), at, message)
-                     for at, message in tls_findings(where, target.get("tls") or {}, base)]
+                     for at, message in tls_findings(("targets", name, "tls"), target, base)]
     return problems
 
 
@@ -198,9 +194,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
     webhooks = tuple(Webhook(name=h["name"], provider=h["provider"], sources=tuple(h["sources"]),
                              secret_file=absolute(h.get("secret_file")), secret_env=h.get("secret_env"))
                      for h in data.get("webhooks") or [])
-    targets = tuple(Target(name=name, engine=t["engine"], labels=dict(t.get("labels") or {}),
-                           tls=TLSFiles(*(absolute(t["tls"][key]) for key in ("ca", "cert", "key"))) if t.get("tls") else None)
-                    for name, t in sorted((data.get("targets") or {}).items()))
+    targets = tuple(make_target(name, target, base) for name, target in sorted((data.get("targets") or {}).items()))
     return DaemonConfig(
         api=api,
         targets=targets,

@@ -20,19 +20,25 @@ from typing import Any
 
 from ..hashing import canonical_json
 
-__all__ = ["schema_verdict_key", "known_valid", "remember_valid"]
+__all__ = ["cache_root", "schema_verdict_key", "known_valid", "remember_valid"]
 
 MAX_ENTRIES = 256
 
 
-def _folder() -> Path | None:
+def cache_root() -> Path | None:
+    """The reconciler's cache folder (see above), or None when ``RECONCILER_CACHE_DIR=off``."""
     configured = os.environ.get("RECONCILER_CACHE_DIR")
     if configured == "off":
         return None
     if configured:
-        return Path(configured) / "schema-ok"
+        return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "reconciler" / "schema-ok"
+    return Path(base) / "reconciler"
+
+
+def _folder() -> Path | None:
+    root = cache_root()
+    return root / "schema-ok" if root is not None else None
 
 
 def schema_verdict_key(schema_text: str, data: Any) -> str:

@@ -24,7 +24,7 @@ from ..model import Fleet, Placement, Target, TLSFiles
 if TYPE_CHECKING:
     from .loader import RawStack
 
-__all__ = ["build_fleet", "fleet_findings", "matches", "tls_findings"]
+__all__ = ["build_fleet", "fleet_findings", "make_target", "matches", "tls_findings"]
 
 _Finding = tuple[tuple, str]
 TLS_FILES = ("ca", "cert", "key")
@@ -51,9 +51,7 @@ def fleet_findings(raw: RawStack, failed: set[tuple], defaults: tuple[Target, ..
             tls = target.get("tls") if isinstance(target, dict) else None
             path = ("targets", name, "tls")
             if isinstance(tls, dict) and not _under(path, failed):
-                if not str(target.get("engine", "")).startswith("tcp://"):
-                    out.append((path, "client certificates are for tcp:// engines only"))
-                out += tls_findings(path, tls, _spec_dir(raw, path))
+                out += tls_findings(path, target, _spec_dir(raw, path))
     if placement is None or _under(("placement",), failed):
         return out
     if not isinstance(targets, dict) or _under(("targets",), failed):
@@ -75,14 +73,26 @@ def _under(path: tuple, failed: set[tuple]) -> bool:
     return any(p[: len(path)] == path or path[: len(p)] == p for p in failed)
 
 
-def tls_findings(path: tuple, tls: dict, spec_dir: Path) -> list[_Finding]:
-    """A finding at ``path``'s key for each client certificate file of ``tls`` that is missing (relative to ``spec_dir``)."""
+def tls_findings(path: tuple, target: dict, spec_dir: Path) -> list[_Finding]:
+    """What is wrong with a target's ``tls:`` (at ``path``): not a tcp:// engine, or a certificate file
+    missing (relative to ``spec_dir``). Checked for a stack's targets and for a daemon's alike."""
+    tls = target.get("tls") or {}
     found = []
+    if tls and not str(target.get("engine", "")).startswith("tcp://"):
+        found.append((path, "client certificates are for tcp:// engines only"))
     for key in TLS_FILES:
         value = tls.get(key)
         if isinstance(value, str) and not _resolve(value, spec_dir).is_file():
             found.append(((*path, key), f"no such file: {_resolve(value, spec_dir)}"))
     return found
+
+
+def make_target(name: str, target: dict, spec_dir: Path) -> Target:
+    """One validated entry of ``targets:`` (a stack's or a daemon's), its TLS paths resolved from ``spec_dir``."""
+    tls = target.get("tls")
+    return Target(name=name, engine=target["engine"],
+                  tls=TLSFiles(*(str(_resolve(tls[key], spec_dir)) for key in TLS_FILES)) if tls else None,
+                  labels=dict(target.get("labels") or {}))
 
 
 def _spec_dir(raw: RawStack, path: tuple) -> Path:
@@ -104,15 +114,6 @@ def build_fleet(raw: RawStack, defaults: tuple[Target, ...] = ()) -> Fleet | Non
             return None
         return Fleet(tuple(defaults), Placement(labels=dict(placement.get("labels") or {}),
                                                 count=placement.get("count"), spread=placement.get("spread")))
-    built = []
-    for name, target in sorted(targets.items()):
-        tls = target.get("tls")
-        built.append(Target(
-            name=name,
-            engine=target["engine"],
-            tls=TLSFiles(*(str(_resolve(tls[key], _spec_dir(raw, ("targets", name)))) for key in TLS_FILES))
-            if tls else None,
-            labels=dict(target.get("labels") or {}),
-        ))
+    built = [make_target(name, target, _spec_dir(raw, ("targets", name))) for name, target in sorted(targets.items())]
     return Fleet(tuple(built), Placement(labels=dict(placement.get("labels") or {}), count=placement.get("count"),
                                          spread=placement.get("spread")))
