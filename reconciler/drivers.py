@@ -35,6 +35,14 @@ from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapp
 from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
 
+
+
+def stream_opened(stop: threading.Event) -> None:
+    """Tell the loop that ``ObjectDriver.events``' stream is open: call it once, before the first name."""
+    opened = getattr(stop, "opened", None)
+    if opened is not None:  # the loop's; a plain Event (a test, a caller of its own) does not ask
+        opened()
+
 __all__ = [
     "DriverContext",
     "DriverRegistry",
@@ -49,6 +57,7 @@ __all__ = [
     "RuntimeDriver",
     "StorageDriver",
     "owned_plus_wanted",
+    "stream_opened",
     "wanted_specs",
 ]
 
@@ -134,6 +143,13 @@ class ObjectDriver(ABC):
         stream breaks (the loop opens it again). The default yields nothing:
         the loop then relies on its resync interval. Drivers sharing one
         backend should let one of them follow it for all kinds.
+
+        Call ``stream_opened(stop)`` once the stream is open, before the
+        first name: the loop then looks once more, so a change made between
+        its last read of the live state and the stream (a container exiting
+        just after the first pass started it) is not missed until the
+        resync. ``stop`` has the ``is_set`` and ``wait`` of a
+        ``threading.Event``.
         """
         return iter(())
 

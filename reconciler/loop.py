@@ -112,7 +112,7 @@ class StackLoop:
         #: Asked before each apply: a suspended stack is planned (its drift reported), never applied.
         self.is_suspended = is_suspended or reconciler.suspended
         self._wake = threading.Condition()
-        self._pending: list[Trigger] = [Trigger.START]
+        self._pending: list[tuple[Trigger, bool]] = [(Trigger.START, False)]  # (why, only a look)
         self._starts: dict[str, tuple[int, float]] = {}  # container → (starts in a row, last start)
         self._failures = 0
         self._last_pass = time.monotonic()
@@ -120,10 +120,16 @@ class StackLoop:
         self.desired: DesiredState | None = None  # the last spec that loaded
         self._fleet_runner: tuple | None = None  # ((fleet, stack), FleetReconciler) of a spec naming targets
 
-    def trigger(self, why: Trigger) -> None:
-        """Ask for a pass (thread-safe, cheap: only marks the stack dirty)."""
+    def trigger(self, why: Trigger, *, look: bool = False) -> None:
+        """Ask for a pass (thread-safe, cheap: only marks the stack dirty).
+
+        ``look``: nothing is known to have changed, the loop only needs to
+        look (an event stream has just opened, and what changed before it
+        did was reported to no one): a pass run for looks alone is reported
+        only if it is news (it changed or found something).
+        """
         with self._wake:
-            self._pending.append(why)
+            self._pending.append((why, look))
             self._wake.notify()
 
     def wake(self) -> None:
@@ -140,12 +146,14 @@ class StackLoop:
         not_before = 0.0
         following = False
         while not stop.is_set():
-            why = self._next(stop, not_before)
-            if why is None:
+            woken = self._next(stop, not_before)
+            if woken is None:
                 continue
+            why, look = woken
             started = time.monotonic()
             result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
-            self.on_pass(result)
+            if not look or is_news(result):
+                self.on_pass(result)
             not_before = time.monotonic() + result.delay
             if not following and self.desired is not None:
                 following = True
@@ -154,14 +162,15 @@ class StackLoop:
                 runners = fleet.reconcilers.values() if fleet is not None else [self.reconciler]
                 follow_events(self, [s for r in runners for s in r.drivers(stack).event_sources()], stack, stop)
 
-    def _next(self, stop: threading.Event, not_before: float) -> Trigger | None:
-        """The first pending trigger once the backoff and the debounce have passed; None when stopping."""
+    def _next(self, stop: threading.Event, not_before: float) -> tuple[Trigger, bool] | None:
+        """(the first pending trigger, whether all are looks) once the backoff and the debounce have passed;
+        None when stopping."""
         deadline = self._last_pass + self.options.resync
         with self._wake:
             while not self._pending and not stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._pending.append(Trigger.RESYNC)
+                    self._pending.append((Trigger.RESYNC, False))
                     break
                 # ``wake()`` ends it early when stopping; at most a second, so that a signal handler
                 # waiting for this (main) thread runs soon.
@@ -171,7 +180,10 @@ class StackLoop:
         with self._wake:
             pending, self._pending = self._pending, []
         self._last_pass = time.monotonic()
-        return pending[0] if pending else None
+        if not pending:
+            return None
+        woken = [why for why, look in pending if not look]  # a look says less than any other reason
+        return (woken[0], False) if woken else (pending[0][0], True)
 
     def run_pass(self, why: Trigger) -> Pass:
         """Load the spec and apply it once; never raises for an expected failure."""
@@ -262,7 +274,10 @@ def is_news(result: Pass) -> bool:
 def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threading.Event) -> list[threading.Thread]:
     """One thread per event source (a driver with ``events``): each event triggers a pass.
 
-    A stream that breaks (the engine restarted) is opened again after a capped backoff.
+    A stream that says it is open (``drivers.stream_opened``) asks for a look:
+    whatever changed between the last pass's read of the live state and the
+    stream was reported to no one. A stream that breaks (the engine
+    restarted) is opened again after a capped backoff.
     """
     threads = []
     for source in sources:
@@ -274,17 +289,39 @@ def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threadin
 
 
 def _follow(loop: StackLoop, source, stack: str, stop: threading.Event) -> None:
+    announces = False
+
+    def opened() -> None:
+        nonlocal announces
+        announces = True
+        loop.trigger(Trigger.ENGINE, look=True)
+
+    following = _Following(stop, opened)
     failures = 0
     while not stop.is_set():
         try:
-            for _name in source.events(stack, loop.names, stop):
+            for _name in source.events(stack, loop.names, following):
                 failures = 0
                 loop.trigger(Trigger.ENGINE)
         except ReconcilerError:
             failures += 1
         if stop.wait(loop._backoff(failures) or loop.options.backoff_base):
             return
-        loop.trigger(Trigger.ENGINE)  # a reconnect may have missed events: look again
+        if not announces:  # it never says when it is open: look now, a reconnect may have missed events
+            loop.trigger(Trigger.ENGINE)
+
+
+class _Following:
+    """The ``stop`` an event source is given: the loop's, plus ``opened()`` for ``drivers.stream_opened``."""
+
+    def __init__(self, stop: threading.Event, opened: Callable[[], None]) -> None:
+        self._stop, self.opened = stop, opened
+
+    def is_set(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
 
 
 def watched_paths(desired: DesiredState) -> tuple[set[str], set[str]]:

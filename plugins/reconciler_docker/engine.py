@@ -19,7 +19,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from reconciler.drivers import DriverContext
+from reconciler.drivers import DriverContext, stream_opened
 from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
 from reconciler.labels import CONFIG_HASH, STACK, is_owned, owner_selector
 from reconciler.model import Kind, LiveObject
@@ -128,6 +128,8 @@ def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event
                   name_of: Callable[[dict], str | None], *, source: str = "engine") -> Iterator[str]:
     """The engine's event stream of ``types``, as the object names ``name_of`` finds in events (None: skip).
 
+    Calls ``stream_opened(stop)`` once the engine has answered the request.
+
     Returns when ``stop`` is set (a watcher thread closes the stream, as a blocked
     read ends only then); raises ``EngineUnreachable`` when the stream breaks or
     the engine closes it, so the loop opens it again.
@@ -142,6 +144,7 @@ def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event
         stream.close()
 
     threading.Thread(target=close_on_stop, daemon=True, name=f"{source}-events-closer").start()
+    stream_opened(stop)  # the engine answered: it reports every event from here on
     try:
         for event in stream:
             name = name_of(event)

@@ -26,7 +26,7 @@ from typing import Any, Collection, Iterator, Mapping
 
 import docker.errors
 
-from reconciler.drivers import RuntimeDriver, owned_plus_wanted
+from reconciler.drivers import RuntimeDriver, owned_plus_wanted, stream_opened
 from reconciler.errors import PermanentError
 from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
 from reconciler.model import ContainerSpec, FileMount, LiveObject
@@ -119,6 +119,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         manages no Swarm nothing can happen: it waits for ``stop`` without a call.
         """
         if not self._manager():
+            stream_opened(stop)  # nothing to follow, so nothing can be missed
             stop.wait()
             return
         yield from follow_events(self.api, ["service"], stop, lambda event: _event_service(event, names),

@@ -30,6 +30,7 @@ from ..drivers import (
     RuntimeDriver,
     StorageDriver,
     owned_plus_wanted,
+    stream_opened,
     wanted_specs,
 )
 from ..errors import ConflictError, PermanentError
@@ -494,6 +495,7 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
         """
         with self.engine._call("events", stack):
             feed = self.engine._open_feed()
+        stream_opened(stop)
         try:
             while not stop.is_set():
                 try:

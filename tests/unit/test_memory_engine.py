@@ -269,6 +269,31 @@ def test_the_loop_recreates_a_container_removed_by_hand_when_the_engine_tells_it
     assert memory_engine.containers["demo-web-1"].state == "running"
 
 
+def test_a_change_made_before_the_event_stream_opens_is_seen_when_it_opens(stack, memory_engine, run_loop):
+    reconciler, desired = stack
+
+    def exit_at_once(result):  # web exits after the first pass, before the loop follows the engine's events
+        if result.trigger is Trigger.START:
+            memory_engine.stop("demo-web-1", exit_code=1)
+
+    _, passes = run_loop(reconciler, lambda: desired, on_pass=exit_at_once)  # resync: a minute away
+    assert passes.get(timeout=5).ok
+    look = passes.get(timeout=5)
+    assert look.trigger is Trigger.ENGINE and look.ok, look.error
+    assert [(o.change.name, o.change.action) for o in look.report.outcomes] == [("demo-web-1", Action.START)]
+    assert memory_engine.containers["demo-web-1"].state == "running"
+
+
+def test_the_look_when_a_stream_opens_is_not_reported_when_it_finds_nothing(stack, memory_engine, run_loop):
+    reconciler, desired = stack
+    _, passes = run_loop(reconciler, lambda: desired)
+    assert passes.get(timeout=5).ok
+    _eventually(lambda: memory_engine.followers == 1)
+    _eventually(lambda: sum(call[0] == "observe" for call in memory_engine.calls) == 2 * 4)  # it looked again
+    with pytest.raises(queue.Empty):
+        passes.get(timeout=0.3)
+
+
 def test_a_container_that_keeps_exiting_is_crash_looping_and_slows_the_loop(stack, memory_engine, run_loop):
     reconciler, desired = stack
 
