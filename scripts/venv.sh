@@ -64,4 +64,7 @@ if [ "$have_hash" != "$hash" ] || { [ -n "$EXTRAS" ] && [ "$have_extras" != "$EX
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
   echo "$hash $EXTRAS" >"$STAMP"
 fi
+# The install is editable: compile what changed since, so no command compiles our modules from source on
+# every start (PYTHONDONTWRITEBYTECODE=1, common on CI machines, stops Python from caching them itself).
+"$VENV/bin/python" -m compileall -q reconciler plugins >/dev/null
 echo "$VENV/bin/python"
