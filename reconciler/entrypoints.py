@@ -90,28 +90,21 @@ def _cache_file() -> Path | None:
 
 
 def _read(path: Path, key: str) -> list[EntryPoint] | None:
+    from .spec.cache import read_trusted
+
+    raw = read_trusted(path)  # it names modules to import: someone else's file is never believed
+    if raw is None:
+        return None
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-                return None  # someone else could have named the modules to import
-            data = json.loads(handle.read())
+        data = json.loads(raw)
         if data.get("key") != key:
             return None
         return [EntryPoint(**entry) for entry in data["entry_points"]]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
 def _write(path: Path, key: str, found: list[EntryPoint]) -> None:
-    temporary = path.with_name(f".{_FILE}.{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as handle:
-            json.dump({"key": key, "entry_points": [asdict(entry) for entry in found]}, handle)
-        os.replace(temporary, path)
-    except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+    from .spec.cache import write_private
+
+    write_private(path, json.dumps({"key": key, "entry_points": [asdict(entry) for entry in found]}).encode())

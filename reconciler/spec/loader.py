@@ -148,7 +148,8 @@ def _load_file(file: Path, env: Mapping[str, str], problems: list[Problem]) -> _
     unset: set[str] = set()
     try:
         text = _read_text(file)
-        document = compose_file(text, str(file), on_string=lambda value: interpolate(value, env, unset=unset))
+        document = compose_file(text, str(file), on_string=lambda value: interpolate(value, env, unset=unset),
+                                remember=True)
     except SpecError as exc:
         problems.extend(exc.problems)
         return None

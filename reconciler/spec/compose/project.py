@@ -137,7 +137,7 @@ def _read_file(file: Path, variables: Mapping[str, str], problems: list[Problem]
             raise SpecError(Problem(f"file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB)",
                                     file=str(file)))
         text = file.read_bytes().decode("utf-8-sig")
-        document = compose_file(text, str(file))
+        document = compose_file(text, str(file), remember=True)
     except OSError as exc:
         problems.append(Problem(f"cannot read file: {exc.strerror or exc}", file=str(file)))
         return None
