@@ -7,6 +7,7 @@ Imports are lazy so ``reconcile validate`` never pays for the Docker SDK.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -51,6 +52,10 @@ _READER_GONE = threading.Event()  # set once stdout's reader has gone away (``re
 
 
 def _parser() -> argparse.ArgumentParser:
+    if not hasattr(argparse._, "cache_info"):
+        # argparse looks each of its messages up in the locale's catalogue, again for every parser it builds:
+        # a few hundred stat() calls, half the parser's cost at every start. The answer never changes.
+        argparse._ = functools.cache(argparse._)
     parser = argparse.ArgumentParser(prog="reconcile", description="Make a Docker engine match a YAML stack.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",

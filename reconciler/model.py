@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from functools import cached_property
 from typing import Any, ClassVar, Mapping
 
 from . import labels as _labels
 from .defaults import DEFAULT_DRIVERS
+from .values import value
 
 __all__ = [
     "Content",
@@ -71,7 +72,7 @@ class Kind(str, enum.Enum):
     CONTAINER = "container"
 
 
-@dataclass(frozen=True)
+@value
 class ImageSpec:
     """An image to pull (``ref`` only), to build (``build_context`` set) or to load (``archive`` set).
 
@@ -146,7 +147,7 @@ class ImageSpec:
                 and self.track == "tag" and self.pull != "never")
 
 
-@dataclass(frozen=True)
+@value
 class NetworkSpec:
     """A network, named ``<stack>_<key>`` on the engine unless ``name`` is given."""
 
@@ -185,7 +186,7 @@ class NetworkSpec:
         }
 
 
-@dataclass(frozen=True)
+@value
 class VolumeSpec:
     """A named volume, kept across container replacements and by default across prunes."""
 
@@ -210,7 +211,7 @@ class VolumeSpec:
         return {"driver": self.driver, "options": dict(self.options), "labels": dict(self.labels)}
 
 
-@dataclass(frozen=True)
+@value
 class EnvVar:
     name: str
     value: str
@@ -218,7 +219,7 @@ class EnvVar:
     secret: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class Port:
     #: The container's port.
     target: int
@@ -229,7 +230,7 @@ class Port:
     host_ip: str = ""
 
 
-@dataclass(frozen=True)
+@value
 class Mount:
     """A mount; for ``volume`` the source is the engine volume name, for ``bind`` an absolute path."""
 
@@ -291,7 +292,7 @@ class FileContent:
         raise TypeError("FileContent is not serializable")
 
 
-@dataclass(frozen=True)
+@value
 class FileMount:
     """A config or secret materialized as a file and bind-mounted read-only into a container.
 
@@ -326,7 +327,7 @@ class FileMount:
                 "content": self.content_hash}
 
 
-@dataclass(frozen=True)
+@value
 class HealthCheck:
     #: The engine's test form: ``("CMD", …)``, ``("CMD-SHELL", "…")`` or ``("NONE",)``.
     test: tuple[str, ...]
@@ -341,7 +342,7 @@ class HealthCheck:
         return self.test[:1] == ("NONE",)
 
 
-@dataclass(frozen=True)
+@value
 class UpdatePolicy:
     """How a replacement of a container rolls out (``update:`` in the spec). Not part of the config hash."""
 
@@ -358,7 +359,7 @@ class UpdatePolicy:
     timeout: float = 60.0
 
 
-@dataclass(frozen=True)
+@value
 class ContainerSpec:
     """One container replica, fully resolved: engine names for image, networks and volumes.
 
@@ -561,7 +562,7 @@ class ContainerSpec:
         return frozenset(e.name for e in self.env if e.secret)
 
 
-@dataclass(frozen=True)
+@value
 class TLSFiles:
     """Client certificate files for a ``tcp://`` engine that verifies its clients (absolute paths)."""
 
@@ -570,7 +571,7 @@ class TLSFiles:
     key: str
 
 
-@dataclass(frozen=True)
+@value
 class Target:
     """One engine of a fleet, as a spec's ``targets:`` names it."""
 
@@ -583,7 +584,7 @@ class Target:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@value
 class Placement:
     """Which of the fleet's targets run a stack (``placement:``); the default is all of them."""
 
@@ -595,7 +596,7 @@ class Placement:
     spread: str | None = None
 
 
-@dataclass(frozen=True)
+@value
 class Fleet:
     """The engines a stack runs on: ``targets:`` and ``placement:``. No object's hash reads it."""
 
@@ -603,7 +604,7 @@ class Fleet:
     placement: Placement = field(default_factory=Placement)
 
 
-@dataclass(frozen=True)
+@value
 class DesiredState:
     """What the spec asks for. The one output of ``reconciler.spec.load_desired``."""
 
@@ -672,7 +673,7 @@ class DesiredState:
         }
 
 
-@dataclass(frozen=True)
+@value
 class Content:
     """A registry driver's answer to "does the local image hold what the spec's source holds now?".
 
@@ -694,7 +695,7 @@ class Content:
     source: str = ""
 
 
-@dataclass(frozen=True)
+@value
 class LiveObject:
     """An object as its driver reports it, reduced to what planning needs.
 
@@ -746,7 +747,7 @@ class LiveObject:
         return _labels.read_field_hashes(self.labels)
 
 
-@dataclass(frozen=True)
+@value
 class LiveState:
     """What the engine holds that matters to this stack: owned objects and name collisions.
 
@@ -767,7 +768,7 @@ class LiveState:
         }[kind]
 
 
-@dataclass(frozen=True)
+@value
 class Record:
     """What the reconciler's own record says about one stack on one engine (see ``reconciler.state``).
 

@@ -9,13 +9,14 @@ changes need an explicit flag because they would destroy state.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, is_dataclass, replace
 from typing import Iterable, Mapping
 
 from . import labels
 from .defaults import DEFAULT_DRIVERS
 from .hashing import canonical_json
 from .redact import REDACTED
+from .values import value
 from .model import (
     ContainerSpec,
     DesiredState,
@@ -101,7 +102,7 @@ _IMAGE_VERBS = {
 }
 
 
-@dataclass(frozen=True)
+@value
 class FieldChange:
     """One field that differs; values are display strings, already redacted."""
 
@@ -115,7 +116,7 @@ class FieldChange:
         return f"{self.path}: {self.old if self.old is not None else '(unset)'} → {self.new if self.new is not None else '(unset)'}"
 
 
-@dataclass(frozen=True)
+@value
 class Rollout:
     """How a container's replacement rolls out, decided by the planner from its ``update`` policy."""
 
@@ -134,7 +135,7 @@ class Rollout:
     healthcheck: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class Change:
     """One change to one object: what the plan shows, what apply executes, what hooks receive."""
 
@@ -186,7 +187,7 @@ class Change:
         return f"{self.kind.value}:{self.name}"
 
 
-@dataclass(frozen=True)
+@value
 class Plan:
     """Every change that makes the engine match the spec, in dependency order. Plain data."""
 

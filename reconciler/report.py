@@ -6,12 +6,13 @@ which executes nothing, never imports it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Mapping
 
 from .errors import TemporaryError
 from .plan import Change
 from .retry import RetryPolicy
+from .values import value
 
 __all__ = ["FAILED", "OK", "SKIPPED", "ApplyOptions", "ApplyReport", "Outcome", "Status"]
 
@@ -28,7 +29,7 @@ class Status(enum.StrEnum):
 OK, FAILED, SKIPPED = Status.OK, Status.FAILED, Status.SKIPPED
 
 
-@dataclass(frozen=True)
+@value
 class Outcome:
     """What happened to one change: given to ``reconciler_after_change`` and kept in the report."""
 
@@ -50,7 +51,7 @@ class Outcome:
         return isinstance(self.exception, TemporaryError)
 
 
-@dataclass(frozen=True)
+@value
 class ApplyReport:
     """Everything one apply did: given to ``reconciler_apply_finished`` and rendered by the CLI."""
 
@@ -73,7 +74,7 @@ class ApplyReport:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
-@dataclass(frozen=True)
+@value
 class ApplyOptions:
     """How an apply runs its steps.
 
