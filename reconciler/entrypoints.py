@@ -23,15 +23,17 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+
+from .values import value
 
 __all__ = ["EntryPoint", "entry_points"]
 
 _FILE = "entry-points.json"
 
 
-@dataclass(frozen=True)
+@value
 class EntryPoint:
     """One plugin: its entry point's name and ``module[:attribute]``, and the distribution declaring it."""
 

@@ -20,7 +20,7 @@ and never prints. The tree::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .values import value
 
 __all__ = [
     "ConflictError",
@@ -46,7 +46,7 @@ class ReconcilerError(Exception):
     """Root of every error the reconciler raises on purpose."""
 
 
-@dataclass(frozen=True)
+@value
 class Problem:
     """One thing wrong with the spec, located as precisely as we can."""
 

@@ -17,17 +17,18 @@ reconciler *created* that very volume, or the user passes ``--adopt``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from .labels import is_owned
 from .model import DesiredState, Kind, LiveObject, LiveState, Record
+from .values import value
 
 __all__ = ["Vetted", "vet"]
 
 _VETTED_KINDS = (Kind.NETWORK, Kind.VOLUME, Kind.CONTAINER)  # images are shared caches: never deleted
 
 
-@dataclass(frozen=True)
+@value
 class Vetted:
     """The live state as the planner may act on it, and what the record does not back."""
 

@@ -11,7 +11,6 @@ the engine moved underneath, the user must look at a new plan.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,14 @@ from .hashing import short_hash
 from .model import DesiredState, Kind
 from .plan import Plan
 from .render import plan_data
+from .values import value
 
 __all__ = ["SavedPlan", "check_fresh", "plan_fingerprint", "read_plan", "write_plan"]
 
 FORMAT = 1
 
 
-@dataclass(frozen=True)
+@value
 class SavedPlan:
     stack: str
     sources: tuple[str, ...]

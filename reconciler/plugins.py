@@ -18,7 +18,6 @@ import enum
 import importlib
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import pluggy
@@ -27,6 +26,7 @@ from . import hookspecs
 from .drivers import DriverRegistry
 from .errors import PluginError
 from .model import Kind
+from .values import value
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "PluginState", "PluginStatus", "call_by_plugin", "call_hook",
            "describe_plugins", "load_driver_registry", "make_plugin_manager", "strict_from_env"]
@@ -47,7 +47,7 @@ class PluginState(enum.Enum):
     DISABLED = "disabled"
 
 
-@dataclass(frozen=True)
+@value
 class PluginStatus:
     """A plugin that is not loaded: its name (entry point or module), where it comes from, and why."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Callable, Iterable
 
 from .drivers import DriverContext, DriverRegistry, Drivers, ObjectDriver, RuntimeDriver
@@ -23,6 +23,7 @@ from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries
 from .spec import load_desired
+from .values import value
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
 
@@ -32,7 +33,7 @@ OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@value
 class ApplyRequest:
     """What the user allowed for this apply."""
 

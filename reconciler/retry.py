@@ -6,17 +6,17 @@ importing tenacity would cost it more than its engine calls do.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from .errors import TemporaryError
+from .values import value
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@value
 class RetryPolicy:
     attempts: int = 4
     base: float = 0.5

@@ -55,13 +55,13 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from .errors import StateError
 from .labels import DRIVER, is_owned
 from .model import Kind, LiveObject, LiveState, Record
+from .values import value
 
 __all__ = [
     "MIGRATIONS",
@@ -159,7 +159,7 @@ class SyncResult(enum.StrEnum):
     ERROR = "error"  # nothing or not everything applied: the engine, a lock or a plugin failed
 
 
-@dataclass(frozen=True)
+@value
 class Sync:
     """One row of the sync history."""
 
@@ -175,7 +175,7 @@ class Sync:
     started_at: str = ""
 
 
-@dataclass(frozen=True)
+@value
 class ObjectRow:
     """One object in the record."""
 
