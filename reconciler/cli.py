@@ -17,7 +17,6 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import ReconcilerError, SpecError
-from .planfile import read_plan, write_plan
 from .redact import RedactingFilter, redact
 from .plugins import describe_plugins, load_driver_registry, make_plugin_manager
 from .reconcile import ApplyRequest, Reconciler
@@ -41,7 +40,6 @@ from .render import (
 from .report import ApplyOptions
 from .spec import load_desired
 from .spec.names import require_stack_name
-from .status import status_rows
 
 __all__ = ["main"]
 
@@ -352,6 +350,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     vetoes = reconciler.vetoes(plan, desired)
     _out(plan_json(plan, vetoes=vetoes) if args.output == "json" else plan_text(plan, vetoes=vetoes))
     if args.out:
+        from .planfile import write_plan
+
         write_plan(Path(args.out), plan, desired, engine=args.engine, prune_volumes=args.prune_volumes,
                    adopt=args.adopt)
     if vetoes or any(c.error for c in plan.changes):
@@ -382,6 +382,8 @@ def _finish(args: argparse.Namespace, report) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     saved = None
     if args.planfile:
+        from .planfile import read_plan
+
         saved = read_plan(Path(args.planfile))
         args.files = args.files or list(saved.sources)
         args.stack = args.stack or saved.stack
@@ -422,6 +424,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if fleet is not None:
         return _fleet_status(args, fleet, desired)
     plan, live = reconciler.plan(desired)
+    from .status import status_rows
+
     rows = status_rows(desired, live, plan)
     render = status_json if args.output == "json" else status_text
     _out(render(desired.stack, rows, converged=plan.empty))
@@ -431,6 +435,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _fleet_status(args: argparse.Namespace, fleet, desired) -> int:
     """One line per target (text), or per target its state, drift, last sync and objects (JSON); 1 if any is down."""
     from .render_fleet import fleet_status_json, fleet_status_text
+    from .status import status_rows
 
     report = fleet.plan(desired)
     last = [fleet.last_sync(o.target, fleet.reconcilers[o.target.name], live=o.plan is not None)
