@@ -15,9 +15,13 @@ __all__ = ["canonical_json", "config_hash", "field_hashes", "short_hash"]
 HASH_LEN = 16
 
 
+# One encoder for every call: json.dumps with options builds a new one each time (a few hashes per container).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal data gives equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return _CANONICAL.encode(value)
 
 
 def short_hash(value: Any, *, length: int = HASH_LEN) -> str:
