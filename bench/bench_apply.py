@@ -6,8 +6,10 @@
 For each stack size N it measures, as whole processes (wall clock, peak RSS):
 
   cold apply   ``reconcile apply -f spec --workers W`` on an empty engine, versus a
-               Python process that imports docker and creates+starts the same N
-               containers with ``docker.APIClient`` from a pool of W threads;
+               Python process that imports docker, creates a bridge network and
+               creates+starts the same N containers on it (as the stack's default
+               network, with the same aliases) with ``docker.APIClient`` from a
+               pool of W threads;
   no-op apply  ``reconcile apply`` again on the converged stack, versus a Python
                process that imports docker and makes one filtered list call per
                object kind (containers, networks, volumes, images);
@@ -88,10 +90,15 @@ def main():
         }
         api.create_container(
             image=cfg["image"], name=name, command=cfg["command"], labels=labels,
-            stop_timeout=cfg["stop_timeout"], host_config=api.create_host_config(init=True),
+            stop_timeout=cfg["stop_timeout"], host_config=api.create_host_config(init=True, network_mode=network),
+            networking_config=api.create_networking_config({network: api.create_endpoint_config(aliases=[f"c{i}"])}),
         )
         api.start(name)
 
+    # Like the stack (and Compose): one bridge network of its own, each container on it under its key.
+    network = f"{prefix}_default"
+    if cfg["n"]:
+        api.create_network(network, driver="bridge", labels={label: run_id})
     with ThreadPoolExecutor(max_workers=cfg["workers"]) as pool:
         list(pool.map(one, range(cfg["n"])))
 
@@ -348,6 +355,7 @@ class Bench:
 
     def cleanup_floor(self) -> None:
         self.engine.remove(self.floor_label)
+        self.engine.remove_networks_volumes(self.floor_label)
 
     def cleanup_all(self) -> None:
         if _kill_children() or self.interrupted:
@@ -355,8 +363,7 @@ class Bench:
         for label in (self.stack_label, self.floor_label):
             try:
                 removed = self.engine.remove(label)
-                if label == self.stack_label:
-                    self.engine.remove_networks_volumes(label)
+                self.engine.remove_networks_volumes(label)
                 if removed:
                     log(f"cleanup: removed {removed} containers labelled {label}")
             except Exception as exc:  # keep cleaning the rest, but say so
@@ -496,7 +503,7 @@ def report(bench: Bench, results: list[SizeResult], total: float) -> str:
         f"reconcile apply vs Docker SDK floor -- workers {args.workers}, cold x{args.cold_repeats} "
         f"(median), no-op x{args.noop_repeats} (median), image {IMAGE}",
         f"ours:  {' '.join(bench.reconcile)} apply -f <spec> --workers {args.workers}",
-        f"floor: {sys.executable} <floor script> (import docker; APIClient create_container+start / 4 list calls)",
+        f"floor: {sys.executable} <floor script> (import docker; APIClient create_network, then create_container+start on it / 4 list calls)",
         "bytecode: " + (f"cached in a temp PYTHONPYCACHEPREFIX (steady state of an installed tool)"
                         + ("; PYTHONDONTWRITEBYTECODE=1 in the environment was overridden for the children"
                            if bench.inherited_no_bytecode else "")
