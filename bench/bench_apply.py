@@ -503,8 +503,9 @@ def report(bench: Bench, results: list[SizeResult], total: float) -> str:
         f"reconcile apply vs Docker SDK floor -- workers {args.workers}, cold x{args.cold_repeats} "
         f"(median), no-op x{args.noop_repeats} (median), image {IMAGE}",
         f"ours:  {' '.join(bench.reconcile)} apply -f <spec> --workers {args.workers}",
-        f"floor: {sys.executable} <floor script> (import docker; APIClient create_network, then create_container+start on it / 4 list calls)",
-        "bytecode: " + (f"cached in a temp PYTHONPYCACHEPREFIX (steady state of an installed tool)"
+        f"floor: {sys.executable} <floor script> (import docker; APIClient create_network, then "
+        "create_container+start on it / 4 list calls)",
+        "bytecode: " + ("cached in a temp PYTHONPYCACHEPREFIX (steady state of an installed tool)"
                         + ("; PYTHONDONTWRITEBYTECODE=1 in the environment was overridden for the children"
                            if bench.inherited_no_bytecode else "")
                         if args.pycache else "environment as inherited"

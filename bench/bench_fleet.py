@@ -75,7 +75,8 @@ class EngineCpus:
         self.groups: list[Path] = []
 
     def usable(self) -> bool:
-        return self.cpus > 0 and os.access(self.root, os.W_OK) and (self.v2 or (self.root / "cpu.cfs_quota_us").exists())
+        controller = self.v2 or (self.root / "cpu.cfs_quota_us").exists()
+        return self.cpus > 0 and os.access(self.root, os.W_OK) and controller
 
     def cap(self, hosts: list[str]) -> None:
         """Move each engine's dockerd and its descendants into a capped group of its own."""
