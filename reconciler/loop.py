@@ -323,6 +323,9 @@ class _Following:
     def wait(self, timeout: float | None = None) -> bool:
         return self._stop.wait(timeout)
 
+    def __getattr__(self, name: str):  # anything else a source may use of a threading.Event
+        return getattr(self._stop, name)
+
 
 def watched_paths(desired: DesiredState) -> tuple[set[str], set[str]]:
     """(files, trees) a pass depends on: spec files, their ``.env``, env files and archives; build contexts."""
