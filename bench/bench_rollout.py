@@ -28,13 +28,20 @@ from pathlib import Path
 
 from bench_apply import IMAGE, log, open_engine
 
+# The web server, and the client asking it for a page every 50 ms: one line per request, OK or FAIL and the
+# milliseconds it took (10 ms resolution: /proc/uptime). Filled into a spec: ``$$`` is a literal ``$`` there.
+WEB = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"
+CLIENT = (r"cs() { read u _ < /proc/uptime; echo $${u%.*}$${u#*.}; }; while :; do s=$$(cs); "
+          r"if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 8080 2>/dev/null | grep -q '200 OK'; "
+          r"then r=OK; else r=FAIL; fi; echo $$r $$(( ($$(cs) - s) * 10 )); sleep 0.05; done")
+
 SPEC = """name: {name}
 networks:
   net: {{}}
 containers:
   web:
     image: "{image}"
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "{web}"]
     init: true
     stop_grace_period: 1s
     replicas: {replicas}
@@ -44,7 +51,7 @@ containers:
     healthcheck: {{test: ["CMD-SHELL", "nc -w 1 127.0.0.1 8080 </dev/null"], interval: 1s, retries: 3}}
   client:
     image: "{image}"
-    command: ["sh", "-c", "cs() {{ read u _ < /proc/uptime; echo $${{u%.*}}$${{u#*.}}; }}; while :; do s=$$(cs); if printf 'GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n' | nc -w 2 web 8080 2>/dev/null | grep -q '200 OK'; then r=OK; else r=FAIL; fi; echo $$r $$(( ($$(cs) - s) * 10 )); sleep 0.05; done"]
+    command: ["sh", "-c", "{client}"]
     init: true
     stop_grace_period: 1s
     networks: [net]
@@ -57,13 +64,25 @@ def _apply(spec: Path) -> None:
         raise SystemExit(f"apply failed:\n{done.stdout}{done.stderr}")
 
 
-def _lines(engine, name: str) -> list[tuple[str, int]]:
+def client_lines(log: str) -> list[tuple[str, int]]:
+    """The (OK|FAIL, ms) lines of the client's log."""
     out = []
-    for line in engine.api.logs(f"{name}-client-1").decode(errors="replace").splitlines():
+    for line in log.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] in ("OK", "FAIL") and parts[1].isdigit():
             out.append((parts[0], int(parts[1])))
     return out
+
+
+def summary(window: list[tuple[str, int]]) -> tuple[int, int, int]:
+    """(requests, failed requests, p99 ms) of a window of client lines."""
+    times = sorted(ms for _, ms in window)
+    p99 = times[min(len(times) - 1, int(0.99 * len(times)))] if times else 0
+    return len(window), sum(1 for result, _ in window if result == "FAIL"), p99
+
+
+def _lines(engine, name: str) -> list[tuple[str, int]]:
+    return client_lines(engine.api.logs(f"{name}-client-1").decode(errors="replace"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,21 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for order in ("start-first", "stop-first"):
                 spec.write_text(SPEC.format(name=name, image=IMAGE, replicas=args.replicas, order=order,
-                                            version=version))
+                                            version=version, web=WEB, client=CLIENT))
                 _apply(spec)
                 time.sleep(3)  # the client runs before the updates
                 before = len(_lines(engine, name))
                 for _ in range(args.updates):
                     version += 1
                     spec.write_text(SPEC.format(name=name, image=IMAGE, replicas=args.replicas, order=order,
-                                                version=version))
+                                                version=version, web=WEB, client=CLIENT))
                     _apply(spec)
                     time.sleep(1)
-                window = _lines(engine, name)[before:]
-                times = sorted(ms for _, ms in window)
-                failed = sum(1 for result, _ in window if result == "FAIL")
-                p99 = times[min(len(times) - 1, int(0.99 * len(times)))] if times else 0
-                results[order] = (len(window), failed, p99)
+                results[order] = summary(_lines(engine, name)[before:])
         finally:
             subprocess.run([sys.executable, "-m", "reconciler", "destroy", "-f", str(spec)], capture_output=True)
     log(f"{args.updates} updates of {args.replicas} replicas per order, a request every 50 ms:")

@@ -38,6 +38,7 @@ from pathlib import Path
 import docker
 
 from bench_apply import IMAGE, BenchError, log, run_child, run_on_extra_engines
+from bench_rollout import CLIENT, WEB, client_lines, summary
 from bench_swarm import MANAGER_URL, swarm_down, swarm_up
 
 WORKER_URL = "unix:///run/reconciler-host5.sock"
@@ -50,7 +51,7 @@ networks:
 containers:
   web:
     image: "{image}"
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "{web}"]
     init: true
     stop_grace_period: 2s
     replicas: {replicas}
@@ -61,7 +62,7 @@ containers:
     healthcheck: {{test: ["CMD-SHELL", "nc -w 1 127.0.0.1 8080 </dev/null"], interval: 1s, retries: 3}}
   client:
     image: "{image}"
-    command: ["sh", "-c", "cs() {{ read u _ < /proc/uptime; echo $${{u%.*}}$${{u#*.}}; }}; while :; do s=$$(cs); if printf 'GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n' | nc -w 2 web 8080 2>/dev/null | grep -q '200 OK'; then r=OK; else r=FAIL; fi; echo $$r $$(( ($$(cs) - s) * 10 )); sleep 0.05; done"]
+    command: ["sh", "-c", "{client}"]
     init: true
     stop_grace_period: 1s
     networks: [net]
@@ -89,7 +90,8 @@ class RolloutBench:
 
     def apply(self, order: str) -> None:
         self.spec.write_text(SPEC.format(name=self.stack, image=IMAGE, replicas=self.args.replicas, order=order,
-                                         mode=self.args.endpoint_mode, version=self.version))
+                                         mode=self.args.endpoint_mode, version=self.version, web=WEB,
+                                         client=CLIENT))
         run_child([sys.executable, "-m", "reconciler", "apply", "-f", str(self.spec), "--engine", MANAGER_URL],
                   env=self.env, cwd=str(self.tmp))
 
@@ -111,14 +113,8 @@ class RolloutBench:
         task = self.running(f"{self.stack}_client")[0]
         manager_node = self.api.info()["Swarm"]["NodeID"]
         url = MANAGER_URL if task["NodeID"] == manager_node else WORKER_URL
-        logs = docker.APIClient(base_url=url, version="auto", timeout=60).logs(
-            task["Status"]["ContainerStatus"]["ContainerID"]).decode(errors="replace")
-        out = []
-        for line in logs.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0] in ("OK", "FAIL") and parts[1].isdigit():
-                out.append((parts[0], int(parts[1])))
-        return out
+        return client_lines(docker.APIClient(base_url=url, version="auto", timeout=60).logs(
+            task["Status"]["ContainerStatus"]["ContainerID"]).decode(errors="replace"))
 
     def run(self) -> dict[str, tuple[int, int, int, list[int]]]:
         results = {}
@@ -136,10 +132,7 @@ class RolloutBench:
                 wait_for(self.updated, 120, f"the {order} update to complete")
                 time.sleep(1)  # the client's requests to the old tasks are logged
                 per_update.append(sum(1 for r, _ in self.client_lines()[mark:] if r == "FAIL"))
-            window = self.client_lines()[before:]
-            times = sorted(ms for _, ms in window)
-            p99 = times[min(len(times) - 1, int(0.99 * len(times)))] if times else 0
-            results[order] = (len(window), sum(1 for r, _ in window if r == "FAIL"), p99, per_update)
+            results[order] = (*summary(self.client_lines()[before:]), per_update)
         return results
 
     def destroy(self) -> None:
