@@ -35,14 +35,6 @@ from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapp
 from .errors import PermanentError, PluginError
 from .model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
 
-
-
-def stream_opened(stop: threading.Event) -> None:
-    """Tell the loop that ``ObjectDriver.events``' stream is open: call it once, before the first name."""
-    opened = getattr(stop, "opened", None)
-    if opened is not None:  # the loop's; a plain Event (a test, a caller of its own) does not ask
-        opened()
-
 __all__ = [
     "DriverContext",
     "DriverRegistry",
@@ -60,6 +52,13 @@ __all__ = [
     "stream_opened",
     "wanted_specs",
 ]
+
+
+def stream_opened(stop: threading.Event) -> None:
+    """Tell the loop that ``ObjectDriver.events``' stream is open: call it once, before the first name."""
+    opened = getattr(stop, "opened", None)
+    if opened is not None:  # the loop's; a plain Event (a test, a caller of its own) does not ask
+        opened()
 
 
 class Wanted(dict):

@@ -312,18 +312,13 @@ def _follow(loop: StackLoop, source, stack: str, stop: threading.Event) -> None:
 
 
 class _Following:
-    """The ``stop`` an event source is given: the loop's, plus ``opened()`` for ``drivers.stream_opened``."""
+    """The ``stop`` an event source is given: the loop's (``is_set``, ``wait``...), plus ``opened()`` for
+    ``drivers.stream_opened``."""
 
     def __init__(self, stop: threading.Event, opened: Callable[[], None]) -> None:
         self._stop, self.opened = stop, opened
 
-    def is_set(self) -> bool:
-        return self._stop.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._stop.wait(timeout)
-
-    def __getattr__(self, name: str):  # anything else a source may use of a threading.Event
+    def __getattr__(self, name: str):
         return getattr(self._stop, name)
 
 

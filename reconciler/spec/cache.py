@@ -42,9 +42,12 @@ def cache_root() -> Path | None:
     return Path(base) / "reconciler"
 
 
+_SCHEMA_OK = "schema-ok"  # one empty file per verdict
+
+
 def _folder() -> Path | None:
     root = cache_root()
-    return root / "schema-ok" if root is not None else None
+    return root / _SCHEMA_OK if root is not None else None
 
 
 def schema_verdict_key(schema_text: str, data: Any) -> str:
@@ -60,17 +63,7 @@ def known_valid(key: str) -> bool:
 
 
 def remember_valid(key: str) -> None:
-    folder = _folder()
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / key).touch()
-        entries = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)
-        for stale in entries[:-MAX_ENTRIES]:
-            stale.unlink(missing_ok=True)
-    except OSError:
-        pass
+    write_entry(_SCHEMA_OK, key, b"")
 
 
 def content_key(*parts: str) -> str:

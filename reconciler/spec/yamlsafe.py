@@ -21,8 +21,9 @@ of a file's text are remembered (``remember=True``: specs, never files that
 may hold credentials) in the cache folder beside the schema verdicts, as the
 text was written: variables are substituted afterwards, on every read, so no
 value from the environment is ever written there, and a text that mentions
-secrets at all (it may hold one literally) is not remembered. A command reading a file it
-has read before does not import PyYAML at all (``yamlwalk`` does the parsing).
+secrets at all (it may hold one literally) is not remembered. A command
+reading a file it has read before does not import PyYAML at all (``yamlwalk``
+does the parsing).
 """
 from __future__ import annotations
 
