@@ -1,0 +1,47 @@
+"""The data that flows between phases: desired state, live state, and their vocabulary.
+
+Desired objects are built from a validated spec (``reconciler.spec.desired``); live
+objects are built by drivers from what the engine reports. Both are frozen so a
+phase can never change what an earlier phase computed. Everything here is plain
+data: no I/O, no docker import.
+
+This namespace is the package's public face: import from ``reconciler.model``,
+never from the modules behind it, which are cut by concern and may move:
+
+- ``kinds``: ``Kind``, with each kind's spec section and driver role;
+- ``desired``: ``DesiredState`` and the image, network and volume specs;
+- ``container``: ``ContainerSpec`` and its parts (env, ports, mounts, files, ...);
+- ``live``: what drivers observe (``LiveObject``, ``LiveState``) and the record;
+- ``fleet``: the engines a stack runs on.
+"""
+from __future__ import annotations
+
+from .container import ContainerSpec, EnvVar, FileContent, FileMount, HealthCheck, Mount, Port, UpdatePolicy
+from .desired import DesiredState, ImageSpec, NetworkSpec, VolumeSpec
+from .fleet import Fleet, Placement, Target, TLSFiles
+from .kinds import Kind
+from .live import Content, LiveObject, LiveState, Record
+
+__all__ = [
+    "Content",
+    "ContainerSpec",
+    "DesiredState",
+    "EnvVar",
+    "FileContent",
+    "Fleet",
+    "FileMount",
+    "HealthCheck",
+    "ImageSpec",
+    "Kind",
+    "LiveObject",
+    "LiveState",
+    "Mount",
+    "NetworkSpec",
+    "Placement",
+    "Port",
+    "Record",
+    "Target",
+    "TLSFiles",
+    "UpdatePolicy",
+    "VolumeSpec",
+]

@@ -1,0 +1,143 @@
+"""What the engine holds, as drivers report it, and what the reconciler's own record says it did.
+
+Drivers' ``observe`` builds ``LiveObject``s (with a registry driver's
+``Content`` verdict for images); ``reconciler.observe`` gathers them into a
+``LiveState``; ``reconciler.state`` reads a ``Record``. The planner reads all
+three and never writes them.
+"""
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Mapping
+
+from .. import labels as _labels
+from ..values import value
+from .kinds import Kind
+
+__all__ = ["Content", "LiveObject", "LiveState", "Record"]
+
+
+@value
+class Content:
+    """A registry driver's answer to "does the local image hold what the spec's source holds now?".
+
+    Set on an image's ``LiveObject.content`` by ``observe``: the documented way
+    for a registry driver to say that the content behind a reference changed
+    (a tag moved upstream, an archive now holds another image), and the only
+    one the core reads. The core then pulls the image again
+    (``RegistryDriver.pull``) and replaces the containers that use it.
+    ``None`` on the live object means the driver did not or could not tell:
+    the image is then never updated for its content (only an image with
+    ``pull: always`` that tracks its tag is pulled anyway, by policy).
+    """
+
+    #: True: the source holds other content than the local image; False: checked, the same.
+    changed: bool
+    #: The local content, as a short non-secret identifier (a digest, an image id), for the plan's text.
+    local: str = ""
+    #: What the source holds now, likewise (shown by ``status`` as ``upstream``).
+    source: str = ""
+
+
+@value
+class LiveObject:
+    """An object as its driver reports it, reduced to what planning needs.
+
+    Built by drivers' ``observe``; read by the planner, ``status`` and plugins.
+    """
+
+    kind: Kind
+    #: The engine name (images: the reference).
+    name: str
+    #: The engine id. Volumes have none: the id the reconciler gave the volume
+    #: (its ``io.reconciler.volume-id`` label) when its driver reports it, else the name.
+    id: str
+    #: Every label the object carries (see ``reconciler.labels``).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: True when the labels claim this stack owns it.
+    owned: bool = False
+    #: A container's state: ``running``, ``exited``, ``created``, ``paused``, ``restarting``.
+    state: str = ""
+    #: A container's health status, when it has a healthcheck.
+    health: str = ""
+    #: An exited container's exit code.
+    exit_code: int | None = None
+    #: The image a container runs, or an image's own id.
+    image_id: str = ""
+    #: Non-secret values a driver could read cheaply, used to explain a change:
+    #: ``networks`` and ``volumes`` (attached names) for containers,
+    #: ``repo_digests`` for images, and after a config change the old values of
+    #: the changed fields. No key here tells the planner that an image's content
+    #: changed: a registry driver says so through ``content``.
+    details: Mapping[str, object] = field(default_factory=dict)
+    #: Images only: whether the content behind the reference changed (see ``Content``);
+    #: None (the driver cannot tell) never triggers an update for the image's content.
+    content: Content | None = None
+    #: What ``reconcile status`` shows about the object (text and JSON, under ``details``):
+    #: short, non-secret facts the driver read anyway, e.g. a storage driver's ``path``
+    #: or ``usage``. Never read by the planner.
+    info: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.labels.get(_labels.NAME, "")
+
+    @property
+    def config_hash(self) -> str:
+        return self.labels.get(_labels.CONFIG_HASH, "")
+
+    @property
+    def field_hashes(self) -> dict[str, str]:
+        return _labels.read_field_hashes(self.labels)
+
+
+@value
+class LiveState:
+    """What the engine holds that matters to this stack: owned objects and name collisions.
+
+    Each map is keyed by engine name (images by reference).
+    """
+
+    images: Mapping[str, LiveObject] = field(default_factory=dict)
+    networks: Mapping[str, LiveObject] = field(default_factory=dict)
+    volumes: Mapping[str, LiveObject] = field(default_factory=dict)
+    containers: Mapping[str, LiveObject] = field(default_factory=dict)
+
+    def of(self, kind: Kind) -> Mapping[str, LiveObject]:
+        """The live objects of ``kind`` by engine name."""
+        return getattr(self, kind.section)  # the maps are named after the spec's sections
+
+
+@value
+class Record:
+    """What the reconciler's own record says about one stack on one engine (see ``reconciler.state``).
+
+    Labels say what an object *claims*; the record says what the reconciler
+    *did*. The planner reads both: an object whose labels claim the stack but
+    which the record does not list is reported, never changed or deleted,
+    unless the user adopts it (``--adopt``).
+    """
+
+    #: (kind, name, id) of every object the reconciler created.
+    created: frozenset[tuple[Kind, str, str]] = frozenset()
+    #: (kind, name, id) of every object it took over instead (``--adopt``, or a record rebuilt from
+    #: labels): it may update, replace and prune them, but deleting a volume's data needs more.
+    adopted: frozenset[tuple[Kind, str, str]] = frozenset()
+    #: True when the record knows nothing of this stack on this engine (a new machine, a new state
+    #: directory): the pass rebuilds it from the objects that match by labels and config hash,
+    #: and deletes nothing.
+    missing: bool = False
+
+    def union(self, other: Record) -> Record:
+        """What either record lists (the stack's record under another identity of the same engine)."""
+        return Record(created=self.created | other.created, adopted=self.adopted | other.adopted,
+                      missing=self.missing and other.missing)
+
+    def lists(self, obj: LiveObject) -> bool:
+        """Whether the record lists this very object (kind, name and id)."""
+        key = (obj.kind, obj.name, obj.id)
+        return key in self.created or key in self.adopted
+
+    def made(self, obj: LiveObject) -> bool:
+        """Whether the reconciler created this very object (not merely adopted it)."""
+        return (obj.kind, obj.name, obj.id) in self.created
