@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["ARCHIVE_DRIVER", "DEFAULT_DRIVERS", "DEFAULT_NETWORK_KEY", "RUNTIME_SECTION", "driver_for"]
+__all__ = ["ARCHIVE_DRIVER", "DEFAULT_DRIVERS", "DEFAULT_NETWORK_KEY", "driver_for"]
 
 #: Spec section → the driver an entry gets when it names none. ``containers``
 #: is the runtime driver, chosen per stack with the top-level ``runtime:``.
@@ -21,7 +21,6 @@ DEFAULT_DRIVERS: Mapping[str, str] = {
 }
 #: Images loaded from a ``docker save`` archive (``archive:``) default to this registry driver.
 ARCHIVE_DRIVER = "archive"
-RUNTIME_SECTION = "containers"
 #: The network key every stack has without defining it (Compose's project default
 #: network): containers without ``networks:`` or ``network_mode`` join it, and a
 #: ``networks.default`` entry in the spec configures it. Named ``<stack>_default``.

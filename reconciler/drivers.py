@@ -368,12 +368,6 @@ OptionCheck = Callable[[Mapping[str, str]], Iterable[str]]
 #: (naming the field first: ``"privileged: ..."``). Like an ``OptionCheck``, it must not need
 #: the backend or import its client: ``reconcile validate`` runs it.
 SpecCheck = Callable[[ContainerSpec], Iterable[str]]
-_ROLES = {
-    Kind.IMAGE: "registry",
-    Kind.NETWORK: "network",
-    Kind.VOLUME: "storage",
-    Kind.CONTAINER: "runtime",
-}
 
 
 class DriverRegistry:
@@ -449,7 +443,7 @@ class DriverRegistry:
 
     def conflicts(self) -> dict[tuple[Kind, str], str]:
         """(kind, name) → a message naming every plugin that registered that driver name."""
-        return {(kind, name): f"{_ROLES[kind]} driver {name!r} is registered twice: by "
+        return {(kind, name): f"{kind.role} driver {name!r} is registered twice: by "
                               + " and by ".join(p or "a plugin" for p in rivals)
                 for kind in Kind for name, rivals in sorted(self._rivals[kind].items())}
 
@@ -472,7 +466,7 @@ class DriverRegistry:
         factories = self._factories[kind]
         if name not in factories:
             available = ", ".join(sorted(factories)) or "none"
-            raise PluginError(f"no {_ROLES[kind]} driver named {name!r} (available: {available})")
+            raise PluginError(f"no {kind.role} driver named {name!r} (available: {available})")
         if name in self._rivals[kind]:
             raise PluginError(self.conflicts()[(kind, name)] + ": disable one of them (RECONCILER_DISABLED_PLUGINS)")
         return factories[name][0]

@@ -213,7 +213,6 @@ class Plan:
 
 
 _FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"}
-_SECTION = {Kind.IMAGE: "images", Kind.NETWORK: "networks", Kind.VOLUME: "volumes", Kind.CONTAINER: "containers"}
 
 
 def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False,
@@ -270,7 +269,7 @@ def wanted_images(desired: DesiredState) -> Mapping[str, ImageSpec]:
 
 def live_driver(kind: Kind, current: LiveObject) -> str:
     """The driver that made a live object: its label, else the default of its kind."""
-    return current.labels.get(labels.DRIVER) or DEFAULT_DRIVERS[_SECTION[kind]]
+    return current.labels.get(labels.DRIVER) or DEFAULT_DRIVERS[kind.section]
 
 
 def _plan_images(specs: Mapping[str, ImageSpec], live: LiveState) -> list[Change]:

@@ -35,7 +35,6 @@ ENTRY_POINT_GROUP = "reconciler"
 DISABLED_ENV = "RECONCILER_DISABLED_PLUGINS"
 EXTRA_ENV = "RECONCILER_PLUGINS"
 STRICT_ENV = "RECONCILER_STRICT_PLUGINS"
-_ROLES = (("registry", Kind.IMAGE), ("network", Kind.NETWORK), ("storage", Kind.VOLUME), ("runtime", Kind.CONTAINER))
 log = logging.getLogger(__name__)
 
 
@@ -294,10 +293,10 @@ def describe_plugins(pm: pluggy.PluginManager, registry: DriverRegistry) -> list
     dists = {id(plugin): (dist.project_name, dist.version) for plugin, dist in pm.list_plugin_distinfo()}
     origins = getattr(pm, "origins", {})
     drivers: dict[str, list[str]] = {}
-    for role, kind in _ROLES:
+    for kind in Kind:
         for name in registry.names(kind):
             for provider in registry.providers(kind, name):
-                drivers.setdefault(provider, []).append(f"{role}:{name}")
+                drivers.setdefault(provider, []).append(f"{kind.role}:{name}")
     conflicts: dict[str, list[str]] = {}
     for (kind, name), message in registry.conflicts().items():
         for provider in registry.providers(kind, name):

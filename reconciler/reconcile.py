@@ -27,8 +27,6 @@ from .values import value
 
 __all__ = ["ApplyRequest", "Reconciler", "load_desired"]
 
-_SECTIONS = ((Kind.IMAGE, "images"), (Kind.NETWORK, "networks"), (Kind.VOLUME, "volumes"),
-             (Kind.CONTAINER, "containers"))
 OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 log = logging.getLogger(__name__)
 
@@ -101,12 +99,7 @@ class Reconciler:
 
     def driver_names(self) -> dict[str, list[str]]:
         """The driver names plugins provide, by spec section (for ``load_desired``)."""
-        return {
-            "images": self.registry.names(Kind.IMAGE),
-            "networks": self.registry.names(Kind.NETWORK),
-            "volumes": self.registry.names(Kind.VOLUME),
-            "containers": self.registry.names(Kind.CONTAINER),
-        }
+        return {kind.section: self.registry.names(kind) for kind in Kind}
 
     def driver_catalog(self) -> dict[str, dict[str, dict[str, Any]]]:
         """What validation needs to know of each driver, by spec section and name (for ``load_desired``).
@@ -116,8 +109,8 @@ class Reconciler:
         """
         catalog: dict[str, dict[str, dict[str, Any]]] = {}
         conflicts = self.registry.conflicts()
-        for kind, section in _SECTIONS:
-            catalog[section] = {}
+        for kind in Kind:
+            catalog[kind.section] = {}
             for name in self.registry.names(kind):
                 facts: dict[str, Any] = {}
                 if (kind, name) in conflicts:
@@ -127,7 +120,7 @@ class Reconciler:
                     facts["options"] = schema
                 if kind is Kind.CONTAINER and self.registry.schedules_replicas(name):
                     facts["schedules_replicas"] = True
-                catalog[section][name] = facts
+                catalog[kind.section][name] = facts
         return catalog
 
     def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
@@ -163,12 +156,10 @@ class Reconciler:
         Needs no engine and makes no driver: ``reconcile validate`` runs it.
         """
         problems = []
-        for kind, section, specs in ((Kind.IMAGE, "images", desired.images),
-                                     (Kind.NETWORK, "networks", desired.networks),
-                                     (Kind.VOLUME, "volumes", desired.volumes)):
-            for key, spec in specs.items():
-                problems += [(section, key, p) for p in self.registry.option_problems(kind, spec.driver,
-                                                                                      dict(spec.options))]
+        for kind in (Kind.IMAGE, Kind.NETWORK, Kind.VOLUME):
+            for key, spec in desired.section(kind).items():
+                problems += [(kind.section, key, p)
+                             for p in self.registry.option_problems(kind, spec.driver, dict(spec.options))]
         for spec in desired.containers.values():  # a runtime's refusals (a privileged Swarm service)
             problems += [("containers", spec.key, p) for p in self.registry.spec_problems(Kind.CONTAINER, spec.driver,
                                                                                          spec)]
@@ -270,10 +261,10 @@ class Reconciler:
 
     def _invalid_options(self, desired: DesiredState, drivers: Drivers) -> list[str]:
         problems = []
-        for kind, section, specs in ((Kind.NETWORK, "networks", desired.networks),
-                                     (Kind.VOLUME, "volumes", desired.volumes)):
-            for key, spec in specs.items():
-                problems += [f"{section}.{key}.options: {p}" for p in drivers.get(kind, spec.driver).validate(spec)]
+        for kind in (Kind.NETWORK, Kind.VOLUME):
+            for key, spec in desired.section(kind).items():
+                problems += [f"{kind.section}.{key}.options: {p}"
+                             for p in drivers.get(kind, spec.driver).validate(spec)]
         # A runtime refuses what it cannot run (a Swarm service cannot be privileged); checked only for
         # runtimes that override ``validate``, so the docker runtime is not even made for it.
         for spec in desired.containers.values():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, SpecError
+from ..model import Kind
 from .interpolate import InterpolationError, interpolate, parse_env_file
 from .locations import Mark, problem_at
 from .yamlsafe import compose_file
@@ -29,7 +30,8 @@ __all__ = ["Mark", "RawStack", "load_stack"]
 
 MAX_FILE_BYTES = 1024 * 1024
 _log = logging.getLogger(__name__)
-SECTIONS = ("images", "networks", "volumes", "containers", "configs", "secrets", "targets")
+#: The top-level keys whose entries several files may each add to (a name defined twice is an error).
+SECTIONS = (*(kind.section for kind in Kind), "configs", "secrets", "targets")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..defaults import ARCHIVE_DRIVER, DEFAULT_DRIVERS, driver_for
 from ..hashing import canonical_json
+from ..model import Kind
 
 if TYPE_CHECKING:
     from ..model import DesiredState
@@ -30,9 +31,7 @@ __all__ = ["IN_PLACE", "OPTION_SECTIONS", "in_place_options", "mark_in_place", "
 IN_PLACE = ("x-reconciler-change", "in-place")
 
 #: The sections whose entries take driver options (containers' runtime takes none).
-OPTION_SECTIONS = ("images", "networks", "volumes")
-_DEFS = {"images": "image", "networks": "network", "volumes": "volume"}
-_ROLE = {"images": "registry", "networks": "network", "volumes": "storage"}
+OPTION_SECTIONS = tuple(kind.section for kind in Kind if kind is not Kind.CONTAINER)
 _Finding = tuple[tuple, str]
 
 
@@ -68,7 +67,7 @@ def option_findings(data: Any, failed: set[tuple], schemas: Mapping[str, Mapping
             where = (section, key, "options")
             out += [((*where, *path), message)
                     for path, message in _findings(by_driver[name], entry.get("options") or {}, explain,
-                                                   f"the {_ROLE[section]} driver {name!r}")]
+                                                   f"the {Kind.from_section(section).role} driver {name!r}")]
     return out
 
 
@@ -104,7 +103,7 @@ def merged_schema(base: Mapping[str, Any], drivers: Mapping[str, Collection[str]
     """The stack schema ``base`` with each driver's options schema applied where that driver is used."""
     schema = copy.deepcopy(dict(base))
     for section, by_driver in option_schemas(drivers).items():
-        definition = schema["$defs"][_DEFS[section]]
+        definition = schema["$defs"][Kind.from_section(section).value]  # the stack schema names them by kind
         rules = [{"if": _uses(section, name), "then": {"properties": {"options": options}}}
                  for name, options in sorted(by_driver.items())]
         definition["allOf"] = [*definition.get("allOf", []), *rules]
@@ -138,10 +137,10 @@ def mark_in_place(desired: DesiredState, drivers: Mapping[str, Collection[str]])
 
     schemas = option_schemas(drivers)
     changed = {}
-    for section in ("networks", "volumes"):
-        specs = getattr(desired, section)
-        marked = {name: replace(spec, in_place=in_place_options(schemas.get(section, {}).get(spec.driver)))
-                  for name, spec in specs.items()}
+    for kind in (Kind.NETWORK, Kind.VOLUME):
+        by_driver = schemas.get(kind.section, {})
+        marked = {name: replace(spec, in_place=in_place_options(by_driver.get(spec.driver)))
+                  for name, spec in desired.section(kind).items()}
         if any(marked[name].in_place for name in marked):
-            changed[section] = marked
+            changed[kind.section] = marked
     return replace(desired, **changed) if changed else desired

@@ -9,7 +9,8 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Mapping
 
-from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, RUNTIME_SECTION, driver_for
+from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
+from ..model import Kind
 from . import units
 from .filesources import KINDS, SourceError, file_ref, read_content
 from .interpolate import InterpolationError, parse_env_file
@@ -39,13 +40,14 @@ def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collec
     against the stack's ``runtime:``.
     """
     out = []
-    for section in DEFAULT_DRIVERS:
+    for kind in Kind:
+        section = kind.section
         available = sorted(drivers.get(section, ()))
-        if section == RUNTIME_SECTION:
-            if ("runtime",) in failed or not data.get("containers"):
+        if kind is Kind.CONTAINER:
+            if ("runtime",) in failed or not data.get(section):
                 continue
             name = data.get("runtime") or DEFAULT_DRIVERS[section]
-            path = ("runtime",) if "runtime" in data else ("containers",)
+            path = ("runtime",) if "runtime" in data else (section,)
             if name not in available:
                 out.append((path, f"no plugin provides the runtime driver {name!r} "
                                   f"(available: {', '.join(available) or 'none'})"))
@@ -59,7 +61,7 @@ def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collec
             name = driver_for(section, entry)
             path = (section, key, "driver") if "driver" in entry else (section, key)
             if name not in available:
-                out.append((path, f"no plugin provides the {section[:-1]} driver {name!r} "
+                out.append((path, f"no plugin provides the {kind.value} driver {name!r} "
                                   f"(available: {', '.join(available) or 'none'})"))
             elif _conflict(drivers, section, name):
                 out.append((path, _conflict(drivers, section, name)))
@@ -82,7 +84,7 @@ class _Semantics:
         self.failed = failed
         self.allow_outside = allow_outside
         self.out: list[_Finding] = []
-        sections = ("images", "networks", "volumes", "containers", "configs", "secrets")
+        sections = (*(kind.section for kind in Kind), *KINDS)
         self.defined = {name: set(self._section(name)) for name in sections}
         self._roots: dict[Path, Path] = {}
 

@@ -19,13 +19,16 @@ from typing import Any
 
 import yaml
 
+from ...model import Kind
 from ..locations import format_path
 from . import ComposeStack
 
 __all__ = ["render_stack"]
 
-_SECTIONS = ("images", "volumes", "networks", "configs", "secrets", "containers")
-_SOURCE = {"containers": "services"}
+# The order a converted file lists its sections in: the containers last, after all they use.
+_SECTIONS = (Kind.IMAGE.section, Kind.VOLUME.section, Kind.NETWORK.section, "configs", "secrets",
+             Kind.CONTAINER.section)
+_SOURCE = {Kind.CONTAINER.section: "services"}  # our section → the Compose file's, where they differ
 # Plain scalars a YAML 1.2 (core schema) reader would not read back as text: quote them.
 _NOT_TEXT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)"
                        r"(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|true|True|TRUE|false|False"
