@@ -31,7 +31,7 @@ from .errors import PlanError
 from .model import Kind
 from .plan import Action, Change
 
-__all__ = ["DOWN", "ROLL", "UP", "WAIT", "Lane", "Phase", "Step", "build_steps", "dependents_of"]
+__all__ = ["Lane", "Phase", "Step", "build_steps", "dependents_of"]
 
 
 class Phase(enum.StrEnum):
@@ -41,9 +41,6 @@ class Phase(enum.StrEnum):
     WAIT = "wait"  # wait for the conditions of its dependencies (started, healthy, completed)
     UP = "up"  # create or start the new object
     ROLL = "roll"  # replace a container in place: the old one goes only once the new one runs
-
-
-DOWN, WAIT, UP, ROLL = Phase.DOWN, Phase.WAIT, Phase.UP, Phase.ROLL  # DOWN and UP: the names before 0.2
 
 
 class Lane(enum.StrEnum):
@@ -79,17 +76,17 @@ class Step:
         # when the process ignores SIGTERM; a removal itself is cheap.
         # A roll mostly waits too (for the new container to be ready, the old one to stop);
         # its engine work takes a worker slot inside the step (see apply.py).
-        if self.phase in (WAIT, ROLL) or (self.phase == DOWN and self.change.kind is Kind.CONTAINER):
+        if self.phase in (Phase.WAIT, Phase.ROLL) or (self.phase == Phase.DOWN and self.change.kind is Kind.CONTAINER):
             return Lane.WAIT
         return Lane.WORK
 
 
 def _phases(change: Change) -> tuple[Phase, ...]:
     if change.action is Action.DELETE:
-        return (DOWN,)
-    up = (WAIT, UP) if change.waits else (UP,)
+        return (Phase.DOWN,)
+    up = (Phase.WAIT, Phase.UP) if change.waits else (Phase.UP,)
     if change.action is Action.REPLACE:
-        return (*up[:-1], ROLL) if change.rollout is not None else (DOWN, *up)
+        return (*up[:-1], Phase.ROLL) if change.rollout is not None else (Phase.DOWN, *up)
     return up
 
 
@@ -102,27 +99,27 @@ def build_steps(changes: Iterable[Change]) -> list[Step]:
         """The step that carries out ``phase`` of a change (a roll stands for both its down and its up)."""
         if (change_id, phase) in has:
             return f"{change_id}#{phase.value}"
-        if phase in (UP, DOWN) and (change_id, ROLL) in has:
-            return f"{change_id}#{ROLL.value}"
+        if phase in (Phase.UP, Phase.DOWN) and (change_id, Phase.ROLL) in has:
+            return f"{change_id}#{Phase.ROLL.value}"
         return None
 
     held_by: dict[str, list[str]] = {}
     for change in changes:
-        if step_of(change.id, DOWN):
+        if step_of(change.id, Phase.DOWN):
             for target in change.holds:
                 held_by.setdefault(target, []).append(change.id)
     steps = []
     for change in changes:
         for phase in _phases(change):
-            after = {step_of(other, DOWN) for other in held_by.get(change.id, ()) if other != change.id
-                     if phase == DOWN or (phase == ROLL and (other, DOWN) in has)}
-            if phase == DOWN and change.action is Action.REPLACE:
+            after = {step_of(other, Phase.DOWN) for other in held_by.get(change.id, ()) if other != change.id
+                     if phase == Phase.DOWN or (phase == Phase.ROLL and (other, Phase.DOWN) in has)}
+            if phase == Phase.DOWN and change.action is Action.REPLACE:
                 # The old object goes only once the images its successor needs are there.
-                after.update(step_of(dep, UP) for dep in change.requires if dep.startswith("image:"))
-            if phase != DOWN:
-                after.update(step_of(dep, UP) for dep in change.requires if dep != change.id)
-            if phase in (UP, ROLL):
-                after.update(step_of(change.id, own) for own in (DOWN, WAIT) if (change.id, own) in has)
+                after.update(step_of(dep, Phase.UP) for dep in change.requires if dep.startswith("image:"))
+            if phase != Phase.DOWN:
+                after.update(step_of(dep, Phase.UP) for dep in change.requires if dep != change.id)
+            if phase in (Phase.UP, Phase.ROLL):
+                after.update(step_of(change.id, own) for own in (Phase.DOWN, Phase.WAIT) if (change.id, own) in has)
             after.discard(None)
             steps.append(Step(change, phase, frozenset(after)))
     _check_acyclic(steps)

@@ -14,7 +14,7 @@ from .plan import Change
 from .retry import RetryPolicy
 from .values import value
 
-__all__ = ["FAILED", "OK", "SKIPPED", "ApplyOptions", "ApplyReport", "Outcome", "Status"]
+__all__ = ["ApplyOptions", "ApplyReport", "Outcome", "Status"]
 
 
 class Status(enum.StrEnum):
@@ -24,9 +24,6 @@ class Status(enum.StrEnum):
     FAILED = "failed"  # its driver raised (see ``Outcome.exception``)
     SKIPPED = "skipped"  # something it depends on failed, so it was never tried
 
-
-# The statuses were plain strings before 0.2; these names keep working (Status is a str enum).
-OK, FAILED, SKIPPED = Status.OK, Status.FAILED, Status.SKIPPED
 
 
 @value

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
-from reconciler.report import FAILED, OK, SKIPPED
+from reconciler.report import Status
 
 if TYPE_CHECKING:
     from reconciler.report import ApplyReport, Outcome
@@ -36,10 +36,10 @@ def build_payload(report: ApplyReport, *, now: datetime | None = None) -> dict[s
         "revision": getattr(report, "revision", "") or None,
         "ok": report.ok,
         "duration_seconds": round(report.seconds, 3),
-        "counts": {status.value: report.count(status) for status in (OK, FAILED, SKIPPED)},
+        "counts": {status.value: report.count(status) for status in Status},
         "changes": [_change(outcome) for outcome in report.outcomes],
         "failures": [{"id": o.change.id, "error": o.error or None, "temporary": o.temporary}
-                     for o in report.outcomes if o.status == FAILED],
+                     for o in report.outcomes if o.status == Status.FAILED],
         "sent_at": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

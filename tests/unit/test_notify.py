@@ -22,7 +22,7 @@ import reconciler_notify
 from reconciler.model import Kind
 from reconciler.plan import Action, Change
 from reconciler.plugins import make_plugin_manager
-from reconciler.report import FAILED, OK, SKIPPED, ApplyReport, Outcome
+from reconciler.report import ApplyReport, Outcome, Status
 from reconciler_notify.config import NotifyConfigError, load_config
 from reconciler_notify.delivery import deliver_all, time_budget
 from reconciler_notify.payload import build_payload, encode_payload, request_headers, sign
@@ -54,9 +54,9 @@ def change(kind: Kind, name: str, action: Action) -> Change:
 
 def make_report(**kw) -> ApplyReport:
     outcomes = (
-        Outcome(change(Kind.NETWORK, "shop-back", Action.CREATE), OK, seconds=0.1234),
-        Outcome(change(Kind.CONTAINER, "shop-web-1", Action.REPLACE), FAILED, "image pull failed: 404", 1.2),
-        Outcome(change(Kind.CONTAINER, "shop-worker-1", Action.CREATE), SKIPPED, "container:shop-web-1 failed", 0.0),
+        Outcome(change(Kind.NETWORK, "shop-back", Action.CREATE), Status.OK, seconds=0.1234),
+        Outcome(change(Kind.CONTAINER, "shop-web-1", Action.REPLACE), Status.FAILED, "image pull failed: 404", 1.2),
+        Outcome(change(Kind.CONTAINER, "shop-worker-1", Action.CREATE), Status.SKIPPED, "container:shop-web-1 failed", 0.0),
     )
     return ApplyReport(kw.pop("stack", "shop"), kw.pop("outcomes", outcomes), kw.pop("seconds", 2.3149))
 
