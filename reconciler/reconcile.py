@@ -18,7 +18,8 @@ from .drivers import DriverContext, DriverRegistry, Drivers, ObjectDriver, Runti
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState, Record, TLSFiles
-from .plan import Action, Change, Operation, Plan, plan_changes
+from .plan import Action, Change, Operation, Plan
+from .planner import plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import RetryPolicy, call_with_retries

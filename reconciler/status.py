@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from .model import DesiredState, Kind, LiveState
-from .plan import Plan, Reason, is_scheduled
+from .plan import Plan, Reason
+from .planner import is_scheduled
 from .redact import redact
 
 __all__ = ["status_rows"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from reconciler.apply import apply_plan
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.model import ContainerSpec, DesiredState, HealthCheck, Kind, LiveObject, LiveState, NetworkSpec
-from reconciler.plan import plan_changes
+from reconciler.planner import plan_changes
 from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
 from reconciler.testing import MemoryEngine

@@ -13,7 +13,8 @@ import pytest
 from reconciler.drivers import DriverContext, Wanted
 from reconciler.errors import PermanentError
 from reconciler.model import Content, ImageSpec
-from reconciler.plan import Reason, plan_changes
+from reconciler.plan import Reason
+from reconciler.planner import plan_changes
 
 from reconciler_docker.archive import ArchiveRegistryDriver
 from reconciler_docker.imagearchive import ArchiveFormat, archive_format, archive_image_id

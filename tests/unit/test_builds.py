@@ -13,8 +13,9 @@ from reconciler.labels import (
     STACK as STACK_LABEL,
 )
 from reconciler.model import DesiredState, Kind, LiveObject, LiveState
-from reconciler.plan import PUSH_REASON, Action, plan_changes
+from reconciler.plan import Action, Reason
 from reconciler.planfile import write_plan
+from reconciler.planner import plan_changes
 from reconciler.reconcile import load_desired
 from reconciler.render import plan_json, plan_text
 
@@ -122,7 +123,8 @@ def test_built_image_missing_from_registry_is_pushed_without_rebuild(tmp_path):
     spec = state.images["app"]
     plan = plan_changes(state, LiveState(images={spec.ref: built(spec)}))
     image = [c for c in plan.changes if c.kind is Kind.IMAGE]
-    assert [(c.action, c.reasons) for c in image] == [(Action.UPDATE, (PUSH_REASON,))]
+    assert [(c.action, c.reason) for c in image] == [(Action.UPDATE, Reason.PUSH_MISSING)]
+    assert image[0].reasons == ("push: not in the registry",)  # the text a user reads
     # The image itself does not change: its containers are not replaced for a push.
     assert all(c.action is Action.CREATE for c in plan.changes if c.kind is Kind.CONTAINER)
 
@@ -139,8 +141,8 @@ def test_a_digest_of_another_repository_does_not_count(tmp_path):
     state = desired(tmp_path)
     spec = state.images["app"]
     live = built(spec, repo_digests=["127.0.0.1:5000/team/other@sha256:" + "c" * 64])
-    assert [c.reasons for c in plan_changes(state, LiveState(images={spec.ref: live})).changes
-            if c.kind is Kind.IMAGE] == [(PUSH_REASON,)]
+    assert [c.reason for c in plan_changes(state, LiveState(images={spec.ref: live})).changes
+            if c.kind is Kind.IMAGE] == [Reason.PUSH_MISSING]
 
 
 def test_without_push_a_local_build_plans_nothing(tmp_path):

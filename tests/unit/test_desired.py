@@ -6,7 +6,8 @@ from pathlib import Path
 from reconciler.hashing import canonical_json
 from reconciler.labels import CONFIG_HASH, FIELDS
 from reconciler.model import Kind
-from reconciler.plan import Reason, plan_changes
+from reconciler.plan import Reason
+from reconciler.planner import plan_changes
 from reconciler.spec import load_desired
 
 from .builders import live, live_container, owned

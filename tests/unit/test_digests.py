@@ -18,7 +18,8 @@ from reconciler.labels import (
 )
 from reconciler.drivers import DriverContext, Wanted
 from reconciler.model import Content, ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
-from reconciler.plan import Action, Reason, plan_changes
+from reconciler.plan import Action, Reason
+from reconciler.planner import plan_changes
 from reconciler.status import status_rows
 
 from reconciler_docker.credentials import CredentialStore

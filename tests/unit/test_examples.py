@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.model import LiveState
-from reconciler.plan import plan_changes
+from reconciler.planner import plan_changes
 from reconciler.reconcile import load_desired
 from reconciler.render import plan_text
 

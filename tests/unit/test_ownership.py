@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from reconciler.model import Kind, LiveObject, NetworkSpec, Record, VolumeSpec
-from reconciler.plan import Action, Reason, plan_changes
+from reconciler.plan import Action, Reason
+from reconciler.planner import plan_changes
 
 from .builders import actions, container, live, live_container, owned, state
 

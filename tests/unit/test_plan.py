@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from reconciler import labels
 from reconciler.model import EnvVar, ImageSpec, Kind, LiveObject, Mount, NetworkSpec, VolumeSpec
-from reconciler.plan import REDACTED, SECRET_ENV_LABEL, Action, plan_changes
+from reconciler.plan import REDACTED, Action
+from reconciler.planner import plan_changes
 
 from .builders import STACK, actions, container, live, live_container, live_image, owned, state
 
@@ -48,7 +50,7 @@ def test_secret_values_never_appear_in_the_plan():
     web = container(env=[EnvVar("PASSWORD", "hunter22", secret=True)])
     old = container(env=[EnvVar("PASSWORD", "hunter11", secret=True)])
     current = live(live_container(old, details={"env": {"PASSWORD": "hunter11"}},
-                                  labels_extra={SECRET_ENV_LABEL: "PASSWORD"}))
+                                  labels_extra={labels.SECRET_ENV: "PASSWORD"}))
     plan = plan_changes(state(web), current)
     text = repr(plan)
     assert "hunter" not in text
@@ -231,3 +233,23 @@ def test_a_build_is_judged_by_the_labels_the_core_gave_it():
     rebuilt = replace(image, build_hash="h2", config_hash="h2")
     assert actions(plan_changes(state(images=(rebuilt,)), live(images=(current,)))) == [
         ("update", "image:demo-app:latest")]
+
+
+def test_the_planner_is_pure_and_knows_no_engine():
+    """The planner's modules import the plan, the model and pure helpers only: no I/O, no engine client."""
+    import ast
+    from pathlib import Path
+
+    import reconciler
+
+    pure = {"plan", "planner", "imageplan", "explain", "model", "labels", "hashing", "defaults", "ownership",
+            "redact", "values"}
+    for module in ("plan", "planner", "imageplan", "explain"):
+        tree = ast.parse((Path(reconciler.__file__).parent / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                assert set(names) <= pure, (module, names)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                roots = {a.name.split(".")[0] for a in node.names} if isinstance(node, ast.Import) else {node.module}
+                assert roots <= {"__future__", "dataclasses", "enum", "typing"}, (module, roots)

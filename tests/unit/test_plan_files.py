@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reconciler.plan import REDACTED, Reason, plan_changes
+from reconciler.plan import REDACTED, Reason
 from reconciler.planfile import write_plan
+from reconciler.planner import plan_changes
 from reconciler.render import plan_json, plan_text
 from reconciler.spec import load_desired
 from reconciler.testing import MemoryEngine, MemoryRuntimeDriver, make_reconciler

@@ -7,8 +7,8 @@ import pytest
 
 from reconciler.errors import SpecError, StalePlanError
 from reconciler.model import EnvVar
-from reconciler.plan import plan_changes
 from reconciler.planfile import check_fresh, plan_fingerprint, read_plan, write_plan
+from reconciler.planner import plan_changes
 
 from .builders import container, live, live_container, state
 

@@ -8,7 +8,8 @@ import pytest
 
 from reconciler.drivers import Wanted, wanted_specs
 from reconciler.model import Content, ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
-from reconciler.plan import Action, Reason, plan_changes
+from reconciler.plan import Action, Reason
+from reconciler.planner import plan_changes
 from reconciler.testing import MemoryRegistryDriver
 
 REF = "reg.example/team/app:1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from reconciler.apply import apply_plan
 from reconciler.errors import PermanentError
 from reconciler.model import ContainerSpec, DesiredState, Kind, LiveObject, LiveState, Port, UpdatePolicy
-from reconciler.plan import plan_changes
+from reconciler.planner import plan_changes
 from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
 from reconciler.testing import MemoryEngine

@@ -17,7 +17,8 @@ from reconciler.errors import SpecError
 from reconciler.graph import Phase, build_steps
 from reconciler.labels import CONFIG_HASH
 from reconciler.model import Kind, LiveObject, LiveState
-from reconciler.plan import Action, Reason, plan_changes
+from reconciler.plan import Action, Reason
+from reconciler.planner import plan_changes
 from reconciler.spec import load_desired
 from reconciler_swarm.mapping import (
     drifted_fields,

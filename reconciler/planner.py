@@ -1,0 +1,346 @@
+"""The planner: a pure function of desired and live state.
+
+No I/O happens here and nothing imports an engine's client. ``plan_changes``
+compares what the spec asks for with what the drivers report and returns the
+ordered list of changes (``reconciler.plan``), each with the reasons a user
+needs to trust it: which fields changed (old → new, secrets redacted), which
+field forces a replacement, and which changes need an explicit flag because
+they would destroy state. Images are planned in ``reconciler.imageplan``,
+changed fields explained in ``reconciler.explain``.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Mapping
+
+from . import labels
+from .defaults import DEFAULT_DRIVERS
+from .explain import display, explain_field, short_id
+from .imageplan import plan_images
+from .model import (
+    ContainerSpec,
+    DesiredState,
+    Kind,
+    LiveObject,
+    LiveState,
+    NetworkSpec,
+    Record,
+    VolumeSpec,
+)
+from .ownership import Vetted, vet
+from .plan import Action, Change, FieldChange, Plan, Reason, Rollout
+
+__all__ = ["is_scheduled", "live_driver", "plan_changes"]
+
+DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
+_FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"}
+
+
+def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool = False,
+                 record: Record | None = None, adopt: bool = False) -> Plan:
+    """Every change that makes ``live`` match ``desired``, in dependency order.
+
+    ``record`` is what the reconciler's own record says it created (see
+    ``reconciler.ownership``): objects whose labels claim the stack but which
+    it does not list are reported with an error, never changed, unless
+    ``adopt``. None trusts the labels alone (callers without a record).
+    """
+    vetted = vet(desired, live, record, adopt=adopt)
+    live = vetted.live
+    notes: list[str] = []
+    images = plan_images(desired.of(Kind.IMAGE), live)
+    networks = _plan_simple(Kind.NETWORK, desired.networks, vetted, prune=True, notes=notes)
+    volumes = _plan_simple(Kind.VOLUME, desired.volumes, vetted, prune=prune_volumes, notes=notes)
+    replaced = {c.name for c in networks + volumes if c.action in (Action.REPLACE, Action.DELETE) and not c.error}
+    containers = _plan_containers(desired, vetted, images, replaced)
+    changes = images + networks + volumes + containers
+    if vetted.rebuilding:
+        changes = _without_removals(changes, notes)
+    notes += _adoption_notes(vetted)
+    return Plan(stack=desired.stack, changes=tuple(changes), notes=tuple(notes), adopted=vetted.adopted)
+
+
+def _without_removals(changes: list[Change], notes: list[str]) -> list[Change]:
+    """A pass that rebuilds the record deletes nothing: replacements wait for the next pass."""
+    kept = []
+    for change in changes:
+        if change.action is Action.REPLACE and change.kind is not Kind.IMAGE and not change.error:
+            notes.append(f"{change.kind.value} {change.name} is replaced on the next apply: "
+                         f"this one only rebuilds the record and deletes nothing")
+        else:
+            kept.append(change)
+    return kept
+
+
+def _adoption_notes(vetted: Vetted) -> list[str]:
+    if not vetted.adopted:
+        return []
+    if vetted.rebuilding:
+        return [f"the reconciler's record of stack {vetted.stack} on this engine was empty: "
+                f"{len(vetted.adopted)} objects matching the spec by labels and config hash are recorded "
+                f"as adopted; nothing is deleted on this pass"]
+    return [f"{obj.kind.value} {obj.name} is adopted (--adopt): recorded as the stack's"
+            for obj in vetted.adopted]
+
+
+def live_driver(kind: Kind, current: LiveObject) -> str:
+    """The driver that made a live object: its label, else the default of its kind."""
+    return current.labels.get(labels.DRIVER) or DEFAULT_DRIVERS[kind.section]
+
+
+def _plan_simple(
+    kind: Kind,
+    desired: Mapping[str, NetworkSpec | VolumeSpec],
+    vetted: Vetted,
+    *,
+    prune: bool,
+    notes: list[str],
+) -> list[Change]:
+    changes = []
+    live = vetted.live.of(kind)
+    wanted = {spec.name: spec for spec in desired.values()}
+    for name, spec in sorted(wanted.items()):
+        current = live.get(name)
+        if current is None:
+            changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
+                                  reason=Reason.NEW))
+        elif not current.owned:
+            changes.append(_refused_create(kind, name, spec.key, spec.driver, vetted.unrecorded(current)))
+        elif current.config_hash != spec.config_hash:
+            changed = _changed_fields(labels.spec_field_hashes(spec), current.field_hashes)
+            in_place = [f for f in changed if f.startswith("options.") and f[len("options."):] in spec.in_place]
+            forced = [f for f in changed if f not in in_place]
+            if in_place and not forced:
+                changes.append(Change(
+                    Action.UPDATE, kind, name, spec.key, (f"options changed in place: {', '.join(in_place)}",),
+                    live_id=current.id, driver=spec.driver, live_driver=live_driver(kind, current),
+                    reason=Reason.OPTIONS_CHANGED,
+                ))
+                continue
+            in_place_note = f"; {', '.join(in_place)} could change in place" if in_place else ""
+            changes.append(Change(
+                Action.REPLACE, kind, name, spec.key,
+                (f"config changed: {', '.join(forced) or 'labels'} (forces replacement){in_place_note}",),
+                forced_by=tuple(forced), live_id=current.id, driver=spec.driver,
+                live_driver=live_driver(kind, current), reason=Reason.CONFIG_CHANGED,
+                blocked=f"{kind.value} {name} must be recreated to change {', '.join(forced) or 'its config'}; "
+                        f"rerun with {_FLAGS[kind]}" + (" (its data is lost)" if kind is Kind.VOLUME else ""),
+                error=_keeps_data(kind, current, vetted, _FLAGS[kind]),
+            ))
+    for name, current in sorted(live.items()):
+        if name in wanted or not (current.owned or vetted.unrecorded(current)):
+            continue
+        if not prune:
+            notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
+            continue
+        error = _unrecorded(kind, name) if not current.owned else _keeps_data(kind, current, vetted, "--prune-volumes")
+        changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
+                              live_id=current.id, live_driver=live_driver(kind, current), error=error,
+                              reason=Reason.NO_LONGER_IN_SPEC if current.owned else Reason.NOT_RECORDED))
+    return changes
+
+
+def _refused_create(kind: Kind, name: str, key: str, driver: str, unrecorded: bool) -> Change:
+    """The create of a wanted name that another object holds: an error, never a takeover."""
+    return Change(Action.CREATE, kind, name, key, ("new",), driver=driver,
+                  error=_unrecorded(kind, name) if unrecorded else _not_managed(kind, name),
+                  reason=Reason.NOT_RECORDED if unrecorded else Reason.NEW)
+
+
+def _unrecorded(kind: Kind, name: str) -> str:
+    return (f"{kind.value} {name} claims this stack by its labels, but the reconciler's record does not list it "
+            f"(labels can be copied): it is left alone; rerun with --adopt to take it over")
+
+
+def _keeps_data(kind: Kind, current: LiveObject, vetted: Vetted, flag: str) -> str:
+    """Why deleting a volume would delete data the record does not say the reconciler created ("" if not)."""
+    if kind is not Kind.VOLUME or vetted.may_delete_data(current):
+        return ""
+    return (f"volume {current.name} was not created by the reconciler (its record says it was adopted, or "
+            f"does not list it), so its data is kept; rerun with {flag} --adopt to delete it anyway")
+
+
+def _changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:
+    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+
+
+def _not_managed(kind: Kind, name: str) -> str:
+    return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"
+
+
+def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change], replaced: set[str]) -> list[Change]:
+    # Builds, loads and pulls of a missing image, and pulls of content its registry
+    # driver says changed give the image a new id (plan_images marks them): its containers follow.
+    # A pull under policy "always" whose digest is unknown may not; the next pass compares ids.
+    renewed = {c.name for c in images if c.renews}
+    live = vetted.live
+    replicas: dict[str, list[str]] = {}
+    for spec in desired.containers.values():
+        replicas.setdefault(spec.key, []).append(spec.name)
+    changes = []
+    for name, spec in sorted(desired.containers.items()):
+        change = _plan_container(spec, vetted, renewed, replaced)
+        if change is None:
+            continue
+        requires = [f"image:{spec.image_ref}"]
+        requires += [f"network:{n}" for n, _ in spec.networks]
+        requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume" and m.source]
+        requires += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
+        waits = tuple((r, cond) for target, cond in spec.depends_on for r in replicas.get(target, []))
+        # A container comes down before what it depends on, and before the
+        # networks and volumes it is attached to.
+        holds = _holds(live.containers.get(name))
+        holds += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
+        changes.append(replace(change, requires=tuple(requires), waits=waits, holds=tuple(sorted(set(holds)))))
+    changes = _plan_rollouts(changes, desired, live, replaced)
+    for name, current in sorted(live.containers.items()):
+        if name in desired.containers or not (current.owned or vetted.unrecorded(current)):
+            continue
+        reason, text = _prune_reason(current, desired)
+        error = "" if current.owned else _unrecorded(Kind.CONTAINER, name)
+        changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,),
+                              reason=reason if current.owned else Reason.NOT_RECORDED, error=error,
+                              live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
+                              holds=tuple(_holds(current, claimed=True)), scheduled=is_scheduled(current)))
+    return changes
+
+
+def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState, replaced: set[str]) -> list[Change]:
+    """Give each container replacement that can keep its old container until the new one is ready a rollout.
+
+    Replicas of one container roll ``parallelism`` at a time: each waits for the
+    one ``parallelism`` places before it (through ``requires``).
+    """
+    out = []
+    rolled: dict[str, list[str]] = {}
+    for change in changes:
+        spec = desired.containers.get(change.name)
+        recreated = any(r.partition(":")[2] in replaced for r in change.requires if r.startswith(("network:", "volume:")))
+        if change.action is not Action.REPLACE or spec is None or recreated or change.scheduled:
+            out.append(change)
+            continue
+        policy = spec.update
+        earlier = rolled.setdefault(spec.key, [])
+        after = earlier[-policy.parallelism] if len(earlier) >= policy.parallelism else None
+        earlier.append(change.id)
+        order, why = _order(spec)
+        current = live.containers.get(change.name)
+        rollout = Rollout(order=order, why=why, delay=policy.delay if after else 0.0, timeout=policy.timeout,
+                          min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
+        out.append(replace(change, rollout=rollout, live_state=current.state if current else "",
+                           requires=change.requires + ((after,) if after else ())))
+    return out
+
+
+def _order(spec: ContainerSpec) -> tuple[str, str]:
+    if spec.update.order:
+        return spec.update.order, "update.order"
+    fixed = sorted({str(p.published) for p in spec.ports if p.published})
+    if fixed:
+        return "stop-first", f"publishes fixed host port {', '.join(fixed)}"
+    if spec.addresses:  # two containers cannot hold one address either
+        return "stop-first", "static address " + ", ".join(v4 or v6 for _, v4, v6 in spec.addresses)
+    return "start-first", "default"
+
+
+def _holds(current: LiveObject | None, *, claimed: bool = False) -> list[str]:
+    """What must wait for ``current`` to come down: its networks and volumes (it must be the stack's)."""
+    if current is None or not (current.owned or claimed):
+        return []
+    nets = [f"network:{n}" for n in current.details.get("networks", ())]
+    vols = [f"volume:{v}" for v in current.details.get("volumes", ())]
+    return nets + vols
+
+
+def is_scheduled(current: LiveObject) -> bool:
+    """Whether a live container is one spec for all its replicas (a service: its replica label is 0)."""
+    return current.labels.get(labels.REPLICA) == "0"
+
+
+def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, str]:
+    if any(spec.key == current.key for spec in desired.containers.values()):
+        return Reason.SCALED_DOWN, f"replica {current.labels.get(labels.REPLICA, '?')} no longer wanted (scaled down)"
+    return Reason.NO_LONGER_IN_SPEC, "no longer in the spec"
+
+
+def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], replaced: set[str]) -> Change | None:
+    live = vetted.live
+    current = live.containers.get(spec.name)
+    base = dict(kind=Kind.CONTAINER, name=spec.name, key=spec.key, driver=spec.driver,
+                scheduled=spec.replicas is not None)
+    if current is None:
+        return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW, **base)
+    if not current.owned:
+        return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted.unrecorded(current))
+    reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
+    recreated = any(n in replaced for n, _ in spec.networks) or any(
+        m.type == "volume" and m.source in replaced for m in spec.mounts)
+    if reason is not None and spec.replicas is not None and not recreated:
+        # The runtime schedules the replicas, and rolls them over itself: the service is updated in place
+        # (unless a network or volume it uses is recreated: it must come down first, as a container).
+        rollout = Rollout(order=spec.update.order or "stop-first", why="rolling update by the runtime",
+                          delay=spec.update.delay, timeout=spec.update.timeout, min_ready=spec.update.min_ready,
+                          healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
+        return Change(Action.UPDATE, reasons=tuple(reasons), fields=tuple(fields), reason=reason, rollout=rollout,
+                      live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
+    if reason is not None:
+        return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
+                      reason=reason, live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
+    if current.state == "running" or current.state == "restarting":
+        return None
+    if current.state == "exited" and current.exit_code == 0 and spec.restart == "no":
+        return None  # a one-shot container that completed: running it again is not convergence
+    return Change(Action.START, reasons=(f"state: {current.state} → running",), reason=Reason.NOT_RUNNING,
+                  live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
+
+
+def _replace_reasons(
+    spec: ContainerSpec, current: LiveObject, live: LiveState, renewed: set[str], replaced: set[str]
+) -> tuple[Reason | None, list[str], list[FieldChange], list[str]]:
+    """Why ``current`` must be replaced: (code, reason texts, changed fields, forcing fields); no code: it need not."""
+    codes: list[Reason] = []
+    reasons: list[str] = []
+    fields: list[FieldChange] = []
+    forced: list[str] = []
+    if current.config_hash != spec.config_hash:
+        codes.append(Reason.CONFIG_CHANGED)
+        secrets = spec.secret_env | labels.read_secret_env(current.labels)
+        changed = _changed_fields(dict(spec.field_hashes), current.field_hashes)
+        fields.extend(explain_field(path, spec, current, secrets) for path in changed)
+        forced.extend(changed)
+        if not changed:
+            reasons.append("config changed")
+    if "networks" in current.details and current.config_hash == spec.config_hash:
+        # Free from the list call: catches a container recreated or rewired by hand.
+        expected = sorted(n for n, _ in spec.networks) or [spec.network_mode or DEFAULT_NETWORK]
+        attached = sorted(current.details["networks"])
+        if attached != expected:
+            codes.append(Reason.REWIRED)
+            fields.append(FieldChange("networks", display(tuple(attached)), display(tuple(expected))))
+            forced.append("networks")
+    live_image = live.images.get(spec.image_ref)
+    if spec.image_ref in renewed:
+        codes.append(Reason.IMAGE_CHANGED)
+        fields.append(FieldChange("image", short_id(current.image_id), "(known after apply)"))
+        forced.append("image")
+    elif live_image is not None and live_image.image_id and current.image_id and current.image_id != live_image.image_id:
+        codes.append(Reason.IMAGE_CHANGED)
+        fields.append(FieldChange("image", short_id(current.image_id), short_id(live_image.image_id)))
+        forced.append("image")
+    drift = tuple(current.details.get("drift") or ())
+    if drift:
+        codes.append(Reason.DRIFTED)
+        reasons.append(f"changed outside the reconciler: {', '.join(drift)}")
+        fields.extend(FieldChange(path) for path in drift if path not in {f.path for f in fields})
+    if current.details.get("files_missing"):
+        codes.append(Reason.FILES_MISSING)
+        reasons.append("the config or secret files it mounts are gone from the host")
+    for network, _ in spec.networks:
+        if network in replaced:
+            codes.append(Reason.DEPENDENCY_RECREATED)
+            reasons.append(f"network {network} is recreated")
+    for mount in spec.mounts:
+        if mount.type == "volume" and mount.source in replaced:
+            codes.append(Reason.DEPENDENCY_RECREATED)
+            reasons.append(f"volume {mount.source} is recreated")
+    return (codes[0] if codes else None), reasons, fields, forced
