@@ -32,7 +32,6 @@ from .plan import Action, Change, FieldChange, Plan, Reason, Rollout
 
 __all__ = ["is_scheduled", "live_driver", "plan_changes"]
 
-DEFAULT_NETWORK = "bridge"  # where the engine attaches a container that names no network
 _FLAGS = {Kind.NETWORK: "--recreate-networks", Kind.VOLUME: "--recreate-volumes"}
 
 
@@ -294,6 +293,20 @@ def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], repl
                   live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
 
 
+def _expected_networks(spec: ContainerSpec, current: LiveObject) -> list[str] | None:
+    """The networks ``current`` should be attached to by engine name; None when nobody can say.
+
+    A container that names no network and no network mode goes where its
+    runtime attaches such containers, which the runtime reports as
+    ``details["default_network"]`` (the planner knows no engine's default);
+    a runtime that does not say is not checked.
+    """
+    if spec.networks:
+        return sorted(name for name, _ in spec.networks)
+    fallback = spec.network_mode or str(current.details.get("default_network") or "")
+    return [fallback] if fallback else None
+
+
 def _replace_reasons(
     spec: ContainerSpec, current: LiveObject, live: LiveState, renewed: set[str], replaced: set[str]
 ) -> tuple[Reason | None, list[str], list[FieldChange], list[str]]:
@@ -312,9 +325,9 @@ def _replace_reasons(
             reasons.append("config changed")
     if "networks" in current.details and current.config_hash == spec.config_hash:
         # Free from the list call: catches a container recreated or rewired by hand.
-        expected = sorted(n for n, _ in spec.networks) or [spec.network_mode or DEFAULT_NETWORK]
+        expected = _expected_networks(spec, current)
         attached = sorted(current.details["networks"])
-        if attached != expected:
+        if expected is not None and attached != expected:
             codes.append(Reason.REWIRED)
             fields.append(FieldChange("networks", display(tuple(attached)), display(tuple(expected))))
             forced.append("networks")

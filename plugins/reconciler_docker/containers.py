@@ -64,6 +64,10 @@ def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
     return name if name in names else ""
 
 
+# Where the engine attaches a container that names no network: observe reports it, the planner knows no engine.
+DEFAULT_NETWORK = "bridge"
+
+
 class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
@@ -102,7 +106,8 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
         mounts = container.get("Mounts") or []
         volumes = [m["Name"] for m in mounts if m.get("Type") == "volume" and m.get("Name")]
-        details = {"networks": sorted(networks), "volumes": sorted(volumes), "status": container.get("Status", "")}
+        details = {"networks": sorted(networks), "volumes": sorted(volumes), "status": container.get("Status", ""),
+                   "default_network": DEFAULT_NETWORK}
         # A tmpfs empties when the host reboots: a container whose files went cannot start again.
         if any(str(m.get("Source", "")).startswith(files) and not os.path.exists(m["Source"]) for m in mounts):
             details["files_missing"] = True

@@ -437,7 +437,8 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
                     raise PermanentError(f"create container {spec.name}: no such network: {network}")
             checked = spec.healthcheck is not None and spec.healthcheck.test != ("NONE",)
             details = {"networks": sorted(networks) or [spec.network_mode or "bridge"],  # the engine's default
-                       "volumes": sorted(m.source for m in spec.mounts if m.type == "volume" and m.source)}
+                       "volumes": sorted(m.source for m in spec.mounts if m.type == "volume" and m.source),
+                       "default_network": "bridge"}  # as Docker's runtime reports it
             container_id = uuid.uuid4().hex
             self._put(LiveObject(Kind.CONTAINER, spec.name, container_id, dict(labels), state="created",
                                  health="starting" if checked else "",

@@ -181,7 +181,21 @@ def test_container_rewired_by_hand_is_replaced():
 
 def test_container_without_networks_expects_the_default_bridge():
     web = container()
-    assert plan_changes(state(web), live(live_container(web, details={"networks": ["bridge"]}))).empty
+    on_default = {"networks": ["bridge"], "default_network": "bridge"}  # as the docker runtime reports it
+    assert plan_changes(state(web), live(live_container(web, details=on_default))).empty
+
+
+def test_container_without_networks_moved_off_its_runtime_default_is_replaced():
+    web = container()
+    moved = {"networks": ["elsewhere"], "default_network": "bridge"}
+    change = plan_changes(state(web), live(live_container(web, details=moved))).changes[0]
+    assert change.action is Action.REPLACE and "networks" in change.forced_by
+    assert str(change.fields[0]) == 'networks: ["elsewhere"] → ["bridge"]'
+
+
+def test_a_runtime_that_names_no_default_network_is_not_checked_for_it():
+    web = container()
+    assert plan_changes(state(web), live(live_container(web, details={"networks": ["anything"]}))).empty
 
 
 def test_fields_at_their_defaults_do_not_change_the_hash():
