@@ -69,7 +69,7 @@ def _schema_findings(data: Any, options: Mapping[str, Mapping[str, Any]]) -> lis
 
     One remembered verdict covers both: the key hashes every schema involved.
     """
-    key = schema_verdict_key(_schema_text() + canonical_json(options) if options else _schema_text(), data)
+    key = schema_verdict_key(schema_text() + canonical_json(options) if options else schema_text(), data)
     if known_valid(key):
         return []
     findings = schema_findings(data)
@@ -81,7 +81,7 @@ def _schema_findings(data: Any, options: Mapping[str, Mapping[str, Any]]) -> lis
 
 def stack_schema(drivers: Mapping[str, Collection[str]] | None = None) -> dict[str, Any]:
     """The stack schema, with the options schema of every driver in ``drivers`` merged in (``reconcile schema``)."""
-    return merged_schema(json.loads(_schema_text()), drivers)
+    return merged_schema(json.loads(schema_text()), drivers)
 
 
 def schema_findings(data: Any, schema_file: str = SCHEMA_FILE) -> list[_Finding]:
@@ -108,7 +108,7 @@ def _validator() -> Any:
 def _compiled(schema_file: str) -> Any:
     import jsonschema  # late: importing it costs more than a converged reconcile pass
 
-    return jsonschema.Draft202012Validator(json.loads(_schema_text(schema_file)))
+    return jsonschema.Draft202012Validator(json.loads(schema_text(schema_file)))
 
 
 @functools.cache
@@ -125,7 +125,6 @@ def schema_text(schema_file: str = SCHEMA_FILE) -> str:
     return files("reconciler.schemas").joinpath(schema_file).read_text(encoding="utf-8")
 
 
-_schema_text = schema_text
 
 
 # -- schema errors, in words ------------------------------------------------------

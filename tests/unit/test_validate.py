@@ -141,9 +141,9 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_the_schema_read_is_this_checkouts_own() -> None:
     # Another checkout installed editable must not lend its schema to this one.
-    from reconciler.spec.validate import _schema_text
+    from reconciler.spec.validate import schema_text
 
-    assert _schema_text() == SCHEMA.read_text(encoding="utf-8")
+    assert schema_text() == SCHEMA.read_text(encoding="utf-8")
 
 
 def test_full_example_is_valid(tmp_path: Path, monkeypatch) -> None:

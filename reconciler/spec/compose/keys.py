@@ -32,8 +32,8 @@ IGNORED = {
     "version": "obsolete: Compose itself ignores it",
 }
 
-_SWARM = "a Swarm setting; one engine has no equivalent"
-_NOT_YET = "reconcile does not set it yet"
+SWARM_REASON = "a Swarm setting; one engine has no equivalent"
+NOT_YET = "reconcile does not set it yet"
 
 #: Service keys we refuse (or drop with --ignore-unsupported), with what to do instead.
 UNSUPPORTED = {
@@ -41,14 +41,14 @@ UNSUPPORTED = {
     "external_links": "legacy links to containers outside the project; join a shared network instead",
     "volumes_from": "mounts of another container; name the volumes in volumes: instead",
     "extends": "inheritance across files; write the service out, or use YAML anchors (<<: *base)",
-    "domainname": _NOT_YET, "mac_address": _NOT_YET, "group_add": _NOT_YET, "userns_mode": _NOT_YET,
-    "cgroup_parent": _NOT_YET, "cgroup": _NOT_YET, "oom_kill_disable": _NOT_YET, "oom_score_adj": _NOT_YET,
-    "mem_reservation": _NOT_YET, "mem_swappiness": _NOT_YET, "memswap_limit": _NOT_YET, "cpu_shares": _NOT_YET,
-    "cpu_quota": _NOT_YET, "cpu_period": _NOT_YET, "cpu_count": _NOT_YET, "cpu_percent": _NOT_YET,
-    "cpuset": _NOT_YET, "cpu_rt_runtime": _NOT_YET, "cpu_rt_period": _NOT_YET, "blkio_config": _NOT_YET,
-    "storage_opt": _NOT_YET, "pids_limit": _NOT_YET, "dns_opt": _NOT_YET, "device_cgroup_rules": _NOT_YET,
-    "gpus": _NOT_YET, "uts": _NOT_YET, "annotations": _NOT_YET, "label_file": _NOT_YET,
-    "post_start": _NOT_YET, "pre_stop": _NOT_YET, "use_api_socket": _NOT_YET,
+    "domainname": NOT_YET, "mac_address": NOT_YET, "group_add": NOT_YET, "userns_mode": NOT_YET,
+    "cgroup_parent": NOT_YET, "cgroup": NOT_YET, "oom_kill_disable": NOT_YET, "oom_score_adj": NOT_YET,
+    "mem_reservation": NOT_YET, "mem_swappiness": NOT_YET, "memswap_limit": NOT_YET, "cpu_shares": NOT_YET,
+    "cpu_quota": NOT_YET, "cpu_period": NOT_YET, "cpu_count": NOT_YET, "cpu_percent": NOT_YET,
+    "cpuset": NOT_YET, "cpu_rt_runtime": NOT_YET, "cpu_rt_period": NOT_YET, "blkio_config": NOT_YET,
+    "storage_opt": NOT_YET, "pids_limit": NOT_YET, "dns_opt": NOT_YET, "device_cgroup_rules": NOT_YET,
+    "gpus": NOT_YET, "uts": NOT_YET, "annotations": NOT_YET, "label_file": NOT_YET,
+    "post_start": NOT_YET, "pre_stop": NOT_YET, "use_api_socket": NOT_YET,
     "isolation": "Windows containers only", "credential_spec": "Windows containers only",
     "attach": "a setting of 'docker compose up' output; reconcile does not attach to logs",
     "develop": "'docker compose watch' settings; use 'reconcile watch' on the files instead",
@@ -69,5 +69,3 @@ UNSUPPORTED_TOP = {
 
 #: Sub-keys (dotted, relative to the service) that are Swarm's only.
 SWARM_DEPLOY = ("mode", "placement", "endpoint_mode", "labels", "rollback_config")
-SWARM_REASON = _SWARM
-NOT_YET = _NOT_YET
