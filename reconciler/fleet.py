@@ -26,7 +26,7 @@ from .model import DesiredState, Fleet, LiveState, Target
 from .plan import Plan
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Status
-from .retry import RetryPolicy
+from .retry import RetryPolicy, call_with_retries
 from .spec.fleet import matches
 
 __all__ = ["FLEET_RETRY", "FleetReconciler", "FleetReport", "TargetOutcome", "TargetState", "select_targets"]
@@ -234,7 +234,7 @@ class FleetReconciler:
             return run(reconciler)
 
         try:
-            result = _with_backoff(attempt, self.retry)
+            result = call_with_retries(attempt, self.retry, note=False)  # the outcome counts its attempts
         except _NotConverged as exc:
             return _replace(made(target, exc.report), attempts, started, error=str(exc), exception=exc)
         except TemporaryError as exc:
@@ -260,25 +260,6 @@ def _replace(outcome: TargetOutcome, attempts: int, started: float, **changes: A
     from dataclasses import replace
 
     return replace(outcome, attempts=attempts, seconds=time.monotonic() - started, **changes)
-
-
-def _with_backoff(fn: Callable[[], T], policy: RetryPolicy) -> T:
-    """``fn()``, tried up to ``policy.attempts`` times while it raises ``TemporaryError``.
-
-    The first try runs without tenacity: a fleet whose targets all answer never imports it.
-    """
-    try:
-        return fn()
-    except TemporaryError:
-        if policy.attempts <= 1:
-            raise
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
-    time.sleep(min(policy.base, policy.cap))
-    retrying = Retrying(stop=stop_after_attempt(policy.attempts - 1),  # waits of 2·base, 4·base, … after that
-                        wait=wait_exponential(multiplier=policy.base * 2, max=policy.cap),
-                        retry=retry_if_exception_type(TemporaryError), reraise=True)
-    return retrying(fn)
 
 
 def _prefixed(progress: Callable[[str, str], None] | None, target: str) -> Callable[[str, str], None] | None:

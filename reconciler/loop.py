@@ -25,6 +25,7 @@ from .model import DesiredState, Kind
 from .plan import Action, Plan
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Status
+from .retry import RetryPolicy
 
 __all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger"]
 
@@ -247,9 +248,7 @@ class StackLoop:
         return Pass(why, error=error, delay=self._backoff(self._failures))
 
     def _backoff(self, streak: int) -> float:
-        if streak <= 0:
-            return 0.0
-        return min(self.options.backoff_cap, self.options.backoff_base * 2 ** (streak - 1))
+        return RetryPolicy(base=self.options.backoff_base, cap=self.options.backoff_cap).delay(streak)
 
     def _crash_looping(self, report: ApplyReport) -> dict[str, int]:
         """Count, per container, the passes in a row that had to start it again."""

@@ -22,12 +22,14 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Sequence
 
+from reconciler.retry import RetryPolicy
+
 from .config import display_url
 
-__all__ = ["ATTEMPTS", "BACKOFF", "Delivery", "deliver_all", "deliver_one", "make_opener", "time_budget"]
+__all__ = ["RETRY", "Delivery", "deliver_all", "deliver_one", "make_opener", "time_budget"]
 
-ATTEMPTS = 3
-BACKOFF = 0.2  # seconds before the second attempt; doubled before each later one
+#: Three attempts in all, 0.2 s before the second and 0.4 s before the third.
+RETRY = RetryPolicy(attempts=3, base=0.2)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,9 @@ def make_opener() -> urllib.request.OpenerDirector:
     return opener
 
 
-def time_budget(timeout: float, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> float:
+def time_budget(timeout: float, retry: RetryPolicy = RETRY) -> float:
     """The longest a delivery may take: every attempt's timeout plus every pause."""
-    return timeout * attempts + sum(backoff * 2**i for i in range(attempts - 1))
+    return timeout * retry.attempts + sum(retry.delay(failures) for failures in range(1, retry.attempts))
 
 
 def deliver_all(
@@ -70,18 +72,17 @@ def deliver_all(
     urls: Sequence[str],
     *,
     timeout: float,
-    attempts: int = ATTEMPTS,
-    backoff: float = BACKOFF,
+    retry: RetryPolicy = RETRY,
 ) -> list[Delivery]:
     """POST ``body`` to every URL at once; one ``Delivery`` per URL, in order."""
-    deadline = time.monotonic() + time_budget(timeout, attempts, backoff)
+    deadline = time.monotonic() + time_budget(timeout, retry)
     opener = make_opener()
     results: list[Delivery | None] = [None] * len(urls)
 
     def run(index: int, url: str) -> None:
         try:
-            results[index] = deliver_one(opener, url, body, headers, timeout=timeout, attempts=attempts,
-                                         backoff=backoff, deadline=deadline)
+            results[index] = deliver_one(opener, url, body, headers, timeout=timeout, retry=retry,
+                                         deadline=deadline)
         except Exception as exc:  # a bug here must still leave a result, not a dead thread
             results[index] = Delivery(display_url(url), False, 0, error=f"unexpected {type(exc).__name__}")
 
@@ -91,8 +92,8 @@ def deliver_all(
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
-    return [result or Delivery(display_url(url), False, attempts, error="gave up: no answer within the time budget")
-            for url, result in zip(urls, results)]
+    gave_up = "gave up: no answer within the time budget"
+    return [result or Delivery(display_url(url), False, retry.attempts, error=gave_up) for url, result in zip(urls, results)]
 
 
 def deliver_one(
@@ -102,28 +103,27 @@ def deliver_one(
     headers: dict[str, str],
     *,
     timeout: float,
-    attempts: int = ATTEMPTS,
-    backoff: float = BACKOFF,
+    retry: RetryPolicy = RETRY,
     deadline: float | None = None,
 ) -> Delivery:
     """POST ``body`` to ``url`` until it is accepted, refused, or the attempts or time run out."""
     if deadline is None:
-        deadline = time.monotonic() + time_budget(timeout, attempts, backoff)
+        deadline = time.monotonic() + time_budget(timeout, retry)
     target = display_url(url)
     status: int | None = None
     error = "no attempt made"
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, retry.attempts + 1):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Delivery(target, False, attempt - 1, status, f"{error} (out of time)")
-        status, error, retry = _post(opener, url, body, headers, min(timeout, remaining))
+        status, error, worth_retrying = _post(opener, url, body, headers, min(timeout, remaining))
         if not error:
             return Delivery(target, True, attempt, status)
-        pause = backoff * 2 ** (attempt - 1)
-        if not retry or attempt == attempts or time.monotonic() + pause >= deadline:
+        pause = retry.delay(attempt)
+        if not worth_retrying or attempt == retry.attempts or time.monotonic() + pause >= deadline:
             return Delivery(target, False, attempt, status, error)
         time.sleep(pause)
-    return Delivery(target, False, attempts, status, error)
+    return Delivery(target, False, retry.attempts, status, error)
 
 
 def _post(
