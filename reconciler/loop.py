@@ -22,6 +22,7 @@ from typing import Callable, Collection, Iterable
 
 from .errors import ReconcilerError
 from .model import DesiredState, Kind
+from .paths import inside
 from .plan import Action, Plan
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Status
@@ -332,4 +333,4 @@ def watched_paths(desired: DesiredState) -> tuple[set[str], set[str]]:
 
 def is_relevant(path: str, files: Collection[str], trees: Collection[str]) -> bool:
     """Whether a changed ``path`` is one a pass depends on."""
-    return path in files or any(path == tree or path.startswith(tree.rstrip("/") + "/") for tree in trees)
+    return path in files or any(inside(path, tree) for tree in trees)

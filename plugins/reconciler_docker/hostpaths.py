@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from reconciler.errors import PermanentError
+from reconciler.paths import inside
 
 __all__ = [
     "MARKER",
@@ -154,7 +155,7 @@ def path_problems(path: str, *, roots: str | None = None) -> list[str]:
         problems = [f"path {path!r} resolves to {real}, which is {why}" for why in _refusals(real)]
     roots = os.environ.get(ROOTS_ENV, "") if roots is None else roots
     allowed = [_normalize(root) for root in roots.split(":") if root.strip()]
-    if allowed and not any(_within(normal, root) and _within(os.path.realpath(normal), root) for root in allowed):
+    if allowed and not any(inside(normal, root) and inside(os.path.realpath(normal), root) for root in allowed):
         problems.append(f"path {path!r} is outside the hostdir roots this host allows "
                         f"({ROOTS_ENV}={':'.join(allowed)})")
     return problems
@@ -168,13 +169,9 @@ def _refusals(path: str) -> list[str]:
     if parent in _ANY_CHILD:
         return [f"directly inside {parent}, where every directory belongs to the system or a user"]
     for tree in _WHOLE_TREE:
-        if _within(path, tree):
+        if inside(path, tree):
             return [f"inside {tree}, which holds no data"]
     return []
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def parse_owner(text: str) -> tuple[int, int]:

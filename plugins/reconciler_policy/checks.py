@@ -14,6 +14,7 @@ import os
 from typing import Iterable, Mapping
 
 from reconciler.model import ContainerSpec, DesiredState, ImageSpec
+from reconciler.paths import inside
 
 from .rules import Policy
 
@@ -78,7 +79,7 @@ def _bind_violations(policy: Policy, source: str, target: str) -> list[str]:
     if policy.deny_docker_socket and _exposes_docker_socket(source):
         found.append(f"volumes: {shown} exposes the Docker socket; denied by policy rule deny_docker_socket")
     allowed = policy.allowed_bind_paths
-    if allowed is not None and not any(_inside(resolved, os.path.realpath(root)) for root in allowed):
+    if allowed is not None and not any(inside(resolved, os.path.realpath(root)) for root in allowed):
         roots = ", ".join(allowed) or "none"
         found.append(f"volumes: {shown} is outside the paths allowed by policy rule allowed_bind_paths ({roots})")
     return found
@@ -87,7 +88,7 @@ def _bind_violations(policy: Policy, source: str, target: str) -> list[str]:
 def _exposes_docker_socket(source: str) -> bool:
     """True when ``source`` is the engine's socket or a directory above it, in any spelling."""
     sources = {os.path.normpath(source), os.path.realpath(source)}
-    return any(_inside(socket, src) for socket in _socket_paths() for src in sources)
+    return any(inside(socket, src) for socket in _socket_paths() for src in sources)
 
 
 def _socket_paths() -> set[str]:
@@ -96,14 +97,6 @@ def _socket_paths() -> set[str]:
     if host.startswith("unix://"):
         paths.add(host[len("unix://"):])
     return {form for path in paths for form in (os.path.normpath(path), os.path.realpath(path))}
-
-
-def _inside(path: str, root: str) -> bool:
-    """True when ``path`` is ``root`` or below it (both absolute and normalized)."""
-    try:
-        return os.path.commonpath([path, root]) == root
-    except ValueError:  # one relative, one absolute: never inside
-        return False
 
 
 def _registry_violations(allowed: Iterable[str], spec: ContainerSpec, images: Mapping[str, ImageSpec]) -> list[str]:

@@ -24,6 +24,7 @@ import tarfile
 from pathlib import Path
 
 from ..errors import TemporaryError
+from ..paths import inside
 from .config import Source
 
 __all__ = ["Checkout", "SourceError", "checkout_for"]
@@ -53,14 +54,14 @@ class Checkout:
         """The files at an older ``revision`` (``reconcile rollback``); only git sources have revisions."""
         raise SourceError(f"source {self.source.name} is a directory: it has no revisions to roll back to")
 
-    def path(self, inside: str, tree: Path | None = None) -> Path | None:
+    def path(self, within: str, tree: Path | None = None) -> Path | None:
         """Where a stack's path is in ``tree`` (default: the current one); None before the first fetch."""
         tree = tree or self.tree
         if tree is None:
             return None
-        target = (tree / inside).resolve()
-        if target != tree.resolve() and tree.resolve() not in target.parents:
-            raise SourceError(f"source {self.source.name}: path {inside!r} leaves the repository")
+        target = (tree / within).resolve()
+        if not inside(target, tree.resolve()):
+            raise SourceError(f"source {self.source.name}: path {within!r} leaves the repository")
         return target
 
 
@@ -156,14 +157,14 @@ def _extract(tar: tarfile.TarFile, target: Path) -> None:
 
 def _check_member(member: tarfile.TarInfo, root: Path) -> None:
     where = (root / member.name).resolve()
-    if root not in (where, *where.parents) or member.name.startswith("/"):
+    if not inside(where, root) or member.name.startswith("/"):
         raise SourceError(f"the archive's {member.name!r} would be written outside the checkout")
     if member.isdev() or member.isfifo():
         raise SourceError(f"the archive's {member.name!r} is a special file")
     if member.issym() or member.islnk():
         base = where.parent if member.issym() else root
         pointed = (base / member.linkname).resolve()
-        if member.linkname.startswith("/") or root not in (pointed, *pointed.parents):
+        if member.linkname.startswith("/") or not inside(pointed, root):
             raise SourceError(f"the archive's link {member.name!r} points outside the checkout")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Collection, Mapping
 
 from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
 from ..model import Kind
+from ..paths import inside, repo_root
 from . import units
 from .filesources import KINDS, SourceError, file_ref, read_content
 from .interpolate import InterpolationError, parse_env_file
@@ -349,19 +350,18 @@ class _Semantics:
         resolved = (base / Path(value).expanduser()).resolve()
         if self.allow_outside:
             return resolved
-        root = self._repo_root(self._spec_dir(path))
-        if not resolved.is_relative_to(root):
+        root = self._repo_root(self.raw.origin(path).resolve())
+        if not inside(resolved, root):
             self.out.append((path, f"{value!r} resolves to {resolved}, outside the repository {root} "
                                    f"(allow paths outside it with {ALLOW_OUTSIDE_FLAG})"))
             return None
         return resolved
 
-    def _repo_root(self, spec_dir: Path) -> Path:
-        """The nearest directory holding ``.git`` (a work tree), else the spec's own directory."""
-        if spec_dir not in self._roots:
-            found = (d for d in (spec_dir, *spec_dir.parents) if (d / ".git").exists())
-            self._roots[spec_dir] = next(found, spec_dir)
-        return self._roots[spec_dir]
+    def _repo_root(self, spec: Path) -> Path:
+        """The repository holding the spec file (``paths.repo_root``), looked up once per folder."""
+        if spec.parent not in self._roots:
+            self._roots[spec.parent] = repo_root(spec)
+        return self._roots[spec.parent]
 
 
 def _entries(value: list | dict | None) -> list[tuple[int | str, str]]:
