@@ -61,6 +61,7 @@ from typing import Iterable
 from .errors import StateError
 from .labels import DRIVER, is_owned
 from .model import Kind, LiveObject, LiveState, Record
+from .private import NotPrivate, create_private, private_dir
 from .values import value
 
 __all__ = [
@@ -197,43 +198,27 @@ def _now() -> str:
 def _private_dir(path: Path) -> None:
     """Make ``path`` (mode 0700) or check that it is a directory of ours, tightening its mode."""
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        info = os.lstat(path)
+        private_dir(path)
+    except NotPrivate as exc:
+        if exc.owner is not None:
+            raise StateError(f"the state directory {path} belongs to uid {exc.owner}, not to this user "
+                             f"({os.geteuid()}); set {STATE_DIR_ENV} to a directory you own") from None
+        raise StateError(f"the state directory {path} is not a directory (a symlink is refused)") from None
     except OSError as exc:
         raise StateError(f"cannot use the state directory {path}: {exc.strerror or exc}; "
                          f"set {STATE_DIR_ENV} to a directory you own") from exc
-    if not os.path.isdir(path) or os.path.islink(path):
-        raise StateError(f"the state directory {path} is not a directory (a symlink is refused)")
-    if info.st_uid != os.geteuid():
-        raise StateError(f"the state directory {path} belongs to uid {info.st_uid}, not to this user "
-                         f"({os.geteuid()}); set {STATE_DIR_ENV} to a directory you own")
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
 
 
 def _create_private(path: Path) -> None:
-    """Make the database file with mode 0600 if it is missing; refuse a symlink in its place.
+    """Make the database file (0600) if it is missing; refuse a symlink in its place.
 
-    No descriptor of ours is ever opened on an existing database: closing one drops every
-    POSIX lock this process holds on the file, including those of another thread's SQLite
-    connection. Another process closing its last connection would then take itself for
-    the last user, checkpoint and delete the WAL while that connection still writes to it:
-    its later commits would be lost, or the file reported malformed. A new file is made
-    under a temporary name, closed, then linked into place, so no descriptor is open on
-    it by the time anyone can see it.
+    No descriptor of ours is ever opened on an existing database: closing one would drop the
+    POSIX locks of every SQLite connection of this process on it (``private.create_private``).
     """
-    if os.path.islink(path):
-        raise StateError(f"the state database {path} is a symlink: refused")
-    if os.path.exists(path):
-        return
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    os.close(os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass  # another process or thread made it first
-    finally:
-        os.unlink(temporary)
+        create_private(path)
+    except NotPrivate:
+        raise StateError(f"the state database {path} is a symlink: refused") from None
 
 
 class StateStore:

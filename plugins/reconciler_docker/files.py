@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from reconciler.errors import PermanentError
 from reconciler.model import FileMount
+from reconciler.private import NotPrivate, open_private_dir, write_private
 
 __all__ = ["FILES_DIR_ENV", "FileStore", "files_root", "is_local_engine", "parse_file_name"]
 
@@ -166,44 +166,22 @@ def _private_dir(root: Path, *names: str) -> Iterator[int]:
 def _open_private(parent: int | None, name: str) -> int:
     where = name if parent is None else f"{name} (in the reconciler's files directory)"
     try:
-        os.mkdir(name, 0o700, dir_fd=parent)
-    except FileExistsError:
-        pass
+        return open_private_dir(name, dir_fd=parent)
+    except NotPrivate as exc:
+        if exc.owner is not None:
+            raise PermanentError(f"{where} belongs to uid {exc.owner}, not to the reconciler's user "
+                                 f"({os.geteuid()}): refusing to keep configs and secrets there") from None
+        raise PermanentError(f"{where} is not a directory the reconciler can use for configs and secrets "
+                             f"(a symlink, or a file?): {exc}") from None
     except OSError as exc:
         raise PermanentError(f"cannot make the directory {where} for configs and secrets: "
                              f"{exc.strerror or exc}") from None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-    except OSError as exc:
-        raise PermanentError(f"{where} is not a directory the reconciler can use for configs and secrets "
-                             f"(a symlink, or a file?): {exc.strerror or exc}") from None
-    info = os.fstat(fd)
-    if info.st_uid != os.geteuid():
-        os.close(fd)
-        raise PermanentError(f"{where} belongs to uid {info.st_uid}, not to the reconciler's user "
-                             f"({os.geteuid()}): refusing to keep configs and secrets there")
-    if info.st_mode & 0o077:
-        os.fchmod(fd, 0o700)
-    return fd
 
 
 def _write_file(dir_fd: int, name: str, data: bytes, uid: int, gid: int, mode: int, *, what: str) -> None:
-    temp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if (uid, gid) != (os.geteuid(), os.getegid()):
-                os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        write_private(name, data, dir_fd=dir_fd, mode=mode, owner=(uid, gid), sync=True)
     except OSError as exc:
-        _unlink(dir_fd, temp, temp)
         hint = " (only root can give a file to another user)" if exc.errno == 1 else ""
         raise PermanentError(f"cannot write {what} (owner {uid}:{gid}, mode {mode:04o}): "
                              f"{exc.strerror or exc}{hint}") from None

@@ -35,6 +35,7 @@ from typing import Iterable, Mapping
 
 from reconciler.errors import PermanentError
 from reconciler.paths import inside
+from reconciler.private import write_private
 
 __all__ = [
     "MARKER",
@@ -222,13 +223,8 @@ def read_marker(path: str) -> dict | None:
 
 
 def _write_marker(path: str, *, stack: str, volume: str, uid: str) -> None:
-    """Write (or replace) the marker, never through a symlink."""
-    target = os.path.join(path, MARKER)
-    if os.path.islink(target):
-        os.unlink(target)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"stack": stack, "volume": volume, "uid": uid}, handle)
+    """Write (or replace) the marker, never through a symlink: a link in its place is replaced, not followed."""
+    write_private(os.path.join(path, MARKER), json.dumps({"stack": stack, "volume": volume, "uid": uid}).encode())
 
 
 def _marks(marker: dict | None, *, stack: str, volume: str) -> bool:
