@@ -39,7 +39,7 @@ from .render import (
 )
 from .report import ApplyOptions
 from .spec import load_desired
-from .spec.names import require_stack_name
+from .names import require_stack_name
 
 __all__ = ["main"]
 

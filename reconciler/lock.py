@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import LockError
-from .spec.names import stack_name_problem
+from .names import stack_name_problem
+from .private import NotPrivate, private_dir
 
 __all__ = ["lock_path", "stack_lock"]
 
@@ -43,8 +44,10 @@ def _lock_dir() -> Path:
     refused = []
     for candidate in candidates:
         try:
-            candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
-            problem = _unsafe_dir(candidate)
+            private_dir(candidate, shared=True)  # a folder such as /tmp: root's, or others' with the sticky bit
+            problem = None
+        except NotPrivate as exc:
+            problem = str(exc)
         except OSError as exc:
             problem = exc.strerror or str(exc)
         if problem is None and not os.access(candidate, os.W_OK):
@@ -54,20 +57,6 @@ def _lock_dir() -> Path:
         refused.append(f"{candidate} {problem}")
     raise LockError(f"no usable lock directory: {'; '.join(refused)} "
                     "(set RECONCILER_LOCK_DIR to a directory only you can write to)")
-
-
-def _unsafe_dir(directory: Path) -> str | None:
-    """Why another user could tamper with locks in ``directory``, or None when it is safe."""
-    info = os.lstat(directory)
-    if stat.S_ISLNK(info.st_mode):
-        return "is a symbolic link"
-    if not stat.S_ISDIR(info.st_mode):
-        return "is not a directory"
-    if info.st_uid not in (os.geteuid(), 0):
-        return f"is owned by another user (uid {info.st_uid})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
-        return f"is writable by others without the sticky bit (mode {stat.S_IMODE(info.st_mode):o})"
-    return None
 
 
 def lock_path(stack: str, engine: str | None) -> Path:

@@ -41,7 +41,7 @@ from .gitinfo import spec_revision
 from .interpolate import parse_env_file
 from .loader import RawStack
 from .locations import problem_at
-from .names import engine_name_problem, require_stack_name
+from ..names import engine_name_problem, require_stack_name
 
 __all__ = ["active_containers", "build_desired", "image_config_hash", "stack_name_for", "with_container_hashes"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.spec.names import MAX_STACK_NAME, STACK_NAME_PATTERN
+from reconciler.names import MAX_STACK_NAME, STACK_NAME_PATTERN
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "stack.schema.json"
 

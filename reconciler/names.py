@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from ..errors import Problem, SpecError
+from .errors import Problem, SpecError
 
 __all__ = ["MAX_ENGINE_NAME", "MAX_STACK_NAME", "STACK_NAME_PATTERN", "engine_name_problem", "require_stack_name",
            "stack_name_problem"]
