@@ -11,7 +11,7 @@ interpreter, ``sys.path`` and each of its folders' modification time: any
 install anywhere on the path misses it, and the next run reads the metadata
 again.
 
-The file lives beside the schema cache (``RECONCILER_CACHE_DIR``, else
+The file lives in the cache folder (``reconciler.cache``: ``RECONCILER_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/reconciler``, else ``~/.cache/reconciler``; ``off``
 disables both). It names modules the run then imports, so it is trusted only
 when it belongs to this user and no one else may write it. Every failure to
@@ -85,14 +85,14 @@ def _key(group: str) -> str:
 
 
 def _cache_file() -> Path | None:
-    from .spec.cache import cache_root
+    from .cache import cache_root
 
     root = cache_root()
     return root / _FILE if root is not None else None
 
 
 def _read(path: Path, key: str) -> list[EntryPoint] | None:
-    from .spec.cache import read_trusted
+    from .private import read_trusted
 
     raw = read_trusted(path)  # it names modules to import: someone else's file is never believed
     if raw is None:
@@ -107,6 +107,6 @@ def _read(path: Path, key: str) -> list[EntryPoint] | None:
 
 
 def _write(path: Path, key: str, found: list[EntryPoint]) -> None:
-    from .spec.cache import write_private
+    from .cache import write_file
 
-    write_private(path, json.dumps({"key": key, "entry_points": [asdict(entry) for entry in found]}).encode())
+    write_file(path, json.dumps({"key": key, "entry_points": [asdict(entry) for entry in found]}).encode())

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Mapping
 
-from .cache import known_valid, remember_valid, schema_verdict_key
+from .verdicts import known_valid, remember_valid, schema_verdict_key
 from ..errors import Problem, SpecError
 from ..hashing import canonical_json
 from .fleet import fleet_findings

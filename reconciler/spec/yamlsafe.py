@@ -35,8 +35,8 @@ from functools import cache as _once
 from pathlib import Path
 from typing import Any
 
+from .. import cache
 from ..errors import Problem
-from . import cache
 from .locations import KEY, Mark, problem_at
 
 __all__ = ["Document", "Mark", "compose_file"]

@@ -14,7 +14,8 @@ PACKAGE = Path(reconciler.__file__).parent
 # What the spec package may use outside itself: the data it produces, the error tree, and the
 # infrastructure below both (names, paths, the cache folder).
 SPEC_MAY_IMPORT = {"reconciler.errors", "reconciler.model", "reconciler.hashing", "reconciler.defaults",
-                   "reconciler.labels", "reconciler.redact", "reconciler.names", "reconciler.paths"}
+                   "reconciler.labels", "reconciler.redact", "reconciler.names", "reconciler.paths",
+                   "reconciler.cache"}
 
 
 def _module_name(path: Path) -> str:
