@@ -93,7 +93,8 @@ def deliver_all(
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
     gave_up = "gave up: no answer within the time budget"
-    return [result or Delivery(display_url(url), False, retry.attempts, error=gave_up) for url, result in zip(urls, results)]
+    return [result or Delivery(display_url(url), False, retry.attempts, error=gave_up)
+            for url, result in zip(urls, results)]
 
 
 def deliver_one(
