@@ -24,15 +24,13 @@ from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
 from reconciler.labels import CONFIG_HASH, STACK, is_owned, owner_selector
 from reconciler.model import Kind, LiveObject
 
-from .connection import CONNECT_TIMEOUT_ENV, connect_timeout, engine_urls, open_engine
+from .connection import CONNECT_TIMEOUT_ENV, Engine, connect_timeout, engine_urls, open_engine
 
 __all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "follow_events", "is_ours",
-           "owned_filter", "shared_read"]
+           "owned_filter", "shared_read", "use_client"]
 
-_CLIENT_KEY = "reconciler_docker.api"
+_ENGINE_KEY = "reconciler_docker.engine"  # in shared: the run's Engine (its client, ID and Swarm part of /info)
 _FAILURE_KEY = "reconciler_docker.connect_failure"  # in pass_cache: this pass already failed to connect
-_ENGINE_ID_KEY = "reconciler_docker.engine_id"
-_SWARM_KEY = "reconciler_docker.swarm"  # the Swarm part of the /info that opened the connection
 _CLIENT_LOCK = threading.Lock()
 T = TypeVar("T")
 # The engine answers 500 for faults in the object's own config (a missing
@@ -48,30 +46,33 @@ _PERMANENT_500 = re.compile(
 def api_client(context: DriverContext) -> docker.APIClient:
     """The low-level client for ``context.engine_url`` (``DOCKER_HOST``, then the local socket).
 
-    Made on first use and shared by every driver of the run. A failed attempt
-    to connect is the answer for the rest of the observe pass (the core
-    clears ``pass_cache`` when one starts): the drivers observed beside the
-    one that tried must not each wait out the connect timeout again.
+    Made on first use and shared by every driver of the run (unless the run was
+    given one: ``use_client``). A failed attempt to connect is the answer for
+    the rest of the observe pass (the core clears ``pass_cache`` when one
+    starts): the drivers observed beside the one that tried must not each wait
+    out the connect timeout again.
+    """
+    return _engine(context).client
+
+
+def use_client(context: DriverContext, client: docker.APIClient, *, engine_id: str = "",
+               swarm: Mapping | None = None) -> None:
+    """Make ``client`` the run's engine client, for every driver of this plugin, instead of connecting.
+
+    The one seam for a client made elsewhere: a
+    ``reconciler.testing.fakedocker.FakeDockerAPI`` in unit tests, or a client
+    the caller opened itself. Its responses are counted in ``context.stats`` as
+    a connection's are (through its ``hooks["response"]``, as a ``requests``
+    session has). ``engine_id`` and ``swarm`` stand for what ``/info`` would have
+    said: what ``engine_identity`` and ``engine_swarm`` answer.
     """
     with _CLIENT_LOCK:
-        client = context.shared.get(_CLIENT_KEY)
-        if client is None:
-            failure = context.pass_cache.get(_FAILURE_KEY)
-            if failure is not None:
-                raise EngineUnreachable(str(failure))
-            try:
-                client = _connect(context)
-            except EngineUnreachable as exc:
-                context.pass_cache[_FAILURE_KEY] = exc
-                raise
-            context.shared[_CLIENT_KEY] = client
-    return client
+        _use(context, Engine(client, engine_id, swarm=dict(swarm or {})))
 
 
 def engine_identity(context: DriverContext) -> str | None:
     """The ID the engine gave when the run connected to it (connecting first if needed), or None."""
-    api_client(context)
-    return context.shared.get(_ENGINE_ID_KEY) or None
+    return _engine(context).id or None
 
 
 def engine_swarm(context: DriverContext) -> dict:
@@ -79,24 +80,43 @@ def engine_swarm(context: DriverContext) -> dict:
 
     ``ControlAvailable`` is true on a Swarm manager; ``Cluster.ID`` names its swarm.
     """
-    api_client(context)
-    return dict(context.shared.get(_SWARM_KEY) or {})
+    return dict(_engine(context).swarm)
 
 
-def _connect(context: DriverContext) -> docker.APIClient:
+def _engine(context: DriverContext) -> Engine:
+    """The run's engine, connecting on first use (see ``api_client``)."""
+    with _CLIENT_LOCK:
+        engine = context.shared.get(_ENGINE_KEY)
+        if engine is None:
+            failure = context.pass_cache.get(_FAILURE_KEY)
+            if failure is not None:
+                raise EngineUnreachable(str(failure))
+            try:
+                engine = _connect(context)
+            except EngineUnreachable as exc:
+                context.pass_cache[_FAILURE_KEY] = exc
+                raise
+            context.stats["read"] += 1  # the one GET /info that negotiated the API version
+            _use(context, engine)
+    return engine
+
+
+def _use(context: DriverContext, engine: Engine) -> None:
+    hooks = getattr(engine.client, "hooks", None)
+    if hooks is not None:
+        hooks.setdefault("response", []).append(_counter(context))
+    context.shared[_ENGINE_KEY] = engine
+
+
+def _connect(context: DriverContext) -> Engine:
     where = ", ".join(engine_urls(context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"))
     try:
-        engine = open_engine(context.engine_url, tls=context.engine_tls)
+        return open_engine(context.engine_url, tls=context.engine_tls)
     except requests.exceptions.ConnectTimeout as exc:
         raise EngineUnreachable(f"cannot reach the Docker engine at {where}: no connection within "
                                 f"{connect_timeout():g}s (the connect timeout, {CONNECT_TIMEOUT_ENV})") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
-    context.stats["read"] += 1  # the one GET /info that negotiated the API version
-    context.shared[_ENGINE_ID_KEY] = engine.id
-    context.shared[_SWARM_KEY] = engine.swarm
-    engine.client.hooks["response"].append(_counter(context))
-    return engine.client
 
 
 def _counter(context: DriverContext):
