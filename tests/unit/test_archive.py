@@ -15,8 +15,10 @@ from reconciler.errors import PermanentError
 from reconciler.model import Content, ImageSpec
 from reconciler.plan import Reason
 from reconciler.planner import plan_changes
+from reconciler.testing.fakedocker import FakeDockerAPI
 
 from reconciler_docker.archive import ArchiveRegistryDriver
+from reconciler_docker.engine import use_client
 from reconciler_docker.imagearchive import ArchiveFormat, archive_format, archive_image_id
 
 from .builders import IMAGE_ID, actions, container, live, live_container, live_image, state
@@ -171,22 +173,12 @@ def test_the_core_compares_no_archive_ids_itself():
 # -- the archive driver's answer ------------------------------------------------------
 
 
-class _ImagesAPI:
-    """One local image tagged ``REF`` with ``image_id``; counts list calls, refuses writes."""
-
-    def __init__(self, image_id: str) -> None:
-        self.image_id = image_id
-        self.lists = 0
-
-    def images(self):
-        self.lists += 1
-        return [{"Id": self.image_id, "RepoTags": [REF], "RepoDigests": [], "Labels": None}]
-
-
-def _archive_driver(image_id: str) -> tuple[ArchiveRegistryDriver, _ImagesAPI]:
+def _archive_driver(image_id: str) -> tuple[ArchiveRegistryDriver, FakeDockerAPI]:
+    """The driver, on an engine holding one local image tagged ``REF`` with ``image_id``."""
+    api = FakeDockerAPI()
+    api.add_image(REF, id=image_id)
     context = DriverContext(stack="demo")
-    api = _ImagesAPI(image_id)
-    context.shared["reconciler_docker.api"] = api  # the run's one client (engine.api_client)
+    use_client(context, api)
     return ArchiveRegistryDriver(context), api
 
 
@@ -199,7 +191,7 @@ def test_archive_driver_reports_what_the_archive_holds_as_content(tmp_path):
     driver, api = _archive_driver(f"sha256:{CONFIG_HEX}")
     (image,) = driver.observe("demo", _wanted(path))
     assert image.content == Content(False, f"sha256:{CONFIG_HEX}", f"sha256:{CONFIG_HEX}")
-    assert api.lists == 1
+    assert api.count("images") == 1 and not api.writes()
 
     other = hashlib.sha256(b"v2").hexdigest()
     manifest = [{"Config": f"{other}.json", "RepoTags": [REF], "Layers": []}]

@@ -21,9 +21,11 @@ from reconciler.model import Content, ContainerSpec, DesiredState, ImageSpec, Ki
 from reconciler.plan import Action, Reason
 from reconciler.planner import plan_changes
 from reconciler.status import status_rows
+from reconciler.testing.fakedocker import FakeDockerAPI
 
 from reconciler_docker.credentials import CredentialStore
 from reconciler_docker.distribution import ACCEPT, DigestCheckFailed, ManifestChecker, parse_challenge, repository_path
+from reconciler_docker.engine import use_client
 from reconciler_docker.images import DockerRegistryDriver
 
 OLD = "sha256:" + "1" * 64
@@ -321,21 +323,11 @@ def test_an_undocumented_upstream_digest_in_details_is_not_read(spec):
 # -- the docker registry driver's answer ---------------------------------------------------
 
 
-class _ImagesAPI:
-    """Answers ``images()`` with one local image tagged ``REF``, pulled as ``local`` (if given)."""
-
-    def __init__(self, local: str | None) -> None:
-        repo = REF.rpartition(":")[0]
-        self.image = {"Id": OLD_ID, "RepoTags": [REF], "RepoDigests": [f"{repo}@{local}"] if local else [],
-                      "Labels": None}
-
-    def images(self):
-        return [self.image]
-
-
 def _observed(monkeypatch, *, local: str | None, upstream, spec: ImageSpec | None = None) -> LiveObject:
+    api = FakeDockerAPI()  # one local image tagged REF, pulled as ``local`` (if given)
+    api.add_image(REF, id=OLD_ID, digest=local)
     context = DriverContext(stack="demo")
-    context.shared["reconciler_docker.api"] = _ImagesAPI(local)  # the run's one client (engine.api_client)
+    use_client(context, api)
     driver = DockerRegistryDriver(context)
     asked: list[str] = []
 

@@ -132,12 +132,18 @@ def test_the_root_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
 def test_a_remote_engine_is_refused_before_anything_is_written(tmp_path: Path, monkeypatch) -> None:
     from reconciler.drivers import DriverContext
     from reconciler.model import ContainerSpec
+    from reconciler.testing.fakedocker import FakeDockerAPI
     from reconciler_docker.containers import DockerRuntimeDriver
+    from reconciler_docker.engine import use_client
 
     monkeypatch.setenv(FILES_DIR_ENV, str(tmp_path / "files"))
-    driver = DockerRuntimeDriver(DriverContext(stack="demo", engine_url="tcp://10.0.0.5:2375"))
+    context = DriverContext(stack="demo", engine_url="tcp://10.0.0.5:2375")
+    api = FakeDockerAPI()
+    use_client(context, api)
+    driver = DockerRuntimeDriver(context)
     spec = ContainerSpec(key="web", name="demo-web-1", replica=1, image_key=None, image_ref="a:1", files=(mount(),))
     with pytest.raises(PermanentError, match="tcp://10.0.0.5:2375 is remote"):
         driver.create(spec, {})
     assert not (tmp_path / "files").exists()
     driver.prune_files("demo")  # nothing of a remote engine's is on this host: nothing to do, no call made
+    assert api.calls == []

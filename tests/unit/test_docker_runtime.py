@@ -1,38 +1,28 @@
 """The Docker runtime driver's answer to a container the engine cannot start after a crash. No engine:
-a fake API client raises what dockerd 20.10 answered in a reproduction (dockerd killed mid-start, restarted)."""
+the fake Docker API answers what dockerd 20.10 answered in a reproduction (dockerd killed mid-start, restarted)."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import docker.errors
 import pytest
 
 from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError, RecreateRequired
+from reconciler.testing.fakedocker import FakeDockerAPI
 from reconciler_docker.containers import DockerRuntimeDriver
+from reconciler_docker.engine import use_client
 
 TASK = "f704dbf75cbbde6dfbb7b43df8c6df850f30c91d2f9f38d7b4d08890206567ea"
 
 
-class FakeAPI:
-    """Answers ``start`` with a given engine error; records what it was asked."""
-
-    def __init__(self, status: int, explanation: str) -> None:
-        self.error = docker.errors.APIError(f"{status} Server Error", response=SimpleNamespace(status_code=status),
-                                            explanation=explanation)
-        self.calls: list[tuple] = []
-
-    def start(self, name):
-        self.calls.append(("start", name))
-        raise self.error
-
-    def unpause(self, name):
-        self.calls.append(("unpause", name))
+def _failing_start(status: int, explanation: str) -> FakeDockerAPI:
+    """An engine that answers ``start`` with the given error."""
+    api = FakeDockerAPI()
+    api.fail("start", status, explanation)
+    return api
 
 
-def _driver(api: FakeAPI) -> DockerRuntimeDriver:
+def _driver(api: FakeDockerAPI) -> DockerRuntimeDriver:
     context = DriverContext(stack="s")
-    context.shared["reconciler_docker.api"] = api  # the run's one client (engine.api_client)
+    use_client(context, api)
     return DockerRuntimeDriver(context)
 
 
@@ -43,7 +33,7 @@ def _driver(api: FakeAPI) -> DockerRuntimeDriver:
 ])
 def test_a_task_left_by_an_engine_crash_asks_for_a_new_container(explanation):
     with pytest.raises(RecreateRequired, match="start container s-web-1: .*already"):
-        _driver(FakeAPI(500, explanation)).start("s-web-1")
+        _driver(_failing_start(500, explanation)).start("s-web-1")
 
 
 @pytest.mark.parametrize("status, explanation", [
@@ -53,11 +43,17 @@ def test_a_task_left_by_an_engine_crash_asks_for_a_new_container(explanation):
 ])
 def test_other_start_failures_stay_ordinary_errors(status, explanation):
     with pytest.raises(PermanentError) as caught:
-        _driver(FakeAPI(status, explanation)).start("s-web-1")
+        _driver(_failing_start(status, explanation)).start("s-web-1")
     assert not isinstance(caught.value, RecreateRequired)
 
 
 def test_a_paused_container_is_unpaused():
-    api = FakeAPI(409, "Container s-web-1 is paused, unpause the container before stopping or killing")
+    api = FakeDockerAPI()
+    api.add_image("busybox:1")
+    api.create_container("busybox:1", name="s-web-1")
+    api.start("s-web-1")
+    api.pause("s-web-1")
+    api.calls.clear()
     _driver(api).start("s-web-1")
-    assert api.calls == [("start", "s-web-1"), ("unpause", "s-web-1")]
+    assert [(call.verb, *call.args) for call in api.calls] == [("start", "s-web-1"), ("unpause", "s-web-1")]
+    assert api.inspect_container("s-web-1")["State"]["Status"] == "running"

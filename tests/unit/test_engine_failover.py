@@ -57,15 +57,12 @@ def test_a_manager_named_by_host_name_matches_its_address(url):
 
 def test_after_a_worker_named_first_another_url_must_still_be_a_manager(monkeypatch):
     # The worker answered (it was not "down"), so the next URL is no longer first: it is vouched for as a failover.
+    from reconciler.testing.fakedocker import FakeDockerAPI
     from reconciler_docker import connection
 
     answers = {M1: WORKER, M2: ALONE}
-
-    class Answered:
-        def __init__(self, url):
-            self.swarm, self.client = answers[url], type("C", (), {"close": lambda self: None})()
-
-    monkeypatch.setattr(connection, "_open_one", lambda url, tls: Answered(url))
+    monkeypatch.setattr(connection, "_open_one",
+                        lambda url, tls: connection.Engine(FakeDockerAPI(), "", swarm=answers[url]))
     with pytest.raises(connection.FailoverRefused) as refused:
         connection.open_engine(f"{M1},{M2}")
     assert f"{M1}: a swarm node that is not a manager" in str(refused.value)
