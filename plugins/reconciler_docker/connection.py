@@ -120,9 +120,9 @@ def connect_timeout(environ=os.environ) -> float:
 
 @dataclass(frozen=True)
 class Engine:
-    """The run's client and what the engine said about itself when we connected."""
+    """The run's client and what the engine said about itself when we connected (or ``use_client`` was told)."""
 
-    client: EngineClient
+    client: docker.APIClient  # an EngineClient when we connected
     id: str  # the engine's ID from /info ("" when it gave none)
     #: The ``Swarm`` part of ``/info`` (node state, whether it is a manager, the cluster, its managers).
     swarm: dict = field(default_factory=dict, compare=False)

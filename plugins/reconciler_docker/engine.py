@@ -6,6 +6,8 @@ the run's one engine client (every HTTP response counted as a read, GET/HEAD,
 or a write, which is how tests and benchmarks prove a converged apply writes
 nothing), ``engine_errors`` maps the SDK's exceptions onto the project's
 temporary and permanent errors, and ``owned_filter`` selects a stack's objects.
+``use_client`` is the one seam for a client made elsewhere (unit tests hand it
+``reconciler.testing.fakedocker.FakeDockerAPI``).
 """
 from __future__ import annotations
 
