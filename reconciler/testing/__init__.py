@@ -28,6 +28,11 @@ This package is also a pytest plugin (the ``pytest11`` entry point), so the
 fixtures below (``driver_context``, ``unique_name``, ``unreachable_context``,
 ``memory_engine``) are available in any test once reconciler is installed. It
 imports no Docker: an in-memory driver is tested without an engine.
+
+A driver that talks to a ``docker.APIClient`` itself is tested against
+``reconciler.testing.fakedocker.FakeDockerAPI``, the engine's API held in memory,
+handed to the docker plugin through ``reconciler_docker.engine.use_client``. It
+is imported from its own module (it needs the Docker SDK), not from here.
 """
 from __future__ import annotations
 
