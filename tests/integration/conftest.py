@@ -20,10 +20,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from reconciler.labels import STACK as STACK_LABEL, owner_selector
+
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 PREFIX = "rtest-"
-STACK_LABEL = "io.reconciler.stack"
 STALE_SECONDS = 1800  # a crashed run's leftovers, never a run still going on beside this one
 
 
@@ -103,17 +104,17 @@ class Stack:
         return self.cli("apply", *args, **kw)
 
     def containers(self) -> dict[str, dict]:
-        found = self.engine.containers(all=True, filters={"label": [f"{STACK_LABEL}={self.name}"]})
+        found = self.engine.containers(all=True, filters={"label": [owner_selector(self.name)]})
         return {c["Names"][0].lstrip("/"): c for c in found}
 
     def container_ids(self) -> dict[str, str]:
         return {name: c["Id"] for name, c in self.containers().items()}
 
     def networks(self) -> set[str]:
-        return {n["Name"] for n in self.engine.networks(filters={"label": [f"{STACK_LABEL}={self.name}"]})}
+        return {n["Name"] for n in self.engine.networks(filters={"label": [owner_selector(self.name)]})}
 
     def volumes(self) -> set[str]:
-        found = self.engine.volumes(filters={"label": [f"{STACK_LABEL}={self.name}"]}).get("Volumes") or []
+        found = self.engine.volumes(filters={"label": [owner_selector(self.name)]}).get("Volumes") or []
         return {v["Name"] for v in found}
 
     def events_since(self, since: float) -> list[dict]:
@@ -121,7 +122,7 @@ class Stack:
         until = time.time() + 0.5
         time.sleep(0.6)
         events = self.engine.events(since=int(since), until=int(until) + 1, decode=True,
-                                    filters={"label": [f"{STACK_LABEL}={self.name}"]})
+                                    filters={"label": [owner_selector(self.name)]})
         # Healthchecks run as execs: those are the engine's own doing, not ours.
         return [e for e in events if e.get("timeNano", 0) >= since * 1e9
                 and not e.get("Action", "").startswith(("exec_", "health_status"))]

@@ -16,7 +16,9 @@ import time
 import docker
 import pytest
 
-from .conftest import REPO, STACK_LABEL
+from reconciler.labels import owner_selector
+
+from .conftest import REPO
 from .engines import _why_not
 
 __all__ = ["SWARM_ENV", "SwarmEngines", "remove_swarm_stack", "swarm_engines"]
@@ -114,7 +116,7 @@ def swarm_engines(engine) -> SwarmEngines:
 def remove_swarm_stack(engines: SwarmEngines, stack: str) -> None:
     """Every service, config, secret, network and volume claiming ``stack`` (by label), on both nodes."""
     manager = engines.manager
-    label = {"label": [f"{STACK_LABEL}={stack}"]}
+    label = {"label": [owner_selector(stack)]}
     for service in manager.services(filters=label):
         manager.remove_service(service["ID"])
     wait_until(lambda: not _task_containers(manager, stack) and not _task_containers(engines.worker, stack), 60,

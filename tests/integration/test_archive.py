@@ -7,6 +7,8 @@ import tarfile
 import docker
 import pytest
 
+from reconciler.labels import owner_selector
+
 from .conftest import BASE_IMAGE
 
 pytestmark = pytest.mark.engine
@@ -26,7 +28,7 @@ def ref(stack):
     name = f"rtest-archive/{stack.name}:1"
     yield name
     # The containers go first (the stack fixture), but the image may still be in use until then.
-    for c in stack.engine.containers(all=True, filters={"label": [f"io.reconciler.stack={stack.name}"]}):
+    for c in stack.engine.containers(all=True, filters={"label": [owner_selector(stack.name)]}):
         stack.engine.remove_container(c["Id"], force=True)
     _untag(stack.engine, name)
 
@@ -105,7 +107,7 @@ def test_archive_is_loaded_once_and_reloaded_when_it_changes(stack, ref):
         assert web["State"] == "running" and web["ImageID"] == v2
         assert stack.apply("--output", "json").json()["engine_calls"]["write"] == 0
     finally:
-        for c in stack.engine.containers(all=True, filters={"label": [f"io.reconciler.stack={stack.name}"]}):
+        for c in stack.engine.containers(all=True, filters={"label": [owner_selector(stack.name)]}):
             stack.engine.remove_container(c["Id"], force=True)
         _untag(stack.engine, ref)
         try:

@@ -19,11 +19,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.labels import CONFIG_HASH
+
 from .conftest import BASE_IMAGE
 from .daemons import Repo, RunningDaemon
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "compose"
-CONFIG_HASH = "io.reconciler.config-hash"
 
 WEBAPP_TEST = f"""\
 services:

@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from reconciler.drivers import DriverContext
+from reconciler.labels import DRIVER
 from reconciler_docker.hostdir import HostDirDriver
 from reconciler_docker.volumes import DockerVolumeDriver
 
@@ -143,7 +144,7 @@ def test_hostdir_volume_lives_until_pruned(stack, tmp_path):
     assert (directory / "f").read_text() == "hi\n"
     volume = stack.engine.inspect_volume(f"{stack.name}_data")
     assert volume["Driver"] == "local" and volume["Options"]["device"] == str(directory)
-    assert volume["Labels"]["io.reconciler.driver"] == "hostdir"
+    assert volume["Labels"][DRIVER] == "hostdir"
 
     noop = stack.apply("--output", "json")
     assert noop.json()["changes"] == [] and noop.json()["engine_calls"].get("write", 0) == 0

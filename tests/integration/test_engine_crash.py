@@ -22,6 +22,8 @@ import time
 import docker
 import pytest
 
+from reconciler.labels import owner_selector
+
 from .conftest import REPO
 
 pytestmark = pytest.mark.engine
@@ -46,7 +48,7 @@ def _client() -> docker.APIClient:
 
 
 def _states(stack) -> dict[str, str]:
-    label = {"label": [f"io.reconciler.stack={stack.name}"]}
+    label = {"label": [owner_selector(stack.name)]}
     return {c["Names"][0].lstrip("/"): c["State"] for c in _client().containers(all=True, filters=label)}
 
 

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from reconciler.labels import DRIVER
+
 from .conftest import REPO
 
 pytestmark = pytest.mark.engine
@@ -84,7 +86,7 @@ def test_apply_creates_a_tmpfs_volume_and_a_second_apply_writes_nothing(stack, i
 
     volume = stack.engine.inspect_volume(f"{stack.name}_scratch")
     assert volume["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=8m"}
-    assert volume["Labels"]["io.reconciler.driver"] == "ramdisk"
+    assert volume["Labels"][DRIVER] == "ramdisk"
     container = f"{stack.name}-job-1"
     assert stack.containers()[container]["State"] == "running"
     assert "tmpfs /scratch tmpfs" in _exec(stack, container, "cat /proc/mounts")

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from .conftest import BASE_IMAGE, STACK_LABEL
+from reconciler.labels import owner_selector
+
+from .conftest import BASE_IMAGE
 from .engines import fleet_engines, write_fleet_spec  # noqa: F401  (fleet_engines: a session fixture)
 
 APP = f"""
@@ -34,7 +36,7 @@ def fleet(stack, fleet_engines):
 
 def names_on(engine, stack: str) -> dict[str, str]:
     """Container name -> state, as that engine reports it."""
-    found = engine.client().containers(all=True, filters={"label": [f"{STACK_LABEL}={stack}"]})
+    found = engine.client().containers(all=True, filters={"label": [owner_selector(stack)]})
     return {c["Names"][0].lstrip("/"): c["State"] for c in found}
 
 

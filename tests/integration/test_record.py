@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from reconciler.labels import VOLUME_ID
 from reconciler.state import StateStore, SyncResult
 
 from .conftest import BASE_IMAGE
@@ -79,7 +80,7 @@ def test_a_foreign_volume_with_the_stack_label_keeps_its_data_on_destroy_prune_v
     assert stack.apply().code == 0
     ours = stack.engine.inspect_volume(f"{stack.name}_data")["Labels"]
     foreign = f"{stack.name}_theirs"
-    _volume_with_data(stack, foreign, {k: v for k, v in ours.items() if k != "io.reconciler.volume-id"})
+    _volume_with_data(stack, foreign, {k: v for k, v in ours.items() if k != VOLUME_ID})
 
     result = stack.cli("destroy", "--prune-volumes")
     assert result.code == 1
@@ -184,6 +185,6 @@ def test_every_apply_is_in_the_history_and_the_record_holds_engine_ids(stack):
         history = store.syncs(stack=stack.name)
     assert rows[f"{stack.name}-web-1"].object_id == stack.container_ids()[f"{stack.name}-web-1"]
     volume = stack.engine.inspect_volume(f"{stack.name}_data")
-    assert rows[f"{stack.name}_data"].object_id == volume["Labels"]["io.reconciler.volume-id"]
+    assert rows[f"{stack.name}_data"].object_id == volume["Labels"][VOLUME_ID]
     assert [(s.result, s.summary) for s in history[:2]] == [(SyncResult.CONVERGED, "no changes"),
                                                            (SyncResult.CONVERGED, "create 3")]  # web, data, default network

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from reconciler.labels import SECRET_ENV
+
 pytestmark = pytest.mark.engine
 
 SPEC = """
@@ -43,7 +45,7 @@ def test_secrets_are_redacted_everywhere(stack):
     info = stack.engine.inspect_container(f"{stack.name}-web-1")
     labels = json.dumps(info["Config"]["Labels"])
     assert first not in labels and second not in labels
-    assert info["Config"]["Labels"]["io.reconciler.secret-env"] == "TOKEN"
+    assert info["Config"]["Labels"][SECRET_ENV] == "TOKEN"
     assert f"TOKEN={second}" in info["Config"]["Env"]  # the container itself does get it
 
 

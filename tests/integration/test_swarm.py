@@ -17,7 +17,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from .conftest import BASE_IMAGE, PREFIX, STACK_LABEL, Stack
+from reconciler.labels import owner_selector
+
+from .conftest import BASE_IMAGE, PREFIX, Stack
 from .swarm import SwarmEngines, remove_swarm_stack, swarm_engines, wait_until  # noqa: F401  (a session fixture)
 
 PLUGIN_ENV = {"RECONCILER_PLUGINS": "reconciler_swarm"}
@@ -56,7 +58,7 @@ class SwarmStack(Stack):
         return super().cli(*args, "--engine", SwarmEngines.manager_url, env={**PLUGIN_ENV, **(kw.pop("env", {}))}, **kw)
 
     def services(self) -> dict[str, dict]:
-        found = self.engine.services(filters={"label": [f"{STACK_LABEL}={self.name}"]})
+        found = self.engine.services(filters={"label": [owner_selector(self.name)]})
         return {s["Spec"]["Name"]: s for s in found}
 
     def running_tasks(self, service: str) -> list[dict]:
@@ -202,7 +204,7 @@ containers:
     first = swarm_stack.apply()
     assert first.code == 0, first.err + first.out
     assert "s3cret-value" not in first.out + first.err
-    label = {"label": [f"{STACK_LABEL}={swarm_stack.name}"]}
+    label = {"label": [owner_selector(swarm_stack.name)]}
     old = {c["Spec"]["Name"] for c in swarm_stack.engine.configs(filters=label)}
     assert len(old) == 1 and old.pop().startswith(f"{swarm_stack.name}_site_")
     assert len(swarm_stack.engine.secrets(filters=label)) == 1
@@ -299,7 +301,7 @@ def test_a_stack_leaving_the_swarm_runtime_has_its_services_removed(swarm_stack)
     result = swarm_stack.apply()
     assert result.code == 0, result.err + result.out
     assert swarm_stack.services() == {}
-    containers = swarm_stack.engine.containers(filters={"label": [f"{STACK_LABEL}={swarm_stack.name}"]})
+    containers = swarm_stack.engine.containers(filters={"label": [owner_selector(swarm_stack.name)]})
     assert [c["Names"][0] for c in containers] == [f"/{swarm_stack.name}-web-1"]
     swarm_stack.cli("destroy")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from .conftest import BASE_IMAGE, STACK_LABEL
+from reconciler.labels import owner_selector
+
+from .conftest import BASE_IMAGE
 from .daemons import RunningDaemon
 from .swarm import manager_swarm, wait_until  # noqa: F401  (a module fixture)
 
@@ -23,7 +25,7 @@ containers:
 
 
 def _service(swarm, number: int, stack: str) -> dict:
-    found = swarm.client(number).services(filters={"label": [f"{STACK_LABEL}={stack}"]})
+    found = swarm.client(number).services(filters={"label": [owner_selector(stack)]})
     assert len(found) == 1, found
     return found[0]
 
@@ -70,5 +72,5 @@ def test_the_daemon_fails_over_to_another_manager_and_updates_the_service_in_pla
     assert refused.code == 1
     assert "unix:///var/run/docker.sock: not a manager of a swarm" in refused.err, refused.err
     client = manager_swarm.client(second)
-    for service in client.services(filters={"label": [f"{STACK_LABEL}={stack.name}"]}):
+    for service in client.services(filters={"label": [owner_selector(stack.name)]}):
         client.remove_service(service["ID"])

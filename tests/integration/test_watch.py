@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from reconciler.labels import owner_selector
+
 SPEC = """
 name: STACK
 containers:
@@ -85,7 +87,7 @@ def test_a_crash_looping_container_backs_off_and_is_reported_degraded(stack):
     stack.write(SPEC.replace('["sleep", "3600"]', '["sh", "-c", "sleep 0.3; exit 3"]'))
     # Counted from a live stream: the engine keeps only its last 256 events, which a
     # busy engine overwrites within seconds.
-    stream = stack.engine.events(decode=True, filters={"label": [f"io.reconciler.stack={stack.name}"],
+    stream = stack.engine.events(decode=True, filters={"label": [owner_selector(stack.name)],
                                                        "event": ["start"]})
     starts = []
     reader = threading.Thread(target=lambda: starts.extend(stream), daemon=True)

@@ -5,6 +5,7 @@ import pytest
 
 from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError
+from reconciler.labels import DRIVER, STACK
 from reconciler_docker.hostdir import (
     HostDirDriver,
     HostDirOptions,
@@ -92,7 +93,7 @@ def test_the_engine_volume_binds_the_path():
 def _volume(driver: str = "hostdir", stack: str = "s", **options: str) -> dict:
     return {
         "Name": "s_data",
-        "Labels": {"io.reconciler.driver": driver, "io.reconciler.stack": stack},
+        "Labels": {DRIVER: driver, STACK: stack},
         "Options": {"type": "none", "o": "bind", "device": "/srv/data", **options},
     }
 

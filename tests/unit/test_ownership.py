@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from reconciler.labels import CONFIG_HASH
 from reconciler.model import Kind, LiveObject, NetworkSpec, Record, VolumeSpec
 from reconciler.plan import Action, Reason
 from reconciler.planner import plan_changes
@@ -104,7 +105,7 @@ def test_recreating_an_adopted_volume_needs_adopt_and_its_containers_stay():
 
 def test_a_missing_record_is_rebuilt_from_matching_objects_and_nothing_is_deleted():
     web, db = container(), container(key="db")
-    stale = replace(live_container(db), labels={**live_container(db).labels, "io.reconciler.config-hash": "old"})
+    stale = replace(live_container(db), labels={**live_container(db).labels, CONFIG_HASH: "old"})
     gone = live_container(container(key="old"))
     vol = VolumeSpec(key="data", name="demo_data", config_hash="v1")
     plan = plan_changes(state(web, db, volumes=[vol]),

@@ -124,7 +124,7 @@ def test_changed_network_is_blocked_and_names_the_field_and_replaces_its_contain
 def test_rebuilt_image_replaces_its_containers():
     image = ImageSpec(key="app", ref="demo-app:latest", build_context="/ctx", build_hash="new", config_hash="new")
     web = replace(container(image_ref="demo-app:latest"), image_key="app")
-    current = live(live_container(web), images=[live_image("demo-app:latest", labels={"io.reconciler.build-hash": "old"})])
+    current = live(live_container(web), images=[live_image("demo-app:latest", labels={labels.BUILD_HASH: "old"})])
     plan = plan_changes(state(web, images=[image]), current)
     assert actions(plan) == [("update", "image:demo-app:latest"), ("replace", "container:demo-web-1")]
     assert plan.changes[1].forced_by == ("image",)
@@ -209,7 +209,7 @@ def test_fields_at_their_defaults_do_not_change_the_hash():
 def test_a_volume_moving_to_another_driver_is_removed_by_its_old_driver():
     old = VolumeSpec(key="data", name="demo_data", driver="local", config_hash="old")
     new = replace(old, driver="hostdir", options=(("path", "/srv/d"),), config_hash="new")
-    current = live(volumes=[owned(Kind.VOLUME, old, **{"io.reconciler.driver": "local"})])
+    current = live(volumes=[owned(Kind.VOLUME, old, **{labels.DRIVER: "local"})])
     change = plan_changes(state(volumes=[new]), current).changes[0]
     assert change.action is Action.REPLACE
     assert (change.driver, change.live_driver) == ("hostdir", "local")

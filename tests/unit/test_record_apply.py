@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from reconciler.errors import PermanentError, RecreateRequired
-from reconciler.labels import VOLUME_ID
+from reconciler.labels import NAME, STACK, VOLUME_ID
 from reconciler.model import Kind, LiveObject
 from reconciler.reconcile import ApplyRequest
 from reconciler.report import ApplyOptions
@@ -90,7 +90,7 @@ def test_a_forged_replica_is_neither_scaled_down_nor_destroyed_without_adopt(sta
 def test_a_volume_is_pruned_only_when_the_reconciler_created_it(stack, memory_engine):
     reconciler, desired = stack
     memory_engine.add(LiveObject(Kind.VOLUME, "demo_cache", "demo_cache",
-                                 labels={"io.reconciler.stack": "demo", "io.reconciler.name": "cache"}))
+                                 labels={STACK: "demo", NAME: "cache"}))
     assert _apply(reconciler, desired).ok
     report = reconciler.destroy("demo", ApplyRequest(options=FAST, prune_volumes=True))
     assert set(memory_engine.volumes) == {"demo_cache"}, "ours pruned, the foreign one kept"

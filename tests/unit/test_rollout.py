@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from reconciler.apply import apply_plan
 from reconciler.errors import PermanentError
+from reconciler.labels import STACK
 from reconciler.model import ContainerSpec, DesiredState, Kind, LiveObject, LiveState, Port, UpdatePolicy
 from reconciler.planner import plan_changes
 from reconciler.report import ApplyOptions
@@ -15,7 +16,7 @@ NAME = "s-web-1"
 
 def _setup(**spec_fields):
     engine = MemoryEngine()
-    old = LiveObject(Kind.CONTAINER, NAME, "old-id", {"io.reconciler.stack": "s"}, owned=True, state="running")
+    old = LiveObject(Kind.CONTAINER, NAME, "old-id", {STACK: "s"}, owned=True, state="running")
     engine.add(old)
     spec = ContainerSpec(key="web", name=NAME, replica=1, image_key=None, image_ref="img:1", config_hash="new",
                          **spec_fields)

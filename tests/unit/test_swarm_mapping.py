@@ -15,7 +15,7 @@ import pytest
 from reconciler.drivers import DriverRegistry, RuntimeDriver
 from reconciler.errors import SpecError
 from reconciler.graph import Phase, build_steps
-from reconciler.labels import CONFIG_HASH
+from reconciler.labels import CONFIG_HASH, DRIVER, STACK
 from reconciler.model import Kind, LiveObject, LiveState
 from reconciler.plan import Action, Reason
 from reconciler.planner import plan_changes
@@ -109,7 +109,7 @@ def test_container_name_is_refused_for_a_service(tmp_path: Path) -> None:
 
 
 def test_the_service_spec_maps_every_field(web) -> None:
-    labels = {"io.reconciler.stack": "demo", CONFIG_HASH: web.config_hash}
+    labels = {STACK: "demo", CONFIG_HASH: web.config_hash}
     body = service_spec(web, labels, stack="demo", file_ids={
         file_object_name("demo", m): f"id-{m.name}" for m in web.files})
     container = body["TaskTemplate"]["ContainerSpec"]
@@ -194,8 +194,8 @@ IMAGES = {"reconciler/busybox:latest": LiveObject(Kind.IMAGE, "reconciler/busybo
 
 def _live_service(spec, *, drift=(), config_hash=None) -> LiveObject:
     return LiveObject(Kind.CONTAINER, spec.name, "svc-id", owned=True, state="running",
-                      labels={"io.reconciler.stack": "demo", CONFIG_HASH: config_hash or spec.config_hash,
-                              "io.reconciler.driver": "swarm"},
+                      labels={STACK: "demo", CONFIG_HASH: config_hash or spec.config_hash,
+                              DRIVER: "swarm"},
                       details={"networks": ["demo_default"], "volumes": ["demo_data"], "drift": list(drift)})
 
 
@@ -274,7 +274,7 @@ def test_a_service_whose_network_is_recreated_comes_down_first(tmp_path: Path) -
                                                 "{driver: overlay, attachable: true, ipam: {subnet: 10.9.0.0/24}}\n"))
     web = state.containers["demo_web"]
     network = LiveObject(Kind.NETWORK, "demo_default", "net-id", owned=True,
-                         labels={"io.reconciler.stack": "demo", CONFIG_HASH: "old"})
+                         labels={STACK: "demo", CONFIG_HASH: "old"})
     live = LiveState(containers={"demo_web": _live_service(web)}, networks={"demo_default": network}, images=IMAGES)
     change = next(c for c in plan_changes(state, live).changes if c.kind is Kind.CONTAINER)
     assert (change.action, change.reason) == (Action.REPLACE, Reason.DEPENDENCY_RECREATED)
