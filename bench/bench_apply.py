@@ -18,9 +18,9 @@ and prints ours / floor ratios next to the targets (cold <= 1.15, no-op <= 1.5),
 plus the no-op apply's engine read/write counts. It is a benchmark, not a test:
 nothing is asserted about timing; the exit code is 1 only when something failed.
 
-Every container it creates is labelled (``io.reconciler.stack=bench-<id>`` for
-ours, ``io.reconciler-bench.floor=<id>`` for the floor) and removed at the end,
-also on error or Ctrl-C. Nothing outside a temporary directory is written
+Every container it creates is labelled (the stack label ``reconciler.labels.STACK``
+``=bench-<id>`` for ours, ``io.reconciler-bench.floor=<id>`` for the floor) and
+removed at the end, also on error or Ctrl-C. Nothing outside a temporary directory is written
 (the reconciler's lock directory is pointed into it too).
 """
 from __future__ import annotations
@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import secrets
-import shutil
 import signal
 import statistics
 import subprocess
@@ -43,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from reconciler.labels import STACK as STACK_LABEL
+
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
-STACK_LABEL = "io.reconciler.stack"
 FLOOR_LABEL = "io.reconciler-bench.floor"
 COLD_TARGET = 1.15
 NOOP_TARGET = 1.5
@@ -109,14 +109,14 @@ FLOOR_NOOP = FLOOR_COMMON + '''
 def main():
     stack = sys.argv[1]
     api = client()
-    owned = {"label": [f"io.reconciler.stack={stack}"]}
+    owned = {"label": [f"@STACK_LABEL@={stack}"]}
     api.containers(all=True, filters=owned)
     api.networks(filters=owned)
     api.volumes(filters=owned)
     api.images()
 
 main()
-'''
+'''.replace("@STACK_LABEL@", STACK_LABEL)  # the floor imports docker only: the label is written into its text
 
 # Runs the reconciler's own CLI with every HTTP request to the engine recorded
 # (method and path) into $BENCH_TRACE. Used only for the untimed call breakdown.
@@ -609,20 +609,6 @@ def open_engine() -> Engine | None:
 T = TypeVar("T")
 
 
-def compose_peer(parser: argparse.ArgumentParser, command: str) -> str:
-    """The full path of the Compose v1 command the Compose benches compare against; a usage error when missing."""
-    found = shutil.which(command)
-    if not found:
-        parser.error(f"{command} not found (apt-get install docker-compose)")
-    return found
-
-
-def show_compose_peer(command: str) -> None:
-    """Print which Compose the figures are measured against."""
-    version = run_child([command, "version", "--short"], env=dict(os.environ), cwd="/").out.strip()
-    print(f"peer:    {command} {version}", flush=True)
-
-
 def run_on_extra_engines(bench, work: Callable[[], T], render: Callable[[T], str], *, started: float,
                          stop_engines: Callable[[], None] | None) -> int:
     """Run a bench whose engines ``scripts/engines.sh`` started: ``work`` guarded, then the bench's
@@ -658,6 +644,17 @@ def run_guarded(bench, work: Callable[[], T], *, cleanup: Callable[[], None]) ->
         raise
     finally:
         cleanup()
+
+
+def exit_with(main: Callable[[], int]) -> None:
+    """``sys.exit(main())``; a BenchError raised outside ``run_guarded`` (engines that would not start)
+    is one logged line and exit code 1, not a traceback."""
+    try:
+        code = main()
+    except BenchError as exc:
+        log(f"error: {exc}")
+        code = 1
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

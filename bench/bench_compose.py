@@ -26,18 +26,16 @@ import argparse
 import os
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import (BenchError, Engine, Run, compose_peer, log, median_s, open_engine, run_child, run_guarded,
-                         show_compose_peer, table)
+from bench_apply import BenchError, Engine, Run, log, median_s, run_child, table
+from compose_peer import COMPOSE_LABEL, child_env, compose_peer, remove_labelled, run_against_peer
 
-REPO = Path(__file__).resolve().parents[1]
+from reconciler.labels import owner_selector
+
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 TARGET = 0.7
-STACK_LABEL = "io.reconciler.stack"
-COMPOSE_LABEL = "com.docker.compose.project"
 
 
 def compose_file(n: int) -> str:
@@ -76,16 +74,12 @@ class Bench:
         self.folder.mkdir()
         self.file = self.folder / "compose.yaml"
         self.file.write_text(compose_file(args.n))
-        self.env = dict(os.environ)
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), str(REPO / "plugins"), *filter(None, [os.environ.get("PYTHONPATH")])])
-        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
-        self.env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
-        self.env["RECONCILER_LOCK_DIR"] = str(tmp / "locks")
-        self.env["RECONCILER_CACHE_DIR"] = str(tmp / "cache")
-        self.env["RECONCILER_STATE_DIR"] = str(tmp / "state")
+        self.env = child_env(tmp)
         self.runs: dict[str, list[Run]] = {"ours": [], "peer": []}
         self.interrupted = False
+
+    def names(self) -> str:
+        return f"stack {self.stack}, compose project {self.project}"
 
     def argv(self, side: str, what: str = "up") -> list[str]:
         if side == "ours":
@@ -96,7 +90,7 @@ class Bench:
         return [self.args.compose, "-p", self.project, "-f", str(self.file), *verb]
 
     def label(self, side: str) -> str:
-        return f"{STACK_LABEL}={self.stack}" if side == "ours" else f"{COMPOSE_LABEL}={self.project}"
+        return owner_selector(self.stack) if side == "ours" else f"{COMPOSE_LABEL}={self.project}"
 
     def ids(self, side: str) -> dict[str, str]:
         found = self.engine.containers(self.label(side))
@@ -129,13 +123,7 @@ class Bench:
                 run_child(self.argv(side, "down"), env=self.env, cwd=str(self.folder), check=False)
             except OSError as exc:
                 log(f"cleanup: {side} down failed: {exc}")
-            label = self.label(side)
-            if self.engine.remove(label):
-                log(f"cleanup: removed containers labelled {label}")
-            for net in self.engine.api.networks(filters={"label": [label]}):
-                self.engine.api.remove_network(net["Id"])
-            for vol in self.engine.api.volumes(filters={"label": [label]}).get("Volumes") or []:
-                self.engine.api.remove_volume(vol["Name"], force=True)
+            remove_labelled(self.engine, self.label(side))
 
 
 def report(bench: Bench, total: float) -> str:
@@ -174,20 +162,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.monotonic()
-    engine = open_engine()
-    if engine is None:
-        return 1
-    show_compose_peer(args.compose)
-    with tempfile.TemporaryDirectory(prefix="bench-compose-") as tmpdir:
-        bench = Bench(args, engine, Path(tmpdir))
-        log(f"stack {bench.stack}, compose project {bench.project}, temp dir {tmpdir}")
-        code, _ = run_guarded(bench, bench.measure, cleanup=bench.cleanup)
-        if code:
-            return code
-    print(report(bench, time.monotonic() - started), flush=True)
-    return 0
+    return run_against_peer(parse_args(argv), Bench, temp_prefix="bench-compose-", report=report)
 
 
 if __name__ == "__main__":

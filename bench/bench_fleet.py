@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import IMAGE, BenchError, log, open_engine, run_child, run_on_extra_engines
+from bench_apply import IMAGE, exit_with, log, open_engine, run_child, run_on_extra_engines
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "scripts" / "engines.sh"
@@ -232,8 +232,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
+    exit_with(main)

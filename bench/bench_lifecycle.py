@@ -30,18 +30,16 @@ import argparse
 import os
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import (BenchError, Engine, Run, _kill_children, compose_peer, log, median_s, open_engine, run_child,
-                         run_guarded, show_compose_peer, table)
+from bench_apply import BenchError, Engine, Run, _kill_children, log, median_s, run_child, table
+from compose_peer import COMPOSE_LABEL, child_env, compose_peer, remove_labelled, run_against_peer
 
-REPO = Path(__file__).resolve().parents[1]
+from reconciler.labels import owner_selector
+
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 TARGET = 1.1
-STACK_LABEL = "io.reconciler.stack"
-COMPOSE_LABEL = "com.docker.compose.project"
 MEASUREMENTS = ("destroy", "replace")
 # Docker 20.10 now and then keeps a network's endpoint count after its last container
 # is gone (both tools hit it here; only a dockerd restart frees that network). A destroy
@@ -88,16 +86,8 @@ class Side:
         return run_child(self.argv(what), env=self.bench.env, cwd=str(self.folder), check=check)
 
     def cleanup(self) -> None:
-        engine = self.bench.engine
         for label in map(self.label_of, range(1, self.bench.args.repeats + 1)):
-            removed = engine.remove(label)
-            if removed:
-                log(f"cleanup: removed {removed} containers labelled {label}")
-            for net in engine.api.networks(filters={"label": [label]}):
-                try:
-                    engine.api.remove_network(net["Id"])
-                except engine.docker.errors.APIError as exc:
-                    log(f"cleanup: the engine keeps network {net['Name']}: {exc.explanation}")
+            remove_labelled(self.bench.engine, label)
 
 
 class Ours(Side):
@@ -107,7 +97,7 @@ class Ours(Side):
         return f"benchlc-{self.bench.run_id}-{cycle}"
 
     def label_of(self, cycle: int) -> str:
-        return f"{STACK_LABEL}={self.stack_of(cycle)}"
+        return owner_selector(self.stack_of(cycle))
 
     def write(self, gen: int) -> None:
         lines = [f"name: {self.stack_of(self.cycle)}", "networks:", "  default: {}", "containers:"]
@@ -178,17 +168,12 @@ class Bench:
         self.engine = engine
         self.run_id = secrets.token_hex(4)
         self.compose = args.compose
-        self.env = dict(os.environ)
-        # Ours is this checkout's code, whatever is installed; both sides cache bytecode
-        # in a temp dir (the warm-up fills it), and the reconciler's lock and cache live there too.
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), str(REPO / "plugins"), *filter(None, [os.environ.get("PYTHONPATH")])])
-        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
-        self.env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
-        self.env["RECONCILER_LOCK_DIR"] = str(tmp / "locks")
-        self.env["RECONCILER_CACHE_DIR"] = str(tmp / "cache")
+        self.env = child_env(tmp)
         self.sides = [Ours(self, tmp / "ours"), Compose(self, tmp / "peer")]
         self.interrupted = False
+
+    def names(self) -> str:
+        return f"stacks benchlc-{self.run_id}-<cycle>, compose projects benchlcpeer{self.run_id}c<cycle>"
 
     def warm_up(self) -> None:
         for side in self.sides:
@@ -234,6 +219,8 @@ class Bench:
         return found
 
     def measure(self) -> None:
+        """The untimed warm-up, then every cycle of both sides."""
+        self.warm_up()
         for rep in range(self.args.repeats):
             for side in self.sides if rep % 2 == 0 else reversed(self.sides):
                 self.cycle(side, rep)
@@ -301,21 +288,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.monotonic()
-    engine = open_engine()
-    if engine is None:
-        return 1
-    show_compose_peer(args.compose)
-    with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmpdir:
-        bench = Bench(args, engine, Path(tmpdir))
-        log(f"stacks benchlc-{bench.run_id}-<cycle>, compose projects benchlcpeer{bench.run_id}c<cycle>, "
-            f"temp dir {tmpdir}")
-        code, _ = run_guarded(bench, lambda: (bench.warm_up(), bench.measure()), cleanup=bench.cleanup)
-        if code:
-            return code
-    print(report(bench, time.monotonic() - started), flush=True)
-    return 0
+    return run_against_peer(parse_args(argv), Bench, temp_prefix="bench-lifecycle-", report=report)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_apply import IMAGE, BenchError, log, run_child, run_on_extra_engines
+from bench_apply import IMAGE, BenchError, exit_with, log, run_child, run_on_extra_engines
+
+from reconciler.labels import STACK as STACK_LABEL
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "scripts" / "engines.sh"
@@ -52,7 +54,7 @@ import docker
 
 stack, url = sys.argv[1], sys.argv[2]
 api = docker.APIClient(base_url=url, version="auto", timeout=120)
-owned = {"label": [f"io.reconciler.stack={stack}"]}
+owned = {"label": [f"@STACK_LABEL@={stack}"]}
 api.images()
 api.networks(filters=owned)
 api.volumes(filters=owned)
@@ -60,7 +62,7 @@ services = api.services(filters=owned)
 api.containers(all=True, filters=owned)
 api.tasks(filters={"service": [s["Spec"]["Name"] for s in services]})
 api.networks()
-'''
+'''.replace("@STACK_LABEL@", STACK_LABEL)  # the floor imports docker only: the label is written into its text
 
 
 # Both sides again inside one warm process (imports done, one client each, reused): what a pass of
@@ -68,6 +70,7 @@ api.networks()
 IN_PROCESS = '''
 import json, statistics, sys, time
 import docker
+from reconciler.labels import owner_selector
 from reconciler.reconcile import Reconciler
 from reconciler.spec import load_desired
 
@@ -75,7 +78,7 @@ spec, url, stack, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[
 reconciler = Reconciler(engine_url=url, plugin_modules=["reconciler_swarm"])
 desired = load_desired([spec], drivers=reconciler.driver_catalog())
 api = docker.APIClient(base_url=url, version="auto", timeout=120)
-owned = {"label": [f"io.reconciler.stack={stack}"]}
+owned = {"label": [owner_selector(stack)]}
 
 def floor():
     api.images(); api.networks(filters=owned); api.volumes(filters=owned)
@@ -217,8 +220,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
+    exit_with(main)

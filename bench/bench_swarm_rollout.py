@@ -37,7 +37,7 @@ from pathlib import Path
 
 import docker
 
-from bench_apply import IMAGE, BenchError, log, run_child, run_on_extra_engines
+from bench_apply import IMAGE, BenchError, exit_with, log, run_child, run_on_extra_engines
 from bench_rollout import CLIENT, WEB, client_lines, summary
 from bench_swarm import MANAGER_URL, swarm_down, swarm_up
 
@@ -170,8 +170,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
+    exit_with(main)
