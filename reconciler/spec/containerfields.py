@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import units
+from .conversions import scalar
 
 __all__ = ["container_fields", "parse_expose"]
 
@@ -60,19 +61,11 @@ def _strings(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
-def _scalar(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _key_values(value: dict | list | None) -> dict[str, str]:
     """A map, or a list of ``"K=V"``, as a map of strings."""
     if isinstance(value, list):
         return dict(item.partition("=")[::2] for item in value)
-    return {str(k): _scalar(v) for k, v in (value or {}).items()}
+    return {str(k): scalar(v) for k, v in (value or {}).items()}
 
 
 def _extra_hosts(value: dict | list | None) -> tuple[str, ...]:

@@ -55,7 +55,8 @@ def with_hash(spec: Any) -> Any:
     """``spec`` with ``config_hash`` (and a container's ``field_hashes``) filled in, exactly as a loaded spec would
     have them. Works for every kind: an image's hash is a build's ``build_hash``, else says whether its tag is
     followed upstream."""
-    from ..spec.desired import image_config_hash, with_container_hashes
+    from ..spec.containerspecs import with_container_hashes
+    from ..spec.desired import image_config_hash
 
     if isinstance(spec, ImageSpec):
         return dataclasses.replace(spec, config_hash=image_config_hash(spec))
