@@ -3,10 +3,23 @@
 # its virtual environment, sets up the engine (installing and starting what is
 # missing), runs pytest, and stops the engine again if this script started it. The fleet
 # tests start three extra engines of their own (scripts/engines.sh, as root) and stop them.
+#
+#   scripts/test.sh [PYTEST ARGS]           everything (CI runs exactly this)
+#   scripts/test.sh --unit [PYTEST ARGS]    the edit-test loop: tests/unit only (or the paths given),
+#                                           which need no engine; none is started, stopped or restarted
+# Other arguments go to pytest unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=$(bash scripts/venv.sh test)
+if [ "${1:-}" = "--unit" ]; then
+  shift
+  basetemp=$(mktemp -d -t reconciler-tests.XXXXXX)  # as below: pruned by no other pytest
+  trap 'rm -rf "$basetemp"' EXIT
+  # testpaths applies only when no path is given: "--unit tests/unit/test_plan.py -k noop" runs just that.
+  "$python" -m pytest --basetemp "$basetemp" -o testpaths=tests/unit "$@"
+  exit
+fi
 started_here=0
 docker info >/dev/null 2>&1 || started_here=1
 bash scripts/engine.sh up
