@@ -103,6 +103,11 @@ class Stack:
     def apply(self, *args: str, **kw) -> Result:
         return self.cli("apply", *args, **kw)
 
+    def exec(self, container: str, *command: str) -> str:
+        """What ``command`` prints inside the running ``container`` (stdout and stderr)."""
+        exec_id = self.engine.exec_create(container, list(command))["Id"]
+        return self.engine.exec_start(exec_id).decode()
+
     def containers(self) -> dict[str, dict]:
         found = self.engine.containers(all=True, filters={"label": [owner_selector(self.name)]})
         return {c["Names"][0].lstrip("/"): c for c in found}

@@ -19,7 +19,7 @@ import pytest
 
 from .conftest import PREFIX, REPO, _remove_stacks
 
-__all__ = ["FleetEngine", "FleetEngines", "fleet_engines"]
+__all__ = ["FleetEngine", "FleetEngines", "engines_script", "fleet_engines"]
 
 SCRIPT = REPO / "scripts" / "engines.sh"
 COUNT = 3
@@ -72,12 +72,18 @@ class FleetEngines:
                 pass
 
 
-def _script(*args: str) -> str:
+def engines_script(*args: str, env: dict[str, str]) -> str:
+    """The output of ``scripts/engines.sh ARGS``, run with ``env`` (which engines: state, prefix, bridge) over
+    this process's environment; RuntimeError with its stderr when it fails."""
     proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "RECONCILER_ENGINES_TLS": str(TLS_ENGINE)})
+                          env={**os.environ, **env})
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr}")
     return proc.stdout
+
+
+def _script(*args: str) -> str:
+    return engines_script(*args, env={"RECONCILER_ENGINES_TLS": str(TLS_ENGINE)})
 
 
 def _why_not() -> str | None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from .registry import free_port
+
 __all__ = ["SshEngine", "ssh_engine"]
 
 
@@ -28,18 +30,12 @@ class SshEngine:
     folder: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_sshd(folder: Path, docker_host: str) -> tuple[SshEngine, subprocess.Popen]:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for key in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
     shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
-    port = _free_port()
+    port = free_port()
     (folder / "sshd_config").write_text(
         f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {folder}/host_key\n"
         f"AuthorizedKeysFile {folder}/authorized_keys\nPasswordAuthentication no\n"

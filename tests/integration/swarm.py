@@ -10,7 +10,6 @@ started it; without root or ``ip netns`` it skips, saying why.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import docker
@@ -18,12 +17,10 @@ import pytest
 
 from reconciler.labels import owner_selector
 
-from .conftest import REPO
-from .engines import _why_not
+from .engines import _why_not, engines_script
 
 __all__ = ["SWARM_ENV", "SwarmEngines", "remove_swarm_stack", "swarm_engines"]
 
-SCRIPT = REPO / "scripts" / "engines.sh"
 MANAGER, WORKER = 4, 5
 SWARM_ENV = {
     "RECONCILER_ENGINES_STATE": os.environ.get("RECONCILER_SWARM_STATE", "/tmp/reconciler-swarm"),
@@ -33,11 +30,7 @@ SWARM_ENV = {
 
 
 def _script(*args: str) -> str:
-    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **SWARM_ENV})
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr}")
-    return proc.stdout
+    return engines_script(*args, env=SWARM_ENV)
 
 
 def _socket(number: int) -> str:
@@ -190,11 +183,7 @@ class ManagerSwarm:
 
 
 def _managers_script(*args: str) -> str:
-    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **MANAGERS_ENV})
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr}")
-    return proc.stdout
+    return engines_script(*args, env=MANAGERS_ENV)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from reconciler.labels import CONFIG_HASH
 
 from .conftest import BASE_IMAGE
 from .daemons import Repo, RunningDaemon
+from .registry import free_port
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "compose"
 
@@ -50,12 +50,6 @@ services:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _project(stack, name: str, override: str) -> list[str]:
     shutil.copytree(CORPUS / name, stack.dir, dirs_exist_ok=True)
     (stack.dir / "compose.test.yaml").write_text(override)
@@ -68,14 +62,9 @@ def _when(timestamp: str) -> datetime:
     return datetime.fromisoformat(f"{seconds}.{(fraction or '0')[:6]:0<6}+00:00")
 
 
-def _exec(engine, container: str, *command: str) -> str:
-    exec_id = engine.exec_create(container, list(command))["Id"]
-    return engine.exec_start(exec_id).decode()
-
-
 def test_a_compose_project_applies_converges_and_is_destroyed(stack):
     files = _project(stack, "webapp", WEBAPP_TEST)
-    env = {"WEB_PORT": str(_free_port()), "DB_PASSWORD": "s3cret"}
+    env = {"WEB_PORT": str(free_port()), "DB_PASSWORD": "s3cret"}
     result = stack.cli("apply", *files, env=env)
     assert result.code == 0, result.err + result.out
     names = {f"{stack.name}-{key}-1" for key in ("web", "db", "cache")}
@@ -99,7 +88,7 @@ def test_a_compose_project_applies_converges_and_is_destroyed(stack):
 
 def test_the_converted_spec_owns_the_same_containers_with_the_same_config_hashes(stack):
     files = _project(stack, "webapp", WEBAPP_TEST)
-    env = {"WEB_PORT": str(_free_port())}
+    env = {"WEB_PORT": str(free_port())}
     assert stack.cli("apply", *files, env=env).code == 0
     before = {name: (c["Id"], c["Labels"][CONFIG_HASH]) for name, c in stack.containers().items()}
     converted = stack.cli("convert", *files, "-o", str(stack.dir / "stack.yaml"), env=env)
@@ -136,7 +125,7 @@ def test_builds_env_file_and_profiles(stack):
         assert result.code == 0, result.err + result.out
         api = f"{stack.name}-api-1"
         assert set(stack.containers()) == {api, f"{stack.name}-worker-1", f"{stack.name}-tools-1"}
-        assert _exec(stack.engine, api, "cat", "/version", "/commit").split() == ["1.4.2", "c0ffee"]
+        assert stack.exec(api, "cat", "/version", "/commit").split() == ["1.4.2", "c0ffee"]
         # Without the profile, the profile's service is pruned; the rest is untouched.
         ids = stack.container_ids()
         again = stack.cli("apply", *project, "--env-file", str(stack.dir / "ci.env"))
@@ -283,10 +272,10 @@ def test_configs_secrets_mounts_and_long_syntax_ports(stack):
     result = stack.cli("apply", "-f", str(stack.dir / "compose.yaml"), env={"API_TOKEN": "t0k3n", "SITE": "lab"})
     assert result.code == 0, result.err + result.out
     container = f"{stack.name}-app-1"
-    assert _exec(stack.engine, container, "cat", "/etc/motd") == "welcome to lab"
-    assert _exec(stack.engine, container, "cat", "/run/secrets/token") == "t0k3n"
-    assert "mode = test" in _exec(stack.engine, container, "cat", "/etc/app/app.ini")
-    assert "Read-only file system" in _exec(stack.engine, container, "touch", "/etc/app/x")
+    assert stack.exec(container, "cat", "/etc/motd") == "welcome to lab"
+    assert stack.exec(container, "cat", "/run/secrets/token") == "t0k3n"
+    assert "mode = test" in stack.exec(container, "cat", "/etc/app/app.ini")
+    assert "Read-only file system" in stack.exec(container, "touch", "/etc/app/x")
     host = stack.engine.inspect_container(container)["HostConfig"]
     assert host["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
     tmpfs = [m for m in host["Mounts"] if m["Target"] == "/run/app"]

@@ -89,8 +89,8 @@ def test_apply_creates_a_tmpfs_volume_and_a_second_apply_writes_nothing(stack, i
     assert volume["Labels"][DRIVER] == "ramdisk"
     container = f"{stack.name}-job-1"
     assert stack.containers()[container]["State"] == "running"
-    assert "tmpfs /scratch tmpfs" in _exec(stack, container, "cat /proc/mounts")
-    assert _eventually(lambda: _exec(stack, container, "cat /scratch/f")) == "hi\n"
+    assert "tmpfs /scratch tmpfs" in stack.exec(container, "cat", "/proc/mounts")
+    assert _eventually(lambda: stack.exec(container, "cat", "/scratch/f")) == "hi\n"
 
     second = stack.apply("--output", "json", env=installed)
     assert second.code == 0, second.err
@@ -126,11 +126,6 @@ def test_its_own_contract_tests_pass(installed):
         cwd=REPO, env={**os.environ, **installed}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout
-
-
-def _exec(stack, container: str, command: str) -> str:
-    exec_id = stack.engine.exec_create(container, ["sh", "-c", command])["Id"]
-    return stack.engine.exec_start(exec_id).decode()
 
 
 def _eventually(read, timeout: float = 10.0) -> str:

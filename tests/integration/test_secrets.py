@@ -62,11 +62,6 @@ containers:
 """
 
 
-def _exec(engine, container: str, *command: str) -> str:
-    exec_id = engine.exec_create(container, list(command))["Id"]
-    return engine.exec_start(exec_id).decode()
-
-
 _SEARCH = """
 import os, sys
 needle = bytes.fromhex(sys.argv[1])
@@ -107,8 +102,8 @@ def test_an_age_secret_is_mounted_and_its_plaintext_is_found_nowhere_else(stack)
         assert result.code == 0, result.out + result.err
         outputs.append(result.out + result.err)
     container = f"{stack.name}-app-1"
-    assert _exec(stack.engine, container, "cat", "/run/secrets/db") == plaintext
-    assert _exec(stack.engine, container, "stat", "-c", "%a %u %g", "/run/secrets/db", "/home/app/db").split("\n")[:2] \
+    assert stack.exec(container, "cat", "/run/secrets/db") == plaintext
+    assert stack.exec(container, "stat", "-c", "%a %u %g", "/run/secrets/db", "/home/app/db").split("\n")[:2] \
         == ["400 0 0", "400 1000 0"]
     for text in outputs:
         assert plaintext not in text
