@@ -131,8 +131,9 @@ def test_the_seam_counts_reads_and_writes_and_answers_the_engine_identity():
     context = _context(fake)
     driver = DockerNetworkDriver(context)
     assert (driver.engine_id(), context.stats["read"], context.stats["write"]) == ("E1", 0, 0)
-    driver.create(with_hash(NetworkSpec(key="back", name="s_back")), {STACK: "s"})
-    driver.observe("s", {"s_back": ""})
+    network = with_hash(NetworkSpec(key="back", name="s_back"))
+    driver.create(network, {STACK: "s"})
+    driver.observe("s", {network.name: network})  # the network driver reads only the names wanted
     assert (context.stats["read"], context.stats["write"]) == (1, 1)
     assert [call.verb for call in fake.calls] == ["create_network", "networks"]
 

@@ -87,7 +87,7 @@ class Containers(Engine):
                 raise Refused(409, f"Container {found['Id']} is paused, unpause the container before stopping "
                                    "or killing")
             if found["State"]["Running"]:  # else 304 Not Modified
-                self.exit_container(found["Id"], 0)
+                self.exit_container(found["Id"], 137)  # as MemoryEngine: killed after its grace period
                 self._emit("container", "stop", found["Id"], found)
 
     def pause(self, container):
