@@ -16,17 +16,14 @@ if TYPE_CHECKING:
     from .model import DesiredState
     from .plan import Change, Operation, Plan
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "hookimpl", "hookspec", "PROJECT"]
+__all__ = ["API_VERSION", "hookimpl", "hookspec", "PROJECT"]
 
 PROJECT = "reconciler"
-#: The plugin API this core speaks. A plugin declares the version it was written
-#: for as a module (or object) attribute, ``RECONCILER_API_VERSION = 2``; one that
-#: declares none is taken as version 1. The core loads plugins declaring a version
-#: from ``MIN_API_VERSION`` to ``API_VERSION``, and skips others, saying which side
-#: to upgrade. Version 2: driver options schemas, ``observe`` given specs, the
-#: ``operation`` argument of the lifecycle hooks, ``details`` shown by ``status``.
+#: The plugin API this core speaks: one number. A plugin declares the version it was
+#: written for as a module (or object) attribute, ``RECONCILER_API_VERSION = 2``; the
+#: core loads the plugins that declare exactly this one, and skips others (and those
+#: declaring none), saying which side to upgrade.
 API_VERSION = 2
-MIN_API_VERSION = 1
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -48,8 +45,7 @@ def reconciler_plan_ready(plan: Plan, desired: DesiredState, operation: Operatio
     ``plan``, ``watch`` and the daemon) or destroys the stack (``Operation.DESTROY``:
     ``desired`` is then empty and every change a delete), so that a blast-radius
     rule can let a teardown through. An implementation may leave ``operation``
-    out of its parameters (pluggy passes only what it names): plugins written
-    before it existed keep working.
+    out of its parameters: pluggy passes only the arguments it names.
     """
 
 

@@ -4,8 +4,8 @@ Never done at import time: the CLI builds one manager per run with
 ``make_plugin_manager()``, so tests can build their own.
 
 One broken plugin must not take the tool down: an installed plugin that fails
-to import (or calls ``sys.exit``), declares an API version this core does not
-speak, implements a hook nobody declared, or raises while registering its
+to import (or calls ``sys.exit``), declares no API version or one this core
+does not speak, implements a hook nobody declared, or raises while registering its
 drivers is skipped with a warning naming its entry point and distribution, and
 ``plugins list`` shows it as failed with the reason. Strict mode
 (``--strict-plugins``, ``RECONCILER_STRICT_PLUGINS=1``; what CI runs with)
@@ -174,15 +174,16 @@ def _load_entry_points(pm: PluginManager) -> set[str]:
 
 def _api_problem(plugin: Any) -> str:
     """Why ``plugin`` cannot be used with this core's API, or "" (see ``hookspecs.API_VERSION``)."""
-    declared = getattr(plugin, "RECONCILER_API_VERSION", hookspecs.MIN_API_VERSION)
+    declared = getattr(plugin, "RECONCILER_API_VERSION", None)
+    speaks = f"this reconciler speaks plugin API version {hookspecs.API_VERSION} only"
+    if declared is None:
+        return f"declares no RECONCILER_API_VERSION: {speaks}"
     if not isinstance(declared, int) or isinstance(declared, bool):
         return f"declares RECONCILER_API_VERSION = {declared!r}: expected an integer"
     if declared > hookspecs.API_VERSION:
-        return (f"needs plugin API version {declared}, but this reconciler provides versions "
-                f"{hookspecs.MIN_API_VERSION} to {hookspecs.API_VERSION}: upgrade reconciler")
-    if declared < hookspecs.MIN_API_VERSION:
-        return (f"was written for plugin API version {declared}, which this reconciler no longer supports "
-                f"(versions {hookspecs.MIN_API_VERSION} to {hookspecs.API_VERSION}): upgrade the plugin")
+        return f"needs plugin API version {declared}, but {speaks}: upgrade reconciler"
+    if declared < hookspecs.API_VERSION:
+        return f"was written for plugin API version {declared}, but {speaks}: upgrade the plugin"
     return ""
 
 
@@ -318,7 +319,7 @@ def describe_plugins(pm: pluggy.PluginManager, registry: DriverRegistry) -> list
             "distribution": dist[0],
             "version": dist[1],
             "module": getattr(plugin, "__name__", type(plugin).__name__),
-            "api_version": getattr(plugin, "RECONCILER_API_VERSION", hookspecs.MIN_API_VERSION),
+            "api_version": getattr(plugin, "RECONCILER_API_VERSION", None),
             "drivers": drivers.get(name, []),
             "hooks": hooks.get(name, []),
             "conflicts": conflicts.get(name, []),

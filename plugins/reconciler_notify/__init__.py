@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
     from .delivery import Delivery
 
-__all__ = ["LOGGER_NAME", "notify", "reconciler_apply_finished"]
+__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "notify", "reconciler_apply_finished"]
 
+RECONCILER_API_VERSION = 2
 LOGGER_NAME = "reconciler.notify"
 log = logging.getLogger(LOGGER_NAME)
 

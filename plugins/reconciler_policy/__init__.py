@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from reconciler.model import DesiredState
     from reconciler.plan import Plan
 
-__all__ = ["POLICY_ENV", "Policy", "PolicyFileError", "check_policy", "load_policy", "reconciler_plan_ready",
-           "registry_of"]
+__all__ = ["POLICY_ENV", "RECONCILER_API_VERSION", "Policy", "PolicyFileError", "check_policy", "load_policy",
+           "reconciler_plan_ready", "registry_of"]
 
+RECONCILER_API_VERSION = 2
 POLICY_ENV = "RECONCILER_POLICY_FILE"
 _LAZY = {"Policy": "rules", "PolicyFileError": "rules", "load_policy": "rules", "registry_of": "checks"}
 

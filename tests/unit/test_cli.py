@@ -79,7 +79,7 @@ def test_plugins_list_shows_distribution_drivers_and_hooks(tmp_path, capsys, mon
     import json
 
     (tmp_path / "dev_plugin.py").write_text(
-        "from reconciler.hookspecs import hookimpl\n\n"
+        "from reconciler.hookspecs import hookimpl\n\nRECONCILER_API_VERSION = 2\n\n"
         "@hookimpl\ndef reconciler_plan_ready(plan, desired):\n    return None\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -91,6 +91,8 @@ def test_a_misspelled_hook_fails_loudly_at_start_up(tmp_path, monkeypatch):
     (tmp_path / "typo_plugin.py").write_text(textwrap.dedent("""
         from reconciler.hookspecs import hookimpl
 
+        RECONCILER_API_VERSION = 2
+
         @hookimpl
         def reconciler_plan_redy(plan, desired):
             return None

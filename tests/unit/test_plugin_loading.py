@@ -19,6 +19,8 @@ from reconciler.plugins import PluginState, load_driver_registry, make_plugin_ma
 GOOD = """
 from reconciler.hookspecs import hookimpl
 
+RECONCILER_API_VERSION = 2
+
 @hookimpl
 def reconciler_register_drivers(registry):
     registry.add_storage_driver("{driver}", lambda context: None)
@@ -50,11 +52,14 @@ def _unloaded(pm, name):
 @pytest.mark.parametrize("source, reason", [
     ("import no_such_sdk_xyz\n", "failed to import: ModuleNotFoundError: No module named 'no_such_sdk_xyz'"),
     ("import sys\nsys.exit(3)\n", "failed to import: it called sys.exit(3)"),
-    ("RECONCILER_API_VERSION = 99\n", "needs plugin API version 99, but this reconciler provides versions 1 to 2: "
-                                      "upgrade reconciler"),
-    ("RECONCILER_API_VERSION = 0\n", "no longer supports (versions 1 to 2): upgrade the plugin"),
-    ("from reconciler.hookspecs import hookimpl\n@hookimpl\ndef reconciler_plan_redy(plan):\n    pass\n",
-     "implements unknown hook 'reconciler_plan_redy'"),
+    ("RECONCILER_API_VERSION = 99\n", "needs plugin API version 99, but this reconciler speaks plugin API version 2 "
+                                      "only: upgrade reconciler"),
+    ("RECONCILER_API_VERSION = 1\n", "written for plugin API version 1, but this reconciler speaks plugin API "
+                                     "version 2 only: upgrade the plugin"),
+    ("from reconciler.hookspecs import hookimpl\n", "declares no RECONCILER_API_VERSION: this reconciler speaks "
+                                                    "plugin API version 2 only"),
+    ("from reconciler.hookspecs import hookimpl\nRECONCILER_API_VERSION = 2\n"
+     "@hookimpl\ndef reconciler_plan_redy(plan):\n    pass\n", "implements unknown hook 'reconciler_plan_redy'"),
 ])
 def test_a_broken_installed_plugin_is_named_and_skipped_and_the_rest_load(site, caplog, source, reason):
     site("acme-broken", "broken", "acme_broken_plugin", source)
@@ -82,6 +87,8 @@ def test_strict_mode_makes_a_broken_plugin_an_error(site, monkeypatch):
 def test_a_plugin_failing_to_register_drivers_is_skipped_whole(site):
     site("acme-half", "half", "acme_half_plugin", """
         from reconciler.hookspecs import hookimpl
+
+        RECONCILER_API_VERSION = 2
 
         @hookimpl
         def reconciler_register_drivers(registry):
