@@ -39,6 +39,7 @@ from tests.integration.conftest import BASE_IMAGE  # noqa: E402
 from tests.integration.registry import Registry  # noqa: E402
 
 from reconciler.drivers import DriverContext  # noqa: E402
+from reconciler.model import ImageSpec  # noqa: E402
 from reconciler_docker import images as images_module  # noqa: E402
 from reconciler_docker.distribution import ACCEPT, ManifestChecker  # noqa: E402
 
@@ -97,7 +98,7 @@ def ours(refs: list[str]) -> tuple[float, int]:
     driver.api.ping()  # connecting to the engine is not part of the checks
     CountingChecker.made.clear()
     start = time.perf_counter()
-    found = driver.observe("bench", {ref: "" for ref in refs})
+    found = driver.observe("bench", {ref: ImageSpec(key=f"i{n}", ref=ref) for n, ref in enumerate(refs)})
     elapsed = time.perf_counter() - start
     upstream = [o.content.source if o.content else "" for o in found]
     if len(found) != len(refs) or not all(upstream):

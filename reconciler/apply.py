@@ -23,7 +23,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
-from .errors import PermanentError, ReconcilerError, RecreateRequired
+from .errors import PermanentError, PluginError, ReconcilerError, RecreateRequired
 from .graph import Lane, Phase, Step, build_steps, dependents_of
 from .labels import VOLUME_ID, object_labels
 from .model import DesiredState, Kind, LiveObject
@@ -45,8 +45,8 @@ class Recorder:
     def creating(self, change: Change, config_hash: str) -> None:
         """A create of ``change`` is about to be asked of its driver."""
 
-    def created(self, change: Change, config_hash: str, object_id: str | None) -> None:
-        """The driver created ``change``'s object; ``object_id`` None: it did not say which."""
+    def created(self, change: Change, config_hash: str, object_id: str) -> None:
+        """The driver created ``change``'s object, ``object_id``."""
 
     def removed(self, change: Change) -> None:
         """The driver removed ``change``'s live object (``change.live_id``)."""
@@ -127,10 +127,14 @@ class _Runner:
             labels[VOLUME_ID] = self._volume_ids[change.id]
         self._create(change, spec.config_hash, lambda: driver.create(spec, labels))
 
-    def _create(self, change: Change, config_hash: str, create: Callable[[], str | None]) -> None:
+    def _create(self, change: Change, config_hash: str, create: Callable[[], str]) -> None:
         self.recorder.creating(change, config_hash)
         object_id = create()
-        self.recorder.created(change, config_hash, object_id if isinstance(object_id, str) else None)
+        if not isinstance(object_id, str) or not object_id:
+            # The object may exist: the record's pending row (``creating``) is matched on the next observe.
+            raise PluginError(f"the {change.kind.value} driver {change.driver!r} returned {object_id!r} "
+                              f"for {change.name}, not the new object's id (the driver contract's create)")
+        self.recorder.created(change, config_hash, object_id)
 
     def _object_down(self, change: Change, *, state: str = "running") -> None:
         # The plan knows the object by name and id; "running" makes a container

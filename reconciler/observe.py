@@ -8,14 +8,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .drivers import Drivers, ObjectDriver, Wanted
+from .drivers import Drivers, ObjectDriver
 from .model import DesiredState, Kind, LiveObject, LiveState
 
 __all__ = ["observe"]
 
 
-def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDriver, Wanted]]:
-    """Each distinct driver with the specs that use it, by name.
+def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDriver, dict[str, Any]]]:
+    """Each distinct driver with the specs that use it, by name (what its ``observe`` is given as ``wanted``).
 
     Every driver is observed, even one no spec names: it may own objects to prune.
     """
@@ -25,7 +25,7 @@ def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDri
         for name, spec in desired.of(kind).items():
             driver = drivers.get(kind, spec.driver)
             per_driver.setdefault(id(driver), (driver, {}))[1][name] = spec
-        jobs += [(kind, driver, Wanted(specs)) for driver, specs in per_driver.values()]
+        jobs += [(kind, driver, specs) for driver, specs in per_driver.values()]
     return jobs
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import field, replace
 from typing import Any, Callable, Iterable
 
-from .drivers import DriverContext, DriverRegistry, Drivers, ObjectDriver, RuntimeDriver
+from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState, Record, TLSFiles
@@ -152,18 +152,15 @@ class Reconciler:
         return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live
 
     def option_problems(self, desired: DesiredState) -> list[tuple[str, str, str]]:
-        """(section, key, message) for every driver option the drivers' registered checks refuse.
+        """(section, key, message) for every problem the drivers' registered checks find (``check=``).
 
-        Needs no engine and makes no driver: ``reconcile validate`` runs it.
+        Needs no engine and makes no driver: ``reconcile validate`` runs it, and
+        ``apply`` refuses a spec it faults before any change.
         """
         problems = []
-        for kind in (Kind.IMAGE, Kind.NETWORK, Kind.VOLUME):
-            for key, spec in desired.section(kind).items():
-                problems += [(kind.section, key, p)
-                             for p in self.registry.option_problems(kind, spec.driver, dict(spec.options))]
-        for spec in desired.containers.values():  # a runtime's refusals (a privileged Swarm service)
-            problems += [("containers", spec.key, p) for p in self.registry.spec_problems(Kind.CONTAINER, spec.driver,
-                                                                                         spec)]
+        for kind in Kind:
+            for spec in desired.section(kind).values():
+                problems += [(kind.section, spec.key, p) for p in self.registry.spec_problems(kind, spec.driver, spec)]
         return list(dict.fromkeys(problems))
 
     def apply(
@@ -192,7 +189,7 @@ class Reconciler:
                 record = self._record(book, drivers, engine, live, settle=True)
                 plan = plan_changes(desired, live, prune_volumes=request.prune_volumes, record=record,
                                     adopt=request.adopt)
-                self._refuse(desired, plan, request, drivers)
+                self._refuse(desired, plan, request)
                 book.adopted(plan.adopted)
                 if on_plan is not None:
                     on_plan(plan)
@@ -238,7 +235,7 @@ class Reconciler:
         except PluginError as exc:
             errors.append(str(exc))
 
-    def _refuse(self, desired: DesiredState, plan: Plan, request: ApplyRequest, drivers: Drivers) -> None:
+    def _refuse(self, desired: DesiredState, plan: Plan, request: ApplyRequest) -> None:
         if request.saved is not None:
             from .planfile import check_fresh
 
@@ -248,7 +245,7 @@ class Reconciler:
         if (desired.is_empty() and not (request.destroy or request.allow_empty)
                 and any(c.action is Action.DELETE for c in plan.changes)):
             raise EmptySpecError(desired.stack)
-        invalid = self._invalid_options(desired, drivers)
+        invalid = self._invalid_options(desired)
         if invalid:
             raise PlanError("invalid driver options, nothing was changed:\n" + "\n".join(f"  {p}" for p in invalid))
         allowed = {Kind.NETWORK: request.recreate_networks, Kind.VOLUME: request.recreate_volumes}
@@ -260,19 +257,11 @@ class Reconciler:
             raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
                 f"  {line}" for line in vetoes))
 
-    def _invalid_options(self, desired: DesiredState, drivers: Drivers) -> list[str]:
-        problems = []
-        for kind in (Kind.NETWORK, Kind.VOLUME):
-            for key, spec in desired.section(kind).items():
-                problems += [f"{kind.section}.{key}.options: {p}"
-                             for p in drivers.get(kind, spec.driver).validate(spec)]
-        # A runtime refuses what it cannot run (a Swarm service cannot be privileged); checked only for
-        # runtimes that override ``validate``, so the docker runtime is not even made for it.
-        for spec in desired.containers.values():
-            runtime = drivers.get(Kind.CONTAINER, spec.driver)
-            if type(runtime).validate is not ObjectDriver.validate:
-                problems += [f"containers.{spec.key}: {p}" for p in runtime.validate(spec)]
-        return list(dict.fromkeys(problems))
+    def _invalid_options(self, desired: DesiredState) -> list[str]:
+        # What ``validate`` shows at the entry's options (a runtime's: at the container), for a spec
+        # that reached apply without it (built by hand, or read before a plugin was loaded).
+        return [f"{section}.{key}: {p}" if section == Kind.CONTAINER.section else f"{section}.{key}.options: {p}"
+                for section, key, p in self.option_problems(desired)]
 
     def vetoes(self, plan: Plan, desired: DesiredState, *, operation: Operation = Operation.APPLY) -> list[str]:
         """Every reason plugins give to refuse ``plan``, one line each, prefixed with the plugin."""
@@ -344,7 +333,7 @@ class _BookRecorder:
     def creating(self, change: Change, config_hash: str) -> None:
         self.book.creating(change.kind, change.name, driver=change.driver, config_hash=config_hash)
 
-    def created(self, change: Change, config_hash: str, object_id: str | None) -> None:
+    def created(self, change: Change, config_hash: str, object_id: str) -> None:
         self.book.created(change.kind, change.name, object_id, driver=change.driver, config_hash=config_hash)
 
     def removed(self, change: Change) -> None:

@@ -46,11 +46,11 @@ def _hostdir(context):
     return HostDirDriver(context)
 
 
-def _hostdir_options(options):
-    """The hostdir options' problems, for ``reconcile validate``: no Docker import."""
+def _hostdir_check(spec):
+    """A hostdir volume's problems (its options), for ``reconcile validate`` and ``apply``: no Docker import."""
     from .hostpaths import option_problems
 
-    return option_problems(options)
+    return option_problems(spec.options)
 
 
 def _containers(context):
@@ -67,5 +67,5 @@ def reconciler_register_drivers(registry) -> None:
     for name in NETWORK_DRIVERS:
         registry.add_network_driver(name, _networks)  # the engine's network drivers each take their own
     registry.add_storage_driver("local", _volumes, schema=LOCAL_VOLUME_OPTIONS)
-    registry.add_storage_driver("hostdir", _hostdir, options=_hostdir_options, schema=HOSTDIR_OPTIONS)
+    registry.add_storage_driver("hostdir", _hostdir, schema=HOSTDIR_OPTIONS, check=_hostdir_check)
     registry.add_runtime_driver("docker", _containers)

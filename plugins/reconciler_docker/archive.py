@@ -29,7 +29,6 @@ from typing import IO, Mapping
 
 import docker.errors
 
-from reconciler.drivers import wanted_specs
 from reconciler.errors import PermanentError
 from reconciler.model import Content, ImageSpec, LiveObject
 
@@ -47,16 +46,15 @@ class ArchiveUnreadable(PermanentError):
 class ArchiveRegistryDriver(DockerRegistryDriver):
     """Loads ``docker save`` archives through the engine; observes like the docker driver."""
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ImageSpec]) -> list[LiveObject]:
         """The wanted images, from one list call; none (and no call) when no spec uses this driver."""
         # Every registered driver is observed each pass; images are never pruned, so with
         # nothing wanted there is nothing to report and the list call is saved.
         if not wanted:
             return []
-        specs = wanted_specs(wanted)
         out = []
         for live in super().observe(stack, wanted):
-            spec = specs.get(live.name)
+            spec = wanted.get(live.name)
             if spec is not None and spec.archive:
                 source = self._archive_id(spec)
                 live = replace(live, content=Content(changed=live.image_id != source, local=live.image_id,

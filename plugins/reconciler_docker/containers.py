@@ -70,7 +70,7 @@ DEFAULT_NETWORK = "bridge"
 
 class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         with engine_errors("list containers"):
             found = owned_plus_wanted(self.api.containers(all=True, filters=owned_filter(stack)), wanted,
                                       self._named, _name)
@@ -79,7 +79,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         for name, container in sorted(found.items()):
             labels = container.get("Labels") or {}
             details = self._details(name, container, files)
-            if is_owned(labels, stack) and name in wanted and labels.get(CONFIG_HASH) != wanted[name]:
+            if is_owned(labels, stack) and name in wanted and labels.get(CONFIG_HASH) != wanted[name].config_hash:
                 details.update(self._explainable(name, files))
             status = container.get("Status", "")
             out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),

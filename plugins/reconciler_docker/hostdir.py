@@ -76,11 +76,7 @@ class HostDirDriver(DockerVolumeDriver):
 
     claims = frozenset({NAME})
 
-    def validate(self, spec: VolumeSpec) -> list[str]:
-        """Problems with ``spec``'s options, for a caller that checks before any change."""
-        return option_problems(spec.options)
-
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, VolumeSpec]) -> list[LiveObject]:
         """Like the ``local`` driver, for volumes labelled ``hostdir``.
 
         A volume whose directory has gone from the host is left out, so the

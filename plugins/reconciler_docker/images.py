@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 import docker.errors
 
-from reconciler.drivers import RegistryDriver, wanted_specs
+from reconciler.drivers import RegistryDriver
 from reconciler.errors import DriverError, PermanentError, TemporaryError
 from reconciler.redact import redact as redact_values
 from reconciler.labels import BUILD_HASH
@@ -130,7 +130,7 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 class DockerRegistryDriver(EngineDriver, RegistryDriver):
     """Pulls and builds through the engine; one instance per run."""
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ImageSpec]) -> list[LiveObject]:
         """One list of all local images, matched against the wanted tags and digests.
 
         ``details`` carries the image's ``repo_digests`` and, for its repository,
@@ -298,11 +298,6 @@ class _StatusLines:
         return f"{layer}: {status}"
 
 
-def _tracks(wanted: Mapping[str, str], ref: str) -> bool:
-    """Whether the image wanted under ``ref`` follows its tag upstream (``ImageSpec.tracks_tag``).
-
-    Read from the spec; a caller passing only hashes (plugin API 1) marks
-    "do not ask" with a non-empty hash (``ImageSpec.NO_UPSTREAM_CHECK``).
-    """
-    spec = wanted_specs(wanted).get(ref)
-    return spec.tracks_tag if spec is not None else wanted[ref] == ""
+def _tracks(wanted: Mapping[str, ImageSpec], ref: str) -> bool:
+    """Whether the image wanted under ``ref`` follows its tag upstream (``ImageSpec.tracks_tag``)."""
+    return wanted[ref].tracks_tag

@@ -15,7 +15,7 @@ from .engine import EngineDriver, engine_errors, is_ours, owned_filter
 class DockerNetworkDriver(EngineDriver, NetworkDriver):
     """One list call for the stack's networks; one more only for names not yet owned."""
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, NetworkSpec]) -> list[LiveObject]:
         with engine_errors("list networks"):
             found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack)), wanted,
                                       lambda names: self.api.networks(names=names), lambda net: net["Name"])

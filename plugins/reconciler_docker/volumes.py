@@ -36,7 +36,7 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
     #: The ``io.reconciler.driver`` label values this driver claims ("" = no label).
     claims: frozenset[str] = frozenset({"local", ""})
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, VolumeSpec]) -> list[LiveObject]:
         """The stack's volumes this driver claims, plus unowned volumes under wanted names.
 
         One list call for the stack; a second only for wanted names the stack

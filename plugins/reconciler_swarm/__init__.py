@@ -23,7 +23,11 @@ def _services(context):
 
 
 def _refusals(spec):
-    """What a service cannot honour, for ``reconcile validate``: the pure mapping, no Docker import."""
+    """What a service cannot honour, one message per field: the pure mapping, no Docker import.
+
+    The runtime's one check of a spec: ``reconcile validate`` shows each at the
+    container, and ``apply`` refuses the spec before any change.
+    """
     from .mapping import service_problems
 
     return service_problems(spec)

@@ -32,7 +32,7 @@ from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
 from reconciler.model import ContainerSpec, FileMount, LiveObject
 from reconciler_docker.engine import EngineDriver, engine_errors, engine_swarm, follow_events, owned_filter, shared_read
 
-from .mapping import drifted_fields, file_object_name, service_problems, service_spec
+from .mapping import drifted_fields, file_object_name, service_spec
 
 __all__ = ["SwarmRuntimeDriver"]
 
@@ -55,13 +55,8 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
 
     schedules_replicas = True
 
-    # -- validate ------------------------------------------------------------
-    def validate(self, spec: object) -> list[str]:
-        """What a service cannot honour (privileged, devices, network_mode...), one message per field."""
-        return service_problems(spec) if isinstance(spec, ContainerSpec) else []
-
     # -- observe -------------------------------------------------------------
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         """The stack's services, with their tasks, drift and update progress.
 
         No engine call at all when the engine manages no Swarm and the stack
@@ -125,7 +120,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         yield from follow_events(self.api, ["service"], stop, lambda event: _event_service(event, names),
                                  source="manager")
 
-    def _services(self, stack: str, wanted: Mapping[str, str]) -> dict[str, dict]:
+    def _services(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> dict[str, dict]:
         with engine_errors("list services"):
             return owned_plus_wanted(self.api.services(filters=owned_filter(stack)), wanted,
                                      lambda names: self.api.services(filters={"name": names}), _name)
@@ -165,8 +160,11 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
 
     # -- create / update / delete ---------------------------------------------
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:
-        """Create the service (its configs and secrets first); the Swarm starts its tasks."""
-        self._refuse(spec)
+        """Create the service (its configs and secrets first); the Swarm starts its tasks.
+
+        What a service cannot honour (``mapping.service_problems``, this runtime's
+        registered check) was refused before any change: ``apply`` runs it.
+        """
         body = service_spec(spec, labels, stack=self.context.stack, file_ids=self._file_objects(spec))
         with engine_errors(f"create service {spec.name}"):
             try:
@@ -180,7 +178,6 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
 
     def update(self, spec: ContainerSpec, live: LiveObject, labels: Mapping[str, str]) -> str:
         """``service update`` with the whole spec: the Swarm rolls the tasks over by its UpdateConfig."""
-        self._refuse(spec)
         body = service_spec(spec, labels, stack=self.context.stack, file_ids=self._file_objects(spec))
         with engine_errors(f"update service {spec.name}"):
             current = self.api.inspect_service(live.id)
@@ -190,11 +187,6 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             self.api.update_service(current["ID"], current["Version"]["Index"], fetch_current_spec=False,
                                     **_arguments(body))
         return current["ID"]
-
-    def _refuse(self, spec: ContainerSpec) -> None:
-        problems = service_problems(spec)
-        if problems:
-            raise PermanentError(f"service {spec.name}: " + "; ".join(problems))
 
     def _created_before(self, name: str, labels: Mapping[str, str]) -> str | None:
         try:

@@ -15,13 +15,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import pytest
 
-from ..drivers import (
-    DriverContext,
-    NetworkDriver,
-    ObjectDriver,
-    StorageDriver,
-    Wanted,
-)
+from ..drivers import DriverContext, NetworkDriver, ObjectDriver, StorageDriver
 from ..errors import DriverError, PermanentError, TemporaryError
 from ..hashing import config_hash
 from ..labels import STACK as STACK_LABEL, object_labels
@@ -108,20 +102,24 @@ class ContractHarness:
         self.kind = kind
         self.stack = context.stack
         self.names: set[str] = set()
+        self._specs: dict[str, Any] = {}  # what ``create`` was given, by name: the clean-up's ``wanted``
 
     def labels(self, spec: Any, *, stack: str | None = None) -> dict[str, str]:
         """The labels the core gives ``spec`` in ``stack`` (default: this test's stack)."""
         return object_labels(stack or self.stack, self.kind, spec)
 
-    def create(self, spec: Any, labels: Mapping[str, str] | None = None) -> None:
-        """``driver.create`` with the core's labels (or ``labels``); remembered for clean-up."""
+    def create(self, spec: Any, labels: Mapping[str, str] | None = None) -> Any:
+        """``driver.create`` with the core's labels (or ``labels``), remembered for clean-up; returns its answer."""
         self.names.add(spec.name)
-        self.driver.create(spec, self.labels(spec) if labels is None else dict(labels))
+        self._specs[spec.name] = spec
+        return self.driver.create(spec, self.labels(spec) if labels is None else dict(labels))
 
-    def observe(self, wanted: Mapping[str, str] | Iterable[Any] = (), *, stack: str | None = None) -> dict[str, LiveObject]:
-        """``driver.observe`` as a dict by name; ``wanted`` is a mapping or specs. Checks the result's shape."""
-        if not isinstance(wanted, Mapping):
-            wanted = Wanted({_name(spec): spec for spec in wanted})  # as the core passes it: the specs
+    def observe(self, wanted: Iterable[Any] = (), *, stack: str | None = None) -> dict[str, LiveObject]:
+        """``driver.observe`` as a dict by name, ``wanted`` given as the core does: these specs by name.
+
+        Checks the result's shape.
+        """
+        wanted = {_name(spec): spec for spec in wanted}
         self.context.pass_cache.clear()  # a new observe pass, as the core starts one
         found = self.driver.observe(stack or self.stack, wanted)
         assert isinstance(found, list), f"observe must return a list of LiveObject, not {type(found).__name__}"
@@ -150,7 +148,7 @@ class ContractHarness:
         if not self.names:
             return
         try:
-            found = self.observe({name: "" for name in self.names})
+            found = self.observe(self._specs.values())
         except Exception:  # a broken observe (or its failed shape check) must not leak objects
             found = {}
         for live in found.values():
@@ -235,6 +233,12 @@ class _ObjectDriverContract:
         given = harness.labels(desired)
         lost = {k: v for k, v in given.items() if live.labels.get(k) != v}
         assert not lost, f"observe must report every label given to create; lost or changed: {sorted(lost)}"
+
+    def test_create_returns_the_id_observe_reports(self, harness: ContractHarness, desired: Any) -> None:
+        created = harness.create(desired)
+        assert isinstance(created, str) and created, \
+            f"create must return the new object's id (a non-empty str), not {created!r}: the core records it"
+        assert harness.observe_one(desired).id == created, "create must return the id observe reports"
 
     def test_observe_lists_only_its_own_stack(self, harness: ContractHarness, desired: Any) -> None:
         harness.create(desired)

@@ -31,7 +31,6 @@ from ..drivers import (
     StorageDriver,
     owned_plus_wanted,
     stream_opened,
-    wanted_specs,
 )
 from ..errors import ConflictError, PermanentError
 from ..hookspecs import hookimpl
@@ -302,7 +301,7 @@ class _MemoryDriver:
     def records(self) -> dict[str, LiveObject]:
         return self.engine.of(self.kind)
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, Any]) -> list[LiveObject]:
         """The stack's own records plus any under a wanted name, ``owned`` set from the labels."""
         with self.engine._call("observe", self.kind.value):
             records = self.records
@@ -379,12 +378,11 @@ class MemoryStorageDriver(_MemoryObjectDriver, StorageDriver):
 class MemoryRegistryDriver(_MemoryDriver, RegistryDriver):
     """The registry (image) driver of a ``MemoryEngine``: pulls, loads archives, builds and pushes."""
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ImageSpec]) -> list[LiveObject]:
         """The wanted images, each with ``content``: the image id its archive or its registry's tag holds, against its own."""
-        specs = wanted_specs(wanted)
         out = []
         for live in super().observe(stack, wanted):
-            spec = specs.get(live.name)
+            spec = wanted.get(live.name)
             source = ""
             if spec is not None and spec.is_archive:
                 source = self.engine.archive_image_id(spec.archive)

@@ -167,4 +167,4 @@ class RegistryDriverContract:
                                                       driver_context: DriverContext, spec: ImageSpec) -> None:
         if unreachable_driver is None:
             pytest.skip("define the unreachable_driver fixture to check that an absent backend raises TemporaryError")
-        assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {spec.ref: ""}), TemporaryError)
+        assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {spec.ref: spec}), TemporaryError)

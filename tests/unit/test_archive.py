@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.drivers import DriverContext, Wanted
+from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError
 from reconciler.model import Content, ImageSpec
 from reconciler.plan import Reason
@@ -182,8 +182,8 @@ def _archive_driver(image_id: str) -> tuple[ArchiveRegistryDriver, FakeDockerAPI
     return ArchiveRegistryDriver(context), api
 
 
-def _wanted(path: Path) -> Wanted:
-    return Wanted({REF: replace(_archive_image(), archive=str(path))})
+def _wanted(path: Path) -> dict[str, ImageSpec]:
+    return {REF: replace(_archive_image(), archive=str(path))}
 
 
 def test_archive_driver_reports_what_the_archive_holds_as_content(tmp_path):

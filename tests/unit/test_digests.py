@@ -16,7 +16,7 @@ from reconciler.labels import (
     REPLICA as REPLICA_LABEL,
     STACK as STACK_LABEL,
 )
-from reconciler.drivers import DriverContext, Wanted
+from reconciler.drivers import DriverContext
 from reconciler.model import Content, ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
 from reconciler.plan import Action, Reason
 from reconciler.planner import plan_changes
@@ -335,7 +335,7 @@ def _observed(monkeypatch, *, local: str | None, upstream, spec: ImageSpec | Non
         asked.extend(refs)
         return {ref: upstream for ref in asked}
     monkeypatch.setattr(driver, "_upstream", answer)
-    (image,) = driver.observe("demo", Wanted({REF: spec or ImageSpec(key="app", ref=REF)}))
+    (image,) = driver.observe("demo", {REF: spec or ImageSpec(key="app", ref=REF)})
     return image
 
 

@@ -35,7 +35,7 @@ class RamStore(StorageDriver):
         return []
 
     def create(self, spec, labels):
-        return None
+        return spec.name
 
     def delete(self, live):
         pass

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from reconciler.errors import PermanentError, RecreateRequired
+from reconciler.errors import PermanentError, PluginError, RecreateRequired
 from reconciler.labels import NAME, STACK, VOLUME_ID
 from reconciler.model import Kind, LiveObject
 from reconciler.reconcile import ApplyRequest
@@ -115,18 +115,24 @@ def test_a_missing_record_is_rebuilt_without_deleting_then_kept(stack, memory_en
     assert any("--prune-volumes --adopt" in o.change.error for o in volumes.outcomes)
 
 
-def test_a_driver_that_returns_no_id_is_matched_on_the_next_pass(stack, memory_engine):
+def test_a_driver_that_returns_no_id_fails_naming_it_and_what_it_made_is_matched_on_the_next_pass(
+        stack, memory_engine):
     reconciler, desired = stack
     runtime = type(memory_engine.drivers("demo").get(Kind.CONTAINER, "docker"))
     original = runtime.create
     runtime.create = lambda self, spec, labels: (original(self, spec, labels), None)[1]
     try:
-        assert _apply(reconciler, desired).ok
+        report = _apply(reconciler, desired)
     finally:
         runtime.create = original
+    failed = [o for o in report.outcomes if o.change.kind is Kind.CONTAINER]
+    assert failed and all(isinstance(o.exception, PluginError) for o in failed)
+    assert "the container driver 'docker' returned None for demo-web-1, not the new object's id" in failed[0].error
     pending = [r for r in _book(reconciler).objects() if r.kind is Kind.CONTAINER]
     assert [r.object_id for r in pending] == ["", ""]
-    assert _apply(reconciler, desired).outcomes == ()  # matched by name and hash: nothing reported
+    memory_engine.calls.clear()
+    assert _apply(reconciler, desired).ok  # matched by name and hash: started, not made again
+    assert not [call for call in memory_engine.calls if call[0] == "create"]
     assert {r.object_id for r in _book(reconciler).objects() if r.kind is Kind.CONTAINER} == {
         c.id for c in memory_engine.containers.values()}
 

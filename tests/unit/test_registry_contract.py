@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.drivers import Wanted, wanted_specs
 from reconciler.model import Content, ContainerSpec, DesiredState, ImageSpec, Kind, LiveObject, LiveState
 from reconciler.plan import Action, Reason
 from reconciler.planner import plan_changes
@@ -21,13 +20,6 @@ def _state(image: ImageSpec) -> DesiredState:
 
 def _live(content: Content | None, image_id: str = "sha256:local") -> LiveState:
     return LiveState(images={REF: LiveObject(Kind.IMAGE, REF, image_id, image_id=image_id, content=content)})
-
-
-def test_wanted_carries_the_specs_and_still_maps_names_to_hashes():
-    spec = ImageSpec(key="app", ref=REF, config_hash="h")
-    wanted = Wanted({REF: spec})
-    assert wanted == {REF: "h"} and wanted_specs(wanted)[REF] is spec
-    assert wanted_specs({REF: "h"}) == {}, "a plain mapping (an older caller) has no specs"
 
 
 @pytest.mark.parametrize("spec, reason, text", [

@@ -145,14 +145,14 @@ class BlindToStrangers(MemoryStorageDriver):
 
 class DropsLabels(MemoryStorageDriver):
     def create(self, spec, labels):
-        super().create(spec, {STACK: labels.get(STACK, "")} if labels else {})
+        return super().create(spec, {STACK: labels.get(STACK, "")} if labels else {})
 
 
 class LeaksErrors(MemoryStorageDriver):
     def create(self, spec, labels):
         if spec.options:
             raise ValueError("bad option")
-        super().create(spec, labels)
+        return super().create(spec, labels)
 
 
 class Base(StorageDriverContract):

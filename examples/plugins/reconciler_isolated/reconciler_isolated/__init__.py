@@ -50,7 +50,7 @@ class IsolatedNetworkDriver(NetworkDriver):
     def api(self):
         return _engine().api_client(self.context)
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, NetworkSpec]) -> list[LiveObject]:
         """One list call; a second only for wanted names the stack does not own."""
         engine = _engine()
         with engine.engine_errors("list isolated networks"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from reconciler.drivers import DriverContext, RegistryDriver, wanted_specs
+from reconciler.drivers import DriverContext, RegistryDriver
 from reconciler.errors import PermanentError
 from reconciler.hookspecs import hookimpl
 from reconciler.model import Content, ImageSpec, Kind, LiveObject
@@ -57,31 +57,27 @@ class LocalTagDriver(RegistryDriver):
     def api(self):
         return _engine().api_client(self.context)
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ImageSpec]) -> list[LiveObject]:
         """Each wanted image that is present, with ``content``: does it still match its source?"""
         if not wanted:
             return []  # every driver is observed each pass: with nothing wanted, no call at all
-        specs = wanted_specs(wanted)
         with _engine().engine_errors("list images"):
             images = self.api.images()
         by_ref = {tag: image for image in images for tag in image.get("RepoTags") or ()}
         by_id = {image["Id"]: image for image in images}
         out = []
-        for ref in wanted:
+        for ref, spec in wanted.items():
             image = by_ref.get(ref)
             if image is None:
                 continue
             content = None
-            spec = specs.get(ref)
-            if spec is not None:
-                source = _source(spec)
-                source_image = by_ref.get(source) or by_id.get(source)
-                if source_image is not None:
-                    content = Content(changed=source_image["Id"] != image["Id"], local=image["Id"],
-                                      source=source_image["Id"])
+            source = _source(spec)
+            source_image = by_ref.get(source) or by_id.get(source)
+            if source_image is not None:
+                content = Content(changed=source_image["Id"] != image["Id"], local=image["Id"],
+                                  source=source_image["Id"])
             out.append(LiveObject(kind=Kind.IMAGE, name=ref, id=image["Id"], image_id=image["Id"],
-                                  labels=image.get("Labels") or {}, content=content,
-                                  info={"from": _source(spec)} if spec is not None else {}))
+                                  labels=image.get("Labels") or {}, content=content, info={"from": source}))
         return out
 
     def pull(self, spec: ImageSpec) -> None:

@@ -52,7 +52,7 @@ class RamdiskDriver(StorageDriver):
     def api(self):
         return _engine().api_client(self.context)
 
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, VolumeSpec]) -> list[LiveObject]:
         """One list call; a second only for wanted names the stack has under no driver at all."""
         engine = _engine()
         with engine.engine_errors("list ramdisk volumes"):
@@ -66,8 +66,8 @@ class RamdiskDriver(StorageDriver):
                 for v in found.values()
                 if not is_owned(v.get("Labels"), stack) or (v.get("Labels") or {}).get(DRIVER) == NAME]
 
-    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> None:
-        """A ``local`` volume mounting a tmpfs of ``size`` (default 16m)."""
+    def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str:
+        """A ``local`` volume mounting a tmpfs of ``size`` (default 16m); returns its id, its name (as observed)."""
         options = dict(spec.options)
         size = options.pop("size", DEFAULT_SIZE)
         if options:
@@ -79,6 +79,7 @@ class RamdiskDriver(StorageDriver):
             self.api.create_volume(
                 spec.name, driver="local", labels=dict(labels),
                 driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size}"})
+        return spec.name
 
     def delete(self, live: LiveObject) -> None:
         """Remove the volume; one already gone is fine, one still mounted is a PermanentError."""

@@ -46,7 +46,7 @@ class SandboxRuntime(RuntimeDriver):
         self.context = context
         self.inner = DockerRuntimeDriver(context)
 
-    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str | None:
+    def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:
         """Refuse what escapes the sandbox; create the rest as the docker runtime does."""
         refused = refusals(spec)
         if refused:
@@ -54,7 +54,7 @@ class SandboxRuntime(RuntimeDriver):
         return self.inner.create(spec, labels)
 
     # Everything else is the docker runtime's.
-    def observe(self, stack: str, wanted: Mapping[str, str]) -> list[LiveObject]:
+    def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         return self.inner.observe(stack, wanted)
 
     def delete(self, live: LiveObject) -> None:
