@@ -9,6 +9,8 @@ with every loaded driver's options schema merged in, for editors.
 
 ``drivers`` here is what ``Reconciler.driver_catalog`` returns: section →
 driver name → facts, of which ``"options"`` is the schema (absent: any options).
+What a schema cannot say, a driver checks with the one ``check`` it registers
+(``reconciler.drivers.Check``), run on the built spec (``Reconciler.option_problems``).
 """
 from __future__ import annotations
 
