@@ -132,7 +132,7 @@ class _Runner:
         object_id = create()
         if not isinstance(object_id, str) or not object_id:
             # The object may exist: the record's pending row (``creating``) is matched on the next observe.
-            raise PluginError(f"the {change.kind.value} driver {change.driver!r} returned {object_id!r} "
+            raise PluginError(f"the {change.kind.role} driver {change.driver!r} returned {object_id!r} "
                               f"for {change.name}, not the new object's id (the driver contract's create)")
         self.recorder.created(change, config_hash, object_id)
 

@@ -127,7 +127,7 @@ def test_a_driver_that_returns_no_id_fails_naming_it_and_what_it_made_is_matched
         runtime.create = original
     failed = [o for o in report.outcomes if o.change.kind is Kind.CONTAINER]
     assert failed and all(isinstance(o.exception, PluginError) for o in failed)
-    assert "the container driver 'docker' returned None for demo-web-1, not the new object's id" in failed[0].error
+    assert "the runtime driver 'docker' returned None for demo-web-1, not the new object's id" in failed[0].error
     pending = [r for r in _book(reconciler).objects() if r.kind is Kind.CONTAINER]
     assert [r.object_id for r in pending] == ["", ""]
     memory_engine.calls.clear()
