@@ -7,7 +7,8 @@ planner, which knows which keys are secret).
 
 Configs and secrets become files on this host before the container that
 mounts them is created (see :mod:`.files`), and ``prune_files`` removes those
-no container of the stack mounts any more.
+no container of the stack mounts any more. What a spec becomes in the engine's
+create call, and how its answers read back, is :mod:`.mapping` (pure).
 """
 from __future__ import annotations
 
@@ -18,24 +19,30 @@ import time
 from typing import Collection, Iterator, Mapping
 
 import docker.errors
-from docker.types import LogConfig, Ulimit
-from docker.types import Mount as DockerMount
 
 from reconciler.drivers import RuntimeDriver, owned_plus_wanted
 from reconciler.errors import PermanentError, RecreateRequired
 from reconciler.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
 from reconciler.model import ContainerSpec, LiveObject
+from reconciler.waiting import PollTimeout, poll_until
 
 from .engine import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
-from .files import FileStore, is_local_engine, parse_file_name
+from .files import FileStore, is_local_engine
+from .mapping import (
+    container_arguments,
+    endpoint_arguments,
+    explainable,
+    host_config_arguments,
+    read_only_bind,
+    status_exit_code,
+    status_health,
+)
 
-_EXITED = re.compile(r"Exited \((-?\d+)\)")
 # What the engine answers when it is asked to start a container whose containerd task (or runc
 # state) outlived a dockerd that was killed while starting it: only a new container starts.
 _STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-9a-f]{64}\"?: already exists"
                          r"|id already in use")
 _ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume by 64 hex digits
-_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 POLL_SECONDS = 0.25
 _PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.I)
 # "listen tcp4 127.0.0.1:8080: bind: address already in use", "Bind for 0.0.0.0:8080 failed: port is already allocated"
@@ -83,7 +90,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                 details.update(self._explainable(name, files))
             status = container.get("Status", "")
             out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),
-                                 health=_health(status), exit_code=_exit_code(status),
+                                 health=status_health(status), exit_code=status_exit_code(status),
                                  image_id=container.get("ImageID", ""), details=details))
         return out
 
@@ -120,21 +127,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                 info = self.api.inspect_container(name)
             except docker.errors.NotFound:
                 return {}
-        config = info.get("Config") or {}
-        host = info.get("HostConfig") or {}
-        env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
-        return {
-            "env": env,
-            "labels": config.get("Labels") or {},
-            "command": tuple(config.get("Cmd") or ()),
-            "entrypoint": tuple(config.get("Entrypoint") or ()),
-            "image": config.get("Image"),
-            "user": config.get("User") or None,
-            "working_dir": config.get("WorkingDir") or None,
-            "restart": _restart_text(host.get("RestartPolicy") or {}),
-            "memory": host.get("Memory") or None,
-            "configs": _config_hashes(info.get("Mounts") or [], files + "configs/"),
-        }
+        return explainable(info, files + "configs/")
 
     # -- create / start --------------------------------------------------
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:
@@ -142,52 +135,17 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         files = self._file_mounts(spec)  # first: a remote engine is refused before any call
         api = self.api
         networks = list(spec.networks)
-        first = networks[0] if networks else None
-        addresses = {name: (v4 or None, v6 or None) for name, v4, v6 in spec.addresses}
         inherited = self._anonymous_volumes(spec, labels)
-        # A short-syntax bind goes as a legacy bind: the engine then makes its missing source a directory.
-        binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts if m.create_host_path]
-        host_config = api.create_host_config(
-            mounts=[_mount(m, inherited) for m in spec.mounts if not m.create_host_path] + files or None,
-            binds=binds or None,
-            port_bindings=_port_bindings(spec) or None,
-            restart_policy=_restart_policy(spec.restart),
-            init=spec.init or None,
-            privileged=spec.privileged,
-            mem_limit=spec.memory,
-            nano_cpus=spec.nano_cpus,
-            network_mode=spec.network_mode or (first[0] if first else None),
-            **_compose_host_config(spec),
-        )
+        host_config = api.create_host_config(**host_config_arguments(spec, inherited=inherited, files=files))
         networking = None
-        if first:
-            v4, v6 = addresses.get(first[0], (None, None))
+        if networks:
+            first, aliases = networks[0]
             networking = api.create_networking_config(
-                {first[0]: api.create_endpoint_config(aliases=list(first[1]) or None,
-                                                      ipv4_address=v4, ipv6_address=v6)}
-            )
+                {first: api.create_endpoint_config(**endpoint_arguments(spec, first, aliases))})
         with engine_errors(f"create container {spec.name}"):
             try:
-                created = api.create_container(
-                    image=spec.image_ref,
-                    name=spec.name,
-                    command=list(spec.command) if spec.command is not None else None,
-                    entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
-                    environment=[f"{e.name}={e.value}" for e in spec.env] or None,
-                    labels=dict(labels),
-                    ports=_exposed(spec) or None,
-                    stdin_open=spec.stdin_open,
-                    tty=spec.tty,
-                    platform=spec.platform,
-                    user=spec.user,
-                    working_dir=spec.working_dir,
-                    hostname=spec.hostname,
-                    stop_signal=spec.stop_signal,
-                    stop_timeout=spec.stop_grace_period,
-                    healthcheck=_healthcheck(spec),
-                    host_config=host_config,
-                    networking_config=networking,
-                )
+                created = api.create_container(**container_arguments(spec, labels), host_config=host_config,
+                                               networking_config=networking)
             except docker.errors.APIError as exc:
                 # A retry after the engine created it but failed to answer: carry on with that one.
                 created = self._created_before(spec, labels) if exc.status_code == 409 else None
@@ -196,9 +154,8 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             attached = set(((created.get("NetworkSettings") or {}).get("Networks") or {}))
             for network, aliases in networks[1:]:
                 if network not in attached:
-                    v4, v6 = addresses.get(network, (None, None))
-                    api.connect_container_to_network(created["Id"], network, aliases=list(aliases) or None,
-                                                     ipv4_address=v4, ipv6_address=v6)
+                    api.connect_container_to_network(created["Id"], network,
+                                                     **endpoint_arguments(spec, network, aliases))
         return created["Id"]
 
     def _anonymous_volumes(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict[str, str]:
@@ -222,7 +179,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                     inherited[target] = name
         return inherited
 
-    def _file_mounts(self, spec: ContainerSpec) -> list[DockerMount]:
+    def _file_mounts(self, spec: ContainerSpec) -> list[dict]:
         """Write the container's configs and secrets on this host; read-only bind mounts of them."""
         if not spec.files:
             return []
@@ -233,7 +190,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                 f"bind-mounted, but the engine at {url} is remote and cannot see them; run the reconciler on the "
                 "engine's host, against its unix socket")
         store = self._files(self.context.stack)
-        return [DockerMount(target=m.target, source=store.write(m), type="bind", read_only=True) for m in spec.files]
+        return [read_only_bind(m.target, store.write(m)) for m in spec.files]
 
     def _files(self, stack: str) -> FileStore:
         return FileStore(stack, engine=self.context.engine_url)
@@ -367,19 +324,24 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
 
     # -- wait --------------------------------------------------------------
     def wait(self, name: str, condition: str, *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        """Until the container is ``started``, ``healthy`` or ``completed``; ``PermanentError`` once it cannot be."""
+        state: dict = {}
+
+        def met() -> bool:
             with engine_errors(f"inspect container {name}"):
                 try:
-                    state = self.api.inspect_container(name).get("State") or {}
+                    found = self.api.inspect_container(name).get("State") or {}
                 except docker.errors.NotFound:
                     raise PermanentError(f"container {name} does not exist") from None
-            if _condition_met(name, condition, state):
-                return
-            if time.monotonic() > deadline:
-                raise PermanentError(f"container {name} was not {condition} within {timeout:g}s "
-                                     f"(status {state.get('Status')}{_health_text(state)})")
-            time.sleep(POLL_SECONDS)
+            state.clear()
+            state.update(found)  # the last one seen, for the timeout's message
+            return _condition_met(name, condition, state)
+
+        try:
+            poll_until(met, timeout=timeout, interval=POLL_SECONDS)
+        except PollTimeout:
+            raise PermanentError(f"container {name} was not {condition} within {timeout:g}s "
+                                 f"(status {state.get('Status')}{_health_text(state)})") from None
 
 
 def _condition_met(name: str, condition: str, state: dict) -> bool:
@@ -410,104 +372,3 @@ def _last_probe(state: dict) -> str:
 def _health_text(state: dict) -> str:
     health = (state.get("Health") or {}).get("Status")
     return f", health {health}" if health else ""
-
-
-def _mount(mount, inherited: Mapping[str, str]) -> DockerMount:
-    if mount.type == "tmpfs":
-        return DockerMount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.tmpfs_size)
-    if mount.type == "volume" and not mount.source:  # anonymous: the predecessor's, else a new one
-        return DockerMount(target=mount.target, source=inherited.get(mount.target), type="volume",
-                           read_only=mount.read_only)
-    return DockerMount(target=mount.target, source=mount.source, type=mount.type, read_only=mount.read_only)
-
-
-def _config_hashes(mounts: list[dict], prefix: str) -> dict[str, str]:
-    """Config name → short content hash, for the config files a container mounts (from their names)."""
-    out = {}
-    for mount in mounts:
-        source = str(mount.get("Source", ""))
-        rest = source[len(prefix):] if source.startswith(prefix) else "/"
-        parsed = parse_file_name(rest) if "/" not in rest else None
-        if parsed is not None:
-            out[parsed[0]] = parsed[1]
-    return out
-
-
-def _exposed(spec: ContainerSpec) -> list[tuple[int, str]]:
-    """The container's ports: those it publishes, then those it only exposes (``expose``)."""
-    ports = [(p.target, p.protocol) for p in spec.ports]
-    for text in spec.expose:
-        port, _, protocol = text.partition("/")
-        if (int(port), protocol) not in ports:
-            ports.append((int(port), protocol))
-    return ports
-
-
-def _compose_host_config(spec: ContainerSpec) -> dict:
-    """The host config of the fields Compose spells (capabilities, kernel parameters, DNS, logging, …).
-
-    Unset fields are left out, so the engine's defaults apply as before.
-    """
-    options = {
-        "cap_add": list(spec.cap_add), "cap_drop": list(spec.cap_drop), "sysctls": dict(spec.sysctls),
-        "extra_hosts": list(spec.extra_hosts), "dns": list(spec.dns), "dns_search": list(spec.dns_search),
-        "dns_opt": list(spec.dns_opt), "shm_size": spec.shm_size, "devices": list(spec.devices),
-        "security_opt": list(spec.security_opt), "pid_mode": spec.pid, "ipc_mode": spec.ipc,
-        "runtime": spec.runtime, "read_only": spec.read_only,
-        "ulimits": [Ulimit(name=name, soft=soft, hard=hard) for name, soft, hard in spec.ulimits],
-    }
-    if spec.log_driver or spec.log_options:
-        options["log_config"] = LogConfig(type=spec.log_driver or "", config=dict(spec.log_options))
-    return {name: value for name, value in options.items() if value}
-
-
-def _port_bindings(spec: ContainerSpec) -> dict:
-    bindings: dict = {}
-    for port in spec.ports:
-        key = f"{port.target}/{port.protocol}"
-        if port.published is None and not port.host_ip:
-            bindings.setdefault(key, []).append(None)
-        else:
-            bindings.setdefault(key, []).append((port.host_ip, port.published) if port.host_ip else port.published)
-    return bindings
-
-
-def _restart_policy(text: str) -> dict | None:
-    if text in ("no", ""):
-        return None
-    name, _, count = text.partition(":")
-    policy = {"Name": name}
-    if count:
-        policy["MaximumRetryCount"] = int(count)
-    return policy
-
-
-def _restart_text(policy: dict) -> str:
-    name = policy.get("Name") or "no"
-    count = policy.get("MaximumRetryCount")
-    return f"{name}:{count}" if name == "on-failure" and count else name
-
-
-def _healthcheck(spec: ContainerSpec) -> dict | None:
-    check = spec.healthcheck
-    if check is None:
-        return None
-    return {
-        "test": list(check.test),
-        "interval": check.interval_ns or None,
-        "timeout": check.timeout_ns or None,
-        "retries": check.retries or None,
-        "start_period": check.start_period_ns or None,
-    }
-
-
-def _health(status: str) -> str:
-    match = _HEALTH.search(status)
-    if not match:
-        return ""
-    return "starting" if match.group(1) == "health: starting" else match.group(1)
-
-
-def _exit_code(status: str) -> int | None:
-    match = _EXITED.search(status)
-    return int(match.group(1)) if match else None
