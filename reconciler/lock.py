@@ -31,6 +31,7 @@ from typing import Iterator
 from .errors import LockError
 from .names import stack_name_problem
 from .private import NotPrivate, private_dir
+from .waiting import PollTimeout, poll_until
 
 __all__ = ["lock_path", "stack_lock"]
 
@@ -101,23 +102,27 @@ def _holder() -> bytes:
             f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}").encode()
 
 
+def _try_lock(fd: int) -> bool:
+    """Take the lock on ``fd`` if nobody holds it; never blocks."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextmanager
 def stack_lock(stack: str, engine: str | None, *, timeout: float = 10.0, poll: float = 0.1) -> Iterator[None]:
     """Hold the stack's lock for the block; wait up to ``timeout`` seconds, then raise LockError."""
     path = lock_path(stack, engine)
     fd = _open_lock_file(path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "an unknown process"
-                    raise LockError(f"stack {stack!r} is locked by {holder} (lock file {path}); "
-                                    f"waited {timeout:g}s") from None
-                time.sleep(poll)
+        try:
+            poll_until(lambda: _try_lock(fd), timeout=timeout, interval=poll)
+        except PollTimeout:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "an unknown process"
+            raise LockError(f"stack {stack!r} is locked by {holder} (lock file {path}); "
+                            f"waited {timeout:g}s") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder(), 0)
         try:

@@ -19,7 +19,6 @@ filtered by the stack's label but the last); another stack's one
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Collection, Iterator, Mapping
@@ -30,6 +29,7 @@ from reconciler.drivers import RuntimeDriver, owned_plus_wanted, stream_opened
 from reconciler.errors import PermanentError
 from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
 from reconciler.model import ContainerSpec, FileMount, LiveObject
+from reconciler.waiting import PollTimeout, poll_until
 from reconciler_docker.engine import EngineDriver, engine_errors, engine_swarm, follow_events, owned_filter, shared_read
 
 from .mapping import drifted_fields, file_object_name, service_spec
@@ -272,22 +272,26 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         """Until every replica's task runs (healthy: the Swarm counts a task with a healthcheck running once healthy)."""
         if condition == "completed":
             raise PermanentError(f"service {name} never completes: a Swarm service runs until it is removed")
-        deadline = time.monotonic() + timeout
-        while True:
+        seen: dict = {}
+
+        def converged() -> bool:
             with engine_errors(f"inspect service {name}"):
                 try:
                     service = self.api.inspect_service(name)
                 except docker.errors.NotFound:
                     raise PermanentError(f"service {name} does not exist") from None
                 tasks = self.api.tasks(filters={"service": [name]})
-            info, _ = _task_info(service, tasks)
+            seen["info"], _ = _task_info(service, tasks)  # the last one seen, for the timeout's message
             wanted = (service["Spec"].get("Mode") or {}).get("Replicated", {}).get("Replicas", 1)
-            if _running(tasks) >= wanted and service.get("UpdateStatus", {}).get("State") != "updating":
-                return
-            if time.monotonic() > deadline:
-                raise PermanentError(f"service {name} was not {condition} within {timeout:g}s "
-                                     f"(tasks {info.get('tasks')}{', ' + info['task_error'] if 'task_error' in info else ''})")
-            time.sleep(POLL_SECONDS)
+            return _running(tasks) >= wanted and service.get("UpdateStatus", {}).get("State") != "updating"
+
+        try:
+            poll_until(converged, timeout=timeout, interval=POLL_SECONDS)
+        except PollTimeout:
+            info = seen["info"]
+            error = f", {info['task_error']}" if "task_error" in info else ""
+            raise PermanentError(f"service {name} was not {condition} within {timeout:g}s "
+                                 f"(tasks {info.get('tasks')}{error})") from None
 
 
 def _arguments(body: dict) -> dict:
