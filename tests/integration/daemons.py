@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from reconciler.waiting import PollTimeout, poll_until
 
 from .conftest import BASE_IMAGE
 
@@ -99,13 +100,11 @@ class RunningDaemon:
         return len(self.lines)
 
     def wait_for(self, predicate, timeout: float = 30, *, after: int = 0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines)[after:]:
-                if predicate(line):
-                    return line
-            time.sleep(0.1)
-        raise AssertionError("no such log line; log:\n" + "".join(self.text))
+        try:
+            return poll_until(lambda: next((line for line in list(self.lines)[after:] if predicate(line)), None),
+                              timeout=timeout, interval=0.1)
+        except PollTimeout:
+            raise AssertionError("no such log line; log:\n" + "".join(self.text)) from None
 
     def api(self, timeout: float = 30) -> str:
         """The URL of the daemon's API, from its first log line."""
@@ -174,15 +173,19 @@ class Api:
 
     def wait(self, predicate, timeout: float = 40) -> dict:
         """The first /api/stacks answer whose only stack satisfies ``predicate``."""
-        deadline, last = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
+        last = None
+
+        def there() -> dict | None:
+            nonlocal last
             status, stacks = self.get("/api/stacks")
             assert status == 200, stacks
             last = stacks[0]
-            if predicate(last):
-                return last
-            time.sleep(0.2)
-        raise AssertionError(f"the stack never got there: {last}\nlog:\n{''.join(self.daemon.text)}")
+            return last if predicate(last) else None
+
+        try:
+            return poll_until(there, timeout=timeout, interval=0.2)
+        except PollTimeout:
+            raise AssertionError(f"the stack never got there: {last}\nlog:\n{''.join(self.daemon.text)}") from None
 
     def passes(self, revision: str) -> list[dict]:
         return [line for line in self.daemon.lines if line.get("revision") == revision and "trigger" in line]

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import warnings
@@ -25,6 +24,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from ..waiting import seconds_until
 from .conftest import BASE_IMAGE
 
 __all__ = ["REGISTRY_BINARY", "Registry", "RegistryInfo", "free_port", "registry"]
@@ -84,15 +84,15 @@ class Registry:
         self.process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)],
                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {self.log_tail()}")
-            if self.answers():
-                return self
-            time.sleep(0.1)
+        if seconds_until(self._serving, timeout, step=0.1) is not None:
+            return self
         self.stop()
         raise RuntimeError(f"docker-registry did not answer on {self.host}: {self.log_tail()}")
+
+    def _serving(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {self.log_tail()}")
+        return self.answers()
 
     def answers(self) -> bool:
         """True when ``GET /v2/`` gets an HTTP answer (401 is expected: auth is on)."""

@@ -12,12 +12,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ..waiting import seconds_until
 from .registry import free_port
 
 __all__ = ["SshEngine", "ssh_engine"]
@@ -28,6 +28,11 @@ class SshEngine:
     url: str  # ssh://root@127.0.0.1:PORT
     env: dict[str, str]  # RECONCILER_SSH_CONFIG for a client
     folder: Path
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start_sshd(folder: Path, docker_host: str) -> tuple[SshEngine, subprocess.Popen]:
@@ -48,13 +53,7 @@ def start_sshd(folder: Path, docker_host: str) -> tuple[SshEngine, subprocess.Po
         f"  UserKnownHostsFile {folder}/known_hosts\n")
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(folder / "sshd_config"), "-E", str(folder / "sshd.log")])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    else:
+    if seconds_until(lambda: _listening(port), 10) is None:
         proc.kill()
         raise RuntimeError(f"sshd did not listen on 127.0.0.1:{port}: {(folder / 'sshd.log').read_text()}")
     return SshEngine(f"ssh://root@127.0.0.1:{port}", {"RECONCILER_SSH_CONFIG": str(folder / "ssh_config")},

@@ -10,13 +10,13 @@ started it; without root or ``ip netns`` it skips, saying why.
 from __future__ import annotations
 
 import os
-import time
 
 import docker
 import pytest
 
 from reconciler.labels import owner_selector
 
+from ..waiting import wait_until
 from .engines import _why_not, engines_script
 
 __all__ = ["SWARM_ENV", "SwarmEngines", "remove_swarm_stack", "swarm_engines"]
@@ -66,17 +66,6 @@ class SwarmEngines:
         _script("start", str(WORKER))
         wait_until(lambda: all(n["Status"]["State"] == "ready" for n in self.manager.nodes()), 90,
                    "the worker to be ready again")
-
-
-def wait_until(check, timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
 
 
 def _running() -> bool:

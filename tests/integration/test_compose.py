@@ -14,12 +14,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import datetime
 from pathlib import Path
 
 from reconciler.labels import CONFIG_HASH
 
+from ..waiting import seconds_until, wait_until
 from .conftest import BASE_IMAGE
 from .daemons import Repo, RunningDaemon
 from .registry import free_port
@@ -177,10 +177,8 @@ def test_a_daemon_follows_a_compose_project_in_git(stack, tmp_path):
         assert "VERSION=1" in stack.engine.inspect_container(container)["Config"]["Env"]
         second = repo.commit({"app/.env": "VERSION=2\n"})
         daemon.wait_for(lambda line: line.get("revision") == second and line.get("ok"), timeout=60)
-        deadline = time.monotonic() + 10
-        while "VERSION=2" not in stack.engine.inspect_container(container)["Config"]["Env"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until(lambda: "VERSION=2" in stack.engine.inspect_container(container)["Config"]["Env"], 10,
+                   "VERSION=2 in the container", step=0.2)
     finally:
         assert daemon.stop() == 0
 
@@ -304,12 +302,8 @@ def test_watch_follows_the_compose_file_and_its_dotenv(stack):
         return next((e.split("=", 1)[1] for e in env if e.startswith("LEVEL=")), "")
 
     def wait(value: str) -> bool:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if level() == value and stack.containers().get(container, {}).get("State") == "running":
-                return True
-            time.sleep(0.1)
-        return False
+        return seconds_until(lambda: level() == value and stack.containers().get(container, {}).get("State")
+                             == "running", 30, step=0.1) is not None
 
     proc = subprocess.Popen([sys.executable, "-m", "reconciler", "watch", "-f", str(compose), "-p", stack.name,
                              "--resync", "300"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from ..waiting import seconds_until
 from .conftest import BASE_IMAGE
 from .daemons import Repo, RunningDaemon, stack_spec
 
@@ -146,9 +146,7 @@ def test_sigterm_during_an_apply_then_a_restart_converges_without_duplicates(sta
     revision = repo.commit({"app/stack.yaml": spec})
     config = _config(tmp_path, repo, ["app"])
     daemon = RunningDaemon(config)
-    deadline = time.monotonic() + 30
-    while not stack.containers() and time.monotonic() < deadline:  # the first creates are under way
-        time.sleep(0.05)
+    seconds_until(stack.containers, 30)  # the first creates are under way
     assert daemon.stop() == 0  # SIGTERM mid-apply: the pass in flight finishes, then it exits
     again = RunningDaemon(config)
     try:

@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -21,6 +20,8 @@ from reconciler.drivers import DriverContext
 from reconciler.labels import DRIVER
 from reconciler_docker.hostdir import HostDirDriver
 from reconciler_docker.volumes import DockerVolumeDriver
+
+from ..waiting import seconds_until
 
 pytestmark = pytest.mark.engine
 
@@ -127,9 +128,7 @@ containers:
 
 
 def _wait_for(path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    seconds_until(path.exists, timeout, step=0.1)
 
 
 def test_hostdir_volume_lives_until_pruned(stack, tmp_path):

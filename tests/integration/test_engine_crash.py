@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import docker
 import pytest
 
 from reconciler.labels import owner_selector
 
+from ..waiting import seconds_until
 from .conftest import REPO
 
 pytestmark = pytest.mark.engine
@@ -56,12 +56,8 @@ def _crash_mid_apply(stack) -> None:
     """Start an apply, kill dockerd once containers are being started, start it again."""
     command = [sys.executable, "-m", "reconciler", "apply", "-f", str(stack.dir / "stack.yaml"), "--workers", "6"]
     apply = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=stack.dir)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        states = list(_states(stack).values())
-        if states.count("running") >= 2 and "created" in states:
-            break
-        time.sleep(0.02)
+    seconds_until(lambda: (states := list(_states(stack).values())).count("running") >= 2 and "created" in states,
+                  120, step=0.02)
     subprocess.run(["bash", str(REPO / "scripts/engine.sh"), "crash"], check=True, timeout=180)
     apply.wait(timeout=300)
 

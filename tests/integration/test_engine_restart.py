@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 import pytest
 
+from ..waiting import seconds_until
 from .conftest import REPO
 
 pytestmark = pytest.mark.engine
@@ -47,12 +47,8 @@ def test_stack_stays_converged_after_engine_restart(stack):
     assert stack.apply().code == 0
     ids = stack.container_ids()
     subprocess.run(["bash", str(REPO / "scripts/engine.sh"), "restart"], check=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        states = {name: c["State"] for name, c in stack.containers().items()}
-        if states and all(s == "running" for s in states.values()):
-            break
-        time.sleep(0.5)
+    seconds_until(lambda: (states := [c["State"] for c in stack.containers().values()])
+                  and all(s == "running" for s in states), 60, step=0.5)
     plan = stack.cli("plan", "--detailed-exitcode")
     assert plan.code == 0, plan.out + plan.err
     assert stack.container_ids() == ids

@@ -13,12 +13,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 from reconciler.labels import DRIVER
 
+from ..waiting import wait_until
 from .conftest import REPO
 
 pytestmark = pytest.mark.engine
@@ -90,7 +90,8 @@ def test_apply_creates_a_tmpfs_volume_and_a_second_apply_writes_nothing(stack, i
     container = f"{stack.name}-job-1"
     assert stack.containers()[container]["State"] == "running"
     assert "tmpfs /scratch tmpfs" in stack.exec(container, "cat", "/proc/mounts")
-    assert _eventually(lambda: stack.exec(container, "cat", "/scratch/f")) == "hi\n"
+    written = wait_until(lambda: stack.exec(container, "cat", "/scratch/f"), 10, "the file in the ramdisk", step=0.2)
+    assert written == "hi\n"
 
     second = stack.apply("--output", "json", env=installed)
     assert second.code == 0, second.err
@@ -126,12 +127,3 @@ def test_its_own_contract_tests_pass(installed):
         cwd=REPO, env={**os.environ, **installed}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout
-
-
-def _eventually(read, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from reconciler.labels import owner_selector
 
+from ..waiting import wait_until
 from .conftest import BASE_IMAGE
 from .engines import fleet_engines, write_fleet_spec  # noqa: F401  (fleet_engines: a session fixture)
 
@@ -90,10 +90,13 @@ containers:
     apply = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", str(stack.dir / "stack.yaml"),
                               "--output", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while f"{stack.name}-db-1" not in names_on(engines[3], stack.name):
-            assert time.monotonic() < deadline and apply.poll() is None, "db never appeared on engine 3"
-            time.sleep(0.1)
+        def db_appeared() -> bool:
+            if f"{stack.name}-db-1" in names_on(engines[3], stack.name):
+                return True
+            assert apply.poll() is None, "db never appeared on engine 3"
+            return False
+
+        wait_until(db_appeared, 60, "db on engine 3", step=0.1)
         assert f"{stack.name}-app-1" not in names_on(engines[3], stack.name)  # really in the middle
         engines.stop(3)
         out, err = apply.communicate(timeout=180)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from ..waiting import seconds_until
 from .daemons import Api, Repo, stack_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,11 +150,10 @@ def post_from_page(driver: webdriver.Chrome, path: str, body: str = "", headers:
 
 def no_pass_after(api: Api, mark: int, seconds: float = 5) -> None:
     """No sync-triggered pass shows in the daemon's log within ``seconds`` after ``mark`` (a refusal triggered nothing)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        synced = [line for line in api.daemon.lines[mark:] if line.get("trigger") == "api"]
-        assert not synced, f"a refused request ran a pass: {synced[0]}"
-        time.sleep(0.1)
+    def synced() -> list[dict]:
+        return [line for line in api.daemon.lines[mark:] if line.get("trigger") == "api"]
+
+    assert seconds_until(synced, seconds, step=0.1) is None, f"a refused request ran a pass: {synced()[0]}"
 
 
 def csrf_of(driver: webdriver.Chrome) -> str:

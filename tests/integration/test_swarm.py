@@ -19,8 +19,9 @@ import pytest
 
 from reconciler.labels import owner_selector
 
+from ..waiting import wait_until
 from .conftest import BASE_IMAGE, PREFIX, Stack
-from .swarm import SwarmEngines, remove_swarm_stack, swarm_engines, wait_until  # noqa: F401  (a session fixture)
+from .swarm import SwarmEngines, remove_swarm_stack, swarm_engines  # noqa: F401  (a session fixture)
 
 PLUGIN_ENV = {"RECONCILER_PLUGINS": "reconciler_swarm"}
 

@@ -7,9 +7,10 @@ import json
 
 from reconciler.labels import owner_selector
 
+from ..waiting import wait_until
 from .conftest import BASE_IMAGE
 from .daemons import RunningDaemon
-from .swarm import manager_swarm, wait_until  # noqa: F401  (a module fixture)
+from .swarm import manager_swarm  # noqa: F401  (a module fixture)
 
 APP = f"""
 name: STACK

@@ -24,8 +24,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from ..waiting import wait_until
 from .conftest import PREFIX, Stack
-from .swarm import SwarmEngines, remove_swarm_stack, swarm_engines, wait_until  # noqa: F401  (a session fixture)
+from .swarm import SwarmEngines, remove_swarm_stack, swarm_engines  # noqa: F401  (a session fixture)
 
 PLUGIN_ENV = {"RECONCILER_PLUGINS": "reconciler_swarm"}
 HAS_IPVS = Path("/proc/net/ip_vs").exists()

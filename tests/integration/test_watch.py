@@ -11,6 +11,8 @@ import pytest
 
 from reconciler.labels import owner_selector
 
+from ..waiting import seconds_until
+
 SPEC = """
 name: STACK
 containers:
@@ -23,16 +25,6 @@ containers:
 """
 
 
-def _wait(predicate, timeout: float, step: float = 0.05) -> float | None:
-    """Seconds until ``predicate()`` held, or None after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
-
-
 @pytest.fixture
 def watching(stack):
     stack.write(SPEC)
@@ -40,7 +32,7 @@ def watching(stack):
                              "--resync", "300"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=os.environ.copy())
     try:
-        assert _wait(lambda: _running(stack), 30) is not None, "watch never brought the stack up"
+        assert seconds_until(lambda: _running(stack), 30) is not None, "watch never brought the stack up"
         yield stack, proc
     finally:
         proc.terminate()
@@ -56,14 +48,14 @@ def _running(stack) -> bool:
 def test_a_container_removed_by_hand_is_back_within_two_seconds(watching):
     stack, _ = watching
     stack.engine.remove_container(f"{stack.name}-web-1", force=True)
-    seconds = _wait(lambda: _running(stack), 10)
+    seconds = seconds_until(lambda: _running(stack), 10)
     assert seconds is not None and seconds <= 2.0, f"repaired after {seconds}s"
 
 
 def test_a_stopped_container_is_started_again(watching):
     stack, _ = watching
     stack.engine.stop(f"{stack.name}-web-1", timeout=1)
-    assert _wait(lambda: _running(stack), 10) is not None
+    assert seconds_until(lambda: _running(stack), 10) is not None
 
 
 def test_an_edit_is_applied_and_a_broken_edit_keeps_the_last_good_state(watching):
@@ -72,7 +64,7 @@ def test_an_edit_is_applied_and_a_broken_edit_keeps_the_last_good_state(watching
     stack.write(SPEC.replace('"one"', '"two"'))
     # Done when only the successor is left (start-first: the old one goes once the new one runs): the same
     # name with another id (the old one renamed aside, <name>-old-<id>, is alone for a moment before it).
-    assert _wait(lambda: (ids := stack.container_ids()).keys() == first.keys() and ids != first
+    assert seconds_until(lambda: (ids := stack.container_ids()).keys() == first.keys() and ids != first
                  and _running(stack), 20)
     good = stack.container_ids()
     (stack.dir / "stack.yaml").write_text("containers: {web: {image: [oops\n")

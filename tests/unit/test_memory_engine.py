@@ -23,6 +23,8 @@ from reconciler.retry import RetryPolicy
 from reconciler.spec import load_desired
 from reconciler.testing import MemoryEngine, make_reconciler
 
+from ..waiting import wait_until
+
 FAST = ApplyRequest(options=ApplyOptions(retry=RetryPolicy(attempts=3, base=0.001, cap=0.002)))
 SPEC = """
 name: demo
@@ -198,10 +200,7 @@ def test_delays_name_only_calls_the_engine_journals():
 
 
 def _eventually(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
+    wait_until(predicate, timeout, step=0.005)
 
 
 def test_events_name_the_stacks_changes_from_any_hand_until_stopped(memory_engine):
