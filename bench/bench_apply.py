@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from reconciler.labels import STACK as STACK_LABEL
+from reconciler.waiting import PollTimeout, poll_until
 
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 FLOOR_LABEL = "io.reconciler-bench.floor"
@@ -225,11 +226,10 @@ class Engine:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(rm, found))
-        deadline = time.monotonic() + 60
-        while self.containers(label):
-            if time.monotonic() > deadline:
-                raise BenchError(f"containers labelled {label} still present after removal")
-            time.sleep(0.2)
+        try:
+            poll_until(lambda: not self.containers(label), timeout=60, interval=0.2)
+        except PollTimeout:
+            raise BenchError(f"containers labelled {label} still present after removal") from None
         return len(found)
 
     def remove_networks_volumes(self, label: str) -> None:

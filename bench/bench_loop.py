@@ -33,6 +33,8 @@ from pathlib import Path
 
 from bench_apply import IMAGE, log, open_engine
 
+from reconciler.waiting import PollTimeout, poll_until
+
 SPEC = """name: {name}
 containers:
   web: {{image: "{image}", command: ["sleep", "3600"], init: true, stop_grace_period: 1s}}
@@ -47,11 +49,11 @@ def _running(engine, name: str) -> bool:
 def wait_until(predicate, timeout: float, step: float = 0.02) -> float | None:
     """Seconds until ``predicate()`` held, or None after ``timeout``."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
+    try:
+        poll_until(predicate, timeout=timeout, interval=step)
+    except PollTimeout:
+        return None
+    return time.monotonic() - start
 
 
 def _reconcile(*args: str, **kw) -> subprocess.Popen:

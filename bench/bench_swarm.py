@@ -41,6 +41,8 @@ from bench_apply import IMAGE, BenchError, exit_with, log, run_child, run_on_ext
 
 from reconciler.labels import STACK as STACK_LABEL
 
+from reconciler.waiting import PollTimeout, poll_until
+
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "scripts" / "engines.sh"
 MANAGER_URL = "unix:///run/reconciler-host4.sock"
@@ -150,16 +152,19 @@ class SwarmBench:
         import docker
 
         api = docker.APIClient(base_url=MANAGER_URL, version="auto")
-        deadline = time.monotonic() + 300
-        while True:
+        running = 0
+
+        def all_running() -> bool:
+            nonlocal running
             tasks = api.tasks(filters={"label": [], "desired-state": ["running"]})
             running = sum(1 for t in tasks if t["Status"]["State"] == "running"
                           and t.get("Spec", {}).get("ContainerSpec", {}).get("Image") == IMAGE)
-            if running >= self.args.services:
-                break
-            if time.monotonic() > deadline:
-                raise BenchError(f"only {running} of {self.args.services} tasks run after 300 s")
-            time.sleep(1)
+            return running >= self.args.services
+
+        try:
+            poll_until(all_running, timeout=300, interval=1)
+        except PollTimeout:
+            raise BenchError(f"only {running} of {self.args.services} tasks run after 300 s") from None
         plan = self.cli("plan", "--detailed-exitcode", check=False)
         if plan.code != 0:
             raise BenchError(f"the converged stack is not a no-op plan (exit {plan.code}):\n{plan.out[-1500:]}")

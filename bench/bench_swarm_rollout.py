@@ -41,6 +41,8 @@ from bench_apply import IMAGE, BenchError, exit_with, log, run_child, run_on_ext
 from bench_rollout import CLIENT, WEB, client_lines, summary
 from bench_swarm import MANAGER_URL, swarm_down, swarm_up
 
+from reconciler.waiting import PollTimeout, poll_until
+
 WORKER_URL = "unix:///run/reconciler-host5.sock"
 ORDERS = ("start-first", "stop-first")
 
@@ -70,11 +72,10 @@ containers:
 
 
 def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.5)
+    try:
+        poll_until(check, timeout=timeout, interval=0.5)
+    except PollTimeout:
+        raise BenchError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 class RolloutBench:
