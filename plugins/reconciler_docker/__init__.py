@@ -5,7 +5,7 @@ pyproject.toml; the core has no idea these exist until pluggy loads them.
 """
 from __future__ import annotations
 
-from reconciler.hookspecs import hookimpl
+from reconciler.sdk import hookimpl
 
 from .schemas import HOSTDIR_OPTIONS, LOCAL_VOLUME_OPTIONS, NO_OPTIONS
 

@@ -29,10 +29,9 @@ from typing import IO, Mapping
 
 import docker.errors
 
-from reconciler.errors import PermanentError
-from reconciler.model import Content, ImageSpec, LiveObject
+from reconciler.sdk import Content, ImageSpec, LiveObject, PermanentError
+from reconciler.sdk.docker import engine_errors
 
-from .engine import engine_errors
 from .imagearchive import ArchiveFormat, archive_format, archive_image_id
 from .images import DockerRegistryDriver, split_ref
 

@@ -20,13 +20,13 @@ from typing import Collection, Iterator, Mapping
 
 import docker.errors
 
-from reconciler.drivers import RuntimeDriver, owned_plus_wanted
-from reconciler.errors import PermanentError, RecreateRequired
-from reconciler.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
-from reconciler.model import ContainerSpec, LiveObject
-from reconciler.waiting import PollTimeout, poll_until
+from reconciler.sdk import (
+    ContainerSpec, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver, owned_plus_wanted,
+    poll_until,
+)
+from reconciler.sdk.docker import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
+from reconciler.sdk.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
 
-from .engine import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
 from .files import FileStore, is_local_engine
 from .mapping import (
     container_arguments,

@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from reconciler.errors import PermanentError, SpecError
-from reconciler.redact import register_secrets
-from reconciler.spec.yamlsafe import compose_file
+from reconciler.sdk import PermanentError, SpecError, compose_file, register_secrets
 
 __all__ = ["Credential", "CredentialError", "CredentialStore", "HUB", "config_key", "registry_host"]
 

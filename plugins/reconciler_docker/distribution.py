@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.sdk import PermanentError, TemporaryError
 
 from .credentials import HUB, Credential, CredentialStore, registry_host
 

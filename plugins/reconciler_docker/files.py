@@ -31,9 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from reconciler.errors import PermanentError
-from reconciler.model import FileMount
-from reconciler.private import NotPrivate, open_private_dir, write_private
+from reconciler.sdk import FileMount, NotPrivate, PermanentError, open_private_dir, write_private
 
 __all__ = ["FILES_DIR_ENV", "FileStore", "files_root", "is_local_engine", "parse_file_name"]
 

@@ -31,10 +31,10 @@ from typing import Mapping
 
 import docker.errors
 
-from reconciler.labels import DRIVER, STACK, VOLUME_ID
-from reconciler.model import LiveObject, VolumeSpec
+from reconciler.sdk import LiveObject, VolumeSpec
+from reconciler.sdk.docker import engine_errors
+from reconciler.sdk.labels import DRIVER, STACK, VOLUME_ID
 
-from .engine import engine_errors
 from .hostpaths import (
     MARKER,
     HostDirOptions,

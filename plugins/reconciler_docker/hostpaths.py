@@ -33,9 +33,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from reconciler.errors import PermanentError
-from reconciler.paths import inside
-from reconciler.private import write_private
+from reconciler.sdk import PermanentError, inside, write_private
 
 __all__ = [
     "MARKER",

@@ -19,15 +19,15 @@ from typing import Iterable, Mapping
 
 import docker.errors
 
-from reconciler.drivers import RegistryDriver
-from reconciler.errors import DriverError, PermanentError, TemporaryError
-from reconciler.redact import redact as redact_values
-from reconciler.labels import BUILD_HASH
-from reconciler.model import Content, ImageSpec, LiveObject
+from reconciler.sdk import (
+    Content, DriverError, ImageSpec, LiveObject, PermanentError, RegistryDriver, TemporaryError,
+    redact as redact_values,
+)
+from reconciler.sdk.docker import EngineDriver, engine_errors
+from reconciler.sdk.labels import BUILD_HASH
 
 from .credentials import Credential, CredentialError, CredentialStore, registry_host
 from .distribution import ManifestChecker
-from .engine import EngineDriver, engine_errors
 
 __all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
            "RegistryUnreachable", "pull_error", "redact", "split_ref"]

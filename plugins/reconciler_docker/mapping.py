@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from reconciler.model import ContainerSpec, Mount
+from reconciler.sdk import ContainerSpec, Mount
 
 from .files import parse_file_name
 

@@ -6,10 +6,8 @@ from typing import Mapping
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
-from reconciler.drivers import NetworkDriver, owned_plus_wanted
-from reconciler.model import LiveObject, NetworkSpec
-
-from .engine import EngineDriver, engine_errors, is_ours, owned_filter
+from reconciler.sdk import LiveObject, NetworkDriver, NetworkSpec, owned_plus_wanted
+from reconciler.sdk.docker import EngineDriver, engine_errors, is_ours, owned_filter
 
 
 class DockerNetworkDriver(EngineDriver, NetworkDriver):

@@ -16,11 +16,9 @@ from typing import Mapping
 
 import docker.errors
 
-from reconciler.drivers import StorageDriver, owned_plus_wanted
-from reconciler.labels import DRIVER, VOLUME_ID, is_owned
-from reconciler.model import LiveObject, VolumeSpec
-
-from .engine import EngineDriver, engine_errors, owned_filter, shared_read
+from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec, owned_plus_wanted
+from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter, shared_read
+from reconciler.sdk.labels import DRIVER, VOLUME_ID, is_owned
 
 __all__ = ["DockerVolumeDriver", "volume_id"]
 

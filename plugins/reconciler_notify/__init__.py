@@ -20,10 +20,10 @@ import logging
 import os
 from typing import TYPE_CHECKING, Mapping
 
-from reconciler.hookspecs import hookimpl
+from reconciler.sdk import hookimpl
 
 if TYPE_CHECKING:
-    from reconciler.report import ApplyReport
+    from reconciler.sdk import ApplyReport
 
     from .delivery import Delivery
 

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Sequence
 
-from reconciler.retry import RetryPolicy
+from reconciler.sdk import RetryPolicy
 
 from .config import display_url
 

@@ -14,11 +14,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from reconciler import __version__
-from reconciler.report import Status
+from reconciler.sdk import Status, __version__
 
 if TYPE_CHECKING:
-    from reconciler.report import ApplyReport, Outcome
+    from reconciler.sdk import ApplyReport, Outcome
 
 __all__ = ["EVENT", "SIGNATURE_HEADER", "build_payload", "encode_payload", "request_headers", "sign"]
 

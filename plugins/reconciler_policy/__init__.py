@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from reconciler.hookspecs import hookimpl
+from reconciler.sdk import hookimpl
 
 if TYPE_CHECKING:
-    from reconciler.model import DesiredState
-    from reconciler.plan import Plan
+    from reconciler.sdk import DesiredState, Plan
 
 __all__ = ["POLICY_ENV", "RECONCILER_API_VERSION", "Policy", "PolicyFileError", "check_policy", "load_policy",
            "reconciler_plan_ready", "registry_of"]

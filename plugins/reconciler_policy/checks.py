@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Mapping
 
-from reconciler.model import ContainerSpec, DesiredState, ImageSpec
-from reconciler.paths import inside
+from reconciler.sdk import ContainerSpec, DesiredState, ImageSpec, inside
 
 from .rules import Policy
 

@@ -2,14 +2,14 @@
 
 Declared in the ``reconciler`` entry-point group by this distribution's
 pyproject.toml, like the built-in Docker drivers. It talks to a Swarm
-manager through the Docker plugin's connection (``reconciler_docker.engine``):
-one client, every call counted. The driver module, and with it the Docker
+manager through the SDK's Docker engine kit (``reconciler.sdk.docker``), as the
+docker plugin does: one client, every call counted. The driver module, and with it the Docker
 SDK, is imported only when a run makes the driver: loading plugins stays cheap.
 See docs/swarm.md.
 """
 from __future__ import annotations
 
-from reconciler.hookspecs import hookimpl
+from reconciler.sdk import hookimpl
 
 __all__ = ["RECONCILER_API_VERSION", "reconciler_register_drivers"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from reconciler.model import ContainerSpec, FileMount
+from reconciler.sdk import ContainerSpec, FileMount
 
 __all__ = ["DRIFT_FIELDS", "drifted_fields", "file_object_name", "service_name_problems", "service_problems",
            "service_spec", "update_config"]

@@ -25,12 +25,12 @@ from typing import Any, Collection, Iterator, Mapping
 
 import docker.errors
 
-from reconciler.drivers import RuntimeDriver, owned_plus_wanted, stream_opened
-from reconciler.errors import PermanentError
-from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
-from reconciler.model import ContainerSpec, FileMount, LiveObject
-from reconciler.waiting import PollTimeout, poll_until
-from reconciler_docker.engine import EngineDriver, engine_errors, engine_swarm, follow_events, owned_filter, shared_read
+from reconciler.sdk import (
+    ContainerSpec, FileMount, LiveObject, PermanentError, PollTimeout, RuntimeDriver, owned_plus_wanted, poll_until,
+    stream_opened,
+)
+from reconciler.sdk.docker import EngineDriver, engine_errors, engine_swarm, follow_events, owned_filter, shared_read
+from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
 
 from .mapping import drifted_fields, file_object_name, service_spec
 

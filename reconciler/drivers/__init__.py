@@ -1,10 +1,11 @@
-"""Drivers: the only way the core reaches a backend. The public namespace plugin authors import from.
+"""Drivers: the only way the core reaches a backend.
 
 Two rooms behind it: ``contract`` (what a plugin author implements and
 receives: the four role classes, ``DriverContext``, ``Check``, the helpers
 ``owned_plus_wanted`` and ``stream_opened``) and ``registry`` (how the core
-registers, looks up and makes drivers). Import from here:
-``from reconciler.drivers import RuntimeDriver``.
+registers, looks up and makes drivers). The core imports from here
+(``from reconciler.drivers import RuntimeDriver``); plugins import the same
+names from the SDK, ``reconciler.sdk``.
 """
 from __future__ import annotations
 

@@ -31,8 +31,8 @@ imports no Docker: an in-memory driver is tested without an engine.
 
 A driver that talks to a ``docker.APIClient`` itself is tested against
 ``reconciler.testing.fakedocker.FakeDockerAPI``, the engine's API held in memory,
-handed to the docker plugin through ``reconciler_docker.engine.use_client``. It
-is imported from its own module (it needs the Docker SDK), not from here.
+handed to every driver of the run through ``reconciler.sdk.docker.use_client``.
+It is imported from its own module (it needs the Docker SDK), not from here.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from reconciler.planner import plan_changes
 from reconciler.testing.fakedocker import FakeDockerAPI
 
 from reconciler_docker.archive import ArchiveRegistryDriver
-from reconciler_docker.engine import use_client
+from reconciler.sdk.docker import use_client
 from reconciler_docker.imagearchive import ArchiveFormat, archive_format, archive_image_id
 
 from .builders import IMAGE_ID, actions, container, live, live_container, live_image, state

@@ -5,7 +5,8 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.errors import PermanentError
-from reconciler_docker.connection import DEFAULT_CONNECT_TIMEOUT, _bounded, connect_timeout
+from reconciler.sdk.docker import DEFAULT_CONNECT_TIMEOUT, connect_timeout
+from reconciler.sdk.docker._connection import _bounded
 
 
 @pytest.mark.parametrize("given, expected", [
@@ -42,7 +43,8 @@ def test_a_bad_connect_timeout_is_one_line_from_the_cli(tmp_path, capsys, monkey
 
 def test_a_targets_client_certificates_and_ca_survive_requests_ca_bundle(tmp_path, monkeypatch):
     from reconciler.model import TLSFiles
-    from reconciler_docker.connection import EngineClient, _settings
+    from reconciler.sdk.docker import EngineClient
+    from reconciler.sdk.docker._connection import _settings
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     files = TLSFiles(ca=str(tmp_path / "ca.pem"), cert=str(tmp_path / "cert.pem"), key=str(tmp_path / "key.pem"))
@@ -53,14 +55,14 @@ def test_a_targets_client_certificates_and_ca_survive_requests_ca_bundle(tmp_pat
     assert client.base_url == "https://10.0.0.2:2376" and client.cert == (files.cert, files.key)
     merged = client.merge_environment_settings(client.base_url, {}, False, None, None)
     assert merged["verify"] == files.ca  # requests alone would answer the environment's bundle
-    # ssh:// goes through the system's ssh binary (reconciler_docker.sshtransport), never paramiko.
+    # ssh:// goes through the system's ssh binary (reconciler.sdk.docker._ssh), never paramiko.
     ssh = EngineClient(version="1.41", connect_timeout=1.0, timeout=120, **_settings("ssh://deploy@host:2222", None))
     assert ssh.base_url == "http+docker://ssh"
     assert ssh.get_adapter("http+docker://ssh/v1.41/info").command[0] == "ssh"
 
 
 def test_the_ssh_command_runs_dial_stdio_in_batch_mode_with_the_users_or_a_named_config(monkeypatch):
-    from reconciler_docker.sshtransport import ssh_command
+    from reconciler.sdk.docker import ssh_command
 
     monkeypatch.delenv("RECONCILER_SSH_CONFIG", raising=False)
     assert ssh_command("ssh://deploy@edge:2222", connect_timeout=5) == [

@@ -25,7 +25,7 @@ from reconciler.testing.fakedocker import FakeDockerAPI
 
 from reconciler_docker.credentials import CredentialStore
 from reconciler_docker.distribution import ACCEPT, DigestCheckFailed, ManifestChecker, parse_challenge, repository_path
-from reconciler_docker.engine import use_client
+from reconciler.sdk.docker import use_client
 from reconciler_docker.images import DockerRegistryDriver
 
 OLD = "sha256:" + "1" * 64

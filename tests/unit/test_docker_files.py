@@ -134,7 +134,7 @@ def test_a_remote_engine_is_refused_before_anything_is_written(tmp_path: Path, m
     from reconciler.model import ContainerSpec
     from reconciler.testing.fakedocker import FakeDockerAPI
     from reconciler_docker.containers import DockerRuntimeDriver
-    from reconciler_docker.engine import use_client
+    from reconciler.sdk.docker import use_client
 
     monkeypatch.setenv(FILES_DIR_ENV, str(tmp_path / "files"))
     context = DriverContext(stack="demo", engine_url="tcp://10.0.0.5:2375")

@@ -8,7 +8,7 @@ from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError, RecreateRequired
 from reconciler.testing.fakedocker import FakeDockerAPI
 from reconciler_docker.containers import DockerRuntimeDriver
-from reconciler_docker.engine import use_client
+from reconciler.sdk.docker import use_client
 
 TASK = "f704dbf75cbbde6dfbb7b43df8c6df850f30c91d2f9f38d7b4d08890206567ea"
 

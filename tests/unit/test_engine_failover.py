@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler_docker.connection import engine_urls, failover_problem
+from reconciler.sdk.docker import engine_urls, failover_problem
 
 M1, M2, M3 = "tcp://10.232.0.14:2375", "tcp://10.232.0.15:2375", "tcp://10.232.0.16:2375"
 
@@ -58,7 +58,7 @@ def test_a_manager_named_by_host_name_matches_its_address(url):
 def test_after_a_worker_named_first_another_url_must_still_be_a_manager(monkeypatch):
     # The worker answered (it was not "down"), so the next URL is no longer first: it is vouched for as a failover.
     from reconciler.testing.fakedocker import FakeDockerAPI
-    from reconciler_docker import connection
+    from reconciler.sdk.docker import _connection as connection
 
     answers = {M1: WORKER, M2: ALONE}
     monkeypatch.setattr(connection, "_open_one",

@@ -1,7 +1,7 @@
 """The docker plugin's drivers on the fake Docker API: the driver contract kit, and the engine answers they rely on.
 
 No engine: ``reconciler.testing.fakedocker.FakeDockerAPI`` is handed to the plugin
-through its one seam, ``reconciler_docker.engine.use_client``. The contract runs
+through its one seam, ``reconciler.sdk.docker.use_client``. The contract runs
 prove the fake answers as the plugin expects of an engine (the same kit runs
 against a real one in tests/integration/test_contract_docker*.py).
 """
@@ -22,7 +22,7 @@ from reconciler.model import ContainerSpec, NetworkSpec, VolumeSpec
 from reconciler.testing import NetworkDriverContract, RuntimeDriverContract, StorageDriverContract, with_hash
 from reconciler.testing.fakedocker import FakeDockerAPI
 from reconciler_docker.containers import DockerRuntimeDriver
-from reconciler_docker.engine import use_client
+from reconciler.sdk.docker import use_client
 from reconciler_docker.networks import DockerNetworkDriver
 from reconciler_docker.volumes import DockerVolumeDriver
 

@@ -5,10 +5,10 @@ testing them without an engine used to mean a hand-made double per test file,
 each answering the one or two verbs its test needed. ``FakeDockerAPI`` is one
 stand-in for that client (as docker-py keeps ``tests/unit/fake_api.py``), shipped
 beside ``MemoryEngine`` so that authors of plugins built on docker-py can use it
-too. Hand it to the docker plugin at its one seam, ``use_client``::
+too. Hand it to every driver of a run at the engine kit's one seam, ``use_client``::
 
     from reconciler.testing.fakedocker import FakeDockerAPI
-    from reconciler_docker.engine import use_client
+    from reconciler.sdk.docker import use_client
 
     fake = FakeDockerAPI()
     use_client(context, fake)               # every driver of the run now talks to it

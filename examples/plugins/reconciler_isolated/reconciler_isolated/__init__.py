@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from reconciler.drivers import DriverContext, NetworkDriver, owned_plus_wanted
-from reconciler.errors import PermanentError
-from reconciler.hookspecs import hookimpl
-from reconciler.labels import DRIVER, is_owned
-from reconciler.model import Kind, LiveObject, NetworkSpec
+from reconciler.sdk import (
+    DriverContext, Kind, LiveObject, NetworkDriver, NetworkSpec, PermanentError, hookimpl, owned_plus_wanted,
+)
+from reconciler.sdk.labels import DRIVER, is_owned
 
 __all__ = ["RECONCILER_API_VERSION", "IsolatedNetworkDriver", "reconciler_register_drivers"]
 __version__ = "0.1.0"
@@ -26,9 +25,9 @@ _MTU = "com.docker.network.driver.mtu"
 
 def _engine():
     # Imported on first use: loading plugins (say, for `reconcile validate`) must not pay for the Docker SDK.
-    from reconciler_docker import engine
+    from reconciler.sdk import docker as engine_kit
 
-    return engine
+    return engine_kit
 
 
 class IsolatedNetworkDriver(NetworkDriver):

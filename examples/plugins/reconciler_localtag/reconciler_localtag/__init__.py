@@ -18,10 +18,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from reconciler.drivers import DriverContext, RegistryDriver
-from reconciler.errors import PermanentError
-from reconciler.hookspecs import hookimpl
-from reconciler.model import Content, ImageSpec, Kind, LiveObject
+from reconciler.sdk import Content, DriverContext, ImageSpec, Kind, LiveObject, PermanentError, RegistryDriver, hookimpl
 
 __all__ = ["RECONCILER_API_VERSION", "LocalTagDriver", "reconciler_register_drivers"]
 __version__ = "0.1.0"
@@ -32,9 +29,9 @@ NAME = "localtag"
 
 def _engine():
     # Imported on first use: loading plugins (say, for `reconcile validate`) must not pay for the Docker SDK.
-    from reconciler_docker import engine
+    from reconciler.sdk import docker as engine_kit
 
-    return engine
+    return engine_kit
 
 
 class LocalTagDriver(RegistryDriver):

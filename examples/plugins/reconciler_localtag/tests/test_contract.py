@@ -8,7 +8,7 @@ import uuid
 import docker
 import pytest
 
-from reconciler.model import ImageSpec
+from reconciler.sdk import ImageSpec
 from reconciler.testing import RegistryDriverContract
 from reconciler_localtag import LocalTagDriver
 

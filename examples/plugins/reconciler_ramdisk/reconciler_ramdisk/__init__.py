@@ -8,16 +8,15 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from reconciler.drivers import DriverContext, StorageDriver, owned_plus_wanted
-from reconciler.errors import PermanentError
-from reconciler.hookspecs import hookimpl
-from reconciler.labels import DRIVER, is_owned
-from reconciler.model import Kind, LiveObject, VolumeSpec
+from reconciler.sdk import (
+    DriverContext, Kind, LiveObject, PermanentError, StorageDriver, VolumeSpec, hookimpl, owned_plus_wanted,
+)
+from reconciler.sdk.labels import DRIVER, is_owned
 
 __all__ = ["RECONCILER_API_VERSION", "RamdiskDriver", "reconciler_register_drivers"]
 __version__ = "0.1.0"
 
-#: The plugin API this plugin is written for (``reconciler.hookspecs.API_VERSION``).
+#: The plugin API this plugin is written for (``reconciler.sdk.API_VERSION``).
 RECONCILER_API_VERSION = 2
 
 NAME = "ramdisk"
@@ -27,9 +26,9 @@ _SIZE = re.compile(r"^[1-9][0-9]*[kKmMgG%]?$")
 
 def _engine():
     # Imported on first use: loading plugins (say, for `reconcile validate`) must not pay for the Docker SDK.
-    from reconciler_docker import engine
+    from reconciler.sdk import docker as engine_kit
 
-    return engine
+    return engine_kit
 
 
 class RamdiskDriver(StorageDriver):

@@ -5,8 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.model import VolumeSpec
-from reconciler.errors import PermanentError
+from reconciler.sdk import PermanentError, VolumeSpec
 from reconciler.testing import StorageDriverContract, assert_maps_errors, with_hash
 from reconciler_ramdisk import RamdiskDriver
 

@@ -1,13 +1,15 @@
-"""What every driver that keeps its objects on a Docker engine shares.
+"""The engine kit's core: the run's one client, and what every driver on a Docker engine shares.
 
-``EngineDriver`` is the base of this plugin's drivers, and is public for
-third-party drivers built on the engine (the ramdisk example is one): it holds
-the run's one engine client (every HTTP response counted as a read, GET/HEAD,
-or a write, which is how tests and benchmarks prove a converged apply writes
-nothing), ``engine_errors`` maps the SDK's exceptions onto the project's
-temporary and permanent errors, and ``owned_filter`` selects a stack's objects.
-``use_client`` is the one seam for a client made elsewhere (unit tests hand it
-``reconciler.testing.fakedocker.FakeDockerAPI``).
+``EngineDriver`` is the base of the docker plugin's drivers, of the swarm
+plugin's, and of any third-party driver built on the engine (the ramdisk
+example is one): it holds the run's one engine client (every HTTP response
+counted as a read, GET/HEAD, or a write, which is how tests and benchmarks
+prove a converged apply writes nothing), ``engine_errors`` maps the Docker
+SDK's exceptions onto the project's temporary and permanent errors, and
+``owned_filter`` selects a stack's objects. ``use_client`` is the one seam for
+a client made elsewhere (unit tests hand it
+``reconciler.testing.fakedocker.FakeDockerAPI``). Import it all from
+``reconciler.sdk.docker``: this module is private and may move.
 """
 from __future__ import annotations
 
@@ -21,18 +23,17 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from reconciler.drivers import DriverContext, stream_opened
-from reconciler.errors import EngineUnreachable, PermanentError, TemporaryError
-from reconciler.labels import CONFIG_HASH, STACK, is_owned, owner_selector
-from reconciler.model import Kind, LiveObject
-
-from .connection import CONNECT_TIMEOUT_ENV, Engine, connect_timeout, engine_urls, open_engine
+from ...drivers import DriverContext, stream_opened
+from ...errors import EngineUnreachable, PermanentError, TemporaryError
+from ...labels import CONFIG_HASH, STACK, is_owned, owner_selector
+from ...model import Kind, LiveObject
+from ._connection import CONNECT_TIMEOUT_ENV, Engine, connect_timeout, engine_urls, open_engine
 
 __all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "follow_events", "is_ours",
            "owned_filter", "shared_read", "use_client"]
 
-_ENGINE_KEY = "reconciler_docker.engine"  # in shared: the run's Engine (its client, ID and Swarm part of /info)
-_FAILURE_KEY = "reconciler_docker.connect_failure"  # in pass_cache: this pass already failed to connect
+_ENGINE_KEY = "reconciler.sdk.docker.engine"  # in shared: the run's Engine (its client, ID and Swarm part of /info)
+_FAILURE_KEY = "reconciler.sdk.docker.connect_failure"  # in pass_cache: this pass already failed to connect
 _CLIENT_LOCK = threading.Lock()
 T = TypeVar("T")
 # The engine answers 500 for faults in the object's own config (a missing
@@ -59,7 +60,7 @@ def api_client(context: DriverContext) -> docker.APIClient:
 
 def use_client(context: DriverContext, client: docker.APIClient, *, engine_id: str = "",
                swarm: Mapping | None = None) -> None:
-    """Make ``client`` the run's engine client, for every driver of this plugin, instead of connecting.
+    """Make ``client`` the run's engine client, for every driver built on this kit, instead of connecting.
 
     The one seam for a client made elsewhere: a
     ``reconciler.testing.fakedocker.FakeDockerAPI`` in unit tests, or a client
@@ -131,7 +132,7 @@ def _counter(context: DriverContext):
 
 
 def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
-    """``fetch()`` once per observe pass for all drivers of this plugin that need the same list.
+    """``fetch()`` once per observe pass for all drivers of the run that need the same list.
 
     Drivers sharing one engine list (``local`` and ``hostdir`` volumes) are
     observed concurrently; the first one fetches, the others reuse its answer,
@@ -139,7 +140,7 @@ def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
     not remembered.
     """
     with _CLIENT_LOCK:
-        lock = context.shared.setdefault(f"reconciler_docker.lock.{key}", threading.Lock())
+        lock = context.shared.setdefault(f"reconciler.sdk.docker.lock.{key}", threading.Lock())
     with lock:
         if key not in context.pass_cache:
             context.pass_cache[key] = fetch()
@@ -247,7 +248,7 @@ _REASONS = ("No such file or directory", "Connection refused", "Permission denie
 def _reason(exc: Exception) -> str:
     """The part of a deeply wrapped connection error that tells the user something."""
     text = str(exc)
-    said = re.search(r"ssh exited \d+: [^'\"]*", text)  # the ssh client's own words (reconciler_docker.sshtransport)
+    said = re.search(r"ssh exited \d+: [^'\"]*", text)  # the ssh client's own words (reconciler.sdk.docker._ssh)
     if said:
         return said.group(0).rstrip(")")
     for reason in _REASONS:

@@ -34,7 +34,7 @@ import docker.errors
 import docker.utils
 import requests
 
-from reconciler.errors import PermanentError
+from ...errors import PermanentError
 
 __all__ = ["CONNECT_TIMEOUT_ENV", "DEFAULT_CONNECT_TIMEOUT", "READ_TIMEOUT", "EngineClient", "Engine",
            "FailoverRefused", "connect_timeout", "engine_urls", "failover_problem", "open_engine"]
@@ -52,9 +52,9 @@ class EngineClient(docker.APIClient):
     def __init__(self, *args, connect_timeout: float, base_url: str | None = None, **kwargs) -> None:
         self.connect_timeout = connect_timeout  # before the SDK's constructor: it may already send a request
         if base_url and base_url.startswith("ssh://"):
-            # What the SDK does for ssh://, with our paramiko-free transport (reconciler_docker.sshtransport).
+            # What the SDK does for ssh://, with our paramiko-free transport (``_ssh``).
             # The socket URL only satisfies the constructor: no request goes to it.
-            from .sshtransport import SshAdapter
+            from ._ssh import SshAdapter
 
             super().__init__(*args, base_url="unix:///var/run/docker.sock", **kwargs)
             self.mount("http+docker://ssh", SshAdapter(base_url, connect_timeout=connect_timeout,
