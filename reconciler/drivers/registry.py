@@ -166,6 +166,22 @@ class PluginDrivers:
         self._registry.add(Kind.CONTAINER, name, factory, plugin=self.plugin, check=check,
                            schedules_replicas=schedules_replicas)
 
+    def lookup(self, kind: Kind, name: str) -> Factory:
+        """A factory that makes the ``kind`` driver another plugin registers as ``name``.
+
+        For a driver that wraps another (the sandbox example wraps the ``docker``
+        runtime) without importing its plugin: plugins never import each other.
+        The name is looked up when the factory is called, once every plugin has
+        registered, so the order plugins load in does not matter; a name nobody
+        provides is then a ``PluginError``.
+        """
+        registry = self._registry
+
+        def make(context: DriverContext) -> ObjectDriver:
+            return registry.factory(kind, name)(context)
+
+        return make
+
 
 class Drivers:
     """Driver instances for one run: one per factory, looked up by kind and name."""

@@ -21,6 +21,7 @@ The core, lifecycle hooks and policies run against ``MemoryEngine``
 
     engine = MemoryEngine()
     reconciler = make_reconciler(engine, plugins={"my-policy": MyPolicy()})
+    desired = load_desired([path], drivers=reconciler.driver_names())   # a spec file, as a run loads it
     reconciler.apply(desired)
     assert ("start", "demo-web-1") in engine.calls
 
@@ -28,6 +29,9 @@ This package is also a pytest plugin (the ``pytest11`` entry point), so the
 fixtures below (``driver_context``, ``unique_name``, ``unreachable_context``,
 ``memory_engine``) are available in any test once reconciler is installed. It
 imports no Docker: an in-memory driver is tested without an engine.
+
+A driver that wraps another it finds by name (``registry.lookup``) is made for
+its test as a run makes it, from the installed plugins: ``installed_driver``.
 
 A driver that talks to a ``docker.APIClient`` itself is tested against
 ``reconciler.testing.fakedocker.FakeDockerAPI``, the engine's API held in memory,
@@ -42,7 +46,9 @@ import uuid
 
 import pytest
 
-from ..drivers import DriverContext
+from ..drivers import DriverContext, ObjectDriver
+from ..model import Kind
+from ..spec import load_desired
 from .contract import (
     STACK_PREFIX,
     ContractHarness,
@@ -77,6 +83,8 @@ __all__ = [
     "StorageDriverContract",
     "assert_maps_errors",
     "driver_context",
+    "installed_driver",
+    "load_desired",
     "make_reconciler",
     "memory_engine",
     "spec_config",
@@ -84,6 +92,18 @@ __all__ = [
     "unreachable_context",
     "with_hash",
 ]
+
+
+def installed_driver(kind: Kind, name: str, context: DriverContext) -> ObjectDriver:
+    """The ``kind`` driver ``name`` made for ``context`` as a run makes it: from the installed plugins.
+
+    The plugins are those a run loads (entry points, ``RECONCILER_PLUGINS``),
+    each registering through its hook; for a driver whose factory wraps
+    another plugin's driver found by name (``registry.lookup``).
+    """
+    from ..plugins import load_driver_registry, make_plugin_manager
+
+    return load_driver_registry(make_plugin_manager()).factory(kind, name)(context)
 
 
 # --- fixtures, available to every test through the pytest11 entry point -----------------------

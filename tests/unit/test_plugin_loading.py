@@ -166,6 +166,22 @@ def test_a_conflicting_name_is_an_error_when_a_driver_is_made_not_when_registeri
         load_driver_registry(make_plugin_manager(strict=True))
 
 
+def test_a_driver_wraps_another_plugins_driver_by_name_whatever_order_they_register_in():
+    from reconciler.drivers import DriverContext, DriverRegistry
+    from reconciler.model import Kind
+
+    registry = DriverRegistry()
+    wrapper = registry.view("sandbox")
+    inner = wrapper.lookup(Kind.CONTAINER, "docker")  # before the docker plugin registered it
+    wrapper.add_runtime_driver("sandbox", lambda context: ("wrapped", inner(context)))
+    wrapper.add_runtime_driver("orphan", wrapper.lookup(Kind.CONTAINER, "nobody"))
+    registry.view("docker").add_runtime_driver("docker", lambda context: ("docker", context.stack))
+    drivers = registry.instantiate(DriverContext(stack="s"))
+    assert drivers.get(Kind.CONTAINER, "sandbox") == ("wrapped", ("docker", "s"))
+    with pytest.raises(PluginError, match="no runtime driver named 'nobody'"):
+        drivers.get(Kind.CONTAINER, "orphan")
+
+
 def test_a_module_an_entry_point_loaded_may_be_named_again() -> None:
     """RECONCILER_PLUGINS=reconciler_docker where the distribution is installed: loaded once, no error."""
     from reconciler.plugins import make_plugin_manager

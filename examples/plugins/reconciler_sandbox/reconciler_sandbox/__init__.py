@@ -6,22 +6,21 @@ built-in ``docker`` runtime, which this one wraps, except that ``create`` refuse
 privileged containers, the host's network or PID namespace, and bind mounts of
 the Docker socket. It shows the runtime driver contract in one small module:
 every method is the wrapped runtime's, so start, wait, rolling replacements and
-event following all keep working.
+event following all keep working. The wrapped runtime is found by its name
+(``registry.lookup``), not imported: a plugin imports only ``reconciler.sdk``.
 """
 from __future__ import annotations
 
 from typing import Any, Collection, Iterator, Mapping
 
-from reconciler.drivers import DriverContext, RuntimeDriver
-from reconciler.errors import PermanentError
-from reconciler.hookspecs import hookimpl
-from reconciler.model import ContainerSpec, LiveObject
+from reconciler.sdk import ContainerSpec, DriverContext, Kind, LiveObject, PermanentError, RuntimeDriver, hookimpl
 
 __all__ = ["RECONCILER_API_VERSION", "SandboxRuntime", "reconciler_register_drivers", "refusals"]
 __version__ = "0.1.0"
 
 RECONCILER_API_VERSION = 2
 NAME = "sandbox"
+WRAPPED = "docker"  # the runtime this one wraps
 _SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 
@@ -38,13 +37,11 @@ def refusals(spec: ContainerSpec) -> list[str]:
 
 
 class SandboxRuntime(RuntimeDriver):
-    """The ``docker`` runtime, minus what escapes a container."""
+    """The ``docker`` runtime (``inner``, made for the same ``context``), minus what escapes a container."""
 
-    def __init__(self, context: DriverContext) -> None:
-        from reconciler_docker.containers import DockerRuntimeDriver  # first use: validate needs no Docker SDK
-
+    def __init__(self, context: DriverContext, inner: RuntimeDriver) -> None:
         self.context = context
-        self.inner = DockerRuntimeDriver(context)
+        self.inner = inner
 
     def create(self, spec: ContainerSpec, labels: Mapping[str, str]) -> str:
         """Refuse what escapes the sandbox; create the rest as the docker runtime does."""
@@ -90,5 +87,6 @@ class SandboxRuntime(RuntimeDriver):
 
 @hookimpl
 def reconciler_register_drivers(registry) -> None:
-    """Offer ``runtime: sandbox``."""
-    registry.add_runtime_driver(NAME, SandboxRuntime)
+    """Offer ``runtime: sandbox``: the ``docker`` runtime, made when a run needs it, wrapped."""
+    inner = registry.lookup(Kind.CONTAINER, WRAPPED)
+    registry.add_runtime_driver(NAME, lambda context: SandboxRuntime(context, inner(context)))
