@@ -309,7 +309,7 @@ def test_changed_content_with_no_local_digest_is_pulled():
     ImageSpec(key="app", ref=REF, driver="archive", pull="never", archive="/spec/app.tar"),
 ])
 def test_an_undocumented_upstream_digest_in_details_is_not_read(spec):
-    """A plugin API 1 driver's ``details["upstream_digest"]`` no longer moves anything: only ``content`` does."""
+    """A driver's undocumented ``details["upstream_digest"]`` moves nothing: only ``content`` does."""
     live = _live(upstream=None)
     image = live.images[REF]
     live = replace(live, images={REF: replace(image, details={**image.details, "upstream_digest": NEW})})

@@ -69,7 +69,7 @@ class _MirrorDriver(MemoryRegistryDriver):
     """A third-party registry driver ("mirror"): its source is a dict, and it reports what it holds there.
 
     ``answer`` says how: ``"content"`` (the documented contract) or ``"details"``
-    (an undocumented ``upstream_digest``, as drivers written for plugin API 1 did).
+    (an undocumented ``upstream_digest``, which the core does not read).
     """
 
     source: dict[str, str] = {}
@@ -130,7 +130,7 @@ def test_a_third_party_driver_saying_content_changed_gets_a_pull_and_its_contain
 
 
 def test_a_driver_reporting_only_details_upstream_digest_gets_no_update(tmp_path, monkeypatch, memory_engine):
-    """The core no longer reads the undocumented ``details["upstream_digest"]`` (plugin API 1's built-in driver)."""
+    """The core does not read an undocumented ``details["upstream_digest"]``: only ``content`` says the content moved."""
     reconciler, desired = _mirror_stack(tmp_path, monkeypatch, memory_engine, "details")
     plan, live = reconciler.plan(desired)
     assert live.images[REF].details["upstream_digest"] == "sha256:second" and live.images[REF].content is None
