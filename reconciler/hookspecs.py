@@ -12,7 +12,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .report import ApplyReport, Outcome
-    from .drivers import DriverRegistry
+    from .drivers import PluginDrivers
     from .model import DesiredState
     from .plan import Change, Operation, Plan
 
@@ -29,10 +29,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def reconciler_register_drivers(registry: DriverRegistry) -> None:
+def reconciler_register_drivers(registry: PluginDrivers) -> None:
     """Add drivers: ``registry.add_network_driver("bridge", factory)`` and friends.
 
-    A factory takes a ``DriverContext`` and returns a driver instance.
+    A factory takes a ``DriverContext`` and returns a driver instance;
+    ``registry.lookup(kind, name)`` gives one for a driver another plugin registers.
     """
 
 
