@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import field
 from functools import cached_property
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 from ..defaults import DEFAULT_DRIVERS
 from ..values import value
@@ -53,7 +53,7 @@ class ImageSpec:
     #: The content hash of a built image's inputs (honouring ``.dockerignore``); empty for
     #: pulled and archived images. Containers hash it, so a change rolls them.
     build_hash: str = ""
-    #: What the registry driver's ``observe`` receives for this image (see ``NO_UPSTREAM_CHECK``).
+    #: A built image's ``build_hash`` (what its labels carry); empty for pulled and archived images.
     config_hash: str = ""
     #: The absolute path of a docker-save tarball or OCI layout directory. The core only checks
     #: that it exists: what it holds is its registry driver's to read (see ``LiveObject.content``).
@@ -63,12 +63,6 @@ class ImageSpec:
     #: The registry driver's options (``images.<key>.options``), sorted (key, value) pairs, values as
     #: strings; checked against the driver's options schema when the spec is validated.
     options: tuple[tuple[str, str], ...] = ()
-
-    # A pulled image has no config of its own to hash: its ``config_hash`` (all
-    # that a registry driver's observe receives) says instead whether to ask the
-    # registry where its tag points. Empty (the default, and what an inline
-    # reference in a container gets) means ask; this marker means do not.
-    NO_UPSTREAM_CHECK: ClassVar[str] = "upstream-check:off"
 
     @property
     def is_build(self) -> bool:
@@ -91,7 +85,7 @@ class ImageSpec:
 
     @property
     def tracks_tag(self) -> bool:
-        """Whether the registry is asked where this image's tag points now (see ``NO_UPSTREAM_CHECK``)."""
+        """Whether the registry is asked where this image's tag points now (a pulled tag, ``track: tag``)."""
         return (not self.is_build and not self.is_archive and not self.is_pinned
                 and self.track == "tag" and self.pull != "never")
 

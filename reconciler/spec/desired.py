@@ -28,21 +28,9 @@ from .gitinfo import spec_revision
 from .loader import RawStack
 from .locations import problem_at
 
-__all__ = ["active_containers", "build_desired", "image_config_hash", "stack_name_for"]
+__all__ = ["active_containers", "build_desired", "stack_name_for"]
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def image_config_hash(spec: ImageSpec) -> str:
-    """What an image's ``config_hash`` is: a build's build hash, else whether to ask upstream.
-
-    (See ``ImageSpec.NO_UPSTREAM_CHECK``: a pulled image's hash is empty when its
-    tag is followed upstream, the marker when not, as for an archive, which no
-    registry is asked about.)
-    """
-    if spec.is_build:
-        return spec.build_hash
-    return "" if spec.tracks_tag else ImageSpec.NO_UPSTREAM_CHECK
 
 
 def stack_name_for(raw: RawStack, override: str | None = None) -> str:
@@ -169,14 +157,12 @@ class _Builder:
             if not archive.exists():
                 raise ValueError(f"image archive {archive} does not exist")
             # What the archive holds is its registry driver's to read (LiveObject.content).
-            spec = ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
+            return ImageSpec(key=key, ref=value["ref"], pull="never", driver=driver_for("images", value),
                              options=pairs(value.get("options")), archive=str(archive))
-            return replace(spec, config_hash=image_config_hash(spec))
         if not build:
-            spec = ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
+            return ImageSpec(key=key, ref=value["ref"], pull=value.get("pull", "if-not-present"),
                              driver=driver_for("images", value), track=value.get("track", "tag"),
                              options=pairs(value.get("options")))
-            return replace(spec, config_hash=image_config_hash(spec))
         context = spec_path(self.raw, ("images", key, "build", "context"), build["context"])
         dockerfile = build.get("dockerfile", "Dockerfile")
         args, secret_args = _build_args(build.get("args"))

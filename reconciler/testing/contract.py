@@ -47,13 +47,11 @@ def spec_config(spec: NetworkSpec | VolumeSpec | ContainerSpec) -> dict[str, Any
 
 def with_hash(spec: Any) -> Any:
     """``spec`` with ``config_hash`` (and a container's ``field_hashes``) filled in, exactly as a loaded spec would
-    have them. Works for every kind: an image's hash is a build's ``build_hash``, else says whether its tag is
-    followed upstream."""
+    have them. Works for every kind: an image's hash is a build's ``build_hash``, else empty."""
     from ..spec.containerspecs import with_container_hashes
-    from ..spec.desired import image_config_hash
 
     if isinstance(spec, ImageSpec):
-        return dataclasses.replace(spec, config_hash=image_config_hash(spec))
+        return dataclasses.replace(spec, config_hash=spec.build_hash if spec.is_build else "")
     if isinstance(spec, ContainerSpec):
         return with_container_hashes(spec)
     return dataclasses.replace(spec, config_hash=config_hash(spec_config(spec)))

@@ -114,8 +114,7 @@ ARCHIVE_ID = "sha256:" + "c" * 64
 
 
 def _archive_image() -> ImageSpec:
-    return ImageSpec(key="app", ref=REF, driver="archive", pull="never", archive="/spec/app.tar",
-                     config_hash=ImageSpec.NO_UPSTREAM_CHECK)
+    return ImageSpec(key="app", ref=REF, driver="archive", pull="never", archive="/spec/app.tar")
 
 
 def _web(image: ImageSpec):
@@ -236,7 +235,7 @@ def test_spec_archive_resolves_beside_the_spec_and_is_not_opened_by_the_core(tmp
     desired = load_desired([spec])
     image = desired.images["app"]
     assert (image.driver, image.archive) == ("archive", str(tmp_path / "images" / "app.tar"))
-    assert (image.build_hash, image.config_hash) == ("", ImageSpec.NO_UPSTREAM_CHECK)
+    assert (image.build_hash, image.config_hash) == ("", "")
     assert str(tmp_path / "images" / "app.tar") in desired.inputs  # the watch loop follows the file
 
 

@@ -68,7 +68,7 @@ def test_with_hash_works_for_images_and_containers():
     from reconciler.model import ContainerSpec
 
     assert with_hash(ImageSpec(key="a", ref="x:1")).config_hash == ""
-    assert with_hash(ImageSpec(key="a", ref="x:1", track="digest")).config_hash == ImageSpec.NO_UPSTREAM_CHECK
+    assert with_hash(ImageSpec(key="a", ref="x:1", track="digest")).config_hash == ""
     assert with_hash(ImageSpec(key="a", ref="x:1", build_context="/c", build_hash="h")).config_hash == "h"
     container = with_hash(ContainerSpec(key="w", name="s-w-1", replica=1, image_key=None, image_ref="x:1"))
     assert container.config_hash and dict(container.field_hashes)
