@@ -387,10 +387,9 @@ class StackBook:
     def record(self, live: LiveState | None = None, *, settle: bool = False) -> Record:
         """What the planner needs: the (kind, name, id) the reconciler created or adopted.
 
-        A create whose id is not known yet (under way when the process died, or
-        by a driver whose ``create`` returns None) counts for the live object of
-        that name that claims the stack with the config hash it was created
-        with. With ``settle`` (an apply, holding the stack's lock) those ids
+        A create whose id is not known yet (under way when the process died)
+        counts for the live object of that name that claims the stack with the
+        config hash it was created with. With ``settle`` (an apply, holding the stack's lock) those ids
         are written down, and pending creates that match nothing are dropped:
         they failed, and must not vouch for an object someone makes later.
         """
@@ -418,10 +417,8 @@ class StackBook:
         """Note a create about to happen, so an id learnt later (or never) can be matched to it."""
         self.store._write(*self._inserts(CREATED, [(kind, name, "", driver, config_hash)]))
 
-    def created(self, kind: Kind, name: str, object_id: str | None, *, driver: str, config_hash: str) -> None:
-        """Record an object the reconciler created; ``object_id`` None: resolved on the next observe."""
-        if not object_id:
-            return  # the pending row written by ``creating`` stays, to be matched by name
+    def created(self, kind: Kind, name: str, object_id: str, *, driver: str, config_hash: str) -> None:
+        """Record an object the reconciler created, by the id its driver returned (in place of its pending row)."""
         self.store._write(self._drop_pending(kind, name),
                           *self._inserts(CREATED, [(kind, name, object_id, driver, config_hash)]))
 

@@ -130,8 +130,7 @@ def test_adopted_objects_are_listed_but_not_made(store):
 
 def test_a_pending_create_is_matched_by_name_and_hash_then_settled(store):
     book = store.stack(ENGINE, "s")
-    book.creating(Kind.CONTAINER, "s-web-1", driver="docker", config_hash="h1")
-    book.created(Kind.CONTAINER, "s-web-1", None, driver="docker", config_hash="h1")  # the driver gave no id
+    book.creating(Kind.CONTAINER, "s-web-1", driver="docker", config_hash="h1")  # then the apply was interrupted
     live = LiveState(containers={"s-web-1": _container("s-web-1", "c9")})
     assert book.record(live).created == {(Kind.CONTAINER, "s-web-1", "c9")}
     assert book.objects()[0].object_id == "", "a plan only reads"
