@@ -168,34 +168,33 @@ def _name(spec: Any) -> str:
     return spec.ref if isinstance(spec, ImageSpec) else spec.name
 
 
-class _ObjectDriverContract:
-    """The checks every network and storage driver must pass. Subclass a concrete contract below."""
+class _DriverContract:
+    """What the contract of every role shares: the fixtures a subclass overrides, and the role check."""
 
     kind: ClassVar[Kind]
     role: ClassVar[type[ObjectDriver]]
-    driver_name: ClassVar[str] = ""  # the ``driver:`` a spec names; used by the default ``spec`` fixture
-
-    # -- what a subclass provides --------------------------------------------------------------
 
     @pytest.fixture
     def driver(self, driver_context: DriverContext) -> ObjectDriver:
         """The driver under test, built from ``driver_context``. Override this fixture."""
         pytest.fail(f"{type(self).__name__} must define a 'driver' fixture returning the driver under test")
 
-    def changed(self, spec: Any) -> Any:
-        """``spec`` with a different config (a different hash). Default: one more user label."""
-        return dataclasses.replace(spec, labels=tuple(sorted({**dict(spec.labels), "contract.changed": "yes"}.items())))
-
-    def invalid(self, spec: Any) -> Any | None:
-        """``spec`` with a config the backend refuses (expects ``PermanentError``); None skips that test."""
-        return None
-
     @pytest.fixture
     def unreachable_driver(self, unreachable_context: DriverContext) -> ObjectDriver | None:
         """The driver pointed at a backend that does not answer (expects ``TemporaryError``); None skips."""
         return None
 
-    # -- machinery -------------------------------------------------------------------------------
+    def test_driver_has_its_role(self, driver: ObjectDriver) -> None:
+        assert isinstance(driver, self.role), f"{type(driver).__name__} must subclass {self.role.__name__}"
+        assert driver.kind is self.kind, f"{type(driver).__name__}.kind must be {self.kind}"
+
+
+class _OwnedObjectContract(_DriverContract):
+    """What the contract of every driver whose objects a stack owns by their labels shares.
+
+    Networks, volumes and containers: each test creates through the driver, and
+    the harness removes what it made. Images are shared caches, never deleted.
+    """
 
     @pytest.fixture
     def harness(self, driver: ObjectDriver, driver_context: DriverContext):
@@ -209,15 +208,43 @@ class _ObjectDriverContract:
         """``spec`` with its config hash filled in, as the core hands it to ``create``."""
         return with_hash(spec)
 
-    # -- the contract ----------------------------------------------------------------------------
-
-    def test_driver_has_its_role(self, driver: ObjectDriver) -> None:
-        assert isinstance(driver, self.role), f"{type(driver).__name__} must subclass {self.role.__name__}"
-        assert driver.kind is self.kind, f"{type(driver).__name__}.kind must be {self.kind}"
-
     def test_a_new_stack_owns_nothing(self, harness: ContractHarness, desired: Any) -> None:
         assert harness.observe() == {}, "a stack nobody created must own nothing"
         assert harness.observe([desired]) == {}, "a wanted name that does not exist must not be reported"
+
+    def test_unreachable_backend_is_a_temporary_error(self, unreachable_driver: ObjectDriver | None,
+                                                      driver_context: DriverContext) -> None:
+        if unreachable_driver is None:
+            pytest.skip("define the unreachable_driver fixture to check that an absent backend raises TemporaryError")
+        assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {}), TemporaryError)
+
+
+class _ObjectDriverContract(_OwnedObjectContract):
+    """The checks every network and storage driver must pass. Subclass a concrete contract below."""
+
+    driver_name: ClassVar[str] = ""  # the ``driver:`` a spec names; used by the default ``spec`` fixture
+    #: What the default ``spec`` fixture makes, and the key it gives it.
+    spec_class: ClassVar[type]
+    spec_key: ClassVar[str]
+
+    # -- what a subclass provides --------------------------------------------------------------
+
+    @pytest.fixture
+    def spec(self, unique_name: str) -> Any:
+        """A ``spec_class`` named ``unique_name`` for ``driver_name``. Override it for any other spec."""
+        if not self.driver_name:
+            pytest.fail(f"{type(self).__name__}: set driver_name or define a 'spec' fixture")
+        return self.spec_class(key=self.spec_key, name=unique_name, driver=self.driver_name)
+
+    def changed(self, spec: Any) -> Any:
+        """``spec`` with a different config (a different hash). Default: one more user label."""
+        return dataclasses.replace(spec, labels=tuple(sorted({**dict(spec.labels), "contract.changed": "yes"}.items())))
+
+    def invalid(self, spec: Any) -> Any | None:
+        """``spec`` with a config the backend refuses (expects ``PermanentError``); None skips that test."""
+        return None
+
+    # -- the contract ----------------------------------------------------------------------------
 
     def test_create_then_observe_shows_it_owned_and_hashed(self, harness: ContractHarness, desired: Any) -> None:
         harness.create(desired)
@@ -304,24 +331,14 @@ class _ObjectDriverContract:
             pytest.skip("define invalid(spec) to check that a refused config raises PermanentError")
         assert_maps_errors(lambda: harness.create(with_hash(bad)), PermanentError)
 
-    def test_unreachable_backend_is_a_temporary_error(self, unreachable_driver: ObjectDriver | None,
-                                                      driver_context: DriverContext) -> None:
-        if unreachable_driver is None:
-            pytest.skip("define the unreachable_driver fixture to check that an absent backend raises TemporaryError")
-        assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {}), TemporaryError)
-
 
 class StorageDriverContract(_ObjectDriverContract):
     """The contract of a storage (volume) driver. Subclass it as ``Test...`` and give it a ``driver``."""
 
     kind = Kind.VOLUME
     role = StorageDriver
-
-    @pytest.fixture
-    def spec(self, unique_name: str) -> VolumeSpec:
-        if not self.driver_name:
-            pytest.fail(f"{type(self).__name__}: set driver_name or define a 'spec' fixture")
-        return VolumeSpec(key="data", name=unique_name, driver=self.driver_name)
+    spec_class = VolumeSpec
+    spec_key = "data"
 
 
 class NetworkDriverContract(_ObjectDriverContract):
@@ -329,9 +346,5 @@ class NetworkDriverContract(_ObjectDriverContract):
 
     kind = Kind.NETWORK
     role = NetworkDriver
-
-    @pytest.fixture
-    def spec(self, unique_name: str) -> NetworkSpec:
-        if not self.driver_name:
-            pytest.fail(f"{type(self).__name__}: set driver_name or define a 'spec' fixture")
-        return NetworkSpec(key="net", name=unique_name, driver=self.driver_name)
+    spec_class = NetworkSpec
+    spec_key = "net"

@@ -18,12 +18,12 @@ from ..drivers import DriverContext, RegistryDriver
 from ..errors import PermanentError, TemporaryError
 from ..labels import BUILD_HASH
 from ..model import ImageSpec, Kind
-from .contract import ContractHarness, assert_maps_errors, with_hash
+from .contract import ContractHarness, _DriverContract, assert_maps_errors, with_hash
 
 __all__ = ["RegistryDriverContract"]
 
 
-class RegistryDriverContract:
+class RegistryDriverContract(_DriverContract):
     """The contract of a registry (image) driver.
 
     Fixtures a subclass defines:
@@ -46,10 +46,6 @@ class RegistryDriverContract:
     role = RegistryDriver
 
     @pytest.fixture
-    def driver(self, driver_context: DriverContext) -> RegistryDriver:
-        pytest.fail(f"{type(self).__name__} must define a 'driver' fixture returning the driver under test")
-
-    @pytest.fixture
     def spec(self) -> ImageSpec:
         pytest.fail(f"{type(self).__name__} must define a 'spec' fixture: an ImageSpec the driver can pull")
 
@@ -67,10 +63,6 @@ class RegistryDriverContract:
 
     @pytest.fixture
     def change_source(self) -> Callable[[ImageSpec], None] | None:
-        return None
-
-    @pytest.fixture
-    def unreachable_driver(self, unreachable_context: DriverContext) -> RegistryDriver | None:
         return None
 
     def remove_local(self, ref: str) -> None:
@@ -94,10 +86,6 @@ class RegistryDriverContract:
         return harness.observe_one(spec)
 
     # -- the contract ----------------------------------------------------------------------------
-
-    def test_driver_has_its_role(self, driver: RegistryDriver) -> None:
-        assert isinstance(driver, RegistryDriver), f"{type(driver).__name__} must subclass RegistryDriver"
-        assert driver.kind is Kind.IMAGE, f"{type(driver).__name__}.kind must be Kind.IMAGE"
 
     def test_pull_then_observe_reports_it_by_ref(self, harness: ContractHarness, spec: ImageSpec) -> None:
         live = self._pull(harness, with_hash(spec))

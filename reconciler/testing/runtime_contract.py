@@ -12,15 +12,15 @@ import dataclasses
 import pytest
 
 from ..drivers import DriverContext, RuntimeDriver
-from ..errors import DriverError, PermanentError, TemporaryError
+from ..errors import DriverError, PermanentError
 from ..labels import STACK as STACK_LABEL
 from ..model import ContainerSpec, Kind, LiveObject
-from .contract import ContractHarness, assert_maps_errors, with_hash
+from .contract import ContractHarness, _OwnedObjectContract, assert_maps_errors, with_hash
 
 __all__ = ["RuntimeDriverContract"]
 
 
-class RuntimeDriverContract:
+class RuntimeDriverContract(_OwnedObjectContract):
     """The contract of a runtime (container) driver.
 
     Fixtures a subclass defines:
@@ -36,12 +36,9 @@ class RuntimeDriverContract:
     """
 
     kind = Kind.CONTAINER
+    role = RuntimeDriver
     command: tuple[str, ...] | None = ("sleep", "3600")
     timeout = 30.0
-
-    @pytest.fixture
-    def driver(self, driver_context: DriverContext) -> RuntimeDriver:
-        pytest.fail(f"{type(self).__name__} must define a 'driver' fixture returning the driver under test")
 
     @pytest.fixture
     def image_ref(self) -> str:
@@ -52,35 +49,11 @@ class RuntimeDriverContract:
         return ContainerSpec(key="app", name=unique_name, replica=1, image_key=None, image_ref=image_ref,
                              command=self.command, stop_grace_period=1, init=True)
 
-    @pytest.fixture
-    def unreachable_driver(self, unreachable_context: DriverContext) -> RuntimeDriver | None:
-        return None
-
     def invalid(self, spec: ContainerSpec) -> ContainerSpec | None:
         """``spec`` with a config the backend refuses (expects ``PermanentError``); None skips."""
         return dataclasses.replace(spec, image_ref=f"{spec.name}-no-such-image:contract")
 
-    # -- machinery -------------------------------------------------------------------------------
-
-    @pytest.fixture
-    def harness(self, driver: RuntimeDriver, driver_context: DriverContext):
-        harness = ContractHarness(driver, driver_context, self.kind)
-        yield harness
-        harness.cleanup()
-
-    @pytest.fixture
-    def desired(self, spec: ContainerSpec) -> ContainerSpec:
-        return with_hash(spec)
-
     # -- the contract ----------------------------------------------------------------------------
-
-    def test_driver_has_its_role(self, driver: RuntimeDriver) -> None:
-        assert isinstance(driver, RuntimeDriver), f"{type(driver).__name__} must subclass RuntimeDriver"
-        assert driver.kind is Kind.CONTAINER, f"{type(driver).__name__}.kind must be Kind.CONTAINER"
-
-    def test_a_new_stack_owns_nothing(self, harness: ContractHarness, desired: ContainerSpec) -> None:
-        assert harness.observe() == {}, "a stack nobody created must own nothing"
-        assert harness.observe([desired]) == {}, "a wanted name that does not exist must not be reported"
 
     def test_create_then_observe_shows_it_owned_hashed_and_not_running(self, harness: ContractHarness,
                                                                       desired: ContainerSpec) -> None:
@@ -141,9 +114,3 @@ class RuntimeDriverContract:
         if bad is None:
             pytest.skip("invalid(spec) returned None")
         assert_maps_errors(lambda: harness.create(with_hash(bad)), PermanentError)
-
-    def test_unreachable_backend_is_a_temporary_error(self, unreachable_driver: RuntimeDriver | None,
-                                                      driver_context: DriverContext) -> None:
-        if unreachable_driver is None:
-            pytest.skip("define the unreachable_driver fixture to check that an absent backend raises TemporaryError")
-        assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {}), TemporaryError)
