@@ -196,6 +196,9 @@ class _OwnedObjectContract(_DriverContract):
     the harness removes what it made. Images are shared caches, never deleted.
     """
 
+    #: What the messages call one of the driver's objects.
+    noun: ClassVar[str] = "object"
+
     @pytest.fixture
     def harness(self, driver: ObjectDriver, driver_context: DriverContext):
         """Creates and observes through ``driver``; removes what the test made even when it fails."""
@@ -211,6 +214,12 @@ class _OwnedObjectContract(_DriverContract):
     def test_a_new_stack_owns_nothing(self, harness: ContractHarness, desired: Any) -> None:
         assert harness.observe() == {}, "a stack nobody created must own nothing"
         assert harness.observe([desired]) == {}, "a wanted name that does not exist must not be reported"
+
+    def test_create_returns_the_id_observe_reports(self, harness: ContractHarness, desired: Any) -> None:
+        created = harness.create(desired)
+        assert isinstance(created, str) and created, \
+            f"create must return the new {self.noun}'s id (a non-empty str), not {created!r}: the core records it"
+        assert harness.observe_one(desired).id == created, "create must return the id observe reports"
 
     def test_unreachable_backend_is_a_temporary_error(self, unreachable_driver: ObjectDriver | None,
                                                       driver_context: DriverContext) -> None:
@@ -258,12 +267,6 @@ class _ObjectDriverContract(_OwnedObjectContract):
         given = harness.labels(desired)
         lost = {k: v for k, v in given.items() if live.labels.get(k) != v}
         assert not lost, f"observe must report every label given to create; lost or changed: {sorted(lost)}"
-
-    def test_create_returns_the_id_observe_reports(self, harness: ContractHarness, desired: Any) -> None:
-        created = harness.create(desired)
-        assert isinstance(created, str) and created, \
-            f"create must return the new object's id (a non-empty str), not {created!r}: the core records it"
-        assert harness.observe_one(desired).id == created, "create must return the id observe reports"
 
     def test_observe_lists_only_its_own_stack(self, harness: ContractHarness, desired: Any) -> None:
         harness.create(desired)
