@@ -91,22 +91,17 @@ class ImageSpec:
 
 
 @value
-class NetworkSpec:
-    """A network, named ``<stack>_<key>`` on the engine unless ``name`` is given."""
+class _EngineObjectSpec:
+    """What a network and a volume share: a named object its driver makes, with options and labels."""
 
-    #: The key under ``networks:`` in the spec.
+    #: The key under ``networks:`` or ``volumes:`` in the spec.
     key: str
     #: The engine name.
     name: str
-    #: The network driver (see ``reconciler.defaults``).
-    driver: str = DEFAULT_DRIVERS[Kind.NETWORK.section]
+    #: The driver (each kind's default: see ``reconciler.defaults``).
+    driver: str = ""
     #: Driver options, sorted (key, value) pairs.
     options: tuple[tuple[str, str], ...] = ()
-    internal: bool = False
-    attachable: bool = False
-    subnet: str | None = None
-    gateway: str | None = None
-    ip_range: str | None = None
     #: The user's own labels, sorted (key, value) pairs.
     labels: tuple[tuple[str, str], ...] = ()
     #: The hash of ``config()``.
@@ -114,6 +109,19 @@ class NetworkSpec:
     #: Options the driver can change without recreating the object (its options schema marks
     #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
     in_place: frozenset[str] = frozenset()
+
+
+@value
+class NetworkSpec(_EngineObjectSpec):
+    """A network, named ``<stack>_<key>`` on the engine unless ``name`` is given."""
+
+    #: The network driver (see ``reconciler.defaults``).
+    driver: str = DEFAULT_DRIVERS[Kind.NETWORK.section]
+    internal: bool = False
+    attachable: bool = False
+    subnet: str | None = None
+    gateway: str | None = None
+    ip_range: str | None = None
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""
@@ -130,24 +138,11 @@ class NetworkSpec:
 
 
 @value
-class VolumeSpec:
+class VolumeSpec(_EngineObjectSpec):
     """A named volume, kept across container replacements and by default across prunes."""
 
-    #: The key under ``volumes:`` in the spec.
-    key: str
-    #: The engine name.
-    name: str
     #: The storage driver (see ``reconciler.defaults``).
     driver: str = DEFAULT_DRIVERS[Kind.VOLUME.section]
-    #: Driver options, sorted (key, value) pairs.
-    options: tuple[tuple[str, str], ...] = ()
-    #: The user's own labels, sorted (key, value) pairs.
-    labels: tuple[tuple[str, str], ...] = ()
-    #: The hash of ``config()``.
-    config_hash: str = ""
-    #: Options the driver can change without recreating the object (its options schema marks
-    #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
-    in_place: frozenset[str] = frozenset()
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""
