@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from .report import ApplyReport, Outcome, Status
@@ -223,34 +223,45 @@ def _host(url: str) -> str:
 
 def servers_status_text(results: Iterable[tuple[str, Any]]) -> str:
     """``status --server …``: one line per host per stack (``results``: (url, stacks or an error text))."""
-    rows = []
-    for url, stacks in results:
-        if isinstance(stacks, str):
-            rows.append([_host(url), "-", "unreachable", "-", "-", "-", stacks])
-            continue
-        for st in stacks:
-            last = st["last_sync"] or {}
-            state = st["state"] + (" (suspended)" if st["suspended"] and st["state"] != "suspended" else "")
-            rows.append([_host(url), st["name"] or st["id"], state + (" held" if st["held"] else ""),
-                         (st["revision"] or "-")[:12], "-" if st["drift"] is None else str(st["drift"]),
-                         last.get("at", "-"), (last.get("error") or "").splitlines()[0][:60] if last.get("error") else ""])
-    if not rows:
-        return "No stacks."
-    return _table(["HOST", "STACK", "STATE", "REVISION", "DRIFT", "LAST SYNC", "ERROR"], rows)
+    return _servers_table(["HOST", "STACK", "STATE", "REVISION", "DRIFT", "LAST SYNC", "ERROR"], "STATE",
+                          results, _status_rows, empty="No stacks.")
+
+
+def _status_rows(host: str, stacks: list[dict]) -> Iterator[list[str]]:
+    for st in stacks:
+        last = st["last_sync"] or {}
+        state = st["state"] + (" (suspended)" if st["suspended"] and st["state"] != "suspended" else "")
+        yield [host, st["name"] or st["id"], state + (" held" if st["held"] else ""),
+               (st["revision"] or "-")[:12], "-" if st["drift"] is None else str(st["drift"]),
+               last.get("at", "-"), (last.get("error") or "").splitlines()[0][:60] if last.get("error") else ""]
 
 
 def servers_history_text(results: Iterable[tuple[str, Any]]) -> str:
     """``history --server …``: one line per sync, each with its host."""
-    rows = []
-    for url, syncs in results:
-        if isinstance(syncs, str):
-            rows.append([_host(url), "-", "-", "-", "unreachable", "-", syncs])
-            continue
-        rows += [[_host(url), h["started_at"], h["stack"], (h["revision"] or "-")[:12], h["result"],
-                  f'{h["seconds"]:.1f}', h["summary"] or "-"] for h in syncs]
-    if not rows:
-        return "No syncs recorded."
-    return _table(["HOST", "STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], rows)
+    return _servers_table(["HOST", "STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], "RESULT",
+                          results, _history_rows, empty="No syncs recorded.")
+
+
+def _history_rows(host: str, syncs: list[dict]) -> Iterator[list[str]]:
+    for h in syncs:
+        yield [host, h["started_at"], h["stack"], (h["revision"] or "-")[:12], h["result"],
+               f'{h["seconds"]:.1f}', h["summary"] or "-"]
+
+
+def _servers_table(headers: list[str], outcome: str, results: Iterable[tuple[str, Any]],
+                   rows: Callable[[str, Any], Iterable[list[str]]], *, empty: str) -> str:
+    """One table over several servers: ``rows(host, answer)`` for each that answered; for each that did not
+    (its answer is an error text), one row saying ``unreachable`` under ``outcome`` and the error last."""
+    table = []
+    for url, answer in results:
+        host = _host(url)
+        if isinstance(answer, str):
+            row = [host] + ["-"] * (len(headers) - 2) + [answer]
+            row[headers.index(outcome)] = "unreachable"
+            table.append(row)
+        else:
+            table.extend(rows(host, answer))
+    return _table(headers, table) if table else empty
 
 
 def sync_data(sync: Any) -> dict[str, Any]:
