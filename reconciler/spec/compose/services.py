@@ -9,7 +9,7 @@ ports and mounts, ``tmpfs``, ``deploy``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import keys
 from .writer import Writer, as_number, cast, labels_map
@@ -235,10 +235,9 @@ class ServiceWriter(Writer):
             made.append(mount)
 
     def _service_networks(self, name: str, container: dict, value: Any, theirs: tuple) -> None:
-        ours = ("containers", name, "networks")
-        if not isinstance(value, dict):
-            self._put(container, ours, value, theirs)
-            return
+        self._mapping(container, ("containers", name, "networks"), value, theirs, self._networks)
+
+    def _networks(self, ours: tuple, value: dict, theirs: tuple) -> dict:
         made: dict[str, Any] = {}
         for network, settings in value.items():
             here = (*theirs, network)
@@ -253,8 +252,7 @@ class ServiceWriter(Writer):
                 else:
                     self._unsupported((*here, key), keys.NOT_YET)
             made[network] = entry or None
-        container["networks"] = made
-        self._mark(ours, theirs)
+        return made
 
     def _service_depends_on(self, name: str, container: dict, value: Any, theirs: tuple) -> None:
         ours = ("containers", name, "depends_on")
@@ -280,24 +278,30 @@ class ServiceWriter(Writer):
         self._mark(ours, theirs)
 
     def _service_healthcheck(self, name: str, container: dict, value: Any, theirs: tuple) -> None:
-        ours = ("containers", name, "healthcheck")
-        if not isinstance(value, dict):
-            self._put(container, ours, value, theirs)
-            return
+        self._mapping(container, ("containers", name, "healthcheck"), value, theirs, self._healthcheck)
+
+    def _healthcheck(self, ours: tuple, value: dict, theirs: tuple) -> dict:
         made: dict[str, Any] = {}
         if value.get("disable"):
             made["test"] = ["NONE"]
             self._mark((*ours, "test"), (*theirs, "disable"))
             self.out.notes.append((ours, "disable: true written as test: [NONE]"))
-            container["healthcheck"] = made
-            self._mark(ours, theirs)
-            return
+            return made
         for key, item in value.items():
             if key in ("test", "interval", "timeout", "retries", "start_period"):
                 self._put(made, (*ours, key), item, (*theirs, key))
             elif key != "disable":
                 self._unsupported((*theirs, key), keys.NOT_YET)
-        container["healthcheck"] = made
+        return made
+
+    def _mapping(self, container: dict, ours: tuple, value: Any,
+                 theirs: tuple, translate: Callable[[tuple, dict, tuple], dict]) -> None:
+        """``container``'s key ``ours[-1]``: a mapping as ``translate`` makes it, any other value as written
+        (the schema says what is wrong with it)."""
+        if not isinstance(value, dict):
+            self._put(container, ours, value, theirs)
+            return
+        container[ours[-1]] = translate(ours, value, theirs)
         self._mark(ours, theirs)
 
     def _service_configs(self, name: str, container: dict, value: Any, theirs: tuple) -> None:
