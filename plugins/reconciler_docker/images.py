@@ -193,19 +193,28 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
 
     def pull(self, spec: ImageSpec) -> None:
         """Pull ``spec.ref`` with its registry's credentials, if any; failures become distinct errors."""
-        credential = self._credential("pull", spec.ref)
+        self._transfer("pull", spec)
+
+    def _transfer(self, action: str, spec: ImageSpec, secrets: Iterable[str] = ()) -> None:
+        """The client's ``action`` (``pull`` or ``push``) of ``spec.ref``, streaming its status lines as progress.
+
+        Both carry the credentials of the reference's registry and turn the
+        engine's registry failures, in the stream or as an APIError, into
+        ``pull_error``'s distinct errors, named by ``action``.
+        """
+        credential = self._credential(action, spec.ref)
         auth = credential.auth_config() if credential else None
         repo, tag = split_ref(spec.ref)
         statuses = _StatusLines()
-        with engine_errors(f"pull {spec.ref}"):
+        with engine_errors(f"{action} {spec.ref}"):
             try:
-                for event in self.api.pull(repo, tag=tag, stream=True, decode=True, auth_config=auth):
+                for event in getattr(self.api, action)(repo, tag=tag, stream=True, decode=True, auth_config=auth):
                     if "error" in event:
-                        raise pull_error(spec.ref, str(event["error"]), 0, credential)
-                    self._report(spec.ref, statuses.line(event))
+                        raise pull_error(spec.ref, str(event["error"]), 0, credential, action=action)
+                    self._report(spec.ref, statuses.line(event), secrets)
             except docker.errors.APIError as exc:
-                raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0,
-                                 credential) from None
+                raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0, credential,
+                                 action=action) from None
 
     def _report(self, name: str, line: str | None, secrets: Iterable[str] = ()) -> None:
         """Hand one progress line (redacted) to the context's ``progress`` callback, if any."""
@@ -259,19 +268,7 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
 
     def push(self, spec: ImageSpec) -> None:
         """Push ``spec.ref`` with its registry's credentials (as for pulls); failures become distinct errors."""
-        credential = self._credential("push", spec.ref)
-        auth = credential.auth_config() if credential else None
-        repo, tag = split_ref(spec.ref)
-        statuses = _StatusLines()
-        with engine_errors(f"push {spec.ref}"):
-            try:
-                for event in self.api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth):
-                    if "error" in event:
-                        raise pull_error(spec.ref, str(event["error"]), 0, credential, action="push")
-                    self._report(spec.ref, statuses.line(event), spec.secret_values)
-            except docker.errors.APIError as exc:
-                raise pull_error(spec.ref, str(exc.explanation or exc), exc.status_code or 0, credential,
-                                 action="push") from None
+        self._transfer("push", spec, spec.secret_values)
 
 
 class _StatusLines:
