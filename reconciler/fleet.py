@@ -11,6 +11,8 @@ target whose engine cannot be reached is retried with exponential backoff
 
 Outcomes are data: each ``TargetOutcome`` keeps its report or plan and its
 exception; the CLI renders them and turns ``FleetReport.ok`` into an exit code.
+``FleetReconciler`` answers the same ``runner.StackRunner`` as ``Reconciler``,
+so the CLI and the loop never ask which of the two they hold.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from .report import ApplyReport, Status
 from .retry import RetryPolicy, call_with_retries
 from .spec.fleet import matches
 
-__all__ = ["FLEET_RETRY", "FleetReconciler", "FleetReport", "TargetOutcome", "TargetState", "select_targets"]
+__all__ = ["FLEET_RETRY", "FleetReconciler", "FleetReport", "FleetStatus", "TargetOutcome", "TargetState",
+           "select_targets"]
 
 #: A target that cannot be reached is tried this often in one run, waiting base·2ⁿ seconds (at most cap) between.
 FLEET_RETRY = RetryPolicy(attempts=3, base=1.0, cap=8.0)
@@ -104,6 +107,22 @@ class FleetReport:
         return Plan(self.stack, tuple(c for p in plans for c in p.changes), tuple(n for p in plans for n in p.notes))
 
 
+@dataclass(frozen=True)
+class FleetStatus:
+    """``FleetReconciler.status``'s answer: each target's plan, its last sync and its objects' rows."""
+
+    report: FleetReport
+    #: Per outcome (same order): the target's newest sync of the stack (a ``state.Sync``), or None.
+    last_syncs: tuple[Any, ...]
+    #: Per outcome: ``status.status_rows`` of its objects, or None when its engine did not answer.
+    objects: tuple[list | None, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every target answered."""
+        return self.report.ok
+
+
 def select_targets(fleet: Fleet, stack: str) -> tuple[Target, ...]:
     """The targets ``stack`` runs on: those matching ``placement.labels``, at most ``count`` of them.
 
@@ -162,8 +181,13 @@ class FleetReconciler:
                                                progress=_prefixed(progress, t.name)) for t in self.targets}
 
     def apply(self, desired: DesiredState, request: ApplyRequest = ApplyRequest(), *,
-              on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
-        """Apply ``desired`` on every target at once; ``on_target`` gets each outcome as it is known."""
+              on_target: Callable[[TargetOutcome], None] | None = None, on_plan: Any = None, before: Any = None,
+              after: Any = None) -> FleetReport:
+        """Apply ``desired`` on every target at once; ``on_target`` gets each outcome as it is known.
+
+        ``on_plan``, ``before`` and ``after`` are one engine's (``Reconciler.apply``): a fleet
+        reports per target, so they are never called.
+        """
         def one(reconciler: Reconciler) -> ApplyReport:
             report = reconciler.apply(desired, request)
             failed = [o for o in report.outcomes if o.status is Status.FAILED]
@@ -175,8 +199,9 @@ class FleetReconciler:
             target, TargetState.CONVERGED if report.ok else TargetState.FAILED, report=report), on_target)
 
     def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), *, runtime: str | None = None,
-                on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
-        """Remove what the stack owns on every target (``runtime``: see ``Reconciler.destroy``)."""
+                on_target: Callable[[TargetOutcome], None] | None = None, **one_engine: Any) -> FleetReport:
+        """Remove what the stack owns on every target (``runtime``: see ``Reconciler.destroy``; ``one_engine``'s
+        callbacks: see ``apply``)."""
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         desired = DesiredState(stack=stack) if runtime is None else DesiredState(stack=stack, runtime=runtime)
@@ -191,6 +216,20 @@ class FleetReconciler:
             return TargetOutcome(target, state, plan=plan, live=live)
 
         return self._each(lambda r: r.plan(desired, prune_volumes=prune_volumes, adopt=adopt), made, on_target)
+
+    def status(self, desired: DesiredState) -> FleetStatus:
+        """Per target: its plan (its drift), its last sync and its objects' rows; reads only."""
+        from .status import status_rows
+
+        report = self.plan(desired)
+        last = tuple(self.last_sync(o.target, self.reconcilers[o.target.name], live=o.plan is not None)
+                     for o in report.outcomes)
+        objects = tuple(status_rows(desired, o.live, o.plan) if o.plan is not None else None for o in report.outcomes)
+        return FleetStatus(report, last, objects)
+
+    def event_sources(self, stack: str) -> list:
+        """Every target's event sources for ``stack`` (see ``Reconciler.event_sources``)."""
+        return [source for reconciler in self.reconcilers.values() for source in reconciler.event_sources(stack)]
 
     def last_sync(self, target: Target, reconciler: Reconciler, live: bool) -> Any:
         """The target's newest sync of this stack (a ``state.Sync``), or None.

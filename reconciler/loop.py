@@ -5,7 +5,8 @@ the stack's objects, the resync timer fired) only mark the stack dirty; one
 worker drains them, coalescing a burst into one pass after a short debounce.
 Each pass is level-triggered: it loads the spec and applies it through the
 same ``Reconciler.apply`` as ``reconcile apply``, reading the whole live state
-again. A spec that does not load is reported and nothing is applied, so the
+again. A spec that names targets is applied on each (``runner.runner_for``
+chooses; the loop never asks). A spec that does not load is reported and nothing is applied, so the
 last good state stays in place. A container that has to be started pass after
 pass is crash-looping: passes slow down with capped exponential backoff and
 the stack is reported as degraded; the loop never hot-loops.
@@ -27,6 +28,7 @@ from .plan import Action, Plan
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Status
 from .retry import RetryPolicy
+from .runner import StackRunner, runner_for, whole_plan, whole_report
 
 __all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger"]
 
@@ -120,7 +122,7 @@ class StackLoop:
         self._last_pass = time.monotonic()
         self.names: set[str] = set()  # the stack's object names, for engine event filters
         self.desired: DesiredState | None = None  # the last spec that loaded
-        self._fleet_runner: tuple | None = None  # ((fleet, stack), FleetReconciler) of a spec naming targets
+        self._runner: tuple | None = None  # ((fleet, stack), the runner chosen for them)
 
     def trigger(self, why: Trigger, *, look: bool = False) -> None:
         """Ask for a pass (thread-safe, cheap: only marks the stack dirty).
@@ -160,9 +162,7 @@ class StackLoop:
             if not following and self.desired is not None:
                 following = True
                 stack = self.desired.stack
-                fleet = self._fleet(self.desired)
-                runners = fleet.reconcilers.values() if fleet is not None else [self.reconciler]
-                follow_events(self, [s for r in runners for s in r.drivers(stack).event_sources()], stack, stop)
+                follow_events(self, self.runner(self.desired).event_sources(stack), stack, stop)
 
     def _next(self, stop: threading.Event, not_before: float) -> tuple[Trigger, bool] | None:
         """(the first pending trigger, whether all are looks) once the backoff and the debounce have passed;
@@ -200,19 +200,27 @@ class StackLoop:
         self.names.clear()
         self.names.update(name for kind in Kind for name in desired.of(kind))
         try:
-            fleet = self._fleet(desired)
-            if fleet is not None:
-                return self._fleet_pass(why, fleet, desired)
-            if self.is_suspended(desired.stack):
-                plan, _ = self.reconciler.plan(desired, prune_volumes=self.request.prune_volumes)
-                return Pass(why, suspended=plan)  # drift is reported, nothing is applied
-            report = self.reconciler.apply(desired, self.request)
+            runner = self.runner(desired)
+            if self.is_suspended(desired.stack):  # drift is reported, nothing is applied
+                plan, error = whole_plan(runner.plan(desired, prune_volumes=self.request.prune_volumes))
+                return Pass(why, suspended=plan, error=error)
+            report, error = whole_report(runner.apply(desired, self.request), desired.revision)
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
-        return self._applied(why, report)
+        return self._applied(why, report, error)
+
+    def runner(self, desired: DesiredState) -> StackRunner:
+        """The stack's runner (``runner.runner_for``), made again only when its fleet or name changes.
+
+        On the loop's reconciler's engine, if it was given one; else on the targets the spec names, if any.
+        """
+        key = (desired.fleet, desired.stack)
+        if self._runner is None or self._runner[0] != key:
+            self._runner = (key, runner_for(desired, self.reconciler, engine=self.reconciler.engine_url))
+        return self._runner[1]
 
     def _applied(self, why: Trigger, report: ApplyReport, error: str = "") -> Pass:
-        """The pass that applied ``report``; ``error``: targets of a fleet that did not converge (a failed pass)."""
+        """The pass that applied ``report``; ``error``: targets that did not converge (a failed pass)."""
         self._failures = 0 if report.ok and not error else self._failures + 1
         looping = self._crash_looping(report)
         delay = max(self._backoff(max(looping.values(), default=0) - self.options.crash_after + 1),
@@ -220,27 +228,6 @@ class StackLoop:
         if not report.ok or error:
             self.trigger(Trigger.RETRY)
         return Pass(why, report, error=error, crash_looping=looping, delay=delay)
-
-    def _fleet(self, desired: DesiredState):
-        """The stack's ``FleetReconciler`` when its spec names targets (and the loop was given no engine)."""
-        if desired.fleet is None or self.reconciler.engine_url:
-            return None
-        if self._fleet_runner is None or self._fleet_runner[0] != (desired.fleet, desired.stack):
-            from .fleet import FleetReconciler
-
-            runner = FleetReconciler(desired.fleet, desired.stack, plugin_manager=self.reconciler.pm,
-                                     state=self.reconciler.state, progress=self.reconciler.progress)
-            self._fleet_runner = ((desired.fleet, desired.stack), runner)
-        return self._fleet_runner[1]
-
-    def _fleet_pass(self, why: Trigger, fleet, desired: DesiredState) -> Pass:
-        """Every target at once; a target that stays down fails the pass (naming it), so the loop retries with
-        backoff until it converges there too."""
-        if self.is_suspended(desired.stack):
-            result = fleet.plan(desired, prune_volumes=self.request.prune_volumes)
-            return Pass(why, suspended=result.merged_plan(), error=result.errors)
-        result = fleet.apply(desired, self.request)
-        return self._applied(why, result.merged_report(desired.revision), result.errors)
 
     def _failed(self, why: Trigger, error: str, *, retry: bool = True) -> Pass:
         self._failures += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
@@ -26,7 +26,7 @@ from .retry import RetryPolicy, call_with_retries
 from .spec import load_desired
 from .values import value
 
-__all__ = ["ApplyRequest", "Reconciler", "load_desired"]
+__all__ = ["ApplyRequest", "Reconciler", "StackPlan", "StackStatus", "load_desired"]
 
 OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 log = logging.getLogger(__name__)
@@ -49,8 +49,38 @@ class ApplyRequest:
     saved: Any = None  # a planfile.SavedPlan: apply exactly that plan or nothing
 
 
+class StackPlan(NamedTuple):
+    """``Reconciler.plan``'s answer: the plan, and the live state it was made against."""
+
+    plan: Plan
+    live: LiveState
+
+    @property
+    def ok(self) -> bool:
+        """One engine's plan was made, or ``plan`` raised: always true."""
+        return True
+
+
+@value
+class StackStatus:
+    """``Reconciler.status``'s answer: every object of the stack, desired against live (``status.status_rows``)."""
+
+    stack: str
+    rows: tuple[dict[str, Any], ...]
+    converged: bool
+
+    @property
+    def ok(self) -> bool:
+        """The engine answered (else ``status`` raised): always true."""
+        return True
+
+
 class Reconciler:
-    """Plugins, drivers and one engine: observe, plan and apply stacks."""
+    """Plugins, drivers and one engine: observe, plan and apply stacks.
+
+    It answers ``runner.StackRunner`` (``plan``, ``apply``, ``destroy``, ``status``,
+    ``event_sources``), as ``fleet.FleetReconciler`` does for a stack on several engines.
+    """
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  progress: Callable[[str, str], None] | None = None, state: Any = None,
@@ -142,14 +172,29 @@ class Reconciler:
 
         return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
 
-    def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False) -> tuple[Plan, LiveState]:
-        """The plan against fresh live state and the record (read only), and that live state."""
+    def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
+             on_target: Callable[[Any], None] | None = None) -> StackPlan:
+        """The plan against fresh live state and the record (read only), and that live state.
+
+        ``on_target`` is a fleet's (``FleetReconciler.plan``): one engine is no fleet's target, it is never called.
+        """
         drivers = self.drivers(desired.stack)
         engine = self.engine_identity(drivers, desired.runtime)  # the connection observe makes anyway
         book = self.book(desired.stack, engine)
         live = self.observe(desired, drivers)
         record = self._record(book, drivers, engine, live)
-        return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live
+        return StackPlan(plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live)
+
+    def status(self, desired: DesiredState) -> StackStatus:
+        """Every object of the stack, desired against live, with health and drift (reads only)."""
+        from .status import status_rows
+
+        plan, live = self.plan(desired)
+        return StackStatus(desired.stack, tuple(status_rows(desired, live, plan)), converged=plan.empty)
+
+    def event_sources(self, stack: str) -> list:
+        """The drivers that report changes to ``stack``'s objects as they happen (``ObjectDriver.events``)."""
+        return list(self.drivers(stack).event_sources())
 
     def option_problems(self, desired: DesiredState) -> list[tuple[str, str, str]]:
         """(section, key, message) for every problem the drivers' registered checks find (``check=``).
@@ -171,19 +216,20 @@ class Reconciler:
         on_plan: Callable[[Plan], None] | None = None,
         before: Callable[[Change], None] | None = None,
         after: Callable[[Outcome], None] | None = None,
+        on_target: Callable[[Any], None] | None = None,
     ) -> ApplyReport:
         """Lock the stack, plan against fresh live state, refuse what is not allowed, apply.
 
         ``reconciler_apply_finished`` runs after the lock is released: a slow
-        notification must not hold up the next writer.
+        notification must not hold up the next writer. ``on_target`` is a
+        fleet's (``FleetReconciler.apply``): it is never called here.
         """
         hook_errors: list[str] = []
-        started, plan = time.monotonic(), None
-        book = self.book(desired.stack)  # until the engine says who it is
+        started, plan, book = time.monotonic(), None, None
         drivers = self.drivers(desired.stack)
         try:
             engine = self.engine_identity(drivers, desired.runtime)
-            book = self.book(desired.stack, engine)
+            book = self.book(desired.stack, engine)  # the pass's one book: opened once the engine says who it is
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers)
                 record = self._record(book, drivers, engine, live, settle=True)
@@ -195,7 +241,8 @@ class Reconciler:
                     on_plan(plan)
                 report = self._run(plan, desired, drivers, request, before, after, hook_errors, book)
         except ReconcilerError as exc:
-            self._remember(book, desired, plan, "refused" if isinstance(exc, PlanError) else "error", started)
+            self._remember(book or self.book(desired.stack), desired, plan,
+                           "refused" if isinstance(exc, PlanError) else "error", started)
             raise
         self._remember(book, desired, plan, "converged" if report.ok else "failed", started)
         self._hook(hook_errors, "reconciler_apply_finished", report=report, operation=_operation(request))
