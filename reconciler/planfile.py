@@ -10,9 +10,10 @@ the engine moved underneath, the user must look at a new plan.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import SpecError, StalePlanError
 from .hashing import short_hash
@@ -24,6 +25,7 @@ from .values import value
 __all__ = ["SavedPlan", "check_fresh", "plan_fingerprint", "read_plan", "write_plan"]
 
 FORMAT = 1
+R = TypeVar("R")
 
 
 @value
@@ -36,6 +38,15 @@ class SavedPlan:
     summary: str
     #: Planned with ``--adopt``: applying it takes over the same objects.
     adopt: bool = False
+
+    def request(self, given: R) -> R:
+        """The ``reconcile.ApplyRequest`` that applies exactly this plan: ``given`` (the command line's), with
+        what the plan was made with (``--prune-volumes``, ``--adopt``) and the plan itself to check against.
+
+        (``ApplyRequest`` is not imported: ``reconcile`` asks this module whether a plan is fresh.)
+        """
+        return dataclasses.replace(given, prune_volumes=given.prune_volumes or self.prune_volumes,
+                                   adopt=given.adopt or self.adopt, saved=self)
 
 
 def plan_fingerprint(plan: Plan, desired: DesiredState) -> str:

@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from .errors import StateError
+from .errors import SpecError, StateError
 from .labels import DRIVER, is_owned
 from .model import Kind, LiveObject, LiveState, Record
 from .private import NotPrivate, create_private, private_dir
@@ -334,6 +334,20 @@ class StateStore:
         """Keep ``stack`` at ``revision`` until its source moves past ``source_revision`` (or ``release``)."""
         self._write(("INSERT OR REPLACE INTO holds (stack, revision, source_revision, since) VALUES (?, ?, ?, ?)",
                      (stack, revision, source_revision, _now())))
+
+    def hold_at(self, stack: str, revision: str) -> str:
+        """Hold ``stack`` at ``revision`` (a full commit id) until its source moves past the revision returned:
+        its last sync's, or a hold's already there (a second rollback keeps the first's)."""
+        import re
+
+        if not re.fullmatch(r"[0-9a-f]{40}", revision):
+            raise SpecError(f"--to: {revision!r} is not a full commit id (40 hex digits)")
+        held, last = self.holds().get(stack), self.syncs(stack=stack, limit=1)
+        source = held[1] if held else (last[0].revision if last else "")
+        if not source:
+            raise SpecError(f"stack {stack!r} has no synced git revision in this state directory")
+        self.hold(stack, revision, source_revision=source)
+        return source
 
     def release(self, stack: str) -> None:
         self._write(("DELETE FROM holds WHERE stack = ?", (stack,)))

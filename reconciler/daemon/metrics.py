@@ -1,4 +1,9 @@
-"""The daemon's Prometheus metrics, kept in a registry of their own (``prometheus-client``)."""
+"""The daemon's Prometheus metrics, kept in a registry of their own (``prometheus-client``).
+
+The daemon (``runner.Daemon``) records every pass of every stack here itself,
+however it was built; the API serves them (``server``), and the doors read how
+a pass ended (``pass_result``, ``drifted``) from here too.
+"""
 from __future__ import annotations
 
 import time
@@ -6,10 +11,35 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from ..loop import Pass
+from ..report import Status
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "drifted", "pass_result"]
+
+
+def pass_result(result: Pass) -> str:
+    """One word for how a pass ended: converged, failed, error, invalid or suspended."""
+    if result.suspended is not None:
+        return "suspended"
+    if result.invalid:
+        return "invalid"
+    if result.error or result.report is None:
+        return "error"
+    return "converged" if result.report.ok else "failed"
+
+
+def drifted(result: Pass) -> int:
+    """Objects that differ from the spec after the pass: a suspended stack's pending changes, an apply's failures."""
+    if result.suspended is not None:
+        return len(result.suspended.changes)
+    if result.report is not None:
+        return sum(1 for o in result.report.outcomes if o.status is not Status.OK)
+    return 0
 
 
 class Metrics:
+    """Every counter, gauge and histogram the daemon exposes (``/metrics``)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -29,17 +59,19 @@ class Metrics:
         self.webhooks = Counter("reconciler_webhook_deliveries", "Webhook deliveries, by webhook and result.",
                                 ["webhook", "result"], registry=r)
 
-    def observe_pass(self, stack: str, result: str, *, seconds: float, drifted: int, managed: int,
-                     suspended: bool) -> None:
+    def observe_pass(self, stack: str, passed: Pass, *, managed: int) -> None:
+        """Count one pass of ``stack``: its result, duration and drift; ``managed``: the objects its spec declares."""
+        result = pass_result(passed)
         self.syncs.labels(stack, result).inc()
-        self.duration.labels(stack).observe(seconds)
-        self.drifted.labels(stack).set(drifted)
+        self.duration.labels(stack).observe(passed.seconds)
+        self.drifted.labels(stack).set(drifted(passed))
         self.managed.labels(stack).set(managed)
-        self.suspended.labels(stack).set(1 if suspended else 0)
+        self.suspended.labels(stack).set(1 if passed.suspended is not None else 0)
         if result == "converged":
             self.last_success.labels(stack).set(time.time())
         elif result in ("failed", "error", "invalid"):
             self.failures.labels(stack).inc()
 
     def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)

@@ -5,7 +5,9 @@ revision triggers a pass of each of its stacks. A directory source is watched
 like ``reconcile watch`` watches files. Each stack is a ``StackLoop`` running
 in its own thread, so a stack whose spec is broken, whose repository is
 unreachable or whose apply fails is reported and retried with capped backoff
-while the others keep reconciling.
+while the others keep reconciling. Every pass is counted in the daemon's
+``Metrics`` by the daemon itself, however it was built; a front end's
+``on_pass`` only shows it.
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from typing import Callable
 
 from ..errors import SpecError
 from ..loop import LoopOptions, Pass, StackLoop, Trigger
-from ..model import DesiredState
+from ..model import DesiredState, Kind
 from ..reconcile import ApplyRequest, Reconciler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
+from .metrics import Metrics
 from .sources import Checkout, SourceError, checkout_for
 
 __all__ = ["Daemon", "StackWorker"]
@@ -56,11 +59,13 @@ class StackWorker:
 class Daemon:
     """Runs every stack's loop and every source's poller until ``stop`` is set."""
 
-    def __init__(self, config: DaemonConfig, *, reconciler: Reconciler,
-                 on_pass: Callable[[StackWorker, Pass], None]) -> None:
+    def __init__(self, config: DaemonConfig, *, reconciler: Reconciler, metrics: Metrics | None = None,
+                 on_pass: Callable[[StackWorker, Pass], None] | None = None) -> None:
+        """``metrics`` (default: a registry of its own) counts every pass; ``on_pass`` is told of each after."""
         self.config = config
         self.reconciler = reconciler
-        self.on_pass = on_pass
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.on_pass = on_pass or (lambda worker, result: None)
         state_dir = Path(config.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.checkouts = {s.name: checkout_for(s, state_dir) for s in config.sources}
@@ -80,6 +85,9 @@ class Daemon:
         worker.last, worker.last_at = result, time.time()
         if not result.invalid:  # a spec that did not load changed nothing: what runs is still the last one
             worker.last_revision = worker.revision
+        desired = worker.loop.desired if worker.loop else None
+        self.metrics.observe_pass(worker.stack or worker.id, result,
+                                  managed=sum(len(desired.of(k)) for k in Kind) if desired else 0)
         self.on_pass(worker, result)
 
     def fetch(self, sources: list[str]) -> None:
@@ -126,12 +134,12 @@ class Daemon:
         return desired
 
     def _held(self, worker: StackWorker, stack: str) -> str:
-        """The revision ``stack`` is held at, or ""; a hold ends once the source has moved past it."""
+        """The revision ``stack`` is held at, or ""; a hold ends once the source has moved past it.
+
+        Reads only: ``_refresh`` releases the holds a fetch has ended.
+        """
         revision, source_revision = self.reconciler.state.holds().get(stack, ("", ""))
-        if revision and worker.checkout.revision and worker.checkout.revision != source_revision:
-            self.reconciler.state.release(stack)  # a newer commit: that is what the source wants now
-            return ""
-        return revision
+        return "" if _moved_past(worker.checkout, source_revision) else revision
 
     def _load_from(self, worker: StackWorker, tree: Path | None, revision: str) -> DesiredState:
         where = worker.checkout.path(worker.path, tree)
@@ -155,8 +163,14 @@ class Daemon:
                         "nothing was changed (set allow_empty: true to let that delete the stack)")
 
     def _refresh(self, source: Source) -> bool:
+        """Fetch ``source``; true when its revision moved. Holds of its stacks that it moved past are released."""
         with self._fetching[source.name]:  # the poller and a stack's first pass may both fetch
-            return self.checkouts[source.name].refresh()
+            moved = self.checkouts[source.name].refresh()
+        holds = self.reconciler.state.holds()
+        for worker in self._of(source):
+            if worker.stack in holds and _moved_past(worker.checkout, holds[worker.stack][1]):
+                self.reconciler.state.release(worker.stack)  # a newer commit: that is what the source wants now
+        return moved
 
     def run(self, stop: threading.Event) -> None:
         threads = [threading.Thread(target=w.loop.run, args=(stop,), name=f"stack-{w.id}", daemon=True)
@@ -214,6 +228,11 @@ class Daemon:
 
     def _of(self, source: Source) -> list[StackWorker]:
         return [w for w in self.workers if w.source.name == source.name]
+
+
+def _moved_past(checkout: Checkout, source_revision: str) -> bool:
+    """Whether a git source is at a revision other than the one a hold was made at (the hold is over)."""
+    return bool(checkout.revision) and checkout.revision != source_revision
 
 
 def _in_source(error: SpecError, checkout: Checkout, tree: Path | None, revision: str) -> SpecError:

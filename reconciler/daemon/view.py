@@ -12,34 +12,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ReconcilerError
-from ..loop import Pass
 from ..model import Kind
 from ..render import plan_data, sync_data
-from ..report import Status
 from ..status import status_rows
+from .metrics import drifted, pass_result
 from .runner import Daemon, StackWorker
 
-__all__ = ["DaemonView", "pass_result"]
-
-
-def pass_result(result: Pass) -> str:
-    """One word for how a pass ended: converged, failed, error, invalid or suspended."""
-    if result.suspended is not None:
-        return "suspended"
-    if result.invalid:
-        return "invalid"
-    if result.error or result.report is None:
-        return "error"
-    return "converged" if result.report.ok else "failed"
-
-
-def drifted(result: Pass) -> int:
-    """Objects that differ from the spec after the pass: a suspended stack's pending changes, an apply's failures."""
-    if result.suspended is not None:
-        return len(result.suspended.changes)
-    if result.report is not None:
-        return sum(1 for o in result.report.outcomes if o.status is not Status.OK)
-    return 0
+__all__ = ["DaemonView"]
 
 
 def _iso(when: float) -> str:

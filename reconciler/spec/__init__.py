@@ -61,7 +61,7 @@ def load_desired(
 
     from ..errors import EmptySpecError, SpecError
     from ..redact import register_secrets
-    from .composefiles import find_files
+    from .specfiles import find_files
     from .desired import build_desired, stack_name_for
     from .loader import load_stack
     from .validate import validate

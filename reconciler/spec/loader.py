@@ -24,6 +24,7 @@ from ..errors import Problem, SpecError
 from ..model import Kind
 from .interpolate import InterpolationError, interpolate, parse_env_file
 from .locations import Mark, problem_at
+from .specfiles import directory_files
 from .yamlsafe import compose_file
 
 __all__ = ["Mark", "RawStack", "load_stack"]
@@ -106,11 +107,7 @@ def _expand_paths(paths: Sequence[str | Path], problems: list[Problem]) -> list[
     seen: set[Path] = set()
     for given in map(Path, paths):
         if given.is_dir():
-            found = sorted(
-                (p for p in given.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
-                 and not p.name.startswith(".")),  # editors leave hidden backups
-                key=lambda p: p.name,
-            )
+            found = directory_files(given)
             if not found:
                 problems.append(Problem("directory contains no *.yaml or *.yml files", file=str(given)))
         elif given.is_file():

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from reconciler.cli import main
+from reconciler.errors import SpecError
 
 
 def write(path, text):
@@ -181,3 +182,44 @@ def test_validate_checks_hostdir_options_without_importing_docker(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
     assert "path '/usr/lib' is a system directory" in out.stderr
+
+
+def test_without_f_the_first_default_file_is_read_and_a_compose_file_with_its_override(tmp_path, capsys, monkeypatch):
+    from reconciler.spec.specfiles import default_files
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "compose.yaml", "services: {web: {image: 'x:1'}}\n")
+    write(tmp_path / "compose.override.yaml", "services: {web: {environment: {A: '1'}}}\n")
+    assert default_files(tmp_path) == [tmp_path / "compose.yaml", tmp_path / "compose.override.yaml"]
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.startswith("compose.yaml, compose.override.yaml: valid stack")
+    write(tmp_path / "stack.yml", "containers: {web: {image: 'x:1'}}\n")  # a stack spec comes first, alone
+    assert default_files(tmp_path) == [tmp_path / "stack.yml"]
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.startswith("stack.yml: valid stack")
+
+
+def test_one_function_chooses_the_engine_or_the_fleet(tmp_path):
+    from reconciler.fleet import FleetReconciler
+    from reconciler.runner import runner_for
+    from reconciler.spec import load_desired
+    from reconciler.testing import MemoryEngine, make_reconciler
+
+    reconciler = make_reconciler(MemoryEngine())
+    spec = write(tmp_path / "stack.yaml", """
+        name: web
+        targets:
+          a: {engine: "unix:///a.sock"}
+          b: {engine: "unix:///b.sock"}
+        containers: {web: {image: "x:1"}}
+    """)
+    desired = load_desired([spec], environ={})
+    assert runner_for(None, reconciler) is reconciler
+    assert runner_for(desired, reconciler, engine="unix:///c.sock") is reconciler
+    fleet = runner_for(desired, reconciler, targets=["b"])
+    assert isinstance(fleet, FleetReconciler) and [t.name for t in fleet.targets] == ["b"]
+    assert fleet.state is reconciler.state
+    with pytest.raises(SpecError, match=r"--target: no target named c, d in the spec \(targets: a, b\)"):
+        runner_for(desired, reconciler, targets=["d", "c"])
+    with pytest.raises(SpecError, match="one engine only"):
+        runner_for(desired, reconciler, one_engine="one engine only")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import SpecError
 from ..loader import RawStack
-from ..composefiles import find_files
+from ..specfiles import find_files
 from .project import ComposeOptions, ComposeProject, read_project
 
 if TYPE_CHECKING:

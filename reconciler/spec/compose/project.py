@@ -20,15 +20,13 @@ from typing import Any
 from ...errors import Problem, SpecError
 from ..interpolate import InterpolationError, interpolate, parse_env_file
 from ..locations import Mark, problem_at
+from ..specfiles import MAX_FILE_BYTES
 from ..yamlsafe import compose_file
 from .merge import Marks, merge_into, normalize_service
 
-__all__ = ["ComposeOptions", "ComposeProject", "DEFAULT_FILES", "OVERRIDE_FILES", "read_project"]
+__all__ = ["ComposeOptions", "ComposeProject", "read_project"]
 
 log = logging.getLogger(__name__)
-
-#: The names ``docker compose`` looks for in a directory, in its order of preference.
-from ..composefiles import DEFAULT_FILES, MAX_FILE_BYTES, OVERRIDE_FILES
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""The ``reconcile`` command: parse arguments, run the command, turn expected failures into one line and exit 1.
+
+``parser`` builds the command line; ``local`` runs the commands that work
+here (on a spec, an engine or a fleet, a state directory); ``remote`` asks
+running daemons (``--server``); ``views`` shows what a runner answered.
+No reconcile logic lives here. Expected failures (``ReconcilerError``) become
+one clear message and exit code 1; no traceback reaches the user for them.
+A command imports only what it uses: ``reconcile validate`` never pays for
+the Docker SDK, a ``--server`` command never loads a plugin.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+from ..errors import ReconcilerError
+from ..redact import RedactingFilter, redact
+from .output import EXIT_BROKEN_PIPE, READER_GONE
+from .parser import build_parser
+
+__all__ = ["main"]
+
+#: The commands that ask running daemons when given --server (``sync`` always does).
+REMOTE = ("status", "history", "suspend", "resume", "sync")
+#: Command → the function running it, in ``local`` (or ``remote``, for REMOTE ones given --server).
+COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_plan", "apply": "cmd_apply",
+            "status": "cmd_status", "destroy": "cmd_destroy", "watch": "cmd_watch", "daemon": "cmd_daemon",
+            "history": "cmd_history", "suspend": "cmd_suspend", "resume": "cmd_suspend",
+            "rollback": "cmd_rollback", "release": "cmd_rollback", "sync": "cmd_sync",
+            "plugins": "cmd_plugins", "schema": "cmd_schema"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``reconcile`` with ``argv`` (default: the process's); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    READER_GONE.clear()
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # every record ends here, third-party loggers' too
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    try:
+        code = _command(args)(args)
+    except ReconcilerError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr, flush=True)
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    # 141 is what a shell reports for a writer killed by SIGPIPE: the output was cut short.
+    return EXIT_BROKEN_PIPE if READER_GONE.is_set() else code
+
+
+def _command(args):
+    """The function running ``args.command``, its module imported only now."""
+    if args.command in REMOTE and (args.command == "sync" or args.server):
+        from . import remote as commands
+    else:
+        from . import local as commands
+    return getattr(commands, COMMANDS[args.command])

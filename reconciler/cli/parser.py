@@ -1,0 +1,162 @@
+"""The ``reconcile`` command line as argparse sees it: commands, flags, help. Nothing here runs a command."""
+from __future__ import annotations
+
+import argparse
+import functools
+
+from .. import __version__
+
+__all__ = ["build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``reconcile`` command line: every command, its flags and their help."""
+    if not hasattr(argparse._, "cache_info"):
+        # argparse looks each of its messages up in the locale's catalogue, again for every parser it builds:
+        # a few hundred stat() calls, half the parser's cost at every start. The answer never changes.
+        argparse._ = functools.cache(argparse._)
+    parser = argparse.ArgumentParser(prog="reconcile", description="Make a Docker engine match a YAML stack.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
+                        help="what plugins and drivers log to stderr (default warning)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, *, engine: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("-f", "--file", action="append", dest="files", metavar="PATH",
+                       help="spec file or directory (repeatable; default: ./stack.yaml)")
+        p.add_argument("--stack", help="stack name (default: name: in the spec, else the spec's directory)")
+        p.add_argument("--allow-outside-paths", action="store_true",
+                       help="let paths in the spec (build contexts, env files, bind mounts, archives), "
+                            "relative or absolute, point outside its repository")
+        p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                       help="load a plugin module by import path (repeatable)")
+        _compose_flags(p)
+        _strict_flag(p)
+        if engine:
+            p.add_argument("--engine", metavar="URL",
+                           help="engine URL (default: $DOCKER_HOST, then the local socket), or the comma-separated "
+                                "URLs of one swarm's managers (the first that answers is used); with a spec that "
+                                "names targets:, run on this one engine instead of the fleet")
+            p.add_argument("--target", action="append", default=[], metavar="NAME",
+                           help="with a spec that names targets:, only these of the selected targets (repeatable)")
+        return p
+
+    command("validate", "check the spec (schema and references); no engine needed", engine=False)
+    convert = command("convert", "print the stack spec equivalent to Compose files (-f compose.yaml)", engine=False)
+    convert.add_argument("-o", "--out", metavar="FILE", help="write the spec to FILE instead of printing it")
+    plan = command("plan", "show what apply would change, and why")
+    plan.add_argument("--output", choices=("text", "json"), default="text")
+    plan.add_argument("--detailed-exitcode", action="store_true",
+                      help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
+    plan.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
+    _adopt_flag(plan)
+    plan.add_argument("--out", metavar="FILE", help="also save the plan, for 'reconcile apply FILE'")
+    apply = command("apply", "make the engine match the spec")
+    apply.add_argument("planfile", nargs="?", metavar="PLAN",
+                       help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
+    _apply_flags(apply)
+    _adopt_flag(apply)
+    apply.add_argument("--recreate-networks", action="store_true",
+                       help="allow recreating networks whose config changed")
+    apply.add_argument("--recreate-volumes", action="store_true",
+                       help="allow recreating volumes whose config changed (their data is lost)")
+    status = command("status", "every object: desired vs live, state, health, drift")
+    status.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(status, "ask these daemons for every stack they run instead (one line per host per stack)")
+    destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
+    _apply_flags(destroy)
+    _adopt_flag(destroy)
+    watch = command("watch", "apply now, then again whenever the spec's files or the stack's objects change")
+    _apply_flags(watch)
+    watch.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
+                       help="also apply every SECONDS when nothing changed (default 60)")
+    daemon = sub.add_parser("daemon", help="follow git repositories and directories; keep every stack converged")
+    daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
+    daemon.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="load a plugin module by import path (repeatable)")
+    _strict_flag(daemon)
+    daemon.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
+    history = sub.add_parser("history", help="the syncs of a stack (or of every stack), newest first")
+    history.add_argument("stack", nargs="?", help="the stack (default: every stack)")
+    history.add_argument("--limit", type=int, default=20, help="how many syncs (default 20)")
+    history.add_argument("--state-dir", metavar="DIR",
+                         help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
+                              "else ~/.local/state/reconciler; a daemon's is its state_dir)")
+    history.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(history, "ask these daemons instead of a state directory")
+    rollback = sub.add_parser("rollback", help="hold a daemon's stack at an older revision of its source")
+    rollback.add_argument("stack")
+    rollback.add_argument("--to", required=True, metavar="REV", help="the full commit id to go back to")
+    rollback.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    release = sub.add_parser("release", help="let a held stack follow its source again")
+    release.add_argument("stack")
+    release.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    for verb, text in (("suspend", "stop the watch and daemon loops from applying a stack (drift is still reported)"),
+                       ("resume", "let the loops apply a suspended stack again")):
+        toggle = sub.add_parser(verb, help=text, description=text)
+        toggle.add_argument("stack")
+        toggle.add_argument("--state-dir", metavar="DIR", help="the state directory (as for history)")
+        _server_flags(toggle, "ask these daemons instead of a state directory")
+    text = "have daemons fetch a stack's source and apply it now"
+    sync = sub.add_parser("sync", help=text, description=text)
+    sync.add_argument("stack")
+    sync.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(sync, "the daemons to ask (required)")
+    schema = sub.add_parser("schema", help="print the stack's JSON Schema, with the loaded drivers' options, "
+                                           "for editors")
+    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also load a plugin module by import path (repeatable)")
+    _strict_flag(schema)
+    plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
+    plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
+    listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
+    listing.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="also load a plugin module by import path (repeatable)")
+    _strict_flag(listing)
+    listing.add_argument("--output", choices=("text", "json"), default="text")
+    return parser
+
+
+def _compose_flags(p: argparse.ArgumentParser) -> None:
+    """What ``docker compose`` takes besides -f; they apply when the files are Compose files."""
+    p.add_argument("--env-file", action="append", default=[], metavar="PATH",
+                   help="Compose files: read variables from PATH instead of the project's .env (repeatable)")
+    p.add_argument("--profile", action="append", default=[], metavar="NAME",
+                   help="also run the containers (or Compose services) that list profile NAME in profiles: "
+                        "(repeatable; * for all)")
+    p.add_argument("-p", "--project-name", metavar="NAME",
+                   help="Compose files: the project (stack) name, over COMPOSE_PROJECT_NAME and name:")
+    p.add_argument("--ignore-unsupported", action="store_true",
+                   help="Compose files: drop keys reconcile cannot honour, with a warning, instead of refusing")
+
+
+def _strict_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict-plugins", action="store_true", default=None,
+                   help="a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)")
+
+
+def _apply_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune-volumes", action="store_true", help="also delete volumes the spec no longer names")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--workers", type=int, default=4,
+                   help="pulls, builds, creates and starts run in parallel (default 4); stops and waits do not count")
+    p.add_argument("--wait-timeout", type=float, default=120.0,
+                   help="seconds to wait for a dependency to be healthy/completed (default 120)")
+    p.add_argument("--lock-timeout", type=float, default=10.0,
+                   help="seconds to wait for another apply on the same stack (default 10)")
+    p.add_argument("--no-rollback", dest="rollback", action="store_false",
+                   help="when a replacement fails, keep the failed new container (the old one waits, renamed "
+                        "<name>-old-<id>) instead of putting the old one back")
+
+
+def _adopt_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adopt", action="store_true",
+                   help="take over objects whose labels claim the stack but which the reconciler's record does "
+                        "not list, and let --prune-volumes/--recreate-volumes delete data it did not create")
+
+
+def _server_flags(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--server", action="append", default=[], metavar="URL", help=f"{help} (repeatable)")
+    parser.add_argument("--token-file", metavar="FILE", help="the API token for --server (default: $RECONCILER_TOKEN)")
+    parser.add_argument("--cacert", metavar="FILE", help="CA certificate(s) to trust for https:// servers")
