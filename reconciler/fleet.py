@@ -199,9 +199,10 @@ class FleetReconciler:
             target, TargetState.CONVERGED if report.ok else TargetState.FAILED, report=report), on_target)
 
     def destroy(self, stack: str, request: ApplyRequest = ApplyRequest(), *, runtime: str | None = None,
-                on_target: Callable[[TargetOutcome], None] | None = None, **one_engine: Any) -> FleetReport:
-        """Remove what the stack owns on every target (``runtime``: see ``Reconciler.destroy``; ``one_engine``'s
-        callbacks: see ``apply``)."""
+                on_target: Callable[[TargetOutcome], None] | None = None, on_plan: Any = None, before: Any = None,
+                after: Any = None) -> FleetReport:
+        """Remove what the stack owns on every target (``runtime``: see ``Reconciler.destroy``; the callbacks:
+        see ``apply``)."""
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         desired = DesiredState(stack=stack) if runtime is None else DesiredState(stack=stack, runtime=runtime)

@@ -5,11 +5,12 @@ the stack's objects, the resync timer fired) only mark the stack dirty; one
 worker drains them, coalescing a burst into one pass after a short debounce.
 Each pass is level-triggered: it loads the spec and applies it through the
 same ``Reconciler.apply`` as ``reconcile apply``, reading the whole live state
-again. A spec that names targets is applied on each (``runner.runner_for``
-chooses; the loop never asks). A spec that does not load is reported and nothing is applied, so the
-last good state stays in place. A container that has to be started pass after
-pass is crash-looping: passes slow down with capped exponential backoff and
-the stack is reported as degraded; the loop never hot-loops.
+again; a spec that names targets is applied on each (``runner.runner_for``
+chooses, the loop never asks). A spec that does not load is reported and
+nothing is applied, so the last good state stays in place. A container that
+has to be started pass after pass is crash-looping: passes slow down with
+capped exponential backoff and the stack is reported as degraded; the loop
+never hot-loops.
 """
 from __future__ import annotations
 

@@ -55,11 +55,6 @@ class StackPlan(NamedTuple):
     plan: Plan
     live: LiveState
 
-    @property
-    def ok(self) -> bool:
-        """One engine's plan was made, or ``plan`` raised: always true."""
-        return True
-
 
 @value
 class StackStatus:
@@ -68,11 +63,6 @@ class StackStatus:
     stack: str
     rows: tuple[dict[str, Any], ...]
     converged: bool
-
-    @property
-    def ok(self) -> bool:
-        """The engine answered (else ``status`` raised): always true."""
-        return True
 
 
 class Reconciler:

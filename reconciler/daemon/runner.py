@@ -115,7 +115,7 @@ class Daemon:
     def _load(self, worker: StackWorker) -> DesiredState:
         """The stack's spec at the source's current revision, or at the one it is held at (``rollback``)."""
         if worker.checkout.tree is None:
-            self._refresh(worker.source)
+            self._fetch(worker.source)
         worker.revision, worker.held = worker.checkout.revision, False  # what a failed load reports
         try:
             desired = self._load_from(worker, worker.checkout.tree, worker.checkout.revision)
@@ -162,10 +162,14 @@ class Daemon:
                         f"{'at ' + worker.checkout.revision[:12] if worker.checkout.revision else ''}; "
                         "nothing was changed (set allow_empty: true to let that delete the stack)")
 
-    def _refresh(self, source: Source) -> bool:
-        """Fetch ``source``; true when its revision moved. Holds of its stacks that it moved past are released."""
+    def _fetch(self, source: Source) -> bool:
+        """Fetch ``source``; true when its revision moved."""
         with self._fetching[source.name]:  # the poller and a stack's first pass may both fetch
-            moved = self.checkouts[source.name].refresh()
+            return self.checkouts[source.name].refresh()
+
+    def _refresh(self, source: Source) -> bool:
+        """Fetch ``source`` (true when its revision moved), and release the holds of its stacks it moved past."""
+        moved = self._fetch(source)
         holds = self.reconciler.state.holds()
         for worker in self._of(source):
             if worker.stack in holds and _moved_past(worker.checkout, holds[worker.stack][1]):

@@ -51,7 +51,8 @@ def test_a_daemon_built_without_the_cli_records_every_pass(daemon, memory_engine
     assert first.ok, first.error
     assert "demo-web-1" in memory_engine.containers
     assert _sample(metrics, "reconciler_syncs_total", stack="demo", result="converged") == 1
-    assert _sample(metrics, "reconciler_managed_objects", stack="demo") == 3  # the image, the container, the default network
+    # the image, the container and the default network:
+    assert _sample(metrics, "reconciler_managed_objects", stack="demo") == 3
     assert _sample(metrics, "reconciler_sync_duration_seconds_count", stack="demo") == 1
     assert _sample(metrics, "reconciler_last_successful_sync_timestamp_seconds", stack="demo") > 0
 
