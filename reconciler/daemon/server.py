@@ -187,12 +187,13 @@ class ApiServer:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start serving; return the URL it listens on (the real port when the configured one is 0)."""
+        from ..waiting import PollTimeout, poll_until
+
         self.thread.start()
-        ready = threading.Event()
-        for _ in range(int(timeout / 0.05)):
-            if self.server.started or not self.thread.is_alive():
-                break
-            ready.wait(0.05)
+        try:  # a thread that died (the port taken) ends the wait at once
+            poll_until(lambda: self.server.started or not self.thread.is_alive(), timeout=timeout, interval=0.05)
+        except PollTimeout:
+            pass
         if not self.server.started:
             raise OSError(f"the API could not listen on {self.api.host}:{self.api.port} (see the log above)")
         port = self.server.servers[0].sockets[0].getsockname()[1]
