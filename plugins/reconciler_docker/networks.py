@@ -52,8 +52,5 @@ class DockerNetworkDriver(EngineDriver, NetworkDriver):
         return ""
 
     def delete(self, live: LiveObject) -> None:
-        with engine_errors(f"remove network {live.name}"):
-            try:
-                self.api.remove_network(live.id)
-            except docker.errors.NotFound:
-                pass
+        with engine_errors(f"remove network {live.name}", missing_ok=True):
+            self.api.remove_network(live.id)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import docker.errors
-
 from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec, owned_plus_wanted
 from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter, shared_read
 from reconciler.sdk.labels import DRIVER, VOLUME_ID, is_owned
@@ -74,8 +72,5 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
 
     def delete(self, live: LiveObject) -> None:
         """Remove the engine volume (and so its data); one already gone is fine."""
-        with engine_errors(f"remove volume {live.name}"):
-            try:
-                self.api.remove_volume(live.name)
-            except docker.errors.NotFound:
-                pass
+        with engine_errors(f"remove volume {live.name}", missing_ok=True):
+            self.api.remove_volume(live.name)

@@ -201,11 +201,8 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
 
     def delete(self, live: LiveObject) -> None:
         """Remove the service; the Swarm stops its tasks. A service already gone is fine."""
-        with engine_errors(f"remove service {live.name}"):
-            try:
-                self.api.remove_service(live.id)
-            except docker.errors.NotFound:
-                pass
+        with engine_errors(f"remove service {live.name}", missing_ok=True):
+            self.api.remove_service(live.id)
 
     # -- configs and secrets ------------------------------------------------------
     def _file_objects(self, spec: ContainerSpec) -> dict[str, str]:

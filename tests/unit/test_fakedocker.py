@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from reconciler.drivers import DriverContext
+from reconciler.errors import PermanentError
 from reconciler.labels import CONFIG_HASH, STACK
-from reconciler.model import ContainerSpec, NetworkSpec, VolumeSpec
+from reconciler.model import ContainerSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 from reconciler.testing import NetworkDriverContract, RuntimeDriverContract, StorageDriverContract, with_hash
 from reconciler.testing.fakedocker import FakeDockerAPI
 from reconciler_docker.containers import DockerRuntimeDriver
@@ -124,6 +125,20 @@ def test_a_retried_network_or_volume_create_answers_the_first():
     volume = with_hash(VolumeSpec(key="data", name="s_data"))
     assert DockerVolumeDriver(context).create(volume, labels) == DockerVolumeDriver(context).create(volume, {})
     assert fake.inspect_volume("s_data")["Labels"] == labels  # the engine keeps the first labels
+
+
+def test_deleting_a_gone_network_or_volume_is_quiet_and_any_other_refusal_fails():
+    """``engine_errors(missing_ok=True)``: the engine's 404 ends the delete quietly; a 409 is still an error."""
+    fake = FakeDockerAPI()
+    context = _context(fake)
+    gone_network = LiveObject(kind=Kind.NETWORK, name="s_back", id="s_back")
+    gone_volume = LiveObject(kind=Kind.VOLUME, name="s_data", id="s_data")
+    DockerNetworkDriver(context).delete(gone_network)
+    DockerVolumeDriver(context).delete(gone_volume)
+    assert [call.verb for call in fake.writes()] == ["remove_network", "remove_volume"]
+    fake.fail("remove_volume", 409, "remove s_data: volume is in use")
+    with pytest.raises(PermanentError, match="remove volume s_data: remove s_data: volume is in use"):
+        DockerVolumeDriver(context).delete(gone_volume)
 
 
 def test_the_seam_counts_reads_and_writes_and_answers_the_engine_identity():

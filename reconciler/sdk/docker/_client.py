@@ -222,11 +222,17 @@ class EngineDriver:
 
 
 @contextmanager
-def engine_errors(action: str) -> Iterator[None]:
-    """Turn docker/requests exceptions into Temporary/Permanent errors that say what failed."""
+def engine_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
+    """Turn docker/requests exceptions into Temporary/Permanent errors that say what failed.
+
+    ``missing_ok``: an object the engine does not have (its 404, ``NotFound``) is
+    no error, as for a delete of what is already gone; the block ends there.
+    """
     try:
         yield
     except docker.errors.APIError as exc:
+        if missing_ok and isinstance(exc, docker.errors.NotFound):
+            return
         message = f"{action}: {exc.explanation or exc}"
         status = exc.status_code or 0
         if status >= 500 and not _PERMANENT_500.search(str(exc.explanation or "")):

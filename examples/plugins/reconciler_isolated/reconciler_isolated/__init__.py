@@ -78,13 +78,8 @@ class IsolatedNetworkDriver(NetworkDriver):
 
     def delete(self, live: LiveObject) -> None:
         """Remove the network; one already gone is fine."""
-        import docker.errors
-
-        with _engine().engine_errors(f"remove isolated network {live.name}"):
-            try:
-                self.api.remove_network(live.id)
-            except docker.errors.NotFound:
-                pass
+        with _engine().engine_errors(f"remove isolated network {live.name}", missing_ok=True):
+            self.api.remove_network(live.id)
 
 
 def _info(network: dict) -> dict[str, str]:

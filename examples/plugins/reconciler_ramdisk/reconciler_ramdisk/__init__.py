@@ -82,14 +82,8 @@ class RamdiskDriver(StorageDriver):
 
     def delete(self, live: LiveObject) -> None:
         """Remove the volume; one already gone is fine, one still mounted is a PermanentError."""
-        import docker.errors
-
-        engine = _engine()
-        with engine.engine_errors(f"remove ramdisk volume {live.name}"):
-            try:
-                self.api.remove_volume(live.name)
-            except docker.errors.NotFound:
-                pass
+        with _engine().engine_errors(f"remove ramdisk volume {live.name}", missing_ok=True):
+            self.api.remove_volume(live.name)
 
 
 def _info(volume: dict) -> dict[str, str]:
