@@ -8,42 +8,8 @@ public face, name for name.
 """
 from __future__ import annotations
 
-from ..labels import (
-    BUILD_HASH,
-    CONFIG_HASH,
-    DRIVER,
-    FIELDS,
-    KIND,
-    NAME,
-    PREFIX,
-    REPLICA,
-    SECRET_ENV,
-    STACK,
-    VOLUME_ID,
-    is_owned,
-    object_labels,
-    owner_selector,
-    read_field_hashes,
-    read_secret_env,
-    spec_field_hashes,
-)
+from .. import labels as _labels
+from ..labels import *  # noqa: F403 (the names in reconciler.labels.__all__)
 
-__all__ = [
-    "BUILD_HASH",
-    "CONFIG_HASH",
-    "DRIVER",
-    "FIELDS",
-    "KIND",
-    "NAME",
-    "PREFIX",
-    "REPLICA",
-    "SECRET_ENV",
-    "STACK",
-    "VOLUME_ID",
-    "is_owned",
-    "object_labels",
-    "owner_selector",
-    "read_field_hashes",
-    "read_secret_env",
-    "spec_field_hashes",
-]
+#: Name for name the public face of ``reconciler.labels``, which lists it once.
+__all__ = list(_labels.__all__)
