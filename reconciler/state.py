@@ -15,28 +15,7 @@ so a reader never blocks the writer.
 What: ids, names, hashes, revisions and outcomes. Never a spec, a config, an
 environment value or a secret.
 
-The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS`` lists
-every change since the first, in order, and opening a database applies the
-ones it lacks. A database written by a newer reconciler is refused rather
-than guessed at. Tables (version 1)::
-
-    stacks   (engine, stack, first_seen)                 the stacks this record knows
-    objects  (engine, stack, kind, name, object_id,      each object the reconciler created
-              driver, config_hash, origin, created_at)   or adopted; object_id "" while a
-                                                         create is under way
-    syncs    (id, engine, stack, revision, started_at,   one row per apply or destroy
-              seconds, summary, result)
-
-Version 2 adds::
-
-    suspended (stack, since)                             stacks the loop must not apply
-                                                         (``reconcile suspend``)
-
-Version 3 adds::
-
-    holds    (stack, revision, source_revision, since)   stacks held at an older revision
-                                                         (``reconcile rollback``) until their
-                                                         source moves past source_revision
+Its tables, and every change to them in order, are ``reconciler.statedb``'s.
 
 Use::
 
@@ -62,10 +41,10 @@ from .errors import SpecError, StateError
 from .labels import DRIVER, is_owned
 from .model import Kind, LiveObject, LiveState, Record
 from .private import NotPrivate, create_private, private_dir
+from .statedb import migrate, schema_version, transaction
 from .values import value
 
 __all__ = [
-    "MIGRATIONS",
     "ObjectRow",
     "StackBook",
     "StateStore",
@@ -79,52 +58,6 @@ STATE_DIR_ENV = "RECONCILER_STATE_DIR"
 DB_NAME = "state.db"
 SYSTEM_DIR = Path("/var/lib/reconciler")
 CREATED, ADOPTED = "created", "adopted"
-
-#: Every schema change, in order: the database's ``user_version`` is how many it has had.
-#: Append only; never edit a migration that has shipped.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE stacks (
-            engine TEXT NOT NULL,
-            stack TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            PRIMARY KEY (engine, stack))""",
-        """CREATE TABLE objects (
-            engine TEXT NOT NULL,
-            stack TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            name TEXT NOT NULL,
-            object_id TEXT NOT NULL,
-            driver TEXT NOT NULL DEFAULT '',
-            config_hash TEXT NOT NULL DEFAULT '',
-            origin TEXT NOT NULL CHECK (origin IN ('created', 'adopted')),
-            created_at TEXT NOT NULL,
-            PRIMARY KEY (engine, stack, kind, name, object_id))""",
-        """CREATE TABLE syncs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            engine TEXT NOT NULL,
-            stack TEXT NOT NULL,
-            revision TEXT NOT NULL DEFAULT '',
-            started_at TEXT NOT NULL,
-            seconds REAL NOT NULL,
-            summary TEXT NOT NULL DEFAULT '',
-            result TEXT NOT NULL)""",
-        "CREATE INDEX syncs_by_stack ON syncs (stack, id)",
-    ),
-    (
-        """CREATE TABLE suspended (
-            stack TEXT PRIMARY KEY,
-            since TEXT NOT NULL)""",
-    ),
-    (
-        """CREATE TABLE holds (
-            stack TEXT PRIMARY KEY,
-            revision TEXT NOT NULL,
-            source_revision TEXT NOT NULL,
-            since TEXT NOT NULL)""",
-    ),
-)
-
 
 def default_state_dir() -> Path:
     """``$RECONCILER_STATE_DIR``, else ``/var/lib/reconciler`` for root, else the user's XDG state folder."""
@@ -237,7 +170,7 @@ class StateStore:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            migrate(self._db, self.path)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
 
@@ -265,29 +198,13 @@ class StateStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        if self.schema_version == len(MIGRATIONS):
-            return  # the common case: no write lock taken
-        with self._transaction():
-            version = self.schema_version  # again, under the lock: another process may have migrated
-            if version > len(MIGRATIONS):
-                raise StateError(f"the state database {self.path} has schema version {version}, newer than "
-                                 f"this reconciler knows ({len(MIGRATIONS)}): upgrade the reconciler")
-            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in statements:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
-
-    def _transaction(self):
-        return _Transaction(self._db)
+        return schema_version(self._db)
 
     def _write(self, *statements: tuple[str, tuple]) -> None:
         """Run (sql, parameters) statements in one transaction."""
         with self._lock:
             try:
-                with self._transaction():
+                with transaction(self._db):
                     for sql, params in statements:
                         self._db.execute(sql, params)
             except sqlite3.Error as exc:
@@ -364,19 +281,6 @@ class StateStore:
             "WHERE (? IS NULL OR stack = ?) AND (? IS NULL OR engine = ?) ORDER BY id DESC LIMIT ?",
             (stack, stack, engine, engine, limit))
         return [Sync(e, s, rev, summary, SyncResult(result), secs, at) for e, s, rev, summary, result, secs, at in rows]
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on an exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, *exc: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 class StackBook:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from reconciler import state
+from reconciler import state, statedb
 from reconciler.errors import StateError
 from reconciler.labels import CONFIG_HASH, STACK
 from reconciler.model import Kind, LiveObject, LiveState, Record
@@ -32,7 +32,7 @@ def test_the_directory_is_private_and_the_database_is_wal_at_the_latest_schema(t
     with StateStore.open(directory) as store:
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
         assert stat.S_IMODE((directory / "state.db").stat().st_mode) == 0o600
-        assert store.schema_version == len(state.MIGRATIONS)
+        assert store.schema_version == len(statedb.MIGRATIONS)
         assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -84,20 +84,20 @@ def test_engine_key_is_the_url_given_else_docker_host_else_the_local_socket(monk
 def test_migrations_run_in_order_once_and_a_newer_database_is_refused(tmp_path, monkeypatch):
     directory = tmp_path / "state"
     StateStore.open(directory).close()
-    later = state.MIGRATIONS + (("ALTER TABLE syncs ADD COLUMN note TEXT NOT NULL DEFAULT ''",),)
-    monkeypatch.setattr(state, "MIGRATIONS", later)
+    later = statedb.MIGRATIONS + (("ALTER TABLE syncs ADD COLUMN note TEXT NOT NULL DEFAULT ''",),)
+    monkeypatch.setattr(statedb, "MIGRATIONS", later)
     with StateStore.open(directory) as store:
         assert store.schema_version == len(later)
         columns = [row[1] for row in store._db.execute("PRAGMA table_info(syncs)")]
         assert columns[-1] == "note"
     StateStore.open(directory).close()  # already migrated: nothing runs twice
-    monkeypatch.setattr(state, "MIGRATIONS", later[:1])
+    monkeypatch.setattr(statedb, "MIGRATIONS", later[:1])
     with pytest.raises(StateError, match=f"schema version {len(later)}, newer than this reconciler knows"):
         StateStore.open(directory)
 
 
 def test_it_keeps_ids_hashes_and_outcomes_never_configs():
-    columns = " ".join(statement for migration in state.MIGRATIONS for statement in migration).lower()
+    columns = " ".join(statement for migration in statedb.MIGRATIONS for statement in migration).lower()
     for forbidden in ("env", "secret", "password", "options", "config ", "spec"):
         assert forbidden not in columns
 

@@ -1,0 +1,116 @@
+"""The state database underneath the record: its tables, every change to them, and its transactions.
+
+``reconciler.state`` says what the record means (objects created, syncs,
+suspensions, holds); this module says how the SQLite file is laid out and
+brought up to date, so a schema change is read and reviewed in one place.
+
+The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS`` lists
+every change since the first, in order, and opening a database applies the
+ones it lacks. A database written by a newer reconciler is refused rather
+than guessed at. Tables (version 1)::
+
+    stacks   (engine, stack, first_seen)                 the stacks this record knows
+    objects  (engine, stack, kind, name, object_id,      each object the reconciler created
+              driver, config_hash, origin, created_at)   or adopted; object_id "" while a
+                                                         create is under way
+    syncs    (id, engine, stack, revision, started_at,   one row per apply or destroy
+              seconds, summary, result)
+
+Version 2 adds::
+
+    suspended (stack, since)                             stacks the loop must not apply
+                                                         (``reconcile suspend``)
+
+Version 3 adds::
+
+    holds    (stack, revision, source_revision, since)   stacks held at an older revision
+                                                         (``reconcile rollback``) until their
+                                                         source moves past source_revision
+"""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import StateError
+
+__all__ = ["MIGRATIONS", "migrate", "schema_version", "transaction"]
+
+#: Every schema change, in order: the database's ``user_version`` is how many it has had.
+#: Append only; never edit a migration that has shipped.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE stacks (
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (engine, stack))""",
+        """CREATE TABLE objects (
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            driver TEXT NOT NULL DEFAULT '',
+            config_hash TEXT NOT NULL DEFAULT '',
+            origin TEXT NOT NULL CHECK (origin IN ('created', 'adopted')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (engine, stack, kind, name, object_id))""",
+        """CREATE TABLE syncs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            revision TEXT NOT NULL DEFAULT '',
+            started_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            result TEXT NOT NULL)""",
+        "CREATE INDEX syncs_by_stack ON syncs (stack, id)",
+    ),
+    (
+        """CREATE TABLE suspended (
+            stack TEXT PRIMARY KEY,
+            since TEXT NOT NULL)""",
+    ),
+    (
+        """CREATE TABLE holds (
+            stack TEXT PRIMARY KEY,
+            revision TEXT NOT NULL,
+            source_revision TEXT NOT NULL,
+            since TEXT NOT NULL)""",
+    ),
+)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """How many of ``MIGRATIONS`` the database has had."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection, path: Path | str) -> None:
+    """Apply the migrations ``db`` (the database file ``path``) lacks; refuse one newer than this reconciler."""
+    if schema_version(db) == len(MIGRATIONS):
+        return  # the common case: no write lock taken
+    with transaction(db):
+        version = schema_version(db)  # again, under the lock: another process may have migrated
+        if version > len(MIGRATIONS):
+            raise StateError(f"the state database {path} has schema version {version}, newer than "
+                             f"this reconciler knows ({len(MIGRATIONS)}): upgrade the reconciler")
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on an exception (which goes on up)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
