@@ -22,7 +22,6 @@ import os
 import socket
 import stat
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,10 +39,13 @@ _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBL
 
 def _lock_dir() -> Path:
     configured = os.environ.get("RECONCILER_LOCK_DIR")
-    candidates = [Path(configured)] if configured else [Path("/run/lock/reconciler"),
-                                                         Path(tempfile.gettempdir()) / "reconciler-locks"]
+    candidates = [Path(configured)] if configured else [Path("/run/lock/reconciler"), None]
     refused = []
     for candidate in candidates:
+        if candidate is None:  # the temp folder, asked only when /run/lock would not do (tempfile costs ~2 ms)
+            import tempfile
+
+            candidate = Path(tempfile.gettempdir()) / "reconciler-locks"
         try:
             private_dir(candidate, shared=True)  # a folder such as /tmp: root's, or others' with the sticky bit
             problem = None

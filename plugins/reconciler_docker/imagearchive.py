@@ -19,7 +19,6 @@ Formats understood:
 from __future__ import annotations
 
 import json
-import platform
 import tarfile
 from pathlib import Path
 from typing import Callable
@@ -150,6 +149,8 @@ def _pick(descriptors: list, ref: str) -> dict:
     named = [d for d in descriptors if ref in {(d.get("annotations") or {}).get(k) for k in _REF_NAME}]
     if len(named) == 1:
         return named[0]
+    import platform  # only when an archive is read: a pass with none never pays for it
+
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     native = [d for d in descriptors
               if (d.get("platform") or {}).get("os") == "linux" and (d.get("platform") or {}).get("architecture") == arch]

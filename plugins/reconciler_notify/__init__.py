@@ -31,6 +31,8 @@ __all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "notify", "reconciler_apply_
 
 RECONCILER_API_VERSION = 2
 LOGGER_NAME = "reconciler.notify"
+#: The variable that turns notifications on; read here, so a run without it never imports the config module.
+URLS_ENV = "RECONCILER_NOTIFY_URLS"
 log = logging.getLogger(LOGGER_NAME)
 
 
@@ -48,10 +50,10 @@ def notify(report: ApplyReport, environ: Mapping[str, str]) -> list[Delivery]:
 
     Configuration errors and failed deliveries are logged, not raised.
     """
-    from .config import URLS_ENV, NotifyConfigError, load_config
-
-    if not environ.get(URLS_ENV, "").strip():
+    if not environ.get(URLS_ENV, "").strip():  # nothing to send: the config module is not even imported
         return []
+    from .config import NotifyConfigError, load_config
+
     try:
         config = load_config(environ)
     except NotifyConfigError as exc:

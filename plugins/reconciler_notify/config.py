@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from . import URLS_ENV
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
@@ -25,7 +27,6 @@ __all__ = [
     "load_config",
 ]
 
-URLS_ENV = "RECONCILER_NOTIFY_URLS"
 SECRET_ENV = "RECONCILER_NOTIFY_SECRET"
 SECRET_FILE_ENV = "RECONCILER_NOTIFY_SECRET_FILE"
 TIMEOUT_ENV = "RECONCILER_NOTIFY_TIMEOUT"

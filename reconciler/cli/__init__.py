@@ -33,7 +33,8 @@ COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_p
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``reconcile`` with ``argv`` (default: the process's); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     READER_GONE.clear()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # every record ends here, third-party loggers' too

@@ -3,14 +3,22 @@ from __future__ import annotations
 
 import argparse
 import functools
+from typing import Callable, Sequence
 
 from .. import __version__
 
 __all__ = ["build_parser"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``reconcile`` command line: every command, its flags and their help."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``reconcile`` command line: every command, its flags and their help.
+
+    Every command is listed (``reconcile --help`` shows them all), but only the
+    one ``argv`` names gets its flags: a run pays for one command's parser, not
+    for sixteen (about a hundred and sixty ``add_argument`` calls, a few
+    milliseconds of every start). Without ``argv``, or when it names no
+    command, every command is built.
+    """
     if not hasattr(argparse._, "cache_info"):
         # argparse looks each of its messages up in the locale's catalogue, again for every parser it builds:
         # a few hundred stat() calls, half the parser's cost at every start. The answer never changes.
@@ -20,17 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
                         help="what plugins and drivers log to stderr (default warning)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    named = next((word for word in argv or () if word in _COMMANDS), None)
+    for name, (help, flags) in _COMMANDS.items():
+        command = sub.add_parser(name, help=help, description=help)
+        if named is None or name == named:
+            flags(command)
+    return parser
 
-    def command(name: str, help: str, *, engine: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+
+def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser], None]:
+    """The flags of a command that works on a spec: files, stack name, plugins, Compose's, the engine."""
+    def flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("-f", "--file", action="append", dest="files", metavar="PATH",
                        help="spec file or directory (repeatable; default: ./stack.yaml)")
         p.add_argument("--stack", help="stack name (default: name: in the spec, else the spec's directory)")
         p.add_argument("--allow-outside-paths", action="store_true",
                        help="let paths in the spec (build contexts, env files, bind mounts, archives), "
                             "relative or absolute, point outside its repository")
-        p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                       help="load a plugin module by import path (repeatable)")
+        _plugin_flag(p, "load a plugin module by import path (repeatable)")
         _compose_flags(p)
         _strict_flag(p)
         if engine:
@@ -40,82 +55,135 @@ def build_parser() -> argparse.ArgumentParser:
                                 "names targets:, run on this one engine instead of the fleet")
             p.add_argument("--target", action="append", default=[], metavar="NAME",
                            help="with a spec that names targets:, only these of the selected targets (repeatable)")
-        return p
+    return flags
 
-    command("validate", "check the spec (schema and references); no engine needed", engine=False)
-    convert = command("convert", "print the stack spec equivalent to Compose files (-f compose.yaml)", engine=False)
-    convert.add_argument("-o", "--out", metavar="FILE", help="write the spec to FILE instead of printing it")
-    plan = command("plan", "show what apply would change, and why")
-    plan.add_argument("--output", choices=("text", "json"), default="text")
-    plan.add_argument("--detailed-exitcode", action="store_true",
-                      help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
-    plan.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
-    _adopt_flag(plan)
-    plan.add_argument("--out", metavar="FILE", help="also save the plan, for 'reconcile apply FILE'")
-    apply = command("apply", "make the engine match the spec")
-    apply.add_argument("planfile", nargs="?", metavar="PLAN",
-                       help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
-    _apply_flags(apply)
-    _adopt_flag(apply)
-    apply.add_argument("--recreate-networks", action="store_true",
-                       help="allow recreating networks whose config changed")
-    apply.add_argument("--recreate-volumes", action="store_true",
-                       help="allow recreating volumes whose config changed (their data is lost)")
-    status = command("status", "every object: desired vs live, state, health, drift")
-    status.add_argument("--output", choices=("text", "json"), default="text")
-    _server_flags(status, "ask these daemons for every stack they run instead (one line per host per stack)")
-    destroy = command("destroy", "remove everything the stack owns (volumes kept unless --prune-volumes)")
-    _apply_flags(destroy)
-    _adopt_flag(destroy)
-    watch = command("watch", "apply now, then again whenever the spec's files or the stack's objects change")
-    _apply_flags(watch)
-    watch.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
-                       help="also apply every SECONDS when nothing changed (default 60)")
-    daemon = sub.add_parser("daemon", help="follow git repositories and directories; keep every stack converged")
-    daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
-    daemon.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="load a plugin module by import path (repeatable)")
-    _strict_flag(daemon)
-    daemon.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
-    history = sub.add_parser("history", help="the syncs of a stack (or of every stack), newest first")
-    history.add_argument("stack", nargs="?", help="the stack (default: every stack)")
-    history.add_argument("--limit", type=int, default=20, help="how many syncs (default 20)")
-    history.add_argument("--state-dir", metavar="DIR",
-                         help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
-                              "else ~/.local/state/reconciler; a daemon's is its state_dir)")
-    history.add_argument("--output", choices=("text", "json"), default="text")
-    _server_flags(history, "ask these daemons instead of a state directory")
-    rollback = sub.add_parser("rollback", help="hold a daemon's stack at an older revision of its source")
-    rollback.add_argument("stack")
-    rollback.add_argument("--to", required=True, metavar="REV", help="the full commit id to go back to")
-    rollback.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
-    release = sub.add_parser("release", help="let a held stack follow its source again")
-    release.add_argument("stack")
-    release.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
-    for verb, text in (("suspend", "stop the watch and daemon loops from applying a stack (drift is still reported)"),
-                       ("resume", "let the loops apply a suspended stack again")):
-        toggle = sub.add_parser(verb, help=text, description=text)
-        toggle.add_argument("stack")
-        toggle.add_argument("--state-dir", metavar="DIR", help="the state directory (as for history)")
-        _server_flags(toggle, "ask these daemons instead of a state directory")
-    text = "have daemons fetch a stack's source and apply it now"
-    sync = sub.add_parser("sync", help=text, description=text)
-    sync.add_argument("stack")
-    sync.add_argument("--output", choices=("text", "json"), default="text")
-    _server_flags(sync, "the daemons to ask (required)")
-    schema = sub.add_parser("schema", help="print the stack's JSON Schema, with the loaded drivers' options, "
-                                           "for editors")
-    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="also load a plugin module by import path (repeatable)")
-    _strict_flag(schema)
-    plugins = sub.add_parser("plugins", help="the plugins loaded, their drivers and hooks")
-    plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
+
+def _validate(p: argparse.ArgumentParser) -> None:
+    _stack_command(engine=False)(p)
+
+
+def _convert(p: argparse.ArgumentParser) -> None:
+    _stack_command(engine=False)(p)
+    p.add_argument("-o", "--out", metavar="FILE", help="write the spec to FILE instead of printing it")
+
+
+def _plan(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
+    p.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
+    _adopt_flag(p)
+    p.add_argument("--out", metavar="FILE", help="also save the plan, for 'reconcile apply FILE'")
+
+
+def _apply(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    p.add_argument("planfile", nargs="?", metavar="PLAN",
+                   help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
+    _apply_flags(p)
+    _adopt_flag(p)
+    p.add_argument("--recreate-networks", action="store_true",
+                   help="allow recreating networks whose config changed")
+    p.add_argument("--recreate-volumes", action="store_true",
+                   help="allow recreating volumes whose config changed (their data is lost)")
+
+
+def _status(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(p, "ask these daemons for every stack they run instead (one line per host per stack)")
+
+
+def _destroy(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    _apply_flags(p)
+    _adopt_flag(p)
+
+
+def _watch(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    _apply_flags(p)
+    p.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
+                   help="also apply every SECONDS when nothing changed (default 60)")
+
+
+def _daemon(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
+    _plugin_flag(p, "load a plugin module by import path (repeatable)")
+    _strict_flag(p)
+    p.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
+
+
+def _history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stack", nargs="?", help="the stack (default: every stack)")
+    p.add_argument("--limit", type=int, default=20, help="how many syncs (default 20)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="the state directory (default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, "
+                        "else ~/.local/state/reconciler; a daemon's is its state_dir)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(p, "ask these daemons instead of a state directory")
+
+
+def _rollback(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stack")
+    p.add_argument("--to", required=True, metavar="REV", help="the full commit id to go back to")
+    p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+
+
+def _release(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stack")
+    p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+
+
+def _toggle(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stack")
+    p.add_argument("--state-dir", metavar="DIR", help="the state directory (as for history)")
+    _server_flags(p, "ask these daemons instead of a state directory")
+
+
+def _sync(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stack")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(p, "the daemons to ask (required)")
+
+
+def _schema(p: argparse.ArgumentParser) -> None:
+    _plugin_flag(p, "also load a plugin module by import path (repeatable)")
+    _strict_flag(p)
+
+
+def _plugins(p: argparse.ArgumentParser) -> None:
+    plugins_sub = p.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
-    listing.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                         help="also load a plugin module by import path (repeatable)")
+    _plugin_flag(listing, "also load a plugin module by import path (repeatable)")
     _strict_flag(listing)
     listing.add_argument("--output", choices=("text", "json"), default="text")
-    return parser
+
+
+#: Every command, in the order ``--help`` lists them: its help line and what adds its flags.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "validate": ("check the spec (schema and references); no engine needed", _validate),
+    "convert": ("print the stack spec equivalent to Compose files (-f compose.yaml)", _convert),
+    "plan": ("show what apply would change, and why", _plan),
+    "apply": ("make the engine match the spec", _apply),
+    "status": ("every object: desired vs live, state, health, drift", _status),
+    "destroy": ("remove everything the stack owns (volumes kept unless --prune-volumes)", _destroy),
+    "watch": ("apply now, then again whenever the spec's files or the stack's objects change", _watch),
+    "daemon": ("follow git repositories and directories; keep every stack converged", _daemon),
+    "history": ("the syncs of a stack (or of every stack), newest first", _history),
+    "rollback": ("hold a daemon's stack at an older revision of its source", _rollback),
+    "release": ("let a held stack follow its source again", _release),
+    "suspend": ("stop the watch and daemon loops from applying a stack (drift is still reported)", _toggle),
+    "resume": ("let the loops apply a suspended stack again", _toggle),
+    "sync": ("have daemons fetch a stack's source and apply it now", _sync),
+    "schema": ("print the stack's JSON Schema, with the loaded drivers' options, for editors", _schema),
+    "plugins": ("the plugins loaded, their drivers and hooks", _plugins),
+}
+
+
+def _plugin_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=help)
 
 
 def _compose_flags(p: argparse.ArgumentParser) -> None:
