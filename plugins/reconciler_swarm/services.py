@@ -76,12 +76,11 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             found = self._services(stack, wanted)
             owned = any(is_owned(s["Spec"].get("Labels"), stack) for s in found.values())
             tasks, networks = (self._tasks(stack), self._network_names()) if owned else ([], {})
-        specs = getattr(wanted, "specs", {})
         out = []
         for name, service in sorted(found.items()):
             labels = service["Spec"].get("Labels") or {}
             mine = [t for t in tasks if t.get("ServiceID") == service["ID"]]
-            out.append(self._live(stack, service, labels, mine, networks, specs.get(name)))
+            out.append(self._live(stack, service, labels, mine, networks, wanted.get(name)))
         return out
 
     def _live(self, stack: str, service: dict, labels: Mapping[str, str], tasks: list[dict],
