@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import docker.errors
 
@@ -26,8 +26,11 @@ from reconciler.sdk import (
 from reconciler.sdk.docker import EngineDriver, engine_errors
 from reconciler.sdk.labels import BUILD_HASH
 
-from .credentials import Credential, CredentialError, CredentialStore, registry_host
-from .distribution import ManifestChecker
+if TYPE_CHECKING:
+    from .credentials import Credential, CredentialStore
+
+# Credentials and the registry's manifest API are needed for a pull, a push or a followed tag only:
+# they are imported then (a converged pass of pinned images never pays for them).
 
 __all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
            "RegistryUnreachable", "pull_error", "redact", "split_ref"]
@@ -78,6 +81,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 def pull_error(ref: str, detail: str, status: int, credential: Credential | None,
                *, action: str = "pull") -> DriverError:
     """The error for a failed pull (or ``action="push"``) of ``ref``, from the engine's ``detail`` text and HTTP ``status``."""
+    from .credentials import registry_host
+
     host = registry_host(ref)
     if credential is not None and credential.password:
         detail = detail.replace(credential.password, "***")  # never trust a message with a secret
@@ -173,6 +178,8 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
         refs = sorted(refs)
         if not refs:
             return {}
+        from .distribution import ManifestChecker
+
         answers = ManifestChecker(self.credentials).digests(refs)
         for ref, answer in answers.items():
             if isinstance(answer, Exception):
@@ -182,10 +189,15 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
     @property
     def credentials(self) -> CredentialStore:
         """One store per run, shared by this plugin's drivers, so each registry is looked up once."""
-        return self.context.shared.setdefault(_STORE_KEY, CredentialStore())
+        from .credentials import CredentialStore
+
+        store = self.context.shared.get(_STORE_KEY)
+        return store if store is not None else self.context.shared.setdefault(_STORE_KEY, CredentialStore())
 
     def _credential(self, action: str, ref: str):
         """The credential for ``ref``'s registry (None without one); a broken setup names the action."""
+        from .credentials import CredentialError
+
         try:
             return self.credentials.for_ref(ref)
         except CredentialError as exc:
