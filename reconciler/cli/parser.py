@@ -25,15 +25,26 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         argparse._ = functools.cache(argparse._)
     parser = argparse.ArgumentParser(prog="reconcile", description="Make a Docker engine match a YAML stack.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
-                        help="what plugins and drivers log to stderr (default warning)")
+    _global_flags(parser, default="warning")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     named = next((word for word in argv or () if word in _COMMANDS), None)
     for name, (help, flags) in _COMMANDS.items():
         command = sub.add_parser(name, help=help, description=help)
         if named is None or name == named:
             flags(command)
+            if not any("--log-level" in action.option_strings for action in command._actions):
+                _global_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _global_flags(p: argparse.ArgumentParser, *, default: str) -> None:
+    """``--log-level`` and ``--strict-plugins``, taken before the command or after it (``default``: SUPPRESS
+    on a command, so that not repeating a flag there keeps what was given before it)."""
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=default,
+                   help="what plugins and drivers log to stderr (default warning)")
+    if not any("--strict-plugins" in action.option_strings for action in p._actions):
+        p.add_argument("--strict-plugins", action="store_true", default=None if default != argparse.SUPPRESS
+                       else argparse.SUPPRESS, help=_STRICT_HELP)
 
 
 def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser], None]:
@@ -158,6 +169,7 @@ def _plugins(p: argparse.ArgumentParser) -> None:
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
     _plugin_flag(listing, "also load a plugin module by import path (repeatable)")
     _strict_flag(listing)
+    _global_flags(listing, default=argparse.SUPPRESS)
     listing.add_argument("--output", choices=("text", "json"), default="text")
 
 
@@ -199,9 +211,11 @@ def _compose_flags(p: argparse.ArgumentParser) -> None:
                    help="Compose files: drop keys reconcile cannot honour, with a warning, instead of refusing")
 
 
+_STRICT_HELP = "a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)"
+
+
 def _strict_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strict-plugins", action="store_true", default=None,
-                   help="a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)")
+    p.add_argument("--strict-plugins", action="store_true", default=argparse.SUPPRESS, help=_STRICT_HELP)
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:

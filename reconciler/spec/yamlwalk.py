@@ -48,7 +48,7 @@ def compose_plain(text: str, filename: str) -> tuple[Any, dict[tuple, Mark], lis
         refusal = Problem(str(exc), file=filename, line=exc.line, col=exc.col)
         raise SpecError([refusal, *walker.problems]) from exc
     except yaml.MarkedYAMLError as exc:
-        raise SpecError([_syntax_problem(filename, exc), *walker.problems]) from exc
+        raise SpecError([_syntax_problem(filename, exc, text), *walker.problems]) from exc
     except yaml.YAMLError as exc:  # e.g. a control character: no line to point at
         raise SpecError([Problem(f"invalid YAML: {exc}", file=filename), *walker.problems]) from exc
     return data, walker.marks, walker.problems
@@ -136,14 +136,25 @@ def _compose(text: str) -> Node | None:
         loader.dispose()
 
 
-def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+def _syntax_problem(file: str, exc: yaml.MarkedYAMLError, text: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     message = f"invalid YAML: {exc.problem or exc.context}"
-    if exc.context and exc.problem:
+    if _char_at(exc.problem_mark, text) == "\t":  # PyYAML only says "found character that cannot start any token"
+        message = "invalid YAML: a tab character: YAML indents with spaces, never tabs"
+    elif exc.context and exc.problem:
         where = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
         message += f" ({exc.context}{where})"
     line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
     return Problem(message, file=file, line=line, col=col)
+
+
+def _char_at(mark, text: str) -> str:
+    """The character of ``text`` a PyYAML mark points at ("" for none: libyaml's marks hold no buffer)."""
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    line = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    return line[mark.column] if 0 <= mark.column < len(line) else ""
 
 
 class _Walker:

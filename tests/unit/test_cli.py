@@ -223,3 +223,22 @@ def test_one_function_chooses_the_engine_or_the_fleet(tmp_path):
         runner_for(desired, reconciler, targets=["d", "c"])
     with pytest.raises(SpecError, match="one engine only"):
         runner_for(desired, reconciler, one_engine="one engine only")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--strict-plugins", "--log-level", "debug", "validate"],
+    ["validate", "--strict-plugins", "--log-level", "debug"],
+    ["--log-level", "info", "validate", "--strict-plugins", "--log-level", "debug"],
+])
+def test_global_flags_go_before_the_command_or_after_it(argv):
+    from reconciler.cli.parser import build_parser
+
+    args = build_parser(argv).parse_args(argv)
+    assert (args.command, args.strict_plugins, args.log_level) == ("validate", True, "debug")
+
+
+def test_global_flags_not_repeated_after_the_command_keep_their_defaults():
+    from reconciler.cli.parser import build_parser
+
+    args = build_parser(["history"]).parse_args(["history"])
+    assert (args.strict_plugins, args.log_level) == (None, "warning")

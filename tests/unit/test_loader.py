@@ -292,6 +292,13 @@ def test_syntax_error_location(tmp_path: Path) -> None:
     assert (problem.file, problem.line, problem.col) == (str(spec), 4, 4)
 
 
+def test_a_tab_is_called_a_tab_at_its_place(tmp_path: Path) -> None:
+    spec = write(tmp_path, "stack.yaml", "containers:\n  web:\n\timage: app\n")
+    problem = only_problem([spec])
+    assert problem.message == "invalid YAML: a tab character: YAML indents with spaces, never tabs"
+    assert (problem.file, problem.line, problem.col) == (str(spec), 3, 1)
+
+
 def test_undefined_alias_is_a_syntax_error(tmp_path: Path) -> None:
     spec = write(tmp_path, "stack.yaml", "x-a: *nowhere\n")
     problem = only_problem([spec])
