@@ -57,11 +57,11 @@ class Problem:
     path: str = ""
 
     def __str__(self) -> str:
-        where = self.file or "<spec>"
-        if self.line:
-            where += f":{self.line}:{self.col}"
-        field = f" {self.path}:" if self.path else ""
-        return f"{where}:{field} {self.message}"
+        field = f"{self.path}: " if self.path else ""
+        if not self.file:  # a command-line argument, not a place in a file
+            return f"{field}{self.message}"
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {field}{self.message}"
 
 
 class SpecError(ReconcilerError):

@@ -253,18 +253,35 @@ class StateStore:
                      (stack, revision, source_revision, _now())))
 
     def hold_at(self, stack: str, revision: str) -> str:
-        """Hold ``stack`` at ``revision`` (a full commit id) until its source moves past the revision returned:
-        its last sync's, or a hold's already there (a second rollback keeps the first's)."""
-        import re
+        """Hold ``stack`` at ``revision`` until its source moves past the revision returned: its last sync's, or
+        a hold's already there (a second rollback keeps the first's).
 
-        if not re.fullmatch(r"[0-9a-f]{40}", revision):
-            raise SpecError(f"--to: {revision!r} is not a full commit id (40 hex digits)")
+        ``revision`` is a full commit id, or the start of one this stack has synced (``history`` shows 12 digits).
+        """
+        revision = self._full_revision(stack, revision)
         held, last = self.holds().get(stack), self.syncs(stack=stack, limit=1)
         source = held[1] if held else (last[0].revision if last else "")
         if not source:
             raise SpecError(f"stack {stack!r} has no synced git revision in this state directory")
         self.hold(stack, revision, source_revision=source)
         return source
+
+    def _full_revision(self, stack: str, revision: str) -> str:
+        import re
+
+        if re.fullmatch(r"[0-9a-f]{40}", revision):
+            return revision
+        if not re.fullmatch(r"[0-9a-f]{7,39}", revision):
+            raise SpecError(f"--to: {revision!r} is not a commit id (7 to 40 hex digits)")
+        found = sorted({rev for (rev,) in self._read(
+            "SELECT DISTINCT revision FROM syncs WHERE stack = ? AND substr(revision, 1, ?) = ?",
+            (stack, len(revision), revision))})
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise SpecError(f"--to: no revision of stack {stack!r} synced in this state directory starts with "
+                            f"{revision} (see 'reconcile history {stack}'), and it is not a full commit id")
+        raise SpecError(f"--to: {revision} starts {len(found)} synced revisions of stack {stack!r}: give more digits")
 
     def release(self, stack: str) -> None:
         self._write(("DELETE FROM holds WHERE stack = ?", (stack,)))

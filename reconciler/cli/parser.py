@@ -138,7 +138,7 @@ def _history(p: argparse.ArgumentParser) -> None:
 
 def _rollback(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack")
-    p.add_argument("--to", required=True, metavar="REV", help="the full commit id to go back to")
+    p.add_argument("--to", required=True, metavar="REV", help="the commit to go back to: its full id, or its first digits as history shows them")
     p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
 
 

@@ -88,9 +88,30 @@ def test_a_second_rollback_keeps_the_first_holds_source_revision(daemon):
     with pytest.raises(SpecError, match="has no synced git revision"):
         state.hold_at("demo", "a" * 40)
     state.add_sync(Sync("engine", "demo", "c" * 40, "no changes", SyncResult.CONVERGED, 0.1))
-    with pytest.raises(SpecError, match=r"--to: 'abc' is not a full commit id \(40 hex digits\)"):
+    with pytest.raises(SpecError, match=r"--to: 'abc' is not a commit id \(7 to 40 hex digits\)"):
         state.hold_at("demo", "abc")
     assert state.hold_at("demo", "a" * 40) == "c" * 40
     state.add_sync(Sync("engine", "demo", "a" * 40, "no changes", SyncResult.CONVERGED, 0.1))  # the held pass
     assert state.hold_at("demo", "d" * 40) == "c" * 40
     assert state.holds() == {"demo": ("d" * 40, "c" * 40)}
+
+
+def test_rollback_takes_the_digits_history_shows(daemon):
+    from reconciler.state import Sync, SyncResult
+
+    daemon, _ = daemon
+    state = daemon.reconciler.state
+    older, newer, twin = "1a2b3c4d5e6f" + "0" * 28, "9f8e7d6c5b4a" + "1" * 28, "1a2b3c4d5e6f" + "2" * 28
+    for revision in (older, newer):
+        state.add_sync(Sync("engine", "demo", revision, "no changes", SyncResult.CONVERGED, 0.1))
+    assert state.hold_at("demo", older[:12]) == newer  # history's 12 digits name the commit
+    assert state.holds()["demo"][0] == older
+    with pytest.raises(SpecError, match="no revision of stack 'demo' synced in this state directory starts with"):
+        state.hold_at("demo", "abcdef0")
+    state.add_sync(Sync("engine", "demo", twin, "no changes", SyncResult.CONVERGED, 0.1))
+    with pytest.raises(SpecError, match="starts 2 synced revisions"):
+        state.hold_at("demo", older[:12])
+
+
+def test_a_command_line_error_is_not_placed_in_a_spec_file():
+    assert str(SpecError("--to: 'abc' is not a commit id")) == "--to: 'abc' is not a commit id"
