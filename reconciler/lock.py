@@ -32,7 +32,7 @@ from .names import stack_name_problem
 from .private import NotPrivate, private_dir
 from .waiting import PollTimeout, poll_until
 
-__all__ = ["lock_path", "stack_lock"]
+__all__ = ["lock_path", "stack_lock", "unsafe_lock_file"]
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # never O_TRUNC
 
@@ -80,15 +80,15 @@ def _open_lock_file(path: Path) -> int:
             raise LockError(f"lock file {path} is a symbolic link; refusing to follow it "
                             "(remove it if you did not put it there)") from None
         raise LockError(f"cannot open lock file {path}: {exc.strerror or exc}") from None
-    problem = _unsafe_file(os.fstat(fd))
+    problem = unsafe_lock_file(os.fstat(fd))
     if problem:
         os.close(fd)
         raise LockError(f"lock file {path} {problem}; refusing to write to it (remove it if you did not put it there)")
     return fd
 
 
-def _unsafe_file(info: os.stat_result) -> str | None:
-    """Why writing to this file could harm something that is not our lock, or None."""
+def unsafe_lock_file(info: os.stat_result) -> str | None:
+    """Why writing to this file (its ``fstat``) could harm something that is not our lock, or None."""
     if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
     if info.st_uid != os.geteuid():

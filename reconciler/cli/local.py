@@ -263,18 +263,28 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    """Run the daemon; every pass is shown here as a line of text or JSON (the daemon counts it itself)."""
-    import json
-
-    from ..daemon import Daemon, load_config
-    from ..loop import is_news
-    from ..render import pass_json, pass_text
+    """Run the daemon, the one of its state directory; every pass is shown here as a line of text or JSON."""
+    from ..daemon import load_config
+    from ..daemon.statelock import hold_state_dir
     from ..state import StateStore
 
     config = load_config(args.config)
+    state = StateStore.open(Path(config.state_dir))  # the directory made private (or refused) first
+    with hold_state_dir(Path(config.state_dir)):  # a second daemon stops here, before it fetches or listens
+        return _run_daemon(args, config, state)
+
+
+def _run_daemon(args: argparse.Namespace, config, state) -> int:
+    """The daemon and its API until a signal; every pass shown as it ends (the daemon counts it itself)."""
+    import json
+
+    from ..daemon import Daemon
+    from ..loop import is_news
+    from ..render import pass_json, pass_text
+
     # The record of what the daemon creates lives in its state directory, beside the checkouts.
     reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin, strict_plugins=args.strict_plugins,
-                            state=StateStore.open(Path(config.state_dir)))
+                            state=state)
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()
 
