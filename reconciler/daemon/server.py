@@ -145,10 +145,11 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
             if len(body) > cap:
                 counted.labels(name, "too_large").inc()
                 return _error(413, f"the body is larger than {cap} bytes")
-        if not verifier.signed(request.headers, bytes(body)):
+        refused = verifier.refusal(request.headers, bytes(body))
+        if refused:
             counted.labels(name, "unauthorized").inc()
-            return _error(401, "the delivery's signature does not match this webhook's secret")
-        if not verifier.first_delivery(request.headers):
+            return _error(401, refused)
+        if not verifier.first_delivery(request.headers, bytes(body)):
             counted.labels(name, "duplicate").inc()
             return JSONResponse({"fetch": [], "duplicate": True}, status_code=202)
         counted.labels(name, "accepted").inc()

@@ -83,12 +83,35 @@ def test_each_provider_signature_is_checked(provider):
 
 def test_a_delivery_id_is_honoured_once_and_memory_is_bounded():
     verifier = HookVerifier(Webhook("h", "github", ("repo",), secret_env="X"), SECRET, remember=3)
-    first = {"x-github-delivery": "1"}
-    assert verifier.first_delivery(first) and not verifier.first_delivery(first)
+    first, body = {"x-github-delivery": "1"}, b"{}"
+    assert verifier.first_delivery(first, body) and not verifier.first_delivery(first, body)
     for n in "234":
-        assert verifier.first_delivery({"x-github-delivery": n})
-    assert verifier.first_delivery(first)  # forgotten after 3 newer ones
-    assert verifier.first_delivery({}) and verifier.first_delivery({})  # no id: always counts
+        assert verifier.first_delivery({"x-github-delivery": n}, body)
+    assert verifier.first_delivery(first, body)  # forgotten after 3 newer ones
+
+
+def test_a_delivery_without_an_id_is_known_by_its_body_for_a_short_window():
+    now = [1000.0]
+    verifier = HookVerifier(Webhook("h", "generic", ("repo",), secret_env="X"), SECRET, window=60,
+                            clock=lambda: now[0])
+    push, other = b'{"after": "1"}', b'{"after": "2"}'
+    assert verifier.first_delivery({}, push)
+    assert not verifier.first_delivery({}, push)  # a redelivery, or a replay of the same signed bytes
+    assert verifier.first_delivery({}, other)
+    now[0] += 61  # the same bytes later: a sender whose body never changes, telling of a new push
+    assert verifier.first_delivery({}, push) and not verifier.first_delivery({}, push)
+    assert verifier.first_delivery({"x-delivery-id": "a"}, push)  # an id, when there is one, decides
+
+
+@pytest.mark.parametrize("provider, header", [("github", "X-Hub-Signature-256"), ("gitea", "X-Gitea-Signature"),
+                                              ("gitlab", "X-Gitlab-Token"), ("generic", "X-Signature-256")])
+def test_a_missing_signature_header_is_named_not_called_a_mismatch(provider, header):
+    verifier, body = _verifier(provider), b"{}"
+    missing = verifier.refusal({}, body)
+    assert missing.startswith(f"the delivery has no {header} header") and "does not match" not in missing
+    assert verifier.refusal(_signed(provider, body, b"another-secret-of-16+"), body) == \
+        f"the delivery's {header} does not match this webhook's secret"
+    assert verifier.refusal(_signed(provider, body), body) is None
 
 
 def test_a_webhook_secret_must_exist_and_be_long_enough(tmp_path, monkeypatch):
