@@ -26,9 +26,15 @@ The core, lifecycle hooks and policies run against ``MemoryEngine``
     assert ("start", "demo-web-1") in engine.calls
 
 This package is also a pytest plugin (the ``pytest11`` entry point), so the
-fixtures below (``driver_context``, ``unique_name``, ``unreachable_context``,
+fixtures of ``fixtures.py`` (``driver_context``, whose ``progress`` collects
+into ``progress_lines``, ``unique_name``, ``unreachable_context``,
 ``memory_engine``) are available in any test once reconciler is installed. It
 imports no Docker: an in-memory driver is tested without an engine.
+
+Nor does it need pytest for the in-memory engine: ``MemoryEngine``,
+``make_reconciler``, ``load_desired`` and ``installed_driver`` import without
+it. The contract classes and fixtures are pytest's; without pytest, asking for
+one says to ``pip install 'reconciler[testing]'``.
 
 A driver that wraps another it finds by name (``registry.lookup``) is made for
 its test as a run makes it, from the installed plugins: ``installed_driver``.
@@ -40,26 +46,9 @@ It is imported from its own module (it needs the Docker SDK), not from here.
 """
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-
-import pytest
-
 from ..drivers import DriverContext, ObjectDriver
 from ..model import Kind
 from ..spec import load_desired
-from .contract import (
-    STACK_PREFIX,
-    ContractHarness,
-    NetworkDriverContract,
-    StorageDriverContract,
-    assert_maps_errors,
-    spec_config,
-    with_hash,
-)
-from .registry_contract import RegistryDriverContract
-from .runtime_contract import RuntimeDriverContract
 from .memory import (
     MemoryEngine,
     MemoryNetworkDriver,
@@ -69,29 +58,72 @@ from .memory import (
     make_reconciler,
 )
 
-__all__ = [
+#: What needs pytest: the contract classes, their helpers and the fixtures.
+_PYTEST_NAMES = (
     "ContractHarness",
-    "MemoryEngine",
-    "MemoryNetworkDriver",
-    "MemoryRegistryDriver",
-    "MemoryRuntimeDriver",
-    "MemoryStorageDriver",
     "NetworkDriverContract",
+    "ProgressLines",
     "RegistryDriverContract",
     "RuntimeDriverContract",
     "STACK_PREFIX",
     "StorageDriverContract",
     "assert_maps_errors",
     "driver_context",
-    "installed_driver",
-    "load_desired",
-    "make_reconciler",
     "memory_engine",
+    "progress_lines",
     "spec_config",
     "unique_name",
     "unreachable_context",
     "with_hash",
+)
+
+try:
+    import pytest  # noqa: F401  (the contract kit and its fixtures are pytest's)
+except ModuleNotFoundError as missing:
+    if missing.name != "pytest":
+        raise
+    _HAS_PYTEST = False
+else:
+    _HAS_PYTEST = True
+    from .contract import (
+        STACK_PREFIX,
+        ContractHarness,
+        NetworkDriverContract,
+        StorageDriverContract,
+        assert_maps_errors,
+        spec_config,
+        with_hash,
+    )
+    from .fixtures import (
+        ProgressLines,
+        driver_context,
+        memory_engine,
+        progress_lines,
+        unique_name,
+        unreachable_context,
+    )
+    from .registry_contract import RegistryDriverContract
+    from .runtime_contract import RuntimeDriverContract
+
+__all__ = [
+    "MemoryEngine",
+    "MemoryNetworkDriver",
+    "MemoryRegistryDriver",
+    "MemoryRuntimeDriver",
+    "MemoryStorageDriver",
+    "installed_driver",
+    "load_desired",
+    "make_reconciler",
+    *(_PYTEST_NAMES if _HAS_PYTEST else ()),
 ]
+
+
+def __getattr__(name: str):
+    """Without pytest, the contract kit's names say what to install instead of being missing."""
+    if name in _PYTEST_NAMES:
+        raise ImportError(f"reconciler.testing.{name} is part of the pytest contract kit, and pytest is not "
+                          "installed: pip install 'reconciler[testing]'", name=name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def installed_driver(kind: Kind, name: str, context: DriverContext) -> ObjectDriver:
@@ -104,33 +136,3 @@ def installed_driver(kind: Kind, name: str, context: DriverContext) -> ObjectDri
     from ..plugins import load_driver_registry, make_plugin_manager
 
     return load_driver_registry(make_plugin_manager()).factory(kind, name)(context)
-
-
-# --- fixtures, available to every test through the pytest11 entry point -----------------------
-
-
-@pytest.fixture
-def driver_context() -> DriverContext:
-    """A ``DriverContext`` for a fresh stack ``contract-<hex>``; engine from ``DOCKER_HOST``, else the default."""
-    return DriverContext(stack=STACK_PREFIX + uuid.uuid4().hex[:10], engine_url=os.environ.get("DOCKER_HOST") or None)
-
-
-@pytest.fixture
-def unique_name(driver_context: DriverContext) -> str:
-    """An object name no other test uses, starting with the stack's name (so leftovers are recognisable)."""
-    return f"{driver_context.stack}-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture
-def unreachable_context(driver_context: DriverContext) -> DriverContext:
-    """Like ``driver_context`` but with ``engine_url`` a local TCP port where nothing listens."""
-    with socket.socket() as probe:  # a port the kernel just handed out and nobody has taken since
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return DriverContext(stack=driver_context.stack, engine_url=f"tcp://127.0.0.1:{port}")
-
-
-@pytest.fixture
-def memory_engine() -> MemoryEngine:
-    """A fresh, empty ``MemoryEngine``."""
-    return MemoryEngine()
