@@ -13,7 +13,9 @@ Edges:
 - a change's ``up`` follows its own ``down`` and ``wait``, and the ``up`` of
   every object it ``requires``;
 - the ``down`` of an object follows the ``down`` of every change that ``holds`` it
-  (containers attached to a network, dependents of a container).
+  (containers attached to a network, dependents of a container), except a
+  dependent that rolls: its old container keeps running until this object's
+  successor is up (its roll requires it), so waiting for it would be a cycle.
 
 Each step also says which *lane* runs it (``Step.lane``): most steps make the
 engine work, but stopping a container and waiting for a condition mostly sit
@@ -108,11 +110,19 @@ def build_steps(changes: Iterable[Change]) -> list[Step]:
         if step_of(change.id, Phase.DOWN):
             for target in change.holds:
                 held_by.setdefault(target, []).append(change.id)
+    rolls_requiring = {c.id: set(c.requires) for c in changes if (c.id, Phase.ROLL) in has}
+
+    def holder_first(phase: Phase, change_id: str, holder: str) -> bool:
+        """Whether ``phase`` of ``change_id`` waits for ``holder`` (which holds it) to take its old object down."""
+        if phase == Phase.ROLL:
+            return (holder, Phase.DOWN) in has
+        return phase == Phase.DOWN and change_id not in rolls_requiring.get(holder, ())
+
     steps = []
     for change in changes:
         for phase in _phases(change):
-            after = {step_of(other, Phase.DOWN) for other in held_by.get(change.id, ()) if other != change.id
-                     if phase == Phase.DOWN or (phase == Phase.ROLL and (other, Phase.DOWN) in has)}
+            after = {step_of(other, Phase.DOWN) for other in held_by.get(change.id, ())
+                     if other != change.id and holder_first(phase, change.id, other)}
             if phase == Phase.DOWN and change.action is Action.REPLACE:
                 # The old object goes only once the images its successor needs are there.
                 after.update(step_of(dep, Phase.UP) for dep in change.requires if dep.startswith("image:"))

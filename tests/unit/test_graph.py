@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from reconciler.graph import Lane, build_steps, dependents_of
 from reconciler.model import Kind
-from reconciler.plan import Action, Change
+from reconciler.plan import Action, Change, Rollout
 
 
 def ids(steps):
@@ -73,3 +73,15 @@ def test_stops_and_waits_run_in_the_wait_lane_and_engine_work_in_the_work_lane()
         "container:web#up": Lane.WORK,
         "image:x#up": Lane.WORK,
     }
+
+
+def test_a_container_replaced_directly_does_not_wait_for_a_dependent_that_rolls():
+    # A crash-looping db is removed before its successor is created; web rolls once the new db is up,
+    # its old container running meanwhile. Waiting for web's roll before db comes down was a cycle.
+    db = Change(Action.REPLACE, Kind.CONTAINER, "db", "db")
+    web = Change(Action.REPLACE, Kind.CONTAINER, "web", "web", requires=("container:db",),
+                 holds=("container:db",), rollout=Rollout(order="start-first"))
+    graph = ids(build_steps([db, web]))
+    assert graph["container:db#down"] == set()
+    assert graph["container:db#up"] == {"container:db#down"}
+    assert graph["container:web#roll"] == {"container:db#up"}
