@@ -204,26 +204,37 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
     return changes
 
 
+# Live states of a container that serves nobody: the engine restarts it after a crash (and cannot rename it
+# meanwhile: "sandbox not found"), it stopped, its removal failed, or it never started.
+_IDLE_STATES = frozenset({"restarting", "exited", "dead", "created"})
+
+
 def _plan_rollouts(changes: list[Change], desired: DesiredState, live: LiveState, replaced: set[str]) -> list[Change]:
     """Give each container replacement that can keep its old container until the new one is ready a rollout.
 
     Replicas of one container roll ``parallelism`` at a time: each waits for the
-    one ``parallelism`` places before it (through ``requires``).
+    one ``parallelism`` places before it (through ``requires``). A container that
+    is not running has no traffic to protect: it is replaced directly, removed
+    before its successor is created, whatever its ``update.order``.
     """
     out = []
     rolled: dict[str, list[str]] = {}
     for change in changes:
         spec = desired.containers.get(change.name)
+        current = live.containers.get(change.name)
         recreated = any(r.partition(":")[2] in replaced for r in change.requires if r.startswith(("network:", "volume:")))
         if change.action is not Action.REPLACE or spec is None or recreated or change.scheduled:
             out.append(change)
+            continue
+        if current is not None and current.state in _IDLE_STATES:
+            out.append(replace(change, live_state=current.state, reasons=change.reasons + (
+                f"{current.state}: no traffic to protect, so it is removed before its successor is created",)))
             continue
         policy = spec.update
         earlier = rolled.setdefault(spec.key, [])
         after = earlier[-policy.parallelism] if len(earlier) >= policy.parallelism else None
         earlier.append(change.id)
         order, why = _order(spec)
-        current = live.containers.get(change.name)
         rollout = Rollout(order=order, why=why, delay=policy.delay if after else 0.0, timeout=policy.timeout,
                           min_ready=policy.min_ready, healthcheck=spec.healthcheck is not None and not spec.healthcheck.disabled)
         out.append(replace(change, rollout=rollout, live_state=current.state if current else "",

@@ -1,6 +1,8 @@
 """Rolling replacements against the in-memory engine: the old container is kept until its successor runs."""
 from __future__ import annotations
 
+import pytest
+
 from reconciler.apply import apply_plan
 from reconciler.errors import PermanentError
 from reconciler.labels import STACK
@@ -14,9 +16,9 @@ OPTIONS = ApplyOptions(workers=2, retry=RetryPolicy(attempts=2, base=0.001, cap=
 NAME = "s-web-1"
 
 
-def _setup(**spec_fields):
+def _setup(state="running", **spec_fields):
     engine = MemoryEngine()
-    old = LiveObject(Kind.CONTAINER, NAME, "old-id", {STACK: "s"}, owned=True, state="running")
+    old = LiveObject(Kind.CONTAINER, NAME, "old-id", {STACK: "s"}, owned=True, state=state)
     engine.add(old)
     spec = ContainerSpec(key="web", name=NAME, replica=1, image_key=None, image_ref="img:1", config_hash="new",
                          **spec_fields)
@@ -94,3 +96,22 @@ def test_replicas_roll_one_after_another_by_default():
     # replica n+1 starts only after replica n's old container is gone
     order = [c for c in engine.calls if c[0] in ("start", "delete")]
     assert order.index(("delete", removals[0])) < order.index(("start", "s-web-2"))
+
+
+@pytest.mark.parametrize("state", ["restarting", "exited", "dead", "created"])
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_a_container_that_serves_nobody_is_replaced_directly(state, order):
+    """Issue 21 §2: a crash-looping (or stopped) container has no traffic to protect; the engine cannot rename it."""
+    engine, desired, plan = _setup(state, update=UpdatePolicy(order=order))
+    change = plan.changes[-1]
+    assert change.rollout is None and change.live_state == state
+    assert any(reason.startswith(f"{state}: no traffic to protect") for reason in change.reasons)
+    assert _apply(engine, desired, plan).ok
+    assert [c for c in engine.calls if c[1] in (NAME, "old-id")] == [  # never renamed
+        ("delete", NAME), ("create", NAME), ("start", NAME)]
+    assert list(engine.containers) == [NAME] and engine.containers[NAME].state == "running"
+
+
+def test_a_paused_container_still_rolls():
+    _, _, plan = _setup("paused")
+    assert plan.changes[-1].rollout.order == "start-first"
