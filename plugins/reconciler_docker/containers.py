@@ -44,6 +44,10 @@ _STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-
                          r"|id already in use")
 _ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume by 64 hex digits
 POLL_SECONDS = 0.25
+# A container the engine is restarting after a crash has no network sandbox: it cannot be renamed (a 404
+# "sandbox <id> not found"), nor removed without being stopped first (a 409 "cannot remove a restarting container").
+_RESTARTING = re.compile(r"sandbox [0-9a-f]+ not found|is restarting", re.I)
+_BUSY = re.compile(r"cannot remove a (running|restarting|paused) container", re.I)
 _PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.I)
 # "listen tcp4 127.0.0.1:8080: bind: address already in use", "Bind for 0.0.0.0:8080 failed: port is already allocated"
 _PORT = re.compile(r"(?:listen (?P<protocol>[a-z]+?)[46]? |Bind for )(?P<address>\S+?):? (?:bind|failed)")
@@ -264,14 +268,32 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
             try:
                 if live.state in ("running", "restarting", "paused"):
                     self.api.stop(live.id)
-                self.api.remove_container(live.id, v=False)
+                try:
+                    self.api.remove_container(live.id, v=False)
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409 or not _BUSY.search(str(exc.explanation or "")):
+                        raise
+                    # It runs again since it was observed (its restart policy brought it back): stop it now.
+                    self.api.stop(live.id)
+                    self.api.remove_container(live.id, v=False)
             except docker.errors.NotFound:
                 pass
 
     # -- rolling replacements ---------------------------------------------
     def rename(self, container_id: str, name: str) -> None:
+        """Rename the container; one the engine is restarting after a crash is stopped first.
+
+        Such a container serves nobody, and the engine cannot rename it while
+        it restarts; stopped, it renames, and a rollback can still start it again.
+        """
         with engine_errors(f"rename container {container_id[:12]} to {name}"):
-            self.api.rename(container_id, name)
+            try:
+                self.api.rename(container_id, name)
+            except docker.errors.APIError as exc:
+                if not _RESTARTING.search(str(exc.explanation or "")):
+                    raise
+                self.api.stop(container_id)
+                self.api.rename(container_id, name)
 
     def stop(self, container_id: str) -> None:
         with engine_errors(f"stop container {container_id[:12]}"):

@@ -1,11 +1,13 @@
-"""The Docker runtime driver's answer to a container the engine cannot start after a crash. No engine:
-the fake Docker API answers what dockerd 20.10 answered in a reproduction (dockerd killed mid-start, restarted)."""
+"""The Docker runtime driver's answer to a container the engine cannot start after a crash, or cannot rename
+or remove while it restarts one. No engine: the fake Docker API answers what dockerd answered in a reproduction
+(dockerd 20.10 killed mid-start, restarted; a container crash-looping under ``restart: unless-stopped``)."""
 from __future__ import annotations
 
 import pytest
 
 from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError, RecreateRequired
+from reconciler.model import Kind, LiveObject
 from reconciler.testing.fakedocker import FakeDockerAPI
 from reconciler_docker.containers import DockerRuntimeDriver
 from reconciler.sdk.docker import use_client
@@ -57,3 +59,37 @@ def test_a_paused_container_is_unpaused():
     _driver(api).start("s-web-1")
     assert [(call.verb, *call.args) for call in api.calls] == [("start", "s-web-1"), ("unpause", "s-web-1")]
     assert api.inspect_container("s-web-1")["State"]["Status"] == "running"
+
+
+def _running(api: FakeDockerAPI, name: str = "s-web-1") -> str:
+    api.add_image("busybox:1")
+    container_id = api.create_container("busybox:1", name=name)["Id"]
+    api.start(name)
+    api.calls.clear()
+    return container_id
+
+
+def test_a_container_the_engine_is_restarting_is_stopped_then_renamed():
+    api = FakeDockerAPI()
+    container_id = _running(api)
+    api.fail("rename", 404, f"sandbox {TASK} not found", times=1)  # dockerd 24, a crash-looping container
+    _driver(api).rename(container_id, "s-web-1-old-1")
+    assert [call.verb for call in api.calls] == ["rename", "stop", "rename"]
+    assert api.inspect_container(container_id)["Name"] == "/s-web-1-old-1"
+
+
+def test_a_rename_refused_for_another_reason_is_not_retried():
+    api = FakeDockerAPI()
+    container_id = _running(api)
+    api.fail("rename", 409, "Conflict. The container name \"/s-web-1-old-1\" is already in use", times=1)
+    with pytest.raises(PermanentError, match="already in use"):
+        _driver(api).rename(container_id, "s-web-1-old-1")
+    assert [call.verb for call in api.calls] == ["rename"]
+
+
+def test_a_container_that_runs_again_since_it_was_observed_is_stopped_then_removed():
+    api = FakeDockerAPI()
+    container_id = _running(api)  # observed exited; its restart policy brought it back
+    _driver(api).delete(LiveObject(Kind.CONTAINER, "s-web-1", container_id, state="exited"))
+    assert [call.verb for call in api.calls] == ["remove_container", "stop", "remove_container"]
+    assert not api.containers(all=True)
