@@ -1,6 +1,10 @@
 """Replacing a running container against the real engine: no hole, and back to the old one on failure."""
 from __future__ import annotations
 
+import pytest
+
+from ..waiting import wait_until
+
 SPEC = """
 name: STACK
 containers:
@@ -89,3 +93,59 @@ def test_a_fixed_host_port_rolls_stop_first(stack):
     assert "rollout: stop-first (publishes fixed host port 18089)" in plan.out, plan.out
     assert stack.apply().code == 0
     _running_web(stack)
+
+
+CRASHING = """
+name: STACK
+containers:
+  web:
+    image: BASE
+    command: COMMAND
+    init: true
+    stop_grace_period: 1s
+    restart: unless-stopped
+    update: {order: ORDER}
+"""
+
+
+def _crash_looping(stack, write) -> str:
+    """Apply a container whose command exits under ``restart: unless-stopped``; its name once it restarts."""
+    write('["sh", "-c", "exit 1"]')
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    name = f"{stack.name}-web-1"
+    wait_until(lambda: stack.containers()[name]["State"] == "restarting", 30, f"{name} restarting")
+    return name
+
+
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_a_crash_looping_container_is_replaced_directly(stack, order):
+    """Issue 21 §2: a container the engine keeps restarting has no traffic to protect, and cannot be renamed."""
+    def write(command: str) -> None:
+        stack.write(CRASHING.replace("COMMAND", command).replace("ORDER", order))
+
+    name = _crash_looping(stack, write)
+    write('["sh", "-c", "exec sleep 600"]')
+    result = stack.apply()
+    assert result.code == 0, result.out + result.err
+    containers = stack.containers()
+    assert list(containers) == [name], containers  # no "-old-" container left aside
+    wait_until(lambda: stack.containers()[name]["State"] == "running", 10, f"{name} running")
+
+
+def test_the_runtime_renames_and_removes_a_container_the_engine_is_restarting(stack):
+    """A roll planned while the container ran may meet it restarting: the engine's "sandbox not found" fails nothing."""
+    from reconciler.drivers import DriverContext
+    from reconciler.model import Kind, LiveObject
+    from reconciler_docker.containers import DockerRuntimeDriver
+
+    name = _crash_looping(stack, lambda command: stack.write(CRASHING.replace("COMMAND", command)
+                                                             .replace("ORDER", "start-first")))
+    runtime = DockerRuntimeDriver(DriverContext(stack=stack.name))
+    container_id = stack.containers()[name]["Id"]
+    runtime.rename(container_id, f"{name}-old")
+    assert list(stack.containers()) == [f"{name}-old"]
+    stack.engine.start(container_id)  # crash-looping again, under its new name
+    wait_until(lambda: stack.containers()[f"{name}-old"]["State"] == "restarting", 30, "restarting again")
+    runtime.delete(LiveObject(Kind.CONTAINER, f"{name}-old", container_id, state=""))  # as a stale observation
+    assert stack.containers() == {}
