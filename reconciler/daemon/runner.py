@@ -8,6 +8,10 @@ unreachable or whose apply fails is reported and retried with capped backoff
 while the others keep reconciling. Every pass is counted in the daemon's
 ``Metrics`` by the daemon itself, however it was built; a front end's
 ``on_pass`` only shows it.
+
+A revision that cannot be exported (a link out of the repository) is
+reported once, as an invalid pass of each of its source's stacks; they stay
+at their last good revision, still repairing drift, until a commit exports.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from ..reconcile import ApplyRequest, Reconciler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
-from .sources import Checkout, SourceError, checkout_for
+from .sources import Checkout, InvalidRevision, SourceError, checkout_for
 
 __all__ = ["Daemon", "StackWorker"]
 
@@ -102,7 +106,7 @@ class Daemon:
                 try:
                     moved = self._refresh(worker.source)
                 except SourceError as exc:
-                    self._passed(worker, Pass(Trigger.API, error=str(exc)))
+                    self._passed(worker, _not_fetched(Trigger.API, exc))
                     return
                 if moved:  # the source's other stacks are at an old revision now too
                     for other in self._of(worker.source):
@@ -216,7 +220,7 @@ class Daemon:
                 moved = self._refresh(source)
             except SourceError as exc:
                 for worker in self._of(source):
-                    self._passed(worker, Pass(Trigger.SOURCE, error=str(exc)))
+                    self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
                 continue
             if moved:
                 for worker in self._of(source):
@@ -232,6 +236,11 @@ class Daemon:
 
     def _of(self, source: Source) -> list[StackWorker]:
         return [w for w in self.workers if w.source.name == source.name]
+
+
+def _not_fetched(why: Trigger, error: SourceError) -> Pass:
+    """The pass a stack is told of when its source could not be fetched: an invalid revision is an invalid pass."""
+    return Pass(why, error=str(error), invalid=isinstance(error, InvalidRevision))
 
 
 def _moved_past(checkout: Checkout, source_revision: str) -> bool:

@@ -10,8 +10,13 @@ built with the right transports.
 Each fetch is shallow (``--depth 1``) and of one ref, into a bare repository
 in the state directory; a force-pushed branch is simply its new head. Each
 revision is exported (``git archive``) into a directory of its own, so a pass
-reading the files never sees a half-updated tree; the two newest are kept.
-Tokens reach git through ``GIT_ASKPASS`` and the environment, never through
+reading the files never sees a half-updated tree; the two newest are kept. A
+link is exported as a link when it stays inside the checkout; a link to an
+absolute path or out of the repository (``app.env -> /etc/shadow``), or a
+special file, makes that revision invalid (``InvalidRevision``, naming the path
+in the repository): the checkout stays at its last good revision, remembers
+the bad one so that it is reported once, and moves at the next commit that
+exports. Tokens reach git through ``GIT_ASKPASS`` and the environment, never through
 its command line (visible to every user in ``ps``) or a log line.
 """
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ..errors import TemporaryError
 from ..paths import inside
 from .config import Source
 
-__all__ = ["Checkout", "SourceError", "checkout_for"]
+__all__ = ["Checkout", "InvalidRevision", "SourceError", "checkout_for"]
 
 GIT_TIMEOUT = 120
 KEEP = 2
@@ -35,6 +40,19 @@ KEEP = 2
 
 class SourceError(TemporaryError):
     """A source could not be fetched (unreachable, refused, a ref that does not exist): retried."""
+
+
+class InvalidRevision(SourceError):
+    """A fetched revision whose files cannot be exported as they are (a link that leaves the checkout, a special
+    file): it is never applied, and fetching it again cannot help; the next commit can.
+
+    ``path`` is where the problem is: an archive member, then ``repo@3f2a9c1e0b7d:app.env`` once the checkout
+    has named it; ``revision`` is the full commit id.
+    """
+
+    def __init__(self, path: str, reason: str, revision: str = "") -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason, self.revision = path, reason, revision
 
 
 class Checkout:
@@ -45,6 +63,8 @@ class Checkout:
         self.root = state_dir / "sources" / source.name
         self.revision = ""
         self.tree: Path | None = Path(source.dir) if source.dir else None
+        #: The newest fetched revision when it could not be exported (the checkout stays at ``revision``), else None.
+        self.rejected: InvalidRevision | None = None
 
     def refresh(self) -> bool:
         """Fetch the source; true when its revision changed (always false for a directory)."""
@@ -58,6 +78,8 @@ class Checkout:
         """Where a stack's path is in ``tree`` (default: the current one); None before the first fetch."""
         tree = tree or self.tree
         if tree is None:
+            if self.rejected is not None:  # the only revision fetched so far is invalid: that is why
+                raise InvalidRevision(self.rejected.path, self.rejected.reason, self.rejected.revision)
             return None
         target = (tree / within).resolve()
         if not inside(target, tree.resolve()):
@@ -67,6 +89,10 @@ class Checkout:
 
 class GitCheckout(Checkout):
     def refresh(self) -> bool:
+        """Fetch the ref; true when it moved to a revision that exported.
+
+        A revision that does not export raises ``InvalidRevision`` once; later fetches of it change nothing.
+        """
         git = self.source.git
         assert git is not None
         repo = self.root / "repo.git"
@@ -76,10 +102,14 @@ class GitCheckout(Checkout):
         self._git("--git-dir", str(repo), "fetch", "--depth", "1", "--no-tags", "--force", "--quiet",
                   git.url, git.ref)
         revision = self._git("--git-dir", str(repo), "rev-parse", "FETCH_HEAD^{commit}").strip()
-        if revision == self.revision:
-            return False
-        self.tree = self._export(repo, revision)
-        self.revision = revision
+        if revision == self.revision or (self.rejected is not None and revision == self.rejected.revision):
+            return False  # an invalid revision was reported when it came: nothing has moved since
+        try:
+            self.tree = self._export(repo, revision)
+        except InvalidRevision as exc:
+            self.rejected = exc
+            raise
+        self.revision, self.rejected = revision, None
         self._forget_old()
         return True
 
@@ -100,14 +130,21 @@ class GitCheckout(Checkout):
     pinned: Path | None = None  # a held revision's tree, kept by _forget_old
 
     def _export(self, repo: Path, revision: str) -> Path:
+        """The tree of ``revision``, exported once; ``InvalidRevision``, named in the repository, if it cannot be."""
         target = self.root / "trees" / revision
         if not target.is_dir():
             archive = self._git("--git-dir", str(repo), "archive", "--format=tar", revision, binary=True)
             partial = target.with_name(revision + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                _extract(tar, partial)
+            try:
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    _extract(tar, partial)
+            except InvalidRevision as exc:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise InvalidRevision(f"{self.source.name}@{revision[:12]}:{exc.path}",
+                                      f"{exc.reason}; revision {revision[:12]} is not applied, every stack stays "
+                                      "at its last good revision", revision) from None
             partial.rename(target)
         return target
 
@@ -145,27 +182,47 @@ class GitCheckout(Checkout):
 
 
 def _extract(tar: tarfile.TarFile, target: Path) -> None:
-    """Unpack ``tar`` into ``target``, refusing members and links that would leave it, and special files."""
+    """Unpack ``tar`` into ``target``: files, folders and links that stay inside it, or ``InvalidRevision``.
+
+    Each member is checked before anything is written (its name, a link's
+    target as written), the tarfile ``data`` filter checks again while
+    extracting where Python has it (3.11.4 and later), and every link is
+    followed on disk once all are there: a chain of links that are each
+    harmless alone (``a -> b/..``, ``b -> .``) is caught too.
+    """
+    root = target.resolve()
+    members = tar.getmembers()
+    for member in members:
+        _check_member(member, root)
     try:
-        tar.extractall(target, filter="data")
-    except TypeError:  # Python before 3.11.4 (Debian 12 has 3.11.2): the same checks, by hand
-        root = target.resolve()
-        for member in tar.getmembers():
-            _check_member(member, root)
-        tar.extractall(target)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, members, filter="data")
+        else:  # Python before 3.11.4 (Debian 12 has 3.11.2): the checks above, and the links below
+            tar.extractall(target, members)
+    except tarfile.FilterError as exc:
+        raise InvalidRevision(exc.tarinfo.name, f"cannot be exported inside the checkout ({exc})") from None
+    for folder, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            path = Path(folder, name)
+            if path.is_symlink() and not inside(path.resolve(), root):
+                raise InvalidRevision(str(path.relative_to(root)),
+                                      f"is a link to {os.readlink(path)!r}, which leads out of the repository")
 
 
 def _check_member(member: tarfile.TarInfo, root: Path) -> None:
+    """``InvalidRevision`` unless ``member`` would be written inside ``root`` and, as a link, point inside it."""
     where = (root / member.name).resolve()
     if not inside(where, root) or member.name.startswith("/"):
-        raise SourceError(f"the archive's {member.name!r} would be written outside the checkout")
+        raise InvalidRevision(member.name, "would be written outside the checkout")
     if member.isdev() or member.isfifo():
-        raise SourceError(f"the archive's {member.name!r} is a special file")
+        raise InvalidRevision(member.name, "is a special file (a device or a pipe)")
     if member.issym() or member.islnk():
+        if member.linkname.startswith("/"):
+            raise InvalidRevision(member.name, f"is a link to the absolute path {member.linkname!r}: "
+                                               "a link must stay inside the repository")
         base = where.parent if member.issym() else root
-        pointed = (base / member.linkname).resolve()
-        if member.linkname.startswith("/") or not inside(pointed, root):
-            raise SourceError(f"the archive's link {member.name!r} points outside the checkout")
+        if not inside((base / member.linkname).resolve(), root):
+            raise InvalidRevision(member.name, f"is a link to {member.linkname!r}, which leads out of the repository")
 
 
 def _token(git) -> str:

@@ -1,0 +1,157 @@
+"""A git source's export (issue 21, §4): links inside the checkout stay links; a link out of it invalidates that
+revision only, named at its path in the repository, and the checkout keeps its last good revision."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from reconciler.daemon import Daemon, load_config
+from reconciler.daemon.config import GitSource, Source
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.sources import InvalidRevision, _extract, checkout_for
+from reconciler.testing import make_reconciler
+
+from ..waiting import wait_until
+
+SPEC = "name: {name}\ncontainers:\n  web: {{image: 'busybox:1', env: {{V: '{version}'}}}}\n"
+
+
+class Repo:
+    """A bare repository and a clone to commit files and links from."""
+
+    def __init__(self, root: Path) -> None:
+        self.remote, self.work = root / "origin.git", root / "work"
+        root.mkdir(parents=True)
+        _git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(self.remote))
+        _git(root, "clone", "--quiet", str(self.remote), str(self.work))
+        _git(self.work, "checkout", "--quiet", "-B", "main")
+
+    def commit(self, files: dict[str, str] = {}, links: dict[str, str] = {}) -> str:
+        for name, text in files.items():
+            (self.work / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.work / name).write_text(text)
+        for name, target in links.items():
+            (self.work / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, self.work / name)
+        _git(self.work, "add", "-A")
+        _git(self.work, "-c", "user.email=t@e.invalid", "-c", "user.name=t", "commit", "--quiet", "-m", "c")
+        _git(self.work, "push", "--quiet", "--force", "origin", "main")
+        return _git(self.work, "rev-parse", "HEAD").strip()
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path) -> Repo:
+    return Repo(tmp_path / "git")
+
+
+@pytest.fixture
+def checkout(repo, tmp_path):
+    return checkout_for(Source("repo", git=GitSource(url=f"file://{repo.remote}"), paths=("app",)),
+                        tmp_path / "state")
+
+
+def test_links_inside_the_checkout_are_exported_as_links_that_stay_inside(repo, checkout):
+    revision = repo.commit({"shared/app.env": "A=1\n", "app/stack.yaml": "name: x\n"},
+                           links={"app/app.env": "../shared/app.env", "app/here": "."})
+    assert checkout.refresh() and checkout.revision == revision
+    link = checkout.tree / "app" / "app.env"
+    assert link.is_symlink() and os.readlink(link) == "../shared/app.env"
+    assert link.read_text() == "A=1\n"
+    assert os.readlink(checkout.tree / "app" / "here") == "."
+
+
+@pytest.mark.parametrize("target, reason", [
+    ("/etc/shadow", "is a link to the absolute path '/etc/shadow'"),
+    ("../../../etc/shadow", "is a link to '../../../etc/shadow', which leads out of the repository"),
+])
+def test_a_link_out_of_the_checkout_invalidates_that_revision_only(repo, checkout, target, reason):
+    good = repo.commit({"app/stack.yaml": "name: x\n"})
+    assert checkout.refresh()
+    tree = checkout.tree
+    bad = repo.commit(links={"app/app.env": target})
+    with pytest.raises(InvalidRevision) as caught:
+        checkout.refresh()
+    assert str(caught.value).startswith(f"repo@{bad[:12]}:app/app.env: {reason}")
+    assert f"revision {bad[:12]} is not applied" in str(caught.value)
+    assert (checkout.revision, checkout.tree) == (good, tree)  # the last good revision stays
+    assert not checkout.refresh()  # reported once: fetching it again changes nothing and says nothing
+    assert sorted(p.name for p in (checkout.root / "trees").iterdir()) == [good]  # no half-exported tree left
+    (repo.work / "app" / "app.env").unlink()
+    fixed = repo.commit({"app/app.env": "A=2\n"})  # the next commit that exports moves the checkout on
+    assert checkout.refresh() and checkout.revision == fixed and checkout.rejected is None
+
+
+def test_a_first_revision_that_does_not_export_is_named_for_every_path(repo, checkout):
+    bad = repo.commit({"app/stack.yaml": "name: x\n"}, links={"app/app.env": "/etc/shadow"})
+    with pytest.raises(InvalidRevision):
+        checkout.refresh()
+    assert checkout.tree is None and not checkout.refresh()
+    with pytest.raises(InvalidRevision, match=f"repo@{bad[:12]}:app/app.env"):
+        checkout.path("app")  # not "app is not in the source"
+
+
+def _tar(*members: tuple[str, str]) -> tarfile.TarFile:
+    """An archive of (name, link target) symlinks, in that order, as ``git archive`` would write them."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name, target in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    data.seek(0)
+    return tarfile.open(fileobj=data)
+
+
+def test_a_chain_of_links_each_harmless_alone_is_followed_on_disk(tmp_path):
+    # a -> b/.. looks like the checkout itself while b is not there yet; with b -> . it is the checkout's parent
+    with pytest.raises(InvalidRevision, match="^a: is a link to 'b/..', which leads out of the repository"):
+        _extract(_tar(("a", "b/.."), ("b", ".")), tmp_path)
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    _extract(_tar(("a", "b/c"), ("b", ".")), inside)
+    assert os.readlink(inside / "a") == "b/c"
+
+
+@pytest.mark.parametrize("target", ["/etc/shadow", "../../etc/shadow"])
+def test_a_daemon_keeps_both_stacks_at_their_last_good_revision_and_goes_on(repo, tmp_path, memory_engine, target):
+    good = repo.commit({"a/stack.yaml": SPEC.format(name="sa", version=1),
+                        "b/stack.yaml": SPEC.format(name="sb", version=1)})
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({"state_dir": str(tmp_path / "state"), "resync": 300, "sources": [
+        {"name": "repo", "git": {"url": f"file://{repo.remote}", "interval": 0.05}, "paths": ["a", "b"]}]}))
+    metrics = Metrics()
+    daemon = Daemon(load_config(str(config)), reconciler=make_reconciler(memory_engine), metrics=metrics)
+    a, b = daemon.workers
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: all(w.last_revision == good and w.last.ok for w in (a, b)), 10, "the first commit")
+        wait_until(lambda: memory_engine.followers == 2, 10, "both stacks following the engine")
+        bad = repo.commit(links={"a/app.env": target})
+        wait_until(lambda: all(w.last.invalid for w in (a, b)), 10, lambda: f"an invalid pass: {a.last}, {b.last}")
+        assert all(w.last.error.startswith(f"repo@{bad[:12]}:a/app.env: is a link to") for w in (a, b))
+        assert (a.last_revision, b.last_revision, daemon.checkouts["repo"].revision) == (good, good, good)
+        assert metrics.registry.get_sample_value("reconciler_syncs_total", {"stack": "sa", "result": "invalid"}) == 1
+        memory_engine.remove("sa-web-1")  # drift is still repaired, at the last good revision
+        wait_until(lambda: "sa-web-1" in memory_engine.containers and a.last.ok, 10, "the repair")
+        assert a.last_revision == good
+        (repo.work / "a" / "app.env").unlink()
+        fixed = repo.commit({"a/stack.yaml": SPEC.format(name="sa", version=2)})
+        wait_until(lambda: all(w.last_revision == fixed and w.last.ok for w in (a, b)), 10, "the next good commit")
+        names = {t.name for t in threading.enumerate()}
+        assert {"poll-repo", "stack-repo:a", "stack-repo:b"} <= names
+    finally:
+        stop.set()
+        runner.join(timeout=10)
