@@ -11,11 +11,17 @@ nothing is applied, so the last good state stays in place. A container that
 has to be started pass after pass is crash-looping: passes slow down with
 capped exponential backoff and the stack is reported as degraded; the loop
 never hot-loops.
+
+No exception ends a loop's thread, nor an event follower's: one nobody
+expected (a bug, a plugin's) is logged as one line (``unexpected``), counted
+by the ``on_error`` the loop was given (the daemon's metrics), and the pass is
+retried after the same backoff as a failed one. Only ``stop`` ends a thread.
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,12 +32,15 @@ from .errors import ReconcilerError
 from .model import DesiredState, Kind
 from .paths import inside
 from .plan import Action, Plan
+from .redact import redact
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Status
 from .retry import RetryPolicy
 from .runner import StackRunner, runner_for, whole_plan, whole_report
 
-__all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger"]
+__all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger", "unexpected"]
+
+log = logging.getLogger(__name__)
 
 
 class Trigger(enum.StrEnum):
@@ -96,7 +105,9 @@ class StackLoop:
 
     ``load`` reads and validates the spec (raising ``SpecError``); ``watched``
     says which paths to watch for a loaded spec. File watching and engine
-    events run in their own threads and only call ``trigger``.
+    events run in their own threads and only call ``trigger``. ``on_error``
+    is told the name of the thread (the loop's or an event follower's) each
+    time it caught an exception nobody expected and carried on.
     """
 
     def __init__(
@@ -108,6 +119,7 @@ class StackLoop:
         options: LoopOptions = LoopOptions(),
         on_pass: Callable[[Pass], None] | None = None,
         is_suspended: Callable[[str], bool] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.load = load
@@ -116,6 +128,7 @@ class StackLoop:
         self.on_pass = on_pass or (lambda result: None)
         #: Asked before each apply: a suspended stack is planned (its drift reported), never applied.
         self.is_suspended = is_suspended or reconciler.suspended
+        self.on_error = on_error
         self._wake = threading.Condition()
         self._pending: list[tuple[Trigger, bool]] = [(Trigger.START, False)]  # (why, only a look)
         self._starts: dict[str, tuple[int, float]] = {}  # container → (starts in a row, last start)
@@ -151,19 +164,25 @@ class StackLoop:
         not_before = 0.0
         following = False
         while not stop.is_set():
-            woken = self._next(stop, not_before)
-            if woken is None:
-                continue
-            why, look = woken
-            started = time.monotonic()
-            result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
-            if not look or is_news(result):
-                self.on_pass(result)
-            not_before = time.monotonic() + result.delay
-            if not following and self.desired is not None:
-                following = True
-                stack = self.desired.stack
-                follow_events(self, self.runner(self.desired).event_sources(stack), stack, stop)
+            try:
+                woken = self._next(stop, not_before)
+                if woken is None:
+                    continue
+                why, look = woken
+                started = time.monotonic()
+                result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
+                not_before = time.monotonic() + result.delay
+                if not look or is_news(result):
+                    self.on_pass(result)
+                if not following and self.desired is not None:
+                    stack = self.desired.stack
+                    follow_events(self, self.runner(self.desired).event_sources(stack), stack, stop)
+                    following = True
+            except Exception as exc:  # a callback's or a plugin's bug: the loop goes on
+                unexpected(exc, self.on_error)
+                self._failures += 1
+                not_before = time.monotonic() + self._backoff(self._failures)
+                self.trigger(Trigger.RETRY)
 
     def _next(self, stop: threading.Event, not_before: float) -> tuple[Trigger, bool] | None:
         """(the first pending trigger, whether all are looks) once the backoff and the debounce have passed;
@@ -189,7 +208,13 @@ class StackLoop:
         return (woken[0], False) if woken else (pending[0][0], True)
 
     def run_pass(self, why: Trigger) -> Pass:
-        """Load the spec and apply it once; never raises for an expected failure."""
+        """Load the spec and apply it once; never raises: an unexpected exception is a failed pass, retried."""
+        try:
+            return self._pass(why)
+        except Exception as exc:  # a bug, a plugin's: the stack's thread goes on
+            return self._failed(why, f"unexpected error, retried: {unexpected(exc, self.on_error)}")
+
+    def _pass(self, why: Trigger) -> Pass:
         try:
             desired = self.load()
         except ReconcilerError as exc:
@@ -270,7 +295,7 @@ def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threadin
     threads = []
     for source in sources:
         thread = threading.Thread(target=_follow, args=(loop, source, stack, stop), daemon=True,
-                                  name=f"events-{type(source).__name__}")
+                                  name=f"events-{stack}-{type(source).__name__}")
         thread.start()
         threads.append(thread)
     return threads
@@ -293,10 +318,32 @@ def _follow(loop: StackLoop, source, stack: str, stop: threading.Event) -> None:
                 loop.trigger(Trigger.ENGINE)
         except ReconcilerError:
             failures += 1
+        except Exception as exc:  # a driver's bug: the stream is opened again after a backoff
+            failures += 1
+            unexpected(exc, loop.on_error)
         if stop.wait(loop._backoff(failures) or loop.options.backoff_base):
             return
         if not announces:  # it never says when it is open: look now, a reconnect may have missed events
             loop.trigger(Trigger.ENGINE)
+
+
+def unexpected(exc: BaseException, on_error: Callable[[str], None] | None = None) -> str:
+    """Report an exception nobody expected, caught so that the thread it reached goes on; return its text.
+
+    One log line naming the thread (secrets redacted, the traceback only at
+    debug level), then ``on_error(thread name)`` counts it (the daemon's
+    metrics). A failing ``on_error`` is logged too, never raised.
+    """
+    lines = str(exc).strip().splitlines()
+    text = redact(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
+    thread = threading.current_thread().name
+    log.error("%s: %s (carrying on after a backoff)", thread, text, exc_info=log.isEnabledFor(logging.DEBUG))
+    if on_error is not None:
+        try:
+            on_error(thread)
+        except Exception as failed:  # counting must not end the thread it reports on
+            log.error("%s: counting an error failed: %s", thread, redact(repr(failed)))
+    return text
 
 
 class _Following:

@@ -58,6 +58,9 @@ class Metrics:
         self.suspended = Gauge("reconciler_stack_suspended", "1 while the stack is suspended.", ["stack"], registry=r)
         self.webhooks = Counter("reconciler_webhook_deliveries", "Webhook deliveries, by webhook and result.",
                                 ["webhook", "result"], registry=r)
+        self.worker_errors = Counter("reconciler_worker_errors",
+                                     "Unexpected exceptions a daemon thread caught and carried on after, by thread.",
+                                     ["thread"], registry=r)
 
     def observe_pass(self, stack: str, passed: Pass, *, managed: int) -> None:
         """Count one pass of ``stack``: its result, duration and drift; ``managed``: the objects its spec declares."""
@@ -71,6 +74,10 @@ class Metrics:
             self.last_success.labels(stack).set(time.time())
         elif result in ("failed", "error", "invalid"):
             self.failures.labels(stack).inc()
+
+    def worker_error(self, thread: str) -> None:
+        """Count one unexpected exception caught in ``thread`` (``stack-repo:app``, ``poll-repo``, ``events-…``)."""
+        self.worker_errors.labels(thread).inc()
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

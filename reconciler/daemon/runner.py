@@ -12,6 +12,9 @@ while the others keep reconciling. Every pass is counted in the daemon's
 A revision that cannot be exported (a link out of the repository) is
 reported once, as an invalid pass of each of its source's stacks; they stay
 at their last good revision, still repairing drift, until a commit exports.
+No thread the daemon starts ends on an exception: a stack's loop, its event
+followers, a poller and a sync report one line, count it
+(``reconciler_worker_errors_total{thread}``) and go on after a backoff.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SpecError
-from ..loop import LoopOptions, Pass, StackLoop, Trigger
+from ..loop import LoopOptions, Pass, StackLoop, Trigger, unexpected
 from ..model import DesiredState, Kind
 from ..reconcile import ApplyRequest, Reconciler
+from ..retry import RetryPolicy
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
@@ -76,14 +80,14 @@ class Daemon:
         self._fetching = {s.name: threading.Lock() for s in config.sources}
         self._fetch_now = {s.name: threading.Event() for s in config.sources}
         self.workers = [StackWorker(s, p, self.checkouts[s.name]) for s in config.sources for p in s.paths]
+        self.options = LoopOptions(resync=config.resync)
         for worker in self.workers:
             worker.loop = self._loop(worker)
 
     def _loop(self, worker: StackWorker) -> StackLoop:
         request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty)
-        return StackLoop(self.reconciler, lambda: self._load(worker), request=request,
-                         options=LoopOptions(resync=self.config.resync),
-                         on_pass=lambda result: self._passed(worker, result))
+        return StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
+                         on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
         worker.last, worker.last_at = result, time.time()
@@ -102,16 +106,19 @@ class Daemon:
     def sync(self, worker: StackWorker) -> None:
         """A pass of this stack now; a git source is fetched first, so the pass sees its newest commit."""
         def run() -> None:
-            if worker.source.git:
-                try:
-                    moved = self._refresh(worker.source)
-                except SourceError as exc:
-                    self._passed(worker, _not_fetched(Trigger.API, exc))
-                    return
-                if moved:  # the source's other stacks are at an old revision now too
-                    for other in self._of(worker.source):
-                        if other is not worker:
-                            other.loop.trigger(Trigger.SOURCE)
+            try:
+                if worker.source.git:
+                    try:
+                        moved = self._refresh(worker.source)
+                    except SourceError as exc:
+                        self._passed(worker, _not_fetched(Trigger.API, exc))
+                        return
+                    if moved:  # the source's other stacks are at an old revision now too
+                        for other in self._of(worker.source):
+                            if other is not worker:
+                                other.loop.trigger(Trigger.SOURCE)
+            except Exception as exc:  # reported and counted; the stack's own pass still runs
+                unexpected(exc, self.metrics.worker_error)
             worker.loop.trigger(Trigger.API)
 
         threading.Thread(target=run, name=f"sync-{worker.id}", daemon=True).start()
@@ -202,29 +209,47 @@ class Daemon:
             thread.join(timeout=120)  # a pass in flight finishes
 
     def _poll(self, source: Source, stop: threading.Event) -> None:
-        """Fetch ``source`` every interval; a new revision triggers a pass of each of its stacks."""
+        """Fetch ``source`` every interval; a new revision triggers a pass of each of its stacks.
+
+        Only ``stop`` ends it: an unexpected exception is reported, counted, and the poller waits a backoff
+        on top of the interval.
+        """
         assert source.git is not None
-        holds = self.reconciler.state.holds()
+        backoff = RetryPolicy(base=self.options.backoff_base, cap=self.options.backoff_cap)
+        holds: dict | None = None
+        failures = 0
         now_please = self._fetch_now[source.name]
         while not stop.is_set():
-            now_please.wait(source.git.interval)  # a webhook or a sync request ends the wait early
-            now_please.clear()
-            if stop.is_set():
-                return
-            now = self.reconciler.state.holds()
-            if now != holds:  # a rollback or a release: the held stacks' workers load again
-                holds = now
-                for worker in self._of(source):
-                    worker.loop.trigger(Trigger.SOURCE)
             try:
-                moved = self._refresh(source)
-            except SourceError as exc:
-                for worker in self._of(source):
-                    self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
-                continue
-            if moved:
-                for worker in self._of(source):
-                    worker.loop.trigger(Trigger.SOURCE)
+                if holds is None:  # the holds as it starts: a later change is a rollback or a release
+                    holds = self.reconciler.state.holds()
+                now_please.wait(source.git.interval)  # a webhook or a sync request ends the wait early
+                now_please.clear()
+                if stop.is_set():
+                    return
+                holds = self._poll_once(source, holds)
+                failures = 0
+            except Exception as exc:  # a bug must not stop the source being followed
+                failures += 1
+                unexpected(exc, self.metrics.worker_error)
+                stop.wait(backoff.delay(failures))
+
+    def _poll_once(self, source: Source, holds: dict) -> dict:
+        """One round of the poller: see holds that changed, fetch; return the holds it saw."""
+        now = self.reconciler.state.holds()
+        if now != holds:  # a rollback or a release: the held stacks' workers load again
+            for worker in self._of(source):
+                worker.loop.trigger(Trigger.SOURCE)
+        try:
+            moved = self._refresh(source)
+        except SourceError as exc:
+            for worker in self._of(source):
+                self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
+            return now
+        if moved:
+            for worker in self._of(source):
+                worker.loop.trigger(Trigger.SOURCE)
+        return now
 
     def _watch(self, source: Source):
         from ..filewatch import SpecWatcher
