@@ -61,6 +61,9 @@ class Metrics:
         self.worker_errors = Counter("reconciler_worker_errors",
                                      "Unexpected exceptions a daemon thread caught and carried on after, by thread.",
                                      ["thread"], registry=r)
+        self.disconnects = Counter("reconciler_client_disconnects",
+                                   "Requests whose client went away before sending the whole body, by route.",
+                                   ["route"], registry=r)
 
     def observe_pass(self, stack: str, passed: Pass, *, managed: int) -> None:
         """Count one pass of ``stack``: its result, duration and drift; ``managed``: the objects its spec declares."""

@@ -14,7 +14,7 @@ import threading
 from typing import Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -27,6 +27,7 @@ from .hooks import HookVerifier
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .runner import Daemon
 from .doors import Doors
+from .throttle import LogThrottle
 
 __all__ = ["ApiServer", "make_app"]
 
@@ -44,8 +45,10 @@ def _unauthorized() -> JSONResponse:
 
 
 def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, HookVerifier],
-             metrics: Metrics) -> Starlette:
+             metrics: Metrics, *, disconnects: LogThrottle | None = None) -> Starlette:
+    """The daemon's routes; ``disconnects``: where a client that hangs up mid-body is told of (one line a minute)."""
     doors = Doors(daemon, api, tokens, hooks, metrics)
+    disconnects = disconnects or LogThrottle(log)
     openapi = json.loads(schema_text("api.openapi.json"))
 
     def reader(handler: Callable[..., Response]) -> Callable[[Request], Response]:
@@ -156,6 +159,14 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         doors.daemon.fetch(list(verifier.hook.sources))
         return JSONResponse({"fetch": list(verifier.hook.sources), "duplicate": False}, status_code=202)
 
+    def disconnected(request: Request, exc: Exception) -> Response:
+        """A client gone before its body was read (any route): counted, told in one throttled line, no traceback."""
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        doors.metrics.disconnects.labels(route).inc()
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        disconnects.note(f"{client} went away before sending the whole body of {request.method} {request.url.path}")
+        return Response(status_code=400)  # nobody is left to read it
+
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -170,7 +181,7 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         Route("/hooks/{hook}", webhook, methods=["POST"]),
         *page.routes(doors),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={ClientDisconnect: disconnected})
 
 
 class ApiServer:
