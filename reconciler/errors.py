@@ -9,6 +9,7 @@ and never prints. The tree::
     │   ├── EmptySpecError   a spec with no objects: applying it would delete the whole stack
     │   └── StalePlanError   a saved plan whose live state moved underneath
     ├── LockError            another writer holds the stack
+    ├── SourceError          a stack's files could not be had (a git fetch failed): the source's fault, not the spec's
     ├── StateError           the state directory or its database is unusable
     ├── PluginError          a plugin is missing, broken or conflicting
     └── DriverError          a backend call failed
@@ -35,6 +36,7 @@ __all__ = [
     "ReconcilerError",
     "RolledBack",
     "RecreateRequired",
+    "SourceError",
     "SpecError",
     "StalePlanError",
     "StateError",
@@ -99,6 +101,20 @@ class StalePlanError(PlanError):
 
 class LockError(ReconcilerError):
     """Another process holds the stack's lock."""
+
+
+class SourceError(ReconcilerError):
+    """A stack's source could not be fetched or read (unreachable, refused, a ref that does not exist).
+
+    Nothing is wrong with the spec, which may be fine at the source: a loop
+    reports it apart from an invalid spec and tries again with backoff. One
+    that is ``invalid`` was fetched, and what it holds is at fault (a link out
+    of the repository): reported as an invalid spec, and not retried, since
+    only the next commit can mend it.
+    """
+
+    #: The source was reached and its revision cannot be used: the revision's fault, not the fetch's.
+    invalid: bool = False
 
 
 class StateError(ReconcilerError):

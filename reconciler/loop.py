@@ -7,7 +7,9 @@ Each pass is level-triggered: it loads the spec and applies it through the
 same ``Reconciler.apply`` as ``reconcile apply``, reading the whole live state
 again; a spec that names targets is applied on each (``runner.runner_for``
 chooses, the loop never asks). A spec that does not load is reported and
-nothing is applied, so the last good state stays in place. A container that
+nothing is applied, so the last good state stays in place; a source that
+cannot be fetched is reported apart (it is not the spec's fault) and tried
+again with backoff. A container that
 has to be started pass after pass is crash-looping: passes slow down with
 capped exponential backoff and the stack is reported as degraded; the loop
 never hot-loops.
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Collection, Iterable
 
-from .errors import ReconcilerError
+from .errors import ReconcilerError, SourceError
 from .model import DesiredState, Kind
 from .paths import inside
 from .plan import Action, Plan
@@ -88,6 +90,8 @@ class Pass:
     suspended: Plan | None = None
     #: The spec did not load (``error`` says why): nothing was planned or applied.
     invalid: bool = False
+    #: The spec's source could not be fetched (``error`` says why): nothing was loaded, planned or applied.
+    source_failed: bool = False
     #: How long the pass took.
     seconds: float = 0.0
 
@@ -218,6 +222,10 @@ class StackLoop:
         try:
             desired = self.load()
         except ReconcilerError as exc:
+            if isinstance(exc, SourceError) and not exc.invalid:
+                # The files could not be had: the spec may be fine, and a retry may get them.
+                failed = self._failed(why, f"the source could not be fetched, nothing was changed:\n{exc}")
+                return dataclasses.replace(failed, source_failed=True)
             # Retrying cannot help until the files change (which triggers a pass): no retry.
             return dataclasses.replace(self._failed(why, f"the spec does not load, nothing was changed:\n{exc}",
                                                     retry=False), invalid=True)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "RedactingFilter", "forget_secrets", "redact", "register_secrets"]
+__all__ = ["REDACTED", "RedactingFilter", "forget_secrets", "redact", "register_secrets", "without_credentials"]
 
 REDACTED = "(secret)"
 _LOCK = threading.Lock()
@@ -60,6 +61,16 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     for secret in sorted({s for s in secrets if s}, key=lambda s: (-len(s), s)):
         text = text.replace(secret, REDACTED)
     return text
+
+
+#: The user and password part of a URL (``https://user:token@host/``): everything between ``://`` and the last ``@``
+#: before the host ends.
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"<>]*@")
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the user and password taken out of every URL in it (a token is often the user name)."""
+    return _USERINFO.sub(r"\g<scheme>", text)
 
 
 class RedactingFilter(logging.Filter):

@@ -18,9 +18,11 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "drifted", "pass_result"]
 
 
 def pass_result(result: Pass) -> str:
-    """One word for how a pass ended: converged, failed, error, invalid or suspended."""
+    """One word for how a pass ended: converged, failed, error, invalid, source_error or suspended."""
     if result.suspended is not None:
         return "suspended"
+    if result.source_failed:
+        return "source_error"
     if result.invalid:
         return "invalid"
     if result.error or result.report is None:
@@ -45,7 +47,7 @@ class Metrics:
         r = self.registry
         self.syncs = Counter("reconciler_syncs", "Passes of the reconcile loop, by stack and result.",
                              ["stack", "result"], registry=r)
-        self.failures = Counter("reconciler_sync_failures", "Passes that failed (spec, engine or apply).",
+        self.failures = Counter("reconciler_sync_failures", "Passes that failed (source, spec, engine or apply).",
                                 ["stack"], registry=r)
         self.duration = Histogram("reconciler_sync_duration_seconds", "How long a pass took.", ["stack"],
                                   buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=r)
@@ -75,7 +77,7 @@ class Metrics:
         self.suspended.labels(stack).set(1 if passed.suspended is not None else 0)
         if result == "converged":
             self.last_success.labels(stack).set(time.time())
-        elif result in ("failed", "error", "invalid"):
+        elif result in ("failed", "error", "invalid", "source_error"):
             self.failures.labels(stack).inc()
 
     def worker_error(self, thread: str) -> None:

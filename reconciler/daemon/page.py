@@ -40,7 +40,7 @@ th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #e3e6ea;vertica
 th{background:#eef0f3;font-weight:600}code,pre{font:12px ui-monospace,monospace}
 pre{background:#fff;border:1px solid #e3e6ea;padding:.6em;overflow:auto;white-space:pre-wrap}
 .state{display:inline-block;padding:0 .5em;border-radius:.6em;font-weight:600;font-size:12px}
-.converged{background:#d6f5dd;color:#135c26}.failed,.error,.invalid{background:#fbdada;color:#7a1313}
+.converged{background:#d6f5dd;color:#135c26}.failed,.error,.invalid,.source_error{background:#fbdada;color:#7a1313}
 .suspended,.degraded,.pending{background:#fdf0c8;color:#6b4d00}.drift{color:#7a1313;font-weight:600}
 .muted{color:#6a737d}button{font:inherit;padding:.25em .9em;cursor:pointer}
 .login{max-width:24em;margin:4em auto;background:#fff;padding:1.5em;border:1px solid #e3e6ea}
@@ -125,7 +125,8 @@ def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Prin
                  f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
                  f'<button type="submit" id="sync-now"{disabled}>Sync now</button></form>')
     if last.get("error"):
-        parts.append(f'<h2>Last error</h2><pre class="bad">{escape(last["error"])}</pre>')
+        heading = "The source could not be fetched" if last.get("result") == "source_error" else "Last error"
+        parts.append(f'<h2>{heading}</h2><pre class="bad">{escape(last["error"])}</pre>')
     if stack.get("observe_error"):
         parts.append(f'<pre class="bad">{escape(stack["observe_error"])}</pre>')
     rows = "".join(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import SpecError
+from ..errors import SourceError, SpecError
 from ..loop import LoopOptions, Pass, StackLoop, Trigger, unexpected
 from ..model import DesiredState, Kind
 from ..reconcile import ApplyRequest, Reconciler
@@ -33,7 +33,7 @@ from ..retry import RetryPolicy
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
-from .sources import Checkout, InvalidRevision, SourceError, checkout_for
+from .sources import Checkout, checkout_for
 
 __all__ = ["Daemon", "StackWorker"]
 
@@ -91,7 +91,7 @@ class Daemon:
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
         worker.last, worker.last_at = result, time.time()
-        if not result.invalid:  # a spec that did not load changed nothing: what runs is still the last one
+        if not (result.invalid or result.source_failed):  # nothing changed: what runs is still the last one
             worker.last_revision = worker.revision
         desired = worker.loop.desired if worker.loop else None
         self.metrics.observe_pass(worker.stack or worker.id, result,
@@ -265,7 +265,7 @@ class Daemon:
 
 def _not_fetched(why: Trigger, error: SourceError) -> Pass:
     """The pass a stack is told of when its source could not be fetched: an invalid revision is an invalid pass."""
-    return Pass(why, error=str(error), invalid=isinstance(error, InvalidRevision))
+    return Pass(why, error=str(error), invalid=error.invalid, source_failed=not error.invalid)
 
 
 def _moved_past(checkout: Checkout, source_revision: str) -> bool:

@@ -28,18 +28,17 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from ..errors import TemporaryError
+from ..errors import SourceError
 from ..paths import inside
+from ..redact import without_credentials
 from .config import Source
 
-__all__ = ["Checkout", "InvalidRevision", "SourceError", "checkout_for"]
+__all__ = ["Checkout", "InvalidRevision", "checkout_for"]
 
 GIT_TIMEOUT = 120
 KEEP = 2
-
-
-class SourceError(TemporaryError):
-    """A source could not be fetched (unreachable, refused, a ref that does not exist): retried."""
+#: The most of git's own message a fetch error carries (it says all it knows in a few lines).
+GIT_MESSAGE_LINES = 20
 
 
 class InvalidRevision(SourceError):
@@ -49,6 +48,8 @@ class InvalidRevision(SourceError):
     ``path`` is where the problem is: an archive member, then ``repo@3f2a9c1e0b7d:app.env`` once the checkout
     has named it; ``revision`` is the full commit id.
     """
+
+    invalid = True
 
     def __init__(self, path: str, reason: str, revision: str = "") -> None:
         super().__init__(f"{path}: {reason}")
@@ -171,14 +172,26 @@ class GitCheckout(Checkout):
         try:
             done = subprocess.run(["git", *args], capture_output=True, env=env, timeout=GIT_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SourceError(f"source {self.source.name}: git {args[2] if len(args) > 2 else args[0]}: {exc}") from exc
+            command = args[2] if len(args) > 2 else args[0]
+            raise SourceError(without_credentials(f"source {self.source.name}: git {command}: {exc}")) from exc
         if done.returncode != 0:
-            detail = done.stderr.decode(errors="replace").strip().splitlines()
-            message = detail[-1] if detail else f"exit status {done.returncode}"
+            message = _git_message(done.stderr, done.returncode)
             if token:
                 message = message.replace(token, "(secret)")
-            raise SourceError(f"source {self.source.name}: fetching {git.url} {git.ref} failed: {message}")
+            raise SourceError(f"source {self.source.name}: fetching {without_credentials(git.url)} {git.ref} "
+                              f"failed:\n{message}")
         return done.stdout if binary else done.stdout.decode(errors="replace")
+
+
+def _git_message(stderr: bytes, status: int) -> str:
+    """Everything git said (its last lines when it said a lot), indented, without any credentials in a URL."""
+    lines = [line.rstrip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    if not lines:
+        return f"  git exited with status {status} and said nothing"
+    shown = lines[-GIT_MESSAGE_LINES:]
+    if len(lines) > len(shown):
+        shown.insert(0, f"({len(lines) - len(shown)} earlier lines left out)")
+    return without_credentials("\n".join("  " + line for line in shown))
 
 
 def _extract(tar: tarfile.TarFile, target: Path) -> None:

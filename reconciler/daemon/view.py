@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ReconcilerError
 from ..model import Kind
+from ..redact import without_credentials
 from ..render import plan_data, sync_data
 from ..status import status_rows
 from .metrics import drifted, pass_result
@@ -23,14 +23,6 @@ __all__ = ["DaemonView"]
 
 def _iso(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-
-
-def _public_url(url: str) -> str:
-    """The URL without any user or password in it."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 class DaemonView:
@@ -67,7 +59,7 @@ class DaemonView:
             "name": name or None,
             "id": worker.id,
             "source": {"name": source.name, "kind": "git" if source.git else "dir",
-                       "url": _public_url(source.git.url) if source.git else None,
+                       "url": without_credentials(source.git.url) if source.git else None,
                        "ref": source.git.ref if source.git else None, "path": worker.path},
             "revision": worker.last_revision or None,
             "source_revision": worker.checkout.revision or None,

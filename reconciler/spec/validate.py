@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Collection, Mapping
 from .verdicts import known_valid, remember_valid, schema_verdict_key
 from ..errors import Problem, SpecError
 from ..hashing import canonical_json
+from ..redact import without_credentials
 from .fleet import fleet_findings
 from .locations import KEY, problem_at
 from .options import merged_schema, option_findings, option_schemas
@@ -243,4 +244,4 @@ def _shown(instance: Any, path: tuple) -> str:
     # Environment values and secrets may be secret: describe them without echoing.
     if "env" in path[2:3] or path[:1] == ("secrets",) or not isinstance(instance, (str, int, float, type(None))):
         return _kind(instance)
-    return json.dumps(instance) if not isinstance(instance, str) else repr(instance)
+    return json.dumps(instance) if not isinstance(instance, str) else repr(without_credentials(instance))

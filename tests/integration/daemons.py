@@ -16,13 +16,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-
+from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.waiting import PollTimeout, poll_until
 
 from .conftest import BASE_IMAGE
 
+OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "api.openapi.json").read_text())
 HOOK_SECRET = "s3cr3t-" + "x" * 24
 PROVIDERS = ("github", "gitea", "gitlab", "generic")
 SPEC = """name: {name}
@@ -34,6 +35,13 @@ containers:
     stop_grace_period: 1s
     env: {{VERSION: "{version}"}}
 """
+
+
+def conforms(template: str, method: str, status: int, data) -> None:
+    """``data`` is what schemas/api.openapi.json promises for this route and status."""
+    pointer = "/".join(["#/paths", template.replace("~", "~0").replace("/", "~1"), method, "responses", str(status),
+                        "content", "application~1json", "schema"])
+    Draft202012Validator({"components": OPENAPI["components"], "paths": OPENAPI["paths"], "$ref": pointer}).validate(data)
 
 
 def stack_spec(name: str, version: str) -> str:
@@ -126,7 +134,9 @@ class RunningDaemon:
 class Api:
     """A daemon with its API on, following ``repo`` (fetched only when asked: the poll interval is an hour)."""
 
-    def __init__(self, tmp_path: Path, repo: Repo, *, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, tmp_path: Path, repo: Repo | None, *, tls: tuple[Path, Path] | None = None,
+                 sources: list[dict] | None = None) -> None:
+        """``sources``: the daemon's sources instead of ``repo`` (its ``app`` path)."""
         self.write_token, self.read_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         tokens = tmp_path / "tokens"
         tokens.write_text(f"# name access token\nci write {self.write_token}\nviewer read {self.read_token}\n")
@@ -140,7 +150,8 @@ class Api:
             "state_dir": str(tmp_path / "state"), "resync": 300, "api": api,
             "webhooks": [{"name": p, "provider": p, "secret_file": str(tmp_path / "hook.secret"), "sources": ["repo"]}
                          for p in PROVIDERS],
-            "sources": [{"name": "repo", "git": {"url": repo.url, "ref": "main", "interval": 3600}, "paths": ["app"]}],
+            "sources": sources or [{"name": "repo", "git": {"url": repo.url, "ref": "main", "interval": 3600},
+                                    "paths": ["app"]}],
         }))
         self.daemon = RunningDaemon(config)
         self.url = self.daemon.api()

@@ -12,22 +12,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator
 
-from .daemons import HOOK_SECRET, PROVIDERS, Api, Repo, stack_spec
-
-ROOT = Path(__file__).resolve().parents[2]
-OPENAPI = json.loads((ROOT / "schemas" / "api.openapi.json").read_text())
-
-
-def conforms(template: str, method: str, status: int, data) -> None:
-    """``data`` is what schemas/api.openapi.json promises for this route and status."""
-    pointer = "/".join(["#/paths", template.replace("~", "~0").replace("/", "~1"), method, "responses", str(status),
-                        "content", "application~1json", "schema"])
-    Draft202012Validator({"components": OPENAPI["components"], "paths": OPENAPI["paths"], "$ref": pointer}).validate(data)
+from .daemons import HOOK_SECRET, PROVIDERS, Api, Repo, conforms, stack_spec
 
 
 

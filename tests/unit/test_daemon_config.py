@@ -43,7 +43,8 @@ def test_a_missing_file_is_a_spec_error(tmp_path):
 def test_an_exported_tree_never_leaves_the_checkout(tmp_path):
     import tarfile
 
-    from reconciler.daemon.sources import SourceError, _check_member
+    from reconciler.daemon.sources import _check_member
+    from reconciler.errors import SourceError
 
     def member(name, kind=tarfile.REGTYPE, link=""):
         info = tarfile.TarInfo(name)
@@ -93,3 +94,12 @@ def test_targets_exclude_engine_and_want_their_certificates(tmp_path):
     assert f"{path}:4:" in text and "either engine: " in text
     assert f"{path}:6:" in text and "for tcp:// engines only" in text
     assert f"no such file: {tmp_path / 'ca.pem'}" in text
+
+
+def test_a_refused_url_is_shown_without_its_credentials(tmp_path):
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: shop\n    git: {url: 'http://x-access-token:tok-123456@git.example/s.git'}\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    assert "sources[0].git.url" in str(caught.value) and "'http://git.example/s.git'" in str(caught.value)
+    assert "tok-123456" not in str(caught.value)

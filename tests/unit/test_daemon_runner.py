@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.daemon import Daemon, load_config
 from reconciler.daemon.metrics import Metrics
-from reconciler.errors import SpecError
+from reconciler.errors import SourceError, SpecError
 from reconciler.loop import Trigger
 from reconciler.testing import make_reconciler
 
@@ -63,6 +63,23 @@ def test_a_pass_that_fails_to_load_is_counted_under_the_workers_id(daemon, tmp_p
     (worker,) = daemon.workers
     daemon._passed(worker, worker.loop.run_pass(Trigger.START))
     assert _sample(metrics, "reconciler_syncs_total", stack="here:app", result="invalid") == 1
+    assert _sample(metrics, "reconciler_sync_failures_total", stack="here:app") == 1
+
+
+def test_a_source_that_cannot_be_fetched_is_a_source_error_not_an_invalid_spec_and_is_retried(daemon):
+    daemon, metrics = daemon
+    (worker,) = daemon.workers
+
+    def unfetched():
+        raise SourceError("source here: fetching file:///nosuch.git main failed:\n  fatal: no such repository")
+
+    worker.loop.load = unfetched
+    result = worker.loop.run_pass(Trigger.START)
+    daemon._passed(worker, result)
+    assert result.source_failed and not result.invalid and result.delay > 0  # tried again, with backoff
+    assert result.error.startswith("the source could not be fetched") and "fatal: no such repository" in result.error
+    assert (Trigger.RETRY, False) in worker.loop._pending
+    assert _sample(metrics, "reconciler_syncs_total", stack="here:app", result="source_error") == 1
     assert _sample(metrics, "reconciler_sync_failures_total", stack="here:app") == 1
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from reconciler.redact import REDACTED, RedactingFilter, redact, register_secrets
+from reconciler.redact import REDACTED, RedactingFilter, redact, register_secrets, without_credentials
 from reconciler.spec import load_desired
 from reconciler_docker.credentials import CredentialStore
 
@@ -72,3 +72,14 @@ def test_a_registry_password_is_registered_when_the_credentials_are_loaded(tmp_p
     store = CredentialStore(environ={"RECONCILER_REGISTRY_AUTH": str(auth), "REG_PASSWORD": "hunter2-registry"})
     assert store.for_ref("registry.example/app:1").username == "bot"
     assert redact("login bot:hunter2-registry") == "login bot:(secret)"
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("fatal: unable to access 'https://x-access-token:ghp_abc@github.com/o/r.git/': 403",
+     "fatal: unable to access 'https://github.com/o/r.git/': 403"),
+    ("https://ghp_abc@host/a@b and ssh://git@host:22/r.git", "https://host/a@b and ssh://host:22/r.git"),
+    ("git@github.com:o/r.git, file:///srv/r.git, https://h/x?y=a@b", "git@github.com:o/r.git, file:///srv/r.git, "
+     "https://h/x?y=a@b"),
+])
+def test_urls_lose_their_user_and_password_and_nothing_else(text, shown):
+    assert without_credentials(text) == shown
