@@ -30,6 +30,8 @@ _STACK_NAME = re.compile(STACK_NAME_PATTERN)
 
 def stack_name_problem(name: str) -> str | None:
     """What is wrong with ``name`` as a stack name, or None when it is a valid one."""
+    if not name:
+        return "it is empty"
     if not _STACK_NAME.match(name):
         return ("expected lowercase letters, digits, '_' or '-', starting with a letter or digit "
                 f"(pattern {STACK_NAME_PATTERN})")
@@ -48,9 +50,15 @@ def require_stack_name(name: str, where: Problem | None = None, *, hint: str = "
     return name
 
 
-def engine_name_problem(what: str, name: str) -> str | None:
-    """Why the engine would refuse ``name`` for ``what`` (``"container"``, …) as too long, or None."""
-    if len(name) > MAX_ENGINE_NAME:
-        return (f"the {what} name {name[:40]}… would be {len(name)} characters long; "
-                f"the engine allows at most {MAX_ENGINE_NAME} (shorten the key or the stack name)")
-    return None
+def engine_name_problem(what: str, name: str, *, given: bool = False) -> str | None:
+    """Why the engine would refuse ``name`` for ``what`` (``"container"``, …) as too long, or None.
+
+    ``given``: the user wrote the name itself (``name:``) rather than the reconciler deriving it from the keys.
+    """
+    if len(name) <= MAX_ENGINE_NAME:
+        return None
+    if given:
+        return (f"the {what} name {name[:40]}… is {len(name)} characters long; "
+                f"the engine allows at most {MAX_ENGINE_NAME}")
+    return (f"the {what} name {name[:40]}… would be {len(name)} characters long; "
+            f"the engine allows at most {MAX_ENGINE_NAME} (shorten the key or the stack name)")

@@ -141,7 +141,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
         saved = read_plan(Path(args.planfile))
         args.files = args.files or list(saved.sources)
-        args.stack = args.stack or saved.stack
+        args.stack = saved.stack if args.stack is None else args.stack
         args.engine = args.engine or saved.engine
     reconciler = reconciler_of(args)
     desired = desired_of(args, reconciler)

@@ -220,7 +220,7 @@ class ContainerBuilder:
         for network in network_keys(container):
             options = value.get(network) if isinstance(value, dict) else None
             aliases = {key, *((options or {}).get("aliases") or [])}
-            out.append((self.networks[network].name, tuple(sorted(aliases))))
+            out.append((self._network_name(network), tuple(sorted(aliases))))
         return tuple(out)
 
     def _addresses(self, value: Any) -> tuple[tuple[str, str, str], ...]:
@@ -229,7 +229,7 @@ class ContainerBuilder:
         for key, options in sorted(value.items() if isinstance(value, dict) else ()):
             v4, v6 = (options or {}).get("ipv4_address") or "", (options or {}).get("ipv6_address") or ""
             if v4 or v6:
-                out.append((self.networks[key].name, v4, v6))
+                out.append((self._network_name(key), v4, v6))
         return tuple(out)
 
     def _mount(self, path: tuple, value: Any) -> Mount:
@@ -244,9 +244,15 @@ class ContainerBuilder:
                          create_host_path=isinstance(value, str))
         if not spec.get("source"):  # anonymous: made by the engine, handed on to the container's successor
             return Mount(type="volume", target=spec["target"], read_only=bool(spec.get("read_only")))
-        volume = self.volumes[spec["source"]]
-        return Mount(type="volume", target=spec["target"], source=volume.name,
-                     read_only=bool(spec.get("read_only")), volume_key=volume.key)
+        volume = self.volumes.get(spec["source"])
+        return Mount(type="volume", target=spec["target"], source=volume.name if volume else spec["source"],
+                     read_only=bool(spec.get("read_only")), volume_key=spec["source"])
+
+    def _network_name(self, key: str) -> str:
+        """The engine name of network ``key``; its key when the network did not build (its problem is reported
+        already, and no state is made of a spec with problems)."""
+        network = self.networks.get(key)
+        return network.name if network else key
 
 
 def _healthcheck(value: dict | None) -> HealthCheck | None:

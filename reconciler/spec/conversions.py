@@ -14,7 +14,15 @@ from typing import Any, Sequence
 from ..names import engine_name_problem
 from .loader import RawStack
 
-__all__ = ["engine_name", "pairs", "scalar", "spec_path"]
+__all__ = ["FieldError", "engine_name", "pairs", "scalar", "spec_path"]
+
+
+class FieldError(ValueError):
+    """A value that makes no sense in one ``field`` of the entry being built: located at that field's line."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 def scalar(value: Any) -> str:
@@ -31,11 +39,14 @@ def pairs(mapping: dict | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), scalar(v)) for k, v in (mapping or {}).items()))
 
 
-def engine_name(what: str, name: str) -> str:
-    """``name``, or a ValueError (located by the builder) when the engine could not take it."""
-    problem = engine_name_problem(what, name)
+def engine_name(what: str, name: str, *, field: str = "") -> str:
+    """``name``, or a ValueError (located by the builder) when the engine could not take it.
+
+    ``field``: the field of the entry the user wrote the name in (``name``), when it is not derived from keys.
+    """
+    problem = engine_name_problem(what, name, given=bool(field))
     if problem:
-        raise ValueError(problem)
+        raise FieldError(field, problem) if field else ValueError(problem)
     return name
 
 

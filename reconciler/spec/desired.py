@@ -21,7 +21,7 @@ from ..model import ContainerSpec, DesiredState, FileContent, ImageSpec, Network
 from ..names import require_stack_name
 from .buildctx import build_hash
 from .containerspecs import ContainerBuilder, network_keys
-from .conversions import engine_name, pairs, scalar, spec_path
+from .conversions import FieldError, engine_name, pairs, scalar, spec_path
 from .filesources import KINDS, read_content
 from .fleet import build_fleet
 from .gitinfo import spec_revision
@@ -39,7 +39,7 @@ def stack_name_for(raw: RawStack, override: str | None = None) -> str:
     All three answer to the one rule of ``names.stack_name_problem``; a name
     that breaks it is a SpecError saying where it came from.
     """
-    if override:
+    if override is not None:  # an empty --stack is a mistake, not "the spec's name"
         return require_stack_name(override)
     if raw.data.get("name"):
         return require_stack_name(str(raw.data["name"]), problem_at(raw.mark(("name",)), ("name",), ""))
@@ -144,7 +144,9 @@ class _Builder:
         try:
             return make()
         except (ValueError, OSError) as exc:
-            self.problems.append(problem_at(self.raw.mark(path), path, str(exc)))
+            # About the entry, reported at the line of the field at fault when the error names one.
+            mark = self.raw.mark((*path, exc.field) if isinstance(exc, FieldError) else path)
+            self.problems.append(problem_at(mark, path, str(exc)))
             return None
 
     def _image(self, key: str, value: dict) -> ImageSpec:
@@ -188,7 +190,7 @@ class _Builder:
         ipam = value.get("ipam") or {}
         spec = NetworkSpec(
             key=key,
-            name=engine_name("network", value.get("name") or f"{self.stack}_{key}"),
+            name=self._engine_name("network", key, value),
             driver=driver_for("networks", value),
             options=pairs(value.get("options")),
             internal=bool(value.get("internal", False)),
@@ -203,12 +205,18 @@ class _Builder:
     def _volume(self, key: str, value: dict) -> VolumeSpec:
         spec = VolumeSpec(
             key=key,
-            name=engine_name("volume", value.get("name") or f"{self.stack}_{key}"),
+            name=self._engine_name("volume", key, value),
             driver=driver_for("volumes", value),
             options=pairs(value.get("options")),
             labels=pairs(value.get("labels")),
         )
         return replace(spec, config_hash=config_hash(spec.config()))
+
+    def _engine_name(self, what: str, key: str, value: dict) -> str:
+        """A network's or volume's ``name:``, else ``<stack>_<key>``, if the engine can take it."""
+        if value.get("name"):
+            return engine_name(what, str(value["name"]), field="name")
+        return engine_name(what, f"{self.stack}_{key}")
 
     def _file_source(self, section: str, key: str, value: dict) -> tuple[FileContent, str]:
         """A config's or secret's content (decrypted) and its sha256."""

@@ -14,6 +14,7 @@ from ..model import Kind
 from ..paths import inside, repo_root
 from . import units
 from .filesources import KINDS, SourceError, file_ref, read_content
+from .addresses import ipam_findings
 from .interpolate import InterpolationError, parse_env_file
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ class _Semantics:
         """Run every check and return what they found."""
         for key, image in self._accepted("images"):
             self._build(key, image)
+        for key, network in self._accepted("networks"):
+            self.out += ipam_findings(("networks", key, "ipam"), network.get("ipam") or {})
         for section in KINDS:
             for key, entry in self._accepted(section):
                 self._file_source(section, key, entry)

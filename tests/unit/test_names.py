@@ -74,3 +74,32 @@ def test_an_engine_name_too_long_for_the_engine_names_its_line(tmp_path, capsys,
 def test_the_schema_states_the_same_rule():
     name = json.loads(SCHEMA.read_text())["properties"]["name"]
     assert name["pattern"] == STACK_NAME_PATTERN and name["maxLength"] == MAX_STACK_NAME
+
+
+def test_an_empty_stack_flag_is_an_error_not_the_specs_name(tmp_path, capsys):
+    spec = spec_in(tmp_path / "shop", "name: shop\ncontainers: {web: {image: 'x:1'}}\n")
+    for command in (["validate"], ["plan", "--engine", f"unix://{tmp_path}/no-engine.sock"]):
+        assert main([*command, "-f", str(spec), "--stack", ""]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: --stack: invalid stack name '': it is empty"), err
+
+
+@pytest.mark.parametrize("section, mount", [("networks", "networks: [x]"), ("volumes", "volumes: ['x:/data']")])
+def test_an_engine_name_too_long_in_a_used_object_names_its_field_not_a_traceback(tmp_path, capsys, section, mount):
+    spec = spec_in(tmp_path / "shop", f"name: shop\n{section}:\n  x:\n    labels: {{a: b}}\n    name: {'n' * 300}\n"
+                                      f"containers:\n  web: {{image: 'x:1', {mount}}}\n")
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "KeyError" not in err
+    assert f"{spec}:5:11: {section}.x: name: the {section[:-1]} name nnnn" in err, err
+    assert "is 300 characters long; the engine allows at most 255" in err
+
+
+def test_a_derived_name_too_long_in_a_used_network_is_one_error_at_its_key(tmp_path, capsys):
+    key = "k" * 260
+    spec = spec_in(tmp_path / "shop", f"name: shop\nnetworks:\n  {key}: {{}}\nvolumes:\n  {key}: {{}}\n"
+                                      f"containers:\n  web: {{image: 'x:1', networks: [{key}], volumes: ['{key}:/d']}}\n")
+    assert main(["validate", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 2, err
+    assert f"{spec}:3:" in err and f"{spec}:5:" in err and "(shorten the key or the stack name)" in err

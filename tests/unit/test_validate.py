@@ -523,3 +523,37 @@ containers:
 def test_an_invalid_key_points_at_the_key(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, "containers:\n  'bad key':\n    image: a:1\n")
     assert [(p.path, p.line) for p in problems] == [('containers["bad key"]', 2)]
+
+
+def test_a_network_address_the_engine_cannot_read_fails_validate_at_its_line(tmp_path: Path) -> None:
+    spec = """\
+networks:
+  front:
+    ipam: {subnet: zzz}
+  back:
+    ipam:
+      subnet: 172.30.0.0/24
+      gateway: 10.0.0.1
+      ip_range: 172.30.1.0/25
+  side:
+    ipam: {gateway: 10.0.0.1, ip_range: 10.0.0.0/33}
+  six:
+    ipam: {subnet: "fd00:30::/64", gateway: "fd00:30::1", ip_range: 172.30.0.0/25}
+  fine:
+    ipam: {subnet: 172.31.0.0/24, gateway: 172.31.0.1, ip_range: 172.31.0.128/25}
+containers:
+  a: {image: 'x:1', networks: [front, back, side, six, fine]}
+"""
+    problems = problems_of(tmp_path, spec)
+    found = by_path(problems)
+    assert found == {
+        "networks.front.ipam.subnet": "expected a subnet in CIDR notation, such as 172.30.0.0/24 or fd00:30::/64, "
+                                      "got 'zzz'",
+        "networks.back.ipam.gateway": "gateway 10.0.0.1 is not inside the subnet 172.30.0.0/24",
+        "networks.back.ipam.ip_range": "ip_range 172.30.1.0/25 is not inside the subnet 172.30.0.0/24",
+        "networks.side.ipam.gateway": "gateway needs a subnet: set networks.side.ipam.subnet too",
+        "networks.side.ipam.ip_range": "expected a range in CIDR notation, such as 172.30.0.128/25, got '10.0.0.0/33'",
+        "networks.six.ipam.ip_range": "ip_range 172.30.0.0/25 is not inside the subnet fd00:30::/64",
+    }
+    lines = {p.path: p.line for p in problems}
+    assert lines["networks.front.ipam.subnet"] == 3 and lines["networks.back.ipam.gateway"] == 7
