@@ -9,7 +9,7 @@ and never prints. The tree::
     │   ├── EmptySpecError   a spec with no objects: applying it would delete the whole stack
     │   └── StalePlanError   a saved plan whose live state moved underneath
     ├── LockError            another writer holds the stack
-    ├── SourceError          a stack's files could not be had (a git fetch failed): the source's fault, not the spec's
+    ├── SourceError          a stack's files could not be had (a git fetch failed): not the spec's fault
     ├── StateError           the state directory or its database is unusable
     ├── PluginError          a plugin is missing, broken or conflicting
     └── DriverError          a backend call failed

@@ -83,6 +83,21 @@ def test_a_source_that_cannot_be_fetched_is_a_source_error_not_an_invalid_spec_a
     assert _sample(metrics, "reconciler_sync_failures_total", stack="here:app") == 1
 
 
+def test_a_revision_that_does_not_export_is_still_invalid_not_a_source_error(daemon):
+    from reconciler.daemon.sources import InvalidRevision
+
+    daemon, metrics = daemon
+    (worker,) = daemon.workers
+
+    def rejected():
+        raise InvalidRevision("here@0123456789ab:app/app.env", "is a link to '/etc/shadow'", "0123456789ab" * 3)
+
+    worker.loop.load = rejected
+    daemon._passed(worker, worker.loop.run_pass(Trigger.START))
+    assert worker.last.invalid and not worker.last.source_failed
+    assert _sample(metrics, "reconciler_syncs_total", stack="here:app", result="invalid") == 1
+
+
 def test_loading_a_stack_only_reads_its_hold_and_a_fetch_releases_a_hold_it_moved_past(daemon):
     daemon, _ = daemon
     (worker,) = daemon.workers

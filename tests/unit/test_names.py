@@ -97,8 +97,8 @@ def test_an_engine_name_too_long_in_a_used_object_names_its_field_not_a_tracebac
 
 def test_a_derived_name_too_long_in_a_used_network_is_one_error_at_its_key(tmp_path, capsys):
     key = "k" * 260
-    spec = spec_in(tmp_path / "shop", f"name: shop\nnetworks:\n  {key}: {{}}\nvolumes:\n  {key}: {{}}\n"
-                                      f"containers:\n  web: {{image: 'x:1', networks: [{key}], volumes: ['{key}:/d']}}\n")
+    spec = spec_in(tmp_path / "shop", f"name: shop\nnetworks:\n  {key}: {{}}\nvolumes:\n  {key}: {{}}\ncontainers:\n"
+                                      f"  web: {{image: 'x:1', networks: [{key}], volumes: ['{key}:/d']}}\n")
     assert main(["validate", "-f", str(spec)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 2, err
