@@ -127,9 +127,7 @@ class EngineObjects:
         The registry driver's ``observe`` then reports the local image's
         ``content`` as changed, for specs that follow their tag.
         """
-        with self._lock:
-            self.registry[ref] = digest(f"{ref}@{uuid.uuid4().hex}")
-            return self.registry[ref]
+        return self._new_image(self.registry, ref)
 
     def replace_archive(self, path: str) -> str:
         """Make the image archive at ``path`` hold a new image (a file replaced by hand); return its id.
@@ -137,9 +135,13 @@ class EngineObjects:
         The registry driver's ``observe`` then reports the local image's
         ``content`` as changed, for specs that load that archive.
         """
+        return self._new_image(self.archives, path)
+
+    def _new_image(self, sources: dict[str, str], source: str) -> str:
+        """A new image id for ``source`` (a tag, an archive) in ``sources``, as if someone replaced it."""
         with self._lock:
-            self.archives[path] = digest(f"{path}@{uuid.uuid4().hex}")
-            return self.archives[path]
+            sources[source] = digest(f"{source}@{uuid.uuid4().hex}")
+            return sources[source]
 
     def archive_image_id(self, path: str) -> str:
         """The id of the image the archive at ``path`` holds now."""
