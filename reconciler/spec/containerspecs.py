@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..defaults import DEFAULT_NETWORK_KEY
+from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY
 from ..errors import Problem
 from ..hashing import config_hash, field_hashes
 from ..model import (
@@ -34,6 +34,7 @@ from . import units
 from .containerfields import container_fields
 from .conversions import engine_name, pairs, scalar, spec_path
 from .filesources import KINDS, file_ref
+from .hostports import shown
 from .interpolate import parse_env_file
 from .loader import RawStack
 from .locations import problem_at
@@ -96,6 +97,7 @@ class ContainerBuilder:
         mounts = tuple(self._mount(path + ("volumes", i), m) for i, m in enumerate(value.get("volumes") or []))
         files = self._files(value)
         ports = tuple(p for spec in value.get("ports") or [] for p in units.parse_port(spec))
+        self._replica_ports(path, value)
         health = _healthcheck(value.get("healthcheck"))
         extra = container_fields(value)
         depends = value.get("depends_on") or {}
@@ -153,6 +155,24 @@ class ContainerBuilder:
             return [replace(spec, name=engine_name("container", value["container_name"]), replica=1)][:count]
         engine_name("container", f"{self.stack}-{key}-{count}")  # the last replica has the longest name
         return [replace(spec, name=f"{self.stack}-{key}-{n}", replica=n) for n in range(1, count + 1)]
+
+    def _replica_ports(self, path: tuple, value: dict) -> None:
+        """A host port under ``replicas`` > 1: each replica would take it, all but the first fail at apply.
+
+        A runtime that schedules replicas (a Swarm service) publishes the port once for all of them.
+        """
+        count = int(value.get("replicas", 1))
+        known = self.scheduling is not None or self.runtime == DEFAULT_DRIVERS["containers"]  # not a service
+        if self.services or not known or count < 2:
+            return
+        for i, entry in enumerate(value.get("ports") or []):
+            held = next((p for p in units.parse_port(entry) if p.published is not None), None)
+            if held is not None:
+                self.problems.append(problem_at(
+                    self.raw.mark(path + ("ports", i)), path + ("ports", i),
+                    f"host port {shown(held)} would be published by each of the {count} replicas, and one host "
+                    "port serves one container: leave the host port out (the engine picks one per replica) "
+                    "or use replicas: 1"))
 
     def _placement(self, path: tuple, value: dict | None) -> dict:
         """The ContainerSpec fields of ``placement:``; a problem at its line for a runtime that places nothing."""

@@ -15,6 +15,7 @@ from ..paths import inside, repo_root
 from . import units
 from .filesources import KINDS, SourceError, file_ref, read_content
 from .addresses import ipam_findings
+from .hostports import HostPorts
 from .interpolate import InterpolationError, parse_env_file
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class _Semantics:
         sections = (*(kind.section for kind in Kind), *KINDS)
         self.defined = {name: set(self._section(name)) for name in sections}
         self._roots: dict[Path, Path] = {}
+        self.host_ports = HostPorts()  # what the containers checked so far publish on the host
 
     def findings(self) -> list[_Finding]:
         """Run every check and return what they found."""
@@ -112,6 +114,7 @@ class _Semantics:
                 "depends_on": lambda: graph.__setitem__(key, self._depends_on(base, container.get("depends_on"))),
                 "network_mode": lambda: self._network_mode(base, container),
                 "container_name": lambda: self._container_name(base, container),
+                "ports": lambda: self._ports(base, key, container["ports"]),
                 "configs": lambda: targets.extend(self._file_refs(base, "configs", container["configs"])),
                 "secrets": lambda: targets.extend(self._file_refs(base, "secrets", container["secrets"])),
             }
@@ -183,6 +186,18 @@ class _Semantics:
             self.out.append(((*base, "container_name"), f"container_name {name!r} is already taken by "
                                                          f"containers.{self.names[name][1]}"))
         self.names.setdefault(name, base)
+
+    def _ports(self, base: tuple, key: str, ports: list) -> None:
+        """A host port another container of the stack publishes already: found here, not at apply."""
+        if not self._enabled(key) or not isinstance(ports, list):
+            return
+        for i, entry in enumerate(ports):
+            try:
+                parsed = units.parse_port(entry)
+            except (ValueError, KeyError, TypeError):  # the container's build reports it at its line
+                continue
+            for clash in self.host_ports.claim(f"containers.{key}.ports[{i}]", parsed):
+                self.out.append(((*base, "ports", i), clash))
 
     def _network_mode(self, base: tuple, container: dict) -> None:
         mode = container["network_mode"]
