@@ -246,9 +246,10 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         afresh once the port is free. A container that ran before is kept.
         """
         found = _PORT.search(explanation)
-        port = "a host port it publishes"
+        port, holder = "a host port it publishes", ""
         if found:
             port = f"host port {found['address']}" + (f"/{found['protocol']}" if found["protocol"] else "")
+            holder = self._holder(name, found["address"], found["protocol"])
         fate = "the container was left stopped"
         try:
             state = self.api.inspect_container(name).get("State") or {}
@@ -257,7 +258,27 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                 fate = "the container never ran and was removed"
         except docker.errors.NotFound:
             fate = "the container is gone"
-        return PermanentError(f"start container {name}: {port} is already in use ({fate}): {explanation}")
+        return PermanentError(f"start container {name}: {port} is already in use{holder} ({fate}): {explanation}")
+
+    def _holder(self, name: str, address: str, protocol: str | None) -> str:
+        """Who publishes that host port (", held by container web-1 of stack shop"), asked only after a start
+        found it taken (one list call of the running containers); "" when that cannot be told."""
+        host, _, number = address.rpartition(":")
+        if not number.isdigit():
+            return ""
+        try:
+            running = self.api.containers()
+        except docker.errors.DockerException:
+            return ""
+        host = host.strip("[]")
+        for container in running:
+            for published in container.get("Ports") or []:
+                if (published.get("PublicPort") == int(number) and _name(container) != name
+                        and (not protocol or published.get("Type") == protocol)
+                        and _same_address(published.get("IP") or "", host)):
+                    stack = (container.get("Labels") or {}).get(STACK)
+                    return f", held by container {_name(container)}" + (f" of stack {stack}" if stack else "")
+        return ", by no container (a process on the engine's host holds it)"
 
     def delete(self, live: LiveObject) -> None:
         """Stop gracefully (the container's own stop signal and grace period), then remove.
@@ -364,6 +385,12 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         except PollTimeout:
             raise PermanentError(f"container {name} was not {condition} within {timeout:g}s "
                                  f"(status {state.get('Status')}{_health_text(state)})") from None
+
+
+def _same_address(published: str, wanted: str) -> bool:
+    """Whether a container publishing on ``published`` holds ``wanted`` (an address on every interface holds all)."""
+    anywhere = ("", "0.0.0.0", "::")
+    return published == wanted or published in anywhere or wanted in anywhere
 
 
 def _condition_met(name: str, condition: str, state: dict) -> bool:
