@@ -104,7 +104,7 @@ def _plan_simple(
             changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
                                   reason=Reason.NEW))
         elif not current.owned:
-            changes.append(_refused_create(kind, name, spec.key, spec.driver, vetted.unrecorded(current)))
+            changes.append(_refused_create(kind, name, spec.key, spec.driver, vetted, current))
         elif current.config_hash != spec.config_hash:
             changed = _changed_fields(labels.spec_field_hashes(spec), current.field_hashes)
             in_place = [f for f in changed if f.startswith("options.") and f[len("options."):] in spec.in_place]
@@ -132,23 +132,29 @@ def _plan_simple(
         if not prune:
             notes.append(f"{kind.value} {name} is no longer in the spec and is kept (use --prune-volumes to delete it)")
             continue
-        error = _unrecorded(kind, name) if not current.owned else _keeps_data(kind, current, vetted, "--prune-volumes")
+        error = _unrecorded(kind, name, vetted) if not current.owned else _keeps_data(kind, current, vetted,
+                                                                                      "--prune-volumes")
         changes.append(Change(Action.DELETE, kind, name, current.key, ("no longer in the spec",),
                               live_id=current.id, live_driver=live_driver(kind, current), error=error,
                               reason=Reason.NO_LONGER_IN_SPEC if current.owned else Reason.NOT_RECORDED))
     return changes
 
 
-def _refused_create(kind: Kind, name: str, key: str, driver: str, unrecorded: bool) -> Change:
+def _refused_create(kind: Kind, name: str, key: str, driver: str, vetted: Vetted, current: LiveObject) -> Change:
     """The create of a wanted name that another object holds: an error, never a takeover."""
+    unrecorded = vetted.unrecorded(current)
     return Change(Action.CREATE, kind, name, key, ("new",), driver=driver,
-                  error=_unrecorded(kind, name) if unrecorded else _not_managed(kind, name),
+                  error=_unrecorded(kind, name, vetted) if unrecorded else _not_managed(kind, name),
                   reason=Reason.NOT_RECORDED if unrecorded else Reason.NEW)
 
 
-def _unrecorded(kind: Kind, name: str) -> str:
+def _unrecorded(kind: Kind, name: str, vetted: Vetted | None = None) -> str:
+    """Why an object claiming the stack is left alone: which record was read, and where a daemon keeps its own."""
+    where = vetted.record.where if vetted is not None and vetted.record is not None else ""
+    read = (f"; the record read is {where}, and a daemon managing this stack keeps its own in its state_dir "
+            f"(run this with RECONCILER_STATE_DIR=that directory, or on the daemon's host)") if where else ""
     return (f"{kind.value} {name} claims this stack by its labels, but the reconciler's record does not list it "
-            f"(labels can be copied): it is left alone; rerun with --adopt to take it over")
+            f"(labels can be copied): it is left alone{read}; rerun with --adopt to take it over")
 
 
 def _keeps_data(kind: Kind, current: LiveObject, vetted: Vetted, flag: str) -> str:
@@ -196,7 +202,7 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
         if name in desired.containers or not (current.owned or vetted.unrecorded(current)):
             continue
         reason, text = _prune_reason(current, desired)
-        error = "" if current.owned else _unrecorded(Kind.CONTAINER, name)
+        error = "" if current.owned else _unrecorded(Kind.CONTAINER, name, vetted)
         changes.append(Change(Action.DELETE, Kind.CONTAINER, name, current.key, (text,),
                               reason=reason if current.owned else Reason.NOT_RECORDED, error=error,
                               live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
@@ -281,7 +287,7 @@ def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], repl
     if current is None:
         return Change(Action.CREATE, reasons=("new",), reason=Reason.NEW, **base)
     if not current.owned:
-        return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted.unrecorded(current))
+        return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted, current)
     reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
     recreated = any(n in replaced for n, _ in spec.networks) or any(
         m.type == "volume" and m.source in replaced for m in spec.mounts)

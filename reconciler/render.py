@@ -201,12 +201,19 @@ def status_json(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
     return json.dumps({"stack": stack, "converged": converged, "objects": list(rows)}, indent=2)
 
 
-def history_text(syncs: Iterable[Any]) -> str:
-    """``reconcile history``: one line per sync, newest first (``state.Sync`` rows)."""
+def history_text(syncs: Iterable[Any], where: str = "") -> str:
+    """``reconcile history``: one line per sync, newest first (``state.Sync`` rows).
+
+    ``where`` is the record read (its database's path): an empty one says so, and where else to look,
+    for a daemon keeps its record in its own state directory.
+    """
     rows = [[s.started_at, s.stack, (s.revision or "-")[:12], s.result.value, f"{s.seconds:.1f}", s.summary or "-"]
             for s in syncs]
     if not rows:
-        return "No syncs recorded."
+        if not where:
+            return "No syncs recorded."
+        return (f"No syncs recorded in {where} (a daemon keeps its own record in its state_dir: "
+                "reconcile history --state-dir DIR, or --server URL)")
     return _table(["STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], rows)
 
 

@@ -341,7 +341,8 @@ class StackBook:
             (created if row.origin == CREATED else adopted).add((row.kind, row.name, object_id))
         if settle and resolved:
             self._settle(resolved)
-        return Record(created=frozenset(created), adopted=frozenset(adopted), missing=not rows and not self.known())
+        return Record(created=frozenset(created), adopted=frozenset(adopted), missing=not rows and not self.known(),
+                      where=str(self.store.path))
 
     def _settle(self, resolved: list[tuple[ObjectRow, str]]) -> None:
         drop = [self._drop_pending(row.kind, row.name) for row, _ in resolved]

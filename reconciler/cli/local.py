@@ -178,7 +178,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         syncs = store.syncs(stack=args.stack, limit=args.limit)
-    out(history_json(syncs) if args.output == "json" else history_text(syncs))
+    out(history_json(syncs) if args.output == "json" else history_text(syncs, str(store.path)))
     return 0
 
 

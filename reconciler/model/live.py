@@ -127,11 +127,14 @@ class Record:
     #: directory): the pass rebuilds it from the objects that match by labels and config hash,
     #: and deletes nothing.
     missing: bool = False
+    #: Where it was read (the state database's path), for messages about what it does not list: a
+    #: daemon keeps its record in its own state directory, which a command here does not read.
+    where: str = field(default="", compare=False)
 
     def union(self, other: Record) -> Record:
         """What either record lists (the stack's record under another identity of the same engine)."""
         return Record(created=self.created | other.created, adopted=self.adopted | other.adopted,
-                      missing=self.missing and other.missing)
+                      missing=self.missing and other.missing, where=self.where or other.where)
 
     def lists(self, obj: LiveObject) -> bool:
         """Whether the record lists this very object (kind, name and id)."""
