@@ -55,6 +55,7 @@ class Trigger(enum.StrEnum):
     RESYNC = "resync"  # the resync interval passed
     RETRY = "retry"  # the last pass failed: try again after a backoff
     API = "api"  # someone asked for a sync (the daemon's API or status page)
+    RECORD = "record"  # the stack was suspended or resumed in the record (``reconcile suspend`` on its host)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ from .sources import Checkout, checkout_for
 
 __all__ = ["Daemon", "StackWorker"]
 
+RECORD_POLL = 1.0  # seconds between reads of the record's suspensions (``reconcile suspend`` on this host)
+
 
 @dataclass
 class StackWorker:
@@ -192,6 +194,7 @@ class Daemon:
                    for w in self.workers]
         threads += [threading.Thread(target=self._poll, args=(s, stop), name=f"poll-{s.name}", daemon=True)
                     for s in self.config.sources if s.git]
+        threads.append(threading.Thread(target=self._watch_record, args=(stop,), name="record", daemon=True))
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
         for thread in threads:
             thread.start()
@@ -250,6 +253,29 @@ class Daemon:
             for worker in self._of(source):
                 worker.loop.trigger(Trigger.SOURCE)
         return now
+
+    def _watch_record(self, stop: threading.Event) -> None:
+        """Each second, which stacks the record says are suspended: one that ``reconcile suspend`` or ``resume``
+        changed on this host (not through the API, which triggers its pass itself) gets a pass now, not at
+        its next resync. One small read a second; only ``stop`` ends it.
+        """
+        seen: dict[str, str] | None = None
+        failures = 0
+        while True:
+            try:
+                now = self.reconciler.state.suspended()
+                changed = set() if seen is None else {s for s in set(now) | set(seen) if now.get(s) != seen.get(s)}
+                for worker in self.workers:
+                    # A pass already run as the record says now (the API's own) needs no other.
+                    ran_suspended = worker.last is not None and worker.last.suspended is not None
+                    if worker.stack in changed and ran_suspended != (worker.stack in now):
+                        worker.loop.trigger(Trigger.RECORD)
+                seen, failures = now, 0
+            except Exception as exc:  # a record that cannot be read now may be read later
+                failures += 1
+                unexpected(exc, self.metrics.worker_error)
+            if stop.wait(RECORD_POLL if not failures else RECORD_POLL + min(failures, 60)):
+                return
 
     def _watch(self, source: Source):
         from ..filewatch import SpecWatcher
