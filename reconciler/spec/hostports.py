@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-from ..model.container import Port
+from ..model import Port
 
 __all__ = ["HostPorts", "shown"]
 
