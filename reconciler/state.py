@@ -342,7 +342,7 @@ class StackBook:
         if settle and resolved:
             self._settle(resolved)
         return Record(created=frozenset(created), adopted=frozenset(adopted), missing=not rows and not self.known(),
-                      where=str(self.store.path))
+                      where="" if str(self.store.path) == ":memory:" else str(self.store.path))
 
     def _settle(self, resolved: list[tuple[ObjectRow, str]]) -> None:
         drop = [self._drop_pending(row.kind, row.name) for row, _ in resolved]
