@@ -9,7 +9,8 @@ then the network goes down and up, then the new containers come up, with no
 cycle in the graph.
 
 Edges:
-- a change's ``wait`` follows the ``up`` of every object it ``requires``;
+- a change's ``wait`` follows the ``up`` of every object it ``requires`` (the ``down`` of
+  one that is only deleted: a container an interrupted replacement left aside);
 - a change's ``up`` follows its own ``down`` and ``wait``, and the ``up`` of
   every object it ``requires``;
 - the ``down`` of an object follows the ``down`` of every change that ``holds`` it
@@ -127,7 +128,8 @@ def build_steps(changes: Iterable[Change]) -> list[Step]:
                 # The old object goes only once the images its successor needs are there.
                 after.update(step_of(dep, Phase.UP) for dep in change.requires if dep.startswith("image:"))
             if phase != Phase.DOWN:
-                after.update(step_of(dep, Phase.UP) for dep in change.requires if dep != change.id)
+                after.update(step_of(dep, Phase.UP) or step_of(dep, Phase.DOWN)
+                             for dep in change.requires if dep != change.id)
             if phase in (Phase.UP, Phase.ROLL):
                 after.update(step_of(change.id, own) for own in (Phase.DOWN, Phase.WAIT) if (change.id, own) in has)
             after.discard(None)

@@ -14,6 +14,13 @@ drivers' view (``LiveObject.owned``: the labels claim it) into the planner's:
 
 Deleting a volume's data needs more than ownership: the record must say the
 reconciler *created* that very volume, or the user passes ``--adopt``.
+
+The record follows a container by its engine id, which a rename keeps: a
+rolling replacement (``reconciler.rollout``) renames the old container to
+``aside_name`` before its successor takes the name, and a pass stopped in
+between (SIGTERM, SIGKILL, a full disk) leaves it there. ``set_aside_for``
+reads the name it gave up back, so the next pass finishes the replacement or
+puts the old container back on its own.
 """
 from __future__ import annotations
 
@@ -23,9 +30,27 @@ from .labels import is_owned
 from .model import DesiredState, Kind, LiveObject, LiveState, Record
 from .values import value
 
-__all__ = ["Vetted", "vet"]
+__all__ = ["Vetted", "aside_name", "set_aside_for", "vet"]
 
 _VETTED_KINDS = (Kind.NETWORK, Kind.VOLUME, Kind.CONTAINER)  # images are shared caches: never deleted
+_ASIDE, _ID_DIGITS = "-old-", 12
+
+
+def aside_name(name: str, container_id: str) -> str:
+    """Where the container ``container_id`` waits while a successor takes ``name``."""
+    return f"{name}{_ASIDE}{container_id[:_ID_DIGITS]}"
+
+
+def set_aside_for(obj: LiveObject) -> str:
+    """The name a container renamed aside gave up ("" when ``obj`` is not one).
+
+    Only a container whose engine name is ``aside_name`` of its own engine id
+    counts: the suffix carries the id, which nobody chooses.
+    """
+    suffix = f"{_ASIDE}{obj.id[:_ID_DIGITS]}"
+    if obj.kind is not Kind.CONTAINER or len(obj.id) < _ID_DIGITS or not obj.name.endswith(suffix):
+        return ""
+    return obj.name[: -len(suffix)]
 
 
 @value

@@ -65,6 +65,7 @@ class Reason(enum.StrEnum):
     PULL_TAG_MOVED = "pull-tag-moved"  # the tag points to another digest upstream
     PULL_ALWAYS = "pull-always"  # pull policy ``always`` and no digest to compare
     NOT_RECORDED = "not-recorded"  # claims the stack by its labels, not in the record: shown, never applied
+    INTERRUPTED = "interrupted"  # a container an interrupted replacement left renamed aside (``<name>-old-<id>``)
 
     @property
     def image_verb(self) -> str:

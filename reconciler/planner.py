@@ -27,7 +27,7 @@ from .model import (
     Record,
     VolumeSpec,
 )
-from .ownership import Vetted, vet
+from .ownership import Vetted, set_aside_for, vet
 from .plan import Action, Change, FieldChange, Plan, Reason, Rollout
 
 __all__ = ["is_scheduled", "live_driver", "plan_changes"]
@@ -44,7 +44,7 @@ def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool 
     it does not list are reported with an error, never changed, unless
     ``adopt``. None trusts the labels alone (callers without a record).
     """
-    vetted = vet(desired, live, record, adopt=adopt)
+    vetted = _bring_back(desired, vet(desired, live, record, adopt=adopt))
     live = vetted.live
     notes: list[str] = []
     images = plan_images(desired.of(Kind.IMAGE), live)
@@ -57,6 +57,24 @@ def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool 
         changes = _without_removals(changes, notes)
     notes += _adoption_notes(vetted)
     return Plan(stack=desired.stack, changes=tuple(changes), notes=tuple(notes), adopted=vetted.adopted)
+
+
+def _bring_back(desired: DesiredState, vetted: Vetted) -> Vetted:
+    """Show each container an interrupted replacement left aside under the name it gave up, when that is free.
+
+    Its change then replaces it (``Reason.INTERRUPTED``), starting from the rename
+    already made: the replacement is finished, or rolled back if the new one fails.
+    One whose name has a successor stays aside, and is removed as a leftover.
+    """
+    containers = dict(vetted.live.containers)
+    for name, obj in sorted(vetted.live.containers.items()):
+        origin = set_aside_for(obj)
+        if obj.owned and origin in desired.containers and origin not in containers:
+            del containers[name]
+            containers[origin] = replace(obj, name=origin, details={**obj.details, "aside": name})
+    if containers == vetted.live.containers:
+        return vetted
+    return replace(vetted, live=replace(vetted.live, containers=containers))
 
 
 def _without_removals(changes: list[Change], notes: list[str]) -> list[Change]:
@@ -182,12 +200,17 @@ def _plan_containers(desired: DesiredState, vetted: Vetted, images: list[Change]
     replicas: dict[str, list[str]] = {}
     for spec in desired.containers.values():
         replicas.setdefault(spec.key, []).append(spec.name)
+    # Containers left aside whose name has a successor: removed before that successor starts (a port, an address).
+    leftovers: dict[str, list[str]] = {}
+    for name, current in live.containers.items():
+        if current.owned and name not in desired.containers and set_aside_for(current):
+            leftovers.setdefault(set_aside_for(current), []).append(f"container:{name}")
     changes = []
     for name, spec in sorted(desired.containers.items()):
         change = _plan_container(spec, vetted, renewed, replaced)
         if change is None:
             continue
-        requires = [f"image:{spec.image_ref}"]
+        requires = [f"image:{spec.image_ref}", *sorted(leftovers.get(name, ()))]
         requires += [f"network:{n}" for n, _ in spec.networks]
         requires += [f"volume:{m.source}" for m in spec.mounts if m.type == "volume" and m.source]
         requires += [f"container:{r}" for target, _ in spec.depends_on for r in replicas.get(target, [])]
@@ -274,6 +297,10 @@ def is_scheduled(current: LiveObject) -> bool:
 
 
 def _prune_reason(current: LiveObject, desired: DesiredState) -> tuple[Reason, str]:
+    origin = set_aside_for(current)
+    if origin:
+        fate = "its successor exists" if origin in desired.containers else f"{origin} is no longer in the spec"
+        return Reason.INTERRUPTED, f"left aside by an interrupted replacement of {origin}: {fate}"
     if any(spec.key == current.key for spec in desired.containers.values()):
         return Reason.SCALED_DOWN, f"replica {current.labels.get(labels.REPLICA, '?')} no longer wanted (scaled down)"
     return Reason.NO_LONGER_IN_SPEC, "no longer in the spec"
@@ -289,6 +316,9 @@ def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], repl
     if not current.owned:
         return _refused_create(Kind.CONTAINER, spec.name, spec.key, spec.driver, vetted, current)
     reason, reasons, fields, forced = _replace_reasons(spec, current, live, renewed, replaced)
+    aside = current.details.get("aside")
+    if aside:  # see _bring_back
+        reason, reasons = Reason.INTERRUPTED, [f"left aside as {aside} by an interrupted replacement", *reasons]
     recreated = any(n in replaced for n, _ in spec.networks) or any(
         m.type == "volume" and m.source in replaced for m in spec.mounts)
     if reason is not None and spec.replicas is not None and not recreated:

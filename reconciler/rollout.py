@@ -2,7 +2,8 @@
 
 The old container is never removed before its successor runs:
 
-1. the old container is renamed aside (``<name>-old-<id>``), so its name is free;
+1. the old container is renamed aside (``<name>-old-<id>``), so its name is free
+   (a pass that was interrupted may have left it there: ``ownership.set_aside_for``);
 2. the new one is created under the name: if the engine refuses its config,
    the old one gets its name back, untouched, still running;
 3. ``start-first``: the new one starts beside the old one and must become
@@ -26,7 +27,8 @@ from typing import Callable
 from .drivers import RuntimeDriver
 from .errors import PermanentError, ReconcilerError, RolledBack
 from .model import Kind, LiveObject
-from .plan import Change
+from .ownership import aside_name as _aside
+from .plan import Change, Reason
 from .retry import RetryPolicy, call_with_retries
 
 __all__ = ["aside_name", "roll"]
@@ -34,7 +36,7 @@ __all__ = ["aside_name", "roll"]
 
 def aside_name(change: Change) -> str:
     """Where the old container waits while its successor starts."""
-    return f"{change.name}-old-{change.live_id[:12]}"
+    return _aside(change.name, change.live_id)
 
 
 def roll(
@@ -59,7 +61,8 @@ def roll(
         time.sleep(rollout.delay)
     old = change.live_id
     running = change.live_state in ("running", "restarting")
-    calls.wait(lambda: runtime.rename(old, aside_name(change)))
+    if change.reason is not Reason.INTERRUPTED:  # else an interrupted pass left it aside already
+        calls.wait(lambda: runtime.rename(old, aside_name(change)))
     try:
         calls.work(create)
     except ReconcilerError:

@@ -365,7 +365,11 @@ class StackBook:
             self.store._write(*self._inserts(ADOPTED, rows))
 
     def removed(self, kind: Kind, name: str, object_id: str) -> None:
-        """Forget an object the reconciler deleted."""
+        """Forget an object the reconciler deleted (a container by its id: it may have been renamed aside)."""
+        if Kind(kind) is Kind.CONTAINER and object_id:
+            self.store._write(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND object_id = ?",
+                               (self.engine, self.stack, Kind.CONTAINER.value, object_id)))
+            return
         self.store._write(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ? "
                            "AND object_id = ?", (self.engine, self.stack, Kind(kind).value, name, object_id)))
 

@@ -137,10 +137,21 @@ class Record:
                       missing=self.missing and other.missing, where=self.where or other.where)
 
     def lists(self, obj: LiveObject) -> bool:
-        """Whether the record lists this very object (kind, name and id)."""
-        key = (obj.kind, obj.name, obj.id)
-        return key in self.created or key in self.adopted
+        """Whether the record lists this very object (kind, name and id; a container by its id alone).
+
+        A replacement renames the old container aside (``<name>-old-<id>``) and an
+        interruption can leave it there: its engine id, which a rename keeps and
+        no label can forge, still names it (DESIGN.md, "the record follows objects by engine id").
+        """
+        return _listed(self.created, obj) or _listed(self.adopted, obj)
 
     def made(self, obj: LiveObject) -> bool:
         """Whether the reconciler created this very object (not merely adopted it)."""
-        return (obj.kind, obj.name, obj.id) in self.created
+        return _listed(self.created, obj)
+
+
+def _listed(rows: frozenset[tuple[Kind, str, str]], obj: LiveObject) -> bool:
+    if (obj.kind, obj.name, obj.id) in rows:
+        return True
+    return obj.kind is Kind.CONTAINER and bool(obj.id) and any(
+        kind is Kind.CONTAINER and object_id == obj.id for kind, _, object_id in rows)
