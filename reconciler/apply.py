@@ -230,6 +230,8 @@ def apply_plan(
     with _lanes(options) as pools:
         running: dict[Future, Step] = {}
         while True:
+            if options.stop is not None and options.stop.is_set():
+                schedule.interrupt()  # the steps in flight finish; none other starts
             for step in schedule.ready():
                 if schedule.begin(step) and before is not None:
                     before(step.change)
@@ -284,6 +286,13 @@ class _Schedule:
             return False
         self.started[step.change.id] = time.monotonic()
         return True
+
+    def interrupt(self) -> None:
+        """Skip every step not started yet: the apply was asked to stop."""
+        for sid, step in list(self.pending.items()):
+            del self.pending[sid]
+            self.result[sid] = Status.SKIPPED
+            self.errors.setdefault(step.change.id, "not started: the apply was interrupted")
 
     def record(self, step: Step, error: BaseException | None) -> None:
         if error is None:

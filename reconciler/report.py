@@ -6,6 +6,7 @@ which executes nothing, never imports it.
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import field
 from typing import Mapping
 
@@ -92,3 +93,6 @@ class ApplyOptions:
     waiters: int = 64
     #: Put the old container back when its replacement fails (``--no-rollback`` keeps the failed state).
     rollback: bool = True
+    #: Set (by ``reconcile apply`` on SIGTERM or SIGINT): the steps in flight finish (a roll completes or
+    #: puts the old container back), no other step starts, and those not started are skipped.
+    stop: threading.Event | None = field(default=None, compare=False, repr=False)

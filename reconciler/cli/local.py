@@ -10,7 +10,10 @@ directory through ``StateStore``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -148,8 +151,45 @@ def cmd_apply(args: argparse.Namespace) -> int:
     request = request_of(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes)
     if saved is not None:
         request = saved.request(request)
-    report = _runner(args, reconciler, desired).apply(desired, request, **callbacks(args))
-    return show_run(args, report)
+    with _FinishOnSignals() as signals:
+        request = dataclasses.replace(request, options=dataclasses.replace(request.options, stop=signals.stop))
+        report = _runner(args, reconciler, desired).apply(desired, request, **callbacks(args))
+    code = show_run(args, report)
+    if signals.signum:
+        print(f"interrupted by {signal.Signals(signals.signum).name}: the steps in flight were finished (or the old "
+              "container put back), no other was started; run apply again to continue", file=sys.stderr)
+        return 128 + signals.signum
+    return code
+
+
+class _FinishOnSignals:
+    """SIGTERM or SIGINT during ``apply``: the steps in flight finish, none other starts (as ``watch`` finishes
+    its pass), and the command says so; a second signal ends it at once. Only in the main thread."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.signum = 0
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> _FinishOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.signum = signum
+        self.stop.set()
+        print(f"{signal.Signals(signum).name}: finishing the steps in flight, starting no other "
+              "(again to stop at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:

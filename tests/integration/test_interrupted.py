@@ -95,3 +95,20 @@ def test_an_apply_killed_while_the_new_container_gets_healthy_is_finished_by_the
     assert result.code == 0, result.out + result.err
     _one_web(stack, "2")
     assert stack.cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_sigterm_to_apply_finishes_the_replacement_in_flight_and_says_so(stack):
+    _write(stack, "1")
+    assert stack.apply().code == 0
+    _write(stack, "2", sleep=4)
+    proc = _apply_in_background(stack)
+    try:
+        wait_until(lambda: _aside_exists(stack) and len(stack.containers()) == 2, 60, "the new container beside the old")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, out, err)
+    assert "interrupted by SIGTERM" in err and "run apply again" in err, err
+    _one_web(stack, "2")  # the roll in flight finished: the new container took over, the old one went
+    assert stack.cli("plan", "--detailed-exitcode").code == 0

@@ -170,3 +170,19 @@ def test_failed_wait_fails_its_change_and_skips_the_create():
     assert status["s-web-1"] == ("failed", "container s-db-1 is unhealthy")
     assert status["s-db-1"][0] == status["s-other-1"][0] == "ok"
     assert ("create", "s-web-1") not in engine.calls
+
+
+def test_a_stop_lets_the_steps_in_flight_finish_and_starts_no_other():
+    import dataclasses
+    import threading
+
+    engine = MemoryEngine()
+    stop = threading.Event()
+    state = desired(spec("db"), spec("web", depends_on=(("db", "started"),)))
+    plan = plan_changes(state, LiveState())
+    report = apply_plan(plan, state, engine.drivers("s"), options=dataclasses.replace(FAST, stop=stop),
+                        before=lambda change: change.name == "s-db-1" and stop.set())  # stopped as db starts
+    status = {o.change.name: (o.status, o.error) for o in report.outcomes}
+    assert status["s-db-1"] == ("ok", "")
+    assert status["s-web-1"] == ("skipped", "not started: the apply was interrupted")
+    assert ("create", "s-web-1") not in engine.calls and not report.ok

@@ -134,3 +134,38 @@ def test_a_stranger_without_our_labels_is_still_not_managed():
     stranger = live_container(web, owned=False)
     [change] = plan_changes(state(web), live(stranger), record=Record(missing=True)).changes
     assert change.reason is Reason.NEW and "is not managed by this stack" in change.error
+
+
+def _aside(obj: LiveObject) -> LiveObject:
+    """``obj`` as an interrupted replacement leaves it: renamed to ``<name>-old-<id>``, same engine id."""
+    return replace(obj, name=f"{obj.name}-old-{obj.id[:12]}")
+
+
+def test_a_container_left_aside_is_ours_by_its_id_and_replaced_under_its_name():
+    web = container()
+    ours = replace(live_container(web), id="0123456789abcdef")
+    plan = plan_changes(state(web), live(_aside(ours)), record=_record(ours))
+    [change] = plan.changes
+    assert (change.action, change.name, change.reason, change.error) == (Action.REPLACE, web.name,
+                                                                          Reason.INTERRUPTED, "")
+    assert change.live_id == ours.id and change.rollout is not None
+
+
+def test_a_container_left_aside_whose_successor_exists_is_removed_before_it_starts():
+    web = container()
+    old = replace(live_container(web), id="0123456789abcdef")
+    new = replace(live_container(web, state="created"), id="fedcba9876543210")
+    plan = plan_changes(state(web), live(_aside(old), new), record=_record(old, new))
+    by_name = {c.name: c for c in plan.changes}
+    gone = by_name[_aside(old).name]
+    assert (gone.action, gone.reason, gone.error) == (Action.DELETE, Reason.INTERRUPTED, "")
+    assert f"container:{gone.name}" in by_name[web.name].requires
+
+
+def test_a_forged_name_in_the_aside_form_is_not_ours():
+    web = container()
+    ours = replace(live_container(web), id="0123456789abcdef")
+    forged = replace(_aside(ours), id="forged-0123456789")  # the name copied, not the engine id
+    plan = plan_changes(state(web), live(forged), record=_record(ours))
+    assert {(c.action, c.reason) for c in plan.changes} == {(Action.CREATE, Reason.NEW),
+                                                            (Action.DELETE, Reason.NOT_RECORDED)}
