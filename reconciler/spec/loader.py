@@ -144,14 +144,27 @@ def _load_file(file: Path, env: Mapping[str, str], problems: list[Problem]) -> _
     A variable used without a default and set nowhere becomes "" with a
     warning naming it, as Compose does (``${VAR:-}`` says "empty" on purpose).
     """
-    unset: set[str] = set()
+    unset_at: dict[tuple, set[str]] = {}
+
+    def expand(value: str, path: tuple) -> str:
+        unset: set[str] = set()
+        expanded = interpolate(value, env, unset=unset)
+        if unset:
+            unset_at[path] = unset
+        return expanded
+
     try:
         text = _read_text(file)
-        document = compose_file(text, str(file), on_string=lambda value: interpolate(value, env, unset=unset),
-                                remember=True)
+        document = compose_file(text, str(file), on_string=expand, remember=True)
     except SpecError as exc:
         problems.extend(exc.problems)
         return None
+    unset: set[str] = set()
+    for path, names in unset_at.items():
+        if _is_secret_value(document.data, path):  # an empty secret is never what was meant: refuse it
+            problems.append(problem_at(document.marks.get(path), path, _unset_secret(names)))
+        else:
+            unset |= names
     for name in sorted(unset):
         _log.warning("%s: variable %s is not set (environment or .env) and has no default: "
                      "it is an empty string (write ${%s:-} if that is meant)", file, name, name)
@@ -159,6 +172,26 @@ def _load_file(file: Path, env: Mapping[str, str], problems: list[Problem]) -> _
     # An empty file (or a bare '---') adds nothing.
     data = {} if document.data is None else document.data
     return _Fragment(file, data, document.marks or {(): Mark(str(file), 1, 1)})
+
+
+def _is_secret_value(data: object, path: tuple) -> bool:
+    """Whether ``path`` is the ``value`` of an entry marked ``secret: true`` (a container's secret env value)."""
+    if not path or path[-1] != "value":
+        return False
+    entry = data
+    for step in path[:-1]:
+        try:
+            entry = entry[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(entry, dict) and entry.get("secret") is True
+
+
+def _unset_secret(names: set[str]) -> str:
+    listed = ", ".join(sorted(names))
+    return (f"a secret value made of {listed}, which {'is' if len(names) == 1 else 'are'} not set (environment "
+            f"or .env) and {'has' if len(names) == 1 else 'have'} no default: it would be empty; set "
+            f"{'it' if len(names) == 1 else 'them'}, or write ${{VAR:-}} where empty is meant")
 
 
 def _read_text(file: Path) -> str:

@@ -59,11 +59,11 @@ class Document:
     problems: tuple[Problem, ...]
 
 
-def compose_file(text: str, filename: str, *, on_string: Callable[[str], str] | None = None,
+def compose_file(text: str, filename: str, *, on_string: Callable[[str, tuple], str] | None = None,
                  remember: bool = False) -> Document:
     """Plain data of the single YAML document in ``text``, with marks naming ``filename``.
 
-    ``on_string`` is applied to every string value (not to keys); a ValueError
+    ``on_string(value, path)`` is applied to every string value (not to keys); a ValueError
     it raises becomes a problem at that value. Raises SpecError, listing the
     reason and any problems found before it, when the file is unusable as a
     whole: invalid YAML, more than one document, or over the nesting, alias or
@@ -99,12 +99,12 @@ def _parser_stamp() -> str:
         return ""
 
 
-def _strings(value: Any, path: tuple, marks: dict[tuple, Mark], on_string: Callable[[str], str],
+def _strings(value: Any, path: tuple, marks: dict[tuple, Mark], on_string: Callable[[str, tuple], str],
              problems: list[Problem]) -> Any:
     """``value`` with ``on_string`` applied to every string in it (keys excepted)."""
     if isinstance(value, str):
         try:
-            return on_string(value)
+            return on_string(value, path)
         except ValueError as exc:  # whatever on_string refuses is a problem at that value
             problems.append(problem_at(marks.get(path), path, str(exc)))
             return value

@@ -402,3 +402,13 @@ def test_an_unset_variable_without_a_default_is_named_in_a_warning(tmp_path: Pat
     assert len(warned) == 2  # once per variable, only for those without a default
     assert warned[0].startswith(f"{spec}: variable MISSING_TOO is not set")
     assert warned[1].startswith(f"{spec}: variable TAG is not set (environment or .env) and has no default")
+
+
+def test_a_secret_made_empty_by_an_unset_variable_is_an_error_at_its_line(tmp_path: Path) -> None:
+    spec = write(tmp_path, "stack.yaml", "containers:\n  a:\n    image: x\n    env:\n"
+                                         "      KEY: {value: '${UNSET_KEY}', secret: true}\n"
+                                         "      MEANT: {value: '${UNSET_TOO:-}', secret: true}\n")
+    problem = only_problem([spec], environ={})
+    assert (problem.file, problem.line, problem.path) == (str(spec), 5, "containers.a.env.KEY.value")
+    assert "UNSET_KEY, which is not set" in problem.message and "it would be empty" in problem.message
+    assert load_stack([spec], environ={"UNSET_KEY": "s3cret"}).data["containers"]["a"]["env"]["KEY"]["value"] == "s3cret"

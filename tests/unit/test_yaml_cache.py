@@ -35,9 +35,9 @@ def _entries(cache: Path) -> list[Path]:
 
 
 def test_a_second_read_gives_the_same_data_marks_and_problems(cache):
-    first = compose_file(SPEC, "stack.yaml", on_string=str.upper, remember=True)
+    first = compose_file(SPEC, "stack.yaml", on_string=lambda value, path: value.upper(), remember=True)
     [entry] = _entries(cache)
-    second = compose_file(SPEC, "stack.yaml", on_string=str.upper, remember=True)
+    second = compose_file(SPEC, "stack.yaml", on_string=lambda value, path: value.upper(), remember=True)
     assert second == first
     assert second.data["containers"]["web"]["image"] == "BUSYBOX:${TAG:-1}"
     assert oct(entry.stat().st_mode)[-3:] == "600"
