@@ -15,6 +15,7 @@ and never prints. The tree::
     └── DriverError          a backend call failed
         ├── TemporaryError   worth retrying (connection refused, 5xx, timeouts)
         │   └── EngineUnreachable
+        │       └── EngineTimeout   no connection or answer within its timeout: not retried at once
         └── PermanentError   retrying will not help (4xx, invalid config)
             ├── ConflictError   a wanted name is taken by an object this stack does not own
             └── RecreateRequired  the backend can no longer use an object (e.g. after an engine crash)
@@ -27,6 +28,7 @@ __all__ = [
     "ConflictError",
     "DriverError",
     "EmptySpecError",
+    "EngineTimeout",
     "EngineUnreachable",
     "LockError",
     "PermanentError",
@@ -130,7 +132,14 @@ class DriverError(ReconcilerError):
 
 
 class TemporaryError(DriverError):
-    """A failure worth retrying; ``delay`` is a hint in seconds, if the backend gave one."""
+    """A failure worth retrying; ``delay`` is a hint in seconds, if the backend gave one.
+
+    ``retry_now`` false: worth another pass later (the loop's), but not a retry
+    within this call (``retry.call_with_retries``): the failure already waited
+    out its limit, and retrying at once would only multiply the wait.
+    """
+
+    retry_now: bool = True
 
     def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
@@ -139,6 +148,16 @@ class TemporaryError(DriverError):
 
 class EngineUnreachable(TemporaryError):
     """The engine did not answer at all (socket missing, connection refused, timeout)."""
+
+
+class EngineTimeout(EngineUnreachable):
+    """The engine took no connection, or gave no answer, within its timeout (a black-holed address).
+
+    Not retried within the call (``retry_now``): the wait is bounded by the
+    timeout, not by the timeout times the retries.
+    """
+
+    retry_now = False
 
 
 class PermanentError(DriverError):

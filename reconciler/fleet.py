@@ -5,9 +5,12 @@ gets a ``Reconciler`` of its own (its engine URL and client certificates),
 sharing one plugin manager and one state store, so every target takes the
 ordinary path: its own lock and record, keyed on its engine's identity. What
 this module adds is *which* targets (``select_targets``, pure), *at once*
-(one thread per target), and *a down target does not block the others*: a
-target whose engine cannot be reached is retried with exponential backoff
-(tenacity) within the run, then reported, while the others converge.
+(one thread per target, each connecting on its own), and *a down target does
+not block the others*: a target whose engine cannot be reached is retried with
+exponential backoff (tenacity) within the run, then reported, while the others
+converge. One that did not answer within the engine timeout (``EngineTimeout``)
+is reported at once: retrying would multiply the wait, and a run is bounded by
+the timeout.
 
 Outcomes are data: each ``TargetOutcome`` keeps its report or plan and its
 exception; the CLI renders them and turns ``FleetReport.ok`` into an exit code.
@@ -162,9 +165,10 @@ class FleetReconciler:
 
     def __init__(self, fleet: Fleet, stack: str, *, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  state: Any = None, progress: Callable[[str, str], None] | None = None,
-                 retry: RetryPolicy = FLEET_RETRY, only: Iterable[str] = ()) -> None:
+                 retry: RetryPolicy = FLEET_RETRY, only: Iterable[str] = (),
+                 engine_timeout: float | None = None) -> None:
         """``only`` narrows the selected targets to those names (``--target``); ``progress`` gets
-        (``target/object``, line)."""
+        (``target/object``, line); ``engine_timeout``: every target's (see ``Reconciler``)."""
         from .plugins import make_plugin_manager
 
         self.stack = stack
@@ -178,7 +182,8 @@ class FleetReconciler:
             state = StateStore.open()
         self.state = state
         self.reconcilers = {t.name: Reconciler(engine_url=t.engine, engine_tls=t.tls, plugin_manager=pm, state=state,
-                                               progress=_prefixed(progress, t.name)) for t in self.targets}
+                                               progress=_prefixed(progress, t.name), engine_timeout=engine_timeout)
+                            for t in self.targets}
 
     def apply(self, desired: DesiredState, request: ApplyRequest = ApplyRequest(), *,
               on_target: Callable[[TargetOutcome], None] | None = None, on_plan: Any = None, before: Any = None,

@@ -74,7 +74,8 @@ class Reconciler:
 
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  progress: Callable[[str, str], None] | None = None, state: Any = None,
-                 engine_tls: TLSFiles | None = None, strict_plugins: bool | None = None) -> None:
+                 engine_tls: TLSFiles | None = None, strict_plugins: bool | None = None,
+                 engine_timeout: float | None = None) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
 
         ``strict_plugins`` (default: ``RECONCILER_STRICT_PLUGINS``) makes a
@@ -83,9 +84,12 @@ class Reconciler:
         ``state`` is the ``StateStore`` to keep the record in; by default the
         one in the state directory, opened on first use. ``engine_tls``: client
         certificates for a ``tcp://`` engine (a fleet target's ``tls:``).
+        ``engine_timeout``: seconds the engine may take to answer (``--engine-timeout``;
+        None: ``RECONCILER_ENGINE_TIMEOUT``, else 10); longer calls keep their own limits.
         """
         self.engine_url = engine_url
         self.engine_tls = engine_tls
+        self.engine_timeout = engine_timeout
         self.progress = progress
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules, strict=strict_plugins)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
@@ -116,7 +120,7 @@ class Reconciler:
 
     def drivers(self, stack: str) -> Drivers:
         return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress,
-                                                       engine_tls=self.engine_tls))
+                                                       engine_tls=self.engine_tls, engine_timeout=self.engine_timeout))
 
     def driver_names(self) -> dict[str, list[str]]:
         """The driver names plugins provide, by spec section (for ``load_desired``)."""

@@ -42,6 +42,9 @@ class RetryPolicy:
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy = RetryPolicy(), *, note: bool = True) -> T:
     """``fn()``, retried on ``TemporaryError`` up to ``policy.attempts`` times in all.
 
+    An error whose ``retry_now`` is false (a timeout already waited out) ends
+    the call at once: the wait stays bounded by the timeout, not multiplied.
+
     The first pause honours the error's ``delay`` hint (a registry's
     Retry-After), capped; later pauses follow the policy. When retries run
     out and ``note`` is set, the last error's message ends with ``[attempt N]``,
@@ -51,15 +54,15 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy = RetryPolicy(), 
     try:
         return fn()
     except TemporaryError as first:
-        if policy.attempts <= 1:
+        if policy.attempts <= 1 or not first.retry_now:
             raise
         time.sleep(min(first.delay or policy.delay(1), policy.cap))
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts - 1),
         wait=lambda state: policy.delay(state.attempt_number + 1),  # tenacity's first try is our second
-        retry=retry_if_exception_type(TemporaryError),
+        retry=retry_if_exception(lambda exc: isinstance(exc, TemporaryError) and exc.retry_now),
         reraise=True,
     )
     try:

@@ -67,7 +67,7 @@ def runner_for(desired: DesiredState | None, reconciler: Reconciler, *, engine: 
     from .fleet import FleetReconciler
 
     return FleetReconciler(desired.fleet, desired.stack, plugin_manager=reconciler.pm, state=reconciler.state,
-                           progress=reconciler.progress, only=targets)
+                           progress=reconciler.progress, only=targets, engine_timeout=reconciler.engine_timeout)
 
 
 def whole_plan(result: Any) -> tuple[Plan, str]:

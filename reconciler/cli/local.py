@@ -70,7 +70,8 @@ def desired_of(args: argparse.Namespace, reconciler: Reconciler, *, allow_empty:
 def reconciler_of(args: argparse.Namespace) -> Reconciler:
     """The ``Reconciler`` the flags ask for: its engine, plugins and (apply, destroy) progress lines."""
     return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin,
-                      strict_plugins=args.strict_plugins, progress=_progress_lines(args))
+                      strict_plugins=args.strict_plugins, progress=_progress_lines(args),
+                      engine_timeout=getattr(args, "engine_timeout", None))
 
 
 def _progress_lines(args: argparse.Namespace):

@@ -66,7 +66,19 @@ def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser]
                                 "names targets:, run on this one engine instead of the fleet")
             p.add_argument("--target", action="append", default=[], metavar="NAME",
                            help="with a spec that names targets:, only these of the selected targets (repeatable)")
+            p.add_argument("--engine-timeout", type=seconds, metavar="SECONDS",
+                           help="seconds each engine may take to answer a read (its first /info, observe's lists) "
+                                "before it is reported unreachable (default: $RECONCILER_ENGINE_TIMEOUT, else 10); "
+                                "builds, pulls, pushes and health waits keep their own limits")
     return flags
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse's ``type``: a ValueError is its usage error)."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
 
 
 def _validate(p: argparse.ArgumentParser) -> None:

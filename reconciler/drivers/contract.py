@@ -75,12 +75,15 @@ class DriverContext:
     text about a named object (a build step, a pull or push status) as it
     happens; drivers call it from worker threads and must redact secrets first.
     ``engine_tls`` holds the client certificate files for a ``tcp://`` engine
-    that verifies its clients (a fleet target's ``tls:``).
+    that verifies its clients (a fleet target's ``tls:``). ``engine_timeout``:
+    seconds the engine may take to answer an ordinary read (``--engine-timeout``;
+    None: ``RECONCILER_ENGINE_TIMEOUT``, else the backend's default).
     """
 
     stack: str
     engine_url: str | None = None
     engine_tls: TLSFiles | None = None
+    engine_timeout: float | None = None
     shared: dict = field(default_factory=dict)
     pass_cache: dict = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)

@@ -12,6 +12,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class FaultyEngine:
         self.upstream = upstream
         self.faults: list[tuple[str, re.Pattern, list[int]]] = []
         self.lost: list[tuple[str, re.Pattern, list[int]]] = []
+        self.stalled: list[tuple[str, re.Pattern, list[int]]] = []
         self.injected: list[tuple[str, str, int]] = []
         self.lock = threading.Lock()
         self.server = self._server()
@@ -52,6 +54,10 @@ class FaultyEngine:
     def lose_answer(self, method: str, path_pattern: str, *statuses: int) -> None:
         """Forward matching requests (the engine acts), then answer with these statuses instead."""
         self.lost.append((method, re.compile(path_pattern), list(statuses)))
+
+    def stall(self, method: str, path_pattern: str, *seconds: int) -> None:
+        """Hold matching requests this long each, saying nothing, before forwarding them (a wedged engine)."""
+        self.stalled.append((method, re.compile(path_pattern), list(seconds)))
 
     def _take_fault(self, method: str, path: str, table=None) -> int | None:
         with self.lock:
@@ -81,6 +87,7 @@ class FaultyEngine:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                time.sleep(proxy._take_fault(self.command, self.path, proxy.stalled) or 0)
                 status = proxy._take_fault(self.command, self.path)
                 if status is not None:
                     return self._error(status, b'{"message":"injected fault"}')

@@ -1,7 +1,8 @@
 """The real engine's socket, reachable a second way: a relay from 127.0.0.1:PORT to the unix socket.
 
 Lets a test reach one engine through two URLs (``unix://…`` and ``tcp://127.0.0.1:PORT``)
-without reconfiguring the engine that other tests share.
+without reconfiguring the engine that other tests share. Beside it, ``SilentEngine``: a
+TCP address that connects and never answers, as a black-holed engine does.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import socket
 import socketserver
 import threading
 
-__all__ = ["TcpRelay"]
+__all__ = ["SilentEngine", "TcpRelay"]
 
 
 class TcpRelay:
@@ -59,3 +60,40 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
         target.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+
+
+class SilentEngine:
+    """``with SilentEngine() as url:`` a ``tcp://`` address that accepts every connection and never answers.
+
+    What a black-holed engine looks like from the client (a wedged dockerd, a
+    proxy whose backend is gone): the connect succeeds at once, then nothing
+    comes back. Accepted sockets are held open until the block ends.
+    """
+
+    def __enter__(self) -> str:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        return "tcp://127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed: the block ended
+                return
+            self.accepted.append(connection)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way
+        except OSError:
+            pass
+        self.listener.close()
+        self.thread.join(5)
+        for connection in self.accepted:
+            connection.close()

@@ -71,3 +71,64 @@ def test_the_ssh_command_runs_dial_stdio_in_batch_mode_with_the_users_or_a_named
     monkeypatch.setenv("RECONCILER_SSH_CONFIG", "/etc/reconciler/ssh_config")
     assert ssh_command("ssh://edge", connect_timeout=0.2)[:7] == [
         "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=1", "-F", "/etc/reconciler/ssh_config"]
+
+
+def test_an_ordinary_read_is_answered_within_the_engine_timeout_and_streams_keep_theirs(monkeypatch):
+    from reconciler.sdk.docker import EngineClient
+
+    client = EngineClient(version="1.41", connect_timeout=5.0, answer_timeout=3.0, timeout=120,
+                          base_url="unix:///nowhere.sock")
+    asked: list[object] = []
+    monkeypatch.setattr(client, "get", lambda url, **kwargs: asked.append(kwargs.get("timeout")))
+    client._get("http+docker://localhost/containers/json")  # a list of observe
+    client._get("http+docker://localhost/containers/x/logs", stream=True)  # a streamed read
+    client._get("http+docker://localhost/events", stream=True, timeout=None)  # the event stream
+    assert asked == [3.0, 120, None]
+    assert _bounded(3.0, 5.0) == (3.0, 3.0)  # what send makes of it
+
+
+def test_the_engine_timeout_is_ten_seconds_unless_given_or_configured():
+    from reconciler.sdk.docker import DEFAULT_ENGINE_TIMEOUT, engine_timeout
+
+    assert engine_timeout(None, {}) == DEFAULT_ENGINE_TIMEOUT == 10
+    assert engine_timeout(None, {"RECONCILER_ENGINE_TIMEOUT": "2.5"}) == 2.5
+    assert engine_timeout(1.0, {"RECONCILER_ENGINE_TIMEOUT": "2.5"}) == 1.0  # --engine-timeout wins
+    with pytest.raises(PermanentError, match="RECONCILER_ENGINE_TIMEOUT must be a positive number of seconds"):
+        engine_timeout(None, {"RECONCILER_ENGINE_TIMEOUT": "0"})
+
+
+def test_an_engine_timeout_flag_that_is_no_duration_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "-f", str(tmp_path / "stack.yaml"), "--engine-timeout", "0"])
+    assert exited.value.code == 2
+    assert "--engine-timeout: invalid seconds value: '0'" in capsys.readouterr().err
+
+
+def test_a_context_waiting_for_its_engine_never_holds_up_another_contexts_connect(monkeypatch):
+    # A fleet's targets are contexts of their own: one whose engine never answers must not block the others.
+    import threading
+
+    from reconciler.drivers import DriverContext
+    from reconciler.sdk.docker import _client
+    from reconciler.testing.fakedocker import FakeDockerAPI
+
+    release = threading.Event()
+
+    def open_engine(url, *, tls=None, timeout=None):
+        if url == "tcp://silent:2375":
+            release.wait(30)
+        return _client.Engine(FakeDockerAPI(), url)
+
+    monkeypatch.setattr(_client, "open_engine", open_engine)
+    silent, healthy = DriverContext("s", engine_url="tcp://silent:2375"), DriverContext("s", engine_url="unix:///ok")
+    waiting = threading.Thread(target=_client.engine_identity, args=(silent,), daemon=True)
+    waiting.start()
+    try:
+        answered = threading.Thread(target=_client.engine_identity, args=(healthy,), daemon=True)
+        answered.start()
+        answered.join(5)
+        assert not answered.is_alive() and _client.engine_identity(healthy) == "unix:///ok"
+    finally:
+        release.set()
+        waiting.join(5)
+    assert _client.engine_identity(silent) == "tcp://silent:2375"

@@ -62,7 +62,7 @@ def test_after_a_worker_named_first_another_url_must_still_be_a_manager(monkeypa
 
     answers = {M1: WORKER, M2: ALONE}
     monkeypatch.setattr(connection, "_open_one",
-                        lambda url, tls: connection.Engine(FakeDockerAPI(), "", swarm=answers[url]))
+                        lambda url, tls, answer: connection.Engine(FakeDockerAPI(), "", swarm=answers[url]))
     with pytest.raises(connection.FailoverRefused) as refused:
         connection.open_engine(f"{M1},{M2}")
     assert f"{M1}: a swarm node that is not a manager" in str(refused.value)

@@ -41,3 +41,30 @@ def test_a_first_try_that_succeeds_does_not_import_tenacity() -> None:
     code = ("import sys; from reconciler.retry import call_with_retries; "
             "assert call_with_retries(lambda: 42) == 42; assert 'tenacity' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_timeout_already_waited_out_is_not_retried_at_once(monkeypatch) -> None:
+    from reconciler.errors import EngineTimeout
+
+    pauses: list[float] = []
+    monkeypatch.setattr("time.sleep", pauses.append)
+    calls: list[int] = []
+
+    def first_refused_then_silent() -> None:  # a restarting engine refuses, then a wedged one never answers
+        calls.append(1)
+        if len(calls) == 1:
+            raise TemporaryError("connection refused")
+        raise EngineTimeout("did not answer /info within 10s")
+
+    with pytest.raises(EngineTimeout, match=r"^did not answer /info within 10s \[attempt 2\]$"):
+        call_with_retries(first_refused_then_silent, RetryPolicy(attempts=5, base=0.5, cap=3.0))
+    assert len(calls) == 2 and pauses == [0.5]  # the refusal is retried, the timeout is not: never multiplied
+
+    def silent() -> None:
+        calls.append(1)
+        raise EngineTimeout("never answered")
+
+    calls.clear()
+    with pytest.raises(EngineTimeout, match=r"^never answered$"):  # a first try that timed out: no note, no retry
+        call_with_retries(silent)
+    assert calls == [1] and pauses == [0.5]

@@ -10,8 +10,9 @@ move:
 - ``_client``: the run's one client (``api_client``, ``EngineDriver``, the
   ``use_client`` seam), ``engine_errors``, ``owned_filter``, ``shared_read``,
   ``follow_events``;
-- ``_connection``: opening it, with a bounded connect (``open_engine``,
-  ``connect_timeout``), and failing over between a swarm's managers;
+- ``_connection``: opening it, with a bounded connect and first answer
+  (``open_engine``, ``connect_timeout``, ``engine_timeout``), and failing over
+  between a swarm's managers;
 - ``_ssh``: ``ssh://`` engines through the system's ``ssh`` client.
 
 It imports the Docker SDK, so ``reconciler.sdk`` does not import it: a plugin
@@ -36,10 +37,13 @@ from ._client import (
 from ._connection import (
     CONNECT_TIMEOUT_ENV,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_ENGINE_TIMEOUT,
+    ENGINE_TIMEOUT_ENV,
     Engine,
     EngineClient,
     FailoverRefused,
     connect_timeout,
+    engine_timeout,
     engine_urls,
     failover_problem,
     open_engine,
@@ -49,6 +53,8 @@ from ._ssh import SSH_CONFIG_ENV, ssh_command
 __all__ = [
     "CONNECT_TIMEOUT_ENV",
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_ENGINE_TIMEOUT",
+    "ENGINE_TIMEOUT_ENV",
     "Engine",
     "EngineClient",
     "EngineDriver",
@@ -59,6 +65,7 @@ __all__ = [
     "engine_errors",
     "engine_identity",
     "engine_swarm",
+    "engine_timeout",
     "engine_urls",
     "failover_problem",
     "follow_events",

@@ -24,17 +24,19 @@ import docker.errors
 import requests.exceptions
 
 from ...drivers import DriverContext, stream_opened
-from ...errors import EngineUnreachable, PermanentError, TemporaryError
+from ...errors import EngineTimeout, EngineUnreachable, PermanentError, TemporaryError
 from ...labels import CONFIG_HASH, STACK, is_owned, owner_selector
 from ...model import Kind, LiveObject
-from ._connection import CONNECT_TIMEOUT_ENV, Engine, connect_timeout, engine_urls, open_engine
+from ._connection import (CONNECT_TIMEOUT_ENV, ENGINE_TIMEOUT_ENV, Engine, connect_timeout, engine_timeout, engine_urls,
+                          open_engine)
 
 __all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "follow_events", "is_ours",
            "owned_filter", "shared_read", "use_client"]
 
 _ENGINE_KEY = "reconciler.sdk.docker.engine"  # in shared: the run's Engine (its client, ID and Swarm part of /info)
 _FAILURE_KEY = "reconciler.sdk.docker.connect_failure"  # in pass_cache: this pass already failed to connect
-_CLIENT_LOCK = threading.Lock()
+_CONNECTING_KEY = "reconciler.sdk.docker.connecting"  # in shared: the lock of this context's one connect
+_CLIENT_LOCK = threading.Lock()  # held for moments only, never across a request
 T = TypeVar("T")
 # The engine answers 500 for faults in the object's own config (a missing
 # executable, a bad mount, an invalid subnet): retrying those only wastes time.
@@ -87,20 +89,31 @@ def engine_swarm(context: DriverContext) -> dict:
 
 
 def _engine(context: DriverContext) -> Engine:
-    """The run's engine, connecting on first use (see ``api_client``)."""
+    """The run's engine, connecting on first use (see ``api_client``).
+
+    Connecting holds a lock of this context's own: another run's drivers (a
+    fleet's other targets, each a context of its own) never wait for an
+    engine that is slow to answer.
+    """
     with _CLIENT_LOCK:
+        engine = context.shared.get(_ENGINE_KEY)
+        if engine is not None:
+            return engine
+        connecting = context.shared.setdefault(_CONNECTING_KEY, threading.Lock())
+    with connecting:
         engine = context.shared.get(_ENGINE_KEY)
         if engine is None:
             failure = context.pass_cache.get(_FAILURE_KEY)
             if failure is not None:
-                raise EngineUnreachable(str(failure))
+                raise type(failure)(str(failure))
             try:
                 engine = _connect(context)
             except EngineUnreachable as exc:
                 context.pass_cache[_FAILURE_KEY] = exc
                 raise
             context.stats["read"] += 1  # the one GET /info that negotiated the API version
-            _use(context, engine)
+            with _CLIENT_LOCK:
+                _use(context, engine)
     return engine
 
 
@@ -113,11 +126,15 @@ def _use(context: DriverContext, engine: Engine) -> None:
 
 def _connect(context: DriverContext) -> Engine:
     where = ", ".join(engine_urls(context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"))
+    answer = engine_timeout(context.engine_timeout)
     try:
-        return open_engine(context.engine_url, tls=context.engine_tls)
+        return open_engine(context.engine_url, tls=context.engine_tls, timeout=answer)
     except requests.exceptions.ConnectTimeout as exc:
-        raise EngineUnreachable(f"cannot reach the Docker engine at {where}: no connection within "
-                                f"{connect_timeout():g}s (the connect timeout, {CONNECT_TIMEOUT_ENV})") from exc
+        raise EngineTimeout(f"cannot reach the Docker engine at {where}: no connection within "
+                            f"{connect_timeout():g}s (the connect timeout, {CONNECT_TIMEOUT_ENV})") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise EngineTimeout(f"the engine at {where} accepted the connection but did not answer /info within "
+                            f"{answer:g}s (the engine timeout: --engine-timeout, {ENGINE_TIMEOUT_ENV})") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {_reason(exc)}") from exc
 
@@ -238,6 +255,11 @@ def engine_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
         if status >= 500 and not _PERMANENT_500.search(str(exc.explanation or "")):
             raise TemporaryError(message) from exc
         raise PermanentError(message) from exc
+    except requests.exceptions.ConnectTimeout as exc:
+        raise EngineTimeout(f"{action}: cannot reach the engine: no connection within its connect timeout "
+                            f"({CONNECT_TIMEOUT_ENV})") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise EngineTimeout(f"{action}: the engine accepted the connection but did not answer{_limit(exc)}") from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise EngineUnreachable(f"{action}: cannot reach the engine: {_reason(exc)}") from exc
     except docker.errors.DockerException as exc:
@@ -261,6 +283,12 @@ def _reason(exc: Exception) -> str:
         if reason.lower() in text.lower():
             return reason.lower() + (" (is dockerd running?)" if reason != "Permission denied" else "")
     return _short(exc)
+
+
+def _limit(exc: Exception) -> str:
+    """" within Ns": the read limit a timeout names, or ""."""
+    found = re.search(r"read timeout=([\d.]+)", str(exc))
+    return f" within {float(found.group(1)):g}s" if found else ""
 
 
 def _short(exc: Exception) -> str:

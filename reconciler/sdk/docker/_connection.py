@@ -1,18 +1,22 @@
-"""Opening the run's one connection to the engine: bounded connects, and the engine's identity.
+"""Opening the run's one connection to the engine: bounded connects and first answers, and the engine's identity.
 
 Why a module of its own: docker-py gives every request one number as both
 connect and read timeout (120 s here, so a black-holed ``tcp://`` address
 hung for minutes), and none at all for builds and pulls, which stream for as
 long as they take. ``EngineClient`` fills in a short connect timeout on the one
 path every request takes (``requests.Session.send``, which accepts a
-``(connect, read)`` pair), so read timeouts stay as they were: 120 s for
-ordinary calls, none for builds and pulls.
+``(connect, read)`` pair), and a short read timeout, the engine timeout, on
+every ordinary read (a GET that does not stream: ``/info``, the lists and
+inspects of observe), so an engine that accepts connections and never answers
+fails within seconds. Other read timeouts stay as they were: 120 s for writes
+and streamed reads, none for builds, pulls and the event stream.
 
 The SDK's own version negotiation asks ``/version`` at construction. We ask
-one unversioned ``/info`` instead, with the same bounded connect: its body
+one unversioned ``/info`` instead, with the same bounds: its body
 holds the engine's ID (what the stack lock is keyed on, so two URLs reaching
 one engine take one lock) and its ``Api-Version`` header the version to speak.
 A converged apply still makes one read before its one list call per kind.
+While that first answer is late, a warning says what is being waited for.
 
 Several URLs, comma-separated (``tcp://m1:2375,tcp://m2:2375``), name the
 managers of one Swarm: the first that answers is used. Another than the first
@@ -25,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -36,21 +41,28 @@ import requests
 
 from ...errors import PermanentError
 
-__all__ = ["CONNECT_TIMEOUT_ENV", "DEFAULT_CONNECT_TIMEOUT", "READ_TIMEOUT", "EngineClient", "Engine",
-           "FailoverRefused", "connect_timeout", "engine_urls", "failover_problem", "open_engine"]
+__all__ = ["CONNECT_TIMEOUT_ENV", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_ENGINE_TIMEOUT", "ENGINE_TIMEOUT_ENV",
+           "READ_TIMEOUT", "EngineClient", "Engine", "FailoverRefused", "connect_timeout", "engine_timeout",
+           "engine_urls", "failover_problem", "open_engine"]
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_ENV = "RECONCILER_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 120  # seconds to wait for an answer to an ordinary call (builds and pulls: no limit)
+ENGINE_TIMEOUT_ENV = "RECONCILER_ENGINE_TIMEOUT"
+DEFAULT_ENGINE_TIMEOUT = 10.0  # seconds to wait for the answer to an ordinary read (/info, a list, an inspect)
+READ_TIMEOUT = 120  # seconds to wait for an answer to a write or a streamed read (builds and pulls: no limit)
+_NOTICE_AFTER = 3.0  # seconds without the first answer before a warning says what is being waited for
 
 
 class EngineClient(docker.APIClient):
-    """A ``docker.APIClient`` whose every request gives up connecting after ``connect_timeout`` seconds."""
+    """A ``docker.APIClient`` whose every request gives up connecting after ``connect_timeout`` seconds,
+    and whose ordinary reads give up waiting for their answer after ``answer_timeout`` seconds."""
 
-    def __init__(self, *args, connect_timeout: float, base_url: str | None = None, **kwargs) -> None:
+    def __init__(self, *args, connect_timeout: float, answer_timeout: float = DEFAULT_ENGINE_TIMEOUT,
+                 base_url: str | None = None, **kwargs) -> None:
         self.connect_timeout = connect_timeout  # before the SDK's constructor: it may already send a request
+        self.answer_timeout = answer_timeout
         if base_url and base_url.startswith("ssh://"):
             # What the SDK does for ssh://, with our paramiko-free transport (``_ssh``).
             # The socket URL only satisfies the constructor: no request goes to it.
@@ -68,6 +80,14 @@ class EngineClient(docker.APIClient):
         kwargs["timeout"] = _bounded(kwargs.get("timeout"), self.connect_timeout)
         return super().send(request, **kwargs)
 
+    def _get(self, url, **kwargs):
+        """The SDK's GET: one that does not stream and names no timeout is answered within ``answer_timeout``.
+
+        The SDK's streamed reads (logs, exports, the event stream) keep theirs.
+        """
+        if not kwargs.get("stream"):
+            kwargs.setdefault("timeout", self.answer_timeout)
+        return super()._get(url, **kwargs)
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):
         """As ``requests`` does, except that an engine's own CA (``tls: ca``) beats ``$REQUESTS_CA_BUNDLE``.
@@ -106,15 +126,27 @@ def _settings(engine_url: str, tls) -> dict:
 
 def connect_timeout(environ=os.environ) -> float:
     """Seconds to wait for a connection to the engine: ``RECONCILER_CONNECT_TIMEOUT``, else 5."""
-    text = environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    return _seconds(environ, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT)
+
+
+def engine_timeout(given: float | None = None, environ=os.environ) -> float:
+    """Seconds to wait for the answer to an ordinary read: ``given`` (``--engine-timeout``), else
+    ``RECONCILER_ENGINE_TIMEOUT``, else 10."""
+    if given is not None:
+        return given
+    return _seconds(environ, ENGINE_TIMEOUT_ENV, DEFAULT_ENGINE_TIMEOUT)
+
+
+def _seconds(environ, name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
     if not text:
-        return DEFAULT_CONNECT_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
         value = 0.0
     if not 0 < value < float("inf"):
-        raise PermanentError(f"{CONNECT_TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+        raise PermanentError(f"{name} must be a positive number of seconds, got {text!r}")
     return value
 
 
@@ -139,24 +171,27 @@ def engine_urls(engine_url: str | None) -> list[str]:
     return [url.strip() for url in engine_url.split(",") if url.strip()]
 
 
-def open_engine(engine_url: str | None, *, tls=None) -> Engine:
+def open_engine(engine_url: str | None, *, tls=None, timeout: float | None = None) -> Engine:
     """Connect to ``engine_url`` (else ``DOCKER_HOST``, its TLS settings, then the local socket).
 
     ``tls`` (a ``reconciler.model.TLSFiles``) gives client certificate files
     for a ``tcp://`` engine that verifies its clients. ``ssh://`` engines are
     reached through the system's ``ssh`` client (its config, keys and agent).
+    ``timeout``: the engine timeout (see ``engine_timeout``), for ``/info`` and
+    every ordinary read of the client made.
     Makes exactly one request, ``GET /info``, per URL tried. Raises the SDK's or
     requests' exceptions (the last URL's, for a list); the caller maps them onto
     the project's errors. For a list, see the module's docstring.
     """
     urls = engine_urls(engine_url)
+    answer = engine_timeout(timeout)
     if len(urls) <= 1:
-        return _open_one(urls[0] if urls else None, tls)
+        return _open_one(urls[0] if urls else None, tls, answer)
     down: list[tuple[str, Exception]] = []
     refused: list[str] = []
     for index, url in enumerate(urls):
         try:
-            engine = _open_one(url, tls)
+            engine = _open_one(url, tls, answer)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             down.append((url, exc))
             continue
@@ -214,20 +249,28 @@ def _short_reason(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
-def _open_one(engine_url: str | None, tls) -> Engine:
+def _open_one(engine_url: str | None, tls, answer: float) -> Engine:
     settings = _settings(engine_url, tls) if engine_url else docker.utils.kwargs_from_env()
     limit = connect_timeout()
     # No request yet: a fixed version skips the SDK's negotiation, /info below does it instead.
     probe = EngineClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=READ_TIMEOUT,
-                         connect_timeout=limit, **settings)
+                         connect_timeout=limit, answer_timeout=answer, **settings)
+    where = engine_url or settings.get("base_url") or "unix:///var/run/docker.sock"
+    notice = threading.Timer(min(_NOTICE_AFTER, answer / 2), log.warning, args=(
+        "waiting for the engine at %s to answer /info (at most %gs: --engine-timeout, %s)", where, answer,
+        ENGINE_TIMEOUT_ENV))
+    notice.daemon = True
+    notice.start()
     try:
-        response = probe.get(f"{probe.base_url}/info", timeout=READ_TIMEOUT)
+        response = probe.get(f"{probe.base_url}/info", timeout=(limit, answer))
         response.raise_for_status()
         version = response.headers.get("Api-Version") or probe.version(api_version=False)["ApiVersion"]
         info = response.json()
     except requests.exceptions.HTTPError as exc:
         raise docker.errors.APIError(exc, response=exc.response) from exc
     finally:
+        notice.cancel()
         probe.close()
-    client = EngineClient(version=version, timeout=READ_TIMEOUT, connect_timeout=limit, **settings)
+    client = EngineClient(version=version, timeout=READ_TIMEOUT, connect_timeout=limit, answer_timeout=answer,
+                          **settings)
     return Engine(client, str(info.get("ID") or ""), swarm=dict(info.get("Swarm") or {}))
