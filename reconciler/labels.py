@@ -11,6 +11,12 @@ Labels can be copied by anyone who can reach the engine, so they are a claim,
 not a proof: changing or deleting an object also needs the reconciler's own
 record (``reconciler.state``), and deleting data needs the record to say the
 reconciler created it.
+
+Labels are also inherited: a container carries every label of its image, and
+the images we build carry ours (``kind=image``). So only labels whose ``KIND``
+names the object's own kind claim anything (``is_owned(labels, stack,
+kind=...)``, and ``owner_selectors`` for an engine's list filter): a container
+someone runs from one of our images is a stranger's, never the stack's.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ __all__ = [
     "is_owned",
     "object_labels",
     "owner_selector",
+    "owner_selectors",
     "read_field_hashes",
     "read_secret_env",
     "spec_field_hashes",
@@ -63,7 +70,7 @@ def object_labels(stack: str, kind: str, spec: Any) -> dict[str, str]:
     ``kind`` is a ``model.Kind`` (a str enum: ``"image"``, ``"network"``, ...);
     ``spec`` the matching ``ImageSpec``, ``NetworkSpec``, ``VolumeSpec`` or ``ContainerSpec``.
     """
-    kind = str(getattr(kind, "value", kind))
+    kind = _kind(kind)
     labels = dict(getattr(spec, "labels", ()) or ())
     labels.update({STACK: stack, KIND: kind, NAME: spec.key, CONFIG_HASH: spec.config_hash})
     if kind == "image":
@@ -88,13 +95,35 @@ def spec_field_hashes(spec: Any) -> dict[str, str]:
 
 
 def owner_selector(stack: str) -> str:
-    """``key=value`` selecting the objects that claim ``stack`` (an engine label filter)."""
+    """``key=value`` selecting every object that carries ``stack``'s label, whatever its kind.
+
+    Inherited labels match too (a container run from an image we built): for
+    the objects that claim the stack, filter with ``owner_selectors``.
+    """
     return f"{STACK}={stack}"
 
 
-def is_owned(labels: Mapping[str, str] | None, stack: str) -> bool:
-    """Whether ``labels`` claim that ``stack`` owns the object."""
-    return (labels or {}).get(STACK) == stack
+def owner_selectors(stack: str, kind: str) -> list[str]:
+    """The engine label filters (every one must match) selecting the objects of ``kind`` that claim ``stack``.
+
+    ``kind`` is a ``model.Kind`` or its value (``"container"``); the same rule as ``is_owned``.
+    """
+    return [owner_selector(stack), f"{KIND}={_kind(kind)}"]
+
+
+def is_owned(labels: Mapping[str, str] | None, stack: str, *, kind: str) -> bool:
+    """Whether ``labels``, found on an object of ``kind``, claim that ``stack`` owns the object.
+
+    Both the stack and the kind must match: labels whose ``KIND`` names another
+    kind were inherited (a container's from its image) and claim nothing.
+    """
+    labels = labels or {}
+    return labels.get(STACK) == stack and labels.get(KIND) == _kind(kind)
+
+
+def _kind(kind: str) -> str:
+    """A kind's label value, from a ``model.Kind`` (a str enum) or the plain string."""
+    return str(getattr(kind, "value", kind))
 
 
 def read_field_hashes(labels: Mapping[str, str]) -> dict[str, str]:

@@ -74,7 +74,7 @@ class Vetted:
 
     def unrecorded(self, obj: LiveObject | None) -> bool:
         """Whether ``obj`` claims the stack by its labels but the record does not back the claim."""
-        return obj is not None and not obj.owned and is_owned(obj.labels, self.stack)
+        return obj is not None and not obj.owned and is_owned(obj.labels, self.stack, kind=obj.kind)
 
     def may_delete_data(self, obj: LiveObject) -> bool:
         """Whether deleting ``obj`` (a volume) may delete its data: the reconciler created it, or ``--adopt``."""

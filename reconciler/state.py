@@ -390,7 +390,7 @@ class StackBook:
 def _match(row: ObjectRow, live: LiveState, stack: str) -> str:
     """The id of the live object a pending create made: same kind and name, claiming the stack, same hash."""
     obj = live.of(row.kind).get(row.name)
-    if obj is None or not is_owned(obj.labels, stack) or obj.config_hash != row.config_hash:
+    if obj is None or not is_owned(obj.labels, stack, kind=row.kind) or obj.config_hash != row.config_hash:
         return ""
     return obj.id
 

@@ -21,11 +21,11 @@ from typing import Collection, Iterator, Mapping
 import docker.errors
 
 from reconciler.sdk import (
-    ContainerSpec, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver, owned_plus_wanted,
-    poll_until,
+    ContainerSpec, Kind, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver,
+    owned_plus_wanted, poll_until,
 )
 from reconciler.sdk.docker import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
-from reconciler.sdk.labels import CONFIG_HASH, NAME, REPLICA, STACK, is_owned
+from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_owned
 
 from .files import FileStore, is_local_engine
 from .mapping import (
@@ -70,7 +70,7 @@ def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
     actor = event.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
     name = attributes.get("name") or actor.get("ID", "")
-    if event.get("Type") == "container" and is_owned(attributes, stack):
+    if event.get("Type") == "container" and is_owned(attributes, stack, kind=Kind.CONTAINER):
         return name
     return name if name in names else ""
 
@@ -82,15 +82,17 @@ DEFAULT_NETWORK = "bridge"
 class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
+        # A container run from one of the images we built carries its labels (kind image): not the stack's.
         with engine_errors("list containers"):
-            found = owned_plus_wanted(self.api.containers(all=True, filters=owned_filter(stack)), wanted,
-                                      self._named, _name)
+            owned = self.api.containers(all=True, filters=owned_filter(stack, self.kind))
+            found = owned_plus_wanted(owned, wanted, self._named, _name)
         out = []
         files = f"{self._files(stack).dir}/"
         for name, container in sorted(found.items()):
             labels = container.get("Labels") or {}
             details = self._details(name, container, files)
-            if is_owned(labels, stack) and name in wanted and labels.get(CONFIG_HASH) != wanted[name].config_hash:
+            claimed = is_owned(labels, stack, kind=self.kind)
+            if claimed and name in wanted and labels.get(CONFIG_HASH) != wanted[name].config_hash:
                 details.update(self._explainable(name, files))
             status = container.get("Status", "")
             out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),
@@ -172,7 +174,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         targets = {m.target for m in spec.mounts if m.type == "volume" and not m.source}
         if not targets:
             return {}
-        selector = [f"{label}={labels[label]}" for label in (STACK, NAME, REPLICA) if label in labels]
+        selector = [f"{label}={labels[label]}" for label in (STACK, KIND, NAME, REPLICA) if label in labels]
         with engine_errors(f"list the predecessors of container {spec.name}"):
             found = self.api.containers(all=True, filters={"label": selector})
         inherited: dict[str, str] = {}
@@ -208,7 +210,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         if not is_local_engine(self.context.engine_url) or not store.exists():
             return
         with engine_errors("list containers"):
-            containers = self.api.containers(all=True, filters=owned_filter(stack))
+            containers = self.api.containers(all=True, filters=owned_filter(stack, self.kind))
         store.prune(m.get("Source", "") for c in containers for m in c.get("Mounts") or [] if m.get("Type") == "bind")
 
     def _created_before(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict | None:

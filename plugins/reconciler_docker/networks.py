@@ -15,7 +15,7 @@ class DockerNetworkDriver(EngineDriver, NetworkDriver):
 
     def observe(self, stack: str, wanted: Mapping[str, NetworkSpec]) -> list[LiveObject]:
         with engine_errors("list networks"):
-            found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack)), wanted,
+            found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack, self.kind)), wanted,
                                       lambda names: self.api.networks(names=names), lambda net: net["Name"])
         return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found.values()]
 

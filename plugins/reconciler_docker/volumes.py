@@ -40,14 +40,18 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
         """
         with engine_errors("list volumes"):
             listed = shared_read(self.context, f"volumes:{stack}",
-                                 lambda: self.api.volumes(filters=owned_filter(stack)).get("Volumes") or [])
+                                 lambda: self.api.volumes(filters=owned_filter(stack, self.kind)).get("Volumes") or [])
             found = owned_plus_wanted(listed, wanted,
                                       lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
                                       lambda vol: vol["Name"])
         return [self.live(vol["Name"], volume_id(vol), vol.get("Labels"), details=self._details(vol),
                           info=self._info(vol))
-                for vol in found.values()
-                if not is_owned(vol.get("Labels"), stack) or (vol.get("Labels") or {}).get(DRIVER, "") in self.claims]
+                for vol in found.values() if self._reports(vol, stack)]
+
+    def _reports(self, vol: dict, stack: str) -> bool:
+        """Whether this driver reports ``vol``: a stranger's volume, or one of the stack's that it claims."""
+        labels = vol.get("Labels") or {}
+        return not is_owned(labels, stack, kind=self.kind) or labels.get(DRIVER, "") in self.claims
 
     @staticmethod
     def _details(vol: dict) -> dict:

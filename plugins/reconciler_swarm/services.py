@@ -29,8 +29,10 @@ from reconciler.sdk import (
     ContainerSpec, FileMount, LiveObject, PermanentError, PollTimeout, RuntimeDriver, owned_plus_wanted, poll_until,
     stream_opened,
 )
-from reconciler.sdk.docker import EngineDriver, engine_errors, engine_swarm, follow_events, owned_filter, shared_read
-from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned
+from reconciler.sdk.docker import (
+    EngineDriver, engine_errors, engine_swarm, follow_events, is_ours, owned_filter, shared_read,
+)
+from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned, owner_selector
 
 from .mapping import drifted_fields, file_object_name, service_spec
 
@@ -74,7 +76,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
                 tasks, networks = tasks_listed.result(), networks_listed.result()
         else:  # a stack of another runtime: one list, to prune the services it may have left behind
             found = self._services(stack, wanted)
-            owned = any(is_owned(s["Spec"].get("Labels"), stack) for s in found.values())
+            owned = any(is_owned(s["Spec"].get("Labels"), stack, kind=self.kind) for s in found.values())
             tasks, networks = (self._tasks(stack), self._network_names()) if owned else ([], {})
         out = []
         for name, service in sorted(found.items()):
@@ -95,7 +97,8 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         prefix = f"{stack}_"
         details["configs"] = {name.rpartition("_")[0][len(prefix):]: name.rpartition("_")[2]  # for the plan's "old"
                               for name in (c.get("ConfigName", "") for c in files) if name.startswith(prefix)}
-        if spec is not None and is_owned(labels, stack) and labels.get(CONFIG_HASH) == spec.config_hash:
+        claimed = is_owned(labels, stack, kind=self.kind)
+        if spec is not None and claimed and labels.get(CONFIG_HASH) == spec.config_hash:
             # The service claims the spec's config: whatever differs from what we would send was edited by hand.
             want = service_spec(spec, labels, stack=stack)
             drift = drifted_fields(want, live_spec)
@@ -121,13 +124,17 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
 
     def _services(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> dict[str, dict]:
         with engine_errors("list services"):
-            return owned_plus_wanted(self.api.services(filters=owned_filter(stack)), wanted,
+            return owned_plus_wanted(self.api.services(filters=owned_filter(stack, self.kind)), wanted,
                                      lambda names: self.api.services(filters={"name": names}), _name)
 
     def _tasks(self, stack: str) -> list[dict]:
-        """The tasks of the stack's services: a task carries its service's labels."""
+        """The tasks of the stack's services: a task carries its service's labels.
+
+        Selected by the stack's label alone: ``observe`` pairs each task with an
+        owned service by its ``ServiceID``, which is what decides.
+        """
         with engine_errors("list tasks"):
-            return self.api.tasks(filters=owned_filter(stack))
+            return self.api.tasks(filters={"label": [owner_selector(stack)]})
 
     def _network_names(self) -> dict[str, str]:
         """Network ID → name, from the one network list of this pass (live services name networks by ID)."""
@@ -180,7 +187,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         body = service_spec(spec, labels, stack=self.context.stack, file_ids=self._file_objects(spec))
         with engine_errors(f"update service {spec.name}"):
             current = self.api.inspect_service(live.id)
-            if not is_owned((current.get("Spec") or {}).get("Labels"), self.context.stack):
+            if not is_owned((current.get("Spec") or {}).get("Labels"), self.context.stack, kind=self.kind):
                 raise PermanentError(f"service {spec.name} is not managed by stack {self.context.stack}")
             body["TaskTemplate"]["ForceUpdate"] = current["Spec"]["TaskTemplate"].get("ForceUpdate", 0)
             self.api.update_service(current["ID"], current["Version"]["Index"], fetch_current_spec=False,
@@ -192,8 +199,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             existing = self.api.inspect_service(name)
         except docker.errors.NotFound:
             return None
-        have = existing["Spec"].get("Labels") or {}
-        return existing["ID"] if all(have.get(k) == labels.get(k) for k in (STACK, CONFIG_HASH)) else None
+        return existing["ID"] if is_ours(existing["Spec"].get("Labels"), labels) else None
 
     def start(self, name: str) -> None:
         """Nothing to do: the Swarm starts a service's tasks itself (``wait`` follows them)."""
@@ -242,7 +248,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         if not self._manager():
             return
         with engine_errors("list services"):
-            services = self.api.services(filters=owned_filter(stack))
+            services = self.api.services(filters=owned_filter(stack, self.kind))
         used = set()
         for service in services:
             container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
@@ -251,7 +257,7 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
         for kind, listing, remove in (("config", self.api.configs, self.api.remove_config),
                                       ("secret", self.api.secrets, self.api.remove_secret)):
             with engine_errors(f"list {kind}s"):
-                objects = listing(filters=owned_filter(stack))
+                objects = listing(filters=owned_filter(stack, kind))
             for obj in objects:
                 if obj["Spec"]["Name"] not in used:
                     with engine_errors(f"remove {kind} {obj['Spec']['Name']}"):

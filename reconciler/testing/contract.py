@@ -18,7 +18,7 @@ import pytest
 from ..drivers import DriverContext, NetworkDriver, ObjectDriver, StorageDriver
 from ..errors import DriverError, PermanentError, TemporaryError
 from ..hashing import config_hash
-from ..labels import STACK as STACK_LABEL, object_labels
+from ..labels import KIND as KIND_LABEL, STACK as STACK_LABEL, object_labels
 from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
@@ -220,6 +220,15 @@ class _OwnedObjectContract(_DriverContract):
         assert isinstance(created, str) and created, \
             f"create must return the new {self.noun}'s id (a non-empty str), not {created!r}: the core records it"
         assert harness.observe_one(desired).id == created, "create must return the id observe reports"
+
+    def test_labels_naming_another_kind_claim_nothing(self, harness: ContractHarness, desired: Any) -> None:
+        # As a container carries the labels of the image it was made from, and we label the images we build.
+        harness.create(desired, {**harness.labels(desired), KIND_LABEL: Kind.IMAGE.value})
+        assert desired.name not in harness.observe(), \
+            f"labels whose kind names another kind claim nothing: this {self.noun} must not be listed as the stack's"
+        wanted = harness.observe([desired]).get(desired.name)  # reporting it is another test's
+        assert wanted is None or not wanted.owned, \
+            f"labels whose kind names another kind claim nothing: this {self.noun} is not owned when wanted"
 
     def test_unreachable_backend_is_a_temporary_error(self, unreachable_driver: ObjectDriver | None,
                                                       driver_context: DriverContext) -> None:

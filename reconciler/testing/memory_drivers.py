@@ -53,10 +53,12 @@ class _MemoryDriver:
         """The stack's own records plus any under a wanted name, ``owned`` set from the labels."""
         with self.engine._call("observe", self.kind.value):
             records = self.records
-            found = owned_plus_wanted([r for r in records.values() if is_owned(r.labels, stack)], wanted,
-                                      lambda names: [records[n] for n in names if n in records], lambda r: r.name)
+            owned = [r for r in records.values() if is_owned(r.labels, stack, kind=self.kind)]
+            found = owned_plus_wanted(owned, wanted, lambda names: [records[n] for n in names if n in records],
+                                      lambda r: r.name)
             self.context.stats["read"] += 1
-        return [dataclasses.replace(r, owned=is_owned(r.labels, stack)) for _, r in sorted(found.items())]
+        return [dataclasses.replace(r, owned=is_owned(r.labels, stack, kind=self.kind))
+                for _, r in sorted(found.items())]
 
     def delete(self, live: LiveObject) -> None:
         """Remove the record named ``live.name`` (or with its id); one already gone is not an error."""
@@ -249,7 +251,7 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
                     record = feed.get(timeout=_EVENT_POLL)
                 except queue.Empty:
                     continue
-                if is_owned(record.labels, stack) or record.name in names:
+                if is_owned(record.labels, stack, kind=record.kind) or record.name in names:
                     yield record.name
         finally:
             self.engine._close_feed(feed)

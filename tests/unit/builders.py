@@ -8,6 +8,7 @@ from reconciler.hashing import canonical_json
 from reconciler.labels import (
     FIELDS as FIELDS_LABEL,
     CONFIG_HASH as HASH_LABEL,
+    KIND as KIND_LABEL,
     NAME as NAME_LABEL,
     REPLICA as REPLICA_LABEL,
     STACK as STACK_LABEL,
@@ -35,7 +36,7 @@ def container(key="web", replica=1, env=(), **kw) -> ContainerSpec:
 
 def live_container(spec: ContainerSpec, *, state="running", exit_code=None, image_id=IMAGE_ID, owned=True,
                    details=None, labels_extra=None) -> LiveObject:
-    labels = {STACK_LABEL: STACK, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
+    labels = {STACK_LABEL: STACK, KIND_LABEL: Kind.CONTAINER.value, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
               REPLICA_LABEL: str(spec.replica), FIELDS_LABEL: canonical_json(dict(spec.field_hashes))}
     labels.update(labels_extra or {})
     return LiveObject(Kind.CONTAINER, spec.name, "id-" + spec.name, labels if owned else {}, owned=owned,
@@ -62,7 +63,7 @@ def live(*containers, networks=(), volumes=(), images=(live_image(),)) -> LiveSt
 
 
 def owned(kind: Kind, spec, **labels) -> LiveObject:
-    base = {STACK_LABEL: STACK, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
+    base = {STACK_LABEL: STACK, KIND_LABEL: kind.value, NAME_LABEL: spec.key, HASH_LABEL: spec.config_hash,
             FIELDS_LABEL: canonical_json(spec_field_hashes(spec))}
     base.update(labels)
     return LiveObject(kind, spec.name, "id-" + spec.name, base, owned=True)

@@ -18,7 +18,7 @@ import requests
 
 from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError
-from reconciler.labels import CONFIG_HASH, STACK
+from reconciler.labels import CONFIG_HASH, KIND, STACK
 from reconciler.model import ContainerSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 from reconciler.testing import NetworkDriverContract, RuntimeDriverContract, StorageDriverContract, with_hash
 from reconciler.testing.fakedocker import FakeDockerAPI
@@ -147,7 +147,7 @@ def test_the_seam_counts_reads_and_writes_and_answers_the_engine_identity():
     driver = DockerNetworkDriver(context)
     assert (driver.engine_id(), context.stats["read"], context.stats["write"]) == ("E1", 0, 0)
     network = with_hash(NetworkSpec(key="back", name="s_back"))
-    driver.create(network, {STACK: "s"})
+    driver.create(network, {STACK: "s", KIND: "network"})
     driver.observe("s", {network.name: network})  # the network driver reads only the names wanted
     assert (context.stats["read"], context.stats["write"]) == (1, 1)
     assert [call.verb for call in fake.calls] == ["create_network", "networks"]
@@ -163,8 +163,8 @@ def test_the_runtime_driver_follows_the_stacks_containers_in_the_event_stream():
         if fake.count("events"):
             break
         time.sleep(0.01)
-    fake.create_container(IMAGE, name="s-web-1", labels={STACK: "s"})
-    fake.create_container(IMAGE, name="other-web-1", labels={STACK: "other"})
+    fake.create_container(IMAGE, name="s-web-1", labels={STACK: "s", KIND: "container"})
+    fake.create_container(IMAGE, name="other-web-1", labels={STACK: "other", KIND: "container"})
     fake.create_network("s_back")
     fake.start("s-web-1")
     stop.set()

@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.errors import ConflictError, EngineUnreachable, PermanentError, SpecError, TemporaryError
 from reconciler.hookspecs import hookimpl
-from reconciler.labels import STACK
+from reconciler.labels import KIND, STACK
 from reconciler.loop import LoopOptions, StackLoop, Trigger
 from reconciler.model import ContainerSpec, HealthCheck, ImageSpec, Kind, LiveObject, NetworkSpec
 from reconciler.plan import Action
@@ -207,13 +207,13 @@ def test_events_name_the_stacks_changes_from_any_hand_until_stopped(memory_engin
     drivers = memory_engine.drivers("s")
     runtime = drivers.get(Kind.CONTAINER, "docker")
     assert drivers.event_sources() == [runtime]  # one stream follows every kind
-    memory_engine.add(LiveObject(Kind.CONTAINER, "s-old-1", "old", labels={STACK: "s"}))  # before: not replayed
+    memory_engine.add(LiveObject(Kind.CONTAINER, "s-old-1", "old", labels={STACK: "s", KIND: "container"}))  # before: not replayed
     stop, names = threading.Event(), queue.Queue()
     follower = threading.Thread(target=lambda: [names.put(n) for n in runtime.events("s", {"by-hand"}, stop)])
     follower.start()
     _eventually(lambda: memory_engine.followers == 1)
-    drivers.get(Kind.NETWORK, "bridge").create(NetworkSpec(key="net", name="s_net"), {STACK: "s"})
-    memory_engine.add(LiveObject(Kind.CONTAINER, "t-web-1", "t", labels={STACK: "t"}))  # another stack's
+    drivers.get(Kind.NETWORK, "bridge").create(NetworkSpec(key="net", name="s_net"), {STACK: "s", KIND: "network"})
+    memory_engine.add(LiveObject(Kind.CONTAINER, "t-web-1", "t", labels={STACK: "t", KIND: "container"}))  # another stack's
     memory_engine.add(LiveObject(Kind.CONTAINER, "by-hand", "h"))  # unlabelled, but one of the stack's names
     memory_engine.stop("s-old-1")
     memory_engine.remove("s-old-1")

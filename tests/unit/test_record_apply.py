@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from reconciler.errors import PermanentError, PluginError, RecreateRequired
-from reconciler.labels import NAME, STACK, VOLUME_ID
+from reconciler.labels import CONFIG_HASH, KIND, NAME, STACK, VOLUME_ID
 from reconciler.model import Kind, LiveObject
 from reconciler.reconcile import ApplyRequest
 from reconciler.report import ApplyOptions
@@ -87,10 +87,38 @@ def test_a_forged_replica_is_neither_scaled_down_nor_destroyed_without_adopt(sta
     assert memory_engine.containers == {} and memory_engine.networks == {}
 
 
+def _run_from_our_image(engine, name: str) -> LiveObject:
+    """``docker run`` of an image the stack built, by hand: the container carries the image's labels."""
+    image_labels = {STACK: "demo", KIND: "image", NAME: "web", CONFIG_HASH: "image-hash"}
+    container = LiveObject(Kind.CONTAINER, name, "by-hand-" + name, labels=image_labels, state="running")
+    engine.add(container)
+    return container
+
+
+def test_a_container_run_from_our_image_is_a_strangers_even_with_adopt(stack, memory_engine):
+    reconciler, desired = stack
+    assert _apply(reconciler, desired).ok
+    _run_from_our_image(memory_engine, "someones-web")
+    plan, _ = reconciler.plan(desired)
+    assert plan.empty, [(c.name, c.error) for c in plan.changes]
+    assert _apply(reconciler, desired, adopt=True).outcomes == ()
+    assert memory_engine.containers["someones-web"].state == "running"
+    assert reconciler.destroy("demo", ApplyRequest(options=FAST, adopt=True)).ok
+    assert set(memory_engine.containers) == {"someones-web"}, "destroy --adopt removes the stack's only"
+
+
+def test_a_container_run_from_our_image_under_a_wanted_name_is_not_managed(stack, memory_engine):
+    reconciler, desired = stack
+    _run_from_our_image(memory_engine, "demo-web-1")
+    plan, _ = reconciler.plan(desired, adopt=True)
+    [refused] = [c for c in plan.changes if c.error]
+    assert refused.name == "demo-web-1" and "exists and is not managed by this stack" in refused.error
+
+
 def test_a_volume_is_pruned_only_when_the_reconciler_created_it(stack, memory_engine):
     reconciler, desired = stack
     memory_engine.add(LiveObject(Kind.VOLUME, "demo_cache", "demo_cache",
-                                 labels={STACK: "demo", NAME: "cache"}))
+                                 labels={STACK: "demo", KIND: "volume", NAME: "cache"}))
     assert _apply(reconciler, desired).ok
     report = reconciler.destroy("demo", ApplyRequest(options=FAST, prune_volumes=True))
     assert set(memory_engine.volumes) == {"demo_cache"}, "ours pruned, the foreign one kept"

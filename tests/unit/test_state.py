@@ -10,7 +10,7 @@ import pytest
 
 from reconciler import state, statedb
 from reconciler.errors import StateError
-from reconciler.labels import CONFIG_HASH, STACK
+from reconciler.labels import CONFIG_HASH, KIND, STACK
 from reconciler.model import Kind, LiveObject, LiveState, Record
 from reconciler.state import StateStore, Sync, SyncResult, default_state_dir, engine_key
 
@@ -24,7 +24,8 @@ def store(tmp_path):
 
 
 def _container(name: str, id: str, *, stack: str = "s", config_hash: str = "h1") -> LiveObject:
-    return LiveObject(Kind.CONTAINER, name, id, labels={STACK: stack, CONFIG_HASH: config_hash}, owned=True)
+    return LiveObject(Kind.CONTAINER, name, id, labels={STACK: stack, KIND: "container", CONFIG_HASH: config_hash},
+                      owned=True)
 
 
 def test_the_directory_is_private_and_the_database_is_wal_at_the_latest_schema(tmp_path):
@@ -121,7 +122,8 @@ def test_records_are_per_engine_and_stack(store):
 
 def test_adopted_objects_are_listed_but_not_made(store):
     book = store.stack(ENGINE, "s")
-    volume = LiveObject(Kind.VOLUME, "s_data", "s_data", labels={STACK: "s", CONFIG_HASH: "h"}, owned=True)
+    volume = LiveObject(Kind.VOLUME, "s_data", "s_data", labels={STACK: "s", KIND: "volume", CONFIG_HASH: "h"},
+                        owned=True)
     book.adopted([volume])
     record = book.record()
     assert record.lists(volume) and not record.made(volume)

@@ -25,7 +25,7 @@ import requests.exceptions
 
 from ...drivers import DriverContext, stream_opened
 from ...errors import EngineTimeout, EngineUnreachable, PermanentError, TemporaryError
-from ...labels import CONFIG_HASH, STACK, is_owned, owner_selector
+from ...labels import CONFIG_HASH, KIND, STACK, is_owned, owner_selectors
 from ...model import Kind, LiveObject
 from ._connection import (CONNECT_TIMEOUT_ENV, ENGINE_TIMEOUT_ENV, Engine, connect_timeout, engine_timeout, engine_urls,
                           open_engine)
@@ -202,12 +202,16 @@ def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event
 def is_ours(existing: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
     """True when an object found under a wanted name carries exactly the labels we meant to give it."""
     existing = existing or {}
-    return all(existing.get(key) == labels.get(key) for key in (STACK, CONFIG_HASH))
+    return all(existing.get(key) == labels.get(key) for key in (STACK, KIND, CONFIG_HASH))
 
 
-def owned_filter(stack: str) -> dict:
-    """The engine list filter that selects the objects claiming ``stack``."""
-    return {"label": [owner_selector(stack)]}
+def owned_filter(stack: str, kind: str) -> dict:
+    """The engine list filter that selects the objects of ``kind`` claiming ``stack``.
+
+    A container run from an image we built carries the image's labels, ``kind``
+    image: it is not selected as a container of the stack (``labels.is_owned``).
+    """
+    return {"label": owner_selectors(stack, kind)}
 
 
 class EngineDriver:
@@ -232,10 +236,10 @@ class EngineDriver:
         return engine_identity(self.context)
 
     def live(self, name: str, id: str, labels: Mapping[str, str] | None, **fields: object) -> LiveObject:
-        """A ``LiveObject`` of this driver's kind, owned when its labels claim the run's stack."""
+        """A ``LiveObject`` of this driver's kind, owned when its labels claim the run's stack for that kind."""
         labels = labels or {}
         return LiveObject(kind=self.kind, name=name, id=id, labels=labels,
-                          owned=is_owned(labels, self.context.stack), **fields)
+                          owned=is_owned(labels, self.context.stack, kind=self.kind), **fields)
 
 
 @contextmanager

@@ -4,7 +4,8 @@ A container's life is the engine's state machine without a process: created,
 running (until stopped, or until a test calls ``exit_container``), paused,
 exited. The answers a driver relies on are the engine's: 409 for a name in use,
 for starting a paused container and for removing a running one; 404 for what
-does not exist; named volumes a container mounts are made when it is created.
+does not exist; named volumes a container mounts are made when it is created;
+a container carries its image's labels, under the ones it was created with.
 """
 from __future__ import annotations
 
@@ -49,14 +50,15 @@ class Containers(Engine):
         with self._request("create_container", image=image, name=name):
             name = "/" + (name or f"fake_{next(self._ids)}")
             self._refuse_taken(name)
-            image_id = self._image(image)["Id"]
+            found = self._image(image)
+            image_id = found["Id"]
             host = dict(body.pop("HostConfig", None) or {})
             endpoints = (body.pop("NetworkingConfig", None) or {}).get("EndpointsConfig") or {}
             mode = host.setdefault("NetworkMode", "default")
             first = None if mode.startswith("container:") else self._network("bridge" if mode == "default" else mode)
             networks = {first["Name"]: self._endpoint(first, **(endpoints.get(first["Name"]) or {}))} if first else {}
             container = {"Id": self._new_id("container"), "Name": name, "Created": now(), "Image": image_id,
-                         "Config": {**body, "Labels": dict(body.get("Labels") or {})}, "HostConfig": host,
+                         "Config": {**body, "Labels": _inherited(found, body.get("Labels"))}, "HostConfig": host,
                          "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
                                    "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
                                    "StartedAt": ZERO, "FinishedAt": ZERO},
@@ -220,3 +222,8 @@ class Containers(Engine):
                 "Labels": copy.deepcopy(c["Config"]["Labels"]), "State": state["Status"], "Status": status,
                 "HostConfig": {"NetworkMode": c["HostConfig"]["NetworkMode"]},
                 "NetworkSettings": copy.deepcopy(c["NetworkSettings"]), "Mounts": copy.deepcopy(c["Mounts"])}
+
+
+def _inherited(image: dict, labels: dict | None) -> dict:
+    """A new container's labels, as the engine gives them: its image's, then its own over them."""
+    return {**((image.get("Config") or {}).get("Labels") or {}), **(labels or {})}

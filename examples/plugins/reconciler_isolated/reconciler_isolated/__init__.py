@@ -54,12 +54,12 @@ class IsolatedNetworkDriver(NetworkDriver):
         engine = _engine()
         with engine.engine_errors("list isolated networks"):
             found = owned_plus_wanted(
-                self.api.networks(filters=engine.owned_filter(stack)), wanted,
+                self.api.networks(filters=engine.owned_filter(stack, self.kind)), wanted,
                 lambda names: self.api.networks(filters={"name": names}), lambda net: net["Name"])
         return [LiveObject(kind=Kind.NETWORK, name=n["Name"], id=n["Id"], labels=n.get("Labels") or {},
-                           owned=is_owned(n.get("Labels"), stack), info=_info(n))
+                           owned=is_owned(n.get("Labels"), stack, kind=self.kind), info=_info(n))
                 for n in found.values()
-                if not is_owned(n.get("Labels"), stack) or (n.get("Labels") or {}).get(DRIVER) == NAME]
+                if not is_owned(n.get("Labels"), stack, kind=self.kind) or (n.get("Labels") or {}).get(DRIVER) == NAME]
 
     def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
         """An internal bridge network; returns its id. (Options arrive as strings: ``mtu`` is "1400".)

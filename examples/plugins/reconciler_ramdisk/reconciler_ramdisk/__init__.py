@@ -56,14 +56,14 @@ class RamdiskDriver(StorageDriver):
         engine = _engine()
         with engine.engine_errors("list ramdisk volumes"):
             found = owned_plus_wanted(
-                self.api.volumes(filters=engine.owned_filter(stack)).get("Volumes") or [], wanted,
+                self.api.volumes(filters=engine.owned_filter(stack, self.kind)).get("Volumes") or [], wanted,
                 lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
                 lambda volume: volume["Name"])
         # Unowned volumes under a wanted name are reported too, so the plan refuses to take them over.
         return [LiveObject(kind=Kind.VOLUME, name=v["Name"], id=v["Name"], labels=v.get("Labels") or {},
-                           owned=is_owned(v.get("Labels"), stack), info=_info(v))
+                           owned=is_owned(v.get("Labels"), stack, kind=self.kind), info=_info(v))
                 for v in found.values()
-                if not is_owned(v.get("Labels"), stack) or (v.get("Labels") or {}).get(DRIVER) == NAME]
+                if not is_owned(v.get("Labels"), stack, kind=self.kind) or (v.get("Labels") or {}).get(DRIVER) == NAME]
 
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str:
         """A ``local`` volume mounting a tmpfs of ``size`` (default 16m); returns its id, its name (as observed)."""
