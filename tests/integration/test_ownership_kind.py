@@ -43,7 +43,10 @@ def built(stack):
     ref = f"{stack.name}-app:latest"
     yield ref
     for container in stack.containers().values():  # the stack fixture removes them too; the image needs them gone
-        stack.engine.remove_container(container["Id"], force=True)
+        try:
+            stack.engine.remove_container(container["Id"], force=True)
+        except docker.errors.NotFound:
+            pass
     try:
         stack.engine.remove_image(ref, force=True)
     except docker.errors.NotFound:
