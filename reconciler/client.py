@@ -1,4 +1,4 @@
-"""A client of daemons' HTTP APIs: ``reconcile status|history|sync|suspend|resume --server URL``.
+"""A client of daemons' HTTP APIs: ``reconcile status|history|sync|suspend|resume|rollback|release --server URL``.
 
 One client can follow the daemons of several hosts: each ``--server`` is asked
 in turn, and a host that cannot be reached is reported without hiding the others.
@@ -48,10 +48,12 @@ class DaemonClient:
         self.timeout = timeout
         self._context = ssl.create_default_context(cafile=cacert) if self.url.startswith("https://") else None
 
-    def _call(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(self.url + path, method=method,
-                                         headers={"Authorization": f"Bearer {self._token}",
-                                                  "Accept": "application/json"})
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self._context) as response:
                 return json.loads(response.read() or b"null")
@@ -79,3 +81,11 @@ class DaemonClient:
     def post(self, name: str, verb: str) -> dict[str, Any]:
         """``verb`` is sync, suspend or resume."""
         return self._call("POST", f"/api/stacks/{quote(name, safe='')}/{verb}")
+
+    def rollback(self, name: str, to: str) -> dict[str, Any]:
+        """Hold the stack at commit ``to`` (a full id, or its first digits as history shows them)."""
+        return self._call("POST", f"/api/stacks/{quote(name, safe='')}/rollback", {"to": to})
+
+    def release(self, name: str) -> dict[str, Any]:
+        """Let a held stack follow its source again."""
+        return self._call("POST", f"/api/stacks/{quote(name, safe='')}/release")

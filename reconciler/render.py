@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
-__all__ = ["change_line", "history_json", "history_text", "outcome_line", "pass_json", "pass_text", "plan_data",
-           "plan_json", "plan_text", "plugins_json", "plugins_text", "report_data", "report_json", "report_text", "status_json",
+__all__ = ["change_line", "history_json", "history_text", "hold_text", "outcome_line", "pass_json", "pass_text", "plan_data",
+           "plan_json", "plan_text", "plugins_json", "plugins_text", "release_text", "report_data", "report_json", "report_text", "status_json",
            "status_text", "servers_history_text", "servers_status_text", "sync_data"]
 
 _SYMBOL = {
@@ -215,6 +215,17 @@ def history_text(syncs: Iterable[Any], where: str = "") -> str:
         return (f"No syncs recorded in {where} (a daemon keeps its own record in its state_dir: "
                 "reconcile history --state-dir DIR, or --server URL)")
     return _table(["STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], rows)
+
+
+def hold_text(stack: str, revision: str, source_revision: str) -> str:
+    """What ``reconcile rollback`` says, here or through a daemon's API: where the stack is held, and until when."""
+    return (f"stack {stack} held at {revision[:12]} until its source moves past {source_revision[:12]} "
+            f"or 'reconcile release {stack}'")
+
+
+def release_text(stack: str) -> str:
+    """What ``reconcile release`` says, here or through a daemon's API."""
+    return f"stack {stack} released: it follows its source again"
 
 
 def _table(headers: list[str], rows: Iterable[list[str]]) -> str:

@@ -25,7 +25,7 @@ from .parser import build_parser
 __all__ = ["main", "run"]
 
 #: The commands that ask running daemons when given --server (``sync`` always does).
-REMOTE = ("status", "history", "suspend", "resume", "sync")
+REMOTE = ("status", "history", "suspend", "resume", "sync", "rollback", "release")
 #: Command → the function running it, in ``local`` (or ``remote``, for REMOTE ones given --server).
 COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_plan", "apply": "cmd_apply",
             "status": "cmd_status", "destroy": "cmd_destroy", "watch": "cmd_watch", "daemon": "cmd_daemon",

@@ -234,14 +234,15 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Hold (rollback) or release a daemon's stack; the daemon notices within its fetch interval."""
+    from ..render import hold_text, release_text
+
     with _store(args) as store:
         if args.command == "release":
             store.release(args.stack)
-            out(f"stack {args.stack} released: it follows its source again")
+            out(release_text(args.stack))
             return 0
         source = store.hold_at(args.stack, args.to)
-    out(f"stack {args.stack} held at {args.to[:12]} until its source moves past {source[:12]} "
-        f"or 'reconcile release {args.stack}'")
+    out(hold_text(args.stack, args.to, source))
     return 0
 
 

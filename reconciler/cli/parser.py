@@ -151,12 +151,19 @@ def _history(p: argparse.ArgumentParser) -> None:
 def _rollback(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack")
     p.add_argument("--to", required=True, metavar="REV", help="the commit to go back to: its full id, or its first digits as history shows them")
-    p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    _hold_flags(p)
 
 
 def _release(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack")
-    p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    _hold_flags(p)
+
+
+def _hold_flags(p: argparse.ArgumentParser) -> None:
+    """Where ``rollback`` and ``release`` write: a daemon's state directory, or its API."""
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="the daemon's state directory (the daemon notices within its fetch interval)")
+    _server_flags(p, "ask these daemons instead of a state directory (each applies it at once)")
 
 
 def _toggle(p: argparse.ArgumentParser) -> None:

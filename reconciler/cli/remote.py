@@ -1,4 +1,5 @@
-"""The ``--server`` commands: ``status``, ``history``, ``suspend``, ``resume`` and ``sync`` asked of running daemons.
+"""The ``--server`` commands: ``status``, ``history``, ``suspend``, ``resume``, ``sync``, ``rollback`` and ``release``
+asked of running daemons.
 
 Each daemon is asked through its API (``reconciler.client``); one that does
 not answer is named with its error, the others are shown, and the command
@@ -14,7 +15,7 @@ from ..errors import ReconcilerError, SpecError
 from ..redact import redact
 from .output import out
 
-__all__ = ["cmd_history", "cmd_status", "cmd_suspend", "cmd_sync"]
+__all__ = ["cmd_history", "cmd_rollback", "cmd_status", "cmd_suspend", "cmd_sync"]
 
 
 def _clients(args: argparse.Namespace) -> list:
@@ -84,12 +85,27 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return _post(args, "sync")
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Hold (``rollback``) or ``release`` a stack on each daemon, which applies it at once; each says what it did."""
+    if args.command == "release":
+        results, code = _ask_each(args, lambda c: c.release(args.stack))
+    else:
+        results, code = _ask_each(args, lambda c: c.rollback(args.stack, args.to))
+    _print_each(results, lambda answer: answer["message"])
+    return code
+
+
 def _post(args: argparse.Namespace, verb: str) -> int:
     results, code = _ask_each(args, lambda c: c.post(args.stack, verb))
     done = {"sync": "asked to sync", "suspend": "suspended", "resume": "resumed"}[verb]
+    _print_each(results, lambda answer: f"stack {args.stack} {done}")
+    return code
+
+
+def _print_each(results: list[tuple[str, Any]], text: Callable[[Any], str]) -> None:
+    """Each server's answer as ``URL: text``, or its error on stderr."""
     for url, answer in results:
         if isinstance(answer, str):
             print(f"error: {redact(answer)}", file=sys.stderr, flush=True)
         else:
-            out(f"{url}: stack {args.stack} {done}")
-    return code
+            out(f"{url}: {text(answer)}")

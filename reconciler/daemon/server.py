@@ -8,17 +8,21 @@ ever parses requests and writes responses.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
 from typing import Callable
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import SpecError
 from ..loop import Trigger
+from ..render import hold_text, release_text
 from ..spec.validate import schema_text
 from . import page
 from .auth import Tokens
@@ -59,16 +63,25 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
             return handler(request)
         return endpoint
 
+    def refusal(request: Request) -> Response | None:
+        """Why ``request`` may not change anything, or None when it may."""
+        principal, csrf = doors.who(request)
+        if principal is None:
+            return _unauthorized()
+        if csrf is not None and not page.same_token(request.headers.get(CSRF_HEADER), csrf):
+            return _error(403, f"a request made with the status page's session needs its {CSRF_HEADER} header")
+        if not principal.can_write:
+            return _error(403, f"token {principal.name!r} is read-only: it cannot change anything")
+        return None
+
     def writer(handler: Callable[..., Response]) -> Callable[[Request], Response]:
+        if inspect.iscoroutinefunction(handler):  # one that reads a body
+            async def reading(request: Request) -> Response:
+                return refusal(request) or await handler(request)
+            return reading
+
         def endpoint(request: Request) -> Response:
-            principal, csrf = doors.who(request)
-            if principal is None:
-                return _unauthorized()
-            if csrf is not None and not page.same_token(request.headers.get(CSRF_HEADER), csrf):
-                return _error(403, f"a request made with the status page's session needs its {CSRF_HEADER} header")
-            if not principal.can_write:
-                return _error(403, f"token {principal.name!r} is read-only: it cannot change anything")
-            return handler(request)
+            return refusal(request) or handler(request)
         return endpoint
 
     def stack_of(request: Request):
@@ -129,6 +142,51 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         worker.loop.trigger(Trigger.API)  # a resumed stack catches up at once; a suspended one reports drift
         return JSONResponse(doors.view.summary(worker))
 
+    def named(request: Request, verb: str):
+        """The worker of a stack that has a name (its spec loaded), else the 404 or 409 answer."""
+        worker = stack_of(request)
+        if worker is None:
+            return None, not_found(request)
+        if not worker.stack:
+            return None, _error(409, f"{worker.id} has never loaded, so its stack has no name to {verb} yet")
+        return worker, None
+
+    async def rollback(request: Request) -> Response:
+        worker, refused = named(request, "roll back")
+        if refused is not None:
+            return refused
+        body = await _small_body(request, doors.api.max_body)
+        if isinstance(body, Response):
+            return body
+        try:
+            to = json.loads(body)["to"]
+        except (ValueError, TypeError, KeyError):
+            to = None
+        if not isinstance(to, str):
+            return _error(400, 'the body must be a JSON object with "to": the commit to go back to, its full id '
+                               "or its first digits as history shows them")
+        return await run_in_threadpool(hold, worker, to)
+
+    def hold(worker, to: str) -> Response:
+        state = doors.view.state
+        try:
+            source = state.hold_at(worker.stack, to)
+        except SpecError as exc:
+            return _error(400, str(exc))
+        revision = state.holds()[worker.stack][0]
+        worker.loop.trigger(Trigger.API)  # applied now, not at the next fetch: whoever asked is waiting for it
+        return JSONResponse({"stack": worker.stack, "held_at": revision, "source_revision": source,
+                             "message": hold_text(worker.stack, revision, source)})
+
+    def release(request: Request) -> Response:
+        worker, refused = named(request, "release")
+        if refused is not None:
+            return refused
+        doors.view.state.release(worker.stack)
+        worker.loop.trigger(Trigger.API)
+        return JSONResponse({"stack": worker.stack, "held_at": None, "source_revision": None,
+                             "message": release_text(worker.stack)})
+
     # -- webhooks -----------------------------------------------------------------------
 
     async def webhook(request: Request) -> Response:
@@ -177,11 +235,26 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         Route("/api/stacks/{name:path}/sync", writer(sync), methods=["POST"]),
         Route("/api/stacks/{name:path}/suspend", writer(toggle), methods=["POST"]),
         Route("/api/stacks/{name:path}/resume", writer(toggle), methods=["POST"]),
+        Route("/api/stacks/{name:path}/rollback", writer(rollback), methods=["POST"]),
+        Route("/api/stacks/{name:path}/release", writer(release), methods=["POST"]),
         Route("/api/stacks/{name:path}", reader(stack)),
         Route("/hooks/{hook}", webhook, methods=["POST"]),
         *page.routes(doors),
     ]
     return Starlette(routes=routes, exception_handlers={ClientDisconnect: disconnected})
+
+
+async def _small_body(request: Request, cap: int) -> bytes | Response:
+    """The request's body, or a 413 answer once it is larger than ``cap`` bytes (read no further)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > cap:
+        return _error(413, f"the body is larger than {cap} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            return _error(413, f"the body is larger than {cap} bytes")
+    return bytes(body)
 
 
 class ApiServer:
