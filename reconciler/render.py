@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan
 
-__all__ = ["change_line", "history_json", "history_text", "hold_text", "outcome_line", "pass_json", "pass_text", "plan_data",
-           "plan_json", "plan_text", "plugins_json", "plugins_text", "release_text", "report_data", "report_json", "report_text", "status_json",
-           "status_text", "servers_history_text", "servers_status_text", "sync_data"]
+__all__ = ["change_line", "history_json", "history_text", "hold_text", "outcome_line", "pass_json", "pass_text",
+           "plan_data", "plan_json", "plan_text", "plugins_json", "plugins_text", "release_text", "report_data",
+           "report_json", "report_text", "status_json", "status_text", "servers_history_text", "servers_status_text",
+           "sync_data"]
 
 _SYMBOL = {
     Action.CREATE: "+",

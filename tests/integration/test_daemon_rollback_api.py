@@ -75,5 +75,6 @@ def test_rollback_and_release_answer_as_the_openapi_document_says(api, stack):
     status, _, answer = api.call("POST", f"{path}/release", token=api.write_token)
     assert status == 200, answer
     conforms("/api/stacks/{name}/release", "post", 200, answer)
-    assert answer["held_at"] is None and answer["message"] == f"stack {stack.name} released: it follows its source again"
+    assert answer["held_at"] is None
+    assert answer["message"] == f"stack {stack.name} released: it follows its source again"
     assert api.stack(stack.name)["held"] is False
