@@ -8,23 +8,31 @@ product opens the file except through SQLite (tests/unit/test_state_files.py);
 this test proves the record under the load it meets: on one state directory,
 ``apply`` loops on two stacks (each apply replaces the container), a
 ``watch`` of a third whose spec keeps changing, ``history`` readers,
-``suspend``/``resume`` toggles, and threads of this process writing and
-reading through ``StateStore``, while a killer SIGKILLs one of the processes
-every few hundred milliseconds. Then the database passes ``PRAGMA
+``suspend``/``resume`` toggles, a ``reconcile daemon`` keeping a fourth stack
+(a local directory source whose spec keeps changing) with its API on, a thread
+reading that API, and threads of this process writing and reading through
+``StateStore``, while a killer SIGKILLs one of the processes every few hundred
+milliseconds (the daemon too, once its API has answered: it is restarted on
+the same directory, its lock freed by its death). Then the database passes ``PRAGMA
 integrity_check``, an apply of each stack converges without ``--adopt`` (an
 object the record lost would be refused as "claims this stack … the record
 does not list it"), the record lists every live object, and ``destroy``
-removes everything. Nothing is asserted on timing.
+removes everything; the API answered 200 during the storm. Nothing is asserted
+on timing.
 """
 from __future__ import annotations
 
 import os
 import random
 import sqlite3
+import json
+import secrets
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from reconciler.labels import owner_selector
@@ -94,6 +102,85 @@ class Loop(threading.Thread):
         self.join(timeout=60)
 
 
+class DaemonLoop(Loop):
+    """``reconcile daemon`` started again each time it dies; ``url`` is its API's while this life has one."""
+
+    def __init__(self, config: Path, env: dict, cwd: Path) -> None:
+        super().__init__("daemon", lambda turn: ["daemon", "--config", str(config), "--log-format", "json"], env, cwd)
+        self.url: str | None = None
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                self.url = None
+                self.proc = subprocess.Popen([sys.executable, "-m", "reconciler", *self.command(self.runs)],
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                             env=self.env, cwd=self.cwd)
+            lines = []
+            for line in self.proc.stdout:
+                lines.append(line)
+                if self.url is None and line.startswith("{"):
+                    try:
+                        self.url = json.loads(line).get("api")
+                    except ValueError:
+                        pass
+            self.url = None
+            self.proc.wait()
+            self.outputs.append("".join(lines))
+            self.codes.append(self.proc.returncode)
+            self.runs += 1
+
+
+class ApiReader(threading.Thread):
+    """Polls the daemon's API while it is up; a refused or cut connection is the daemon being down."""
+
+    def __init__(self, daemon: DaemonLoop, token: str, stack: str, stopping: threading.Event) -> None:
+        super().__init__(name="api reader", daemon=True)
+        self.daemon_loop, self.token, self.stack, self.stopping = daemon, token, stack, stopping
+        self.answered = threading.Event()
+        self.statuses: list[int] = []
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        turn = 0
+        while not self.stopping.is_set():
+            url = self.daemon_loop.url
+            if url is not None:
+                path = ("/api/stacks", f"/api/stacks/{self.stack}/history?limit=5")[turn % 2]
+                turn += 1
+                request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {self.token}"})
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        status, body = response.status, response.read().decode()
+                except urllib.error.HTTPError as exc:
+                    status, body = exc.code, exc.read().decode(errors="replace")
+                except (OSError, ValueError):  # refused, reset, timed out: killed, or not listening yet
+                    status, body = None, ""
+                if status is not None:
+                    self.statuses.append(status)
+                    if status == 200:
+                        self.answered.set()
+                    elif status >= 500 or any(word in body for word in CORRUPT):
+                        self.failures.append(f"{path}: {status} {body[:500]}")
+            time.sleep(0.1)
+
+
+def _daemon_config(tmp_path: Path, state_dir: Path, source: Path) -> tuple[Path, str]:
+    """A daemon config on ``state_dir`` with its API on a free port, keeping ``source``'s ``app``; its read token."""
+    token = secrets.token_urlsafe(24)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"viewer read {token}\n")
+    tokens.chmod(0o600)
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({
+        "state_dir": str(state_dir), "resync": 2,
+        "api": {"listen": "127.0.0.1:0", "tokens_file": str(tokens)},
+        "sources": [{"name": "local", "dir": str(source), "paths": ["app"]}]}))
+    return config, token
+
+
 def _in_process(state_dir: Path, stack: str, stopping: threading.Event, errors: list[BaseException]) -> list:
     """Threads of this process: one long-lived store writing, one opening a fresh store for every read."""
 
@@ -158,13 +245,19 @@ def _reconcile(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_record_survives_concurrent_processes_killed_at_random(stack, tmp_path):
     state_dir = tmp_path / "state"
     env = {**os.environ, "RECONCILER_STATE_DIR": str(state_dir)}
-    names = [f"{stack.name}{suffix}" for suffix in "abw"]
+    names = [f"{stack.name}{suffix}" for suffix in "abwd"]
     specs = {name: [stack.dir / f"{name}-1.yaml", stack.dir / f"{name}-2.yaml"] for name in names[:2]}
     for name, (one, two) in specs.items():
         _write_spec(one, name, 1)
         _write_spec(two, name, 2)
     watched = stack.dir / f"{names[2]}.yaml"
     _write_spec(watched, names[2], 1)
+    (tmp_path / "source" / "app").mkdir(parents=True)
+    kept = tmp_path / "source" / "app" / "stack.yaml"  # the daemon's stack
+    _write_spec(kept, names[3], 1)
+    config, token = _daemon_config(tmp_path, state_dir, tmp_path / "source")
+    spec_of = {**{name: files[0] for name, files in specs.items()}, names[2]: watched, names[3]: kept}
+    reader: ApiReader | None = None
     loops: list[Loop] = []
     threads: list[threading.Thread] = []
     stopping, errors = threading.Event(), []
@@ -182,34 +275,45 @@ def test_the_record_survives_concurrent_processes_killed_at_random(stack, tmp_pa
                        between=lambda turn: time.sleep(0.1))
         toggle = Loop("suspend", lambda turn: ["suspend" if turn % 2 == 0 else "resume", names[2]], env, stack.dir,
                       between=lambda turn: time.sleep(0.2))
-        loops = [*applies, watch, history, toggle]
+        daemon = DaemonLoop(config, env, stack.dir)
+        loops = [*applies, watch, history, toggle, daemon]
         for loop in loops:
             loop.start()
         threads = _in_process(state_dir, names[2], stopping, errors)
+        reader = ApiReader(daemon, token, names[3], stopping)
+        reader.start()
         chance = random.Random()
         deadline, version = time.monotonic() + STRESS_SECONDS, 1
-        while time.monotonic() < deadline:
+        # The storm lasts until the API has answered once (at most a minute more on a slow machine); the daemon is
+        # spared until then, so that it always gets there, and killed like any other process afterwards.
+        while time.monotonic() < deadline or (not reader.answered.is_set() and time.monotonic() < deadline + 60):
             time.sleep(chance.uniform(0.15, 0.5))
-            chance.choice(loops).kill()
+            chance.choice(loops if reader.answered.is_set() else loops[:-1]).kill()
             version = 3 - version
             _write_spec(watched, names[2], version)  # the watch applies (and replaces) again
+            _write_spec(kept, names[3], version)  # and so does the daemon
     finally:
         stopping.set()
         for loop in loops:
             loop.stop()
+        if reader is not None:
+            reader.join(timeout=60)
+    assert reader.answered.is_set(), (reader.statuses, daemon.outputs[-3:])
+    assert not reader.failures, reader.failures
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
     outputs = "\n".join(out for loop in loops for out in loop.outputs)
     assert not any(word in outputs for word in CORRUPT), outputs[-4000:]
-    print({loop.name: (loop.runs, loop.killed, sorted(set(loop.codes))) for loop in loops})
+    print({loop.name: (loop.runs, loop.killed, sorted(set(loop.codes))) for loop in loops},
+          {"api": sorted(set(reader.statuses)), "answers": len(reader.statuses)})
     assert sum(loop.killed for loop in loops) > 0, [(loop.name, loop.runs) for loop in loops]
 
     db = state_dir / DB_NAME
     assert _integrity(db) == "ok"
     # The fixture removes every stack named after ``stack`` afterwards, whatever fails here.
     for name in names:
-        spec = specs[name][0] if name in specs else watched
+        spec = spec_of[name]
         final = _reconcile("apply", "-f", str(spec), env=env, cwd=stack.dir)  # no --adopt: nothing was lost
         assert final.returncode == 0, final.stdout + final.stderr
         # Every live object is in the record. The record may still hold the id of one removed just before a
@@ -219,7 +323,7 @@ def test_the_record_survives_concurrent_processes_killed_at_random(stack, tmp_pa
         assert converged.returncode == 0, converged.stdout + converged.stderr
     assert _integrity(db) == "ok"
     for name in names:
-        spec = specs[name][0] if name in specs else watched
+        spec = spec_of[name]
         destroyed = _reconcile("destroy", "-f", str(spec), env=env, cwd=stack.dir)
         assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
         assert _live_ids(stack.engine, name) == set(), name
