@@ -300,6 +300,8 @@ def test_the_record_survives_concurrent_processes_killed_at_random(stack, tmp_pa
             reader.join(timeout=60)
     assert reader.answered.is_set(), (reader.statuses, daemon.outputs[-3:])
     assert not reader.failures, reader.failures
+    # Every life of the daemon ended by SIGKILL: none refused to start (its lock outlived a dead daemon) or failed.
+    assert set(daemon.codes) == {-9}, daemon.outputs[-3:]
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
