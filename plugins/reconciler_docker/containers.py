@@ -260,10 +260,10 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                 fate = "the container never ran and was removed"
         except docker.errors.NotFound:
             fate = "the container is gone"
-        return PermanentError(f"start container {name}: {port} is already in use{holder} ({fate}): {explanation}")
+        return PermanentError(f"start container {name}: {port} is already in use ({fate}){holder}: {explanation}")
 
     def _holder(self, name: str, address: str, protocol: str | None) -> str:
-        """Who publishes that host port (", held by container web-1 of stack shop"), asked only after a start
+        """Who publishes that host port ("; held by container web-1 of stack shop"), asked only after a start
         found it taken (one list call of the running containers); "" when that cannot be told."""
         host, _, number = address.rpartition(":")
         if not number.isdigit():
@@ -279,8 +279,8 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
                         and (not protocol or published.get("Type") == protocol)
                         and _same_address(published.get("IP") or "", host)):
                     stack = (container.get("Labels") or {}).get(STACK)
-                    return f", held by container {_name(container)}" + (f" of stack {stack}" if stack else "")
-        return ", by no container (a process on the engine's host holds it)"
+                    return f"; held by container {_name(container)}" + (f" of stack {stack}" if stack else "")
+        return "; held by no container (a process on the engine's host holds it)"
 
     def delete(self, live: LiveObject) -> None:
         """Stop gracefully (the container's own stop signal and grace period), then remove.
