@@ -100,6 +100,16 @@ class Stack:
                               env={**os.environ, **(env or {})}, cwd=self.dir)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
+    def cli_within(self, seconds: float, *args: str, env: dict | None = None) -> tuple[Result, float]:
+        """``cli(*args)`` and the seconds it took; the test fails (naming the command) if it is still running
+        after ``seconds``: a command that should end within a bound must not hang the suite."""
+        started = time.monotonic()
+        try:
+            result = self.cli(*args, env=env, timeout=seconds)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"reconcile {' '.join(args)} still hung after {seconds:g}s")
+        return result, time.monotonic() - started
+
     def apply(self, *args: str, **kw) -> Result:
         return self.cli("apply", *args, **kw)
 

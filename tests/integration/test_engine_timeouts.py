@@ -10,9 +10,6 @@ hanging the suite.
 """
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
 
 from .faulty_engine import FaultyEngine
@@ -38,19 +35,10 @@ targets:
 """ + ONE.replace("name: STACK", "")
 
 
-def _within(stack, seconds: float, *args: str, env: dict | None = None):
-    started = time.monotonic()
-    try:
-        result = stack.cli(*args, env=env, timeout=seconds)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"reconcile {' '.join(args)} still hung after {seconds:g}s")
-    return result, time.monotonic() - started
-
-
 def test_plan_against_an_engine_that_never_answers_fails_within_the_default_engine_timeout(stack):
     stack.write(ONE)
     with SilentEngine() as url:
-        result, took = _within(stack, 40, "plan", "--engine", url, env={"RECONCILER_ENGINE_TIMEOUT": ""})
+        result, took = stack.cli_within(40, "plan", "--engine", url, env={"RECONCILER_ENGINE_TIMEOUT": ""})
     assert result.code == 1
     waiting, error = result.err.splitlines()  # what is waited for, while it is; then why it ended
     assert waiting.endswith(f"waiting for the engine at {url} to answer /info "
@@ -63,7 +51,7 @@ def test_plan_against_an_engine_that_never_answers_fails_within_the_default_engi
 def test_apply_against_an_engine_that_never_answers_fails_within_engine_timeout(stack):
     stack.write(ONE)
     with SilentEngine() as url:
-        result, took = _within(stack, 40, "apply", "--engine", url, "--engine-timeout", "2")
+        result, took = stack.cli_within(40, "apply", "--engine", url, "--engine-timeout", "2")
     assert result.code == 1
     assert f"the engine at {url} accepted the connection but did not answer /info within 2s" in result.err, result.err
     assert took < 7
@@ -73,7 +61,7 @@ def test_apply_against_an_engine_that_never_answers_fails_within_engine_timeout(
 def test_the_engine_timeout_is_taken_from_the_environment(stack):
     stack.write(ONE)
     with SilentEngine() as url:
-        result, took = _within(stack, 40, "plan", "--engine", url, env={"RECONCILER_ENGINE_TIMEOUT": "1.5"})
+        result, took = stack.cli_within(40, "plan", "--engine", url, env={"RECONCILER_ENGINE_TIMEOUT": "1.5"})
     assert result.code == 1
     assert "did not answer /info within 1.5s" in result.err, result.err
     assert took < 6
@@ -82,7 +70,7 @@ def test_the_engine_timeout_is_taken_from_the_environment(stack):
 def test_a_fleet_target_that_never_answers_costs_the_healthy_one_nothing(stack):
     with SilentEngine() as url:
         stack.write(FLEET.replace("URL", url))
-        result, took = _within(stack, 60, "apply", "--output", "json", env={"RECONCILER_ENGINE_TIMEOUT": ""})
+        result, took = stack.cli_within(60, "apply", "--output", "json", env={"RECONCILER_ENGINE_TIMEOUT": ""})
     assert result.code == 1, result.err
     targets = {t["target"]: t for t in result.json()["targets"]}
     assert targets["here"]["state"] == "converged", targets["here"]
@@ -98,7 +86,7 @@ def test_a_list_of_observe_that_is_never_answered_fails_within_the_engine_timeou
     stack.write(ONE)
     with FaultyEngine(tmp_path / "engine.sock") as engine:
         engine.stall("GET", r"/containers/json", 60, 60, 60)
-        result, took = _within(stack, 60, "plan", "--engine", engine.url, "--engine-timeout", "2")
+        result, took = stack.cli_within(60, "plan", "--engine", engine.url, "--engine-timeout", "2")
     assert result.code == 1
     assert "list containers: the engine accepted the connection but did not answer within 2s" in result.err, \
         result.err

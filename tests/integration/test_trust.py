@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 
 import docker.errors
@@ -76,19 +75,10 @@ class BlackHole:
         self.listener.close()
 
 
-def _within(stack, seconds: float, *args: str, env: dict | None = None):
-    started = time.monotonic()
-    try:
-        result = stack.cli(*args, env=env, timeout=seconds)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"reconcile {' '.join(args)} still hung after {seconds:g}s")
-    return result, time.monotonic() - started
-
-
 def test_a_black_holed_engine_fails_plan_within_the_connect_timeout(stack):
     stack.write(ONE)
     with BlackHole() as url:
-        result, took = _within(stack, 40, "plan", "--engine", url, env={"RECONCILER_CONNECT_TIMEOUT": "1"})
+        result, took = stack.cli_within(40, "plan", "--engine", url, env={"RECONCILER_CONNECT_TIMEOUT": "1"})
     assert result.code == 1
     assert result.err.startswith(f"error: cannot reach the Docker engine at {url}: no connection within 1s "
                                  "(the connect timeout, RECONCILER_CONNECT_TIMEOUT)"), result.err
@@ -99,7 +89,7 @@ def test_a_black_holed_engine_fails_plan_within_the_connect_timeout(stack):
 def test_a_black_holed_engine_fails_apply_within_the_default_connect_timeout(stack):
     stack.write(ONE)
     with BlackHole() as url:
-        result, took = _within(stack, 60, "apply", "--engine", url, env={"RECONCILER_CONNECT_TIMEOUT": ""})
+        result, took = stack.cli_within(60, "apply", "--engine", url, env={"RECONCILER_CONNECT_TIMEOUT": ""})
     assert result.code == 1
     assert f"cannot reach the Docker engine at {url}: no connection within 5s" in result.err, result.err
     assert took < 30
