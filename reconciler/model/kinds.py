@@ -39,16 +39,7 @@ class Kind(str, enum.Enum):
     @classmethod
     def from_section(cls, section: str) -> Kind:
         """The kind a spec section lists (``"volumes"`` → ``Kind.VOLUME``); ``ValueError`` for any other name."""
-        return cls._whose("section", section, "the section of a kind")
-
-    @classmethod
-    def from_role(cls, role: str) -> Kind:
-        """The kind a driver role handles (``"storage"`` → ``Kind.VOLUME``); ``ValueError`` for any other name."""
-        return cls._whose("role", role, "the role of a kind's drivers")
-
-    @classmethod
-    def _whose(cls, attribute: str, name: str, what: str) -> Kind:
         for kind in cls:
-            if getattr(kind, attribute) == name:
+            if kind.section == section:
                 return kind
-        raise ValueError(f"{name!r} is not {what}")
+        raise ValueError(f"{section!r} is not the section of a kind")

@@ -35,14 +35,11 @@ def test_kind_stays_a_str_enum_known_by_its_value() -> None:
     assert pickle.loads(pickle.dumps(Kind.VOLUME)) is Kind.VOLUME
 
 
-def test_lookups_by_section_and_by_role() -> None:
+def test_lookup_by_section() -> None:
     for kind in Kind:
         assert Kind.from_section(kind.section) is kind
-        assert Kind.from_role(kind.role) is kind
     with pytest.raises(ValueError, match="configs"):
         Kind.from_section("configs")
-    with pytest.raises(ValueError, match="image"):
-        Kind.from_role("image")  # a kind's name, not a role
 
 
 def test_every_section_has_a_default_driver() -> None:
@@ -104,4 +101,4 @@ def test_no_module_outside_the_model_keeps_a_kind_table() -> None:
             tables = kind_tables(path.read_text())
             if tables:
                 found[str(path.relative_to(ROOT))] = tables
-    assert not found, f"ask Kind (.section, .role, from_section, from_role) instead of a table: {found}"
+    assert not found, f"ask Kind (.section, .role, from_section) instead of a table: {found}"
