@@ -32,8 +32,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help, description=help)
         if named is None or name == named:
             flags(command)
-            if not any("--log-level" in action.option_strings for action in command._actions):
-                _global_flags(command, default=argparse.SUPPRESS)
+            _global_flags(command, default=argparse.SUPPRESS)
     return parser
 
 
@@ -42,9 +41,9 @@ def _global_flags(p: argparse.ArgumentParser, *, default: str) -> None:
     on a command, so that not repeating a flag there keeps what was given before it)."""
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=default,
                    help="what plugins and drivers log to stderr (default warning)")
-    if not any("--strict-plugins" in action.option_strings for action in p._actions):
-        p.add_argument("--strict-plugins", action="store_true", default=None if default != argparse.SUPPRESS
-                       else argparse.SUPPRESS, help=_STRICT_HELP)
+    p.add_argument("--strict-plugins", action="store_true", default=None if default != argparse.SUPPRESS
+                   else argparse.SUPPRESS,
+                   help="a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)")
 
 
 def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser], None]:
@@ -58,7 +57,6 @@ def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser]
                             "relative or absolute, point outside its repository")
         _plugin_flag(p, "load a plugin module by import path (repeatable)")
         _compose_flags(p)
-        _strict_flag(p)
         if engine:
             p.add_argument("--engine", metavar="URL",
                            help="engine URL (default: $DOCKER_HOST, then the local socket), or the comma-separated "
@@ -134,7 +132,6 @@ def _watch(p: argparse.ArgumentParser) -> None:
 def _daemon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
     _plugin_flag(p, "load a plugin module by import path (repeatable)")
-    _strict_flag(p)
     p.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
 
 
@@ -180,14 +177,12 @@ def _sync(p: argparse.ArgumentParser) -> None:
 
 def _schema(p: argparse.ArgumentParser) -> None:
     _plugin_flag(p, "also load a plugin module by import path (repeatable)")
-    _strict_flag(p)
 
 
 def _plugins(p: argparse.ArgumentParser) -> None:
     plugins_sub = p.add_subparsers(dest="plugins_command", required=True, metavar="COMMAND")
     listing = plugins_sub.add_parser("list", help="each plugin: version, distribution, drivers and hooks")
     _plugin_flag(listing, "also load a plugin module by import path (repeatable)")
-    _strict_flag(listing)
     _global_flags(listing, default=argparse.SUPPRESS)
     listing.add_argument("--output", choices=("text", "json"), default="text")
 
@@ -228,13 +223,6 @@ def _compose_flags(p: argparse.ArgumentParser) -> None:
                    help="Compose files: the project (stack) name, over COMPOSE_PROJECT_NAME and name:")
     p.add_argument("--ignore-unsupported", action="store_true",
                    help="Compose files: drop keys reconcile cannot honour, with a warning, instead of refusing")
-
-
-_STRICT_HELP = "a plugin that fails to load is an error, not a warning (default: $RECONCILER_STRICT_PLUGINS)"
-
-
-def _strict_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strict-plugins", action="store_true", default=argparse.SUPPRESS, help=_STRICT_HELP)
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:
