@@ -214,14 +214,15 @@ class FleetReconciler:
         return self.apply(desired, request, on_target=on_target)
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
-             on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
-        """Plan ``desired`` against every target's live state (reads only)."""
+             adopt_compose: str = "", on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
+        """Plan ``desired`` against every target's live state (reads only); ``adopt_compose`` on each."""
         def made(target: Target, result: tuple[Plan, LiveState]) -> TargetOutcome:
             plan, live = result
             state = TargetState.CONVERGED if plan.empty else TargetState.CHANGES
             return TargetOutcome(target, state, plan=plan, live=live)
 
-        return self._each(lambda r: r.plan(desired, prune_volumes=prune_volumes, adopt=adopt), made, on_target)
+        return self._each(lambda r: r.plan(desired, prune_volumes=prune_volumes, adopt=adopt,
+                                           adopt_compose=adopt_compose), made, on_target)
 
     def status(self, desired: DesiredState) -> FleetStatus:
         """Per target: its plan (its drift), its last sync and its objects' rows; reads only."""

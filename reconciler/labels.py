@@ -27,6 +27,14 @@ from .hashing import canonical_json, field_hashes
 
 __all__ = [
     "BUILD_HASH",
+    "COMPOSE_NETWORK",
+    "COMPOSE_NUMBER",
+    "COMPOSE_ONEOFF",
+    "COMPOSE_PREFIX",
+    "COMPOSE_PROJECT",
+    "COMPOSE_SERVICE",
+    "COMPOSE_VERSION",
+    "COMPOSE_VOLUME",
     "CONFIG_HASH",
     "DRIVER",
     "FIELDS",
@@ -59,6 +67,17 @@ SECRET_ENV = PREFIX + "secret-env"  # comma-separated names (never values) of se
 # A random id the core gives each volume it creates (the engine gives volumes none; their
 # CreatedAt moves whenever the volume's root is chmod-ed). Recorded in the state database.
 VOLUME_ID = PREFIX + "volume-id"
+
+# Compose's own labels (v1 and v2 write the same ones): what ``reconcile adopt`` reads to take a
+# running Compose project over. Read only; the reconciler never writes them.
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+COMPOSE_VOLUME = "com.docker.compose.volume"
+COMPOSE_NETWORK = "com.docker.compose.network"
+COMPOSE_VERSION = "com.docker.compose.version"
+COMPOSE_PREFIX = "com.docker.compose."
 
 # Maps whose keys get a field hash each, so a plan names ``env.LOG_LEVEL``, not ``env``.
 _EXPANDED = frozenset({"options", "labels"})

@@ -12,6 +12,11 @@ drivers' view (``LiveObject.owned``: the labels claim it) into the planner's:
 - otherwise *unrecorded*: not owned. The planner reports it with an error and
   never changes or deletes it.
 
+An object adopted from another tool (``reconcile adopt``: a Compose project's)
+keeps that tool's labels, which the engine cannot change; its record row holds
+a ``Claim`` instead, and ``vet`` reads the object as if it carried the claimed
+labels, as long as it still carries the foreign labels it was adopted with.
+
 Deleting a volume's data needs more than ownership: the record must say the
 reconciler *created* that very volume, or the user passes ``--adopt``.
 
@@ -77,8 +82,10 @@ class Vetted:
         return obj is not None and not obj.owned and is_owned(obj.labels, self.stack, kind=obj.kind)
 
     def may_delete_data(self, obj: LiveObject) -> bool:
-        """Whether deleting ``obj`` (a volume) may delete its data: the reconciler created it, or ``--adopt``."""
-        return self.record is None or self.adopt or self.record.made(obj)
+        """Whether deleting ``obj`` (a volume) may delete its data: the reconciler created it, the user took it
+        over from another tool (``reconcile adopt``: the record holds its claim), or ``--adopt``."""
+        return (self.record is None or self.adopt or self.record.made(obj)
+                or self.record.claim(obj) is not None)
 
 
 def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt: bool = False) -> Vetted:
@@ -90,6 +97,10 @@ def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt:
     for kind in _VETTED_KINDS:
         wanted = desired.of(kind)
         for name, obj in live.of(kind).items():
+            claim = record.claim(obj) if record.claims else None
+            if claim is not None:
+                vetted[kind][name] = replace(obj, labels={**obj.labels, **claim.labels}, owned=True)
+                continue
             if not obj.owned or record.lists(obj):
                 continue
             spec = wanted.get(name)

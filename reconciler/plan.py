@@ -15,7 +15,7 @@ from .model import Kind, LiveObject
 from .redact import REDACTED
 from .values import value
 
-__all__ = ["Action", "Change", "FieldChange", "Operation", "Plan", "REDACTED", "Reason", "Rollout"]
+__all__ = ["Action", "Change", "FieldChange", "Operation", "Plan", "REDACTED", "Reason", "Rollout", "Takeover"]
 
 
 class Action(str, enum.Enum):
@@ -167,6 +167,30 @@ class Change:
 
 
 @value
+class Takeover:
+    """One object of another tool's project that this pass takes over (``reconcile adopt``).
+
+    Made by ``reconciler.adoption``; the plan shows each before anything
+    happens. ``verdict`` says what becomes of it: ``adopt`` (a network or a
+    volume: taken over in place, its data untouched), ``keep`` (a container
+    that already runs as the spec says: not restarted) or ``replace`` (a
+    container that differs: the plan's change for it replaces it with its
+    update order).
+    """
+
+    kind: Kind
+    #: The engine name it has after the takeover (the spec's name for it).
+    name: str
+    #: Its key in the spec.
+    key: str
+    verdict: str
+    #: The engine name it had, when the takeover renames it (a Compose v1 container ``shop_web_1``).
+    renamed_from: str = ""
+    #: Why, in a few words each: the fields that differ, or what was kept.
+    reasons: tuple[str, ...] = ()
+
+
+@value
 class Plan:
     """Every change that makes the engine match the spec, in dependency order. Plain data."""
 
@@ -179,10 +203,14 @@ class Plan:
     #: Objects this pass takes into the reconciler's record without creating them (``--adopt``,
     #: or a missing record rebuilt from labels and config hashes).
     adopted: tuple[LiveObject, ...] = ()
+    #: What this pass takes over from another tool's project (``reconcile adopt``), before its changes.
+    takeovers: tuple[Takeover, ...] = ()
+    #: That project's objects this pass leaves alone, each with why (not in the spec, a one-off run).
+    left_alone: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.changes
+        return not self.changes and not self.takeovers
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

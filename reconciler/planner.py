@@ -162,7 +162,8 @@ def _refused_create(kind: Kind, name: str, key: str, driver: str, vetted: Vetted
     """The create of a wanted name that another object holds: an error, never a takeover."""
     unrecorded = vetted.unrecorded(current)
     return Change(Action.CREATE, kind, name, key, ("new",), driver=driver,
-                  error=_unrecorded(kind, name, vetted) if unrecorded else _not_managed(kind, name),
+                  error=(_unrecorded(kind, name, vetted) if unrecorded
+                         else _not_managed(kind, name, current, vetted)),
                   reason=Reason.NOT_RECORDED if unrecorded else Reason.NEW)
 
 
@@ -187,7 +188,14 @@ def _changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]
     return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
 
 
-def _not_managed(kind: Kind, name: str) -> str:
+def _not_managed(kind: Kind, name: str, current: LiveObject | None = None, vetted: Vetted | None = None) -> str:
+    project = current.labels.get(labels.COMPOSE_PROJECT, "") if current is not None else ""
+    if project and vetted is not None and project == vetted.stack:
+        return (f"{kind.value} {name} belongs to the running Compose project {project}: take the project over with "
+                f"'reconcile adopt' (or apply --adopt-compose), or stop it first (docker compose down)")
+    if project:
+        return (f"{kind.value} {name} exists and belongs to Compose project {project}, not to this stack; "
+                f"rename it in the spec, or take that project over under its own name")
     return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"
 
 

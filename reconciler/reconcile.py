@@ -40,6 +40,9 @@ class ApplyRequest:
     #: Take over objects whose labels claim the stack but which the record does not list,
     #: and let ``prune_volumes``/``recreate_volumes`` delete data the reconciler did not create.
     adopt: bool = False
+    #: The Compose project to take over first (``reconcile adopt``, ``apply --adopt-compose``; see
+    #: ``reconciler.adoption``); "" takes nothing over.
+    adopt_compose: str = ""
     recreate_networks: bool = False
     recreate_volumes: bool = False
     destroy: bool = False
@@ -167,9 +170,10 @@ class Reconciler:
         return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
-             on_target: Callable[[Any], None] | None = None) -> StackPlan:
+             adopt_compose: str = "", on_target: Callable[[Any], None] | None = None) -> StackPlan:
         """The plan against fresh live state and the record (read only), and that live state.
 
+        ``adopt_compose``: show the takeover of that Compose project too (``reconcile adopt --dry-run``).
         ``on_target`` is a fleet's (``FleetReconciler.plan``): one engine is no fleet's target, it is never called.
         """
         drivers = self.drivers(desired.stack)
@@ -177,7 +181,26 @@ class Reconciler:
         book = self.book(desired.stack, engine)
         live = self.observe(desired, drivers)
         record = self._record(book, drivers, engine, live)
-        return StackPlan(plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), live)
+        plan, _ = self._plan(desired, drivers, live, record, prune_volumes=prune_volumes, adopt=adopt,
+                             adopt_compose=adopt_compose)
+        return StackPlan(plan, live)
+
+    def _plan(self, desired: DesiredState, drivers: Drivers, live: LiveState, record: Record, *,
+              prune_volumes: bool, adopt: bool, adopt_compose: str) -> tuple[Plan, Any]:
+        """The plan, after the takeover of ``adopt_compose`` when given (then also the ``Adoption``, else None)."""
+        if not adopt_compose:
+            return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), None
+        from .adoption import plan_adoption
+
+        found = _find_labelled(drivers, adopt_compose)
+        adoption = plan_adoption(desired, adopt_compose, found, live, record,
+                                 lambda spec, obj: drivers.get(obj.kind, spec.driver).differences(spec, obj))
+        if adoption.clashes:
+            raise PlanError(f"cannot take over Compose project {adopt_compose}, nothing was changed:\n"
+                            + "\n".join(f"  {line}" for line in adoption.clashes))
+        live, record = adoption.view(live, record)
+        plan = plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt)
+        return replace(plan, takeovers=adoption.takeovers, left_alone=adoption.left_alone), adoption
 
     def status(self, desired: DesiredState) -> StackStatus:
         """Every object of the stack, desired against live, with health and drift (reads only)."""
@@ -227,9 +250,11 @@ class Reconciler:
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers)
                 record = self._record(book, drivers, engine, live, settle=True)
-                plan = plan_changes(desired, live, prune_volumes=request.prune_volumes, record=record,
-                                    adopt=request.adopt)
+                plan, adoption = self._plan(desired, drivers, live, record, prune_volumes=request.prune_volumes,
+                                            adopt=request.adopt, adopt_compose=request.adopt_compose)
                 self._refuse(desired, plan, request)
+                if adoption is not None:
+                    self._take_over(adoption, drivers, book)
                 book.adopted(plan.adopted)
                 if on_plan is not None:
                     on_plan(plan)
@@ -243,6 +268,20 @@ class Reconciler:
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
         return report
+
+    @staticmethod
+    def _take_over(adoption, drivers: Drivers, book) -> None:
+        """Write the takeover: rename the containers Compose v1 named otherwise, then record every object taken.
+
+        Renames first: a container renamed but not yet recorded is found
+        again by the next ``adopt`` (by Compose's labels, under its new name);
+        one recorded under a name it does not have yet would be missed.
+        """
+        for taken in adoption.taken:
+            if taken.takeover.renamed_from:
+                runtime = drivers.get(Kind.CONTAINER, taken.driver)
+                call_with_retries(lambda: runtime.rename(taken.found.id, taken.takeover.name), OBSERVE_RETRY)
+        book.taken_over((taken.adopted, taken.driver, taken.claim) for taken in adoption.taken)
 
     def _record(self, book, drivers: Drivers, engine: str | None, live: LiveState, *, settle: bool = False) -> Record:
         """The stack's record under its identity, and what its records under the engine's other identities list.
@@ -359,6 +398,20 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
+
+
+def _find_labelled(drivers: Drivers, project: str) -> dict[Kind, list]:
+    """The Compose project's objects, by kind, as every driver of the kind lists them (each object once)."""
+    from .adoption import KINDS, compose_selectors
+
+    found: dict[Kind, list] = {}
+    for kind in KINDS:
+        seen: dict[str, Any] = {}
+        for driver in drivers.all(kind):
+            for obj in call_with_retries(lambda: driver.find_labelled(compose_selectors(project)), OBSERVE_RETRY):
+                seen.setdefault(obj.id or obj.name, obj)
+        found[kind] = list(seen.values())
+    return found
 
 
 def _operation(request: ApplyRequest) -> Operation:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from .report import ApplyReport, Outcome, Status
-from .plan import Action, Change, Plan
+from .plan import Action, Change, Plan, Takeover
 
 __all__ = ["change_line", "history_json", "history_text", "hold_text", "outcome_line", "pass_json", "pass_text",
            "plan_data", "plan_json", "plan_text", "plugins_json", "plugins_text", "release_text", "report_data",
@@ -54,7 +54,8 @@ def plan_text(plan: Plan, *, vetoes: Sequence[str] = ()) -> str:
     if plan.empty:
         lines = [f"Stack {plan.stack}: no changes. The engine matches the spec."]
     else:
-        lines = [f"Stack {plan.stack}: {_summary(plan.counts())}.", ""]
+        lines = [f"Stack {plan.stack}: {_summary(plan.counts(), plan.takeovers)}.", ""]
+        lines.extend(_takeover_block(plan))
         for change in plan.changes:
             lines.extend(_change_block(change))
     if plan.notes:
@@ -82,10 +83,30 @@ def _change_block(change: Change) -> list[str]:
     return lines
 
 
-def _summary(counts: dict[str, int]) -> str:
+def _summary(counts: dict[str, int], takeovers: Sequence[Takeover] = ()) -> str:
     order = ["create", "update", "replace", "start", "delete"]
     parts = [f"{counts[name]} to {name}" for name in order if counts.get(name)]
+    if takeovers:
+        parts.insert(0, f"{len(takeovers)} to take over")
     return ", ".join(parts) or "no changes"
+
+
+def _takeover_block(plan: Plan) -> list[str]:
+    """What ``reconcile adopt`` does to each object of the Compose project, before the changes that follow."""
+    if not plan.takeovers and not plan.left_alone:
+        return []
+    lines = ["  taking over the running Compose project:"]
+    for taken in plan.takeovers:
+        renamed = f" (renamed from {taken.renamed_from})" if taken.renamed_from else ""
+        lines.append(f"  {taken.verdict:<7} {taken.kind.value} {taken.name}{renamed}")
+        lines.extend(f"        {reason}" for reason in taken.reasons)
+    lines.extend(f"  left    {line}" for line in plan.left_alone)
+    return lines + [""]
+
+
+def _takeover_data(taken: Takeover) -> dict[str, Any]:
+    return {"verdict": taken.verdict, "kind": taken.kind.value, "name": taken.name, "key": taken.key,
+            "renamed_from": taken.renamed_from or None, "reasons": list(taken.reasons)}
 
 
 def _change_data(change: Change) -> dict[str, Any]:
@@ -108,8 +129,12 @@ def _change_data(change: Change) -> dict[str, Any]:
 
 def plan_data(plan: Plan) -> dict[str, Any]:
     """The plan as plain JSON-ready data (values already redacted by the planner)."""
-    return {"stack": plan.stack, "changes": [_change_data(c) for c in plan.changes], "notes": list(plan.notes),
+    data = {"stack": plan.stack, "changes": [_change_data(c) for c in plan.changes], "notes": list(plan.notes),
             "counts": plan.counts()}
+    if plan.takeovers or plan.left_alone:
+        data["takeovers"] = [_takeover_data(t) for t in plan.takeovers]
+        data["left_alone"] = list(plan.left_alone)
+    return data
 
 
 def plan_json(plan: Plan, *, vetoes: Sequence[str] = ()) -> str:

@@ -30,6 +30,7 @@ Use::
 from __future__ import annotations
 
 import enum
+import json
 import os
 import sqlite3
 import threading
@@ -38,8 +39,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import SpecError, StateError
-from .labels import DRIVER, is_owned
-from .model import Kind, LiveObject, LiveState, Record
+from .labels import CONFIG_HASH, DRIVER, is_owned
+from .model import Claim, Kind, LiveObject, LiveState, Record
 from .private import NotPrivate, create_private, private_dir
 from .statedb import migrate, schema_version, transaction
 from .values import value
@@ -122,6 +123,8 @@ class ObjectRow:
     #: ``created`` or ``adopted``.
     origin: str
     created_at: str
+    #: An object adopted from another tool: the ``Claim`` the record holds for it, as JSON ("" for others).
+    claims: str = ""
 
 
 def _now() -> str:
@@ -315,7 +318,7 @@ class StackBook:
     def objects(self) -> list[ObjectRow]:
         """Every object recorded for the stack, pending creates included."""
         rows = self.store._read(
-            "SELECT kind, name, object_id, driver, config_hash, origin, created_at FROM objects "
+            "SELECT kind, name, object_id, driver, config_hash, origin, created_at, claims FROM objects "
             "WHERE engine = ? AND stack = ? ORDER BY kind, name", (self.engine, self.stack))
         return [ObjectRow(Kind(kind), *rest) for kind, *rest in rows]
 
@@ -330,7 +333,7 @@ class StackBook:
         """
         rows = self.objects()
         resolved: list[tuple[ObjectRow, str]] = []
-        created, adopted = set(), set()
+        created, adopted, claims = set(), set(), {}
         for row in rows:
             object_id = row.object_id
             if not object_id:
@@ -339,10 +342,12 @@ class StackBook:
                 if not object_id:
                     continue
             (created if row.origin == CREATED else adopted).add((row.kind, row.name, object_id))
+            if row.claims:
+                claims[(row.kind, row.name, object_id)] = _claim(row.claims)
         if settle and resolved:
             self._settle(resolved)
         return Record(created=frozenset(created), adopted=frozenset(adopted), missing=not rows and not self.known(),
-                      where="" if str(self.store.path) == ":memory:" else str(self.store.path))
+                      where="" if str(self.store.path) == ":memory:" else str(self.store.path), claims=claims)
 
     def _settle(self, resolved: list[tuple[ObjectRow, str]]) -> None:
         drop = [self._drop_pending(row.kind, row.name) for row, _ in resolved]
@@ -364,6 +369,17 @@ class StackBook:
         if rows:
             self.store._write(*self._inserts(ADOPTED, rows))
 
+    def taken_over(self, taken: Iterable[tuple[LiveObject, str, Claim]]) -> None:
+        """Record objects adopted from another tool: each (live object, driver, the ``Claim`` vouched for it).
+
+        A container kept as it runs under a new name is recorded under that name.
+        """
+        rows = [(obj.kind, obj.name, obj.id, driver, claim.labels.get(CONFIG_HASH, ""),
+                 json.dumps({"labels": dict(claim.labels), "requires": dict(claim.requires)}, sort_keys=True))
+                for obj, driver, claim in taken]
+        if rows:
+            self.store._write(*self._inserts(ADOPTED, rows))
+
     def removed(self, kind: Kind, name: str, object_id: str) -> None:
         """Forget an object the reconciler deleted (a container by its id: it may have been renamed aside)."""
         if Kind(kind) is Kind.CONTAINER and object_id:
@@ -378,13 +394,23 @@ class StackBook:
                 (self.engine, self.stack, Kind(kind).value, name))
 
     def _inserts(self, origin: str, rows: list[tuple]) -> list[tuple[str, tuple]]:
-        """The stack's row (once) and one row per (kind, name, id, driver, hash); an existing one is replaced."""
+        """The stack's row (once) and one row per (kind, name, id, driver, hash[, claims]); an existing one is replaced."""
         key, now = (self.engine, self.stack), _now()
         stack = ("INSERT OR IGNORE INTO stacks (engine, stack, first_seen) VALUES (?, ?, ?)", (*key, now))
         sql = ("INSERT OR REPLACE INTO objects (engine, stack, kind, name, object_id, driver, config_hash, origin, "
-               "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        return [stack] + [(sql, (*key, Kind(kind).value, name, object_id, driver, config_hash, origin, now))
-                          for kind, name, object_id, driver, config_hash in rows]
+               "created_at, claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        return [stack] + [(sql, (*key, Kind(kind).value, name, object_id, driver, config_hash, origin, now,
+                                 claims[0] if claims else ""))
+                          for kind, name, object_id, driver, config_hash, *claims in rows]
+
+
+def _claim(text: str) -> Claim:
+    """A record row's ``claims`` column, read back (a row it cannot read vouches for nothing)."""
+    try:
+        data = json.loads(text)
+        return Claim(labels=dict(data.get("labels") or {}), requires=dict(data.get("requires") or {}))
+    except (ValueError, AttributeError, TypeError):
+        return Claim(requires={"\0": "unreadable"})
 
 
 def _match(row: ObjectRow, live: LiveState, stack: str) -> str:

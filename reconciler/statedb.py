@@ -26,6 +26,14 @@ Version 3 adds::
     holds    (stack, revision, source_revision, since)   stacks held at an older revision
                                                          (``reconcile rollback``) until their
                                                          source moves past source_revision
+
+Version 4 adds to ``objects``::
+
+    claims TEXT                                          for an object adopted from another tool
+                                                         (``reconcile adopt``), whose labels cannot
+                                                         change: the labels the record vouches for
+                                                         in their place, and the foreign labels it
+                                                         must still carry (JSON); "" otherwise
 """
 from __future__ import annotations
 
@@ -80,6 +88,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             revision TEXT NOT NULL,
             source_revision TEXT NOT NULL,
             since TEXT NOT NULL)""",
+    ),
+    (
+        "ALTER TABLE objects ADD COLUMN claims TEXT NOT NULL DEFAULT ''",
     ),
 )
 

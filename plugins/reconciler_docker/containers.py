@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from typing import Collection, Iterator, Mapping
+from typing import Collection, Iterator, Mapping, Sequence
 
 import docker.errors
 
@@ -86,6 +86,15 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         with engine_errors("list containers"):
             owned = self.api.containers(all=True, filters=owned_filter(stack, self.kind))
             found = owned_plus_wanted(owned, wanted, self._named, _name)
+        return self._live_objects(stack, found, wanted)
+
+    def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:
+        """The containers carrying every one of ``selectors`` (a Compose project's, for adoption)."""
+        with engine_errors("list containers"):
+            found = self.api.containers(all=True, filters={"label": list(selectors)})
+        return self._live_objects(self.context.stack, {_name(c): c for c in found}, {})
+
+    def _live_objects(self, stack: str, found: Mapping[str, dict], wanted: Mapping[str, ContainerSpec]) -> list:
         out = []
         files = f"{self._files(stack).dir}/"
         for name, container in sorted(found.items()):

@@ -1,7 +1,7 @@
 """Networks on the engine (bridge, overlay, macvlan, ipvlan): the engine does the work."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
@@ -18,6 +18,12 @@ class DockerNetworkDriver(EngineDriver, NetworkDriver):
             found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack, self.kind)), wanted,
                                       lambda names: self.api.networks(names=names), lambda net: net["Name"])
         return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found.values()]
+
+    def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:
+        """The networks carrying every one of ``selectors`` (a Compose project's, for adoption)."""
+        with engine_errors("list networks"):
+            found = self.api.networks(filters={"label": list(selectors)})
+        return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found]
 
     def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
         """Create the network; return its engine id."""

@@ -12,7 +12,7 @@ core wrote in its ``io.reconciler.volume-id`` label, else its name.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec, owned_plus_wanted
 from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter, shared_read
@@ -44,9 +44,17 @@ class DockerVolumeDriver(EngineDriver, StorageDriver):
             found = owned_plus_wanted(listed, wanted,
                                       lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
                                       lambda vol: vol["Name"])
-        return [self.live(vol["Name"], volume_id(vol), vol.get("Labels"), details=self._details(vol),
-                          info=self._info(vol))
-                for vol in found.values() if self._reports(vol, stack)]
+        return [self._live_volume(vol) for vol in found.values() if self._reports(vol, stack)]
+
+    def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:
+        """The engine volumes carrying every one of ``selectors`` (a Compose project's, for adoption)."""
+        with engine_errors("list volumes"):
+            found = self.api.volumes(filters={"label": list(selectors)}).get("Volumes") or []
+        return [self._live_volume(vol) for vol in found if self._reports(vol, self.context.stack)]
+
+    def _live_volume(self, vol: dict) -> LiveObject:
+        return self.live(vol["Name"], volume_id(vol), vol.get("Labels"), details=self._details(vol),
+                         info=self._info(vol))
 
     def _reports(self, vol: dict, stack: str) -> bool:
         """Whether this driver reports ``vol``: a stranger's volume, or one of the stack's that it claims."""

@@ -27,7 +27,7 @@ __all__ = ["main", "run"]
 #: The commands that ask running daemons when given --server (``sync`` always does).
 REMOTE = ("status", "history", "suspend", "resume", "sync", "rollback", "release")
 #: Command → the function running it, in ``local`` (or ``remote``, for REMOTE ones given --server).
-COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_plan", "apply": "cmd_apply",
+COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_plan", "apply": "cmd_apply", "adopt": "cmd_adopt",
             "status": "cmd_status", "destroy": "cmd_destroy", "watch": "cmd_watch", "daemon": "cmd_daemon",
             "history": "cmd_history", "suspend": "cmd_suspend", "resume": "cmd_suspend",
             "rollback": "cmd_rollback", "release": "cmd_rollback", "sync": "cmd_sync",

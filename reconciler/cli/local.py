@@ -128,7 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     runner = _runner(args, reconciler, desired,
                      one_engine="plan --out saves one engine's plan: name it with --engine" if args.out else "")
     planned = runner.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt,
-                          **callbacks(args, changes=False))
+                          adopt_compose=desired.stack if args.adopt_compose else "", **callbacks(args, changes=False))
     code = show_plan(args, planned, vetoes=lambda plan: reconciler.vetoes(plan, desired))
     if args.out:
         from ..planfile import write_plan
@@ -149,9 +149,28 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args.engine = args.engine or saved.engine
     reconciler = reconciler_of(args)
     desired = desired_of(args, reconciler)
-    request = request_of(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes)
+    request = request_of(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
+                         adopt_compose=desired.stack if args.adopt_compose else "")
     if saved is not None:
         request = saved.request(request)
+    return _apply(args, reconciler, desired, request)
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    """Take over the running Compose project of the stack's name, then apply (``--dry-run``: show it, change nothing)."""
+    reconciler = reconciler_of(args)
+    desired = desired_of(args, reconciler, check_options=args.dry_run)
+    if args.dry_run:
+        args.detailed_exitcode, args.adopt = False, False
+        planned = _runner(args, reconciler, desired).plan(desired, prune_volumes=args.prune_volumes,
+                                                         adopt_compose=desired.stack, **callbacks(args, changes=False))
+        return show_plan(args, planned, vetoes=lambda plan: reconciler.vetoes(plan, desired))
+    request = request_of(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
+                         adopt_compose=desired.stack)
+    return _apply(args, reconciler, desired, request)
+
+
+def _apply(args: argparse.Namespace, reconciler: Reconciler, desired, request: ApplyRequest) -> int:
     with _FinishOnSignals() as signals:
         request = dataclasses.replace(request, options=dataclasses.replace(request.options, stop=signals.stop))
         report = _runner(args, reconciler, desired).apply(desired, request, **callbacks(args))

@@ -95,6 +95,7 @@ def _plan(p: argparse.ArgumentParser) -> None:
                    help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
     p.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")
     _adopt_flag(p)
+    _adopt_compose_flag(p)
     p.add_argument("--out", metavar="FILE", help="also save the plan, for 'reconcile apply FILE'")
 
 
@@ -104,6 +105,19 @@ def _apply(p: argparse.ArgumentParser) -> None:
                    help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
     _apply_flags(p)
     _adopt_flag(p)
+    _adopt_compose_flag(p)
+    _recreate_flags(p)
+
+
+def _adopt(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    _apply_flags(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what the takeover would do to each object, and the plan after it; change nothing")
+    _recreate_flags(p)
+
+
+def _recreate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recreate-networks", action="store_true",
                    help="allow recreating networks whose config changed")
     p.add_argument("--recreate-volumes", action="store_true",
@@ -193,6 +207,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "convert": ("print the stack spec equivalent to Compose files (-f compose.yaml)", _convert),
     "plan": ("show what apply would change, and why", _plan),
     "apply": ("make the engine match the spec", _apply),
+    "adopt": ("take over a running Compose project of the same name (docker compose up), then apply", _adopt),
     "status": ("every object: desired vs live, state, health, drift", _status),
     "destroy": ("remove everything the stack owns (volumes kept unless --prune-volumes)", _destroy),
     "watch": ("apply now, then again whenever the spec's files or the stack's objects change", _watch),
@@ -243,6 +258,11 @@ def _adopt_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adopt", action="store_true",
                    help="take over objects whose labels claim the stack but which the reconciler's record does "
                         "not list, and let --prune-volumes/--recreate-volumes delete data it did not create")
+
+
+def _adopt_compose_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adopt-compose", action="store_true",
+                   help="first take over the running Compose project of the stack's name (as 'reconcile adopt')")
 
 
 def _server_flags(parser: argparse.ArgumentParser, help: str) -> None:

@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 import threading
-from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from ..errors import PermanentError
 from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
@@ -129,6 +129,27 @@ class ObjectDriver(ABC):
         ``threading.Event``.
         """
         return iter(())
+
+    def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:
+        """Optional: every object of this driver's kind carrying all of ``selectors`` (``key=value``), whoever owns it.
+
+        What ``reconcile adopt`` takes over: the objects another tool made and
+        labelled (a Compose project's ``com.docker.compose.project=shop``). One
+        list call. The default finds nothing: this driver's objects cannot be adopted.
+        """
+        return []
+
+    def differences(self, spec: Any, live: LiveObject) -> list[str] | None:
+        """Optional: the fields in which ``live``, an object the reconciler did not create, differs from ``spec``.
+
+        Asked when adopting: ``[]`` means the object already is what ``spec``
+        says, and is kept as it runs (a container is not restarted); a list
+        names the differing fields as ``spec``'s ``field_hashes`` name them
+        (``env.LOG_LEVEL``, ``command``, ``options.type``), and the plan shows
+        them. None (the default) means this driver cannot tell: a container is
+        then replaced, a network or a volume taken over as it is.
+        """
+        return None
 
 
 class RegistryDriver(ObjectDriver):

@@ -20,9 +20,10 @@ from .container import ContainerSpec, EnvVar, FileContent, FileMount, HealthChec
 from .desired import DesiredState, ImageSpec, NetworkSpec, VolumeSpec
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
-from .live import Content, LiveObject, LiveState, Record
+from .live import Claim, Content, LiveObject, LiveState, Record
 
 __all__ = [
+    "Claim",
     "Content",
     "ContainerSpec",
     "DesiredState",

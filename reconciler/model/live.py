@@ -14,7 +14,7 @@ from .. import labels as _labels
 from ..values import value
 from .kinds import Kind
 
-__all__ = ["Content", "LiveObject", "LiveState", "Record"]
+__all__ = ["Claim", "Content", "LiveObject", "LiveState", "Record"]
 
 
 @value
@@ -109,6 +109,27 @@ class LiveState:
 
 
 @value
+class Claim:
+    """What the record vouches for an object adopted from another tool, whose labels cannot say it.
+
+    The engine cannot change an object's labels, so a volume, a network or a
+    container taken over from a Compose project (``reconcile adopt``) keeps
+    Compose's. The record then holds the labels the reconciler would have
+    given it, and the planner reads the object as if it carried them.
+    """
+
+    #: The reconciler's labels for the object (stack, kind, key, config hash, field hashes, …).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Foreign labels the object must still carry for the claim to hold (its Compose project and
+    #: key): a volume has no engine id, so another volume made later under its name is not it.
+    requires: Mapping[str, str] = field(default_factory=dict)
+
+    def holds_for(self, obj: LiveObject) -> bool:
+        """Whether ``obj`` still carries the foreign labels it was adopted with."""
+        return all(obj.labels.get(key) == want for key, want in self.requires.items())
+
+
+@value
 class Record:
     """What the reconciler's own record says about one stack on one engine (see ``reconciler.state``).
 
@@ -130,11 +151,22 @@ class Record:
     #: Where it was read (the state database's path), for messages about what it does not list: a
     #: daemon keeps its record in its own state directory, which a command here does not read.
     where: str = field(default="", compare=False)
+    #: (kind, name, id) → what the record vouches for an object adopted from another tool (see ``Claim``).
+    claims: Mapping[tuple[Kind, str, str], Claim] = field(default_factory=dict)
 
     def union(self, other: Record) -> Record:
         """What either record lists (the stack's record under another identity of the same engine)."""
         return Record(created=self.created | other.created, adopted=self.adopted | other.adopted,
-                      missing=self.missing and other.missing, where=self.where or other.where)
+                      missing=self.missing and other.missing, where=self.where or other.where,
+                      claims={**other.claims, **self.claims})
+
+    def claim(self, obj: LiveObject) -> Claim | None:
+        """The record's claim on ``obj`` (a container by its engine id), when ``obj`` still answers it."""
+        found = self.claims.get((obj.kind, obj.name, obj.id))
+        if found is None and obj.kind is Kind.CONTAINER and obj.id:
+            found = next((c for (kind, _, object_id), c in self.claims.items()
+                          if kind is Kind.CONTAINER and object_id == obj.id), None)
+        return found if found is not None and found.holds_for(obj) else None
 
     def lists(self, obj: LiveObject) -> bool:
         """Whether the record lists this very object (kind, name and id; a container by its id alone).
