@@ -2,8 +2,8 @@
 
 It exists to prove the ``reconciler_plan_ready`` veto hook with a real use:
 an operator points ``RECONCILER_POLICY_FILE`` at a YAML file of rules (deny
-privileged containers, host networking, the Docker socket; allow-lists for bind
-paths and registries), and an apply that breaks any of them is refused before
+privileged containers, host networking, the Docker socket, host paths; allow-lists
+for host paths and registries), and an apply that breaks any of them is refused before
 the first write, with every violation listed. See ``docs/policy.md``.
 
 Declared in the ``reconciler`` entry-point group like any third-party plugin.

@@ -6,7 +6,9 @@ a policy makes the next apply refuse until the spec complies. Replicas share
 their config, so each violation is reported once per container key.
 
 Bind sources are resolved (symlinks, ``..``) on the machine the reconciler runs
-on, which is the engine's host for a local engine.
+on, which is the engine's host for a local engine. A violation of a mount starts
+with the ``file:line:col`` the spec wrote it at (``Mount.origin``), so the author
+of a Compose file or a stack spec is sent to the line to change.
 """
 from __future__ import annotations
 
@@ -25,22 +27,29 @@ _REGISTRY_ALIASES = {"index.docker.io": DEFAULT_REGISTRY}
 
 
 def find_violations(policy: Policy, desired: DesiredState) -> list[str]:
-    """Every violation in ``desired``, one line each: ``container KEY (NAMES): what and which rule``."""
+    """Every violation in ``desired``, one line each: ``[FILE:LINE:COL: ]container KEY (NAMES): what and which rule``.
+
+    The position is the spec's for a mount (where the container's other fields
+    have none to give, the line starts with the container).
+    """
     by_key: dict[str, list[ContainerSpec]] = {}
     for spec in sorted(desired.containers.values(), key=lambda s: (s.key, s.replica, s.name)):
         by_key.setdefault(spec.key, []).append(spec)
     lines: list[str] = []
     for key, replicas in sorted(by_key.items()):
-        found: list[str] = []
+        found: list[tuple[str, str]] = []
         for spec in replicas:
             found.extend(v for v in container_violations(policy, spec, desired.images) if v not in found)
         names = ", ".join(spec.name for spec in replicas)
-        lines.extend(f"container {key} ({names}): {violation}" for violation in found)
+        lines.extend(f"{origin + ': ' if origin else ''}container {key} ({names}): {violation}"
+                     for origin, violation in found)
     return lines
 
 
-def container_violations(policy: Policy, spec: ContainerSpec, images: Mapping[str, ImageSpec]) -> list[str]:
-    """What one container replica does that ``policy`` forbids, each naming the field and the rule."""
+def container_violations(policy: Policy, spec: ContainerSpec,
+                         images: Mapping[str, ImageSpec]) -> list[tuple[str, str]]:
+    """What one container replica does that ``policy`` forbids: (where the spec says it, or "", what and which
+    rule)."""
     found: list[str] = []
     if policy.deny_privileged and getattr(spec, "privileged", False):
         found.append("privileged mode is denied by policy rule deny_privileged")
@@ -48,12 +57,13 @@ def container_violations(policy: Policy, spec: ContainerSpec, images: Mapping[st
         found.extend(f"{what} is denied by policy rule deny_privileged" for what in _privileges(spec))
     if policy.deny_host_network and getattr(spec, "network_mode", None) == "host":
         found.append("network_mode host is denied by policy rule deny_host_network")
+    located = [("", violation) for violation in found]
     for mount in spec.mounts:
         if mount.type == "bind":
-            found.extend(_bind_violations(policy, mount.source, mount.target))
+            located.extend((mount.origin, v) for v in _bind_violations(policy, mount.source, mount.target))
     if policy.allowed_registries is not None:
-        found.extend(_registry_violations(policy.allowed_registries, spec, images))
-    return found
+        located.extend(("", v) for v in _registry_violations(policy.allowed_registries, spec, images))
+    return located
 
 
 # Capabilities that amount to privileged mode (mounts, devices, kernel modules, raw I/O, ptrace of the host's).
@@ -77,17 +87,26 @@ def _bind_violations(policy: Policy, source: str, target: str) -> list[str]:
     shown = f"bind mount {source}" + (f" (resolves to {resolved})" if resolved != source else "") + f" at {target}"
     if policy.deny_docker_socket and _exposes_docker_socket(source):
         found.append(f"volumes: {shown} exposes the Docker socket; denied by policy rule deny_docker_socket")
-    allowed = policy.allowed_bind_paths
+    sources = {os.path.normpath(source), resolved}
+    denied = [root for root in policy.denied_host_paths
+              if any(inside(src, form) or inside(form, src) for src in sources for form in _forms(root))]
+    if denied:  # inside a denied root, or above one (mounting / exposes /etc): denied wins over allowed
+        found.append(f"volumes: {shown} exposes {', '.join(denied)}; denied by policy rule denied_host_paths")
+    allowed = policy.allowed_host_paths
     if allowed is not None and not any(inside(resolved, os.path.realpath(root)) for root in allowed):
         roots = ", ".join(allowed) or "none"
-        found.append(f"volumes: {shown} is outside the paths allowed by policy rule allowed_bind_paths ({roots})")
+        found.append(f"volumes: {shown} is outside the paths allowed by policy rule allowed_host_paths ({roots})")
     return found
+
+
+def _forms(path: str) -> set[str]:
+    """``path`` as written (normalized) and with its links resolved: a rule matches either spelling."""
+    return {os.path.normpath(path), os.path.realpath(path)}
 
 
 def _exposes_docker_socket(source: str) -> bool:
     """True when ``source`` is the engine's socket or a directory above it, in any spelling."""
-    sources = {os.path.normpath(source), os.path.realpath(source)}
-    return any(inside(socket, src) for socket in _socket_paths() for src in sources)
+    return any(inside(socket, src) for socket in _socket_paths() for src in _forms(source))
 
 
 def _socket_paths() -> set[str]:
@@ -95,7 +114,7 @@ def _socket_paths() -> set[str]:
     host = os.environ.get("DOCKER_HOST", "")
     if host.startswith("unix://"):
         paths.add(host[len("unix://"):])
-    return {form for path in paths for form in (os.path.normpath(path), os.path.realpath(path))}
+    return {form for path in paths for form in _forms(path)}
 
 
 def _registry_violations(allowed: Iterable[str], spec: ContainerSpec, images: Mapping[str, ImageSpec]) -> list[str]:

@@ -19,7 +19,7 @@ __all__ = ["MAX_POLICY_BYTES", "Policy", "PolicyFileError", "load_policy", "pars
 MAX_POLICY_BYTES = 1024 * 1024
 
 _FLAGS = ("deny_privileged", "deny_host_network", "deny_docker_socket")
-_LISTS = ("allowed_bind_paths", "allowed_registries")
+_LISTS = ("allowed_host_paths", "denied_host_paths", "allowed_registries")
 KNOWN_KEYS = _FLAGS + _LISTS
 
 
@@ -35,13 +35,16 @@ class PolicyFileError(Exception):
 
 @dataclass(frozen=True)
 class Policy:
-    """The rules of one policy file; ``None`` for a list means the rule is not in force."""
+    """The rules of one policy file; ``None`` for an allow-list means the rule is not in force."""
 
     deny_privileged: bool = False
     deny_host_network: bool = False
     deny_docker_socket: bool = False
-    allowed_bind_paths: tuple[str, ...] | None = None
+    #: Roots a bind source must be inside (None: any; empty: no bind mounts at all).
+    allowed_host_paths: tuple[str, ...] | None = None
     allowed_registries: tuple[str, ...] | None = None
+    #: Roots a bind source may neither be inside nor above; they win over ``allowed_host_paths``.
+    denied_host_paths: tuple[str, ...] = ()
 
 
 def load_policy(path: str) -> Policy:
@@ -82,8 +85,9 @@ def parse_policy(data: Any, *, source: str) -> Policy:
                 values[key] = data[key]
             else:
                 problems.append(f"{key} must be true or false, found {_type_name(data[key])}")
-    if "allowed_bind_paths" in data:
-        values["allowed_bind_paths"] = _string_list(data, "allowed_bind_paths", problems, absolute=True)
+    for key in ("allowed_host_paths", "denied_host_paths"):
+        if key in data:
+            values[key] = _string_list(data, key, problems, absolute=True)
     if "allowed_registries" in data:
         values["allowed_registries"] = _string_list(data, "allowed_registries", problems, absolute=False)
     if problems:
@@ -95,8 +99,9 @@ def _string_list(data: dict, key: str, problems: list[str], *, absolute: bool) -
     value = data[key]
     if not isinstance(value, list):
         # null or a bare string is ambiguous: "allow none" and "allow any" are both spelled explicitly.
-        problems.append(f"{key} must be a list (use [] to allow none, or leave the key out to allow any), "
-                        f"found {_type_name(value)}")
+        hint = "use [] to allow none, or leave the key out to allow any" if key.startswith("allowed") \
+            else "leave the key out to deny none"
+        problems.append(f"{key} must be a list ({hint}), found {_type_name(value)}")
         return ()
     items: list[str] = []
     for index, item in enumerate(value):

@@ -44,6 +44,9 @@ class Source:
     allow_empty: bool = False
     prune_volumes: bool = False
     allow_outside_paths: bool = False
+    #: The roots an absolute or ``~`` bind source outside the checkout may be inside (``allow_host_paths``
+    #: as a list; ``false``: none); None (``true``, the default) allows any host path, as the CLI does.
+    allow_host_paths: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,13 @@ def _mark(marks: dict, path: tuple):
     return None
 
 
+def _host_paths(setting: bool | list[str]) -> tuple[str, ...] | None:
+    """A source's ``allow_host_paths`` as ``load_desired``'s ``host_paths``: None (any), () (none) or roots."""
+    if setting is True:
+        return None
+    return tuple(str(Path(root).expanduser()) for root in setting or ())
+
+
 def _build(data: dict, file: Path) -> DaemonConfig:
     base = file.parent
 
@@ -182,6 +192,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             allow_empty=bool(entry.get("allow_empty", False)),
             prune_volumes=bool(entry.get("prune_volumes", False)),
             allow_outside_paths=bool(entry.get("allow_outside_paths", False)),
+            allow_host_paths=_host_paths(entry.get("allow_host_paths", True)),
         ))
     api = data.get("api")
     if api is not None:

@@ -161,7 +161,8 @@ class Daemon:
         try:
             desired = load_desired([where], drivers=self.reconciler.driver_catalog(),
                                    allow_empty=worker.source.allow_empty,
-                                   allow_outside=worker.source.allow_outside_paths, targets=self.config.targets)
+                                   allow_outside=worker.source.allow_outside_paths, targets=self.config.targets,
+                                   host_paths=worker.source.allow_host_paths)
         except SpecError as exc:
             raise _in_source(exc, worker.checkout, tree, revision) from None
         return dataclasses.replace(desired, revision=revision) if revision else desired

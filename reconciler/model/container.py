@@ -54,11 +54,14 @@ class Mount:
     #: on the engine's host when the container is created (as Compose does). Out of the
     #: config hash: it changes nothing the container sees once its source exists.
     create_host_path: bool = False
+    #: Where the spec wrote the mount (``file:line:col``), for rules that refuse it (policy);
+    #: out of the config hash and of equality: moving a line changes nothing the container sees.
+    origin: str = field(default="", compare=False)
 
     def config(self) -> dict:
         """What the container's config hash covers for this mount."""
         config = asdict(self)
-        del config["create_host_path"]
+        del config["create_host_path"], config["origin"]
         return config
 
 

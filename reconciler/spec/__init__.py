@@ -36,6 +36,7 @@ def load_desired(
     compose: ComposeOptions | None = None,
     profiles: Collection[str] = (),
     targets: tuple[Target, ...] = (),
+    host_paths: Collection[str] | None = None,
 ) -> DesiredState:
     """Read, validate and model a spec; raise ``SpecError`` with every problem found.
 
@@ -51,6 +52,10 @@ def load_desired(
     ``profiles`` (the others with ``profiles`` are left out, as Compose does).
     ``targets`` (a daemon's ``targets:``) are the fleet of a stack that names
     none of its own; its ``placement:`` chooses among them.
+    ``host_paths`` (a daemon source's ``allow_host_paths``) are the roots an
+    absolute or ``~`` bind source outside the repository may be inside; None
+    allows any host path, as Compose does, and ``~`` is the home of the user
+    running the reconciler.
 
     Compose files (a top-level ``services:``, see ``reconciler.spec.compose``)
     are recognised from their content and translated first, with ``compose``'s
@@ -73,7 +78,8 @@ def load_desired(
                         "-p and --ignore-unsupported apply to Compose files only (--stack names a stack)")
     if compose_files is None:
         raw = load_stack(files, environ=environ)
-        validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets)
+        validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets,
+                 host_paths=host_paths)
         desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, scheduling=scheduling,
                                 targets=targets)
     else:
@@ -84,7 +90,8 @@ def load_desired(
         translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
         raw = translated.raw
         try:
-            validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets)
+            validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets,
+                     host_paths=host_paths)
             desired = build_desired(raw, stack_name_for(raw, stack), profiles=profiles, scheduling=scheduling,
                                     targets=targets)
         except SpecError as exc:

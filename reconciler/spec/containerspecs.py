@@ -260,8 +260,10 @@ class ContainerBuilder:
             return Mount(type="tmpfs", target=spec["target"], tmpfs_size=units.parse_bytes(size) if size else None)
         if kind == "bind":
             source = str(spec_path(self.raw, path, spec["source"]))
+            mark = self.raw.mark(path)
             return Mount(type="bind", target=spec["target"], source=source, read_only=bool(spec.get("read_only")),
-                         create_host_path=isinstance(value, str))
+                         create_host_path=isinstance(value, str) or bool(spec.get("create_host_path")),
+                         origin=f"{mark.file}:{mark.line}:{mark.col}" if mark else "")
         if not spec.get("source"):  # anonymous: made by the engine, handed on to the container's successor
             return Mount(type="volume", target=spec["target"], read_only=bool(spec.get("read_only")))
         volume = self.volumes.get(spec["source"])

@@ -2,9 +2,19 @@
 
 They run on the parts of a spec the JSON Schema accepted (``failed`` holds the
 paths it refused), so one mistake is reported once, in the words that fit it.
+
+Paths answer to two rules. What the reconciler itself reads (env files, build
+contexts, config and secret files, image archives) stays inside the spec's
+repository, and so does a relative bind source: a spec pulled from a repository
+must not make the reconciler read, or a relative path reach, what lies beside
+it. An absolute or ``~`` bind source is a host path as Compose means it: the
+engine mounts it for whoever writes the spec, so refusing it protects nothing;
+an operator narrows it with ``host_paths`` (a daemon source's
+``allow_host_paths``) or the policy plugin. See docs/security.md.
 """
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Mapping
@@ -25,12 +35,17 @@ __all__ = ["semantic_findings", "unknown_drivers"]
 
 _Finding = tuple[tuple, str]  # (path, message)
 ALLOW_OUTSIDE_FLAG = "--allow-outside-paths"  # what a user passes to allow_outside, named in the finding
+HOST_PATHS_SETTING = "allow_host_paths"  # the daemon source setting host_paths comes from, named in the finding
 
 
 def semantic_findings(raw: RawStack, failed: set[tuple], *, allow_outside: bool,
-                      profiles: Collection[str] = ()) -> list[_Finding]:
-    """Every cross-reference, cycle, path and file problem in the parts the schema accepted."""
-    return _Semantics(raw, failed, allow_outside, profiles).findings()
+                      profiles: Collection[str] = (), host_paths: Collection[str] | None = None) -> list[_Finding]:
+    """Every cross-reference, cycle, path and file problem in the parts the schema accepted.
+
+    ``host_paths``: the roots a bind source outside the repository may be inside
+    (None: any host path, as Compose; empty: none).
+    """
+    return _Semantics(raw, failed, allow_outside, profiles, host_paths).findings()
 
 
 def unknown_drivers(data: dict, failed: set[tuple], drivers: Mapping[str, Collection[str]]) -> list[_Finding]:
@@ -80,8 +95,10 @@ def _conflict(drivers: Mapping[str, Collection[str]], section: str, name: str) -
 class _Semantics:
     """Cross-references, cycles and file-system checks over the parts the schema accepted."""
 
-    def __init__(self, raw: RawStack, failed: set[tuple], allow_outside: bool, profiles: Collection[str] = ()) -> None:
+    def __init__(self, raw: RawStack, failed: set[tuple], allow_outside: bool, profiles: Collection[str] = (),
+                 host_paths: Collection[str] | None = None) -> None:
         self.raw = raw
+        self.host_paths = None if host_paths is None else tuple(host_paths)
         self.profiles = frozenset(profiles)
         self.names: dict[str, tuple] = {}  # container_name -> path of the first container that took it
         self.failed = failed
@@ -219,11 +236,13 @@ class _Semantics:
             self.out.append((path, f"volume {source!r} is not defined in volumes "
                                    "(a bind mount's source starts with '.', '/' or '~')"))
         elif kind == "bind":
-            resolved = self._resolve(path, source, self._spec_dir(path))
-            if resolved is not None and isinstance(mount, dict) and not resolved.exists():
-                # The short syntax makes a missing source a directory; the long one refuses, as in Compose.
-                self.out.append((path, f"bind source {source!r} does not exist ({resolved}): create it, or write "
-                                       f"the mount as \"{source}:{spec['target']}\" to have it created"))
+            resolved = self._bind_source(path, source)
+            if resolved is not None and isinstance(mount, dict) and not mount.get("create_host_path") \
+                    and not resolved.exists():
+                # The short syntax makes a missing source a directory; the long one only when asked, as in Compose.
+                self.out.append((path, f"bind source {source!r} does not exist ({resolved}): create it, add "
+                                       f"create_host_path: true, or write the mount as \"{source}:{spec['target']}\" "
+                                       "to have it created"))
 
     def _file_source(self, section: str, key: str, entry: dict) -> None:
         """Read a config or secret as the model will (decrypting it), to report what stops that."""
@@ -357,13 +376,37 @@ class _Semantics:
     def _spec_dir(self, path: tuple) -> Path:
         return self.raw.origin(path).resolve().parent
 
+    def _bind_source(self, path: tuple, value: str) -> Path | None:
+        """A bind mount's source resolved, or None (and a finding) if it may not be mounted.
+
+        An absolute or ``~`` source is a host path (``~``: the home of the user running
+        the reconciler); a relative one is the repository's and may not climb out of it.
+        So may not an absolute one that climbs with ``..``: the Compose reader writes a
+        relative path of an override file in another folder that way (``/project/../x``).
+        Outside the repository, either must lie below one of ``host_paths`` when given.
+        """
+        if value.startswith("~") or (os.path.isabs(value) and ".." not in Path(value).parts):
+            resolved = Path(value).expanduser().resolve()
+        else:
+            resolved = self._resolve(path, value, self._spec_dir(path))
+        if resolved is None or self.host_paths is None:
+            return resolved
+        root = self._repo_root(self.raw.origin(path).resolve())
+        if inside(resolved, root) or any(inside(resolved, os.path.realpath(r)) for r in self.host_paths):
+            return resolved
+        rule = (f"outside this source's {HOST_PATHS_SETTING} ({', '.join(self.host_paths)})" if self.host_paths
+                else f"this source's {HOST_PATHS_SETTING} is false")
+        self.out.append((path, f"bind source {value!r} resolves to {resolved}, outside the repository {root}, "
+                               f"and {rule}"))
+        return None
+
     def _resolve(self, path: tuple, value: str, base: Path) -> Path | None:
-        """Absolute form of a spec path, or None (and a finding) if it leaves the repository.
+        """Absolute form of a path the reconciler reads, or None (and a finding) if it leaves the repository.
 
         Relative, absolute and ``~`` paths answer to one rule: a spec from a
-        repository reads and mounts only what is in that repository, unless the
-        user says otherwise (``/etc/os-release`` is no more harmless than
-        ``../../etc/os-release``). Symbolic links are followed before judging.
+        repository makes the reconciler read only what is in that repository,
+        unless the user says otherwise (``/etc/os-release`` is no more harmless
+        than ``../../etc/os-release``). Symbolic links are followed before judging.
         """
         resolved = (base / Path(value).expanduser()).resolve()
         if self.allow_outside:

@@ -44,19 +44,22 @@ _Finding = tuple[tuple, str]  # (path, message)
 
 def validate(
     raw: RawStack, *, allow_outside: bool = False, drivers: Mapping[str, Collection[str]] | None = None,
-    profiles: Collection[str] = (), targets: tuple[Target, ...] = (),
+    profiles: Collection[str] = (), targets: tuple[Target, ...] = (), host_paths: Collection[str] | None = None,
 ) -> None:
     """Raise SpecError listing every schema and semantic problem in ``raw``.
 
     Semantic checks (references, depends_on cycles, paths, env files) skip the
-    parts that failed the schema. Paths, relative or absolute, may not leave
-    the repository holding the spec file unless ``allow_outside`` is true.
+    parts that failed the schema. Paths the reconciler reads (env files, build
+    contexts, files, archives), relative or absolute, and relative bind sources
+    may not leave the repository holding the spec file unless ``allow_outside``
+    is true. An absolute or ``~`` bind source is a host path, allowed as in
+    Compose; ``host_paths`` (roots; empty: none) narrows where one may point.
     ``profiles`` are the enabled profiles: an enabled container may not depend
     on one they leave out. ``targets`` are the daemon's, for a stack naming none.
     """
     findings = _schema_findings(raw.data, option_schemas(drivers))
     failed = {path for path, _ in findings}
-    findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles)
+    findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles, host_paths=host_paths)
     findings += fleet_findings(raw, failed, targets)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)

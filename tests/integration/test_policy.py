@@ -38,7 +38,7 @@ DENIED = NETWORK_AND_VOLUME + """
 def write_policy(stack) -> dict[str, str]:
     (stack.dir / "data").mkdir(exist_ok=True)
     path = stack.dir / "policy.yaml"
-    path.write_text(f"deny_docker_socket: true\nallowed_bind_paths: [{stack.dir / 'data'}]\n")
+    path.write_text(f"deny_docker_socket: true\nallowed_host_paths: [{stack.dir / 'data'}]\n")
     return {"RECONCILER_POLICY_FILE": str(path)}
 
 
@@ -56,8 +56,8 @@ def test_a_denied_plan_lists_every_violation_and_changes_nothing(stack):
     agent, snoop = f"container agent ({stack.name}-agent-1): ", f"container snoop ({stack.name}-snoop-1): "
     assert len(violations) == 3, result.err
     assert any(v.startswith(agent) and "deny_docker_socket" in v for v in violations)
-    assert any(v.startswith(agent) and "allowed_bind_paths" in v for v in violations)
-    assert any(v.startswith(snoop) and "bind mount /etc at /host-etc" in v and "allowed_bind_paths" in v
+    assert any(v.startswith(agent) and "allowed_host_paths" in v for v in violations)
+    assert any(v.startswith(snoop) and "bind mount /etc at /host-etc" in v and "allowed_host_paths" in v
                for v in violations)
     assert "container web" not in result.err
 

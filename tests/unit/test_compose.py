@@ -283,7 +283,8 @@ def test_long_syntax_ports_volumes_tmpfs_configs_and_secrets():
                               {"target": 443, "host_ip": "127.0.0.1", "published": 8443},
                               {"target": 8080}]
     assert proxy["volumes"] == [
-        {"type": "bind", "source": "./config", "target": "/etc/traefik", "read_only": True},
+        # bind.create_host_path is carried over (issue 22): it was dropped, so a missing source was refused.
+        {"type": "bind", "source": "./config", "target": "/etc/traefik", "read_only": True, "create_host_path": True},
         {"type": "volume", "source": "certs", "target": "/certs"},
         {"type": "tmpfs", "target": "/cache", "size": "16m"},
         {"type": "tmpfs", "target": "/run", "size": "8m"},

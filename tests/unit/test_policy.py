@@ -91,37 +91,37 @@ def test_deny_docker_socket_covers_a_docker_host_unix_socket(tmp_path, monkeypat
     assert check(tmp_path, "deny_docker_socket: true", container(binds=("/opt/engine",))) is not None
 
 
-def test_allowed_bind_paths(tmp_path):
-    policy = "allowed_bind_paths: [/srv/data, /opt/app]"
+def test_allowed_host_paths(tmp_path):
+    policy = "allowed_host_paths: [/srv/data, /opt/app]"
     assert check(tmp_path, policy, container(binds=("/srv/data", "/opt/app/conf/x.ini"))) is None
     reason = check(tmp_path, policy, container(binds=("/srv/database", "/srv/data/../../etc", "/opt/app")))
     assert reason is not None
     lines = reason.splitlines()
     assert len(lines) == 2
     assert lines[0] == ("container web (shop-web-1): volumes: bind mount /srv/database at /mnt/0 is outside "
-                        "the paths allowed by policy rule allowed_bind_paths (/srv/data, /opt/app)")
+                        "the paths allowed by policy rule allowed_host_paths (/srv/data, /opt/app)")
     assert "bind mount /srv/data/../../etc (resolves to /etc)" in lines[1]
 
 
-def test_allowed_bind_paths_resolves_symlinks_out_of_an_allowed_dir(tmp_path):
+def test_allowed_host_paths_resolves_symlinks_out_of_an_allowed_dir(tmp_path):
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     (allowed / "escape").symlink_to("/etc")
-    policy = f"allowed_bind_paths: [{allowed}]"
+    policy = f"allowed_host_paths: [{allowed}]"
     assert check(tmp_path, policy, container(binds=(str(allowed / "data"),))) is None
-    assert "allowed_bind_paths" in check(tmp_path, policy, container(binds=(str(allowed / "escape"),)))
+    assert "allowed_host_paths" in check(tmp_path, policy, container(binds=(str(allowed / "escape"),)))
 
 
-def test_empty_allowed_bind_paths_allows_no_bind_mount(tmp_path):
-    assert check(tmp_path, "allowed_bind_paths: []", container(binds=("/srv",))) is not None
-    assert check(tmp_path, "allowed_bind_paths: []", container()) is None
+def test_empty_allowed_host_paths_allows_no_bind_mount(tmp_path):
+    assert check(tmp_path, "allowed_host_paths: []", container(binds=("/srv",))) is not None
+    assert check(tmp_path, "allowed_host_paths: []", container()) is None
 
 
 def test_volume_and_tmpfs_mounts_are_not_bind_mounts(tmp_path):
     spec = container()
     spec = ContainerSpec(**{**vars(spec), "mounts": (Mount(type="volume", source="/", target="/data"),
                                                       Mount(type="tmpfs", target="/tmp"))})
-    assert check(tmp_path, "deny_docker_socket: true\nallowed_bind_paths: []", spec) is None
+    assert check(tmp_path, "deny_docker_socket: true\nallowed_host_paths: []", spec) is None
 
 
 def test_allowed_registries(tmp_path):
@@ -215,9 +215,9 @@ def test_the_plugin_is_registered_through_its_entry_point(monkeypatch, tmp_path)
     ("", "it is empty"),
     ("- deny_privileged", "expected a mapping of rules, found a list"),
     ("deny_privileged: 'yes please'", "deny_privileged must be true or false, found the string 'yes please'"),
-    ("allowed_bind_paths: /srv", "allowed_bind_paths must be a list"),
-    ("allowed_bind_paths:", "allowed_bind_paths must be a list"),
-    ("allowed_bind_paths: [srv/data]", "allowed_bind_paths[0] must be an absolute path"),
+    ("allowed_host_paths: /srv", "allowed_host_paths must be a list"),
+    ("allowed_host_paths:", "allowed_host_paths must be a list"),
+    ("allowed_host_paths: [srv/data]", "allowed_host_paths[0] must be an absolute path"),
     ("allowed_registries: [docker.io, 5]", "allowed_registries[1] must be a non-empty string"),
     ("deny_privilege: true\nallow_everything: true", "unknown keys allow_everything, deny_privilege"),
 ])
@@ -266,7 +266,7 @@ def test_a_huge_policy_refuses(tmp_path):
 
 def test_a_full_policy_parses():
     policy = parse_policy({"deny_privileged": True, "deny_host_network": False, "deny_docker_socket": True,
-                           "allowed_bind_paths": ["/srv/data"], "allowed_registries": ["docker.io"]}, source="p")
+                           "allowed_host_paths": ["/srv/data"], "allowed_registries": ["docker.io"]}, source="p")
     assert policy == Policy(True, False, True, ("/srv/data",), ("docker.io",))
     assert parse_policy({}, source="p") == Policy()
 

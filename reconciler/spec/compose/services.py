@@ -193,8 +193,10 @@ class ServiceWriter(Writer):
                     else:
                         self._unsupported((*here, option), keys.NOT_YET)
             elif key == "bind" and isinstance(value, dict):
-                for option in value:
-                    if option != "create_host_path":
+                for option, setting in value.items():
+                    if option == "create_host_path":  # the short syntax implies it; the long one asks
+                        made[option] = cast(option, setting)
+                    else:
                         self._unsupported((*here, option), keys.NOT_YET)
             elif key == "volume" and isinstance(value, dict):
                 for option, setting in value.items():
