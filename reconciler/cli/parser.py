@@ -53,8 +53,9 @@ def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser]
                        help="spec file or directory (repeatable; default: ./stack.yaml)")
         p.add_argument("--stack", help="stack name (default: name: in the spec, else the spec's directory)")
         p.add_argument("--allow-outside-paths", action="store_true",
-                       help="let paths in the spec (build contexts, env files, bind mounts, archives), "
-                            "relative or absolute, point outside its repository")
+                       help="let the files the spec makes the reconciler read (build contexts, env files, "
+                            "config files, archives) and relative bind sources point outside its repository "
+                            "(absolute and ~ bind sources need no flag)")
         _plugin_flag(p, "load a plugin module by import path (repeatable)")
         _compose_flags(p)
         if engine:
