@@ -6,9 +6,10 @@ a policy makes the next apply refuse until the spec complies. Replicas share
 their config, so each violation is reported once per container key.
 
 Bind sources are resolved (symlinks, ``..``) on the machine the reconciler runs
-on, which is the engine's host for a local engine. A violation of a mount starts
-with the ``file:line:col`` the spec wrote it at (``Mount.origin``), so the author
-of a Compose file or a stack spec is sent to the line to change.
+on, which is the engine's host for a local engine. A violation of a mount names
+the ``file:line:col`` the spec wrote it at (``Mount.origin``), after the
+container, so the author of a Compose file or a stack spec is sent to the line
+to change.
 """
 from __future__ import annotations
 
@@ -27,10 +28,9 @@ _REGISTRY_ALIASES = {"index.docker.io": DEFAULT_REGISTRY}
 
 
 def find_violations(policy: Policy, desired: DesiredState) -> list[str]:
-    """Every violation in ``desired``, one line each: ``[FILE:LINE:COL: ]container KEY (NAMES): what and which rule``.
+    """Every violation in ``desired``, one line each: ``container KEY (NAMES): [FILE:LINE:COL: ]what and which rule``.
 
-    The position is the spec's for a mount (where the container's other fields
-    have none to give, the line starts with the container).
+    The position is where the spec wrote a mount (the container's other fields have none to give).
     """
     by_key: dict[str, list[ContainerSpec]] = {}
     for spec in sorted(desired.containers.values(), key=lambda s: (s.key, s.replica, s.name)):
@@ -41,7 +41,7 @@ def find_violations(policy: Policy, desired: DesiredState) -> list[str]:
         for spec in replicas:
             found.extend(v for v in container_violations(policy, spec, desired.images) if v not in found)
         names = ", ".join(spec.name for spec in replicas)
-        lines.extend(f"{origin + ': ' if origin else ''}container {key} ({names}): {violation}"
+        lines.extend(f"container {key} ({names}): {origin + ': ' if origin else ''}{violation}"
                      for origin, violation in found)
     return lines
 

@@ -215,7 +215,7 @@ def test_policy_violations_name_the_mount_at_its_file_line_col(tmp_path):
     reason = check_policy(policy(tmp_path, "deny_docker_socket: true\n"), state)
     compose = stack / "compose.yaml"
     socket = Path("/var/run/docker.sock").resolve()  # the desired state holds the source resolved
-    assert reason == (f"{compose}:5:9: container proxy (stack-proxy-1): volumes: bind mount {socket} at "
+    assert reason == (f"container proxy (stack-proxy-1): {compose}:5:9: volumes: bind mount {socket} at "
                       "/var/run/docker.sock exposes the Docker socket; denied by policy rule deny_docker_socket")
 
 
@@ -224,16 +224,17 @@ def test_allowed_and_denied_host_paths(tmp_path):
     state = load(stack, TRAEFIK, name="compose.yaml")
     compose = stack / "compose.yaml"
     allowed = check_policy(policy(tmp_path, f"allowed_host_paths: [{stack}]\n"), state)
-    assert allowed.splitlines() == [line for line in allowed.splitlines() if line.startswith(f"{compose}:5:9: ")]
+    assert allowed.splitlines() == [line for line in allowed.splitlines()
+                                    if line.startswith(f"container proxy (stack-proxy-1): {compose}:5:9: ")]
     assert "allowed_host_paths" in allowed
     assert check_policy(policy(tmp_path, f"allowed_host_paths: [{stack}, /var/run, /run]\n"), state) is None
     # denied wins over allowed, and a source above a denied root exposes it too
     denied = check_policy(policy(tmp_path, f"allowed_host_paths: ['/']\ndenied_host_paths: [{stack / 'rules'}]\n"),
                           state)
-    assert denied == (f"{compose}:6:9: container proxy (stack-proxy-1): volumes: bind mount {stack / 'rules'} at "
+    assert denied == (f"container proxy (stack-proxy-1): {compose}:6:9: volumes: bind mount {stack / 'rules'} at "
                       f"/rules exposes {stack / 'rules'}; denied by policy rule denied_host_paths")
     above = check_policy(policy(tmp_path, "denied_host_paths: [/var/run/docker.sock/..]\n"), state)
-    assert "denied_host_paths" in above and above.startswith(f"{compose}:5:9: ")
+    assert "denied_host_paths" in above and above.startswith(f"container proxy (stack-proxy-1): {compose}:5:9: ")
     assert "denied_host_paths" in check_policy(policy(tmp_path, f"denied_host_paths: [{stack}/rules/x]\n"), state)
 
 
