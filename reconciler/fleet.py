@@ -214,7 +214,7 @@ class FleetReconciler:
         return self.apply(desired, request, on_target=on_target)
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
-             adopt_compose: str = "", on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
+             adopt_compose: bool = False, on_target: Callable[[TargetOutcome], None] | None = None) -> FleetReport:
         """Plan ``desired`` against every target's live state (reads only); ``adopt_compose`` on each."""
         def made(target: Target, result: tuple[Plan, LiveState]) -> TargetOutcome:
             plan, live = result

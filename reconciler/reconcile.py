@@ -40,9 +40,9 @@ class ApplyRequest:
     #: Take over objects whose labels claim the stack but which the record does not list,
     #: and let ``prune_volumes``/``recreate_volumes`` delete data the reconciler did not create.
     adopt: bool = False
-    #: The Compose project to take over first (``reconcile adopt``, ``apply --adopt-compose``; see
-    #: ``reconciler.adoption``); "" takes nothing over.
-    adopt_compose: str = ""
+    #: First take over the running Compose project of the stack's name (``reconcile adopt``,
+    #: ``apply --adopt-compose``, a daemon source's ``adopt_compose``; see ``reconciler.adoption``).
+    adopt_compose: bool = False
     recreate_networks: bool = False
     recreate_volumes: bool = False
     destroy: bool = False
@@ -170,10 +170,10 @@ class Reconciler:
         return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
-             adopt_compose: str = "", on_target: Callable[[Any], None] | None = None) -> StackPlan:
+             adopt_compose: bool = False, on_target: Callable[[Any], None] | None = None) -> StackPlan:
         """The plan against fresh live state and the record (read only), and that live state.
 
-        ``adopt_compose``: show the takeover of that Compose project too (``reconcile adopt --dry-run``).
+        ``adopt_compose``: show the takeover of the Compose project of the stack's name too (``adopt --dry-run``).
         ``on_target`` is a fleet's (``FleetReconciler.plan``): one engine is no fleet's target, it is never called.
         """
         drivers = self.drivers(desired.stack)
@@ -186,17 +186,18 @@ class Reconciler:
         return StackPlan(plan, live)
 
     def _plan(self, desired: DesiredState, drivers: Drivers, live: LiveState, record: Record, *,
-              prune_volumes: bool, adopt: bool, adopt_compose: str) -> tuple[Plan, Any]:
-        """The plan, after the takeover of ``adopt_compose`` when given (then also the ``Adoption``, else None)."""
+              prune_volumes: bool, adopt: bool, adopt_compose: bool) -> tuple[Plan, Any]:
+        """The plan, after the takeover of the stack's Compose project when asked (then also the ``Adoption``)."""
         if not adopt_compose:
             return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), None
         from .adoption import plan_adoption
 
-        found = _find_labelled(drivers, adopt_compose)
-        adoption = plan_adoption(desired, adopt_compose, found, live, record,
+        project = desired.stack
+        found = _find_labelled(drivers, project)
+        adoption = plan_adoption(desired, project, found, live, record,
                                  lambda spec, obj: drivers.get(obj.kind, spec.driver).differences(spec, obj))
         if adoption.clashes:
-            raise PlanError(f"cannot take over Compose project {adopt_compose}, nothing was changed:\n"
+            raise PlanError(f"cannot take over Compose project {project}, nothing was changed:\n"
                             + "\n".join(f"  {line}" for line in adoption.clashes))
         live, record = adoption.view(live, record)
         plan = plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt)

@@ -30,7 +30,7 @@ class StackRunner(Protocol):
     """What the CLI and the loop ask of a stack's reconciler (``Reconciler``, ``fleet.FleetReconciler``)."""
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
-             adopt_compose: str = "", on_target: Callable[[Any], None] | None = None) -> Any:
+             adopt_compose: bool = False, on_target: Callable[[Any], None] | None = None) -> Any:
         """The plan against fresh live state (reads only): a ``StackPlan``, or a fleet's ``FleetReport``."""
 
     def apply(self, desired: DesiredState, request: ApplyRequest = ApplyRequest(), **callbacks: Any) -> Any:

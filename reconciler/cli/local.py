@@ -128,7 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     runner = _runner(args, reconciler, desired,
                      one_engine="plan --out saves one engine's plan: name it with --engine" if args.out else "")
     planned = runner.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt,
-                          adopt_compose=desired.stack if args.adopt_compose else "", **callbacks(args, changes=False))
+                          adopt_compose=args.adopt_compose, **callbacks(args, changes=False))
     code = show_plan(args, planned, vetoes=lambda plan: reconciler.vetoes(plan, desired))
     if args.out:
         from ..planfile import write_plan
@@ -150,7 +150,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     reconciler = reconciler_of(args)
     desired = desired_of(args, reconciler)
     request = request_of(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
-                         adopt_compose=desired.stack if args.adopt_compose else "")
+                         adopt_compose=args.adopt_compose)
     if saved is not None:
         request = saved.request(request)
     return _apply(args, reconciler, desired, request)
@@ -163,10 +163,10 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     if args.dry_run:
         args.detailed_exitcode, args.adopt = False, False
         planned = _runner(args, reconciler, desired).plan(desired, prune_volumes=args.prune_volumes,
-                                                         adopt_compose=desired.stack, **callbacks(args, changes=False))
+                                                         adopt_compose=True, **callbacks(args, changes=False))
         return show_plan(args, planned, vetoes=lambda plan: reconciler.vetoes(plan, desired))
     request = request_of(args, recreate_networks=args.recreate_networks, recreate_volumes=args.recreate_volumes,
-                         adopt_compose=desired.stack)
+                         adopt_compose=True)
     return _apply(args, reconciler, desired, request)
 
 

@@ -47,6 +47,8 @@ class Source:
     #: The roots an absolute or ``~`` bind source outside the checkout may be inside (``allow_host_paths``
     #: as a list; ``false``: none); None (``true``, the default) allows any host path, as the CLI does.
     allow_host_paths: tuple[str, ...] | None = None
+    #: Take over a running Compose project of each stack's name (as ``reconcile adopt``) on every pass.
+    adopt_compose: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             prune_volumes=bool(entry.get("prune_volumes", False)),
             allow_outside_paths=bool(entry.get("allow_outside_paths", False)),
             allow_host_paths=_host_paths(entry.get("allow_host_paths", True)),
+            adopt_compose=bool(entry.get("adopt_compose", False)),
         ))
     api = data.get("api")
     if api is not None:

@@ -87,7 +87,8 @@ class Daemon:
             worker.loop = self._loop(worker)
 
     def _loop(self, worker: StackWorker) -> StackLoop:
-        request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty)
+        request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty,
+                               adopt_compose=worker.source.adopt_compose)
         return StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
                          on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
 
