@@ -15,7 +15,18 @@ containers). Once both are converged, each repeat times, one side at a time
   peer   ``docker-compose -p benchcpeer<id> -f compose.yaml up -d``  (every service up-to-date)
 
 and checks that neither replaced a container. It prints the medians and the
-ours / peer ratio (target <= 0.7). It is a benchmark, not a test: the exit
+ours / peer ratio (target <= 0.7).
+
+Then adoption (``--changed K``, default 3): two more projects are brought up
+by docker-compose from the same file, K of their services' environments are
+edited, and one run each, timed:
+
+  ours   ``reconcile adopt -f compose.yaml -p <project A>``  (takes A over)
+  peer   ``docker-compose -p <project B> up -d``              (recreates B's K)
+
+with the number of containers each side restarted (a new id, or the same id
+started again): the target is exactly K for ours, the services whose config
+differs. It is a benchmark, not a test: the exit
 code is 1 only when something failed (a command's error, a container replaced
 or not running). Everything it creates is labelled with its stack or compose
 project and removed at the end, also on an error or Ctrl-C.
@@ -76,6 +87,8 @@ class Bench:
         self.file.write_text(compose_file(args.n))
         self.env = child_env(tmp)
         self.runs: dict[str, list[Run]] = {"ours": [], "peer": []}
+        self.adopted: dict[str, tuple[Run, int]] = {}
+        self.adopt_projects = (f"benchca{self.run_id}", f"benchcb{self.run_id}")
         self.interrupted = False
 
     def names(self) -> str:
@@ -116,6 +129,49 @@ class Bench:
                 log(f"rep {rep + 1}/{self.args.repeats} {side}: {run.seconds:.3f}s")
                 if self.ids(side) != before[side]:
                     raise BenchError(f"{side}: a no-op run replaced containers\n{run.out[-2000:]}")
+        if self.args.changed:
+            self.measure_adoption()
+
+    def measure_adoption(self) -> None:
+        """Adopt a running project with K changed services against Compose's own ``up -d`` of the same change."""
+        ours, peer = self.adopt_projects
+        for project in self.adopt_projects:
+            log(f"adoption: docker-compose brings up {project} (untimed)")
+            run_child([self.args.compose, "-p", project, "-f", str(self.file), "up", "-d"], env=self.env,
+                      cwd=str(self.folder))
+        started = {p: self.started(f"{COMPOSE_LABEL}={p}") for p in self.adopt_projects}
+        changed = self.folder / "changed.yaml"
+        text = self.file.read_text()
+        for i in range(self.args.changed):
+            text = text.replace(f"      SERVICE: svc{i}\n", f"      SERVICE: svc{i}-changed\n")
+        changed.write_text(text)
+        time.sleep(self.args.settle)
+        run = run_child([sys.executable, "-m", "reconciler", "adopt", "-f", str(changed), "-p", ours,
+                         "--workers", str(self.args.workers)], env=self.env, cwd=str(self.folder))
+        after = {**self.started(f"{COMPOSE_LABEL}={ours}"), **self.started(owner_selector(ours))}
+        self.adopted["ours"] = (run, self.restarted(started[ours], after))
+        time.sleep(self.args.settle)
+        run = run_child([self.args.compose, "-p", peer, "-f", str(changed), "up", "-d"], env=self.env,
+                        cwd=str(self.folder))
+        self.adopted["peer"] = (run, self.restarted(started[peer], self.started(f"{COMPOSE_LABEL}={peer}")))
+        for side, (run, restarted) in self.adopted.items():
+            log(f"adoption {side}: {run.seconds:.3f}s, {restarted} containers restarted")
+
+    def started(self, label: str) -> dict[str, tuple[str, str]]:
+        """Service → (container id, when it started), for the running containers carrying ``label``."""
+        out = {}
+        for c in self.engine.containers(label):
+            info = self.engine.api.inspect_container(c["Id"])
+            labels = info["Config"]["Labels"] or {}
+            service = labels.get("com.docker.compose.service") or labels.get("io.reconciler.name", "")
+            out[service] = (c["Id"], info["State"]["StartedAt"])
+        return out
+
+    @staticmethod
+    def restarted(before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]) -> int:
+        if set(after) != set(before):
+            raise BenchError(f"services differ after adoption: {sorted(set(before) ^ set(after))}")
+        return sum(after[service] != before[service] for service in before)
 
     def cleanup(self) -> None:
         for side in ("ours", "peer"):
@@ -124,6 +180,9 @@ class Bench:
             except OSError as exc:
                 log(f"cleanup: {side} down failed: {exc}")
             remove_labelled(self.engine, self.label(side))
+        for project in self.adopt_projects:
+            remove_labelled(self.engine, f"{COMPOSE_LABEL}={project}")
+            remove_labelled(self.engine, owner_selector(project))
 
 
 def report(bench: Bench, total: float) -> str:
@@ -142,6 +201,14 @@ def report(bench: Bench, total: float) -> str:
     ]
     for side in ("ours", "peer"):
         out.append(f"  {side:<5} " + " ".join(f"{r.seconds:.3f}" for r in bench.runs[side]))
+    if bench.adopted:
+        (ours_run, ours_restarted), (peer_run, peer_restarted) = bench.adopted["ours"], bench.adopted["peer"]
+        k = bench.args.changed
+        out += ["", f"taking over a running {bench.args.n}-service project with {k} services changed:",
+                table(["measurement", "ours (s)", "peer (s)", "ratio", "restarted ours", "restarted peer", "verdict"],
+                      [["adopt vs up -d", f"{ours_run.seconds:.3f}", f"{peer_run.seconds:.3f}",
+                        f"{ours_run.seconds / peer_run.seconds:.2f}", str(ours_restarted), str(peer_restarted),
+                        "OK" if ours_restarted == k else f"over (target {k})"]], {1, 2, 3, 4, 5})]
     out += ["", f"total benchmark time {total:.0f}s"]
     return "\n".join(out)
 
@@ -153,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed no-op runs per side (default 7)")
     parser.add_argument("--workers", type=int, default=4, help="reconcile --workers (default 4)")
     parser.add_argument("--settle", type=float, default=0.5, help="untimed pause before each run (default 0.5s)")
+    parser.add_argument("--changed", type=int, default=3,
+                        help="adoption: services whose environment changes before the takeover (default 3; 0 skips it)")
     parser.add_argument("--compose", default="docker-compose", help="the compose v1 command (default docker-compose)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1 or args.workers < 1:

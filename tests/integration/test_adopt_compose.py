@@ -1,0 +1,139 @@
+"""Taking over a project that Debian's docker-compose 1.29 started: data kept, what matches never restarted."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from reconciler.labels import COMPOSE_PROJECT
+
+pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
+                                reason="docker-compose (Debian's 1.29) is not installed: scripts/engine.sh up installs it")
+
+DOCKERFILE = """\
+FROM BASE
+CMD ["sh", "-c", "echo hi > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
+"""
+COMPOSE = """\
+services:
+  web:
+    build: ./web
+    init: true
+    stop_grace_period: 1s
+    environment:
+      VERSION: "VER"
+    networks: [front, back]
+    healthcheck:
+      test: ["CMD-SHELL", "nc -w 1 127.0.0.1 8080 </dev/null"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+  db:
+    image: BASE
+    command: ["sh", "-c", "test -f /data/x || echo first > /data/x; exec sleep 100000"]
+    init: true
+    stop_grace_period: 1s
+    environment:
+      MODE: primary
+    volumes:
+      - dbdata:/data
+    networks: [back]
+volumes:
+  dbdata:
+networks:
+  front:
+  back:
+"""
+
+
+def _compose(stack, project: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker-compose", "-p", project, *args], cwd=stack.dir, capture_output=True, text=True,
+                          timeout=180)
+
+
+def _write(stack, version: str) -> None:
+    (stack.dir / "web").mkdir(exist_ok=True)
+    stack.write(DOCKERFILE, "web/Dockerfile")
+    stack.write(COMPOSE.replace("VER", version), "compose.yaml")
+
+
+def _project(stack, project: str) -> dict[str, dict]:
+    """The project's containers by name, whoever holds them now (Compose's labels or ours)."""
+    found = stack.engine.containers(all=True, filters={"label": [f"{COMPOSE_PROJECT}={project}"]})
+    found += stack.engine.containers(all=True, filters={"label": [f"io.reconciler.stack={project}"]})
+    return {c["Names"][0].lstrip("/"): stack.engine.inspect_container(c["Id"]) for c in found}
+
+
+@pytest.fixture
+def projects(stack):
+    """The project under test (the stack's name) and a bystander project; both removed afterwards."""
+    names = (stack.name, stack.name + "-other")
+    yield names
+    for name in names:
+        _compose(stack, name, "down", "-v", "--remove-orphans")
+        for c in stack.engine.containers(all=True, filters={"label": [f"{COMPOSE_PROJECT}={name}"]}):
+            stack.engine.remove_container(c["Id"], force=True)
+        for v in stack.engine.volumes(filters={"label": [f"{COMPOSE_PROJECT}={name}"]}).get("Volumes") or []:
+            stack.engine.remove_volume(v["Name"], force=True)
+        for n in stack.engine.networks(filters={"label": [f"{COMPOSE_PROJECT}={name}"]}):
+            stack.engine.remove_network(n["Id"])
+
+
+def test_adopting_a_running_compose_v1_project(stack, projects):
+    project, other = projects
+    _write(stack, "1")
+    for name in projects:
+        up = _compose(stack, name, "up", "-d")
+        assert up.returncode == 0, up.stderr
+    stack.exec(f"{project}_db_1", "sh", "-c", "echo precious > /data/y")
+    before = _project(stack, project)
+    bystander = {n: c["Id"] for n, c in _project(stack, other).items()}
+    db = before[f"{project}_db_1"]
+
+    _write(stack, "2")  # web's environment changes; db's does not
+    dry = stack.cli("adopt", "--dry-run", "-p", project, "-f", "compose.yaml")
+    assert dry.code == 0, dry.out + dry.err
+    assert f"keep    container {project}-db-1 (renamed from {project}_db_1)" in dry.out, dry.out
+    assert f"replace container {project}-web-1 (renamed from {project}_web_1)" in dry.out, dry.out
+    assert "env.VERSION" in dry.out and f"adopt   volume {project}_dbdata" in dry.out, dry.out
+    assert _project(stack, project).keys() == before.keys()  # the dry run changed nothing
+
+    since = time.time()
+    result = stack.cli("adopt", "-p", project, "-f", "compose.yaml", "--output", "json")
+    assert result.code == 0, result.out + result.err
+    after = _project(stack, project)
+    kept = after[f"{project}-db-1"]
+    assert kept["Id"] == db["Id"] and kept["State"]["StartedAt"] == db["State"]["StartedAt"]
+    assert kept["RestartCount"] == 0
+    assert stack.exec(kept["Id"], "cat", "/data/x", "/data/y") == "first\nprecious\n"
+    web = after[f"{project}-web-1"]
+    assert web["Id"] != before[f"{project}_web_1"]["Id"] and web["State"]["Health"]["Status"] == "healthy"
+    assert "VERSION=2" in web["Config"]["Env"]
+    old_web = before[f"{project}_web_1"]["Id"]
+    events = [(e["Action"], e["id"]) for e in stack.events_since(since) if e.get("Type") == "container"]
+    assert ("die", db["Id"]) not in events and ("restart", db["Id"]) not in events, events
+    assert events.index(("start", web["Id"])) < events.index(("die", old_web)), events  # no gap
+    assert set(after) == {f"{project}-db-1", f"{project}-web-1"}
+
+    again = stack.cli("apply", "-p", project, "-f", "compose.yaml", "--detailed-exitcode")
+    assert again.code == 0 and "nothing to do" in again.out, again.out + again.err
+    plan = stack.cli("plan", "-p", project, "-f", "compose.yaml", "--detailed-exitcode")
+    assert plan.code == 0, plan.out
+    assert {n: c["Id"] for n, c in _project(stack, other).items()} == bystander
+    ps = _compose(stack, other, "ps")
+    assert ps.returncode == 0 and f"{other}_db_1" in ps.stdout and "Up" in ps.stdout, ps.stdout
+
+
+def test_a_name_held_by_another_project_is_refused_and_nothing_changes(stack, projects):
+    project, other = projects
+    _write(stack, "1")
+    up = _compose(stack, other, "up", "-d", "db")
+    assert up.returncode == 0, up.stderr
+    spec = stack.dir / "compose.yaml"
+    spec.write_text(spec.read_text().replace("volumes:\n  dbdata:\n", f"volumes:\n  dbdata:\n    name: {other}_dbdata\n"))
+    result = stack.cli("adopt", "-p", project, "-f", "compose.yaml")
+    assert result.code == 1
+    assert f"volume {other}_dbdata exists and belongs to Compose project {other}" in result.out + result.err
+    assert not _project(stack, project)
