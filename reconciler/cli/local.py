@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import PlanError, SpecError
 from ..reconcile import ApplyRequest, Reconciler
 from ..report import ApplyOptions
 from ..runner import runner_for
@@ -123,6 +123,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.out and args.adopt_compose:
+        raise PlanError("plan --out does not save a takeover: show it with 'reconcile adopt --dry-run', "
+                         "then run 'reconcile adopt'")
     reconciler = reconciler_of(args)
     desired = desired_of(args, reconciler, check_options=True)
     runner = _runner(args, reconciler, desired,
