@@ -29,10 +29,12 @@ from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_ow
 
 from .files import FileStore, is_local_engine
 from .mapping import (
+    DEFAULT_NETWORK,
     container_arguments,
     endpoint_arguments,
     explainable,
     host_config_arguments,
+    is_anonymous_volume,
     read_only_bind,
     status_exit_code,
     status_health,
@@ -42,7 +44,6 @@ from .mapping import (
 # state) outlived a dockerd that was killed while starting it: only a new container starts.
 _STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-9a-f]{64}\"?: already exists"
                          r"|id already in use")
-_ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume by 64 hex digits
 POLL_SECONDS = 0.25
 # A container the engine is restarting after a crash has no network sandbox: it cannot be renamed (a 404
 # "sandbox <id> not found"), nor removed without being stopped first (a 409 "cannot remove a restarting container").
@@ -73,10 +74,6 @@ def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
     if event.get("Type") == "container" and is_owned(attributes, stack, kind=Kind.CONTAINER):
         return name
     return name if name in names else ""
-
-
-# Where the engine attaches a container that names no network: observe reports it, the planner knows no engine.
-DEFAULT_NETWORK = "bridge"
 
 
 class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
@@ -190,7 +187,7 @@ class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
         for container in sorted(found, key=lambda c: c.get("Created", 0)):  # the newest wins
             for mount in container.get("Mounts") or []:
                 name, target = mount.get("Name"), mount.get("Destination")
-                if mount.get("Type") == "volume" and target in targets and name and _ANONYMOUS.fullmatch(name):
+                if mount.get("Type") == "volume" and target in targets and name and is_anonymous_volume(name):
                     inherited[target] = name
         return inherited
 

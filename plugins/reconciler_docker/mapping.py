@@ -19,9 +19,12 @@ from reconciler.sdk import ContainerSpec, Mount
 
 from .files import parse_file_name
 
-__all__ = ["container_arguments", "endpoint_arguments", "explainable",
-           "host_config_arguments", "read_only_bind", "status_exit_code", "status_health"]
+__all__ = ["DEFAULT_NETWORK", "container_arguments", "endpoint_arguments", "explainable",
+           "host_config_arguments", "is_anonymous_volume", "read_only_bind", "status_exit_code", "status_health"]
 
+#: Where the engine attaches a container that names no network: observe reports it, the planner knows no engine.
+DEFAULT_NETWORK = "bridge"
+_ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume by 64 hex digits
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
@@ -167,6 +170,11 @@ def _healthcheck(spec: ContainerSpec) -> dict | None:
 
 
 # -- from the engine -------------------------------------------------------------
+def is_anonymous_volume(name: str) -> bool:
+    """Whether the engine named this volume itself (an anonymous volume: 64 hex digits)."""
+    return bool(_ANONYMOUS.fullmatch(name))
+
+
 def status_health(status: str) -> str:
     """The health a list entry's ``Status`` text shows: ``healthy``, ``unhealthy``, ``starting`` or ""."""
     match = _HEALTH.search(status)
