@@ -27,6 +27,7 @@ from reconciler.sdk import (
 from reconciler.sdk.docker import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
 from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_owned
 
+from .adopting import ContainerAdoption
 from .files import FileStore, is_local_engine
 from .mapping import (
     DEFAULT_NETWORK,
@@ -76,7 +77,7 @@ def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
     return name if name in names else ""
 
 
-class DockerRuntimeDriver(EngineDriver, RuntimeDriver):
+class DockerRuntimeDriver(ContainerAdoption, EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         # A container run from one of the images we built carries its labels (kind image): not the stack's.

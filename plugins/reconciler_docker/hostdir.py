@@ -86,6 +86,10 @@ class HostDirDriver(DockerVolumeDriver):
         found = super().observe(stack, wanted)
         return [live for live in found if not (live.owned and live.name in wanted and not self._present(live))]
 
+    def differences(self, spec: VolumeSpec, live: LiveObject) -> None:
+        """Cannot tell: Compose never makes a hostdir volume (its directory, marker and owner are ours alone)."""
+        return None
+
     @staticmethod
     def _present(live: LiveObject) -> bool:
         return os.path.isdir(str(live.details.get("path", "")))

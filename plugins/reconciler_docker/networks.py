@@ -9,8 +9,10 @@ from docker.types import IPAMConfig, IPAMPool
 from reconciler.sdk import LiveObject, NetworkDriver, NetworkSpec, owned_plus_wanted
 from reconciler.sdk.docker import EngineDriver, engine_errors, is_ours, owned_filter
 
+from .adopting import NetworkAdoption
 
-class DockerNetworkDriver(EngineDriver, NetworkDriver):
+
+class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
     """One list call for the stack's networks; one more only for names not yet owned."""
 
     def observe(self, stack: str, wanted: Mapping[str, NetworkSpec]) -> list[LiveObject]:

@@ -18,6 +18,8 @@ from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec, owned_plus_wan
 from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter, shared_read
 from reconciler.sdk.labels import DRIVER, VOLUME_ID, is_owned
 
+from .adopting import VolumeAdoption
+
 __all__ = ["DockerVolumeDriver", "volume_id"]
 
 
@@ -26,7 +28,7 @@ def volume_id(volume: dict) -> str:
     return (volume.get("Labels") or {}).get(VOLUME_ID) or volume["Name"]
 
 
-class DockerVolumeDriver(EngineDriver, StorageDriver):
+class DockerVolumeDriver(VolumeAdoption, EngineDriver, StorageDriver):
     """Volumes made by the engine's ``local`` driver, with the spec's driver options."""
 
     #: The ``io.reconciler.driver`` label values this driver claims ("" = no label).
