@@ -353,18 +353,20 @@ def network_differences(spec: NetworkSpec, info: Mapping[str, Any]) -> list[str]
         "driver": info.get("Driver") == spec.driver,
         "internal": bool(info.get("Internal")) == spec.internal,
         "attachable": bool(info.get("Attachable")) or not spec.attachable,
-        "options": dict(info.get("Options") or {}) == dict(spec.options),
         "subnet": not spec.subnet or any(p.get("Subnet") == spec.subnet for p in pools),
         "gateway": not spec.gateway or any(p.get("Gateway") == spec.gateway for p in pools),
         "ip_range": not spec.ip_range or any(p.get("IPRange") == spec.ip_range for p in pools),
     }
     found = [path for path, same in checks.items() if not same]
-    return sorted(found + _per_key("labels", dict(spec.labels), _labels(info.get("Labels"))))
+    return sorted(found + _options_and_labels(spec, info))
 
 
 def volume_differences(spec: VolumeSpec, info: Mapping[str, Any]) -> list[str]:
     """The fields in which the volume ``info`` (a list entry or ``inspect_volume``) differs from ``spec``."""
-    found = [path for path, same in {"driver": info.get("Driver") == spec.driver,
-                                     "options": dict(info.get("Options") or {}) == dict(spec.options)}.items()
-             if not same]
-    return sorted(found + _per_key("labels", dict(spec.labels), _labels(info.get("Labels"))))
+    return sorted((["driver"] if info.get("Driver") != spec.driver else []) + _options_and_labels(spec, info))
+
+
+def _options_and_labels(spec: NetworkSpec | VolumeSpec, info: Mapping[str, Any]) -> list[str]:
+    """Driver options and labels, per key (as their field hashes name them), without Compose's and ours."""
+    return (_per_key("options", dict(spec.options), dict(info.get("Options") or {}))
+            + _per_key("labels", dict(spec.labels), _labels(info.get("Labels"))))

@@ -254,8 +254,8 @@ def test_a_compose_network_is_compared_by_driver_flags_options_pool_and_labels()
     assert network_differences(dataclasses.replace(spec, subnet="192.168.16.0/20"), NETWORK) == []
     changed = dataclasses.replace(spec, driver="macvlan", internal=True, options=(("mtu", "1400"),),
                                   subnet="10.0.0.0/24", gateway="10.0.0.1", labels=(("tier", "web"),))
-    assert network_differences(changed, NETWORK) == ["driver", "gateway", "internal", "labels.tier", "options",
-                                                     "subnet"]
+    assert network_differences(changed, NETWORK) == ["driver", "gateway", "internal", "labels.tier",
+                                                     "options.mtu", "subnet"]
     assert network_differences(dataclasses.replace(spec, attachable=True), {**NETWORK, "Attachable": False}) == [
         "attachable"]
 
@@ -264,7 +264,8 @@ def test_a_compose_volume_is_compared_by_driver_options_and_labels():
     spec = VolumeSpec(key="data", name="rtest-diff22fx_data")
     assert volume_differences(spec, VOLUME) == []
     changed = dataclasses.replace(spec, options=(("type", "tmpfs"),), labels=(("backup", "daily"),))
-    assert volume_differences(changed, VOLUME) == ["labels.backup", "options"]
+    assert volume_differences(changed, VOLUME) == ["labels.backup", "options.type"]
+    assert volume_differences(spec, {**VOLUME, "Options": {"type": "tmpfs"}}) == ["options.type"]
     assert volume_differences(spec, {**VOLUME, "Driver": "nfs"}) == ["driver"]
 
 
