@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache as _once
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from .locations import KEY, Mark, problem_at
 __all__ = ["Document", "Mark", "compose_file"]
 
 #: Bumped whenever what ``yamlwalk`` makes of a text changes: remembered documents then miss.
-_FORMAT = "yaml-1"
+_FORMAT = "yaml-2"
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,18 @@ class Document:
     ``data`` is None for an empty document, and ``marks`` is then empty. The
     problems are local (a bad tag, a duplicate key): the rest of the data is
     still usable, so they are reported alongside it rather than raised.
+    ``tags`` (Compose files only, see ``compose_file``) maps the path of each
+    ``!reset`` or ``!override`` value to ``"reset"`` or ``"override"``.
     """
 
     data: Any
     marks: dict[tuple, Mark]
     problems: tuple[Problem, ...]
+    tags: dict[tuple, str] = field(default_factory=dict)
 
 
 def compose_file(text: str, filename: str, *, on_string: Callable[[str, tuple], str] | None = None,
-                 remember: bool = False) -> Document:
+                 remember: bool = False, merge_tags: bool = False) -> Document:
     """Plain data of the single YAML document in ``text``, with marks naming ``filename``.
 
     ``on_string(value, path)`` is applied to every string value (not to keys); a ValueError
@@ -69,24 +72,26 @@ def compose_file(text: str, filename: str, *, on_string: Callable[[str, tuple], 
     whole: invalid YAML, more than one document, or over the nesting, alias or
     node limits. ``remember``: keep the parsed text in the cache (a file
     without problems, whose text does not mention secrets) and look for it
-    there first.
+    there first. ``merge_tags``: accept Compose's ``!reset`` and ``!override``
+    (a Compose file's, never a stack spec's), reported in ``Document.tags``.
     """
     # A text that mentions secrets may hold one literally: it is never copied into the cache.
     remember = remember and "secret" not in text.lower()
-    key = cache.content_key(_FORMAT, _parser_stamp(), filename, text) if remember else None
+    flavour = "compose" if merge_tags else "plain"
+    key = cache.content_key(_FORMAT, _parser_stamp(), flavour, filename, text) if remember else None
     found = _recalled(key, filename) if key else None
     if found is not None:
-        data, marks = found
+        data, marks, tags = found
         problems: list[Problem] = []
     else:
         from .yamlwalk import compose_plain
 
-        data, marks, problems = compose_plain(text, filename)
+        data, marks, tags, problems = compose_plain(text, filename, merge_tags=merge_tags)
         if key and not problems:
-            _remember(key, data, marks)
+            _remember(key, data, marks, tags)
     if on_string is not None:
         data = _strings(data, (), marks, on_string, problems)
-    return Document(data, marks, tuple(problems))
+    return Document(data, marks, tuple(problems), tags)
 
 
 @_once
@@ -115,13 +120,14 @@ def _strings(value: Any, path: tuple, marks: dict[tuple, Mark], on_string: Calla
     return value
 
 
-def _remember(key: str, data: Any, marks: dict[tuple, Mark]) -> None:
+def _remember(key: str, data: Any, marks: dict[tuple, Mark], tags: dict[tuple, str]) -> None:
     # A path holds keys (strings), indices (integers) and KEY, written as null.
     rows = [[[None if step is KEY else step for step in path], mark.line, mark.col] for path, mark in marks.items()]
-    cache.write_entry("yaml", key, json.dumps({"data": data, "marks": rows}).encode())
+    tagged = [[list(path), tag] for path, tag in tags.items()]
+    cache.write_entry("yaml", key, json.dumps({"data": data, "marks": rows, "tags": tagged}).encode())
 
 
-def _recalled(key: str, filename: str) -> tuple[Any, dict[tuple, Mark]] | None:
+def _recalled(key: str, filename: str) -> tuple[Any, dict[tuple, Mark], dict[tuple, str]] | None:
     raw = cache.read_entry("yaml", key)
     if raw is None:
         return None
@@ -129,6 +135,6 @@ def _recalled(key: str, filename: str) -> tuple[Any, dict[tuple, Mark]] | None:
         stored = json.loads(raw)
         marks = {tuple(KEY if step is None else step for step in path): Mark(filename, line, col)
                  for path, line, col in stored["marks"]}
-        return stored["data"], marks
+        return stored["data"], marks, {tuple(path): tag for path, tag in stored["tags"]}
     except (ValueError, TypeError, KeyError):
         return None  # damaged: parse the text again (and write it anew)

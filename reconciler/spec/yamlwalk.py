@@ -32,14 +32,20 @@ _TEXT_TAGS = {_T + "str", _T + "timestamp", _T + "value"}
 _KEY_TAGS = _TEXT_TAGS | {_INT, _FLOAT, _BOOL}
 
 
-def compose_plain(text: str, filename: str) -> tuple[Any, dict[tuple, Mark], list[Problem]]:
-    """(data, marks, problems) of the single YAML document in ``text``, strings as written.
+def compose_plain(text: str, filename: str, *, merge_tags: bool = False
+                  ) -> tuple[Any, dict[tuple, Mark], dict[tuple, str], list[Problem]]:
+    """(data, marks, merge tags, problems) of the single YAML document in ``text``, strings as written.
 
+    ``merge_tags`` accepts Compose's two tags, ``!reset`` and ``!override``,
+    on a mapping's value or a list's item (anywhere else, and without it, a tag
+    is refused like any other): a ``!reset`` value is left out of the data, an
+    ``!override`` value is read as if untagged, and the path of each is
+    returned with ``"reset"`` or ``"override"`` for the Compose merge to apply.
     Raises SpecError, listing the reason and any problems found before it,
     when the file is unusable as a whole: invalid YAML, more than one
     document, or over the nesting, alias or node limits.
     """
-    walker = _Walker(filename)
+    walker = _Walker(filename, merge_tags)
     try:
         _check_events(text)
         node = _compose(text)
@@ -51,7 +57,7 @@ def compose_plain(text: str, filename: str) -> tuple[Any, dict[tuple, Mark], lis
         raise SpecError([_syntax_problem(filename, exc, text), *walker.problems]) from exc
     except yaml.YAMLError as exc:  # e.g. a control character: no line to point at
         raise SpecError([Problem(f"invalid YAML: {exc}", file=filename), *walker.problems]) from exc
-    return data, walker.marks, walker.problems
+    return data, walker.marks, walker.tags, walker.problems
 
 
 def _core_schema_resolvers() -> dict:
@@ -81,6 +87,15 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     """The fastest safe loader available, resolving scalars as YAML 1.2."""
 
     yaml_implicit_resolvers = _core_schema_resolvers()
+
+
+class _Resolver(yaml.resolver.Resolver):
+    """The implicit type of a scalar as ``_Loader`` resolves it: for a value whose tag was ``!override``."""
+
+    yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
+_RESOLVER = _Resolver()
 
 
 class _Refused(Exception):
@@ -160,9 +175,11 @@ def _char_at(mark, text: str) -> str:
 class _Walker:
     """Builds plain data from a node tree, recording marks and expanding aliases under a budget."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, merge_tags: bool = False) -> None:
         self.file = file
+        self.merge_tags = merge_tags
         self.marks: dict[tuple, Mark] = {}
+        self.tags: dict[tuple, str] = {}  # path -> "reset" / "override", with merge_tags
         self.problems: list[Problem] = []
         self.nodes = 0
         self.active: set[int] = set()  # collections being built: meeting one again is a loop
@@ -171,20 +188,38 @@ class _Walker:
         """Plain value of ``node`` at ``path``; raises _Refused for unsafe documents."""
         self._count(node, depth)
         self.marks[path] = self._mark(node)
+        tag = node.tag
+        if path and self.merge_tags and tag == "!override":
+            self.tags[path] = "override"
+            tag = _untagged(node)
         if isinstance(node, ScalarNode):
-            return self._scalar(node, path)
+            return self._scalar(node, tag, path)
         if id(node) in self.active:
             raise _at(node, "recursive alias: a value contains itself")
         expected = _MAP if isinstance(node, MappingNode) else _SEQ
-        if node.tag != expected:
+        if tag != expected:
             return self._bad_tag(node, path)
         self.active.add(id(node))
         try:
             if isinstance(node, MappingNode):
                 return self._mapping(node, path, depth)
-            return [self.value(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+            return self._sequence(node, path, depth)
         finally:
             self.active.discard(id(node))
+
+    def _reset(self, node: Node, path: tuple) -> bool:
+        """Whether ``node`` is a ``!reset`` value (then left out, its path noted for the merge)."""
+        if self.merge_tags and node.tag == "!reset":
+            self.tags[path] = "reset"
+            return True
+        return False
+
+    def _sequence(self, node: SequenceNode, path: tuple, depth: int) -> list:
+        items: list[Any] = []
+        for item in node.value:
+            if not self._reset(item, (*path, len(items))):
+                items.append(self.value(item, (*path, len(items)), depth + 1))
+        return items
 
     def _count(self, node: Node, depth: int) -> None:
         self.nodes += 1
@@ -204,8 +239,8 @@ class _Walker:
         self._problem(node, path, f"tag '{tag}' is not allowed: only standard YAML types "
                                   "(strings, numbers, booleans, null, mappings, lists)")
 
-    def _scalar(self, node: ScalarNode, path: tuple) -> Any:
-        tag, text = node.tag, node.value
+    def _scalar(self, node: ScalarNode, tag: str, path: tuple) -> Any:
+        text = node.value
         try:
             if tag in _TEXT_TAGS:
                 return text
@@ -240,6 +275,8 @@ class _Walker:
                 self._problem(key_node, (*path, key), message)
                 continue
             key_lines[key] = key_node.start_mark.line + 1
+            if self._reset(value_node, (*path, key)):
+                continue
             self.marks[(*path, key, KEY)] = self._mark(key_node)
             result[key] = self.value(value_node, (*path, key), depth + 1)
         self.marks[path] = self._mark(node)  # merge sources were walked at this path too
@@ -274,6 +311,14 @@ class _Walker:
             if isinstance(value, dict):
                 merged.update(value)
         return merged
+
+
+def _untagged(node: Node) -> str:
+    """The tag ``node`` would have had written without one (``!override 80`` is the number 80)."""
+    if isinstance(node, ScalarNode):
+        plain = node.style in (None, "")  # libyaml writes a plain style as ""
+        return _RESOLVER.resolve(ScalarNode, node.value, (plain, not plain))
+    return _MAP if isinstance(node, MappingNode) else _SEQ
 
 
 def _to_bool(text: str) -> bool:
