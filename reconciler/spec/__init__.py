@@ -87,7 +87,8 @@ def load_desired(
 
         from .compose import load_compose
 
-        translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose)
+        translated = load_compose(compose_files, environ=os.environ if environ is None else environ, options=compose,
+                                  allow_outside=allow_outside)
         raw = translated.raw
         try:
             validate(raw, allow_outside=allow_outside, drivers=drivers, profiles=profiles, targets=targets,
@@ -96,7 +97,8 @@ def load_desired(
                                     targets=targets)
         except SpecError as exc:
             raise translated.located(exc) from None
-        env_files = {str(f.resolve()) for f in translated.project.env_files}  # watch follows --env-file too
+        # watch follows --env-file, and the files extends and include read, too
+        env_files = {str(f.resolve()) for f in (*translated.project.env_files, *translated.project.linked)}
         desired = dataclasses.replace(desired, inputs=tuple(sorted({*desired.inputs, *env_files})))
     if drivers is not None:
         from .options import mark_in_place

@@ -3,14 +3,16 @@
 ``docker compose`` users already have a ``compose.yaml``; this package lets
 ``load_desired`` take it unchanged. It is recognised from its content (a
 top-level ``services:`` and no ``containers:``), read by Compose's rules
-(``project``: ``.env``/``--env-file``, interpolation, ``-f`` overrides merged
-by ``merge``, ``--profile``, the project name), and translated (``translate``)
+(``project``: ``.env``/``--env-file``, interpolation, ``include`` and
+``extends`` followed by ``assemble``, ``-f`` overrides merged by ``merge``
+with ``!reset``/``!override``, ``--profile``, the project name), and translated (``translate``)
 into the data of a stack spec. From there the normal path runs: schema and
 semantic validation, then the desired model. Positions are carried through,
 so every error names the Compose file's line, and the Compose key rather than
 the stack field it became. ``convert`` prints the translated spec as YAML.
 
-Layers, lowest first: ``merge``, ``keys``, ``project``, ``writer``, ``services``, ``translate``, ``convert``.
+Layers, lowest first: ``merge``, ``keys``, ``rebase``, ``files``, ``extends``, ``assemble``, ``project``,
+``writer``, ``services``, ``translate``, ``convert``.
 """
 from __future__ import annotations
 
@@ -49,12 +51,15 @@ class ComposeStack:
 
 
 def load_compose(files: Sequence[Path], *, environ: Mapping[str, str],
-                 options: ComposeOptions | None = None) -> ComposeStack:
-    """Read the Compose ``files`` and translate them; raise SpecError for what cannot be expressed."""
+                 options: ComposeOptions | None = None, allow_outside: bool = False) -> ComposeStack:
+    """Read the Compose ``files`` and translate them; raise SpecError for what cannot be expressed.
+
+    ``allow_outside``: the files that ``extends`` and ``include`` name may lie outside the repository.
+    """
     from .translate import translate  # a stack spec (the common case) never pays for it
 
     options = options or ComposeOptions()
-    project = read_project([Path(f) for f in files], environ, options)
+    project = read_project([Path(f) for f in files], environ, options, allow_outside=allow_outside)
     translation = translate(project, ignore_unsupported=options.ignore_unsupported)
     for warning in translation.warnings:
         log.warning("%s", warning)

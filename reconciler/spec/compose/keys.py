@@ -40,7 +40,6 @@ UNSUPPORTED = {
     "links": "legacy links: services reach each other by name on a shared network; remove links",
     "external_links": "legacy links to containers outside the project; join a shared network instead",
     "volumes_from": "mounts of another container; name the volumes in volumes: instead",
-    "extends": "inheritance across files; write the service out, or use YAML anchors (<<: *base)",
     "domainname": NOT_YET, "mac_address": NOT_YET, "group_add": NOT_YET, "userns_mode": NOT_YET,
     "cgroup_parent": NOT_YET, "cgroup": NOT_YET, "oom_kill_disable": NOT_YET, "oom_score_adj": NOT_YET,
     "mem_reservation": NOT_YET, "mem_swappiness": NOT_YET, "memswap_limit": NOT_YET, "cpu_shares": NOT_YET,
@@ -63,7 +62,6 @@ CAST = {"init": bool, "privileged": bool, "read_only": bool, "stdin_open": bool,
 
 #: Top-level keys we refuse, with why.
 UNSUPPORTED_TOP = {
-    "include": "including other Compose projects; pass their files with -f instead",
     "models": "Compose model runner",
 }
 

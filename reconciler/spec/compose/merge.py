@@ -10,17 +10,22 @@ of ``environment``/``labels``/… are read as mappings first so a later file
 can override one variable. Every value keeps the position of the file it came
 from, so an error in the merged project still names that file's line.
 
+A later file's ``!reset`` value removes the key from what came before, and
+its ``!override`` value replaces it whole rather than merging with it
+(``clear_tagged`` before ``merge_into``): Compose's two merge tags.
+
 Data and positions travel as a pair: ``data`` (plain YAML values) and
 ``marks`` (path tuple → Mark), as the YAML reader returns them.
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from ..locations import Mark
 
-__all__ = ["merge_into", "normalize_service"]
+__all__ = ["clear_tagged", "merge_into", "normalize_service"]
 
 Marks = dict[tuple, Mark]
 
@@ -119,6 +124,21 @@ def merge_into(base: dict, base_marks: Marks, over: dict, over_marks: Marks, pat
             merge_into(old, base_marks, value, over_marks, here)
         else:
             _merge_list(old, base_marks, value, over_marks, here)
+
+
+def clear_tagged(data: dict, marks: Marks, tags: Mapping[tuple, str]) -> None:
+    """Remove from ``data`` each value a later file tags ``!reset`` or ``!override``, before merging that file.
+
+    Only keys of mappings are removed; a tagged list item (Compose does not
+    remove those either) only leaves the later file's own list.
+    """
+    for path in tags:
+        parent: Any = data
+        for step in path[:-1]:
+            parent = parent.get(step) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent:
+            del parent[path[-1]]
+            _drop(marks, path)
 
 
 def _replaced(path: tuple) -> bool:
