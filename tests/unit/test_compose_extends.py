@@ -103,6 +103,16 @@ def test_an_error_in_an_extended_value_names_the_extended_files_line(repo):
     assert (Path(problem.file).name, problem.line, problem.path) == ("base.yaml", 4, "services.web.ports[0]")
 
 
+def test_a_relative_bind_that_climbs_out_of_an_extended_files_repository_stays_confined(repo):
+    write(repo, "common/base.yaml", "services:\n  base:\n    image: x:1\n    volumes: [\"../../etc:/host-etc\"]\n")
+    compose = write(repo, "compose.yaml", "services:\n  web:\n    extends: {file: common/base.yaml, service: base}\n")
+    with pytest.raises(SpecError) as caught:
+        load_desired([compose], environ={})
+    [problem] = caught.value.problems
+    assert (Path(problem.file).name, problem.line, problem.path) == ("base.yaml", 4, "services.web.volumes[0]")
+    assert "outside the repository" in problem.message
+
+
 def test_chained_extends_across_files(repo):
     write(repo, "lib/base.yaml", """\
 services:

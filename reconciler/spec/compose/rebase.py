@@ -11,7 +11,6 @@ files, and a local volume bound to a host directory.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 __all__ = ["rebase_project", "rebase_service"]
@@ -65,10 +64,14 @@ def _entries(data: dict, section: str) -> list[dict]:
 
 
 def _absolute(path: str, directory: Path) -> str:
-    """``path`` as Compose resolves it: ``~`` expanded later (by whoever reads it), absolute kept, else joined."""
+    """``path`` as Compose resolves it: ``~`` expanded later (by whoever reads it), absolute kept, else joined.
+
+    A ``..`` is kept as written (``/project/common/../../etc``): validation
+    still sees a relative path that climbs, and confines it to the repository.
+    """
     if not path or path.startswith(("/", "~")):
         return path
-    return os.path.normpath(directory / path)
+    return str(directory / path)
 
 
 def _context(context: str, directory: Path) -> str:
