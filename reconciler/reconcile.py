@@ -22,13 +22,12 @@ from .plan import Action, Change, Operation, Plan
 from .planner import plan_changes
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
-from .retry import RetryPolicy, call_with_retries
+from .retry import READ_RETRY, call_with_retries
 from .spec import load_desired
 from .values import value
 
 __all__ = ["ApplyRequest", "Reconciler", "StackPlan", "StackStatus", "load_desired"]
 
-OBSERVE_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 log = logging.getLogger(__name__)
 
 
@@ -155,7 +154,7 @@ class Reconciler:
         """The live state, retrying while the engine is temporarily unreachable."""
         from .observe import observe
 
-        return call_with_retries(lambda: observe(desired, drivers), OBSERVE_RETRY)
+        return call_with_retries(lambda: observe(desired, drivers), READ_RETRY)
 
     def engine_identity(self, drivers: Drivers, runtime: str | None = None) -> str | None:
         """What the stack's lock and record are keyed on: the engine's identity, else its URL (None: the default engine).
@@ -167,7 +166,7 @@ class Reconciler:
             drivers.context.pass_cache.clear()  # each attempt is a pass of its own: nothing remembered answers it
             return drivers.engine_id(runtime)
 
-        return call_with_retries(ask, OBSERVE_RETRY) or self.engine_url
+        return call_with_retries(ask, READ_RETRY) or self.engine_url
 
     def plan(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
              adopt_compose: bool = False, on_target: Callable[[Any], None] | None = None) -> StackPlan:
@@ -181,6 +180,7 @@ class Reconciler:
         book = self.book(desired.stack, engine)
         live = self.observe(desired, drivers)
         record = self._record(book, drivers, engine, live)
+        live = self._claimed(live, record, drivers)
         plan, _ = self._plan(desired, drivers, live, record, prune_volumes=prune_volumes, adopt=adopt,
                              adopt_compose=adopt_compose)
         return StackPlan(plan, live)
@@ -190,15 +190,9 @@ class Reconciler:
         """The plan, after the takeover of the stack's Compose project when asked (then also the ``Adoption``)."""
         if not adopt_compose:
             return plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt), None
-        from .adoption import plan_adoption
+        from .takeover import plan_takeover
 
-        project = desired.stack
-        found = _find_labelled(drivers, project)
-        adoption = plan_adoption(desired, project, found, live, record,
-                                 lambda spec, obj: drivers.get(obj.kind, spec.driver).differences(spec, obj))
-        if adoption.clashes:
-            raise PlanError(f"cannot take over Compose project {project}, nothing was changed:\n"
-                            + "\n".join(f"  {line}" for line in adoption.clashes))
+        adoption = plan_takeover(desired, drivers, live, record)
         live, record = adoption.view(live, record)
         plan = plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt)
         return replace(plan, takeovers=adoption.takeovers, left_alone=adoption.left_alone), adoption
@@ -251,11 +245,14 @@ class Reconciler:
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers)
                 record = self._record(book, drivers, engine, live, settle=True)
+                live = self._claimed(live, record, drivers)
                 plan, adoption = self._plan(desired, drivers, live, record, prune_volumes=request.prune_volumes,
                                             adopt=request.adopt, adopt_compose=request.adopt_compose)
                 self._refuse(desired, plan, request)
                 if adoption is not None:
-                    self._take_over(adoption, drivers, book)
+                    from .takeover import write_takeover
+
+                    write_takeover(adoption, drivers, book)
                 book.adopted(plan.adopted)
                 if on_plan is not None:
                     on_plan(plan)
@@ -271,18 +268,13 @@ class Reconciler:
         return report
 
     @staticmethod
-    def _take_over(adoption, drivers: Drivers, book) -> None:
-        """Write the takeover: rename the containers Compose v1 named otherwise, then record every object taken.
+    def _claimed(live: LiveState, record: Record, drivers: Drivers) -> LiveState:
+        """``live`` with the objects the record claims that observe did not list (adopted ones the spec left)."""
+        if not record.claims:
+            return live
+        from .takeover import with_claimed
 
-        Renames first: a container renamed but not yet recorded is found
-        again by the next ``adopt`` (by Compose's labels, under its new name);
-        one recorded under a name it does not have yet would be missed.
-        """
-        for taken in adoption.taken:
-            if taken.takeover.renamed_from:
-                runtime = drivers.get(Kind.CONTAINER, taken.driver)
-                call_with_retries(lambda: runtime.rename(taken.found.id, taken.takeover.name), OBSERVE_RETRY)
-        book.taken_over((taken.adopted, taken.driver, taken.claim) for taken in adoption.taken)
+        return with_claimed(live, record, drivers)
 
     def _record(self, book, drivers: Drivers, engine: str | None, live: LiveState, *, settle: bool = False) -> Record:
         """The stack's record under its identity, and what its records under the engine's other identities list.
@@ -326,6 +318,10 @@ class Reconciler:
         if (desired.is_empty() and not (request.destroy or request.allow_empty)
                 and any(c.action is Action.DELETE for c in plan.changes)):
             raise EmptySpecError(desired.stack)
+        errors = [f"{c.kind.value} {c.name}: {c.error}" for c in plan.changes if c.error]
+        if request.adopt_compose and errors:  # a takeover is all or nothing: no half-adopted project
+            raise PlanError("cannot take over the Compose project, nothing was changed:\n"
+                            + "\n".join(f"  {line}" for line in errors))
         invalid = self._invalid_options(desired)
         if invalid:
             raise PlanError("invalid driver options, nothing was changed:\n" + "\n".join(f"  {p}" for p in invalid))
@@ -399,20 +395,6 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
-
-
-def _find_labelled(drivers: Drivers, project: str) -> dict[Kind, list]:
-    """The Compose project's objects, by kind, as every driver of the kind lists them (each object once)."""
-    from .adoption import KINDS, compose_selectors
-
-    found: dict[Kind, list] = {}
-    for kind in KINDS:
-        seen: dict[str, Any] = {}
-        for driver in drivers.all(kind):
-            for obj in call_with_retries(lambda: driver.find_labelled(compose_selectors(project)), OBSERVE_RETRY):
-                seen.setdefault(obj.id or obj.name, obj)
-        found[kind] = list(seen.values())
-    return found
 
 
 def _operation(request: ApplyRequest) -> Operation:

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 from .errors import TemporaryError
 from .values import value
 
-__all__ = ["RetryPolicy", "call_with_retries"]
+__all__ = ["READ_RETRY", "RetryPolicy", "call_with_retries"]
 
 T = TypeVar("T")
 
@@ -37,6 +37,11 @@ class RetryPolicy:
         if failures <= 0:
             return 0.0
         return min(self.cap, self.base * 2 ** (failures - 1))
+
+
+#: Reading an engine (observing a stack, asking who it is, finding objects to adopt): an engine that is
+#: restarting answers a moment later.
+READ_RETRY = RetryPolicy(attempts=3, base=0.5, cap=4.0)
 
 
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy = RetryPolicy(), *, note: bool = True) -> T:

@@ -23,7 +23,7 @@ services:
     init: true
     stop_grace_period: 1s
     environment:
-      VERSION: "VER"
+      VERSION: "@V@"
     networks: [front, back]
     healthcheck:
       test: ["CMD-SHELL", "nc -w 1 127.0.0.1 8080 </dev/null"]
@@ -56,7 +56,7 @@ def _compose(stack, project: str, *args: str) -> subprocess.CompletedProcess:
 def _write(stack, version: str) -> None:
     (stack.dir / "web").mkdir(exist_ok=True)
     stack.write(DOCKERFILE, "web/Dockerfile")
-    stack.write(COMPOSE.replace("VER", version), "compose.yaml")
+    stack.write(COMPOSE.replace("@V@", version), "compose.yaml")
 
 
 def _project(stack, project: str) -> dict[str, dict]:
@@ -64,6 +64,14 @@ def _project(stack, project: str) -> dict[str, dict]:
     found = stack.engine.containers(all=True, filters={"label": [f"{COMPOSE_PROJECT}={project}"]})
     found += stack.engine.containers(all=True, filters={"label": [f"io.reconciler.stack={project}"]})
     return {c["Names"][0].lstrip("/"): stack.engine.inspect_container(c["Id"]) for c in found}
+
+
+def _container_events(stack, since: float) -> list[tuple[str, str]]:
+    """(action, id) of every container event since ``since``, whoever's labels the container carries."""
+    time.sleep(0.6)
+    until = time.time() + 1
+    return [(e["Action"], e["id"]) for e in stack.engine.events(since=int(since), until=int(until), decode=True,
+                                                                  filters={"type": ["container"]})]
 
 
 @pytest.fixture
@@ -112,18 +120,25 @@ def test_adopting_a_running_compose_v1_project(stack, projects):
     assert web["Id"] != before[f"{project}_web_1"]["Id"] and web["State"]["Health"]["Status"] == "healthy"
     assert "VERSION=2" in web["Config"]["Env"]
     old_web = before[f"{project}_web_1"]["Id"]
-    events = [(e["Action"], e["id"]) for e in stack.events_since(since) if e.get("Type") == "container"]
+    events = _container_events(stack, since)
     assert ("die", db["Id"]) not in events and ("restart", db["Id"]) not in events, events
     assert events.index(("start", web["Id"])) < events.index(("die", old_web)), events  # no gap
     assert set(after) == {f"{project}-db-1", f"{project}-web-1"}
 
-    again = stack.cli("apply", "-p", project, "-f", "compose.yaml", "--detailed-exitcode")
+    again = stack.cli("apply", "-p", project, "-f", "compose.yaml")
     assert again.code == 0 and "nothing to do" in again.out, again.out + again.err
     plan = stack.cli("plan", "-p", project, "-f", "compose.yaml", "--detailed-exitcode")
     assert plan.code == 0, plan.out
     assert {n: c["Id"] for n, c in _project(stack, other).items()} == bystander
     ps = _compose(stack, other, "ps")
     assert ps.returncode == 0 and f"{other}_db_1" in ps.stdout and "Up" in ps.stdout, ps.stdout
+
+    down = stack.cli("destroy", "-p", project, "-f", "compose.yaml", "--prune-volumes")
+    assert down.code == 0, down.out + down.err
+    assert not _project(stack, project)  # the kept container, taken with Compose's labels, went too
+    left = stack.engine.volumes(filters={"label": [f"{COMPOSE_PROJECT}={project}"]}).get("Volumes") or []
+    assert left == [] and not stack.engine.networks(filters={"label": [f"{COMPOSE_PROJECT}={project}"]})
+    assert {n: c["Id"] for n, c in _project(stack, other).items()} == bystander
 
 
 def test_a_name_held_by_another_project_is_refused_and_nothing_changes(stack, projects):
