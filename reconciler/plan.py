@@ -207,6 +207,9 @@ class Plan:
     takeovers: tuple[Takeover, ...] = ()
     #: That project's objects this pass leaves alone, each with why (not in the spec, a one-off run).
     left_alone: tuple[str, ...] = ()
+    #: Why no change of this plan may be applied, one line each, located at the spec's line (an
+    #: external network or volume that does not exist): ``plan`` fails with them, ``apply`` refuses.
+    refusals: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:

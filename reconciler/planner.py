@@ -56,7 +56,21 @@ def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool 
     if vetted.rebuilding:
         changes = _without_removals(changes, notes)
     notes += _adoption_notes(vetted)
-    return Plan(stack=desired.stack, changes=tuple(changes), notes=tuple(notes), adopted=vetted.adopted)
+    return Plan(stack=desired.stack, changes=tuple(changes), notes=tuple(notes), adopted=vetted.adopted,
+                refusals=tuple(_missing_external(desired, live)))
+
+
+def _missing_external(desired: DesiredState, live: LiveState) -> list[str]:
+    """One located line for each external network or volume that does not exist: nothing can be applied."""
+    out = []
+    for kind in (Kind.NETWORK, Kind.VOLUME):
+        present = live.of(kind)
+        for key, spec in sorted(desired.section(kind).items()):
+            if spec.external and spec.name not in present:
+                where = f"{spec.origin}: " if spec.origin else ""
+                out.append(f"{where}{kind.section}.{key}: external {kind.value} {spec.name!r} does not exist: "
+                           f"create it (docker {kind.value} create {spec.name}) or remove external:")
+    return out
 
 
 def _bring_back(desired: DesiredState, vetted: Vetted) -> Vetted:
@@ -118,6 +132,8 @@ def _plan_simple(
     wanted = {spec.name: spec for spec in desired.values()}
     for name, spec in sorted(wanted.items()):
         current = live.get(name)
+        if spec.external:  # made and kept outside the stack; a missing one is a refusal (_missing_external)
+            continue
         if current is None:
             changes.append(Change(Action.CREATE, kind, name, spec.key, ("new",), driver=spec.driver,
                                   reason=Reason.NEW))

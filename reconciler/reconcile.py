@@ -174,7 +174,16 @@ class Reconciler:
 
         ``adopt_compose``: show the takeover of the Compose project of the stack's name too (``adopt --dry-run``).
         ``on_target`` is a fleet's (``FleetReconciler.plan``): one engine is no fleet's target, it is never called.
+        A plan that cannot be applied at all (``Plan.refusals``: an external object missing) is a PlanError.
         """
+        planned = self._planned(desired, prune_volumes=prune_volumes, adopt=adopt, adopt_compose=adopt_compose)
+        if planned.plan.refusals:
+            raise PlanError("\n".join(planned.plan.refusals))
+        return planned
+
+    def _planned(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
+                 adopt_compose: bool = False) -> StackPlan:
+        """``plan``'s answer, refusals included rather than raised (``status`` shows a missing external object)."""
         drivers = self.drivers(desired.stack)
         engine = self.engine_identity(drivers, desired.runtime)  # the connection observe makes anyway
         book = self.book(desired.stack, engine)
@@ -201,8 +210,9 @@ class Reconciler:
         """Every object of the stack, desired against live, with health and drift (reads only)."""
         from .status import status_rows
 
-        plan, live = self.plan(desired)
-        return StackStatus(desired.stack, tuple(status_rows(desired, live, plan)), converged=plan.empty)
+        plan, live = self._planned(desired)  # a missing external object is shown as missing, not raised
+        return StackStatus(desired.stack, tuple(status_rows(desired, live, plan)),
+                           converged=plan.empty and not plan.refusals)
 
     def event_sources(self, stack: str) -> list:
         """The drivers that report changes to ``stack``'s objects as they happen (``ObjectDriver.events``)."""
@@ -313,6 +323,8 @@ class Reconciler:
             from .planfile import check_fresh
 
             check_fresh(request.saved, plan, desired)
+        if plan.refusals:
+            raise PlanError("refusing to apply, nothing was changed:\n" + "\n".join(f"  {r}" for r in plan.refusals))
         # load_desired refuses an empty spec already; this guards a DesiredState built otherwise
         # (a daemon source whose path is gone).
         if (desired.is_empty() and not (request.destroy or request.allow_empty)

@@ -1,5 +1,8 @@
 """Status: every object of a stack, desired against live, with health and drift. Pure.
 
+An external network or volume (made outside the stack) shows ``external``, or
+``missing (external)`` when it does not exist: the plan refuses to apply then.
+
 Images and containers also show ``digest`` (the repository digest of the image
 they are, or run) and ``upstream`` (where the tag points at the registry now).
 Every object shows ``details``: what its driver reported for people
@@ -31,13 +34,16 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
             spec = desired.of(kind).get(name)
             scheduled = (getattr(spec, "replicas", None) is not None) or (
                 kind is Kind.CONTAINER and obj is not None and is_scheduled(obj))
+            external = bool(getattr(spec, "external", False))
             rows.append({
                 "kind": "service" if scheduled else kind.value,
                 "name": name,
                 "desired": name in wanted[kind],
                 "live": obj is not None,
-                "managed": bool(obj and obj.owned) and not (change and change.reason is Reason.NOT_RECORDED),
-                "state": _state(kind, obj),
+                "managed": bool(obj and obj.owned) and not external and not (
+                    change and change.reason is Reason.NOT_RECORDED),
+                "external": external,
+                "state": _state(kind, obj, external=external),
                 "health": (obj.health if obj else "") or None,
                 "image": _image(kind, obj, live, desired, name),
                 **_digests(kind, obj, live, desired),
@@ -47,7 +53,9 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
     return rows
 
 
-def _state(kind: Kind, obj) -> str:
+def _state(kind: Kind, obj, *, external: bool = False) -> str:
+    if external:  # made outside the stack: whoever owns it, it is the stack's to use, never to change
+        return "external" if obj is not None else "missing (external)"
     if obj is None:
         return "missing"
     if kind is Kind.CONTAINER:

@@ -96,7 +96,7 @@ class _EngineObjectSpec:
 
     #: The key under ``networks:`` or ``volumes:`` in the spec.
     key: str
-    #: The engine name.
+    #: The engine name (an external object's: its ``name:``, else its key as written).
     name: str
     #: The driver (each kind's default: see ``reconciler.defaults``).
     driver: str = ""
@@ -109,11 +109,17 @@ class _EngineObjectSpec:
     #: Options the driver can change without recreating the object (its options schema marks
     #: them ``x-reconciler-change: in-place``); outside ``config()``, so no hash depends on it.
     in_place: frozenset[str] = frozenset()
+    #: Made and kept outside the stack (``external: true``): it must exist, and is never created,
+    #: changed, relabelled or deleted. Only ``key``, ``name`` and ``origin`` mean anything then.
+    external: bool = False
+    #: Where the spec asks for an external object (``file:line:col`` of its ``external:``), so that
+    #: the plan's refusal of a missing one names the line; "" for a spec built by hand.
+    origin: str = field(default="", compare=False)
 
 
 @value
 class NetworkSpec(_EngineObjectSpec):
-    """A network, named ``<stack>_<key>`` on the engine unless ``name`` is given."""
+    """A network, named ``<stack>_<key>`` on the engine unless ``name`` is given (or it is external)."""
 
     #: The network driver (see ``reconciler.defaults``).
     driver: str = DEFAULT_DRIVERS[Kind.NETWORK.section]

@@ -26,7 +26,7 @@ from .filesources import KINDS, read_content
 from .fleet import build_fleet
 from .gitinfo import spec_revision
 from .loader import RawStack
-from .locations import problem_at
+from .locations import KEY, problem_at
 
 __all__ = ["active_containers", "build_desired", "stack_name_for"]
 
@@ -187,6 +187,8 @@ class _Builder:
         )
 
     def _network(self, key: str, value: dict) -> NetworkSpec:
+        if value.get("external"):
+            return NetworkSpec(key=key, **self._external("networks", key, value))
         ipam = value.get("ipam") or {}
         spec = NetworkSpec(
             key=key,
@@ -203,6 +205,8 @@ class _Builder:
         return replace(spec, config_hash=config_hash(spec.config()))
 
     def _volume(self, key: str, value: dict) -> VolumeSpec:
+        if value.get("external"):
+            return VolumeSpec(key=key, **self._external("volumes", key, value))
         spec = VolumeSpec(
             key=key,
             name=self._engine_name("volume", key, value),
@@ -211,6 +215,14 @@ class _Builder:
             labels=pairs(value.get("labels")),
         )
         return replace(spec, config_hash=config_hash(spec.config()))
+
+    def _external(self, section: str, key: str, value: dict) -> dict[str, Any]:
+        """An external network's or volume's fields: its engine name (``name:``, else the key as written,
+        never prefixed, as Compose names it) and where the spec asks for it."""
+        mark = self.raw.mark((section, key, "external", KEY))
+        given = "name" if value.get("name") else ""
+        return {"name": engine_name(section[:-1], str(value.get("name") or key), field=given), "external": True,
+                "origin": f"{mark.file}:{mark.line}:{mark.col}" if mark is not None else ""}
 
     def _engine_name(self, what: str, key: str, value: dict) -> str:
         """A network's or volume's ``name:``, else ``<stack>_<key>``, if the engine can take it."""

@@ -183,13 +183,14 @@ class _Semantics:
                 self.out.append(((*base, "networks", where), f"network {name!r} is not defined in networks"))
 
     def _addresses(self, base: tuple, networks: dict) -> None:
-        """A static address needs a network with a subnet the user configured (the engine refuses it otherwise)."""
+        """A static address needs a network with a subnet the user configured (the engine refuses it otherwise);
+        an external network's subnet is whoever made it's to know."""
         for name, options in networks.items():
             for family in ("ipv4_address", "ipv6_address"):
                 if not (options or {}).get(family):
                     continue
-                network = self._section("networks").get(name) if name in self.defined["networks"] else {}
-                if not ((network or {}).get("ipam") or {}).get("subnet"):
+                network = (self._section("networks").get(name) if name in self.defined["networks"] else {}) or {}
+                if not network.get("external") and not (network.get("ipam") or {}).get("subnet"):
                     self.out.append(((*base, "networks", name, family),
                                      f"a static {family[:4]} address needs a network with an ipam subnet; "
                                      f"network {name!r} has none (set networks.{name}.ipam.subnet)"))

@@ -57,8 +57,8 @@ UNSUPPORTED = {
 
 #: Keys whose value Compose casts after interpolation (``init: ${INIT:-true}``), by the type they take.
 CAST = {"init": bool, "privileged": bool, "read_only": bool, "stdin_open": bool, "tty": bool,
-        "internal": bool, "attachable": bool, "cpus": float, "scale": int, "replicas": int, "retries": int,
-        "target": int, "published": int, "create_host_path": bool}
+        "internal": bool, "attachable": bool, "external": bool, "cpus": float, "scale": int, "replicas": int,
+        "retries": int, "target": int, "published": int, "create_host_path": bool}
 
 #: Top-level keys we refuse, with why.
 UNSUPPORTED_TOP = {

@@ -14,10 +14,11 @@ its line (or, with ``ignore_unsupported``, a warning) that says what to do.
 """
 from __future__ import annotations
 
+from ..locations import KEY
 from . import keys
 from .project import ComposeProject
 from .services import ServiceWriter
-from .writer import Translation, as_text, labels_map
+from .writer import Translation, as_text, cast, labels_map
 
 __all__ = ["Translation", "translate"]
 
@@ -73,16 +74,47 @@ class _Translator(ServiceWriter):
                 self._error(theirs, "expected a mapping or nothing")
                 continue
             value = value or {}
-            if value.get("external"):
-                self._unsupported((*theirs, "external"), f"external {section}: reconcile only uses objects it "
-                                  "creates; remove external: and let reconcile create it (its engine name is "
-                                  f"<project>_{key}, or name:)")
+            if section in ("networks", "volumes") and cast("external", value.get("external")):
+                made[key] = self._external(section, key, value)
                 continue
             made[key] = {}
             self._mark((section, key), theirs)
             method(made[key], (section, key), value, theirs)
         if made:
             self.out.data[section] = made
+
+    def _external(self, section: str, key: str, value: dict) -> dict:
+        """An external network or volume: ``name:`` (or the legacy ``external: {name: x}``), nothing else.
+
+        As the Compose specification says, it is not prefixed with the project's name:
+        its engine name is ``name:``, else the key as written; and any attribute but
+        ``name`` beside ``external`` makes the file invalid.
+        """
+        theirs, ours = (section, key), (section, key)
+        made: dict = {"external": True}
+        self._mark(ours, theirs)
+        self._mark((*ours, "external"), (*theirs, "external"))
+        for path in ((*theirs, "external", KEY), (*theirs, KEY)):  # the plan's refusal names external:'s line
+            if path in self.project.marks:
+                self.out.marks[(*ours, "external", KEY)] = self.project.marks[path]
+                break
+        legacy = value["external"] if isinstance(value["external"], dict) else {}
+        for item in legacy:
+            if item != "name":
+                self._error((*theirs, "external", item), f"external.{item}: only name may be set under external")
+        if "name" in legacy:
+            if value.get("name") not in (None, legacy["name"]):
+                self._error((*theirs, "name"), f"name {value['name']!r} conflicts with external.name "
+                                               f"{legacy['name']!r}: keep one (external.name is the legacy form)")
+            self._put(made, (*ours, "name"), str(legacy["name"]), (*theirs, "external", "name"))
+            self.out.notes.append((ours, "external.name: written as name (Compose's current form)"))
+        elif value.get("name") is not None:
+            self._put(made, (*ours, "name"), str(value["name"]), (*theirs, "name"))
+        for item in value:
+            if item not in ("name", "external") and not str(item).startswith("x-"):
+                self._error((*theirs, item), f"{item} cannot be set on an external {section[:-1]} (Compose allows "
+                                             f"only name beside external: true); remove {item}: or external:")
+        return made
 
     def _common(self, target: dict, ours: tuple, value: dict, theirs: tuple, known: set[str]) -> None:
         for key, item in value.items():
