@@ -101,7 +101,7 @@ class _Translator(ServiceWriter):
         legacy = value["external"] if isinstance(value["external"], dict) else {}
         for item in legacy:
             if item != "name":
-                self._error((*theirs, "external", item), f"external.{item}: only name may be set under external")
+                self._error((*theirs, "external", item), "only name may be set in the legacy external: {name: ...}")
         if "name" in legacy:
             if value.get("name") not in (None, legacy["name"]):
                 self._error((*theirs, "name"), f"name {value['name']!r} conflicts with external.name "
