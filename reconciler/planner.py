@@ -6,7 +6,9 @@ ordered list of changes (``reconciler.plan``), each with the reasons a user
 needs to trust it: which fields changed (old → new, secrets redacted), which
 field forces a replacement, and which changes need an explicit flag because
 they would destroy state. Images are planned in ``reconciler.imageplan``,
-changed fields explained in ``reconciler.explain``.
+changed fields explained in ``reconciler.explain``. External networks and
+volumes (made outside the stack) get no change at all; a missing one is a
+refusal of the whole plan (``Plan.refusals``), at the spec line asking for it.
 """
 from __future__ import annotations
 
