@@ -177,7 +177,7 @@ class _Translator(ServiceWriter):
                 target["content"] = self.project.variables[str(item)]
                 self._mark((*ours, "content"), here)
                 self.out.notes.append((ours, f"content: the value of ${item} when converted"))
-            elif key == "name" or key == "template_driver":
+            elif key in ("name", "template_driver", "external"):  # a config or secret made outside: Swarm's
                 self._unsupported(here, keys.SWARM_REASON)
             elif not key.startswith("x-"):
                 self._unsupported(here, keys.NOT_YET)
