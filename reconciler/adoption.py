@@ -132,14 +132,19 @@ def plan_adoption(desired: DesiredState, project: str, found: Mapping[Kind, Sequ
                 left.append(f"{kind.value} {obj.name}: {why}")
                 continue
             differences = compare(spec, obj)
-            takeover = _takeover(kind, obj, spec, differences)
+            built = _compose_built(kind, spec, differences)
+            if built:
+                differences = []  # the image alone: compared with the build when apply has made it
+            takeover = _takeover(kind, obj, spec, differences, built)
             holder = live.of(kind).get(spec.name)
             if takeover.renamed_from and holder is not None and holder.id != obj.id:
                 clashes.append(f"container {obj.name} (service {spec.key} of Compose project {project}) would take "
                                f"the name {spec.name}, which container {holder.id[:12]} holds: remove or rename it")
                 continue
-            taken.append(Taken(takeover, obj, _claim(desired.stack, kind, obj, spec, differences, project),
-                               spec.driver))
+            claim = _claim(desired.stack, kind, obj, spec, differences, project)
+            if built:
+                claim = replace(claim, images={obj.image_id: ""})
+            taken.append(Taken(takeover, obj, claim, spec.driver))
     return Adoption(project=project, taken=tuple(taken), left_alone=tuple(left), clashes=tuple(clashes))
 
 
@@ -173,7 +178,20 @@ def _number(text: str) -> int:
         return 1
 
 
-def _takeover(kind: Kind, obj: LiveObject, spec: Any, differences: list[str] | None) -> Takeover:
+def _compose_built(kind: Kind, spec: Any, differences: list[str] | None) -> bool:
+    """Whether a container differs at most in its image, which the spec builds (Compose built the one it runs).
+
+    Compose v1 tags the build ``shop_web``, v2 and the reconciler ``shop-web``, and
+    no label tells from which context an image was built: whether the container
+    runs what the file builds is known once apply has built it
+    (``Change.keeps_if_image``).
+    """
+    return (kind is Kind.CONTAINER and differences is not None and set(differences) <= {"image"}
+            and bool(getattr(spec, "image_build", "")))
+
+
+def _takeover(kind: Kind, obj: LiveObject, spec: Any, differences: list[str] | None,
+              built: bool = False) -> Takeover:
     renamed = obj.name if obj.name != spec.name else ""
     if kind is not Kind.CONTAINER:
         reasons = ["taken over in place: its data stays where it is" if kind is Kind.VOLUME
@@ -183,6 +201,10 @@ def _takeover(kind: Kind, obj: LiveObject, spec: Any, differences: list[str] | N
         elif differences is None:
             reasons.append("its driver cannot compare it with the file: taken as it is")
         return Takeover(kind, spec.name, spec.key, "adopt", renamed, tuple(reasons))
+    if built:
+        return Takeover(kind, spec.name, spec.key, "keep", renamed,
+                        ("runs as the file says, from an image Compose built: kept running if building the file "
+                         "gives the same image (compared at apply), else replaced",))
     if differences == []:
         return Takeover(kind, spec.name, spec.key, "keep", renamed,
                         ("runs as the file says: kept running, not restarted",))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
@@ -51,6 +52,9 @@ class Recorder:
     def removed(self, change: Change) -> None:
         """The driver removed ``change``'s live object (``change.live_id``)."""
 
+    def kept(self, change: Change, image_id: str, same_as: str) -> None:
+        """``change``'s container was kept: the image it runs, ``image_id``, holds what ``same_as`` (built) holds."""
+
 
 class _Runner:
     """Executes single steps against the drivers, with retries."""
@@ -65,6 +69,7 @@ class _Runner:
         # Decided once per change, not per attempt: a retried create finds the volume it made.
         self._volume_ids = {c.id: uuid.uuid4().hex for c in plan.changes if c.kind is Kind.VOLUME}
         self._recreating: set[str] = set()  # START changes whose old container is gone: a retry creates
+        self.notes: dict[str, str] = {}  # change id → what it did instead of what was planned
         # Rolls run in the wait lane; their creates and starts take one of these slots.
         self._work_slots = threading.BoundedSemaphore(max(1, options.workers))
 
@@ -169,6 +174,8 @@ class _Runner:
         """Replace a container without a hole (``reconciler.rollout``), or simply when the runtime cannot."""
         runtime = self._driver(change)
         assert isinstance(runtime, RuntimeDriver)
+        if change.keeps_if_image and self._same_build(change):
+            return
         if not runtime.rolls:
             call_with_retries(lambda: self._object_down(change), self.options.retry)
             with self._work_slots:
@@ -177,6 +184,20 @@ class _Runner:
         roll(change, runtime, create=lambda: self._create_container(change, runtime),
              removed=lambda: self.recorder.removed(change), work=self._work_slots, retry=self.options.retry,
              rollback=self.options.rollback)
+
+    def _same_build(self, change: Change) -> bool:
+        """Whether the image just built for an adopted container holds what the image it runs holds (then it stays)."""
+        ref = self._spec(change).image_ref
+        image = self.desired.of(Kind.IMAGE).get(ref)
+        if image is None:
+            return False
+        registry = self.drivers.get(Kind.IMAGE, image.driver)
+        same_as = call_with_retries(lambda: registry.equivalent(ref, change.keeps_if_image), self.options.retry)
+        if same_as:
+            self.recorder.kept(change, change.keeps_if_image, same_as)
+            self.notes[change.id] = (f"kept running: the image built from the spec holds what its image "
+                                     f"{change.keeps_if_image[7:19]} holds")
+        return bool(same_as)
 
     def _create_container(self, change: Change, runtime: RuntimeDriver) -> None:
         spec = self._spec(change)
@@ -242,7 +263,7 @@ def apply_plan(
             for future in done:
                 step = running.pop(future)
                 schedule.record(step, future.exception())
-            for outcome in schedule.finished_changes():
+            for outcome in schedule.finished_changes(runner.notes):
                 if after is not None:
                     after(outcome)
     outcomes = tuple(schedule.outcome(change) for change in plan.changes)
@@ -309,14 +330,14 @@ class _Schedule:
                     skipped.change.id, f"skipped: {step.change.kind.value} {step.change.name} failed"
                 )
 
-    def finished_changes(self) -> list[Outcome]:
+    def finished_changes(self, notes: dict[str, str] | None = None) -> list[Outcome]:
         out = []
         for change_id, step_ids in self.phases.items():
             if change_id not in self.reported and all(sid in self.result for sid in step_ids):
                 self.reported.add(change_id)
                 self.ended[change_id] = time.monotonic()
                 change = next(s.change for s in self.steps if s.id == step_ids[0])
-                out.append(self.outcome(change))
+                out.append(replace(self.outcome(change), note=(notes or {}).get(change_id, "")))
         return out
 
     def outcome(self, change: Change) -> Outcome:

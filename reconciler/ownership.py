@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .labels import is_owned
-from .model import DesiredState, Kind, LiveObject, LiveState, Record
+from .model import Claim, DesiredState, Kind, LiveObject, LiveState, Record
 from .values import value
 
 __all__ = ["Vetted", "aside_name", "set_aside_for", "vet"]
@@ -88,6 +88,21 @@ class Vetted:
                 or self.record.claim(obj) is not None)
 
 
+def _claimed(obj: LiveObject, claim: Claim) -> LiveObject:
+    """``obj`` as its claim says: the claimed labels, and the image it runs read as the build it was found equal to.
+
+    A kept container whose image Compose built, and whose build has not been
+    compared yet, says so in ``details["compose_build"]`` (its image id): the
+    planner then replaces it only if the rebuilt image turns out different.
+    """
+    image = claim.images.get(obj.image_id)
+    details = obj.details
+    if image == "":
+        details = {**details, "compose_build": obj.image_id}
+    return replace(obj, labels={**obj.labels, **claim.labels}, owned=True, image_id=image or obj.image_id,
+                   details=details)
+
+
 def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt: bool = False) -> Vetted:
     """The objects the stack may change, given the record (None: trust the labels, as before)."""
     if record is None:
@@ -99,7 +114,7 @@ def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt:
         for name, obj in live.of(kind).items():
             claim = record.claim(obj) if record.claims else None
             if claim is not None:
-                vetted[kind][name] = replace(obj, labels={**obj.labels, **claim.labels}, owned=True)
+                vetted[kind][name] = _claimed(obj, claim)
                 continue
             if not obj.owned or record.lists(obj):
                 continue

@@ -160,6 +160,10 @@ class Change:
     live_state: str = ""
     #: A container whose runtime schedules its replicas (a Swarm service): shown as a service.
     scheduled: bool = False
+    #: A container taken over from Compose, replaced only because its image is rebuilt: the image
+    #: id it runs. The replacement is skipped, and the container kept, if the image the build gives
+    #: holds the same (``RegistryDriver.equivalent``).
+    keeps_if_image: str = ""
 
     @property
     def id(self) -> str:

@@ -356,14 +356,27 @@ def _plan_container(spec: ContainerSpec, vetted: Vetted, renewed: set[str], repl
         return Change(Action.UPDATE, reasons=tuple(reasons), fields=tuple(fields), reason=reason, rollout=rollout,
                       live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
     if reason is not None:
+        keeps = _keeps_if_image(reason, reasons, forced, current)
+        if keeps:
+            reasons = [*reasons, "kept running instead if the image the build gives is the one Compose built"]
         return Change(Action.REPLACE, reasons=tuple(reasons), fields=tuple(fields), forced_by=tuple(forced),
-                      reason=reason, live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
+                      reason=reason, live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current),
+                      keeps_if_image=keeps, **base)
     if current.state == "running" or current.state == "restarting":
         return None
     if current.state == "exited" and current.exit_code == 0 and spec.restart == "no":
         return None  # a one-shot container that completed: running it again is not convergence
     return Change(Action.START, reasons=(f"state: {current.state} → running",), reason=Reason.NOT_RUNNING,
                   live_id=current.id, live_driver=live_driver(Kind.CONTAINER, current), **base)
+
+
+def _keeps_if_image(reason: Reason, reasons: list[str], forced: list[str], current: LiveObject) -> str:
+    """The image id of an adopted container replaced only for a rebuilt image that may prove the same; else ""."""
+    built = str(current.details.get("compose_build") or "")
+    if built and built == current.image_id and reason is Reason.IMAGE_CHANGED and set(forced) == {"image"} \
+            and not reasons:
+        return built
+    return ""
 
 
 def _expected_networks(spec: ContainerSpec, current: LiveObject) -> list[str] | None:

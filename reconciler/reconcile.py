@@ -427,3 +427,6 @@ class _BookRecorder:
 
     def removed(self, change: Change) -> None:
         self.book.removed(change.kind, change.name, change.live_id or change.name)
+
+    def kept(self, change: Change, image_id: str, same_as: str) -> None:
+        self.book.same_image(change.live_id, image_id, same_as)

@@ -147,6 +147,8 @@ def outcome_line(outcome: Outcome) -> str:
     line = f"{change_line(outcome.change):<60} {mark:>7}  {outcome.seconds:5.1f}s"
     if outcome.error:
         line += f"\n      {outcome.error}"
+    elif outcome.note:
+        line += f"\n      {outcome.note}"
     return line
 
 
@@ -173,7 +175,8 @@ def report_data(report: ApplyReport) -> dict[str, Any]:
         "engine_calls": {"read": 0, "write": 0, **report.stats},
         "changes": [
             {**_change_data(o.change), "status": o.status.value, "error": o.error or None,
-             "temporary": o.temporary if o.status is Status.FAILED else None, "seconds": round(o.seconds, 3)}
+             "temporary": o.temporary if o.status is Status.FAILED else None, "seconds": round(o.seconds, 3),
+             **({"note": o.note} if o.note else {})}
             for o in report.outcomes
         ],
     }

@@ -42,6 +42,8 @@ class Outcome:
     #: The exception that failed it (None when ok or skipped), so hooks and
     #: notifications can tell a temporary failure from a permanent one.
     exception: BaseException | None = field(default=None, compare=False, repr=False)
+    #: What an ok change did instead of what was planned (a replacement found unneeded at apply), for people.
+    note: str = ""
 
     @property
     def temporary(self) -> bool:

@@ -375,10 +375,24 @@ class StackBook:
         A container kept as it runs under a new name is recorded under that name.
         """
         rows = [(obj.kind, obj.name, obj.id, driver, claim.labels.get(CONFIG_HASH, ""),
-                 json.dumps({"labels": dict(claim.labels), "requires": dict(claim.requires)}, sort_keys=True))
+                 json.dumps({"labels": dict(claim.labels), "requires": dict(claim.requires),
+                             "images": dict(claim.images)}, sort_keys=True))
                 for obj, driver, claim in taken]
         if rows:
             self.store._write(*self._inserts(ADOPTED, rows))
+
+    def same_image(self, container_id: str, image_id: str, same_as: str) -> None:
+        """Note in an adopted container's claim that the image it runs holds what ``same_as`` (the build) holds."""
+        rows = self.store._read("SELECT name, claims FROM objects WHERE engine = ? AND stack = ? AND kind = ? "
+                                "AND object_id = ? AND claims != ''",
+                                (self.engine, self.stack, Kind.CONTAINER.value, container_id))
+        for name, text in rows:
+            claim = _claim(text)
+            data = {"labels": dict(claim.labels), "requires": dict(claim.requires),
+                    "images": {**claim.images, image_id: same_as}}
+            self.store._write(("UPDATE objects SET claims = ? WHERE engine = ? AND stack = ? AND kind = ? "
+                               "AND name = ? AND object_id = ?", (json.dumps(data, sort_keys=True), self.engine,
+                               self.stack, Kind.CONTAINER.value, name, container_id)))
 
     def removed(self, kind: Kind, name: str, object_id: str) -> None:
         """Forget an object the reconciler deleted (a container by its id: it may have been renamed aside)."""
@@ -408,7 +422,8 @@ def _claim(text: str) -> Claim:
     """A record row's ``claims`` column, read back (a row it cannot read vouches for nothing)."""
     try:
         data = json.loads(text)
-        return Claim(labels=dict(data.get("labels") or {}), requires=dict(data.get("requires") or {}))
+        return Claim(labels=dict(data.get("labels") or {}), requires=dict(data.get("requires") or {}),
+                     images=dict(data.get("images") or {}))
     except (ValueError, AttributeError, TypeError):
         return Claim(requires={"\0": "unreadable"})
 

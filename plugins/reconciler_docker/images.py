@@ -278,6 +278,15 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
                     error = redact(str(event["error"]).strip(), secrets)
                     raise PermanentError(f"build {spec.ref}: {error}" + (f"\n{tail}" if tail else ""))
 
+    def equivalent(self, ref: str, image_id: str) -> str:
+        """The id of ``ref`` when it has ``image_id``'s layers and config, labels aside (see ``same_content``)."""
+        with engine_errors(f"inspect images {ref} and {image_id[:19]}"):
+            try:
+                built, other = self.api.inspect_image(ref), self.api.inspect_image(image_id)
+            except docker.errors.NotFound:
+                return ""
+        return built["Id"] if same_content(built, other) else ""
+
     def push(self, spec: ImageSpec) -> None:
         """Push ``spec.ref`` with its registry's credentials (as for pulls); failures become distinct errors."""
         self._transfer("push", spec, spec.secret_values)
@@ -305,6 +314,25 @@ class _StatusLines:
             return None
         self._last[layer] = status
         return f"{layer}: {status}"
+
+
+#: Image config keys that say nothing about what a container runs: labels (ours on a build, none on
+#: Compose's), the parent image and the builder's own bookkeeping.
+_BOOKKEEPING = frozenset({"Labels", "Image", "Hostname", "Domainname"})
+
+
+def same_content(one: Mapping, other: Mapping) -> bool:
+    """Whether two ``inspect_image`` answers hold the same file system layers and run the same way.
+
+    The same Dockerfile and context built twice with the engine's layer cache
+    gives the same layers (the cached ones); the build the reconciler makes
+    then differs only in its labels, which add no layer.
+    """
+    def config(image: Mapping) -> dict:
+        return {k: v for k, v in (image.get("Config") or {}).items() if k not in _BOOKKEEPING}
+
+    layers = (one.get("RootFS") or {}).get("Layers")
+    return bool(layers) and layers == (other.get("RootFS") or {}).get("Layers") and config(one) == config(other)
 
 
 def _tracks(wanted: Mapping[str, ImageSpec], ref: str) -> bool:

@@ -185,6 +185,18 @@ class RegistryDriver(ObjectDriver):
     def delete(self, live: LiveObject) -> None:
         """Images are shared caches: the core never deletes them."""
 
+    def equivalent(self, ref: str, image_id: str) -> str:
+        """Optional: the id of the image ``ref`` names, when it holds what ``image_id`` holds; else "".
+
+        "What it holds" is its file system layers and its config (command,
+        environment, ports, …), labels aside: the image another tool built
+        from the same context. Asked after a build, for a container taken
+        over from a Compose project (``reconcile adopt``) whose image Compose
+        built: the same build keeps the container running instead of
+        replacing it. The default ("") cannot tell: the container is replaced.
+        """
+        return ""
+
 
 class NetworkDriver(ObjectDriver):
     kind = Kind.NETWORK

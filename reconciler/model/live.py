@@ -123,6 +123,10 @@ class Claim:
     #: Foreign labels the object must still carry for the claim to hold (its Compose project and
     #: key): a volume has no engine id, so another volume made later under its name is not it.
     requires: Mapping[str, str] = field(default_factory=dict)
+    #: A kept container whose image Compose built: the image id it runs → the id of the image the
+    #: reconciler built from the spec that holds the same (``RegistryDriver.equivalent``), or "" until
+    #: that build has been compared with it.
+    images: Mapping[str, str] = field(default_factory=dict)
 
     def holds_for(self, obj: LiveObject) -> bool:
         """Whether ``obj`` still carries the foreign labels it was adopted with."""

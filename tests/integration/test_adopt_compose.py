@@ -22,11 +22,22 @@ services:
     build: ./web
     init: true
     stop_grace_period: 1s
-    environment:
-      VERSION: "@V@"
     networks: [front, back]
     healthcheck:
       test: ["CMD-SHELL", "nc -w 1 127.0.0.1 8080 </dev/null"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+  api:
+    image: BASE
+    command: ["sh", "-c", "exec httpd -f -p 8081 -h /"]
+    init: true
+    stop_grace_period: 1s
+    environment:
+      VERSION: "@V@"
+    networks: [back]
+    healthcheck:
+      test: ["CMD-SHELL", "nc -w 1 127.0.0.1 8081 </dev/null"]
       interval: 1s
       timeout: 2s
       retries: 3
@@ -98,13 +109,13 @@ def test_adopting_a_running_compose_v1_project(stack, projects):
     stack.exec(f"{project}_db_1", "sh", "-c", "echo precious > /data/y")
     before = _project(stack, project)
     bystander = {n: c["Id"] for n, c in _project(stack, other).items()}
-    db = before[f"{project}_db_1"]
 
-    _write(stack, "2")  # web's environment changes; db's does not
+    _write(stack, "2")  # api's environment changes; web (built by Compose) and db do not
     dry = stack.cli("adopt", "--dry-run", "-p", project, "-f", "compose.yaml")
     assert dry.code == 0, dry.out + dry.err
-    assert f"keep    container {project}-db-1 (renamed from {project}_db_1)" in dry.out, dry.out
-    assert f"replace container {project}-web-1 (renamed from {project}_web_1)" in dry.out, dry.out
+    for kept in ("db", "web"):
+        assert f"keep    container {project}-{kept}-1 (renamed from {project}_{kept}_1)" in dry.out, dry.out
+    assert f"replace container {project}-api-1 (renamed from {project}_api_1)" in dry.out, dry.out
     assert "env.VERSION" in dry.out and f"adopt   volume {project}_dbdata" in dry.out, dry.out
     assert _project(stack, project).keys() == before.keys()  # the dry run changed nothing
 
@@ -112,18 +123,17 @@ def test_adopting_a_running_compose_v1_project(stack, projects):
     result = stack.cli("adopt", "-p", project, "-f", "compose.yaml", "--output", "json")
     assert result.code == 0, result.out + result.err
     after = _project(stack, project)
-    kept = after[f"{project}-db-1"]
-    assert kept["Id"] == db["Id"] and kept["State"]["StartedAt"] == db["State"]["StartedAt"]
-    assert kept["RestartCount"] == 0
-    assert stack.exec(kept["Id"], "cat", "/data/x", "/data/y") == "first\nprecious\n"
-    web = after[f"{project}-web-1"]
-    assert web["Id"] != before[f"{project}_web_1"]["Id"] and web["State"]["Health"]["Status"] == "healthy"
-    assert "VERSION=2" in web["Config"]["Env"]
-    old_web = before[f"{project}_web_1"]["Id"]
     events = _container_events(stack, since)
-    assert ("die", db["Id"]) not in events and ("restart", db["Id"]) not in events, events
-    assert events.index(("start", web["Id"])) < events.index(("die", old_web)), events  # no gap
-    assert set(after) == {f"{project}-db-1", f"{project}-web-1"}
+    for kept in ("db", "web"):
+        old, new = before[f"{project}_{kept}_1"], after[f"{project}-{kept}-1"]
+        assert new["Id"] == old["Id"] and new["State"]["StartedAt"] == old["State"]["StartedAt"], kept
+        assert new["RestartCount"] == 0 and ("die", old["Id"]) not in events, (kept, events)
+    assert stack.exec(f"{project}-db-1", "cat", "/data/x", "/data/y") == "first\nprecious\n"
+    api, old_api = after[f"{project}-api-1"], before[f"{project}_api_1"]["Id"]
+    assert api["Id"] != old_api and api["State"]["Health"]["Status"] == "healthy"
+    assert "VERSION=2" in api["Config"]["Env"]
+    assert events.index(("start", api["Id"])) < events.index(("die", old_api)), events  # no gap
+    assert set(after) == {f"{project}-db-1", f"{project}-web-1", f"{project}-api-1"}
 
     again = stack.cli("apply", "-p", project, "-f", "compose.yaml")
     assert again.code == 0 and "nothing to do" in again.out, again.out + again.err
