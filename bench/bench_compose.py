@@ -180,9 +180,11 @@ class Bench:
             except OSError as exc:
                 log(f"cleanup: {side} down failed: {exc}")
             remove_labelled(self.engine, self.label(side))
-        for project in self.adopt_projects:
-            remove_labelled(self.engine, f"{COMPOSE_LABEL}={project}")
-            remove_labelled(self.engine, owner_selector(project))
+        for project in self.adopt_projects:  # containers of both labels first: each holds the other's volumes
+            for label in (f"{COMPOSE_LABEL}={project}", owner_selector(project)):
+                self.engine.remove(label)
+            for label in (f"{COMPOSE_LABEL}={project}", owner_selector(project)):
+                remove_labelled(self.engine, label)
 
 
 def report(bench: Bench, total: float) -> str:
