@@ -9,6 +9,8 @@ import pytest
 
 from reconciler.labels import COMPOSE_PROJECT
 
+from .conftest import BASE_IMAGE
+
 pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
                                 reason="docker-compose (Debian's 1.29) is not installed: scripts/engine.sh up installs it")
 
@@ -162,3 +164,66 @@ def test_a_name_held_by_another_project_is_refused_and_nothing_changes(stack, pr
     assert result.code == 1
     assert f"volume {other}_dbdata exists and belongs to Compose project {other}" in result.out + result.err
     assert not _project(stack, project)
+
+
+V2_COMPOSE = """\
+services:
+  db:
+    image: BASE
+    command: ["sh", "-c", "exec sleep 100000"]
+    init: true
+    stop_grace_period: 1s
+    environment:
+      MODE: primary
+    volumes:
+      - data:/data
+  one:
+    image: BASE
+    command: ["sh", "-c", "exec sleep 100000"]
+    init: true
+volumes:
+  data:
+"""
+
+
+def _v2_project(stack, project: str) -> str:
+    """A project as Compose v2 leaves it (``docker compose up -d``), made through the API: v2 is not packaged
+    for Debian 12. Names ``<project>-<service>-<n>``, v2's labels and aliases. Returns db's container id."""
+    api, version = stack.engine, "2.24.6"
+    common = {COMPOSE_PROJECT: project, "com.docker.compose.version": version}
+    api.create_network(f"{project}_default", driver="bridge",
+                       labels={**common, "com.docker.compose.network": "default"})
+    api.create_volume(f"{project}_data", labels={**common, "com.docker.compose.volume": "data"})
+    made = {}
+    for service, env, mounts in (("db", ["MODE=primary"], [f"{project}_data:/data:rw"]), ("one", None, None)):
+        name = f"{project}-{service}-1"
+        labels = {**common, "com.docker.compose.service": service, "com.docker.compose.container-number": "1",
+                  "com.docker.compose.oneoff": "False", "com.docker.compose.config-hash": "0" * 64,
+                  "com.docker.compose.image": "sha256:" + "0" * 64, "com.docker.compose.depends_on": ""}
+        host = api.create_host_config(binds=mounts, init=True, network_mode=f"{project}_default")
+        networking = api.create_networking_config(
+            {f"{project}_default": api.create_endpoint_config(aliases=[service, name])})
+        made[service] = api.create_container(BASE_IMAGE, ["sh", "-c", "exec sleep 100000"], name=name,
+                                             environment=env, labels=labels, host_config=host,
+                                             networking_config=networking,
+                                             stop_timeout=1 if service == "db" else None)["Id"]
+        api.start(made[service])
+    return made["db"]
+
+
+def test_adopting_a_compose_v2_project_keeps_its_names(stack, projects):
+    project, _ = projects
+    stack.write(V2_COMPOSE, "compose.yaml")
+    db = _v2_project(stack, project)
+    started = stack.engine.inspect_container(db)["State"]["StartedAt"]
+    dry = stack.cli("adopt", "--dry-run", "-p", project, "-f", "compose.yaml")
+    assert dry.code == 0, dry.out + dry.err
+    assert f"keep    container {project}-db-1\n" in dry.out and "renamed" not in dry.out, dry.out
+    assert f"keep    container {project}-one-1\n" in dry.out and "replace" not in dry.out, dry.out
+    assert f"adopt   network {project}_default" in dry.out and f"adopt   volume {project}_data" in dry.out
+    result = stack.cli("adopt", "-p", project, "-f", "compose.yaml")
+    assert result.code == 0, result.out + result.err
+    kept = stack.engine.inspect_container(f"{project}-db-1")
+    assert kept["Id"] == db and kept["State"]["StartedAt"] == started
+    again = stack.cli("plan", "-p", project, "-f", "compose.yaml", "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err

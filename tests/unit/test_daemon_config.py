@@ -103,3 +103,20 @@ def test_a_refused_url_is_shown_without_its_credentials(tmp_path):
         load_config(path)
     assert "sources[0].git.url" in str(caught.value) and "'http://git.example/s.git'" in str(caught.value)
     assert "tok-123456" not in str(caught.value)
+
+
+def test_a_source_may_take_running_compose_projects_over(tmp_path):
+    from reconciler.daemon.runner import Daemon
+    from reconciler.reconcile import Reconciler
+
+    path = tmp_path / "daemon.yaml"
+    path.write_text(f"state_dir: {tmp_path / 'state'}\nsources:\n  - name: shop\n    dir: ./stacks\n"
+                    "    adopt_compose: true\n  - name: plain\n    dir: ./other\n")
+    config = load_config(path)
+    assert [s.adopt_compose for s in config.sources] == [True, False]
+    runner = Daemon(config, reconciler=Reconciler(plugin_modules=()))
+    assert [w.loop.request.adopt_compose for w in runner.workers] == [True, False]
+    path.write_text("sources:\n  - name: shop\n    dir: ./stacks\n    adopt_compose: yes please\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    assert f"{path}:4:" in str(caught.value) and "adopt_compose" in str(caught.value)
