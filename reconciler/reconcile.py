@@ -264,6 +264,7 @@ class Reconciler:
 
                     write_takeover(adoption, drivers, book)
                 book.adopted(plan.adopted)
+                _release_external(desired, record, book)
                 if on_plan is not None:
                     on_plan(plan)
                 report = self._run(plan, desired, drivers, request, before, after, hook_errors, book)
@@ -407,6 +408,16 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout)
         return self.apply(desired, request, **callbacks)
+
+
+def _release_external(desired: DesiredState, record: Record, book) -> None:
+    """Take out of the record what the spec now calls external: a later ``destroy``, which reads no spec,
+    must not remove a network or volume the stack made (or adopted) and then handed over."""
+    listed = {(kind, name) for kind, name, _ in record.created | record.adopted}
+    external = [(kind, spec.name) for kind in (Kind.NETWORK, Kind.VOLUME) for spec in desired.section(kind).values()
+                if getattr(spec, "external", False) and (kind, spec.name) in listed]
+    if external:
+        book.released(external)
 
 
 def _operation(request: ApplyRequest) -> Operation:

@@ -394,6 +394,11 @@ class StackBook:
                                "AND name = ? AND object_id = ?", (json.dumps(data, sort_keys=True), self.engine,
                                self.stack, Kind.CONTAINER.value, name, container_id)))
 
+    def released(self, objects: Iterable[tuple[Kind, str]]) -> None:
+        """Forget objects the spec now calls external (by kind and name): the stack no longer owns them."""
+        self.store._write(*(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ?",
+                             (self.engine, self.stack, Kind(kind).value, name)) for kind, name in objects))
+
     def removed(self, kind: Kind, name: str, object_id: str) -> None:
         """Forget an object the reconciler deleted (a container by its id: it may have been renamed aside)."""
         if Kind(kind) is Kind.CONTAINER and object_id:
