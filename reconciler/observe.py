@@ -11,7 +11,7 @@ from typing import Any
 from .drivers import Drivers, ObjectDriver
 from .model import DesiredState, Kind, LiveObject, LiveState
 
-__all__ = ["observe"]
+__all__ = ["observe", "writable_sizes"]
 
 
 def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDriver, dict[str, Any]]]:
@@ -49,3 +49,20 @@ def observe(desired: DesiredState, drivers: Drivers) -> LiveState:
         volumes=found[Kind.VOLUME],
         containers=found[Kind.CONTAINER],
     )
+
+
+def writable_sizes(desired: DesiredState, drivers: Drivers) -> dict[str, int] | None:
+    """The writable-layer size of each container, for ``status``, when some container's ``filesystem:`` watches it.
+
+    Costs the runtime drivers that can tell (``writable_sizes(stack)``) one list call each; a stack
+    with ``filesystem: ignore`` everywhere (the default) costs nothing, and None says "not read".
+    """
+    runtimes = {spec.driver for spec in desired.containers.values() if spec.filesystem.watched}
+    if not runtimes:
+        return None
+    sizes: dict[str, int] = {}
+    for name in sorted(runtimes):
+        read = getattr(drivers.get(Kind.CONTAINER, name), "writable_sizes", None)
+        if read is not None:
+            sizes.update(read(desired.stack))
+    return sizes

@@ -54,6 +54,7 @@ class Reason(enum.StrEnum):
     DEPENDENCY_RECREATED = "dependency-recreated"  # a network or volume it uses is recreated
     NOT_RUNNING = "not-running"  # a container that should run is stopped, created or paused
     FILES_MISSING = "files-missing"  # the config or secret files it mounts are gone (a reboot empties a tmpfs)
+    FILESYSTEM_DRIFT = "filesystem-drift"  # ``filesystem: recreate`` and its writable layer changed (``fsdrift``)
     NO_LONGER_IN_SPEC = "no-longer-in-spec"  # owned by the stack, gone from the spec
     SCALED_DOWN = "scaled-down"  # a replica above the spec's ``replicas``
     BUILD_MISSING = "build-missing"  # a built image that is not present
@@ -214,6 +215,9 @@ class Plan:
     #: Why no change of this plan may be applied, one line each, located at the spec's line (an
     #: external network or volume that does not exist): ``plan`` fails with them, ``apply`` refuses.
     refusals: tuple[str, ...] = ()
+    #: Containers with ``filesystem: report`` whose writable layer changed: no change, but not converged
+    #: for ``plan --detailed-exitcode`` (see ``reconciler.fsdrift``).
+    drifted: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -18,6 +18,7 @@ from typing import Mapping
 from . import labels
 from .defaults import DEFAULT_DRIVERS
 from .explain import display, explain_field, short_id
+from .fsdrift import replace_reason, reported
 from .imageplan import plan_images
 from .model import (
     ContainerSpec,
@@ -57,9 +58,10 @@ def plan_changes(desired: DesiredState, live: LiveState, *, prune_volumes: bool 
     changes = images + networks + volumes + containers
     if vetted.rebuilding:
         changes = _without_removals(changes, notes)
-    notes += _adoption_notes(vetted)
+    fs_notes, drifted = reported(desired, live)
+    notes += _adoption_notes(vetted) + fs_notes
     return Plan(stack=desired.stack, changes=tuple(changes), notes=tuple(notes), adopted=vetted.adopted,
-                refusals=tuple(_missing_external(desired, live)))
+                refusals=tuple(_missing_external(desired, live)), drifted=drifted)
 
 
 def _missing_external(desired: DesiredState, live: LiveState) -> list[str]:
@@ -431,6 +433,9 @@ def _replace_reasons(
         codes.append(Reason.DRIFTED)
         reasons.append(f"changed outside the reconciler: {', '.join(drift)}")
         fields.extend(FieldChange(path) for path in drift if path not in {f.path for f in fields})
+    if layer := replace_reason(spec, current):
+        codes.append(Reason.FILESYSTEM_DRIFT)
+        reasons.append(layer)
     if current.details.get("files_missing"):
         codes.append(Reason.FILES_MISSING)
         reasons.append("the config or secret files it mounts are gone from the host")

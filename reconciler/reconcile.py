@@ -182,9 +182,9 @@ class Reconciler:
         return planned
 
     def _planned(self, desired: DesiredState, *, prune_volumes: bool = False, adopt: bool = False,
-                 adopt_compose: bool = False) -> StackPlan:
+                 adopt_compose: bool = False, drivers: Drivers | None = None) -> StackPlan:
         """``plan``'s answer, refusals included rather than raised (``status`` shows a missing external object)."""
-        drivers = self.drivers(desired.stack)
+        drivers = drivers or self.drivers(desired.stack)
         engine = self.engine_identity(drivers, desired.runtime)  # the connection observe makes anyway
         book = self.book(desired.stack, engine)
         live = self.observe(desired, drivers)
@@ -208,11 +208,13 @@ class Reconciler:
 
     def status(self, desired: DesiredState) -> StackStatus:
         """Every object of the stack, desired against live, with health and drift (reads only)."""
+        from .observe import writable_sizes
         from .status import status_rows
 
-        plan, live = self._planned(desired)  # a missing external object is shown as missing, not raised
-        return StackStatus(desired.stack, tuple(status_rows(desired, live, plan)),
-                           converged=plan.empty and not plan.refusals)
+        drivers = self.drivers(desired.stack)
+        plan, live = self._planned(desired, drivers=drivers)  # a missing external object is shown as missing
+        rows = status_rows(desired, live, plan, detailed=True, sizes=writable_sizes(desired, drivers))
+        return StackStatus(desired.stack, tuple(rows), converged=plan.empty and not plan.refusals)
 
     def event_sources(self, stack: str) -> list:
         """The drivers that report changes to ``stack``'s objects as they happen (``ObjectDriver.events``)."""
@@ -381,7 +383,7 @@ class Reconciler:
                                 recorder=_BookRecorder(book))
         if request.destroy or any(c.kind is Kind.CONTAINER for c in plan.changes):
             self._prune_files(plan.stack, drivers)
-        return replace(report, revision=desired.revision)
+        return replace(report, revision=desired.revision, drifted=plan.drifted)
 
     @staticmethod
     def _prune_files(stack: str, drivers: Drivers) -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
+from .fsdrift import filesystem_lines
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan, Takeover
 
@@ -131,6 +132,8 @@ def plan_data(plan: Plan) -> dict[str, Any]:
     """The plan as plain JSON-ready data (values already redacted by the planner)."""
     data = {"stack": plan.stack, "changes": [_change_data(c) for c in plan.changes], "notes": list(plan.notes),
             "counts": plan.counts()}
+    if plan.drifted:  # filesystem: report containers whose writable layer changed (see fsdrift)
+        data["drifted"] = list(plan.drifted)
     if plan.takeovers or plan.left_alone:
         data["takeovers"] = [_takeover_data(t) for t in plan.takeovers]
         data["left_alone"] = list(plan.left_alone)
@@ -223,6 +226,7 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
         out.append(line)
         if row.get("details"):  # what the driver reports (LiveObject.info), under its object
             out.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
+        out.extend("    " + line for line in filesystem_lines(row.get("filesystem")))
     return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(out)
 
 

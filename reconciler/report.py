@@ -65,6 +65,8 @@ class ApplyReport:
     stats: Mapping[str, int] = field(default_factory=dict)
     #: The git revision of the spec ("" outside a repository).
     revision: str = ""
+    #: Containers with ``filesystem: report`` whose writable layer changed (``Plan.drifted``): the metrics' gauge.
+    drifted: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -10,8 +10,9 @@ Every object shows ``details``: what its driver reported for people
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
+from .fsdrift import filesystem_status
 from .model import DesiredState, Kind, LiveState
 from .plan import Plan, Reason
 from .planner import is_scheduled
@@ -20,8 +21,13 @@ from .redact import redact
 __all__ = ["status_rows"]
 
 
-def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict[str, Any]]:
-    """One row per desired or owned object; ``drift`` says what the plan would change, if anything."""
+def status_rows(desired: DesiredState, live: LiveState, plan: Plan, *, detailed: bool = False,
+                sizes: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """One row per desired or owned object; ``drift`` says what the plan would change, if anything.
+
+    ``filesystem`` (containers): their writable layer's changes when their ``filesystem:`` policy had it
+    read (see ``fsdrift``), with its paths when ``detailed``, and its size from ``sizes`` (name → bytes).
+    """
     changes = {c.id: c for c in plan.changes}
     wanted = {kind: set(desired.of(kind)) for kind in Kind}
     rows = []
@@ -49,6 +55,8 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan) -> list[dict
                 **_digests(kind, obj, live, desired),
                 "drift": _drift(change),
                 "details": {str(k): redact(str(v)) for k, v in obj.info.items()} if obj and obj.info else None,
+                "filesystem": filesystem_status(spec, obj, detailed=detailed, size_rw=(sizes or {}).get(name))
+                if kind is Kind.CONTAINER else None,
             })
     return rows
 

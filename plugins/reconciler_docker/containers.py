@@ -29,6 +29,7 @@ from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_ow
 
 from .adopting import ContainerAdoption
 from .files import FileStore, is_local_engine
+from .layerdiff import LayerChanges, layer_sizes
 from .mapping import (
     DEFAULT_NETWORK,
     container_arguments,
@@ -101,11 +102,18 @@ class DockerRuntimeDriver(ContainerAdoption, EngineDriver, RuntimeDriver):
             claimed = is_owned(labels, stack, kind=self.kind)
             if claimed and name in wanted and labels.get(CONFIG_HASH) != wanted[name].config_hash:
                 details.update(self._explainable(name, files))
+            if claimed and name in wanted and wanted[name].filesystem.watched and not wanted[name].read_only:
+                details["filesystem"] = LayerChanges(self.context.engine_url or "", lambda: self.api).of(
+                    container["Id"], name)
             status = container.get("Status", "")
             out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),
                                  health=status_health(status), exit_code=status_exit_code(status),
                                  image_id=container.get("ImageID", ""), details=details))
         return out
+
+    def writable_sizes(self, stack: str) -> dict[str, int]:
+        """Each of the stack's containers' writable-layer size (``SizeRw``), by name: one list call (``status``)."""
+        return layer_sizes(self.api, owned_filter(stack, self.kind))
 
     def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
         """The engine's event stream, for containers, networks and volumes of ``stack``.

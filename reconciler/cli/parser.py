@@ -128,6 +128,8 @@ def _recreate_flags(p: argparse.ArgumentParser) -> None:
 def _status(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
     p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--detailed", action="store_true",
+                   help="also list the paths changed in each checked container's writable layer")
     _server_flags(p, "ask these daemons for every stack they run instead (one line per host per stack)")
 
 

@@ -11,6 +11,7 @@ import argparse
 import threading
 from typing import Any, Callable
 
+from ..fsdrift import without_paths
 from ..reconcile import StackPlan, StackStatus
 from ..render import outcome_line, plan_json, plan_text, report_json, report_text, status_json, status_text
 from ..report import ApplyReport
@@ -48,12 +49,12 @@ def show_plan(args: argparse.Namespace, planned: Any, *, vetoes: Callable[[Any],
         out(render(planned.plan, vetoes=refused))
         if refused or any(c.error for c in planned.plan.changes):
             return 1
-        pending = not planned.plan.empty
+        pending = not planned.plan.empty or bool(planned.plan.drifted)  # drifted: filesystem: report
     else:
         _fleet_end(args, planned)
         if not planned.ok:
             return 1
-        pending = any(o.plan is not None and not o.plan.empty for o in planned.outcomes)
+        pending = any(o.plan is not None and (not o.plan.empty or o.plan.drifted) for o in planned.outcomes)
     return 2 if args.detailed_exitcode and pending else 0
 
 
@@ -71,7 +72,8 @@ def show_status(args: argparse.Namespace, status: Any) -> int:
     target did not answer."""
     if isinstance(status, StackStatus):
         render = status_json if args.output == "json" else status_text
-        out(render(status.stack, status.rows, converged=status.converged))
+        rows = status.rows if getattr(args, "detailed", False) else without_paths(list(status.rows))
+        out(render(status.stack, rows, converged=status.converged))
         return 0
     from ..render_fleet import fleet_status_json, fleet_status_text
 

@@ -66,6 +66,11 @@ class Metrics:
         self.disconnects = Counter("reconciler_client_disconnects",
                                    "Requests whose client went away before sending the whole body, by route.",
                                    ["route"], registry=r)
+        self.filesystem = Gauge("reconciler_filesystem_drift",
+                                "1 for a container with filesystem: report whose writable layer changed since it "
+                                "was created (read at most once per filesystem interval).",
+                                ["stack", "container"], registry=r)
+        self._layer_drifted: dict[str, set[str]] = {}
 
     def observe_pass(self, stack: str, passed: Pass, *, managed: int) -> None:
         """Count one pass of ``stack``: its result, duration and drift; ``managed``: the objects its spec declares."""
@@ -75,10 +80,23 @@ class Metrics:
         self.drifted.labels(stack).set(drifted(passed))
         self.managed.labels(stack).set(managed)
         self.suspended.labels(stack).set(1 if passed.suspended is not None else 0)
+        self._filesystem(stack, passed)
         if result == "converged":
             self.last_success.labels(stack).set(time.time())
         elif result in ("failed", "error", "invalid", "source_error"):
             self.failures.labels(stack).inc()
+
+    def _filesystem(self, stack: str, passed: Pass) -> None:
+        """``reconciler_filesystem_drift``: one series per drifted container, removed once it no longer drifts."""
+        plan = passed.suspended if passed.suspended is not None else passed.report
+        if plan is None:  # the pass planned nothing: what was known stays
+            return
+        now = set(plan.drifted)
+        for name in self._layer_drifted.get(stack, set()) - now:
+            self.filesystem.remove(stack, name)
+        for name in now:
+            self.filesystem.labels(stack, name).set(1)
+        self._layer_drifted[stack] = now
 
     def worker_error(self, thread: str) -> None:
         """Count one unexpected exception caught in ``thread`` (``stack-repo:app``, ``poll-repo``, ``events-…``)."""

@@ -77,8 +77,9 @@ class DaemonView:
             },
         }
 
-    def detail(self, worker: StackWorker) -> dict[str, Any]:
-        """The summary, plus every object desired against live, and the plan a pass would apply now."""
+    def detail(self, worker: StackWorker, *, detailed: bool = False) -> dict[str, Any]:
+        """The summary, plus every object desired against live, and the plan a pass would apply now;
+        ``detailed``: with the paths changed in containers' writable layers (``?detailed=1``)."""
         data = self.summary(worker)
         desired = worker.loop.desired if worker.loop else None
         data["objects"], data["plan"], data["observe_error"] = [], None, None
@@ -89,7 +90,7 @@ class DaemonView:
         except ReconcilerError as exc:
             data["observe_error"] = str(exc)
             return data
-        data["objects"] = status_rows(desired, live, plan)
+        data["objects"] = status_rows(desired, live, plan, detailed=detailed)
         data["plan"] = plan_data(plan)
         return data
 

@@ -16,7 +16,9 @@ never from the modules behind it, which are cut by concern and may move:
 """
 from __future__ import annotations
 
-from .container import ContainerSpec, EnvVar, FileContent, FileMount, HealthCheck, Mount, Port, UpdatePolicy
+from .container import (
+    ContainerSpec, EnvVar, FileContent, FileMount, FilesystemPolicy, HealthCheck, Mount, Port, UpdatePolicy,
+)
 from .desired import DesiredState, ImageSpec, NetworkSpec, VolumeSpec
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
@@ -31,6 +33,7 @@ __all__ = [
     "FileContent",
     "Fleet",
     "FileMount",
+    "FilesystemPolicy",
     "HealthCheck",
     "ImageSpec",
     "Kind",

@@ -14,7 +14,8 @@ from ..defaults import DEFAULT_DRIVERS
 from ..values import value
 from .kinds import Kind
 
-__all__ = ["ContainerSpec", "EnvVar", "FileContent", "FileMount", "HealthCheck", "Mount", "Port", "UpdatePolicy"]
+__all__ = ["ContainerSpec", "EnvVar", "FileContent", "FileMount", "FilesystemPolicy", "HealthCheck", "Mount", "Port",
+           "UpdatePolicy"]
 
 
 @value
@@ -169,6 +170,26 @@ class UpdatePolicy:
 
 
 @value
+class FilesystemPolicy:
+    """What the reconciler does when a container's writable layer changed (``filesystem:`` in the spec).
+
+    A policy of the reconciler, not of the container: never part of the config
+    hash, so setting or changing it replaces nothing (see ``reconciler.fsdrift``).
+    """
+
+    #: ``ignore`` (never looked at), ``report`` (plan, status and metrics say so) or
+    #: ``recreate`` (the container is replaced, with its update order).
+    mode: str = "ignore"
+    #: Paths inside the container whose changes do not count (``/tmp`` covers ``/tmp/x``), sorted.
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def watched(self) -> bool:
+        """Whether the runtime must read the writable layer's changes for this policy."""
+        return self.mode != "ignore"
+
+
+@value
 class ContainerSpec:
     """One container replica, fully resolved: engine names for image, networks and volumes.
 
@@ -281,6 +302,8 @@ class ContainerSpec:
     endpoint_mode: str | None = None
     #: How a replacement rolls out.
     update: UpdatePolicy = UpdatePolicy()
+    #: What a change of the writable layer does (out of the config hash: a policy of the reconciler).
+    filesystem: FilesystemPolicy = FilesystemPolicy()
     #: The hash of ``config()``: different from the live container's means replace it.
     config_hash: str = ""
     #: Short per-field hashes of ``config()`` (env and labels per key), to name what changed.

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model import FilesystemPolicy
 from . import units
 from .conversions import scalar
 
-__all__ = ["container_fields", "parse_expose"]
+__all__ = ["container_fields", "filesystem_policy", "parse_expose"]
 
 
 def container_fields(value: dict) -> dict[str, Any]:
@@ -42,7 +43,18 @@ def container_fields(value: dict) -> dict[str, Any]:
         "stdin_open": bool(value.get("stdin_open", False)),
         "tty": bool(value.get("tty", False)),
         "read_only": bool(value.get("read_only", False)),
+        "filesystem": filesystem_policy(value.get("filesystem")),
     }
+
+
+def filesystem_policy(value: str | dict | None) -> FilesystemPolicy:
+    """``filesystem: report`` or ``{mode: recreate, ignore: [/tmp]}`` as a policy; paths without a trailing ``/``."""
+    if value is None:
+        return FilesystemPolicy()
+    if isinstance(value, str):
+        return FilesystemPolicy(mode=value)
+    ignore = {str(path).rstrip("/") or "/" for path in value.get("ignore") or []}
+    return FilesystemPolicy(mode=str(value["mode"]), ignore=tuple(sorted(ignore)))
 
 
 def parse_expose(value: Any) -> list[str]:
