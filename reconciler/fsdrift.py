@@ -51,16 +51,23 @@ def drifted_paths(policy: FilesystemPolicy, summary: Mapping[str, Any] | None) -
     """
     if not summary:
         return []
-    paths = [p for p in summary.get("paths") or () if not _ignored(str(p.get("path", "")), policy.ignore)]
-    listed = [str(p.get("path", "")) for p in summary.get("paths") or ()]
-    kept = {str(p.get("path", "")) for p in paths}
+    listed = [(str(p.get("path", "")), str(p.get("kind", "C"))) for p in summary.get("paths") or ()]
+    parents = {parent for path, _ in listed for parent in _ancestors(path)}
+    counted: set[str] = set()
+    counted_below: set[str] = set()
+    for path, kind in sorted(listed, key=lambda entry: -entry[0].count("/")):  # deepest first
+        if _ignored(path, policy.ignore) or (kind == "C" and path in parents and path not in counted_below):
+            continue  # ignored, or only the parent of ignored changes
+        counted.add(path)
+        counted_below.update(_ancestors(path))
+    return [{"kind": kind, "path": path} for path, kind in listed if path in counted]
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` → ``["/a/b", "/a"]``."""
     out = []
-    for entry in paths:
-        path = str(entry.get("path", ""))
-        below = [other for other in listed if other.startswith(path.rstrip("/") + "/")]
-        if entry.get("kind") == "C" and below and not any(other in kept for other in below):
-            continue  # only a parent of ignored changes
-        out.append({"kind": str(entry.get("kind", "C")), "path": path})
+    while (path := path.rpartition("/")[0]):
+        out.append(path)
     return out
 
 

@@ -104,7 +104,7 @@ class DockerRuntimeDriver(ContainerAdoption, EngineDriver, RuntimeDriver):
                 details.update(self._explainable(name, files))
             if claimed and name in wanted and wanted[name].filesystem.watched and not wanted[name].read_only:
                 details["filesystem"] = LayerChanges(self.context.engine_url or "", lambda: self.api).of(
-                    container["Id"], name)
+                    container["Id"], name, container.get("Mounts"))
             status = container.get("Status", "")
             out.append(self.live(name, container["Id"], labels, state=container.get("State", ""),
                                  health=status_health(status), exit_code=status_exit_code(status),

@@ -35,6 +35,8 @@ DEFAULT_INTERVAL = 60.0
 #: Paths kept per container: enough to decide and to show; the counts stay exact beyond it.
 MAX_PATHS = 5000
 _KINDS = {0: "C", 1: "A", 2: "D"}  # the engine's Kind: 0 modified, 1 added, 2 deleted
+#: Where the engine puts the init process of a container with ``init: true``: its doing, not a drift.
+DOCKER_INIT = "/sbin/docker-init"
 
 
 def interval() -> float:
@@ -45,10 +47,33 @@ def interval() -> float:
         return DEFAULT_INTERVAL
 
 
-def summary(changes: list[dict] | None, checked_at: float) -> dict[str, Any]:
-    """The engine's answer as counts and ``{"kind": "A"|"C"|"D", "path": …}`` entries, sorted by path."""
+def _ancestors(path: str) -> list[str]:
+    out = []
+    while (path := path.rpartition("/")[0]):
+        out.append(path)
+    return out
+
+
+def _engine_made(changes: list[dict], made: set[str]) -> list[dict]:
+    """``changes`` without the engine's own: the mount points it made (``made``) and the folders made only
+    to hold them (``/sbin`` for ``/sbin/docker-init`` in an image without one)."""
+    holders = {parent for path in made for parent in _ancestors(path)}
+    kept: list[dict] = []
+    kept_below: set[str] = set()
+    for change in sorted(changes, key=lambda c: -str(c.get("Path", "")).count("/")):  # deepest first
+        path = str(change.get("Path", ""))
+        if path in made or (path in holders and path not in kept_below):
+            continue
+        kept.append(change)
+        kept_below.update(_ancestors(path))
+    return kept
+
+
+def summary(changes: list[dict] | None, checked_at: float, made: set[str] = frozenset()) -> dict[str, Any]:
+    """The engine's answer as counts and ``{"kind": "A"|"C"|"D", "path": …}`` entries, sorted by path;
+    ``made``: the mount points the engine made in the layer, left out with the folders that only hold them."""
     paths = sorted(({"kind": _KINDS.get(c.get("Kind"), "C"), "path": str(c.get("Path", ""))}
-                    for c in changes or []), key=lambda p: p["path"])
+                    for c in _engine_made(list(changes or []), set(made))), key=lambda p: p["path"])
     counts = {"added": 0, "changed": 0, "deleted": 0}
     for entry in paths:
         counts[{"A": "added", "C": "changed", "D": "deleted"}[entry["kind"]]] += 1
@@ -66,8 +91,11 @@ class LayerChanges:
         self._api = api
         self._clock = clock
 
-    def of(self, container_id: str, name: str) -> dict[str, Any] | None:
-        """The summary of the container's changes: the cached one while fresh, else read now (one request)."""
+    def of(self, container_id: str, name: str, mounts: list[dict] | None = None) -> dict[str, Any] | None:
+        """The summary of the container's changes: the cached one while fresh, else read now (one request).
+
+        ``mounts``: the container's as the list call gives them; their mount points are the engine's doing.
+        """
         now = self._clock()
         key = (self.engine, container_id)
         with self._lock:
@@ -76,7 +104,8 @@ class LayerChanges:
             return cached
         with engine_errors(f"read the writable layer of container {name}"):
             try:
-                found = summary(self._api().diff(container_id), now)
+                made = {str(m.get("Destination", "")) for m in mounts or ()} | {DOCKER_INIT}
+                found = summary(self._api().diff(container_id), now, made)
             except docker.errors.NotFound:
                 return None
         with self._lock:

@@ -87,6 +87,9 @@ class DaemonConfig:
     file: str = ""
     api: ApiConfig | None = None
     webhooks: tuple[Webhook, ...] = ()
+    #: Seconds a container's writable-layer changes are reused (``filesystem:`` report/recreate); None: the
+    #: runtime's default (``RECONCILER_FILESYSTEM_INTERVAL``, else 60).
+    filesystem_interval: float | None = None
 
 
 def default_state_dir() -> str:
@@ -217,6 +220,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
         state_dir=absolute(data.get("state_dir")) or default_state_dir(),
         engine=_engine(data.get("engine")),
         resync=float(data.get("resync", 60)),
+        filesystem_interval=float(data["filesystem_interval"]) if "filesystem_interval" in data else None,
         log_format=data.get("log_format", "text"),
         file=str(file),
     )

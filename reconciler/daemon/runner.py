@@ -19,6 +19,7 @@ followers, a poller and a sync report one line, count it
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class Daemon:
         self._fetch_now = {s.name: threading.Event() for s in config.sources}
         self.workers = [StackWorker(s, p, self.checkouts[s.name]) for s in config.sources for p in s.paths]
         self.options = LoopOptions(resync=config.resync)
+        if config.filesystem_interval is not None:  # read by the runtime driver (filesystem: report/recreate)
+            os.environ["RECONCILER_FILESYSTEM_INTERVAL"] = format(config.filesystem_interval, "g")
         for worker in self.workers:
             worker.loop = self._loop(worker)
 
