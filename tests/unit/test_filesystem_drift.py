@@ -223,3 +223,23 @@ def test_the_daemon_sets_the_interval_from_its_config(tmp_path: Path, monkeypatc
     path.write_text("sources:\n  - name: local\n    dir: ./stacks\nfilesystem_interval: soon\n")
     with pytest.raises(SpecError, match=r"daemon\.yaml:4:.*filesystem_interval"):
         load_config(path)
+
+
+def test_the_metrics_gauge_follows_the_drifted_containers() -> None:
+    from reconciler.daemon.metrics import Metrics
+    from reconciler.loop import Pass, Trigger
+    from reconciler.report import ApplyReport
+
+    metrics = Metrics()
+
+    def gauge(container: str) -> float | None:
+        return metrics.registry.get_sample_value("reconciler_filesystem_drift",
+                                                 {"stack": "demo", "container": container})
+
+    metrics.observe_pass("demo", Pass(Trigger.RESYNC, report=ApplyReport("demo", (), 0.1, drifted=("demo-web-1",))),
+                         managed=1)
+    assert gauge("demo-web-1") == 1.0
+    metrics.observe_pass("demo", Pass(Trigger.RESYNC, error="engine down"), managed=1)
+    assert gauge("demo-web-1") == 1.0  # nothing planned: what was known stays
+    metrics.observe_pass("demo", Pass(Trigger.RESYNC, report=ApplyReport("demo", (), 0.1)), managed=1)
+    assert gauge("demo-web-1") is None
