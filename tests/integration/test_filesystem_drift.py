@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.waiting import poll_until
+
+from .daemons import Api, conforms, stack_spec
+
 pytestmark = pytest.mark.engine
 
 SPEC = """
@@ -82,3 +86,32 @@ def test_the_default_makes_no_extra_request_and_report_one_per_interval(stack):
     assert watched["engine_calls"].get("write", 0) == 0
     write(stack)
     assert stack.apply("--output", "json").json()["engine_calls"] == plain
+
+
+def test_the_daemon_shows_a_hand_edit_in_its_api_and_metrics(stack, repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONCILER_FILESYSTEM_INTERVAL", "0")  # every pass reads the layer again
+    repo.commit({"app/stack.yaml": stack_spec(stack.name, "1") + "    filesystem: report\n"})
+    api = Api(tmp_path, repo)
+    try:
+        api.wait(lambda s: s["state"] == "converged")
+        name = f"{stack.name}-web-1"
+        detail = api.stack(stack.name)
+        conforms("/api/stacks/{name}", "get", 200, detail)
+        entry = next(o for o in detail["objects"] if o["name"] == name)["filesystem"]
+        assert entry["mode"] == "report" and entry["drifted"] is False and "paths" not in entry
+        stack.exec(name, "sh", "-c", "echo edited > /etc/motd-edit")
+        assert api.call("POST", f"/api/stacks/{stack.name}/sync", token=api.write_token)[0] == 202
+
+        def gauge():
+            family = api.metrics().get("reconciler_filesystem_drift")
+            return [s.value for s in family.samples if s.labels.get("container") == name] if family else []
+
+        assert poll_until(gauge, timeout=30, interval=0.3) == [1.0]
+        status, detailed = api.get(f"/api/stacks/{stack.name}?detailed=1")
+        assert status == 200
+        conforms("/api/stacks/{name}", "get", 200, detailed)
+        entry = next(o for o in detailed["objects"] if o["name"] == name)["filesystem"]
+        assert entry["drifted"] is True and {"kind": "A", "path": "/etc/motd-edit"} in entry["paths"]
+        assert detailed["plan"]["drifted"] == [name]
+    finally:
+        assert api.daemon.stop() == 0
