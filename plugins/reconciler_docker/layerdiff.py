@@ -102,12 +102,13 @@ class LayerChanges:
             cached = self._cache.get(key)
         if cached is not None and now - cached["checked_at"] < interval():
             return cached
-        with engine_errors(f"read the writable layer of container {name}"):
+        with engine_errors(f"read the writable layer of container {name}"):  # the engine down: a failed pass
             try:
-                made = {str(m.get("Destination", "")) for m in mounts or ()} | {DOCKER_INIT}
-                found = summary(self._api().diff(container_id), now, made)
-            except docker.errors.NotFound:
-                return None
+                changes = self._api().diff(container_id)
+            except docker.errors.APIError:  # gone since the list call, or a storage driver that cannot tell:
+                return None  # not checked, rather than a failed pass
+        made = {str(m.get("Destination", "")) for m in mounts or ()} | {DOCKER_INIT}
+        found = summary(changes, now, made)
         with self._lock:
             self._forget_old(now)
             self._cache[key] = found
