@@ -51,6 +51,7 @@ class Trigger(enum.StrEnum):
     START = "start"
     FILES = "files"  # a spec file, env file or build context changed
     SOURCE = "source"  # the source moved to a new revision (a git commit)
+    WEBHOOK = "webhook"  # a webhook had the source fetched, and it moved to a new revision
     ENGINE = "engine"  # the engine reported a change to one of the stack's objects
     RESYNC = "resync"  # the resync interval passed
     RETRY = "retry"  # the last pass failed: try again after a backoff
@@ -239,7 +240,8 @@ class StackLoop:
             if self.is_suspended(desired.stack):  # drift is reported, nothing is applied
                 plan, error = whole_plan(runner.plan(desired, prune_volumes=self.request.prune_volumes))
                 return Pass(why, suspended=plan, error=error)
-            report, error = whole_report(runner.apply(desired, self.request), desired.revision)
+            request = dataclasses.replace(self.request, trigger=why.value)  # the history says what started it
+            report, error = whole_report(runner.apply(desired, request), desired.revision)
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
         return self._applied(why, report, error)

@@ -49,6 +49,7 @@ class ApplyRequest:
     options: ApplyOptions = field(default_factory=ApplyOptions)
     lock_timeout: float = 10.0
     saved: Any = None  # a planfile.SavedPlan: apply exactly that plan or nothing
+    trigger: str = "manual"  # what started it, for the history: a loop's Trigger value, or manual (the CLI)
 
 
 class StackPlan(NamedTuple):
@@ -272,9 +273,9 @@ class Reconciler:
                 report = self._run(plan, desired, drivers, request, before, after, hook_errors, book)
         except ReconcilerError as exc:
             self._remember(book or self.book(desired.stack), desired, plan,
-                           "refused" if isinstance(exc, PlanError) else "error", started)
+                           "refused" if isinstance(exc, PlanError) else "error", started, request.trigger)
             raise
-        self._remember(book, desired, plan, "converged" if report.ok else "failed", started)
+        self._remember(book, desired, plan, "converged" if report.ok else "failed", started, request.trigger)
         self._hook(hook_errors, "reconciler_apply_finished", report=report, operation=_operation(request))
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
@@ -302,7 +303,8 @@ class Reconciler:
             record = record.union(self.book(book.stack, other).record(live))
         return record
 
-    def _remember(self, book, desired: DesiredState, plan: Plan | None, result: str, started: float) -> None:
+    def _remember(self, book, desired: DesiredState, plan: Plan | None, result: str, started: float,
+                  trigger: str) -> None:
         """Append the pass to the sync history; a history that cannot be written is logged, not fatal."""
         from .state import Sync, SyncResult
 
@@ -310,7 +312,7 @@ class Reconciler:
         summary = ", ".join(f"{action} {n}" for action, n in counts.items() if n) or "no changes"
         try:
             book.store.add_sync(Sync(book.engine, book.stack, desired.revision, summary, SyncResult(result),
-                                     time.monotonic() - started))
+                                     time.monotonic() - started, trigger=trigger))
         except StateError as exc:
             log.warning("the sync history was not written: %s", exc)
 
@@ -408,7 +410,7 @@ class Reconciler:
         """
         desired = DesiredState(stack=stack) if runtime is None else DesiredState(stack=stack, runtime=runtime)
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
-                               options=request.options, lock_timeout=request.lock_timeout)
+                               options=request.options, lock_timeout=request.lock_timeout, trigger=request.trigger)
         return self.apply(desired, request, **callbacks)
 
 

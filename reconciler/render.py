@@ -319,7 +319,7 @@ def sync_data(sync: Any) -> dict[str, Any]:
     """One row of the sync history as plain JSON-ready data."""
     return {"started_at": sync.started_at, "engine": sync.engine, "stack": sync.stack,
             "revision": sync.revision or None, "result": sync.result.value, "seconds": sync.seconds,
-            "summary": sync.summary}
+            "summary": sync.summary, "trigger": sync.trigger or None}
 
 
 def history_json(syncs: Iterable[Any]) -> str:

@@ -108,6 +108,8 @@ class Sync:
     seconds: float
     #: UTC, ISO 8601; filled in when empty.
     started_at: str = ""
+    #: What started the pass: a loop's ``Trigger`` value, or ``manual`` (the CLI); "" when not recorded.
+    trigger: str = ""
 
 
 @value
@@ -230,10 +232,10 @@ class StateStore:
 
     def add_sync(self, sync: Sync) -> None:
         """Append one apply's or destroy's outcome to the history."""
-        self._write(("INSERT INTO syncs (engine, stack, revision, started_at, seconds, summary, result) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self._write(("INSERT INTO syncs (engine, stack, revision, started_at, seconds, summary, result, trigger) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (sync.engine, sync.stack, sync.revision, sync.started_at or _now(), round(sync.seconds, 3),
-                      sync.summary, str(sync.result))))
+                      sync.summary, str(sync.result), sync.trigger)))
 
     # -- suspension ------------------------------------------------------------------------
 
@@ -297,10 +299,11 @@ class StateStore:
     def syncs(self, *, stack: str | None = None, engine: str | None = None, limit: int = 20) -> list[Sync]:
         """The latest syncs, newest first, optionally of one stack and/or engine."""
         rows = self._read(
-            "SELECT engine, stack, revision, summary, result, seconds, started_at FROM syncs "
+            "SELECT engine, stack, revision, summary, result, seconds, started_at, trigger FROM syncs "
             "WHERE (? IS NULL OR stack = ?) AND (? IS NULL OR engine = ?) ORDER BY id DESC LIMIT ?",
             (stack, stack, engine, engine, limit))
-        return [Sync(e, s, rev, summary, SyncResult(result), secs, at) for e, s, rev, summary, result, secs, at in rows]
+        return [Sync(e, s, rev, summary, SyncResult(result), secs, at, why)
+                for e, s, rev, summary, result, secs, at, why in rows]
 
 
 class StackBook:

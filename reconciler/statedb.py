@@ -34,6 +34,12 @@ Version 4 adds to ``objects``::
                                                          change: the labels the record vouches for
                                                          in their place, and the foreign labels it
                                                          must still carry (JSON); "" otherwise
+
+Version 5 adds to ``syncs``::
+
+    trigger TEXT                                         what started the pass: a loop's trigger
+                                                         (source, engine, resync, api, …), or
+                                                         manual (the CLI); "" for older rows
 """
 from __future__ import annotations
 
@@ -91,6 +97,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         "ALTER TABLE objects ADD COLUMN claims TEXT NOT NULL DEFAULT ''",
+    ),
+    (
+        "ALTER TABLE syncs ADD COLUMN trigger TEXT NOT NULL DEFAULT ''",
     ),
 )
 

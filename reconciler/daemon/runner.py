@@ -56,6 +56,8 @@ class StackWorker:
     last: Pass | None = None
     last_at: float = 0.0
     last_revision: str = ""
+    #: The last pass that changed something, when it ended and its revision (what "last sync" shows).
+    changed: tuple[Pass, float, str] | None = None
 
     @property
     def id(self) -> str:
@@ -82,6 +84,7 @@ class Daemon:
         self.checkouts = {s.name: checkout_for(s, state_dir) for s in config.sources}
         self._fetching = {s.name: threading.Lock() for s in config.sources}
         self._fetch_now = {s.name: threading.Event() for s in config.sources}
+        self._hooked: set[str] = set()  # sources a webhook asked to fetch, not fetched since
         self.workers = [StackWorker(s, p, self.checkouts[s.name]) for s in config.sources for p in s.paths]
         self.options = LoopOptions(resync=config.resync)
         if config.filesystem_interval is not None:  # read by the runtime driver (filesystem: report/recreate)
@@ -99,6 +102,8 @@ class Daemon:
         worker.last, worker.last_at = result, time.time()
         if not (result.invalid or result.source_failed):  # nothing changed: what runs is still the last one
             worker.last_revision = worker.revision
+        if result.report is not None and result.report.outcomes:
+            worker.changed = (result, worker.last_at, worker.last_revision)
         desired = worker.loop.desired if worker.loop else None
         self.metrics.observe_pass(worker.stack or worker.id, result,
                                   managed=sum(len(desired.of(k)) for k in Kind) if desired else 0)
@@ -107,6 +112,7 @@ class Daemon:
     def fetch(self, sources: list[str]) -> None:
         """Have the pollers of these git sources fetch now; requests made while one waits or fetches coalesce."""
         for name in sources:
+            self._hooked.add(name)  # what the move it finds is triggered by, in the history
             self._fetch_now[name].set()
 
     def sync(self, worker: StackWorker) -> None:
@@ -243,7 +249,11 @@ class Daemon:
                 stop.wait(backoff.delay(failures))
 
     def _poll_once(self, source: Source, holds: dict) -> dict:
-        """One round of the poller: see holds that changed, fetch; return the holds it saw."""
+        """One round of the poller: see holds that changed, fetch; return the holds it saw.
+
+        A move is a ``WEBHOOK`` trigger when a webhook asked for this fetch (``fetch``), else a ``SOURCE`` one."""
+        why = Trigger.WEBHOOK if source.name in self._hooked else Trigger.SOURCE
+        self._hooked.discard(source.name)
         now = self.reconciler.state.holds()
         if now != holds:  # a rollback or a release: the held stacks' workers load again
             for worker in self._of(source):
@@ -256,7 +266,7 @@ class Daemon:
             return now
         if moved:
             for worker in self._of(source):
-                worker.loop.trigger(Trigger.SOURCE)
+                worker.loop.trigger(why)
         return now
 
     def _watch_record(self, stop: threading.Event) -> None:
