@@ -5,6 +5,10 @@ Secure under TLS). Every form that changes something carries the session's
 CSRF token; the page's script (``/ui.js``) re-fetches the page's main part
 every two seconds, so a sync, a drift or a heal shows without a reload. A
 Content-Security-Policy allows scripts and styles from the daemon only.
+
+A stack's page draws its objects as a graph (``stackgraph``, SVG made here);
+a node links to ``?object=kind:name``, which opens that object's panel
+(``panel``): its diff, health output, filesystem drift and log tail.
 """
 from __future__ import annotations
 
@@ -17,8 +21,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .assets import CSS, JS
 from .auth import Principal, Sessions
 from .doors import Doors
+from .panel import cell, object_panel, panel_info, when
+from .stackgraph import svg
 
 __all__ = ["routes", "same_token"]
 
@@ -30,38 +37,6 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 FORM_LIMIT = 8192
-
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d232a;background:#f6f7f9}
-header{display:flex;gap:1em;align-items:center;padding:.6em 1.2em;background:#1d232a;color:#fff}
-header a{color:#fff;font-weight:600;text-decoration:none}header form{margin-left:auto}
-main{padding:1em 1.2em}table{border-collapse:collapse;width:100%;background:#fff;margin:.5em 0 1.5em}
-th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #e3e6ea;vertical-align:top}
-th{background:#eef0f3;font-weight:600}code,pre{font:12px ui-monospace,monospace}
-pre{background:#fff;border:1px solid #e3e6ea;padding:.6em;overflow:auto;white-space:pre-wrap}
-.state{display:inline-block;padding:0 .5em;border-radius:.6em;font-weight:600;font-size:12px}
-.converged{background:#d6f5dd;color:#135c26}.failed,.error,.invalid,.source_error{background:#fbdada;color:#7a1313}
-.suspended,.degraded,.pending{background:#fdf0c8;color:#6b4d00}.drift{color:#7a1313;font-weight:600}
-.muted{color:#6a737d}button{font:inherit;padding:.25em .9em;cursor:pointer}
-.login{max-width:24em;margin:4em auto;background:#fff;padding:1.5em;border:1px solid #e3e6ea}
-.login input{width:100%;box-sizing:border-box;margin:.4em 0 1em;padding:.4em}.bad{color:#7a1313}
-"""
-
-JS = """
-(function () {
-  var main = document.getElementById('main');
-  if (!main || !main.dataset.refresh) return;
-  function refresh() {
-    fetch(main.dataset.refresh, {credentials: 'same-origin', cache: 'no-store'})
-      .then(function (r) { if (r.status === 401) { location.href = '/login'; } return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) { main.innerHTML = html; } })
-      .catch(function () {})
-      .finally(function () { setTimeout(refresh, 2000); });
-  }
-  setTimeout(refresh, 2000);
-})();
-"""
-
 
 def same_token(given: str | None, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
@@ -85,10 +60,22 @@ def _state(state: str) -> str:
     return f'<span class="state {escape(state)}" data-state="{escape(state)}">{escape(state)}</span>'
 
 
-def _when(last: dict[str, Any] | None) -> str:
+def _when(last: dict[str, Any] | None, now: float | None = None) -> str:
     if not last:
         return '<span class="muted">not yet</span>'
-    return f'{escape(last["at"])} <span class="muted">({escape(last["trigger"])}, {last["seconds"]:g} s)</span>'
+    return f'{when(last["at"], now)} <span class="muted">({escape(last["trigger"])}, {last["seconds"]:g} s)</span>'
+
+
+def _last_sync(stack: dict[str, Any], now: float | None = None) -> str:
+    """What started the last pass that changed something (not the no-op that followed it), and when."""
+    change = stack.get("last_change")
+    last = stack.get("last_sync")
+    if not change:
+        return _when(last, now)
+    checked = f' <span class="muted">· checked {when(last["at"], now)}</span>' if last and last["at"] != change["at"] \
+        else ""
+    return (f'<span class="trigger">{escape(change["trigger"])}</span> {when(change["at"], now)}'
+            f' <span class="muted">({change["changes"]} changed)</span>{checked}')
 
 
 def _stack_link(stack: dict[str, Any]) -> str:
@@ -100,44 +87,57 @@ def overview(stacks: list[dict[str, Any]]) -> str:
     rows = []
     for s in stacks:
         source = s["source"]
-        where = escape(source["url"] or source["name"]) + (f'@{escape(source["ref"])}' if source["ref"] else "")
-        revision = escape((s["revision"] or "")[:12]) + (" <b>held</b>" if s["held"] else "")
+        where = cell(source["url"] or source["name"]) + (f'@{escape(source["ref"])}' if source["ref"] else "")
+        revision = cell((s["revision"] or "")[:12]) + (" <b>held</b>" if s["held"] else "")
         drift = s["drift"]
         rows.append(
             f'<tr data-stack="{escape(s["name"] or s["id"])}"><td>{_stack_link(s)}</td>'
             f'<td>{where} <span class="muted">{escape(source["path"])}</span></td><td><code>{revision}</code></td>'
             f'<td>{_state(s["state"])}{" <b>suspended</b>" if s["suspended"] else ""}</td>'
             f'<td class="{"drift" if drift else ""}" data-drift="{drift if drift is not None else ""}">'
-            f'{drift if drift is not None else ""}</td><td>{s["managed"]}</td><td>{_when(s["last_sync"])}</td></tr>')
-    return ('<h1>Stacks</h1><table><thead><tr><th>Stack</th><th>Source</th><th>Revision</th><th>State</th>'
-            '<th>Drift</th><th>Objects</th><th>Last sync</th></tr></thead><tbody>' + "".join(rows) + '</tbody></table>')
+            f'{cell(drift)}</td><td>{s["managed"]}</td><td class="last-sync">{_last_sync(s)}</td></tr>')
+    return ('<h1>Stacks</h1><div class="scroll"><table><thead><tr><th>Stack</th><th>Source</th><th>Revision</th><th>State</th>'
+            '<th>Drift</th><th>Objects</th><th>Last sync</th></tr></thead><tbody>' + "".join(rows)
+            + '</tbody></table></div>')
 
 
-def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Principal, csrf: str) -> str:
+def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Principal, csrf: str,
+           selected: str = "", now: float | None = None) -> str:
+    """A stack's main part: state, sync button, errors, graph, objects, pending plan and history."""
     key = stack["name"] or stack["id"]
+    base = f'/stacks/{quote(key, safe="")}'
     last = stack["last_sync"] or {}
     parts = [f'<h1>{escape(key)} {_state(stack["state"])}</h1>',
              f'<p>Revision <code>{escape(stack["revision"] or "none")}</code>'
              f'{" (held at a rollback)" if stack["held"] else ""}{" · suspended" if stack["suspended"] else ""}'
-             f' · last sync {_when(stack["last_sync"])}</p>']
+             f' · last sync {_when(stack["last_sync"], now)}</p>']
     disabled = "" if principal.can_write else ' disabled title="read-only token"'
-    parts.append(f'<form method="post" action="/stacks/{quote(key, safe="")}/sync">'
+    parts.append(f'<form method="post" action="{base}/sync">'
                  f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
                  f'<button type="submit" id="sync-now"{disabled}>Sync now</button></form>')
+    invalid = last.get("result") == "invalid"
     if last.get("error"):
-        heading = "The source could not be fetched" if last.get("result") == "source_error" else "Last error"
-        parts.append(f'<h2>{heading}</h2><pre class="bad">{escape(last["error"])}</pre>')
+        heading = ("The source could not be fetched" if last.get("result") == "source_error"
+                   else "The spec does not load" if invalid else "Last error")
+        parts.append(f'<h2>{heading}</h2><pre class="bad" id="last-error">{escape(last["error"])}</pre>')
     if stack.get("observe_error"):
         parts.append(f'<pre class="bad">{escape(stack["observe_error"])}</pre>')
+    objects = stack.get("objects") or []
+    if objects:
+        parts.append('<h2>Graph</h2><div class="graph-box">'
+                     f'{svg(objects, stack.get("edges") or [], base, selected=selected)}</div>')
     rows = "".join(
         f'<tr data-object="{escape(o["kind"])}:{escape(o["name"])}"><td>{escape(o["kind"])}</td>'
-        f'<td>{escape(o["name"])}</td><td>{"yes" if o["desired"] else "no"}</td><td>{escape(o["state"])}</td>'
-        f'<td>{escape(o["health"] or "")}</td><td class="drift">{escape(o["drift"] or "")}</td></tr>'
-        for o in stack.get("objects") or [])
-    parts.append('<h2>Objects</h2><table><thead><tr><th>Kind</th><th>Name</th><th>In spec</th><th>Live</th>'
-                 f'<th>Health</th><th>Drift</th></tr></thead><tbody>{rows}</tbody></table>')
+        f'<td><a href="{base}?object={quote(o["kind"] + ":" + o["name"], safe=":")}#panel">{escape(o["name"])}</a></td>'
+        f'<td>{"yes" if o["desired"] else "no"}</td><td>{cell(o["state"])}</td>'
+        f'<td>{cell(o["health"])}</td><td class="drift">{cell(o["drift"])}</td></tr>'
+        for o in objects)
+    parts.append('<h2>Objects</h2><div class="scroll"><table><thead><tr><th>Kind</th><th>Name</th><th>In spec</th>'
+                 f'<th>Live</th><th>Health</th><th>Drift</th></tr></thead><tbody>{rows}</tbody></table></div>')
     plan = stack.get("plan")
-    if plan and plan["changes"]:
+    if invalid:
+        pass  # the plan of the last spec that loaded is not what a pass would apply: none would
+    elif plan and plan["changes"]:
         lines = []
         for change in plan["changes"]:
             lines.append(f'{change["action"]} {change["kind"]} {change["name"]} ({change["reason"]})')
@@ -145,12 +145,23 @@ def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Prin
         parts.append(f'<h2>Pending plan</h2><pre id="plan">{escape(chr(10).join(lines))}</pre>')
     else:
         parts.append('<h2>Pending plan</h2><p id="plan" class="muted">nothing to change</p>')
-    rows = "".join(f'<tr><td>{escape(h["started_at"])}</td><td><code>{escape((h["revision"] or "")[:12])}</code></td>'
-                   f'<td>{_state(h["result"])}</td><td>{h["seconds"]:g} s</td><td>{escape(h["summary"])}</td></tr>'
+    rows = "".join(f'<tr><td>{when(h["started_at"], now)}</td><td class="trigger">{cell(h.get("trigger"))}</td>'
+                   f'<td><code>{cell((h["revision"] or "")[:12])}</code></td>'
+                   f'<td>{_state(h["result"])}</td><td>{h["seconds"]:g} s</td><td>{cell(h["summary"])}</td></tr>'
                    for h in history)
-    parts.append('<h2>History</h2><table><thead><tr><th>Started</th><th>Revision</th><th>Result</th><th>Took</th>'
-                 f'<th>Changes</th></tr></thead><tbody>{rows}</tbody></table>')
+    parts.append('<h2>History</h2><div class="scroll"><table id="history"><thead><tr><th>Started</th><th>Trigger</th>'
+                 '<th>Revision</th><th>Result</th><th>Took</th>'
+                 f'<th>Changes</th></tr></thead><tbody>{rows}</tbody></table></div>')
     return "".join(parts)
+
+
+def _selected(stack: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The object row ``kind:name`` of ``stack`` (a service answers to ``container:`` too)."""
+    kind, _, name = key.partition(":")
+    for row in stack.get("objects") or []:
+        if row["name"] == name and (row["kind"] == kind or {row["kind"], kind} == {"container", "service"}):
+            return row
+    return None
 
 
 def _signed_out(request: Request) -> Response:
@@ -218,12 +229,33 @@ def routes(doors: Doors) -> list[Route]:
         worker = doors.view.find(request.path_params["name"])
         if worker is None:
             return _page("Not found", _header(*known) + '<main><p>No such stack.</p></main>', status=404)
-        main = detail(doors.view.detail(worker), doors.view.history(worker), *known)
-        if request.query_params.get("fragment"):
+        selected = request.query_params.get("object", "")[:512]
+        fragment = request.query_params.get("fragment")
+        data = doors.view.detail(worker)
+        key = worker.stack or worker.id
+        row = _selected(data, selected) if selected else None
+        if row is not None:
+            row = doors.view.with_health_output(worker, row)  # asked for one object: worth one inspect
+        if fragment == "panel":
+            return HTMLResponse(panel_info(row, selected), headers=HEADERS)
+        main = detail(data, doors.view.history(worker), *known, selected=selected)
+        if fragment:
             return HTMLResponse(main, headers=HEADERS)
-        refresh = f'/stacks/{quote(request.path_params["name"], safe="")}?fragment=1'
-        return _page(worker.stack or worker.id,
-                     _header(*known) + f'<main id="main" data-refresh="{escape(refresh)}">{main}</main>')
+        refresh = f'/stacks/{quote(key, safe="")}?fragment=1' + (f'&object={quote(selected, safe=":")}'
+                                                                   if selected else "")
+        panel = object_panel(row, selected, key) if selected else ""
+        return _page(key, _header(*known) + f'<main id="main" data-refresh="{escape(refresh)}">{main}</main>' + panel)
+
+    def graph_svg(request: Request) -> Response:
+        if doors.who(request)[0] is None:
+            return Response(status_code=401, headers=HEADERS)
+        worker = doors.view.find(request.path_params["name"])
+        if worker is None:
+            return Response(status_code=404, headers=HEADERS)
+        data = doors.view.detail(worker)
+        base = f'/stacks/{quote(worker.stack or worker.id, safe="")}'
+        return Response(svg(data.get("objects") or [], data.get("edges") or [], base, standalone=True),
+                        media_type="image/svg+xml", headers=HEADERS)
 
     async def sync_now(request: Request) -> Response:
         known = session(request)
@@ -252,6 +284,7 @@ def routes(doors: Doors) -> list[Route]:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/stacks/{name:path}/sync", sync_now, methods=["POST"]),
+        Route("/stacks/{name:path}/graph.svg", graph_svg),
         Route("/stacks/{name:path}", stack_page),
         Route("/ui.js", asset(JS, "text/javascript")),
         Route("/ui.css", asset(CSS, "text/css")),

@@ -3,7 +3,9 @@
 ``stacks`` and ``summary`` never call the engine: they read what the last pass
 of each stack left behind, so listing stays fast however many clients ask while
 a sync runs. ``detail`` plans the stack afresh (one list call per kind) to show
-every object's desired against live state.
+every object's desired against live state; it never asks the engine about one
+object (its logs, its health output): only ``with_health_output`` does, for the
+one object the status page opened.
 """
 from __future__ import annotations
 
@@ -17,12 +19,22 @@ from ..render import plan_data, sync_data
 from ..status import status_rows
 from .metrics import drifted, pass_result
 from .runner import Daemon, StackWorker
+from .stackgraph import edges
 
 __all__ = ["DaemonView"]
 
 
 def _iso(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def _last_change(worker: StackWorker) -> dict[str, Any] | None:
+    """The last pass that changed something: what started it, when, at which revision (not the no-op after it)."""
+    if worker.changed is None:
+        return None
+    result, at, revision = worker.changed
+    return {"at": _iso(at), "trigger": result.trigger.value, "revision": revision or None,
+            "changes": len(result.report.outcomes) if result.report is not None else 0}
 
 
 class DaemonView:
@@ -75,6 +87,7 @@ class DaemonView:
                 "seconds": round(last.seconds, 3), "error": last.error or None,
                 "changes": len(last.report.outcomes) if last.report is not None else 0,
             },
+            "last_change": _last_change(worker),
         }
 
     def detail(self, worker: StackWorker, *, detailed: bool = False) -> dict[str, Any]:
@@ -82,7 +95,7 @@ class DaemonView:
         ``detailed``: with the paths changed in containers' writable layers (``?detailed=1``)."""
         data = self.summary(worker)
         desired = worker.loop.desired if worker.loop else None
-        data["objects"], data["plan"], data["observe_error"] = [], None, None
+        data["objects"], data["plan"], data["observe_error"], data["edges"] = [], None, None, []
         if desired is None:
             return data
         try:
@@ -92,7 +105,28 @@ class DaemonView:
             return data
         data["objects"] = status_rows(desired, live, plan, detailed=detailed)
         data["plan"] = plan_data(plan)
+        data["edges"] = edges(desired)
         return data
+
+    def with_health_output(self, worker: StackWorker, row: dict[str, Any]) -> dict[str, Any]:
+        """A container's row with ``health_output``: its last health probe's output (one inspect), when it has one.
+
+        Asked only for the one object the status page shows (``?object=``): never per row.
+        """
+        if row.get("kind") not in ("container", "service") or not row.get("live") or "health_output" in row:
+            return row
+        try:
+            drivers = self.daemon.reconciler.drivers(worker.stack)
+            for driver in drivers.all(Kind.CONTAINER):
+                api = getattr(driver, "api", None)  # an engine's runtime driver (its client); others have none
+                if api is None or not hasattr(api, "inspect_container"):
+                    continue
+                log = ((api.inspect_container(row["name"]).get("State") or {}).get("Health") or {}).get("Log") or []
+                output = str(log[-1].get("Output") or "").strip() if log else ""
+                return {**row, "health_output": output or None}
+        except Exception:  # noqa: BLE001 - a panel shows "–" rather than fail: the engine may be gone mid-read
+            pass
+        return {**row, "health_output": None}
 
     def history(self, worker: StackWorker, limit: int = 20) -> list[dict[str, Any]]:
         if not worker.stack:
