@@ -100,9 +100,10 @@ def click(driver: webdriver.Chrome, css: str) -> None:
 
 
 def object_row(driver: webdriver.Chrome, kind: str, name: str) -> dict[str, str]:
-    """The cells of an object's row on a stack's page, by column."""
+    """The cells of an object's row on a stack's page, by column ("" for a cell that says "–", nothing)."""
     cells = driver.find_elements(By.CSS_SELECTOR, f'tr[data-object="{kind}:{name}"] td')
-    return dict(zip(("kind", "name", "in_spec", "live", "health", "drift"), (c.text.strip() for c in cells)))
+    texts = ("" if c.text.strip() == "–" else c.text.strip() for c in cells)
+    return dict(zip(("kind", "name", "in_spec", "live", "health", "drift"), texts))
 
 
 def object_shows(kind: str, name: str, *, live: str, drifted: bool):

@@ -1,0 +1,102 @@
+"""The stack's graph and an object's panel in headless Chromium, on a real daemon and the real engine.
+
+Beside tests/integration/test_status_page.py (whose browser, sign-in and waiting
+helpers it uses): the SVG graph renders with a visible node per object, a click
+on the container's node opens its panel with its diff, its last health output
+and its log tail, the panel stays open while the page refreshes in place, and
+closes. Screenshots go to ``test-artifacts/``.
+"""
+from __future__ import annotations
+
+import json
+
+from selenium.webdriver.common.by import By
+
+from .daemons import Api
+from .conftest import BASE_IMAGE
+from .test_status_page import browser, mark_page, not_reloaded, shoot, sign_in, stable, until  # noqa: F401
+
+SPEC = """name: {name}
+networks:
+  back: {{}}
+volumes:
+  data: {{}}
+containers:
+  web:
+    image: {image}
+    command: ["sh", "-c", "echo hello-from-web; exec sleep 3600"]
+    init: true
+    stop_grace_period: 1s
+    env: {{VERSION: "{version}"}}
+    networks: [back]
+    volumes: ["data:/data"]
+    healthcheck: {{test: ["CMD-SHELL", "echo probe-ok"], interval: 1s, timeout: 2s, retries: 3}}
+"""
+
+
+def _spec(name: str, version: str) -> str:
+    return SPEC.format(name=name, image=BASE_IMAGE, version=version)
+
+
+def _nodes(driver) -> dict[str, str]:
+    """The graph's visible nodes: ``kind:name`` → health class."""
+    return {a.get_attribute("data-object"): a.get_attribute("data-health")
+            for a in driver.find_elements(By.CSS_SELECTOR, "#graph a.node")
+            if a.find_element(By.TAG_NAME, "rect").is_displayed()}
+
+
+def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_log_tail(stack, repo, tmp_path, browser):
+    name = stack.name
+    container = f"{name}-web-1"
+    first = repo.commit({"app/stack.yaml": _spec(name, "1")})
+    api = Api(tmp_path, repo)
+    try:
+        api.wait(lambda s: s["revision"] == first and s["state"] == "converged")
+        sign_in(browser, api, api.read_token)
+        browser.get(f"{api.url}/stacks/{name}")
+        nodes = until(browser, "the graph's nodes", lambda d: len(_nodes(d)) >= 4 and _nodes(d))
+        assert nodes[f"container:{container}"] == "converged", nodes
+        assert {key.split(":", 1)[0] for key in nodes} == {"image", "container", "network", "volume"}, nodes
+        edges = browser.find_elements(By.CSS_SELECTOR, "#graph path.edge")
+        assert len(edges) == 3 and all(e.get_attribute("data-from") == f"container:{container}" for e in edges)
+        box = browser.find_element(By.ID, "graph").rect
+        assert box["width"] > 300 and box["height"] > 80, box
+        shoot(browser, "status-graph.png")
+
+        # Drift the page can show: the stack suspended, a commit changes the container's env.
+        status, _, summary = api.call("POST", f"/api/stacks/{name}/suspend", token=api.write_token)
+        assert status == 200 and summary["suspended"], summary
+        repo.commit({"app/stack.yaml": _spec(name, "2")})
+        status, _, answer = api.deliver("github", json.dumps({"after": "x"}).encode())
+        assert status == 202, answer
+        until(browser, "the container's node drifted", lambda d: _nodes(d).get(f"container:{container}") == "drifted")
+
+        stable(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'#graph a[data-object="container:{container}"]')
+               .click())
+        until(browser, "the panel", lambda d: d.find_element(By.ID, "panel").is_displayed())
+        assert browser.current_url.endswith(f"?object=container:{container}#panel")
+        diff = until(browser, "the diff in the panel", lambda d: "VERSION" in d.find_element(By.ID, "object-diff").text
+                     and d.find_element(By.ID, "object-diff").text)
+        assert "2" in diff, diff
+        until(browser, "the last health output", lambda d: d.find_element(By.ID, "object-health").text == "probe-ok")
+        status, _, _ = api.call("GET", f"/api/stacks/{name}/logs?container={container}&tail=1&follow=0",
+                                token=api.read_token)
+        if status == 200:  # the logs endpoint is there: the tail shows the container's own output
+            until(browser, "the log tail", lambda d: "hello-from-web" in d.find_element(By.ID, "logs").text)
+        else:
+            until(browser, "logs unavailable", lambda d: d.find_element(By.ID, "logs").text
+                  .startswith("logs unavailable"))
+        shoot(browser, "status-node-panel.png")
+
+        # The page refreshes in place and keeps the open panel.
+        mark_page(browser)
+        browser.execute_script("document.getElementById('object-health').setAttribute('data-seen', '1');")
+        until(browser, "a refresh of the panel", lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-seen]"))
+        assert not_reloaded(browser) and browser.find_element(By.ID, "panel").is_displayed()
+        assert browser.find_element(By.ID, "object-health").text == "probe-ok"
+
+        browser.find_element(By.ID, "close-panel").click()
+        until(browser, "the panel closed", lambda d: not d.find_elements(By.ID, "panel"))
+        assert not_reloaded(browser) and "object=" not in browser.current_url
+    finally:
+        assert api.daemon.stop() == 0
