@@ -82,7 +82,7 @@ def svg(rows: Iterable[dict[str, Any]], links: Iterable[Iterable[str]], href: st
     width = 3 * NODE_W + 2 * GAP_X + 2
     height = TOP + max(max(heights), 1) * (NODE_H + GAP_Y) + 44
     parts = [f'<svg {"xmlns=" + chr(34) + "http://www.w3.org/2000/svg" + chr(34) + " " if standalone else ""}'
-             f'id="graph" class="graph" role="img" aria-labelledby="graph-title" viewBox="0 0 {width} {height}" '
+             f'id="graph" class="graph" role="group" aria-labelledby="graph-title" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}" font-family="system-ui,sans-serif" font-size="12">',
              '<title id="graph-title">Objects of the stack: images, containers, networks and volumes</title>']
     for i, heading in enumerate(HEADINGS):

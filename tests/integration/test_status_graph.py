@@ -95,6 +95,13 @@ def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_lo
         assert not_reloaded(browser) and browser.find_element(By.ID, "panel").is_displayed()
         assert browser.find_element(By.ID, "object-health").text == "probe-ok"
 
+        # Narrow (a phone): nothing but the graph and the tables scrolls sideways, each in its own box.
+        browser.set_window_size(400, 900)
+        until(browser, "the page fitting a narrow window", lambda d: d.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth;"))
+        shoot(browser, "status-narrow.png")
+        browser.set_window_size(1280, 900)
+
         browser.find_element(By.ID, "close-panel").click()
         until(browser, "the panel closed", lambda d: not d.find_elements(By.ID, "panel"))
         assert not_reloaded(browser) and "object=" not in browser.current_url
