@@ -231,7 +231,7 @@ def routes(doors: Doors) -> list[Route]:
             return _page("Not found", _header(*known) + '<main><p>No such stack.</p></main>', status=404)
         selected = request.query_params.get("object", "")[:512]
         fragment = request.query_params.get("fragment")
-        data = doors.view.detail(worker)
+        data = doors.view.detail(worker, detailed=bool(selected))  # an open panel lists changed paths
         key = worker.stack or worker.id
         row = _selected(data, selected) if selected else None
         if row is not None:

@@ -51,8 +51,10 @@ def ago(iso: str | None, now: float | None = None) -> str:
     return f"{seconds // 86400} d ago"
 
 
-def when(iso: str | None, now: float | None = None) -> str:
-    """A timestamp and its "n s ago" (kept current by the page's script), or "–"."""
+def when(iso: str | float | None, now: float | None = None) -> str:
+    """A timestamp (ISO 8601 UTC, or Unix time) and its "n s ago" (kept current by the page's script), or "–"."""
+    if isinstance(iso, (int, float)) and not isinstance(iso, bool):
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(iso)) if iso > 0 else None
     if not iso:
         return cell(None)
     return (f'<time datetime="{escape(iso)}">{escape(iso)}</time> '
@@ -96,7 +98,8 @@ def _filesystem(row: dict[str, Any], now: float | None) -> str:
     if not paths:
         return head
     listed = "\n".join(f'{escape(str(p.get("kind", "?")))} {escape(str(p.get("path", "")))}' for p in paths[:200])
-    return head + f'<pre id="object-paths">{listed}</pre>'
+    more = fs.get("more") or 0
+    return head + f'<pre id="object-paths">{listed}{f"{chr(10)}… and {more} more" if more else ""}</pre>'
 
 
 def _layers(row: dict[str, Any]) -> str:

@@ -135,8 +135,8 @@ class Api:
     """A daemon with its API on, following ``repo`` (fetched only when asked: the poll interval is an hour)."""
 
     def __init__(self, tmp_path: Path, repo: Repo | None, *, tls: tuple[Path, Path] | None = None,
-                 sources: list[dict] | None = None) -> None:
-        """``sources``: the daemon's sources instead of ``repo`` (its ``app`` path)."""
+                 sources: list[dict] | None = None, resync: float = 300) -> None:
+        """``sources``: the daemon's sources instead of ``repo`` (its ``app`` path); ``resync``: its interval."""
         self.write_token, self.read_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         tokens = tmp_path / "tokens"
         tokens.write_text(f"# name access token\nci write {self.write_token}\nviewer read {self.read_token}\n")
@@ -147,7 +147,7 @@ class Api:
             api["tls"] = {"cert": str(tls[0]), "key": str(tls[1])}
         config = tmp_path / "daemon.yaml"
         config.write_text(json.dumps({
-            "state_dir": str(tmp_path / "state"), "resync": 300, "api": api,
+            "state_dir": str(tmp_path / "state"), "resync": resync, "api": api,
             "webhooks": [{"name": p, "provider": p, "secret_file": str(tmp_path / "hook.secret"), "sources": ["repo"]}
                          for p in PROVIDERS],
             "sources": sources or [{"name": "repo", "git": {"url": repo.url, "ref": "main", "interval": 3600},

@@ -4,17 +4,20 @@ Beside tests/integration/test_status_page.py (whose browser, sign-in and waiting
 helpers it uses): the SVG graph renders with a visible node per object, a click
 on the container's node opens its panel with its diff, its last health output
 and its log tail, the panel stays open while the page refreshes in place, and
-closes. Screenshots go to ``test-artifacts/``.
+closes; a hand edit inside the container (``filesystem: report``) shows as
+filesystem drift within one resync. Screenshots go to ``test-artifacts/``.
 """
 from __future__ import annotations
 
 import json
+import time
 
 from selenium.webdriver.common.by import By
 
 from .daemons import Api
 from .conftest import BASE_IMAGE
-from .test_status_page import browser, mark_page, not_reloaded, shoot, sign_in, stable, until  # noqa: F401
+from .test_status_page import (browser, mark_page, not_reloaded, overview_shows, shoot, sign_in,  # noqa: F401
+                               stable, until)
 
 SPEC = """name: {name}
 networks:
@@ -31,7 +34,9 @@ containers:
     networks: [back]
     volumes: ["data:/data"]
     healthcheck: {{test: ["CMD-SHELL", "echo probe-ok"], interval: 1s, timeout: 2s, retries: 3}}
+    filesystem: report
 """
+RESYNC = 5  # seconds: a hand edit must show within one resync (and the time a pass takes, on a busy machine)
 
 
 def _spec(name: str, version: str) -> str:
@@ -45,14 +50,17 @@ def _nodes(driver) -> dict[str, str]:
             if a.find_element(By.TAG_NAME, "rect").is_displayed()}
 
 
-def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_log_tail(stack, repo, tmp_path, browser):
+def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_log_tail(
+        stack, repo, tmp_path, browser, monkeypatch):
+    monkeypatch.setenv("RECONCILER_FILESYSTEM_INTERVAL", "0")  # every pass reads the writable layer
     name = stack.name
     container = f"{name}-web-1"
     first = repo.commit({"app/stack.yaml": _spec(name, "1")})
-    api = Api(tmp_path, repo)
+    api = Api(tmp_path, repo, resync=RESYNC)
     try:
         api.wait(lambda s: s["revision"] == first and s["state"] == "converged")
         sign_in(browser, api, api.read_token)
+        until(browser, "the overview", overview_shows(name, state="converged"))
         browser.get(f"{api.url}/stacks/{name}")
         nodes = until(browser, "the graph's nodes", lambda d: len(_nodes(d)) >= 4 and _nodes(d))
         assert nodes[f"container:{container}"] == "converged", nodes
@@ -62,6 +70,19 @@ def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_lo
         box = browser.find_element(By.ID, "graph").rect
         assert box["width"] > 300 and box["height"] > 80, box
         shoot(browser, "status-graph.png")
+
+        # A hand edit inside the container: its node turns drifted within one resync, its panel lists the path.
+        edited = time.monotonic()
+        stack.exec(container, "sh", "-c", "echo x > /etc/edited")
+        until(browser, "the hand edit as filesystem drift", lambda d: _nodes(d).get(f"container:{container}")
+              == "drifted", timeout=RESYNC + 25)
+        assert time.monotonic() - edited < RESYNC + 25
+        stable(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'#graph a[data-object="container:{container}"]')
+               .click())
+        until(browser, "the panel's filesystem drift", lambda d: d.find_element(By.ID, "object-filesystem")
+              .get_attribute("data-drifted") == "1")
+        assert "/etc/edited" in browser.find_element(By.ID, "object-paths").text
+        shoot(browser, "status-filesystem-drift.png")
 
         # Drift the page can show: the stack suspended, a commit changes the container's env.
         status, _, summary = api.call("POST", f"/api/stacks/{name}/suspend", token=api.write_token)

@@ -123,11 +123,11 @@ def test_the_panel_shows_what_there_is_and_a_dash_for_the_rest():
     full = object_panel(_row("container", "demo-web-1", diff=["env: + MODE=x", "mounts: - /srv:/data"],
                              health_output="ok\n", filesystem={
                                  "mode": "report", "added": 1, "changed": 0, "deleted": 0, "size_rw": 2048,
-                                 "paths": [{"kind": "A", "path": "/etc/edited"}], "drifted": True,
-                                 "checked_at": "2027-01-15T07:59:18Z"}),
+                                 "paths": [{"kind": "A", "path": "/etc/edited"}], "more": 3, "drifted": True,
+                                 "checked_at": 1_800_000_000.0 - 42}),  # Unix time, as fsdrift gives it
                         "container:demo-web-1", "demo", now=1_800_000_000.0)
     assert '<span class="diff-add">env: + MODE=x</span>' in full.replace("\n", "")  # as given: prefixed lines
-    assert "A /etc/edited" in full and 'data-drifted="1"' in full and "2.0 kB" in full and "42 s ago" in full
+    assert "A /etc/edited\n… and 3 more" in full and 'data-drifted="1"' in full and "2.0 kB" in full and "42 s ago" in full
     assert '<pre id="object-health">ok</pre>' in full
     image = object_panel(_row("image", "busybox:1", layers={"size": 4_000_000, "shared_bytes": 0, "items": [
         {"id": "sha256:abc", "size": 4_000_000, "created_by": "ADD file:x in /", "reused": True}]}),
