@@ -12,7 +12,7 @@ from typing import Mapping
 
 from . import labels
 from .explain import short_id
-from .model import ImageSpec, Kind, LiveObject, LiveState
+from .model import ImageSpec, Kind, LiveObject, LiveState, cache_break
 from .plan import Action, Change, Reason
 
 __all__ = ["plan_images"]
@@ -29,15 +29,17 @@ def plan_images(specs: Mapping[str, ImageSpec], live: LiveState) -> list[Change]
 
 
 def _plan_image(spec: ImageSpec, current: LiveObject | None) -> Change | None:
-    def change(action: Action, reason: Reason, text: str, **kw) -> Change:
-        return Change(action, Kind.IMAGE, spec.ref, spec.key, (text,), reason=reason, driver=spec.driver,
+    def change(action: Action, reason: Reason, *texts: str, **kw) -> Change:
+        return Change(action, Kind.IMAGE, spec.ref, spec.key, texts, reason=reason, driver=spec.driver,
                       live_id=current.id if current else "", **kw)
 
     if spec.is_build:
         if current is None:
             return change(Action.CREATE, Reason.BUILD_MISSING, "build: image not present", renews=True)
         if current.labels.get(labels.BUILD_HASH, "") != spec.build_hash:
-            return change(Action.UPDATE, Reason.BUILD_CHANGED, "build: inputs changed", renews=True)
+            where = cache_break(spec.build_steps, current.labels.get(labels.BUILD_STEPS, ""))
+            return change(Action.UPDATE, Reason.BUILD_CHANGED, "build: inputs changed", *([where] if where else []),
+                          renews=True)
         if spec.push and not _in_registry(spec.ref, current):
             return change(Action.UPDATE, Reason.PUSH_MISSING, "push: not in the registry")
         return None

@@ -26,7 +26,9 @@ from typing import Any, Mapping
 from .hashing import canonical_json, field_hashes
 
 __all__ = [
+    "BUILD_CACHE",
     "BUILD_HASH",
+    "BUILD_STEPS",
     "COMPOSE_NETWORK",
     "COMPOSE_NUMBER",
     "COMPOSE_ONEOFF",
@@ -63,6 +65,10 @@ CONFIG_HASH = PREFIX + "config-hash"  # sha256 of the normalized desired config
 FIELDS = PREFIX + "fields"  # JSON map of short per-field hashes, to name what changed
 DRIVER = PREFIX + "driver"  # the driver that created the object (networks, volumes, containers)
 BUILD_HASH = PREFIX + "build-hash"  # a built image's hash of its build inputs
+BUILD_STEPS = PREFIX + "build-steps"  # a built image's digest of each step's inputs (model.buildstep)
+# Which of the last build's steps of the final stage the engine's cache reused ("c") or made ("m"), in
+# order: the registry driver writes it after the build, the one label no spec decides.
+BUILD_CACHE = PREFIX + "build-cache"
 SECRET_ENV = PREFIX + "secret-env"  # comma-separated names (never values) of secret env vars
 # A random id the core gives each volume it creates (the engine gives volumes none; their
 # CreatedAt moves whenever the volume's root is chmod-ed). Recorded in the state database.
@@ -95,6 +101,8 @@ def object_labels(stack: str, kind: str, spec: Any) -> dict[str, str]:
     if kind == "image":
         if spec.is_build:
             labels[BUILD_HASH] = spec.build_hash
+            if spec.build_steps:
+                labels[BUILD_STEPS] = spec.steps_label
         return labels
     labels[DRIVER] = spec.driver
     if kind == "container":

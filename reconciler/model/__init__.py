@@ -12,10 +12,12 @@ never from the modules behind it, which are cut by concern and may move:
 - ``desired``: ``DesiredState`` and the image, network and volume specs;
 - ``container``: ``ContainerSpec`` and its parts (env, ports, mounts, files, ...);
 - ``live``: what drivers observe (``LiveObject``, ``LiveState``) and the record;
-- ``fleet``: the engines a stack runs on.
+- ``fleet``: the engines a stack runs on;
+- ``buildstep``: a build's steps and the label that keeps their digests.
 """
 from __future__ import annotations
 
+from .buildstep import BuildStep, cache_break, encode_steps
 from .container import (
     ContainerSpec, EnvVar, FileContent, FileMount, FilesystemPolicy, HealthCheck, Mount, Port, UpdatePolicy,
 )
@@ -25,6 +27,7 @@ from .kinds import Kind
 from .live import Claim, Content, LiveObject, LiveState, Record
 
 __all__ = [
+    "BuildStep",
     "Claim",
     "Content",
     "ContainerSpec",
@@ -48,4 +51,6 @@ __all__ = [
     "TLSFiles",
     "UpdatePolicy",
     "VolumeSpec",
+    "cache_break",
+    "encode_steps",
 ]

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from ..defaults import DEFAULT_DRIVERS
 from ..values import value
+from .buildstep import BuildStep, encode_steps
 from .container import ContainerSpec
 from .fleet import Fleet
 from .kinds import Kind
@@ -55,6 +56,9 @@ class ImageSpec:
     build_hash: str = ""
     #: A built image's ``build_hash`` (what its labels carry); empty for pulled and archived images.
     config_hash: str = ""
+    #: A built image's steps, each with the digest of its inputs (``reconciler.spec.dockerfile``), so
+    #: a plan names the step from which the layer cache breaks; () for pulled and archived images.
+    build_steps: tuple[BuildStep, ...] = field(default=(), compare=False)
     #: The absolute path of a docker-save tarball or OCI layout directory. The core only checks
     #: that it exists: what it holds is its registry driver's to read (see ``LiveObject.content``).
     archive: str | None = None
@@ -67,6 +71,11 @@ class ImageSpec:
     @property
     def is_build(self) -> bool:
         return self.build_context is not None
+
+    @property
+    def steps_label(self) -> str:
+        """The text of the built image's ``labels.BUILD_STEPS`` label ("" without steps)."""
+        return encode_steps(self.build_steps)
 
     @property
     def secret_values(self) -> tuple[str, ...]:

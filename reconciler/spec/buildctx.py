@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
-__all__ = ["build_hash", "context_files", "read_dockerignore"]
+__all__ = ["build_hash", "context_files", "file_digest", "read_dockerignore"]
 
 
 def read_dockerignore(context: Path) -> list[str]:
@@ -71,13 +71,24 @@ def build_hash(context: Path, dockerfile: str, args: Sequence[tuple[str, str]], 
         digest.update(dockerfile_path.read_bytes() + b"\0")
     for path in context_files(context):
         rel = path.relative_to(context).as_posix()
-        mode = path.lstat().st_mode
-        digest.update(f"file:{rel}\0{mode:o}\0".encode())
-        if path.is_symlink():
-            digest.update(os.readlink(path).encode())
-        else:
-            with path.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 16), b""):
-                    digest.update(chunk)
-        digest.update(b"\0")
+        digest.update(f"file:{rel}\0".encode())
+        _update(digest, path)
     return digest.hexdigest()
+
+
+def file_digest(path: Path) -> bytes:
+    """The sha256 of one context file as the build hash reads it: its mode and content (a link: its target)."""
+    digest = hashlib.sha256()
+    _update(digest, path)
+    return digest.digest()
+
+
+def _update(digest, path: Path) -> None:
+    digest.update(f"{path.lstat().st_mode:o}\0".encode())
+    if path.is_symlink():
+        digest.update(os.readlink(path).encode())
+    else:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 16), b""):
+                digest.update(chunk)
+    digest.update(b"\0")

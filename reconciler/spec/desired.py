@@ -20,6 +20,7 @@ from ..hashing import config_hash
 from ..model import ContainerSpec, DesiredState, FileContent, ImageSpec, NetworkSpec, Target, VolumeSpec
 from ..names import require_stack_name
 from .buildctx import build_hash
+from .dockerfile import build_steps
 from .containerspecs import ContainerBuilder, network_keys
 from .conversions import FieldError, engine_name, pairs, scalar, spec_path
 from .filesources import KINDS, read_content
@@ -184,6 +185,7 @@ class _Builder:
             target=target,
             build_hash=digest,
             config_hash=digest,
+            build_steps=build_steps(context, dockerfile, args, target),
         )
 
     def _network(self, key: str, value: dict) -> NetworkSpec:
