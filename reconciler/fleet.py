@@ -224,7 +224,7 @@ class FleetReconciler:
         return self._each(lambda r: r.plan(desired, prune_volumes=prune_volumes, adopt=adopt,
                                            adopt_compose=adopt_compose), made, on_target)
 
-    def status(self, desired: DesiredState) -> FleetStatus:
+    def status(self, desired: DesiredState, *, detailed: bool = False) -> FleetStatus:
         """Per target: its plan (its drift), its last sync and its objects' rows; reads only."""
         from .status import status_rows
 

@@ -207,14 +207,18 @@ class Reconciler:
         plan = plan_changes(desired, live, prune_volumes=prune_volumes, record=record, adopt=adopt)
         return replace(plan, takeovers=adoption.takeovers, left_alone=adoption.left_alone), adoption
 
-    def status(self, desired: DesiredState) -> StackStatus:
-        """Every object of the stack, desired against live, with health and drift (reads only)."""
+    def status(self, desired: DesiredState, *, detailed: bool = False) -> StackStatus:
+        """Every object of the stack, desired against live, with health and drift (reads only).
+
+        ``detailed``: each image's layers too (``imagelayers.image_layers``: one history call per image)."""
+        from .imagelayers import image_layers
         from .observe import writable_sizes
         from .status import status_rows
 
         drivers = self.drivers(desired.stack)
         plan, live = self._planned(desired, drivers=drivers)  # a missing external object is shown as missing
-        rows = status_rows(desired, live, plan, detailed=True, sizes=writable_sizes(desired, drivers))
+        layers = image_layers(drivers, desired, live) if detailed else None
+        rows = status_rows(desired, live, plan, detailed=True, sizes=writable_sizes(desired, drivers), layers=layers)
         return StackStatus(desired.stack, tuple(rows), converged=plan.empty and not plan.refusals)
 
     def event_sources(self, stack: str) -> list:

@@ -227,6 +227,10 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
         if row.get("details"):  # what the driver reports (LiveObject.info), under its object
             out.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
         out.extend("    " + line for line in filesystem_lines(row.get("filesystem")))
+        if row.get("layers"):  # status --detailed: the image's layers, newest first
+            from .imagelayers import layer_lines
+
+            out.extend("    " + text for text in layer_lines(row["layers"]))
     return f"Stack {stack}: {'converged' if converged else 'drifted'}\n\n" + "\n".join(out)
 
 

@@ -40,8 +40,10 @@ class StackRunner(Protocol):
                 **callbacks: Any) -> Any:
         """Remove what the stack owns: an ``ApplyReport``, or a fleet's ``FleetReport``."""
 
-    def status(self, desired: DesiredState) -> Any:
-        """Every object desired against live: a ``StackStatus``, or a fleet's ``FleetStatus``."""
+    def status(self, desired: DesiredState, *, detailed: bool = False) -> Any:
+        """Every object desired against live: a ``StackStatus``, or a fleet's ``FleetStatus``.
+
+        ``detailed``: with each image's layers (one engine's status; a fleet's rows leave them out)."""
 
     def event_sources(self, stack: str) -> list:
         """The drivers whose ``events`` report changes to the stack's objects, on every engine it runs on."""

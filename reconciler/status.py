@@ -22,11 +22,13 @@ __all__ = ["status_rows"]
 
 
 def status_rows(desired: DesiredState, live: LiveState, plan: Plan, *, detailed: bool = False,
-                sizes: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+                sizes: Mapping[str, int] | None = None,
+                layers: Mapping[str, dict | None] | None = None) -> list[dict[str, Any]]:
     """One row per desired or owned object; ``drift`` says what the plan would change, if anything.
 
     ``filesystem`` (containers): their writable layer's changes when their ``filesystem:`` policy had it
     read (see ``fsdrift``), with its paths when ``detailed``, and its size from ``sizes`` (name → bytes).
+    ``layers``: each image's ``imagelayers.layer_views`` entry, when a detailed status asked for them.
     """
     changes = {c.id: c for c in plan.changes}
     wanted = {kind: set(desired.of(kind)) for kind in Kind}
@@ -57,6 +59,7 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan, *, detailed:
                 "details": {str(k): redact(str(v)) for k, v in obj.info.items()} if obj and obj.info else None,
                 "filesystem": filesystem_status(spec, obj, detailed=detailed, size_rw=(sizes or {}).get(name))
                 if kind is Kind.CONTAINER else None,
+                "layers": (layers or {}).get(name) if kind is Kind.IMAGE else None,
             })
     return rows
 

@@ -24,7 +24,7 @@ from reconciler.sdk import (
     redact as redact_values,
 )
 from reconciler.sdk.docker import EngineDriver, engine_errors
-from reconciler.sdk.labels import BUILD_HASH
+from reconciler.sdk.labels import BUILD_CACHE, BUILD_HASH
 
 if TYPE_CHECKING:
     from .credentials import Credential, CredentialStore
@@ -252,31 +252,63 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
             raise
 
     def _build(self, spec: ImageSpec, labels: Mapping[str, str], secrets: tuple[str, ...]) -> None:
+        """The user's build, unlabelled and shown; then our labels, silently (see ``layers``)."""
+        from .layers import CacheSteps, label_context
+
+        cache = CacheSteps()
         with engine_errors(f"build {spec.ref}"):
             stream = self.api.build(
                 path=spec.build_context,
                 dockerfile=spec.dockerfile,
-                tag=spec.ref,
                 buildargs=dict(spec.build_args) or None,
                 target=spec.target,
-                labels=dict(labels),
                 rm=True,
                 forcerm=True,  # a failed step's container would keep the build args, secrets included
                 decode=True,
             )
-            output = []
-            statuses = _StatusLines()  # a FROM of a missing base image pulls it
-            for event in stream:
-                if "stream" in event:
-                    output.append(event["stream"])
-                    for line in str(event["stream"]).splitlines():
+            built = self._follow(spec, stream, secrets, cache)
+            labelled = self.api.build(fileobj=label_context(built), custom_context=True, tag=spec.ref,
+                                      labels={**labels, BUILD_CACHE: cache.label}, rm=True, forcerm=True,
+                                      decode=True)
+            self._follow(spec, labelled, secrets, None)
+
+    def _follow(self, spec: ImageSpec, stream: Iterable[Mapping], secrets: tuple[str, ...],
+                cache: object | None) -> str:
+        """Drain a build's stream (shown as progress when ``cache`` reads it); the id of the image it made."""
+        output, image_id = [], ""
+        statuses = _StatusLines()  # a FROM of a missing base image pulls it
+        for event in stream:
+            if "stream" in event:
+                output.append(event["stream"])
+                for line in str(event["stream"]).splitlines():
+                    if cache is not None:
+                        cache.line(line.strip())
                         self._report(spec.ref, line.strip(), secrets)
-                elif "status" in event:
-                    self._report(spec.ref, statuses.line(event), secrets)
-                if "error" in event:
-                    tail = redact("".join(output[-5:]).strip(), secrets)
-                    error = redact(str(event["error"]).strip(), secrets)
-                    raise PermanentError(f"build {spec.ref}: {error}" + (f"\n{tail}" if tail else ""))
+            elif "status" in event and cache is not None:
+                self._report(spec.ref, statuses.line(event), secrets)
+            elif "aux" in event:
+                image_id = str((event["aux"] or {}).get("ID") or image_id)
+            if "error" in event:
+                tail = redact("".join(output[-5:]).strip(), secrets)
+                error = redact(str(event["error"]).strip(), secrets)
+                raise PermanentError(f"build {spec.ref}: {error}" + (f"\n{tail}" if tail else ""))
+        if not image_id:
+            raise PermanentError(f"build {spec.ref}: the engine named no image")
+        return image_id
+
+    def layers(self, ref: str) -> list[dict] | None:
+        """The image's layers from the engine's history, newest first (``layers.history_items``).
+
+        One ``history`` call: which steps the last build reused is read from the
+        history too (the step that set ``BUILD_CACHE``).
+        """
+        from .layers import history_items
+
+        with engine_errors(f"history {ref}"):
+            try:
+                return history_items(self.api.history(ref))
+            except docker.errors.NotFound:
+                return None
 
     def equivalent(self, ref: str, image_id: str) -> str:
         """The id of ``ref`` when it has ``image_id``'s layers and config, labels aside (see ``same_content``)."""

@@ -227,7 +227,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     reconciler = reconciler_of(args)
     desired = desired_of(args, reconciler)
-    return show_status(args, _runner(args, reconciler, desired).status(desired))
+    return show_status(args, _runner(args, reconciler, desired).status(desired, detailed=args.detailed))
 
 
 def _store(args: argparse.Namespace):

@@ -129,7 +129,8 @@ def _status(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--detailed", action="store_true",
-                   help="also list the paths changed in each checked container's writable layer")
+                   help="also list the paths changed in each checked container's writable layer, "
+                        "and each image's layers, sizes and shared bytes")
     _server_flags(p, "ask these daemons for every stack they run instead (one line per host per stack)")
 
 

@@ -185,6 +185,17 @@ class RegistryDriver(ObjectDriver):
     def delete(self, live: LiveObject) -> None:
         """Images are shared caches: the core never deletes them."""
 
+    def layers(self, ref: str) -> list[dict] | None:
+        """Optional: the image's layers, newest first (as ``docker history``); None when it cannot tell.
+
+        Each item: ``id`` (short; two images share a layer when they share its
+        id), ``size`` (bytes), ``created_by`` (the Dockerfile step that made it,
+        shortened to ~80 characters) and ``reused`` (for a built image's own
+        steps: whether its last build took the layer from the cache; None
+        otherwise). Asked only by a detailed status, once per image.
+        """
+        return None
+
     def equivalent(self, ref: str, image_id: str) -> str:
         """Optional: the id of the image ``ref`` names, when it holds what ``image_id`` holds; else "".
 
