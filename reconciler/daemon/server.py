@@ -112,7 +112,8 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
 
     def stack(request: Request) -> Response:
         worker = stack_of(request)
-        detailed = request.query_params.get("detailed", "") in ("1", "true")  # writable layers' paths
+        # writable layers' paths, and each image's layers (one history call per image)
+        detailed = request.query_params.get("detailed", "") in ("1", "true")
         return JSONResponse(doors.view.detail(worker, detailed=detailed)) if worker else not_found(request)
 
     def history(request: Request) -> Response:

@@ -92,7 +92,8 @@ class DaemonView:
 
     def detail(self, worker: StackWorker, *, detailed: bool = False) -> dict[str, Any]:
         """The summary, plus every object desired against live, and the plan a pass would apply now;
-        ``detailed``: with the paths changed in containers' writable layers (``?detailed=1``)."""
+        ``detailed``: with the paths changed in containers' writable layers (``?detailed=1``), and
+        each image's layers (``imagelayers.image_layers``)."""
         data = self.summary(worker)
         desired = worker.loop.desired if worker.loop else None
         data["objects"], data["plan"], data["observe_error"], data["edges"] = [], None, None, []
@@ -103,7 +104,12 @@ class DaemonView:
         except ReconcilerError as exc:
             data["observe_error"] = str(exc)
             return data
-        data["objects"] = status_rows(desired, live, plan, detailed=detailed)
+        layers = None
+        if detailed:
+            from ..imagelayers import image_layers
+
+            layers = image_layers(self.daemon.reconciler.drivers(desired.stack), desired, live)
+        data["objects"] = status_rows(desired, live, plan, detailed=detailed, layers=layers)
         data["plan"] = plan_data(plan)
         data["edges"] = edges(desired)
         return data
