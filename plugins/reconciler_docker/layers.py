@@ -96,5 +96,6 @@ def _step(created_by: str) -> str:
     """The Dockerfile step as people wrote it: the classic builder's ``/bin/sh -c #(nop)`` prefix dropped."""
     text = re.sub(r"^/bin/sh -c #\(nop\)\s+", "", created_by.strip())
     text = re.sub(r"^/bin/sh -c ", "RUN ", text)
+    text = re.sub(r"\b(dir|file|multi):([0-9a-f]{12})[0-9a-f]{52}\b", r"\1:\2", text)  # the engine's content digests
     text = " ".join(text.split())
     return text if len(text) <= CREATED_BY else text[: CREATED_BY - 1] + "…"
