@@ -1,6 +1,8 @@
 """Image layers against the real engine: status shows them, plan names where the cache breaks, builds print no LABEL steps."""
 from __future__ import annotations
 
+import uuid
+
 import docker.errors
 import pytest
 
@@ -28,10 +30,11 @@ def two_images(stack):
         stack.write(dockerfile, f"{name}/Dockerfile")
     (stack.dir / "app" / "src").mkdir()
     (stack.dir / "app" / "src" / "main.py").write_text("print('one')\n")
-    (stack.dir / "app" / "src" / "util.py").write_text("x = 1\n")
+    (stack.dir / "app" / "src" / "util.py").write_text(f"nonce = {uuid.uuid4().hex!r}\n")  # no earlier run's cache
     stack.write(SPEC)
+    stack.made = []  # image ids a rebuild left untagged
     yield stack
-    for ref in (f"{stack.name}-app:1", f"{stack.name}-tool:1"):
+    for ref in (*stack.made, f"{stack.name}-app:1", f"{stack.name}-tool:1"):
         try:
             stack.engine.remove_image(ref, force=True)
         except docker.errors.NotFound:
@@ -66,6 +69,7 @@ def test_layers_shared_bytes_and_where_the_cache_breaks(two_images):
     text = stack.cli("status", "--detailed")
     assert "shared with the stack's other images" in text.out and "RUN ls /app" in text.out, text.out
 
+    stack.made.append(stack.engine.inspect_image(f"{stack.name}-app:1")["Id"])
     (stack.dir / "app" / "src" / "main.py").write_text("print('two')\n")
     plan = stack.cli("plan")
     assert plan.code == 0, plan.out + plan.err
@@ -76,3 +80,13 @@ def test_layers_shared_bytes_and_where_the_cache_breaks(two_images):
     again = stack.cli("status", "--detailed", "--output", "json").json()
     app = next(row["layers"] for row in again["objects"] if row["name"] == f"{stack.name}-app:1")
     assert [item["reused"] for item in app["items"][:3]] == [False, False, True]  # FROM and RUN cached
+
+
+def test_the_api_shows_layers_when_asked_for_detail(stack, api):
+    plain = api.stack(stack.name)
+    assert plain["objects"] and all(row["layers"] is None for row in plain["objects"])
+    status, detailed = api.get(f"/api/stacks/{stack.name}?detailed=1")
+    assert status == 200, detailed
+    images = [row for row in detailed["objects"] if row["kind"] == "image"]
+    assert images and all(row["layers"]["size"] > 0 and row["layers"]["items"] for row in images), images
+    assert all(row["layers"] is None for row in detailed["objects"] if row["kind"] != "image")
