@@ -185,7 +185,7 @@ class _Builder:
             target=target,
             build_hash=digest,
             config_hash=digest,
-            build_steps=build_steps(context, dockerfile, args, target),
+            build_steps=build_steps(context, dockerfile, args, target, frozenset(secret_args)),
         )
 
     def _network(self, key: str, value: dict) -> NetworkSpec:

@@ -63,9 +63,14 @@ def _is_heredoc(text: str) -> bool:
     return "<<" in text and text.split(None, 1)[0].upper() in ("RUN", "COPY")
 
 
-def build_steps(context: Path, dockerfile: str, args: Sequence[tuple[str, str]],
-                target: str | None) -> tuple[BuildStep, ...]:
-    """Every step of the build with the digest of its inputs; () when the Dockerfile cannot be read."""
+def build_steps(context: Path, dockerfile: str, args: Sequence[tuple[str, str]], target: str | None,
+                secret: frozenset[str] = frozenset()) -> tuple[BuildStep, ...]:
+    """Every step of the build with the digest of its inputs; () when the Dockerfile cannot be read.
+
+    The values of ``secret`` build args are left out: a 6-hex digest of a short
+    secret in a label anyone can read would narrow it down. A changed secret
+    still rebuilds (the build hash has it); the plan then says "inputs changed".
+    """
     path = context / dockerfile
     try:
         instructions = parse_dockerfile(path.read_text())
@@ -73,7 +78,7 @@ def build_steps(context: Path, dockerfile: str, args: Sequence[tuple[str, str]],
         return ()
     instructions = _up_to_target(instructions, target)
     files = {p.relative_to(context).as_posix(): p for p in context_files(context)}
-    values = dict(args)
+    values = {k: v for k, v in args if k not in secret}
     stages = sum(1 for i in instructions if _keyword(i) == "FROM")
     stage, stage_index, stage_digest = "", -1, {}
     running = hashlib.sha256()

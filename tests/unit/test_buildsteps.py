@@ -82,6 +82,14 @@ def test_a_changed_build_arg_names_the_arg(tmp_path):
     assert cache_break(steps, label) == "cache breaks at step 2/7 (ARG VERSION=1): build arg VERSION changed"
 
 
+def test_a_secret_build_arg_stays_out_of_the_steps(tmp_path):
+    label = _label(_context(tmp_path), [("VERSION", "s3cret")])
+    steps = build_steps(tmp_path, "Dockerfile", [("VERSION", "other")], None, frozenset({"VERSION"}))
+    assert label != encode_steps(steps)  # the plain label had the value; the secret one never has
+    assert encode_steps(build_steps(tmp_path, "Dockerfile", [("VERSION", "s3cret")], None, frozenset({"VERSION"}))) \
+        == encode_steps(steps)
+
+
 def test_a_moved_base_names_the_from_step(tmp_path):
     label = _label(_context(tmp_path))
     (tmp_path / "Dockerfile").write_text(DOCKERFILE.replace("busybox:1", "busybox:2"))
