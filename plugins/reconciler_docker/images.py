@@ -28,6 +28,7 @@ from reconciler.sdk.labels import BUILD_CACHE, BUILD_HASH
 
 if TYPE_CHECKING:
     from .credentials import Credential, CredentialStore
+    from .layers import CacheSteps
 
 # Credentials and the registry's manifest API are needed for a pull, a push or a followed tag only:
 # they are imported then (a converged pass of pinned images never pays for them).
@@ -273,7 +274,7 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
             self._follow(spec, labelled, secrets, None)
 
     def _follow(self, spec: ImageSpec, stream: Iterable[Mapping], secrets: tuple[str, ...],
-                cache: object | None) -> str:
+                cache: CacheSteps | None) -> str:
         """Drain a build's stream (shown as progress when ``cache`` reads it); the id of the image it made."""
         output, image_id = [], ""
         statuses = _StatusLines()  # a FROM of a missing base image pulls it

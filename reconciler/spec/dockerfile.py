@@ -52,15 +52,11 @@ def parse_dockerfile(text: str) -> list[str]:
             continue
         current += line
         if current.strip():
-            out.append(" ".join(current.split()) if not _is_heredoc(current) else current.strip())
+            out.append(" ".join(current.split()))
         current = ""
     if current.strip():
         out.append(" ".join(current.split()))
     return out
-
-
-def _is_heredoc(text: str) -> bool:
-    return "<<" in text and text.split(None, 1)[0].upper() in ("RUN", "COPY")
 
 
 def build_steps(context: Path, dockerfile: str, args: Sequence[tuple[str, str]], target: str | None,
