@@ -208,9 +208,7 @@ class Reconciler:
         return replace(plan, takeovers=adoption.takeovers, left_alone=adoption.left_alone), adoption
 
     def status(self, desired: DesiredState, *, detailed: bool = False) -> StackStatus:
-        """Every object of the stack, desired against live, with health and drift (reads only).
-
-        ``detailed``: each image's layers too (``imagelayers.image_layers``: one history call per image)."""
+        """Every object desired against live, health, drift (reads only); ``detailed``: images' layers too."""
         from .imagelayers import image_layers
         from .observe import writable_sizes
         from .status import status_rows
