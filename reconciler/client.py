@@ -13,8 +13,8 @@ import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Iterator, Sequence
+from urllib.parse import quote, urlencode
 
 from .errors import ReconcilerError
 
@@ -47,6 +47,52 @@ class DaemonClient:
         self._token = token
         self.timeout = timeout
         self._context = ssl.create_default_context(cafile=cacert) if self.url.startswith("https://") else None
+
+    def _open(self, request: urllib.request.Request, timeout: float | None):
+        """The response to ``request``; HTTP and connection errors as ``ReconcilerError`` naming the daemon."""
+        try:
+            return urllib.request.urlopen(request, timeout=timeout, context=self._context)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error") or exc.reason
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise ReconcilerError(f"{self.url}: {exc.code} {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ReconcilerError(f"{self.url}: cannot reach the daemon: {reason}") from None
+
+    def _lines(self, path: str, *, follow: bool) -> Iterator[dict[str, Any]]:
+        """Each JSON object of an NDJSON answer, as it arrives (a follow: no read timeout)."""
+        request = urllib.request.Request(self.url + path, method="GET", headers={
+            "Authorization": f"Bearer {self._token}", "Accept": "application/x-ndjson"})
+        with self._open(request, None if follow else self.timeout) as response:
+            for raw in response:
+                if raw.strip():
+                    try:
+                        yield json.loads(raw)
+                    except ValueError as exc:
+                        raise ReconcilerError(f"{self.url}: a line of the answer is not JSON: {exc}") from None
+
+    def logs(self, name: str, containers: Sequence[str] = (), *, follow: bool = False, since: float | None = None,
+             tail: int | None = None) -> Iterator[Any]:
+        """The stack's log lines (``logs.LogLine``), from ``GET /api/stacks/NAME/logs``."""
+        from .logs import LogLine
+
+        query = [("container", c) for c in containers] + [("follow", int(follow))]
+        query += [("since", since)] if since is not None else []
+        query += [("tail", tail)] if tail is not None else []
+        for line in self._lines(f"/api/stacks/{quote(name, safe='')}/logs?{urlencode(query)}", follow=follow):
+            yield LogLine(line["container"], float(line["time"]), line["stream"], line["line"])
+
+    def events(self, name: str, *, follow: bool = False, since: float | None = None) -> Iterator[Any]:
+        """The stack's events (``logs.StackEvent``), from ``GET /api/stacks/NAME/events``."""
+        from .logs import StackEvent
+
+        query = [("follow", int(follow))] + ([("since", since)] if since is not None else [])
+        for event in self._lines(f"/api/stacks/{quote(name, safe='')}/events?{urlencode(query)}", follow=follow):
+            yield StackEvent(float(event["time"]), event["source"], event.get("kind", ""), event.get("name", ""),
+                             event.get("action", ""), event.get("detail", ""))
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}

@@ -84,11 +84,14 @@ _IMAGE_VERBS = {
 
 @value
 class FieldChange:
-    """One field that differs; values are display strings, already redacted."""
+    """One field that differs; values are display strings, already redacted (``explain.render_field`` shows it)."""
 
     path: str
     old: str | None = None
     new: str | None = None
+    #: A list-valued field's items (display strings) that only the new value, or only the old one, holds.
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         if self.old is None and self.new is None:

@@ -17,7 +17,7 @@ from typing import Mapping
 
 from . import labels
 from .defaults import DEFAULT_DRIVERS
-from .explain import display, explain_field, short_id
+from .explain import explain_field, list_change, short_id
 from .fsdrift import replace_reason, reported
 from .imageplan import plan_images
 from .model import (
@@ -417,7 +417,7 @@ def _replace_reasons(
         attached = sorted(current.details["networks"])
         if expected is not None and attached != expected:
             codes.append(Reason.REWIRED)
-            fields.append(FieldChange("networks", display(tuple(attached)), display(tuple(expected))))
+            fields.append(list_change("networks", attached, expected))
             forced.append("networks")
     live_image = live.images.get(spec.image_ref)
     if spec.image_ref in renewed:

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
+from .explain import render_field
 from .fsdrift import filesystem_lines
 from .report import ApplyReport, Outcome, Status
 from .plan import Action, Change, Plan, Takeover
@@ -73,7 +74,7 @@ def _change_block(change: Change) -> list[str]:
         head += f"   (forced by {', '.join(change.forced_by)})"
     lines = [head]
     lines.extend(f"        {reason}" for reason in change.reasons if reason != "new" or change.error)
-    lines.extend(f"        {field}" for field in change.fields)
+    lines.extend(f"        {line}" for field in change.fields for line in render_field(field))
     if change.rollout is not None:
         lines.append(f"        rollout: {change.rollout.order}"
                      + (f" ({change.rollout.why})" if change.rollout.why != "default" else ""))
@@ -213,8 +214,10 @@ def pass_json(result: Any, **origin: Any) -> str:
                        "delay": round(result.delay, 3), "report": data or None}, separators=(",", ":"))
 
 
-def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) -> str:
-    """The stack's state, then a table of objects: kind, name, live state, health, drift."""
+def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool, detailed: bool = False) -> str:
+    """The stack's state, then a table of objects: kind, name, live state, health, drift.
+
+    ``detailed``: under each object that differs, the fields that differ, one line each (its ``diff``)."""
     rows = list(rows)
     headers = ["KIND", "NAME", "STATE", "HEALTH", "IMAGE", "DIGEST", "UPSTREAM", "DRIFT"]
     keys = ["kind", "name", "state", "health", "image", "digest", "upstream", "drift"]
@@ -226,6 +229,8 @@ def status_text(stack: str, rows: Iterable[dict[str, Any]], *, converged: bool) 
         out.append(line)
         if row.get("details"):  # what the driver reports (LiveObject.info), under its object
             out.append("    " + ", ".join(f"{k}: {v}" for k, v in row["details"].items()))
+        if detailed:
+            out.extend(f"    {line}" for line in row.get("diff") or ())
         out.extend("    " + line for line in filesystem_lines(row.get("filesystem")))
         if row.get("layers"):  # status --detailed: the image's layers, newest first
             from .imagelayers import layer_lines

@@ -5,13 +5,15 @@ An external network or volume (made outside the stack) shows ``external``, or
 
 Images and containers also show ``digest`` (the repository digest of the image
 they are, or run) and ``upstream`` (where the tag points at the registry now).
-Every object shows ``details``: what its driver reported for people
+An object the plan would change shows ``diff``: each field that differs, one
+readable line each (``explain.render_field``). Every object shows ``details``: what its driver reported for people
 (``LiveObject.info``, e.g. a storage driver's path), redacted.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .explain import render_change
 from .fsdrift import filesystem_status
 from .model import DesiredState, Kind, LiveState
 from .plan import Plan, Reason
@@ -56,6 +58,7 @@ def status_rows(desired: DesiredState, live: LiveState, plan: Plan, *, detailed:
                 "image": _image(kind, obj, live, desired, name),
                 **_digests(kind, obj, live, desired),
                 "drift": _drift(change),
+                "diff": render_change(change.fields) if change and change.fields else None,
                 "details": {str(k): redact(str(v)) for k, v in obj.info.items()} if obj and obj.info else None,
                 "filesystem": filesystem_status(spec, obj, detailed=detailed, size_rw=(sizes or {}).get(name))
                 if kind is Kind.CONTAINER else None,

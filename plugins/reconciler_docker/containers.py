@@ -30,6 +30,7 @@ from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_ow
 from .adopting import ContainerAdoption
 from .files import FileStore, is_local_engine
 from .layerdiff import LayerChanges, layer_sizes
+from .logs import ContainerLogs
 from .mapping import (
     DEFAULT_NETWORK,
     container_arguments,
@@ -78,7 +79,7 @@ def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
     return name if name in names else ""
 
 
-class DockerRuntimeDriver(ContainerAdoption, EngineDriver, RuntimeDriver):
+class DockerRuntimeDriver(ContainerLogs, ContainerAdoption, EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         # A container run from one of the images we built carries its labels (kind image): not the stack's.

@@ -26,12 +26,14 @@ __all__ = ["main", "run"]
 
 #: The commands that ask running daemons when given --server (``sync`` always does).
 REMOTE = ("status", "history", "suspend", "resume", "sync", "rollback", "release")
+#: The commands that print lines as they come, from the engine or from a daemon (``--server``).
+STREAMS = ("logs", "events")
 #: Command → the function running it, in ``local`` (or ``remote``, for REMOTE ones given --server).
 COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_plan", "apply": "cmd_apply", "adopt": "cmd_adopt",
             "status": "cmd_status", "destroy": "cmd_destroy", "watch": "cmd_watch", "daemon": "cmd_daemon",
             "history": "cmd_history", "suspend": "cmd_suspend", "resume": "cmd_suspend",
             "rollback": "cmd_rollback", "release": "cmd_rollback", "sync": "cmd_sync",
-            "plugins": "cmd_plugins", "schema": "cmd_schema"}
+            "plugins": "cmd_plugins", "schema": "cmd_schema", "logs": "cmd_logs", "events": "cmd_events"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +81,9 @@ def run() -> NoReturn:
 
 def _command(args):
     """The function running ``args.command``, its module imported only now."""
-    if args.command in REMOTE and (args.command == "sync" or args.server):
+    if args.command in STREAMS:  # the engine's or a daemon's lines, either way
+        from . import streams as commands
+    elif args.command in REMOTE and (args.command == "sync" or args.server):
         from . import remote as commands
     else:
         from . import local as commands

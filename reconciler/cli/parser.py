@@ -130,7 +130,7 @@ def _status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--detailed", action="store_true",
                    help="also list the paths changed in each checked container's writable layer, "
-                        "and each image's layers, sizes and shared bytes")
+                        "each image's layers, sizes and shared bytes, and each field that differs")
     _server_flags(p, "ask these daemons for every stack they run instead (one line per host per stack)")
 
 
@@ -151,6 +151,37 @@ def _daemon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
     _plugin_flag(p, "load a plugin module by import path (repeatable)")
     p.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
+
+
+def _logs(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    p.add_argument("stack_name", nargs="?", metavar="STACK",
+                   help="the stack, found by its labels (no spec needed); default: the spec's (-f)")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER", help="only these containers (default: all)")
+    p.add_argument("--follow", action="store_true",
+                   help="keep printing new lines until Ctrl-C (-f is the spec file here, as in every stack command)")
+    _since_flag(p)
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each container (default: all)")
+    p.add_argument("--timestamps", action="store_true", help="show each line's time")
+    p.add_argument("--no-color", action="store_true",
+                   help="no colour in the container prefixes (also when NO_COLOR is set or stdout is not a terminal)")
+    _server_flags(p, "ask this daemon (its API) instead of the engine")
+
+
+def _events(p: argparse.ArgumentParser) -> None:
+    _stack_command()(p)
+    p.add_argument("stack_name", nargs="?", metavar="STACK",
+                   help="the stack, found by its labels (no spec needed); default: the spec's (-f)")
+    p.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    _since_flag(p)
+    p.add_argument("--output", choices=("text", "json"), default="text", help="json: one JSON object per line")
+    p.add_argument("--state-dir", metavar="DIR", help="the state directory holding the passes (as for history)")
+    _server_flags(p, "ask this daemon (its API) instead of the engine and a state directory")
+
+
+def _since_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", metavar="WHEN",
+                   help="only what happened since WHEN: a duration ago (10m, 2h) or an RFC 3339 time")
 
 
 def _history(p: argparse.ArgumentParser) -> None:
@@ -216,6 +247,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "destroy": ("remove everything the stack owns (volumes kept unless --prune-volumes)", _destroy),
     "watch": ("apply now, then again whenever the spec's files or the stack's objects change", _watch),
     "daemon": ("follow git repositories and directories; keep every stack converged", _daemon),
+    "logs": ("the output of a stack's containers, each line prefixed with its container", _logs),
+    "events": ("the engine's events about a stack's objects and its reconcile passes, in time order", _events),
     "history": ("the syncs of a stack (or of every stack), newest first", _history),
     "rollback": ("hold a daemon's stack at an older revision of its source", _rollback),
     "release": ("let a held stack follow its source again", _release),

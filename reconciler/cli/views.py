@@ -71,9 +71,12 @@ def show_status(args: argparse.Namespace, status: Any) -> int:
     """``status``: every object of one engine, or one line per target (its objects too in JSON); 1 when a
     target did not answer."""
     if isinstance(status, StackStatus):
-        render = status_json if args.output == "json" else status_text
-        rows = status.rows if getattr(args, "detailed", False) else without_paths(list(status.rows))
-        out(render(status.stack, rows, converged=status.converged))
+        detailed = getattr(args, "detailed", False)
+        rows = status.rows if detailed else without_paths(list(status.rows))
+        if args.output == "json":
+            out(status_json(status.stack, rows, converged=status.converged))
+        else:
+            out(status_text(status.stack, rows, converged=status.converged, detailed=detailed))
         return 0
     from ..render_fleet import fleet_status_json, fleet_status_text
 

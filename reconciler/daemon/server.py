@@ -31,6 +31,7 @@ from .hooks import HookVerifier
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .runner import Daemon
 from .doors import Doors
+from .streams import Streams
 from .throttle import LogThrottle
 
 __all__ = ["ApiServer", "make_app"]
@@ -125,6 +126,16 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         except ValueError:
             return _error(400, "limit must be a whole number")
         return JSONResponse(doors.view.history(worker, max(1, min(limit, 1000))))
+
+    streams = Streams(doors)
+
+    def logs(request: Request) -> Response:
+        worker, refused = named(request, "show the logs of")
+        return refused or streams.logs(request, worker)
+
+    def events(request: Request) -> Response:
+        worker, refused = named(request, "show the events of")
+        return refused or streams.events(request, worker)
 
     def sync(request: Request) -> Response:
         worker = stack_of(request)
@@ -234,6 +245,8 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         Route("/metrics", reader(metrics_text)),
         Route("/api/stacks", reader(stacks)),
         Route("/api/stacks/{name:path}/history", reader(history)),
+        Route("/api/stacks/{name:path}/logs", reader(logs)),
+        Route("/api/stacks/{name:path}/events", reader(events)),
         Route("/api/stacks/{name:path}/sync", writer(sync), methods=["POST"]),
         Route("/api/stacks/{name:path}/suspend", writer(toggle), methods=["POST"]),
         Route("/api/stacks/{name:path}/resume", writer(toggle), methods=["POST"]),

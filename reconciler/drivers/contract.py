@@ -321,6 +321,33 @@ class RuntimeDriver(ObjectDriver):
         does nothing.
         """
 
+    def logs(self, name: str, *, follow: bool = False, since: float | None = None, tail: int | None = None,
+             stop: threading.Event | None = None) -> Iterator[tuple[float, str, str]]:
+        """Optional: the container's output, as (unix time, ``"stdout"`` or ``"stderr"``, line without newline).
+
+        ``tail``: only the last N lines (None: all); ``since``: only lines
+        written at or after this unix time. With ``follow``, keep yielding
+        lines as they are written until ``stop`` is set (return soon after)
+        or the container's output ends. Shown as the container wrote them:
+        ``reconcile logs`` and the daemon's ``/logs``. The default refuses.
+        """
+        raise PermanentError("this runtime cannot show logs")
+
+    def event_log(self, stack: str, *, names: Collection[str] = (), since: float | None = None,
+                  until: float | None = None, follow: bool = False,
+                  stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+        """Optional: the backend's events about ``stack``'s objects, oldest first, as data (``reconcile events``).
+
+        Each is a dict: ``time`` (unix seconds), ``type`` (container, network,
+        volume), ``action`` (``die``, ``stop``, ``create``...), ``name``, and
+        ``attributes`` (say ``{"exitCode": "137"}``; never labels or env).
+        Objects are the stack's by their labels or by ``names``. Without
+        ``follow`` it ends at ``until`` (default: now); with it, it goes on
+        until ``stop`` is set. Unlike ``events`` (what the loop follows), it
+        runs only when a user asks. The default refuses.
+        """
+        raise PermanentError("this runtime cannot show its events")
+
     # Rolling replacements (``reconciler.rollout``). A runtime that keeps the
     # defaults has its containers replaced the simple way: the old one is
     # removed, then the new one created and started.

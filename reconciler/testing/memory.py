@@ -51,7 +51,8 @@ class MemoryEngine(EngineObjects):
     ``("observe", kind)``; ``("pull" | "build" | "push", ref)``;
     ``("create-network" | "delete-network" | "create-volume" | "delete-volume", name)``;
     ``("create" | "start" | "delete", name)`` and ``("wait", name, condition)``
-    for containers; ``("events", stack)`` when an event stream opens. ``fail``
+    for containers; ``("events", stack)`` when an event stream opens; ``("logs", name)`` when a
+    container's output (``write``) is read. ``fail``
     makes chosen calls raise.
 
     Every change, whoever makes it, is an event: the runtime driver's

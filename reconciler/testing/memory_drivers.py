@@ -236,6 +236,19 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
                 raise PermanentError(f"container {name} is {container.state or 'unknown'}"
                                      f"{' and ' + container.health if container.health else ''}, not {condition}")
 
+    def logs(self, name: str, *, follow: bool = False, since: float | None = None, tail: int | None = None,
+             stop: threading.Event | None = None) -> Iterator[tuple[float, str, str]]:
+        """What ``MemoryEngine.write`` wrote for the container; a follow polls for more until ``stop`` is set."""
+        with self.engine._call("logs", name):
+            self._get(name)
+        seen = list(self.engine.output.get(name, ()))
+        shown = [entry for entry in seen if since is None or entry[0] >= since]
+        yield from shown[len(shown) - tail:] if tail is not None and tail < len(shown) else shown
+        while follow and not (stop is not None and stop.wait(_EVENT_POLL)):
+            now = list(self.engine.output.get(name, ()))
+            yield from now[len(seen):]
+            seen = now
+
     def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
         """The name of each object of any kind that changes from now on and claims ``stack`` or is in ``names``.
 

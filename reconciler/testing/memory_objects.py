@@ -35,11 +35,11 @@ class _Fault:
 #: The first item of every journal entry.
 _VERBS = frozenset({"observe", "events", "pull", "build", "push", "create-network", "delete-network",
                     "create-volume", "delete-volume", "update-network", "update-volume", "create", "start", "wait",
-                    "delete", "rename", "stop"})
+                    "delete", "rename", "stop", "logs"})
 # Calls that keep the engine busy, as opposed to waiting on its clock: a container's
 # removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
 # observing and following events are reads. ``peak["work"]`` counts these together.
-_WORK = _VERBS - {"observe", "events", "wait", "delete", "rename", "stop"}
+_WORK = _VERBS - {"observe", "events", "wait", "delete", "rename", "stop", "logs"}
 
 
 class EngineObjects:
@@ -61,6 +61,8 @@ class EngineObjects:
         #: Image archives: path → the id of the image the file holds now (see ``replace_archive``);
         #: a path never given holds an image whose id derives from the path.
         self.archives: dict[str, str] = {}
+        #: What each container wrote, by name: (unix time, stream, line), oldest first (see ``write``).
+        self.output: dict[str, list[tuple[float, str, str]]] = {}
         #: Every driver call, in the order made (see ``MemoryEngine``).
         self.calls: list[tuple] = []
         #: What the runtime driver's ``engine_id`` answers (the stack lock's key); None: it cannot say.
@@ -86,6 +88,11 @@ class EngineObjects:
         with self._lock:
             for obj in objects:
                 self._store(obj)
+
+    def write(self, name: str, line: str, *, stream: str = "stdout", at: float | None = None) -> None:
+        """Have the container ``name`` write ``line`` (at unix time ``at``, default now): what its ``logs`` show."""
+        with self._lock:
+            self.output.setdefault(name, []).append((time.time() if at is None else at, stream, line))
 
     def remove(self, name: str, *, kind: Kind = Kind.CONTAINER) -> None:
         """Remove an object by hand (``docker rm -f``): no checks, not journaled; ``KeyError`` if absent."""
