@@ -19,7 +19,7 @@ from .drivers import RuntimeDriver
 from .errors import SpecError
 from .values import value
 
-__all__ = ["LogLine", "StackEvent", "engine_event", "merged_events", "parse_since", "read_logs", "stack_containers",
+__all__ = ["LogLine", "StackEvent", "engine_event", "engine_events", "merged_events", "parse_since", "read_logs", "stack_containers",
            "sync_event"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
@@ -112,6 +112,19 @@ def engine_event(record: dict[str, Any]) -> StackEvent:
     detail = f"exit {attributes['exitCode']}" if "exitCode" in attributes else ""
     return StackEvent(float(record.get("time") or 0), "engine", str(record.get("type", "")),
                       str(record.get("name", "")), str(record.get("action", "")), detail)
+
+
+def engine_events(runtime: RuntimeDriver, stack: str, *, names: Collection[str] = (), since: float | None = None,
+                  follow: bool = False, stop: threading.Event | None = None) -> Iterator[StackEvent]:
+    """The runtime's events about ``stack`` as ``StackEvent``s; none from a runtime that cannot show them.
+
+    A runtime without ``event_log`` still has its reconcile passes to show,
+    so its refusal (the contract's default) ends only this half.
+    """
+    if type(runtime).event_log is RuntimeDriver.event_log:
+        return
+    for record in runtime.event_log(stack, names=names, since=since, follow=follow, stop=stop):
+        yield engine_event(record)
 
 
 def sync_event(sync: Any) -> StackEvent:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from reconciler.sdk import ContainerSpec, Mount
+from reconciler.sdk import ContainerSpec, HealthCheck, Mount, Port
 
 from .files import parse_file_name
 
@@ -210,7 +210,43 @@ def explainable(info: Mapping[str, Any], configs: str) -> dict[str, Any]:
         "restart": _restart_text(host.get("RestartPolicy") or {}),
         "memory": host.get("Memory") or None,
         "configs": _config_hashes(info.get("Mounts") or [], configs),
+        "mounts": _mounts(info.get("Mounts") or [], configs.rstrip("/").rpartition("/")[0] + "/"),
+        "ports": _ports(host.get("PortBindings") or {}),
+        "healthcheck": _healthcheck(config.get("Healthcheck")),
     }
+
+
+def _mounts(mounts: list[dict], files: str) -> tuple[Mount, ...]:
+    """The container's mounts as the spec's records (its config and secret files left out: shown on their own)."""
+    found = []
+    for mount in mounts:
+        kind, source = mount.get("Type", ""), str(mount.get("Name") or mount.get("Source") or "")
+        if kind == "bind" and source.startswith(files):
+            continue
+        found.append(Mount(type=kind, target=mount.get("Destination", ""), source="" if kind == "tmpfs" else source,
+                           read_only=not mount.get("RW", True)))
+    return tuple(sorted(found, key=lambda m: m.target))
+
+
+def _ports(bindings: dict[str, Any]) -> tuple[Port, ...]:
+    """``HostConfig.PortBindings`` as the spec's records (``"80/tcp": [{"HostIp", "HostPort"}]``)."""
+    found = []
+    for key, hosts in bindings.items():
+        target, _, protocol = key.partition("/")
+        for host in hosts or [{}]:
+            published = str(host.get("HostPort") or "")
+            found.append(Port(target=int(target), published=int(published) if published.isdigit() else None,
+                              protocol=protocol or "tcp", host_ip=host.get("HostIp") or ""))
+    return tuple(sorted(found, key=lambda p: (p.target, p.protocol, p.host_ip, p.published or 0)))
+
+
+def _healthcheck(check: dict | None) -> HealthCheck | None:
+    """``Config.Healthcheck`` as the spec's record (None: the image's, or none)."""
+    if not check or not check.get("Test"):
+        return None
+    return HealthCheck(test=tuple(check["Test"]), interval_ns=check.get("Interval") or 0,
+                       timeout_ns=check.get("Timeout") or 0, retries=check.get("Retries") or 0,
+                       start_period_ns=check.get("StartPeriod") or 0)
 
 
 def _restart_text(policy: dict) -> str:

@@ -117,7 +117,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """``reconcile events``: the engine's events about the stack's objects and its passes, in time order."""
-    from ..logs import engine_event, merged_events, parse_since, sync_event
+    from ..logs import engine_events, merged_events, parse_since, sync_event
 
     since = parse_since(args.since) if args.since else None
     if args.server:
@@ -132,8 +132,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     store = StateStore.open(Path(args.state_dir) if args.state_dir else None)
 
     def engine(stop: threading.Event):
-        return (engine_event(record) for record in
-                runtime.event_log(stack, names=names, since=since, follow=args.follow, stop=stop))
+        return engine_events(runtime, stack, names=names, since=since, follow=args.follow, stop=stop)
 
     def passes(after: float | None):
         found = (sync_event(sync) for sync in store.syncs(stack=stack, limit=1000))

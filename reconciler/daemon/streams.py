@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import PermanentError, ReconcilerError, SpecError
-from ..logs import engine_event, merged_events, read_logs, stack_containers, sync_event
+from ..logs import engine_events, merged_events, read_logs, stack_containers, sync_event
 from ..model import Kind
 
 __all__ = ["MAX_FOLLOWERS", "Streams"]
@@ -73,8 +73,7 @@ class Streams:
         names = {spec.name for kind in (Kind.NETWORK, Kind.VOLUME) for spec in desired.section(kind).values()}
 
         def engine(stop: threading.Event):
-            return (engine_event(r) for r in runtime.event_log(stack, names=names, since=since, follow=follow,
-                                                               stop=stop))
+            return engine_events(runtime, stack, names=names, since=since, follow=follow, stop=stop)
 
         def passes(after: float | None):
             found = (sync_event(sync) for sync in state.syncs(stack=stack, limit=1000))
