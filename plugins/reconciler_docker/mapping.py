@@ -210,13 +210,13 @@ def explainable(info: Mapping[str, Any], configs: str) -> dict[str, Any]:
         "restart": _restart_text(host.get("RestartPolicy") or {}),
         "memory": host.get("Memory") or None,
         "configs": _config_hashes(info.get("Mounts") or [], configs),
-        "mounts": _mounts(info.get("Mounts") or [], configs.rstrip("/").rpartition("/")[0] + "/"),
-        "ports": _ports(host.get("PortBindings") or {}),
-        "healthcheck": _healthcheck(config.get("Healthcheck")),
+        "mounts": _live_mounts(info.get("Mounts") or [], configs.rstrip("/").rpartition("/")[0] + "/"),
+        "ports": _live_ports(host.get("PortBindings") or {}),
+        "healthcheck": _live_healthcheck(config.get("Healthcheck")),
     }
 
 
-def _mounts(mounts: list[dict], files: str) -> tuple[Mount, ...]:
+def _live_mounts(mounts: list[dict], files: str) -> tuple[Mount, ...]:
     """The container's mounts as the spec's records (its config and secret files left out: shown on their own)."""
     found = []
     for mount in mounts:
@@ -228,7 +228,7 @@ def _mounts(mounts: list[dict], files: str) -> tuple[Mount, ...]:
     return tuple(sorted(found, key=lambda m: m.target))
 
 
-def _ports(bindings: dict[str, Any]) -> tuple[Port, ...]:
+def _live_ports(bindings: dict[str, Any]) -> tuple[Port, ...]:
     """``HostConfig.PortBindings`` as the spec's records (``"80/tcp": [{"HostIp", "HostPort"}]``)."""
     found = []
     for key, hosts in bindings.items():
@@ -240,7 +240,7 @@ def _ports(bindings: dict[str, Any]) -> tuple[Port, ...]:
     return tuple(sorted(found, key=lambda p: (p.target, p.protocol, p.host_ip, p.published or 0)))
 
 
-def _healthcheck(check: dict | None) -> HealthCheck | None:
+def _live_healthcheck(check: dict | None) -> HealthCheck | None:
     """``Config.Healthcheck`` as the spec's record (None: the image's, or none)."""
     if not check or not check.get("Test"):
         return None

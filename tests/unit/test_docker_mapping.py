@@ -70,6 +70,21 @@ def test_the_answers_read_back():
     assert old["user"] is None and old["configs"] == {}
 
 
+def test_mounts_ports_and_healthcheck_read_back_as_the_specs_records():
+    info = {"Config": {"Healthcheck": {"Test": ["CMD", "true"], "Interval": 10**9, "Retries": 3}},
+            "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": None}},
+            "Mounts": [{"Type": "bind", "Source": "/srv/data", "Destination": "/data", "RW": False},
+                       {"Type": "volume", "Name": "demo_db", "Source": "/var/lib/docker/volumes/demo_db/_data",
+                        "Destination": "/db", "RW": True},
+                       {"Type": "bind", "Source": "/files/demo/configs/app-1234", "Destination": "/etc/app",
+                        "RW": False}]}
+    old = explainable(info, "/files/demo/configs/")
+    assert old["mounts"] == (Mount("bind", "/data", source="/srv/data", read_only=True),
+                             Mount("volume", "/db", source="demo_db"))
+    assert old["ports"] == (Port(53, protocol="udp"), Port(80, 8080, host_ip="127.0.0.1"))
+    assert old["healthcheck"] == HealthCheck(("CMD", "true"), interval_ns=10**9, retries=3)
+
+
 def test_the_mapping_imports_no_docker_sdk():
     code = "import sys, reconciler_docker.mapping; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
