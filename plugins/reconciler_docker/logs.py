@@ -3,7 +3,7 @@
 Why a module of its own: the runtime driver (``containers.py``) reconciles,
 this only reads what a user asked to see, and nothing here runs on a pass.
 Logs come from the engine's log API with ``timestamps`` and the two streams
-kept apart (the engine multiplexes them unless the container has a TTY); the
+kept apart (the engine multiplexes them in frames unless the container has a TTY); the
 events from its event API, bounded by ``until`` unless followed. A follow ends
 when ``stop`` is set: a watcher closes the response, as a blocked read ends
 only then.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 import threading
 import time
-from typing import Any, Collection, Iterator
+from typing import Any, Collection, Iterable, Iterator
 
 import docker.errors
 
@@ -61,6 +61,17 @@ def _close_when(stop: threading.Event | None, done: threading.Event, close: Any,
     threading.Thread(target=watch, daemon=True, name=name).start()
 
 
+def _shut(response: Any) -> None:
+    """End a read blocked on ``response``: its socket shut down, as docker-py's cancellable streams do
+    (closing the response alone waits for the read to end)."""
+    from docker.types.daemon import CancellableStream
+
+    try:
+        CancellableStream(iter(()), response).close()
+    except Exception:  # an SSH channel cannot be shut down so: closing is all there is
+        response.close()
+
+
 class ContainerLogs:
     """``RuntimeDriver.logs`` and ``event_log`` over the engine's API (a mixin: needs ``self.api``)."""
 
@@ -82,14 +93,12 @@ class ContainerLogs:
                                      timeout=None if follow else self.api.timeout)
             self.api._raise_for_status(response)
         done = threading.Event()
-        _close_when(stop, done, response.close, f"logs-closer-{name}")
+        _close_when(stop, done, lambda: _shut(response), f"logs-closer-{name}")
         pending = {"stdout": b"", "stderr": b""}
         try:
-            for out, err in self.api._read_from_socket(response, stream=True, tty=tty, demux=True):
-                for stream, data in (("stdout", out), ("stderr", err)):
-                    if data:
-                        *lines, pending[stream] = (pending[stream] + data).split(b"\n")
-                        yield from (_line(stream, raw) for raw in lines)
+            for stream, data in _frames(response.iter_content(chunk_size=None), tty=tty):
+                *lines, pending[stream] = (pending[stream] + data).split(b"\n")
+                yield from (_line(stream, raw) for raw in lines)
         except Exception:  # the response closed under the read: stop was set, or the engine went
             if stop is None or not stop.is_set():
                 raise
@@ -124,6 +133,26 @@ class ContainerLogs:
         finally:
             done.set()
             stream.close()
+
+
+def _frames(chunks: Iterable[bytes], *, tty: bool) -> Iterator[tuple[str, bytes]]:
+    """(stream, data) from the log API's body as it arrives: one stream for a TTY, else the engine's frames
+    (a header of 8 bytes: the stream, 1 stdout or 2 stderr, then the payload's size, big-endian, in the last 4).
+
+    Read from the HTTP body, not the raw socket: a finished answer on a kept-alive connection never ends a
+    socket read."""
+    if tty:
+        yield from (("stdout", chunk) for chunk in chunks if chunk)
+        return
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= 8:
+            size = int.from_bytes(buffer[4:8], "big")
+            if len(buffer) < 8 + size:
+                break
+            yield ("stderr" if buffer[0] == 2 else "stdout"), buffer[8:8 + size]
+            buffer = buffer[8 + size:]
 
 
 def _line(stream: str, raw: bytes) -> tuple[float, str, str]:
