@@ -19,8 +19,8 @@ from .drivers import RuntimeDriver
 from .errors import SpecError
 from .values import value
 
-__all__ = ["LogLine", "StackEvent", "engine_event", "engine_events", "merged_events", "parse_since", "read_logs", "stack_containers",
-           "sync_event"]
+__all__ = ["LogLine", "StackEvent", "engine_event", "engine_events", "merged_events", "parse_since", "read_logs",
+           "stack_containers", "sync_event"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -84,7 +84,8 @@ def stack_containers(runtime: RuntimeDriver, stack: str, wanted: Collection[str]
         return names
     missing = [name for name in wanted if name not in names]
     if missing:
-        raise SpecError(f"stack {stack} has no container named {', '.join(missing)} (it has {', '.join(names) or 'none'})")
+        raise SpecError(f"stack {stack} has no container named {', '.join(missing)} "
+                        f"(it has {', '.join(names) or 'none'})")
     return [name for name in names if name in wanted]
 
 

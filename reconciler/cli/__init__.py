@@ -2,7 +2,8 @@
 
 ``parser`` builds the command line; ``local`` runs the commands that work
 here (on a spec, an engine or a fleet, a state directory); ``remote`` asks
-running daemons (``--server``); ``views`` shows what a runner answered.
+running daemons (``--server``); ``streams`` prints logs and events as they
+come, from either; ``views`` shows what a runner answered.
 No reconcile logic lives here. Expected failures (``ReconcilerError``) become
 one clear message and exit code 1; no traceback reaches the user for them.
 A command imports only what it uses: ``reconcile validate`` never pays for
@@ -28,7 +29,7 @@ __all__ = ["main", "run"]
 REMOTE = ("status", "history", "suspend", "resume", "sync", "rollback", "release")
 #: The commands that print lines as they come, from the engine or from a daemon (``--server``).
 STREAMS = ("logs", "events")
-#: Command → the function running it, in ``local`` (or ``remote``, for REMOTE ones given --server).
+#: Command → the function running it, in ``local`` (``remote``: REMOTE ones given --server; ``streams``: STREAMS).
 COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_plan", "apply": "cmd_apply", "adopt": "cmd_adopt",
             "status": "cmd_status", "destroy": "cmd_destroy", "watch": "cmd_watch", "daemon": "cmd_daemon",
             "history": "cmd_history", "suspend": "cmd_suspend", "resume": "cmd_suspend",
