@@ -48,12 +48,12 @@ class StackEvent:
     time: float
     #: ``engine`` or ``reconcile``.
     source: str
-    #: The object's kind (container, network, volume) for an engine event; the pass's trigger (or ``apply``) else.
+    #: The object's kind (container, network, volume) for an engine event; ``apply`` for a pass.
     kind: str = ""
     name: str = ""
     #: The engine's action (``die``, ``stop``...) or the pass's result (``converged``, ``failed``...).
     action: str = ""
-    #: ``exit 137``, or the pass's summary and revision.
+    #: ``exit 137``, or the pass's summary, revision and trigger (``replace 1 (rev 3f2a1c9, trigger webhook)``).
     detail: str = ""
 
     def data(self) -> dict[str, Any]:
@@ -132,11 +132,11 @@ def sync_event(sync: Any) -> StackEvent:
     """A row of the sync history (``state.Sync``) as a ``StackEvent``, at the time the pass ended."""
     started = datetime.fromisoformat(sync.started_at.replace("Z", "+00:00")) if sync.started_at else None
     when = (started.timestamp() if started else 0.0) + float(sync.seconds or 0)
-    detail = sync.summary or "no changes"
-    if sync.revision:
-        detail += f" (rev {sync.revision[:7]})"
-    return StackEvent(when, "reconcile", str(getattr(sync, "trigger", "") or "apply"), sync.stack,
-                      str(sync.result), detail)
+    said = [f"rev {sync.revision[:7]}"] if sync.revision else []
+    trigger = getattr(sync, "trigger", "")
+    said += [f"trigger {trigger}"] if trigger else []
+    detail = (sync.summary or "no changes") + (f" ({', '.join(said)})" if said else "")
+    return StackEvent(when, "reconcile", "apply", sync.stack, str(sync.result), detail)
 
 
 def merged_events(engine: Callable[[threading.Event], Iterable[StackEvent]],
