@@ -231,7 +231,9 @@ def routes(doors: Doors) -> list[Route]:
             return _page("Not found", _header(*known) + '<main><p>No such stack.</p></main>', status=404)
         selected = request.query_params.get("object", "")[:512]
         fragment = request.query_params.get("fragment")
-        data = doors.view.detail(worker, detailed=bool(selected))  # an open panel lists changed paths
+        # An open panel lists a container's changed paths and an image's layers (one history call per image):
+        # read for the panel only, not for the main part's refresh beside it.
+        data = doors.view.detail(worker, detailed=bool(selected) and fragment in (None, "panel"))
         key = worker.stack or worker.id
         row = _selected(data, selected) if selected else None
         if row is not None:

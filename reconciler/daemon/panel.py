@@ -19,6 +19,7 @@ from urllib.parse import quote
 __all__ = ["DASH", "ago", "cell", "object_panel", "panel_info", "when"]
 
 DASH = "–"
+_BUILT = {True: " (cached: the last build reused it)", False: " (built by the last build)"}
 _MARK = re.compile(r"\s*(?:[^\s:]+: )?([+-]) ")  # "mounts: + /srv/data:/data (ro)", or "+ …" alone
 
 
@@ -107,7 +108,7 @@ def _layers(row: dict[str, Any]) -> str:
     if not isinstance(layers, dict):
         return f'<p id="object-layers">{cell(None)}</p>'
     items = "".join(f'<li><code>{escape(str(i.get("id") or DASH)[:19])}</code> {_size(i.get("size"))}'
-                    f'{" (reused)" if i.get("reused") else ""} <span class="muted">{cell(i.get("created_by"))}</span></li>'
+                    f'{_BUILT.get(i.get("reused"), "")} <span class="muted">{cell(i.get("created_by"))}</span></li>'
                     for i in layers.get("items") or [])
     return (f'<p id="object-layers">{_size(layers.get("size"))}, shared with the stack\'s other images: '
             f'{_size(layers.get("shared_bytes"))}</p><ol>{items}</ol>')

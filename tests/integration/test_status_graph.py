@@ -126,5 +126,13 @@ def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_lo
         browser.find_element(By.ID, "close-panel").click()
         until(browser, "the panel closed", lambda d: not d.find_elements(By.ID, "panel"))
         assert not_reloaded(browser) and "object=" not in browser.current_url
+
+        # The image's node: its layers, read for its panel.
+        image = next(key for key in _nodes(browser) if key.startswith("image:"))
+        stable(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'#graph a[data-object="{image}"]').click())
+        until(browser, "the image's layers", lambda d: "shared with the stack's other images"
+              in d.find_element(By.ID, "object-layers").text)
+        assert browser.find_elements(By.CSS_SELECTOR, "#panel ol li"), "no layer listed"
+        assert not browser.find_elements(By.ID, "logs")  # an image has no logs
     finally:
         assert api.daemon.stop() == 0

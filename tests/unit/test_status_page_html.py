@@ -132,7 +132,7 @@ def test_the_panel_shows_what_there_is_and_a_dash_for_the_rest():
     image = object_panel(_row("image", "busybox:1", layers={"size": 4_000_000, "shared_bytes": 0, "items": [
         {"id": "sha256:abc", "size": 4_000_000, "created_by": "ADD file:x in /", "reused": True}]}),
         "image:busybox:1", "demo")
-    assert "4.0 MB" in image and "ADD file:x in /" in image and "(reused)" in image and 'id="logs"' not in image
+    assert "4.0 MB" in image and "ADD file:x in /" in image and "(cached: the last build reused it)" in image and 'id="logs"' not in image
 
 
 # -- the page, served ------------------------------------------------------------------------
