@@ -92,7 +92,10 @@ JS = """
           rest = lines.pop();
           lines.forEach(function (text) {
             if (!text) { return; }
-            try { var e = JSON.parse(text); show((e.time || '') + ' ' + (e.stream || '') + ' ' + (e.line || '')); }
+            try {
+              var e = JSON.parse(text), at = typeof e.time === 'number' ? new Date(e.time * 1000).toISOString() : e.time;
+              show((at || '') + ' ' + (e.stream || '') + ' ' + (e.line || ''));
+            }
             catch (err) { show(text); }
           });
           if (!kept.length) { logs.textContent = '(no log lines yet)'; }

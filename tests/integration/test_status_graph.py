@@ -100,13 +100,12 @@ def test_the_graph_renders_and_a_nodes_panel_shows_its_diff_health_output_and_lo
                      and d.find_element(By.ID, "object-diff").text)
         assert "2" in diff, diff
         until(browser, "the last health output", lambda d: d.find_element(By.ID, "object-health").text == "probe-ok")
-        status, _, _ = api.call("GET", f"/api/stacks/{name}/logs?container={container}&tail=1&follow=0",
-                                token=api.read_token)
-        if status == 200:  # the logs endpoint is there: the tail shows the container's own output
-            until(browser, "the log tail", lambda d: "hello-from-web" in d.find_element(By.ID, "logs").text)
-        else:
-            until(browser, "logs unavailable", lambda d: d.find_element(By.ID, "logs").text
-                  .startswith("logs unavailable"))
+        tail = until(browser, "the log tail", lambda d: "hello-from-web" in d.find_element(By.ID, "logs").text
+                     and d.find_element(By.ID, "logs").text)
+        assert " stdout hello-from-web" in tail and tail[:4].isdigit(), tail  # a time (ISO), the stream, the line
+        stack.exec(container, "sh", "-c", "echo written-later > /proc/1/fd/1")  # the container's own stdout
+        until(browser, "the line written later, followed", lambda d: "written-later" in d.find_element(By.ID, "logs")
+              .text)
         shoot(browser, "status-node-panel.png")
 
         # The page refreshes in place and keeps the open panel.
