@@ -15,7 +15,7 @@ name: STACK
 containers:
   web:
     image: BASE
-    command: ["sh", "-c", "echo web-one; echo web-two >&2; exec sleep 3600"]
+    command: ["sh", "-c", "echo web-one; sleep 0.3; echo web-two >&2; exec sleep 3600"]
     init: true
     stop_grace_period: 1s
   db:
