@@ -249,14 +249,14 @@ def history_text(syncs: Iterable[Any], where: str = "") -> str:
     ``where`` is the record read (its database's path): an empty one says so, and where else to look,
     for a daemon keeps its record in its own state directory.
     """
-    rows = [[s.started_at, s.stack, (s.revision or "-")[:12], s.result.value, f"{s.seconds:.1f}", s.summary or "-"]
-            for s in syncs]
+    rows = [[s.started_at, s.stack, (s.revision or "-")[:12], s.result.value, s.trigger or "-",
+             f"{s.seconds:.1f}", s.summary or "-"] for s in syncs]
     if not rows:
         if not where:
             return "No syncs recorded."
         return (f"No syncs recorded in {where} (a daemon keeps its own record in its state_dir: "
                 "reconcile history --state-dir DIR, or --server URL)")
-    return _table(["STARTED", "STACK", "REVISION", "RESULT", "SECONDS", "PLAN"], rows)
+    return _table(["STARTED", "STACK", "REVISION", "RESULT", "TRIGGER", "SECONDS", "PLAN"], rows)
 
 
 def hold_text(stack: str, revision: str, source_revision: str) -> str:

@@ -109,6 +109,14 @@ class ContainerLogs:
             if rest:
                 yield _line(stream, rest)
 
+    def health_output(self, name: str) -> str | None:
+        """What the container's last health probe printed (one inspect); None without a healthcheck."""
+        with engine_errors(f"inspect container {name}", missing_ok=True):
+            log = ((self.api.inspect_container(name).get("State") or {}).get("Health") or {}).get("Log") or []
+            if log:
+                return str(log[-1].get("Output") or "").strip() or None
+        return None
+
     def event_log(self, stack: str, *, names: Collection[str] = (), since: float | None = None,
                   until: float | None = None, follow: bool = False,
                   stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..drivers import RuntimeDriver
 from ..errors import ReconcilerError
 from ..model import Kind
 from ..redact import without_credentials
@@ -104,12 +105,14 @@ class DaemonView:
         except ReconcilerError as exc:
             data["observe_error"] = str(exc)
             return data
-        layers = None
+        layers = sizes = None
         if detailed:
             from ..imagelayers import image_layers
+            from ..observe import writable_sizes
 
-            layers = image_layers(self.daemon.reconciler.drivers(desired.stack), desired, live)
-        data["objects"] = status_rows(desired, live, plan, detailed=detailed, layers=layers)
+            drivers = self.daemon.reconciler.drivers(desired.stack)
+            layers, sizes = image_layers(drivers, desired, live), writable_sizes(desired, drivers)
+        data["objects"] = status_rows(desired, live, plan, detailed=detailed, layers=layers, sizes=sizes)
         data["plan"] = plan_data(plan)
         data["edges"] = edges(desired)
         return data
@@ -121,16 +124,15 @@ class DaemonView:
         """
         if row.get("kind") not in ("container", "service") or not row.get("live") or "health_output" in row:
             return row
+        spec = worker.loop.desired.containers.get(row["name"]) if worker.loop and worker.loop.desired else None
         try:
             drivers = self.daemon.reconciler.drivers(worker.stack)
-            for driver in drivers.all(Kind.CONTAINER):
-                api = getattr(driver, "api", None)  # an engine's runtime driver (its client); others have none
-                if api is None or not hasattr(api, "inspect_container"):
-                    continue
-                log = ((api.inspect_container(row["name"]).get("State") or {}).get("Health") or {}).get("Log") or []
-                output = str(log[-1].get("Output") or "").strip() if log else ""
-                return {**row, "health_output": output or None}
-        except Exception:  # noqa: BLE001 - a panel shows "–" rather than fail: the engine may be gone mid-read
+            runtimes = [drivers.get(Kind.CONTAINER, spec.driver)] if spec is not None else drivers.all(Kind.CONTAINER)
+            for runtime in runtimes:
+                output = runtime.health_output(row["name"]) if isinstance(runtime, RuntimeDriver) else None
+                if output is not None:
+                    return {**row, "health_output": output}
+        except ReconcilerError:  # a panel shows "–" rather than fail: the engine may be gone mid-read
             pass
         return {**row, "health_output": None}
 

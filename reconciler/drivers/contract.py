@@ -333,6 +333,10 @@ class RuntimeDriver(ObjectDriver):
         """
         raise PermanentError("this runtime cannot show logs")
 
+    def health_output(self, name: str) -> str | None:
+        """Optional: what the container's last health probe printed (the status page's panel); None: unknown."""
+        return None
+
     def event_log(self, stack: str, *, names: Collection[str] = (), since: float | None = None,
                   until: float | None = None, follow: bool = False,
                   stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
