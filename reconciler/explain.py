@@ -20,8 +20,7 @@ from .hashing import canonical_json
 from .model import ContainerSpec, EnvVar, HealthCheck, LiveObject, Mount, Port
 from .plan import REDACTED, FieldChange
 
-__all__ = ["LIST_FIELDS", "display", "explain_field", "item_text", "list_change", "render_change", "render_field",
-           "short_id"]
+__all__ = ["LIST_FIELDS", "changed_fields", "display", "explain_field", "item_text", "list_change", "render_change", "render_field", "short_id"]
 
 #: A container's fields whose value is a set of items: a change shows the items added and removed.
 LIST_FIELDS = frozenset({"mounts", "ports", "networks", "expose", "cap_add", "cap_drop", "extra_hosts", "dns",
@@ -179,3 +178,8 @@ def _desired_value(spec: ContainerSpec, section: str, sub: str) -> object:
         return tuple(name for name, _ in spec.networks)
     value = getattr(spec, section, None)
     return value
+
+
+def changed_fields(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:
+    """The field paths whose short hashes differ between two ``field_hashes`` maps (either side may lack one)."""
+    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))

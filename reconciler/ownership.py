@@ -31,11 +31,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .labels import is_owned
+from .defaults import DEFAULT_DRIVERS
+from .labels import COMPOSE_PROJECT, DRIVER, is_owned
 from .model import Claim, DesiredState, Kind, LiveObject, LiveState, Record
+from .plan import Action, Change, Reason
 from .values import value
 
-__all__ = ["Vetted", "aside_name", "set_aside_for", "vet"]
+__all__ = ["Vetted", "aside_name", "live_driver", "not_managed", "refused_create", "set_aside_for", "unrecorded",
+           "vet"]
 
 _VETTED_KINDS = (Kind.NETWORK, Kind.VOLUME, Kind.CONTAINER)  # images are shared caches: never deleted
 _ASIDE, _ID_DIGITS = "-old-", 12
@@ -126,3 +129,38 @@ def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt:
     trusted = LiveState(images=vetted[Kind.IMAGE], networks=vetted[Kind.NETWORK], volumes=vetted[Kind.VOLUME],
                         containers=vetted[Kind.CONTAINER])
     return Vetted(live=trusted, adopted=tuple(adopted), stack=desired.stack, record=record, adopt=adopt)
+
+
+# -- what the planner says of objects the stack may not touch --------------------------
+def live_driver(kind: Kind, current: LiveObject) -> str:
+    """The driver that made a live object: its label, else the default of its kind."""
+    return current.labels.get(DRIVER) or DEFAULT_DRIVERS[kind.section]
+
+
+def refused_create(kind: Kind, name: str, key: str, driver: str, vetted: Vetted, current: LiveObject) -> Change:
+    """The create of a wanted name that another object holds: an error, never a takeover."""
+    claimed = vetted.unrecorded(current)
+    return Change(Action.CREATE, kind, name, key, ("new",), driver=driver,
+                  error=unrecorded(kind, name, vetted) if claimed else not_managed(kind, name, current, vetted),
+                  reason=Reason.NOT_RECORDED if claimed else Reason.NEW)
+
+
+def unrecorded(kind: Kind, name: str, vetted: Vetted | None = None) -> str:
+    """Why an object claiming the stack is left alone: which record was read, and where a daemon keeps its own."""
+    where = vetted.record.where if vetted is not None and vetted.record is not None else ""
+    read = (f"; the record read is {where}, and a daemon managing this stack keeps its own in its state_dir "
+            f"(run this with RECONCILER_STATE_DIR=that directory, or on the daemon's host)") if where else ""
+    return (f"{kind.value} {name} claims this stack by its labels, but the reconciler's record does not list it "
+            f"(labels can be copied): it is left alone{read}; rerun with --adopt to take it over")
+
+
+def not_managed(kind: Kind, name: str, current: LiveObject | None = None, vetted: Vetted | None = None) -> str:
+    """Why a wanted name held by an object the stack does not own is an error (naming its Compose project, if any)."""
+    project = current.labels.get(COMPOSE_PROJECT, "") if current is not None else ""
+    if project and vetted is not None and project == vetted.stack:
+        return (f"{kind.value} {name} belongs to the running Compose project {project}: take the project over with "
+                f"'reconcile adopt' (or apply --adopt-compose), or stop it first (docker compose down)")
+    if project:
+        return (f"{kind.value} {name} exists and belongs to Compose project {project}, not to this stack; "
+                f"rename it in the spec, or take that project over under its own name")
+    return f"{kind.value} {name} exists and is not managed by this stack; rename it or remove it by hand"

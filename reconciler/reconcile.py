@@ -24,6 +24,7 @@ from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import READ_RETRY, call_with_retries
 from .spec import load_desired
+from .stackbook import BookRecorder
 from .values import value
 
 __all__ = ["ApplyRequest", "Reconciler", "StackPlan", "StackStatus", "load_desired"]
@@ -269,7 +270,7 @@ class Reconciler:
 
                     write_takeover(adoption, drivers, book)
                 book.adopted(plan.adopted)
-                _release_external(desired, record, book)
+                book.release_external(desired, record)
                 if on_plan is not None:
                     on_plan(plan)
                 report = self._run(plan, desired, drivers, request, before, after, hook_errors, book)
@@ -384,7 +385,7 @@ class Reconciler:
             from .apply import apply_plan  # only a pass with changes pays for the executor
 
             report = apply_plan(plan, desired, drivers, options=request.options, before=_before, after=_after,
-                                recorder=_BookRecorder(book))
+                                recorder=BookRecorder(book))
         if request.destroy or any(c.kind is Kind.CONTAINER for c in plan.changes):
             self._prune_files(plan.stack, drivers)
         return replace(report, revision=desired.revision, drifted=plan.drifted)
@@ -416,34 +417,5 @@ class Reconciler:
         return self.apply(desired, request, **callbacks)
 
 
-def _release_external(desired: DesiredState, record: Record, book) -> None:
-    """Take out of the record what the spec now calls external: a later ``destroy``, which reads no spec,
-    must not remove a network or volume the stack made (or adopted) and then handed over."""
-    listed = {(kind, name) for kind, name, _ in record.created | record.adopted}
-    external = [(kind, spec.name) for kind in (Kind.NETWORK, Kind.VOLUME) for spec in desired.section(kind).values()
-                if getattr(spec, "external", False) and (kind, spec.name) in listed]
-    if external:
-        book.released(external)
-
-
 def _operation(request: ApplyRequest) -> Operation:
     return Operation.DESTROY if request.destroy else Operation.APPLY
-
-
-class _BookRecorder:
-    """The executor's ``Recorder``, writing into the stack's record as objects come and go."""
-
-    def __init__(self, book) -> None:
-        self.book = book
-
-    def creating(self, change: Change, config_hash: str) -> None:
-        self.book.creating(change.kind, change.name, driver=change.driver, config_hash=config_hash)
-
-    def created(self, change: Change, config_hash: str, object_id: str) -> None:
-        self.book.created(change.kind, change.name, object_id, driver=change.driver, config_hash=config_hash)
-
-    def removed(self, change: Change) -> None:
-        self.book.removed(change.kind, change.name, change.live_id or change.name)
-
-    def kept(self, change: Change, image_id: str, same_as: str) -> None:
-        self.book.same_image(change.live_id, image_id, same_as)

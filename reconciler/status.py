@@ -17,7 +17,7 @@ from .explain import render_change
 from .fsdrift import filesystem_status
 from .model import DesiredState, Kind, LiveState
 from .plan import Plan, Reason
-from .planner import is_scheduled
+from .containerplan import is_scheduled
 from .redact import redact
 
 __all__ = ["status_rows"]

@@ -197,12 +197,11 @@ def test_a_missing_external_object_fails_plan_and_apply_and_changes_nothing(tmp_
 
 def test_an_object_the_spec_now_calls_external_leaves_the_record():
     """A destroy reads no spec: the record must stop vouching for what the stack handed over."""
-    from reconciler.reconcile import _release_external
     from reconciler.state import StateStore
 
     book = StateStore.in_memory().stack("engine", "shop")
     book.created(Kind.NETWORK, "traefik", "net-id", driver="docker", config_hash="old")
     book.created(Kind.NETWORK, "shop_default", "other-id", driver="docker", config_hash="h")
     desired = DesiredState(stack="shop", networks={"proxy": PROXY})
-    _release_external(desired, book.record(), book)
+    book.release_external(desired, book.record())
     assert {name for _, name, _ in book.record().created} == {"shop_default"}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import state
 from reconciler.state import DB_NAME, StateStore, Sync, SyncResult
+from reconciler.model import Kind
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = {"reconciler/state.py", "reconciler/statedb.py"}
@@ -110,7 +110,7 @@ def test_the_store_never_opens_the_database_file_through_python(tmp_path, opened
             store.add_sync(Sync("engine", "web", "", "create 1", SyncResult.CONVERGED, 0.1))
             store.suspend("web")
             book = other.stack("engine", "web")
-            book.creating(state.Kind.CONTAINER, "web-app-1", driver="docker", config_hash="h")
+            book.creating(Kind.CONTAINER, "web-app-1", driver="docker", config_hash="h")
             assert other.syncs(stack="web") and book.objects()
     database = {str(tmp_path / name) for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal")}
     assert not database & {os.path.abspath(path) for path in opened}, opened
