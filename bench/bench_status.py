@@ -30,7 +30,6 @@ on an error or Ctrl-C, and nothing outside a temporary directory is written.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import secrets
 import statistics
@@ -42,6 +41,8 @@ from pathlib import Path
 from bench_api import percentile
 from bench_apply import IMAGE, STACK_LABEL, BenchError, log, open_engine, run_guarded
 
+from reconciler.testing.asgi import asgi_request
+
 SPEC = """name: {name}
 containers:
   web: {{image: "{image}", command: ["sleep", "3600"], init: true, stop_grace_period: 1s, replicas: {n}}}
@@ -50,26 +51,12 @@ containers:
 
 def call(app, path: str, cookie: str = "", method: str = "GET", body: bytes = b"") -> tuple[int, dict, bytes]:
     """One request to the ASGI app: (status, headers, body)."""
-    path, _, query = path.partition("?")
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/x-www-form-urlencoded")]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "headers": headers, "client": ("127.0.0.1", 1), "server": ("bench", 80)}
-    sent: list[dict] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    return asgi_request(app, method, path, body=body, headers=_form_headers(body, cookie), server="bench")
 
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return (start["status"], {k.decode(): v.decode() for k, v in start["headers"]},
-            b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+def _form_headers(body: bytes, cookie: str) -> list[tuple[str, str]]:
+    headers = [("content-length", str(len(body))), ("content-type", "application/x-www-form-urlencoded")]
+    return headers + ([("cookie", cookie)] if cookie else [])
 
 
 class StatusBench:

@@ -100,20 +100,13 @@ class DaemonClient:
         if body is not None:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self._context) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
+        with self._open(request, self.timeout) as response:
             try:
-                message = json.loads(exc.read()).get("error") or exc.reason
-            except (ValueError, AttributeError):
-                message = exc.reason
-            raise ReconcilerError(f"{self.url}: {exc.code} {message}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ReconcilerError(f"{self.url}: cannot reach the daemon: {reason}") from None
-        except ValueError as exc:
-            raise ReconcilerError(f"{self.url}: the answer is not JSON: {exc}") from None
+                return json.loads(response.read() or b"null")
+            except OSError as exc:  # the connection broke while the answer was read
+                raise ReconcilerError(f"{self.url}: cannot reach the daemon: {exc}") from None
+            except ValueError as exc:
+                raise ReconcilerError(f"{self.url}: the answer is not JSON: {exc}") from None
 
     def stacks(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/stacks")

@@ -4,7 +4,6 @@ The ASGI app is called directly, on the in-memory engine; the SVG and time helpe
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from reconciler.daemon.stackgraph import COLOURS, edges, health_of, svg
 from reconciler.loop import Trigger
 from reconciler.state import Sync, SyncResult
 from reconciler.testing import make_reconciler
+from reconciler.testing.asgi import asgi_request
 
 WRITE = "w" * 24
 SPEC = """name: demo
@@ -153,26 +153,10 @@ def served(tmp_path, memory_engine):
 
 
 def _call(app, method: str, path: str, *, body: bytes = b"", cookie: str = "") -> tuple[int, dict, str]:
-    path, _, query = path.partition("?")
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/x-www-form-urlencoded")]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "headers": headers, "client": ("127.0.0.1", 1), "server": ("test", 80)}
-    sent: list[dict] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    answer = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], answer, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body").decode()
+    headers = [("content-length", str(len(body))), ("content-type", "application/x-www-form-urlencoded")]
+    status, answer, text = asgi_request(app, method, path, body=body,
+                                        headers=headers + ([("cookie", cookie)] if cookie else []))
+    return status, answer, text.decode()
 
 
 def _signed_in(app) -> str:
