@@ -105,9 +105,7 @@ class Adoption:
             maps[obj.kind][obj.name] = obj
             adopted.add((obj.kind, obj.name, obj.id))
             claims[(obj.kind, obj.name, obj.id)] = taken.claim
-        view = LiveState(images=maps[Kind.IMAGE], networks=maps[Kind.NETWORK], volumes=maps[Kind.VOLUME],
-                         containers=maps[Kind.CONTAINER])
-        return view, replace(record, adopted=frozenset(adopted), claims=claims, missing=False)
+        return LiveState.by_kind(maps), replace(record, adopted=frozenset(adopted), claims=claims, missing=False)
 
 
 def plan_adoption(desired: DesiredState, project: str, found: Mapping[Kind, Sequence[LiveObject]],

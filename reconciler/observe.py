@@ -43,12 +43,7 @@ def observe(desired: DesiredState, drivers: Drivers) -> LiveState:
     for (kind, _, _), objects in zip(jobs, results):
         for obj in objects:
             found[kind][obj.name] = obj
-    return LiveState(
-        images=found[Kind.IMAGE],
-        networks=found[Kind.NETWORK],
-        volumes=found[Kind.VOLUME],
-        containers=found[Kind.CONTAINER],
-    )
+    return LiveState.by_kind(found)
 
 
 def writable_sizes(desired: DesiredState, drivers: Drivers) -> dict[str, int] | None:

@@ -126,9 +126,7 @@ def vet(desired: DesiredState, live: LiveState, record: Record | None, *, adopt:
                 adopted.append(obj)
             else:
                 vetted[kind][name] = replace(obj, owned=False)
-    trusted = LiveState(images=vetted[Kind.IMAGE], networks=vetted[Kind.NETWORK], volumes=vetted[Kind.VOLUME],
-                        containers=vetted[Kind.CONTAINER])
-    return Vetted(live=trusted, adopted=tuple(adopted), stack=desired.stack, record=record, adopt=adopt)
+    return Vetted(live=LiveState.by_kind(vetted), adopted=tuple(adopted), stack=desired.stack, record=record, adopt=adopt)
 
 
 # -- what the planner says of objects the stack may not touch --------------------------

@@ -70,8 +70,7 @@ def with_claimed(live: LiveState, record: Record, drivers: Drivers) -> LiveState
             for obj in _labelled(drivers, kind, [f"{key}={value}" for key, value in selectors]):
                 if any(_is(obj, name, object_id) for name, object_id in objects):
                     maps[kind].setdefault(obj.name, obj)
-    return LiveState(images=maps[Kind.IMAGE], networks=maps[Kind.NETWORK], volumes=maps[Kind.VOLUME],
-                     containers=maps[Kind.CONTAINER])
+    return LiveState.by_kind(maps)
 
 
 def _is(obj: LiveObject, name: str, object_id: str) -> bool:

@@ -107,6 +107,11 @@ class LiveState:
         """The live objects of ``kind`` by engine name."""
         return getattr(self, kind.section)  # the maps are named after the spec's sections
 
+    @classmethod
+    def by_kind(cls, maps: Mapping[Kind, Mapping[str, LiveObject]]) -> LiveState:
+        """The state holding ``maps[kind]`` for each kind (none for a kind ``maps`` lacks)."""
+        return cls(**{kind.section: maps.get(kind, {}) for kind in Kind})
+
 
 @value
 class Claim:
