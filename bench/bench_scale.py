@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""N one-container stacks on one ``reconcile daemon``: cold start against ``docker run -d``, then what it costs.
+
+    python bench/bench_scale.py                                  # N = 100, 300, 1,000; one source and N: hours
+    python bench/bench_scale.py --sizes 20 --sources one --idle 10 --drift-trials 5
+    python bench/bench_scale.py --sizes 1000 --profile /tmp/prof   # the daemon under py-spy record
+
+For each N and each way of listing the stacks (``one`` git source listing N paths, or ``many``: N sources
+of one path), on the engine this process talks to (``$DOCKER_HOST``):
+
+1. the floor, measured in the same run: ``docker run -d`` of N containers like the stacks' (same image,
+   ``sleep 1d``, ``--init``), through the Docker SDK from ``--workers`` threads (default 4), no network
+   of ours; removed again, untimed;
+2. ``reconcile daemon`` (this interpreter's, whatever daemon is installed) started on a fresh state
+   directory and git remote; **cold** is the seconds from its start until ``/api/stacks`` says every
+   stack converged and the engine runs N containers of them, and ``x floor`` its ratio to the floor;
+3. after convergence: **passes** (``reconciler_syncs_total``, every result), then **idle CPU** over
+   ``--idle`` seconds (% of one core), then **RSS**, **threads**, **fds** (/proc) and the **state db**
+   (state.db and its journal files);
+4. **drift**: ``docker rm -f`` of a random stack container, until a container of that name runs again,
+   ``--drift-trials`` times (p50/p99), and ``--burst`` containers at once (the median of 3 trials);
+5. **commit**: one stack's env changed in a new commit and pushed (git sources poll every second), until
+   its container was replaced, with how many of the other stacks' containers changed id (0 expected);
+6. **/api/stacks** p50/p99 over ``--api-calls`` calls (every page, if it paginates);
+7. **SIGTERM**: seconds from SIGTERM to the daemon's exit.
+
+``--workers N`` also writes ``workers: N`` into daemon.yaml (a daemon that does not know the key refuses
+it); without it the daemon sizes its own pool. ``--subnets 10.231.0.0/16`` gives each stack's default
+network an explicit /26 from that range (an engine's default pools hold about 31 networks: see
+docs/scale.md); ``--no-default-network`` runs the containers with ``network_mode: none``.
+
+It is a benchmark, not a test: nothing about timing is asserted; the exit code is 1 only when something
+failed. Stacks are named ``scale-<run>-NNNN``; everything is removed at the end, also on an error or
+Ctrl-C, and nothing outside a temporary directory (and ``--profile``'s) is written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_apply import BenchError, exit_with, log
+
+from reconciler.testing import scale
+
+COLUMNS = ("N", "sources", "cold s", "x floor", "floor s", "passes", "RSS MiB", "threads", "fds", "idle CPU %",
+           "state db KiB", "drift p50/p99 s", "burst s", "commit s", "others changed", "/api/stacks p50/p99 ms",
+           "SIGTERM s")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,300,1000", help="stack counts, comma-separated")
+    parser.add_argument("--sources", default="one,many", help="one, many, or both (comma-separated)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="the floor's threads and the daemon's workers: (default: floor 4, daemon its own)")
+    parser.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measured (default 60)")
+    parser.add_argument("--drift-trials", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=10, help="containers removed at once (default 10)")
+    parser.add_argument("--api-calls", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=3600, help="cold convergence's limit (seconds)")
+    parser.add_argument("--subnets", default=None, help="a /16 the default networks take explicit /26s from")
+    parser.add_argument("--no-default-network", action="store_true", help="network_mode: none instead")
+    parser.add_argument("--profile", type=Path, default=None, help="run py-spy record on the daemon into DIR")
+    args = parser.parse_args(argv)
+    args.sizes = [int(x) for x in args.sizes.split(",")]
+    args.sources = [x for x in args.sources.split(",") if x]
+    if not set(args.sources) <= {"one", "many"}:
+        parser.error("--sources takes one, many or one,many")
+    return args
+
+
+class ScaleBench:
+    """One (N, sources) measurement at a time; ``cleanup`` removes whatever is left of it."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args, self.workdir = args, workdir
+        self.setup: scale.ScaleSetup | None = None
+        self.daemon: scale.DaemonProcess | None = None
+        self.profiler: subprocess.Popen | None = None
+        self.interrupted = False
+
+    def measure(self, n: int, sources: str) -> dict[str, str]:
+        args = self.args
+        network_mode = "none" if args.no_default_network else None
+        log(f"N={n} {sources}: floor, {args.workers or 4} threads")
+        floor = scale.floor_run(n, args.workers or 4, scale.DEFAULT_IMAGE, network_mode=network_mode)
+        self.setup = scale.make_stacks(self.workdir / f"{n}-{sources}", n, sources=sources,
+                                       default_network=not args.no_default_network, subnets=args.subnets,
+                                       workers=args.workers)
+        log(f"N={n} {sources}: daemon")
+        started = time.monotonic()
+        self.daemon = daemon = scale.start_daemon(self.setup)
+        self._profile(n, sources)
+        cold = scale.wait_converged(daemon, n, args.timeout, since=started)
+        passes = scale.passes(daemon.metrics())
+        log(f"N={n} {sources}: converged in {cold:.1f} s ({passes} passes); idle {args.idle:.0f} s")
+        idle = scale.idle_cpu(daemon.pid, args.idle)
+        proc = scale.sample(daemon.pid)
+        log(f"N={n} {sources}: drift")
+        drift = scale.drift_trials(daemon, args.drift_trials)
+        burst = statistics.median(scale.drift_trials(daemon, 3, at_once=args.burst).seconds)
+        commit = scale.commit_one(self.setup, daemon)
+        api = scale.api_latency(daemon, args.api_calls)
+        self._stop_profile()
+        stop = daemon.stop()
+        self.daemon = None
+        row = (n, sources, f"{cold:.1f}", f"{cold / floor:.2f}", f"{floor:.1f}", passes, f"{proc.rss_mib:.0f}",
+               proc.threads, proc.fds, f"{idle:.1f}", f"{self.setup.state_db_bytes() / 1024:.0f}",
+               f"{drift.p50:.2f}/{drift.p99:.2f}", f"{burst:.2f}", f"{commit.seconds:.2f}", commit.others_changed,
+               f"{1000 * api.p50:.1f}/{1000 * api.p99:.1f}", f"{stop:.1f}")
+        return dict(zip(COLUMNS, map(str, row)))
+
+    def _profile(self, n: int, sources: str) -> None:
+        if not self.args.profile:
+            return
+        if not shutil.which("py-spy"):
+            raise BenchError("--profile needs py-spy (pip install py-spy)")
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        out = self.args.profile / f"daemon-{n}-{sources}"
+        self.profiler = subprocess.Popen(["py-spy", "record", "--pid", str(self.daemon.pid), "--subprocesses",
+                                          "--output", f"{out}.svg", "--format", "flamegraph"],
+                                         stdout=subprocess.DEVNULL, stderr=open(f"{out}.log", "w"))
+        log(f"py-spy records the daemon into {out}.svg")
+
+    def _stop_profile(self) -> None:
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)  # py-spy writes its flame graph on SIGINT
+            try:
+                self.profiler.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.profiler.kill()
+            self.profiler = None
+
+    def cleanup(self) -> None:
+        self._stop_profile()
+        if self.daemon is not None:
+            try:
+                self.daemon.stop()
+            except RuntimeError as exc:
+                log(f"cleanup: {exc}")
+            self.daemon = None
+        if self.setup is not None:
+            scale.cleanup(self.setup)
+            self.setup = None
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    """The rows as a Markdown table, as docs/scale.md shows them."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(row[c] for c in COLUMNS) + " |" for row in rows])
+
+
+def engine_ready() -> None:
+    try:
+        client = scale.engine()
+        client.ping()
+        client.inspect_image(scale.DEFAULT_IMAGE)
+    except Exception as exc:  # the bench needs a real engine and the base image
+        raise BenchError(f"no engine or no {scale.DEFAULT_IMAGE} ({exc}); run scripts/engine.sh up") from None
+    info = client.info()
+    print(f"engine {info.get('ServerVersion')}, {info.get('NCPU')} CPUs, {info.get('MemTotal', 0) >> 20} MiB; "
+          f"python {sys.version.split()[0]}; nofile {os.sysconf('SC_OPEN_MAX')}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    engine_ready()
+    started, rows = time.monotonic(), []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        bench = ScaleBench(args, Path(tmp))
+        for n in args.sizes:
+            for sources in args.sources:
+                try:
+                    rows.append(bench.measure(n, sources))
+                except (BenchError, RuntimeError) as exc:
+                    log(f"error at N={n} {sources}: {exc}")
+                    return 1
+                except KeyboardInterrupt:
+                    bench.interrupted = True
+                    log("interrupted")
+                    return 130
+                finally:
+                    bench.cleanup()
+                print(table(rows[-1:]).splitlines()[-1], flush=True)  # each row as soon as it is measured
+    print(table(rows), flush=True)
+    log(f"took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    exit_with(main)
