@@ -121,11 +121,12 @@ class ScaleBench:
     def _profile(self, n: int, sources: str) -> None:
         if not self.args.profile:
             return
-        if not shutil.which("py-spy"):
-            raise BenchError("--profile needs py-spy (pip install py-spy)")
+        spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
+        if not spy:
+            raise BenchError("--profile needs py-spy (pip install -e '.[bench]')")
         self.args.profile.mkdir(parents=True, exist_ok=True)
         out = self.args.profile / f"daemon-{n}-{sources}"
-        self.profiler = subprocess.Popen(["py-spy", "record", "--pid", str(self.daemon.pid), "--subprocesses",
+        self.profiler = subprocess.Popen([spy, "record", "--pid", str(self.daemon.pid), "--subprocesses",
                                           "--output", f"{out}.svg", "--format", "flamegraph"],
                                          stdout=subprocess.DEVNULL, stderr=open(f"{out}.log", "w"))
         log(f"py-spy records the daemon into {out}.svg")
