@@ -15,14 +15,14 @@ of one path), on the engine this process talks to (``$DOCKER_HOST``):
    directory and git remote; **cold** is the seconds from its start until ``/api/stacks`` says every
    stack converged and the engine runs N containers of them, and ``x floor`` its ratio to the floor;
 3. after convergence: **passes** (``reconciler_syncs_total``, every result), then **idle CPU** over
-   ``--idle`` seconds (% of one core), then **RSS**, **threads**, **fds** (/proc) and the **state db**
-   (state.db and its journal files);
+   ``--idle`` seconds (% of one core), then **RSS**, **threads**, **fds** (/proc);
 4. **drift**: ``docker rm -f`` of a random stack container, until a container of that name runs again,
    ``--drift-trials`` times (p50/p99), and ``--burst`` containers at once (the median of 3 trials);
 5. **commit**: one stack's env changed in a new commit and pushed (git sources poll every second), until
    its container was replaced, with how many of the other stacks' containers changed id (0 expected);
 6. **/api/stacks** p50/p99 over ``--api-calls`` calls (every page, if it paginates);
-7. **SIGTERM**: seconds from SIGTERM to the daemon's exit.
+7. **SIGTERM**: seconds from SIGTERM to the daemon's exit, then the **state db** (state.db and any
+   journal file it left).
 
 ``--workers N`` also writes ``workers: N`` into daemon.yaml (a daemon that does not know the key refuses
 it); without it the daemon sizes its own pool. ``--subnets 10.231.0.0/16`` gives each stack's default
@@ -111,9 +111,9 @@ class ScaleBench:
         api = scale.api_latency(daemon, args.api_calls)
         self._stop_profile()
         stop = daemon.stop()
-        self.daemon = None
+        self.daemon, db = None, self.setup.state_db_bytes()  # once closed: its journal checkpointed
         row = (n, sources, f"{cold:.1f}", f"{cold / floor:.2f}", f"{floor:.1f}", passes, f"{proc.rss_mib:.0f}",
-               proc.threads, proc.fds, f"{idle:.1f}", f"{self.setup.state_db_bytes() / 1024:.0f}",
+               proc.threads, proc.fds, f"{idle:.1f}", f"{db / 1024:.0f}",
                f"{drift.p50:.2f}/{drift.p99:.2f}", f"{burst:.2f}", f"{commit.seconds:.2f}", commit.others_changed,
                f"{1000 * api.p50:.1f}/{1000 * api.p99:.1f}", f"{stop:.1f}")
         return dict(zip(COLUMNS, map(str, row)))
