@@ -257,7 +257,9 @@ class Reconciler:
         drivers = self.drivers(desired.stack)
         try:
             engine = self.engine_identity(drivers, desired.runtime)
-            book = self.book(desired.stack, engine)  # the pass's one book: opened once the engine says who it is
+            # the pass's one book, opened once the engine says who it is: what it writes that is not
+            # write-ahead goes with the sync row (``_remember``), one transaction for a converged pass
+            book = self.book(desired.stack, engine).for_pass()
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers)
                 record = self._record(book, drivers, engine, live, settle=True)
@@ -308,14 +310,15 @@ class Reconciler:
 
     def _remember(self, book, desired: DesiredState, plan: Plan | None, result: str, started: float,
                   trigger: str) -> None:
-        """Append the pass to the sync history; a history that cannot be written is logged, not fatal."""
+        """Append the pass to the sync history, with the record writes the pass held back (one transaction);
+        a history that cannot be written is logged, not fatal."""
         from .state import Sync, SyncResult
 
         counts = plan.counts() if plan is not None else {}
         summary = ", ".join(f"{action} {n}" for action, n in counts.items() if n) or "no changes"
         try:
-            book.store.add_sync(Sync(book.engine, book.stack, desired.revision, summary, SyncResult(result),
-                                     time.monotonic() - started, trigger=trigger))
+            book.synced(Sync(book.engine, book.stack, desired.revision, summary, SyncResult(result),
+                             time.monotonic() - started, trigger=trigger))
         except StateError as exc:
             log.warning("the sync history was not written: %s", exc)
 

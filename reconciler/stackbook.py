@@ -6,10 +6,18 @@ of objects adopted from another tool), and an apply writes into it as
 objects come and go, through ``BookRecorder`` (the executor's ``Recorder``).
 Kept apart from the store, which owns the database file, its schema and the
 sync history, so each stays one concern.
+
+A pass's book (``for_pass``) holds back what is not write-ahead (the settled
+ids of creates that were under way, the objects adopted or released) and
+writes it in the transaction of the pass's sync row (``synced``), or of the
+first write-ahead row before it (``creating`` before a create, ``created``
+after it, a removal): those stay one transaction each, in order, as they
+make a SIGKILL mid-apply recoverable. A converged pass writes once.
 """
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any, Iterable
 
@@ -51,6 +59,38 @@ class StackBook:
         self.store = store
         self.engine = engine
         self.stack = stack
+        self._held: list[tuple[str, tuple]] | None = None  # None: every write at once
+        self._lock = threading.Lock()
+
+    def for_pass(self) -> StackBook:
+        """This book, from now on holding back its writes that are not write-ahead until ``synced``."""
+        with self._lock:
+            if self._held is None:
+                self._held = []
+        return self
+
+    def synced(self, sync: Any) -> None:
+        """Append ``sync`` (a ``state.Sync``) to the history with what the pass held back, in one transaction."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        self.store.add_sync(sync, before=held)
+
+    def _later(self, *statements: tuple[str, tuple]) -> None:
+        """Write ``statements`` now, or with the pass's next write (for a pass's book)."""
+        with self._lock:
+            if self._held is not None:
+                self._held.extend(statements)
+                return
+        self.store._write(*statements)
+
+    def _now_with_held(self, *statements: tuple[str, tuple]) -> None:
+        """Write ``statements`` now (write-ahead), after what the pass held back, in one transaction."""
+        with self._lock:
+            held = self._held or []
+            if self._held is not None:
+                self._held = []
+            if held or statements:
+                self.store._write(*held, *statements)
 
     def known(self) -> bool:
         """Whether the record has ever held anything for this stack on this engine."""
@@ -93,22 +133,22 @@ class StackBook:
     def _settle(self, resolved: list[tuple[ObjectRow, str]]) -> None:
         drop = [self._drop_pending(row.kind, row.name) for row, _ in resolved]
         found = [(row.kind, row.name, object_id, row.driver, row.config_hash) for row, object_id in resolved if object_id]
-        self.store._write(*drop, *self._inserts(CREATED, found))
+        self._later(*drop, *self._inserts(CREATED, found))
 
     def creating(self, kind: Kind, name: str, *, driver: str, config_hash: str) -> None:
         """Note a create about to happen, so an id learnt later (or never) can be matched to it."""
-        self.store._write(*self._inserts(CREATED, [(kind, name, "", driver, config_hash)]))
+        self._now_with_held(*self._inserts(CREATED, [(kind, name, "", driver, config_hash)]))
 
     def created(self, kind: Kind, name: str, object_id: str, *, driver: str, config_hash: str) -> None:
         """Record an object the reconciler created, by the id its driver returned (in place of its pending row)."""
-        self.store._write(self._drop_pending(kind, name),
-                          *self._inserts(CREATED, [(kind, name, object_id, driver, config_hash)]))
+        self._now_with_held(self._drop_pending(kind, name),
+                            *self._inserts(CREATED, [(kind, name, object_id, driver, config_hash)]))
 
     def adopted(self, objects: Iterable[LiveObject]) -> None:
         """Record objects taken over without being created (``--adopt``, or a record rebuilt from labels)."""
         rows = [(o.kind, o.name, o.id, o.labels.get(DRIVER, ""), o.config_hash) for o in objects]
         if rows:
-            self.store._write(*self._inserts(ADOPTED, rows))
+            self._later(*self._inserts(ADOPTED, rows))
 
     def taken_over(self, taken: Iterable[tuple[LiveObject, str, Claim]]) -> None:
         """Record objects adopted from another tool: each (live object, driver, the ``Claim`` vouched for it).
@@ -120,10 +160,11 @@ class StackBook:
                              "images": dict(claim.images)}, sort_keys=True))
                 for obj, driver, claim in taken]
         if rows:
-            self.store._write(*self._inserts(ADOPTED, rows))
+            self._later(*self._inserts(ADOPTED, rows))
 
     def same_image(self, container_id: str, image_id: str, same_as: str) -> None:
         """Note in an adopted container's claim that the image it runs holds what ``same_as`` (the build) holds."""
+        self._now_with_held()  # the claims this reads may have been written by this pass
         rows = self.store._read("SELECT name, claims FROM objects WHERE engine = ? AND stack = ? AND kind = ? "
                                 "AND object_id = ? AND claims != ''",
                                 (self.engine, self.stack, Kind.CONTAINER.value, container_id))
@@ -131,9 +172,9 @@ class StackBook:
             claim = _claim(text)
             data = {"labels": dict(claim.labels), "requires": dict(claim.requires),
                     "images": {**claim.images, image_id: same_as}}
-            self.store._write(("UPDATE objects SET claims = ? WHERE engine = ? AND stack = ? AND kind = ? "
-                               "AND name = ? AND object_id = ?", (json.dumps(data, sort_keys=True), self.engine,
-                               self.stack, Kind.CONTAINER.value, name, container_id)))
+            self._now_with_held(("UPDATE objects SET claims = ? WHERE engine = ? AND stack = ? AND kind = ? "
+                                 "AND name = ? AND object_id = ?", (json.dumps(data, sort_keys=True), self.engine,
+                                 self.stack, Kind.CONTAINER.value, name, container_id)))
 
     def release_external(self, desired: DesiredState, record: Record) -> None:
         """Take out of the record what the spec now calls external: a later ``destroy``, which reads no spec,
@@ -147,17 +188,17 @@ class StackBook:
 
     def released(self, objects: Iterable[tuple[Kind, str]]) -> None:
         """Forget objects the spec now calls external (by kind and name): the stack no longer owns them."""
-        self.store._write(*(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ?",
+        self._later(*(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ?",
                              (self.engine, self.stack, Kind(kind).value, name)) for kind, name in objects))
 
     def removed(self, kind: Kind, name: str, object_id: str) -> None:
         """Forget an object the reconciler deleted (a container by its id: it may have been renamed aside)."""
         if Kind(kind) is Kind.CONTAINER and object_id:
-            self.store._write(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND object_id = ?",
+            self._now_with_held(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND object_id = ?",
                                (self.engine, self.stack, Kind.CONTAINER.value, object_id)))
             return
-        self.store._write(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ? "
-                           "AND object_id = ?", (self.engine, self.stack, Kind(kind).value, name, object_id)))
+        self._now_with_held(("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ? "
+                             "AND object_id = ?", (self.engine, self.stack, Kind(kind).value, name, object_id)))
 
     def _drop_pending(self, kind: Kind, name: str) -> tuple[str, tuple]:
         return ("DELETE FROM objects WHERE engine = ? AND stack = ? AND kind = ? AND name = ? AND object_id = ''",

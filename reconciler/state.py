@@ -27,6 +27,11 @@ Use::
     book.created(Kind.CONTAINER, "web-app-1", container_id, driver="docker", config_hash=h)
     book.removed(Kind.CONTAINER, "web-app-1", container_id)
     store.add_sync(Sync(...)); store.syncs(stack="web")
+
+History is kept per (engine, stack) within ``HistoryLimits``: at most ``keep`` rows,
+none older than ``max_age``, the newest always; rows beyond are deleted in the
+transaction that appends a sync, so the file stays the same size at any age.
+Only kept revisions can be named to ``rollback --to`` by their first digits.
 """
 from __future__ import annotations
 
@@ -36,14 +41,16 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 from .errors import SpecError, StateError
 from .stackbook import StackBook
 from .private import NotPrivate, create_private, private_dir
-from .statedb import migrate, schema_version, transaction
+from .statedb import migrate, prune_statement, schema_version, transaction
 from .values import value
 
 __all__ = [
+    "HistoryLimits",
     "StackBook",
     "StateStore",
     "Sync",
@@ -108,8 +115,24 @@ class Sync:
     trigger: str = ""
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+@value
+class HistoryLimits:
+    """How much sync history each (engine, stack) keeps; its newest row is always kept."""
+
+    #: At most this many rows per stack (at least 1).
+    keep: int = 100
+    #: None older than this, in seconds (30 days); None: no age limit.
+    max_age: float | None = 30 * 86400.0
+
+    def cutoff(self, now: float | None = None) -> str:
+        """The oldest ``started_at`` kept (ISO 8601, UTC), "" when there is no age limit."""
+        if self.max_age is None:
+            return ""
+        return _now(time.time() if now is None else now, -self.max_age)
+
+
+def _now(at: float | None = None, delta: float = 0.0) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((time.time() if at is None else at) + delta))
 
 
 def _private_dir(path: Path) -> None:
@@ -141,12 +164,14 @@ def _create_private(path: Path) -> None:
 class StateStore:
     """The state database: one connection, safe to share between the apply's worker threads."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, history: HistoryLimits = HistoryLimits()) -> None:
         """Open (creating and migrating) the database file ``path``; its folder must exist.
 
-        ``":memory:"`` keeps the record in memory, for tests (``in_memory``).
+        ``":memory:"`` keeps the record in memory, for tests (``in_memory``). ``history``: how much
+        sync history each stack keeps (settable later: ``store.history = HistoryLimits(...)``).
         """
         self.path = path
+        self.history = history
         self._lock = threading.Lock()
         try:
             if str(path) != ":memory:":
@@ -164,11 +189,11 @@ class StateStore:
         return cls(":memory:")
 
     @classmethod
-    def open(cls, directory: Path | None = None) -> StateStore:
+    def open(cls, directory: Path | None = None, *, history: HistoryLimits = HistoryLimits()) -> StateStore:
         """The store in ``directory`` (default: ``default_state_dir()``), made private if new."""
         directory = Path(directory) if directory is not None else default_state_dir()
         _private_dir(directory)
-        return cls(directory / DB_NAME)
+        return cls(directory / DB_NAME, history=history)
 
     def close(self) -> None:
         with self._lock:
@@ -209,12 +234,17 @@ class StateStore:
 
     # -- history ---------------------------------------------------------------------------
 
-    def add_sync(self, sync: Sync) -> None:
-        """Append one apply's or destroy's outcome to the history."""
-        self._write(("INSERT INTO syncs (engine, stack, revision, started_at, seconds, summary, result, trigger) "
+    def add_sync(self, sync: Sync, *, before: Sequence[tuple[str, tuple]] = ()) -> None:
+        """Append one apply's or destroy's outcome to the history, and trim the stack's history to
+        ``self.history``, in one transaction; ``before``: (sql, parameters) of the pass's record to write
+        first in the same transaction (``StackBook.synced``)."""
+        limits = self.history
+        self._write(*before,
+                    ("INSERT INTO syncs (engine, stack, revision, started_at, seconds, summary, result, trigger) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (sync.engine, sync.stack, sync.revision, sync.started_at or _now(), round(sync.seconds, 3),
-                      sync.summary, str(sync.result), sync.trigger)))
+                      sync.summary, str(sync.result), sync.trigger)),
+                    prune_statement(sync.engine, sync.stack, keep=limits.keep, cutoff=limits.cutoff()))
 
     # -- suspension ------------------------------------------------------------------------
 

@@ -40,6 +40,12 @@ Version 5 adds to ``syncs``::
     trigger TEXT                                         what started the pass: a loop's trigger
                                                          (source, engine, resync, api, …), or
                                                          manual (the CLI); "" for older rows
+
+Version 6 adds an index::
+
+    syncs_by_engine_stack ON syncs (engine, stack, id)   so the pruning that follows each appended
+                                                         sync (``prune_statement``) reads one stack's
+                                                         newest rows, not the whole history
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from typing import Iterator
 
 from .errors import StateError
 
-__all__ = ["MIGRATIONS", "migrate", "schema_version", "transaction"]
+__all__ = ["MIGRATIONS", "migrate", "prune_statement", "schema_version", "transaction"]
 
 #: Every schema change, in order: the database's ``user_version`` is how many it has had.
 #: Append only; never edit a migration that has shipped.
@@ -101,7 +107,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE syncs ADD COLUMN trigger TEXT NOT NULL DEFAULT ''",
     ),
+    (
+        "CREATE INDEX syncs_by_engine_stack ON syncs (engine, stack, id)",
+    ),
 )
+
+#: The history rows of one (engine, stack) beyond the newest ``keep``, or started before ``cutoff`` (ISO 8601,
+#: UTC; "" for no age limit); the newest row is never among them. Parameters: see ``prune_statement``.
+_PRUNE = (
+    "DELETE FROM syncs WHERE engine = ?1 AND stack = ?2 "
+    "AND id < (SELECT max(id) FROM syncs WHERE engine = ?1 AND stack = ?2) "
+    "AND (id < coalesce((SELECT id FROM syncs WHERE engine = ?1 AND stack = ?2 ORDER BY id DESC "
+    "LIMIT 1 OFFSET ?3), -1) OR started_at < ?4)"
+)
+
+
+def prune_statement(engine: str, stack: str, *, keep: int, cutoff: str) -> tuple[str, tuple]:
+    """The (sql, parameters) that trims one stack's history to its newest ``keep`` rows, none started before
+    ``cutoff`` (ISO 8601, UTC; "" for no age limit), its newest row always kept."""
+    return _PRUNE, (engine, stack, max(keep, 1) - 1, cutoff)
 
 
 def schema_version(db: sqlite3.Connection) -> int:
