@@ -333,7 +333,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from ..state import StateStore
 
     config = load_config(args.config)
-    state = StateStore.open(Path(config.state_dir))  # the directory made private (or refused) first
+    state = StateStore.open(Path(config.state_dir), history=config.history)  # the directory made private first
     with hold_state_dir(Path(config.state_dir)):  # a second daemon stops here, before it fetches or listens
         return _run_daemon(args, config, state)
 

@@ -14,6 +14,7 @@ from ..spec.fleet import make_target, tls_findings
 from ..spec.locations import problem_at
 from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
+from ..state import HistoryLimits
 
 __all__ = ["ApiConfig", "DaemonConfig", "GitSource", "Source", "Webhook", "default_state_dir", "load_config"]
 
@@ -90,6 +91,8 @@ class DaemonConfig:
     #: Seconds a container's writable-layer changes are reused (``filesystem:`` report/recreate); None: the
     #: runtime's default (``RECONCILER_FILESYSTEM_INTERVAL``, else 60).
     filesystem_interval: float | None = None
+    #: How much sync history each stack keeps (``history:``).
+    history: HistoryLimits = HistoryLimits()
 
 
 def default_state_dir() -> str:
@@ -178,6 +181,13 @@ def _host_paths(setting: bool | list[str]) -> tuple[str, ...] | None:
     return tuple(str(Path(root).expanduser()) for root in setting or ())
 
 
+def _history(data: dict) -> HistoryLimits:
+    """``history:`` as the state store's limits, its defaults where a key is left out."""
+    default = HistoryLimits()
+    return HistoryLimits(keep=int(data.get("keep", default.keep)),
+                         max_age=float(data.get("max_age", default.max_age)))
+
+
 def _build(data: dict, file: Path) -> DaemonConfig:
     base = file.parent
 
@@ -222,5 +232,6 @@ def _build(data: dict, file: Path) -> DaemonConfig:
         resync=float(data.get("resync", 60)),
         filesystem_interval=float(data["filesystem_interval"]) if "filesystem_interval" in data else None,
         log_format=data.get("log_format", "text"),
+        history=_history(data.get("history") or {}),
         file=str(file),
     )

@@ -131,3 +131,19 @@ def test_a_pass_holds_back_the_settled_ids_and_writes_them_with_its_sync_row(tmp
     assert reconciler.apply(desired, ApplyRequest(options=FAST)).ok
     assert counting.transactions == 1
     assert [row.object_id for row in book.objects() if row.name == web.name] == [web.object_id]
+
+
+def test_daemon_yaml_sets_the_history_limits_and_a_bad_one_is_named_at_its_line(tmp_path):
+    from reconciler.daemon.config import load_config
+    from reconciler.errors import SpecError
+
+    path = tmp_path / "daemon.yaml"
+    path.write_text(f"state_dir: {tmp_path}\nsources:\n  - name: s\n    dir: .\n")
+    assert load_config(path).history == HistoryLimits(keep=100, max_age=30 * 86400.0)
+    path.write_text(f"state_dir: {tmp_path}\nsources:\n  - name: s\n    dir: .\nhistory: {{keep: 10, max_age: 3600}}\n")
+    assert load_config(path).history == HistoryLimits(keep=10, max_age=3600.0)
+    path.write_text(f"state_dir: {tmp_path}\nsources:\n  - name: s\n    dir: .\nhistory:\n  keep: 0\n  age: 1\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert f"{path}:6:" in text and "history.keep" in text and "age" in text
