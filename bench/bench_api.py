@@ -240,7 +240,7 @@ class ApiBench:
             while time.monotonic() < stop_at[0]:
                 began = time.perf_counter()
                 try:
-                    conn.request("GET", "/api/stacks", headers=auth)
+                    conn.request("GET", "/api/stacks?limit=1000", headers=auth)
                     response = conn.getresponse()
                     response.read()
                     ok = response.status == 200

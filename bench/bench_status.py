@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.start()
             name = bench.stack
             healthz, _ = bench.timed("/healthz")
-            listing, listed = bench.timed("/api/stacks")
+            listing, listed = bench.timed("/api/stacks?limit=1000")
             floor = bench.floor()
             detail, asked = bench.timed(f"/api/stacks/{name}")
             panel, opened = bench.timed(f"/stacks/{name}?object=container:{name}-web-1")

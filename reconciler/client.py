@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from .errors import ReconcilerError
 
@@ -95,6 +95,10 @@ class DaemonClient:
                              event.get("action", ""), event.get("detail", ""))
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        return self._answer(method, path, body)[0]
+
+    def _answer(self, method: str, path: str, body: Any = None) -> tuple[Any, str]:
+        """(the JSON answer, the path of its ``Link: rel="next"`` page or "") of one request."""
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         data = None
         if body is not None:
@@ -102,14 +106,19 @@ class DaemonClient:
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         with self._open(request, self.timeout) as response:
             try:
-                return json.loads(response.read() or b"null")
+                return json.loads(response.read() or b"null"), _next_page(response.headers.get("Link", ""))
             except OSError as exc:  # the connection broke while the answer was read
                 raise ReconcilerError(f"{self.url}: cannot reach the daemon: {exc}") from None
             except ValueError as exc:
                 raise ReconcilerError(f"{self.url}: the answer is not JSON: {exc}") from None
 
-    def stacks(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/stacks")
+    def stacks(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Every stack the daemon runs: ``GET /api/stacks`` in pages of ``limit``, following ``Link: rel="next"``."""
+        rows, path = [], f"/api/stacks?limit={int(limit)}"
+        while path:
+            page, path = self._answer("GET", path)
+            rows += page
+        return rows
 
     def stack(self, name: str) -> dict[str, Any]:
         return self._call("GET", f"/api/stacks/{quote(name, safe='')}")
@@ -128,3 +137,18 @@ class DaemonClient:
     def release(self, name: str) -> dict[str, Any]:
         """Let a held stack follow its source again."""
         return self._call("POST", f"/api/stacks/{quote(name, safe='')}/release")
+
+
+def _next_page(link: str) -> str:
+    """The path (and query) of an RFC 8288 ``Link`` header's ``rel="next"`` target on the same daemon, or "".
+
+    A target on another host is not followed: the token would travel there.
+    """
+    for part in link.split(","):
+        target, _, params = part.strip().partition(";")
+        rels = {p.strip() for p in params.split(";")}
+        if target.startswith("<") and target.endswith(">") and ('rel="next"' in rels or "rel=next" in rels):
+            url = urlsplit(target[1:-1])
+            return urlunsplit(("", "", url.path, url.query, "")) if not url.scheme and not url.netloc \
+                and url.path.startswith("/") else ""
+    return ""

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from .assets import CSS, JS
 from .auth import Principal, Sessions
 from .doors import Doors
+from .paging import PAGE_SIZE
 from .panel import cell, object_panel, panel_info, when
 from .stackgraph import svg
 
@@ -83,7 +84,19 @@ def _stack_link(stack: dict[str, Any]) -> str:
     return f'<a href="/stacks/{quote(key, safe="")}">{escape(key)}</a>'
 
 
-def overview(stacks: list[dict[str, Any]]) -> str:
+def _pages(page: int, total: int) -> str:
+    """Links to the overview's previous and next pages (plain links: they work without the script)."""
+    count = max(1, -(-total // PAGE_SIZE))
+    if count == 1:
+        return ""
+    prev = f'<a href="/?page={page - 1}" rel="prev">← previous</a>' if page > 1 else ""
+    after = f'<a href="/?page={page + 1}" rel="next">next →</a>' if page < count else ""
+    return (f'<nav class="pages">{prev} <span class="muted">page {page} of {count} · {total} stacks</span> '
+            f'{after}</nav>')
+
+
+def overview(stacks: list[dict[str, Any]], *, page: int = 1, total: int | None = None) -> str:
+    """The stacks of one overview page (``page``, 1-based, of ``PAGE_SIZE``; ``total``: stacks in all)."""
     rows = []
     for s in stacks:
         source = s["source"]
@@ -96,9 +109,10 @@ def overview(stacks: list[dict[str, Any]]) -> str:
             f'<td>{_state(s["state"])}{" <b>suspended</b>" if s["suspended"] else ""}</td>'
             f'<td class="{"drift" if drift else ""}" data-drift="{drift if drift is not None else ""}">'
             f'{cell(drift)}</td><td>{s["managed"]}</td><td class="last-sync">{_last_sync(s)}</td></tr>')
+    pages = _pages(page, len(stacks) if total is None else total)
     return ('<h1>Stacks</h1><div class="scroll"><table><thead><tr><th>Stack</th><th>Source</th><th>Revision</th><th>State</th>'
             '<th>Drift</th><th>Objects</th><th>Last sync</th></tr></thead><tbody>' + "".join(rows)
-            + '</tbody></table></div>')
+            + '</tbody></table></div>' + pages)
 
 
 def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Principal, csrf: str,
@@ -217,10 +231,17 @@ def routes(doors: Doors) -> list[Route]:
         known = session(request)
         if known is None:
             return _signed_out(request)
-        main = overview(doors.view.stacks())
+        text = request.query_params.get("page", "1")
+        number = int(text) if text.isdigit() and 0 < len(text) < 7 and int(text) > 0 else 1
+        rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        if not rows and total:  # past the last page: show the last
+            number = -(-total // PAGE_SIZE)
+            rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        main = overview(rows, page=number, total=total)
         if request.query_params.get("fragment"):
             return HTMLResponse(main, headers=HEADERS)
-        return _page("Stacks", _header(*known) + f'<main id="main" data-refresh="/?fragment=1">{main}</main>')
+        refresh = "/?fragment=1" + (f"&page={number}" if number > 1 else "")
+        return _page("Stacks", _header(*known) + f'<main id="main" data-refresh="{escape(refresh)}">{main}</main>')
 
     def stack_page(request: Request) -> Response:
         known = session(request)

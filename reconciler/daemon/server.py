@@ -29,10 +29,12 @@ from .auth import Tokens
 from .config import ApiConfig
 from .hooks import HookVerifier
 from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .paging import BadPage, link_header, paging_of
 from .runner import Daemon
 from .doors import Doors
 from .streams import Streams
 from .throttle import LogThrottle
+from .view import STATES
 
 __all__ = ["ApiServer", "make_app"]
 
@@ -109,7 +111,17 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         return Response(doors.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def stacks(request: Request) -> Response:
-        return JSONResponse(doors.view.stacks())
+        """A page of stacks, from memory: ``?limit=&offset=&state=``; the rest in ``X-Total-Count`` and ``Link``."""
+        try:
+            paging = paging_of(request.query_params, STATES)
+        except BadPage as exc:
+            return _error(400, str(exc))
+        rows, total = doors.view.page(limit=paging.limit, offset=paging.offset, states=paging.states)
+        headers = {"X-Total-Count": str(total)}
+        link = link_header(request.url.path, paging, total)
+        if link:
+            headers["Link"] = link
+        return JSONResponse(rows, headers=headers)
 
     def stack(request: Request) -> Response:
         worker = stack_of(request)
@@ -151,7 +163,7 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         if not worker.stack:
             return _error(409, f"{worker.id} has never loaded, so its stack has no name to suspend or resume yet")
         suspend = request.url.path.endswith("/suspend")
-        (doors.view.state.suspend if suspend else doors.view.state.resume)(worker.stack)
+        (doors.view.suspend if suspend else doors.view.resume)(worker.stack)
         worker.loop.trigger(Trigger.API)  # a resumed stack catches up at once; a suspended one reports drift
         return JSONResponse(doors.view.summary(worker))
 
@@ -181,12 +193,10 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         return await run_in_threadpool(hold, worker, to)
 
     def hold(worker, to: str) -> Response:
-        state = doors.view.state
         try:
-            source = state.hold_at(worker.stack, to)
+            revision, source = doors.view.hold_at(worker.stack, to)
         except SpecError as exc:
             return _error(400, str(exc))
-        revision = state.holds()[worker.stack][0]
         worker.loop.trigger(Trigger.API)  # applied now, not at the next fetch: whoever asked is waiting for it
         return JSONResponse({"stack": worker.stack, "held_at": revision, "source_revision": source,
                              "message": hold_text(worker.stack, revision, source)})
@@ -195,7 +205,7 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         worker, refused = named(request, "release")
         if refused is not None:
             return refused
-        doors.view.state.release(worker.stack)
+        doors.view.release(worker.stack)
         worker.loop.trigger(Trigger.API)
         return JSONResponse({"stack": worker.stack, "held_at": None, "source_revision": None,
                              "message": release_text(worker.stack)})

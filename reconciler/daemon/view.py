@@ -6,11 +6,19 @@ a sync runs. ``detail`` plans the stack afresh (one list call per kind) to show
 every object's desired against live state; it never asks the engine about one
 object (its logs, its health output): only ``with_health_output`` does, for the
 one object the status page opened.
+
+At a thousand stacks neither reads the database either: which stacks are
+suspended or held comes from an in-memory copy (``refresh``), which the
+daemon renews as it polls the record, and the API's own writes (suspend,
+resume, rollback, release) update at once. Nobody refreshed it for over
+``STALE_AFTER`` seconds: it is read from the store again. ``page`` answers
+``/api/stacks?limit=&offset=&state=`` from it, and ``find`` is a dict lookup.
 """
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from ..drivers import RuntimeDriver
 from ..errors import ReconcilerError
@@ -22,7 +30,12 @@ from .metrics import drifted, pass_result
 from .runner import Daemon, StackWorker
 from .stackgraph import edges
 
-__all__ = ["DaemonView"]
+__all__ = ["STALE_AFTER", "STATES", "DaemonView"]
+
+#: Seconds after which a copy of the suspensions and holds nobody refreshed is read from the store again.
+STALE_AFTER = 2.0
+#: What ``?state=`` may ask for: a stack's ``state``, or ``suspended`` / ``held`` (its flags).
+STATES = ("pending", "converged", "degraded", "failed", "error", "invalid", "source_error", "suspended", "held")
 
 
 def _iso(when: float) -> str:
@@ -42,32 +55,110 @@ class DaemonView:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.state = daemon.reconciler.state
+        self._lock = threading.Lock()
+        self._suspended: dict[str, str] = {}
+        self._holds: dict[str, tuple[str, str]] = {}
+        self._refreshed = float("-inf")  # monotonic; never: the first read goes to the store
+        self._index: dict[str, StackWorker] = {}
+        self._indexed: list[StackWorker] | None = None
+
+    # -- suspensions and holds, from memory ---------------------------------------------------
+
+    def refresh(self, suspended: dict[str, str], holds: dict[str, tuple[str, str]]) -> None:
+        """The record's suspended stacks (``StateStore.suspended``) and holds (``holds``) as read just now."""
+        with self._lock:
+            self._suspended, self._holds, self._refreshed = dict(suspended), dict(holds), time.monotonic()
+
+    @property
+    def stale(self) -> bool:
+        """Whether nobody refreshed the copy for over ``STALE_AFTER`` seconds (the next read renews it)."""
+        return time.monotonic() - self._refreshed > STALE_AFTER
+
+    def marks(self) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """(suspended, holds): the copy, read from the store first when it is stale."""
+        if self.stale:
+            self.refresh(self.state.suspended(), self.state.holds())
+        with self._lock:
+            return self._suspended, self._holds
+
+    def suspend(self, stack: str) -> None:
+        """Suspend ``stack`` in the record, and in the copy at once."""
+        self.state.suspend(stack)
+        self._renew()
+
+    def resume(self, stack: str) -> None:
+        self.state.resume(stack)
+        self._renew()
+
+    def hold_at(self, stack: str, revision: str) -> tuple[str, str]:
+        """Hold ``stack`` at ``revision`` (``StateStore.hold_at``): (revision held at, source revision)."""
+        source = self.state.hold_at(stack, revision)
+        self._renew()
+        return self.marks()[1][stack][0], source
+
+    def release(self, stack: str) -> None:
+        self.state.release(stack)
+        self._renew()
+
+    def _renew(self) -> None:
+        self.refresh(self.state.suspended(), self.state.holds())
+
+    # -- stacks --------------------------------------------------------------------------------
 
     def find(self, name: str) -> StackWorker | None:
-        """The worker of stack ``name`` (or of id ``source:path``, before its spec ever loaded)."""
-        for worker in self.daemon.workers:
-            if worker.stack == name or worker.id == name:
-                return worker
-        return None
+        """The worker of stack ``name`` (or of id ``source:path``, before its spec ever loaded).
+
+        A dict lookup; a miss (or a stack renamed since) indexes the workers again, as names appear
+        when specs load.
+        """
+        worker = self._index.get(name)
+        if worker is not None and name in (worker.stack, worker.id) and self._indexed is self.daemon.workers:
+            return worker
+        index = self._reindex()
+        return index.get(name)
+
+    def _reindex(self) -> dict[str, StackWorker]:
+        workers = self.daemon.workers
+        index = {w.id: w for w in workers}
+        index.update({w.stack: w for w in reversed(workers) if w.stack})  # a name before an id; the first worker
+        self._index, self._indexed = index, workers
+        return index
 
     def ready(self) -> list[str]:
         """The stacks that have not finished a first pass yet (empty once the daemon is ready)."""
         return [w.stack or w.id for w in self.daemon.workers if w.last is None]
 
     def stacks(self) -> list[dict[str, Any]]:
-        suspended, holds = self.state.suspended(), self.state.holds()
-        return [self.summary(w, suspended, holds) for w in self.daemon.workers]
+        """Every stack's summary."""
+        return self.page()[0]
+
+    def page(self, *, limit: int | None = None, offset: int = 0,
+             states: Iterable[str] = ()) -> tuple[list[dict[str, Any]], int]:
+        """(summaries of ``limit`` stacks from ``offset``, how many match): those in one of ``states`` (``STATES``)
+        when given. From memory: neither the database (but a stale copy, ``marks``) nor the engine."""
+        suspended, holds = self.marks()
+        wanted = set(states)
+        workers = self.daemon.workers
+        if wanted:
+            workers = [w for w in workers if self._state(w) in wanted or ("suspended" in wanted and w.stack in suspended)
+                       or ("held" in wanted and w.stack in holds)]
+        chosen = workers[offset:] if limit is None else workers[offset:offset + limit]
+        return [self.summary(w, suspended, holds) for w in chosen], len(workers)
+
+    @staticmethod
+    def _state(worker: StackWorker) -> str:
+        last = worker.last
+        state = "pending" if last is None else pass_result(last)
+        return "degraded" if last is not None and last.degraded and state == "converged" else state
 
     def summary(self, worker: StackWorker, suspended: dict | None = None, holds: dict | None = None) -> dict[str, Any]:
-        suspended = self.state.suspended() if suspended is None else suspended
-        holds = self.state.holds() if holds is None else holds
+        if suspended is None or holds is None:
+            suspended, holds = self.marks()
         source = worker.source
         name = worker.stack
         last = worker.last
         desired = worker.loop.desired if worker.loop else None
-        state = "pending" if last is None else pass_result(last)
-        if last is not None and last.degraded and state == "converged":
-            state = "degraded"
+        state = self._state(worker)
         return {
             "name": name or None,
             "id": worker.id,

@@ -188,7 +188,7 @@ class Api:
 
         def there() -> dict | None:
             nonlocal last
-            status, stacks = self.get("/api/stacks")
+            status, stacks = self.get("/api/stacks?limit=1000")
             assert status == 200, stacks
             last = stacks[0]
             return last if predicate(last) else None

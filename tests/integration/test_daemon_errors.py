@@ -27,7 +27,7 @@ def _disconnects(api) -> dict[str, float]:
 
 def _all_passed(api) -> list[dict] | None:
     """Every stack, once each has had a pass; else None."""
-    stacks = api.get("/api/stacks")[1]
+    stacks = api.get("/api/stacks?limit=1000")[1]
     return stacks if all(s["last_sync"] for s in stacks) else None
 
 

@@ -148,7 +148,7 @@ class ApiReader(threading.Thread):
         while not self.stopping.is_set():
             url = self.daemon_loop.url
             if url is not None:
-                path = ("/api/stacks", f"/api/stacks/{self.stack}/history?limit=5")[turn % 2]
+                path = ("/api/stacks?limit=1000", f"/api/stacks/{self.stack}/history?limit=5")[turn % 2]
                 turn += 1
                 request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {self.token}"})
                 try:
