@@ -196,7 +196,8 @@ def _history(p: argparse.ArgumentParser) -> None:
 
 def _rollback(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack")
-    p.add_argument("--to", required=True, metavar="REV", help="the commit to go back to: its full id, or its first digits as history shows them (only revisions the history still keeps)")
+    p.add_argument("--to", required=True, metavar="REV", help="the commit to go back to: its full id, or its first "
+                   "digits as history shows them (only revisions the history still keeps)")
     _hold_flags(p)
 
 

@@ -140,8 +140,9 @@ class DaemonView:
         wanted = set(states)
         workers = self.daemon.workers
         if wanted:
-            workers = [w for w in workers if self._state(w) in wanted or ("suspended" in wanted and w.stack in suspended)
-                       or ("held" in wanted and w.stack in holds)]
+            flags = {"suspended": suspended, "held": holds}
+            workers = [w for w in workers if self._state(w) in wanted
+                       or any(w.stack in flags[flag] for flag in wanted & flags.keys())]
         chosen = workers[offset:] if limit is None else workers[offset:offset + limit]
         return [self.summary(w, suspended, holds) for w in chosen], len(workers)
 
