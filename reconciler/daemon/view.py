@@ -120,7 +120,7 @@ class DaemonView:
     def _reindex(self) -> dict[str, StackWorker]:
         workers = self.daemon.workers
         index = {w.id: w for w in workers}
-        index.update({w.stack: w for w in reversed(workers) if w.stack})  # a name before an id; the first worker
+        index.update({w.stack: w for w in reversed(workers) if w.stack})  # names win; of two alike, the first
         self._index, self._indexed = index, workers
         return index
 
