@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TypeVar
 
+from .addresses import AddressPool
 from .errors import ReconcilerError, TemporaryError
 from .model import DesiredState, Fleet, LiveState, Target
 from .plan import Plan
@@ -166,9 +167,9 @@ class FleetReconciler:
     def __init__(self, fleet: Fleet, stack: str, *, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  state: Any = None, progress: Callable[[str, str], None] | None = None,
                  retry: RetryPolicy = FLEET_RETRY, only: Iterable[str] = (),
-                 engine_timeout: float | None = None) -> None:
+                 engine_timeout: float | None = None, address_pools: tuple[AddressPool, ...] | None = None) -> None:
         """``only`` narrows the selected targets to those names (``--target``); ``progress`` gets
-        (``target/object``, line); ``engine_timeout``: every target's (see ``Reconciler``)."""
+        (``target/object``, line); ``engine_timeout`` and ``address_pools``: every target's (see ``Reconciler``)."""
         from .plugins import make_plugin_manager
 
         self.stack = stack
@@ -182,7 +183,8 @@ class FleetReconciler:
             state = StateStore.open()
         self.state = state
         self.reconcilers = {t.name: Reconciler(engine_url=t.engine, engine_tls=t.tls, plugin_manager=pm, state=state,
-                                               progress=_prefixed(progress, t.name), engine_timeout=engine_timeout)
+                                               progress=_prefixed(progress, t.name), engine_timeout=engine_timeout,
+                                               address_pools=address_pools)
                             for t in self.targets}
 
     def apply(self, desired: DesiredState, request: ApplyRequest = ApplyRequest(), *,

@@ -14,6 +14,7 @@ import time
 from dataclasses import field, replace
 from typing import Any, Callable, Iterable, NamedTuple
 
+from .addresses import AddressPool, pools_from_env
 from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
 from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
@@ -79,7 +80,7 @@ class Reconciler:
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  progress: Callable[[str, str], None] | None = None, state: Any = None,
                  engine_tls: TLSFiles | None = None, strict_plugins: bool | None = None,
-                 engine_timeout: float | None = None) -> None:
+                 engine_timeout: float | None = None, address_pools: tuple[AddressPool, ...] | None = None) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
 
         ``strict_plugins`` (default: ``RECONCILER_STRICT_PLUGINS``) makes a
@@ -90,10 +91,13 @@ class Reconciler:
         certificates for a ``tcp://`` engine (a fleet target's ``tls:``).
         ``engine_timeout``: seconds the engine may take to answer (``--engine-timeout``;
         None: ``RECONCILER_ENGINE_TIMEOUT``, else 10); longer calls keep their own limits.
+        ``address_pools``: where bridge networks without a subnet get theirs (None:
+        ``RECONCILER_DEFAULT_ADDRESS_POOLS``, else ``addresses.DEFAULT_ADDRESS_POOLS``; (): the engine's).
         """
         self.engine_url = engine_url
         self.engine_tls = engine_tls
         self.engine_timeout = engine_timeout
+        self.address_pools = address_pools if address_pools is not None else pools_from_env()
         self.progress = progress
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules, strict=strict_plugins)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
@@ -124,7 +128,8 @@ class Reconciler:
 
     def drivers(self, stack: str) -> Drivers:
         return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress,
-                                                       engine_tls=self.engine_tls, engine_timeout=self.engine_timeout))
+                                                       engine_tls=self.engine_tls, engine_timeout=self.engine_timeout,
+                                                       address_pools=self.address_pools))
 
     def driver_names(self) -> dict[str, list[str]]:
         """The driver names plugins provide, by spec section (for ``load_desired``)."""

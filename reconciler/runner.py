@@ -69,7 +69,8 @@ def runner_for(desired: DesiredState | None, reconciler: Reconciler, *, engine: 
     from .fleet import FleetReconciler
 
     return FleetReconciler(desired.fleet, desired.stack, plugin_manager=reconciler.pm, state=reconciler.state,
-                           progress=reconciler.progress, only=targets, engine_timeout=reconciler.engine_timeout)
+                           progress=reconciler.progress, only=targets, engine_timeout=reconciler.engine_timeout,
+                           address_pools=reconciler.address_pools)
 
 
 def whole_plan(result: Any) -> tuple[Plan, str]:

@@ -1,4 +1,8 @@
-"""Networks on the engine (bridge, overlay, macvlan, ipvlan): the engine does the work."""
+"""Networks on the engine (bridge, overlay, macvlan, ipvlan): the engine does the work, but for one choice.
+
+A bridge network the spec gives no subnet gets one from the reconciler's address pools
+(``DriverContext.address_pools``), not from the engine's own ~31 default pools: see docs/networks.md.
+"""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -6,10 +10,25 @@ from typing import Mapping, Sequence
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
-from reconciler.sdk import LiveObject, NetworkDriver, NetworkSpec, owned_plus_wanted
+from reconciler.sdk import (DEFAULT_ADDRESS_POOLS, AddressPool, LiveObject, NetworkDriver, NetworkSpec, PermanentError,
+                            allocate_subnet, owned_plus_wanted)
 from reconciler.sdk.docker import EngineDriver, engine_errors, is_ours, owned_filter
 
 from .adopting import NetworkAdoption
+from .subnets import engine_lock, host_routes, is_local_engine, network_subnets
+
+#: How many blocks a create tries when the engine refuses each as taken (other processes allocating too).
+_ATTEMPTS = 16
+
+
+class _BlockTaken(Exception):
+    """The engine refused a subnet we chose: another network holds part of it now."""
+
+
+def _info(net: Mapping) -> dict[str, str]:
+    """What ``reconcile status`` shows of a network: the subnets the engine reports."""
+    subnets = network_subnets([net])
+    return {"subnet": ", ".join(subnets)} if subnets else {}
 
 
 class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
@@ -19,7 +38,7 @@ class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
         with engine_errors("list networks"):
             found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack, self.kind)), wanted,
                                       lambda names: self.api.networks(names=names), lambda net: net["Name"])
-        return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found.values()]
+        return [self.live(net["Name"], net["Id"], net.get("Labels"), info=_info(net)) for net in found.values()]
 
     def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:
         """The networks carrying every one of ``selectors`` (a Compose project's, for adoption)."""
@@ -28,10 +47,42 @@ class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
         return [self.live(net["Name"], net["Id"], net.get("Labels")) for net in found]
 
     def create(self, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
-        """Create the network; return its engine id."""
+        """Create the network; return its engine id.
+
+        A bridge network the spec gives no subnet gets the lowest free block of the context's address
+        pools (``reconciler.sdk.allocate_subnet``), sized for its endpoints: one more list call, only here.
+        """
+        pools = self._pools(spec)
+        if not pools:
+            return self._create(spec, labels, spec.subnet)
+        with engine_lock(self.engine_id() or self.context.engine_url or ""):
+            with engine_errors("list networks"):
+                taken: list = network_subnets(self.api.networks())
+            if is_local_engine(self.context.engine_url):
+                taken += host_routes()
+            for _ in range(_ATTEMPTS):
+                subnet = allocate_subnet(pools, taken, spec.endpoints, network=spec.name)
+                try:
+                    return self._create(spec, labels, str(subnet))
+                except _BlockTaken:  # another process made a network there since the list: the next block
+                    taken.append(subnet)
+        raise PermanentError(f"create network {spec.name}: the engine refused {_ATTEMPTS} blocks of "
+                             f"{', '.join(str(p.base) for p in pools)} that looked free, as overlapping other "
+                             "networks: is something else allocating from these pools?")
+
+    def _pools(self, spec: NetworkSpec) -> tuple[AddressPool, ...]:
+        """The pools to choose the network's subnet from: none for a subnet of its own or a driver other than bridge."""
+        if spec.driver != "bridge" or spec.subnet or spec.external:
+            return ()
+        pools = self.context.address_pools
+        return DEFAULT_ADDRESS_POOLS if pools is None else pools
+
+    def _create(self, spec: NetworkSpec, labels: Mapping[str, str], subnet: str | None) -> str:
+        """Create the network with ``subnet`` (None: the engine's choice); raise ``_BlockTaken`` when the engine
+        says a subnet we chose overlaps another network's."""
         ipam = None
-        if spec.subnet or spec.gateway or spec.ip_range:
-            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=spec.subnet, gateway=spec.gateway, iprange=spec.ip_range)])
+        if subnet or spec.gateway or spec.ip_range:
+            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet, gateway=spec.gateway, iprange=spec.ip_range)])
         with engine_errors(f"create network {spec.name}"):
             try:
                 created = self.api.create_network(
@@ -45,6 +96,8 @@ class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
                     check_duplicate=True,
                 )
             except docker.errors.APIError as exc:
+                if subnet != spec.subnet and "overlaps" in str(exc.explanation or ""):
+                    raise _BlockTaken(subnet) from exc
                 # A retry after the engine created it but failed to answer: that one is ours.
                 existing = self._created_before(spec.name, labels) if exc.status_code == 409 else ""
                 if not existing:

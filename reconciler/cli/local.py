@@ -71,7 +71,13 @@ def reconciler_of(args: argparse.Namespace) -> Reconciler:
     """The ``Reconciler`` the flags ask for: its engine, plugins and (apply, destroy) progress lines."""
     return Reconciler(engine_url=getattr(args, "engine", None), plugin_modules=args.plugin,
                       strict_plugins=args.strict_plugins, progress=_progress_lines(args),
-                      engine_timeout=getattr(args, "engine_timeout", None))
+                      engine_timeout=getattr(args, "engine_timeout", None), address_pools=_address_pools(args))
+
+
+def _address_pools(args: argparse.Namespace):
+    """The pools ``--default-address-pool`` gives (each a tuple: ``none`` is ()), or None when it is not given."""
+    given = getattr(args, "default_address_pool", None)
+    return None if given is None else tuple(pool for pools in given for pool in pools)
 
 
 def _progress_lines(args: argparse.Namespace):

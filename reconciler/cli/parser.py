@@ -72,6 +72,23 @@ def _stack_command(*, engine: bool = True) -> Callable[[argparse.ArgumentParser]
     return flags
 
 
+def _address_pool_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--default-address-pool", action="append", type=address_pools, metavar="base=CIDR,size=N",
+                   help="where a bridge network without ipam.subnet gets its subnet: the lowest free block of these "
+                        "pools (repeatable, as docker's own flag: base=172.16.0.0/16,size=26; 'none': the engine's "
+                        "pools; default: $RECONCILER_DEFAULT_ADDRESS_POOLS, else 172.16.0.0/16 in /26 blocks)")
+
+
+def address_pools(text: str) -> tuple:
+    """One ``--default-address-pool``: (pool,), or () for ``none`` (argparse's ``type``; its usage error says why)."""
+    from ..addresses import PoolError, parse_pool, parse_pools
+
+    try:
+        return parse_pools(text) if text.strip().lower() in ("none", "off") else (parse_pool(text),)
+    except PoolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def seconds(text: str) -> float:
     """A positive, finite number of seconds (argparse's ``type``: a ValueError is its usage error)."""
     value = float(text)
@@ -91,6 +108,7 @@ def _convert(p: argparse.ArgumentParser) -> None:
 
 def _plan(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
+    _address_pool_flag(p)
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
@@ -102,6 +120,7 @@ def _plan(p: argparse.ArgumentParser) -> None:
 
 def _apply(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
+    _address_pool_flag(p)
     p.add_argument("planfile", nargs="?", metavar="PLAN",
                    help="a plan saved by 'plan --out': apply exactly it, or refuse if it is stale")
     _apply_flags(p)
@@ -112,6 +131,7 @@ def _apply(p: argparse.ArgumentParser) -> None:
 
 def _adopt(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
+    _address_pool_flag(p)
     _apply_flags(p)
     p.add_argument("--dry-run", action="store_true",
                    help="show what the takeover would do to each object, and the plan after it; change nothing")
@@ -142,6 +162,7 @@ def _destroy(p: argparse.ArgumentParser) -> None:
 
 def _watch(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
+    _address_pool_flag(p)
     _apply_flags(p)
     p.add_argument("--resync", type=float, default=60.0, metavar="SECONDS",
                    help="also apply every SECONDS when nothing changed (default 60)")

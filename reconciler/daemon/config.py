@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..addresses import AddressPool, PoolError, pool_from_mapping
 from ..errors import SpecError
 from ..model import Target
 from ..spec.fleet import make_target, tls_findings
@@ -93,6 +94,9 @@ class DaemonConfig:
     filesystem_interval: float | None = None
     #: How much sync history each stack keeps (``history:``).
     history: HistoryLimits = HistoryLimits()
+    #: Where bridge networks without a subnet get theirs (``default_address_pools``; () when the file says ``[]``:
+    #: the engine's pools); None, not in the file: ``RECONCILER_DEFAULT_ADDRESS_POOLS``, else the defaults.
+    default_address_pools: tuple[AddressPool, ...] | None = None
 
 
 def default_state_dir() -> str:
@@ -126,6 +130,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     if not problems:
         problems += _hook_sources(data, document.marks)
         problems += _target_problems(data, document.marks, path.resolve().parent)
+        problems += _pool_problems(data, document.marks)
     if problems:
         raise SpecError(problems)
     return _build(data, path.resolve())
@@ -165,6 +170,23 @@ def _target_problems(data: dict, marks: dict, base: Path) -> list:
         problems += [problem_at(_mark(marks, at), at, message)
                      for at, message in tls_findings(("targets", name, "tls"), target, base)]
     return problems
+
+
+def _pool_problems(data: dict, marks: dict) -> list:
+    """Each ``default_address_pools`` entry is an IPv4 network whose block size fits it (``addresses.AddressPool``)."""
+    problems = []
+    for index, entry in enumerate(data.get("default_address_pools") or []):
+        try:
+            pool_from_mapping(entry)
+        except PoolError as exc:
+            at = ("default_address_pools", index, exc.field)
+            problems.append(problem_at(_mark(marks, at), at, str(exc)))
+    return problems
+
+
+def _pools(entries: list | None) -> tuple[AddressPool, ...] | None:
+    """``default_address_pools`` as ``Reconciler``'s ``address_pools``: None when the file does not say."""
+    return None if entries is None else tuple(pool_from_mapping(entry) for entry in entries)
 
 
 def _mark(marks: dict, path: tuple):
@@ -233,5 +255,6 @@ def _build(data: dict, file: Path) -> DaemonConfig:
         filesystem_interval=float(data["filesystem_interval"]) if "filesystem_interval" in data else None,
         log_format=data.get("log_format", "text"),
         history=_history(data.get("history") or {}),
+        default_address_pools=_pools(data.get("default_address_pools")),
         file=str(file),
     )

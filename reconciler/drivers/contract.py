@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import threading
 from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapping, Sequence, TypeVar
 
+from ..addresses import AddressPool
 from ..errors import PermanentError
 from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
 
@@ -78,6 +79,9 @@ class DriverContext:
     that verifies its clients (a fleet target's ``tls:``). ``engine_timeout``:
     seconds the engine may take to answer an ordinary read (``--engine-timeout``;
     None: ``RECONCILER_ENGINE_TIMEOUT``, else the backend's default).
+    ``address_pools``: where a network driver that picks subnets takes a bridge network's
+    from when the spec gives none (``reconciler.addresses``; None: ``DEFAULT_ADDRESS_POOLS``,
+    (): none, the engine allocates as it would).
     """
 
     stack: str
@@ -88,6 +92,7 @@ class DriverContext:
     pass_cache: dict = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
     progress: Callable[[str, str], None] | None = None
+    address_pools: tuple[AddressPool, ...] | None = None
 
 
 class ObjectDriver(ABC):

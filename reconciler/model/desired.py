@@ -137,6 +137,9 @@ class NetworkSpec(_EngineObjectSpec):
     subnet: str | None = None
     gateway: str | None = None
     ip_range: str | None = None
+    #: How many containers join it (replicas counted), from the spec: what a driver that picks the
+    #: subnet sizes it for (``reconciler.addresses``). Outside ``config()``: no hash depends on it.
+    endpoints: int = field(default=0, compare=False)
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from .. import __version__
 
+from ..addresses import DEFAULT_ADDRESS_POOLS, AddressPool, allocate_subnet
 from ..drivers import (
     Check,
     DriverContext,
@@ -132,10 +133,13 @@ __all__ = [
     "SpecError",
     "TemporaryError",
     # infrastructure every plugin should share rather than copy
+    "AddressPool",
+    "DEFAULT_ADDRESS_POOLS",
     "Document",
     "NotPrivate",
     "PollTimeout",
     "RetryPolicy",
+    "allocate_subnet",
     "call_with_retries",
     "compose_file",
     "create_private",

@@ -11,8 +11,9 @@ SpecError at its file and line; every such problem is reported at once.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import replace
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterable
 
 from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
 from ..errors import Problem, SpecError
@@ -120,6 +121,7 @@ class _Builder:
         for key, value in sorted(active.items()):
             for replica in self._guard(("containers", key), lambda: builder.specs(key, value)) or []:
                 containers[replica.name] = replica
+        networks = _with_endpoints(networks, containers.values())
         return DesiredState(
             stack=self.stack,
             images=images,
@@ -241,6 +243,15 @@ class _Builder:
         data = read_content(KINDS[section], value, file=file, variables=self.raw.variables((section, key)),
                             environ=self.raw.environ)
         return FileContent(data), hashlib.sha256(data).hexdigest()
+
+
+def _with_endpoints(networks: dict[str, NetworkSpec], containers: Iterable[ContainerSpec]) -> dict[str, NetworkSpec]:
+    """``networks`` with each one's ``endpoints``: how many containers join it, a service's replicas counted."""
+    counts: Counter[str] = Counter()
+    for container in containers:
+        for key in container.network_keys:
+            counts[key] += container.replicas or 1
+    return {key: replace(spec, endpoints=counts[key]) if counts[key] else spec for key, spec in networks.items()}
 
 
 def _uses_default_network(containers: dict) -> bool:

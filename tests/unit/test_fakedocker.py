@@ -83,8 +83,8 @@ class TestDockerRuntimeOnTheFake(_OnTheFake, RuntimeDriverContract):
 # -- what the plugin relies on ---------------------------------------------------------------
 
 
-def _context(fake: FakeDockerAPI) -> DriverContext:
-    context = DriverContext(stack="s")
+def _context(fake: FakeDockerAPI, **fields) -> DriverContext:
+    context = DriverContext(stack="s", **fields)
     use_client(context, fake, engine_id="E1", swarm={"ControlAvailable": True})
     return context
 
@@ -143,7 +143,7 @@ def test_deleting_a_gone_network_or_volume_is_quiet_and_any_other_refusal_fails(
 
 def test_the_seam_counts_reads_and_writes_and_answers_the_engine_identity():
     fake = FakeDockerAPI()
-    context = _context(fake)
+    context = _context(fake, address_pools=())  # the engine picks the subnet: no list before the create
     driver = DockerNetworkDriver(context)
     assert (driver.engine_id(), context.stats["read"], context.stats["write"]) == ("E1", 0, 0)
     network = with_hash(NetworkSpec(key="back", name="s_back"))
