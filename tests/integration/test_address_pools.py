@@ -63,9 +63,9 @@ def test_forty_default_networks_converge_in_small_blocks_and_a_freed_block_is_re
     again = reconciler.apply(specs[7])  # converged: the subnet is not part of the network's config
     assert again.ok and again.stats.get("write", 0) == 0
 
-    freed = subnets[specs[0].stack]
-    assert freed == ordered[0]
-    assert reconciler.destroy(specs[0].stack).ok
+    freed = ordered[0]  # passes ran side by side: whichever network came first holds the lowest block
+    [owner] = [name for name, held in subnets.items() if held == freed]
+    assert reconciler.destroy(owner).ok
     newcomer = _spec(stack, STACKS)
     assert reconciler.apply(newcomer).ok
     assert _subnet(stack.engine, f"{newcomer.stack}_default") == freed  # the lowest free block again
