@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
-from typing import Collection, Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import docker.errors
 
 from reconciler.sdk import (
-    ContainerSpec, Kind, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver,
+    ContainerSpec, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver,
     owned_plus_wanted, poll_until,
 )
-from reconciler.sdk.docker import EngineDriver, engine_errors, follow_events, is_ours, owned_filter
+from reconciler.sdk.docker import EngineDriver, engine_errors, is_ours, owned_filter
 from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_owned
 
 from .adopting import ContainerAdoption
+from .eventstream import ContainerEvents
 from .files import FileStore, is_local_engine
 from .layerdiff import LayerChanges, layer_sizes
 from .logs import ContainerLogs
@@ -61,25 +61,7 @@ def _name(container: dict) -> str:
     return container["Names"][0].lstrip("/")
 
 
-# Events that change nothing the plan looks at (healthchecks run as execs).
-_QUIET_EVENTS = ("exec_", "health_status", "attach", "resize", "top", "archive-path", "extract-to-dir", "export",
-                 "commit", "copy")
-
-
-def _event_name(event: dict, stack: str, names: Collection[str]) -> str:
-    """The name of the stack's object an engine event is about, or "" when it is not one of ours."""
-    action = event.get("Action") or event.get("status") or ""
-    if action.startswith(_QUIET_EVENTS):
-        return ""
-    actor = event.get("Actor") or {}
-    attributes = actor.get("Attributes") or {}
-    name = attributes.get("name") or actor.get("ID", "")
-    if event.get("Type") == "container" and is_owned(attributes, stack, kind=Kind.CONTAINER):
-        return name
-    return name if name in names else ""
-
-
-class DockerRuntimeDriver(ContainerLogs, ContainerAdoption, EngineDriver, RuntimeDriver):
+class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, EngineDriver, RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         # A container run from one of the images we built carries its labels (kind image): not the stack's.
@@ -115,16 +97,6 @@ class DockerRuntimeDriver(ContainerLogs, ContainerAdoption, EngineDriver, Runtim
     def writable_sizes(self, stack: str) -> dict[str, int]:
         """Each of the stack's containers' writable-layer size (``SizeRw``), by name: one list call (``status``)."""
         return layer_sizes(self.api, owned_filter(stack, self.kind))
-
-    def events(self, stack: str, names: Collection[str], stop: threading.Event) -> Iterator[str]:
-        """The engine's event stream, for containers, networks and volumes of ``stack``.
-
-        One stream serves every kind (this driver follows it for the plugin's
-        network and storage drivers too). Networks and volumes carry no labels
-        in their events, so they are matched by name.
-        """
-        return follow_events(self.api, ["container", "network", "volume"], stop,
-                             lambda event: _event_name(event, stack, names))
 
     def _named(self, names: list[str]) -> list[dict]:
         pattern = "^/(" + "|".join(re.escape(n) for n in names) + ")$"

@@ -26,8 +26,8 @@ from typing import Any, Collection, Iterator, Mapping
 import docker.errors
 
 from reconciler.sdk import (
-    ContainerSpec, FileMount, LiveObject, PermanentError, PollTimeout, RuntimeDriver, owned_plus_wanted, poll_until,
-    stream_opened,
+    ContainerSpec, EngineEvent, FileMount, Kind, LiveObject, PermanentError, PollTimeout, RuntimeDriver,
+    owned_plus_wanted, poll_until, stream_opened,
 )
 from reconciler.sdk.docker import (
     EngineDriver, engine_errors, engine_swarm, follow_events, is_ours, owned_filter, shared_read,
@@ -46,6 +46,13 @@ def _event_service(event: dict, names: Collection[str]) -> str | None:
     """The name of the stack's service an event is about, or None."""
     name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name", "")
     return name if name in names else None
+
+
+def _service_event(event: dict) -> EngineEvent | None:
+    """A service event as an ``EngineEvent``: a service's events carry no labels, so it is routed by name."""
+    actor = event.get("Actor") or {}
+    name, action = (actor.get("Attributes") or {}).get("name", ""), event.get("Action") or ""
+    return EngineEvent(Kind.CONTAINER, name, action, id=actor.get("ID", "")) if name and action else None
 
 
 def _name(service: dict) -> str:
@@ -121,6 +128,14 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             return
         yield from follow_events(self.api, ["service"], stop, lambda event: _event_service(event, names),
                                  source="manager")
+
+    def engine_events(self, stop: threading.Event) -> Iterator[EngineEvent]:
+        """Every service event of the manager (``ObjectDriver.engine_events``); nothing on an engine with no Swarm."""
+        if not self._manager():
+            stream_opened(stop)  # nothing to follow, so nothing can be missed
+            stop.wait()
+            return
+        yield from follow_events(self.api, ["service"], stop, _service_event, source="manager")
 
     def _services(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> dict[str, dict]:
         with engine_errors("list services"):

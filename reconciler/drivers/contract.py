@@ -41,7 +41,7 @@ from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapp
 
 from ..addresses import AddressPool
 from ..errors import PermanentError
-from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
+from ..model import ContainerSpec, EngineEvent, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
 
 __all__ = [
     "Check",
@@ -58,7 +58,7 @@ __all__ = [
 
 
 def stream_opened(stop: threading.Event) -> None:
-    """Tell the loop that ``ObjectDriver.events``' stream is open: call it once, before the first name."""
+    """Tell the loop that an event stream (``events``, ``engine_events``) is open: call it once, before the first event."""
     opened = getattr(stop, "opened", None)
     if opened is not None:  # the loop's; a plain Event (a test, a caller of its own) does not ask
         opened()
@@ -132,6 +132,20 @@ class ObjectDriver(ABC):
         just after the first pass started it) is not missed until the
         resync. ``stop`` has the ``is_set`` and ``wait`` of a
         ``threading.Event``.
+        """
+        return iter(())
+
+    def engine_events(self, stop: threading.Event) -> Iterator[EngineEvent]:
+        """Optional: every change on the backend, any stack's or none's, as an ``EngineEvent`` each.
+
+        What the daemon follows: one stream per driver class and engine URL
+        serves every stack, routed by the event's ``stack`` (claimed by the
+        labels for the object's own kind), by the stack of the ``container`` a
+        network or volume event concerns, else by name. Leave out what no plan
+        reads (a healthcheck's exec); report ``die``: crash loops are told by it.
+        Same rules as ``events`` (``stream_opened``, return on stop,
+        ``TemporaryError`` when the stream breaks). The default yields nothing:
+        a driver with only ``events`` gets a thread per stack, which does not scale.
         """
         return iter(())
 

@@ -12,6 +12,7 @@ never from the modules behind it, which are cut by concern and may move:
 - ``desired``: ``DesiredState`` and the image, network and volume specs;
 - ``container``: ``ContainerSpec`` and its parts (env, ports, mounts, files, ...);
 - ``live``: what drivers observe (``LiveObject``, ``LiveState``) and the record;
+- ``events``: what the engine says changed (``EngineEvent``), as drivers stream it;
 - ``fleet``: the engines a stack runs on;
 - ``buildstep``: a build's steps and the label that keeps their digests.
 """
@@ -22,6 +23,7 @@ from .container import (
     ContainerSpec, EnvVar, FileContent, FileMount, FilesystemPolicy, HealthCheck, Mount, Port, UpdatePolicy,
 )
 from .desired import DesiredState, ImageSpec, NetworkSpec, VolumeSpec
+from .events import EngineEvent
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
 from .live import Claim, Content, LiveObject, LiveState, Record
@@ -32,6 +34,7 @@ __all__ = [
     "Content",
     "ContainerSpec",
     "DesiredState",
+    "EngineEvent",
     "EnvVar",
     "FileContent",
     "Fleet",

@@ -24,8 +24,8 @@ from ..drivers import (
     stream_opened,
 )
 from ..errors import ConflictError, PermanentError
-from ..labels import VOLUME_ID, is_owned
-from ..model import ContainerSpec, Content, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+from ..labels import STACK, VOLUME_ID, is_owned
+from ..model import ContainerSpec, Content, EngineEvent, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 from .memory_objects import EngineObjects, digest
 
 __all__ = ["MEMORY_DRIVERS", "MemoryNetworkDriver", "MemoryRegistryDriver", "MemoryRuntimeDriver",
@@ -255,17 +255,29 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
         One stream follows the whole engine, as the contract asks of drivers
         sharing a backend. Returns once ``stop`` is set.
         """
+        for _action, record in self._feed(stack, stop):
+            if is_owned(record.labels, stack, kind=record.kind) or record.name in names:
+                yield record.name
+
+    def engine_events(self, stop: threading.Event) -> Iterator[EngineEvent]:
+        """Every change to the engine's objects of any kind from now on (``create``, ``start``, ``die``,
+        ``update``, ``destroy``), with the stack each one's labels claim for its kind."""
+        for action, record in self._feed("", stop):
+            claimed = record.labels.get(STACK, "")
+            yield EngineEvent(record.kind, record.name, action, id=record.id,
+                              stack=claimed if claimed and is_owned(record.labels, claimed, kind=record.kind) else "")
+
+    def _feed(self, stack: str, stop: threading.Event) -> Iterator[tuple[str, LiveObject]]:
+        """(action, record) of each change from now on, until ``stop`` is set (``("events", stack)`` journalled)."""
         with self.engine._call("events", stack):
             feed = self.engine._open_feed()
         stream_opened(stop)
         try:
             while not stop.is_set():
                 try:
-                    record = feed.get(timeout=_EVENT_POLL)
+                    yield feed.get(timeout=_EVENT_POLL)
                 except queue.Empty:
                     continue
-                if is_owned(record.labels, stack, kind=record.kind) or record.name in names:
-                    yield record.name
         finally:
             self.engine._close_feed(feed)
 

@@ -177,17 +177,24 @@ class EngineObjects:
                 self._running.subtract(counted)
 
     def _store(self, record: LiveObject) -> None:
-        """Write ``record`` and tell every event stream (with the engine held)."""
+        """Write ``record`` and tell every event stream what happened (with the engine held)."""
+        old = self.of(record.kind).get(record.name)
         self.of(record.kind)[record.name] = record
-        self._publish(record)
+        if old is None or old.id != record.id:
+            action = "create"
+        elif old.state != record.state and "running" in (old.state, record.state):
+            action = "start" if record.state == "running" else "die"
+        else:
+            action = "update"
+        self._publish(action, record)
 
     def _drop(self, kind: Kind, name: str) -> None:
         """Delete the record ``name`` of ``kind`` and tell every event stream (with the engine held)."""
-        self._publish(self.of(kind).pop(name))
+        self._publish("destroy", self.of(kind).pop(name))
 
-    def _publish(self, record: LiveObject) -> None:
+    def _publish(self, action: str, record: LiveObject) -> None:
         for feed in self._feeds:
-            feed.put(record)
+            feed.put((action, record))
 
     def _open_feed(self) -> queue.SimpleQueue:
         with self._lock:

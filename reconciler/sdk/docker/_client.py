@@ -165,8 +165,11 @@ def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
 
 
 def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event,
-                  name_of: Callable[[dict], str | None], *, source: str = "engine") -> Iterator[str]:
-    """The engine's event stream of ``types``, as the object names ``name_of`` finds in events (None: skip).
+                  name_of: Callable[[dict], T | None], *, source: str = "engine") -> Iterator[T]:
+    """The engine's event stream of ``types``, as what ``name_of`` makes of each event (None, "": skip it).
+
+    ``name_of`` may return the object's name (``ObjectDriver.events``) or a
+    whole ``EngineEvent`` (``ObjectDriver.engine_events``).
 
     Calls ``stream_opened(stop)`` once the engine has answered the request.
 
@@ -187,9 +190,9 @@ def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event
     stream_opened(stop)  # the engine answered: it reports every event from here on
     try:
         for event in stream:
-            name = name_of(event)
-            if name:
-                yield name
+            found = name_of(event)
+            if found:
+                yield found
     except Exception as exc:  # the stream broke: the engine went away, or stop closed it
         if not stop.is_set():
             raise EngineUnreachable(f"the {source}'s event stream broke: {exc}") from exc
