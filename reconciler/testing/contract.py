@@ -11,6 +11,9 @@ a driver needs: ``with_hash`` and ``assert_maps_errors``.
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
+import time
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import pytest
@@ -19,7 +22,7 @@ from ..drivers import DriverContext, NetworkDriver, ObjectDriver, StorageDriver
 from ..errors import DriverError, PermanentError, TemporaryError
 from ..hashing import config_hash
 from ..labels import KIND as KIND_LABEL, STACK as STACK_LABEL, object_labels
-from ..model import ContainerSpec, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+from ..model import ContainerSpec, EngineEvent, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
 
 __all__ = [
     "ContractHarness",
@@ -164,6 +167,41 @@ class ContractHarness:
             pass
 
 
+class _Stop(threading.Event):
+    """The ``stop`` a contract check gives ``engine_events``: it remembers ``stream_opened``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.was_opened = threading.Event()
+
+    def opened(self) -> None:
+        self.was_opened.set()
+
+
+def _drain(driver: ObjectDriver, stop: _Stop, seen: queue.SimpleQueue) -> None:
+    """Put each event of ``driver.engine_events(stop)`` on ``seen``, then what ended it (None: it returned)."""
+    try:
+        for event in driver.engine_events(stop):
+            seen.put(event)
+        seen.put(None)
+    except BaseException as exc:  # handed to the test, which reports it
+        seen.put(exc)
+
+
+def _first_about(seen: queue.SimpleQueue, kind: Kind, name: str, timeout: float = 15.0) -> EngineEvent:
+    """The first event about the object ``kind``/``name``, checking that every event before it is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            event = seen.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            pytest.fail(f"engine_events reported nothing about the new {kind.value} {name!r} within {timeout:g}s")
+        if not isinstance(event, EngineEvent):
+            raise AssertionError(f"engine_events must yield EngineEvent, then return only on stop; got {event!r}")
+        if event.kind is kind and event.name == name:
+            return event
+
+
 def _name(spec: Any) -> str:
     return spec.ref if isinstance(spec, ImageSpec) else spec.name
 
@@ -235,6 +273,26 @@ class _OwnedObjectContract(_DriverContract):
         if unreachable_driver is None:
             pytest.skip("define the unreachable_driver fixture to check that an absent backend raises TemporaryError")
         assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {}), TemporaryError)
+
+    def test_engine_events_opens_reports_a_created_object_and_ends_on_stop(self, driver: ObjectDriver,
+                                                                           harness: ContractHarness,
+                                                                           desired: Any) -> None:
+        if type(driver).engine_events is ObjectDriver.engine_events:
+            pytest.skip("the driver does not override engine_events")
+        stop, seen = _Stop(), queue.SimpleQueue()
+        follower = threading.Thread(target=_drain, args=(driver, stop, seen), daemon=True)
+        follower.start()
+        try:
+            assert stop.was_opened.wait(10), "engine_events must call stream_opened(stop) once its stream is open"
+            harness.create(desired)
+            event = _first_about(seen, self.kind, desired.name)
+            assert event.action, "an EngineEvent must say what happened (its action)"
+            assert event.stack in ("", harness.stack), \
+                f"the event claims stack {event.stack!r}: only the stack its labels claim for its kind, or \"\""
+        finally:
+            stop.set()
+            follower.join(timeout=15)
+        assert not follower.is_alive(), "engine_events must return soon after stop is set"
 
 
 class _ObjectDriverContract(_OwnedObjectContract):
