@@ -304,12 +304,15 @@ def _overrides(driver: ObjectDriver, method: str) -> bool:
 #: ``die`` and ``oom`` of a container the pass created or started are never echoes (a crash is
 #: drift, and crash loops are told by it), nor is ``destroy`` of one it only created: neither is in
 #: ``_UP``. Networks and volumes: their own ``create`` and ``destroy`` (``_OWN``); any network
-#: connect/disconnect and volume mount/unmount (``_ATTACH``) when the pass changed a container of
-#: the stack (a container's start connects and mounts). Nothing else is an echo.
+#: connect/disconnect and volume mount/unmount (``_BY_CONTAINERS``) when the pass changed a container
+#: of the stack (a container's start connects and mounts), and a volume's ``create`` then too (the
+#: engine reports one for each named volume a container is created with, even one that exists).
+#: Nothing else is an echo.
 _UP = frozenset({"create", "start", "unpause", "rename", "attach", "update", "connect"})
 _DOWN = frozenset({"kill", "stop", "die", "destroy", "remove", "rename", "disconnect"})
 _OWN = frozenset({"create", "destroy"})
-_ATTACH = {Kind.NETWORK: frozenset({"connect", "disconnect"}), Kind.VOLUME: frozenset({"mount", "unmount"})}
+_BY_CONTAINERS = {Kind.NETWORK: frozenset({"connect", "disconnect"}),
+                  Kind.VOLUME: frozenset({"mount", "unmount", "create"})}
 
 
 def is_echo(event: EngineEvent, outcomes: Sequence[Outcome]) -> bool:
@@ -319,8 +322,9 @@ def is_echo(event: EngineEvent, outcomes: Sequence[Outcome]) -> bool:
     (or a short grace after it), so a pass does not wake its own stack again.
     """
     tried = [o.change for o in outcomes if o.status is not Status.SKIPPED]
-    if event.kind in _ATTACH and event.action in _ATTACH[event.kind]:
-        return any(change.kind is Kind.CONTAINER for change in tried)
+    if event.kind in _BY_CONTAINERS and event.action in _BY_CONTAINERS[event.kind] and any(
+            change.kind is Kind.CONTAINER for change in tried):
+        return True
     if event.kind is Kind.CONTAINER:
         return any(event.action in _container_echoes(event, change) for change in tried
                    if change.kind is Kind.CONTAINER)
