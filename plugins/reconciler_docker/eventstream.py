@@ -23,7 +23,9 @@ __all__ = ["ContainerEvents", "engine_event", "event_name"]
 # Events that change nothing the plan looks at (healthchecks run as execs).
 _QUIET_EVENTS = ("exec_", "health_status", "attach", "resize", "top", "archive-path", "extract-to-dir", "export",
                  "commit", "copy")
-_TYPES = {"container": Kind.CONTAINER, "network": Kind.NETWORK, "volume": Kind.VOLUME}
+# The engine's event types are our kinds' names.
+_FOLLOWED = (Kind.CONTAINER, Kind.NETWORK, Kind.VOLUME)
+_TYPES = [kind.value for kind in _FOLLOWED]
 
 
 def event_name(event: dict, stack: str, names: Collection[str]) -> str:
@@ -44,10 +46,10 @@ def engine_event(event: dict) -> EngineEvent | None:
     but a connect or a mount names its container's id. A volume has no engine
     id: its event's id is "".
     """
-    kind = _TYPES.get(event.get("Type", ""))
     action = event.get("Action") or event.get("status") or ""
-    if kind is None or not action or action.startswith(_QUIET_EVENTS):
+    if event.get("Type") not in _TYPES or not action or action.startswith(_QUIET_EVENTS):
         return None
+    kind = Kind(event["Type"])
     actor = event.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
     claimed = attributes.get(STACK, "")
@@ -70,8 +72,8 @@ class ContainerEvents:
 
         Networks and volumes carry no labels in their events, so they are matched by name.
         """
-        return follow_events(self.api, list(_TYPES), stop, lambda event: event_name(event, stack, names))
+        return follow_events(self.api, _TYPES, stop, lambda event: event_name(event, stack, names))
 
     def engine_events(self, stop: threading.Event) -> Iterator[EngineEvent]:
         """Every container, network and volume event of the engine (``ObjectDriver.engine_events``): one stream."""
-        return follow_events(self.api, list(_TYPES), stop, engine_event)
+        return follow_events(self.api, _TYPES, stop, engine_event)

@@ -123,12 +123,15 @@ def container(name: str, action: str = "die", *, stack: str = "", id: str = "") 
 
 def test_one_stream_serves_every_key_and_each_opening_is_a_look_for_all(stop):
     backend, received = Backend(), Received()
-    hub = _hub(received, stop)
+    hub = EventHub(received, backoff=FAST)
     for n in range(10):
         hub.follow(f"k{n}", f"s{n}", {f"s{n}_app"}, [Streaming(backend)])  # a driver instance per stack
+    hub.start(stop)
     looks = received.settle()
     assert hub.streams() == 1 and backend.opened == 1
     assert sorted(key for key, event in looks if event is None) == [f"k{n}" for n in range(10)]
+    hub.follow("late", "s-late", {"late_app"}, [Streaming(backend)])  # joins the open stream: its own pass reads
+    assert received.settle() == [] and backend.opened == 1
 
 
 def test_a_stack_label_reaches_the_keys_of_that_stack_only(stop):
