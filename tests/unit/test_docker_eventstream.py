@@ -13,7 +13,8 @@ def raw(type_: str, action: str, id: str, **attributes: str) -> dict:
 
 
 def test_a_container_event_carries_the_stack_its_labels_claim_for_a_container():
-    event = engine_event(raw("container", "die", CID, name="s-web-1", exitCode="137", **{STACK: "s", KIND: "container"}))
+    labels = {STACK: "s", KIND: "container"}
+    event = engine_event(raw("container", "die", CID, name="s-web-1", exitCode="137", **labels))
     assert event == EngineEvent(Kind.CONTAINER, "s-web-1", "die", stack="s", id=CID)
 
 
