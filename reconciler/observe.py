@@ -5,6 +5,7 @@ so the plan can refuse to take over someone else's object.
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +37,7 @@ def observe(desired: DesiredState, drivers: Drivers) -> LiveState:
     round trips overlap instead of adding up.
     """
     drivers.context.pass_cache.clear()
+    drivers.context.fresh_after = time.monotonic()  # fresh_read answers this pass with no older read
     jobs = _jobs(desired, drivers)
     with ThreadPoolExecutor(max_workers=len(jobs) or 1, thread_name_prefix="observe") as pool:
         results = list(pool.map(lambda job: job[1].observe(desired.stack, job[2]), jobs))

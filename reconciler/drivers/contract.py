@@ -82,6 +82,12 @@ class DriverContext:
     ``address_pools``: where a network driver that picks subnets takes a bridge network's
     from when the spec gives none (``reconciler.addresses``; None: ``DEFAULT_ADDRESS_POOLS``,
     (): none, the engine allocates as it would).
+    ``engine_shared``: what lives as long as the reconciler and is shared by
+    every stack's contexts (the daemon's: one engine connection, the snapshots
+    ``fresh_read`` shares); None (the CLI) shares nothing beyond the context.
+    ``fresh_after``: the monotonic time the current observe pass started (set
+    by the core where it clears ``pass_cache``): ``fresh_read`` answers it with
+    no read that started earlier.
     """
 
     stack: str
@@ -93,6 +99,8 @@ class DriverContext:
     stats: Counter = field(default_factory=Counter)
     progress: Callable[[str, str], None] | None = None
     address_pools: tuple[AddressPool, ...] | None = None
+    engine_shared: dict | None = None
+    fresh_after: float = 0.0
 
 
 class ObjectDriver(ABC):

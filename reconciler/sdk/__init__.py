@@ -31,6 +31,7 @@ from ..drivers import (
     RegistryDriver,
     RuntimeDriver,
     StorageDriver,
+    fresh_read,
     owned_plus_wanted,
     stream_opened,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "RegistryDriver",
     "RuntimeDriver",
     "StorageDriver",
+    "fresh_read",
     "owned_plus_wanted",
     "stream_opened",
     # the model: what a driver is handed and reports
