@@ -80,7 +80,8 @@ class Reconciler:
     def __init__(self, *, engine_url: str | None = None, plugin_modules: Iterable[str] = (), plugin_manager: Any = None,
                  progress: Callable[[str, str], None] | None = None, state: Any = None,
                  engine_tls: TLSFiles | None = None, strict_plugins: bool | None = None,
-                 engine_timeout: float | None = None, address_pools: tuple[AddressPool, ...] | None = None) -> None:
+                 engine_timeout: float | None = None, address_pools: tuple[AddressPool, ...] | None = None,
+                 shared_engine: bool = False) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
 
         ``strict_plugins`` (default: ``RECONCILER_STRICT_PLUGINS``) makes a
@@ -93,6 +94,7 @@ class Reconciler:
         None: ``RECONCILER_ENGINE_TIMEOUT``, else 10); longer calls keep their own limits.
         ``address_pools``: where bridge networks without a subnet get theirs (None:
         ``RECONCILER_DEFAULT_ADDRESS_POOLS``, else ``addresses.DEFAULT_ADDRESS_POOLS``; (): the engine's).
+        ``shared_engine`` (the daemon): every stack and pass shares one engine connection and lists.
         """
         self.engine_url = engine_url
         self.engine_tls = engine_tls
@@ -102,6 +104,7 @@ class Reconciler:
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules, strict=strict_plugins)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
+        self._engine_shared: dict | None = {} if shared_engine else None  # DriverContext.engine_shared
 
     @property
     def state(self):
@@ -129,7 +132,8 @@ class Reconciler:
     def drivers(self, stack: str) -> Drivers:
         return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress,
                                                        engine_tls=self.engine_tls, engine_timeout=self.engine_timeout,
-                                                       address_pools=self.address_pools))
+                                                       address_pools=self.address_pools,
+                                                       engine_shared=self._engine_shared))
 
     def driver_names(self) -> dict[str, list[str]]:
         """The driver names plugins provide, by spec section (for ``load_desired``)."""

@@ -1,6 +1,7 @@
 """Containers through the engine's API: create, connect, start, wait, remove.
 
-Observation reads the stack's containers with one filtered list call. Only for
+Observation reads the stack's containers with one filtered list call (a
+daemon: one list of all containers per moment, shared by its stacks). Only for
 containers whose config hash differs from the desired one does it read the
 full inspect data, to explain the change (secret values are redacted by the
 planner, which knows which keys are secret).
@@ -20,8 +21,7 @@ from typing import Mapping, Sequence
 import docker.errors
 
 from reconciler.sdk import (
-    ContainerSpec, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver,
-    owned_plus_wanted, poll_until,
+    ContainerSpec, LiveObject, PermanentError, PollTimeout, RecreateRequired, RuntimeDriver, poll_until,
 )
 from reconciler.sdk.docker import EngineDriver, engine_errors, is_ours, owned_filter
 from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, REPLICA, STACK, is_owned
@@ -66,8 +66,9 @@ class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, Eng
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         # A container run from one of the images we built carries its labels (kind image): not the stack's.
         with engine_errors("list containers"):
-            owned = self.api.containers(all=True, filters=owned_filter(stack, self.kind))
-            found = owned_plus_wanted(owned, wanted, self._named, _name)
+            found = self.listed(stack, wanted, owned=lambda: self.api.containers(
+                all=True, filters=owned_filter(stack, self.kind)), everything=lambda: self.api.containers(all=True),
+                lookup=self._named, name_of=_name)
         return self._live_objects(stack, found, wanted)
 
     def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 import docker.errors
 
 from reconciler.sdk import (
-    Content, DriverError, ImageSpec, LiveObject, PermanentError, RegistryDriver, TemporaryError,
+    Content, DriverError, ImageSpec, LiveObject, PermanentError, RegistryDriver, TemporaryError, fresh_read,
     redact as redact_values,
 )
 from reconciler.sdk.docker import EngineDriver, engine_errors
@@ -33,11 +33,12 @@ if TYPE_CHECKING:
 # Credentials and the registry's manifest API are needed for a pull, a push or a followed tag only:
 # they are imported then (a converged pass of pinned images never pays for them).
 
-__all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "RateLimited",
+__all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "LocalImages", "RateLimited",
            "RegistryUnreachable", "pull_error", "redact", "split_ref"]
 
 log = logging.getLogger(__name__)
 _STORE_KEY = "reconciler_docker.credentials"
+_IMAGES_KEY = "reconciler_docker.images"  # fresh_read: the engine's image list, indexed
 RATE_LIMIT_DELAY = 10.0  # the engine drops the registry's Retry-After: a hint, capped by the core
 _PLURAL = {"push": "es"}
 SHORT_SECRET = 4  # a secret shorter than this is still redacted, but may also blank ordinary text
@@ -133,6 +134,23 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return repo, tag
 
 
+class LocalImages:
+    """The engine's image list, indexed once: each image by its tags and digests, each repository's digests by image.
+
+    A pass then costs O(its images), not O(the engine's), when a daemon's passes share one list.
+    """
+
+    def __init__(self, images: Iterable[dict]) -> None:
+        self.by_ref: dict[str, dict] = {}
+        self.digests: dict[str, dict[str, str]] = {}  # repository → local image id → digest
+        for image in images:
+            for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+                self.by_ref[ref] = image
+            for digest in image.get("RepoDigests") or ():
+                repo, _, value = digest.partition("@")
+                self.digests.setdefault(repo, {})[image["Id"]] = value
+
+
 class DockerRegistryDriver(EngineDriver, RegistryDriver):
     """Pulls and builds through the engine; one instance per run."""
 
@@ -147,12 +165,11 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
         observe: ``content`` stays None and ``details["upstream_error"]`` says why.
         """
         with engine_errors("list images"):
-            images = self.api.images()
-        found: dict[str, dict] = {}
-        for image in images:
-            for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
-                if ref in wanted:
-                    found[ref] = image
+            if self.context.engine_shared is None:
+                images = LocalImages(self.api.images())
+            else:  # a daemon: one list for every stack's pass of this moment
+                images = fresh_read(self.context, _IMAGES_KEY, lambda: LocalImages(self.api.images()))
+        found = {ref: images.by_ref[ref] for ref in wanted if ref in images.by_ref}
         upstream = self._upstream(ref for ref, image in found.items()
                                   if _tracks(wanted, ref) and _from_registry(ref, image))
         out = []
@@ -161,8 +178,7 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
             repo = split_ref(ref)[0].partition("@")[0]
             details: dict[str, object] = {
                 "repo_digests": tuple(image.get("RepoDigests") or ()),
-                "digests_by_id": {i["Id"]: d.partition("@")[2] for i in images
-                                  for d in i.get("RepoDigests") or () if d.partition("@")[0] == repo},
+                "digests_by_id": dict(images.digests.get(repo, {})),
             }
             content = None
             if isinstance(upstream.get(ref), Exception):

@@ -11,7 +11,7 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
 from reconciler.sdk import (DEFAULT_ADDRESS_POOLS, AddressPool, LiveObject, NetworkDriver, NetworkSpec, PermanentError,
-                            allocate_subnet, owned_plus_wanted)
+                            allocate_subnet)
 from reconciler.sdk.docker import EngineDriver, engine_errors, is_ours, owned_filter
 
 from .adopting import NetworkAdoption
@@ -32,12 +32,13 @@ def _info(net: Mapping) -> dict[str, str]:
 
 
 class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
-    """One list call for the stack's networks; one more only for names not yet owned."""
+    """One list call for the stack's networks; one more only for names not yet owned (a daemon: one for all)."""
 
     def observe(self, stack: str, wanted: Mapping[str, NetworkSpec]) -> list[LiveObject]:
         with engine_errors("list networks"):
-            found = owned_plus_wanted(self.api.networks(filters=owned_filter(stack, self.kind)), wanted,
-                                      lambda names: self.api.networks(names=names), lambda net: net["Name"])
+            found = self.listed(stack, wanted, owned=lambda: self.api.networks(filters=owned_filter(stack, self.kind)),
+                                everything=lambda: self.api.networks(),
+                                lookup=lambda names: self.api.networks(names=names), name_of=lambda net: net["Name"])
         return [self.live(net["Name"], net["Id"], net.get("Labels"), info=_info(net)) for net in found.values()]
 
     def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:

@@ -4,7 +4,8 @@ Several storage drivers of this plugin keep their volumes on the engine (the
 ``hostdir`` driver is one), and the core observes each driver instance on its
 own and merges what they report by name. So each driver claims only the
 volumes whose ``io.reconciler.driver`` label names it: two drivers never
-report the same owned volume, and they share one list call per pass.
+report the same owned volume, and they share one list call per pass (a
+daemon's passes share one list of all volumes: ``EngineDriver.listed``).
 
 The engine gives volumes no id (and their ``CreatedAt`` moves whenever the
 volume's root is chmod-ed), so a volume's ``LiveObject.id`` is the id the
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec, owned_plus_wanted
-from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter, shared_read
+from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec, fresh_read
+from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter
 from reconciler.sdk.labels import DRIVER, VOLUME_ID, is_owned
 
 from .adopting import VolumeAdoption
@@ -37,16 +38,20 @@ class DockerVolumeDriver(VolumeAdoption, EngineDriver, StorageDriver):
     def observe(self, stack: str, wanted: Mapping[str, VolumeSpec]) -> list[LiveObject]:
         """The stack's volumes this driver claims, plus unowned volumes under wanted names.
 
-        One list call for the stack; a second only for wanted names the stack
-        does not own at all (not even through another driver).
+        One list call for the stack, shared with the plugin's other storage
+        drivers; a second only for wanted names the stack does not own at all
+        (not even through another driver). A daemon lists all volumes once
+        per moment for every stack instead.
         """
         with engine_errors("list volumes"):
-            listed = shared_read(self.context, f"volumes:{stack}",
-                                 lambda: self.api.volumes(filters=owned_filter(stack, self.kind)).get("Volumes") or [])
-            found = owned_plus_wanted(listed, wanted,
-                                      lambda names: self.api.volumes(filters={"name": names}).get("Volumes") or [],
-                                      lambda vol: vol["Name"])
+            found = self.listed(
+                stack, wanted, owned=lambda: fresh_read(self.context, f"volumes:{stack}", lambda: self._volumes(
+                    owned_filter(stack, self.kind))), everything=lambda: self._volumes(None),
+                lookup=lambda names: self._volumes({"name": names}), name_of=lambda vol: vol["Name"])
         return [self._live_volume(vol) for vol in found.values() if self._reports(vol, stack)]
+
+    def _volumes(self, filters: dict | None) -> list[dict]:
+        return self.api.volumes(filters=filters).get("Volumes") or []
 
     def find_labelled(self, selectors: Sequence[str]) -> list[LiveObject]:
         """The engine volumes carrying every one of ``selectors`` (a Compose project's, for adoption)."""

@@ -26,11 +26,11 @@ from typing import Any, Collection, Iterator, Mapping
 import docker.errors
 
 from reconciler.sdk import (
-    ContainerSpec, EngineEvent, FileMount, Kind, LiveObject, PermanentError, PollTimeout, RuntimeDriver,
+    ContainerSpec, EngineEvent, FileMount, Kind, LiveObject, PermanentError, PollTimeout, RuntimeDriver, fresh_read,
     owned_plus_wanted, poll_until, stream_opened,
 )
 from reconciler.sdk.docker import (
-    EngineDriver, engine_errors, engine_swarm, follow_events, is_ours, owned_filter, shared_read,
+    EngineDriver, engine_errors, engine_swarm, follow_events, is_ours, owned_filter,
 )
 from reconciler.sdk.labels import CONFIG_HASH, KIND, NAME, STACK, is_owned, owner_selector
 
@@ -152,12 +152,15 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
             return self.api.tasks(filters={"label": [owner_selector(stack)]})
 
     def _network_names(self) -> dict[str, str]:
-        """Network ID → name, from the one network list of this pass (live services name networks by ID)."""
+        """Network ID → name, from the one network list of this pass, or of this moment (``fresh_read``).
+
+        Live services name networks by ID.
+        """
         def fetch() -> dict[str, str]:
             with engine_errors("list networks"):
                 return {n["Id"]: n["Name"] for n in self.api.networks()}
 
-        return shared_read(self.context, _NETWORKS_KEY, fetch)
+        return fresh_read(self.context, _NETWORKS_KEY, fetch)
 
     def _manager(self) -> bool:
         return bool(engine_swarm(self.context).get("ControlAvailable"))

@@ -8,8 +8,11 @@ other. Everything here is public; the modules behind it are private and may
 move:
 
 - ``_client``: the run's one client (``api_client``, ``EngineDriver``, the
-  ``use_client`` seam), ``engine_errors``, ``owned_filter``, ``shared_read``,
-  ``follow_events``;
+  ``use_client`` seam), ``engine_errors``, ``owned_filter``, ``follow_events``;
+- ``_shared``: the one connection a daemon's reconciler shares between every
+  stack and pass (``PassClient``: one context's client over the shared pool);
+- ``_snapshot``: what a driver lists (``EngineDriver.listed``): the stack's
+  filtered list, or the kind's whole list once per moment for every stack;
 - ``_connection``: opening it, with a bounded connect and first answer
   (``open_engine``, ``connect_timeout``, ``engine_timeout``), and failing over
   between a swarm's managers;
@@ -31,7 +34,6 @@ from ._client import (
     follow_events,
     is_ours,
     owned_filter,
-    shared_read,
     use_client,
 )
 from ._connection import (
@@ -59,6 +61,7 @@ __all__ = [
     "EngineClient",
     "EngineDriver",
     "FailoverRefused",
+
     "SSH_CONFIG_ENV",
     "api_client",
     "connect_timeout",
@@ -72,7 +75,6 @@ __all__ = [
     "is_ours",
     "open_engine",
     "owned_filter",
-    "shared_read",
     "ssh_command",
     "use_client",
 ]

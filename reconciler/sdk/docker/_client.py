@@ -17,7 +17,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, TypeVar
+from typing import Callable, Iterable, Iterator, Mapping
 
 import docker
 import docker.errors
@@ -29,15 +29,16 @@ from ...labels import CONFIG_HASH, KIND, STACK, is_owned, owner_selectors
 from ...model import Kind, LiveObject
 from ._connection import (CONNECT_TIMEOUT_ENV, ENGINE_TIMEOUT_ENV, Engine, connect_timeout, engine_timeout, engine_urls,
                           open_engine)
+from ._shared import SHARED_POOL_SIZE, pass_engine
+from ._snapshot import listed
 
 __all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "follow_events", "is_ours",
-           "owned_filter", "shared_read", "use_client"]
+           "owned_filter", "use_client"]
 
 _ENGINE_KEY = "reconciler.sdk.docker.engine"  # in shared: the run's Engine (its client, ID and Swarm part of /info)
 _FAILURE_KEY = "reconciler.sdk.docker.connect_failure"  # in pass_cache: this pass already failed to connect
 _CONNECTING_KEY = "reconciler.sdk.docker.connecting"  # in shared: the lock of this context's one connect
 _CLIENT_LOCK = threading.Lock()  # held for moments only, never across a request
-T = TypeVar("T")
 # The engine answers 500 for faults in the object's own config (a missing
 # executable, a bad mount, an invalid subnet): retrying those only wastes time.
 _PERMANENT_500 = re.compile(
@@ -93,27 +94,46 @@ def _engine(context: DriverContext) -> Engine:
 
     Connecting holds a lock of this context's own: another run's drivers (a
     fleet's other targets, each a context of its own) never wait for an
-    engine that is slow to answer.
+    engine that is slow to answer. With ``context.engine_shared`` (a daemon's
+    reconciler) the connection is the reconciler's, opened once for every
+    stack and pass and again after a request failed to reach it (``_shared``).
     """
     with _CLIENT_LOCK:
         engine = context.shared.get(_ENGINE_KEY)
         if engine is not None:
             return engine
         connecting = context.shared.setdefault(_CONNECTING_KEY, threading.Lock())
+    if context.engine_shared is not None:
+        _failed_before(context)
+        try:
+            return pass_engine(context, lambda: _connect_counted(context), _counter(context))
+        except EngineUnreachable as exc:
+            context.pass_cache[_FAILURE_KEY] = exc
+            raise
     with connecting:
         engine = context.shared.get(_ENGINE_KEY)
         if engine is None:
-            failure = context.pass_cache.get(_FAILURE_KEY)
-            if failure is not None:
-                raise type(failure)(str(failure))
+            _failed_before(context)
             try:
-                engine = _connect(context)
+                engine = _connect_counted(context)
             except EngineUnreachable as exc:
                 context.pass_cache[_FAILURE_KEY] = exc
                 raise
-            context.stats["read"] += 1  # the one GET /info that negotiated the API version
             with _CLIENT_LOCK:
                 _use(context, engine)
+    return engine
+
+
+def _failed_before(context: DriverContext) -> None:
+    """Raise the failure to connect this pass already met, if it met one."""
+    failure = context.pass_cache.get(_FAILURE_KEY)
+    if failure is not None:
+        raise type(failure)(str(failure))
+
+
+def _connect_counted(context: DriverContext) -> Engine:
+    engine = _connect(context, pool_size=SHARED_POOL_SIZE if context.engine_shared is not None else None)
+    context.stats["read"] += 1  # the one GET /info that negotiated the API version
     return engine
 
 
@@ -124,11 +144,12 @@ def _use(context: DriverContext, engine: Engine) -> None:
     context.shared[_ENGINE_KEY] = engine
 
 
-def _connect(context: DriverContext) -> Engine:
+def _connect(context: DriverContext, *, pool_size: int | None = None) -> Engine:
     where = ", ".join(engine_urls(context.engine_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"))
     answer = engine_timeout(context.engine_timeout)
     try:
-        return open_engine(context.engine_url, tls=context.engine_tls, timeout=answer)
+        sizing = {"pool_size": pool_size} if pool_size else {}
+        return open_engine(context.engine_url, tls=context.engine_tls, timeout=answer, **sizing)
     except requests.exceptions.ConnectTimeout as exc:
         raise EngineTimeout(f"cannot reach the Docker engine at {where}: no connection within "
                             f"{connect_timeout():g}s (the connect timeout, {CONNECT_TIMEOUT_ENV})") from exc
@@ -146,22 +167,6 @@ def _counter(context: DriverContext):
         return response
 
     return count
-
-
-def shared_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
-    """``fetch()`` once per observe pass for all drivers of the run that need the same list.
-
-    Drivers sharing one engine list (``local`` and ``hostdir`` volumes) are
-    observed concurrently; the first one fetches, the others reuse its answer,
-    so a converged pass still costs one list call per kind. A failed fetch is
-    not remembered.
-    """
-    with _CLIENT_LOCK:
-        lock = context.shared.setdefault(f"reconciler.sdk.docker.lock.{key}", threading.Lock())
-    with lock:
-        if key not in context.pass_cache:
-            context.pass_cache[key] = fetch()
-        return context.pass_cache[key]
 
 
 def follow_events(api: docker.APIClient, types: list[str], stop: threading.Event,
@@ -237,6 +242,20 @@ class EngineDriver:
     def engine_id(self) -> str | None:
         """The engine's ID (``docker info``), read once per run when the client connects."""
         return engine_identity(self.context)
+
+    def listed(self, stack: str, wanted: Iterable[str], *, owned: Callable[[], list[dict]],
+               everything: Callable[[], list[dict]], lookup: Callable[[list[str]], Iterable[dict]],
+               name_of: Callable[[dict], str]) -> dict[str, dict]:
+        """What ``observe`` reports, as the engine lists it: ``stack``'s objects of this kind plus wanted names.
+
+        ``owned()``: the stack's filtered list call; ``everything()``: the
+        kind's unfiltered one; ``lookup(names)``: the call for wanted names the
+        stack does not own. One run (the CLI) makes the filtered calls; a
+        reconciler sharing its engine (the daemon) lists the kind once per
+        moment for every stack (``_snapshot.listed``).
+        """
+        return listed(self.context, stack, self.kind, wanted, owned=owned, everything=everything, lookup=lookup,
+                      name_of=name_of)
 
     def live(self, name: str, id: str, labels: Mapping[str, str] | None, **fields: object) -> LiveObject:
         """A ``LiveObject`` of this driver's kind, owned when its labels claim the run's stack for that kind."""

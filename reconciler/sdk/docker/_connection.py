@@ -38,6 +38,7 @@ import docker.constants
 import docker.errors
 import docker.utils
 import requests
+import requests.adapters
 
 from ...errors import PermanentError
 
@@ -70,10 +71,15 @@ class EngineClient(docker.APIClient):
 
             super().__init__(*args, base_url="unix:///var/run/docker.sock", **kwargs)
             self.mount("http+docker://ssh", SshAdapter(base_url, connect_timeout=connect_timeout,
-                                                        timeout=kwargs.get("timeout") or READ_TIMEOUT))
+                                                        timeout=kwargs.get("timeout") or READ_TIMEOUT,
+                                                        max_pool_size=kwargs.get("max_pool_size") or 10))
             self.base_url = "http+docker://ssh"
             return
         super().__init__(*args, base_url=base_url, **kwargs)
+        if kwargs.get("max_pool_size") and str(self.base_url).startswith(("http://", "https://")):
+            # The SDK's tcp:// adapters are requests' own, whose pools keep 10 connections whatever it is told.
+            for prefix in ("http://", "https://"):
+                self.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=kwargs["max_pool_size"]))
 
     def send(self, request, **kwargs):
         """Send as ``requests`` does, with the connect part of the timeout bounded."""
@@ -171,27 +177,30 @@ def engine_urls(engine_url: str | None) -> list[str]:
     return [url.strip() for url in engine_url.split(",") if url.strip()]
 
 
-def open_engine(engine_url: str | None, *, tls=None, timeout: float | None = None) -> Engine:
+def open_engine(engine_url: str | None, *, tls=None, timeout: float | None = None,
+                pool_size: int | None = None) -> Engine:
     """Connect to ``engine_url`` (else ``DOCKER_HOST``, its TLS settings, then the local socket).
 
     ``tls`` (a ``reconciler.model.TLSFiles``) gives client certificate files
     for a ``tcp://`` engine that verifies its clients. ``ssh://`` engines are
     reached through the system's ``ssh`` client (its config, keys and agent).
     ``timeout``: the engine timeout (see ``engine_timeout``), for ``/info`` and
-    every ordinary read of the client made.
+    every ordinary read of the client made. ``pool_size``: connections its pool
+    keeps (default: the SDK's 10), for a client many threads share.
     Makes exactly one request, ``GET /info``, per URL tried. Raises the SDK's or
     requests' exceptions (the last URL's, for a list); the caller maps them onto
     the project's errors. For a list, see the module's docstring.
     """
     urls = engine_urls(engine_url)
     answer = engine_timeout(timeout)
+    sizing = {"pool_size": pool_size} if pool_size else {}
     if len(urls) <= 1:
-        return _open_one(urls[0] if urls else None, tls, answer)
+        return _open_one(urls[0] if urls else None, tls, answer, **sizing)
     down: list[tuple[str, Exception]] = []
     refused: list[str] = []
     for index, url in enumerate(urls):
         try:
-            engine = _open_one(url, tls, answer)
+            engine = _open_one(url, tls, answer, **sizing)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             down.append((url, exc))
             continue
@@ -249,7 +258,7 @@ def _short_reason(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
-def _open_one(engine_url: str | None, tls, answer: float) -> Engine:
+def _open_one(engine_url: str | None, tls, answer: float, *, pool_size: int | None = None) -> Engine:
     settings = _settings(engine_url, tls) if engine_url else docker.utils.kwargs_from_env()
     limit = connect_timeout()
     # No request yet: a fixed version skips the SDK's negotiation, /info below does it instead.
@@ -271,6 +280,8 @@ def _open_one(engine_url: str | None, tls, answer: float) -> Engine:
     finally:
         notice.cancel()
         probe.close()
+    if pool_size:
+        settings["max_pool_size"] = pool_size
     client = EngineClient(version=version, timeout=READ_TIMEOUT, connect_timeout=limit, answer_timeout=answer,
                           **settings)
     return Engine(client, str(info.get("ID") or ""), swarm=dict(info.get("Swarm") or {}))
