@@ -352,9 +352,10 @@ def _run_daemon(args: argparse.Namespace, config, state) -> int:
     from ..loop import is_news
     from ..render import pass_json, pass_text
 
-    # The record of what the daemon creates lives in its state directory, beside the checkouts.
+    # The record of what the daemon creates lives in its state directory, beside the checkouts;
+    # every stack's passes share one engine connection and the lists of the moment.
     reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin, strict_plugins=args.strict_plugins,
-                            state=state)
+                            state=state, shared_engine=True)
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()
 

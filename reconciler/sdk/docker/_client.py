@@ -104,16 +104,15 @@ def _engine(context: DriverContext) -> Engine:
             return engine
         connecting = context.shared.setdefault(_CONNECTING_KEY, threading.Lock())
     if context.engine_shared is not None:
-        _failed_before(context)
-        try:
-            return pass_engine(context, lambda: _connect_counted(context), _counter(context))
-        except EngineUnreachable as exc:
-            context.pass_cache[_FAILURE_KEY] = exc
-            raise
+        # No failure remembered in pass_cache here: a context that lives on (an event follower's) must be
+        # able to open the engine again; drivers connecting at once already share one attempt.
+        return pass_engine(context, lambda: _connect_counted(context), _counter(context))
     with connecting:
         engine = context.shared.get(_ENGINE_KEY)
         if engine is None:
-            _failed_before(context)
+            failure = context.pass_cache.get(_FAILURE_KEY)
+            if failure is not None:
+                raise type(failure)(str(failure))
             try:
                 engine = _connect_counted(context)
             except EngineUnreachable as exc:
@@ -122,13 +121,6 @@ def _engine(context: DriverContext) -> Engine:
             with _CLIENT_LOCK:
                 _use(context, engine)
     return engine
-
-
-def _failed_before(context: DriverContext) -> None:
-    """Raise the failure to connect this pass already met, if it met one."""
-    failure = context.pass_cache.get(_FAILURE_KEY)
-    if failure is not None:
-        raise type(failure)(str(failure))
 
 
 def _connect_counted(context: DriverContext) -> Engine:
