@@ -55,8 +55,6 @@ class Snapshots:
         self._lock = threading.Lock()
         self._done: dict[str, tuple[float, object]] = {}  # key → (when its request started, its answer)
         self._flying: dict[str, _Flight] = {}
-        #: How many reads each key made (tests and benchmarks count them).
-        self.reads: dict[str, int] = {}
 
     def read(self, key: str, fetch: Callable[[], T], *, after: float) -> T:
         """The answer of a ``fetch()`` of ``key`` whose request started at or after ``after`` (monotonic time)."""
@@ -69,7 +67,6 @@ class Snapshots:
                 mine = flight is None
                 if mine:
                     flight = self._flying[key] = _Flight()
-                    self.reads[key] = self.reads.get(key, 0) + 1
             if mine:
                 return self._fly(key, flight, fetch)
             try:
@@ -97,12 +94,6 @@ class Snapshots:
                 self._done[key] = (flight.started, answer)
         flight.answer.set_result(answer)
         return answer
-
-    def latest(self, key: str) -> object | None:
-        """The newest answer ``key``'s reads gave, however old, or None."""
-        with self._lock:
-            done = self._done.get(key)
-        return None if done is None else done[1]
 
 
 def snapshots(context: DriverContext) -> Snapshots:
