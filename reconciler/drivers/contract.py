@@ -82,12 +82,9 @@ class DriverContext:
     ``address_pools``: where a network driver that picks subnets takes a bridge network's
     from when the spec gives none (``reconciler.addresses``; None: ``DEFAULT_ADDRESS_POOLS``,
     (): none, the engine allocates as it would).
-    ``engine_shared``: what lives as long as the reconciler and is shared by
-    every stack's contexts (the daemon's: one engine connection, the snapshots
-    ``fresh_read`` shares); None (the CLI) shares nothing beyond the context.
-    ``fresh_after``: the monotonic time the current observe pass started (set
-    by the core where it clears ``pass_cache``): ``fresh_read`` answers it with
-    no read that started earlier.
+    ``engine_shared``: what every stack's contexts share while the reconciler lives (a daemon's engine
+    connection, ``fresh_read``'s lists; None: the CLI). ``fresh_after``: the monotonic time the observe
+    pass started (set where the core clears ``pass_cache``): ``fresh_read`` gives it no older read.
     """
 
     stack: str
