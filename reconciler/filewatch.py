@@ -8,15 +8,15 @@ so all of them count. The loop's debounce turns the burst into one pass.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .loop import is_relevant, watched_paths
 from .model import DesiredState
+from .paths import inside
 
-__all__ = ["SpecWatcher"]
+__all__ = ["SpecWatcher", "is_relevant", "watched_paths"]
 
 
 class SpecWatcher(FileSystemEventHandler):
@@ -63,3 +63,17 @@ class SpecWatcher(FileSystemEventHandler):
         paths = [event.src_path, getattr(event, "dest_path", "")]
         if any(p and is_relevant(str(Path(p).resolve()), self._files, self._trees) for p in paths):
             self._changed()
+
+
+def watched_paths(desired: DesiredState) -> tuple[set[str], set[str]]:
+    """(files, trees) a pass depends on: spec files, their ``.env``, env files and archives; build contexts."""
+    files = {str(Path(s).resolve()) for s in desired.sources}
+    files |= {str(Path(s).resolve().parent / ".env") for s in desired.sources}
+    files |= set(desired.inputs)
+    trees = {spec.build_context for spec in desired.images.values() if spec.build_context}
+    return files, trees
+
+
+def is_relevant(path: str, files: Collection[str], trees: Collection[str]) -> bool:
+    """Whether a changed ``path`` is one a pass depends on."""
+    return path in files or any(inside(path, tree) for tree in trees)

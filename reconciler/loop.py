@@ -27,22 +27,24 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Collection, Iterable
+from typing import Callable, Iterable, Sequence
 
 from .errors import ReconcilerError, SourceError
 from .model import DesiredState, Kind
-from .paths import inside
 from .plan import Action, Plan
 from .redact import redact
 from .reconcile import ApplyRequest, Reconciler
-from .report import ApplyReport, Status
+from .report import ApplyReport, Outcome, Status
 from .retry import RetryPolicy
 from .runner import StackRunner, runner_for, whole_plan, whole_report
 
 __all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger", "unexpected"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds after a pass during which an event that echoes its own changes still wakes nothing (the engine
+#: reports a change a moment after it answered the request that made it).
+ECHO_GRACE = 2.0
 
 
 class Trigger(enum.StrEnum):
@@ -137,9 +139,21 @@ class StackLoop:
         self.on_error = on_error
         self._wake = threading.Condition()
         self._pending: list[tuple[Trigger, bool]] = [(Trigger.START, False)]  # (why, only a look)
+        self._pending_since = time.monotonic()  # when the first pending trigger came
         self._starts: dict[str, tuple[int, float]] = {}  # container → (starts in a row, last start)
         self._failures = 0
         self._last_pass = time.monotonic()
+        self._not_before = 0.0  # the backoff: no pass before this (monotonic)
+        #: Told after each trigger (the scheduler's, which then knows the stack is due); None when ``run`` drives.
+        self.on_trigger: Callable[[], None] | None = None
+        #: Told of each spec that loaded, before its pass observes (the daemon follows the stack's events from it).
+        self.on_load: Callable[[DesiredState], None] | None = None
+        #: ``events.is_echo``: whether an engine event is what a pass's own changes made (then it wakes nothing).
+        self.echo: Callable[[object, Sequence[Outcome]], bool] | None = None
+        self._in_pass = False
+        self._heard: list = []  # engine events that came during the pass in flight
+        self._echoes: tuple[Outcome, ...] = ()  # the last pass's outcomes, while its events may still come
+        self._pass_ended = 0.0
         self.names: set[str] = set()  # the stack's object names, for engine event filters
         self.desired: DesiredState | None = None  # the last spec that loaded
         self._runner: tuple | None = None  # ((fleet, stack), the runner chosen for them)
@@ -153,8 +167,90 @@ class StackLoop:
         only if it is news (it changed or found something).
         """
         with self._wake:
+            if not self._pending:
+                self._pending_since = time.monotonic()
             self._pending.append((why, look))
             self._wake.notify()
+        if self.on_trigger is not None:
+            self.on_trigger()
+
+    def engine_event(self, event: object | None) -> None:
+        """An engine event about one of the stack's objects (an ``EngineEvent``), or None: a stream (re)opened, look.
+
+        An event that comes during a pass waits for its end; one that is an echo of the pass's own changes
+        (``echo``), then or within ``ECHO_GRACE`` seconds after the pass, wakes nothing: a cold start of N
+        stacks is N passes, not 2N. Anything else triggers a pass (``Trigger.ENGINE``).
+        """
+        if event is None:
+            self.trigger(Trigger.ENGINE, look=True)
+            return
+        with self._wake:
+            if self._in_pass:
+                self._heard.append(event)
+                return
+            recent = self._echoes if time.monotonic() - self._pass_ended <= ECHO_GRACE else ()
+        if not (recent and self.echo is not None and self.echo(event, recent)):
+            self.trigger(Trigger.ENGINE)
+
+    def _passing(self, result: Pass | None) -> None:
+        """The pass in flight ended: the events heard meanwhile that are not its echoes trigger the next."""
+        outcomes = tuple(result.report.outcomes) if result is not None and result.report is not None else ()
+        with self._wake:
+            heard, self._heard, self._in_pass = self._heard, [], False
+            self._echoes, self._pass_ended = outcomes, time.monotonic()
+        if any(event is None or not (outcomes and self.echo is not None and self.echo(event, outcomes))
+               for event in heard):
+            self.trigger(Trigger.ENGINE)
+
+    def due(self) -> float:
+        """When the next pass may start (monotonic): after the debounce of the first pending trigger and the
+        backoff, or at the resync when nothing is pending."""
+        with self._wake:
+            if self._pending:
+                return max(self._pending_since, self._not_before) + self.options.debounce
+            return max(self._last_pass + self.options.resync, self._not_before)
+
+    def step(self) -> Pass | None:
+        """Run the pass that is due (the pending triggers, or the resync), report it; None when none was due.
+
+        What a scheduler's worker calls once ``due()`` has passed; never raises: an exception nobody expected
+        is reported, counted and retried after a backoff.
+        """
+        try:
+            woken = self._take()
+            if woken is None:
+                return None
+            why, look = woken
+            started = time.monotonic()
+            with self._wake:
+                self._in_pass = True
+            result = None
+            try:
+                result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
+            finally:
+                self._passing(result)
+            self._not_before = time.monotonic() + result.delay
+            if not look or is_news(result):
+                self.on_pass(result)
+            return result
+        except Exception as exc:  # a callback's or a plugin's bug: the loop goes on
+            unexpected(exc, self.on_error)
+            self._failures += 1
+            self._not_before = time.monotonic() + self._backoff(self._failures)
+            self.trigger(Trigger.RETRY)
+            return None
+
+    def _take(self) -> tuple[Trigger, bool] | None:
+        """(the first pending trigger, whether all are looks), the resync when it is due, else None."""
+        with self._wake:
+            if not self._pending:
+                if time.monotonic() < self._last_pass + self.options.resync:
+                    return None
+                self._pending.append((Trigger.RESYNC, False))
+            pending, self._pending = self._pending, []
+        self._last_pass = time.monotonic()
+        woken = [why for why, look in pending if not look]  # a look says less than any other reason
+        return (woken[0], False) if woken else (pending[0][0], True)
 
     def wake(self) -> None:
         """End a wait for triggers now (call it after setting the loop's ``stop``)."""
@@ -162,56 +258,26 @@ class StackLoop:
             self._wake.notify_all()
 
     def run(self, stop: threading.Event) -> None:
-        """Run passes until ``stop`` is set; a pass in flight always finishes.
+        """Run passes in this thread until ``stop`` is set; a pass in flight always finishes (``reconcile watch``).
 
         Once a spec has loaded (the stack's name is known), the engine's
         events are followed too, so drift is repaired as soon as it happens.
+        The daemon drives many loops from a ``scheduler.Scheduler`` instead.
         """
-        not_before = 0.0
         following = False
         while not stop.is_set():
-            try:
-                woken = self._next(stop, not_before)
-                if woken is None:
-                    continue
-                why, look = woken
-                started = time.monotonic()
-                result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
-                not_before = time.monotonic() + result.delay
-                if not look or is_news(result):
-                    self.on_pass(result)
-                if not following and self.desired is not None:
-                    stack = self.desired.stack
-                    follow_events(self, self.runner(self.desired).event_sources(stack), stack, stop)
-                    following = True
-            except Exception as exc:  # a callback's or a plugin's bug: the loop goes on
-                unexpected(exc, self.on_error)
-                self._failures += 1
-                not_before = time.monotonic() + self._backoff(self._failures)
-                self.trigger(Trigger.RETRY)
-
-    def _next(self, stop: threading.Event, not_before: float) -> tuple[Trigger, bool] | None:
-        """(the first pending trigger, whether all are looks) once the backoff and the debounce have passed;
-        None when stopping."""
-        deadline = self._last_pass + self.options.resync
-        with self._wake:
-            while not self._pending and not stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self._pending.append((Trigger.RESYNC, False))
-                    break
+            with self._wake:
                 # ``wake()`` ends it early when stopping; at most a second, so that a signal handler
                 # waiting for this (main) thread runs soon.
-                self._wake.wait(timeout=min(remaining, 1.0))
-        if stop.wait(max(not_before - time.monotonic(), 0.0) + self.options.debounce):
-            return None
-        with self._wake:
-            pending, self._pending = self._pending, []
-        self._last_pass = time.monotonic()
-        if not pending:
-            return None
-        woken = [why for why, look in pending if not look]  # a look says less than any other reason
-        return (woken[0], False) if woken else (pending[0][0], True)
+                remaining = self.due() - time.monotonic()
+                if remaining > 0:
+                    self._wake.wait(timeout=min(remaining, 1.0))
+                    continue
+            self.step()
+            if not following and self.desired is not None:
+                stack = self.desired.stack
+                follow_events(self, self.runner(self.desired).event_sources(stack), stack, stop)
+                following = True
 
     def run_pass(self, why: Trigger) -> Pass:
         """Load the spec and apply it once; never raises: an unexpected exception is a failed pass, retried."""
@@ -235,6 +301,8 @@ class StackLoop:
         # Updated in place: event followers hold this very set and read it on every event.
         self.names.clear()
         self.names.update(name for kind in Kind for name in desired.of(kind))
+        if self.on_load is not None:
+            self.on_load(desired)
         try:
             runner = self.runner(desired)
             if self.is_suspended(desired.stack):  # drift is reported, nothing is applied
@@ -366,17 +434,3 @@ class _Following:
 
     def __getattr__(self, name: str):
         return getattr(self._stop, name)
-
-
-def watched_paths(desired: DesiredState) -> tuple[set[str], set[str]]:
-    """(files, trees) a pass depends on: spec files, their ``.env``, env files and archives; build contexts."""
-    files = {str(Path(s).resolve()) for s in desired.sources}
-    files |= {str(Path(s).resolve().parent / ".env") for s in desired.sources}
-    files |= set(desired.inputs)
-    trees = {spec.build_context for spec in desired.images.values() if spec.build_context}
-    return files, trees
-
-
-def is_relevant(path: str, files: Collection[str], trees: Collection[str]) -> bool:
-    """Whether a changed ``path`` is one a pass depends on."""
-    return path in files or any(inside(path, tree) for tree in trees)

@@ -97,6 +97,8 @@ class DaemonConfig:
     #: Where bridge networks without a subnet get theirs (``default_address_pools``; () when the file says ``[]``:
     #: the engine's pools); None, not in the file: ``RECONCILER_DEFAULT_ADDRESS_POOLS``, else the defaults.
     default_address_pools: tuple[AddressPool, ...] | None = None
+    #: Passes run at once (the pool's workers); None: sized to the machine (``scheduler.default_workers``).
+    workers: int | None = None
 
 
 def default_state_dir() -> str:
@@ -256,5 +258,6 @@ def _build(data: dict, file: Path) -> DaemonConfig:
         log_format=data.get("log_format", "text"),
         history=_history(data.get("history") or {}),
         default_address_pools=_pools(data.get("default_address_pools")),
+        workers=int(data["workers"]) if "workers" in data else None,
         file=str(file),
     )

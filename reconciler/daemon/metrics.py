@@ -71,6 +71,7 @@ class Metrics:
                                 "was created (read at most once per filesystem interval).",
                                 ["stack", "container"], registry=r)
         self._layer_drifted: dict[str, set[str]] = {}
+        self._pool_gauges()
 
     def observe_pass(self, stack: str, passed: Pass, *, managed: int) -> None:
         """Count one pass of ``stack``: its result, duration and drift; ``managed``: the objects its spec declares."""
@@ -97,6 +98,26 @@ class Metrics:
         for name in now:
             self.filesystem.labels(stack, name).set(1)
         self._layer_drifted[stack] = now
+
+    def follow_pool(self, scheduler) -> None:
+        """Read the pool gauges from the daemon's ``scheduler.Scheduler`` when scraped (the last one given)."""
+        self._pool = scheduler
+
+    def _pool_gauges(self) -> None:
+        r = self.registry
+        self._pool = None
+
+        def read(what):
+            return lambda: what(self._pool) if self._pool is not None else 0
+
+        Gauge("reconciler_pass_workers", "Passes the daemon runs at once at most (daemon.yaml workers:).",
+              registry=r).set_function(read(lambda pool: pool.workers))
+        Gauge("reconciler_passes_running", "Passes running now.", registry=r).set_function(read(lambda p: p.busy()))
+        Gauge("reconciler_stacks_waiting", "Stacks due for a pass and waiting for a worker.",
+              registry=r).set_function(read(lambda pool: pool.waiting()))
+        Gauge("reconciler_passes_run", "Passes run since the daemon started, looks after an event stream opened "
+              "included (reconciler_syncs counts only the passes worth reporting).",
+              registry=r).set_function(read(lambda pool: pool.passes))
 
     def worker_error(self, thread: str) -> None:
         """Count one unexpected exception caught in ``thread`` (``stack-repo:app``, ``poll-repo``, ``events-…``)."""

@@ -1,20 +1,24 @@
-"""``reconcile daemon``: every stack of every source kept converged, each by its own worker.
+"""``reconcile daemon``: every stack of every source kept converged by a fixed pool of workers.
 
-A git source is fetched every ``interval`` by its own poller thread; a new
-revision triggers a pass of each of its stacks. A directory source is watched
-like ``reconcile watch`` watches files. Each stack is a ``StackLoop`` running
-in its own thread, so a stack whose spec is broken, whose repository is
-unreachable or whose apply fails is reported and retried with capped backoff
-while the others keep reconciling. Every pass is counted in the daemon's
-``Metrics`` by the daemon itself, however it was built; a front end's
-``on_pass`` only shows it.
+Each stack is a ``StackLoop`` (its triggers, backoff and resync time); a
+``scheduler.Scheduler`` runs their passes on ``workers`` threads, one pass per
+stack at a time, sources taking turns, so threads and descriptors do not grow
+with the number of stacks. Git sources are fetched by one poller thread that
+hands each due fetch to a small pool (``FETCHERS``); a new revision triggers a
+pass of each of its stacks. A directory source is watched like ``reconcile
+watch`` watches files (one observer per source). A stack whose spec is broken,
+whose repository is unreachable or whose apply fails is reported and retried
+with capped backoff, without holding a worker, while the others keep
+reconciling. Every pass is counted in the daemon's ``Metrics`` by the daemon
+itself, however it was built; a front end's ``on_pass`` only shows it.
 
 A revision that cannot be exported (a link out of the repository) is
 reported once, as an invalid pass of each of its source's stacks; they stay
 at their last good revision, still repairing drift, until a commit exports.
-No thread the daemon starts ends on an exception: a stack's loop, its event
-followers, a poller and a sync report one line, count it
-(``reconciler_worker_errors_total{thread}``) and go on after a backoff.
+No thread the daemon starts ends on an exception: a pass, an event follower,
+a poll round and a sync report one line, count it
+(``reconciler_worker_errors_total{thread}``, the thread named after the stack
+or source it served) and go on after a backoff.
 """
 from __future__ import annotations
 
@@ -22,15 +26,17 @@ import dataclasses
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..errors import SourceError, SpecError
-from ..loop import LoopOptions, Pass, StackLoop, Trigger, unexpected
+from ..loop import LoopOptions, Pass, StackLoop, Trigger, follow_events, unexpected
 from ..model import DesiredState, Kind
 from ..reconcile import ApplyRequest, Reconciler
 from ..retry import RetryPolicy
+from ..scheduler import Scheduler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
@@ -39,6 +45,7 @@ from .sources import Checkout, checkout_for
 __all__ = ["Daemon", "StackWorker"]
 
 RECORD_POLL = 1.0  # seconds between reads of the record's suspensions (``reconcile suspend`` on this host)
+FETCHERS = 4  # git fetches at once, at most (each is a ``git fetch`` process)
 
 
 @dataclass
@@ -70,7 +77,7 @@ class StackWorker:
 
 
 class Daemon:
-    """Runs every stack's loop and every source's poller until ``stop`` is set."""
+    """Runs every stack's passes on a pool of workers, and every git source's polls, until ``stop`` is set."""
 
     def __init__(self, config: DaemonConfig, *, reconciler: Reconciler, metrics: Metrics | None = None,
                  on_pass: Callable[[StackWorker, Pass], None] | None = None) -> None:
@@ -83,20 +90,32 @@ class Daemon:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.checkouts = {s.name: checkout_for(s, state_dir) for s in config.sources}
         self._fetching = {s.name: threading.Lock() for s in config.sources}
-        self._fetch_now = {s.name: threading.Event() for s in config.sources}
         self._hooked: set[str] = set()  # sources a webhook asked to fetch, not fetched since
+        # The poller's timetable: source name → when it is fetched next (monotonic); ``fetch`` moves one to now.
+        self._poll_at: dict[str, float] = {}
+        self._poll_wake = threading.Condition()
+        self._fetchers = ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch")
         self.workers = [StackWorker(s, p, self.checkouts[s.name]) for s in config.sources for p in s.paths]
+        self._by_source: dict[str, list[StackWorker]] = {}
+        for worker in self.workers:
+            self._by_source.setdefault(worker.source.name, []).append(worker)
         self.options = LoopOptions(resync=config.resync)
         if config.filesystem_interval is not None:  # read by the runtime driver (filesystem: report/recreate)
             os.environ["RECONCILER_FILESYSTEM_INTERVAL"] = format(config.filesystem_interval, "g")
         for worker in self.workers:
             worker.loop = self._loop(worker)
+        self.scheduler = Scheduler(config.workers, on_error=self.metrics.worker_error)
+        self.metrics.follow_pool(self.scheduler)
+        self._stop: threading.Event | None = None  # ``run``'s, once it runs (event followers end with it)
+        self._following: set[str] = set()  # workers whose events are followed
 
     def _loop(self, worker: StackWorker) -> StackLoop:
         request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty,
                                adopt_compose=worker.source.adopt_compose)
-        return StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
+        loop = StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
                          on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
+        loop.on_load = lambda desired: self._loaded(worker, desired)
+        return loop
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
         worker.last, worker.last_at = result, time.time()
@@ -109,15 +128,28 @@ class Daemon:
                                   managed=sum(len(desired.of(k)) for k in Kind) if desired else 0)
         self.on_pass(worker, result)
 
+    def _loaded(self, worker: StackWorker, desired: DesiredState) -> None:
+        """A spec of the worker's stack loaded: follow its events from now on, before its pass observes
+        (drift is repaired as it happens, and nothing that changes after that read goes unseen)."""
+        if worker.id in self._following or self._stop is None:
+            return
+        self._following.add(worker.id)
+        loop = worker.loop
+        follow_events(loop, loop.runner(desired).event_sources(desired.stack), desired.stack, self._stop)
+
     def fetch(self, sources: list[str]) -> None:
-        """Have the pollers of these git sources fetch now; requests made while one waits or fetches coalesce."""
-        for name in sources:
-            self._hooked.add(name)  # what the move it finds is triggered by, in the history
-            self._fetch_now[name].set()
+        """Have these git sources fetched now; requests made while one waits or fetches coalesce."""
+        with self._poll_wake:
+            for name in sources:
+                self._hooked.add(name)  # what the move it finds is triggered by, in the history
+                self._poll_at[name] = 0.0
+            self._poll_wake.notify()
 
     def sync(self, worker: StackWorker) -> None:
         """A pass of this stack now; a git source is fetched first, so the pass sees its newest commit."""
         def run() -> None:
+            thread = threading.current_thread()
+            idle, thread.name = thread.name, f"sync-{worker.id}"
             try:
                 if worker.source.git:
                     try:
@@ -131,9 +163,14 @@ class Daemon:
                                 other.loop.trigger(Trigger.SOURCE)
             except Exception as exc:  # reported and counted; the stack's own pass still runs
                 unexpected(exc, self.metrics.worker_error)
+            finally:
+                thread.name = idle
             worker.loop.trigger(Trigger.API)
 
-        threading.Thread(target=run, name=f"sync-{worker.id}", daemon=True).start()
+        if worker.source.git:
+            self._fetchers.submit(run)
+        else:
+            worker.loop.trigger(Trigger.API)
 
     def _load(self, worker: StackWorker) -> DesiredState:
         """The stack's spec at the source's current revision, or at the one it is held at (``rollback``)."""
@@ -201,52 +238,77 @@ class Daemon:
         return moved
 
     def run(self, stop: threading.Event) -> None:
-        threads = [threading.Thread(target=w.loop.run, args=(stop,), name=f"stack-{w.id}", daemon=True)
-                   for w in self.workers]
-        threads += [threading.Thread(target=self._poll, args=(s, stop), name=f"poll-{s.name}", daemon=True)
-                    for s in self.config.sources if s.git]
+        """Serve every stack until ``stop`` is set; passes and fetches in flight finish."""
+        self._stop = stop
+        for worker in self.workers:  # in the sources' order: a cold start goes through them in turn
+            self.scheduler.add(worker.id, worker.loop, group=worker.source.name)
+        git = [s for s in self.config.sources if s.git]
+        threads = [threading.Thread(target=self._poll, args=(git, stop), name="poll", daemon=True)] if git else []
         threads.append(threading.Thread(target=self._watch_record, args=(stop,), name="record", daemon=True))
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
         for thread in threads:
             thread.start()
-        # Short waits: a signal the kernel hands to another thread only runs its Python handler
-        # (which sets ``stop``) once the main thread wakes up.
-        while not stop.wait(0.5):
-            pass
-        for worker in self.workers:
-            worker.loop.wake()
-        for event in self._fetch_now.values():
-            event.set()
-        for watcher in watchers:
-            watcher.stop()
-        for thread in threads:
-            thread.join(timeout=120)  # a pass in flight finishes
+        try:
+            self.scheduler.run(stop)  # until ``stop``; a signal's handler runs in this (main) thread meanwhile
+        finally:
+            with self._poll_wake:
+                self._poll_wake.notify_all()
+            for watcher in watchers:
+                watcher.stop()
+            for thread in threads:
+                thread.join(timeout=120)  # a fetch in flight finishes
+            self._fetchers.shutdown(wait=True, cancel_futures=True)
 
-    def _poll(self, source: Source, stop: threading.Event) -> None:
-        """Fetch ``source`` every interval; a new revision triggers a pass of each of its stacks.
+    def _poll(self, sources: Sequence[Source], stop: threading.Event) -> None:
+        """Fetch each git source every interval (sooner when ``fetch`` asks), at most ``FETCHERS`` at once;
+        a new revision triggers a pass of each of its stacks.
 
-        Only ``stop`` ends it: an unexpected exception is reported, counted, and the poller waits a backoff
-        on top of the interval.
+        One thread for all sources: a round runs on the fetch pool, under the thread name ``poll-<source>``.
+        Only ``stop`` ends it: a round that raises is reported, counted, and the source is fetched again after
+        a backoff on top of its interval.
         """
-        assert source.git is not None
         backoff = RetryPolicy(base=self.options.backoff_base, cap=self.options.backoff_cap)
-        holds: dict | None = None
-        failures = 0
-        now_please = self._fetch_now[source.name]
-        while not stop.is_set():
+        holds = self.reconciler.state.holds()  # the holds as it starts: a later change is a rollback or a release
+        state = {s.name: [holds, 0] for s in sources}  # source → [holds its last round saw, failures in a row]
+        busy: set[str] = set()
+        now = time.monotonic()
+        with self._poll_wake:
+            for source in sources:
+                self._poll_at.setdefault(source.name, now + source.git.interval)  # sooner if ``fetch`` asked
+
+        def round_of(source: Source) -> None:
+            thread = threading.current_thread()
+            idle, thread.name = thread.name, f"poll-{source.name}"
+            seen, failures = state[source.name]
+            delay = source.git.interval
             try:
-                if holds is None:  # the holds as it starts: a later change is a rollback or a release
-                    holds = self.reconciler.state.holds()
-                now_please.wait(source.git.interval)  # a webhook or a sync request ends the wait early
-                now_please.clear()
-                if stop.is_set():
-                    return
-                holds = self._poll_once(source, holds)
-                failures = 0
+                state[source.name] = [self._poll_once(source, seen), 0]
             except Exception as exc:  # a bug must not stop the source being followed
-                failures += 1
+                state[source.name][1] = failures + 1
                 unexpected(exc, self.metrics.worker_error)
-                stop.wait(backoff.delay(failures))
+                delay += backoff.delay(failures + 1)
+            finally:
+                thread.name = idle
+                with self._poll_wake:
+                    busy.discard(source.name)
+                    asked = self._poll_at.get(source.name) != float("inf")  # ``fetch`` asked during the round
+                    self._poll_at[source.name] = 0.0 if asked else time.monotonic() + delay
+                    self._poll_wake.notify()
+
+        by_name = {s.name: s for s in sources}
+        with self._poll_wake:
+            while not stop.is_set():
+                now = time.monotonic()
+                for name, at in sorted(self._poll_at.items(), key=lambda item: item[1]):
+                    if at <= now and name not in busy and name in by_name:
+                        busy.add(name)
+                        self._poll_at[name] = float("inf")
+                        try:
+                            self._fetchers.submit(round_of, by_name[name])
+                        except RuntimeError:  # the pool is shut down: stopping
+                            return
+                waits = [at for name, at in self._poll_at.items() if name not in busy]
+                self._poll_wake.wait(timeout=min(max(min(waits, default=1.0) - now, 0.01), 1.0))
 
     def _poll_once(self, source: Source, holds: dict) -> dict:
         """One round of the poller: see holds that changed, fetch; return the holds it saw.
@@ -301,7 +363,7 @@ class Daemon:
         return watcher
 
     def _of(self, source: Source) -> list[StackWorker]:
-        return [w for w in self.workers if w.source.name == source.name]
+        return self._by_source.get(source.name, [])
 
 
 def _not_fetched(why: Trigger, error: SourceError) -> Pass:

@@ -135,7 +135,7 @@ def test_a_poller_whose_round_raises_goes_on_after_a_backoff(tmp_path, memory_en
 
     daemon._poll_once = poll_once
     stop = threading.Event()
-    poller = threading.Thread(target=daemon._poll, args=(daemon.config.sources[0], stop), name="poll-repo")
+    poller = threading.Thread(target=daemon._poll, args=([daemon.config.sources[0]], stop), name="poll")
     poller.start()
     try:
         wait_until(lambda: len(rounds) >= 4, 5, "rounds after the failed ones", step=0.02)
