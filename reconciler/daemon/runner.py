@@ -108,6 +108,8 @@ class Daemon:
         self.metrics.follow_pool(self.scheduler)
         self._stop: threading.Event | None = None  # ``run``'s, once it runs (event followers end with it)
         self._following: set[str] = set()  # workers whose events are followed
+        #: Told the record's suspensions and holds each time the daemon reads them (the API's in-memory copy).
+        self.on_record: Callable[..., None] | None = None
 
     def _loop(self, worker: StackWorker) -> StackLoop:
         request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty,
@@ -340,7 +342,10 @@ class Daemon:
         failures = 0
         while True:
             try:
+                read_at = time.monotonic()
                 now = self.reconciler.state.suspended()
+                if self.on_record is not None:
+                    self.on_record(now, self.reconciler.state.holds(), read_at=read_at)
                 changed = set() if seen is None else {s for s in set(now) | set(seen) if now.get(s) != seen.get(s)}
                 for worker in self.workers:
                     # A pass already run as the record says now (the API's own) needs no other.

@@ -59,14 +59,22 @@ class DaemonView:
         self._suspended: dict[str, str] = {}
         self._holds: dict[str, tuple[str, str]] = {}
         self._refreshed = float("-inf")  # monotonic; never: the first read goes to the store
+        self._written = float("-inf")  # monotonic: when this view last wrote the record (an API write)
         self._index: dict[str, StackWorker] = {}
         self._indexed: list[StackWorker] | None = None
 
     # -- suspensions and holds, from memory ---------------------------------------------------
 
-    def refresh(self, suspended: dict[str, str], holds: dict[str, tuple[str, str]]) -> None:
-        """The record's suspended stacks (``StateStore.suspended``) and holds (``holds``) as read just now."""
+    def refresh(self, suspended: dict[str, str], holds: dict[str, tuple[str, str]], *,
+                read_at: float | None = None) -> None:
+        """The record's suspended stacks (``StateStore.suspended``) and holds (``holds``) as read just now.
+
+        ``read_at`` (monotonic): when the reads began; a copy read before this view's own last write is older
+        than what the view holds, and is ignored.
+        """
         with self._lock:
+            if read_at is not None and read_at < self._written:
+                return
             self._suspended, self._holds, self._refreshed = dict(suspended), dict(holds), time.monotonic()
 
     @property
@@ -101,6 +109,7 @@ class DaemonView:
         self._renew()
 
     def _renew(self) -> None:
+        self._written = time.monotonic()
         self.refresh(self.state.suspended(), self.state.holds())
 
     # -- stacks --------------------------------------------------------------------------------
