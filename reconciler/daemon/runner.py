@@ -65,6 +65,8 @@ class StackWorker:
     last_revision: str = ""
     #: The last pass that changed something, when it ended and its revision (what "last sync" shows).
     changed: tuple[Pass, float, str] | None = None
+    #: The last spec loaded, by (where, revision): a resync or an engine event does not read and validate it again.
+    spec: tuple[tuple[str, str], DesiredState] | None = None
 
     @property
     def id(self) -> str:
@@ -169,6 +171,7 @@ class Daemon:
                 thread.name = idle
             worker.loop.trigger(Trigger.API)
 
+        worker.spec = None  # someone asked: the files are read again too (a key outside the repository may be new)
         if worker.source.git:
             self._fetchers.submit(run)
         else:
@@ -204,9 +207,21 @@ class Daemon:
         return "" if _moved_past(worker.checkout, source_revision) else revision
 
     def _load_from(self, worker: StackWorker, tree: Path | None, revision: str) -> DesiredState:
+        """The spec at ``where`` in ``tree``; read once per git revision (a commit's files never change, unless
+        the spec reaches outside the repository), on every pass from a directory."""
         where = worker.checkout.path(worker.path, tree)
         if where is None or not where.exists():
             return self._missing(worker, where)
+        key = (str(where), revision)
+        reusable = bool(revision) and not worker.source.allow_outside_paths
+        if reusable and worker.spec is not None and worker.spec[0] == key:
+            return worker.spec[1]
+        worker.spec = None
+        desired = self._read(worker, where, tree, revision)
+        worker.spec = (key, desired)
+        return desired
+
+    def _read(self, worker: StackWorker, where: Path, tree: Path | None, revision: str) -> DesiredState:
         try:
             desired = load_desired([where], drivers=self.reconciler.driver_catalog(),
                                    allow_empty=worker.source.allow_empty,
