@@ -32,6 +32,10 @@ __all__ = ["ApplyRequest", "Reconciler", "StackPlan", "StackStatus", "load_desir
 
 log = logging.getLogger(__name__)
 
+#: The triggers of passes nobody asked for by name (``loop.Trigger`` values): when one finds nothing to do at the
+#: revision the last quiet pass recorded, it adds no history row.
+QUIET_TRIGGERS = ("resync", "engine")
+
 
 @value
 class ApplyRequest:
@@ -105,6 +109,7 @@ class Reconciler:
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
         self._engine_shared: dict | None = {} if shared_engine else None  # DriverContext.engine_shared
+        self._quiet: dict[tuple[str, str], str] = {}  # (engine, stack) → the revision its last quiet pass recorded
 
     @property
     def state(self):
@@ -325,9 +330,18 @@ class Reconciler:
 
         counts = plan.counts() if plan is not None else {}
         summary = ", ".join(f"{action} {n}" for action, n in counts.items() if n) or "no changes"
+        # A loop's resyncs and looks that find nothing to do, pass after pass at the same revision, are one
+        # row: a thousand converged stacks do not write a thousand rows a minute, nor push real changes out.
+        quiet = plan is not None and plan.empty and not plan.refusals and result == "converged"
+        key = (book.engine, book.stack)
+        repeated = quiet and trigger in QUIET_TRIGGERS and self._quiet.get(key) == desired.revision
         try:
             book.synced(Sync(book.engine, book.stack, desired.revision, summary, SyncResult(result),
-                             time.monotonic() - started, trigger=trigger))
+                             time.monotonic() - started, trigger=trigger), history=not repeated)
+            if quiet:
+                self._quiet[key] = desired.revision
+            else:
+                self._quiet.pop(key, None)
         except StateError as exc:
             log.warning("the sync history was not written: %s", exc)
 

@@ -69,11 +69,15 @@ class StackBook:
                 self._held = []
         return self
 
-    def synced(self, sync: Any) -> None:
-        """Append ``sync`` (a ``state.Sync``) to the history with what the pass held back, in one transaction."""
+    def synced(self, sync: Any, *, history: bool = True) -> None:
+        """Append ``sync`` (a ``state.Sync``) to the history with what the pass held back, in one transaction;
+        ``history`` false: only what the pass held back (nothing at all when it held nothing back)."""
         with self._lock:
             held, self._held = self._held or [], None
-        self.store.add_sync(sync, before=held)
+        if history:
+            self.store.add_sync(sync, before=held)
+        elif held:
+            self.store._write(*held)
 
     def _later(self, *statements: tuple[str, tuple]) -> None:
         """Write ``statements`` now, or with the pass's next write (for a pass's book)."""

@@ -172,6 +172,7 @@ def _daemon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
     _plugin_flag(p, "load a plugin module by import path (repeatable)")
     p.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
+    _address_pool_flag(p)  # overrides default_address_pools in the configuration
 
 
 def _logs(p: argparse.ArgumentParser) -> None:
