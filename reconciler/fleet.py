@@ -236,9 +236,10 @@ class FleetReconciler:
         objects = tuple(status_rows(desired, o.live, o.plan) if o.plan is not None else None for o in report.outcomes)
         return FleetStatus(report, last, objects)
 
-    def event_sources(self, stack: str) -> list:
+    def event_sources(self, stack: str, desired: DesiredState | None = None) -> list:
         """Every target's event sources for ``stack`` (see ``Reconciler.event_sources``)."""
-        return [source for reconciler in self.reconcilers.values() for source in reconciler.event_sources(stack)]
+        return [source for reconciler in self.reconcilers.values()
+                for source in reconciler.event_sources(stack, desired)]
 
     def last_sync(self, target: Target, reconciler: Reconciler, live: bool) -> Any:
         """The target's newest sync of this stack (a ``state.Sync``), or None.

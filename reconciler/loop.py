@@ -190,7 +190,17 @@ class StackLoop:
                 return
             recent = self._echoes if time.monotonic() - self._pass_ended <= ECHO_GRACE else ()
         if not (recent and self.echo is not None and self.echo(event, recent)):
+            self._hurry(event)
             self.trigger(Trigger.ENGINE)
+
+    def _hurry(self, event: object) -> None:
+        """A network or volume was just made while the stack backs off after a failure: perhaps the external
+        object its last pass missed (another stack's), so the backoff ends now (a cold start in dependency
+        order, not in rounds of backoff)."""
+        if self._failures and getattr(event, "action", "") == "create" and \
+                getattr(event, "kind", None) in (Kind.NETWORK, Kind.VOLUME):
+            with self._wake:
+                self._not_before = 0.0
 
     def _passing(self, result: Pass | None) -> None:
         """The pass in flight ended: the events heard meanwhile that are not its echoes trigger the next."""

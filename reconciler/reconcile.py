@@ -234,9 +234,10 @@ class Reconciler:
         rows = status_rows(desired, live, plan, detailed=True, sizes=writable_sizes(desired, drivers), layers=layers)
         return StackStatus(desired.stack, tuple(rows), converged=plan.empty and not plan.refusals)
 
-    def event_sources(self, stack: str) -> list:
-        """The drivers that report changes to ``stack``'s objects as they happen (``ObjectDriver.events``)."""
-        return list(self.drivers(stack).event_sources())
+    def event_sources(self, stack: str, desired: DesiredState | None = None) -> list:
+        """The drivers that report changes to ``stack``'s objects as they happen (``ObjectDriver.events``);
+        with ``desired``, only those its objects use."""
+        return list(self.drivers(stack).event_sources(desired))
 
     def option_problems(self, desired: DesiredState) -> list[tuple[str, str, str]]:
         """(section, key, message) for every problem the drivers' registered checks find (``check=``).

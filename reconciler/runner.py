@@ -45,8 +45,9 @@ class StackRunner(Protocol):
 
         ``detailed``: with each image's layers (one engine's status; a fleet's rows leave them out)."""
 
-    def event_sources(self, stack: str) -> list:
-        """The drivers whose ``events`` report changes to the stack's objects, on every engine it runs on."""
+    def event_sources(self, stack: str, desired: DesiredState | None = None) -> list:
+        """The drivers whose ``events`` report changes to the stack's objects, on every engine it runs on
+        (with ``desired``: only the drivers its objects use)."""
 
 
 def runner_for(desired: DesiredState | None, reconciler: Reconciler, *, engine: str | None = None,

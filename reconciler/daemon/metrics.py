@@ -103,6 +103,10 @@ class Metrics:
         """Read the pool gauges from the daemon's ``scheduler.Scheduler`` when scraped (the last one given)."""
         self._pool = scheduler
 
+    def follow_streams(self, hub) -> None:
+        """Read ``reconciler_event_streams`` from the daemon's ``events.EventHub`` when scraped."""
+        self._hub = hub
+
     def _pool_gauges(self) -> None:
         r = self.registry
         self._pool = None
@@ -115,6 +119,10 @@ class Metrics:
         Gauge("reconciler_passes_running", "Passes running now.", registry=r).set_function(read(lambda p: p.busy()))
         Gauge("reconciler_stacks_waiting", "Stacks due for a pass and waiting for a worker.",
               registry=r).set_function(read(lambda pool: pool.waiting()))
+        self._hub = None
+        Gauge("reconciler_event_streams", "Event streams open now: one per engine, whatever the number of stacks "
+              "(plus one per stack for a third-party driver that can only follow one stack).",
+              registry=r).set_function(lambda: self._hub.streams() if self._hub is not None else 0)
         Gauge("reconciler_passes_run", "Passes run since the daemon started, looks after an event stream opened "
               "included (reconciler_syncs counts only the passes worth reporting).",
               registry=r).set_function(read(lambda pool: pool.passes))

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import SourceError, SpecError
-from ..loop import LoopOptions, Pass, StackLoop, Trigger, follow_events, unexpected
-from ..model import DesiredState, Kind
+from ..events import EventHub, is_echo
+from ..loop import LoopOptions, Pass, StackLoop, Trigger, unexpected
+from ..model import DesiredState, EngineEvent, Kind
 from ..reconcile import ApplyRequest, Reconciler
 from ..retry import RetryPolicy
 from ..scheduler import Scheduler
@@ -109,7 +110,11 @@ class Daemon:
         self.scheduler = Scheduler(config.workers, on_error=self.metrics.worker_error)
         self.metrics.follow_pool(self.scheduler)
         self._stop: threading.Event | None = None  # ``run``'s, once it runs (event followers end with it)
-        self._following: set[str] = set()  # workers whose events are followed
+        self._following: dict[str, tuple[str, frozenset[str]]] = {}  # worker → (stack, names) the hub follows
+        self._by_id = {w.id: w for w in self.workers}
+        #: One event stream per engine for every stack, demultiplexed by label and name.
+        self.hub = EventHub(self._deliver, on_error=self.metrics.worker_error)
+        self.metrics.follow_streams(self.hub)
         #: Told the record's suspensions and holds each time the daemon reads them (the API's in-memory copy).
         self.on_record: Callable[..., None] | None = None
 
@@ -119,6 +124,7 @@ class Daemon:
         loop = StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
                          on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
         loop.on_load = lambda desired: self._loaded(worker, desired)
+        loop.echo = is_echo
         return loop
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
@@ -133,13 +139,20 @@ class Daemon:
         self.on_pass(worker, result)
 
     def _loaded(self, worker: StackWorker, desired: DesiredState) -> None:
-        """A spec of the worker's stack loaded: follow its events from now on, before its pass observes
+        """A spec of the worker's stack loaded: the hub delivers its events from now on, before its pass observes
         (drift is repaired as it happens, and nothing that changes after that read goes unseen)."""
-        if worker.id in self._following or self._stop is None:
-            return
-        self._following.add(worker.id)
-        loop = worker.loop
-        follow_events(loop, loop.runner(desired).event_sources(desired.stack), desired.stack, self._stop)
+        names = frozenset(name for kind in Kind for name in desired.of(kind))
+        if self._following.get(worker.id) == (desired.stack, names):
+            return  # what the hub follows for it already
+        self._following[worker.id] = (desired.stack, names)
+        sources = worker.loop.runner(desired).event_sources(desired.stack, desired)
+        self.hub.follow(worker.id, desired.stack, names, sources)
+
+    def _deliver(self, key: str, event: EngineEvent | None) -> None:
+        """An engine event for one worker (the hub's, on its stream's thread): only a trigger, or nothing."""
+        worker = self._by_id.get(key)
+        if worker is not None and worker.loop is not None:
+            worker.loop.engine_event(event)
 
     def fetch(self, sources: list[str]) -> None:
         """Have these git sources fetched now; requests made while one waits or fetches coalesce."""
@@ -257,6 +270,7 @@ class Daemon:
     def run(self, stop: threading.Event) -> None:
         """Serve every stack until ``stop`` is set; passes and fetches in flight finish."""
         self._stop = stop
+        self.hub.start(stop)
         for worker in self.workers:  # in the sources' order: a cold start goes through them in turn
             self.scheduler.add(worker.id, worker.loop, group=worker.source.name)
         git = [s for s in self.config.sources if s.git]

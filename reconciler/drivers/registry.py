@@ -226,11 +226,23 @@ class Drivers:
             seen.setdefault(id(driver), driver)
         return list(seen.values())
 
-    def event_sources(self) -> list[ObjectDriver]:
-        """Every distinct driver that follows its backend's changes (overrides ``events``)."""
+    def event_sources(self, desired: Any = None) -> list[ObjectDriver]:
+        """Every distinct driver that follows its backend's changes (overrides ``events`` or ``engine_events``).
+
+        ``desired`` (a ``DesiredState``): only the drivers its objects and its runtime use, so a stack on the
+        engine's containers does not also follow a swarm's services.
+        """
+        used: set[int] | None = None
+        if desired is not None:
+            usable = {kind: set(self._registry.usable_names(kind)) for kind in Kind}
+            wanted = {(kind, spec.driver) for kind in Kind for spec in desired.section(kind).values()}
+            wanted.add((Kind.CONTAINER, desired.runtime))
+            used = {id(self.get(kind, name)) for kind, name in wanted if name in usable[kind]}
         seen: dict[int, ObjectDriver] = {}
         for kind in Kind:
             for driver in self.all(kind):
-                if type(driver).events is not ObjectDriver.events:
+                follows = (type(driver).events is not ObjectDriver.events
+                           or type(driver).engine_events is not ObjectDriver.engine_events)
+                if follows and (used is None or id(driver) in used):
                     seen.setdefault(id(driver), driver)
         return list(seen.values())

@@ -138,7 +138,8 @@ def test_a_daemon_keeps_both_stacks_at_their_last_good_revision_and_goes_on(repo
     runner.start()
     try:
         wait_until(lambda: all(w.last_revision == good and w.last.ok for w in (a, b)), 10, "the first commit")
-        wait_until(lambda: memory_engine.followers == 2, 10, "both stacks following the engine")
+        wait_until(lambda: memory_engine.followers == 1 and len(daemon._following) == 2, 10,
+                   "both stacks following the engine, on its one stream")
         bad = repo.commit(links={"a/app.env": target})
         wait_until(lambda: all(w.last.invalid for w in (a, b)), 10, lambda: f"an invalid pass: {a.last}, {b.last}")
         assert all(w.last.error.startswith(f"repo@{bad[:12]}:a/app.env: is a link to") for w in (a, b))
