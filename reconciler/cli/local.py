@@ -354,9 +354,9 @@ def _run_daemon(args: argparse.Namespace, config, state) -> int:
 
     # The record of what the daemon creates lives in its state directory, beside the checkouts;
     # every stack's passes share one engine connection and the lists of the moment.
+    pools = _address_pools(args) if args.default_address_pool is not None else config.default_address_pools
     reconciler = Reconciler(engine_url=config.engine, plugin_modules=args.plugin, strict_plugins=args.strict_plugins,
-                            state=state, shared_engine=True, address_pools=_address_pools(args) if args.default_address_pool is not None
-                            else config.default_address_pools)
+                            state=state, shared_engine=True, address_pools=pools)
     json_lines = (args.log_format or config.log_format) == "json"
     lock = threading.Lock()
 
