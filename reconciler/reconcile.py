@@ -25,16 +25,12 @@ from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import READ_RETRY, call_with_retries
 from .spec import load_desired
-from .stackbook import BookRecorder
+from .stackbook import BookRecorder, QuietPasses
 from .values import value
 
 __all__ = ["ApplyRequest", "Reconciler", "StackPlan", "StackStatus", "load_desired"]
 
 log = logging.getLogger(__name__)
-
-#: The triggers of passes nobody asked for by name (``loop.Trigger`` values): when one finds nothing to do at the
-#: revision the last quiet pass recorded, it adds no history row.
-QUIET_TRIGGERS = ("resync", "engine")
 
 
 @value
@@ -109,7 +105,7 @@ class Reconciler:
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
         self._engine_shared: dict | None = {} if shared_engine else None  # DriverContext.engine_shared
-        self._quiet: dict[tuple[str, str], str] = {}  # (engine, stack) → the revision its last quiet pass recorded
+        self._quiet = QuietPasses()  # the resyncs that add no history row
 
     @property
     def state(self):
@@ -331,18 +327,11 @@ class Reconciler:
 
         counts = plan.counts() if plan is not None else {}
         summary = ", ".join(f"{action} {n}" for action, n in counts.items() if n) or "no changes"
-        # A loop's resyncs and looks that find nothing to do, pass after pass at the same revision, are one
-        # row: a thousand converged stacks do not write a thousand rows a minute, nor push real changes out.
         quiet = plan is not None and plan.empty and not plan.refusals and result == "converged"
-        key = (book.engine, book.stack)
-        repeated = quiet and trigger in QUIET_TRIGGERS and self._quiet.get(key) == desired.revision
         try:
             book.synced(Sync(book.engine, book.stack, desired.revision, summary, SyncResult(result),
-                             time.monotonic() - started, trigger=trigger), history=not repeated)
-            if quiet:
-                self._quiet[key] = desired.revision
-            else:
-                self._quiet.pop(key, None)
+                             time.monotonic() - started, trigger=trigger),
+                        history=not self._quiet.repeated(book, desired.revision, quiet=quiet, trigger=trigger))
         except StateError as exc:
             log.warning("the sync history was not written: %s", exc)
 

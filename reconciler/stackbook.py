@@ -25,7 +25,7 @@ from .labels import CONFIG_HASH, DRIVER, is_owned
 from .model import Claim, DesiredState, Kind, LiveObject, LiveState, Record
 from .values import value
 
-__all__ = ["ADOPTED", "CREATED", "BookRecorder", "ObjectRow", "StackBook"]
+__all__ = ["ADOPTED", "CREATED", "BookRecorder", "ObjectRow", "QuietPasses", "StackBook"]
 
 CREATED, ADOPTED = "created", "adopted"
 
@@ -254,3 +254,26 @@ class BookRecorder:
 
     def kept(self, change: Any, image_id: str, same_as: str) -> None:
         self.book.same_image(change.live_id, image_id, same_as)
+
+
+class QuietPasses:
+    """Which passes need no history row: a loop's resyncs and looks (``QUIET_TRIGGERS``) that find nothing to
+    do, pass after pass at the same revision, are the one row the first of them wrote. A thousand converged
+    stacks then write nothing a minute, and their real changes stay in the kept history."""
+
+    QUIET_TRIGGERS = ("resync", "engine")  # ``loop.Trigger`` values: passes nobody asked for by name
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revisions: dict[tuple[str, str], str] = {}  # (engine, stack) → the revision its quiet row is at
+
+    def repeated(self, book: StackBook, revision: str, *, quiet: bool, trigger: str) -> bool:
+        """Whether this pass (``quiet``: converged, nothing to do) repeats the stack's last quiet row; remembers it."""
+        key = (book.engine, book.stack)
+        with self._lock:
+            repeated = quiet and trigger in self.QUIET_TRIGGERS and self._revisions.get(key) == revision
+            if quiet:
+                self._revisions[key] = revision
+            else:
+                self._revisions.pop(key, None)
+        return repeated

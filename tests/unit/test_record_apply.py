@@ -199,3 +199,22 @@ def test_a_fresh_container_is_not_recreated_in_a_loop(stack, memory_engine):
     report = _apply(reconciler, desired)
     [failed] = [o for o in report.outcomes if o.error]
     assert failed.change.name == "demo-web-1" and memory_engine.calls.count(("create", "demo-web-1")) == 1
+
+
+def test_a_loops_quiet_resyncs_at_one_revision_add_one_row_and_every_other_pass_adds_its_own(stack, memory_engine):
+    reconciler, desired = stack
+    at = dataclasses.replace(desired, revision="a" * 40)
+    resync, engine = (ApplyRequest(options=FAST, trigger=why) for why in ("resync", "engine"))
+    assert reconciler.apply(at, ApplyRequest(options=FAST, trigger="start")).ok  # creates: a row
+    for request in (resync, resync, engine, resync):  # the first quiet pass writes its row, the others none
+        assert reconciler.apply(at, request).outcomes == ()
+    rows = [(s.trigger, s.summary) for s in reconciler.state.syncs(stack="demo")]
+    assert rows == [("resync", "no changes"), ("start", "create 5")]
+    assert reconciler.apply(at, ApplyRequest(options=FAST)).outcomes == ()  # asked for by name (the CLI): a row
+    memory_engine.remove("demo-web-1")
+    assert reconciler.apply(at, engine).outcomes  # a repair is news: a row
+    assert reconciler.apply(at, resync).outcomes == ()  # quiet again after a change: a row
+    assert reconciler.apply(dataclasses.replace(desired, revision="b" * 40), resync).outcomes == ()  # a new revision
+    rows = [(s.trigger, s.summary, s.revision[:1]) for s in reconciler.state.syncs(stack="demo")][:5]
+    assert rows == [("resync", "no changes", "b"), ("resync", "no changes", "a"), ("engine", "create 1", "a"),
+                    ("manual", "no changes", "a"), ("resync", "no changes", "a")]
