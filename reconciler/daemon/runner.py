@@ -41,7 +41,7 @@ from ..scheduler import Scheduler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
-from .sources import Checkout, checkout_for
+from .sources import Checkout, checkout_for, untouched, within
 
 __all__ = ["Daemon", "StackWorker"]
 
@@ -220,18 +220,18 @@ class Daemon:
         return "" if _moved_past(worker.checkout, source_revision) else revision
 
     def _load_from(self, worker: StackWorker, tree: Path | None, revision: str) -> DesiredState:
-        """The spec at ``where`` in ``tree``; read once per git revision (a commit's files never change, unless
-        the spec reaches outside the repository), on every pass from a directory."""
+        """The spec at ``where`` in ``tree``; read once per git revision when every file it was made from is in
+        the revision's tree (a commit's files never change), on every pass from a directory."""
         where = worker.checkout.path(worker.path, tree)
         if where is None or not where.exists():
             return self._missing(worker, where)
         key = (str(where), revision)
-        reusable = bool(revision) and not worker.source.allow_outside_paths
-        if reusable and worker.spec is not None and worker.spec[0] == key:
+        if worker.spec is not None and worker.spec[0] == key:
             return worker.spec[1]
         worker.spec = None
         desired = self._read(worker, where, tree, revision)
-        worker.spec = (key, desired)
+        if revision and tree is not None and within(desired, tree):
+            worker.spec = (key, desired)
         return desired
 
     def _read(self, worker: StackWorker, where: Path, tree: Path | None, revision: str) -> DesiredState:
@@ -358,8 +358,14 @@ class Daemon:
                 self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
             return now
         if moved:
+            checkout, changes = self.checkouts[source.name], {}  # the paths changed since each revision a spec is at
             for worker in self._of(source):
-                worker.loop.trigger(why)
+                at = worker.spec[0][1] if worker.spec is not None else ""
+                good = at and not worker.held and worker.stack not in now and worker.last is not None and worker.last.ok
+                if good and at not in changes:
+                    changes[at] = checkout.changed_since(at)
+                if not (good and untouched(worker.spec, worker.path, checkout.tree_of(at), changes[at])):
+                    worker.loop.trigger(why)
         return now
 
     def _watch_record(self, stop: threading.Event) -> None:

@@ -33,7 +33,7 @@ from ..paths import inside
 from ..redact import without_credentials
 from .config import Source
 
-__all__ = ["Checkout", "InvalidRevision", "checkout_for"]
+__all__ = ["Checkout", "InvalidRevision", "checkout_for", "untouched", "within"]
 
 GIT_TIMEOUT = 120
 KEEP = 2
@@ -70,6 +70,15 @@ class Checkout:
     def refresh(self) -> bool:
         """Fetch the source; true when its revision changed (always false for a directory)."""
         return False
+
+    def changed_since(self, revision: str) -> set[str] | None:
+        """The paths (relative to the repository) that differ between ``revision`` and the current one;
+        None when it cannot tell (a directory, a revision it no longer has)."""
+        return None
+
+    def tree_of(self, revision: str) -> Path | None:
+        """Where ``revision``'s files are (or were) exported; None for a directory."""
+        return self.root / "trees" / revision if revision and self.source.git else None
 
     def tree_at(self, revision: str) -> Path:
         """The files at an older ``revision`` (``reconcile rollback``); only git sources have revisions."""
@@ -113,6 +122,18 @@ class GitCheckout(Checkout):
         self.revision, self.rejected = revision, None
         self._forget_old()
         return True
+
+    def changed_since(self, revision: str) -> set[str] | None:
+        """The paths that differ between ``revision`` and the current one (both trees are in the bare repository:
+        a shallow fetch keeps the objects of the ones before); None when git cannot tell."""
+        if not revision or not self.revision:
+            return None
+        try:
+            out = self._git("--git-dir", str(self.root / "repo.git"), "diff", "--name-only", "--no-renames", "-z",
+                            revision, self.revision)
+        except SourceError:
+            return None
+        return {name for name in out.split("\0") if name}
 
     def tree_at(self, revision: str) -> Path:
         """Fetch ``revision`` by its id (shallow) unless it is exported already, and export it."""
@@ -247,6 +268,38 @@ def _token(git) -> str:
         except OSError as exc:
             raise SourceError(f"cannot read the token file {git.token_file}: {exc.strerror or exc}") from exc
     return ""
+
+
+def untouched(spec: tuple | None, path: str, tree: Path | None, changed: set[str] | None) -> bool:
+    """Whether a commit leaves a stack as it was: none of the paths ``changed`` since the stack's last good spec
+    was read (relative to the repository) is one that spec was made from (``spec``: ((where, revision),
+    DesiredState), read from ``tree``, the revision's), nor under the stack's ``path``.
+
+    Such a stack needs no pass now (its next pass, at a resync or an event, reads the new revision): a commit
+    to one stack of a thousand in one repository is one pass, not a thousand. Anything it cannot tell (git
+    could not say, a file outside the repository, a spec read at another revision) counts as a change.
+    """
+    if changed is None or tree is None or spec is None or not within(spec[1], tree):
+        return False
+    own = os.path.normpath(path)
+    if own == ".":
+        return not changed
+    root = str(tree.resolve())
+    deps = [own, *(os.path.relpath(p, root) for p in _made_from(spec[1]))]
+    return not any(inside(name, dep) for name in changed for dep in deps)
+
+
+def within(desired, tree: Path) -> bool:
+    """Whether every file and build context a spec (a ``DesiredState``) was made from is in ``tree``."""
+    root = str(tree.resolve())
+    return all(inside(path, root) for path in _made_from(desired))
+
+
+def _made_from(desired) -> list[str]:
+    from ..filewatch import watched_paths
+
+    files, trees = watched_paths(desired)
+    return [*files, *trees]
 
 
 def checkout_for(source: Source, state_dir: Path) -> Checkout:

@@ -157,3 +157,58 @@ def test_a_daemon_keeps_both_stacks_at_their_last_good_revision_and_goes_on(repo
     finally:
         stop.set()
         runner.join(timeout=10)
+
+
+SHARED_SPEC = ("name: {name}\ncontainers:\n  web: {{image: 'busybox:1', env_file: [../common.env], "
+               "env: {{V: '{version}'}}}}\n")
+
+
+def test_a_commit_passes_only_the_stacks_whose_files_it_changed(repo, tmp_path, memory_engine):
+    first = repo.commit({"a/stack.yaml": SPEC.format(name="sa", version=1),
+                         "b/stack.yaml": SPEC.format(name="sb", version=1),
+                         "c/stack.yaml": SHARED_SPEC.format(name="sc", version=1), "common.env": "X=1\n"})
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({"state_dir": str(tmp_path / "state"), "resync": 300, "sources": [
+        {"name": "repo", "git": {"url": f"file://{repo.remote}", "interval": 0.05}, "paths": ["a", "b", "c"],
+        "allow_outside_paths": True}]}))
+    daemon = Daemon(load_config(str(config)), reconciler=make_reconciler(memory_engine))
+    a, b, c = daemon.workers
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: all(w.last is not None and w.last.ok and w.last_revision == first for w in (a, b, c)), 10,
+                   lambda: f"the first commit: {[(w.last_revision, w.last) for w in (a, b, c)]}")
+        passed = {w.id: w.last_at for w in (a, b, c)}
+        ids = {name: c.id for name, c in memory_engine.containers.items()}
+        second = repo.commit({"b/stack.yaml": SPEC.format(name="sb", version=2), "README.md": "docs\n"})
+        wait_until(lambda: b.last_revision == second and b.last.ok, 10, "b at the second commit")
+        assert memory_engine.containers["sb-web-1"].id != ids["sb-web-1"]  # replaced with V=2
+        assert (a.last_at, c.last_at) == (passed[a.id], passed[c.id])  # untouched: no pass
+        assert daemon.checkouts["repo"].revision == second
+        third = repo.commit({"common.env": "X=2\n"})  # c reads it: c passes, a does not
+        wait_until(lambda: c.last_revision == third and c.last.ok, 10, "c at the third commit")
+        assert memory_engine.containers["sc-web-1"].id != ids["sc-web-1"]
+        assert a.last_at == passed[a.id], a.last
+        assert memory_engine.containers["sa-web-1"].id == ids["sa-web-1"]
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+
+
+def test_untouched_counts_anything_it_cannot_tell_as_a_change(tmp_path):
+    from reconciler.daemon.sources import untouched
+    from reconciler.model import DesiredState
+
+    tree = tmp_path / "trees" / "r1"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "stack.yaml").write_text("")
+    spec = ((str(tree / "a"), "r1"), DesiredState(stack="sa", sources=(str(tree / "a" / "stack.yaml"),)))
+    assert untouched(spec, "a", tree, {"b/stack.yaml", "README.md"})
+    assert not untouched(spec, "a", tree, {"a/new.yaml"})  # a new file in its directory
+    assert not untouched(spec, "a", tree, {"a/.env"})
+    assert not untouched(spec, "a", tree, None)  # git could not say
+    assert not untouched(None, "a", tree, {"b/x"})
+    assert not untouched(spec, ".", tree, {"b/x"})  # the whole repository is the stack
+    outside = ((str(tree / "a"), "r1"), DesiredState(stack="sa", sources=(str(tmp_path / "elsewhere.yaml"),)))
+    assert not untouched(outside, "a", tree, {"b/x"})
