@@ -25,9 +25,9 @@ of one path), on the engine this process talks to (``$DOCKER_HOST``):
    journal file it left).
 
 ``--workers N`` also writes ``workers: N`` into daemon.yaml (a daemon that does not know the key refuses
-it); without it the daemon sizes its own pool. ``--subnets 10.231.0.0/16`` gives each stack's default
-network an explicit /26 from that range (an engine's default pools hold about 31 networks: see
-docs/scale.md); ``--no-default-network`` runs the containers with ``network_mode: none``.
+it); without it the daemon sizes its own pool. ``--resync S`` writes ``resync: S``. ``--no-default-network``
+runs the containers with ``network_mode: none``; otherwise the floor makes each container a bridge network of
+its own first, as the daemon does for each stack.
 
 It is a benchmark, not a test: nothing about timing is asserted; the exit code is 1 only when something
 failed. Stacks are named ``scale-<run>-NNNN``; everything is removed at the end, also on an error or
@@ -66,9 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=10, help="containers removed at once (default 10)")
     parser.add_argument("--api-calls", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=3600, help="cold convergence's limit (seconds)")
-    parser.add_argument("--subnets", default=None, help="a /16 the default networks take explicit /26s from")
     parser.add_argument("--no-default-network", action="store_true", help="network_mode: none instead")
     parser.add_argument("--profile", type=Path, default=None, help="run py-spy record on the daemon into DIR")
+    parser.add_argument("--resync", type=float, default=None, help="the daemon's resync (default: its own, 60 s)")
     args = parser.parse_args(argv)
     args.sizes = [int(x) for x in args.sizes.split(",")]
     args.sources = [x for x in args.sources.split(",") if x]
@@ -91,10 +91,11 @@ class ScaleBench:
         args = self.args
         network_mode = "none" if args.no_default_network else None
         log(f"N={n} {sources}: floor, {args.workers or 4} threads")
-        floor = scale.floor_run(n, args.workers or 4, scale.DEFAULT_IMAGE, network_mode=network_mode)
+        floor = scale.floor_run(n, args.workers or 4, scale.DEFAULT_IMAGE, network_mode=network_mode,
+                                networks=not args.no_default_network)
         self.setup = scale.make_stacks(self.workdir / f"{n}-{sources}", n, sources=sources,
-                                       default_network=not args.no_default_network, subnets=args.subnets,
-                                       workers=args.workers)
+                                       default_network=not args.no_default_network,
+                                       workers=args.workers, resync=args.resync)
         log(f"N={n} {sources}: daemon")
         started = time.monotonic()
         self.daemon = daemon = scale.start_daemon(self.setup)

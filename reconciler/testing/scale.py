@@ -9,7 +9,6 @@ Every stack is named ``scale-<run>-<i>`` and its objects carry the reconciler's 
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import os
@@ -91,15 +90,13 @@ def _spec(name: str, image: str, version: int, extra: str) -> str:
 
 
 def make_stacks(root: Path, n: int, *, sources: Literal["one", "many"] = "one", default_network: bool = True,
-                image: str = DEFAULT_IMAGE, subnets: str | None = None, workers: int | None = None,
-                resync: float | None = None) -> ScaleSetup:
+                image: str = DEFAULT_IMAGE, workers: int | None = None, resync: float | None = None) -> ScaleSetup:
     """A git remote holding ``n`` one-container stacks (``stacks/sNNNN/stack.yaml``) and a daemon.yaml for them.
 
     ``sources="one"``: one git source listing the ``n`` paths; ``"many"``: ``n`` sources of one path each
     (all on the same remote). ``default_network``: each container joins its stack's ``<stack>_default``
-    network (as a Compose project's would), else ``network_mode: none``. ``subnets``: a /16 (e.g.
-    ``10.231.0.0/16``) the default networks take /26 subnets from explicitly, so that an engine's own
-    address pools (about 31 networks) do not cap ``n``; ``workers`` and ``resync``: written to daemon.yaml
+    network (as a Compose project's would; the daemon gives it a /26 of its address pools), else
+    ``network_mode: none``. ``workers`` and ``resync``: written to daemon.yaml
     only when given (the daemon's defaults otherwise). Git sources poll every second.
     """
     root = Path(root)
@@ -118,22 +115,14 @@ def make_stacks(root: Path, n: int, *, sources: Literal["one", "many"] = "one", 
                        token=token, remote=remote, work=work, state_dir=root / "state", image=image)
     for i, (name, path) in enumerate(zip(names, paths)):
         (work / path).mkdir(parents=True)
-        (work / path / "stack.yaml").write_text(_spec(name, image, 1, _network_extra(i, default_network, subnets)))
+        (work / path / "stack.yaml").write_text(_spec(name, image, 1, _network_extra(default_network)))
     _commit(setup, f"{n} stacks")
     setup.config.write_text(json.dumps(_daemon_config(setup, workers, resync), indent=1))
     return setup
 
 
-def _network_extra(i: int, default_network: bool, subnets: str | None) -> str:
-    if not default_network:
-        return "    network_mode: none\n"
-    if not subnets:
-        return ""
-    net = ipaddress.ip_network(subnets)
-    block = ipaddress.ip_network((int(net.network_address) + 64 * i, 26))
-    if block.broadcast_address > net.broadcast_address:
-        raise ValueError(f"{subnets} holds fewer than {i + 1} /26 subnets")
-    return f"networks:\n  default:\n    ipam: {{subnet: \"{block}\"}}\n"
+def _network_extra(default_network: bool) -> str:
+    return "" if default_network else "    network_mode: none\n"
 
 
 def _daemon_config(setup: ScaleSetup, workers: int | None, resync: float | None) -> dict:
@@ -319,14 +308,23 @@ def wait_converged(daemon: DaemonProcess, n: int, timeout: float, *, client=None
 
 # -- the floor -------------------------------------------------------------------------------------
 
-def floor_run(n: int, parallelism: int, image: str = DEFAULT_IMAGE, *, network_mode: str | None = None) -> float:
+def floor_run(n: int, parallelism: int, image: str = DEFAULT_IMAGE, *, network_mode: str | None = None,
+              networks: bool = False) -> float:
     """Seconds for ``docker run -d`` of ``n`` containers like the stacks' (same image, command, init, stop
-    timeout) from ``parallelism`` threads through the Docker SDK, on the engine's default bridge (or
-    ``network_mode``): the containers alone, no network of ours. Removes them afterwards (untimed)."""
+    timeout) from ``parallelism`` threads, on the default bridge (or ``network_mode``); ``networks``: each on
+    a bridge network of its own made first, a /26 of 172.16.0.0/16 as the stacks' default networks get (the
+    same objects the stacks have). Removes them afterwards (untimed)."""
+    from docker.types import IPAMConfig, IPAMPool
+
     client, run = engine(), secrets.token_hex(3)
-    host_config = client.create_host_config(init=True, network_mode=network_mode)
 
     def one(i: int) -> None:
+        mode = network_mode
+        if networks:
+            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=f"172.16.{i * 64 // 256}.{i * 64 % 256}/26")])
+            mode = client.create_network(f"scalefloor-{run}-{i:04d}", driver="bridge", ipam=ipam,
+                                         labels={FLOOR_LABEL: run})["Id"]
+        host_config = client.create_host_config(init=True, network_mode=mode)
         made = client.create_container(image=image, command=COMMAND, name=f"scalefloor-{run}-{i:04d}",
                                        labels={FLOOR_LABEL: run}, stop_timeout=1, host_config=host_config)
         client.start(made["Id"])
@@ -341,10 +339,12 @@ def floor_run(n: int, parallelism: int, image: str = DEFAULT_IMAGE, *, network_m
 
 
 def remove_floor(client, run: str) -> None:
-    """Remove the floor's containers of one run."""
+    """Remove the floor's containers and networks of one run."""
+    selector = {"label": [f"{FLOOR_LABEL}={run}"]}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda c: client.remove_container(c["Id"], force=True),
-                      client.containers(all=True, filters={"label": [f"{FLOOR_LABEL}={run}"]})))
+        list(pool.map(lambda c: client.remove_container(c["Id"], force=True), client.containers(all=True,
+                                                                                               filters=selector)))
+        list(pool.map(lambda net: client.remove_network(net["Id"]), client.networks(filters=selector)))
 
 
 # -- drift, a commit, the API ----------------------------------------------------------------------

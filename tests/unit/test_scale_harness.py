@@ -34,13 +34,6 @@ def test_many_sources_have_one_path_each_and_the_daemon_defaults_are_left_alone(
     assert oct(Path(setup.root / "tokens").stat().st_mode & 0o777) == "0o600"
 
 
-def test_explicit_subnets_are_consecutive_26s_of_the_range(tmp_path: Path) -> None:
-    setup = scale.make_stacks(tmp_path, 2, subnets="10.231.0.0/16")
-    assert [desired(setup, i).networks["default"].subnet for i in (0, 1)] == ["10.231.0.0/26", "10.231.0.64/26"]
-    with pytest.raises(ValueError, match="fewer than 5"):
-        scale.make_stacks(tmp_path / "small", 5, subnets="10.231.0.0/24")
-
-
 def test_sources_must_be_one_or_many(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'one' or 'many'"):
         scale.make_stacks(tmp_path, 1, sources="some")
