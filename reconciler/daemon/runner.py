@@ -41,7 +41,7 @@ from ..scheduler import Scheduler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
-from .sources import Checkout, checkout_for, untouched, within
+from .sources import Checkout, InvalidRevision, shared_checkouts, untouched, within
 
 __all__ = ["Daemon", "StackWorker"]
 
@@ -91,8 +91,9 @@ class Daemon:
         self.on_pass = on_pass or (lambda worker, result: None)
         state_dir = Path(config.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.checkouts = {s.name: checkout_for(s, state_dir) for s in config.sources}
-        self._fetching = {s.name: threading.Lock() for s in config.sources}
+        # Sources on one repository and ref (and credentials) share its checkout: one fetch serves them all.
+        self.checkouts, self._fetching, self._group = shared_checkouts(config.sources, state_dir)
+        self._seen: dict[str, tuple[str, str]] = {}  # source → (revision, rejected revision) it last saw
         self._hooked: set[str] = set()  # sources a webhook asked to fetch, not fetched since
         # The poller's timetable: source name → when it is fetched next (monotonic); ``fetch`` moves one to now.
         self._poll_at: dict[str, float] = {}
@@ -159,7 +160,7 @@ class Daemon:
         with self._poll_wake:
             for name in sources:
                 self._hooked.add(name)  # what the move it finds is triggered by, in the history
-                self._poll_at[name] = 0.0
+                self._poll_at[self._group.get(name, name)] = 0.0
             self._poll_wake.notify()
 
     def sync(self, worker: StackWorker) -> None:
@@ -241,7 +242,7 @@ class Daemon:
                                    allow_outside=worker.source.allow_outside_paths, targets=self.config.targets,
                                    host_paths=worker.source.allow_host_paths)
         except SpecError as exc:
-            raise _in_source(exc, worker.checkout, tree, revision) from None
+            raise _in_source(exc, worker.source.name, tree, revision) from None
         return dataclasses.replace(desired, revision=revision) if revision else desired
 
     def _missing(self, worker: StackWorker, where: Path | None) -> DesiredState:
@@ -253,14 +254,28 @@ class Daemon:
                         f"{'at ' + worker.checkout.revision[:12] if worker.checkout.revision else ''}; "
                         "nothing was changed (set allow_empty: true to let that delete the stack)")
 
-    def _fetch(self, source: Source) -> bool:
-        """Fetch ``source``; true when its revision moved."""
+    def _fetch(self, source: Source, since: float = float("inf")) -> bool:
+        """Fetch ``source`` unless its (shared) checkout was fetched at ``since`` or later; true when its revision
+        moved since this source last looked."""
+        checkout = self.checkouts[source.name]
         with self._fetching[source.name]:  # the poller and a stack's first pass may both fetch
-            return self.checkouts[source.name].refresh()
+            try:
+                if checkout.fetched_at < since:
+                    checkout.refresh()
+            except InvalidRevision:
+                pass  # told below, to this source as to each other source of the checkout
+            seen, rejected = self._seen.get(source.name, ("", "")), checkout.rejected
+            self._seen[source.name] = (checkout.revision, rejected.revision if rejected else "")
+            if rejected is not None and rejected.revision != seen[1]:  # a revision that does not export: once
+                named = checkout.source.name + "@"
+                path = source.name + "@" + rejected.path[len(named):] if rejected.path.startswith(named) else \
+                    rejected.path
+                raise InvalidRevision(path, rejected.reason, rejected.revision)
+        return checkout.revision != seen[0]
 
-    def _refresh(self, source: Source) -> bool:
+    def _refresh(self, source: Source, since: float = float("inf")) -> bool:
         """Fetch ``source`` (true when its revision moved), and release the holds of its stacks it moved past."""
-        moved = self._fetch(source)
+        moved = self._fetch(source, since)
         holds = self.reconciler.state.holds()
         for worker in self._of(source):
             if worker.stack in holds and _moved_past(worker.checkout, holds[worker.stack][1]):
@@ -291,58 +306,64 @@ class Daemon:
             self._fetchers.shutdown(wait=True, cancel_futures=True)
 
     def _poll(self, sources: Sequence[Source], stop: threading.Event) -> None:
-        """Fetch each git source every interval (sooner when ``fetch`` asks), at most ``FETCHERS`` at once;
-        a new revision triggers a pass of each of its stacks.
+        """Fetch each git repository every interval (sooner when ``fetch`` asks), at most ``FETCHERS`` at once;
+        a new revision triggers a pass of each stack it changed.
 
-        One thread for all sources: a round runs on the fetch pool, under the thread name ``poll-<source>``.
-        Only ``stop`` ends it: a round that raises is reported, counted, and the source is fetched again after
-        a backoff on top of its interval.
+        One thread for all sources; sources on one repository and ref take one round (one fetch), named after
+        the first of them, ``poll-<source>``, on the fetch pool. Only ``stop`` ends it: a round that raises is
+        reported, counted, and fetched again after a backoff on top of its interval.
         """
         backoff = RetryPolicy(base=self.options.backoff_base, cap=self.options.backoff_cap)
         holds = self.reconciler.state.holds()  # the holds as it starts: a later change is a rollback or a release
-        state = {s.name: [holds, 0] for s in sources}  # source → [holds its last round saw, failures in a row]
+        state = {s.name: holds for s in sources}  # source → the holds its last round saw
+        groups: dict[str, list[Source]] = {}
+        for source in sources:
+            groups.setdefault(self._group[source.name], []).append(source)
+        failures = dict.fromkeys(groups, 0)
         busy: set[str] = set()
         now = time.monotonic()
         with self._poll_wake:
-            for source in sources:
-                self._poll_at.setdefault(source.name, now + source.git.interval)  # sooner if ``fetch`` asked
+            for name, group in groups.items():  # sooner if ``fetch`` asked already
+                self._poll_at.setdefault(name, now + min(s.git.interval for s in group))
 
-        def round_of(source: Source) -> None:
+        def round_of(name: str) -> None:
             thread = threading.current_thread()
-            idle, thread.name = thread.name, f"poll-{source.name}"
-            seen, failures = state[source.name]
-            delay = source.git.interval
+            idle, thread.name = thread.name, f"poll-{name}"
+            group, started = groups[name], time.monotonic()
+            delay = min(s.git.interval for s in group)
             try:
-                state[source.name] = [self._poll_once(source, seen), 0]
+                for source in group:  # the first fetches; the others see what it fetched
+                    state[source.name] = self._poll_once(source, state[source.name], started)
+                failures[name] = 0
             except Exception as exc:  # a bug must not stop the source being followed
-                state[source.name][1] = failures + 1
+                failures[name] += 1
                 unexpected(exc, self.metrics.worker_error)
-                delay += backoff.delay(failures + 1)
+                delay += backoff.delay(failures[name])
             finally:
                 thread.name = idle
                 with self._poll_wake:
-                    busy.discard(source.name)
-                    asked = self._poll_at.get(source.name) != float("inf")  # ``fetch`` asked during the round
-                    self._poll_at[source.name] = 0.0 if asked else time.monotonic() + delay
+                    busy.discard(name)
+                    asked = self._poll_at.get(name) != float("inf")  # ``fetch`` asked during the round
+                    self._poll_at[name] = 0.0 if asked else time.monotonic() + delay
                     self._poll_wake.notify()
 
-        by_name = {s.name: s for s in sources}
         with self._poll_wake:
             while not stop.is_set():
                 now = time.monotonic()
-                for name, at in sorted(self._poll_at.items(), key=lambda item: item[1]):
-                    if at <= now and name not in busy and name in by_name:
+                for name, at in list(self._poll_at.items()):
+                    if at <= now and name not in busy and name in groups:
                         busy.add(name)
                         self._poll_at[name] = float("inf")
                         try:
-                            self._fetchers.submit(round_of, by_name[name])
+                            self._fetchers.submit(round_of, name)
                         except RuntimeError:  # the pool is shut down: stopping
                             return
                 waits = [at for name, at in self._poll_at.items() if name not in busy]
                 self._poll_wake.wait(timeout=min(max(min(waits, default=1.0) - now, 0.01), 1.0))
 
-    def _poll_once(self, source: Source, holds: dict) -> dict:
-        """One round of the poller: see holds that changed, fetch; return the holds it saw.
+    def _poll_once(self, source: Source, holds: dict, since: float = float("inf")) -> dict:
+        """One round of the poller: see holds that changed, fetch (unless the checkout, shared with other
+        sources, was fetched at ``since`` or later); return the holds it saw.
 
         A move is a ``WEBHOOK`` trigger when a webhook asked for this fetch (``fetch``), else a ``SOURCE`` one."""
         why = Trigger.WEBHOOK if source.name in self._hooked else Trigger.SOURCE
@@ -352,7 +373,7 @@ class Daemon:
             for worker in self._of(source):
                 worker.loop.trigger(Trigger.SOURCE)
         try:
-            moved = self._refresh(source)
+            moved = self._refresh(source, since)
         except SourceError as exc:
             for worker in self._of(source):
                 self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
@@ -416,12 +437,12 @@ def _moved_past(checkout: Checkout, source_revision: str) -> bool:
     return bool(checkout.revision) and checkout.revision != source_revision
 
 
-def _in_source(error: SpecError, checkout: Checkout, tree: Path | None, revision: str) -> SpecError:
+def _in_source(error: SpecError, source: str, tree: Path | None, revision: str) -> SpecError:
     """The same problems, each file named as in the repository (``repo@3f2a9c1:stacks/a/stack.yaml``)."""
     if tree is None or not revision:
         return error
     tree = str(tree) + "/"
-    prefix = f"{checkout.source.name}@{revision[:12]}:"
+    prefix = f"{source}@{revision[:12]}:"
     return SpecError([dataclasses.replace(p, file=prefix + p.file[len(tree):]) if p.file.startswith(tree) else p
                       for p in error.problems])
 

@@ -26,6 +26,8 @@ import os
 import shutil
 import subprocess
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 from ..errors import SourceError
@@ -33,7 +35,7 @@ from ..paths import inside
 from ..redact import without_credentials
 from .config import Source
 
-__all__ = ["Checkout", "InvalidRevision", "checkout_for", "untouched", "within"]
+__all__ = ["Checkout", "InvalidRevision", "checkout_for", "shared_checkouts", "untouched", "within"]
 
 GIT_TIMEOUT = 120
 KEEP = 2
@@ -66,6 +68,8 @@ class Checkout:
         self.tree: Path | None = Path(source.dir) if source.dir else None
         #: The newest fetched revision when it could not be exported (the checkout stays at ``revision``), else None.
         self.rejected: InvalidRevision | None = None
+        #: When it was last fetched (monotonic), whatever came of it: sources sharing it fetch once a round.
+        self.fetched_at = float("-inf")
 
     def refresh(self) -> bool:
         """Fetch the source; true when its revision changed (always false for a directory)."""
@@ -111,6 +115,7 @@ class GitCheckout(Checkout):
             self._git("init", "--bare", "--quiet", str(repo))
         self._git("--git-dir", str(repo), "fetch", "--depth", "1", "--no-tags", "--force", "--quiet",
                   git.url, git.ref)
+        self.fetched_at = time.monotonic()
         revision = self._git("--git-dir", str(repo), "rev-parse", "FETCH_HEAD^{commit}").strip()
         if revision == self.revision or (self.rejected is not None and revision == self.rejected.revision):
             return False  # an invalid revision was reported when it came: nothing has moved since
@@ -300,6 +305,19 @@ def _made_from(desired) -> list[str]:
 
     files, trees = watched_paths(desired)
     return [*files, *trees]
+
+
+def shared_checkouts(sources, state_dir: Path) -> tuple[dict[str, Checkout], dict[str, threading.Lock], dict[str, str]]:
+    """Each source's checkout, the lock of its fetches, and the first source of its group (whose name its poll
+    round takes): sources on one repository and ref, with the same credentials, share one (one fetch a round)."""
+    made: dict[tuple, tuple[Checkout, threading.Lock, str]] = {}
+    for source in sources:
+        git = source.git
+        key = (git.url, git.ref, git.token_file, git.token_env, git.ssh_key) if git else ("dir", source.name)
+        made.setdefault(key, (checkout_for(source, state_dir), threading.Lock(), source.name))
+        made[source.name] = made[key]
+    return ({s.name: made[s.name][0] for s in sources}, {s.name: made[s.name][1] for s in sources},
+            {s.name: made[s.name][2] for s in sources})
 
 
 def checkout_for(source: Source, state_dir: Path) -> Checkout:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,39 @@ def test_untouched_counts_anything_it_cannot_tell_as_a_change(tmp_path):
     assert not untouched(spec, ".", tree, {"b/x"})  # the whole repository is the stack
     outside = ((str(tree / "a"), "r1"), DesiredState(stack="sa", sources=(str(tmp_path / "elsewhere.yaml"),)))
     assert not untouched(outside, "a", tree, {"b/x"})
+
+
+def test_sources_on_one_repository_share_one_checkout_and_one_fetch_a_round(repo, tmp_path, memory_engine,
+                                                                            monkeypatch):
+    from reconciler.daemon.sources import GitCheckout
+
+    first = repo.commit({"a/stack.yaml": SPEC.format(name="sa", version=1),
+                         "b/stack.yaml": SPEC.format(name="sb", version=1)})
+    fetches = []
+    refresh = GitCheckout.refresh
+    monkeypatch.setattr(GitCheckout, "refresh", lambda self: (fetches.append(self), refresh(self))[1])
+    config = tmp_path / "daemon.yaml"
+    git = {"url": f"file://{repo.remote}", "interval": 0.2}
+    config.write_text(json.dumps({"state_dir": str(tmp_path / "state"), "resync": 300, "sources": [
+        {"name": "one", "git": git, "paths": ["a"]}, {"name": "two", "git": git, "paths": ["b"]}]}))
+    daemon = Daemon(load_config(str(config)), reconciler=make_reconciler(memory_engine))
+    a, b = daemon.workers
+    assert daemon.checkouts["one"] is daemon.checkouts["two"]
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: all(w.last is not None and w.last.ok and w.last_revision == first for w in (a, b)), 10,
+                   "the first commit")
+        time.sleep(1.1)  # about five rounds
+        assert 3 <= len(fetches) <= 8, len(fetches)  # one fetch a round for both sources, not two
+        bad = repo.commit(links={"b/app.env": "/etc/shadow"})
+        wait_until(lambda: all(w.last.invalid for w in (a, b)), 10, lambda: f"both told: {a.last}, {b.last}")
+        assert a.last.error.startswith(f"one@{bad[:12]}:b/app.env: is a link to"), a.last
+        assert b.last.error.startswith(f"two@{bad[:12]}:b/app.env: is a link to"), b.last  # each names its own
+        (repo.work / "b" / "app.env").unlink()
+        fixed = repo.commit({"b/stack.yaml": SPEC.format(name="sb", version=2)})
+        wait_until(lambda: b.last_revision == fixed and b.last.ok, 10, "b at the fix")
+    finally:
+        stop.set()
+        runner.join(timeout=10)
