@@ -17,7 +17,7 @@ them. A container that dies after the pass started it is never an echo:
 crash-loop detection depends on that event.
 
 No thread here dies of an exception: each stream loop catches everything,
-reports it (``loop.unexpected``, then ``on_error``), backs off and opens its
+reports it (``following.unexpected``, then ``on_error``), backs off and opens its
 stream again; only the ``stop`` given to ``start`` ends them.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Callable, Collection, Iterable, Sequence
 
 from .drivers import ObjectDriver
 from .errors import ReconcilerError
-from .loop import unexpected
+from .following import unexpected
 from .model import EngineEvent, Kind
 from .ownership import aside_name
 from .plan import Action, Change

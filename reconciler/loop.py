@@ -24,15 +24,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from .errors import ReconcilerError, SourceError
+from .following import follow_events, unexpected
 from .model import DesiredState, Kind
 from .plan import Action, Plan
-from .redact import redact
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Outcome, Status
 from .retry import RetryPolicy
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 #: Seconds after a pass during which an event that echoes its own changes still wakes nothing (the engine
 #: reports a change a moment after it answered the request that made it).
 ECHO_GRACE = 2.0
+#: Seconds after its sweep's tick past which a resync pass reads lists of its own moment, not the sweep's.
+SWEEP_LATE = 5.0
 
 
 class Trigger(enum.StrEnum):
@@ -144,6 +147,7 @@ class StackLoop:
         self._failures = 0
         self._last_pass = time.monotonic()
         self._not_before = 0.0  # the backoff: no pass before this (monotonic)
+        self._sweep: float | None = None  # the resync tick of the pass in flight, when a resync started it
         #: Told after each trigger (the scheduler's, which then knows the stack is due); None when ``run`` drives.
         self.on_trigger: Callable[[], None] | None = None
         #: Told of each spec that loaded, before its pass observes (the daemon follows the stack's events from it).
@@ -189,9 +193,14 @@ class StackLoop:
                 self._heard.append(event)
                 return
             recent = self._echoes if time.monotonic() - self._pass_ended <= ECHO_GRACE else ()
-        if not (recent and self.echo is not None and self.echo(event, recent)):
+        if not (recent and self._echoes_of(event, recent)):
             self._hurry(event)
             self.trigger(Trigger.ENGINE)
+
+    def _echoes_of(self, event: object, outcomes: Sequence[Outcome]) -> bool:
+        """Whether ``event`` (an ``EngineEvent``; a follower of names alone knows no more than "changed") is
+        an echo of ``outcomes``."""
+        return self.echo is not None and hasattr(event, "action") and self.echo(event, outcomes)
 
     def _hurry(self, event: object) -> None:
         """A network or volume was just made while the stack backs off after a failure: perhaps the external
@@ -208,8 +217,7 @@ class StackLoop:
         with self._wake:
             heard, self._heard, self._in_pass = self._heard, [], False
             self._echoes, self._pass_ended = outcomes, time.monotonic()
-        if any(event is None or not (outcomes and self.echo is not None and self.echo(event, outcomes))
-               for event in heard):
+        if any(event is None or not (outcomes and self._echoes_of(event, outcomes)) for event in heard):
             self.trigger(Trigger.ENGINE)
 
     def due(self) -> float:
@@ -218,7 +226,13 @@ class StackLoop:
         with self._wake:
             if self._pending:
                 return max(self._pending_since, self._not_before) + self.options.debounce
-            return max(self._last_pass + self.options.resync, self._not_before)
+            return max(self._resync_due(), self._not_before)
+
+    def _resync_due(self) -> float:
+        """The first tick of the resync grid (multiples of ``resync`` seconds) a whole interval after the last
+        pass: every stack's resync falls on the same ticks, a sweep whose passes share the engine's lists."""
+        resync = self.options.resync
+        return math.ceil((self._last_pass + resync) / resync) * resync
 
     def step(self) -> Pass | None:
         """Run the pass that is due (the pending triggers, or the resync), report it; None when none was due.
@@ -254,9 +268,11 @@ class StackLoop:
         """(the first pending trigger, whether all are looks), the resync when it is due, else None."""
         with self._wake:
             if not self._pending:
-                if time.monotonic() < self._last_pass + self.options.resync:
+                tick = self._resync_due()
+                if time.monotonic() < tick:
                     return None
                 self._pending.append((Trigger.RESYNC, False))
+                self._sweep = tick  # the pass's lists are the sweep's
             pending, self._pending = self._pending, []
         self._last_pass = time.monotonic()
         woken = [why for why, look in pending if not look]  # a look says less than any other reason
@@ -318,11 +334,19 @@ class StackLoop:
             if self.is_suspended(desired.stack):  # drift is reported, nothing is applied
                 plan, error = whole_plan(runner.plan(desired, prune_volumes=self.request.prune_volumes))
                 return Pass(why, suspended=plan, error=error)
-            request = dataclasses.replace(self.request, trigger=why.value)  # the history says what started it
+            request = dataclasses.replace(self.request, trigger=why.value,  # the history says what started it
+                                          snapshot_at=self._shared_from() if why is Trigger.RESYNC else None)
             report, error = whole_report(runner.apply(desired, request), desired.revision)
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
         return self._applied(why, report, error)
+
+    def _shared_from(self) -> float:
+        """The moment a resync pass's lists may come from: its sweep's tick (the lists the sweep's other passes
+        read), never before its own last pass ended, and its own start when it comes late to the sweep."""
+        now = time.monotonic()
+        tick = self._sweep if self._sweep is not None and now - self._sweep < SWEEP_LATE else now
+        return max(tick, self._pass_ended)
 
     def runner(self, desired: DesiredState) -> StackRunner:
         """The stack's runner (``runner.runner_for``), made again only when its fleet or name changes.
@@ -371,76 +395,3 @@ def is_news(result: Pass) -> bool:
     """Whether a pass is worth a line of text: it changed, failed or found something wrong (or it is the first)."""
     return bool(result.error or (result.report and result.report.outcomes) or result.degraded
                 or (result.suspended is not None and not result.suspended.empty) or result.trigger is Trigger.START)
-
-
-def follow_events(loop: StackLoop, sources: Iterable, stack: str, stop: threading.Event) -> list[threading.Thread]:
-    """One thread per event source (a driver with ``events``): each event triggers a pass.
-
-    A stream that says it is open (``drivers.stream_opened``) asks for a look:
-    whatever changed between the last pass's read of the live state and the
-    stream was reported to no one. A stream that breaks (the engine
-    restarted) is opened again after a capped backoff.
-    """
-    threads = []
-    for source in sources:
-        thread = threading.Thread(target=_follow, args=(loop, source, stack, stop), daemon=True,
-                                  name=f"events-{stack}-{type(source).__name__}")
-        thread.start()
-        threads.append(thread)
-    return threads
-
-
-def _follow(loop: StackLoop, source, stack: str, stop: threading.Event) -> None:
-    announces = False
-
-    def opened() -> None:
-        nonlocal announces
-        announces = True
-        loop.trigger(Trigger.ENGINE, look=True)
-
-    following = _Following(stop, opened)
-    failures = 0
-    while not stop.is_set():
-        try:
-            for _name in source.events(stack, loop.names, following):
-                failures = 0
-                loop.trigger(Trigger.ENGINE)
-        except ReconcilerError:
-            failures += 1
-        except Exception as exc:  # a driver's bug: the stream is opened again after a backoff
-            failures += 1
-            unexpected(exc, loop.on_error)
-        if stop.wait(loop._backoff(failures) or loop.options.backoff_base):
-            return
-        if not announces:  # it never says when it is open: look now, a reconnect may have missed events
-            loop.trigger(Trigger.ENGINE)
-
-
-def unexpected(exc: BaseException, on_error: Callable[[str], None] | None = None) -> str:
-    """Report an exception nobody expected, caught so that the thread it reached goes on; return its text.
-
-    One log line naming the thread (secrets redacted, the traceback only at
-    debug level), then ``on_error(thread name)`` counts it (the daemon's
-    metrics). A failing ``on_error`` is logged too, never raised.
-    """
-    lines = str(exc).strip().splitlines()
-    text = redact(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
-    thread = threading.current_thread().name
-    log.error("%s: %s (carrying on after a backoff)", thread, text, exc_info=log.isEnabledFor(logging.DEBUG))
-    if on_error is not None:
-        try:
-            on_error(thread)
-        except Exception as failed:  # counting must not end the thread it reports on
-            log.error("%s: counting an error failed: %s", thread, redact(repr(failed)))
-    return text
-
-
-class _Following:
-    """The ``stop`` an event source is given: the loop's (``is_set``, ``wait``...), plus ``opened()`` for
-    ``drivers.stream_opened``."""
-
-    def __init__(self, stop: threading.Event, opened: Callable[[], None]) -> None:
-        self._stop, self.opened = stop, opened
-
-    def __getattr__(self, name: str):
-        return getattr(self._stop, name)

@@ -5,8 +5,7 @@ so the plan can refuse to take over someone else's object.
 """
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from .drivers import Drivers, ObjectDriver
@@ -30,17 +29,24 @@ def _jobs(desired: DesiredState, drivers: Drivers) -> list[tuple[Kind, ObjectDri
     return jobs
 
 
-def observe(desired: DesiredState, drivers: Drivers) -> LiveState:
+def observe(desired: DesiredState, drivers: Drivers, *, as_of: float | None = None,
+            pool: Executor | None = None) -> LiveState:
     """The live state of ``desired.stack`` as every registered driver reports it.
 
     The drivers are asked concurrently: on a remote engine the list calls'
-    round trips overlap instead of adding up.
+    round trips overlap instead of adding up (on ``pool``, a long-lived one the
+    caller keeps, else threads of this call's own). ``as_of`` (monotonic): the
+    pass is one of a burst (a resync sweep) whose lists its drivers share with
+    the others' (``fresh_read``), none read before that moment.
     """
     drivers.context.pass_cache.clear()
-    drivers.context.fresh_after = time.monotonic()  # fresh_read answers this pass with no older read
+    drivers.context.fresh_after = as_of
     jobs = _jobs(desired, drivers)
-    with ThreadPoolExecutor(max_workers=len(jobs) or 1, thread_name_prefix="observe") as pool:
+    if pool is not None:
         results = list(pool.map(lambda job: job[1].observe(desired.stack, job[2]), jobs))
+    else:
+        with ThreadPoolExecutor(max_workers=len(jobs) or 1, thread_name_prefix="observe") as own:
+            results = list(own.map(lambda job: job[1].observe(desired.stack, job[2]), jobs))
     found: dict[Kind, dict[str, LiveObject]] = {kind: {} for kind in Kind}
     for (kind, _, _), objects in zip(jobs, results):
         for obj in objects:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import field, replace
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -51,6 +52,8 @@ class ApplyRequest:
     options: ApplyOptions = field(default_factory=ApplyOptions)
     lock_timeout: float = 10.0
     saved: Any = None  # a planfile.SavedPlan: apply exactly that plan or nothing
+    #: A pass of a resync sweep (a loop's, monotonic): on a shared engine its lists are the sweep's, none older.
+    snapshot_at: float | None = None
     trigger: str = "manual"  # what started it, for the history: a loop's Trigger value, or manual (the CLI)
 
 
@@ -105,6 +108,7 @@ class Reconciler:
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
         self._engine_shared: dict | None = {} if shared_engine else None  # DriverContext.engine_shared
+        self._observers = ThreadPoolExecutor(8, thread_name_prefix="observe") if shared_engine else None
         self._quiet = QuietPasses()  # the resyncs that add no history row
 
     @property
@@ -162,11 +166,11 @@ class Reconciler:
                 catalog[kind.section][name] = facts
         return catalog
 
-    def observe(self, desired: DesiredState, drivers: Drivers) -> LiveState:
-        """The live state, retrying while the engine is temporarily unreachable."""
+    def observe(self, desired: DesiredState, drivers: Drivers, as_of: float | None = None) -> LiveState:
+        """The live state, retrying while the engine is temporarily unreachable; ``as_of``: see ``observe``."""
         from .observe import observe
 
-        return call_with_retries(lambda: observe(desired, drivers), READ_RETRY)
+        return call_with_retries(lambda: observe(desired, drivers, as_of=as_of, pool=self._observers), READ_RETRY)
 
     def engine_identity(self, drivers: Drivers, runtime: str | None = None) -> str | None:
         """What the stack's lock and record are keyed on: the engine's identity, else its URL (None: the default engine).
@@ -272,7 +276,7 @@ class Reconciler:
             # write-ahead goes with the sync row (``_remember``), one transaction for a converged pass
             book = self.book(desired.stack, engine).for_pass()
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
-                live = self.observe(desired, drivers)
+                live = self.observe(desired, drivers, _as_of(request))
                 record = self._record(book, drivers, engine, live, settle=True)
                 live = self._claimed(live, record, drivers)
                 plan, adoption = self._plan(desired, drivers, live, record, prune_volumes=request.prune_volumes,
@@ -431,6 +435,13 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout, trigger=request.trigger)
         return self.apply(desired, request, **callbacks)
+
+
+def _as_of(request: ApplyRequest) -> float | None:
+    """The moment a pass's lists may be shared from: a resync's, the sweep's (or its own start), else None."""
+    if request.snapshot_at is not None:
+        return request.snapshot_at
+    return time.monotonic() if request.trigger == "resync" else None
 
 
 def _operation(request: ApplyRequest) -> Operation:

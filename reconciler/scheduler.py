@@ -31,7 +31,8 @@ import time
 from collections import deque
 from typing import Callable
 
-from .loop import StackLoop, unexpected
+from .following import unexpected
+from .loop import StackLoop
 
 __all__ = ["Scheduler", "default_workers"]
 

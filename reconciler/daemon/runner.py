@@ -33,7 +33,8 @@ from typing import Callable, Sequence
 
 from ..errors import SourceError, SpecError
 from ..events import EventHub, is_echo
-from ..loop import LoopOptions, Pass, StackLoop, Trigger, unexpected
+from ..following import unexpected
+from ..loop import LoopOptions, Pass, StackLoop, Trigger
 from ..model import DesiredState, EngineEvent, Kind
 from ..reconcile import ApplyRequest, Reconciler
 from ..retry import RetryPolicy

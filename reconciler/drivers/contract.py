@@ -83,8 +83,9 @@ class DriverContext:
     from when the spec gives none (``reconciler.addresses``; None: ``DEFAULT_ADDRESS_POOLS``,
     (): none, the engine allocates as it would).
     ``engine_shared``: what every stack's contexts share while the reconciler lives (a daemon's engine
-    connection, ``fresh_read``'s lists; None: the CLI). ``fresh_after``: the monotonic time the observe
-    pass started (set where the core clears ``pass_cache``): ``fresh_read`` gives it no older read.
+    connection, ``fresh_read``'s lists; None: the CLI). ``fresh_after``: set (monotonic) when the pass is one
+    of a burst, a resync sweep, whose lists ``fresh_read`` shares, never one that started earlier; None (an
+    ordinary pass: each stack lists its own objects).
     """
 
     stack: str
@@ -97,7 +98,7 @@ class DriverContext:
     progress: Callable[[str, str], None] | None = None
     address_pools: tuple[AddressPool, ...] | None = None
     engine_shared: dict | None = None
-    fresh_after: float = 0.0
+    fresh_after: float | None = None
 
 
 class ObjectDriver(ABC):

@@ -110,18 +110,18 @@ def snapshots(context: DriverContext) -> Snapshots:
 def fresh_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
     """``fetch()``'s answer for ``key``, shared by every pass that needs it at the same moment; never a stale one.
 
-    With ``context.engine_shared`` (the daemon): the answer of a fetch of
-    ``key`` whose request started at or after ``context.fresh_after``, the
-    moment this pass started observing: a finished one if there is one, else
+    With ``context.engine_shared`` (the daemon) and ``context.fresh_after``
+    (a pass of a burst): the answer of a fetch of ``key`` whose request
+    started at or after ``context.fresh_after``: a finished one if there is one, else
     the one in flight if it started late enough, else a new one, with at most
-    one fetch of ``key`` in flight. Without (the CLI): ``fetch()`` once per
+    one fetch of ``key`` in flight. Otherwise: ``fetch()`` once per
     observe pass for every driver of the run (the core clears
     ``context.pass_cache`` when a pass starts). A failed fetch is not
     remembered either way. ``key`` names what ``fetch`` answers: two fetches
     under one key must answer the same question (a stack's filtered list has
     the stack in its key; a whole kind's list does not).
     """
-    if context.engine_shared is not None:
+    if context.engine_shared is not None and context.fresh_after is not None:
         return snapshots(context).read(key, fetch, after=context.fresh_after)
     with _LOCK:
         lock = context.shared.setdefault(f"reconciler.snapshot.lock.{key}", threading.Lock())

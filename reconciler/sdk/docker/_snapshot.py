@@ -47,13 +47,14 @@ def listed(context: DriverContext, stack: str, kind: str, wanted: Iterable[str],
            lookup: Callable[[list[str]], Iterable[dict]], name_of: Callable[[dict], str]) -> dict[str, dict]:
     """The engine objects of ``kind`` that ``stack`` owns, plus any under a ``wanted`` name, by name.
 
-    Without ``context.engine_shared``: ``owned()`` (the stack's filtered list)
-    and ``lookup(names)`` for wanted names it does not own, as
-    ``owned_plus_wanted`` says. With it: ``everything()`` (the unfiltered list)
-    once per snapshot for every stack, through ``fresh_read``, and both
+    An ordinary pass (no ``context.engine_shared``, or no ``fresh_after``):
+    ``owned()`` (the stack's filtered list) and ``lookup(names)`` for wanted
+    names it does not own, as ``owned_plus_wanted`` says. A pass of a burst
+    (a resync sweep of a shared engine): ``everything()`` (the unfiltered
+    list) once per snapshot for every stack, through ``fresh_read``, and both
     answers picked out of it.
     """
-    if context.engine_shared is None:
+    if context.engine_shared is None or context.fresh_after is None:  # not a pass of a burst
         return owned_plus_wanted(owned(), wanted, lookup, name_of)
     kind = str(getattr(kind, "value", kind))  # a model.Kind or its label value
     snapshot = fresh_read(context, f"reconciler.sdk.docker.list.{kind}",
