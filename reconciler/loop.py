@@ -229,10 +229,10 @@ class StackLoop:
             return max(self._resync_due(), self._not_before)
 
     def _resync_due(self) -> float:
-        """The first tick of the resync grid (multiples of ``resync`` seconds) a whole interval after the last
-        pass: every stack's resync falls on the same ticks, a sweep whose passes share the engine's lists."""
+        """The tick of the resync grid (multiples of ``resync`` seconds) nearest to a whole interval after the
+        last pass: every stack's resync falls on the same ticks, a sweep whose passes share the engine's lists."""
         resync = self.options.resync
-        return math.ceil((self._last_pass + resync) / resync) * resync
+        return math.ceil((self._last_pass + resync / 2) / resync) * resync
 
     def step(self) -> Pass | None:
         """Run the pass that is due (the pending triggers, or the resync), report it; None when none was due.
