@@ -5,7 +5,7 @@ so the plan can refuse to take over someone else's object.
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from typing import Any
 
 from .drivers import Drivers, ObjectDriver
@@ -42,8 +42,10 @@ def observe(desired: DesiredState, drivers: Drivers, *, as_of: float | None = No
     drivers.context.pass_cache.clear()
     drivers.context.fresh_after = as_of
     jobs = _jobs(desired, drivers)
-    if pool is not None:
-        results = list(pool.map(lambda job: job[1].observe(desired.stack, job[2]), jobs))
+    if pool is not None:  # every job ends before the pass does, a failed one's siblings too
+        futures = [pool.submit(job[1].observe, desired.stack, job[2]) for job in jobs]
+        wait(futures)
+        results = [future.result() for future in futures]
     else:
         with ThreadPoolExecutor(max_workers=len(jobs) or 1, thread_name_prefix="observe") as own:
             results = list(own.map(lambda job: job[1].observe(desired.stack, job[2]), jobs))
