@@ -14,10 +14,13 @@ import os
 import socket
 import struct
 import threading
-from typing import Iterable, Mapping
+import time
+from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["engine_lock", "host_routes", "is_local_engine", "network_subnets", "parse_routes"]
+from reconciler.sdk import allocate_subnet
+
+__all__ = ["AddressBook", "engine_lock", "host_routes", "is_local_engine", "network_subnets", "parse_routes"]
 
 ROUTES_FILE = "/proc/net/route"
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -29,6 +32,45 @@ def engine_lock(engine: str) -> threading.Lock:
     """The lock held while a subnet for a network on ``engine`` (its ID, else its URL) is chosen and created."""
     with _LOCKS_LOCK:
         return _LOCKS.setdefault(engine, threading.Lock())
+
+
+class AddressBook:
+    """The subnets in use on one engine as a long-lived process (the daemon) last read them, and the blocks its
+    passes are creating networks in now.
+
+    A cold start of a thousand stacks listed every network (a thousand, with their IPAM) before each create,
+    one create at a time. The book lists them once per ``TTL`` (and again when the engine refuses a block:
+    another process took it), and hands out blocks under its lock without a call; the creates run at once.
+    Blocks another process frees are seen at the next read.
+    """
+
+    TTL = 30.0  # seconds a read of the engine's subnets is trusted
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: list = []
+        self._read_at = float("-inf")
+        self._reserved: set = set()
+
+    def reserve(self, pools, endpoints: int, name: str, read: Callable[[], list]):
+        """The lowest free block for network ``name``, held for it until ``settle``; ``read()``: what the
+        engine (and the host) hold, called when the book's copy is older than ``TTL``."""
+        with self._lock:
+            if time.monotonic() - self._read_at > self.TTL:
+                self._known, self._read_at = list(read()), time.monotonic()
+            subnet = allocate_subnet(pools, [*self._known, *self._reserved], endpoints, network=name)
+            self._reserved.add(subnet)
+            return subnet
+
+    def settle(self, subnet, *, made: bool = False, taken_elsewhere: bool = False) -> None:
+        """The create in ``subnet`` ended: ``made`` (ours now), ``taken_elsewhere`` (the engine refused it: read
+        the engine again before the next block), or neither (failed: free again)."""
+        with self._lock:
+            self._reserved.discard(subnet)
+            if made or taken_elsewhere:
+                self._known.append(subnet)
+            if taken_elsewhere:
+                self._read_at = float("-inf")
 
 
 def network_subnets(networks: Iterable[Mapping]) -> list[str]:

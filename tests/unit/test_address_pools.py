@@ -6,6 +6,7 @@ import socket
 import struct
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,32 @@ def test_a_flag_written_wrong_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         build_parser(["apply"]).parse_args(["apply", "--default-address-pool", "base=10.0.0.0/16,size=8"])
     assert "--default-address-pool: size 8 does not fit the pool 10.0.0.0/16" in capsys.readouterr().err
+
+
+def test_the_daemons_creates_share_one_read_of_the_engines_subnets_and_reread_after_a_refusal():
+    fake = FakeDockerAPI()
+    fake.create_network("theirs", ipam={"Config": [{"Subnet": "172.16.0.0/26"}]})
+    fake.calls.clear()
+    shared: dict = {}  # a daemon's engine_shared: the AddressBook lives there
+    for name in ("s_a", "s_b", "s_c"):
+        driver(fake, engine_shared=shared).create(with_hash(NetworkSpec(key="default", name=name)), LABELS)
+    assert [call.verb for call in fake.calls] == ["networks"] + ["create_network"] * 3  # one read for three
+    assert [subnet(fake, n) for n in ("s_a", "s_b", "s_c")] == ["172.16.0.64/26", "172.16.0.128/26",
+                                                                 "172.16.0.192/26"]
+    fake.create_network("later", ipam={"Config": [{"Subnet": "172.16.1.0/26"}]})  # another process
+    fake.fail("create_network", 403, "Pool overlaps with other one on this address space", times=1)
+    fake.calls.clear()
+    driver(fake, engine_shared=shared).create(with_hash(NetworkSpec(key="default", name="s_d")), LABELS)
+    assert [call.verb for call in fake.calls] == ["create_network", "networks", "create_network"]
+    assert subnet(fake, "s_d") == "172.16.1.64/26"  # read again: past the block the other process holds
+
+
+def test_the_daemons_concurrent_creates_never_pick_the_same_block():
+    fake = FakeDockerAPI()
+    shared: dict = {}
+    names = [f"s_{n}" for n in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda name: driver(fake, engine_shared=shared).create(
+            with_hash(NetworkSpec(key="default", name=name)), LABELS), names))
+    reads = [c.verb for c in fake.calls].count("networks")
+    assert len({subnet(fake, name) for name in names}) == 24 and reads == 1
