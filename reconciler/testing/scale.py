@@ -220,7 +220,10 @@ def start_daemon(setup: ScaleSetup) -> DaemonProcess:
 
 
 def passes(metrics: dict) -> int:
-    """Passes the daemon has run (every result), from ``reconciler_syncs_total``."""
+    """Passes the daemon has run: ``reconciler_passes_run`` (looks included), else ``reconciler_syncs_total``."""
+    run = metrics.get("reconciler_passes_run")
+    if run is not None and run.samples:
+        return int(run.samples[0].value)
     family = metrics.get("reconciler_syncs")
     return int(sum(s.value for s in family.samples if s.name.endswith("_total"))) if family else 0
 
