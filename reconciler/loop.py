@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 #: Seconds after a pass during which an event that echoes its own changes still wakes nothing (the engine
 #: reports a change a moment after it answered the request that made it).
 ECHO_GRACE = 2.0
-#: Seconds after its sweep's tick past which a resync pass reads lists of its own moment, not the sweep's.
+#: Seconds after its sweep's tick past which a resync pass lists its own objects, not the sweep's lists.
 SWEEP_LATE = 5.0
 
 
@@ -341,12 +341,13 @@ class StackLoop:
             return self._failed(why, str(exc))
         return self._applied(why, report, error)
 
-    def _shared_from(self) -> float:
+    def _shared_from(self) -> float | None:
         """The moment a resync pass's lists may come from: its sweep's tick (the lists the sweep's other passes
-        read), never before its own last pass ended, and its own start when it comes late to the sweep."""
-        now = time.monotonic()
-        tick = self._sweep if self._sweep is not None and now - self._sweep < SWEEP_LATE else now
-        return max(tick, self._pass_ended)
+        read), never before its own last pass ended; None when it comes late to the sweep (the workers were
+        busy, a cold start): it lists its own objects then, as any other pass."""
+        if self._sweep is None or time.monotonic() - self._sweep >= SWEEP_LATE:
+            return None
+        return max(self._sweep, self._pass_ended)
 
     def runner(self, desired: DesiredState) -> StackRunner:
         """The stack's runner (``runner.runner_for``), made again only when its fleet or name changes.

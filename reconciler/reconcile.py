@@ -438,10 +438,8 @@ class Reconciler:
 
 
 def _as_of(request: ApplyRequest) -> float | None:
-    """The moment a pass's lists may be shared from: a resync's, the sweep's (or its own start), else None."""
-    if request.snapshot_at is not None:
-        return request.snapshot_at
-    return time.monotonic() if request.trigger == "resync" else None
+    """The moment a pass's lists may be shared from: a sweep's (``snapshot_at``), else None (its own lists)."""
+    return request.snapshot_at
 
 
 def _operation(request: ApplyRequest) -> Operation:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -63,7 +64,9 @@ def _stacks(stack, reconciler: Reconciler, count: int) -> list:
 
 def _apply_all(reconciler: Reconciler, desired: list) -> list:
     with ThreadPoolExecutor(THREADS) as pool:
-        return list(pool.map(lambda d: reconciler.apply(d, ApplyRequest(trigger="resync")), desired))
+        sweep = time.monotonic()  # a resync sweep's tick, as the loop gives its passes
+        return list(pool.map(lambda d: reconciler.apply(d, ApplyRequest(trigger="resync", snapshot_at=sweep)),
+                             desired))
 
 
 def _descriptors() -> int:
