@@ -68,11 +68,11 @@ class ApiConfig:
 
 @dataclass(frozen=True)
 class Webhook:
-    """``POST /hooks/NAME``: a signed delivery makes the daemon fetch ``sources``."""
+    """``POST /hooks/NAME``: a signed delivery makes the daemon fetch ``sources`` (a registry's: look at images)."""
 
     name: str
-    provider: str  # github, gitea, gitlab or generic
-    sources: tuple[str, ...]
+    provider: str  # github, gitea, gitlab, generic, or registry (its pushes name images, not git sources)
+    sources: tuple[str, ...]  # () for a registry
     secret_file: str | None = None  # absolute
     secret_env: str | None = None
 
@@ -146,11 +146,21 @@ def _twice(data: dict, key: str, what: str, marks: dict) -> list:
 
 
 def _hook_sources(data: dict, marks: dict) -> list:
-    """A webhook names git sources of this file: a directory source is watched, there is nothing to fetch."""
+    """A webhook names git sources of this file (a directory source is watched, there is nothing to fetch);
+    a registry's names none: its pushes are about images."""
     kinds = {s["name"]: "git" if "git" in s else "dir" for s in data["sources"]}
     problems = []
     for index, hook in enumerate(data.get("webhooks") or []):
-        for at, name in enumerate(hook["sources"]):
+        registry, where = hook["provider"] == "registry", ("webhooks", index)
+        if registry and "sources" in hook:
+            problems.append(problem_at(_mark(marks, where + ("sources",)), where + ("sources",),
+                                       "a registry webhook names no sources: its pushes name the images to look "
+                                       "at, not git sources to fetch"))
+        elif not registry and "sources" not in hook:
+            problems.append(problem_at(_mark(marks, where), where,
+                                       f"a {hook['provider']} webhook needs sources: the git sources a delivery "
+                                       "makes the daemon fetch"))
+        for at, name in enumerate(() if registry else hook.get("sources") or ()):
             where = ("webhooks", index, "sources", at)
             if name not in kinds:
                 problems.append(problem_at(_mark(marks, where), where, f"no source is named {name!r}"))
@@ -242,7 +252,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
                         tls_cert=absolute(tls.get("cert")), tls_key=absolute(tls.get("key")),
                         max_body=int(api.get("max_body", 1024 * 1024)),
                         session_hours=float(api.get("session_hours", 12)))
-    webhooks = tuple(Webhook(name=h["name"], provider=h["provider"], sources=tuple(h["sources"]),
+    webhooks = tuple(Webhook(name=h["name"], provider=h["provider"], sources=tuple(h.get("sources") or ()),
                              secret_file=absolute(h.get("secret_file")), secret_env=h.get("secret_env"))
                      for h in data.get("webhooks") or [])
     targets = tuple(make_target(name, target, base) for name, target in sorted((data.get("targets") or {}).items()))

@@ -11,6 +11,12 @@ again within a minute are a redelivery or a replay, but a sender whose body
 never changes (``{}`` on every push) may send them again for a real push
 later, and that one must still fetch. Within the window a missed push costs
 at most one poll interval, as a lost delivery would.
+
+A registry (``provider: registry``, Docker's distribution) proves itself with
+the header its ``notifications`` endpoint is configured to send,
+``Authorization: Bearer <secret>``, and sends no delivery id: each event in
+its envelope has one instead, kept across its retries, and an event id seen
+before is dropped (``first_events``).
 """
 from __future__ import annotations
 
@@ -30,9 +36,9 @@ __all__ = ["HookVerifier", "secret_of"]
 
 #: The header carrying each provider's proof, and the one carrying its delivery id (names as providers spell them).
 SIGNATURE = {"github": "X-Hub-Signature-256", "gitea": "X-Gitea-Signature", "gitlab": "X-Gitlab-Token",
-             "generic": "X-Signature-256"}
+             "generic": "X-Signature-256", "registry": "Authorization"}
 DELIVERY = {"github": "X-GitHub-Delivery", "gitea": "X-Gitea-Delivery", "gitlab": "X-Gitlab-Event-UUID",
-            "generic": "X-Delivery-Id"}
+            "generic": "X-Delivery-Id", "registry": ""}  # a registry's ids are its events' own
 #: How long the same body without a delivery id counts as the same delivery (seconds).
 BODY_WINDOW = 60.0
 
@@ -77,6 +83,9 @@ class HookVerifier:
         header = SIGNATURE[self.hook.provider]
         given = _header(headers, header)
         if not given.strip():
+            if self.hook.provider == "registry":
+                return (f"the delivery has no {header} header: set headers: {{Authorization: [Bearer <secret>]}} "
+                        "on the registry's notifications endpoint")
             what = "the webhook's secret" if self.hook.provider == "gitlab" else "the HMAC-SHA256 of its body"
             return f"the delivery has no {header} header: set the webhook's secret at the sender ({what} goes there)"
         if not self._matches(given, body):
@@ -86,6 +95,8 @@ class HookVerifier:
     def _matches(self, given: str, body: bytes) -> bool:
         if self.hook.provider == "gitlab":  # GitLab sends the secret itself
             return hmac.compare_digest(given.encode(), self._secret)
+        if self.hook.provider == "registry":  # the header the registry's endpoint is configured with
+            return hmac.compare_digest(given.strip().encode(), b"Bearer " + self._secret)
         digest = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
         if self.hook.provider in ("github", "generic"):
             expected = "sha256=" + digest
@@ -106,6 +117,17 @@ class HookVerifier:
             while self._bodies and next(iter(self._bodies.values())) <= now - self._window:
                 self._bodies.popitem(last=False)
             return self._first(self._bodies, hashlib.sha256(body).hexdigest(), now)
+
+    def first_events(self, ids: list[str], body: bytes) -> list[bool]:
+        """For each event id of a verified envelope, whether it is new; every one is remembered from now on.
+
+        An event without an id (``""``) is known by the envelope's SHA-256 and its place in it: a registry's
+        envelope names the time of each event, so the same bytes again are a redelivery.
+        """
+        envelope = hashlib.sha256(body).hexdigest()
+        with self._lock:
+            return [self._first(self._seen, f"event:{event}" if event else f"body:{envelope}:{at}", None)
+                    for at, event in enumerate(ids)]
 
     def _first(self, seen: collections.OrderedDict, key: str, value) -> bool:
         if key in seen:

@@ -2,7 +2,8 @@
 
 Every route but ``/healthz`` and ``/readyz`` needs a bearer token or a status
 page session; webhooks prove themselves with their provider's signature
-instead. Handlers that read the state database or the engine are plain
+instead (a registry's with the bearer secret its notifications endpoint
+sends). Handlers that read the state database or the engine are plain
 functions, which Starlette runs in its thread pool, so the event loop only
 ever parses requests and writes responses.
 """
@@ -30,6 +31,7 @@ from .config import ApiConfig
 from .hooks import HookVerifier
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .paging import BadPage, link_header, paging_of
+from .registryevents import push_events
 from .runner import Daemon
 from .doors import Doors
 from .streams import Streams
@@ -233,12 +235,25 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         if refused:
             counted.labels(name, "unauthorized").inc()
             return _error(401, refused)
+        if verifier.hook.provider == "registry":
+            return registry_delivery(verifier, bytes(body))
         if not verifier.first_delivery(request.headers, bytes(body)):
             counted.labels(name, "duplicate").inc()
             return JSONResponse({"fetch": [], "duplicate": True}, status_code=202)
         counted.labels(name, "accepted").inc()
         doors.daemon.fetch(list(verifier.hook.sources))
         return JSONResponse({"fetch": list(verifier.hook.sources), "duplicate": False}, status_code=202)
+
+    def registry_delivery(verifier: HookVerifier, body: bytes) -> Response:
+        """A verified registry envelope: its manifest pushes not seen before go to the daemon, nothing else."""
+        found = push_events(body)
+        fresh = verifier.first_events([event for event, _ in found], body)
+        news = [push for (_, push), new in zip(found, fresh) if new]
+        duplicate = bool(found) and not news
+        doors.metrics.webhooks.labels(verifier.hook.name, "duplicate" if duplicate else "accepted").inc()
+        if news:
+            doors.daemon.registry_pushed(news)
+        return JSONResponse({"pushes": len(news), "duplicate": duplicate}, status_code=202)
 
     def disconnected(request: Request, exc: Exception) -> Response:
         """A client gone before its body was read (any route): counted, told in one throttled line, no traceback."""
