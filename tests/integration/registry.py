@@ -4,11 +4,14 @@ Each ``Registry`` gets its own free port, a temporary storage folder and an
 htpasswd file with one bcrypt-hashed user. ``start()`` waits until ``GET /v2/``
 answers (401: auth is on), ``stop()`` ends exactly the process it started.
 ``push_base`` tags the local base image into it and pushes through the engine.
+``Registry(notify=Endpoint(url, headers))`` also sends the registry's push and
+pull notifications to ``url``, promptly (a short timeout and backoff).
 The session fixture ``registry`` (import it into a test module) runs one for
 the whole session.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -27,7 +30,7 @@ import pytest
 from ..waiting import seconds_until
 from .conftest import BASE_IMAGE
 
-__all__ = ["REGISTRY_BINARY", "Registry", "RegistryInfo", "free_port", "registry"]
+__all__ = ["REGISTRY_BINARY", "Endpoint", "Registry", "RegistryInfo", "free_port", "registry"]
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -45,6 +48,27 @@ auth:
     realm: reconciler-tests
     path: {htpasswd}
 """
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the registry sends its notifications (``notifications: endpoints:`` in its config.yml).
+
+    ``timeout``, ``threshold`` and ``backoff`` are short so that deliveries are prompt in a test and a
+    refused one is retried within a second.
+    """
+
+    url: str
+    headers: dict[str, str]
+    timeout: str = "2s"
+    threshold: int = 3
+    backoff: str = "1s"
+
+    def config(self) -> str:
+        """The ``notifications:`` section (JSON, which YAML reads as it is)."""
+        endpoint = {"name": "tests", "url": self.url, "timeout": self.timeout, "threshold": self.threshold,
+                    "backoff": self.backoff, "headers": {k: [v] for k, v in self.headers.items()}}
+        return "notifications:\n  endpoints: " + json.dumps([endpoint]) + "\n"
 
 
 def free_port() -> int:
@@ -65,8 +89,11 @@ def _bcrypt(password: str) -> str:
 class Registry:
     """One registry process; ``host`` is ``127.0.0.1:PORT``."""
 
-    def __init__(self, *, username: str = "tester", password: str | None = None) -> None:
+    def __init__(self, *, username: str = "tester", password: str | None = None,
+                 notify: Endpoint | None = None) -> None:
+        """``notify``: an endpoint the registry sends its notifications to."""
         self.username = username
+        self.notify = notify
         self.password = password or "pw-" + secrets.token_hex(8)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -79,7 +106,8 @@ class Registry:
         htpasswd.write_text(f"{self.username}:{_bcrypt(self.password)}\n")
         (self.dir / "data").mkdir(exist_ok=True)
         config = self.dir / "config.yml"
-        config.write_text(CONFIG.format(root=self.dir / "data", port=self.port, htpasswd=htpasswd))
+        config.write_text(CONFIG.format(root=self.dir / "data", port=self.port, htpasswd=htpasswd)
+                          + (self.notify.config() if self.notify else ""))
         log = open(self.dir / "registry.log", "wb")
         self.process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)],
                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
