@@ -10,23 +10,25 @@ never from the modules behind it, which are cut by concern and may move:
 
 - ``kinds``: ``Kind``, with each kind's spec section and driver role;
 - ``desired``: ``DesiredState`` and the image, network and volume specs;
-- ``container``: ``ContainerSpec`` and its parts (env, ports, mounts, files, ...);
+- ``container``: ``ContainerSpec`` and its parts (env, ports, mounts, files, rollout, ...);
 - ``live``: what drivers observe (``LiveObject``, ``LiveState``) and the record;
 - ``events``: what the engine says changed (``EngineEvent``), as drivers stream it;
 - ``fleet``: the engines a stack runs on;
-- ``buildstep``: a build's steps and the label that keeps their digests.
+- ``buildstep``: a build's steps and the label that keeps their digests;
+- ``updates``: an image's version policy (``images.<key>.update``), which tags it may move to.
 """
 from __future__ import annotations
 
 from .buildstep import BuildStep, cache_break, encode_steps
 from .container import (
-    ContainerSpec, EnvVar, FileContent, FileMount, FilesystemPolicy, HealthCheck, Mount, Port, UpdatePolicy,
+    ContainerSpec, EnvVar, FileContent, FileMount, FilesystemPolicy, HealthCheck, Mount, Port, RolloutPolicy,
 )
 from .desired import DesiredState, ImageSpec, NetworkSpec, VolumeSpec
 from .events import EngineEvent
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
 from .live import Claim, Content, LiveObject, LiveState, Record
+from .updates import PolicyKind, UpdatePolicy
 
 __all__ = [
     "BuildStep",
@@ -48,8 +50,10 @@ __all__ = [
     "Mount",
     "NetworkSpec",
     "Placement",
+    "PolicyKind",
     "Port",
     "Record",
+    "RolloutPolicy",
     "Target",
     "TLSFiles",
     "UpdatePolicy",

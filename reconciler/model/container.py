@@ -15,7 +15,7 @@ from ..values import value
 from .kinds import Kind
 
 __all__ = ["ContainerSpec", "EnvVar", "FileContent", "FileMount", "FilesystemPolicy", "HealthCheck", "Mount", "Port",
-           "UpdatePolicy"]
+           "RolloutPolicy"]
 
 
 @value
@@ -153,7 +153,7 @@ class HealthCheck:
 
 
 @value
-class UpdatePolicy:
+class RolloutPolicy:
     """How a replacement of a container rolls out (``update:`` in the spec). Not part of the config hash."""
 
     #: ``start-first`` (the new container runs beside the old one until ready) or
@@ -301,7 +301,7 @@ class ContainerSpec:
     #: replicas' own addresses). None: the runtime's default (Swarm's ``vip``).
     endpoint_mode: str | None = None
     #: How a replacement rolls out.
-    update: UpdatePolicy = UpdatePolicy()
+    update: RolloutPolicy = RolloutPolicy()
     #: What a change of the writable layer does (out of the config hash: a policy of the reconciler).
     filesystem: FilesystemPolicy = FilesystemPolicy()
     #: The hash of ``config()``: different from the live container's means replace it.

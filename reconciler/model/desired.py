@@ -18,6 +18,7 @@ from .buildstep import BuildStep, encode_steps
 from .container import ContainerSpec
 from .fleet import Fleet
 from .kinds import Kind
+from .updates import UpdatePolicy
 
 __all__ = ["DesiredState", "ImageSpec", "NetworkSpec", "VolumeSpec"]
 
@@ -67,6 +68,13 @@ class ImageSpec:
     #: The registry driver's options (``images.<key>.options``), sorted (key, value) pairs, values as
     #: strings; checked against the driver's options schema when the spec is validated.
     options: tuple[tuple[str, str], ...] = ()
+    #: The version policy (``images.<key>.update``, Compose's ``x-reconcile.update``): which newer tags
+    #: the automation may write into ``ref``. None: the tag is the user's to change.
+    update: UpdatePolicy | None = field(default=None, compare=False)
+    #: Where the text of ``ref`` starts in the file the user wrote (absolute path, line, col; 1-based,
+    #: past an opening quote): what write-back edits. None for a build's default ref, and for a ref
+    #: not written out as it is (made from ``${VAR}``, or a multi-line scalar).
+    ref_at: tuple[str, int, int] | None = field(default=None, compare=False)
 
     @property
     def is_build(self) -> bool:

@@ -64,8 +64,8 @@ from ..model import (
     Mount,
     NetworkSpec,
     Port,
+    RolloutPolicy,
     TLSFiles,
-    UpdatePolicy,
     VolumeSpec,
 )
 from ..paths import inside, repo_root
@@ -111,8 +111,8 @@ __all__ = [
     "Mount",
     "NetworkSpec",
     "Port",
+    "RolloutPolicy",
     "TLSFiles",
-    "UpdatePolicy",
     "VolumeSpec",
     # plans and reports: what lifecycle hooks are handed
     "Action",

@@ -27,7 +27,7 @@ from ..model import (
     ImageSpec,
     Mount,
     NetworkSpec,
-    UpdatePolicy,
+    RolloutPolicy,
     VolumeSpec,
 )
 from . import units
@@ -293,10 +293,10 @@ def _healthcheck(value: dict | None) -> HealthCheck | None:
     )
 
 
-def _update_policy(value: dict | None) -> UpdatePolicy:
+def _update_policy(value: dict | None) -> RolloutPolicy:
     value = value or {}
-    default = UpdatePolicy()
-    return UpdatePolicy(
+    default = RolloutPolicy()
+    return RolloutPolicy(
         order=value.get("order", ""),
         parallelism=int(value.get("parallelism", default.parallelism)),
         delay=units.parse_duration_ns(value["delay"]) / 1e9 if "delay" in value else default.delay,

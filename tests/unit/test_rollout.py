@@ -6,7 +6,7 @@ import pytest
 from reconciler.apply import apply_plan
 from reconciler.errors import PermanentError
 from reconciler.labels import STACK
-from reconciler.model import ContainerSpec, DesiredState, Kind, LiveObject, LiveState, Port, UpdatePolicy
+from reconciler.model import ContainerSpec, DesiredState, Kind, LiveObject, LiveState, Port, RolloutPolicy
 from reconciler.planner import plan_changes
 from reconciler.report import ApplyOptions
 from reconciler.retry import RetryPolicy
@@ -37,7 +37,7 @@ def test_the_plan_says_how_each_replacement_rolls():
     _, _, plan = _setup(ports=(Port(80, 8080),))
     assert plan.changes[-1].rollout.order == "stop-first"
     assert "8080" in plan.changes[-1].rollout.why
-    _, _, plan = _setup(ports=(Port(80, 8080),), update=UpdatePolicy(order="start-first"))
+    _, _, plan = _setup(ports=(Port(80, 8080),), update=RolloutPolicy(order="start-first"))
     assert plan.changes[-1].rollout.order == "start-first"
     _, _, plan = _setup(addresses=(("s_lan", "172.30.0.10", ""),))
     assert plan.changes[-1].rollout.order == "stop-first"
@@ -54,7 +54,7 @@ def test_a_create_the_engine_refuses_gives_the_old_container_its_name_back():
 
 
 def test_a_successor_that_fails_to_start_is_removed_and_the_old_one_put_back():
-    engine, desired, plan = _setup(update=UpdatePolicy(order="stop-first"))
+    engine, desired, plan = _setup(update=RolloutPolicy(order="stop-first"))
     engine.fail(("start", NAME), PermanentError("port is already allocated"))  # the new one's start
     report = _apply(engine, desired, plan)
     outcome = report.outcomes[-1]
@@ -102,7 +102,7 @@ def test_replicas_roll_one_after_another_by_default():
 @pytest.mark.parametrize("order", ["start-first", "stop-first"])
 def test_a_container_that_serves_nobody_is_replaced_directly(state, order):
     """Issue 21 §2: a crash-looping (or stopped) container has no traffic to protect; the engine cannot rename it."""
-    engine, desired, plan = _setup(state, update=UpdatePolicy(order=order))
+    engine, desired, plan = _setup(state, update=RolloutPolicy(order=order))
     change = plan.changes[-1]
     assert change.rollout is None and change.live_state == state
     assert any(reason.startswith(f"{state}: no traffic to protect") for reason in change.reasons)
