@@ -18,6 +18,7 @@ from typing import Any, Callable, Collection, Iterable
 from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
 from ..errors import Problem, SpecError
 from ..hashing import config_hash
+from ..imagepolicy import parse_policy
 from ..model import ContainerSpec, DesiredState, FileContent, ImageSpec, NetworkSpec, Target, VolumeSpec
 from ..names import require_stack_name
 from .buildctx import build_hash
@@ -29,6 +30,7 @@ from .fleet import build_fleet
 from .gitinfo import spec_revision
 from .loader import RawStack
 from .locations import KEY, problem_at
+from .updates import ref_position
 
 __all__ = ["active_containers", "build_desired", "stack_name_for"]
 
@@ -101,6 +103,7 @@ class _Builder:
         self.services = self.scheduling is not None and self.runtime in self.scheduling
         self.inputs: set[str] = set()  # files besides the spec that the state depends on
         self.sources: dict[str, dict[str, tuple[FileContent, str]]] = {}  # configs and secrets, read once
+        self.lines: dict[str, list[str] | None] = {}  # spec files' lines, for where each image's ref stands
 
     def build(self) -> DesiredState:
         data = self.raw.data
@@ -153,6 +156,13 @@ class _Builder:
             return None
 
     def _image(self, key: str, value: dict) -> ImageSpec:
+        spec = self._image_source(key, value)
+        if "ref" not in value:
+            return spec  # a build's default ref: written nowhere
+        return replace(spec, update=parse_policy(value["update"]) if "update" in value else None,
+                       ref_at=ref_position(self.raw, ("images", key, "ref"), spec.ref, self.lines))
+
+    def _image_source(self, key: str, value: dict) -> ImageSpec:
         build = value.get("build")
         if value.get("archive"):
             if build:

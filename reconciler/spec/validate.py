@@ -24,6 +24,7 @@ from .locations import KEY, problem_at
 from .options import merged_schema, option_findings, option_schemas
 from .semantics import semantic_findings, unknown_drivers
 from .spellings import key_hint, value_hint
+from .updates import update_findings
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -61,6 +62,7 @@ def validate(
     failed = {path for path, _ in findings}
     findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles, host_paths=host_paths)
     findings += fleet_findings(raw, failed, targets)
+    findings += update_findings(raw, failed)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]

@@ -12,10 +12,10 @@ import reconciler
 
 PACKAGE = Path(reconciler.__file__).parent
 # What the spec package may use outside itself: the data it produces, the error tree, and the
-# infrastructure below both (names, paths, the cache folder).
+# infrastructure below both (names, paths, the cache folder, the image policy rules over the model).
 SPEC_MAY_IMPORT = {"reconciler.errors", "reconciler.model", "reconciler.hashing", "reconciler.defaults",
                    "reconciler.labels", "reconciler.redact", "reconciler.names", "reconciler.paths",
-                   "reconciler.cache"}
+                   "reconciler.cache", "reconciler.imagepolicy"}
 
 
 def _module_name(path: Path) -> str:
@@ -80,6 +80,11 @@ def test_spec_package_imports_only_downward() -> None:
         if module.startswith("reconciler.spec"):
             upward = {d for d in deps if not d.startswith("reconciler.spec") and d not in SPEC_MAY_IMPORT}
             assert not upward, f"{module} imports {sorted(upward)} from above the spec package"
+
+
+def test_the_image_policy_rules_stand_on_the_model_alone() -> None:
+    """The spec package checks policies with ``imagepolicy``: it may never reach above the model."""
+    assert _graph()["reconciler.imagepolicy"] <= {"reconciler.model"}
 
 
 def test_every_package_is_in_the_distribution() -> None:

@@ -57,6 +57,7 @@ class ServiceWriter(Writer):
         spec: dict[str, Any] = {}
         if image is not None:
             spec["ref"] = str(image)
+        self._extension(name, service, spec)
         if build is not None:
             spec["build"] = self._build(name, build, (*theirs, "build"))
         if pull is not None:
@@ -67,7 +68,7 @@ class ServiceWriter(Writer):
                 self._unsupported((*theirs, "pull_policy"), f"pull_policy {pull!r}: {keys.NOT_YET} "
                                   "(always, never, missing, build are)")
         bare = image is not None and not any(c in str(image) for c in ":/@")
-        if build is None and not bare and "pull" not in spec:
+        if build is None and not bare and "pull" not in spec and "update" not in spec:
             container["image"] = str(image)
             self._mark(("containers", name, "image"), (*theirs, "image"))
             return
@@ -80,6 +81,24 @@ class ServiceWriter(Writer):
             self._mark(("images", name, "ref"), (*theirs, "image"))
         container["image"] = name
         self._mark(("containers", name, "image"), (*theirs, "build" if build is not None else "image"))
+
+    def _extension(self, name: str, service: dict, spec: dict) -> None:
+        """``x-reconcile``: what the stack spec says of the service's image that Compose has no place for
+        (``update:``, the version policy); checked with the image, at the Compose file's lines."""
+        theirs = ("services", name, "x-reconcile")
+        extension = service.get("x-reconcile")
+        if extension is None:
+            return
+        if not isinstance(extension, dict):
+            self._error(theirs, "x-reconcile must be a mapping (keys: update)")
+            return
+        for key, value in extension.items():
+            if key != "update":
+                self._error((*theirs, key), f"unknown x-reconcile key {key!r} (expected: update)")
+            elif service.get("image") is None:
+                self._error((*theirs, key), "update moves the tag of image:, and this service has none")
+            else:
+                self._put(spec, ("images", name, "update"), value, (*theirs, key))
 
     def _service_image(self, *_: Any) -> None:
         """Handled with build and pull_policy, in ``_image_of``."""
