@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from enum import Enum
 from typing import Any, Collection, Iterable, Mapping
@@ -113,7 +114,7 @@ def parse_policy(data: Mapping) -> UpdatePolicy:
         return UpdatePolicy(kind=kind, pin_digest=True, **common)
     pin = data.get("pin") == "digest"
     if kind is PolicyKind.SEMVER:
-        return UpdatePolicy(kind=kind, semver=_range(data["semver"]).expression,
+        return UpdatePolicy(kind=kind, semver=_range(str(data["semver"])).expression,
                             prerelease=_flag(data, "prerelease"), pin_digest=pin, **common)
     pattern, extract = _regex(data["pattern"]), str(data.get("extract") or "")
     _check_extract(pattern, extract)
@@ -248,7 +249,8 @@ def _split(ref: str) -> tuple[str, str]:
     return name, ""
 
 
-def _range(text: Any) -> semantic_version.NpmSpec:
+@lru_cache(maxsize=256)  # choose() asks for the range of each newer tag; parsing it is the costly part
+def _range(text: str) -> semantic_version.NpmSpec:
     try:
         return semantic_version.NpmSpec(str(text))
     except ValueError as exc:
