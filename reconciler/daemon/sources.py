@@ -16,8 +16,9 @@ absolute path or out of the repository (``app.env -> /etc/shadow``), or a
 special file, makes that revision invalid (``InvalidRevision``, naming the path
 in the repository): the checkout stays at its last good revision, remembers
 the bad one so that it is reported once, and moves at the next commit that
-exports. Tokens reach git through ``GIT_ASKPASS`` and the environment, never through
-its command line (visible to every user in ``ps``) or a log line.
+exports. Tokens reach git through ``GIT_ASKPASS`` and the environment (``gitenv``, which the
+writer of image updates uses too), never through its command line (visible to every user in
+``ps``) or a log line.
 """
 from __future__ import annotations
 
@@ -34,13 +35,11 @@ from ..errors import SourceError
 from ..paths import inside
 from ..redact import without_credentials
 from .config import Source
+from .gitenv import git_environment, git_message, run_git
 
 __all__ = ["Checkout", "InvalidRevision", "checkout_for", "shared_checkouts", "untouched", "within"]
 
-GIT_TIMEOUT = 120
 KEEP = 2
-#: The most of git's own message a fetch error carries (it says all it knows in a few lines).
-GIT_MESSAGE_LINES = 20
 
 
 class InvalidRevision(SourceError):
@@ -182,42 +181,17 @@ class GitCheckout(Checkout):
 
     def _git(self, *args: str, binary: bool = False):
         git = self.source.git
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
-        token = _token(git)
-        if token:
-            askpass = self.root / "askpass.sh"
-            if not askpass.exists():
-                self.root.mkdir(parents=True, exist_ok=True)
-                askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; '
-                                   '*) printf "%s\\n" "$RECONCILER_GIT_TOKEN" ;; esac\n')
-                askpass.chmod(0o700)
-            env.update(GIT_ASKPASS=str(askpass), RECONCILER_GIT_TOKEN=token)
-        if git.ssh_key:
-            env["GIT_SSH_COMMAND"] = (f"ssh -i {git.ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes "
-                                      "-o StrictHostKeyChecking=accept-new")
+        env, token = git_environment(git, self.root)
         try:
-            done = subprocess.run(["git", *args], capture_output=True, env=env, timeout=GIT_TIMEOUT)
+            done = run_git(list(args), env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             command = args[2] if len(args) > 2 else args[0]
             raise SourceError(without_credentials(f"source {self.source.name}: git {command}: {exc}")) from exc
         if done.returncode != 0:
-            message = _git_message(done.stderr, done.returncode)
-            if token:
-                message = message.replace(token, "(secret)")
+            message = git_message(done.stderr, done.returncode, token)
             raise SourceError(f"source {self.source.name}: fetching {without_credentials(git.url)} {git.ref} "
                               f"failed:\n{message}")
         return done.stdout if binary else done.stdout.decode(errors="replace")
-
-
-def _git_message(stderr: bytes, status: int) -> str:
-    """Everything git said (its last lines when it said a lot), indented, without any credentials in a URL."""
-    lines = [line.rstrip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    if not lines:
-        return f"  git exited with status {status} and said nothing"
-    shown = lines[-GIT_MESSAGE_LINES:]
-    if len(lines) > len(shown):
-        shown.insert(0, f"({len(lines) - len(shown)} earlier lines left out)")
-    return without_credentials("\n".join("  " + line for line in shown))
 
 
 def _extract(tar: tarfile.TarFile, target: Path) -> None:
@@ -262,17 +236,6 @@ def _check_member(member: tarfile.TarInfo, root: Path) -> None:
         base = where.parent if member.issym() else root
         if not inside((base / member.linkname).resolve(), root):
             raise InvalidRevision(member.name, f"is a link to {member.linkname!r}, which leads out of the repository")
-
-
-def _token(git) -> str:
-    if git.token_env:
-        return os.environ.get(git.token_env, "")
-    if git.token_file:
-        try:
-            return Path(git.token_file).read_text().strip()
-        except OSError as exc:
-            raise SourceError(f"cannot read the token file {git.token_file}: {exc.strerror or exc}") from exc
-    return ""
 
 
 def untouched(spec: tuple | None, path: str, tree: Path | None, changed: set[str] | None) -> bool:

@@ -1,0 +1,80 @@
+"""How the git CLI runs for a source: its credentials in the environment, its messages without them.
+
+Two things run git with a source's credentials: the checkout that fetches it
+(``sources``) and the writer that commits image updates back (``writeback``).
+Both take them from here, so a token reaches git one way only: through
+``GIT_ASKPASS`` and an environment variable, never its command line (visible
+to every user in ``ps``), a remote in a repository's config, or a message. An
+``ssh_key`` becomes ``GIT_SSH_COMMAND``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from ..errors import SourceError
+from ..redact import without_credentials
+from .config import GitSource
+
+__all__ = ["GIT_TIMEOUT", "git_environment", "git_message", "read_token", "run_git"]
+
+GIT_TIMEOUT = 120
+#: The most of git's own message an error carries (it says all it knows in a few lines).
+GIT_MESSAGE_LINES = 20
+_ASKPASS = ('#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; '
+            '*) printf "%s\\n" "$RECONCILER_GIT_TOKEN" ;; esac\n')
+
+
+def git_environment(git: GitSource, askpass_dir: Path) -> tuple[dict[str, str], str]:
+    """The environment git runs in to reach ``git``'s repository, and the token it holds ("" when none).
+
+    The token (``token_file``/``token_env``) is handed over by an askpass script written once in
+    ``askpass_dir``; the caller keeps the token only to take it out of git's messages (``git_message``).
+    """
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+    token = read_token(git)
+    if token:
+        askpass = askpass_dir / "askpass.sh"
+        if not askpass.exists():
+            askpass_dir.mkdir(parents=True, exist_ok=True)
+            partial = askpass.with_name(f"askpass.{os.getpid()}.partial")
+            partial.write_text(_ASKPASS)
+            partial.chmod(0o700)
+            partial.replace(askpass)  # whole or not at all, whoever writes it first
+        env.update(GIT_ASKPASS=str(askpass), RECONCILER_GIT_TOKEN=token)
+    if git.ssh_key:
+        env["GIT_SSH_COMMAND"] = (f"ssh -i {git.ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes "
+                                  "-o StrictHostKeyChecking=accept-new")
+    return env, token
+
+
+def read_token(git: GitSource) -> str:
+    """The source's https token, from its environment variable or file; "" when it has none."""
+    if git.token_env:
+        return os.environ.get(git.token_env, "")
+    if git.token_file:
+        try:
+            return Path(git.token_file).read_text().strip()
+        except OSError as exc:
+            raise SourceError(f"cannot read the token file {git.token_file}: {exc.strerror or exc}") from exc
+    return ""
+
+
+def run_git(args: list[str], env: dict[str, str], *, cwd: Path | None = None,
+            timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess:
+    """``git ARGS`` with ``env``, its output captured; OSError or TimeoutExpired as they come."""
+    return subprocess.run(["git", *args], capture_output=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def git_message(stderr: bytes, status: int, token: str = "") -> str:
+    """Everything git said (its last lines when it said a lot), indented, without ``token`` or any
+    credentials in a URL."""
+    lines = [line.rstrip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    if not lines:
+        return f"  git exited with status {status} and said nothing"
+    shown = lines[-GIT_MESSAGE_LINES:]
+    if len(lines) > len(shown):
+        shown.insert(0, f"({len(lines) - len(shown)} earlier lines left out)")
+    message = without_credentials("\n".join("  " + line for line in shown))
+    return message.replace(token, "(secret)") if token else message
