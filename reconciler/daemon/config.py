@@ -5,6 +5,7 @@ mistake in ``daemon.yaml`` is reported at its file, line and field too.
 """
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,12 @@ from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
 from ..state import HistoryLimits
 
-__all__ = ["ApiConfig", "DaemonConfig", "GitSource", "Source", "Webhook", "default_state_dir", "load_config"]
+__all__ = ["ApiConfig", "DaemonConfig", "GitSource", "GitWrite", "Source", "Webhook", "default_state_dir", "load_config"]
 
 SCHEMA_FILE = "daemon.schema.json"
 MAX_BYTES = 1024 * 1024
+#: The placeholders a ``write.branch`` may hold.
+BRANCH_FIELDS = frozenset({"stack", "image", "version"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,18 @@ class GitSource:
     token_file: str | None = None  # absolute
     token_env: str | None = None
     ssh_key: str | None = None  # absolute
+
+
+@dataclass(frozen=True)
+class GitWrite:
+    """How the daemon commits to a git source (``write:``): image updates written back (``daemon.writeback``)."""
+
+    #: Author and committer of each commit, ``name <email>``.
+    author: str = "reconciler <reconciler@localhost>"
+    #: An ssh private key (absolute) that signs each commit (git's ssh signing); None: unsigned.
+    signing_key: str | None = None
+    #: A branch per update (placeholders ``{stack}`` ``{image}`` ``{version}``) instead of the tracked ref.
+    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,8 @@ class Source:
     allow_host_paths: tuple[str, ...] | None = None
     #: Take over a running Compose project of each stack's name (as ``reconcile adopt``) on every pass.
     adopt_compose: bool = False
+    #: How image updates are committed to this (git) source; None: as ``GitWrite``'s defaults.
+    write: GitWrite | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     problems += _twice(data, "webhooks", "webhook", document.marks)
     if not problems:
         problems += _hook_sources(data, document.marks)
+        problems += _write_problems(data, document.marks)
         problems += _target_problems(data, document.marks, path.resolve().parent)
         problems += _pool_problems(data, document.marks)
     if problems:
@@ -169,6 +187,34 @@ def _hook_sources(data: dict, marks: dict) -> list:
                                            f"source {name!r} is a directory, watched already: a webhook only "
                                            "makes sense for a git source"))
     return problems
+
+
+def _write_problems(data: dict, marks: dict) -> list:
+    """``write:`` is for git sources only, and its ``branch`` names only the placeholders it is given."""
+    problems = []
+    for index, entry in enumerate(data["sources"]):
+        write = entry.get("write")
+        if write is None:
+            continue
+        if "git" not in entry:
+            where = ("sources", index, "write")
+            problems.append(problem_at(_mark(marks, where), where, "a directory source is not committed to: "
+                                                                   "write: is for git sources only"))
+        unknown = _branch_fields(write.get("branch") or "") - BRANCH_FIELDS
+        if unknown:
+            where = ("sources", index, "write", "branch")
+            problems.append(problem_at(_mark(marks, where), where,
+                                       f"unknown placeholder {{{sorted(unknown)[0]}}}: use {{stack}}, {{image}} "
+                                       "or {version}"))
+    return problems
+
+
+def _branch_fields(template: str) -> set[str]:
+    """The placeholders ``template`` holds ({name}); a stray brace counts as an unknown one."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError:
+        return {"a lone brace"}
 
 
 def _target_problems(data: dict, marks: dict, base: Path) -> list:
@@ -222,6 +268,14 @@ def _history(data: dict) -> HistoryLimits:
                          max_age=float(data.get("max_age", default.max_age)))
 
 
+def _write(data: dict | None, absolute) -> GitWrite | None:
+    """A source's ``write:`` block, its defaults where a key is left out; None without one."""
+    if data is None:
+        return None
+    return GitWrite(author=data.get("author", GitWrite.author), signing_key=absolute(data.get("signing_key")),
+                    branch=data.get("branch"))
+
+
 def _build(data: dict, file: Path) -> DaemonConfig:
     base = file.parent
 
@@ -243,6 +297,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             allow_outside_paths=bool(entry.get("allow_outside_paths", False)),
             allow_host_paths=_host_paths(entry.get("allow_host_paths", True)),
             adopt_compose=bool(entry.get("adopt_compose", False)),
+            write=_write(entry.get("write"), absolute),
         ))
     api = data.get("api")
     if api is not None:

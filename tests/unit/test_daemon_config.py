@@ -120,3 +120,34 @@ def test_a_source_may_take_running_compose_projects_over(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_config(path)
     assert f"{path}:4:" in str(caught.value) and "adopt_compose" in str(caught.value)
+
+
+def test_a_git_source_says_how_image_updates_are_committed(tmp_path):
+    from reconciler.daemon.config import GitWrite
+
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: app\n    git: {url: 'file:///srv/app.git'}\n    write:\n"
+                    "      author: 'Bot <bot@example.com>'\n      signing_key: keys/signing\n"
+                    "      branch: 'image-updates/{stack}-{image}-{version}'\n"
+                    "  - name: plain\n    git: {url: 'file:///srv/plain.git'}\n    write: {}\n"
+                    "  - name: none\n    git: {url: 'file:///srv/none.git'}\n")
+    app, plain, none = load_config(path).sources
+    assert app.write == GitWrite(author="Bot <bot@example.com>", signing_key=str(tmp_path / "keys" / "signing"),
+                                 branch="image-updates/{stack}-{image}-{version}")
+    assert plain.write == GitWrite() and plain.write.author == "reconciler <reconciler@localhost>"
+    assert none.write is None
+
+
+def test_write_on_a_directory_and_a_bad_branch_or_author_are_named_at_their_line(tmp_path):
+    path = tmp_path / "daemon.yaml"
+    path.write_text("sources:\n  - name: local\n    dir: ./stacks\n    write: {author: 'a <a@b>'}\n"
+                    "  - name: app\n    git: {url: 'file:///srv/app.git'}\n    write:\n      branch: 'up/{tag}'\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert f"{path}:4:" in text and "sources[0].write" in text and "write: is for git sources only" in text
+    assert f"{path}:8:" in text and "sources[1].write.branch" in text and "unknown placeholder {tag}" in text
+    path.write_text("sources:\n  - name: other\n    git: {url: 'file:///srv/o.git'}\n    write: {author: nobody}\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    assert f"{path}:4:" in str(caught.value) and "sources[0].write.author" in str(caught.value)
