@@ -18,7 +18,8 @@ from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
 from ..state import HistoryLimits
 
-__all__ = ["ApiConfig", "DaemonConfig", "GitSource", "GitWrite", "Source", "Webhook", "default_state_dir", "load_config"]
+__all__ = ["ApiConfig", "DaemonConfig", "GitSource", "GitWrite", "Source", "Webhook", "default_state_dir",
+           "load_config"]
 
 SCHEMA_FILE = "daemon.schema.json"
 MAX_BYTES = 1024 * 1024

@@ -98,7 +98,7 @@ class GitWriter:
         return the new commit's id ("" when there is nothing left to revert). ``PushRejected`` when the revert
         conflicts (the lines it changed have changed since) or races keep being lost."""
         with self._locked():
-            return self._until_pushed(lambda: self._revert(commit, message), branch)
+            return self._until_pushed(lambda: self._revert(commit, message, branch or self.source.git.ref), branch)
 
     # -- one attempt ---------------------------------------------------------------------------------------------
 
@@ -149,15 +149,14 @@ class GitWriter:
         if text.encode("utf-8") != raw:
             file.write_bytes(text.encode("utf-8"))
 
-    def _revert(self, commit: str, message: str) -> str:
+    def _revert(self, commit: str, message: str, target: str) -> str:
         self._git("fetch", "--depth", "2", "--no-tags", "--quiet", self._url, commit, what=f"fetch {commit[:12]}")
         try:
             self._git("revert", "--no-commit", commit, what=f"revert {commit[:12]}", author=True)
         except SourceError as exc:
             self._git("reset", "--quiet", "--hard", what="reset")
-            raise PushRejected(f"source {self.source.name}: reverting {commit[:12]} on "
-                               f"{self.source.git.ref} conflicts: the lines it changed have changed since; "
-                               f"revert it by hand\n{exc}") from None
+            raise PushRejected(f"source {self.source.name}: reverting {commit[:12]} on {target} conflicts: the "
+                               f"lines it changed have changed since; revert it by hand\n{exc}") from None
         return self._commit(message)
 
     def _commit(self, message: str) -> str:

@@ -242,7 +242,8 @@ def test_a_token_reaches_git_only_through_askpass(remote, tmp_path, monkeypatch)
     calls = tmp_path / "calls.log"
     (wrap / "git").write_text(f"""#!/bin/sh
 echo "$* askpass=$("$GIT_ASKPASS" Password)" >> {calls}
-case "$*" in *" push "*) if [ -e {tmp_path}/refuse ]; then echo "remote: bad token $RECONCILER_GIT_TOKEN" >&2; exit 1; fi;; esac
+case "$*" in *" push "*) if [ -e {tmp_path}/refuse ]; then
+    echo "remote: bad token $RECONCILER_GIT_TOKEN" >&2; exit 1; fi;; esac
 exec {real_git} "$@"
 """)
     (wrap / "git").chmod(0o755)
