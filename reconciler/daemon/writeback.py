@@ -137,7 +137,8 @@ class GitWriter:
         """Apply ``edits`` to one file, last position first, so each one's line and column still hold."""
         file = (self.root / path).resolve()
         first = edits[0]
-        if not inside(file, self.root.resolve()) or not file.is_file():
+        root = self.root.resolve()
+        if not inside(file, root) or inside(file, root / ".git") or not file.is_file():
             raise EditRefused(path, first.line, first.col, "is not a file in the repository")
         raw = file.read_bytes()
         try:
