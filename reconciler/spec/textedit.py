@@ -68,8 +68,9 @@ class _Found:
 
 
 def replace_value(text: str, line: int, col: int, old: str, new: str, *, filename: str = "<spec>") -> str:
-    """``text`` with the scalar that starts at ``line``:``col`` (1-based, the loader's marks) changed from
-    ``old`` to ``new`` in the same style; every character outside the scalar's span is kept.
+    """``text`` with the scalar that starts at ``line``:``col`` (1-based, the loader's marks; for a quoted
+    scalar, its opening quote or the first character after it, as ``ImageSpec.ref_at``) changed from ``old``
+    to ``new`` in the same style; every character outside the scalar's span is kept.
 
     Plain stays plain unless ``new`` would not read back as the same string (then it is single-quoted);
     single- and double-quoted values keep their quotes. ``old == new`` returns ``text`` unchanged. Raises
@@ -116,7 +117,8 @@ def _find(text: str, line: int, col: int, refuse) -> _Found:
                 _advance(frames, None)
             continue
         is_key = bool(frames) and frames[-1][0] == "map" and frames[-1][1] is _MISSING
-        if (event.start_mark.line + 1, event.start_mark.column + 1) == (line, col):
+        at = (event.start_mark.line + 1, event.start_mark.column + 1)
+        if at == (line, col) or (at == (line, col - 1) and _quoted(event)):
             here = _Found(event, _path(frames, is_key), is_key)
             if not isinstance(event, events.CollectionStartEvent):
                 return here
@@ -130,6 +132,13 @@ def _find(text: str, line: int, col: int, refuse) -> _Found:
     if collection is not None:
         return collection
     raise refuse("no value starts here")
+
+
+def _quoted(event: events.Event) -> bool:
+    """A quoted scalar whose mark is its opening quote: its text starts one column later (``ImageSpec.ref_at``
+    points there), and that place names it too."""
+    return (isinstance(event, events.ScalarEvent) and _style(event) in ("'", '"')
+            and event.anchor is None and event.tag is None)
 
 
 def _advance(frames: list[list[Any]], key: Any) -> None:

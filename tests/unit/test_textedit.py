@@ -110,6 +110,24 @@ services:
     assert edited == compose.replace('"postgres:16.1"', '"postgres:16.2"')
 
 
+def test_the_position_image_specs_record_names_the_value_quoted_or_not(tmp_path):
+    from reconciler.spec import load_desired
+
+    text = ("name: shop\nimages:\n  app:\n    ref: reg.example/app:1.4.0   # moved by automation\n"
+            "    update: {semver: '>=1.4 <2'}\n  job:\n    ref: \"reg.example/job:2.0.0\"\n"
+            "    update: {semver: '^2'}\ncontainers:\n  web: {image: app}\n  cron: {image: job}\n")
+    (tmp_path / "stack.yaml").write_bytes(text.encode())
+    images = load_desired([tmp_path / "stack.yaml"], environ={}).images
+    _, line, col = images["job"].ref_at  # past the opening quote
+    edited = replace_value(text, line, col, "reg.example/job:2.0.0", "reg.example/job:2.1.0")
+    assert edited == text.replace('"reg.example/job:2.0.0"', '"reg.example/job:2.1.0"')
+    _, line, col = images["app"].ref_at
+    edited = replace_value(edited, line, col, "reg.example/app:1.4.0", "reg.example/app:1.4.1")
+    assert edited == text.replace("job:2.0.0", "job:2.1.0").replace("app:1.4.0", "app:1.4.1")
+    with pytest.raises(EditRefused, match="no value starts here"):
+        replace_value(text, line, col + 1, "reg.example/app:1.4.0", "x")  # inside a plain value
+
+
 def test_the_same_value_leaves_the_text_as_it_is():
     for text, line, col, value in [(STACK, 6, 10, "registry.example.com/shop/web:1.4.0"), ("a: 'x'\n", 1, 4, "x"),
                                    ('a: "x"\n', 1, 4, "x"), ("a: [x]", 1, 5, "x")]:
