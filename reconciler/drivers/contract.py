@@ -2,7 +2,8 @@
 
 The core reaches a backend only through drivers. Four roles, one per object
 kind: a *registry* driver for images, a *network* driver, a *storage* driver
-for volumes and a *runtime* driver for containers. Plugins add them through
+for volumes and a *runtime* driver for containers (the registry role has a
+room of its own, ``images``). Plugins add them through
 the ``reconciler_register_drivers(registry)`` hook (``reconciler.drivers.registry``)
 under one or more names (the ``driver:`` a spec names). A driver is created
 once per run from its factory, so a factory registered under several names
@@ -41,7 +42,7 @@ from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapp
 
 from ..addresses import AddressPool
 from ..errors import PermanentError
-from ..model import ContainerSpec, EngineEvent, ImageSpec, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
+from ..model import ContainerSpec, EngineEvent, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
 
 __all__ = [
     "Check",
@@ -49,7 +50,6 @@ __all__ = [
     "Factory",
     "NetworkDriver",
     "ObjectDriver",
-    "RegistryDriver",
     "RuntimeDriver",
     "StorageDriver",
     "owned_plus_wanted",
@@ -175,63 +175,6 @@ class ObjectDriver(ABC):
         then replaced, a network or a volume taken over as it is.
         """
         return None
-
-
-class RegistryDriver(ObjectDriver):
-    """Makes images present: pulls references, builds contexts.
-
-    ``observe`` says whether the content behind a reference changed (a tag
-    moved upstream, an archive holds another image) by setting each image's
-    ``LiveObject.content``; the core then calls ``pull`` again and replaces
-    the containers that use the image. That is the only signal the planner
-    reads for it: an image reported with ``content=None`` is never updated for
-    its content (``pull: always`` still pulls a tag it follows), whatever its
-    ``details`` say.
-    """
-
-    kind = Kind.IMAGE
-
-    @abstractmethod
-    def pull(self, spec: ImageSpec) -> None:
-        """Pull ``spec.ref`` from its registry."""
-
-    @abstractmethod
-    def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
-        """Build ``spec`` and tag it ``spec.ref``, with ``labels`` on the image."""
-
-    def push(self, spec: ImageSpec) -> None:
-        """Push ``spec.ref`` to its registry (for images with ``push: true``).
-
-        Optional: a driver that cannot push keeps this default, and a spec
-        asking it to push fails that change with this message.
-        """
-        raise PermanentError(f"the {type(self).__name__} registry driver cannot push {spec.ref}")
-
-    def delete(self, live: LiveObject) -> None:
-        """Images are shared caches: the core never deletes them."""
-
-    def layers(self, ref: str) -> list[dict] | None:
-        """Optional: the image's layers, newest first (as ``docker history``); None when it cannot tell.
-
-        Each item: ``id`` (short; two images share a layer when they share its
-        id), ``size`` (bytes), ``created_by`` (the Dockerfile step that made it,
-        shortened to ~80 characters) and ``reused`` (for a built image's own
-        steps: whether its last build took the layer from the cache; None
-        otherwise). Asked only by a detailed status, once per image.
-        """
-        return None
-
-    def equivalent(self, ref: str, image_id: str) -> str:
-        """Optional: the id of the image ``ref`` names, when it holds what ``image_id`` holds; else "".
-
-        "What it holds" is its file system layers and its config (command,
-        environment, ports, …), labels aside: the image another tool built
-        from the same context. Asked after a build, for a container taken
-        over from a Compose project (``reconcile adopt``) whose image Compose
-        built: the same build keeps the container running instead of
-        replacing it. The default ("") cannot tell: the container is replaced.
-        """
-        return ""
 
 
 class NetworkDriver(ObjectDriver):
