@@ -41,7 +41,8 @@ from tests.integration.registry import Registry  # noqa: E402
 from reconciler.drivers import DriverContext  # noqa: E402
 from reconciler.model import ImageSpec  # noqa: E402
 from reconciler_docker import images as images_module  # noqa: E402
-from reconciler_docker.distribution import ACCEPT, ManifestChecker  # noqa: E402
+from reconciler_docker.distribution import ManifestChecker  # noqa: E402
+from reconciler_docker.registryhttp import ACCEPT  # noqa: E402
 
 TARGET = 1.3
 

@@ -24,7 +24,8 @@ from reconciler.status import status_rows
 from reconciler.testing.fakedocker import FakeDockerAPI
 
 from reconciler_docker.credentials import CredentialStore
-from reconciler_docker.distribution import ACCEPT, DigestCheckFailed, ManifestChecker, parse_challenge, repository_path
+from reconciler_docker.distribution import DigestCheckFailed, ManifestChecker
+from reconciler_docker.registryhttp import ACCEPT, parse_challenge, repository_path
 from reconciler.sdk.docker import use_client
 from reconciler_docker.images import DockerRegistryDriver
 
@@ -141,7 +142,7 @@ def test_basic_registry_costs_one_head_per_image_with_credentials(fake, tmp_path
 
 
 def test_basic_challenge_is_answered_with_the_stored_credentials(fake, tmp_path):
-    from reconciler_docker.distribution import _Auth
+    from reconciler_docker.registryhttp import _Auth
 
     checker = ManifestChecker(_store(fake.host, tmp_path))
     open_so_far = _Auth()
