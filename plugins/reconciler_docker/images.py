@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 import docker.errors
 
 from reconciler.sdk import (
-    Content, DriverError, ImageSpec, LiveObject, PermanentError, RegistryDriver, TemporaryError, fresh_read,
-    redact as redact_values,
+    Content, DriverError, ImageSpec, LiveObject, PermanentError, RegistryDriver, TagDetails, TemporaryError,
+    fresh_read, redact as redact_values,
 )
 from reconciler.sdk.docker import EngineDriver, engine_errors
 from reconciler.sdk.labels import BUILD_CACHE, BUILD_HASH
@@ -29,6 +29,7 @@ from reconciler.sdk.labels import BUILD_CACHE, BUILD_HASH
 if TYPE_CHECKING:
     from .credentials import Credential, CredentialStore
     from .layers import CacheSteps
+    from .taglist import TagLister
 
 # Credentials and the registry's manifest API are needed for a pull, a push or a followed tag only:
 # they are imported then (a converged pass of pinned images never pays for them).
@@ -39,6 +40,7 @@ __all__ = ["AuthenticationFailed", "DockerRegistryDriver", "ImageNotFound", "Loc
 log = logging.getLogger(__name__)
 _STORE_KEY = "reconciler_docker.credentials"
 _IMAGES_KEY = "reconciler_docker.images"  # fresh_read: the engine's image list, indexed
+_TAGS_KEY = "reconciler_docker.tags"  # engine_shared (or the driver): the TagLister, its ETags, tokens and details
 RATE_LIMIT_DELAY = 10.0  # the engine drops the registry's Retry-After: a hint, capped by the core
 _PLURAL = {"push": "es"}
 SHORT_SECRET = 4  # a secret shorter than this is still redacted, but may also blank ordinary text
@@ -202,6 +204,25 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
             if isinstance(answer, Exception):
                 log.warning("cannot tell where %s points upstream: %s", ref, answer)
         return answers
+
+    def list_tags(self, spec: ImageSpec) -> list[str]:
+        """Every tag of ``spec.ref``'s repository at its registry (``taglist``: conditional, every page)."""
+        return self._tags().list_tags(spec.ref, count=self._count_read)
+
+    def tag_details(self, spec: ImageSpec, tag: str) -> TagDetails:
+        """What ``tag`` of ``spec.ref``'s repository names now at its registry (manifest digest, ``created``)."""
+        return self._tags().tag_details(spec.ref, tag, count=self._count_read)
+
+    def _count_read(self) -> None:
+        self.context.stats["read"] += 1
+
+    def _tags(self) -> TagLister:
+        """The tag lister: the daemon's for this engine (its ETags and tokens outlive a pass), else this driver's."""
+        from .taglist import TagLister
+
+        home = self.context.engine_shared if self.context.engine_shared is not None else self.__dict__
+        lister = home.get(_TAGS_KEY)
+        return lister if lister is not None else home.setdefault(_TAGS_KEY, TagLister(self.credentials))
 
     @property
     def credentials(self) -> CredentialStore:
