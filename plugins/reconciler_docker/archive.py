@@ -9,6 +9,13 @@ modification time moved) against the local image's id, so a converged stack
 never sends the archive to the engine. The core has no special case for this
 driver: it never opens an archive, and acts on ``content`` alone.
 
+Image automation lists the tags the archive gives ``ref``'s repository
+(``RepoTags`` of a docker save, the ref-name annotations of an OCI index;
+a bare OCI name such as ``1.4.0`` is a tag of any repository) and their
+details. An archive holds no manifest digest as a registry serves it: the
+image id (``sha256:`` of its config) is all it has, so ``TagDetails.digest``
+is that, and ``created`` the config's.
+
 Engines before 25 (this project tests against 20.10) load only the
 ``docker save`` layout (``manifest.json``); an OCI image layout without it is
 refused with a PermanentError rather than half-loaded. Errors::
@@ -25,17 +32,20 @@ import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO, Any, Callable, Mapping, TypeVar
 
 import docker.errors
 
-from reconciler.sdk import Content, ImageSpec, LiveObject, PermanentError
+from reconciler.sdk import Content, ImageSpec, LiveObject, PermanentError, TagDetails
 from reconciler.sdk.docker import engine_errors
 
-from .imagearchive import ArchiveFormat, archive_format, archive_image_id
+from .imagearchive import ArchiveFormat, ArchivedTag, archive_format, archive_image_id, archive_tags
 from .images import DockerRegistryDriver, split_ref
 
 __all__ = ["ArchiveRegistryDriver", "ArchiveUnreadable"]
+
+
+T = TypeVar("T")
 
 
 class ArchiveUnreadable(PermanentError):
@@ -64,9 +74,43 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
     def _archive_id(self, spec: ImageSpec) -> str:
         """The id of the image ``spec.ref`` inside ``spec.archive`` (raises ArchiveUnreadable)."""
         try:
-            return _ARCHIVE_IDS.get(Path(spec.archive), spec.ref)
+            return _ARCHIVE_IDS.get(Path(spec.archive), spec.ref, archive_image_id)
         except (ValueError, OSError) as exc:
             raise ArchiveUnreadable(f"image {spec.ref}: {exc}") from None
+
+    def list_tags(self, spec: ImageSpec) -> list[str]:
+        """The tags ``spec.archive`` gives ``spec.ref``'s repository, in the archive's order (no engine call)."""
+        return list(self._archived(spec))
+
+    def tag_details(self, spec: ImageSpec, tag: str) -> TagDetails:
+        """``tag`` of ``spec.ref``'s repository in the archive: the image id as its digest, the config's ``created``."""
+        from .taglist import parse_created
+
+        found = self._archived(spec).get(tag)
+        if found is None:
+            raise ArchiveUnreadable(f"image {spec.ref}: {spec.archive} holds no tag {tag} of its repository")
+        return TagDetails(tag=tag, digest=found.config, created=parse_created(found.created))
+
+    def _archived(self, spec: ImageSpec) -> dict[str, ArchivedTag]:
+        """Tag → what the archive tags with it, for ``spec.ref``'s repository; none at all is an error."""
+        if not spec.archive:
+            raise ArchiveUnreadable(f"list tags of {spec.ref}: the archive driver needs images.{spec.key}.archive")
+        try:
+            named = _ARCHIVE_IDS.get(Path(spec.archive), "<tags>", lambda path, _: archive_tags(path))
+        except (ValueError, OSError) as exc:
+            raise ArchiveUnreadable(f"list tags of {spec.ref}: {exc}") from None
+        repo = _familiar(split_ref(spec.ref)[0])
+        out: dict[str, ArchivedTag] = {}
+        for item in named:
+            if ":" not in item.name and "/" not in item.name:  # an OCI ref name that is a tag alone
+                out.setdefault(item.name, item)
+                continue
+            name_repo, tag = split_ref(item.name)
+            if tag is not None and _familiar(name_repo) == repo:
+                out.setdefault(tag, item)
+        if not out:
+            raise ArchiveUnreadable(f"list tags of {spec.ref}: {spec.archive} holds no tag of repository {repo}")
+        return out
 
     def pull(self, spec: ImageSpec) -> None:
         """Load ``spec.archive`` and tag the image it holds ``spec.ref``."""
@@ -113,8 +157,13 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
                                         f"{image_id} (was it changed while loading?)") from None
 
 
+def _familiar(repo: str) -> str:
+    """A repository as docker shows it: ``docker.io/library/app`` and ``library/app`` are ``app``."""
+    return repo.removeprefix("docker.io/").removeprefix("library/")
+
+
 class _ArchiveIds:
-    """Image ids read from archives, read again only when a file's size or modification time moved.
+    """What was read from archives (ids, tags), read again only when a file's size or modification time moved.
 
     A no-op apply of a long-running loop then costs a few ``stat`` calls, not
     a read of each archive's manifest (a gzip tarball is read to its end).
@@ -122,18 +171,19 @@ class _ArchiveIds:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: dict[tuple[Path, str], tuple[tuple, str]] = {}
+        self._known: dict[tuple[Path, str], tuple[tuple, Any]] = {}
 
-    def get(self, path: Path, ref: str) -> str:
+    def get(self, path: Path, ref: str, read: Callable[[Path, str], T]) -> T:
+        """``read(path, ref)``, or what it gave last for this archive as it is now."""
         stamp = _stamp(path)
         with self._lock:
             known = self._known.get((path, ref))
         if known is not None and known[0] == stamp:
             return known[1]
-        image_id = archive_image_id(path, ref)
+        answer = read(path, ref)
         with self._lock:
-            self._known[(path, ref)] = (stamp, image_id)
-        return image_id
+            self._known[(path, ref)] = (stamp, answer)
+        return answer
 
 
 def _stamp(path: Path) -> tuple:

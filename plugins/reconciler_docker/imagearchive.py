@@ -7,6 +7,8 @@ the digest of the image's config, which the archive names, and the engine
 reports the same id for the image it holds. This module only reads, for the
 archive registry driver (:mod:`.archive`), which reports the id as its
 ``LiveObject.content`` and loads the archive; the core never opens an archive.
+For image automation it also lists what an archive tags (``archive_tags``):
+each name with its image's config digest and ``created``.
 
 Formats understood:
 
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import json
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["ArchiveFormat", "archive_format", "archive_image_id"]
+__all__ = ["ArchiveFormat", "ArchivedTag", "archive_format", "archive_image_id", "archive_tags"]
 
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                 "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -54,6 +57,57 @@ def archive_image_id(path: Path, ref: str) -> str:
         raise ValueError(f"image archive {path} is corrupt: {exc.__class__.__name__}: {exc}") from None
     raise ValueError(f"{path} is not an image archive: it holds neither manifest.json (docker save) "
                      f"nor index.json (OCI image layout)")
+
+
+@dataclass(frozen=True)
+class ArchivedTag:
+    """One name an archive gives an image: as the archive writes it, the config digest (the image id), ``created``."""
+
+    name: str
+    config: str
+    created: str | None
+
+
+def archive_tags(path: Path) -> list[ArchivedTag]:
+    """Every name the archive at ``path`` tags an image with (``RepoTags``; an OCI index's ref-name annotations).
+
+    Reads only the small JSON members. Raises ``ValueError`` / ``OSError`` as ``archive_image_id``.
+    """
+    read = _reader(path)
+    try:
+        if read("manifest.json") is not None:
+            entries = json.loads(read("manifest.json") or b"[]")
+            return [ArchivedTag(tag, _sha256(str(e["Config"]).rsplit("/", 1)[-1].removesuffix(".json")),
+                                _created(read, str(e["Config"])))
+                    for e in entries for tag in e.get("RepoTags") or ()]
+        if read("index.json") is not None:
+            return _oci_tags(read)
+    except (KeyError, TypeError, IndexError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"image archive {path} is corrupt: {exc.__class__.__name__}: {exc}") from None
+    raise ValueError(f"{path} is not an image archive: it holds neither manifest.json nor index.json")
+
+
+def _oci_tags(read: Callable[[str], bytes | None]) -> list[ArchivedTag]:
+    out = []
+    for descriptor in json.loads(read("index.json") or b"{}").get("manifests") or []:
+        names = {(descriptor.get("annotations") or {}).get(key) for key in _REF_NAME} - {None, ""}
+        if not names:
+            continue
+        for _ in range(4):  # follow a nested index to its platform's manifest, as _oci_id does
+            blob = _blob(read, descriptor["digest"])
+            if descriptor.get("mediaType") not in _INDEX_TYPES and "manifests" not in blob:
+                break
+            descriptor = _pick(blob.get("manifests") or [], "")
+        config = str(blob["config"]["digest"])
+        out += [ArchivedTag(str(name), _sha256(config.removeprefix("sha256:")),
+                            _created(read, "blobs/" + config.replace(":", "/", 1))) for name in sorted(names)]
+    return out
+
+
+def _created(read: Callable[[str], bytes | None], member: str) -> str | None:
+    data = read(member)
+    config = json.loads(data) if data is not None else {}
+    return str(config["created"]) if isinstance(config, dict) and config.get("created") else None
 
 
 def archive_format(path: Path) -> str:
