@@ -5,7 +5,10 @@ A registry driver makes images present; the planner trusts what its
 its reference with an id, that pulling again changes nothing, that a missing
 reference is a ``PermanentError``, that a build carries the labels it is given,
 and (when the test can change what a reference holds at its source) that
-``LiveObject.content`` says so. Subclass ``RegistryDriverContract`` as
+``LiveObject.content`` says so. A driver that lists tags (``list_tags``, an
+optional capability: one that answers None passes) must list a pulled image's
+tag, say what it names (``tag_details``: a ``sha256:`` digest, an aware or no
+``created``) and refuse a missing repository with a ``PermanentError``. Subclass ``RegistryDriverContract`` as
 ``Test...`` and give it the fixtures its docstring lists.
 """
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from ..drivers import DriverContext, RegistryDriver
+from ..drivers import DriverContext, RegistryDriver, TagDetails
 from ..errors import PermanentError, TemporaryError
 from ..labels import BUILD_HASH
 from ..model import ImageSpec, Kind
@@ -30,7 +33,8 @@ class RegistryDriverContract(_DriverContract):
 
     - ``driver`` (required): the driver under test, from ``driver_context``;
     - ``spec`` (required): an ``ImageSpec`` whose reference the driver can pull;
-    - ``missing_spec``: one whose reference does not exist at its source (expects ``PermanentError``); None skips;
+    - ``missing_spec``: one whose reference does not exist at its source (expects ``PermanentError``, from a pull
+      and, for a driver that lists tags, from ``list_tags``); None skips;
     - ``build_spec``: an ``ImageSpec`` with ``build_context`` and a unique ``ref`` to build; None skips
       (a driver that cannot build must then raise ``PermanentError`` from ``build``);
     - ``push_spec``: an image to build and push; None skips;
@@ -156,3 +160,43 @@ class RegistryDriverContract(_DriverContract):
         if unreachable_driver is None:
             pytest.skip("define the unreachable_driver fixture to check that an absent backend raises TemporaryError")
         assert_maps_errors(lambda: unreachable_driver.observe(driver_context.stack, {spec.ref: spec}), TemporaryError)
+
+    def test_tags_list_a_pulled_image_and_say_what_it_names(self, harness: ContractHarness, spec: ImageSpec) -> None:
+        if type(harness.driver).list_tags is RegistryDriver.list_tags:
+            return  # an optional capability: a driver that cannot list tags is not faulted
+        spec = with_hash(spec)
+        self._pull(harness, spec)
+        tags = harness.driver.list_tags(spec)
+        if tags is None:
+            return
+        tag = _tag(spec.ref)
+        assert isinstance(tags, list) and tag in tags, \
+            f"list_tags must list the tag of an image just pulled ({tag!r}); it gave {tags!r}"
+        details = harness.driver.tag_details(spec, tag)
+        if details is None:
+            return
+        assert isinstance(details, TagDetails) and details.tag == tag, "tag_details must return TagDetails of that tag"
+        assert details.digest.startswith("sha256:"), f"TagDetails.digest must be a sha256 digest, not {details.digest!r}"
+        assert details.created is None or details.created.utcoffset() is not None, \
+            "TagDetails.created must be timezone-aware (UTC) or None"
+
+    def test_listing_tags_of_a_missing_repository_is_a_permanent_error(self, harness: ContractHarness,
+                                                                      missing_spec: ImageSpec | None) -> None:
+        if type(harness.driver).list_tags is RegistryDriver.list_tags:
+            return  # an optional capability: a driver that cannot list tags is not faulted
+        if missing_spec is None:
+            pytest.skip("define the missing_spec fixture to check that listing a missing repository raises PermanentError")
+        try:
+            answer = harness.driver.list_tags(with_hash(missing_spec))
+        except PermanentError as exc:
+            assert str(exc).strip(), f"{type(exc).__name__} carries no message: say what failed"
+            return
+        except Exception as exc:
+            pytest.fail(f"listing a missing repository must raise PermanentError, not {type(exc).__name__}: {exc}")
+        assert answer is None, f"listing a missing repository must raise PermanentError; it gave {answer!r}"
+
+
+def _tag(ref: str) -> str:
+    """The tag of a tag reference (``latest`` when it names none)."""
+    last = ref.partition("@")[0].rsplit("/", 1)[-1]
+    return last.rpartition(":")[2] if ":" in last else "latest"

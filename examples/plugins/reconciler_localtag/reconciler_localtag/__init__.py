@@ -12,13 +12,18 @@ and replaces the containers that run it: promotion by tag, without a registry.
 It shows the whole registry driver contract in one small module: ``observe``
 receives the specs and reports ``LiveObject.content``; ``pull`` makes the
 image present; ``build`` is refused; errors are ``PermanentError`` or, for an
-absent engine, ``TemporaryError``.
+absent engine, ``TemporaryError``. Its optional tag listing (image automation)
+lists the engine's own tags of ``ref``'s repository: the source is this engine,
+so a tag's digest is the image id and ``created`` the image's.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Mapping
 
-from reconciler.sdk import Content, DriverContext, ImageSpec, Kind, LiveObject, PermanentError, RegistryDriver, hookimpl
+from reconciler.sdk import (
+    Content, DriverContext, ImageSpec, Kind, LiveObject, PermanentError, RegistryDriver, TagDetails, hookimpl,
+)
 
 __all__ = ["RECONCILER_API_VERSION", "LocalTagDriver", "reconciler_register_drivers"]
 __version__ = "0.1.0"
@@ -90,11 +95,52 @@ class LocalTagDriver(RegistryDriver):
                 raise PermanentError(f"image {spec.ref}: its source {source!r} is not on this engine") from None
         self.context.stats["write"] += 1
 
+    def list_tags(self, spec: ImageSpec) -> list[str]:
+        """The engine's tags of ``spec.ref``'s repository (one filtered image list); none is a PermanentError."""
+        repo = _split(spec.ref)[0]
+        with _engine().engine_errors(f"list tags of {repo}"):
+            images = self.api.images(name=repo)
+        tags = sorted({_split(ref)[1] for image in images for ref in image.get("RepoTags") or ()
+                       if _split(ref)[0] == repo})
+        if not tags:
+            raise PermanentError(f"image {spec.ref}: this engine has no tag of repository {repo}")
+        return tags
+
+    def tag_details(self, spec: ImageSpec, tag: str) -> TagDetails:
+        """The image ``tag`` of ``spec.ref``'s repository is on this engine: its id as digest, its ``Created``."""
+        import docker.errors
+
+        ref = f"{_split(spec.ref)[0]}:{tag}"
+        with _engine().engine_errors(f"inspect {ref}"):
+            try:
+                image = self.api.inspect_image(ref)
+            except docker.errors.NotFound:
+                raise PermanentError(f"image {spec.ref}: this engine has no tag {ref}") from None
+        return TagDetails(tag=tag, digest=image["Id"], created=_created(image.get("Created")))
+
     def build(self, spec: ImageSpec, labels: Mapping[str, str]) -> None:
         raise PermanentError(f"image {spec.ref}: the localtag driver tags images, it does not build them")
 
     def delete(self, live: LiveObject) -> None:
         """Images are shared caches: never deleted."""
+
+
+def _split(ref: str) -> tuple[str, str]:
+    """``repo:tag`` → (repo, tag); no tag is ``latest``."""
+    repo, sep, tag = ref.rpartition(":")
+    return (repo, tag) if sep and "/" not in tag else (ref, "latest")
+
+
+def _created(text: object) -> datetime | None:
+    """The engine's ``Created`` (RFC 3339 with nanoseconds) as an aware UTC datetime."""
+    stamp = str(text or "")
+    if not stamp.endswith("Z") or "T" not in stamp:
+        return None
+    whole, _, fraction = stamp[:-1].partition(".")
+    try:
+        return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00").astimezone(timezone.utc)
+    except ValueError:
+        return None
 
 
 def _source(spec: ImageSpec) -> str:
