@@ -99,7 +99,7 @@ class ArchiveRegistryDriver(DockerRegistryDriver):
             named = _ARCHIVE_IDS.get(Path(spec.archive), "<tags>", lambda path, _: archive_tags(path))
         except (ValueError, OSError) as exc:
             raise ArchiveUnreadable(f"list tags of {spec.ref}: {exc}") from None
-        repo = _familiar(split_ref(spec.ref)[0])
+        repo = _familiar(split_ref(spec.ref.partition("@")[0])[0])  # a pinned ref names its tag's repository
         out: dict[str, ArchivedTag] = {}
         for item in named:
             if ":" not in item.name and "/" not in item.name:  # an OCI ref name that is a tag alone

@@ -29,6 +29,13 @@ def test_docker_save_lists_the_tags_of_the_spec_repository_only(tmp_path):
     assert not api.calls  # an archive is read, the engine is not asked
 
 
+def test_a_pinned_reference_lists_the_tags_of_its_repository(tmp_path):
+    path = _tar(tmp_path / "app.tar", _docker_save(f"{CONFIG_HEX}.json", tags=(REF, "example/app:1.1")))
+    driver, _ = _archive_driver(f"sha256:{CONFIG_HEX}")
+    spec = replace(_spec(path), ref=f"{REF}@sha256:{CONFIG_HEX}")
+    assert driver.list_tags(spec) == ["1.0", "1.1"]
+
+
 def test_details_are_the_image_id_and_the_config_created(tmp_path):
     members = _docker_save(f"{CONFIG_HEX}.json")
     members[f"{CONFIG_HEX}.json"] = CREATED

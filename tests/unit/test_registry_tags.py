@@ -315,6 +315,16 @@ def test_parse_created(text, expected):
     assert parse_created(text) == expected
 
 
+@pytest.mark.parametrize("ref, expected", [
+    ("127.0.0.1:5000/team/app:1.4.2@sha256:" + "1" * 64, ("127.0.0.1:5000", "team/app", "1.4.2")),
+    ("busybox@sha256:" + "1" * 64, ("registry-1.docker.io", "library/busybox", "latest")),
+])
+def test_a_pinned_reference_names_its_repository(ref, expected):
+    from reconciler_docker.registryhttp import repository_path
+
+    assert repository_path(ref) == expected
+
+
 # -- the driver ----------------------------------------------------------------------
 
 def test_the_driver_counts_each_request_as_a_read_and_keeps_its_lister_per_engine(fake, tmp_path, monkeypatch):

@@ -126,9 +126,9 @@ class LocalTagDriver(RegistryDriver):
 
 
 def _split(ref: str) -> tuple[str, str]:
-    """``repo:tag`` → (repo, tag); no tag is ``latest``."""
-    repo, sep, tag = ref.rpartition(":")
-    return (repo, tag) if sep and "/" not in tag else (ref, "latest")
+    """``repo:tag`` (or ``repo:tag@digest``) → (repo, tag); no tag is ``latest``."""
+    repo, sep, tag = ref.partition("@")[0].rpartition(":")
+    return (repo, tag) if sep and "/" not in tag else (ref.partition("@")[0], "latest")
 
 
 def _created(text: object) -> datetime | None:
