@@ -13,7 +13,7 @@ import pluggy
 if TYPE_CHECKING:
     from .report import ApplyReport, Outcome
     from .drivers import PluginDrivers
-    from .model import DesiredState
+    from .model import DesiredState, ImageEvent
     from .plan import Change, Operation, Plan
 
 __all__ = ["API_VERSION", "hookimpl", "hookspec", "PROJECT"]
@@ -63,3 +63,13 @@ def reconciler_after_change(change: Change, outcome: Outcome, operation: Operati
 @hookspec
 def reconciler_apply_finished(report: ApplyReport, operation: Operation) -> None:
     """Called once per apply (or destroy) with the full report, after the stack's lock is released."""
+
+
+@hookspec
+def reconciler_image_event(event: ImageEvent) -> None:
+    """Image automation did something (``event.kind``): a newer version was committed to a stack's source, a
+    version was quarantined after its rollout failed the health gate and rolled back, or a person released one.
+
+    Called by the daemon's image automation thread, after the commit was pushed (``updated``, and the revert of
+    a ``quarantined`` one) or the record changed. A failing implementation is logged and changes nothing.
+    """

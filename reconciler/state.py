@@ -305,6 +305,32 @@ class StateStore:
         return {stack: (rev, source) for stack, rev, source in
                 self._read("SELECT stack, revision, source_revision FROM holds")}
 
+    def quarantine(self, stack: str, image: str, version: str, reason: str) -> bool:
+        """Never propose ``version`` of ``image`` (its key) for ``stack`` again, until released; false when it was
+        quarantined already."""
+        if version in self.quarantined(stack).get(image, {}):
+            return False
+        self._write(("INSERT OR IGNORE INTO quarantine (stack, image, version, since, reason) VALUES (?, ?, ?, ?, ?)",
+                     (stack, image, version, _now(), reason)))
+        return True
+
+    def release_quarantine(self, stack: str, image: str, version: str) -> bool:
+        """Let ``version`` be proposed again; false when it was not quarantined."""
+        if version not in self.quarantined(stack).get(image, {}):
+            return False
+        self._write(("DELETE FROM quarantine WHERE stack = ? AND image = ? AND version = ?", (stack, image, version)))
+        return True
+
+    def quarantined(self, stack: str | None = None) -> dict[str, dict[str, tuple[str, str]]]:
+        """Quarantined versions of ``stack`` (of every stack when None, keyed ``stack/image``):
+        image key → version → (since, reason)."""
+        out: dict[str, dict[str, tuple[str, str]]] = {}
+        for name, image, version, since, reason in self._read(
+                "SELECT stack, image, version, since, reason FROM quarantine WHERE ? IS NULL OR stack = ? "
+                "ORDER BY stack, image, since", (stack, stack)):
+            out.setdefault(image if stack is not None else f"{name}/{image}", {})[version] = (since, reason)
+        return out
+
     def syncs(self, *, stack: str | None = None, engine: str | None = None, limit: int = 20) -> list[Sync]:
         """The latest syncs, newest first, optionally of one stack and/or engine."""
         rows = self._read(

@@ -110,6 +110,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE INDEX syncs_by_engine_stack ON syncs (engine, stack, id)",
     ),
+    (
+        """CREATE TABLE quarantine (
+            stack TEXT NOT NULL,
+            image TEXT NOT NULL,
+            version TEXT NOT NULL,
+            since TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (stack, image, version))""",
+    ),
 )
 
 #: The history rows of one (engine, stack) beyond the newest ``keep``, or started before ``cutoff`` (ISO 8601,

@@ -1,7 +1,7 @@
 """Built-in notify plugin: POST a signed JSON summary of each apply to configured URLs.
 
-It uses only the ``reconciler_apply_finished`` hook, exactly as a third-party
-plugin would, and is declared in the ``reconciler`` entry-point group. It is
+It uses only the ``reconciler_apply_finished`` and ``reconciler_image_event``
+hooks, exactly as a third-party plugin would, and is declared in the ``reconciler`` entry-point group. It is
 configured from the environment at hook time (see ``docs/notify.md``):
 
 - ``RECONCILER_NOTIFY_URLS``: comma-separated http(s) URLs; unset, nothing is sent;
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Mapping
 from reconciler.sdk import hookimpl
 
 if TYPE_CHECKING:
-    from reconciler.sdk import ApplyReport
+    from reconciler.sdk import ApplyReport, ImageEvent
 
     from .delivery import Delivery
 
-__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "notify", "reconciler_apply_finished"]
+__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "notify", "reconciler_apply_finished", "reconciler_image_event"]
 
 RECONCILER_API_VERSION = 2
 LOGGER_NAME = "reconciler.notify"
@@ -45,8 +45,17 @@ def reconciler_apply_finished(report: ApplyReport) -> None:
         log.error("apply notification failed: %s", type(exc).__name__)
 
 
-def notify(report: ApplyReport, environ: Mapping[str, str]) -> list[Delivery]:
-    """Deliver ``report`` as configured by ``environ``; one result per URL, empty if none.
+@hookimpl
+def reconciler_image_event(event: ImageEvent) -> None:
+    """Send an image automation event (an update committed, a version quarantined or released); never raise."""
+    try:
+        notify(event, os.environ)
+    except Exception as exc:
+        log.error("image notification failed: %s", type(exc).__name__)
+
+
+def notify(report: ApplyReport | ImageEvent, environ: Mapping[str, str]) -> list[Delivery]:
+    """Deliver ``report`` (or an image event) as configured by ``environ``; one result per URL, empty if none.
 
     Configuration errors and failed deliveries are logged, not raised.
     """
@@ -63,10 +72,14 @@ def notify(report: ApplyReport, environ: Mapping[str, str]) -> list[Delivery]:
         return []
 
     from .delivery import deliver_all
-    from .payload import build_payload, encode_payload, request_headers
+    from .payload import build_payload, encode_payload, image_payload, request_headers
 
-    body = encode_payload(build_payload(report))
-    results = deliver_all(body, request_headers(body, config.secret), config.urls, timeout=config.timeout)
+    from reconciler.sdk import ImageEvent
+
+    image = isinstance(report, ImageEvent)
+    body = encode_payload(image_payload(report) if image else build_payload(report))
+    headers = request_headers(body, config.secret, event="image" if image else "apply")
+    results = deliver_all(body, headers, config.urls, timeout=config.timeout)
     for result in results:
         if result.ok:
             log.info("notified %s (HTTP %s, %d attempt(s))", result.target, result.status, result.attempts)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from reconciler.sdk import Status, __version__
 
 if TYPE_CHECKING:
-    from reconciler.sdk import ApplyReport, Outcome
+    from reconciler.sdk import ApplyReport, ImageEvent, Outcome
 
-__all__ = ["EVENT", "SIGNATURE_HEADER", "build_payload", "encode_payload", "request_headers", "sign"]
+__all__ = ["EVENT", "SIGNATURE_HEADER", "build_payload", "encode_payload", "image_payload", "request_headers", "sign"]
 
 EVENT = "apply"
 SIGNATURE_HEADER = "X-Reconciler-Signature"
@@ -39,6 +39,24 @@ def build_payload(report: ApplyReport, *, now: datetime | None = None) -> dict[s
         "changes": [_change(outcome) for outcome in report.outcomes],
         "failures": [{"id": o.change.id, "error": o.error or None, "temporary": o.temporary}
                      for o in report.outcomes if o.status == Status.FAILED],
+        "sent_at": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def image_payload(event: ImageEvent, *, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON-ready summary of one image automation event (sent with ``X-Reconciler-Event: image``)."""
+    sent_at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return {
+        "event": f"image.{event.kind.value}",
+        "stack": event.stack,
+        "image": event.image,
+        "before": event.before,
+        "after": event.after or None,
+        "version": event.version or None,
+        "policy": event.policy or None,
+        "commit": event.commit or None,
+        "branch": event.branch or None,
+        "reason": event.reason or None,
         "sent_at": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -64,12 +82,12 @@ def sign(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def request_headers(body: bytes, secret: bytes | None) -> dict[str, str]:
+def request_headers(body: bytes, secret: bytes | None, *, event: str = EVENT) -> dict[str, str]:
     """Headers for every attempt of one notification (same delivery id on retries)."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"reconciler-notify/{__version__}",
-        EVENT_HEADER: EVENT,
+        EVENT_HEADER: event,
         DELIVERY_HEADER: str(uuid.uuid4()),
     }
     if secret is not None:

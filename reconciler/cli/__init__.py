@@ -34,7 +34,8 @@ COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_p
             "status": "cmd_status", "destroy": "cmd_destroy", "watch": "cmd_watch", "daemon": "cmd_daemon",
             "history": "cmd_history", "suspend": "cmd_suspend", "resume": "cmd_suspend",
             "rollback": "cmd_rollback", "release": "cmd_rollback", "sync": "cmd_sync",
-            "plugins": "cmd_plugins", "schema": "cmd_schema", "logs": "cmd_logs", "events": "cmd_events"}
+            "plugins": "cmd_plugins", "schema": "cmd_schema", "logs": "cmd_logs", "events": "cmd_events",
+            "images": "cmd_images"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -259,6 +259,31 @@ def _plugins(p: argparse.ArgumentParser) -> None:
     listing.add_argument("--output", choices=("text", "json"), default="text")
 
 
+def _images(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
+    for name, help in (("outdated", "each image with an update policy: current, newest allowed, newest published, "
+                                    "and why newer ones were not taken"),
+                       ("update", "write the newest allowed version of each image into the spec files (no commit)")):
+        command = sub.add_parser(name, help=help, description=help)
+        _stack_command(engine=False)(command)
+        _global_flags(command, default=argparse.SUPPRESS)
+        command.add_argument("--image", action="append", default=[], metavar="KEY",
+                             help="only this image (its key under images:, or a Compose service; repeatable)")
+        command.add_argument("--state-dir", metavar="DIR", help="where quarantined versions are recorded (a daemon's "
+                             "state_dir; default: $RECONCILER_STATE_DIR, else the user's state directory)")
+        command.add_argument("--output", choices=("text", "json"), default="text")
+        if name == "outdated":
+            command.add_argument("--detailed-exitcode", action="store_true",
+                                 help="exit 0 when every image is at its newest allowed version, 2 when one is not, "
+                                      "1 on error")
+    release = sub.add_parser("release", help="let a quarantined version be proposed again")
+    _global_flags(release, default=argparse.SUPPRESS)
+    release.add_argument("stack")
+    release.add_argument("image", help="the image's key under images: (a Compose service's name)")
+    release.add_argument("version", help="the quarantined tag")
+    release.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+
+
 #: Every command, in the order ``--help`` lists them: its help line and what adds its flags.
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "validate": ("check the spec (schema and references); no engine needed", _validate),
@@ -278,6 +303,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "suspend": ("stop the watch and daemon loops from applying a stack (drift is still reported)", _toggle),
     "resume": ("let the loops apply a suspended stack again", _toggle),
     "sync": ("have daemons fetch a stack's source and apply it now", _sync),
+    "images": ("image automation: versions allowed by each image's update policy, written into the spec", _images),
     "schema": ("print the stack's JSON Schema, with the loaded drivers' options, for editors", _schema),
     "plugins": ("the plugins loaded, their drivers and hooks", _plugins),
 }

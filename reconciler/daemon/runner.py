@@ -42,7 +42,8 @@ from ..scheduler import Scheduler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
-from .sources import Checkout, InvalidRevision, shared_checkouts, untouched, within
+from .automation import ImageAutomation
+from .sources import Checkout, InvalidRevision, in_source, shared_checkouts, untouched, within
 
 __all__ = ["Daemon", "StackWorker"]
 
@@ -117,6 +118,7 @@ class Daemon:
         #: One event stream per engine for every stack, demultiplexed by label and name.
         self.hub = EventHub(self._deliver, on_error=self.metrics.worker_error)
         self.metrics.follow_streams(self.hub)
+        self.images = ImageAutomation(self)  # git sources with ``write:``: image versions committed back
         #: Told the record's suspensions and holds each time the daemon reads them (the API's in-memory copy).
         self.on_record: Callable[..., None] | None = None
 
@@ -138,6 +140,7 @@ class Daemon:
         desired = worker.loop.desired if worker.loop else None
         self.metrics.observe_pass(worker.stack or worker.id, result,
                                   managed=sum(len(desired.of(k)) for k in Kind) if desired else 0)
+        self.images.passed(worker, result)
         self.on_pass(worker, result)
 
     def _loaded(self, worker: StackWorker, desired: DesiredState) -> None:
@@ -163,6 +166,10 @@ class Daemon:
                 self._hooked.add(name)  # what the move it finds is triggered by, in the history
                 self._poll_at[self._group.get(name, name)] = 0.0
             self._poll_wake.notify()
+
+    def registry_pushed(self, pushes: list) -> int:
+        """A registry's push notifications (``RegistryPush``): the images they name are checked now; how many."""
+        return self.images.pushed(pushes)
 
     def sync(self, worker: StackWorker) -> None:
         """A pass of this stack now; a git source is fetched first, so the pass sees its newest commit."""
@@ -243,7 +250,7 @@ class Daemon:
                                    allow_outside=worker.source.allow_outside_paths, targets=self.config.targets,
                                    host_paths=worker.source.allow_host_paths)
         except SpecError as exc:
-            raise _in_source(exc, worker.source.name, tree, revision) from None
+            raise in_source(exc, worker.source.name, tree, revision) from None
         return dataclasses.replace(desired, revision=revision) if revision else desired
 
     def _missing(self, worker: StackWorker, where: Path | None) -> DesiredState:
@@ -292,6 +299,8 @@ class Daemon:
         git = [s for s in self.config.sources if s.git]
         threads = [threading.Thread(target=self._poll, args=(git, stop), name="poll", daemon=True)] if git else []
         threads.append(threading.Thread(target=self._watch_record, args=(stop,), name="record", daemon=True))
+        if self.images.enabled:
+            threads.append(threading.Thread(target=self.images.run, args=(stop,), name="images", daemon=True))
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
         for thread in threads:
             thread.start()
@@ -436,14 +445,3 @@ def _not_fetched(why: Trigger, error: SourceError) -> Pass:
 def _moved_past(checkout: Checkout, source_revision: str) -> bool:
     """Whether a git source is at a revision other than the one a hold was made at (the hold is over)."""
     return bool(checkout.revision) and checkout.revision != source_revision
-
-
-def _in_source(error: SpecError, source: str, tree: Path | None, revision: str) -> SpecError:
-    """The same problems, each file named as in the repository (``repo@3f2a9c1:stacks/a/stack.yaml``)."""
-    if tree is None or not revision:
-        return error
-    tree = str(tree) + "/"
-    prefix = f"{source}@{revision[:12]}:"
-    return SpecError([dataclasses.replace(p, file=prefix + p.file[len(tree):]) if p.file.startswith(tree) else p
-                      for p in error.problems])
-

@@ -22,6 +22,7 @@ writer of image updates uses too), never through its command line (visible to ev
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
@@ -31,13 +32,13 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, SpecError
 from ..paths import inside
 from ..redact import without_credentials
 from .config import Source
 from .gitenv import git_environment, git_message, run_git
 
-__all__ = ["Checkout", "InvalidRevision", "checkout_for", "shared_checkouts", "untouched", "within"]
+__all__ = ["Checkout", "InvalidRevision", "checkout_for", "in_source", "shared_checkouts", "untouched", "within"]
 
 KEEP = 2
 
@@ -285,3 +286,14 @@ def shared_checkouts(sources, state_dir: Path) -> tuple[dict[str, Checkout], dic
 
 def checkout_for(source: Source, state_dir: Path) -> Checkout:
     return GitCheckout(source, state_dir) if source.git else Checkout(source, state_dir)
+
+
+def in_source(error: SpecError, source: str, tree: Path | None, revision: str) -> SpecError:
+    """The same problems, each file named as in the repository (``repo@3f2a9c1:stacks/a/stack.yaml``)."""
+    if tree is None or not revision:
+        return error
+    tree = str(tree) + "/"
+    prefix = f"{source}@{revision[:12]}:"
+    return SpecError([dataclasses.replace(p, file=prefix + p.file[len(tree):]) if p.file.startswith(tree) else p
+                      for p in error.problems])
+

@@ -13,6 +13,7 @@ never from the modules behind it, which are cut by concern and may move:
 - ``container``: ``ContainerSpec`` and its parts (env, ports, mounts, files, rollout, ...);
 - ``live``: what drivers observe (``LiveObject``, ``LiveState``) and the record;
 - ``events``: what the engine says changed (``EngineEvent``), as drivers stream it;
+- ``imageevents``: what image automation did (``ImageEvent``), as plugins are told it;
 - ``fleet``: the engines a stack runs on;
 - ``buildstep``: a build's steps and the label that keeps their digests;
 - ``updates``: an image's version policy (``images.<key>.update``), which tags it may move to.
@@ -25,6 +26,7 @@ from .container import (
 )
 from .desired import DesiredState, ImageSpec, NetworkSpec, VolumeSpec
 from .events import EngineEvent
+from .imageevents import ImageEvent, ImageEventKind
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
 from .live import Claim, Content, LiveObject, LiveState, Record
@@ -43,6 +45,8 @@ __all__ = [
     "FileMount",
     "FilesystemPolicy",
     "HealthCheck",
+    "ImageEvent",
+    "ImageEventKind",
     "ImageSpec",
     "Kind",
     "LiveObject",
