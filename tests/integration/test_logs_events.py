@@ -74,12 +74,7 @@ def test_a_follow_shows_a_line_written_after_it_started_and_ends_on_ctrl_c(stack
         assert f"{web}  | late-line" in seen, seen
     finally:
         proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dump = subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], capture_output=True, text=True)
-            open("/tmp/logs-hang.txt", "a").write(dump.stdout + dump.stderr + "\nSEEN:" + repr(locals().get("seen")) + "\n")
-            raise
+        code = proc.wait(timeout=10)
     assert code == 0, proc.stderr.read()
 
 
