@@ -60,11 +60,11 @@ def _image_findings(raw: RawStack, key: str, image: dict, kind: str,
 
 def ref_position(raw: RawStack, path: tuple, ref: str,
                  lines: dict[str, list[str] | None] | None = None) -> tuple[str, int, int] | None:
-    """(absolute file, line, col) where the text of ``ref`` (the value at ``path``) starts, 1-based.
+    """(absolute file, line, col) where the scalar holding ``ref`` (the value at ``path``) starts, 1-based.
 
-    Past an opening quote. None when the file does not hold ``ref`` there as it
-    is (made from ``${VAR}``, escaped, split over lines) or its position is unknown.
-    ``lines`` caches each file's lines across calls.
+    The loader's mark: at an opening quote, if any, as ``textedit.replace_value`` takes it. None when the
+    file does not hold ``ref`` there as it is (made from ``${VAR}``, escaped, split over lines) or its
+    position is unknown. ``lines`` caches each file's lines across calls.
     """
     mark = raw.marks.get(tuple(path))
     if mark is None or not ref:
@@ -81,7 +81,7 @@ def ref_position(raw: RawStack, path: tuple, ref: str,
         return None
     line, col = text[mark.line - 1], mark.col
     if line[col - 1:col] in _QUOTES:
-        col += 1
+        col += 1  # the text itself starts past the quote
     if line[col - 1:col - 1 + len(ref)] != ref:
         return None
-    return file, mark.line, col
+    return file, mark.line, mark.col

