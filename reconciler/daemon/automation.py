@@ -41,7 +41,7 @@ from ..imageupdates import ImageCheck, check_images, commit_message, describe_po
 from ..model import ImageEvent, ImageEventKind, Kind
 from ..plugins import PluginError, call_hook
 from ..spec.textedit import EditRefused
-from .writeback import FileEdit, GitWriter
+from .writeback import FileEdit, GitWriter, branch_name
 
 if TYPE_CHECKING:
     from ..loop import Pass
@@ -186,7 +186,7 @@ class ImageAutomation:
         """Commit ``check.new_ref`` in place of ``check.ref``; the commit's id ("" when there was nothing to do)."""
         source = worker.source
         template = source.write.branch if not tracked else None
-        branch = template.format(stack=check.stack, image=check.key, version=check.new_tag) if template else None
+        branch = branch_name(template, stack=check.stack, image=check.key, version=check.new_tag) if template else None
         commit = self.writers[source.name].commit(lambda root: self._edits(worker, check, root),
                                                   commit_message(check, reason=reason), branch=branch)
         if not commit:

@@ -69,7 +69,7 @@ def test_min_age_holds_back_a_tag_pushed_a_moment_ago(stack, published):
 
 def test_a_date_style_series_is_ordered_by_the_extracted_part(stack, published):
     base, _ = published
-    policy = "{pattern: '^(?P<ts>\\d{4}\\.\\d{2}\\.\\d{2})-[0-9a-f]+$', extract: '$ts', order: numerical}"
+    policy = "{pattern: '(?P<ts>\\d{4}\\.\\d{2}\\.\\d{2})-[0-9a-f]+', extract: '$$ts', order: numerical}"
     spec = stack.write(SPEC.format(stack=stack.name, ref=f"{base}:2026.11.30-abc1234", policy=policy))
     row = outdated(stack, spec)
     assert row["wanted"] == "2026.12.02-0a1b2c3", row
