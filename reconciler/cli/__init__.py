@@ -2,7 +2,7 @@
 
 ``parser`` builds the command line; ``local`` runs the commands that work
 here (on a spec, an engine or a fleet, a state directory); ``remote`` asks
-running daemons (``--server``); ``streams`` prints logs and events as they
+running daemons (``--server``); ``images`` runs image automation by hand; ``streams`` prints logs and events as they
 come, from either; ``views`` shows what a runner answered.
 No reconcile logic lives here. Expected failures (``ReconcilerError``) become
 one clear message and exit code 1; no traceback reaches the user for them.
@@ -85,6 +85,8 @@ def _command(args):
     """The function running ``args.command``, its module imported only now."""
     if args.command in STREAMS:  # the engine's or a daemon's lines, either way
         from . import streams as commands
+    elif args.command == "images":
+        from . import images as commands
     elif args.command in REMOTE and (args.command == "sync" or args.server):
         from . import remote as commands
     else:

@@ -21,10 +21,11 @@ from ..spec.textedit import replace_value
 from .local import desired_of, reconciler_of
 from .output import out
 
-__all__ = ["run_images"]
+__all__ = ["cmd_images"]
 
 
-def run_images(args: argparse.Namespace) -> int:
+def cmd_images(args: argparse.Namespace) -> int:
+    """``images outdated|update|release``."""
     if args.images_command == "release":
         return _release(args)
     reconciler = reconciler_of(args)
@@ -51,7 +52,7 @@ def _quarantined(args: argparse.Namespace, stack: str) -> dict[str, set[str]]:
     from ..state import StateStore, default_state_dir
 
     directory = Path(args.state_dir) if args.state_dir else default_state_dir()
-    if not (directory / "state.db").exists():
+    if not directory.is_dir():  # no record here: nothing is quarantined, and a read makes none
         return {}
     with StateStore.open(directory) as store:
         return {key: set(versions) for key, versions in store.quarantined(stack).items()}

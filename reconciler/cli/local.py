@@ -26,7 +26,7 @@ from ..names import require_stack_name
 from .output import out
 from .views import callbacks, show_plan, show_run, show_status
 
-__all__ = ["cmd_apply", "cmd_convert", "cmd_daemon", "cmd_destroy", "cmd_history", "cmd_images", "cmd_plan",
+__all__ = ["cmd_apply", "cmd_convert", "cmd_daemon", "cmd_destroy", "cmd_history", "cmd_plan",
            "cmd_plugins", "cmd_rollback", "cmd_schema", "cmd_status", "cmd_suspend", "cmd_validate", "cmd_watch",
            "desired_of", "files_of", "reconciler_of", "request_of"]
 
@@ -282,13 +282,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     reconciler = Reconciler(plugin_modules=args.plugin, strict_plugins=args.strict_plugins)
     out(json.dumps(stack_schema(reconciler.driver_catalog()), indent=2))
     return 0
-
-
-def cmd_images(args: argparse.Namespace) -> int:
-    """``images outdated|update|release``: image automation by hand (``cli.images``)."""
-    from .images import run_images
-
-    return run_images(args)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

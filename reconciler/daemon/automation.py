@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Iterable
 
 from ..errors import ReconcilerError, RolledBack
 from ..following import unexpected
@@ -41,12 +41,8 @@ from ..imageupdates import ImageCheck, check_images, commit_message, describe_po
 from ..model import ImageEvent, ImageEventKind, Kind
 from ..plugins import PluginError, call_hook
 from ..spec.textedit import EditRefused
+from .registryevents import RegistryPush
 from .writeback import FileEdit, GitWriter, branch_name
-
-if TYPE_CHECKING:
-    from ..loop import Pass
-    from .registryevents import RegistryPush
-    from .runner import Daemon, StackWorker
 
 __all__ = ["ImageAutomation"]
 
@@ -65,15 +61,19 @@ class _Written:
 
 
 class ImageAutomation:
-    """Checks the images of the daemon's writable git sources and commits what their policies allow."""
+    """Checks the images of the daemon's writable git sources and commits what their policies allow.
 
-    def __init__(self, daemon: Daemon) -> None:
+    ``daemon`` is the runner's ``Daemon`` and each worker one of its ``StackWorker`` s; they are typed ``Any``
+    here because the runner imports this module (naming them would be an import circle).
+    """
+
+    def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
         state_dir = Path(daemon.config.state_dir)
         self.writers = {s.name: GitWriter(s, state_dir) for s in daemon.config.sources if s.git and s.write}
         self._due: dict[tuple[str, str], float] = {}  # (worker id, image key) → when it is checked next (monotonic)
         self._written: dict[tuple[str, str], _Written] = {}
-        self._failed: list[tuple[StackWorker, str, str, str]] = []  # (worker, image key, version, why) to quarantine
+        self._failed: list[tuple[Any, str, str, str]] = []  # (worker, image key, version, why) to quarantine
         self._wake = threading.Condition()
 
     @property
@@ -95,7 +95,7 @@ class ImageAutomation:
             self._wake.notify()
         return matched
 
-    def passed(self, worker: StackWorker, result: Pass) -> None:
+    def passed(self, worker: Any, result: Any) -> None:
         """After each pass: a container of an updated image put back by its rollout quarantines that version."""
         if worker.source.name not in self.writers or result.report is None or worker.loop is None:
             return
@@ -138,7 +138,7 @@ class ImageAutomation:
         for worker, key, version, why in failed:
             self._guarded(worker, lambda w=worker, k=key, v=version, y=why: self._quarantine(w, k, v, y))
         now = time.monotonic()
-        due: dict[str, tuple[StackWorker, set[str]]] = {}
+        due: dict[str, tuple[Any, set[str]]] = {}
         with self._wake:
             for worker, spec in self._images():
                 at = self._due.setdefault((worker.id, spec.key), now)
@@ -155,7 +155,7 @@ class ImageAutomation:
                 for spec in updatable(worker.loop.desired):
                     yield worker, spec
 
-    def _guarded(self, worker: StackWorker, work) -> None:
+    def _guarded(self, worker: Any, work) -> None:
         thread = threading.current_thread()
         idle, thread.name = thread.name, f"images-{worker.id}"
         try:
@@ -169,7 +169,7 @@ class ImageAutomation:
 
     # -- the work --------------------------------------------------------------------------------
 
-    def _check(self, worker: StackWorker, keys: set[str]) -> None:
+    def _check(self, worker: Any, keys: set[str]) -> None:
         desired = worker.loop.desired
         state = self.daemon.reconciler.state
         quarantined = {key: set(versions) for key, versions in state.quarantined(desired.stack).items()}
@@ -182,7 +182,7 @@ class ImageAutomation:
                 if written is None or written.check.new_ref != check.new_ref:
                     self._write(worker, check)
 
-    def _write(self, worker: StackWorker, check: ImageCheck, *, reason: str = "", tracked: bool = False) -> str:
+    def _write(self, worker: Any, check: ImageCheck, *, reason: str = "", tracked: bool = False) -> str:
         """Commit ``check.new_ref`` in place of ``check.ref``; the commit's id ("" when there was nothing to do)."""
         source = worker.source
         template = source.write.branch if not tracked else None
@@ -201,7 +201,7 @@ class ImageAutomation:
             self.daemon.fetch([source.name])  # the loop applies it now, not at the next poll
         return commit
 
-    def _edits(self, worker: StackWorker, check: ImageCheck, root: Path) -> list[FileEdit]:
+    def _edits(self, worker: Any, check: ImageCheck, root: Path) -> list[FileEdit]:
         """Where the reference is written in the clone at ``root`` now (it may have moved since the check)."""
         where = worker.checkout.path(worker.path, root)
         if where is None or not where.exists():
@@ -218,7 +218,7 @@ class ImageAutomation:
         path, line, col = at
         return [FileEdit(path, line, col, check.ref, check.new_ref)]
 
-    def _quarantine(self, worker: StackWorker, key: str, version: str, why: str) -> None:
+    def _quarantine(self, worker: Any, key: str, version: str, why: str) -> None:
         stack = worker.stack
         if not self.daemon.reconciler.state.quarantine(stack, key, version, why):
             return
