@@ -67,11 +67,13 @@ def run() -> NoReturn:
     nothing once ``main`` has returned: the record, the lock and every file are
     closed by then, and the kernel frees the rest. So the exit handlers run
     (logging's flush among them) and the process ends without the teardown,
-    unless a thread is still running that the interpreter would wait for.
+    unless a thread is still running that the interpreter would wait for (a
+    daemon thread, such as a follow's reader blocked on the engine, is not
+    one: it would only be stopped later, at the teardown).
     """
     code = main()
-    if threading.active_count() > 1:
-        sys.exit(code)
+    if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+        sys.exit(code)  # a thread the interpreter would wait for: let it
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()

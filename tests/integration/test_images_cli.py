@@ -28,12 +28,14 @@ containers:
 
 @pytest.fixture
 def published(stack, registry, engine, tmp_path, monkeypatch):
-    """(repository base, digests by tag) of a repository holding a semver and a date-style series."""
+    """(repository, digests by tag) of a repository holding a semver series; beside it, ``…/nightly`` holds a
+    date-style one (a tag like 2026.11.30-abc1234 is a valid semantic version too: it would top a semver list)."""
     for name, value in credentials_env(tmp_path, registry).items():
         monkeypatch.setenv(name, value)
     repository = f"cli-{stack.name}/app"
-    digests = {tag: publish(engine, registry, repository, tag) for tag in (
-        "1.4.0", "1.4.1", "1.5.0-rc1", "2.0.0", "2026.11.30-abc1234", "2026.12.02-0a1b2c3", "2026.12.01-def5678")}
+    digests = {tag: publish(engine, registry, repository, tag) for tag in ("1.4.0", "1.4.1", "1.5.0-rc1", "2.0.0")}
+    for tag in ("2026.11.30-abc1234", "2026.12.02-0a1b2c3", "2026.12.01-def5678"):  # a nightly series of its own
+        publish(engine, registry, f"cli-{stack.name}/nightly", tag)
     return f"{registry.host}/{repository}", digests
 
 
@@ -70,7 +72,8 @@ def test_min_age_holds_back_a_tag_pushed_a_moment_ago(stack, published):
 def test_a_date_style_series_is_ordered_by_the_extracted_part(stack, published):
     base, _ = published
     policy = "{pattern: '(?P<ts>\\d{4}\\.\\d{2}\\.\\d{2})-[0-9a-f]+', extract: '$$ts', order: numerical}"
-    spec = stack.write(SPEC.format(stack=stack.name, ref=f"{base}:2026.11.30-abc1234", policy=policy))
+    nightly = base.rpartition("/")[0] + "/nightly"
+    spec = stack.write(SPEC.format(stack=stack.name, ref=f"{nightly}:2026.11.30-abc1234", policy=policy))
     row = outdated(stack, spec)
     assert row["wanted"] == "2026.12.02-0a1b2c3", row
 

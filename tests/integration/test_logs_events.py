@@ -62,7 +62,7 @@ def test_a_follow_shows_a_line_written_after_it_started_and_ends_on_ctrl_c(stack
     web = f"{stack.name}-web-1"
     proc = subprocess.Popen([sys.executable, "-m", "reconciler", "logs", "-f", str(stack.dir / "stack.yaml"),
                              "--follow", "--no-color", web], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=stack.dir, env=os.environ.copy())
+                            text=True, cwd=stack.dir, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         time.sleep(2)
         stack.exec(web, "sh", "-c", "echo late-line > /proc/1/fd/1")
@@ -74,7 +74,13 @@ def test_a_follow_shows_a_line_written_after_it_started_and_ends_on_ctrl_c(stack
         assert f"{web}  | late-line" in seen, seen
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=10)
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # hung: faulthandler prints every thread's stack on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            raise AssertionError("reconcile logs --follow did not end within 10 s of SIGINT:\n"
+                                 + proc.stderr.read()) from None
     assert code == 0, proc.stderr.read()
 
 
