@@ -126,6 +126,16 @@ def _from_registry(ref: str, image: Mapping) -> bool:
     return any(d.partition("@")[0] == repo for d in image.get("RepoDigests") or ())
 
 
+def _local_ref(ref: str) -> str:
+    """How the engine lists the image ``ref`` names: ``name:tag@digest`` (what ``pin: digest`` writes) as
+    ``name@digest``, since a pull by digest leaves the image under its repository digest only."""
+    name, at, digest = ref.partition("@")
+    if not at:
+        return ref
+    repo, sep, tag = name.rpartition(":")
+    return f"{repo}@{digest}" if sep and "/" not in tag else ref
+
+
 def split_ref(ref: str) -> tuple[str, str | None]:
     """``repo:tag`` → (repo, tag); a digest reference keeps its digest in the repo part."""
     if "@" in ref:
@@ -171,7 +181,7 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
                 images = LocalImages(self.api.images())
             else:  # a daemon: one list for every stack's pass of this moment
                 images = fresh_read(self.context, _IMAGES_KEY, lambda: LocalImages(self.api.images()))
-        found = {ref: images.by_ref[ref] for ref in wanted if ref in images.by_ref}
+        found = {ref: images.by_ref[local] for ref in wanted if (local := _local_ref(ref)) in images.by_ref}
         upstream = self._upstream(ref for ref, image in found.items()
                                   if _tracks(wanted, ref) and _from_registry(ref, image))
         out = []
