@@ -1,13 +1,15 @@
 """Image automation end to end: a real registry with tags pushed during the test, a bare git repository the
 daemon pushes to, the real engine. A ``>=1.4 <2`` policy moves 1.4.0 → 1.4.1 (the rc ignored, 2.0.0 never),
 each move one commit touching one line with its comment and quoting kept; a version whose rollout fails is
-rolled back, quarantined, reverted in git and not proposed again; credentials appear nowhere."""
+rolled back, quarantined, reverted in git and not proposed again; credentials appear nowhere; the registry's own
+push notification moves an image at once, without waiting for the policy's interval."""
 from __future__ import annotations
 
 import io
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -17,7 +19,7 @@ from reconciler.labels import owner_selector
 from ..waiting import wait_until
 from .conftest import BASE_IMAGE
 from .daemons import RunningDaemon
-from .registry import credentials_env
+from .registry import Endpoint, Registry, RegistryInfo, credentials_env
 
 GOOD = "FROM {base}\nLABEL automation.version={version}\nCMD [\"sleep\", \"3600\"]\n"
 BAD = "FROM {base}\nLABEL automation.version={version}\nCMD [\"sh\", \"-c\", \"echo migration failed; exit 3\"]\n"
@@ -146,3 +148,48 @@ def _checkout(repo, tmp_path):
     target = tmp_path / f"check-{uuid.uuid4().hex[:6]}"
     git(tmp_path, "clone", "--quiet", str(repo.remote), str(target))
     return target
+
+
+def test_a_registry_push_notification_moves_the_image_without_waiting_for_the_interval(
+        stack, repo, engine, tmp_path, monkeypatch):
+    secret = "registry-hook-" + uuid.uuid4().hex
+    (tmp_path / "hook.secret").write_text(secret + "\n")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ci write {uuid.uuid4().hex}\n")
+    tokens.chmod(0o600)
+    server = Registry()  # its port is known now; it starts once the daemon's address is
+    registry = RegistryInfo(server.host, server.username, server.password, "", server)
+    for name, value in credentials_env(tmp_path, registry).items():
+        monkeypatch.setenv(name, value)
+    repository = f"hook-{stack.name}/app"
+    base = f"{server.host}/{repository}"
+    spec = SPEC.format(stack=stack.name, ref=f"{base}:1.4.0").replace("interval: 2s", "interval: 1h")
+    repo.commit({"app/stack.yaml": spec})
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({
+        "state_dir": str(tmp_path / "state"), "resync": 300,
+        "api": {"listen": "127.0.0.1:0", "tokens_file": str(tokens)},
+        "webhooks": [{"name": "registry", "provider": "registry", "secret_file": str(tmp_path / "hook.secret")}],
+        "sources": [{"name": "repo", "git": {"url": repo.url, "ref": "main", "interval": 1}, "paths": ["app"],
+                     "write": {"author": "image-bot <bot@example.invalid>"}}],
+    }))
+    daemon = RunningDaemon(config)
+    try:
+        server.notify = Endpoint(daemon.api() + "/hooks/registry", {"Authorization": f"Bearer {secret}"})
+        server.start()
+        publish(engine, registry, repository, "1.4.0")
+        wait_until(lambda: running_version(engine, stack.name) == "1.4.0", 90, "the stack at 1.4.0")
+        publish(engine, registry, repository, "1.4.1")
+        pushed = time.monotonic()
+        wait_until(lambda: any("1.4.0 → 1.4.1" in line for line in remote_log(repo)), 30,
+                   "the commit of 1.4.1, long before the policy's hour")
+        wait_until(lambda: running_version(engine, stack.name) == "1.4.1", 60, "the container to run 1.4.1")
+        print(f"push → running 1.4.1: {time.monotonic() - pushed:.1f}s")
+        assert secret not in "".join(daemon.text)
+    finally:
+        assert daemon.stop() == 0
+        server.close()
+        for image in engine.images():
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(server.host + "/"):
+                    engine.remove_image(tag, force=True)
