@@ -90,7 +90,20 @@ def _release(args: argparse.Namespace) -> int:
         raise ReconcilerError(f"version {args.version} of image {args.image} is not quarantined for stack "
                               f"{args.stack}{others}")
     out(f"image {args.image} of stack {args.stack}: version {args.version} released; its policy may propose it again")
+    _tell_released(args)
     return 0
+
+
+def _tell_released(args: argparse.Namespace) -> None:
+    """Plugins hear of it (``reconciler_image_event``); one that fails is named, and the release stands."""
+    from ..model import ImageEvent, ImageEventKind
+    from ..plugins import PluginError, call_hook, make_plugin_manager
+
+    event = ImageEvent(ImageEventKind.RELEASED, args.stack, args.image, before="", version=args.version)
+    try:
+        call_hook(make_plugin_manager(strict=args.strict_plugins), "reconciler_image_event", event=event)
+    except PluginError as exc:
+        raise ReconcilerError(f"released, but {exc}") from None
 
 
 def _json(check: ImageCheck) -> dict:

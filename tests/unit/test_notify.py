@@ -273,3 +273,22 @@ def assert_no_secret(caplog, *also: str) -> None:
         text = record.getMessage() + repr(record.args) + str(record.exc_text or "")
         for value in (SECRET, *also):
             assert value not in text
+
+
+def test_an_image_event_is_delivered_signed_through_the_hook():
+    from reconciler.model import ImageEvent, ImageEventKind
+    from reconciler.plugins import call_hook
+
+    event = ImageEvent(ImageEventKind.QUARANTINED, "shop", "app", "reg.example/app:1.4.2", version="1.4.2",
+                       commit="9" * 40, reason="container shop-web-1 exited with code 3")
+    with Receiver() as receiver:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RECONCILER_NOTIFY_URLS", receiver.url)
+            patch.setenv("RECONCILER_NOTIFY_SECRET", SECRET)
+            call_hook(make_plugin_manager(), "reconciler_image_event", event=event)
+    [(path, headers, body)] = receiver.requests
+    assert headers["X-Reconciler-Event"] == "image"
+    assert headers["X-Reconciler-Signature"] == sign(body, SECRET.encode())
+    sent = json.loads(body)
+    assert sent["event"] == "image.quarantined" and sent["stack"] == "shop" and sent["image"] == "app"
+    assert sent["version"] == "1.4.2" and sent["after"] is None and sent["reason"].endswith("code 3")
