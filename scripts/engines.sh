@@ -31,6 +31,8 @@ BASE_IMAGE="${RECONCILER_BASE_IMAGE:-reconciler/busybox:latest}"
 STATE_DIR="${RECONCILER_ENGINES_STATE:-/tmp/reconciler-engines}"
 PREFIX="${RECONCILER_ENGINES_PREFIX:-10.232.0}"  # a /24 of the host's own, for the bridge and the engines
 BRIDGE="${RECONCILER_ENGINES_BRIDGE:-rcfleet0}"
+# How often swarm nodes report to the managers (docker's default 5s): a lost node is noticed after a few.
+HEARTBEAT="${RECONCILER_SWARM_HEARTBEAT:-5s}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -202,7 +204,8 @@ swarm() {  # swarm M[,M2...] W...: the first M inits, the other Ms join as manag
   ready_all "${managers[@]}" "$@"
   if [ "$(on "$first" info --format '{{.Swarm.ControlAvailable}}')" != "true" ]; then
     log "engine $first: swarm init at $(address "$first")"
-    on "$first" swarm init --advertise-addr "$(address "$first")" --listen-addr "$(address "$first"):2377" >/dev/null
+    on "$first" swarm init --advertise-addr "$(address "$first")" --listen-addr "$(address "$first"):2377" \
+      --dispatcher-heartbeat "$HEARTBEAT" >/dev/null
   fi
   for i in "${managers[@]:1}" "$@"; do
     role=worker

@@ -26,6 +26,7 @@ SWARM_ENV = {
     "RECONCILER_ENGINES_STATE": os.environ.get("RECONCILER_SWARM_STATE", "/tmp/reconciler-swarm"),
     "RECONCILER_ENGINES_PREFIX": "10.233.0",
     "RECONCILER_ENGINES_BRIDGE": "rcswarm0",
+    "RECONCILER_SWARM_HEARTBEAT": "1s",  # a stopped worker is found lost in seconds, not half a minute
 }
 
 

@@ -4,6 +4,7 @@ series, a digest pin that the engine then runs, and the spec files edited in pla
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -26,17 +27,23 @@ containers:
 """
 
 
-@pytest.fixture
-def published(stack, registry, engine, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def published(registry, engine):
     """(repository, digests by tag) of a repository holding a semver series; beside it, ``…/nightly`` holds a
-    date-style one (a tag like 2026.11.30-abc1234 is a valid semantic version too: it would top a semver list)."""
-    for name, value in credentials_env(tmp_path, registry).items():
-        monkeypatch.setenv(name, value)
-    repository = f"cli-{stack.name}/app"
-    digests = {tag: publish(engine, registry, repository, tag) for tag in ("1.4.0", "1.4.1", "1.5.0-rc1", "2.0.0")}
-    for tag in ("2026.11.30-abc1234", "2026.12.02-0a1b2c3", "2026.12.01-def5678"):  # a nightly series of its own
-        publish(engine, registry, f"cli-{stack.name}/nightly", tag)
-    return f"{registry.host}/{repository}", digests
+    date-style one (a tag like 2026.11.30-abc1234 is a valid semantic version too: it would top a semver list).
+    Pushed once for the module: the tests only read them."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    digests = {tag: publish(engine, registry, f"{name}/app", tag) for tag in ("1.4.0", "1.4.1", "1.5.0-rc1", "2.0.0")}
+    for tag in ("2026.11.30-abc1234", "2026.12.02-0a1b2c3", "2026.12.01-def5678"):
+        publish(engine, registry, f"{name}/nightly", tag)
+    return f"{registry.host}/{name}/app", digests
+
+
+@pytest.fixture(autouse=True)
+def credentials(registry, tmp_path, monkeypatch):
+    """The registry's credentials, for every command the tests run."""
+    for variable, value in credentials_env(tmp_path, registry).items():
+        monkeypatch.setenv(variable, value)
 
 
 def outdated(stack, spec_file, *extra: str) -> dict:
