@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
 from enum import Enum
-from typing import Any, Collection, Iterable, Mapping
-
-import semantic_version
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 from .model import PolicyKind, UpdatePolicy
+
+if TYPE_CHECKING:
+    import semantic_version
 
 __all__ = [
     "PolicyError", "Skip", "Verdict", "candidates", "choose", "current_tag", "parse_policy", "sort_key", "with_tag",
@@ -221,7 +222,7 @@ def _version_rule(policy: UpdatePolicy, key: Any) -> Skip | None:
         return Skip.POLICY
     # npm admits a pre-release only beside a comparator naming the same release; ``prerelease: true``
     # admits any whose release is in the range (1.5.0-rc1 in >=1.4 <2, not 2.0.0-rc1).
-    release = semantic_version.Version(major=key.major, minor=key.minor, patch=key.patch)
+    release = _semver().Version(major=key.major, minor=key.minor, patch=key.patch)
     if not allowed.match(release):
         return Skip.POLICY
     return None if policy.prerelease else Skip.PRERELEASE
@@ -234,7 +235,7 @@ def _old_enough(published: datetime | None, min_age: float, now: datetime) -> bo
 def _version(tag: str) -> semantic_version.Version | None:
     text = tag[1:] if tag[:1] in ("v", "V") else tag
     try:
-        return semantic_version.Version(text)
+        return _semver().Version(text)
     except ValueError:
         return None
 
@@ -252,7 +253,7 @@ def _split(ref: str) -> tuple[str, str]:
 @lru_cache(maxsize=256)  # choose() asks for the range of each newer tag; parsing it is the costly part
 def _range(text: str) -> semantic_version.NpmSpec:
     try:
-        return semantic_version.NpmSpec(str(text))
+        return _semver().NpmSpec(str(text))
     except ValueError as exc:
         raise PolicyError("semver", f"invalid range {text!r} ({exc}); write e.g. '>=1.4 <2', '^1.4', '~1.4', "
                                     "'1.x' or 'a || b'") from None
@@ -307,3 +308,10 @@ def _seconds(data: Mapping, key: str, default: float) -> float:
     if isinstance(value, bool) or not parts or "".join(n + u for n, u in parts) != text:
         raise PolicyError(key, f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h, 7d)")
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _semver():
+    """The ``semantic_version`` module, imported on first use: a spec without a semver policy never pays for it."""
+    import semantic_version
+
+    return semantic_version

@@ -18,7 +18,6 @@ from typing import Any, Callable, Collection, Iterable
 from ..defaults import DEFAULT_DRIVERS, DEFAULT_NETWORK_KEY, driver_for
 from ..errors import Problem, SpecError
 from ..hashing import config_hash
-from ..imagepolicy import parse_policy
 from ..model import ContainerSpec, DesiredState, FileContent, ImageSpec, NetworkSpec, Target, VolumeSpec
 from ..names import require_stack_name
 from .buildctx import build_hash
@@ -159,7 +158,7 @@ class _Builder:
         spec = self._image_source(key, value)
         if "ref" not in value:
             return spec  # a build's default ref: written nowhere
-        return replace(spec, update=parse_policy(value["update"]) if "update" in value else None,
+        return replace(spec, update=_policy(value["update"]) if "update" in value else None,
                        ref_at=ref_position(self.raw, ("images", key, "ref"), spec.ref, self.lines))
 
     def _image_source(self, key: str, value: dict) -> ImageSpec:
@@ -273,3 +272,10 @@ def active_containers(containers: dict | None, profiles: Collection[str]) -> dic
     """The container entries that are part of the state: those without ``profiles``, or with an enabled one."""
     return {key: value for key, value in (containers or {}).items()
             if not value.get("profiles") or set(value["profiles"]) & set(profiles)}
+
+
+def _policy(data):
+    """The image's version policy (``imagepolicy`` imported only for a spec that has one)."""
+    from ..imagepolicy import parse_policy
+
+    return parse_policy(data)

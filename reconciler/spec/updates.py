@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..imagepolicy import PolicyError, current_tag, parse_policy
-
 if TYPE_CHECKING:
     from .loader import RawStack
 
@@ -27,6 +25,10 @@ _QUOTES = ("'", '"')
 def update_findings(raw: RawStack, failed: set[tuple]) -> list[_Finding]:
     """Every problem with the ``update:`` of the images the schema accepted, at its field."""
     images = raw.data.get("images")
+    if not isinstance(images, dict) or not any(isinstance(i, dict) and "update" in i for i in images.values()):
+        return []  # the policy rules are not even imported for a spec without one
+    from ..imagepolicy import PolicyError, parse_policy
+
     out: list[_Finding] = []
     lines: dict[str, list[str] | None] = {}
     for key, image in (images.items() if isinstance(images, dict) else ()):
@@ -48,6 +50,8 @@ def _image_findings(raw: RawStack, key: str, image: dict, kind: str,
     if image.get("build") or image.get("archive"):
         source = "build" if image.get("build") else "archive"
         return [(path, f"update moves the tag of a pulled image; this one comes from {source}: remove one of the two")]
+    from ..imagepolicy import current_tag
+
     ref = str(image.get("ref") or "")
     if not current_tag(ref):
         return [(("images", key, "ref"), f"update needs a ref with a tag to move (name:tag, or name:tag@sha256:… "
