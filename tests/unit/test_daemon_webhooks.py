@@ -1,7 +1,6 @@
 """``POST /hooks/NAME`` through the daemon's app (no server, no engine): what a sender is told, what fetches."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -12,6 +11,7 @@ from reconciler.daemon.config import ApiConfig, Webhook
 from reconciler.daemon.hooks import HookVerifier
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.server import make_app
+from reconciler.testing.asgi import asgi_request
 
 SECRET = b"0123456789abcdef-secret"
 
@@ -25,21 +25,8 @@ def _app(provider: str = "generic"):
 
 
 def _post(app, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8470)}
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status, json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    status, _, answer = asgi_request(app, "POST", path, body=body, headers=headers.items(), server="127.0.0.1")
+    return status, json.loads(answer)
 
 
 def _signature(body: bytes) -> dict[str, str]:

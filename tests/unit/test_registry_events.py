@@ -1,7 +1,6 @@
 """A registry's push notifications: the envelope read, the bearer secret checked, redeliveries dropped, the route."""
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -16,6 +15,7 @@ from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.registryevents import ENVELOPE_TYPE, RegistryPush, push_events, pushes
 from reconciler.daemon.server import make_app
 from reconciler.errors import SpecError
+from reconciler.testing.asgi import asgi_request
 
 SECRET = b"0123456789abcdef-registry"
 DIGEST = "sha256:" + "ab" * 32
@@ -143,21 +143,8 @@ def _app():
 
 def _post(app, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
     """(status, JSON answer) of one POST through the app's ASGI interface, no server."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8470)}
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status, json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    status, _, answer = asgi_request(app, "POST", path, body=body, headers=headers.items(), server="127.0.0.1")
+    return status, json.loads(answer)
 
 
 def _deliver(app, body: bytes, secret: bytes = SECRET):
