@@ -276,7 +276,7 @@ class Reconciler:
             # write-ahead goes with the sync row (``_remember``), one transaction for a converged pass
             book = self.book(desired.stack, engine).for_pass()
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
-                live = self.observe(desired, drivers, _as_of(request))
+                live = self.observe(desired, drivers, request.snapshot_at)  # a sweep shares the moment's lists
                 record = self._record(book, drivers, engine, live, settle=True)
                 live = self._claimed(live, record, drivers)
                 plan, adoption = self._plan(desired, drivers, live, record, prune_volumes=request.prune_volumes,
@@ -435,11 +435,6 @@ class Reconciler:
         request = ApplyRequest(prune_volumes=request.prune_volumes, adopt=request.adopt, destroy=True,
                                options=request.options, lock_timeout=request.lock_timeout, trigger=request.trigger)
         return self.apply(desired, request, **callbacks)
-
-
-def _as_of(request: ApplyRequest) -> float | None:
-    """The moment a pass's lists may be shared from: a sweep's (``snapshot_at``), else None (its own lists)."""
-    return request.snapshot_at
 
 
 def _operation(request: ApplyRequest) -> Operation:
