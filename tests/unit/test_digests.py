@@ -1,9 +1,6 @@
 """Digests: the manifest HEAD client against a tiny local fake registry, and the plan's decisions."""
 from __future__ import annotations
 
-import base64
-import http.server
-import threading
 from dataclasses import replace
 
 import pytest
@@ -28,6 +25,8 @@ from reconciler_docker.distribution import DigestCheckFailed, ManifestChecker
 from reconciler_docker.registryhttp import ACCEPT, parse_challenge, repository_path
 from reconciler.sdk.docker import use_client
 from reconciler_docker.images import DockerRegistryDriver
+
+from ..fake_registry import FakeRegistry, Manifest, credential_store
 
 OLD = "sha256:" + "1" * 64
 NEW = "sha256:" + "2" * 64
@@ -63,78 +62,16 @@ def test_repository_path(ref, expected):
 
 # -- a fake registry -------------------------------------------------------------------
 
-class FakeRegistry:
-    """Answers manifest HEADs with ``Docker-Content-Digest``, behind Basic or Bearer auth."""
-
-    def __init__(self, scheme: str = "basic", user: str = "bob", password: str = "s3cret") -> None:
-        self.requests: list[tuple[str, str, str | None]] = []
-        self.accepts: list[str] = []
-        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, status, headers=(), body=b""):
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def do_HEAD(self):
-                auth = self.headers.get("Authorization")
-                fake.requests.append((self.command, self.path, auth))
-                fake.accepts.append(self.headers.get("Accept", ""))
-                ok = auth == (basic if scheme == "basic" else "Bearer tok-1")
-                if scheme == "none" or ok:
-                    if "missing" in self.path:
-                        return self._answer(404)
-                    return self._answer(200, [("Docker-Content-Digest", NEW)])
-                challenge = ('Basic realm="test"' if scheme == "basic" else
-                             f'Bearer realm="http://{fake.host}/token",service="fake"')
-                self._answer(401, [("WWW-Authenticate", challenge)])
-
-            def do_GET(self):
-                if self.path.startswith("/token"):
-                    fake.requests.append((self.command, self.path, self.headers.get("Authorization")))
-                    if self.headers.get("Authorization") != basic:
-                        return self._answer(401)
-                    return self._answer(200, [("Content-Type", "application/json")], b'{"token": "tok-1"}')
-                self.do_HEAD()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def heads(self):
-        return [r for r in self.requests if r[0] == "HEAD"]
-
-
-def _store(host: str, tmp_path, password: str = "s3cret") -> CredentialStore:
-    path = tmp_path / "auth.yaml"
-    path.write_text(f'registries:\n  "{host}": {{username: bob, password_env: PW}}\n')
-    return CredentialStore({"RECONCILER_REGISTRY_AUTH": str(path), "PW": password,
-                            "DOCKER_CONFIG": str(tmp_path / "none")})
-
-
 @pytest.fixture
 def fake(request):
-    server = FakeRegistry(getattr(request, "param", "basic"))
+    server = FakeRegistry(getattr(request, "param", "basic"), default=Manifest(NEW))
     yield server
     server.close()
 
 
 def test_basic_registry_costs_one_head_per_image_with_credentials(fake, tmp_path):
     refs = [f"{fake.host}/team/app{i}:1" for i in range(20)]
-    checker = ManifestChecker(_store(fake.host, tmp_path))
+    checker = ManifestChecker(credential_store(fake.host, tmp_path))
     assert checker.digests(refs) == {ref: NEW for ref in refs}
     assert len(fake.heads()) == 20 and checker.requests == 20
     assert all(a == ACCEPT for a in fake.accepts)
@@ -144,7 +81,7 @@ def test_basic_registry_costs_one_head_per_image_with_credentials(fake, tmp_path
 def test_basic_challenge_is_answered_with_the_stored_credentials(fake, tmp_path):
     from reconciler_docker.registryhttp import _Auth
 
-    checker = ManifestChecker(_store(fake.host, tmp_path))
+    checker = ManifestChecker(credential_store(fake.host, tmp_path))
     open_so_far = _Auth()
     open_so_far.known.set()  # as if the registry had taken anonymous requests until now
     checker._auth[fake.host] = open_so_far
@@ -155,7 +92,7 @@ def test_basic_challenge_is_answered_with_the_stored_credentials(fake, tmp_path)
 @pytest.mark.parametrize("fake", ["bearer"], indirect=True)
 def test_bearer_flow_fetches_one_token_for_the_whole_batch(fake, tmp_path):
     refs = [f"{fake.host}/team/app{i}:1" for i in range(10)]
-    checker = ManifestChecker(_store(fake.host, tmp_path))
+    checker = ManifestChecker(credential_store(fake.host, tmp_path))
     assert checker.digests(refs) == {ref: NEW for ref in refs}
     tokens = [r for r in fake.requests if r[0] == "GET"]
     assert len(tokens) == 1
@@ -173,12 +110,12 @@ def test_open_registry_gets_no_credentials_it_did_not_ask_for(fake, tmp_path):
 
 
 def test_failures_are_per_image_and_name_no_secret(fake, tmp_path):
-    checker = ManifestChecker(_store(fake.host, tmp_path, password="wrong-pw"))
+    checker = ManifestChecker(credential_store(fake.host, tmp_path, password="wrong-pw"))
     answers = checker.digests([f"{fake.host}/a:1", f"{fake.host}/missing:1"])
     assert all(isinstance(a, DigestCheckFailed) for a in answers.values())
     assert "authentication failed" in str(answers[f"{fake.host}/a:1"])
     assert "wrong-pw" not in " ".join(map(str, answers.values()))
-    good = ManifestChecker(_store(fake.host, tmp_path)).digests([f"{fake.host}/a:1", f"{fake.host}/missing:1"])
+    good = ManifestChecker(credential_store(fake.host, tmp_path)).digests([f"{fake.host}/a:1", f"{fake.host}/missing:1"])
     assert good[f"{fake.host}/a:1"] == NEW and "not found" in str(good[f"{fake.host}/missing:1"])
 
 
@@ -194,40 +131,16 @@ def test_unreachable_registry_is_an_answer_not_a_crash(tmp_path):
 
 
 def test_redirect_to_another_host_drops_credentials(tmp_path):
-    seen: list[str | None] = []
-
-    class Target(http.server.BaseHTTPRequestHandler):
-        def do_HEAD(self):
-            seen.append(self.headers.get("Authorization"))
-            self.send_response(200)
-            self.send_header("Docker-Content-Digest", NEW)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    threading.Thread(target=target.serve_forever, daemon=True).start()
-
-    class Redirect(http.server.BaseHTTPRequestHandler):
-        def do_HEAD(self):
-            self.send_response(307)
-            self.send_header("Location", f"http://localhost:{target.server_address[1]}{self.path}")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    source = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=source.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{source.server_address[1]}"
+    target = FakeRegistry("none", default=Manifest(NEW))
+    source = FakeRegistry("none", redirect=f"http://localhost:{target.port}")
+    host = source.host
     try:
-        assert ManifestChecker(_store(host, tmp_path)).digest(f"{host}/a:1") == NEW
+        assert ManifestChecker(credential_store(host, tmp_path)).digest(f"{host}/a:1") == NEW
+        seen = [auth for _, _, auth in target.heads()]
         assert seen == [None]
     finally:
         for server in (source, target):
-            server.shutdown()
-            server.server_close()
+            server.close()
 
 
 # -- plan decisions ------------------------------------------------------------------

@@ -6,11 +6,8 @@ the message, and the index → manifest → config walk of ``tag_details``.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import http.server
 import json
-import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -22,6 +19,8 @@ from reconciler.model import ImageSpec
 from reconciler_docker.credentials import CredentialStore
 from reconciler_docker.images import DockerRegistryDriver
 from reconciler_docker.taglist import TagListFailed, TagLister, parse_created
+
+from ..fake_registry import FakeRegistry, Manifest, credential_store
 
 TAGS = ["1.4.0", "1.4.1", "1.5.0-rc1", "2.0.0", "latest"]
 CONFIG = json.dumps({"created": "2026-11-30T12:34:56.123456789Z", "architecture": "amd64"}).encode()
@@ -36,101 +35,12 @@ INDEX = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.
 INDEX_DIGEST = "sha256:" + hashlib.sha256(INDEX).hexdigest()
 
 
-class FakeRegistry:
-    """``/v2/<name>/tags/list`` with pages and ETags, manifests, blobs; behind Basic or Bearer auth."""
-
-    def __init__(self, scheme: str = "basic", *, etag: bool = True, expires_in: int | None = None) -> None:
-        self.requests: list[tuple[str, str, str | None]] = []
-        self.tags = list(TAGS)
-        self.status: int | None = None  # forced answer to every /v2 request
-        self.tokens = 0
-        basic = "Basic " + base64.b64encode(b"bob:s3cret").decode()
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, status, headers=(), body=b""):
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                auth = self.headers.get("Authorization")
-                fake.requests.append(("GET", self.path, auth))
-                if self.path.startswith("/token"):
-                    if auth != basic:
-                        return self._answer(401)
-                    fake.tokens += 1
-                    answer = {"token": f"tok-{fake.tokens}"}
-                    if expires_in is not None:
-                        answer["expires_in"] = expires_in
-                    return self._answer(200, [("Content-Type", "application/json")], json.dumps(answer).encode())
-                wanted = basic if scheme == "basic" else f"Bearer tok-{fake.tokens}"
-                if not (auth == wanted and (scheme == "basic" or fake.tokens)):
-                    challenge = ('Basic realm="test"' if scheme == "basic" else
-                                 f'Bearer realm="http://{fake.host}/token",service="fake"')
-                    return self._answer(401, [("WWW-Authenticate", challenge)])
-                if fake.status:
-                    return self._answer(fake.status)
-                path, _, query = self.path.partition("?")
-                if path.endswith("/tags/list"):
-                    return self._tags(path, dict(p.split("=", 1) for p in query.split("&") if "=" in p))
-                if "/manifests/" in path:
-                    name = path.rsplit("/", 1)[1]
-                    if name in ("multi", INDEX_DIGEST):
-                        return self._answer(200, [("Docker-Content-Digest", INDEX_DIGEST)], INDEX)
-                    if name in fake.tags or name == MANIFEST_DIGEST:
-                        return self._answer(200, [("Docker-Content-Digest", MANIFEST_DIGEST)], MANIFEST)
-                    return self._answer(404)
-                if path.endswith("/blobs/" + CONFIG_DIGEST):
-                    return self._answer(200, [], CONFIG)
-                self._answer(404)
-
-            def _tags(self, path, query):
-                if "missing" in path:
-                    return self._answer(404, [], b'{"errors":[{"code":"NAME_UNKNOWN"}]}')
-                n = int(query.get("n", 1000))
-                after = query.get("last")
-                rest = fake.tags[fake.tags.index(after) + 1:] if after else fake.tags
-                page = rest[:n]
-                body = json.dumps({"name": path.split("/")[2], "tags": page}).encode()
-                tag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-                headers = [("Content-Type", "application/json")]
-                if etag:
-                    if self.headers.get("If-None-Match") == tag:
-                        return self._answer(304, [("ETag", tag)])
-                    headers.append(("ETag", tag))
-                if len(rest) > n:
-                    headers.append(("Link", f'<{path}?last={page[-1]}&n={n}>; rel="next"'))
-                self._answer(200, headers, body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def lists(self):
-        return [r for r in self.requests if "/tags/list" in r[1]]
-
-
-def _store(host: str, tmp_path, password: str = "s3cret") -> CredentialStore:
-    path = tmp_path / "auth.yaml"
-    path.write_text(f'registries:\n  "{host}": {{username: bob, password_env: PW}}\n')
-    return CredentialStore({"RECONCILER_REGISTRY_AUTH": str(path), "PW": password,
-                            "DOCKER_CONFIG": str(tmp_path / "none")})
-
-
 @pytest.fixture
 def fake(request):
-    server = FakeRegistry(**getattr(request, "param", {}))
+    one, index = Manifest(MANIFEST_DIGEST, MANIFEST), Manifest(INDEX_DIGEST, INDEX)
+    manifests = {**{tag: one for tag in TAGS}, MANIFEST_DIGEST: one, "multi": index, INDEX_DIGEST: index}
+    server = FakeRegistry(tags=TAGS, manifests=manifests, blobs={CONFIG_DIGEST: CONFIG},
+                          **getattr(request, "param", {}))
     yield server
     server.close()
 
@@ -146,7 +56,7 @@ class Clock:
 # -- listing -------------------------------------------------------------------------
 
 def test_every_page_is_followed_by_its_link(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path), page_size=2)
+    lister = TagLister(credential_store(fake.host, tmp_path), page_size=2)
     assert lister.list_tags(f"{fake.host}/team/app:1.4.0") == TAGS
     assert [r[1] for r in fake.lists()] == [
         "/v2/team/app/tags/list?n=2", "/v2/team/app/tags/list?last=1.4.1&n=2",
@@ -155,7 +65,7 @@ def test_every_page_is_followed_by_its_link(fake, tmp_path):
 
 
 def test_an_unchanged_list_is_a_304_answered_from_memory(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     ref = f"{fake.host}/team/app:1.4.0"
     counted = []
     assert lister.list_tags(ref, count=lambda: counted.append(1)) == TAGS
@@ -166,7 +76,7 @@ def test_an_unchanged_list_is_a_304_answered_from_memory(fake, tmp_path):
 
 
 def test_each_page_is_asked_conditionally(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path), page_size=2)
+    lister = TagLister(credential_store(fake.host, tmp_path), page_size=2)
     ref = f"{fake.host}/team/app:1"
     lister.list_tags(ref)
     before = len(fake.requests)
@@ -176,7 +86,7 @@ def test_each_page_is_asked_conditionally(fake, tmp_path):
 
 @pytest.mark.parametrize("fake", [{"etag": False}], indirect=True)
 def test_without_etags_a_listing_costs_one_request_a_page(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     ref = f"{fake.host}/team/app:1"
     lister.list_tags(ref)
     lister.list_tags(ref)
@@ -187,7 +97,7 @@ def test_without_etags_a_listing_costs_one_request_a_page(fake, tmp_path):
 @pytest.mark.parametrize("fake", [{"scheme": "bearer", "expires_in": 300}], indirect=True)
 def test_a_bearer_token_is_reused_until_it_expires(fake, tmp_path):
     clock = Clock()
-    lister = TagLister(_store(fake.host, tmp_path), clock=clock)
+    lister = TagLister(credential_store(fake.host, tmp_path), clock=clock)
     ref = f"{fake.host}/team/app:1"
     assert lister.list_tags(ref) == TAGS
     tokens = [r for r in fake.requests if r[1].startswith("/token")]
@@ -205,7 +115,7 @@ def test_a_bearer_token_is_reused_until_it_expires(fake, tmp_path):
 @pytest.mark.parametrize("fake", [{"scheme": "bearer"}], indirect=True)
 def test_a_token_lives_60_seconds_when_the_service_does_not_say(fake, tmp_path):
     clock = Clock()
-    lister = TagLister(_store(fake.host, tmp_path), clock=clock)
+    lister = TagLister(credential_store(fake.host, tmp_path), clock=clock)
     ref = f"{fake.host}/team/app:1"
     lister.list_tags(ref)
     clock.now += 30
@@ -218,7 +128,7 @@ def test_a_token_lives_60_seconds_when_the_service_does_not_say(fake, tmp_path):
 
 @pytest.mark.parametrize("fake", [{"scheme": "bearer"}], indirect=True)
 def test_each_repository_gets_a_token_for_its_own_scope(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     lister.list_tags(f"{fake.host}/team/a:1")
     lister.list_tags(f"{fake.host}/team/b:1")
     scopes = [r[1] for r in fake.requests if r[1].startswith("/token")]
@@ -228,7 +138,7 @@ def test_each_repository_gets_a_token_for_its_own_scope(fake, tmp_path):
 def test_a_basic_challenge_is_answered_with_the_stored_credentials(fake, tmp_path):
     from reconciler_docker.registryhttp import _Auth
 
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     anonymous = _Auth()
     anonymous.known.set()  # as if the registry had taken anonymous requests until now
     lister._auth[fake.host] = anonymous
@@ -240,21 +150,21 @@ def test_a_basic_challenge_is_answered_with_the_stored_credentials(fake, tmp_pat
 
 def test_wrong_credentials_are_a_permanent_error_without_the_password(fake, tmp_path):
     with pytest.raises(TagListFailed) as caught:
-        TagLister(_store(fake.host, tmp_path, password="wrong-pw")).list_tags(f"{fake.host}/team/app:1")
+        TagLister(credential_store(fake.host, tmp_path, password="wrong-pw")).list_tags(f"{fake.host}/team/app:1")
     assert "authentication failed" in str(caught.value) and "'bob'" in str(caught.value)
     assert "wrong-pw" not in str(caught.value) and isinstance(caught.value, PermanentError)
 
 
 def test_a_missing_repository_is_a_permanent_error(fake, tmp_path):
     with pytest.raises(PermanentError, match="not found"):
-        TagLister(_store(fake.host, tmp_path)).list_tags(f"{fake.host}/team/missing:1")
+        TagLister(credential_store(fake.host, tmp_path)).list_tags(f"{fake.host}/team/missing:1")
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_5xx_and_429_are_temporary(fake, tmp_path, status):
     fake.status = status
     with pytest.raises(TemporaryError, match=str(status)):
-        TagLister(_store(fake.host, tmp_path)).list_tags(f"{fake.host}/team/app:1")
+        TagLister(credential_store(fake.host, tmp_path)).list_tags(f"{fake.host}/team/app:1")
 
 
 def test_an_unreachable_registry_is_temporary(tmp_path):
@@ -269,7 +179,7 @@ def test_an_unreachable_registry_is_temporary(tmp_path):
 
 @pytest.mark.parametrize("fake", [{"scheme": "bearer"}], indirect=True)
 def test_a_token_never_appears_in_an_error(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     lister.list_tags(f"{fake.host}/team/app:1")
     fake.status = 403
     with pytest.raises(PermanentError) as caught:
@@ -280,7 +190,7 @@ def test_a_token_never_appears_in_an_error(fake, tmp_path):
 # -- details -------------------------------------------------------------------------
 
 def test_details_walk_the_index_to_the_amd64_manifest_and_its_config(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     details = lister.tag_details(f"{fake.host}/team/app:1", "multi")
     assert details == TagDetails(tag="multi", digest=INDEX_DIGEST,
                                  created=datetime(2026, 11, 30, 12, 34, 56, 123456, tzinfo=timezone.utc))
@@ -290,7 +200,7 @@ def test_details_walk_the_index_to_the_amd64_manifest_and_its_config(fake, tmp_p
 
 
 def test_details_are_kept_by_digest(fake, tmp_path):
-    lister = TagLister(_store(fake.host, tmp_path))
+    lister = TagLister(credential_store(fake.host, tmp_path))
     one = lister.tag_details(f"{fake.host}/team/app:1", "1.4.0")
     before = len(fake.requests)
     two = lister.tag_details(f"{fake.host}/team/app:1", "1.4.1")  # the same manifest under another tag
@@ -300,7 +210,7 @@ def test_details_are_kept_by_digest(fake, tmp_path):
 
 def test_details_of_a_missing_tag_are_a_permanent_error(fake, tmp_path):
     with pytest.raises(PermanentError, match="not found"):
-        TagLister(_store(fake.host, tmp_path)).tag_details(f"{fake.host}/team/app:1", "9.9.9")
+        TagLister(credential_store(fake.host, tmp_path)).tag_details(f"{fake.host}/team/app:1", "9.9.9")
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -331,7 +241,7 @@ def test_the_driver_counts_each_request_as_a_read_and_keeps_its_lister_per_engin
     for name, value in {"RECONCILER_REGISTRY_AUTH": str(tmp_path / "auth.yaml"), "PW": "s3cret",
                         "DOCKER_CONFIG": str(tmp_path / "none")}.items():
         monkeypatch.setenv(name, value)
-    _store(fake.host, tmp_path)  # writes auth.yaml
+    credential_store(fake.host, tmp_path)  # writes auth.yaml
     shared: dict = {}
     spec = ImageSpec(key="app", ref=f"{fake.host}/team/app:1.4.0")
     first = DockerRegistryDriver(DriverContext(stack="a", engine_shared=shared))
