@@ -5,8 +5,6 @@ Against the real engine: 20 stacks through one reconciler, passes from 8 threads
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +14,8 @@ from reconciler.errors import EngineUnreachable
 from reconciler.reconcile import ApplyRequest, Reconciler, load_desired
 from reconciler.sdk.docker import _client
 from reconciler.state import StateStore
+
+from .tcp_relay import TcpRelay
 
 pytestmark = pytest.mark.engine
 
@@ -116,59 +116,8 @@ def test_a_pass_sees_a_container_removed_after_the_last_list(stack, tmp_path, en
     assert repaired.ok
 
 
-class Relay:
-    """127.0.0.1:PORT to the engine's socket; ``down()`` cuts every connection and refuses new ones until ``up()``."""
-
-    def __init__(self, upstream: str = "/var/run/docker.sock") -> None:
-        self.upstream, self.open, self.serving = upstream, set(), True
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.serving:
-                client.close()
-                continue
-            engine = socket.socket(socket.AF_UNIX)
-            engine.connect(self.upstream)
-            self.open |= {client, engine}
-            for source, target in ((client, engine), (engine, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
-
-    def down(self) -> None:
-        self.serving = False
-        for sock in list(self.open):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        self.open.clear()
-
-    def up(self) -> None:
-        self.serving = True
-
-    def close(self) -> None:
-        self.down()
-        self.listener.close()
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-
-
 def test_a_pass_after_one_that_could_not_reach_the_engine_opens_it_again(stack, tmp_path, opens):
-    relay = Relay()
-    try:
+    with TcpRelay() as relay:
         reconciler = Reconciler(engine_url=relay.url, shared_engine=True, state=StateStore.open(tmp_path / "state"))
         (desired,) = _stacks(stack, reconciler, 1)
         assert reconciler.apply(desired).ok
@@ -182,5 +131,3 @@ def test_a_pass_after_one_that_could_not_reach_the_engine_opens_it_again(stack, 
         assert len(opens) >= 2 and again.stats["read"] == KINDS + 1  # opened again: /info, then the lists
         opened = len(opens)
         assert not reconciler.apply(desired).outcomes and len(opens) == opened  # and kept
-    finally:
-        relay.close()
