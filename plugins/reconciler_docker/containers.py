@@ -48,6 +48,7 @@ from .mapping import (
 _STALE_TASK = re.compile(r"task [0-9a-f]{12,64}: already exists|container \"?[0-9a-f]{64}\"?: already exists"
                          r"|id already in use")
 POLL_SECONDS = 0.25
+REMOVAL_WAIT = 10.0  # seconds a create waits for the name a container being removed still holds
 # A container the engine is restarting after a crash has no network sandbox: it cannot be renamed (a 404
 # "sandbox <id> not found"), nor removed without being stopped first (a 409 "cannot remove a restarting container").
 _RESTARTING = re.compile(r"sandbox [0-9a-f]+ not found|is restarting", re.I)
@@ -81,6 +82,8 @@ class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, Eng
         out = []
         files = f"{self._files(stack).dir}/"
         for name, container in sorted(found.items()):
+            if container.get("State") == "removing":  # on its way out (a `docker rm -f` in flight): a pass creates
+                continue                              # its successor, which waits for the name (``create``)
             labels = container.get("Labels") or {}
             details = self._details(name, container, files)
             claimed = is_owned(labels, stack, kind=self.kind)
@@ -142,10 +145,15 @@ class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, Eng
                 created = api.create_container(**container_arguments(spec, labels), host_config=host_config,
                                                networking_config=networking)
             except docker.errors.APIError as exc:
-                # A retry after the engine created it but failed to answer: carry on with that one.
-                created = self._created_before(spec, labels) if exc.status_code == 409 else None
-                if created is None:
+                if exc.status_code != 409:
                     raise
+                if self._name_freed(spec.name):  # the name was held by a container being removed
+                    created = api.create_container(**container_arguments(spec, labels), host_config=host_config,
+                                                   networking_config=networking)
+                else:  # a retry after the engine created it but failed to answer: carry on with that one
+                    created = self._created_before(spec, labels)
+                    if created is None:
+                        raise
             attached = set(((created.get("NetworkSettings") or {}).get("Networks") or {}))
             for network, aliases in networks[1:]:
                 if network not in attached:
@@ -201,6 +209,22 @@ class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, Eng
         with engine_errors("list containers"):
             containers = self.api.containers(all=True, filters=owned_filter(stack, self.kind))
         store.prune(m.get("Source", "") for c in containers for m in c.get("Mounts") or [] if m.get("Type") == "bind")
+
+    def _name_freed(self, name: str, timeout: float = REMOVAL_WAIT) -> bool:
+        """True once the container holding ``name`` is gone, if it was being removed (waiting ``timeout`` at most)."""
+        def status() -> str:
+            try:
+                return (self.api.inspect_container(name).get("State") or {}).get("Status") or "?"
+            except docker.errors.NotFound:
+                return ""
+
+        if status() != "removing":
+            return False
+        try:
+            poll_until(lambda: status() != "removing", timeout=timeout, interval=POLL_SECONDS)
+        except PollTimeout:
+            return False
+        return status() == ""
 
     def _created_before(self, spec: ContainerSpec, labels: Mapping[str, str]) -> dict | None:
         """The existing container named ``spec.name`` if it is exactly the one we meant to create."""

@@ -60,7 +60,11 @@ def test_logs_prefixes_each_container_and_takes_tail_and_since(stack):
 def test_a_follow_shows_a_line_written_after_it_started_and_ends_on_ctrl_c(stack):
     _converged(stack)
     web = f"{stack.name}-web-1"
-    proc = subprocess.Popen([sys.executable, "-m", "reconciler", "logs", "-f", str(stack.dir / "stack.yaml"),
+    # Started as from a terminal, Ctrl-C raising KeyboardInterrupt: a suite run in the background by a script
+    # (`cmd &`) starts every child with SIGINT ignored, and Python then never installs its handler.
+    terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('reconciler', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", terminal, "logs", "-f", str(stack.dir / "stack.yaml"),
                              "--follow", "--no-color", web], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=stack.dir, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:

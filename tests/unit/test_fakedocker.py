@@ -170,3 +170,21 @@ def test_the_runtime_driver_follows_the_stacks_containers_in_the_event_stream():
     stop.set()
     follower.join(timeout=10)
     assert not follower.is_alive() and names == ["s-web-1", "s_back", "s-web-1"]
+
+
+def test_a_container_being_removed_is_not_observed_and_its_successor_waits_for_the_name():
+    """A `docker rm -f` in flight: the engine lists the container as ``removing`` and still holds its name. A pass
+    sees it gone (it plans the successor), and the successor's create waits until the name is free."""
+    fake = FakeDockerAPI()
+    fake.add_image(IMAGE)
+    driver = DockerRuntimeDriver(_context(fake))
+    spec = with_hash(ContainerSpec(key="web", name="s-web-1", replica=1, image_key=None, image_ref=IMAGE))
+    labels = {STACK: "s", KIND: "container", CONFIG_HASH: spec.config_hash}
+    old = driver.create(spec, labels)
+    fake.mark_removing(old)
+    assert driver.observe("s", {spec.name: spec}) == []
+    threading.Timer(0.5, lambda: fake.remove_container(old, force=True)).start()
+    started = time.monotonic()
+    new = driver.create(spec, labels)
+    assert new != old and 0.4 < time.monotonic() - started < 5
+    assert fake.inspect_container("s-web-1")["Id"] == new

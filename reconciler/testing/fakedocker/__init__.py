@@ -29,7 +29,7 @@ verb answer an error, or raise one such as ``requests.ConnectionError``.
 
 What it does not do: run processes (a started container runs until it is
 stopped; ``exit_container``, ``set_health`` and ``write_logs`` play what a process
-would do), talk to registries (``publish`` puts an image where ``pull`` finds
+would do, ``mark_removing`` a removal in flight), talk to registries (``publish`` puts an image where ``pull`` finds
 it), or check platforms. The verbs live in ``_containers``, ``_images`` and
 ``_networks``, over ``_engine`` (the objects, the request, the errors), as
 docker-py composes ``APIClient`` from one mixin per resource.

@@ -162,6 +162,12 @@ class Containers(Engine):
                                   FinishedAt=now())
             self._emit("container", "die", found["Id"], found, exitCode=str(code))
 
+    def mark_removing(self, container: str) -> None:
+        """Play a ``docker rm -f`` in flight: the container is listed as ``removing`` and keeps its name until
+        ``remove_container``."""
+        with self._lock:
+            self._container(container)["State"].update(Status="removing", Running=False)
+
     def set_health(self, container: str, status: str, output: str = "") -> None:
         """The container's healthcheck now says ``status`` (``healthy``, ``unhealthy``, ``starting``)."""
         with self._lock:
