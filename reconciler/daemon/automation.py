@@ -89,7 +89,7 @@ class ImageAutomation:
         with self._wake:
             for worker, spec in self._images():
                 host, repository = repository_of(spec.ref)
-                if (host, repository) in named or ("docker.io" == host and ("", repository) in named):
+                if (host, repository) in named:
                     self._due[(worker.id, spec.key)] = 0.0
                     matched += 1
             self._wake.notify()
