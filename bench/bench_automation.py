@@ -46,8 +46,7 @@ import docker  # noqa: E402
 
 import tests.integration.conftest  # noqa: E402,F401  (first: registry.py imports its constants)
 from tests.integration.daemons import Repo, RunningDaemon  # noqa: E402
-from tests.integration.registry import Endpoint, Registry, RegistryInfo, credentials_env  # noqa: E402
-from tests.integration.test_image_automation import publish  # noqa: E402
+from tests.integration.registry import Endpoint, Registry, RegistryInfo, credentials_env, publish  # noqa: E402
 
 from reconciler.imageupdates import check_images  # noqa: E402
 from reconciler.labels import owner_selector  # noqa: E402

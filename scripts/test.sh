@@ -4,7 +4,8 @@
 # missing), runs pytest, and stops the engine again if this script started it. The fleet
 # tests start three extra engines of their own (scripts/engines.sh, as root) and stop them.
 #
-#   scripts/test.sh [PYTEST ARGS]           everything (CI runs exactly this)
+#   scripts/test.sh [PYTEST ARGS]           everything (CI runs exactly this): tests/unit beside
+#                                           tests/integration, two pytest runs at once (paths given: one run)
 #   scripts/test.sh --unit [PYTEST ARGS]    the edit-test loop: tests/unit only (or the paths given),
 #                                           which need no engine; none is started, stopped or restarted
 # Other arguments go to pytest unchanged.
@@ -39,4 +40,27 @@ cleanup() {
   if [ "$started_here" = 1 ]; then bash scripts/engine.sh down || true; fi
 }
 trap cleanup EXIT
-"$python" -m pytest --basetemp "$basetemp" "$@"
+given_paths=0
+for arg in "$@"; do [ -e "$arg" ] && given_paths=1; done
+if [ "$given_paths" = 1 ]; then
+  "$python" -m pytest --basetemp "$basetemp" "$@"
+  exit
+fi
+# The whole suite: tests/unit (CPU, no engine) runs beside tests/integration (which mostly waits on the
+# engine), each in its own pytest with its own temporary folder; the unit report follows the other.
+mkdir "$basetemp/unit" "$basetemp/integration"
+"$python" -m pytest --basetemp "$basetemp/unit" -o testpaths=tests/unit "$@" >"$basetemp/unit.log" 2>&1 &
+unit=$!
+set +e
+"$python" -m pytest --basetemp "$basetemp/integration" -o testpaths=tests/integration "$@"
+integration_code=$?
+wait "$unit"
+unit_code=$?
+set -e
+echo "==================== tests/unit (run beside tests/integration) ===================="
+cat "$basetemp/unit.log"
+# 5 is pytest's "no tests collected": a -k that matches only one half leaves the other empty.
+if [ "$integration_code" = 5 ] && [ "$unit_code" != 5 ]; then integration_code=0; fi
+if [ "$unit_code" = 5 ] && [ "$integration_code" != 5 ]; then unit_code=0; fi
+if [ "$integration_code" != 0 ]; then exit "$integration_code"; fi
+exit "$unit_code"

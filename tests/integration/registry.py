@@ -11,6 +11,7 @@ the whole session.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ import pytest
 from ..waiting import seconds_until
 from .conftest import BASE_IMAGE
 
-__all__ = ["REGISTRY_BINARY", "Endpoint", "Registry", "RegistryInfo", "free_port", "registry"]
+__all__ = ["REGISTRY_BINARY", "Endpoint", "Registry", "RegistryInfo", "free_port", "publish", "registry"]
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -210,3 +211,32 @@ def registry(engine) -> RegistryInfo:
             for tag in image.get("RepoTags") or []:
                 if tag.startswith(server.host + "/"):
                     engine.remove_image(tag, force=True)
+
+
+#: A tiny image per version: its own config (so its own digest), the version in a label; a broken one exits at once.
+GOOD = "FROM {base}\nLABEL automation.version={version}\nCMD [\"sleep\", \"3600\"]\n"
+BAD = "FROM {base}\nLABEL automation.version={version}\nCMD [\"sh\", \"-c\", \"echo migration failed; exit 3\"]\n"
+
+
+def publish(engine: docker.APIClient, registry: RegistryInfo, repository: str, version: str, *, bad: bool = False,
+            also: tuple[str, ...] = ()) -> str:
+    """Build a tiny image for ``version``, push it as ``HOST/repository:version`` (and under the tags ``also``,
+    the same image: a push of a tag whose blobs are there is one manifest); its digest."""
+    ref = f"{registry.host}/{repository}"
+    dockerfile = (BAD if bad else GOOD).format(base=BASE_IMAGE, version=version)
+    for _ in engine.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{ref}:{version}", rm=True, decode=True):
+        pass
+    digest = ""
+    try:
+        for tag in (version, *also):
+            if tag != version:
+                engine.tag(f"{ref}:{version}", ref, tag=tag)
+            for event in engine.push(ref, tag=tag, auth_config=registry.server.auth_config, stream=True,
+                                     decode=True):
+                assert "error" not in event, event
+                if tag == version:
+                    digest = (event.get("aux") or {}).get("Digest", digest)
+    finally:
+        for tag in (version, *also):
+            engine.remove_image(f"{ref}:{tag}", force=True)
+    return digest

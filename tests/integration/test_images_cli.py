@@ -10,8 +10,7 @@ import pytest
 
 from reconciler.state import StateStore
 
-from .registry import credentials_env
-from .test_image_automation import publish
+from .registry import credentials_env, publish
 
 SPEC = """\
 name: {stack}
@@ -33,9 +32,10 @@ def published(registry, engine):
     date-style one (a tag like 2026.11.30-abc1234 is a valid semantic version too: it would top a semver list).
     Pushed once for the module: the tests only read them."""
     name = f"cli-{uuid.uuid4().hex[:8]}"
-    digests = {tag: publish(engine, registry, f"{name}/app", tag) for tag in ("1.4.0", "1.4.1", "1.5.0-rc1", "2.0.0")}
-    for tag in ("2026.11.30-abc1234", "2026.12.02-0a1b2c3", "2026.12.01-def5678"):
-        publish(engine, registry, f"{name}/nightly", tag)
+    # The policies read tags only: one image under every tag but the one whose digest a pin is checked against.
+    digests = {"1.4.1": publish(engine, registry, f"{name}/app", "1.4.1")}
+    publish(engine, registry, f"{name}/app", "1.4.0", also=("1.5.0-rc1", "2.0.0"))
+    publish(engine, registry, f"{name}/nightly", "2026.11.30-abc1234", also=("2026.12.02-0a1b2c3", "2026.12.01-def5678"))
     return f"{registry.host}/{name}/app", digests
 
 
