@@ -21,8 +21,29 @@ if [ "${1:-}" = "--unit" ]; then
   "$python" -m pytest --basetemp "$basetemp" -o testpaths=tests/unit "$@"
   exit
 fi
+# A temporary folder of this run's own: pytest prunes all but the newest three numbered folders
+# under /tmp/pytest-of-USER, so another pytest on the machine would delete a running suite's files.
+basetemp=$(mktemp -d -t reconciler-tests.XXXXXX)
+given_paths=0
+for arg in "$@"; do [ -e "$arg" ] && given_paths=1; done
+unit=""
+if [ "$given_paths" = 0 ]; then
+  # The whole suite: tests/unit needs no engine, so it runs (its own pytest and temporary folder) while the
+  # engine is installed and started and then beside tests/integration; its report follows the other's.
+  mkdir "$basetemp/unit" "$basetemp/integration"
+  "$python" -m pytest --basetemp "$basetemp/unit" -o testpaths=tests/unit "$@" >"$basetemp/unit.log" 2>&1 &
+  unit=$!
+fi
 started_here=0
 docker info >/dev/null 2>&1 || started_here=1
+fleet_before="-"  # until it is known: engines.sh down only for a run that found no fleet engines running
+cleanup() {
+  if [ -n "$unit" ]; then kill "$unit" 2>/dev/null || true; fi
+  rm -rf "$basetemp"
+  if [ -z "$fleet_before" ]; then bash scripts/engines.sh down || true; fi
+  if [ "$started_here" = 1 ]; then bash scripts/engine.sh down || true; fi
+}
+trap cleanup EXIT
 bash scripts/engine.sh up
 if [ "$started_here" = 1 ]; then
   # Only an engine this script started may be restarted by the tests.
@@ -31,33 +52,18 @@ fi
 # The fleet tests start extra engines (scripts/engines.sh) and stop them; should pytest be
 # killed first, nothing of them may outlive the run (namespaces, bridge, iptables rule).
 fleet_before=$(bash scripts/engines.sh list 2>/dev/null || true)
-# A temporary folder of this run's own: pytest prunes all but the newest three numbered folders
-# under /tmp/pytest-of-USER, so another pytest on the machine would delete a running suite's files.
-basetemp=$(mktemp -d -t reconciler-tests.XXXXXX)
-cleanup() {
-  rm -rf "$basetemp"
-  if [ -z "$fleet_before" ]; then bash scripts/engines.sh down || true; fi
-  if [ "$started_here" = 1 ]; then bash scripts/engine.sh down || true; fi
-}
-trap cleanup EXIT
-given_paths=0
-for arg in "$@"; do [ -e "$arg" ] && given_paths=1; done
 if [ "$given_paths" = 1 ]; then
   "$python" -m pytest --basetemp "$basetemp" "$@"
   exit
 fi
-# The whole suite: tests/unit (CPU, no engine) runs beside tests/integration (which mostly waits on the
-# engine), each in its own pytest with its own temporary folder; the unit report follows the other.
-mkdir "$basetemp/unit" "$basetemp/integration"
-"$python" -m pytest --basetemp "$basetemp/unit" -o testpaths=tests/unit "$@" >"$basetemp/unit.log" 2>&1 &
-unit=$!
 set +e
 "$python" -m pytest --basetemp "$basetemp/integration" -o testpaths=tests/integration "$@"
 integration_code=$?
 wait "$unit"
 unit_code=$?
+unit=""
 set -e
-echo "==================== tests/unit (run beside tests/integration) ===================="
+echo "==================== tests/unit (run while the engine was set up and beside tests/integration) ===================="
 cat "$basetemp/unit.log"
 # 5 is pytest's "no tests collected": a -k that matches only one half leaves the other empty.
 if [ "$integration_code" = 5 ] && [ "$unit_code" != 5 ]; then integration_code=0; fi

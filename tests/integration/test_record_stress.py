@@ -40,7 +40,7 @@ from reconciler.state import DB_NAME, StateStore
 
 from .conftest import BASE_IMAGE
 
-STRESS_SECONDS = 20.0
+STRESS_SECONDS = 12.0
 SPEC = """\
 name: {name}
 containers:
