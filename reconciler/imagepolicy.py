@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import semantic_version
 
 __all__ = [
-    "PolicyError", "Skip", "Verdict", "candidates", "choose", "current_tag", "parse_policy", "sort_key", "with_tag",
+    "PolicyError", "Skip", "Verdict", "candidates", "choose", "current_tag", "parse_policy", "repository", "sort_key",
+    "with_tag",
 ]
 
 _FIELDS = ("semver", "prerelease", "pattern", "extract", "order", "digest", "min_age", "interval", "pin")
@@ -130,10 +131,14 @@ def current_tag(ref: str) -> str:
     return _split(ref)[1]
 
 
+def repository(ref: str) -> str:
+    """``ref`` without its tag and digest, as written (``host:5000/a/b:1.4.0@sha256:…`` -> ``host:5000/a/b``)."""
+    return _split(ref)[0]
+
+
 def with_tag(ref: str, tag: str, digest: str = "") -> str:
     """``ref``'s repository with ``tag`` (and ``@digest`` when given), the rest as written."""
-    repository = _split(ref)[0]
-    return repository + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+    return repository(ref) + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
 def sort_key(policy: UpdatePolicy, tag: str) -> Any | None:

@@ -19,14 +19,14 @@ version that is not quarantined is chosen, older or not: that is the revert.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
 from .drivers import Drivers
 from .errors import ReconcilerError
-from .imagepolicy import Verdict, candidates, choose, current_tag, with_tag
+from .imagepolicy import Verdict, candidates, choose, current_tag, repository, with_tag
 from .model import DesiredState, ImageSpec, Kind, PolicyKind, UpdatePolicy
 
 __all__ = ["ImageCheck", "check_images", "commit_message", "describe_policy", "repository_of", "spec_file_edit",
@@ -58,7 +58,7 @@ class ImageCheck:
 
     @property
     def outdated(self) -> bool:
-        return bool(self.new_ref) and self.new_ref != self.ref
+        return bool(self.new_ref)
 
     @property
     def new_tag(self) -> str:
@@ -108,10 +108,8 @@ def _check(stack: str, spec: ImageSpec, drivers: Drivers, held: tuple[str, ...],
     current = "" if tag in held else tag  # a quarantined version is left for the newest one allowed, older or not
     created = _creation_times(spec, driver, policy, current, tags, held, now) if policy.min_age else {}
     verdict = choose(policy, current, tags, created=created, quarantined=held, now=now)
-    if not verdict.chosen:  # nothing allowed at all
-        verdict = Verdict(current=tag, chosen=tag, newest=verdict.newest, skipped=verdict.skipped)
-    elif current == "":
-        verdict = Verdict(current=tag, chosen=verdict.chosen, newest=verdict.newest, skipped=verdict.skipped)
+    if current != tag:  # asked as if at no version: the spec's tag stays when nothing else is allowed
+        verdict = replace(verdict, current=tag, chosen=verdict.chosen or tag)
     digest, new_ref = "", ""
     if verdict.chosen != tag or (policy.pin_digest and not pinned):
         if policy.pin_digest:
@@ -163,7 +161,7 @@ def commit_message(check: ImageCheck, *, reason: str = "") -> str:
     verb = "back to" if reason else "→"
     subject = f"images: {check.key} {old} {verb} {new} in stack {check.stack}"
     body = [f"{reason}", ""] if reason else []
-    body += [f"image: {repository_of(check.ref)[0]}/{repository_of(check.ref)[1]}",
+    body += [f"image: {'/'.join(repository_of(check.ref))}",
              f"from: {check.ref}", f"to: {check.new_ref}", f"policy: {describe_policy(check.policy)}"]
     if check.digest:
         body.append(f"digest: {check.digest}")
@@ -172,18 +170,11 @@ def commit_message(check: ImageCheck, *, reason: str = "") -> str:
 
 def repository_of(ref: str) -> tuple[str, str]:
     """(registry host, repository) of a reference, by Docker's rules: ``busybox:1`` → ("docker.io", "library/busybox")."""
-    name = ref.partition("@")[0]
+    name = repository(ref)
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, rest
-    else:
-        host, path = "docker.io", name
-    last = path.rpartition("/")[2]
-    if ":" in last:
-        path = path[: len(path) - len(last)] + last.partition(":")[0]
-    if host == "docker.io" and "/" not in path:
-        path = "library/" + path
-    return host, path
+        return first, rest
+    return "docker.io", name if "/" in name else "library/" + name
 
 
 def spec_file_edit(spec: ImageSpec, root: Path) -> tuple[str, int, int] | None:

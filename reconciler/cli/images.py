@@ -48,14 +48,14 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 2 if getattr(args, "detailed_exitcode", False) and any(c.outdated for c in checks) else 0
 
 
-def _quarantined(args: argparse.Namespace, stack: str) -> dict[str, set[str]]:
+def _quarantined(args: argparse.Namespace, stack: str) -> dict[str, dict]:
     from ..state import StateStore, default_state_dir
 
     directory = Path(args.state_dir) if args.state_dir else default_state_dir()
     if not directory.is_dir():  # no record here: nothing is quarantined, and a read makes none
         return {}
     with StateStore.open(directory) as store:
-        return {key: set(versions) for key, versions in store.quarantined(stack).items()}
+        return store.quarantined(stack)  # image key → its quarantined versions (each with when and why)
 
 
 def _write(desired, checks: list[ImageCheck]) -> dict[str, list[str]]:

@@ -169,12 +169,14 @@ class ImageAutomation:
 
     # -- the work --------------------------------------------------------------------------------
 
+    def _checks(self, worker: Any, keys: set[str]) -> list[ImageCheck]:
+        """The images ``keys`` of the worker's stack, as its loop last loaded it, checked with its quarantines."""
+        desired, reconciler = worker.loop.desired, self.daemon.reconciler
+        return check_images(desired, reconciler.drivers(desired.stack),
+                            quarantined=reconciler.state.quarantined(desired.stack), only=keys)
+
     def _check(self, worker: Any, keys: set[str]) -> None:
-        desired = worker.loop.desired
-        state = self.daemon.reconciler.state
-        quarantined = {key: set(versions) for key, versions in state.quarantined(desired.stack).items()}
-        drivers = self.daemon.reconciler.drivers(desired.stack)
-        for check in check_images(desired, drivers, quarantined=quarantined, only=keys):
+        for check in self._checks(worker, keys):
             if check.error:
                 log.warning("image %s of stack %s not checked: %s", check.key, check.stack, check.error)
             elif check.outdated:
@@ -235,9 +237,7 @@ class ImageAutomation:
                 log.warning("image %s of stack %s: reverting %s failed (%s); writing the newest allowed version "
                             "instead", key, stack, written.commit[:12], exc)
         if not revert:
-            drivers = self.daemon.reconciler.drivers(stack)
-            quarantined = {k: set(v) for k, v in self.daemon.reconciler.state.quarantined(stack).items()}
-            for check in check_images(worker.loop.desired, drivers, quarantined=quarantined, only={key}):
+            for check in self._checks(worker, {key}):
                 if check.outdated:
                     revert = self._write(worker, check, reason=reason, tracked=True)
         else:
