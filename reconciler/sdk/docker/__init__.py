@@ -11,7 +11,7 @@ move:
   ``use_client`` seam), ``engine_errors``, ``owned_filter``, ``follow_events``;
 - ``_shared``: the one connection a daemon's reconciler shares between every
   stack and pass (``PassClient``: one context's client over the shared pool);
-- ``_snapshot``: what a driver lists (``EngineDriver.listed``): the stack's
+- ``_listing``: what a driver lists (``EngineDriver.listed``): the stack's
   filtered list, or the kind's whole list once per moment for every stack;
 - ``_connection``: opening it, with a bounded connect and first answer
   (``open_engine``, ``connect_timeout``, ``engine_timeout``), and failing over

@@ -30,7 +30,7 @@ from ...model import Kind, LiveObject
 from ._connection import (CONNECT_TIMEOUT_ENV, ENGINE_TIMEOUT_ENV, Engine, connect_timeout, engine_timeout, engine_urls,
                           open_engine)
 from ._shared import SHARED_POOL_SIZE, pass_engine
-from ._snapshot import listed
+from ._listing import listed
 
 __all__ = ["EngineDriver", "api_client", "engine_errors", "engine_identity", "engine_swarm", "follow_events", "is_ours",
            "owned_filter", "use_client"]
@@ -244,7 +244,7 @@ class EngineDriver:
         kind's unfiltered one; ``lookup(names)``: the call for wanted names the
         stack does not own. One run (the CLI) makes the filtered calls; a
         reconciler sharing its engine (the daemon) lists the kind once per
-        moment for every stack (``_snapshot.listed``).
+        moment for every stack (``_listing.listed``).
         """
         return listed(self.context, stack, self.kind, wanted, owned=owned, everything=everything, lookup=lookup,
                       name_of=name_of)

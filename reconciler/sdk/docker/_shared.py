@@ -14,7 +14,7 @@ on the shared client.
 A request that fails to reach the engine (refused, reset, timed out) marks
 the connection failed: the next pass that needs it opens it again (one
 ``/info``), so a restarted engine, or another manager of a swarm, is found
-again. The opening is a single flight (``reconciler.drivers.Snapshots``):
+again. The opening is a single flight (``reconciler.drivers.FreshReads``):
 passes that need it at once wait for one ``/info``.
 """
 from __future__ import annotations
@@ -29,14 +29,14 @@ import requests.cookies
 import requests.hooks
 
 from ...drivers import DriverContext
-from ...drivers.snapshot import snapshots
+from ...drivers.freshread import fresh_reads
 from ._connection import Engine, EngineClient
 
 __all__ = ["SHARED_POOL_SIZE", "PassClient", "pass_engine"]
 
 #: Connections the shared pool keeps: enough for a worker pool's passes observing their kinds at once.
 SHARED_POOL_SIZE = 64
-_ENGINE_KEY = "reconciler.sdk.docker.shared_engine"  # in engine_shared: the _SharedEngine; in Snapshots: its opening
+_ENGINE_KEY = "reconciler.sdk.docker.shared_engine"  # in engine_shared: the _SharedEngine; in FreshReads: its opening
 _PASS_KEY = "reconciler.sdk.docker.pass_engine"  # in context.shared: (the shared Engine, this context's Engine)
 _LOCK = threading.Lock()  # held for moments only
 
@@ -110,7 +110,7 @@ def pass_engine(context: DriverContext, connect: Callable[[], Engine], hook: Cal
         shared = context.engine_shared.get(_ENGINE_KEY)
         if shared is None:
             shared = context.engine_shared[_ENGINE_KEY] = _SharedEngine()
-    base = snapshots(context).read(_ENGINE_KEY, lambda: shared.open(connect), after=shared.failed_at)
+    base = fresh_reads(context).read(_ENGINE_KEY, lambda: shared.open(connect), after=shared.failed_at)
     with _LOCK:
         mine = context.shared.get(_PASS_KEY)
         if mine is None or mine[0] is not base:

@@ -5,7 +5,7 @@ stack listing each kind with its own label filter made 4,000 list calls for
 1,000 stacks resyncing. A driver there lists its whole kind once per moment
 (``reconciler.sdk.fresh_read``: never an answer older than its pass), and
 every pass of that moment picks its objects out of the ``Listing``, indexed
-once per snapshot by owning stack and by name, so a pass costs O(its
+once per listing by owning stack and by name, so a pass costs O(its
 objects), not O(the engine's). Without one (the CLI), the filtered calls are
 made exactly as before: one per kind, one more only for wanted names that the
 stack does not own yet.
@@ -51,13 +51,13 @@ def listed(context: DriverContext, stack: str, kind: str, wanted: Iterable[str],
     ``owned()`` (the stack's filtered list) and ``lookup(names)`` for wanted
     names it does not own, as ``owned_plus_wanted`` says. A pass of a burst
     (a resync sweep of a shared engine): ``everything()`` (the unfiltered
-    list) once per snapshot for every stack, through ``fresh_read``, and both
+    list) once per moment for every stack, through ``fresh_read``, and both
     answers picked out of it.
     """
     if context.engine_shared is None or context.fresh_after is None:  # not a pass of a burst
         return owned_plus_wanted(owned(), wanted, lookup, name_of)
     kind = str(getattr(kind, "value", kind))  # a model.Kind or its label value
-    snapshot = fresh_read(context, f"reconciler.sdk.docker.list.{kind}",
+    listing = fresh_read(context, f"reconciler.sdk.docker.list.{kind}",
                           lambda: Listing(everything(), kind, name_of))
-    return owned_plus_wanted(snapshot.owned(stack), wanted, snapshot.named, name_of)
+    return owned_plus_wanted(listing.owned(stack), wanted, listing.named, name_of)
 

@@ -28,11 +28,11 @@ from typing import Callable, TypeVar
 
 from .contract import DriverContext
 
-__all__ = ["Snapshots", "fresh_read", "snapshots"]
+__all__ = ["FreshReads", "fresh_read", "fresh_reads"]
 
 T = TypeVar("T")
-_SNAPSHOTS_KEY = "reconciler.snapshots"  # in DriverContext.engine_shared: the reconciler's Snapshots
-_LOCK = threading.Lock()  # held for moments only: to make a context's Snapshots or a per-pass lock
+_READS_KEY = "reconciler.fresh_reads"  # in DriverContext.engine_shared: the reconciler's FreshReads
+_LOCK = threading.Lock()  # held for moments only: to make a context's FreshReads or a per-pass lock
 
 
 class _Flight:
@@ -43,7 +43,7 @@ class _Flight:
         self.answer: Future = Future()
 
 
-class Snapshots:
+class FreshReads:
     """The newest answer of each key's read, and the read in flight, for every pass that shares them.
 
     ``read(key, fetch, after)`` is the single flight ``fresh_read`` describes;
@@ -96,14 +96,14 @@ class Snapshots:
         return answer
 
 
-def snapshots(context: DriverContext) -> Snapshots:
-    """The ``Snapshots`` every context sharing ``context.engine_shared`` shares (which must not be None)."""
+def fresh_reads(context: DriverContext) -> FreshReads:
+    """The ``FreshReads`` every context sharing ``context.engine_shared`` shares (which must not be None)."""
     shared = context.engine_shared
-    assert shared is not None, "a context without engine_shared has no snapshots"
+    assert shared is not None, "a context without engine_shared has no shared reads"
     with _LOCK:
-        found = shared.get(_SNAPSHOTS_KEY)
+        found = shared.get(_READS_KEY)
         if found is None:
-            found = shared[_SNAPSHOTS_KEY] = Snapshots()
+            found = shared[_READS_KEY] = FreshReads()
     return found
 
 
@@ -122,9 +122,9 @@ def fresh_read(context: DriverContext, key: str, fetch: Callable[[], T]) -> T:
     the stack in its key; a whole kind's list does not).
     """
     if context.engine_shared is not None and context.fresh_after is not None:
-        return snapshots(context).read(key, fetch, after=context.fresh_after)
+        return fresh_reads(context).read(key, fetch, after=context.fresh_after)
     with _LOCK:
-        lock = context.shared.setdefault(f"reconciler.snapshot.lock.{key}", threading.Lock())
+        lock = context.shared.setdefault(f"reconciler.fresh_read.lock.{key}", threading.Lock())
     with lock:
         if key not in context.pass_cache:
             context.pass_cache[key] = fetch()
