@@ -13,6 +13,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import field, replace
+from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
 
 from .addresses import AddressPool, pools_from_env
@@ -84,7 +85,7 @@ class Reconciler:
                  progress: Callable[[str, str], None] | None = None, state: Any = None,
                  engine_tls: TLSFiles | None = None, strict_plugins: bool | None = None,
                  engine_timeout: float | None = None, address_pools: tuple[AddressPool, ...] | None = None,
-                 shared_engine: bool = False) -> None:
+                 shared_engine: bool = False, state_dir: Path | None = None) -> None:
         """``progress`` receives (object name, line) as drivers report progress (see ``DriverContext``).
 
         ``strict_plugins`` (default: ``RECONCILER_STRICT_PLUGINS``) makes a
@@ -98,6 +99,7 @@ class Reconciler:
         ``address_pools``: where bridge networks without a subnet get theirs (None:
         ``RECONCILER_DEFAULT_ADDRESS_POOLS``, else ``addresses.DEFAULT_ADDRESS_POOLS``; (): the engine's).
         ``shared_engine`` (the daemon): every stack and pass shares one engine connection and lists.
+        ``state_dir``: where drivers keep files (``DriverContext.state_dir``; None: the state store's folder).
         """
         self.engine_url = engine_url
         self.engine_tls = engine_tls
@@ -107,6 +109,7 @@ class Reconciler:
         self.pm = plugin_manager or make_plugin_manager(modules=plugin_modules, strict=strict_plugins)
         self.registry: DriverRegistry = load_driver_registry(self.pm)
         self._state = state
+        self._state_dir = state_dir
         self._engine_shared: dict | None = {} if shared_engine else None  # DriverContext.engine_shared
         self._observers = ThreadPoolExecutor(8, thread_name_prefix="observe") if shared_engine else None
         self._quiet = QuietPasses()  # the resyncs that add no history row
@@ -135,9 +138,11 @@ class Reconciler:
         return self.state.stack(engine_key(engine or self.engine_url), stack)
 
     def drivers(self, stack: str) -> Drivers:
+        path = str(getattr(self._state, "path", None) or ":memory:")  # a store opened later: the default folder
+        state_dir = self._state_dir or (Path(path).parent if path != ":memory:" else None)
         return self.registry.instantiate(DriverContext(stack=stack, engine_url=self.engine_url, progress=self.progress,
                                                        engine_tls=self.engine_tls, engine_timeout=self.engine_timeout,
-                                                       address_pools=self.address_pools,
+                                                       address_pools=self.address_pools, state_dir=state_dir,
                                                        engine_shared=self._engine_shared))
 
     def driver_names(self) -> dict[str, list[str]]:
@@ -148,7 +153,8 @@ class Reconciler:
         """What validation needs to know of each driver, by spec section and name (for ``load_desired``).
 
         Each driver's facts: ``"conflict"`` (why the name cannot be used: two
-        plugins registered it), ``"options"`` (the JSON Schema of its options).
+        plugins registered it), ``"options"`` (the JSON Schema of its options), ``"schedules_replicas"``
+        and ``"takes_snapshots"`` (``DriverRegistry``'s answers, present when true).
         """
         catalog: dict[str, dict[str, dict[str, Any]]] = {}
         conflicts = self.registry.conflicts()
@@ -163,6 +169,8 @@ class Reconciler:
                     facts["options"] = schema
                 if kind is Kind.CONTAINER and self.registry.schedules_replicas(name):
                     facts["schedules_replicas"] = True
+                if kind is Kind.VOLUME and self.registry.takes_snapshots(name):
+                    facts["takes_snapshots"] = True
                 catalog[kind.section][name] = facts
         return catalog
 

@@ -37,12 +37,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 import threading
 from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from ..addresses import AddressPool
 from ..errors import PermanentError
-from ..model import ContainerSpec, EngineEvent, Kind, LiveObject, NetworkSpec, TLSFiles, VolumeSpec
+from ..model import (
+    ContainerSpec, EngineEvent, Kind, LiveObject, NetworkSpec, Restored, Snapshot, TLSFiles, VolumeSpec,
+)
 
 __all__ = [
     "Check",
@@ -50,6 +53,7 @@ __all__ = [
     "Factory",
     "NetworkDriver",
     "ObjectDriver",
+    "Progress",
     "RuntimeDriver",
     "StorageDriver",
     "owned_plus_wanted",
@@ -86,6 +90,8 @@ class DriverContext:
     connection, ``fresh_read``'s lists; None: the CLI). ``fresh_after``: set (monotonic) when the pass is one
     of a burst, a resync sweep, whose lists ``fresh_read`` shares, never one that started earlier; None (an
     ordinary pass: each stack lists its own objects).
+    ``state_dir``: the reconciler's state directory (None: ``reconciler.state.default_state_dir()``); a
+    driver that keeps files keeps them under ``state_dir / "snapshots"`` (mode 0700).
     """
 
     stack: str
@@ -99,6 +105,7 @@ class DriverContext:
     address_pools: tuple[AddressPool, ...] | None = None
     engine_shared: dict | None = None
     fresh_after: float | None = None
+    state_dir: Path | None = None
 
 
 class ObjectDriver(ABC):
@@ -192,8 +199,26 @@ class NetworkDriver(ObjectDriver):
         raise PermanentError(f"the {type(self).__name__} network driver cannot change {spec.name} in place")
 
 
+#: What a snapshot or a restore reports as it goes: (bytes done, bytes in all or None when unknown).
+Progress = Callable[[int, int | None], None]
+
+
 class StorageDriver(ObjectDriver):
+    """Keeps volumes; optionally takes and restores snapshots of their content.
+
+    A driver that takes snapshots sets ``takes_snapshots`` and implements
+    ``snapshot``, ``restore``, ``list_snapshots`` and ``delete_snapshot``.
+    The core calls ``snapshot`` while no container writes the volume (stopped
+    or paused) and ``restore`` while no running container uses it. The driver
+    guarantees: a snapshot killed midway leaves no listed snapshot (and no
+    leftover once its next call of any of the four runs); a restore killed
+    midway completes when run again with the same snapshot.
+    """
+
     kind = Kind.VOLUME
+    #: True for a driver that implements the four snapshot methods. Read from the class when the
+    #: factory registered is the class itself; otherwise pass ``takes_snapshots=`` when registering.
+    takes_snapshots: ClassVar[bool] = False
 
     @abstractmethod
     def create(self, spec: VolumeSpec, labels: Mapping[str, str]) -> str:
@@ -212,6 +237,25 @@ class StorageDriver(ObjectDriver):
         volume's id label. The default refuses.
         """
         raise PermanentError(f"the {type(self).__name__} storage driver cannot change {spec.name} in place")
+
+    def snapshot(self, volume: str, *, progress: Progress | None = None) -> Snapshot:
+        """Copy the volume ``volume``'s content as it is now; return the ``Snapshot``, listed from now on."""
+        raise self._no_snapshots()
+
+    def restore(self, volume: str, snapshot: Snapshot, *, progress: Progress | None = None) -> Restored:
+        """Make the volume's content exactly the snapshot's (what is not in it goes); idempotent."""
+        raise self._no_snapshots()
+
+    def list_snapshots(self, volume: str) -> list[Snapshot]:
+        """The volume's snapshots, oldest first; [] for none."""
+        raise self._no_snapshots()
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        """Remove the snapshot; one already gone is not an error."""
+        raise self._no_snapshots()
+
+    def _no_snapshots(self) -> PermanentError:
+        return PermanentError(f"the {type(self).__name__} storage driver takes no snapshots")
 
 
 class RuntimeDriver(ObjectDriver):

@@ -33,13 +33,15 @@ class DriverRegistry:
         self._schemas: dict[Kind, dict[str, Mapping[str, Any]]] = {kind: {} for kind in Kind}
         self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
         self._scheduling: set[str] = set()  # runtimes that schedule replicas themselves
+        self._snapshotting: set[str] = set()  # storage drivers that take snapshots
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
         return PluginDrivers(self, plugin)
 
     def add(self, kind: Kind, name: str, factory: Factory, *, plugin: str, schema: Mapping[str, Any] | None = None,
-            check: Check | None = None, schedules_replicas: bool | None = None) -> None:
+            check: Check | None = None, schedules_replicas: bool | None = None,
+            takes_snapshots: bool | None = None) -> None:
         """Register ``factory`` as the ``kind`` driver ``name``, credited to ``plugin`` (see ``PluginDrivers``)."""
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
@@ -56,6 +58,9 @@ class DriverRegistry:
         if kind is Kind.CONTAINER and (schedules_replicas if schedules_replicas is not None
                                        else getattr(factory, "schedules_replicas", False)):
             self._scheduling.add(name)
+        if kind is Kind.VOLUME and (takes_snapshots if takes_snapshots is not None
+                                    else getattr(factory, "takes_snapshots", False)):
+            self._snapshotting.add(name)
 
     def spec_problems(self, kind: Kind, name: str, spec: Any) -> list[str]:
         """What the ``kind`` driver ``name`` refuses in ``spec``, by its registered ``Check``, without making it."""
@@ -65,6 +70,10 @@ class DriverRegistry:
     def schedules_replicas(self, name: str) -> bool:
         """Whether the runtime ``name`` schedules replicas itself (see ``RuntimeDriver.schedules_replicas``)."""
         return name in self._scheduling
+
+    def takes_snapshots(self, name: str) -> bool:
+        """Whether the storage driver ``name`` takes snapshots (see ``StorageDriver.takes_snapshots``), unmade."""
+        return name in self._snapshotting
 
     def options_schema(self, kind: Kind, name: str) -> Mapping[str, Any] | None:
         """The JSON Schema of driver ``name``'s options (None: it takes any)."""
@@ -79,6 +88,7 @@ class DriverRegistry:
                     self._checks[kind].pop(name, None)
                     self._schemas[kind].pop(name, None)
                     self._scheduling.discard(name)
+                    self._snapshotting.discard(name)
             for name, rivals in list(self._rivals[kind].items()):
                 if plugin in rivals:
                     rivals.remove(plugin)
@@ -149,9 +159,15 @@ class PluginDrivers:
         self._registry.add(Kind.NETWORK, name, factory, plugin=self.plugin, schema=schema, check=check)
 
     def add_storage_driver(self, name: str, factory: Factory, *, schema: Mapping[str, Any] | None = None,
-                           check: Check | None = None) -> None:
-        """Register a volume driver (``volumes.<key>.driver``)."""
-        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, schema=schema, check=check)
+                           check: Check | None = None, takes_snapshots: bool | None = None) -> None:
+        """Register a volume driver (``volumes.<key>.driver``).
+
+        ``takes_snapshots`` (default: the factory's ``StorageDriver.takes_snapshots`` when it is
+        a driver class, else False): it implements the snapshot methods, so a spec may ask
+        for snapshots of its volumes (``DriverRegistry.takes_snapshots``, checked at validate).
+        """
+        self._registry.add(Kind.VOLUME, name, factory, plugin=self.plugin, schema=schema, check=check,
+                           takes_snapshots=takes_snapshots)
 
     def add_runtime_driver(self, name: str, factory: Factory, *, schedules_replicas: bool | None = None,
                            check: Check | None = None) -> None:

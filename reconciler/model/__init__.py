@@ -16,6 +16,7 @@ never from the modules behind it, which are cut by concern and may move:
 - ``imageevents``: what image automation did (``ImageEvent``), as plugins are told it;
 - ``fleet``: the engines a stack runs on;
 - ``buildstep``: a build's steps and the label that keeps their digests;
+- ``snapshots``: a volume's snapshots (``Snapshot``, ``Restored``) and how long they are kept;
 - ``updates``: an image's version policy (``images.<key>.update``), which tags it may move to.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .imageevents import ImageEvent, ImageEventKind
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
 from .live import Claim, Content, LiveObject, LiveState, Record
+from .snapshots import Restored, Snapshot, SnapshotRetention, snapshot_id
 from .updates import PolicyKind, UpdatePolicy
 
 __all__ = [
@@ -57,11 +59,15 @@ __all__ = [
     "PolicyKind",
     "Port",
     "Record",
+    "Restored",
     "RolloutPolicy",
+    "Snapshot",
+    "SnapshotRetention",
     "Target",
     "TLSFiles",
     "UpdatePolicy",
     "VolumeSpec",
     "cache_break",
     "encode_steps",
+    "snapshot_id",
 ]

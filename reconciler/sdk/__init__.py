@@ -67,7 +67,11 @@ from ..model import (
     Mount,
     NetworkSpec,
     Port,
+    Restored,
     RolloutPolicy,
+    Snapshot,
+    SnapshotRetention,
+    snapshot_id,
     TLSFiles,
     VolumeSpec,
 )
@@ -117,7 +121,11 @@ __all__ = [
     "Mount",
     "NetworkSpec",
     "Port",
+    "Restored",
     "RolloutPolicy",
+    "Snapshot",
+    "SnapshotRetention",
+    "snapshot_id",
     "TLSFiles",
     "VolumeSpec",
     # plans and reports: what lifecycle hooks are handed

@@ -52,7 +52,9 @@ class MemoryEngine(EngineObjects):
     ``("create-network" | "delete-network" | "create-volume" | "delete-volume", name)``;
     ``("create" | "start" | "delete", name)`` and ``("wait", name, condition)``
     for containers; ``("events", stack)`` when an event stream opens; ``("logs", name)`` when a
-    container's output (``write``) is read. ``fail``
+    container's output (``write``) is read; ``("snapshot", volume)``, ``("restore", volume, id)``,
+    ``("list-snapshots", volume)`` and ``("delete-snapshot", volume, id)`` for the storage driver's
+    snapshots of ``volume_content`` (path → bytes, per volume: tests set it). ``fail``
     makes chosen calls raise.
 
     Every change, whoever makes it, is an event: the runtime driver's
@@ -87,7 +89,8 @@ class MemoryEngine(EngineObjects):
         registry.add_registry_driver(DEFAULT_DRIVERS["images"], images)
         registry.add_registry_driver(ARCHIVE_DRIVER, images)
         registry.add_network_driver(DEFAULT_DRIVERS["networks"], self._factories[Kind.NETWORK])
-        registry.add_storage_driver(DEFAULT_DRIVERS["volumes"], self._factories[Kind.VOLUME])
+        registry.add_storage_driver(DEFAULT_DRIVERS["volumes"], self._factories[Kind.VOLUME],
+                                    takes_snapshots=MemoryStorageDriver.takes_snapshots)
         registry.add_runtime_driver(DEFAULT_DRIVERS["containers"], self._factories[Kind.CONTAINER])
 
     @hookimpl

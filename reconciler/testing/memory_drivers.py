@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+import time
 import uuid
-from typing import Any, ClassVar, Collection, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Collection, Iterator, Mapping
 
 from ..drivers import (
     DriverContext,
@@ -25,7 +26,10 @@ from ..drivers import (
 )
 from ..errors import ConflictError, PermanentError
 from ..labels import STACK, VOLUME_ID, is_owned
-from ..model import ContainerSpec, Content, EngineEvent, ImageSpec, Kind, LiveObject, NetworkSpec, VolumeSpec
+from ..model import (
+    ContainerSpec, Content, EngineEvent, ImageSpec, Kind, LiveObject, NetworkSpec, Restored, Snapshot, VolumeSpec,
+    snapshot_id,
+)
 from .memory_objects import EngineObjects, digest
 
 __all__ = ["MEMORY_DRIVERS", "MemoryNetworkDriver", "MemoryRegistryDriver", "MemoryRuntimeDriver",
@@ -120,9 +124,58 @@ class MemoryNetworkDriver(_MemoryObjectDriver, NetworkDriver):
 
 
 class MemoryStorageDriver(_MemoryObjectDriver, StorageDriver):
-    """The storage (volume) driver of a ``MemoryEngine``."""
+    """The storage (volume) driver of a ``MemoryEngine``; it takes snapshots of ``engine.volume_content``."""
 
     noun = "-volume"
+    takes_snapshots = True
+
+    def delete(self, live: LiveObject) -> None:
+        """Remove the volume and its content (its snapshots stay, as a real driver's do)."""
+        super().delete(live)
+        with self.engine._lock:
+            if live.name not in self.records:
+                self.engine.volume_content.pop(live.name, None)
+
+    def snapshot(self, volume: str, *, progress: Callable[[int, int | None], None] | None = None) -> Snapshot:
+        """Copy the volume's content; ``size`` and ``content`` are its bytes (nothing is compressed)."""
+        with self.engine._call("snapshot", volume):
+            self._get(volume)
+            files = dict(self.engine.volume_content.get(volume, {}))
+            total = sum(map(len, files.values()))
+            created = time.time()
+            taken = Snapshot(snapshot_id(created), volume, created, total, total, {"files": str(len(files))})
+            self.engine.snapshots.setdefault(volume, []).append((taken, files))
+            if progress is not None:
+                progress(total, total)
+            return taken
+
+    def restore(self, volume: str, snapshot: Snapshot, *,
+                progress: Callable[[int, int | None], None] | None = None) -> Restored:
+        """Make the volume's content the snapshot's; ``discarded``: the bytes of files it did not hold identically."""
+        started = time.monotonic()
+        with self.engine._call("restore", volume, snapshot.id):
+            self._get(volume)
+            kept = next((files for taken, files in self.engine.snapshots.get(volume, ()) if taken.id == snapshot.id),
+                        None)
+            if kept is None:
+                raise PermanentError(f"volume {volume} has no snapshot {snapshot.id}")
+            now = self.engine.volume_content.get(volume, {})
+            discarded = sum(len(data) for path, data in now.items() if kept.get(path) != data)
+            self.engine.volume_content[volume] = dict(kept)
+            if progress is not None:
+                progress(snapshot.content, snapshot.content)
+            return Restored(snapshot, discarded, time.monotonic() - started)
+
+    def list_snapshots(self, volume: str) -> list[Snapshot]:
+        """The volume's snapshots, oldest first."""
+        with self.engine._call("list-snapshots", volume):
+            return [taken for taken, _ in self.engine.snapshots.get(volume, ())]
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        """Forget the snapshot; one already gone is fine."""
+        with self.engine._call("delete-snapshot", snapshot.volume, snapshot.id):
+            kept = self.engine.snapshots.get(snapshot.volume, [])
+            kept[:] = [(taken, files) for taken, files in kept if taken.id != snapshot.id]
 
 
 class MemoryRegistryDriver(_MemoryDriver, RegistryDriver):

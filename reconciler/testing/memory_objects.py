@@ -20,7 +20,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
-from ..model import Kind, LiveObject
+from ..model import Kind, LiveObject, Snapshot
 
 __all__ = ["EngineObjects", "digest"]
 
@@ -35,11 +35,12 @@ class _Fault:
 #: The first item of every journal entry.
 _VERBS = frozenset({"observe", "events", "pull", "build", "push", "create-network", "delete-network",
                     "create-volume", "delete-volume", "update-network", "update-volume", "create", "start", "wait",
-                    "delete", "rename", "stop", "logs"})
+                    "delete", "rename", "stop", "logs", "snapshot", "restore", "list-snapshots",
+                    "delete-snapshot"})
 # Calls that keep the engine busy, as opposed to waiting on its clock: a container's
 # removal (a stop first) and ``wait`` are the ones ``RuntimeDriver`` says wait, and
 # observing and following events are reads. ``peak["work"]`` counts these together.
-_WORK = _VERBS - {"observe", "events", "wait", "delete", "rename", "stop", "logs"}
+_WORK = _VERBS - {"observe", "events", "wait", "delete", "rename", "stop", "logs", "list-snapshots"}
 
 
 class EngineObjects:
@@ -63,6 +64,10 @@ class EngineObjects:
         self.archives: dict[str, str] = {}
         #: What each container wrote, by name: (unix time, stream, line), oldest first (see ``write``).
         self.output: dict[str, list[tuple[float, str, str]]] = {}
+        #: What each volume holds, by volume name: file path → content (tests set and read it).
+        self.volume_content: dict[str, dict[str, bytes]] = {}
+        #: Each volume's snapshots, oldest first, with the content each holds (the storage driver's).
+        self.snapshots: dict[str, list[tuple[Snapshot, dict[str, bytes]]]] = {}
         #: Every driver call, in the order made (see ``MemoryEngine``).
         self.calls: list[tuple] = []
         #: What the runtime driver's ``engine_id`` answers (the stack lock's key); None: it cannot say.
