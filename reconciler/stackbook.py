@@ -13,6 +13,7 @@ writes it in the transaction of the pass's sync row (``synced``), or of the
 first write-ahead row before it (``creating`` before a create, ``created``
 after it, a removal): those stay one transaction each, in order, as they
 make a SIGKILL mid-apply recoverable. A converged pass writes once.
+The snapshots a release takes are the book's too (``reconciler.snapshotrecord``).
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from typing import Any, Iterable
 
 from .labels import CONFIG_HASH, DRIVER, is_owned
 from .model import Claim, DesiredState, Kind, LiveObject, LiveState, Record
+from .snapshotrecord import SnapshotRecord, SnapshotRow
 from .values import value
 
-__all__ = ["ADOPTED", "CREATED", "BookRecorder", "ObjectRow", "QuietPasses", "StackBook"]
+__all__ = ["ADOPTED", "CREATED", "BookRecorder", "ObjectRow", "QuietPasses", "SnapshotRow", "StackBook"]
 
 CREATED, ADOPTED = "created", "adopted"
 
@@ -51,8 +53,9 @@ class ObjectRow:
     claims: str = ""
 
 
-class StackBook:
-    """The record of one stack on one engine: read it for the planner, write it as objects come and go."""
+class StackBook(SnapshotRecord):
+    """The record of one stack on one engine: read it for the planner, write it as objects come and go,
+    and the volume snapshots its releases took (``SnapshotRecord``)."""
 
     def __init__(self, store: Any, engine: str, stack: str) -> None:
         """``store``: the ``state.StateStore`` holding the database."""

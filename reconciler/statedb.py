@@ -46,6 +46,21 @@ Version 6 adds an index::
     syncs_by_engine_stack ON syncs (engine, stack, id)   so the pruning that follows each appended
                                                          sync (``prune_statement``) reads one stack's
                                                          newest rows, not the whole history
+
+Version 7 adds::
+
+    quarantine (stack, image, version, since, reason)    image versions automation must not propose again
+
+Version 8 adds::
+
+    snapshots (engine, stack, volume, snapshot_id,       each volume snapshot a release took (issue 26),
+               driver, created, size, content, details,  as its storage driver described it (details: JSON,
+               container, revision, from_revision,       never secrets), the container it was taken for, the
+               state, taken_at)                          revision the pass applied and the one the stack ran
+                                                         before; state "taken", "restoring" (a restore under
+                                                         way: write-ahead) or "restored"
+    snapshots_restoring ON snapshots (engine, stack)     a partial index of the rows in state "restoring",
+               WHERE state = 'restoring'                 so each pass finds an unfinished restore in one read
 """
 from __future__ import annotations
 
@@ -118,6 +133,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             since TEXT NOT NULL,
             reason TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (stack, image, version))""",
+    ),
+    (
+        """CREATE TABLE snapshots (
+            engine TEXT NOT NULL,
+            stack TEXT NOT NULL,
+            volume TEXT NOT NULL,
+            snapshot_id TEXT NOT NULL,
+            driver TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            size INTEGER NOT NULL DEFAULT 0,
+            content INTEGER NOT NULL DEFAULT 0,
+            details TEXT NOT NULL DEFAULT '{}',
+            container TEXT NOT NULL DEFAULT '',
+            revision TEXT,
+            from_revision TEXT,
+            state TEXT NOT NULL CHECK (state IN ('taken', 'restoring', 'restored')),
+            taken_at TEXT NOT NULL,
+            PRIMARY KEY (engine, stack, volume, snapshot_id))""",
+        "CREATE INDEX snapshots_restoring ON snapshots (engine, stack) WHERE state = 'restoring'",
     ),
 )
 
