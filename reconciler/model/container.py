@@ -167,6 +167,10 @@ class RolloutPolicy:
     min_ready: float = 0.0
     #: Seconds the new container may take to be healthy or ready before the rollout fails.
     timeout: float = 60.0
+    #: Keys of the stack's volumes to snapshot before a replacement (``reconciler.releasedata``).
+    snapshot: tuple[str, ...] = ()
+    #: ``on-failure``: a failed rollout restores those volumes from their snapshots; ``never``: it keeps the data.
+    restore: str = "on-failure"
 
 
 @value

@@ -18,6 +18,7 @@ from .buildstep import BuildStep, encode_steps
 from .container import ContainerSpec
 from .fleet import Fleet
 from .kinds import Kind
+from .snapshots import SnapshotRetention
 from .updates import UpdatePolicy
 
 __all__ = ["DesiredState", "ImageSpec", "NetworkSpec", "VolumeSpec"]
@@ -169,6 +170,8 @@ class VolumeSpec(_EngineObjectSpec):
 
     #: The storage driver (see ``reconciler.defaults``).
     driver: str = DEFAULT_DRIVERS[Kind.VOLUME.section]
+    #: How many snapshots releases keep of it (``snapshots:``); None: the defaults. Never in ``config()``.
+    retention: SnapshotRetention | None = None
 
     def config(self) -> dict:
         """The normalized config that ``config_hash`` and the per-field hashes cover."""

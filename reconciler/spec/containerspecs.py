@@ -302,6 +302,8 @@ def _update_policy(value: dict | None) -> RolloutPolicy:
         delay=units.parse_duration_ns(value["delay"]) / 1e9 if "delay" in value else default.delay,
         min_ready=units.parse_duration_ns(value["min_ready"]) / 1e9 if "min_ready" in value else default.min_ready,
         timeout=units.parse_duration_ns(value["timeout"]) / 1e9 if "timeout" in value else default.timeout,
+        snapshot=tuple(value.get("snapshot") or ()),
+        restore=value.get("restore", default.restore),
     )
 
 

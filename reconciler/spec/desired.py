@@ -29,6 +29,7 @@ from .fleet import build_fleet
 from .gitinfo import spec_revision
 from .loader import RawStack
 from .locations import KEY, problem_at
+from .snapshotspecs import retention
 from .updates import ref_position
 
 __all__ = ["active_containers", "build_desired", "stack_name_for"]
@@ -226,6 +227,7 @@ class _Builder:
             driver=driver_for("volumes", value),
             options=pairs(value.get("options")),
             labels=pairs(value.get("labels")),
+            retention=retention(value.get("snapshots")),
         )
         return replace(spec, config_hash=config_hash(spec.config()))
 

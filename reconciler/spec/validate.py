@@ -23,6 +23,7 @@ from .fleet import fleet_findings
 from .locations import KEY, problem_at
 from .options import merged_schema, option_findings, option_schemas
 from .semantics import semantic_findings, unknown_drivers
+from .snapshotspecs import snapshot_findings
 from .spellings import key_hint, value_hint
 from .updates import update_findings
 
@@ -63,6 +64,7 @@ def validate(
     findings += semantic_findings(raw, failed, allow_outside=allow_outside, profiles=profiles, host_paths=host_paths)
     findings += fleet_findings(raw, failed, targets)
     findings += update_findings(raw, failed)
+    findings += snapshot_findings(raw.data, failed, drivers)
     if drivers is not None:
         findings += unknown_drivers(raw.data, failed, drivers)
     problems = [_locate(raw, path, message) for path, message in findings]

@@ -57,7 +57,7 @@ class ServiceWriter(Writer):
         spec: dict[str, Any] = {}
         if image is not None:
             spec["ref"] = str(image)
-        self._extension(name, service, spec)
+        self._extension(name, service, spec, container)
         if build is not None:
             spec["build"] = self._build(name, build, (*theirs, "build"))
         if pull is not None:
@@ -82,19 +82,23 @@ class ServiceWriter(Writer):
         container["image"] = name
         self._mark(("containers", name, "image"), (*theirs, "build" if build is not None else "image"))
 
-    def _extension(self, name: str, service: dict, spec: dict) -> None:
-        """``x-reconcile``: what the stack spec says of the service's image that Compose has no place for
-        (``update:``, the version policy); checked with the image, at the Compose file's lines."""
+    def _extension(self, name: str, service: dict, spec: dict, container: dict) -> None:
+        """``x-reconcile``: what the stack spec says that Compose has no place for: the service's image's
+        ``update:`` (the version policy), and the container's ``snapshot:`` and ``restore:`` (its release's
+        data, beside ``deploy.update_config``); checked with the spec, at the Compose file's lines."""
         theirs = ("services", name, "x-reconcile")
         extension = service.get("x-reconcile")
         if extension is None:
             return
         if not isinstance(extension, dict):
-            self._error(theirs, "x-reconcile must be a mapping (keys: update)")
+            self._error(theirs, "x-reconcile must be a mapping (keys: update, snapshot, restore)")
             return
         for key, value in extension.items():
-            if key != "update":
-                self._error((*theirs, key), f"unknown x-reconcile key {key!r} (expected: update)")
+            if key in ("snapshot", "restore"):
+                self._put(container.setdefault("update", {}), ("containers", name, "update", key), value,
+                          (*theirs, key))
+            elif key != "update":
+                self._error((*theirs, key), f"unknown x-reconcile key {key!r} (expected: update, snapshot, restore)")
             elif service.get("image") is None:
                 self._error((*theirs, key), "update moves the tag of image:, and this service has none")
             else:

@@ -134,6 +134,15 @@ class _Translator(ServiceWriter):
 
     def _volume(self, target: dict, ours: tuple, value: dict, theirs: tuple) -> None:
         self._common(target, ours, value, theirs, {"name", "driver"})
+        extension = value.get("x-reconcile")
+        if extension is None:
+            return
+        for key, item in (extension.items() if isinstance(extension, dict) else [(None, extension)]):
+            if key == "snapshots":  # the retention of a release's snapshots: Compose has no place for it
+                self._put(target, (*ours, "snapshots"), item, (*theirs, "x-reconcile", key))
+            else:
+                self._error((*theirs, "x-reconcile", *([key] if key is not None else [])),
+                            "a volume's x-reconcile takes snapshots: (keep, max_age) only")
 
     def _network(self, target: dict, ours: tuple, value: dict, theirs: tuple) -> None:
         rest = {k: v for k, v in value.items() if k != "ipam"}
