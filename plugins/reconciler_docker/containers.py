@@ -31,6 +31,7 @@ from .eventstream import ContainerEvents
 from .files import FileStore, is_local_engine
 from .layerdiff import LayerChanges, layer_sizes
 from .logs import ContainerLogs
+from .pausing import ContainerPausing
 from .mapping import (
     DEFAULT_NETWORK,
     container_arguments,
@@ -62,7 +63,8 @@ def _name(container: dict) -> str:
     return container["Names"][0].lstrip("/")
 
 
-class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, EngineDriver, RuntimeDriver):
+class DockerRuntimeDriver(ContainerEvents, ContainerLogs, ContainerAdoption, ContainerPausing, EngineDriver,
+                          RuntimeDriver):
     # -- observe ---------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:
         # A container run from one of the images we built carries its labels (kind image): not the stack's.

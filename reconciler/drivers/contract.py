@@ -383,6 +383,15 @@ class RuntimeDriver(ObjectDriver):
         clients looking up its alias reach only its successor. The default does nothing.
         """
 
+    def pause(self, container_id: str) -> None:
+        """Optional: freeze the container's processes (``docker pause``), so a snapshot of its volumes is
+        consistent while it keeps its connections; requests to it wait rather than fail. The default refuses."""
+        raise PermanentError(f"the {type(self).__name__} runtime cannot pause a container")
+
+    def unpause(self, container_id: str) -> None:
+        """Optional: let a container ``pause`` froze run again; one not paused is fine. The default refuses."""
+        raise PermanentError(f"the {type(self).__name__} runtime cannot unpause a container")
+
     def ready(self, name: str, *, healthcheck: bool, min_ready: float, timeout: float) -> None:
         """Block until a just-started container can take over: healthy when it has a healthcheck,
         else still running after ``min_ready`` seconds.

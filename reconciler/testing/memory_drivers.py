@@ -268,8 +268,24 @@ class MemoryRuntimeDriver(_MemoryDriver, RuntimeDriver):
         """Make the container ``exited`` (code 0); one already stopped, or gone, is fine."""
         with self.engine._call("stop", container_id):
             found = next((r for r in self.records.values() if r.id == container_id), None)
-            if found is not None and found.state == "running":
+            if found is not None and found.state in ("running", "paused"):
                 self._put(dataclasses.replace(found, state="exited", exit_code=0, health=""))
+
+    def pause(self, container_id: str) -> None:
+        """Make a running container ``paused``."""
+        with self.engine._call("pause", container_id):
+            found = next((r for r in self.records.values() if r.id == container_id), None)
+            if found is None:
+                raise PermanentError(f"no such container: {container_id}")
+            if found.state == "running":
+                self._put(dataclasses.replace(found, state="paused"))
+
+    def unpause(self, container_id: str) -> None:
+        """Make a paused container ``running`` again; one not paused, or gone, is fine."""
+        with self.engine._call("unpause", container_id):
+            found = next((r for r in self.records.values() if r.id == container_id), None)
+            if found is not None and found.state == "paused":
+                self._put(dataclasses.replace(found, state="running"))
 
     @property
     def rolls(self) -> bool:
