@@ -21,7 +21,7 @@ import uuid
 from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .drivers import Drivers, NetworkDriver, RegistryDriver, RuntimeDriver, StorageDriver
 from .errors import PermanentError, PluginError, ReconcilerError, RecreateRequired
@@ -29,6 +29,7 @@ from .graph import Lane, Phase, Step, build_steps, dependents_of
 from .labels import VOLUME_ID, object_labels
 from .model import DesiredState, Kind, LiveObject
 from .plan import Action, Change, Plan
+from .releasedata import ReleaseData
 from .report import ApplyOptions, ApplyReport, Outcome, Status
 from .retry import call_with_retries
 from .rollout import roll
@@ -42,6 +43,9 @@ class Recorder:
     The reconciler passes one that writes its record (``reconciler.state``).
     Methods are called from worker threads.
     """
+
+    #: The stack's record (a ``StackBook``), where a release's snapshots are written; None: not recorded.
+    book: Any = None
 
     def creating(self, change: Change, config_hash: str) -> None:
         """A create of ``change`` is about to be asked of its driver."""
@@ -70,6 +74,7 @@ class _Runner:
         self._volume_ids = {c.id: uuid.uuid4().hex for c in plan.changes if c.kind is Kind.VOLUME}
         self._recreating: set[str] = set()  # START changes whose old container is gone: a retry creates
         self.notes: dict[str, str] = {}  # change id → what it did instead of what was planned
+        self._data: dict[str, ReleaseData | None] = {}  # change id → the volumes its release snapshots
         # Rolls run in the wait lane; their creates and starts take one of these slots.
         self._work_slots = threading.BoundedSemaphore(max(1, options.workers))
 
@@ -142,6 +147,8 @@ class _Runner:
         self.recorder.created(change, config_hash, object_id)
 
     def _object_down(self, change: Change, *, state: str = "running") -> None:
+        if change.kind is Kind.CONTAINER and change.action is Action.REPLACE and change.rollout is None:
+            self._snapshot_first(change)  # a container not running, replaced directly: nothing writes its volumes
         # The plan knows the object by name and id; "running" makes a container
         # stop gracefully first, which is harmless if it already stopped.
         live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name,
@@ -169,6 +176,8 @@ class _Runner:
             if fresh:
                 raise  # a container made a moment ago: making another will not help
             self._recreate(change, runtime)
+        if change.action is Action.REPLACE:
+            self._released(change, ok=True)
 
     def _container_roll(self, change: Change) -> None:
         """Replace a container without a hole (``reconciler.rollout``), or simply when the runtime cannot."""
@@ -178,12 +187,40 @@ class _Runner:
             return
         if not runtime.rolls:
             call_with_retries(lambda: self._object_down(change), self.options.retry)
+            self._snapshot_first(change)  # the old container is gone, its volumes are not
             with self._work_slots:
                 call_with_retries(lambda: self._container_up(change), self.options.retry)
             return
-        roll(change, runtime, create=lambda: self._create_container(change, runtime),
-             removed=lambda: self.recorder.removed(change), work=self._work_slots, retry=self.options.retry,
-             rollback=self.options.rollback)
+        ok = False
+        try:
+            roll(change, runtime, create=lambda: self._create_container(change, runtime),
+                 removed=lambda: self.recorder.removed(change), work=self._work_slots, retry=self.options.retry,
+                 rollback=self.options.rollback, data=self._release_data(change), restore=self.options.restore)
+            ok = True
+        finally:
+            self._released(change, ok=ok)
+
+    def _release_data(self, change: Change) -> ReleaseData | None:
+        """The volumes a replacement snapshots first (``update.snapshot``; None: none), one per change."""
+        if change.id not in self._data:
+            wanted = change.action is Action.REPLACE and self._spec(change).update.snapshot
+            self._data[change.id] = ReleaseData(change.name, self.desired, self.drivers,
+                                                self.recorder.book) if wanted else None
+        return self._data[change.id]
+
+    def _snapshot_first(self, change: Change) -> None:
+        """Snapshot a replacement's volumes now (a retried step does not take them twice)."""
+        data = self._release_data(change)
+        if data is not None and not data.taken:
+            data.snapshot_first(data.take)
+
+    def _released(self, change: Change, *, ok: bool) -> None:
+        """Say what a release did with its snapshots; after a good one, prune them to their retention."""
+        data = self._data.get(change.id)
+        if data is not None and data.taken:
+            self.notes[change.id] = data.outcome(restored=None)
+            if ok:
+                data.prune()
 
     def _same_build(self, change: Change) -> bool:
         """Whether the image just built for an adopted container holds what the image it runs holds (then it stays)."""
@@ -266,7 +303,7 @@ def apply_plan(
             for outcome in schedule.finished_changes(runner.notes):
                 if after is not None:
                     after(outcome)
-    outcomes = tuple(schedule.outcome(change) for change in plan.changes)
+    outcomes = tuple(replace(schedule.outcome(change), note=runner.notes.get(change.id, "")) for change in plan.changes)
     return ApplyReport(plan.stack, outcomes, time.monotonic() - started, dict(drivers.context.stats))
 
 

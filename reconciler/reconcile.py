@@ -23,6 +23,7 @@ from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState, Record, TLSFiles
 from .plan import Action, Change, Operation, Plan
 from .planner import plan_changes
+from .releasedata import finish_restores
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
 from .retry import READ_RETRY, call_with_retries
@@ -152,9 +153,8 @@ class Reconciler:
     def driver_catalog(self) -> dict[str, dict[str, dict[str, Any]]]:
         """What validation needs to know of each driver, by spec section and name (for ``load_desired``).
 
-        Each driver's facts: ``"conflict"`` (why the name cannot be used: two
-        plugins registered it), ``"options"`` (the JSON Schema of its options), ``"schedules_replicas"``
-        and ``"takes_snapshots"`` (``DriverRegistry``'s answers, present when true).
+        Each driver's facts: ``"conflict"`` (why the name cannot be used: two plugins registered it), ``"options"``
+        (its options' JSON Schema), ``"schedules_replicas"`` and ``"takes_snapshots"`` (present when true).
         """
         catalog: dict[str, dict[str, dict[str, Any]]] = {}
         conflicts = self.registry.conflicts()
@@ -285,6 +285,7 @@ class Reconciler:
             book = self.book(desired.stack, engine).for_pass()
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
                 live = self.observe(desired, drivers, request.snapshot_at)  # a sweep shares the moment's lists
+                recovered = finish_restores(book, drivers, live)  # a restore a killed pass left under way, finished
                 record = self._record(book, drivers, engine, live, settle=True)
                 live = self._claimed(live, record, drivers)
                 plan, adoption = self._plan(desired, drivers, live, record, prune_volumes=request.prune_volumes,
@@ -298,7 +299,7 @@ class Reconciler:
                 book.release_external(desired, record)
                 if on_plan is not None:
                     on_plan(plan)
-                report = self._run(plan, desired, drivers, request, before, after, hook_errors, book)
+                report = self._run(plan, desired, drivers, request, before, after, hook_errors, book, recovered)
         except ReconcilerError as exc:
             self._remember(book or self.book(desired.stack), desired, plan,
                            "refused" if isinstance(exc, PlanError) else "error", started, request.trigger)
@@ -393,7 +394,7 @@ class Reconciler:
         results = call_by_plugin(self.pm, "reconciler_plan_ready", plan=plan, desired=desired, operation=operation)
         return [f"[{name}] {line}" for name, reason in results if reason for line in str(reason).splitlines()]
 
-    def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str], book) -> ApplyReport:
+    def _run(self, plan, desired, drivers, request, before, after, hook_errors: list[str], book, notes) -> ApplyReport:
         # A plugin failing in a lifecycle hook must not leave the engine half-changed:
         # the apply finishes, then the failure is reported, naming plugin and hook.
         def _before(change: Change) -> None:
@@ -416,7 +417,7 @@ class Reconciler:
                                 recorder=BookRecorder(book))
         if request.destroy or any(c.kind is Kind.CONTAINER for c in plan.changes):
             self._prune_files(plan.stack, drivers)
-        return replace(report, revision=desired.revision, drifted=plan.drifted)
+        return replace(report, revision=desired.revision, drifted=plan.drifted, notes=notes)
 
     @staticmethod
     def _prune_files(stack: str, drivers: Drivers) -> None:

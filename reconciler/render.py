@@ -158,11 +158,12 @@ def outcome_line(outcome: Outcome) -> str:
 
 def report_text(report: ApplyReport) -> str:
     ok, failed, skipped = (report.count(s) for s in Status)
+    notes = "".join(f"\n  {note}" for note in report.notes)  # what the pass did before its plan
     if not report.outcomes:
-        return f"Stack {report.stack}: nothing to do ({report.seconds:.1f}s)."
+        return f"Stack {report.stack}: nothing to do ({report.seconds:.1f}s).{notes}"
     state = "converged" if report.ok else "NOT converged"
     return (f"Stack {report.stack} {state}: {ok} ok, {failed} failed, {skipped} skipped "
-            f"in {report.seconds:.1f}s.")
+            f"in {report.seconds:.1f}s.{notes}")
 
 
 def report_json(report: ApplyReport) -> str:
@@ -177,6 +178,7 @@ def report_data(report: ApplyReport) -> dict[str, Any]:
         "ok": report.ok,
         "seconds": round(report.seconds, 3),
         "engine_calls": {"read": 0, "write": 0, **report.stats},
+        **({"notes": list(report.notes)} if report.notes else {}),
         "changes": [
             {**_change_data(o.change), "status": o.status.value, "error": o.error or None,
              "temporary": o.temporary if o.status is Status.FAILED else None, "seconds": round(o.seconds, 3),

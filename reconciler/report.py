@@ -67,6 +67,8 @@ class ApplyReport:
     revision: str = ""
     #: Containers with ``filesystem: report`` whose writable layer changed (``Plan.drifted``): the metrics' gauge.
     drifted: tuple[str, ...] = ()
+    #: What the pass did before its plan, for people: a restore an interrupted pass left ``restoring``, finished.
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,9 @@ class ApplyOptions:
     waiters: int = 64
     #: Put the old container back when its replacement fails (``--no-rollback`` keeps the failed state).
     rollback: bool = True
+    #: With rollback: restore the volumes a release snapshotted (``update.snapshot``) when it fails
+    #: (``--no-restore`` keeps the data as the new container left it).
+    restore: bool = True
     #: Set (by ``reconcile apply`` on SIGTERM or SIGINT): the steps in flight finish (a roll completes or
     #: puts the old container back), no other step starts, and those not started are skipped.
     stop: threading.Event | None = field(default=None, compare=False, repr=False)

@@ -17,6 +17,16 @@ A new container that fails to start or to become ready is removed and the old
 one is put back (its name, and running if it was), unless rollback is turned
 off for debugging. Everything the new container needs (its image, networks
 and volumes) was made by earlier steps, before step 1.
+
+A release with data (``update.snapshot``, ``reconciler.releasedata``) snapshots
+its volumes while nothing writes them: ``stop-first``, after the old container
+stopped and before the new one starts; ``start-first``, before step 1, with
+the old container paused for the snapshot and resumed whatever happens; a
+container not running, before step 1. A failed snapshot fails the change with
+the old container running under its name. When the new container fails, the
+rollback restores the volumes from their snapshots (unless ``--no-restore``
+or ``restore: never``) after the new container is removed and the old one
+stopped, and before the old one gets its name back and starts.
 """
 from __future__ import annotations
 
@@ -29,6 +39,7 @@ from .errors import PermanentError, ReconcilerError, RolledBack
 from .model import Kind, LiveObject
 from .ownership import aside_name as _aside
 from .plan import Change, Reason
+from .releasedata import ReleaseData
 from .retry import RetryPolicy, call_with_retries
 
 __all__ = ["aside_name", "roll"]
@@ -48,11 +59,15 @@ def roll(
     work: threading.Semaphore,
     retry: RetryPolicy,
     rollback: bool = True,
+    data: ReleaseData | None = None,
+    restore: bool = True,
 ) -> None:
     """Replace ``change``'s container as its ``rollout`` says; raise when the new one could not take over.
 
     ``create`` makes the new container (recording it); ``removed`` records the
     old one's removal; ``work`` bounds engine-heavy calls across the apply.
+    ``data``: the volumes to snapshot first, and to restore on a rollback when
+    ``restore`` (``ApplyOptions.restore``) and the container's ``restore:`` allow it.
     """
     rollout = change.rollout
     assert rollout is not None
@@ -61,6 +76,9 @@ def roll(
         time.sleep(rollout.delay)
     old = change.live_id
     running = change.live_state in ("running", "restarting")
+    stop_first = rollout.order == "stop-first" and running
+    if data is not None and not stop_first:  # nothing has happened yet: a failure leaves the old one as it is
+        data.snapshot_first(lambda: data.take_paused(runtime, old) if running else data.take())
     if change.reason is not Reason.INTERRUPTED:  # else an interrupted pass left it aside already
         calls.wait(lambda: runtime.rename(old, aside_name(change)))
     try:
@@ -68,32 +86,47 @@ def roll(
     except ReconcilerError:
         calls.wait(lambda: runtime.rename(old, change.name))  # the old one never stopped
         raise
+    if stop_first:
+        calls.wait(lambda: runtime.stop(old))
+        if data is not None:
+            try:
+                data.snapshot_first(data.take)
+            except ReconcilerError as exc:
+                _put_back(change, runtime, calls, running, exc)
+                raise
     try:
-        if rollout.order == "stop-first" and running:
-            calls.wait(lambda: runtime.stop(old))
         calls.work(lambda: runtime.start(change.name))
         runtime.ready(change.name, healthcheck=rollout.healthcheck, min_ready=rollout.min_ready,
                       timeout=rollout.timeout)
     except ReconcilerError as exc:
         if not rollback:
             raise PermanentError(f"{exc} (not rolled back: the old container waits as {aside_name(change)})") from exc
-        try:
-            _put_back(change, runtime, calls, running)
-        except ReconcilerError as again:
-            raise PermanentError(f"{exc}; putting the old container back failed too: {again}") from exc
-        raise RolledBack(f"the new container failed, so the old one was put back: {exc}") from exc
+        restores = data is not None and data.restores(restore)
+        _put_back(change, runtime, calls, running, exc, data=data if restores else None, stop=not stop_first)
+        said = f"; {data.outcome(restored=restores)}" if data is not None and data.taken else ""
+        raise RolledBack(f"the new container failed, so the old one was put back: {exc}{said}") from exc
     if rollout.order == "start-first" and running:
         calls.wait(lambda: runtime.drain(old))  # its successor is ready: no new request goes to it
     calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, aside_name(change), old, state="running")))
     removed()
 
 
-def _put_back(change: Change, runtime: RuntimeDriver, calls: _Calls, running: bool) -> None:
-    """Remove the failed new container and give the old one its name (and its running state) back."""
-    calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, change.name, change.name, state="running")))
-    calls.wait(lambda: runtime.rename(change.live_id, change.name))
-    if running:
-        calls.work(lambda: runtime.start(change.name))
+def _put_back(change: Change, runtime: RuntimeDriver, calls: _Calls, running: bool, failure: ReconcilerError,
+              *, data: ReleaseData | None = None, stop: bool = True) -> None:
+    """Remove the failed new container, restore ``data`` (the old container stopped first, unless ``stop`` is
+    false: it stopped already), and give the old one its name (and its running state) back; raise, naming
+    ``failure``, when that fails."""
+    try:
+        calls.wait(lambda: runtime.delete(LiveObject(Kind.CONTAINER, change.name, change.name, state="running")))
+        if data is not None:
+            if running and stop:  # start-first: it ran on the live volume, whose content is about to be replaced
+                calls.wait(lambda: runtime.stop(change.live_id))
+            data.restore()
+        calls.wait(lambda: runtime.rename(change.live_id, change.name))
+        if running:
+            calls.work(lambda: runtime.start(change.name))
+    except ReconcilerError as again:
+        raise PermanentError(f"{failure}; putting the old container back failed too: {again}") from failure
 
 
 class _Calls:

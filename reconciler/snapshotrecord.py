@@ -68,7 +68,8 @@ class SnapshotRecord:
         """Record a snapshot a release took of ``volume`` (state ``taken``), before the new container starts."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._now_with_held(
-            ("INSERT OR IGNORE INTO stacks (engine, stack, first_seen) VALUES (?, ?, ?)", (self.engine, self.stack, now)),
+            ("INSERT OR IGNORE INTO stacks (engine, stack, first_seen) VALUES (?, ?, ?)",
+             (self.engine, self.stack, now)),
             ("INSERT OR REPLACE INTO snapshots (engine, stack, volume, snapshot_id, driver, created, size, content, "
              "details, container, revision, from_revision, state, taken_at) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -90,6 +91,13 @@ class SnapshotRecord:
     def restoring(self) -> list[SnapshotRow]:
         """The stack's snapshots whose restore is under way or was killed midway (one indexed read)."""
         return self._snapshot_rows("state = 'restoring'", ())
+
+    def last_revision(self) -> str | None:
+        """The revision of the stack's last recorded sync (None: none, or outside git): a snapshot's
+        ``from_revision``."""
+        rows = self.store._read("SELECT revision FROM syncs WHERE engine = ? AND stack = ? ORDER BY id DESC LIMIT 1",
+                                (self.engine, self.stack))
+        return rows[0][0] or None if rows else None
 
     def forget_snapshot(self, volume: str, snapshot_id: str) -> None:
         """Take a snapshot out of the record (its driver deleted it, or it is gone)."""
