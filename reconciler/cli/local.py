@@ -95,7 +95,8 @@ def _progress_lines(args: argparse.Namespace):
 
 def request_of(args: argparse.Namespace, **flags) -> ApplyRequest:
     """The ``ApplyRequest`` the apply flags make."""
-    options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout, rollback=args.rollback)
+    options = ApplyOptions(workers=args.workers, wait_timeout=args.wait_timeout, rollback=args.rollback,
+                           restore=args.restore)
     return ApplyRequest(prune_volumes=args.prune_volumes, adopt=getattr(args, "adopt", False), options=options,
                         lock_timeout=args.lock_timeout, **flags)
 
@@ -338,7 +339,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from ..daemon.statelock import hold_state_dir
     from ..state import StateStore
 
-    config = load_config(args.config)
+    config = load_config(args.config) if args.restore else dataclasses.replace(load_config(args.config), restore=False)
     state = StateStore.open(Path(config.state_dir), history=config.history)  # the directory made private first
     with hold_state_dir(Path(config.state_dir)):  # a second daemon stops here, before it fetches or listens
         return _run_daemon(args, config, state)

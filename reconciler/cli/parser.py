@@ -172,6 +172,7 @@ def _daemon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE", help="the daemon's configuration (daemon.yaml)")
     _plugin_flag(p, "load a plugin module by import path (repeatable)")
     p.add_argument("--log-format", choices=("text", "json"), help="overrides log_format in the configuration")
+    _no_restore_flag(p)
     _address_pool_flag(p)  # overrides default_address_pools in the configuration
 
 
@@ -338,6 +339,13 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rollback", dest="rollback", action="store_false",
                    help="when a replacement fails, keep the failed new container (the old one waits, renamed "
                         "<name>-old-<id>) instead of putting the old one back")
+    _no_restore_flag(p)
+
+
+def _no_restore_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-restore", dest="restore", action="store_false",
+                   help="when a release that snapshotted its volumes (update.snapshot) fails, put the old container "
+                        "back on the data as the new one left it, instead of restoring the snapshots")
 
 
 def _adopt_flag(p: argparse.ArgumentParser) -> None:

@@ -117,6 +117,9 @@ class DaemonConfig:
     default_address_pools: tuple[AddressPool, ...] | None = None
     #: Passes run at once (the pool's workers); None: sized to the machine (``scheduler.default_workers``).
     workers: int | None = None
+    #: A failed release restores the volumes it snapshotted (``update.snapshot``); ``reconcile daemon --no-restore``
+    #: turns it off for every stack (the data stays as the new container left it).
+    restore: bool = True
 
 
 def default_state_dir() -> str:

@@ -289,3 +289,23 @@ def test_a_release_through_the_reconciler_records_its_snapshot_and_revisions(tmp
     [row] = _book(reconciler).snapshots()
     assert row.container == "demo-db-1" and row.state == "taken" and row.driver == "local"
     assert report.outcomes[-1].note.startswith(f"snapshot {row.volume}: {row.snapshot.id}")
+
+
+@pytest.mark.parametrize("command", [["apply", "-f", "x.yaml"], ["watch", "-f", "x.yaml"]])
+def test_no_restore_reaches_the_apply_options(command):
+    from reconciler.cli.local import request_of
+    from reconciler.cli.parser import build_parser
+
+    default = build_parser(command).parse_args(command)
+    assert request_of(default).options.restore is True
+    argv = [*command, "--no-restore"]
+    assert request_of(build_parser(argv).parse_args(argv)).options.restore is False
+
+
+def test_the_daemon_takes_no_restore():
+    from reconciler.cli.parser import build_parser
+
+    argv = ["daemon", "--config", "d.yaml", "--no-restore"]
+    assert build_parser(argv).parse_args(argv).restore is False
+    argv = ["daemon", "--config", "d.yaml"]
+    assert build_parser(argv).parse_args(argv).restore is True
