@@ -309,3 +309,18 @@ def test_the_daemon_takes_no_restore():
     assert build_parser(argv).parse_args(argv).restore is False
     argv = ["daemon", "--config", "d.yaml"]
     assert build_parser(argv).parse_args(argv).restore is True
+
+
+def test_destroy_with_prune_volumes_keeps_the_snapshots(tmp_path):
+    from reconciler.reconcile import ApplyRequest
+
+    engine = MemoryEngine()
+    reconciler, desired = _pass(tmp_path, engine)
+    assert reconciler.apply(desired, ApplyRequest(options=OPTIONS)).ok
+    _, second = _pass(tmp_path, engine, version="2")
+    assert reconciler.apply(second, ApplyRequest(options=OPTIONS)).ok
+    [row] = _book(reconciler).snapshots()
+    report = reconciler.destroy("demo", ApplyRequest(prune_volumes=True, options=OPTIONS))
+    assert report.ok and row.volume not in engine.volumes
+    assert _book(reconciler).snapshots() == [row]
+    assert [taken.id for taken, _ in engine.snapshots[row.volume]] == [row.snapshot.id]
