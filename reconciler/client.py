@@ -1,4 +1,5 @@
-"""A client of daemons' HTTP APIs: ``reconcile status|history|sync|suspend|resume|rollback|release --server URL``.
+"""A client of daemons' HTTP APIs: ``reconcile status|history|sync|suspend|resume|rollback|release --server URL``,
+``reconcile snapshots list --server URL``.
 
 One client can follow the daemons of several hosts: each ``--server`` is asked
 in turn, and a host that cannot be reached is reported without hiding the others.
@@ -130,9 +131,15 @@ class DaemonClient:
         """``verb`` is sync, suspend or resume."""
         return self._call("POST", f"/api/stacks/{quote(name, safe='')}/{verb}")
 
-    def rollback(self, name: str, to: str) -> dict[str, Any]:
-        """Hold the stack at commit ``to`` (a full id, or its first digits as history shows them)."""
-        return self._call("POST", f"/api/stacks/{quote(name, safe='')}/rollback", {"to": to})
+    def rollback(self, name: str, to: str, *, with_data: bool = False) -> dict[str, Any]:
+        """Hold the stack at commit ``to`` (a full id, or its first digits as history shows them); ``with_data``:
+        its volumes' data too (refused when no snapshot was taken as the stack left ``to``)."""
+        body: dict[str, Any] = {"to": to, "with_data": True} if with_data else {"to": to}
+        return self._call("POST", f"/api/stacks/{quote(name, safe='')}/rollback", body)
+
+    def snapshots(self, name: str) -> list[dict[str, Any]]:
+        """The stack's volume snapshots, from ``GET /api/stacks/NAME/snapshots``."""
+        return self._call("GET", f"/api/stacks/{quote(name, safe='')}/snapshots")
 
     def release(self, name: str) -> dict[str, Any]:
         """Let a held stack follow its source again."""

@@ -152,6 +152,9 @@ class StackLoop:
         self.on_trigger: Callable[[], None] | None = None
         #: Told of each spec that loaded, before its pass observes (the daemon follows the stack's events from it).
         self.on_load: Callable[[DesiredState], None] | None = None
+        #: Called right before a spec is applied (not when suspended); a ``ReconcilerError`` fails the pass, retried
+        #: (the daemon restores a ``rollback --with-data``'s volumes here).
+        self.before_apply: Callable[[DesiredState], None] | None = None
         #: ``events.is_echo``: whether an engine event is what a pass's own changes made (then it wakes nothing).
         self.echo: Callable[[object, Sequence[Outcome]], bool] | None = None
         self._in_pass = False
@@ -334,6 +337,8 @@ class StackLoop:
             if self.is_suspended(desired.stack):  # drift is reported, nothing is applied
                 plan, error = whole_plan(runner.plan(desired, prune_volumes=self.request.prune_volumes))
                 return Pass(why, suspended=plan, error=error)
+            if self.before_apply is not None:
+                self.before_apply(desired)
             request = dataclasses.replace(self.request, trigger=why.value,  # the history says what started it
                                           snapshot_at=self._shared_from() if why is Trigger.RESYNC else None)
             report, error = whole_report(runner.apply(desired, request), desired.revision)

@@ -261,9 +261,10 @@ def history_text(syncs: Iterable[Any], where: str = "") -> str:
     return _table(["STARTED", "STACK", "REVISION", "RESULT", "TRIGGER", "SECONDS", "PLAN"], rows)
 
 
-def hold_text(stack: str, revision: str, source_revision: str) -> str:
+def hold_text(stack: str, revision: str, source_revision: str, *, with_data: bool = False) -> str:
     """What ``reconcile rollback`` says, here or through a daemon's API: where the stack is held, and until when."""
-    return (f"stack {stack} held at {revision[:12]} until its source moves past {source_revision[:12]} "
+    data = " with its data (its next pass restores the volumes' snapshots first)" if with_data else ""
+    return (f"stack {stack} held at {revision[:12]}{data} until its source moves past {source_revision[:12]} "
             f"or 'reconcile release {stack}'")
 
 

@@ -61,6 +61,8 @@ __all__ = [
 
 STATE_DIR_ENV = "RECONCILER_STATE_DIR"
 DB_NAME = "state.db"
+#: A hold's ``data``: its volumes are to be restored (``rollback --with-data``), or were.
+HOLD_DATA_PENDING, HOLD_DATA_RESTORED = "pending", "restored"
 SYSTEM_DIR = Path("/var/lib/reconciler")
 
 def default_state_dir() -> Path:
@@ -232,6 +234,11 @@ class StateStore:
         """The record of one stack on one engine (``engine``: see ``engine_key``)."""
         return StackBook(self, engine, stack)
 
+    def engines(self, stack: str) -> list[str]:
+        """The engines (``engine_key``) on which the record holds ``stack``."""
+        return [engine for (engine,) in self._read("SELECT engine FROM stacks WHERE stack = ? ORDER BY engine",
+                                                   (stack,))]
+
     # -- history ---------------------------------------------------------------------------
 
     def add_sync(self, sync: Sync, *, before: Sequence[tuple[str, tuple]] = ()) -> None:
@@ -261,24 +268,41 @@ class StateStore:
 
     # -- holds (rollback) ------------------------------------------------------------------
 
-    def hold(self, stack: str, revision: str, *, source_revision: str) -> None:
-        """Keep ``stack`` at ``revision`` until its source moves past ``source_revision`` (or ``release``)."""
-        self._write(("INSERT OR REPLACE INTO holds (stack, revision, source_revision, since) VALUES (?, ?, ?, ?)",
-                     (stack, revision, source_revision, _now())))
+    def hold(self, stack: str, revision: str, *, source_revision: str, with_data: bool = False) -> None:
+        """Keep ``stack`` at ``revision`` until its source moves past ``source_revision`` (or ``release``);
+        ``with_data``: its volumes' data is to be restored as it was at ``revision`` (``data_restored`` after)."""
+        self._write(("INSERT OR REPLACE INTO holds (stack, revision, source_revision, since, data) "
+                     "VALUES (?, ?, ?, ?, ?)", (stack, revision, source_revision, _now(),
+                                                HOLD_DATA_PENDING if with_data else "")))
 
-    def hold_at(self, stack: str, revision: str) -> str:
+    def hold_at(self, stack: str, revision: str, *, with_data: bool = False) -> str:
         """Hold ``stack`` at ``revision`` until its source moves past the revision returned: its last sync's, or
         a hold's already there (a second rollback keeps the first's).
 
         ``revision`` is a full commit id, or the start of one this stack has synced (``history`` shows 12 digits).
+        ``with_data``: refused unless the record holds a snapshot taken when the stack left ``revision``.
         """
         revision = self._full_revision(stack, revision)
         held, last = self.holds().get(stack), self.syncs(stack=stack, limit=1)
         source = held[1] if held else (last[0].revision if last else "")
         if not source:
             raise SpecError(f"stack {stack!r} has no synced git revision in this state directory")
-        self.hold(stack, revision, source_revision=source)
+        if with_data and not self._read("SELECT 1 FROM snapshots WHERE stack = ? AND from_revision = ? LIMIT 1",
+                                        (stack, revision)):
+            raise SpecError(f"no snapshot was taken when {stack} left {revision[:12]}: there is no data to roll "
+                            f"back to (roll back without --with-data to keep the volumes as they are)")
+        self.hold(stack, revision, source_revision=source, with_data=with_data)
         return source
+
+    def hold_data(self, stack: str) -> str:
+        """Whether ``stack``'s hold restores data: ``pending`` (its next pass does), ``restored``, or ""."""
+        found = self._read("SELECT data FROM holds WHERE stack = ?", (stack,))
+        return found[0][0] if found else ""
+
+    def data_restored(self, stack: str, revision: str) -> None:
+        """The data of ``stack``'s hold at ``revision`` is restored: no later pass restores it again."""
+        self._write(("UPDATE holds SET data = ? WHERE stack = ? AND revision = ? AND data = ?",
+                     (HOLD_DATA_RESTORED, stack, revision, HOLD_DATA_PENDING)))
 
     def _full_revision(self, stack: str, revision: str) -> str:
         import re

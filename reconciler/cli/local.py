@@ -270,8 +270,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             store.release(args.stack)
             out(release_text(args.stack))
             return 0
-        source = store.hold_at(args.stack, args.to)
-    out(hold_text(args.stack, args.to, source))
+        source = store.hold_at(args.stack, args.to, with_data=args.with_data)
+    out(hold_text(args.stack, args.to, source, with_data=args.with_data))
     return 0
 
 

@@ -221,6 +221,9 @@ def _rollback(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack")
     p.add_argument("--to", required=True, metavar="REV", help="the commit to go back to: its full id, or its first "
                    "digits as history shows them (only revisions the history still keeps)")
+    p.add_argument("--with-data", action="store_true",
+                   help="also restore the volumes' data as it was at REV: the daemon's next pass restores, per "
+                        "volume, the newest snapshot taken when the stack left REV (refused when there is none)")
     _hold_flags(p)
 
 
@@ -285,6 +288,38 @@ def _images(p: argparse.ArgumentParser) -> None:
     release.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
 
 
+def _snapshots(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="snapshots_command", required=True, metavar="COMMAND")
+    for name, help, words in (
+            ("list", "each snapshot of the stack's volumes: when, size, for which container and revision, state",
+             ("[STACK [VOLUME]]", "the volume (its key in the spec, or its name; default: every volume)")),
+            ("restore", "put a volume back as a snapshot found it (the stack's containers that mount it are "
+                        "stopped, then started again); what was written since is discarded",
+             ("STACK VOLUME [SNAPSHOT_ID]", "the volume (its key in the spec, or its name)")),
+            ("delete", "delete snapshots of a volume (its storage driver's copy, then the record's row)",
+             ("STACK VOLUME SNAPSHOT_ID...", "the volume (its key in the spec, or its name)"))):
+        command = sub.add_parser(name, help=help, description=help,
+                                 usage=f"reconcile snapshots {name} [-f PATH | --stack NAME] [options] {words[0]}")
+        _stack_command()(command)
+        _global_flags(command, default=argparse.SUPPRESS)
+        command.add_argument("stack_name", nargs="?", metavar="STACK",
+                             help="the stack (no spec needed); with -f or --stack, the words start at VOLUME")
+        command.add_argument("volume", nargs="?", metavar="VOLUME", help=words[1])
+        command.add_argument("snapshot_ids", nargs="*", metavar="SNAPSHOT_ID",
+                             help="the snapshot (restore: default its newest; list --output json shows the ids)")
+        command.add_argument("--state-dir", metavar="DIR", help="the record to read (a daemon's state_dir; default: "
+                             "$RECONCILER_STATE_DIR, else the user's state directory)")
+        if name == "list":
+            command.add_argument("--output", choices=("text", "json"), default="text")
+            _server_flags(command, "ask these daemons instead of the engine and the record here")
+        if name == "restore":
+            command.add_argument("--yes", action="store_true",
+                                 help="do not ask (needed when stdin is not a terminal): the data written since the "
+                                      "snapshot is discarded")
+            command.add_argument("--lock-timeout", type=float, default=10.0,
+                                 help="seconds to wait for an apply on the same stack (default 10)")
+
+
 #: Every command, in the order ``--help`` lists them: its help line and what adds its flags.
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "validate": ("check the spec (schema and references); no engine needed", _validate),
@@ -305,6 +340,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "resume": ("let the loops apply a suspended stack again", _toggle),
     "sync": ("have daemons fetch a stack's source and apply it now", _sync),
     "images": ("image automation: versions allowed by each image's update policy, written into the spec", _images),
+    "snapshots": ("a stack's volume snapshots: list, restore or delete them", _snapshots),
     "schema": ("print the stack's JSON Schema, with the loaded drivers' options, for editors", _schema),
     "plugins": ("the plugins loaded, their drivers and hooks", _plugins),
 }

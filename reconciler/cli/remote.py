@@ -90,7 +90,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if args.command == "release":
         results, code = _ask_each(args, lambda c: c.release(args.stack))
     else:
-        results, code = _ask_each(args, lambda c: c.rollback(args.stack, args.to))
+        results, code = _ask_each(args, lambda c: c.rollback(args.stack, args.to, with_data=args.with_data))
     _print_each(results, lambda answer: answer["message"])
     return code
 

@@ -148,6 +148,7 @@ def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Prin
         for o in objects)
     parts.append('<h2>Objects</h2><div class="scroll"><table><thead><tr><th>Kind</th><th>Name</th><th>In spec</th>'
                  f'<th>Live</th><th>Health</th><th>Drift</th></tr></thead><tbody>{rows}</tbody></table></div>')
+    parts.append(_snapshots(stack.get("snapshots") or {}, now))
     plan = stack.get("plan")
     if invalid:
         pass  # the plan of the last spec that loaded is not what a pass would apply: none would
@@ -167,6 +168,17 @@ def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Prin
                  '<th>Revision</th><th>Result</th><th>Took</th>'
                  f'<th>Changes</th></tr></thead><tbody>{rows}</tbody></table></div>')
     return "".join(parts)
+
+
+def _snapshots(volumes: dict[str, dict[str, Any]], now: float | None = None) -> str:
+    """Each volume's snapshots: how many, and the newest (``reconcile snapshots list`` shows them all)."""
+    if not volumes:
+        return ""
+    rows = "".join(f'<tr data-volume="{escape(name)}"><td>{escape(name)}</td><td>{v["count"]}</td>'
+                   f'<td><code>{cell(v.get("newest"))}</code></td><td>{when(v.get("newest_at"), now)}</td></tr>'
+                   for name, v in sorted(volumes.items()))
+    return ('<h2>Volume snapshots</h2><div class="scroll"><table id="snapshots"><thead><tr><th>Volume</th>'
+            f'<th>Snapshots</th><th>Newest</th><th>Taken</th></tr></thead><tbody>{rows}</tbody></table></div>')
 
 
 def _selected(stack: dict[str, Any], key: str) -> dict[str, Any] | None:

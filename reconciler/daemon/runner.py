@@ -44,6 +44,7 @@ from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
 from .automation import ImageAutomation
+from .rollbackdata import restore_held_data
 from .sources import Checkout, InvalidRevision, in_source, shared_checkouts, untouched, within
 
 __all__ = ["Daemon", "StackWorker"]
@@ -130,6 +131,7 @@ class Daemon:
         loop = StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
                          on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
         loop.on_load = lambda desired: self._loaded(worker, desired)
+        loop.before_apply = lambda desired: restore_held_data(self.reconciler, worker.held, desired)
         loop.echo = is_echo
         return loop
 

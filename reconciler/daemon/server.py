@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import SpecError
+from ..errors import ReconcilerError, SpecError
 from ..loop import Trigger
 from ..render import hold_text, release_text
 from ..spec.validate import schema_text
@@ -186,22 +186,34 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         if isinstance(body, Response):
             return body
         try:
-            to = json.loads(body)["to"]
-        except (ValueError, TypeError, KeyError):
-            to = None
-        if not isinstance(to, str):
+            asked = json.loads(body)
+            to, with_data = asked["to"], asked.get("with_data", False)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            to = with_data = None
+        if not isinstance(to, str) or not isinstance(with_data, bool):
             return _error(400, 'the body must be a JSON object with "to": the commit to go back to, its full id '
-                               "or its first digits as history shows them")
-        return await run_in_threadpool(hold, worker, to)
+                               'or its first digits as history shows them (and "with_data": true to restore the '
+                               "volumes' data as it was then)")
+        return await run_in_threadpool(hold, worker, to, with_data)
 
-    def hold(worker, to: str) -> Response:
+    def hold(worker, to: str, with_data: bool) -> Response:
         try:
-            revision, source = doors.view.hold_at(worker.stack, to)
+            revision, source = doors.view.hold_at(worker.stack, to, with_data=with_data)
         except SpecError as exc:
             return _error(400, str(exc))
         worker.loop.trigger(Trigger.API)  # applied now, not at the next fetch: whoever asked is waiting for it
         return JSONResponse({"stack": worker.stack, "held_at": revision, "source_revision": source,
-                             "message": hold_text(worker.stack, revision, source)})
+                             "with_data": with_data,
+                             "message": hold_text(worker.stack, revision, source, with_data=with_data)})
+
+    def snapshots(request: Request) -> Response:
+        worker, refused = named(request, "list the snapshots of")
+        if refused is not None:
+            return refused
+        try:
+            return JSONResponse(doors.view.snapshots(worker))
+        except ReconcilerError as exc:
+            return _error(502, str(exc))
 
     def release(request: Request) -> Response:
         worker, refused = named(request, "release")
@@ -272,6 +284,7 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         Route("/api/stacks/{name:path}/history", reader(history)),
         Route("/api/stacks/{name:path}/logs", reader(logs)),
         Route("/api/stacks/{name:path}/events", reader(events)),
+        Route("/api/stacks/{name:path}/snapshots", reader(snapshots)),
         Route("/api/stacks/{name:path}/sync", writer(sync), methods=["POST"]),
         Route("/api/stacks/{name:path}/suspend", writer(toggle), methods=["POST"]),
         Route("/api/stacks/{name:path}/resume", writer(toggle), methods=["POST"]),

@@ -25,6 +25,7 @@ from ..errors import ReconcilerError
 from ..model import Kind
 from ..redact import without_credentials
 from ..render import plan_data, sync_data
+from ..render_snapshots import snapshots_data, volume_summaries
 from ..status import status_rows
 from .metrics import drifted, pass_result
 from .runner import Daemon, StackWorker
@@ -98,9 +99,9 @@ class DaemonView:
         self.state.resume(stack)
         self._renew()
 
-    def hold_at(self, stack: str, revision: str) -> tuple[str, str]:
+    def hold_at(self, stack: str, revision: str, *, with_data: bool = False) -> tuple[str, str]:
         """Hold ``stack`` at ``revision`` (``StateStore.hold_at``): (revision held at, source revision)."""
-        source = self.state.hold_at(stack, revision)
+        source = self.state.hold_at(stack, revision, with_data=with_data)
         self._renew()
         return self.marks()[1][stack][0], source
 
@@ -216,6 +217,7 @@ class DaemonView:
         data["objects"] = status_rows(desired, live, plan, detailed=detailed, layers=layers, sizes=sizes)
         data["plan"] = plan_data(plan)
         data["edges"] = edges(desired)
+        data["snapshots"] = self._snapshot_counts(worker.stack, desired)
         return data
 
     def with_health_output(self, worker: StackWorker, row: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +238,22 @@ class DaemonView:
         except ReconcilerError:  # a panel shows "–" rather than fail: the engine may be gone mid-read
             pass
         return {**row, "health_output": None}
+
+    def _snapshot_counts(self, stack: str, desired) -> dict[str, dict[str, Any]]:
+        """Each volume's snapshots, counted, and the newest, from the record alone (no engine call): the page's."""
+        rows = [row for engine in self.state.engines(stack) for row in self.state.stack(engine, stack).snapshots()]
+        counts = {spec.name: {"count": 0, "newest": None, "newest_at": None} for spec in desired.volumes.values()
+                  if not getattr(spec, "external", False)}
+        return {**counts, **volume_summaries(snapshots_data(rows))}
+
+    def snapshots(self, worker: StackWorker) -> list[dict[str, Any]]:
+        """The stack's volume snapshots as ``snapshots list --output json`` shows them: the record's, and those its
+        storage drivers hold that the record does not know (one engine read for its identity, one list per volume)."""
+        from ..stacksnapshots import open_snapshots
+
+        desired = worker.loop.desired if worker.loop else None
+        snaps = open_snapshots(self.daemon.reconciler, worker.stack, runtime=desired.runtime if desired else None)
+        return snapshots_data(snaps.snapshots())
 
     def history(self, worker: StackWorker, limit: int = 20) -> list[dict[str, Any]]:
         if not worker.stack:

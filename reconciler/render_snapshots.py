@@ -1,0 +1,112 @@
+"""A stack's volume snapshots as people read them: ``reconcile snapshots``'s table and JSON, the daemon's answer.
+
+One rendering for the CLI here, ``snapshots list --server`` and the daemon's
+``GET /api/stacks/NAME/snapshots``: ``snapshots_data`` is the JSON both
+answer, ``snapshots_text`` the table made from it, so a daemon's answer and a
+local listing print alike. What a restore or a deletion did is one line each.
+Only what the record and the drivers keep is shown (ids, sizes, times, the
+container and revisions a snapshot was taken for): never content, never a secret.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable, Mapping, Sequence
+
+__all__ = ["bytes_text", "deleted_text", "restored_text", "snapshots_data", "snapshots_json", "snapshots_text",
+           "volume_summaries"]
+
+
+def bytes_text(size: int | None) -> str:
+    """``1536`` as ``1.5 KiB`` (binary units, as ``du -h``); "?" when unknown."""
+    if size is None:
+        return "?"
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{int(size)} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def ago(epoch: float, now: float | None = None) -> str:
+    """How long ago ``epoch`` was: ``40 s ago``, ``3 min ago``, ``5 h ago``, ``2 d ago``."""
+    seconds = max(0, round((time.time() if now is None else now) - epoch))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def _row_data(row: Any) -> dict[str, Any]:
+    snapshot = row.snapshot
+    return {"volume": row.volume, "id": snapshot.id, "driver": row.driver, "created": _iso(snapshot.created),
+            "created_epoch": snapshot.created, "size": snapshot.size, "content": snapshot.content,
+            "container": row.container or None, "revision": row.revision or None,
+            "from_revision": row.from_revision or None, "state": row.state, "taken_at": row.taken_at or None,
+            "details": dict(snapshot.details)}
+
+
+def snapshots_data(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """``stacksnapshots.SnapshotRow``s as JSON-ready dicts, in the order given (each volume's oldest first)."""
+    return [_row_data(row) for row in rows]
+
+
+def snapshots_json(rows: Iterable[Any]) -> str:
+    """``snapshots list --output json``: the list ``snapshots_data`` makes."""
+    return json.dumps(snapshots_data(rows), indent=2)
+
+
+def _for(item: Mapping[str, Any]) -> str:
+    container, revision = item.get("container") or "", (item.get("revision") or "")[:12]
+    if container and revision:
+        return f"{container} @ {revision}"
+    return container or (f"@ {revision}" if revision else "-")
+
+
+def snapshots_text(items: Sequence[Mapping[str, Any]], *, stack: str, now: float | None = None) -> str:
+    """The table of ``snapshots list``, from ``snapshots_data``'s dicts (local or a daemon's answer)."""
+    if not items:
+        return f"Stack {stack} has no volume snapshots."
+    rows = [["VOLUME", "SNAPSHOT", "TAKEN", "SIZE", "CONTENT", "FOR", "STATE"]]
+    for item in items:
+        taken = f"{item['created']} ({ago(float(item['created_epoch']), now)})"
+        rows.append([item["volume"], item["id"], taken, bytes_text(item.get("size")), bytes_text(item.get("content")),
+                     _for(item), item["state"]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def volume_summaries(items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per volume: how many snapshots, and the newest's id and time (``created``, ISO): the status page's view."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        summary = out.setdefault(item["volume"], {"count": 0, "newest": None, "newest_at": None, "_epoch": -1.0})
+        summary["count"] += 1
+        if float(item["created_epoch"]) >= summary["_epoch"]:
+            summary.update(newest=item["id"], newest_at=item["created"], _epoch=float(item["created_epoch"]))
+    for summary in out.values():
+        del summary["_epoch"]
+    return out
+
+
+def restored_text(restored: Any, *, stack: str, now: float | None = None) -> str:
+    """One restore (a ``model.Restored``): ``volume web_db restored from snapshot <id> (taken …, 3.0 MiB … discarded)``."""
+    snapshot = restored.snapshot
+    discarded = ("the driver cannot tell how much written since was discarded" if restored.discarded is None
+                 else f"{bytes_text(restored.discarded)} written since discarded")
+    return (f"stack {stack}: volume {snapshot.volume} restored from snapshot {snapshot.id} (taken "
+            f"{_iso(snapshot.created)}, {ago(snapshot.created, now)}; {discarded}) in {restored.seconds:.1f} s")
+
+
+def deleted_text(stack: str, volume: str, snapshot_ids: Sequence[str]) -> str:
+    """What ``snapshots delete`` did."""
+    return f"stack {stack}: volume {volume}: deleted snapshot{'s' if len(snapshot_ids) > 1 else ''} " + \
+        ", ".join(snapshot_ids)
