@@ -61,6 +61,12 @@ Version 8 adds::
                                                          way: write-ahead) or "restored"
     snapshots_restoring ON snapshots (engine, stack)     a partial index of the rows in state "restoring",
                WHERE state = 'restoring'                 so each pass finds an unfinished restore in one read
+
+Version 9 adds to ``holds``::
+
+    data TEXT                                            a ``rollback --with-data``: "pending" until the stack's
+                                                         next pass restored the volumes' snapshots, then
+                                                         "restored"; "" for a hold of image and config only
 """
 from __future__ import annotations
 
@@ -152,6 +158,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             taken_at TEXT NOT NULL,
             PRIMARY KEY (engine, stack, volume, snapshot_id))""",
         "CREATE INDEX snapshots_restoring ON snapshots (engine, stack) WHERE state = 'restoring'",
+    ),
+    (
+        "ALTER TABLE holds ADD COLUMN data TEXT NOT NULL DEFAULT ''",
     ),
 )
 

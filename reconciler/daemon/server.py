@@ -202,9 +202,9 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         except SpecError as exc:
             return _error(400, str(exc))
         worker.loop.trigger(Trigger.API)  # applied now, not at the next fetch: whoever asked is waiting for it
-        return JSONResponse({"stack": worker.stack, "held_at": revision, "source_revision": source,
-                             "with_data": with_data,
-                             "message": hold_text(worker.stack, revision, source, with_data=with_data)})
+        answer = {"stack": worker.stack, "held_at": revision, "source_revision": source,
+                  "message": hold_text(worker.stack, revision, source, with_data=with_data)}
+        return JSONResponse({**answer, "with_data": True} if with_data else answer)
 
     def snapshots(request: Request) -> Response:
         worker, refused = named(request, "list the snapshots of")
