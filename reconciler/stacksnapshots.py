@@ -65,10 +65,13 @@ class Restoration:
 class StackSnapshots:
     """The snapshots of one stack's volumes on one engine: the record (``book``) and the storage drivers."""
 
-    def __init__(self, book: Any, drivers: Any, *, engine: str | None, keys: Mapping[str, str] | None = None) -> None:
+    def __init__(self, book: Any, drivers: Any, *, engine: str | None, keys: Mapping[str, str] | None = None,
+                 runtime: str | None = None) -> None:
         """``book``: the stack's ``StackBook``; ``engine``: the identity its lock is keyed on; ``keys``: the spec's
-        volume keys → engine names (a volume may then be named by either)."""
+        volume keys → engine names (a volume may then be named by either); ``runtime``: the stack's runtime
+        driver (default: the default one), whose containers a restore stops and starts."""
         self.book, self.drivers, self.engine = book, drivers, engine
+        self.runtime = runtime or DEFAULT_DRIVERS["containers"]
         self.stack: str = book.stack
         self.keys = dict(keys or {})
 
@@ -142,19 +145,16 @@ class StackSnapshots:
                 if row.state == UNRECORDED:
                     self.book.snapshot_taken(row.volume, row.driver, row.snapshot, container="", revision=None,
                                              from_revision=None)
-            runtimes = [d for d in self.drivers.all(Kind.CONTAINER) if hasattr(d, "stop")]
+            runtime = self.drivers.get(Kind.CONTAINER, self.runtime)
             recorded = {o.object_id for o in self.book.objects() if o.kind is Kind.CONTAINER and o.object_id}
-            stopped: list[tuple[Any, LiveObject]] = []
-            for runtime in runtimes:
-                live = runtime.observe(self.stack, {})
-                using = {c.id: c for row in rows for c in users(row.volume, live, self.stack, recorded)}
-                for container in using.values():
-                    runtime.stop(container.id)
-                    stopped.append((runtime, container))
-                    done.stopped.append(container.name)
+            live = runtime.observe(self.stack, {})
+            using = {c.id: c for row in rows for c in users(row.volume, live, self.stack, recorded)}
+            for container in using.values():
+                runtime.stop(container.id)
+                done.stopped.append(container.name)
             done.restored = list(restore_volumes(self.book, self.drivers, rows))
             if start_again:
-                for runtime, container in stopped:
+                for container in using.values():
                     runtime.start(container.name)
                     done.started.append(container.name)
         return done
@@ -178,7 +178,7 @@ def open_snapshots(reconciler: Any, stack: str, *, runtime: str | None = None,
     the record and the lock, as an apply's)."""
     drivers = reconciler.drivers(stack)
     engine = reconciler.engine_identity(drivers, runtime)
-    return StackSnapshots(reconciler.book(stack, engine), drivers, engine=engine, keys=keys)
+    return StackSnapshots(reconciler.book(stack, engine), drivers, engine=engine, keys=keys, runtime=runtime)
 
 
 def restore_for_rollback(reconciler: Any, stack: str, revision: str, *, runtime: str | None = None,
