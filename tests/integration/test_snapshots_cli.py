@@ -157,7 +157,8 @@ def test_a_daemon_rolls_back_to_v1s_containers_on_v1s_data(stack, tmp_path):
         assert "VERSION=1" in env
         assert any(f"restored from snapshot {listed.json()[0]['id']}" in line for line in daemon.text)
         after = stack.cli("snapshots", "list", stack.name, "--output", "json", *where, spec=False).json()
-        assert [s["state"] for s in after] == ["restored"]
+        states = {s["id"]: s["state"] for s in after}  # and the v2 → v1 release took one of its own
+        assert states.pop(listed.json()[0]["id"]) == "restored" and set(states.values()) <= {"taken"}
     finally:
         assert daemon.stop() == 0
     assert os.path.isdir(state / "snapshots")
