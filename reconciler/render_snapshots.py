@@ -97,13 +97,16 @@ def volume_summaries(items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
     return out
 
 
-def restored_text(restored: Any, *, stack: str, now: float | None = None) -> str:
-    """One restore (a ``model.Restored``): ``volume web_db restored from snapshot <id> (taken …, 3.0 MiB … discarded)``."""
+def restored_text(stack: str, restored: Any, *, stopped: Sequence[str] = (), started: Sequence[str] = ()) -> str:
+    """What ``snapshots restore`` did, after the driver's own ``data restored: …`` line: the volume, the snapshot,
+    how long it took, and the containers stopped for it (and started again)."""
     snapshot = restored.snapshot
-    discarded = ("the driver cannot tell how much written since was discarded" if restored.discarded is None
-                 else f"{bytes_text(restored.discarded)} written since discarded")
-    return (f"stack {stack}: volume {snapshot.volume} restored from snapshot {snapshot.id} (taken "
-            f"{_iso(snapshot.created)}, {ago(snapshot.created, now)}; {discarded}) in {restored.seconds:.1f} s")
+    text = (f"stack {stack}: volume {snapshot.volume} restored from snapshot {snapshot.id} "
+            f"in {restored.seconds:.1f} s")
+    if stopped:
+        again = "started again" if list(started) == list(stopped) else "left stopped"
+        text += f"; {', '.join(stopped)} stopped for it and {again}"
+    return text
 
 
 def deleted_text(stack: str, volume: str, snapshot_ids: Sequence[str]) -> str:

@@ -149,14 +149,24 @@ class StackSnapshots:
             recorded = {o.object_id for o in self.book.objects() if o.kind is Kind.CONTAINER and o.object_id}
             live = runtime.observe(self.stack, {})
             using = {c.id: c for row in rows for c in users(row.volume, live, self.stack, recorded)}
-            for container in using.values():
-                runtime.stop(container.id)
-                done.stopped.append(container.name)
-            done.restored = list(restore_volumes(self.book, self.drivers, rows))
-            if start_again:
+            say = self.drivers.context.progress or (lambda name, line: None)
+
+            def stop() -> None:
+                for container in using.values():
+                    if container.state == "paused":
+                        runtime.unpause(container.id)
+                    runtime.stop(container.id)
+                    done.stopped.append(container.name)
+                    say(container.name, "stopped: it mounts a volume being restored")
+
+            def start() -> None:
                 for container in using.values():
                     runtime.start(container.name)
                     done.started.append(container.name)
+                    say(container.name, "started again")
+
+            done.restored = restore_volumes(self.book, self.drivers, rows, stop=stop,
+                                            start=start if start_again else None)
         return done
 
     def delete(self, volume: str, snapshot_ids: Sequence[str]) -> list[str]:

@@ -42,7 +42,7 @@ def _open(args: argparse.Namespace, words: list[str], store):
     from .local import desired_of
 
     reconciler = Reconciler(engine_url=args.engine, plugin_modules=args.plugin, strict_plugins=args.strict_plugins,
-                            engine_timeout=args.engine_timeout, state=store)
+                            engine_timeout=args.engine_timeout, state=store, progress=_progress)
     if args.files or args.stack:
         desired = desired_of(args, reconciler)
         keys = {key: spec.name for key, spec in desired.volumes.items() if not getattr(spec, "external", False)}
@@ -51,6 +51,11 @@ def _open(args: argparse.Namespace, words: list[str], store):
         raise SpecError(f"name the stack (reconcile snapshots {args.snapshots_command} STACK ...) or give its spec "
                         "with -f")
     return open_snapshots(reconciler, require_stack_name(words[0])), words[1:]
+
+
+def _progress(name: str, line: str) -> None:
+    """A restore's lines as they come (the driver's progress, containers stopped and started, what came back)."""
+    out(f"  | {name}: {line}")
 
 
 def _list(args: argparse.Namespace, snaps, words: list[str]) -> int:
@@ -76,12 +81,8 @@ def _restore(args: argparse.Namespace, snaps, words: list[str]) -> int:
         out("nothing was restored")
         return 1
     done = snaps.restore([row], lock_timeout=args.lock_timeout)
-    if done.stopped:
-        out(f"stopped {', '.join(done.stopped)} (mounting volume {volume})")
     for restored in done.restored:
-        out(restored_text(restored, stack=snaps.stack))
-    if done.started:
-        out(f"started again: {', '.join(done.started)}")
+        out(restored_text(snaps.stack, restored, stopped=done.stopped, started=done.started))
     return 0
 
 

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from ..model import DesiredState
-from ..render_snapshots import restored_text
+from ..releasedata import data_restored
 from ..state import HOLD_DATA_PENDING
 
 __all__ = ["restore_held_data"]
@@ -37,5 +37,5 @@ def restore_held_data(reconciler: Any, held: bool, desired: DesiredState) -> Non
     state.data_restored(desired.stack, desired.revision)
     stopped = f"; stopped for it: {', '.join(done.stopped)}" if done.stopped else ""
     for restored in done.restored:
-        log.warning("rollback to %s with its data: %s%s", desired.revision[:12],
-                    restored_text(restored, stack=desired.stack), stopped)
+        log.warning("stack %s, rolled back to %s with its data: %s%s", desired.stack, desired.revision[:12],
+                    data_restored(restored), stopped)

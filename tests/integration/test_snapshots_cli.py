@@ -78,9 +78,9 @@ def test_list_restore_and_delete_a_real_volumes_snapshots(stack):
     time.sleep(1.1)  # StartedAt has a second's resolution worth telling apart
     restored = stack.cli("snapshots", "restore", stack.name, "data", taken.id, "--yes", spec=False)
     assert restored.code == 0, restored.err
-    assert f"volume {volume} restored from snapshot {taken.id}" in restored.out and "discarded" in restored.out
-    assert f"stopped {db}" in restored.out and f"started again: {db}" in restored.out
-    assert web not in restored.out
+    assert f"data restored: {volume} from snapshot {taken.id}" in restored.out and "discarded" in restored.out
+    assert f"volume {volume} restored from snapshot {taken.id} in " in restored.out
+    assert f"{db} stopped for it and started again" in restored.out and web not in restored.out
     assert stack.exec(db, "cat", "/data/schema").strip() == "1"
     assert stack.exec(db, "ls", "/data").split() == ["rows", "schema"]
     after_db = _started(stack, db)
@@ -155,7 +155,8 @@ def test_a_daemon_rolls_back_to_v1s_containers_on_v1s_data(stack, tmp_path):
         assert stack.exec(db, "cat", "/data/schema").strip() == "1"  # v1's data, under v1's container
         env = stack.engine.inspect_container(db)["Config"]["Env"]
         assert "VERSION=1" in env
-        assert any(f"restored from snapshot {listed.json()[0]['id']}" in line for line in daemon.text)
+        assert any(f"data restored: {stack.name}_data from snapshot {listed.json()[0]['id']}" in line
+                   for line in daemon.text)
         after = stack.cli("snapshots", "list", stack.name, "--output", "json", *where, spec=False).json()
         states = {s["id"]: s["state"] for s in after}  # and the v2 → v1 release took one of its own
         assert states.pop(listed.json()[0]["id"]) == "restored" and set(states.values()) <= {"taken"}

@@ -89,12 +89,13 @@ def test_the_status_page_summary_counts_each_volumes_snapshots_and_names_the_new
     assert summary["files"] == {"count": 1, "newest": "f", "newest_at": "1970-01-01T00:00:50Z"}
 
 
-def test_a_restore_says_what_came_back_and_what_was_discarded():
+def test_a_restore_says_what_came_back_and_which_containers_it_stopped():
     snapshot = _row("shop_db", NOW - 3600, sid="s1").snapshot
-    text = restored_text(Restored(snapshot, 3 * 1024 * 1024, 1.25), stack="shop", now=NOW)
-    assert "volume shop_db restored from snapshot s1" in text and "60 min ago" in text
-    assert "3.0 MiB written since discarded" in text and "1.2 s" in text
-    assert "cannot tell" in restored_text(Restored(snapshot, None, 0.1), stack="shop", now=NOW)
+    restored = Restored(snapshot, 3 * 1024 * 1024, 1.25)
+    assert restored_text("shop", restored, stopped=["shop-db-1"], started=["shop-db-1"]) == \
+        "stack shop: volume shop_db restored from snapshot s1 in 1.2 s; shop-db-1 stopped for it and started again"
+    assert restored_text("shop", restored, stopped=["shop-db-1"]).endswith("stopped for it and left stopped")
+    assert restored_text("shop", restored) == "stack shop: volume shop_db restored from snapshot s1 in 1.2 s"
     assert deleted_text("shop", "shop_db", ["a", "b"]) == "stack shop: volume shop_db: deleted snapshots a, b"
     assert bytes_text(None) == "?" and bytes_text(512) == "512 B"
 
