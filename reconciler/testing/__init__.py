@@ -1,8 +1,8 @@
 """Testing a driver, a hook or a policy without Docker: the contract kit, one engine in memory, fixtures.
 
-A driver is checked by subclassing its role's contract: ``StorageDriverContract`` and
-``NetworkDriverContract`` (``contract.py``), ``RegistryDriverContract`` (``registry_contract.py``)
-and ``RuntimeDriverContract`` (``runtime_contract.py``)::
+A driver is checked by subclassing its role's contract: ``NetworkDriverContract`` (``contract.py``),
+``StorageDriverContract`` (``storage_contract.py``, with snapshots when the driver takes them),
+``RegistryDriverContract`` (``registry_contract.py``) and ``RuntimeDriverContract`` (``runtime_contract.py``)::
 
     from reconciler.testing import StorageDriverContract
 
@@ -89,7 +89,6 @@ else:
         STACK_PREFIX,
         ContractHarness,
         NetworkDriverContract,
-        StorageDriverContract,
         assert_maps_errors,
         spec_config,
         with_hash,
@@ -104,6 +103,7 @@ else:
     )
     from .registry_contract import RegistryDriverContract
     from .runtime_contract import RuntimeDriverContract
+    from .storage_contract import StorageDriverContract
 
 __all__ = [
     "MemoryEngine",

@@ -4,7 +4,8 @@ A driver is only useful if it behaves the way the planner assumes: it lists
 what a stack owns by its labels, reports the config hash it was given, tolerates
 deleting what is gone, and turns backend failures into ``TemporaryError`` or
 ``PermanentError``. Rather than describe that in prose only, this module ships
-the checks (see ``reconciler.testing`` for how a plugin author uses them), the
+the checks (see ``reconciler.testing`` for how a plugin author uses them; the
+storage role's, with its snapshots, are in ``storage_contract.py``), the
 ``ContractHarness`` they create and observe through, and the helpers a test of
 a driver needs: ``with_hash`` and ``assert_maps_errors``.
 """
@@ -18,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import pytest
 
-from ..drivers import DriverContext, NetworkDriver, ObjectDriver, StorageDriver
+from ..drivers import DriverContext, NetworkDriver, ObjectDriver
 from ..errors import DriverError, PermanentError, TemporaryError
 from ..hashing import config_hash
 from ..labels import KIND as KIND_LABEL, STACK as STACK_LABEL, object_labels
@@ -28,7 +29,6 @@ __all__ = [
     "ContractHarness",
     "NetworkDriverContract",
     "STACK_PREFIX",
-    "StorageDriverContract",
     "assert_maps_errors",
     "spec_config",
     "with_hash",
@@ -400,15 +400,6 @@ class _ObjectDriverContract(_OwnedObjectContract):
         if bad is None:
             pytest.skip("define invalid(spec) to check that a refused config raises PermanentError")
         assert_maps_errors(lambda: harness.create(with_hash(bad)), PermanentError)
-
-
-class StorageDriverContract(_ObjectDriverContract):
-    """The contract of a storage (volume) driver. Subclass it as ``Test...`` and give it a ``driver``."""
-
-    kind = Kind.VOLUME
-    role = StorageDriver
-    spec_class = VolumeSpec
-    spec_key = "data"
 
 
 class NetworkDriverContract(_ObjectDriverContract):

@@ -56,13 +56,14 @@ def progress_lines() -> ProgressLines:
 
 
 @pytest.fixture
-def driver_context(progress_lines: ProgressLines) -> DriverContext:
+def driver_context(progress_lines: ProgressLines, tmp_path) -> DriverContext:
     """A ``DriverContext`` for a fresh stack ``contract-<hex>``; engine from ``DOCKER_HOST``, else the default.
 
-    Its ``progress`` is ``progress_lines``, as a run's context has one.
+    Its ``progress`` is ``progress_lines``, as a run's context has one; its ``state_dir`` is the
+    test's own folder, so the files a driver keeps (snapshots) go with the test.
     """
     return DriverContext(stack=STACK_PREFIX + uuid.uuid4().hex[:10], engine_url=os.environ.get("DOCKER_HOST") or None,
-                         progress=progress_lines)
+                         progress=progress_lines, state_dir=tmp_path / "state")
 
 
 @pytest.fixture

@@ -51,6 +51,14 @@ class _MemoryFixtures:
 class TestMemoryVolumes(_MemoryFixtures, StorageDriverContract):
     driver_class = MemoryStorageDriver
 
+    @pytest.fixture
+    def write_content(self, engine):
+        return lambda volume, files: engine.volume_content.setdefault(volume, {}).update(files)
+
+    @pytest.fixture
+    def read_content(self, engine):
+        return lambda volume: dict(engine.volume_content.get(volume, {}))
+
 
 class TestMemoryNetworks(_MemoryFixtures, NetworkDriverContract):
     driver_class = MemoryNetworkDriver
@@ -204,3 +212,90 @@ def test_the_kit_fails_broken_drivers_and_cleans_up_after_them(pytester):
     assert [r for r in reprec.getfailures() if r.when != "call"] == [], "clean-up must not fail"
     passed, _, _ = reprec.listoutcomes()
     assert any(r.nodeid.endswith("test_nothing_left_behind") for r in passed), "the kit left objects behind"
+
+
+BROKEN_SNAPSHOTS = '''
+import pytest
+from reconciler.drivers import StorageDriver
+from reconciler.testing import MemoryEngine, MemoryStorageDriver, StorageDriverContract
+
+ENGINE = MemoryEngine()
+
+
+class KeepsNewFiles(MemoryStorageDriver):
+    def restore(self, volume, snapshot, *, progress=None):
+        now = dict(self.engine.volume_content.get(volume, {}))
+        restored = super().restore(volume, snapshot, progress=progress)
+        self.engine.volume_content[volume] = {**now, **self.engine.volume_content[volume]}
+        return restored
+
+
+class ClaimsWithoutMethods(MemoryStorageDriver):
+    list_snapshots = StorageDriver.list_snapshots
+
+
+class Base(StorageDriverContract):
+    driver_name = "memory"
+    broken = MemoryStorageDriver
+
+    @pytest.fixture
+    def driver(self, driver_context):
+        return self.broken(ENGINE, driver_context)
+
+    @pytest.fixture
+    def write_content(self):
+        return lambda volume, files: ENGINE.volume_content.setdefault(volume, {}).update(files)
+
+    @pytest.fixture
+    def read_content(self):
+        return lambda volume: dict(ENGINE.volume_content.get(volume, {}))
+
+
+class TestKeepsNewFiles(Base):
+    broken = KeepsNewFiles
+
+
+class TestClaimsWithoutMethods(Base):
+    broken = ClaimsWithoutMethods
+'''
+
+
+def test_the_kit_fails_drivers_whose_snapshots_do_not_give_the_content_back(pytester):
+    pytester.makepyfile(test_broken_snapshots=BROKEN_SNAPSHOTS)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly")
+    failed = {report.nodeid.split("::", 1)[1] for report in reprec.getfailures() if report.when == "call"}
+    assert failed == {
+        "TestKeepsNewFiles::test_a_restore_gives_the_snapshots_content_back",
+        "TestKeepsNewFiles::test_a_restore_run_again_completes_and_changes_nothing_more",
+        "TestClaimsWithoutMethods::test_snapshots_are_declared_as_implemented",
+        "TestClaimsWithoutMethods::test_a_restore_gives_the_snapshots_content_back",
+        "TestClaimsWithoutMethods::test_snapshots_list_oldest_first_per_volume",
+    }
+    assert [r for r in reprec.getfailures() if r.when != "call"] == [], "clean-up must not fail"
+
+
+def test_a_driver_without_snapshots_skips_their_checks(pytester):
+    pytester.makepyfile(test_plain="""
+import pytest
+from reconciler.drivers import StorageDriver
+from reconciler.testing import MemoryEngine, MemoryStorageDriver, StorageDriverContract
+
+
+class Plain(MemoryStorageDriver):
+    takes_snapshots = False
+    snapshot, restore = StorageDriver.snapshot, StorageDriver.restore
+    list_snapshots, delete_snapshot = StorageDriver.list_snapshots, StorageDriver.delete_snapshot
+
+
+class TestPlain(StorageDriverContract):
+    driver_name = "memory"
+
+    @pytest.fixture
+    def driver(self, driver_context):
+        return Plain(MemoryEngine(), driver_context)
+""")
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
+    passed, skipped, failed = reprec.listoutcomes()
+    assert failed == []
+    assert {r.nodeid.split("::")[-1] for r in skipped} >= {
+        "test_a_restore_gives_the_snapshots_content_back", "test_snapshots_list_oldest_first_per_volume"}
