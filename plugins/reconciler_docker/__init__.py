@@ -66,6 +66,6 @@ def reconciler_register_drivers(registry) -> None:
     registry.add_registry_driver("archive", _archive, schema=NO_OPTIONS)
     for name in NETWORK_DRIVERS:
         registry.add_network_driver(name, _networks)  # the engine's network drivers each take their own
-    registry.add_storage_driver("local", _volumes, schema=LOCAL_VOLUME_OPTIONS)
+    registry.add_storage_driver("local", _volumes, schema=LOCAL_VOLUME_OPTIONS, takes_snapshots=True)
     registry.add_storage_driver("hostdir", _hostdir, schema=HOSTDIR_OPTIONS, check=_hostdir_check)
     registry.add_runtime_driver("docker", _containers)

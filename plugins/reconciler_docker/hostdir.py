@@ -31,7 +31,7 @@ from typing import Mapping
 
 import docker.errors
 
-from reconciler.sdk import LiveObject, VolumeSpec
+from reconciler.sdk import LiveObject, StorageDriver, VolumeSpec
 from reconciler.sdk.docker import engine_errors
 from reconciler.sdk.labels import DRIVER, STACK, VOLUME_ID
 
@@ -75,6 +75,10 @@ class HostDirDriver(DockerVolumeDriver):
     """Engine volumes bound to host directories that this driver creates, owns and removes."""
 
     claims = frozenset({NAME})
+    # Snapshots are the ``local`` driver's alone for now: a hostdir volume keeps the contract's refusals.
+    takes_snapshots = False
+    snapshot, restore = StorageDriver.snapshot, StorageDriver.restore
+    list_snapshots, delete_snapshot = StorageDriver.list_snapshots, StorageDriver.delete_snapshot
 
     def observe(self, stack: str, wanted: Mapping[str, VolumeSpec]) -> list[LiveObject]:
         """Like the ``local`` driver, for volumes labelled ``hostdir``.

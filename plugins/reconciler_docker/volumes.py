@@ -10,6 +10,8 @@ daemon's passes share one list of all volumes: ``EngineDriver.listed``).
 The engine gives volumes no id (and their ``CreatedAt`` moves whenever the
 volume's root is chmod-ed), so a volume's ``LiveObject.id`` is the id the
 core wrote in its ``io.reconciler.volume-id`` label, else its name.
+
+``local`` volumes take snapshots, through the engine only (``volumesnap``).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from reconciler.sdk.docker import EngineDriver, engine_errors, owned_filter
 from reconciler.sdk.labels import DRIVER, VOLUME_ID, is_owned
 
 from .adopting import VolumeAdoption
+from .volumesnap import VolumeSnapshots
 
 __all__ = ["DockerVolumeDriver", "volume_id"]
 
@@ -29,8 +32,8 @@ def volume_id(volume: dict) -> str:
     return (volume.get("Labels") or {}).get(VOLUME_ID) or volume["Name"]
 
 
-class DockerVolumeDriver(VolumeAdoption, EngineDriver, StorageDriver):
-    """Volumes made by the engine's ``local`` driver, with the spec's driver options."""
+class DockerVolumeDriver(VolumeSnapshots, VolumeAdoption, EngineDriver, StorageDriver):
+    """Volumes made by the engine's ``local`` driver, with the spec's driver options; they take snapshots."""
 
     #: The ``io.reconciler.driver`` label values this driver claims ("" = no label).
     claims: frozenset[str] = frozenset({"local", ""})

@@ -161,6 +161,7 @@ __all__ = [
     "call_with_retries",
     "compose_file",
     "create_private",
+    "default_state_dir",
     "inside",
     "labels",
     "open_private_dir",
@@ -172,3 +173,13 @@ __all__ = [
     "repo_root",
     "write_private",
 ]
+
+
+def default_state_dir():
+    """The reconciler's state directory, where ``DriverContext.state_dir`` is None (``$RECONCILER_STATE_DIR``, ...).
+
+    Imported when called: the record's module (and SQLite) stays out of a plugin's import.
+    """
+    from ..state import default_state_dir as found
+
+    return found()
