@@ -80,10 +80,25 @@ class StackSnapshots:
         return {row.name: row.driver or DEFAULT_DRIVERS["volumes"] for row in self.book.objects()
                 if row.kind is Kind.VOLUME and row.object_id}
 
+    def name_of(self, given: str) -> str:
+        """The engine name of the volume ``given`` names: its key in the spec (without a spec: the key the
+        stack's own volumes carry in their labels, one list call), else ``given`` itself."""
+        if given in self.keys or given in self.owned():
+            return self.keys.get(given, given)
+        for driver in dict.fromkeys(self.owned().values()):
+            try:
+                found = self.drivers.get(Kind.VOLUME, driver).observe(self.stack, {})
+            except ReconcilerError:  # its plugin is not loaded here: the name is taken as given
+                continue
+            for live in found:
+                if live.owned and live.key == given:
+                    return live.name
+        return given
+
     def volume(self, given: str) -> str:
         """The engine name of the stack's volume ``given`` (its spec key or its name); refused when the stack does
         not own it (it may hold someone else's data)."""
-        name = self.keys.get(given, given)
+        name = self.name_of(given)
         owned = self.owned()
         if name not in owned:
             listed = ", ".join(sorted(owned)) or "none"

@@ -61,7 +61,7 @@ def _progress(name: str, line: str) -> None:
 def _list(args: argparse.Namespace, snaps, words: list[str]) -> int:
     if len(words) > 1:
         raise SpecError(f"snapshots list takes at most one volume, not {' '.join(words)}")
-    volume = snaps.keys.get(words[0], words[0]) if words else None
+    volume = snaps.name_of(words[0]) if words else None
     rows = snaps.snapshots(volume)
     if volume is not None and not rows and volume not in snaps.owned():
         raise ReconcilerError(f"stack {snaps.stack} has no volume {words[0]} (its volumes: "
@@ -102,7 +102,7 @@ def _delete(args: argparse.Namespace, snaps, words: list[str]) -> int:
     if len(words) < 2:
         raise SpecError("snapshots delete takes a volume and the snapshot ids to delete: "
                         "reconcile snapshots delete STACK VOLUME SNAPSHOT_ID...")
-    volume = snaps.keys.get(words[0], words[0])
+    volume = snaps.name_of(words[0])
     if volume not in snaps.owned() and not snaps.snapshots(volume):
         raise ReconcilerError(f"stack {snaps.stack} has no volume {words[0]} with snapshots (its volumes: "
                               f"{', '.join(sorted(snaps.owned())) or 'none'})")

@@ -223,6 +223,13 @@ def test_a_volume_the_stack_does_not_own_and_an_unknown_snapshot_are_refused(sho
         snaps.chosen(volume, ["nope"])
 
 
+def test_without_a_spec_a_volume_is_named_by_the_key_its_labels_carry(shop):
+    reconciler, _, volume, _, _ = shop
+    snaps = open_snapshots(reconciler, "shop")  # the stack's name only
+    assert snaps.name_of("db") == volume and snaps.name_of(volume) == volume and snaps.name_of("x") == "x"
+    assert snaps.volume("db") == volume
+
+
 def test_delete_removes_the_drivers_copy_then_the_record_row(shop, memory_engine):
     _, snaps, volume, taken, loose = shop
     assert snaps.delete(volume, [taken.id, loose.id]) == [taken.id, loose.id]
