@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh machine or a developer's: installs the project in
 # its virtual environment, sets up the engine (installing and starting what is
-# missing), runs pytest, and stops the engine again if this script started it. The fleet
+# missing) and a btrfs on a loop device for the btrfs driver (scripts/btrfs.sh; skipped, with a line
+# saying so, where the kernel has no btrfs or loop devices), runs pytest, and stops the engine and
+# unmounts the btrfs again if this script started them. The fleet
 # tests start three extra engines of their own (scripts/engines.sh, as root) and stop them.
 #
 #   scripts/test.sh [PYTEST ARGS]           everything (CI runs exactly this): tests/unit beside
@@ -36,15 +38,32 @@ if [ "$given_paths" = 0 ]; then
 fi
 started_here=0
 docker info >/dev/null 2>&1 || started_here=1
+btrfs_root="${RECONCILER_BTRFS_ROOT:-/var/lib/reconciler-btrfs/mnt}"
+btrfs_here=0
+mountpoint -q "$btrfs_root" 2>/dev/null || btrfs_here=1
 fleet_before="-"  # until it is known: engines.sh down only for a run that found no fleet engines running
 cleanup() {
   if [ -n "$unit" ]; then kill "$unit" 2>/dev/null || true; fi
   rm -rf "$basetemp"
   if [ -z "$fleet_before" ]; then bash scripts/engines.sh down || true; fi
   if [ "$started_here" = 1 ]; then bash scripts/engine.sh down || true; fi
+  if [ "$btrfs_here" = 1 ]; then bash scripts/btrfs.sh down || true; fi
 }
 trap cleanup EXIT
 bash scripts/engine.sh up
+# The btrfs driver's tests need a mounted btrfs (tests/integration/test_btrfs_driver.py skips without one).
+set +e
+btrfs_line=$(bash scripts/btrfs.sh up)
+btrfs_code=$?
+set -e
+if [ "$btrfs_code" = 0 ]; then
+  export "${btrfs_line?}"
+elif [ "$btrfs_code" = 3 ]; then
+  btrfs_here=0
+  echo "btrfs: this machine cannot mount a btrfs on a loop device: the btrfs driver's tests are skipped" >&2
+else
+  exit "$btrfs_code"
+fi
 if [ "$started_here" = 1 ]; then
   # Only an engine this script started may be restarted by the tests.
   export RECONCILER_ENGINE_RESTARTABLE=1
