@@ -32,7 +32,7 @@ from .pool import SubvolumePool
 __all__ = ["BtrfsVolumeDriver", "engine_options", "engine_problem", "root_of"]
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-Progress = Callable[[int, "int | None"], None]
+Progress = Callable[[int, "int | None"], None]  # what reconciler.drivers calls Progress
 
 
 def root_of(options: Mapping[str, str]) -> str | None:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import enum
 import os
 import re
-import secrets
-import time
 from dataclasses import dataclass
 from typing import Collection
 
@@ -39,7 +37,6 @@ __all__ = [
     "StepKind",
     "is_snapshot_id",
     "name_problems",
-    "new_snapshot_id",
     "pool_of",
     "settle_steps",
 ]
@@ -51,14 +48,8 @@ OLD = ".old-"
 _ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 
-def new_snapshot_id(now: float | None = None, suffix: str | None = None) -> str:
-    """A snapshot id that sorts by time: ``20261207T184500Z-3f2a1c`` (UTC, then 6 random hex digits)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    return f"{stamp}-{suffix if suffix is not None else secrets.token_hex(3)}"
-
-
 def is_snapshot_id(text: str) -> bool:
-    """Whether ``text`` has the shape of a snapshot id (what ``new_snapshot_id`` makes)."""
+    """Whether ``text`` has the shape of a snapshot id (what ``reconciler.sdk.snapshot_id`` makes)."""
     return bool(_ID.match(text))
 
 

@@ -27,14 +27,14 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from reconciler.sdk import DriverError, PermanentError, Restored, Snapshot, TemporaryError
+from reconciler.sdk import DriverError, PermanentError, Restored, Snapshot, TemporaryError, snapshot_id
 
 from . import progs
-from .layout import Pool, StepKind, is_snapshot_id, new_snapshot_id, settle_steps
+from .layout import Pool, StepKind, is_snapshot_id, settle_steps
 
 __all__ = ["SubvolumePool", "file_bytes"]
 
-Progress = Callable[[int, "int | None"], None]
+Progress = Callable[[int, "int | None"], None]  # what reconciler.drivers calls Progress
 
 
 @contextmanager
@@ -134,14 +134,14 @@ class SubvolumePool:
             if not progs.is_subvolume(source):
                 raise PermanentError(f"volume {volume}: no subvolume at {source}")
             created = time.time()
-            snapshot_id = new_snapshot_id(created)
-            path = self.pool.snapshot(volume, snapshot_id)
+            new_id = snapshot_id(created)
+            path = self.pool.snapshot(volume, new_id)
             with _os_errors(f"snapshot volume {volume}"):
                 os.makedirs(self.pool.snapshot_dir(volume), mode=0o700, exist_ok=True)
             progs.snapshot_subvolume(source, path, readonly=True)
             shown = progs.show_subvolume(path)
             content, occupied, _ = file_bytes(path)
-            snapshot = Snapshot(id=snapshot_id, volume=volume, created=created, size=occupied, content=content,
+            snapshot = Snapshot(id=new_id, volume=volume, created=created, size=occupied, content=content,
                                 details={"path": path, "root": self.pool.root,
                                          "generation": shown.get("Gen at creation", ""),
                                          "source_uuid": shown.get("Parent UUID", "")})
@@ -166,9 +166,11 @@ class SubvolumePool:
         """``volume``'s snapshots, oldest first, from their metadata files."""
         with self.locked(volume):
             folder = self.pool.snapshot_dir(volume)
-            names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-            return [self._read_metadata(os.path.join(folder, name)) for name in names
-                    if name.endswith(".json") and is_snapshot_id(name[:-5])]
+            names = os.listdir(folder) if os.path.isdir(folder) else []
+            found = [self._read_metadata(os.path.join(folder, name)) for name in names
+                     if name.endswith(".json") and is_snapshot_id(name[:-5])]
+        # Two ids of one second sort by their random part: the time taken decides.
+        return sorted(found, key=lambda snapshot: (snapshot.created, snapshot.id))
 
     @staticmethod
     def _read_metadata(path: str) -> Snapshot:

@@ -6,10 +6,10 @@ import subprocess
 import pytest
 
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.model import VolumeSpec
+from reconciler.model import VolumeSpec, snapshot_id
 from reconciler_btrfs import OPTIONS, refusals
 from reconciler_btrfs import progs
-from reconciler_btrfs.layout import (Pool, Step, StepKind, is_snapshot_id, name_problems, new_snapshot_id, pool_of,
+from reconciler_btrfs.layout import (Pool, Step, StepKind, is_snapshot_id, name_problems, pool_of,
                                      settle_steps)
 
 POOL = Pool("/srv/pool")
@@ -40,11 +40,10 @@ def test_the_pool_of_a_bound_device():
     assert pool_of("", "db") is None
 
 
-def test_snapshot_ids_sort_by_time():
-    first, second = new_snapshot_id(1_796_000_000.0, "3f2a1c"), new_snapshot_id(1_796_000_001.0)
-    assert first == "20261130T005320Z-3f2a1c"
-    assert is_snapshot_id(first) and is_snapshot_id(second) and first < second
-    assert not is_snapshot_id("20261130T005320Z") and not is_snapshot_id("x" + first)
+def test_snapshot_ids_are_known_by_their_shape():
+    made = snapshot_id(1_796_000_000.0)
+    assert is_snapshot_id(made) and is_snapshot_id(ID1)
+    assert not is_snapshot_id("20261130T005320Z") and not is_snapshot_id("x" + made) and not is_snapshot_id(ID1 + ".json")
 
 
 @pytest.mark.parametrize("name", ["db.restoring", f"db.old-{ID1}", "a.old-b"])
@@ -189,3 +188,54 @@ def test_the_runner_passes_arguments_never_a_shell(monkeypatch):
     progs.snapshot_subvolume("/p/volumes/a; rm -rf /", "/p/snapshots/a/x", readonly=True)
     assert seen["argv"] == [progs.BTRFS, "subvolume", "snapshot", "-r", "/p/volumes/a; rm -rf /", "/p/snapshots/a/x"]
     assert not seen.get("shell")
+
+
+# --- the driver around the local one, without an engine -----------------------------------------------
+
+class _Local:
+    """What the btrfs driver asks of the local driver it wraps: observe and create, recorded."""
+
+    claims = frozenset({"local", ""})
+
+    def __init__(self, found=()):
+        self.found, self.created = list(found), []
+
+    def observe(self, stack, wanted):
+        return self.found
+
+    def create(self, spec, labels):
+        self.created.append(spec)
+        return "id-1"
+
+
+def _driver(local, engine_url=None):
+    from reconciler.drivers import DriverContext
+    from reconciler_btrfs.driver import BtrfsVolumeDriver
+
+    return BtrfsVolumeDriver(DriverContext(stack="s", engine_url=engine_url), local)
+
+
+def test_the_wrapped_local_driver_claims_btrfs_volumes():
+    local = _Local()
+    _driver(local)
+    assert local.claims == frozenset({"btrfs"})
+
+
+def test_a_remote_engine_is_refused_before_anything_is_made(tmp_path):
+    local = _Local()
+    spec = VolumeSpec(key="db", name="s_db", driver="btrfs", options=(("root", str(tmp_path)),))
+    with pytest.raises(PermanentError, match="not this host"):
+        _driver(local, "tcp://10.0.0.5:2376").create(spec, {})
+    assert local.created == [] and list(tmp_path.iterdir()) == []
+
+
+def test_observe_leaves_out_a_wanted_volume_whose_subvolume_is_gone(tmp_path):
+    from reconciler.model import Kind, LiveObject
+
+    (tmp_path / "volumes" / "s_here").mkdir(parents=True)
+    found = [LiveObject(kind=Kind.VOLUME, name=name, id=name, owned=True) for name in ("s_here", "s_gone", "s_other")]
+    wanted = {name: VolumeSpec(key=name, name=name, driver="btrfs", options=(("root", str(tmp_path)),))
+              for name in ("s_here", "s_gone")}
+    seen = {live.name: live for live in _driver(_Local(found)).observe("s", wanted)}
+    assert sorted(seen) == ["s_here", "s_other"]  # s_other is not wanted: reported as the engine has it
+    assert seen["s_here"].info == {"path": str(tmp_path / "volumes" / "s_here")}
