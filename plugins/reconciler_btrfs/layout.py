@@ -11,7 +11,7 @@ A pool is one directory ``ROOT`` on a mounted btrfs::
     ROOT/volumes/VOLUME.old-ID           the content a restore from snapshot ID replaced, until it is deleted
     ROOT/snapshots/VOLUME/ID             a snapshot: a read-only subvolume
     ROOT/snapshots/VOLUME/ID.json        its metadata, written last: a snapshot is listed only once it exists
-    ROOT/snapshots/VOLUME.lock           held (flock) by every call about VOLUME, so two never interleave
+    ROOT/.lock                           held (flock) by every call, so two never interleave
 
 A restore is four steps: (1) snapshot ID, writable, to ``VOLUME.restoring``;
 (2) rename ``VOLUME`` to ``VOLUME.old-ID``; (3) rename ``VOLUME.restoring`` to
@@ -94,8 +94,9 @@ class Pool:
     def metadata(self, volume: str, snapshot_id: str) -> str:
         return os.path.join(self.snapshots, volume, snapshot_id + ".json")
 
-    def lock(self, volume: str) -> str:
-        return os.path.join(self.snapshots, volume + ".lock")
+    @property
+    def lock(self) -> str:
+        return os.path.join(self.root, ".lock")
 
     def olds(self, volume: str, entries: Collection[str]) -> list[str]:
         """The snapshot ids of the ``VOLUME.old-ID`` entries among ``entries`` (names in ``volumes``), sorted."""

@@ -2,8 +2,10 @@
 
 Why a module apart from the driver: the driver speaks to the engine (the
 volume it binds, the labels), this module only to the filesystem, through
-``progs`` and a few renames. Every call takes the volume's lock (a ``flock``
-that dies with its process) and first settles what a killed call left: a
+``progs`` and a few renames. Every call takes the pool's lock (a ``flock``
+that dies with its process; one per pool, not per volume, so no lock file is
+left behind by a volume that is gone: each call holds it for milliseconds,
+the longest being a restore's count of what it discards) and first settles what a killed call left: a
 restore's swap half done (see ``layout``), a snapshot subvolume whose
 metadata was never written, metadata whose subvolume is gone. So a snapshot
 killed midway is never listed, and a restore killed midway leaves the volume
@@ -73,11 +75,11 @@ class SubvolumePool:
 
     @contextmanager
     def locked(self, volume: str) -> Iterator[None]:
-        """Hold ``volume``'s lock, after settling what a killed call left of it."""
+        """Hold the pool's lock, after settling what a killed call left of ``volume``."""
         with _os_errors(f"lock volume {volume}"):
             for folder in (self.pool.volumes, self.pool.snapshots):
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd = os.open(self.pool.lock(volume), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.pool.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with _os_errors(f"settle volume {volume}"):
@@ -124,6 +126,7 @@ class SubvolumePool:
         """Delete ``volume``'s subvolume and its data; its snapshots are kept (deleted only by retention or by hand)."""
         with self.locked(volume):
             progs.delete_subvolume(self.pool.volume(volume))
+            self._drop_empty_folder(volume)
 
     # --- snapshots ---------------------------------------------------------------------------
 
@@ -189,6 +192,13 @@ class SubvolumePool:
                 except FileNotFoundError:
                     pass
             progs.delete_subvolume(self.pool.snapshot(snapshot.volume, snapshot.id))
+            self._drop_empty_folder(snapshot.volume)
+
+    def _drop_empty_folder(self, volume: str) -> None:
+        try:
+            os.rmdir(self.pool.snapshot_dir(volume))
+        except OSError:
+            pass  # gone already, or still holding snapshots
 
     # --- restore -----------------------------------------------------------------------------
 

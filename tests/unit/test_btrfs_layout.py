@@ -23,7 +23,7 @@ def test_paths_of_a_pool():
     assert POOL.old("db", ID1) == f"/srv/pool/volumes/db.old-{ID1}"
     assert POOL.snapshot("db", ID1) == f"/srv/pool/snapshots/db/{ID1}"
     assert POOL.metadata("db", ID1) == f"/srv/pool/snapshots/db/{ID1}.json"
-    assert POOL.lock("db") == "/srv/pool/snapshots/db.lock"
+    assert POOL.lock == "/srv/pool/.lock"
 
 
 def test_olds_are_this_volumes_only():
