@@ -31,7 +31,7 @@ __all__ = [
     "sync",
 ]
 
-BTRFS = os.environ.get("RECONCILER_BTRFS_PROGS", "btrfs")
+BTRFS = "btrfs"  # btrfs-progs, found on PATH
 TIMEOUT = 120.0  # seconds: snapshot, delete and find-new take milliseconds; a hung device must not hang a pass
 # Errors that another try may not meet: the subvolume is in use, the kernel is busy, a signal cut it short.
 _TEMPORARY = ("resource busy", "temporarily unavailable", "interrupted system call", "try again")
