@@ -2,8 +2,9 @@
 
 Skipped, saying why, when ``RECONCILER_BTRFS_ROOT`` names no mounted btrfs. The storage contract kit with
 snapshots (content written and read through the subvolume's host path), a container that sees a restored
-volume at its next start, the time a 1 GiB restore takes (printed, not asserted), and a swap interrupted
-after each of its steps, settled by the next call with the volume whole.
+volume at its next start, the time a 1 GiB restore takes (printed, not asserted), a swap interrupted
+after each of its steps, settled by the next call with the volume whole, and a failed release through the
+CLI that puts a btrfs volume back as it was.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import uuid
 import docker
 import pytest
 
+from reconciler.drivers import DriverContext
 from reconciler.errors import PermanentError
 from reconciler.labels import STACK as STACK_LABEL
 from reconciler.model import Kind, VolumeSpec
@@ -247,3 +249,49 @@ def test_a_volume_name_of_the_swap_is_refused(btrfs, driver_context):
                       options=(("root", ROOT),))
     with pytest.raises(PermanentError, match="restore in progress"):
         btrfs.create(spec, {})
+
+
+# --- a release with data, through the CLI ------------------------------------------------------------------
+
+RELEASE = """
+name: STACK
+volumes:
+  data: {driver: btrfs, options: {root: "@ROOT@"}}
+containers:
+  db:
+    image: BASE
+    command: ["sh", "-c", "@SCRIPT@"]
+    init: true
+    stop_grace_period: 1s
+    env: {VERSION: "@V@"}
+    volumes: ["data:/data"]
+    healthcheck: {test: ["CMD-SHELL", "@HEALTH@"], interval: 500ms, retries: 1}
+    update: {order: stop-first, snapshot: [data], timeout: 10s}
+"""
+V1 = "[ -f /data/schema ] || { echo schema=1 > /data/schema; echo row1 > /data/rows; }; exec sleep 3600"
+V2 = "echo schema=2 > /data/schema; echo migrated >> /data/rows; exec sleep 3600"
+
+
+def test_a_failed_release_puts_the_btrfs_volume_back_as_it_was(stack):
+    def write(version: str) -> None:
+        script, health = (V1, "grep -q schema=1 /data/schema") if version == "1" else (V2, "false")
+        stack.write(RELEASE.replace("@ROOT@", ROOT).replace("@SCRIPT@", script).replace("@HEALTH@", health)
+                    .replace("@V@", version))
+
+    volume, db = f"{stack.name}_data", f"{stack.name}-db-1"
+    driver = installed_driver(Kind.VOLUME, "btrfs", DriverContext(stack=stack.name))
+    try:
+        write("1")
+        assert stack.apply().code == 0
+        write("2")
+        failed = stack.apply()
+        assert failed.code != 0 and f"data restored: {volume} from snapshot" in failed.out + failed.err, failed.out
+        assert stack.exec(db, "cat", "/data/schema").strip() == "schema=1"
+        assert stack.exec(db, "cat", "/data/rows").split() == ["row1"]
+        taken = driver.list_snapshots(volume)
+        assert len(taken) == 1 and os.lstat(POOL.snapshot(volume, taken[0].id)).st_ino == 256
+    finally:
+        stack.cli("destroy", "--prune-volumes")
+        for snapshot in driver.list_snapshots(volume):
+            driver.delete_snapshot(snapshot)
+    assert not os.path.exists(POOL.volume(volume)) and not os.path.exists(POOL.snapshot_dir(volume))
