@@ -51,8 +51,9 @@ from typing import Callable
 import docker
 
 from reconciler.drivers import DriverContext
-from reconciler.model import Kind, VolumeSpec
-from reconciler.testing import installed_driver
+from reconciler.labels import object_labels
+from reconciler.model import Kind, LiveObject, VolumeSpec
+from reconciler.testing import installed_driver, with_hash
 from reconciler_docker.volumes import DockerVolumeDriver
 from reconciler_docker.volumesnap import HELPER_IMAGE_ENV
 
@@ -95,7 +96,7 @@ class SnapshotBench:
         self.run_id = secrets.token_hex(4)
         self.context = DriverContext(stack=f"bsnap-{self.run_id}", state_dir=tmp / "state")
         self.local = DockerVolumeDriver(self.context)
-        self.volumes: list[str] = []
+        self.volumes: list[tuple[object, str]] = []  # (driver, volume name)
 
     def run_in(self, volume: str, script: str, *, read_only: bool = False) -> str:
         """``sh -c script`` in the base image with ``volume`` at /v; its output (it must succeed)."""
@@ -114,10 +115,10 @@ class SnapshotBench:
             self.api.remove_container(made, force=True)
 
     def volume(self, driver, name: str, spec_driver: str, options: tuple = ()) -> str:
-        """A new volume made by ``driver``, remembered for clean-up."""
-        spec = VolumeSpec(key="data", name=name, driver=spec_driver, options=options)
-        driver.create(spec, {LABEL: self.run_id})
-        self.volumes.append(name)
+        """A new volume made by ``driver`` with the core's labels (a driver deletes only its stack's), kept for clean-up."""
+        spec = with_hash(VolumeSpec(key="data", name=name, driver=spec_driver, options=options))
+        driver.create(spec, {**object_labels(self.context.stack, Kind.VOLUME, spec), LABEL: self.run_id})
+        self.volumes.append((driver, name))
         return name
 
     def driver_rows(self, label: str, driver, volume: str, mib: int) -> dict[str, float]:
@@ -171,13 +172,12 @@ class SnapshotBench:
     def cleanup(self) -> None:
         for container in self.api.containers(all=True, filters={"label": f"{LABEL}={self.run_id}"}):
             self.api.remove_container(container["Id"], force=True)
-        for volume in self.volumes:
+        for driver, volume in self.volumes:
             for container in self.api.containers(all=True, filters={"volume": volume}):
                 self.api.remove_container(container["Id"], force=True)  # a helper left by an error
-            try:
-                self.api.remove_volume(volume, force=True)
-            except docker.errors.NotFound:
-                pass
+            for taken in driver.list_snapshots(volume):
+                driver.delete_snapshot(taken)
+            driver.delete(LiveObject(Kind.VOLUME, volume, volume))  # btrfs: its subvolume too
 
 
 def shell(command: str) -> float:
