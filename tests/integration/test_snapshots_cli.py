@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
@@ -74,8 +73,7 @@ def test_list_restore_and_delete_a_real_volumes_snapshots(stack):
     assert refused.code == 1 and "--yes" in refused.err
     assert stack.exec(db, "cat", "/data/schema").strip() == "2"
 
-    before_db, before_web = _started(stack, db), _started(stack, web)
-    time.sleep(1.1)  # StartedAt has a second's resolution worth telling apart
+    before_db, before_web = _started(stack, db), _started(stack, web)  # StartedAt: to the nanosecond
     restored = stack.cli("snapshots", "restore", stack.name, "data", taken.id, "--yes", spec=False)
     assert restored.code == 0, restored.err
     assert f"data restored: {volume} from snapshot {taken.id}" in restored.out and "discarded" in restored.out
@@ -87,16 +85,7 @@ def test_list_restore_and_delete_a_real_volumes_snapshots(stack):
     assert after_db[0] == before_db[0] and after_db[1] != before_db[1]  # the same container, started again
     assert _started(stack, web) == before_web  # not mounting it: untouched, same uptime
 
-    foreign = stack.name + "x_foreign"
-    stack.engine.create_volume(foreign)
-    try:
-        other = stack.cli("snapshots", "restore", stack.name, foreign, "--yes", spec=False)
-        assert other.code == 1 and f"volume {foreign} is not a volume stack {stack.name} owns" in other.err
-    finally:
-        stack.engine.remove_volume(foreign)
-
-    unknown = stack.cli("snapshots", "delete", stack.name, "data", "nope", spec=False)
-    assert unknown.code == 1 and "no snapshot nope" in unknown.err and taken.id in unknown.err
+    # A volume the stack does not own, and an id the volume does not have, are refused: tests/unit (the memory engine).
     deleted = stack.cli("snapshots", "delete", stack.name, "data", taken.id, loose.id, spec=False)
     assert deleted.code == 0, deleted.err
     assert stack.cli("snapshots", "list", "--output", "json").json() == []
