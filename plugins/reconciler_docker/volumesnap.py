@@ -291,9 +291,10 @@ def tar_index(chunks: Iterable[bytes], *, seen: Callable[[bytes], None] | None =
     reader = _Chunks(chunks, seen)
     index: Index = {}
     with tarfile.open(fileobj=reader, mode="r|") as tar:
-        for member in tar:
+        while (member := tar.next()) is not None:
             if member.isreg():
                 index[member.name.partition("/")[2]] = (member.size, int(member.mtime))
+            tar.members.clear()  # a stream's headers need not be kept: a million files stay small
     while reader.read(CHUNK):  # the tar's end blocks, so ``seen`` has the whole stream
         pass
     return index
