@@ -164,8 +164,11 @@ class BtrfsVolumeDriver(StorageDriver):
             if missing_ok:
                 return Pool(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None
             raise PermanentError(f"no volume {volume} on the engine")
-        pool = pool_of((found.get("Options") or {}).get("device", ""), volume)
-        if (found.get("Labels") or {}).get(DRIVER) != NAME or pool is None:
+        # What the volume is bound to says where its subvolume is; whoever labelled it (the core, a bench, a
+        # test) does not matter here: only delete, which destroys data, asks the labels.
+        options = found.get("Options") or {}
+        pool = pool_of(options.get("device", ""), volume)
+        if found.get("Driver") != "local" or options.get("o") != "bind" or pool is None:
             raise PermanentError(f"volume {volume} is not a btrfs volume (not bound to ROOT/volumes/{volume})")
         return pool
 

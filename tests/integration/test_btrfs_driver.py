@@ -295,3 +295,13 @@ def test_a_failed_release_puts_the_btrfs_volume_back_as_it_was(stack):
         for snapshot in driver.list_snapshots(volume):
             driver.delete_snapshot(snapshot)
     assert not os.path.exists(POOL.volume(volume)) and not os.path.exists(POOL.snapshot_dir(volume))
+
+
+def test_a_volume_not_bound_to_a_pool_takes_no_btrfs_snapshot(btrfs, unique_name):
+    api = docker.from_env(version="auto").api
+    api.create_volume(unique_name, driver="local")
+    try:
+        with pytest.raises(PermanentError, match="not a btrfs volume"):
+            btrfs.snapshot(unique_name)
+    finally:
+        api.remove_volume(unique_name, force=True)
