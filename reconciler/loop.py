@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 #: Seconds after a pass during which an event that echoes its own changes still wakes nothing (the engine
 #: reports a change a moment after it answered the request that made it).
 ECHO_GRACE = 2.0
-#: Seconds after its sweep's tick past which a resync pass lists its own objects, not the sweep's lists.
-SWEEP_LATE = 5.0
+#: How late after its sweep's tick a resync pass still takes the sweep's lists, as a share of ``resync``; later
+#: (the workers were busy that long), it lists its own objects with a filter.
+SWEEP_SHARE = 0.5
 
 
 class Trigger(enum.StrEnum):
@@ -348,9 +349,16 @@ class StackLoop:
 
     def _shared_from(self) -> float | None:
         """The moment a resync pass's lists may come from: its sweep's tick (the lists the sweep's other passes
-        read), never before its own last pass ended; None when it comes late to the sweep (the workers were
-        busy, a cold start): it lists its own objects then, as any other pass."""
-        if self._sweep is None or time.monotonic() - self._sweep >= SWEEP_LATE:
+        read), never before its own last pass ended; None when it comes more than ``SWEEP_SHARE`` of a resync
+        after the tick: it lists its own objects then, as any other pass.
+
+        A pass that comes seconds late still takes the tick's lists: whatever changed since then with an event
+        has triggered a pass of its own, which lists afresh after this one (an event that came first made this
+        pass an engine pass, not a resync), and what changed without one is what the next resync is for. At a
+        thousand stacks a sweep takes longer than a few seconds, and a pass listing its own objects costs ten
+        times the CPU of one picking them out of the sweep's lists.
+        """
+        if self._sweep is None or time.monotonic() - self._sweep >= SWEEP_SHARE * self.options.resync:
             return None
         return max(self._sweep, self._pass_ended)
 

@@ -249,3 +249,25 @@ def test_sources_on_one_repository_share_one_checkout_and_one_fetch_a_round(repo
     finally:
         stop.set()
         runner.join(timeout=10)
+
+
+def test_an_unchanged_branch_costs_one_git_process_a_poll_and_an_annotated_tag_is_peeled(repo, tmp_path, monkeypatch):
+    from reconciler.daemon import sources
+
+    first = repo.commit({"app/stack.yaml": SPEC.format(name="a", version=1)})
+    calls = []
+    real = sources.run_git
+    monkeypatch.setattr(sources, "run_git", lambda args, env: calls.append(args[2]) or real(args, env))
+    branch = checkout_for(Source("b", git=GitSource(url=f"file://{repo.remote}"), paths=("app",)), tmp_path / "b")
+    assert branch.refresh() and branch.revision == first
+    calls.clear()
+    assert not branch.refresh()
+    assert calls == ["fetch"]  # FETCH_HEAD names the commit: no rev-parse
+    second = repo.commit({"app/stack.yaml": SPEC.format(name="a", version=2)})
+    assert branch.refresh() and branch.revision == second
+
+    _git(repo.work, "tag", "-a", "v1", "-m", "release")
+    _git(repo.work, "push", "--quiet", "origin", "v1")
+    tag = checkout_for(Source("t", git=GitSource(url=f"file://{repo.remote}", ref="v1"), paths=("app",)), tmp_path / "t")
+    assert tag.refresh() and tag.revision == second  # the commit, not the tag object
+    assert not tag.refresh()

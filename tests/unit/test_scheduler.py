@@ -219,3 +219,20 @@ def test_busy_never_exceeds_the_workers(workers):
         assert max(peak) <= workers
     finally:
         _end(stop, thread)
+
+
+def test_a_resync_pass_late_to_its_sweep_still_shares_its_lists_until_half_a_resync(memory_engine):
+    """A sweep of a thousand stacks takes longer than a few seconds: a pass that lists its own objects costs ten
+    times the CPU of one picking them out of the sweep's lists, so lateness alone does not make it list its own."""
+    loop = StackLoop(make_reconciler(memory_engine), lambda: None, options=LoopOptions(resync=60))
+    now = time.monotonic()
+    loop._pass_ended = now - 100
+    loop._sweep = now - 20  # the workers were busy for 20 s
+    assert loop._shared_from() == loop._sweep
+    loop._sweep = now - 31  # past half a resync: it lists its own
+    assert loop._shared_from() is None
+    loop._sweep = now - 1
+    loop._pass_ended = now - 0.5  # its own last pass ended after the tick: never a list older than that
+    assert loop._shared_from() == loop._pass_ended
+    loop._sweep = None  # not a resync
+    assert loop._shared_from() is None
