@@ -16,8 +16,11 @@ of one path), on the engine this process talks to (``$DOCKER_HOST``):
    stack converged and the engine runs N containers of them, and ``x floor`` its ratio to the floor;
 3. after convergence: **passes** (``reconciler_syncs_total``, every result), then **idle CPU** over
    ``--idle`` seconds (% of one core), then **RSS**, **threads**, **fds** (/proc);
-4. **drift**: ``docker rm -f`` of a random stack container, until a container of that name runs again,
-   ``--drift-trials`` times (p50/p99), and ``--burst`` containers at once (the median of 3 trials);
+4. **drift**: ``docker rm -f`` of a random stack container, until the engine's ``start`` event of a new
+   container of that name, ``--drift-trials`` times (p50/p99), and ``--burst`` containers at once (the
+   median of 3 trials); **drift floor**: the same repair by hand in the same engine state (``docker rm -f``
+   of a container like a stack's on a network of its own, then create and start it again, until its
+   ``start`` event), as many times (``reconciler.testing.scaledrift``);
 5. **commit**: one stack's env changed in a new commit and pushed (git sources poll every second), until
    its container was replaced, with how many of the other stacks' containers changed id (0 expected);
 6. **/api/stacks** p50/p99 over ``--api-calls`` calls (every page, if it paginates);
@@ -48,10 +51,10 @@ from pathlib import Path
 
 from bench_apply import BenchError, exit_with, log
 
-from reconciler.testing import scale
+from reconciler.testing import scale, scaledrift
 
 COLUMNS = ("N", "sources", "cold s", "x floor", "floor s", "passes", "RSS MiB", "threads", "fds", "idle CPU %",
-           "state db KiB", "drift p50/p99 s", "burst s", "commit s", "others changed", "/api/stacks p50/p99 ms",
+           "state db KiB", "drift p50/p99 s", "drift floor p50/p99 s", "burst s", "commit s", "others changed", "/api/stacks p50/p99 ms",
            "SIGTERM s")
 
 
@@ -106,8 +109,9 @@ class ScaleBench:
         idle = scale.idle_cpu(daemon.pid, args.idle)
         proc = scale.sample(daemon.pid)
         log(f"N={n} {sources}: drift")
-        drift = scale.drift_trials(daemon, args.drift_trials)
-        burst = statistics.median(scale.drift_trials(daemon, 3, at_once=args.burst).seconds)
+        drift = scaledrift.drift_trials(daemon, args.drift_trials)
+        burst = statistics.median(scaledrift.drift_trials(daemon, 3, at_once=args.burst).seconds)
+        drift_floor = scaledrift.drift_floor(args.drift_trials)
         commit = scale.commit_one(self.setup, daemon)
         api = scale.api_latency(daemon, args.api_calls)
         self._stop_profile()
@@ -115,7 +119,7 @@ class ScaleBench:
         self.daemon, db = None, self.setup.state_db_bytes()  # once closed: its journal checkpointed
         row = (n, sources, f"{cold:.1f}", f"{cold / floor:.2f}", f"{floor:.1f}", passes, f"{proc.rss_mib:.0f}",
                proc.threads, proc.fds, f"{idle:.1f}", f"{db / 1024:.0f}",
-               f"{drift.p50:.2f}/{drift.p99:.2f}", f"{burst:.2f}", f"{commit.seconds:.2f}", commit.others_changed,
+               f"{drift.p50:.2f}/{drift.p99:.2f}", f"{drift_floor.p50:.2f}/{drift_floor.p99:.2f}", f"{burst:.2f}", f"{commit.seconds:.2f}", commit.others_changed,
                f"{1000 * api.p50:.1f}/{1000 * api.p99:.1f}", f"{stop:.1f}")
         return dict(zip(COLUMNS, map(str, row)))
 

@@ -289,7 +289,7 @@ class Daemon:
         """Fetch ``source`` (true when its revision moved), and release the holds of its stacks it moved past."""
         moved = self._fetch(source, since)
         holds = self.reconciler.state.holds()
-        for worker in self._of(source):
+        for worker in self._of(source) if holds else ():  # a round every second: nothing per stack without holds
             if worker.stack in holds and _moved_past(worker.checkout, holds[worker.stack][1]):
                 self.reconciler.state.release(worker.stack)  # a newer commit: that is what the source wants now
         return moved
@@ -417,7 +417,7 @@ class Daemon:
                 if self.on_record is not None:
                     self.on_record(now, self.reconciler.state.holds(), read_at=read_at)
                 changed = set() if seen is None else {s for s in set(now) | set(seen) if now.get(s) != seen.get(s)}
-                for worker in self.workers:
+                for worker in self.workers if changed else ():  # each second: nothing per stack when nothing changed
                     # A pass already run as the record says now (the API's own) needs no other.
                     ran_suspended = worker.last is not None and worker.last.suspended is not None
                     if worker.stack in changed and ran_suspended != (worker.stack in now):

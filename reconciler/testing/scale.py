@@ -29,7 +29,7 @@ from reconciler.labels import STACK as STACK_LABEL
 
 __all__ = [
     "DEFAULT_IMAGE", "FLOOR_LABEL", "CommitResult", "DaemonProcess", "Percentiles", "ProcSample", "ScaleSetup",
-    "api_latency", "cleanup", "commit_one", "drift_trials", "engine", "floor_run", "idle_cpu", "make_stacks",
+    "api_latency", "cleanup", "commit_one", "engine", "floor_run", "idle_cpu", "make_stacks",
     "passes", "running", "sample", "stack_summaries", "start_daemon", "wait_converged",
 ]
 
@@ -350,7 +350,7 @@ def remove_floor(client, run: str) -> None:
         list(pool.map(lambda net: client.remove_network(net["Id"]), client.networks(filters=selector)))
 
 
-# -- drift, a commit, the API ----------------------------------------------------------------------
+# -- timings, a commit, the API (drift: ``reconciler.testing.scaledrift``) ----------------------------
 
 @dataclass(frozen=True)
 class Percentiles:
@@ -365,27 +365,6 @@ class Percentiles:
 
     p50 = property(lambda self: self.at(0.5))
     p99 = property(lambda self: self.at(0.99))
-
-
-def drift_trials(daemon: DaemonProcess, trials: int, *, at_once: int = 1, timeout: float = 120) -> Percentiles:
-    """``trials`` times: ``docker rm -f`` of ``at_once`` random stack containers, then the seconds until a
-    container of each of those names runs again (a new one: the engine polled every 50 ms)."""
-    client, names, found = engine(), daemon.setup.names, []
-    for _ in range(trials):
-        before = running(client, names)
-        victims = random.sample(sorted(before), min(at_once, len(before)))
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, len(victims))) as pool:
-            list(pool.map(lambda name: client.remove_container(before[name], force=True), victims))
-        while True:
-            now = running(client, names)
-            if all(now.get(name) not in (None, before[name]) for name in victims):
-                break
-            if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{victims} not back within {timeout:.0f} s\n{daemon.log_tail()}")
-            time.sleep(0.05)
-        found.append(time.monotonic() - started)
-    return Percentiles(tuple(found))
 
 
 @dataclass(frozen=True)

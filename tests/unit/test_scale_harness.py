@@ -64,3 +64,35 @@ def test_passes_sums_every_result() -> None:
             'reconciler_syncs_total{stack="b",result="failed"} 1.0\n')
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert scale.passes(families) == 3 and scale.passes({}) == 0
+
+
+def test_a_repair_ends_at_the_start_event_of_another_container_of_the_victims_name():
+    import threading
+    import time as clock
+
+    from reconciler.testing import scaledrift
+
+    release = threading.Event()
+
+    class Stream:
+        def __iter__(self):
+            release.wait(5)
+            for cid, name in (("old", "web"), ("other", "db"), ("new", "web")):
+                yield {"id": cid, "Actor": {"Attributes": {"name": name}}}
+
+        def close(self):
+            release.set()
+
+    class Client:
+        def events(self, **kwargs):
+            assert kwargs["filters"] == {"type": "container", "event": "start"}
+            return Stream()
+
+    starts = scaledrift._Starts(Client())
+    before = clock.monotonic()
+    release.set()
+    at = starts.wait("web", "old", before, timeout=5)  # the victim's own start (an echo) does not count
+    assert at >= before
+    with pytest.raises(TimeoutError):
+        starts.wait("db", "other", before, timeout=0.2)  # only its own id started: not back
+    starts.close()
