@@ -22,7 +22,9 @@ import urllib.request
 import pytest
 
 from reconciler.state import StateStore, engine_key
+from reconciler_docker.volumesnap import HELPER_VOLUME
 
+from ..waiting import wait_until
 from .conftest import BASE_IMAGE
 
 HELPER = {"RECONCILER_HELPER_IMAGE": BASE_IMAGE}
@@ -43,8 +45,8 @@ containers:
     healthcheck: {test: ["CMD-SHELL", "@HEALTH@"], interval: 500ms, retries: 1}
     update: {order: stop-first, snapshot: [data], timeout: 10s}
 """
-V1 = ("[ -f /data/schema ] || { echo schema=1 > /data/schema; printf 'row1\\nrow2\\n' > /data/rows; @EXTRA@ }; "
-      "exec sleep 3600")
+V1 = ("[ -f /data/schema ] || { @EXTRA@ printf 'row1\\nrow2\\n' > /data/rows; echo schema=1 > /data/schema; }; "
+      "exec sleep 3600")  # the schema last: healthy once everything is written
 V2 = "echo schema=2 > /data/schema; echo migrated >> /data/rows; rm -f /data/blob; exec sleep 3600"
 HEALTHY, NEVER = "grep -q schema=1 /data/schema", "false"
 
@@ -56,6 +58,12 @@ def _database(stack, version: str, *, extra: str = ":;") -> None:
 
 def _db(stack) -> str:
     return f"{stack.name}-db-1"
+
+
+def _healthy(stack) -> None:
+    """Wait for the database to have written its data (its healthcheck says so): a create waits for nothing."""
+    wait_until(lambda: stack.engine.inspect_container(_db(stack))["State"].get("Health", {}).get("Status")
+               == "healthy", timeout=60)
 
 
 def _read(stack, path: str) -> str:
@@ -71,6 +79,7 @@ def test_a_failed_release_restores_its_data_and_no_restore_keeps_it(stack):
     _database(stack, "1")
     first = stack.apply(env=HELPER)
     assert first.code == 0, first.out + first.err
+    _healthy(stack)
     old_id = stack.containers()[_db(stack)]["Id"]
     stack.exec(_db(stack), "sh", "-c", "echo row3 >> /data/rows")  # written before the release
     _database(stack, "2")
@@ -117,7 +126,9 @@ def test_a_start_first_release_pauses_for_its_snapshot_and_requests_wait_not_fai
     assert stack.apply(env=HELPER).code == 0
     web = f"{stack.name}-web-1"
     port = stack.engine.port(web, 8080)[0]["HostPort"]
+    old, begun_at = stack.containers()[web]["Id"], time.time()
     latencies, failures, stop = [], [], threading.Event()
+    begun = time.monotonic()
 
     def client() -> None:
         while not stop.is_set():
@@ -127,30 +138,29 @@ def test_a_start_first_release_pauses_for_its_snapshot_and_requests_wait_not_fai
                     assert answer.read().strip() == b"ok"
                 latencies.append(time.monotonic() - started)
             except Exception as exc:  # counted: the test asserts there are none
-                failures.append(repr(exc))
+                failures.append(f"{time.monotonic() - begun:.2f}s after the apply began: {exc!r}")
             time.sleep(0.01)
 
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
     time.sleep(0.3)
     stack.write(WEB.replace("@V@", "2"))
+    begun = time.monotonic()
     apply = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", str(stack.dir / "stack.yaml")],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=stack.dir,
                              env={**os.environ, **HELPER})
-    # The snapshot is taken with the old container paused, before it is renamed aside: once it is aside,
-    # the pause is over, and the client has been asking the old container all along.
-    deadline = time.monotonic() + 60
-    while not any(name.startswith(f"{web}-old-") for name in stack.containers()) and apply.poll() is None:
-        assert time.monotonic() < deadline, "the old container was never set aside"
-        time.sleep(0.05)
-    time.sleep(0.2)
+    # The client asks the old container until it is unpaused: long before its successor is ready and it is
+    # drained (taken out of its networks, which ends what a client still asks of it).
+    for _ in stack.engine.events(since=int(begun_at) - 1, until=int(time.time()) + 60, decode=True,
+                                 filters={"container": old, "event": "unpause"}):
+        break
     stop.set()
     thread.join(30)
     out, _ = apply.communicate(timeout=60)
     assert apply.returncode == 0, out
     paused = re.search(r"paused (\d+\.\d+)s for the snapshot", out)
     assert paused, out
-    assert failures == [], failures
+    assert failures == [], (failures, out)
     assert len(latencies) > 10
     pause = float(paused.group(1))
     delayed = [t for t in latencies if t >= pause / 2]
@@ -160,9 +170,10 @@ def test_a_start_first_release_pauses_for_its_snapshot_and_requests_wait_not_fai
 
 
 def test_a_restore_killed_midway_is_finished_by_the_next_apply(stack):
-    blob = "head -c 67108864 /dev/urandom > /data/blob;"  # 64 MiB that do not compress: the restore takes a moment
+    blob = "head -c 16777216 /dev/urandom > /data/blob;"  # 16 MiB that do not compress: the restore takes a moment
     _database(stack, "1", extra=blob)
     assert stack.apply(env=HELPER).code == 0
+    _healthy(stack)
     before = stack.exec(_db(stack), "sh", "-c", "cd /data && md5sum schema rows blob")
     _database(stack, "2")
     apply = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", str(stack.dir / "stack.yaml")],
@@ -170,8 +181,12 @@ def test_a_restore_killed_midway_is_finished_by_the_next_apply(stack):
                              env={**os.environ, **HELPER})
     store, book = _book(stack)
     with store:
+        # Killed once the restore's helper (the one that empties the volume, then takes the archive) exists:
+        # the snapshot was verified, the volume is being replaced.
+        restoring = {"label": [f"{HELPER_VOLUME}={stack.name}_data"]}
         deadline = time.monotonic() + 60
-        while not book.restoring():
+        while not (book.restoring() and any(c["Command"].startswith("find ")
+                                            for c in stack.engine.containers(all=True, filters=restoring))):
             assert apply.poll() is None, apply.communicate()[0]
             assert time.monotonic() < deadline, "the release never started its restore"
             time.sleep(0.02)
