@@ -12,6 +12,7 @@ from pathlib import Path
 from ..addresses import AddressPool, PoolError, pool_from_mapping
 from ..errors import SpecError
 from ..model import Target
+from ..report import ApplyOptions
 from ..spec.fleet import make_target, tls_findings
 from ..spec.locations import problem_at
 from ..spec.validate import schema_findings
@@ -120,6 +121,11 @@ class DaemonConfig:
     #: A failed release restores the volumes it snapshotted (``update.snapshot``); ``reconcile daemon --no-restore``
     #: turns it off for every stack (the data stays as the new container left it).
     restore: bool = True
+
+    @property
+    def apply_options(self) -> ApplyOptions:
+        """How every stack's passes apply (``restore``)."""
+        return ApplyOptions(restore=self.restore)
 
 
 def default_state_dir() -> str:

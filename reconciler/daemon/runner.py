@@ -37,7 +37,6 @@ from ..following import unexpected
 from ..loop import LoopOptions, Pass, StackLoop, Trigger
 from ..model import DesiredState, EngineEvent, Kind
 from ..reconcile import ApplyRequest, Reconciler
-from ..report import ApplyOptions
 from ..retry import RetryPolicy
 from ..scheduler import Scheduler
 from ..spec import load_desired
@@ -126,8 +125,7 @@ class Daemon:
 
     def _loop(self, worker: StackWorker) -> StackLoop:
         request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty,
-                               adopt_compose=worker.source.adopt_compose,
-                               options=ApplyOptions(restore=self.config.restore))
+                               adopt_compose=worker.source.adopt_compose, options=self.config.apply_options)
         loop = StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
                          on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
         loop.on_load = lambda desired: self._loaded(worker, desired)

@@ -324,3 +324,13 @@ def test_destroy_with_prune_volumes_keeps_the_snapshots(tmp_path):
     assert report.ok and row.volume not in engine.volumes
     assert _book(reconciler).snapshots() == [row]
     assert [taken.id for taken, _ in engine.snapshots[row.volume]] == [row.snapshot.id]
+
+
+def test_the_daemons_passes_restore_unless_told_not_to():
+    import dataclasses
+
+    from reconciler.daemon.config import DaemonConfig
+
+    config = DaemonConfig(sources=(), state_dir="/nonexistent")
+    assert config.apply_options.restore is True
+    assert dataclasses.replace(config, restore=False).apply_options.restore is False
