@@ -38,6 +38,7 @@ also on an error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import secrets
 import statistics
@@ -60,7 +61,10 @@ from reconciler_docker.volumesnap import HELPER_IMAGE_ENV
 IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 LABEL = "io.reconciler-bench.snapshots"
 BTRFS_ROOT_ENV = "RECONCILER_BTRFS_ROOT"
-SURVEY = "cd /v && find . -type f -exec md5sum {} + | sort && find . -exec stat -c '%n|%F|%s|%a|%u|%g' {} + | sort"
+#: Each file's checksum, and every entry's type, size, mode and owner (a folder's size is the filesystem's, not content).
+SURVEY = ("cd /v && find . -type f -exec md5sum {} + | sort && "
+          "find . ! -type d -exec stat -c '%n|%F|%s|%a|%u|%g' {} + | sort && "
+          "find . -type d -exec stat -c '%n|%a|%u|%g' {} + | sort")
 CHANGE = ("cd /v && i=0; for f in small/*; do [ $((i % 10)) -eq 0 ] && rm -f \"$f\"; i=$((i + 1)); done; "
           "dd if=/dev/urandom of=big/random bs=1048576 count=1 conv=notrunc 2>/dev/null")
 
@@ -135,8 +139,7 @@ class SnapshotBench:
             started = time.monotonic()
             driver.restore(volume, taken)
             restores.append(time.monotonic() - started)
-            if self.run_in(volume, SURVEY, read_only=True) != before:
-                raise RuntimeError(f"{label}: the restored volume differs from the snapshot's")
+            differs(before, self.run_in(volume, SURVEY, read_only=True), label)
             driver.delete_snapshot(taken)
         log(f"{label} {mib} MiB: snapshot {snaps}, restore {restores}")
         return {"snapshot": statistics.median(snaps), "restore": statistics.median(restores), "size": size}
@@ -151,8 +154,7 @@ class SnapshotBench:
             snaps.append(shell(f"tar -C {folder} -c . | zstd -q -f -o {archive}"))
             self.run_in(volume, CHANGE)
             restores.append(shell(f"find {folder} -mindepth 1 -delete && zstd -dc {archive} | tar -C {folder} -x"))
-            if self.run_in(volume, SURVEY, read_only=True) != before:
-                raise RuntimeError("host tar: the restored volume differs from the archive's")
+            differs(before, self.run_in(volume, SURVEY, read_only=True), "host tar")
         log(f"host tar {mib} MiB: snapshot {snaps}, restore {restores}")
         return {"snapshot": statistics.median(snaps), "restore": statistics.median(restores),
                 "size": archive.stat().st_size}
@@ -178,6 +180,13 @@ class SnapshotBench:
             for taken in driver.list_snapshots(volume):
                 driver.delete_snapshot(taken)
             driver.delete(LiveObject(Kind.VOLUME, volume, volume))  # btrfs: its subvolume too
+
+
+def differs(before: str, after: str, label: str) -> None:
+    """Fail, showing the first differences, when a restored volume's survey is not what it was."""
+    if after != before:
+        diff = list(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))[2:12]
+        raise RuntimeError(f"{label}: the restored volume differs:\n" + "\n".join(diff))
 
 
 def shell(command: str) -> float:

@@ -134,8 +134,11 @@ echo secret > .hidden && chmod 600 .hidden && chown 1000:1001 .hidden
 chown -R 999:999 small/b && chmod 750 small/b
 ln -s big/random link
 """
-#: What "byte for byte" means here: each file's checksum, and every entry's type, size, mode, owner.
-SURVEY = "cd /v && find . -type f -exec md5sum {} + | sort && find . -exec stat -c '%n|%F|%s|%a|%u|%g' {} + | sort"
+#: What "byte for byte" means here: each file's checksum, and every entry's type, size (a folder's is the
+#: filesystem's own), mode, owner.
+SURVEY = ("cd /v && find . -type f -exec md5sum {} + | sort && "
+          "find . ! -type d -exec stat -c '%n|%F|%s|%a|%u|%g' {} + | sort && "
+          "find . -type d -exec stat -c '%n|%a|%u|%g' {} + | sort")
 
 
 def test_a_100_mib_volume_of_mixed_files_round_trips_byte_for_byte(engine, driver, volume, context):
