@@ -151,6 +151,21 @@ def test_list_with_a_server_needs_the_stack_and_restore_runs_here(tmp_path, caps
     assert "name the stack" in capsys.readouterr().err
 
 
+def test_list_with_a_server_prints_what_the_daemon_answers(monkeypatch, capsys):
+    from reconciler.cli import main
+    from reconciler.client import DaemonClient
+
+    data = snapshots_data([_row("shop_db", NOW, sid="s1"), _row("shop_files", NOW, sid="s2")])
+    asked = []
+    monkeypatch.setattr(DaemonClient, "snapshots", lambda self, name: asked.append((self.url, name)) or data)
+    monkeypatch.setenv("RECONCILER_TOKEN", "t" * 24)
+    assert main(["snapshots", "list", "shop", "shop_files", "--server", "http://d:1", "--output", "json"]) == 0
+    assert asked == [("http://d:1", "shop")] and [s["id"] for s in json.loads(capsys.readouterr().out)] == ["s2"]
+    assert main(["snapshots", "list", "shop", "--server", "http://d:1", "--server", "http://e:2"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("SNAPSHOT") == 2 and "http://e:2:" in text and "s1" in text and "s2" in text
+
+
 # -- on the in-memory engine ------------------------------------------------------------------------------------
 
 SPEC = """
