@@ -148,7 +148,7 @@ class _Runner:
 
     def _object_down(self, change: Change, *, state: str = "running") -> None:
         if change.kind is Kind.CONTAINER and change.action is Action.REPLACE and change.rollout is None:
-            self._snapshot_first(change)  # a container not running, replaced directly: nothing writes its volumes
+            self._snapshot_replaced(change)
         # The plan knows the object by name and id; "running" makes a container
         # stop gracefully first, which is harmless if it already stopped.
         live = LiveObject(kind=change.kind, name=change.name, id=change.live_id or change.name,
@@ -213,6 +213,23 @@ class _Runner:
         data = self._release_data(change)
         if data is not None and not data.taken:
             data.snapshot_first(data.take)
+
+    def _snapshot_replaced(self, change: Change) -> None:
+        """Before a container replaced directly (not running, or its network or volume recreated) is removed:
+        snapshot its volumes, once nothing writes them (one running or restarting is stopped first, and started
+        again if the snapshot fails: the change fails with it as it was)."""
+        data, runtime = self._release_data(change), self._driver(change, removing=True)
+        if data is None or data.taken:
+            return
+        writing = change.live_state not in ("exited", "dead", "created") and change.live_id
+        if writing and isinstance(runtime, RuntimeDriver) and runtime.rolls:
+            runtime.stop(change.live_id)
+        try:
+            self._snapshot_first(change)
+        except ReconcilerError:
+            if writing and isinstance(runtime, RuntimeDriver) and runtime.rolls:
+                runtime.start(change.name)
+            raise
 
     def _released(self, change: Change, *, ok: bool) -> None:
         """Say what a release did with its snapshots; after a good one, prune them to their retention."""

@@ -334,3 +334,28 @@ def test_the_daemons_passes_restore_unless_told_not_to():
     config = DaemonConfig(sources=(), state_dir="/nonexistent")
     assert config.apply_options.restore is True
     assert dataclasses.replace(config, restore=False).apply_options.restore is False
+
+
+def _direct(plan):
+    """The plan with its container replaced directly while it runs (as when its network is recreated)."""
+    import dataclasses
+
+    changes = tuple(dataclasses.replace(c, rollout=None, live_state="") if c.kind is Kind.CONTAINER else c
+                    for c in plan.changes)
+    return dataclasses.replace(plan, changes=changes)
+
+
+def test_a_running_container_replaced_directly_is_stopped_before_its_snapshot():
+    engine, desired, plan = _setup()
+    report, _ = _apply(engine, desired, _direct(plan), fail=False)
+    assert report.ok, report.outcomes[-1].error
+    verbs = [c[0] for c in engine.calls if c[0] in ("stop", "snapshot", "delete", "create", "start")]
+    assert verbs == ["stop", "snapshot", "delete", "create", "start"]
+
+
+def test_a_failed_snapshot_of_a_container_replaced_directly_starts_it_again():
+    engine, desired, plan = _setup()
+    engine.fail(("snapshot", VOLUME), PermanentError("no space left on device"), times=None)
+    report, _ = _apply(engine, desired, _direct(plan), fail=False)
+    assert "nothing was replaced" in report.outcomes[-1].error
+    assert engine.containers[NAME].id == "old-id" and engine.containers[NAME].state == "running"
