@@ -6,13 +6,22 @@
 # unmounts the btrfs again if this script started them. The fleet
 # tests start three extra engines of their own (scripts/engines.sh, as root) and stop them.
 #
-#   scripts/test.sh [PYTEST ARGS]           everything (CI runs exactly this): tests/unit beside
-#                                           tests/integration, two pytest runs at once (paths given: one run)
+#   scripts/test.sh [PYTEST ARGS]           everything (CI runs exactly this): three pytest runs at once,
+#                                           tests/unit, the integration modules on engines of their own
+#                                           (ENGINES_LANE) and the rest of tests/integration (paths given: one run)
 #   scripts/test.sh --unit [PYTEST ARGS]    the edit-test loop: tests/unit only (or the paths given),
 #                                           which need no engine; none is started, stopped or restarted
 # Other arguments go to pytest unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The integration modules whose tests run on engines of their own (scripts/engines.sh: the fleet's three, the
+# swarms'), each set with its own state folder, address prefix and bridge: they run in a pytest of their own
+# beside the rest, which is mostly waiting on engines too. They still use the default engine a little (fixtures,
+# cleanups, the base image engines.sh loads from it), so the tests that restart it (marked restarts_engine) wait
+# for this lane to end. A module that restarts the default engine, or needs the machine quiet, stays out of it.
+ENGINES_LANE=(tests/integration/test_fleet.py tests/integration/test_swarm.py
+              tests/integration/test_swarm_failover.py tests/integration/test_swarm_rollout.py)
 
 python=$(bash scripts/venv.sh test)
 if [ "${1:-}" = "--unit" ]; then
@@ -32,7 +41,7 @@ unit=""
 if [ "$given_paths" = 0 ]; then
   # The whole suite: tests/unit needs no engine, so it runs (its own pytest and temporary folder) while the
   # engine is installed and started and then beside tests/integration; its report follows the other's.
-  mkdir "$basetemp/unit" "$basetemp/integration"
+  mkdir "$basetemp/unit" "$basetemp/integration" "$basetemp/engines"
   "$python" -m pytest --basetemp "$basetemp/unit" -o testpaths=tests/unit "$@" >"$basetemp/unit.log" 2>&1 &
   unit=$!
 fi
@@ -42,8 +51,10 @@ btrfs_root="${RECONCILER_BTRFS_ROOT:-/var/lib/reconciler-btrfs/mnt}"
 btrfs_here=0
 mountpoint -q "$btrfs_root" 2>/dev/null || btrfs_here=1
 fleet_before="-"  # until it is known: engines.sh down only for a run that found no fleet engines running
+lane=""
 cleanup() {
   if [ -n "$unit" ]; then kill "$unit" 2>/dev/null || true; fi
+  if [ -n "$lane" ]; then kill "$lane" 2>/dev/null || true; wait "$lane" 2>/dev/null || true; fi
   rm -rf "$basetemp"
   if [ -z "$fleet_before" ]; then bash scripts/engines.sh down || true; fi
   if [ "$started_here" = 1 ]; then bash scripts/engine.sh down || true; fi
@@ -75,17 +86,36 @@ if [ "$given_paths" = 1 ]; then
   "$python" -m pytest --basetemp "$basetemp" "$@"
   exit
 fi
+ignored=()
+for module in "${ENGINES_LANE[@]}"; do ignored+=(--ignore "$module"); done
+# The lane holds a shared lock on this file from before it starts until it ends (its pytest inherits the
+# descriptor; subprocesses do not): tests that restart the default engine take it exclusively (conftest.py).
+export RECONCILER_ENGINE_LOCK="$basetemp/engine.lock"
+exec 9>"$RECONCILER_ENGINE_LOCK"
+flock -s 9
+"$python" -m pytest --basetemp "$basetemp/engines" "${ENGINES_LANE[@]}" "$@" >"$basetemp/engines.log" 2>&1 &
+lane=$!
+exec 9>&-
 set +e
-"$python" -m pytest --basetemp "$basetemp/integration" -o testpaths=tests/integration "$@"
+"$python" -m pytest --basetemp "$basetemp/integration" -o testpaths=tests/integration "${ignored[@]}" "$@"
 integration_code=$?
+wait "$lane"
+lane_code=$?
+lane=""
 wait "$unit"
 unit_code=$?
 unit=""
 set -e
+echo "==================== ${ENGINES_LANE[*]} (run beside the rest of tests/integration) ===================="
+cat "$basetemp/engines.log"
 echo "==================== tests/unit (run while the engine was set up and beside tests/integration) ===================="
 cat "$basetemp/unit.log"
-# 5 is pytest's "no tests collected": a -k that matches only one half leaves the other empty.
-if [ "$integration_code" = 5 ] && [ "$unit_code" != 5 ]; then integration_code=0; fi
-if [ "$unit_code" = 5 ] && [ "$integration_code" != 5 ]; then unit_code=0; fi
-if [ "$integration_code" != 0 ]; then exit "$integration_code"; fi
-exit "$unit_code"
+# 5 is pytest's "no tests collected": a -k that matches only some of the runs leaves the others empty.
+codes=("$integration_code" "$lane_code" "$unit_code")
+for code in "${codes[@]}"; do
+  if [ "$code" != 5 ]; then
+    for code in "${codes[@]}"; do [ "$code" = 0 ] || [ "$code" = 5 ] || exit "$code"; done
+    exit 0
+  fi
+done
+exit 5

@@ -6,8 +6,10 @@ run left behind, so one run never confuses the next.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import docker
@@ -27,6 +30,41 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("RECONCILER_BASE_IMAGE", "reconciler/busybox:latest")
 PREFIX = "rtest-"
 STALE_SECONDS = 1800  # a crashed run's leftovers, never a run still going on beside this one
+
+
+ENGINE_LOCK = "RECONCILER_ENGINE_LOCK"  # scripts/test.sh: a file its other lane holds a shared flock on
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that stop the default engine (marked ``restarts_engine``) run last, in their order."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_engine") is not None)
+
+
+_engine_to_ourselves: list = []  # the open lock file, once held: kept until this process ends
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the first test that stops the default engine: wait until no other lane of scripts/test.sh uses it.
+
+    The lane of the modules on engines of their own (fleet, swarms) still talks to the default engine (its
+    ``engine`` fixture, each ``stack`` fixture's cleanup, the base image scripts/engines.sh loads from it): it
+    holds a shared lock on ``$RECONCILER_ENGINE_LOCK`` while it runs; a restart takes it exclusively.
+    """
+    path = os.environ.get(ENGINE_LOCK)
+    if (not path or _engine_to_ourselves or item.get_closest_marker("restarts_engine") is None
+            or not os.environ.get("RECONCILER_ENGINE_RESTARTABLE")):
+        return
+    lock = open(path, "a")  # noqa: SIM115  held for the rest of the session
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        started = time.monotonic()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        capture = item.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\n(waited {time.monotonic() - started:.0f}s for the other lane to be done with the default "
+                  f"engine before {item.name})", flush=True)
+    _engine_to_ourselves.append(lock)
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +97,13 @@ def _remove_stacks(client: docker.APIClient, wanted, *, older_than: float = 0) -
         else:
             running.add(stack)
     _each(lambda container: client.remove_container(container, force=True), doomed)
-    # A network no container of its stack uses was left behind (each holds one of the engine's address pools).
+    # A network no container of its stack uses was left behind (each holds one of the engine's address pools);
+    # with ``older_than``, only one made before the cutoff: another run beside this one (scripts/test.sh's
+    # second lane) may have just made a network and not yet attached a container to it.
     _each(lambda network: _remove_network(client, network),
           [n["Id"] for n in client.networks(filters=label)
            if wanted(stack := (n.get("Labels") or {}).get(STACK_LABEL, ""))
-           and (stack in stale or not older_than or stack not in running)])
+           and (stack in stale or not older_than or (stack not in running and _created(n) <= cutoff))])
     _each(lambda volume: client.remove_volume(volume, force=True),
           [v["Name"] for v in client.volumes(filters=label).get("Volumes") or []
            if wanted(stack := (v.get("Labels") or {}).get(STACK_LABEL, "")) and (stack in stale or not older_than)])
@@ -78,6 +118,15 @@ def _each(remove, names: list[str]) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         for future in [pool.submit(remove, name) for name in names]:
             future.result()
+
+
+def _created(network: dict) -> float:
+    """When the engine made ``network`` (epoch seconds; its listing gives RFC 3339 text with nanoseconds)."""
+    text = re.sub(r"\.\d+", "", network.get("Created") or "").replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return time.time()  # unreadable: taken as new, so never swept as a leftover
 
 
 def _remove_network(client: docker.APIClient, network: str) -> None:

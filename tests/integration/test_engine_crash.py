@@ -78,6 +78,7 @@ def _unstartable(stack) -> list[str]:
     return stale
 
 
+@pytest.mark.restarts_engine
 @pytest.mark.skipif(not os.environ.get("RECONCILER_ENGINE_RESTARTABLE"),
                     reason="kills the engine: only when scripts/test.sh started it (RECONCILER_ENGINE_RESTARTABLE=1)")
 def test_a_stack_recovers_when_the_engine_is_killed_mid_apply(stack):

@@ -40,6 +40,7 @@ containers:
 """
 
 
+@pytest.mark.restarts_engine
 @pytest.mark.skipif(not os.environ.get("RECONCILER_ENGINE_RESTARTABLE"),
                     reason="restarts the engine: only when scripts/test.sh started it (RECONCILER_ENGINE_RESTARTABLE=1)")
 def test_stack_stays_converged_after_engine_restart(stack):
