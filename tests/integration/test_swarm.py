@@ -171,7 +171,9 @@ def test_a_lost_worker_is_the_swarms_job_status_shows_it_and_no_pass_writes(depl
 
 
 def test_a_service_the_reconciler_did_not_create_is_refused_and_untouched(swarm_stack):
-    stranger = swarm_stack.engine.create_service({"ContainerSpec": {"Image": BASE_IMAGE, "Args": ["sleep", "3600"]}},
+    # An init and a short grace: `sleep` as PID 1 ignores SIGTERM, and its removal would wait out 10 s.
+    stranger = swarm_stack.engine.create_service({"ContainerSpec": {"Image": BASE_IMAGE, "Args": ["sleep", "3600"],
+                                                                    "Init": True, "StopGracePeriod": 10**9}},
                                                  name=f"{swarm_stack.name}_web")
     version = swarm_stack.engine.inspect_service(stranger["ID"])["Version"]["Index"]
     swarm_stack.write(f"name: STACK\nruntime: swarm\ncontainers:\n  web: {{image: {BASE_IMAGE}, command: [sleep, '60']}}\n")
