@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .model import ContainerSpec, DesiredState, FilesystemPolicy, LiveObject, LiveState
+from .units import size_text
 
 __all__ = ["DETAIL", "SHOWN_PATHS", "drifted_paths", "filesystem_lines", "filesystem_status", "path_text",
            "replace_reason", "reported", "without_paths"]
@@ -147,22 +148,13 @@ def without_paths(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _bytes(size: int) -> str:
-    value, unit = float(size), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-
-
 def filesystem_lines(entry: Mapping[str, Any] | None) -> list[str]:
     """``status`` text under a container: ``filesystem: 2 changed, 1 added (+4.0 KiB writable)`` when it
     drifted, then (``--detailed``) one line per path; nothing for a layer unchecked or unchanged."""
     if not entry or not (entry.get("drifted") or entry.get("paths")):
         return []
     counts = ", ".join(f"{entry[k]} {k}" for k in ("changed", "added", "deleted") if entry.get(k))
-    size = f" (+{_bytes(int(entry['size_rw']))} writable)" if entry.get("size_rw") is not None else ""
+    size = f" (+{size_text(int(entry['size_rw']))} writable)" if entry.get("size_rw") is not None else ""
     state = "" if entry.get("drifted") else " (all under ignored paths)"
     lines = [f"filesystem: {counts or 'no change'}{size}{state}"]
     lines += [f"  {p['kind']} {p['path']}" for p in entry.get("paths") or ()]

@@ -13,36 +13,14 @@ import json
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["bytes_text", "deleted_text", "restored_text", "snapshots_data", "snapshots_json", "snapshots_text",
+from .units import age_text, size_text
+
+__all__ = ["deleted_text", "restored_text", "snapshots_data", "snapshots_json", "snapshots_text",
            "volume_summaries"]
-
-
-def bytes_text(size: int | None) -> str:
-    """``1536`` as ``1.5 KiB`` (binary units, as ``du -h``); "?" when unknown."""
-    if size is None:
-        return "?"
-    value, unit = float(size), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{int(size)} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def ago(epoch: float, now: float | None = None) -> str:
-    """How long ago ``epoch`` was: ``40 s ago``, ``3 min ago``, ``5 h ago``, ``2 d ago``."""
-    seconds = max(0, round((time.time() if now is None else now) - epoch))
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
 
 
 def _row_data(row: Any) -> dict[str, Any]:
@@ -77,8 +55,8 @@ def snapshots_text(items: Sequence[Mapping[str, Any]], *, stack: str, now: float
         return f"Stack {stack} has no volume snapshots."
     rows = [["VOLUME", "SNAPSHOT", "TAKEN", "SIZE", "CONTENT", "FOR", "STATE"]]
     for item in items:
-        taken = f"{item['created']} ({ago(float(item['created_epoch']), now)})"
-        rows.append([item["volume"], item["id"], taken, bytes_text(item.get("size")), bytes_text(item.get("content")),
+        taken = f"{item['created']} ({age_text((time.time() if now is None else now) - float(item['created_epoch']))})"
+        rows.append([item["volume"], item["id"], taken, size_text(item.get("size")), size_text(item.get("content")),
                      _for(item), item["state"]])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

@@ -16,6 +16,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from ..units import age_text
+
 __all__ = ["DASH", "ago", "cell", "object_panel", "panel_info", "when"]
 
 DASH = "–"
@@ -42,14 +44,7 @@ def ago(iso: str | None, now: float | None = None) -> str:
     then = _epoch(iso or "")
     if then is None:
         return ""
-    seconds = max(0, round((time.time() if now is None else now) - then))
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
+    return age_text((time.time() if now is None else now) - then)
 
 
 def when(iso: str | float | None, now: float | None = None) -> str:

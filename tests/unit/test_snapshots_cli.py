@@ -13,12 +13,13 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import Kind, LiveObject, Restored, Snapshot
 from reconciler.reconcile import ApplyRequest
 from reconciler.render_snapshots import (
-    bytes_text, deleted_text, restored_text, snapshots_data, snapshots_text, volume_summaries,
+    deleted_text, restored_text, snapshots_data, snapshots_text, volume_summaries,
 )
 from reconciler.spec import load_desired
 from reconciler.stackbook import SnapshotRow
 from reconciler.stacksnapshots import UNRECORDED, StackSnapshots, for_rollback, open_snapshots, users
 from reconciler.testing import make_reconciler
+from reconciler.units import size_text
 
 V1, V2, V3 = "1" * 40, "2" * 40, "3" * 40
 NOW = 1_796_000_000.0
@@ -97,7 +98,7 @@ def test_a_restore_says_what_came_back_and_which_containers_it_stopped():
     assert restored_text("shop", restored, stopped=["shop-db-1"]).endswith("stopped for it and left stopped")
     assert restored_text("shop", restored) == "stack shop: volume shop_db restored from snapshot s1 in 1.2 s"
     assert deleted_text("shop", "shop_db", ["a", "b"]) == "stack shop: volume shop_db: deleted snapshots a, b"
-    assert bytes_text(None) == "?" and bytes_text(512) == "512 B"
+    assert size_text(None) == "?" and size_text(512) == "512 B"
 
 
 # -- the command line -------------------------------------------------------------------------------------------
