@@ -2,7 +2,6 @@
 held revision's next pass makes first (on the in-memory engine)."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 
@@ -22,6 +21,7 @@ from reconciler.loop import Trigger
 from reconciler.model import Kind
 from reconciler.state import StateStore, Sync, SyncResult
 from reconciler.testing import make_reconciler
+from reconciler.testing.asgi import asgi_request
 
 WRITE = "w" * 24
 OLDER, NEWER = "1a2b3c4d5e6f" + "0" * 28, "9f8e7d6c5b4a" + "1" * 28
@@ -93,22 +93,8 @@ def daemon(tmp_path, memory_engine):
 
 
 def _call(app, method: str, path: str, body: bytes = b"") -> tuple[int, object]:
-    headers = [(b"content-length", str(len(body)).encode()), (b"authorization", f"Bearer {WRITE}".encode())]
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 1), "server": ("test", 80)}
-    sent: list[dict] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status, json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    status, _, answer = asgi_request(app, method, path, body=body, headers=[("Authorization", f"Bearer {WRITE}")])
+    return status, json.loads(answer)
 
 
 @pytest.fixture
