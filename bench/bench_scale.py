@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="cold convergence's limit (seconds)")
     parser.add_argument("--no-default-network", action="store_true", help="network_mode: none instead")
     parser.add_argument("--profile", type=Path, default=None, help="run py-spy record on the daemon into DIR")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the cold-start floor (N networks and containers made and removed: minutes at 1,000)")
     parser.add_argument("--resync", type=float, default=None, help="the daemon's resync (default: its own, 60 s)")
     args = parser.parse_args(argv)
     args.sizes = [int(x) for x in args.sizes.split(",")]
@@ -93,9 +95,11 @@ class ScaleBench:
     def measure(self, n: int, sources: str) -> dict[str, str]:
         args = self.args
         network_mode = "none" if args.no_default_network else None
-        log(f"N={n} {sources}: floor, {args.workers or 4} threads")
-        floor = scale.floor_run(n, args.workers or 4, scale.DEFAULT_IMAGE, network_mode=network_mode,
-                                networks=not args.no_default_network)
+        floor = None
+        if not args.no_floor:
+            log(f"N={n} {sources}: floor, {args.workers or 4} threads")
+            floor = scale.floor_run(n, args.workers or 4, scale.DEFAULT_IMAGE, network_mode=network_mode,
+                                    networks=not args.no_default_network)
         self.setup = scale.make_stacks(self.workdir / f"{n}-{sources}", n, sources=sources,
                                        default_network=not args.no_default_network,
                                        workers=args.workers, resync=args.resync)
@@ -117,7 +121,7 @@ class ScaleBench:
         self._stop_profile()
         stop = daemon.stop()
         self.daemon, db = None, self.setup.state_db_bytes()  # once closed: its journal checkpointed
-        row = (n, sources, f"{cold:.1f}", f"{cold / floor:.2f}", f"{floor:.1f}", passes, f"{proc.rss_mib:.0f}",
+        row = (n, sources, f"{cold:.1f}", f"{cold / floor:.2f}" if floor else "–", f"{floor:.1f}" if floor else "–", passes, f"{proc.rss_mib:.0f}",
                proc.threads, proc.fds, f"{idle:.1f}", f"{db / 1024:.0f}",
                f"{drift.p50:.2f}/{drift.p99:.2f}", f"{drift_floor.p50:.2f}/{drift_floor.p99:.2f}", f"{burst:.2f}", f"{commit.seconds:.2f}", commit.others_changed,
                f"{1000 * api.p50:.1f}/{1000 * api.p99:.1f}", f"{stop:.1f}")
