@@ -17,12 +17,13 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import PlanError, SpecError
+from ..errors import PlanError, ReconcilerError, SpecError
 from ..reconcile import ApplyRequest, Reconciler
 from ..report import ApplyOptions
 from ..runner import runner_for
 from ..spec import load_desired
 from ..names import require_stack_name
+from ..redact import redact
 from .output import out
 from .views import callbacks, show_plan, show_run, show_status
 
@@ -130,11 +131,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.output != "markdown":
+        return _plan(args)
+    try:
+        return _plan(args)
+    except ReconcilerError as exc:  # the comment says why there is no plan; stderr and the exit code too (main)
+        from ..render_markdown import failure_markdown
+
+        out(failure_markdown(redact(str(exc)), stack=args.stack))
+        raise
+
+
+def _plan(args: argparse.Namespace) -> int:
     if args.out and args.adopt_compose:
         raise PlanError("plan --out does not save a takeover: show it with 'reconcile adopt --dry-run', "
                          "then run 'reconcile adopt'")
     reconciler = reconciler_of(args)
     desired = desired_of(args, reconciler, check_options=True)
+    args.stack = desired.stack  # for Markdown's comment, should the plan fail
     runner = _runner(args, reconciler, desired,
                      one_engine="plan --out saves one engine's plan: name it with --engine" if args.out else "")
     planned = runner.plan(desired, prune_volumes=args.prune_volumes, adopt=args.adopt,

@@ -109,7 +109,8 @@ def _convert(p: argparse.ArgumentParser) -> None:
 def _plan(p: argparse.ArgumentParser) -> None:
     _stack_command()(p)
     _address_pool_flag(p)
-    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--output", choices=("text", "json", "markdown"), default="text",
+                   help="markdown: for a pull request's comment (a summary line, the changes in a collapsible table)")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 when there are no changes, 2 when changes are pending, 1 on error")
     p.add_argument("--prune-volumes", action="store_true", help="plan deleting volumes no longer in the spec")

@@ -22,8 +22,8 @@ __all__ = ["callbacks", "show_plan", "show_run", "show_status"]
 
 def callbacks(args: argparse.Namespace, *, changes: bool = True) -> dict[str, Callable[[Any], None]]:
     """What text output shows as a run goes: one engine's plan and each change (``changes``), a fleet's
-    targets one by one as each finishes. JSON output is one document at the end."""
-    if args.output == "json":
+    targets one by one as each finishes. JSON and Markdown output are one document at the end."""
+    if args.output != "text":
         return {}
     lock = threading.Lock()  # targets finish on threads of their own
 
@@ -45,7 +45,10 @@ def show_plan(args: argparse.Namespace, planned: Any, *, vetoes: Callable[[Any],
     2 with ``--detailed-exitcode`` when changes are pending."""
     if isinstance(planned, StackPlan):
         refused = vetoes(planned.plan)
-        render = plan_json if args.output == "json" else plan_text
+        if args.output == "markdown":
+            from ..render_markdown import plan_markdown as render
+        else:
+            render = plan_json if args.output == "json" else plan_text
         out(render(planned.plan, vetoes=refused))
         if refused or any(c.error for c in planned.plan.changes):
             return 1
@@ -88,7 +91,12 @@ def show_status(args: argparse.Namespace, status: Any) -> int:
 
 
 def _fleet_end(args: argparse.Namespace, report: Any) -> None:
-    """A fleet run's closing: the whole run as JSON, or (its targets shown already) the summary lines."""
+    """A fleet run's closing: the whole run as JSON or Markdown, or (its targets shown already) the summary lines."""
+    if args.output == "markdown":
+        from ..render_markdown import fleet_markdown
+
+        out(fleet_markdown(report))
+        return
     from ..render_fleet import fleet_json, fleet_summary
 
     out(fleet_json(report) if args.output == "json" else fleet_summary(report))
