@@ -211,6 +211,13 @@ def test_code_span_fences_backticks_and_pads_them_at_the_edges() -> None:
     assert code_span("") == ""
 
 
+def test_an_error_is_a_code_block_no_line_of_it_can_close() -> None:
+    text = failure_markdown("stack.yaml:3: bad\n```\n</details> `x`", stack="shop")
+    assert text.splitlines() == ["### Stack `shop`", "", "**Plan failed:** nothing can be applied.", "",
+                                 "````text", "stack.yaml:3: bad", "```", "</details> `x`", "````"]
+    assert failure_markdown("no spec").startswith("### reconcile plan\n")
+
+
 def test_the_same_plan_renders_the_same_text(tmp_path: Path) -> None:
     reconciler = make_reconciler(MemoryEngine())
     first = plan_markdown(reconciler.plan(desired(tmp_path, reconciler)).plan)
