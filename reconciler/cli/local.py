@@ -131,14 +131,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    if args.output != "markdown":
-        return _plan(args)
     try:
         return _plan(args)
-    except ReconcilerError as exc:  # the comment says why there is no plan; stderr and the exit code too (main)
-        from ..render_markdown import failure_markdown
+    except ReconcilerError as exc:
+        if args.output == "markdown":  # the comment says why there is no plan; main says it on stderr, exits 1
+            from ..render_markdown import failure_markdown
 
-        out(failure_markdown(redact(str(exc)), stack=args.stack))
+            out(failure_markdown(redact(str(exc)), stack=args.stack))
         raise
 
 
