@@ -227,7 +227,7 @@ def test_the_same_plan_renders_the_same_text(tmp_path: Path) -> None:
 
 # -- fleets ------------------------------------------------------------------------------------------------------
 
-def test_a_fleet_has_one_section_per_target_and_an_unreachable_one_says_why(tmp_path: Path) -> None:
+def test_a_fleet_has_one_section_per_target_and_an_unreachable_one_says_why(tmp_path: Path, capsys) -> None:
     fresh, converged, down = MemoryEngine(), MemoryEngine(), MemoryEngine()
     applied(tmp_path, converged)
     down.fail("observe", EngineUnreachable("connection refused"), times=None)
@@ -247,6 +247,16 @@ def test_a_fleet_has_one_section_per_target_and_an_unreachable_one_says_why(tmp_
     assert sections[2] == "Target `same`\n\nNo changes. The stack matches the spec.\n"
     assert sections[3].startswith("Target `down`: unreachable\n\n```text\ntarget down (")
     assert "connection refused" in sections[3] and sections[3].endswith("\n```")
+    # The command prints it whole at the end (no target's text as it finishes): 1, as a target failed.
+    from reconciler.cli.views import callbacks, show_plan
+
+    argv = ["plan", "--output", "markdown", "--detailed-exitcode"]
+    args = build_parser(argv).parse_args(argv)
+    assert callbacks(args, changes=False) == {}
+    assert show_plan(args, report, vetoes=lambda plan: []) == 1
+    assert capsys.readouterr().out == text + "\n"
+    runner.targets = runner.targets[:2]
+    assert show_plan(args, runner.plan(desired(tmp_path, runner.reconcilers["fresh"])), vetoes=lambda plan: []) == 2
 
 
 # -- the command line --------------------------------------------------------------------------------------------
