@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .report import ApplyReport, Outcome
     from .drivers import PluginDrivers
     from .model import DesiredState, ImageEvent
@@ -63,6 +65,20 @@ def reconciler_after_change(change: Change, outcome: Outcome, operation: Operati
 @hookspec
 def reconciler_apply_finished(report: ApplyReport, operation: Operation) -> None:
     """Called once per apply (or destroy) with the full report, after the stack's lock is released."""
+
+
+@hookspec
+def reconciler_pass_finished(stack: str, trigger: str, report: ApplyReport | None, error: str,
+                             crash_looping: Mapping[str, int], held: Plan | None) -> None:
+    """A loop's pass (``watch``, the daemon) ended: what only the loop knows, after ``reconciler_apply_finished``.
+
+    ``trigger`` is what woke the loop (``start``, ``source``, ``engine``, ``resync``, ``retry``, …); ``report``
+    the apply's (None when nothing was applied); ``error`` why the pass failed before applying (the spec does not
+    load, the engine is unreachable, the lock is held), "" when it did not; ``crash_looping`` the containers
+    started again pass after pass, with how many starts in a row; ``held`` the plan a suspended stack did not
+    apply (None when the stack is not suspended). Called from the loop's thread; a failing implementation is
+    logged and changes nothing.
+    """
 
 
 @hookspec

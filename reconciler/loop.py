@@ -30,10 +30,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .errors import ReconcilerError, SourceError
+from .errors import PluginError, ReconcilerError, SourceError
 from .following import follow_events, unexpected
 from .model import DesiredState, Kind
 from .plan import Action, Plan
+from .plugins import call_hook
 from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Outcome, Status
 from .retry import RetryPolicy
@@ -258,6 +259,7 @@ class StackLoop:
             finally:
                 self._passing(result)
             self._not_before = time.monotonic() + result.delay
+            self._tell_plugins(result)
             if not look or is_news(result):
                 self.on_pass(result)
             return result
@@ -346,6 +348,19 @@ class StackLoop:
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
         return self._applied(why, report, error)
+
+    def _tell_plugins(self, result: Pass) -> None:
+        """``reconciler_pass_finished``: what only the loop knows (crash loops, held drift, a pass that failed
+        before applying); a stack whose spec never loaded has no name to tell it under."""
+        pm = getattr(self.reconciler, "pm", None)
+        if pm is None or self.desired is None:
+            return
+        try:
+            call_hook(pm, "reconciler_pass_finished", stack=self.desired.stack, trigger=result.trigger.value,
+                      report=result.report, error=result.error, crash_looping=dict(result.crash_looping),
+                      held=result.suspended)
+        except PluginError as exc:
+            log.warning("%s", exc)
 
     def _shared_from(self) -> float | None:
         """The moment a resync pass's lists may come from: its sweep's tick (the lists the sweep's other passes

@@ -417,7 +417,7 @@ class Reconciler:
                                 recorder=BookRecorder(book))
         if request.destroy or any(c.kind is Kind.CONTAINER for c in plan.changes):
             self._prune_files(plan.stack, drivers)
-        return replace(report, revision=desired.revision, drifted=plan.drifted, notes=notes)
+        return replace(report, revision=desired.revision, drifted=plan.drifted, notes=notes, trigger=request.trigger)
 
     @staticmethod
     def _prune_files(stack: str, drivers: Drivers) -> None:

@@ -69,6 +69,8 @@ class ApplyReport:
     drifted: tuple[str, ...] = ()
     #: What the pass did before its plan, for people: a restore an interrupted pass left ``restoring``, finished.
     notes: tuple[str, ...] = ()
+    #: What started the pass (``ApplyRequest.trigger``: a loop's ``Trigger`` value, or ``manual`` for the CLI).
+    trigger: str = "manual"
 
     @property
     def ok(self) -> bool:

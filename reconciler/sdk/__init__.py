@@ -46,6 +46,7 @@ from ..errors import (
     Problem,
     ReconcilerError,
     RecreateRequired,
+    RolledBack,
     SpecError,
     TemporaryError,
 )
@@ -148,6 +149,7 @@ __all__ = [
     "Problem",
     "ReconcilerError",
     "RecreateRequired",
+    "RolledBack",
     "SpecError",
     "TemporaryError",
     # infrastructure every plugin should share rather than copy
