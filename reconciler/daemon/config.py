@@ -19,10 +19,12 @@ from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
 from ..state import HistoryLimits
 
-__all__ = ["ApiConfig", "DaemonConfig", "GitSource", "GitWrite", "Source", "Webhook", "default_state_dir",
+__all__ = ["PUBLIC_URL_ENV", "ApiConfig", "DaemonConfig", "GitSource", "GitWrite", "Source", "Webhook", "default_state_dir",
            "load_config"]
 
 SCHEMA_FILE = "daemon.schema.json"
+#: Where the daemon tells plugins its ``api.public_url`` (the notify plugin links its messages to the status page).
+PUBLIC_URL_ENV = "RECONCILER_PUBLIC_URL"
 MAX_BYTES = 1024 * 1024
 #: The placeholders a ``write.branch`` may hold.
 BRANCH_FIELDS = frozenset({"stack", "image", "version"})
@@ -83,6 +85,8 @@ class ApiConfig:
     tls_key: str | None = None
     max_body: int = 1024 * 1024
     session_hours: float = 12.0
+    #: The address people reach the status page at (behind a proxy), for links in notifications; None: unknown.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -316,7 +320,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
         api = ApiConfig(tokens_file=absolute(api["tokens_file"]), host=host.strip("[]"), port=int(port),
                         tls_cert=absolute(tls.get("cert")), tls_key=absolute(tls.get("key")),
                         max_body=int(api.get("max_body", 1024 * 1024)),
-                        session_hours=float(api.get("session_hours", 12)))
+                        session_hours=float(api.get("session_hours", 12)), public_url=api.get("public_url"))
     webhooks = tuple(Webhook(name=h["name"], provider=h["provider"], sources=tuple(h.get("sources") or ()),
                              secret_file=absolute(h.get("secret_file")), secret_env=h.get("secret_env"))
                      for h in data.get("webhooks") or [])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import threading
 from typing import Callable
 
@@ -27,7 +28,7 @@ from ..render import hold_text, release_text
 from ..spec.validate import schema_text
 from . import page
 from .auth import Tokens
-from .config import ApiConfig
+from .config import PUBLIC_URL_ENV, ApiConfig
 from .hooks import HookVerifier
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .paging import BadPage, link_header, paging_of
@@ -351,5 +352,7 @@ def build(daemon: Daemon, api: ApiConfig, webhooks, metrics: Metrics) -> ApiServ
 
     tokens = load_tokens(api.tokens_file)
     hooks = {hook.name: HookVerifier(hook, secret_of(hook)) for hook in webhooks}
+    if api.public_url:  # read by plugins (the notify plugin links its messages to the status page)
+        os.environ[PUBLIC_URL_ENV] = api.public_url
     return ApiServer(make_app(daemon, api, tokens, hooks, metrics), api)
 
