@@ -1,13 +1,16 @@
-"""Built-in notify plugin: POST a signed JSON summary of each apply to configured URLs.
+"""Built-in notify plugin: a signed JSON summary of each apply, and chat or mail messages through Apprise.
 
-It uses only the ``reconciler_apply_finished`` and ``reconciler_image_event``
+It uses only the ``reconciler_apply_finished``, ``reconciler_pass_finished`` and ``reconciler_image_event``
 hooks, exactly as a third-party plugin would, and is declared in the ``reconciler`` entry-point group. It is
 configured from the environment at hook time (see ``docs/notify.md``):
 
-- ``RECONCILER_NOTIFY_URLS``: comma-separated http(s) URLs; unset, nothing is sent;
+- ``RECONCILER_NOTIFY_URLS``: comma-separated http(s) URLs for the signed JSON; unset, none is sent;
 - ``RECONCILER_NOTIFY_SECRET`` or ``RECONCILER_NOTIFY_SECRET_FILE``: HMAC key for
   the ``X-Reconciler-Signature`` header;
-- ``RECONCILER_NOTIFY_TIMEOUT``: seconds per attempt (default 5).
+- ``RECONCILER_NOTIFY_TIMEOUT``: seconds per attempt (default 5);
+- ``RECONCILER_NOTIFY_APPRISE_FILE``: the notify file of Apprise targets, each with the events it
+  subscribes to (``targets.py``); messages go through one queue and one thread (``sender.py``), a storm
+  summarised per stack and event (``storm.py``).
 
 A notification is a side effect nobody waits on: whatever goes wrong is logged
 on the ``reconciler.notify`` logger and never fails the apply. The work lives
@@ -18,22 +21,32 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING, Mapping
 
 from reconciler.sdk import hookimpl
 
 if TYPE_CHECKING:
-    from reconciler.sdk import ApplyReport, ImageEvent
+    from reconciler.sdk import ApplyReport, ImageEvent, Plan
 
     from .delivery import Delivery
+    from .events import HeldDrift
+    from .message import Notice
+    from .sender import Sender
 
-__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "notify", "reconciler_apply_finished", "reconciler_image_event"]
+__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "announce", "drain", "notify", "reconciler_apply_finished",
+           "reconciler_image_event", "reconciler_pass_finished"]
 
 RECONCILER_API_VERSION = 2
 LOGGER_NAME = "reconciler.notify"
 #: The variable that turns notifications on; read here, so a run without it never imports the config module.
 URLS_ENV = "RECONCILER_NOTIFY_URLS"
+#: The variable that turns Apprise messages on (its notify file); without it the Apprise modules are not imported.
+APPRISE_ENV = "RECONCILER_NOTIFY_APPRISE_FILE"
 log = logging.getLogger(LOGGER_NAME)
+_sender: Sender | None = None
+_held: HeldDrift | None = None
+_sender_lock = threading.Lock()
 
 
 @hookimpl
@@ -43,6 +56,39 @@ def reconciler_apply_finished(report: ApplyReport) -> None:
         notify(report, os.environ)
     except Exception as exc:  # a notifier's bug must not turn a good apply into a failed one
         log.error("apply notification failed: %s", type(exc).__name__)
+    if os.environ.get(APPRISE_ENV, "").strip():
+        try:
+            from .events import classify_report
+            from .message import report_notice
+
+            event = classify_report(report)
+            if event is not None:
+                announce(report_notice(report, event), os.environ)
+        except Exception as exc:
+            log.error("Apprise notification failed: %s", type(exc).__name__)
+
+
+@hookimpl
+def reconciler_pass_finished(stack: str, report: ApplyReport | None, error: str, crash_looping: Mapping[str, int],
+                             held: Plan | None) -> None:
+    """Tell Apprise targets what only the loop knows: a crash loop, drift held by a suspension, a pass that
+    failed before applying anything (an apply's own report went through ``reconciler_apply_finished``)."""
+    if not os.environ.get(APPRISE_ENV, "").strip():
+        return
+    try:
+        from .events import Event
+        from .message import pass_notice
+
+        revision = report.revision if report is not None else ""
+        if crash_looping:
+            announce(pass_notice(stack, Event.CRASH_LOOPING, crash_looping=crash_looping, revision=revision),
+                     os.environ)
+        if _held_drift().news(stack, held):
+            announce(pass_notice(stack, Event.SUSPENDED, held=held), os.environ)
+        elif report is None and error:
+            announce(pass_notice(stack, Event.FAILED, error=error), os.environ)
+    except Exception as exc:
+        log.error("Apprise notification failed: %s", type(exc).__name__)
 
 
 @hookimpl
@@ -52,6 +98,53 @@ def reconciler_image_event(event: ImageEvent) -> None:
         notify(event, os.environ)
     except Exception as exc:
         log.error("image notification failed: %s", type(exc).__name__)
+    if os.environ.get(APPRISE_ENV, "").strip():
+        try:
+            from .message import image_notice
+
+            announce(image_notice(event), os.environ)
+        except Exception as exc:
+            log.error("Apprise image notification failed: %s", type(exc).__name__)
+
+
+def _held_drift() -> HeldDrift:
+    """The process's one memory of the drift each suspended stack held (made on first use)."""
+    global _held
+    from .events import HeldDrift
+
+    with _sender_lock:
+        if _held is None:
+            _held = HeldDrift()
+        return _held
+
+
+def announce(notice: Notice, environ: Mapping[str, str]) -> bool:
+    """Queue ``notice`` for the Apprise targets ``environ`` configures (never blocks); False when none takes it.
+
+    The notify file is read on each call (a rotated URL file is picked up); its problems are logged, not raised.
+    """
+    from .sender import Sender
+    from .targets import AppriseConfigError, load_apprise
+
+    global _sender
+    try:
+        config = load_apprise(environ, log)
+    except AppriseConfigError as exc:
+        log.error("Apprise notifications disabled: %s", exc)
+        return False
+    if config is None or not any(notice.event in target.events for target in config.targets):
+        return False
+    with _sender_lock:
+        if _sender is None:
+            _sender = Sender()
+    return _sender.submit(notice, config)
+
+
+def drain(timeout: float = 15.0) -> bool:
+    """Send the Apprise notices queued and every storm summary held, now; True when all went within ``timeout``
+    (also run at exit)."""
+    sender = _sender
+    return True if sender is None else sender.drain(timeout)
 
 
 def notify(report: ApplyReport | ImageEvent, environ: Mapping[str, str]) -> list[Delivery]:
