@@ -42,6 +42,7 @@ KINDS = {Event.APPLIED: "success", Event.DRIFT_REPAIRED: "success", Event.FAILED
 log = logging.getLogger("reconciler.notify")
 
 Deliver = Callable[[Notice, AppriseConfig], None]
+_STOP = object()  # ends the thread (``close``)
 
 
 class _Redact(logging.Filter):
@@ -139,14 +140,26 @@ class Sender:
 
     def drain(self, timeout: float = DRAIN_SECONDS) -> bool:
         """Send what is queued and every held summary; True when all went within ``timeout`` seconds."""
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():  # never started, or closed
             return True
-        with self._idle:
-            self._pending += 1
-        self._queue.put(None)  # the thread flushes the storm windows when it gets here
         deadline = time.monotonic() + timeout
         with self._idle:
+            self._pending += 1
+        try:
+            self._queue.put(None, timeout=timeout)  # the thread flushes the storm windows when it gets here
+        except queue.Full:
+            self._done()
+            return False
+        with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout: float = DRAIN_SECONDS) -> bool:
+        """``drain``, then end the thread (a test's sender; the process's runs until exit)."""
+        drained = self.drain(timeout)
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        return drained
 
     def _start(self) -> None:
         with self._lock:
@@ -158,19 +171,22 @@ class Sender:
                 atexit.register(self.drain)
 
     def _run(self) -> None:
-        while True:  # no exception ends this thread: a lost notice is logged, the next one goes
+        while True:  # no exception ends this thread (only ``close``): a lost notice is logged, the next one goes
             try:
-                self._step()
+                if self._step() is _STOP:
+                    return
             except Exception as exc:
                 log.error("Apprise sender: unexpected %s", type(exc).__name__)
 
-    def _step(self) -> None:
+    def _step(self) -> object:
         due = self.storms.next_due()
         timeout = None if due is None else max(0.0, due - self.clock())
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             item = ()
+        if item is _STOP:
+            return _STOP
         try:
             if item is None:
                 self._send_all(self.storms.flush())
@@ -184,6 +200,7 @@ class Sender:
         finally:
             if item != ():
                 self._done()
+        return item
 
     def _send_all(self, notices: list[Notice]) -> None:
         for notice in notices:

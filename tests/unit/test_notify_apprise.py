@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 import threading
+import time
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -45,7 +46,8 @@ def fresh_plugin(monkeypatch):
     apprise_log = logging.getLogger("apprise")
     level = apprise_log.level
     yield
-    reconciler_notify.drain(5)
+    if reconciler_notify._sender is not None:
+        reconciler_notify._sender.close(5)
     apprise_log.setLevel(level)
 
 
@@ -252,3 +254,34 @@ def test_the_daemon_knows_its_public_url_from_its_api_section(tmp_path):
     path.write_text(base + "  public_url: ops.example.com\n")
     with pytest.raises(SpecError, match="public_url"):
         load_config(path)
+
+
+def test_a_slow_service_never_holds_up_a_pass_and_one_thread_sends_for_every_stack(monkeypatch, tmp_path):
+    with Receiver([("sleep", 1.5)], path="/notify") as slow:
+        notify_file(monkeypatch, tmp_path, f"  - url: '{json_url(slow)}'\n")
+        before = set(threading.enumerate())
+        started = time.monotonic()
+        for stack in ("shop", "blog", "wiki", "docs"):
+            reconciler_notify.reconciler_apply_finished(failed_report(stack))
+        assert time.monotonic() - started < 0.5  # the hook only queued them
+        senders = [t for t in threading.enumerate() if t.name.startswith("reconciler-notify-apprise")]
+        assert len(senders) == 1 and senders[0] not in before
+        assert reconciler_notify.drain(20)
+        assert sorted(m["title"] for m in received(slow)) == ["blog: failed", "docs: failed", "shop: failed",
+                                                               "wiki: failed"]
+
+
+def test_a_full_queue_drops_with_a_warning_and_never_blocks(caplog):
+    from reconciler_notify.message import Notice
+    from reconciler_notify.sender import Sender
+    from reconciler_notify.targets import AppriseConfig
+
+    release = threading.Event()
+    sent: list[Notice] = []
+    sender = Sender(lambda notice, config: (release.wait(5), sent.append(notice)), maxsize=2, at_exit=False)
+    config = AppriseConfig(targets=(), interval=0.0)
+    results = [sender.submit(Notice(f"s{n}", Event.FAILED), config) for n in range(6)]
+    assert results[:2] == [True, True] and results[-1] is False  # one in hand, two queued, the rest dropped
+    assert "the Apprise queue is full (2 notices): s5: failed dropped" in caplog.text
+    release.set()
+    assert sender.close(5) and len(sent) == results.count(True)
