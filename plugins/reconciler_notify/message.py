@@ -90,15 +90,15 @@ def image_notice(event: ImageEvent) -> Notice:
 def render(notice: Notice, *, public_url: str = "") -> tuple[str, str]:
     """``(title, Markdown body)``: the title ``stack: event``, the body what changed, why, and a link."""
     title = f"{notice.stack}: {notice.event.words}"
-    head = []
+    body, head = [], []
     if notice.count > 1:
         title += f" ({notice.count} times in {span(notice.window)})"
-        head.append(f"{notice.event.words} {notice.count} times in {span(notice.window)}; the last:")
+        body.append(f"**{notice.event.words} {notice.count} times in {span(notice.window)}**; the last time:")
     if notice.revision:
         head.append(f"revision `{notice.revision[:12]}`")
     if notice.counts:
         head.append(", ".join(f"{n} {status}" for status, n in notice.counts))
-    body = [" · ".join(head)] if head else []
+    body += [" · ".join(head)] if head else []
     if notice.detail:
         body.append(notice.detail)
     body += [f"- {line}" for line in notice.changes]

@@ -161,7 +161,7 @@ def test_a_storm_of_twenty_failed_passes_is_two_messages_with_counts(monkeypatch
     first, summary = received(receiver)
     assert first["title"] == "shop: failed"
     assert summary["title"] == "shop: failed (20 times in 1 s)"
-    assert summary["message"].startswith("failed 20 times in 1 s; the last:")
+    assert summary["message"].startswith("**failed 20 times in 1 s**; the last time:")
     assert reconciler_notify.drain(5) and len(received(receiver)) == 2
 
 

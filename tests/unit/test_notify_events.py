@@ -136,7 +136,7 @@ def test_a_failed_report_reads_well_in_a_chat():
 def test_a_storm_summary_says_how_often():
     title, body = render(notice().summary(7, 300))
     assert title == "shop: failed (7 times in 5 min)"
-    assert body.startswith("failed 7 times in 5 min; the last:")
+    assert body.startswith("**failed 7 times in 5 min**; the last time:")
     assert (span(30), span(3600), span(90)) == ("30 s", "1 h", "90 s")
 
 
