@@ -42,13 +42,13 @@ from ..scheduler import Scheduler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .metrics import Metrics
+from .recordwatch import watch_record
 from .automation import ImageAutomation
 from .rollbackdata import restore_held_data
 from .sources import Checkout, InvalidRevision, in_source, shared_checkouts, untouched, within
 
 __all__ = ["Daemon", "StackWorker"]
 
-RECORD_POLL = 1.0  # seconds between reads of the record's suspensions (``reconcile suspend`` on this host)
 FETCHERS = 4  # git fetches at once, at most (each is a ``git fetch`` process)
 
 
@@ -300,7 +300,7 @@ class Daemon:
             self.scheduler.add(worker.id, worker.loop, group=worker.source.name)
         git = [s for s in self.config.sources if s.git]
         threads = [threading.Thread(target=self._poll, args=(git, stop), name="poll", daemon=True)] if git else []
-        threads.append(threading.Thread(target=self._watch_record, args=(stop,), name="record", daemon=True))
+        threads.append(threading.Thread(target=watch_record, args=(self, stop), name="record", daemon=True))
         if self.images.enabled:
             threads.append(threading.Thread(target=self.images.run, args=(stop,), name="images", daemon=True))
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
@@ -400,32 +400,6 @@ class Daemon:
                 if not (good and untouched(worker.spec, worker.path, checkout.tree_of(at), changes[at])):
                     worker.loop.trigger(why)
         return now
-
-    def _watch_record(self, stop: threading.Event) -> None:
-        """Each second, which stacks the record says are suspended: one that ``reconcile suspend`` or ``resume``
-        changed on this host (not through the API, which triggers its pass itself) gets a pass now, not at
-        its next resync. One small read a second; only ``stop`` ends it.
-        """
-        seen: dict[str, str] | None = None
-        failures = 0
-        while True:
-            try:
-                read_at = time.monotonic()
-                now = self.reconciler.state.suspended()
-                if self.on_record is not None:
-                    self.on_record(now, self.reconciler.state.holds(), read_at=read_at)
-                changed = set() if seen is None else {s for s in set(now) | set(seen) if now.get(s) != seen.get(s)}
-                for worker in self.workers if changed else ():  # each second: nothing per stack when nothing changed
-                    # A pass already run as the record says now (the API's own) needs no other.
-                    ran_suspended = worker.last is not None and worker.last.suspended is not None
-                    if worker.stack in changed and ran_suspended != (worker.stack in now):
-                        worker.loop.trigger(Trigger.RECORD)
-                seen, failures = now, 0
-            except Exception as exc:  # a record that cannot be read now may be read later
-                failures += 1
-                unexpected(exc, self.metrics.worker_error)
-            if stop.wait(RECORD_POLL if not failures else RECORD_POLL + min(failures, 60)):
-                return
 
     def _watch(self, source: Source):
         from ..filewatch import SpecWatcher
