@@ -1,8 +1,9 @@
 """How the git CLI runs for a source: its credentials in the environment, its messages without them.
 
-Two things run git with a source's credentials: the checkout that fetches it
-(``sources``) and the writer that commits image updates back (``writeback``).
-Both take them from here, so a token reaches git one way only: through
+Three things run git with a source's credentials: the checkout that fetches it
+(``sources``), the writer that commits image updates back (``writeback``) and
+the notes each pass leaves on the commit it applied (``gitnotes``). All take
+them from here, so a token reaches git one way only: through
 ``GIT_ASKPASS`` and an environment variable, never its command line (visible
 to every user in ``ps``), a remote in a repository's config, or a message. An
 ``ssh_key`` becomes ``GIT_SSH_COMMAND``.
@@ -10,6 +11,7 @@ to every user in ``ps``), a remote in a repository's config, or a message. An
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,11 +19,17 @@ from ..errors import SourceError
 from ..redact import without_credentials
 from .config import GitSource
 
-__all__ = ["GIT_TIMEOUT", "git_environment", "git_message", "read_token", "run_git"]
+__all__ = ["FOREIGN_GIT_ENV", "GIT_TIMEOUT", "git_environment", "git_identity", "git_message", "lost_race",
+           "read_token", "run_git"]
 
 GIT_TIMEOUT = 120
 #: The most of git's own message an error carries (it says all it knows in a few lines).
 GIT_MESSAGE_LINES = 20
+#: Environment that would point git at another repository than the one it is run in.
+FOREIGN_GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")
+_AUTHOR = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
+#: What ``git push --porcelain`` says of a ref that lost a race: someone else moved it first.
+_RACE = re.compile(r"\((fetch first|non-fast-forward|cannot lock ref[^)]*|failed to update ref[^)]*)\)")
 _ASKPASS = ('#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; '
             '*) printf "%s\\n" "$RECONCILER_GIT_TOKEN" ;; esac\n')
 
@@ -65,6 +73,19 @@ def run_git(args: list[str], env: dict[str, str], *, cwd: Path | None = None,
             timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess:
     """``git ARGS`` with ``env``, its output captured; OSError or TimeoutExpired as they come."""
     return subprocess.run(["git", *args], capture_output=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def git_identity(author: str) -> dict[str, str]:
+    """The environment that makes ``name <email>`` both author and committer."""
+    match = _AUTHOR.match(author)
+    name, email = (match["name"], match["email"]) if match else (author, "")
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+
+
+def lost_race(porcelain: bytes) -> bool:
+    """Whether ``git push --porcelain`` refused a ref because someone moved it first (fetch and try again)."""
+    return bool(_RACE.search(porcelain.decode(errors="replace")))
 
 
 def git_message(stderr: bytes, status: int, token: str = "") -> str:

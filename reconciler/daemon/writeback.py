@@ -35,19 +35,14 @@ from ..paths import inside
 from ..redact import without_credentials
 from ..spec.textedit import EditRefused, replace_value
 from .config import GitWrite, Source
-from .gitenv import git_environment, git_message, run_git
+from .gitenv import FOREIGN_GIT_ENV, git_environment, git_identity, git_message, lost_race, run_git
 
 __all__ = ["FileEdit", "GitWriter", "PushRejected", "RETRIES", "branch_name"]
 
 #: Pushes tried again after losing a race, before giving up.
 RETRIES = 5
-_AUTHOR = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
-#: What ``git push --porcelain`` says of a ref that lost a race: someone else moved it first.
-_RACE = re.compile(r"\((fetch first|non-fast-forward|cannot lock ref[^)]*|failed to update ref[^)]*)\)")
 #: Characters a branch name may not hold (``git check-ref-format``), replaced by '-'.
 _NOT_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]+|\.\.+|@\{")
-#: Environment that would point git at another repository than the working clone.
-_FOREIGN = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")
 
 
 @dataclass(frozen=True)
@@ -175,8 +170,7 @@ class GitWriter:
         done = self._run(["push", "--porcelain", self._url, f"HEAD:{_head(target)}"])
         if done.returncode == 0:
             return True
-        said = done.stdout.decode(errors="replace")
-        if _RACE.search(said):
+        if lost_race(done.stdout):
             return False
         raise PushRejected(f"source {self.source.name}: pushing to {without_credentials(self._url)} {target} "
                            f"was refused:\n{git_message(done.stderr + done.stdout, done.returncode, self._token)}")
@@ -199,10 +193,10 @@ class GitWriter:
 
     def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
         env, self._token = git_environment(self.source.git, self.root.parent)
-        for name in _FOREIGN:
+        for name in FOREIGN_GIT_ENV:
             env.pop(name, None)
         if author:
-            env.update(_identity(self.write.author))
+            env.update(git_identity(self.write.author))
         try:
             return run_git(["-c", "core.autocrlf=false", *args], env, cwd=self.root)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -225,10 +219,3 @@ def _head(ref: str) -> str:
     """A branch's full ref name (``main`` → ``refs/heads/main``)."""
     return ref if ref.startswith("refs/") else f"refs/heads/{ref}"
 
-
-def _identity(author: str) -> dict[str, str]:
-    """The environment that makes ``name <email>`` both author and committer."""
-    match = _AUTHOR.match(author)
-    name, email = (match["name"], match["email"]) if match else (author, "")
-    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
