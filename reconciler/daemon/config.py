@@ -19,8 +19,8 @@ from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
 from ..state import HistoryLimits
 
-__all__ = ["PUBLIC_URL_ENV", "ApiConfig", "DaemonConfig", "GitSource", "GitWrite", "Source", "Webhook", "default_state_dir",
-           "load_config"]
+__all__ = ["PUBLIC_URL_ENV", "ApiConfig", "CommitStatus", "DaemonConfig", "GitSource", "GitWrite", "Source",
+           "Webhook", "default_state_dir", "load_config"]
 
 SCHEMA_FILE = "daemon.schema.json"
 #: Where the daemon tells plugins its ``api.public_url`` (the notify plugin links its messages to the status page).
@@ -28,6 +28,8 @@ PUBLIC_URL_ENV = "RECONCILER_PUBLIC_URL"
 MAX_BYTES = 1024 * 1024
 #: The placeholders a ``write.branch`` may hold.
 BRANCH_FIELDS = frozenset({"stack", "image", "version"})
+#: Each forge's REST API, where a source's ``status:`` does not name one (Gitea's has no public default).
+STATUS_APIS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,21 @@ class GitWrite:
 
 
 @dataclass(frozen=True)
+class CommitStatus:
+    """Where a git source's passes are told as commit statuses (``status:``): a forge's REST API (``daemon.feedback``)."""
+
+    provider: str  # github, gitlab or gitea
+    api_url: str  # without a trailing '/'
+    repository: str  # owner/name, or GitLab's project path or id
+    token_file: str | None = None  # absolute
+    token_env: str | None = None
+    #: The status's name on the commit; ``{stack}`` is the stack's name.
+    context: str = "reconciler/{stack}"
+    #: Where the status links to (the status page); ``{stack}`` is the stack's name; None: no link.
+    target_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Source:
     """Where some stacks come from: a git repository or a local directory; each path is one stack."""
 
@@ -72,6 +89,10 @@ class Source:
     adopt_compose: bool = False
     #: How image updates are committed to this (git) source; None: as ``GitWrite``'s defaults.
     write: GitWrite | None = None
+    #: Each pass that applies a commit appends its result to the commit's git note (``refs/notes/reconciler``).
+    notes: bool = False
+    #: Each pass that applies a commit sets a commit status on the forge; None: none.
+    status: CommitStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +184,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     if not problems:
         problems += _hook_sources(data, document.marks)
         problems += _write_problems(data, document.marks)
+        problems += _feedback_problems(data, document.marks)
         problems += _target_problems(data, document.marks, path.resolve().parent)
         problems += _pool_problems(data, document.marks)
     if problems:
@@ -220,6 +242,32 @@ def _write_problems(data: dict, marks: dict) -> list:
             problems.append(problem_at(_mark(marks, where), where,
                                        f"unknown placeholder {{{sorted(unknown)[0]}}}: use {{stack}}, {{image}} "
                                        "or {version}"))
+    return problems
+
+
+def _feedback_problems(data: dict, marks: dict) -> list:
+    """``notes:`` and ``status:`` are for git sources; a Gitea status names its ``api_url`` (there is no public
+    default); a ``context`` or ``target_url`` holds no placeholder but ``{stack}``."""
+    problems = []
+    for index, entry in enumerate(data["sources"]):
+        status = entry.get("status")
+        for key in ("notes", "status"):
+            if "git" not in entry and entry.get(key):
+                where = ("sources", index, key)
+                problems.append(problem_at(_mark(marks, where), where, f"a directory source has no commits: {key}: "
+                                                                       "is for git sources only"))
+        if status is None:
+            continue
+        if status["provider"] not in STATUS_APIS and "api_url" not in status:
+            where = ("sources", index, "status")
+            problems.append(problem_at(_mark(marks, where), where, f"a {status['provider']} status needs api_url: "
+                                                                   "the forge's API, e.g. https://gitea.example.com/api/v1"))
+        for key in ("context", "target_url"):
+            unknown = _branch_fields(status.get(key) or "") - {"stack"}
+            if unknown:
+                where = ("sources", index, "status", key)
+                problems.append(problem_at(_mark(marks, where), where,
+                                           f"unknown placeholder {{{sorted(unknown)[0]}}}: use {{stack}}"))
     return problems
 
 
@@ -290,6 +338,17 @@ def _write(data: dict | None, absolute) -> GitWrite | None:
                     branch=data.get("branch"))
 
 
+def _status(data: dict | None, absolute) -> CommitStatus | None:
+    """A source's ``status:`` block, its defaults where a key is left out; None without one."""
+    if data is None:
+        return None
+    provider = data["provider"]
+    return CommitStatus(provider=provider, api_url=(data.get("api_url") or STATUS_APIS[provider]).rstrip("/"),
+                        repository=data["repository"], token_file=absolute(data.get("token_file")),
+                        token_env=data.get("token_env"), context=data.get("context", CommitStatus.context),
+                        target_url=data.get("target_url"))
+
+
 def _build(data: dict, file: Path) -> DaemonConfig:
     base = file.parent
 
@@ -312,6 +371,8 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             allow_host_paths=_host_paths(entry.get("allow_host_paths", True)),
             adopt_compose=bool(entry.get("adopt_compose", False)),
             write=_write(entry.get("write"), absolute),
+            notes=bool(entry.get("notes", False)),
+            status=_status(entry.get("status"), absolute),
         ))
     api = data.get("api")
     if api is not None:

@@ -70,6 +70,9 @@ class Metrics:
                                 "1 for a container with filesystem: report whose writable layer changed since it "
                                 "was created (read at most once per filesystem interval).",
                                 ["stack", "container"], registry=r)
+        self.feedback_failures = Counter("reconciler_feedback_failures",
+                                         "Git notes and commit statuses not written (note, status, dropped).",
+                                         ["kind"], registry=r)
         self._layer_drifted: dict[str, set[str]] = {}
         self._pool_gauges()
 
@@ -130,6 +133,10 @@ class Metrics:
     def worker_error(self, thread: str) -> None:
         """Count one unexpected exception caught in ``thread`` (``stack-repo:app``, ``poll-repo``, ``events-…``)."""
         self.worker_errors.labels(thread).inc()
+
+    def feedback_failed(self, kind: str) -> None:
+        """Count one git note or commit status that could not be written (``daemon.feedback``)."""
+        self.feedback_failures.labels(kind).inc()
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

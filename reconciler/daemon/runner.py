@@ -41,6 +41,7 @@ from ..retry import RetryPolicy
 from ..scheduler import Scheduler
 from ..spec import load_desired
 from .config import DaemonConfig, Source
+from .feedback import Feedback
 from .metrics import Metrics
 from .recordwatch import watch_record
 from .automation import ImageAutomation
@@ -120,6 +121,8 @@ class Daemon:
         self.hub = EventHub(self._deliver, on_error=self.metrics.worker_error)
         self.metrics.follow_streams(self.hub)
         self.images = ImageAutomation(self)  # git sources with ``write:``: image versions committed back
+        self.feedback = Feedback(config.sources, state_dir, on_failure=self.metrics.feedback_failed,
+                                 on_error=self.metrics.worker_error)  # ``notes:`` and ``status:``: told on commits
         #: Told the record's suspensions and holds each time the daemon reads them (the API's in-memory copy).
         self.on_record: Callable[..., None] | None = None
 
@@ -127,11 +130,20 @@ class Daemon:
         request = ApplyRequest(prune_volumes=worker.source.prune_volumes, allow_empty=worker.source.allow_empty,
                                adopt_compose=worker.source.adopt_compose, options=self.config.apply_options)
         loop = StackLoop(self.reconciler, lambda: self._load(worker), request=request, options=self.options,
-                         on_pass=lambda result: self._passed(worker, result), on_error=self.metrics.worker_error)
+                         on_pass=lambda result: self._applied(worker, result), on_error=self.metrics.worker_error)
         loop.on_load = lambda desired: self._loaded(worker, desired)
-        loop.before_apply = lambda desired: restore_held_data(self.reconciler, worker.held, desired)
+        loop.before_apply = lambda desired: self._before_apply(worker, desired)
         loop.echo = is_echo
         return loop
+
+    def _before_apply(self, worker: StackWorker, desired: DesiredState) -> None:
+        self.feedback.starting(worker, desired)  # a commit status: pending
+        restore_held_data(self.reconciler, worker.held, desired)
+
+    def _applied(self, worker: StackWorker, result: Pass) -> None:
+        """A pass of the stack's loop ended (not a fetch that failed, told by ``_passed`` alone)."""
+        self._passed(worker, result)
+        self.feedback.passed(worker, result)
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
         worker.last, worker.last_at = result, time.time()
@@ -303,6 +315,8 @@ class Daemon:
         threads.append(threading.Thread(target=watch_record, args=(self, stop), name="record", daemon=True))
         if self.images.enabled:
             threads.append(threading.Thread(target=self.images.run, args=(stop,), name="images", daemon=True))
+        if self.feedback.enabled:
+            threads.append(threading.Thread(target=self.feedback.run, name="feedback", daemon=True))
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
         for thread in threads:
             thread.start()
@@ -313,6 +327,7 @@ class Daemon:
                 self._poll_wake.notify_all()
             for watcher in watchers:
                 watcher.stop()
+            self.feedback.close()  # after the passes in flight: their notes and statuses are written first
             for thread in threads:
                 thread.join(timeout=120)  # a fetch in flight finishes
             self._fetchers.shutdown(wait=True, cancel_futures=True)

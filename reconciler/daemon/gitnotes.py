@@ -1,0 +1,137 @@
+"""Git notes on the commits the daemon applied, pushed to the source's own repository.
+
+Why notes: ``git log --notes=reconciler`` then says, beside each commit, which
+stacks it was applied to, when, where and how that ended, with no forge and
+no access to the daemon. A note is attached to a commit without changing it,
+so the history people review stays exactly as they pushed it.
+
+Each source with ``notes: true`` gets a bare repository of its own in
+``state_dir/notes/<source>`` that holds only the notes ref: the commits a note
+names need not be in it (a note is keyed by the commit's id alone). One round
+fetches the remote's ``refs/notes/reconciler`` (shallow: only its tip is
+needed), appends a block per pass (``git notes append``: several stacks of one
+commit share its note, one block each), and pushes without force. A push that
+loses a race (someone else added a note meanwhile) fetches the remote's ref
+again and appends the same blocks anew, at most ``RETRIES`` times: nothing is
+merged by hand, and nobody's block is lost. The repository has no remote
+configured; the source's credentials reach git through ``gitenv`` only, and
+the token is taken out of every message.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import SourceError
+from ..redact import without_credentials
+from .config import GitWrite, Source
+from .gitenv import FOREIGN_GIT_ENV, git_environment, git_identity, git_message, lost_race, run_git
+
+__all__ = ["NOTES_REF", "NoteWriter", "NotesRejected", "RETRIES"]
+
+#: Where every note of the daemon lives, locally and on the remote.
+NOTES_REF = "refs/notes/reconciler"
+#: Pushes tried again after losing a race, before giving up.
+RETRIES = 5
+
+
+class NotesRejected(SourceError):
+    """The remote refused the notes for a reason other than a race, or races kept being lost."""
+
+
+class NoteWriter:
+    """Appends note blocks to commits of one git source and pushes them (``append``)."""
+
+    def __init__(self, source: Source, state_dir: Path) -> None:
+        if source.git is None:
+            raise SourceError(f"source {source.name} is a directory: there are no commits to note")
+        self.source = source
+        self.root = Path(state_dir) / "notes" / source.name
+        self._token = ""
+
+    def append(self, blocks: Sequence[tuple[str, str]]) -> None:
+        """Append each ``(commit id, text)`` to that commit's note, in order, and push them in one push.
+
+        A lost race fetches the remote's notes again and appends the same blocks again, at most ``RETRIES``
+        times; then, or when the remote refuses for another reason, ``NotesRejected``.
+        """
+        if not blocks:
+            return
+        with self._locked():
+            for _ in range(1 + RETRIES):
+                self._start()
+                for commit, text in blocks:
+                    self._git("notes", f"--ref={NOTES_REF}", "append", "-m", self._clean(text), commit,
+                              what=f"notes append {commit[:12]}", author=True)
+                if self._push():
+                    return
+        raise NotesRejected(f"source {self.source.name}: pushing {NOTES_REF} lost the race to other pushes "
+                            f"{1 + RETRIES} times; these notes were not written")
+
+    def _start(self) -> None:
+        """The local notes ref exactly as the remote has it (none when it has none)."""
+        if not (self.root / "HEAD").is_file():
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._git("init", "--quiet", "--bare", what="init")
+        if self._git("ls-remote", self._url, NOTES_REF, what="ls-remote").strip():
+            self._git("fetch", "--depth", "1", "--no-tags", "--force", "--quiet", self._url,
+                      f"+{NOTES_REF}:{NOTES_REF}", what=f"fetch {NOTES_REF}")
+        else:
+            self._git("update-ref", "-d", NOTES_REF, what="update-ref")
+
+    def _push(self) -> bool:
+        """Push the notes ref: true when it went, false when it lost a race, else ``NotesRejected``."""
+        done = self._run(["push", "--porcelain", self._url, f"{NOTES_REF}:{NOTES_REF}"])
+        if done.returncode == 0:
+            return True
+        if lost_race(done.stdout):
+            return False
+        raise NotesRejected(f"source {self.source.name}: pushing {NOTES_REF} to {without_credentials(self._url)} "
+                            f"was refused:\n{git_message(done.stderr + done.stdout, done.returncode, self._token)}")
+
+    def _clean(self, text: str) -> str:
+        """A block as it may be written: no credentials, however they got into a pass's message."""
+        text = without_credentials(text)
+        return text.replace(self._token, "(secret)") if self._token else text
+
+    # -- running git ---------------------------------------------------------------------------------------------
+
+    @property
+    def _url(self) -> str:
+        return self.source.git.url
+
+    def _git(self, *args: str, what: str, author: bool = False) -> str:
+        """Run git in the notes repository; its output, or ``SourceError`` with git's message (no credentials)."""
+        done = self._run(list(args), author=author)
+        if done.returncode != 0:
+            raise SourceError(f"source {self.source.name}: git {what} failed:\n"
+                              f"{git_message(done.stderr, done.returncode, self._token)}")
+        return done.stdout.decode(errors="replace")
+
+    def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
+        env, self._token = git_environment(self.source.git, self.root.parent)
+        for name in FOREIGN_GIT_ENV:
+            env.pop(name, None)
+        env["GIT_DIR"] = str(self.root)  # the bare notes repository, whatever the directory is
+        if author:
+            env.update(git_identity((self.source.write or GitWrite()).author))
+        try:
+            return run_git(args, env, cwd=self.root if self.root.is_dir() else None)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            message = without_credentials(f"source {self.source.name}: git {args[0]}: {exc}")
+            raise SourceError(message.replace(self._token, "(secret)") if self._token else message) from exc
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer of a source's notes at a time, in this process and across processes on one state directory."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root.parent / f"{self.source.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
