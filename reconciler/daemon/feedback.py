@@ -45,7 +45,7 @@ from .commitstatus import StatusState, read_status_token, send_status, status_re
 from .config import CommitStatus, Source
 from .gitnotes import NoteWriter
 
-__all__ = ["Deployed", "Feedback", "Result", "deployed"]
+__all__ = ["Deployed", "Feedback", "Result", "deployed", "worth_telling"]
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,17 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from reconciler.daemon import Daemon, load_config
 from reconciler.daemon.config import GitSource, Source
-from reconciler.daemon.feedback import Feedback
+from reconciler.daemon.feedback import Deployed, Feedback, Result, worth_telling
 from reconciler.daemon.gitnotes import NOTES_REF, NoteWriter, NotesRejected
 from reconciler.daemon.metrics import Metrics
-from reconciler.errors import PermanentError
+from reconciler.errors import PermanentError, SpecError
+from reconciler.loop import Pass, Trigger
 from reconciler.testing import make_reconciler
 
 from ..waiting import wait_until
@@ -182,21 +184,35 @@ def test_a_remote_that_refuses_is_an_error_counted_and_the_token_is_never_writte
     assert "s3cr3t" not in str(refused.value)
     failures = []
     feedback = Feedback([source], tmp_path / "state", on_failure=failures.append)
-    feedback._work([_job(commit)])
+    worker = SimpleNamespace(id="repo:.", source=source, stack="sa", path=".", revision=commit)
+    feedback.passed(worker, Pass(Trigger.SOURCE, error="the engine is unreachable"))  # a failed pass: told
+    feedback.close()
+    feedback.run()  # what was queued, then the end: here, on this thread
     assert failures == ["note"]
 
 
-def _job(commit: str):
-    from reconciler.daemon.feedback import _Job
+def _told(revision: str, result: Result, changes: tuple[str, ...] = ()) -> Deployed:
+    return Deployed("s", revision, result, changes, "", "", 0.0, "h")
 
-    return _Job("repo", commit, "sa", note="stack: sa")
+
+@pytest.mark.parametrize("known, now, told", [
+    (None, _told("r1", Result.CONVERGED), False),  # a restart on a converged host
+    (None, _told("r1", Result.CONVERGED, ("start container:s-web-1",)), True),  # a restart that repaired
+    (None, _told("r1", Result.FAILED), True),
+    (("r1", Result.CONVERGED), _told("r2", Result.CONVERGED), True),  # a new commit, even one that changed nothing
+    (("r1", Result.CONVERGED), _told("r1", Result.CONVERGED, ("start container:s-web-1",)), False),  # drift
+    (("r1", Result.CONVERGED), _told("r1", Result.FAILED), False),  # trouble after it converged: the history's
+    (("r1", Result.FAILED), _told("r1", Result.FAILED), False),  # a retry that failed the same way
+    (("r1", Result.FAILED), _told("r1", Result.CONVERGED), True),  # the retry that converged
+    (("r1", Result.FAILED), _told("r1", Result.ROLLED_BACK), True),
+])
+def test_which_passes_are_told(known, now, told):
+    assert worth_telling(known, now) is told
 
 
 def test_a_directory_source_has_no_notes(tmp_path):
     config = tmp_path / "daemon.yaml"
     os.makedirs(tmp_path / "stacks")
     config.write_text("sources:\n  - name: local\n    dir: ./stacks\n    notes: true\n")
-    from reconciler.errors import SpecError
-
     with pytest.raises(SpecError, match=r"daemon.yaml:4:\d+.*notes: is for git sources only"):
         load_config(str(config))
