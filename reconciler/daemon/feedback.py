@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import ReconcilerError, RolledBack
 from ..following import unexpected
+from ..loop import Pass
 from ..report import Status
 from .commitstatus import StatusState, read_status_token, send_status, status_request
 from .config import CommitStatus, Source
@@ -95,13 +96,13 @@ class Deployed:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        """One line for a commit status: the result, the plan's counts, the first line of why."""
-        first = next((line.strip() for line in self.why.splitlines() if line.strip()), "")
-        return f"{self.result}: {self.counts}" + (f": {first}" if first else "")
+        """One line for a commit status: the result, the plan's counts and why, on one line (the forge cuts it)."""
+        why = " ".join(line.strip() for line in self.why.splitlines() if line.strip())
+        return f"{self.result}: {self.counts}" + (f": {why}" if why else "")
 
 
-def deployed(stack: str, revision: str, result: Any, *, host: str, at: float | None = None) -> Deployed | None:
-    """What pass ``result`` (a loop ``Pass``) did with ``revision``; None when it applied no commit (no revision,
+def deployed(stack: str, revision: str, result: Pass, *, host: str, at: float | None = None) -> Deployed | None:
+    """What pass ``result`` did with ``revision``; None when it applied no commit (no revision,
     suspended, its source not fetched)."""
     if not revision or result.suspended is not None or result.source_failed:
         return None
@@ -178,8 +179,10 @@ class Feedback:
         except Exception as exc:  # feedback never fails a pass
             unexpected(exc, self.on_error)
 
-    def passed(self, worker: Any, result: Any) -> None:
-        """A pass of ``worker``'s stack ended (``result``, a loop ``Pass``): its note and final status, if told."""
+    def passed(self, worker: Any, result: Pass) -> None:
+        """A pass of ``worker``'s stack ended: its note and final status, if it is told (``worth_telling``).
+
+        ``worker`` is the runner's ``StackWorker`` (typed ``Any``: the runner imports this module)."""
         try:
             source = worker.source.name
             if source not in self.notes and source not in self.statuses:

@@ -14,11 +14,14 @@ import pytest
 
 from reconciler.daemon import Daemon, load_config
 from reconciler.daemon.config import GitSource, Source
-from reconciler.daemon.feedback import Deployed, Feedback, Result, worth_telling
+from reconciler.daemon.feedback import Deployed, Feedback, Result, deployed, worth_telling
 from reconciler.daemon.gitnotes import NOTES_REF, NoteWriter, NotesRejected
 from reconciler.daemon.metrics import Metrics
-from reconciler.errors import PermanentError, SpecError
+from reconciler.errors import PermanentError, RolledBack, SpecError
 from reconciler.loop import Pass, Trigger
+from reconciler.model import Kind
+from reconciler.plan import Action, Change, Plan
+from reconciler.report import ApplyReport, Outcome, Status
 from reconciler.testing import make_reconciler
 
 from ..waiting import wait_until
@@ -216,3 +219,21 @@ def test_a_directory_source_has_no_notes(tmp_path):
     config.write_text("sources:\n  - name: local\n    dir: ./stacks\n    notes: true\n")
     with pytest.raises(SpecError, match=r"daemon.yaml:4:\d+.*notes: is for git sources only"):
         load_config(str(config))
+
+
+def test_a_rollout_put_back_is_rolled_back_and_its_note_and_status_say_why():
+    change = Change(action=Action.REPLACE, kind=Kind.CONTAINER, name="s-web-1", key="web")
+    put_back = Outcome(change, Status.FAILED, error="not healthy after 30s; the old container was put back",
+                       exception=RolledBack("not healthy"))
+    pulled = Outcome(Change(action=Action.UPDATE, kind=Kind.IMAGE, name="web:2", key="web"), Status.OK)
+    result = Pass(Trigger.SOURCE, report=ApplyReport(stack="s", outcomes=(pulled, put_back), seconds=31.0))
+    told = deployed("s", "ab" * 20, result, host="web1", at=0.0)
+    assert told.result is Result.ROLLED_BACK
+    assert told.note() == ("stack: s\nresult: rolled back\n"
+                           "changes: 2 (update image:web:2, replace container:s-web-1 (failed))\n"
+                           "time: 1970-01-01T00:00:00Z\nhost: web1\n"
+                           "why: container:s-web-1: not healthy after 30s; the old container was put back")
+    assert told.summary() == ("rolled back: update 1, replace 1: container:s-web-1: not healthy after 30s; "
+                              "the old container was put back")
+    assert deployed("s", "ab" * 20, Pass(Trigger.RESYNC, suspended=Plan(stack="s", changes=())), host="h") is None
+    assert deployed("s", "", result, host="h") is None  # a directory source: no commit
