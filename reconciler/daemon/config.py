@@ -58,7 +58,7 @@ class GitWrite:
 
 @dataclass(frozen=True)
 class CommitStatus:
-    """Where a git source's passes are told as commit statuses (``status:``): a forge's REST API (``daemon.feedback``)."""
+    """Where a git source's passes are told as commit statuses (``status:``), on a forge (``daemon.feedback``)."""
 
     provider: str  # github, gitlab or gitea
     api_url: str  # without a trailing '/'
@@ -260,8 +260,9 @@ def _feedback_problems(data: dict, marks: dict) -> list:
             continue
         if status["provider"] not in STATUS_APIS and "api_url" not in status:
             where = ("sources", index, "status")
-            problems.append(problem_at(_mark(marks, where), where, f"a {status['provider']} status needs api_url: "
-                                                                   "the forge's API, e.g. https://gitea.example.com/api/v1"))
+            problems.append(problem_at(_mark(marks, where), where,
+                                       f"a {status['provider']} status needs api_url: the forge's API, "
+                                       "e.g. https://gitea.example.com/api/v1"))
         for key in ("context", "target_url"):
             unknown = _branch_fields(status.get(key) or "") - {"stack"}
             if unknown:
