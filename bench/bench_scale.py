@@ -112,10 +112,13 @@ class ScaleBench:
         log(f"N={n} {sources}: converged in {cold:.1f} s ({passes} passes); idle {args.idle:.0f} s")
         idle = scale.idle_cpu(daemon.pid, args.idle)
         proc = scale.sample(daemon.pid)
+        log(f"N={n} {sources}: idle CPU {idle:.2f} %, RSS {proc.rss_mib:.0f} MiB, {proc.threads} threads, {proc.fds} fds")
         log(f"N={n} {sources}: drift")
         drift = scaledrift.drift_trials(daemon, args.drift_trials)
         burst = statistics.median(scaledrift.drift_trials(daemon, 3, at_once=args.burst).seconds)
+        log(f"N={n} {sources}: drift p50/p99 {drift.p50:.2f}/{drift.p99:.2f} s, burst {burst:.2f} s; the floor's")
         drift_floor = scaledrift.drift_floor(args.drift_trials)
+        log(f"N={n} {sources}: drift floor p50/p99 {drift_floor.p50:.2f}/{drift_floor.p99:.2f} s")
         commit = scale.commit_one(self.setup, daemon)
         api = scale.api_latency(daemon, args.api_calls)
         self._stop_profile()
@@ -191,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             for sources in args.sources:
                 try:
                     rows.append(bench.measure(n, sources))
-                except (BenchError, RuntimeError) as exc:
-                    log(f"error at N={n} {sources}: {exc}")
+                except Exception as exc:  # said before the clean-up, which takes minutes at 1,000 stacks
+                    log(f"error at N={n} {sources}: {type(exc).__name__}: {exc}")
                     return 1
                 except KeyboardInterrupt:
                     bench.interrupted = True
