@@ -10,16 +10,20 @@ to every user in ``ps``), a remote in a repository's config, or a message. An
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Mapping
 
 from ..errors import SourceError
 from ..redact import without_credentials
 from .config import GitSource
 
-__all__ = ["FOREIGN_GIT_ENV", "GIT_TIMEOUT", "git_environment", "git_identity", "git_message", "lost_race",
+__all__ = ["FOREIGN_GIT_ENV", "GIT_TIMEOUT", "git_environment", "git_identity", "git_message", "lost_race", "source_git",
+           "writer_lock",
            "read_token", "run_git"]
 
 GIT_TIMEOUT = 120
@@ -73,6 +77,38 @@ def run_git(args: list[str], env: dict[str, str], *, cwd: Path | None = None,
             timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess:
     """``git ARGS`` with ``env``, its output captured; OSError or TimeoutExpired as they come."""
     return subprocess.run(["git", *args], capture_output=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def source_git(name: str, git: GitSource, askpass_dir: Path, args: list[str], *, author: str | None = None,
+               env: Mapping[str, str] = {}, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
+    """``git ARGS`` as a writer to source ``name`` runs it (the image writer, the notes writer): with the
+    source's credentials, none of the caller's ``GIT_*`` that would point it at another repository, ``env``
+    on top, ``author`` as author and committer. Returns (its result, the token, to redact from its messages);
+    git that could not run at all is a SourceError that names neither the token nor the URL's credentials."""
+    full, token = git_environment(git, askpass_dir)
+    for variable in FOREIGN_GIT_ENV:
+        full.pop(variable, None)
+    full.update(env)
+    if author is not None:
+        full.update(git_identity(author))
+    try:
+        return run_git(args, full, cwd=cwd), token
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        message = without_credentials(f"source {name}: git {args[0]}: {exc}")
+        raise SourceError(message.replace(token, "(secret)") if token else message) from exc
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """One writer at a time of what ``path`` (a lock file, made 0600) guards: in this process and across
+    processes on one state directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def git_identity(author: str) -> dict[str, str]:

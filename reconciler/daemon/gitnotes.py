@@ -19,17 +19,14 @@ the token is taken out of every message.
 """
 from __future__ import annotations
 
-import fcntl
-import os
 import subprocess
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SourceError
 from ..redact import without_credentials
 from .config import GitWrite, Source
-from .gitenv import FOREIGN_GIT_ENV, git_environment, git_identity, git_message, lost_race, run_git
+from .gitenv import git_message, lost_race, source_git, writer_lock
 
 __all__ = ["NOTES_REF", "NoteWriter", "NotesRejected", "RETRIES"]
 
@@ -113,25 +110,12 @@ class NoteWriter:
         return done.stdout.decode(errors="replace")
 
     def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
-        env, self._token = git_environment(self.source.git, self.root.parent)
-        for name in FOREIGN_GIT_ENV:
-            env.pop(name, None)
-        env["GIT_DIR"] = str(self.root)  # the bare notes repository, whatever the directory is
-        if author:
-            env.update(git_identity((self.source.write or GitWrite()).author))
-        try:
-            return run_git(args, env, cwd=self.root if self.root.is_dir() else None)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            message = without_credentials(f"source {self.source.name}: git {args[0]}: {exc}")
-            raise SourceError(message.replace(self._token, "(secret)") if self._token else message) from exc
+        done, self._token = source_git(self.source.name, self.source.git, self.root.parent, args,
+                                       author=(self.source.write or GitWrite()).author if author else None,
+                                       env={"GIT_DIR": str(self.root)},  # the bare notes repository
+                                       cwd=self.root if self.root.is_dir() else None)
+        return done
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self):
         """One writer of a source's notes at a time, in this process and across processes on one state directory."""
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root.parent / f"{self.source.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return writer_lock(self.root.parent / f"{self.source.name}.lock")

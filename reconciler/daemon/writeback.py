@@ -21,12 +21,9 @@ per source works at a time (a lock file beside the clone).
 """
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from ..paths import inside
 from ..redact import without_credentials
 from ..spec.textedit import EditRefused, replace_value
 from .config import GitWrite, Source
-from .gitenv import FOREIGN_GIT_ENV, git_environment, git_identity, git_message, lost_race, run_git
+from .gitenv import git_message, lost_race, source_git, writer_lock
 
 __all__ = ["FileEdit", "GitWriter", "PushRejected", "RETRIES", "branch_name"]
 
@@ -192,27 +189,14 @@ class GitWriter:
         return done.stdout.decode(errors="replace")
 
     def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
-        env, self._token = git_environment(self.source.git, self.root.parent)
-        for name in FOREIGN_GIT_ENV:
-            env.pop(name, None)
-        if author:
-            env.update(git_identity(self.write.author))
-        try:
-            return run_git(["-c", "core.autocrlf=false", *args], env, cwd=self.root)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            message = without_credentials(f"source {self.source.name}: git {args[0]}: {exc}")
-            raise SourceError(message.replace(self._token, "(secret)") if self._token else message) from exc
+        done, self._token = source_git(self.source.name, self.source.git, self.root.parent,
+                                       ["-c", "core.autocrlf=false", *args],
+                                       author=self.write.author if author else None, cwd=self.root)
+        return done
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self):
         """One writer per source at a time, in this process and across processes on one state directory."""
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root.parent / f"{self.source.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return writer_lock(self.root.parent / f"{self.source.name}.lock")
 
 
 def _head(ref: str) -> str:
