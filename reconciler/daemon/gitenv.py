@@ -20,10 +20,10 @@ from typing import Iterator, Mapping
 
 from ..errors import SourceError
 from ..redact import without_credentials
-from .config import GitSource
+from .config import GitSource, Source
 
 __all__ = ["FOREIGN_GIT_ENV", "GIT_TIMEOUT", "git_environment", "git_identity", "git_message", "lost_race", "source_git",
-           "writer_lock",
+           "SourceGit", "writer_lock",
            "read_token", "run_git"]
 
 GIT_TIMEOUT = 120
@@ -135,3 +135,34 @@ def git_message(stderr: bytes, status: int, token: str = "") -> str:
         shown.insert(0, f"({len(lines) - len(shown)} earlier lines left out)")
     message = without_credentials("\n".join("  " + line for line in shown))
     return message.replace(token, "(secret)") if token else message
+
+
+class SourceGit:
+    """What a writer to a git source (the image writer, the notes writer) shares: the remote's URL, git run
+    with its output checked, and one writer at a time. A subclass sets ``source`` and ``root`` (its
+    repository, whose parent holds the lock) and says how git runs there (``_run``, through ``source_git``,
+    keeping the token in ``_token`` for the messages)."""
+
+    source: Source
+    root: Path
+    _token = ""
+
+    @property
+    def _url(self) -> str:
+        return self.source.git.url
+
+    def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
+        raise NotImplementedError
+
+    def _git(self, *args: str, what: str, author: bool = False) -> str:
+        """Run git in the writer's repository; its output, or ``SourceError`` with git's message (no credentials)."""
+        done = self._run(list(args), author=author)
+        if done.returncode != 0:
+            raise SourceError(f"source {self.source.name}: git {what} failed:\n"
+                              f"{git_message(done.stderr, done.returncode, self._token)}")
+        return done.stdout.decode(errors="replace")
+
+    def _locked(self):
+        """One writer of this kind per source at a time, in this process and across processes on one state
+        directory."""
+        return writer_lock(self.root.parent / f"{self.source.name}.lock")

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import SourceError
 from ..redact import without_credentials
 from .config import GitWrite, Source
-from .gitenv import git_message, lost_race, source_git, writer_lock
+from .gitenv import SourceGit, git_message, lost_race, source_git
 
 __all__ = ["NOTES_REF", "NoteWriter", "NotesRejected", "RETRIES"]
 
@@ -40,7 +40,7 @@ class NotesRejected(SourceError):
     """The remote refused the notes for a reason other than a race, or races kept being lost."""
 
 
-class NoteWriter:
+class NoteWriter(SourceGit):
     """Appends note blocks to commits of one git source and pushes them (``append``)."""
 
     def __init__(self, source: Source, state_dir: Path) -> None:
@@ -97,25 +97,9 @@ class NoteWriter:
 
     # -- running git ---------------------------------------------------------------------------------------------
 
-    @property
-    def _url(self) -> str:
-        return self.source.git.url
-
-    def _git(self, *args: str, what: str, author: bool = False) -> str:
-        """Run git in the notes repository; its output, or ``SourceError`` with git's message (no credentials)."""
-        done = self._run(list(args), author=author)
-        if done.returncode != 0:
-            raise SourceError(f"source {self.source.name}: git {what} failed:\n"
-                              f"{git_message(done.stderr, done.returncode, self._token)}")
-        return done.stdout.decode(errors="replace")
-
     def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
         done, self._token = source_git(self.source.name, self.source.git, self.root.parent, args,
                                        author=(self.source.write or GitWrite()).author if author else None,
                                        env={"GIT_DIR": str(self.root)},  # the bare notes repository
                                        cwd=self.root if self.root.is_dir() else None)
         return done
-
-    def _locked(self):
-        """One writer of a source's notes at a time, in this process and across processes on one state directory."""
-        return writer_lock(self.root.parent / f"{self.source.name}.lock")

@@ -32,7 +32,7 @@ from ..paths import inside
 from ..redact import without_credentials
 from ..spec.textedit import EditRefused, replace_value
 from .config import GitWrite, Source
-from .gitenv import git_message, lost_race, source_git, writer_lock
+from .gitenv import SourceGit, git_message, lost_race, source_git
 
 __all__ = ["FileEdit", "GitWriter", "PushRejected", "RETRIES", "branch_name"]
 
@@ -63,7 +63,7 @@ def branch_name(template: str, *, stack: str, image: str, version: str) -> str:
     return _NOT_IN_REF.sub("-", name).strip("/.") or "update"
 
 
-class GitWriter:
+class GitWriter(SourceGit):
     """Commits to one git source: edits of values (``commit``) and reverts of earlier commits (``revert``)."""
 
     def __init__(self, source: Source, state_dir: Path) -> None:
@@ -174,29 +174,11 @@ class GitWriter:
 
     # -- running git ---------------------------------------------------------------------------------------------
 
-    @property
-    def _url(self) -> str:
-        return self.source.git.url
-
-    _token = ""
-
-    def _git(self, *args: str, what: str, author: bool = False) -> str:
-        """Run git in the working clone; its output, or ``SourceError`` with git's message (no credentials)."""
-        done = self._run(list(args), author=author)
-        if done.returncode != 0:
-            raise SourceError(f"source {self.source.name}: git {what} failed:\n"
-                              f"{git_message(done.stderr, done.returncode, self._token)}")
-        return done.stdout.decode(errors="replace")
-
     def _run(self, args: list[str], *, author: bool = False) -> subprocess.CompletedProcess:
         done, self._token = source_git(self.source.name, self.source.git, self.root.parent,
                                        ["-c", "core.autocrlf=false", *args],
                                        author=self.write.author if author else None, cwd=self.root)
         return done
-
-    def _locked(self):
-        """One writer per source at a time, in this process and across processes on one state directory."""
-        return writer_lock(self.root.parent / f"{self.source.name}.lock")
 
 
 def _head(ref: str) -> str:
