@@ -36,6 +36,7 @@ Only kept revisions can be named to ``rollback --to`` by their first digits.
 from __future__ import annotations
 
 import enum
+import json
 import os
 import sqlite3
 import threading
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import SpecError, StateError
+from .model.previews import Preview
 from .stackbook import StackBook
 from .private import NotPrivate, create_private, private_dir
 from .statedb import migrate, prune_statement, schema_version, transaction
@@ -354,6 +356,30 @@ class StateStore:
                 "ORDER BY stack, image, since", (stack, stack)):
             out.setdefault(image if stack is not None else f"{name}/{image}", {})[version] = (since, reason)
         return out
+
+    # -- previews --------------------------------------------------------------------------
+
+    def save_preview(self, preview: Preview) -> None:
+        """Keep ``preview`` (a new one, or what changed of one: its key is source, branch and path)."""
+        self._write(("INSERT OR REPLACE INTO previews (source, branch, path, stack, base, revision, created, pushed, "
+                     "state, ports, urls, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (preview.source, preview.branch, preview.path, preview.stack, preview.base, preview.revision,
+                      preview.created, preview.pushed, preview.state, json.dumps(dict(preview.ports), sort_keys=True),
+                      json.dumps(list(preview.urls)), preview.reason)))
+
+    def forget_preview(self, source: str, branch: str, path: str) -> None:
+        """The preview is gone (its stack destroyed): the record forgets it, and the host ports it had."""
+        self._write(("DELETE FROM previews WHERE source = ? AND branch = ? AND path = ?", (source, branch, path)))
+
+    def previews(self, source: str | None = None) -> list[Preview]:
+        """The previews of ``source`` (of every source when None), by source, branch and path."""
+        rows = self._read("SELECT source, branch, path, stack, base, revision, created, pushed, state, ports, urls, "
+                          "reason FROM previews WHERE ? IS NULL OR source = ? ORDER BY source, branch, path",
+                          (source, source))
+        return [Preview(source=src, branch=branch, path=path, stack=stack, base=base, revision=revision,
+                        created=created, pushed=pushed, state=state, ports=json.loads(ports),
+                        urls=tuple(json.loads(urls)), reason=reason)
+                for src, branch, path, stack, base, revision, created, pushed, state, ports, urls, reason in rows]
 
     def syncs(self, *, stack: str | None = None, engine: str | None = None, limit: int = 20) -> list[Sync]:
         """The latest syncs, newest first, optionally of one stack and/or engine."""

@@ -162,6 +162,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE holds ADD COLUMN data TEXT NOT NULL DEFAULT ''",
     ),
+    (
+        """CREATE TABLE previews (
+            source TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            path TEXT NOT NULL,
+            stack TEXT NOT NULL DEFAULT '',
+            base TEXT NOT NULL DEFAULT '',
+            revision TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            pushed REAL NOT NULL,
+            state TEXT NOT NULL,
+            ports TEXT NOT NULL DEFAULT '{}',
+            urls TEXT NOT NULL DEFAULT '[]',
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (source, branch, path))""",
+    ),
 )
 
 #: The history rows of one (engine, stack) beyond the newest ``keep``, or started before ``cutoff`` (ISO 8601,

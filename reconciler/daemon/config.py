@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..addresses import AddressPool, PoolError, pool_from_mapping
 from ..errors import SpecError
-from ..model import Target
+from ..model import PreviewRules, Target
+from .previewconfig import preview_problems, preview_rules
 from ..report import ApplyOptions
 from ..spec.fleet import make_target, tls_findings
 from ..spec.locations import problem_at
@@ -93,6 +94,8 @@ class Source:
     notes: bool = False
     #: Each pass that applies a commit sets a commit status on the forge; None: none.
     status: CommitStatus | None = None
+    #: A preview of each stack for every branch that matches (``previews:``, ``daemon.previews``); None: none.
+    previews: PreviewRules | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ def load_config(path: str | Path) -> DaemonConfig:
         problems += _hook_sources(data, document.marks)
         problems += _write_problems(data, document.marks)
         problems += _feedback_problems(data, document.marks)
+        problems += preview_problems(data, document.marks)
         problems += _target_problems(data, document.marks, path.resolve().parent)
         problems += _pool_problems(data, document.marks)
     if problems:
@@ -374,6 +378,7 @@ def _build(data: dict, file: Path) -> DaemonConfig:
             write=_write(entry.get("write"), absolute),
             notes=bool(entry.get("notes", False)),
             status=_status(entry.get("status"), absolute),
+            previews=preview_rules(entry.get("previews")),
         ))
     api = data.get("api")
     if api is not None:

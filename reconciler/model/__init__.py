@@ -16,6 +16,7 @@ never from the modules behind it, which are cut by concern and may move:
 - ``imageevents``: what image automation did (``ImageEvent``), as plugins are told it;
 - ``fleet``: the engines a stack runs on;
 - ``buildstep``: a build's steps and the label that keeps their digests;
+- ``previews``: a git source's preview rules (``PreviewRules``) and the record of each preview (``Preview``);
 - ``snapshots``: a volume's snapshots (``Snapshot``, ``Restored``) and how long they are kept;
 - ``updates``: an image's version policy (``images.<key>.update``), which tags it may move to.
 """
@@ -31,6 +32,7 @@ from .imageevents import ImageEvent, ImageEventKind
 from .fleet import Fleet, Placement, Target, TLSFiles
 from .kinds import Kind
 from .live import Claim, Content, LiveObject, LiveState, Record
+from .previews import PREVIEW_STATES, Preview, PreviewRules
 from .snapshots import Restored, Snapshot, SnapshotRetention, snapshot_id
 from .updates import PolicyKind, UpdatePolicy
 
@@ -58,6 +60,9 @@ __all__ = [
     "Placement",
     "PolicyKind",
     "Port",
+    "PREVIEW_STATES",
+    "Preview",
+    "PreviewRules",
     "Record",
     "Restored",
     "RolloutPolicy",
