@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .report import ApplyReport, Outcome
     from .drivers import PluginDrivers
-    from .model import DesiredState, ImageEvent
+    from .model import DesiredState, ImageEvent, Preview
     from .plan import Change, Operation, Plan
 
 __all__ = ["API_VERSION", "hookimpl", "hookspec", "PROJECT"]
@@ -88,4 +88,15 @@ def reconciler_image_event(event: ImageEvent) -> None:
 
     Called by the daemon's image automation thread, after the commit was pushed (``updated``, and the revert of
     a ``quarantined`` one) or the record changed. A failing implementation is logged and changes nothing.
+    """
+
+
+@hookspec
+def reconciler_preview_changed(preview: Preview, event: str) -> None:
+    """A preview stack came up or went away (``daemon.previews``): ``event`` is ``up`` (its branch's first pass
+    applied, or its first pass since it was waiting or expired) or ``down`` (removed with its volumes;
+    ``preview.reason`` says why: its branch was deleted or merged, or it was idle past its ``ttl``).
+
+    ``preview.urls`` are where it answers. Called by the daemon, from the thread that made or removed the
+    preview; a failing implementation is logged and changes nothing.
     """
