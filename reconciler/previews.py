@@ -34,7 +34,7 @@ from .spec.conversions import engine_name
 from .units import size_text
 from .values import value
 
-__all__ = ["Adapted", "PortsExhausted", "allocate_ports", "port_keys", "preview_name", "preview_of",
+__all__ = ["Adapted", "PortsExhausted", "allocate_ports", "port_key", "port_keys", "preview_name", "preview_of",
            "preview_urls"]
 
 # A run of characters a stack name may not hold; one '-' stands for the run.
