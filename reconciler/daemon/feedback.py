@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 from ..errors import ReconcilerError, RolledBack
 from ..following import unexpected
 from ..loop import Pass
+from ..redact import redact
 from ..report import Status
 from .commitstatus import StatusState, read_status_token, send_status, status_request
 from .config import CommitStatus, Source
@@ -262,7 +263,7 @@ class Feedback:
         try:
             token = read_status_token(config)
             request = status_request(config, token, sha=job.revision, state=job.state, stack=job.stack,
-                                     description=job.description.replace(token, "(secret)"))
+                                     description=redact(job.description.replace(token, "(secret)")))
             send_status(request)
         except ReconcilerError as exc:
             log.warning("source %s: the %s status of %s on %s was not set: %s", job.source, job.state,

@@ -15,7 +15,9 @@ loses a race (someone else added a note meanwhile) fetches the remote's ref
 again and appends the same blocks anew, at most ``RETRIES`` times: nothing is
 merged by hand, and nobody's block is lost. The repository has no remote
 configured; the source's credentials reach git through ``gitenv`` only, and
-the token is taken out of every message.
+the token is taken out of every message. A block is pushed where anyone who
+can read the repository reads it: the token, credentials in a URL and every
+secret value the process knows (``redact``) are taken out of it first.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SourceError
-from ..redact import without_credentials
+from ..redact import redact, without_credentials
 from .config import GitWrite, Source
 from .gitenv import SourceGit, git_message, lost_race, source_git
 
@@ -91,8 +93,9 @@ class NoteWriter(SourceGit):
                             f"was refused:\n{git_message(done.stderr + done.stdout, done.returncode, self._token)}")
 
     def _clean(self, text: str) -> str:
-        """A block as it may be written: no credentials, however they got into a pass's message."""
-        text = without_credentials(text)
+        """A block as it may be written: no credentials nor secret values (a spec's secret env, a registry's
+        password: ``redact``), however they got into a pass's message."""
+        text = redact(without_credentials(text))
         return text.replace(self._token, "(secret)") if self._token else text
 
     # -- running git ---------------------------------------------------------------------------------------------

@@ -238,3 +238,25 @@ def test_a_rollout_put_back_is_rolled_back_and_its_note_and_status_say_why():
                               "the old container was put back")
     assert deployed("s", "ab" * 20, Pass(Trigger.RESYNC, suspended=Plan(stack="s", changes=())), host="h") is None
     assert deployed("s", "", result, host="h") is None  # a directory source: no commit
+
+
+def test_a_secret_value_the_process_knows_is_in_no_note_and_no_status(origin, tmp_path, monkeypatch):
+    from reconciler.daemon import feedback as feedback_module
+    from reconciler.daemon.config import CommitStatus
+    from reconciler.redact import register_secrets
+
+    commit = origin.commit({"README": "x\n"})
+    register_secrets(["pw-7c1f0e9a2b"])  # as loading a spec with a secret env value registers it
+    monkeypatch.setenv("STATUS_TOKEN", "forge-token")
+    source = Source("repo", git=GitSource(url=origin.url), notes=True,
+                    status=CommitStatus("github", "https://api.github.com", "ops/shop", token_env="STATUS_TOKEN"))
+    sent = []
+    monkeypatch.setattr(feedback_module, "send_status", sent.append)
+    feedback = Feedback([source], tmp_path / "state")
+    worker = SimpleNamespace(id="repo:.", source=source, stack="sa", path=".", revision=commit)
+    feedback.passed(worker, Pass(Trigger.SOURCE, error="the engine said: cannot use pw-7c1f0e9a2b here"))
+    feedback.close()
+    feedback.run()
+    assert "pw-7c1f0e9a2b" not in origin.note(commit) and "cannot use (secret) here" in origin.note(commit)
+    (request,) = sent
+    assert "pw-7c1f0e9a2b" not in request.body["description"] and "(secret)" in request.body["description"]
