@@ -76,16 +76,23 @@ class Scheduler:
             self._schedule(key)
             self._cond.notify()
 
-    def remove(self, key: str) -> None:
-        """Stop serving ``key``; a pass in flight finishes."""
+    def remove(self, key: str, *, wait: float = 0.0) -> bool:
+        """Stop serving ``key``; a pass in flight finishes, and is waited for up to ``wait`` seconds.
+
+        False when that pass was still running after ``wait`` (true when none ran, or it ended).
+        """
         with self._cond:
             entry = self._loops.pop(key, None)
             self._due.pop(key, None)
             if key in self._queued:
                 self._queued.discard(key)
                 self._ready[entry[1]].remove(key)
-        if entry is not None:
-            entry[0].on_trigger = None
+            if entry is not None:
+                entry[0].on_trigger = None
+            until = time.monotonic() + wait
+            while key in self._running and time.monotonic() < until:  # a pass's end notifies one waiter: look often
+                self._cond.wait(timeout=0.05)
+            return key not in self._running
 
     def poke(self, key: str) -> None:
         """``key``'s loop was triggered: it may be due sooner (thread-safe, cheap)."""

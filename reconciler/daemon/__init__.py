@@ -8,6 +8,7 @@ stack and one poller per git source, on top of the same ``StackLoop`` as
 from __future__ import annotations
 
 from .config import DaemonConfig, load_config
-from .runner import Daemon, StackWorker
+from .runner import Daemon
+from .stackworker import StackWorker
 
 __all__ = ["Daemon", "DaemonConfig", "StackWorker", "load_config"]

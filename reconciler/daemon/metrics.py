@@ -39,6 +39,10 @@ def drifted(result: Pass) -> int:
     return 0
 
 
+#: What ``pass_result`` says of a pass (``reconciler_syncs``' ``result``).
+RESULTS = ("suspended", "source_error", "invalid", "error", "converged", "failed")
+
+
 class Metrics:
     """Every counter, gauge and histogram the daemon exposes (``/metrics``)."""
 
@@ -89,6 +93,18 @@ class Metrics:
             self.last_success.labels(stack).set(time.time())
         elif result in ("failed", "error", "invalid", "source_error"):
             self.failures.labels(stack).inc()
+
+    def forget(self, stack: str) -> None:
+        """``stack`` is gone (a preview removed): its series go, so no gauge goes on showing it."""
+        series = [(self.syncs, (stack, result)) for result in RESULTS]
+        series += [(metric, (stack,)) for metric in (self.failures, self.duration, self.drifted, self.managed,
+                                                      self.last_success, self.suspended)]
+        series += [(self.filesystem, (stack, name)) for name in self._layer_drifted.pop(stack, set())]
+        for metric, labels in series:
+            try:
+                metric.remove(*labels)
+            except KeyError:  # never observed
+                pass
 
     def _filesystem(self, stack: str, passed: Pass) -> None:
         """``reconciler_filesystem_drift``: one series per drifted container, removed once it no longer drifts."""

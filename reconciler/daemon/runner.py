@@ -27,7 +27,6 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -43,44 +42,16 @@ from ..spec import load_desired
 from .config import DaemonConfig, Source
 from .feedback import Feedback
 from .metrics import Metrics
+from .previews import Previews
 from .recordwatch import watch_record
 from .automation import ImageAutomation
 from .rollbackdata import restore_held_data
 from .sources import Checkout, InvalidRevision, in_source, shared_checkouts, untouched, within
+from .stackworker import StackWorker
 
 __all__ = ["Daemon", "StackWorker"]
 
 FETCHERS = 4  # git fetches at once, at most (each is a ``git fetch`` process)
-
-
-@dataclass
-class StackWorker:
-    """One stack: where its spec is in its source, and the loop that keeps it converged."""
-
-    source: Source
-    path: str
-    checkout: Checkout
-    loop: StackLoop | None = None
-    #: The revision its last loaded spec came from, and whether that was a held (rolled back) one.
-    revision: str = ""
-    held: bool = False
-    #: The last pass, when it ended (Unix time) and the revision it ran at, for the API and metrics.
-    last: Pass | None = None
-    last_at: float = 0.0
-    last_revision: str = ""
-    #: The last pass that changed something, when it ended and its revision (what "last sync" shows).
-    changed: tuple[Pass, float, str] | None = None
-    #: The last spec loaded, by (where, revision): a resync or an engine event does not read and validate it again.
-    spec: tuple[tuple[str, str], DesiredState] | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.source.name}:{self.path}"
-
-    @property
-    def stack(self) -> str:
-        """The stack's name once its spec has loaded, else ""."""
-        return self.loop.desired.stack if self.loop and self.loop.desired else ""
 
 
 class Daemon:
@@ -123,6 +94,7 @@ class Daemon:
         self.images = ImageAutomation(self)  # git sources with ``write:``: image versions committed back
         self.feedback = Feedback(config.sources, state_dir, on_failure=self.metrics.feedback_failed,
                                  on_error=self.metrics.worker_error)  # ``notes:`` and ``status:``: told on commits
+        self.previews = Previews(self)  # ``previews:``: a stack per branch, made and removed as branches come and go
         #: Told the record's suspensions and holds each time the daemon reads them (the API's in-memory copy).
         self.on_record: Callable[..., None] | None = None
 
@@ -144,6 +116,7 @@ class Daemon:
         """A pass of the stack's loop ended (not a fetch that failed, told by ``_passed`` alone)."""
         self._passed(worker, result)
         self.feedback.passed(worker, result)
+        self.previews.passed(worker, result)
 
     def _passed(self, worker: StackWorker, result: Pass) -> None:
         worker.last, worker.last_at = result, time.time()
@@ -193,7 +166,7 @@ class Daemon:
             try:
                 if worker.source.git:
                     try:
-                        moved = self._refresh(worker.source)
+                        moved = self.refresh(worker.source)
                     except SourceError as exc:
                         self._passed(worker, _not_fetched(Trigger.API, exc))
                         return
@@ -252,14 +225,16 @@ class Daemon:
         if worker.spec is not None and worker.spec[0] == key:
             return worker.spec[1]
         worker.spec = None
-        desired = self._read(worker, where, tree, revision)
+        desired = (self.previews.read if worker.preview else self.read_spec)(worker, where, tree, revision)
         if revision and tree is not None and within(desired, tree):
             worker.spec = (key, desired)
         return desired
 
-    def _read(self, worker: StackWorker, where: Path, tree: Path | None, revision: str) -> DesiredState:
+    def read_spec(self, worker: StackWorker, where: Path, tree: Path | None, revision: str, *,
+                  stack: str | None = None) -> DesiredState:
+        """The spec at ``where`` (in ``tree``, at ``revision``), named ``stack`` when given (a preview's)."""
         try:
-            desired = load_desired([where], drivers=self.reconciler.driver_catalog(),
+            desired = load_desired([where], stack=stack, drivers=self.reconciler.driver_catalog(),
                                    allow_empty=worker.source.allow_empty,
                                    allow_outside=worker.source.allow_outside_paths, targets=self.config.targets,
                                    host_paths=worker.source.allow_host_paths)
@@ -295,7 +270,7 @@ class Daemon:
                 raise InvalidRevision(path, rejected.reason, rejected.revision)
         return checkout.revision != seen[0]
 
-    def _refresh(self, source: Source, since: float = float("inf")) -> bool:
+    def refresh(self, source: Source, since: float = float("inf")) -> bool:
         """Fetch ``source`` (true when its revision moved), and release the holds of its stacks it moved past."""
         moved = self._fetch(source, since)
         holds = self.reconciler.state.holds()
@@ -303,6 +278,30 @@ class Daemon:
             if worker.stack in holds and _moved_past(worker.checkout, holds[worker.stack][1]):
                 self.reconciler.state.release(worker.stack)  # a newer commit: that is what the source wants now
         return moved
+
+    def not_fetched(self, worker: StackWorker, error: SourceError) -> None:
+        """Tell ``worker``'s stack its source could not be fetched (a pass that failed before loading)."""
+        self._passed(worker, _not_fetched(Trigger.SOURCE, error))
+
+    def add_worker(self, worker: StackWorker) -> None:
+        """Serve one more stack (a preview) from now on: its checkout fetched as a source's, its passes run."""
+        name, group = worker.source.name, worker.preview.origin.name if worker.preview else worker.source.name
+        self.checkouts[name], self._fetching[name], self._group[name] = worker.checkout, threading.Lock(), name
+        worker.loop = self._loop(worker)
+        self._by_source[name], self._by_id[worker.id] = [worker], worker
+        self.workers = [*self.workers, worker]  # a new list: a reader keeps iterating the one it took
+        self.scheduler.add(worker.id, worker.loop, group=group)
+
+    def drop_worker(self, worker: StackWorker, *, wait: float = 0.0) -> None:
+        """Stop serving ``worker``'s stack; its pass in flight ends first (``wait`` seconds at most)."""
+        self.workers = [w for w in self.workers if w is not worker]
+        self.scheduler.remove(worker.id, wait=wait)
+        self.hub.forget(worker.id)
+        name = worker.source.name
+        for table in (self._following, self._by_id):
+            table.pop(worker.id, None)
+        for table in (self._by_source, self.checkouts, self._fetching, self._group, self._seen):
+            table.pop(name, None)
 
     def run(self, stop: threading.Event) -> None:
         """Serve every stack until ``stop`` is set; passes and fetches in flight finish."""
@@ -318,6 +317,7 @@ class Daemon:
         if self.feedback.enabled:
             threads.append(threading.Thread(target=self.feedback.run, name="feedback", daemon=True))
         watchers = [self._watch(s) for s in self.config.sources if s.dir]
+        self.previews.start(self._fetchers)
         for thread in threads:
             thread.start()
         try:
@@ -400,11 +400,13 @@ class Daemon:
             for worker in self._of(source):
                 worker.loop.trigger(Trigger.SOURCE)
         try:
-            moved = self._refresh(source, since)
+            moved = self.refresh(source, since)
         except SourceError as exc:
             for worker in self._of(source):
                 self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
             return now
+        finally:
+            self.previews.poll(source)  # its branches: previews made, fetched, removed
         if moved:
             checkout, changes = self.checkouts[source.name], {}  # the paths changed since each revision a spec is at
             for worker in self._of(source):

@@ -28,7 +28,8 @@ from ..render import plan_data, sync_data
 from ..render_snapshots import snapshots_data, volume_summaries
 from ..status import status_rows
 from .metrics import drifted, pass_result
-from .runner import Daemon, StackWorker
+from .runner import Daemon
+from .stackworker import StackWorker
 from .stackgraph import edges
 
 __all__ = ["STALE_AFTER", "STATES", "DaemonView"]

@@ -11,7 +11,7 @@ from reconciler.daemon.auth import load_tokens
 from reconciler.daemon.config import ApiConfig, Source
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.paging import BadPage, Paging, link_header, paging_of
-from reconciler.daemon.runner import StackWorker
+from reconciler.daemon.stackworker import StackWorker
 from reconciler.daemon.server import make_app
 from reconciler.daemon.view import STATES, DaemonView
 from reconciler.loop import Pass, Trigger

@@ -108,7 +108,7 @@ def test_loading_a_stack_only_reads_its_hold_and_a_fetch_releases_a_hold_it_move
     held = daemon._load(worker)
     assert (held.stack, worker.held) == ("demo", False)  # the source moved past the hold: it is over...
     assert "demo" in state.holds()  # ...and the load wrote nothing
-    daemon._refresh(worker.source)
+    daemon.refresh(worker.source)
     assert state.holds() == {}
 
 

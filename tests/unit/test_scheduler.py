@@ -169,6 +169,27 @@ def test_a_removed_stack_is_not_served():
         _end(stop, thread)
 
 
+def test_removing_a_stack_waits_for_its_pass_in_flight_when_asked():
+    log: list = []
+    gate = threading.Event()
+    scheduler = Scheduler(2)
+    loop = FakeLoop("busy", log, gate=gate)
+    scheduler.add("busy", loop)
+    stop, thread = _run(scheduler)
+    try:
+        wait_until(lambda: log, 5, "its pass")
+        assert scheduler.remove("busy", wait=0.2) is False  # still running after 0.2 s
+        threading.Timer(0.3, gate.set).start()
+        started = time.monotonic()
+        assert scheduler.remove("busy", wait=5) is True  # waited for the pass to end, and no longer
+        assert 0.1 < time.monotonic() - started < 3 and loop.running == 0
+        loop.trigger()
+        time.sleep(0.3)
+        assert len(log) == 1  # not served any more
+    finally:
+        _end(stop, thread)
+
+
 def test_stack_loops_run_by_the_pool_back_off_after_a_failure_and_retry(memory_engine):
     from reconciler.errors import SpecError
 
