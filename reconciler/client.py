@@ -1,5 +1,5 @@
 """A client of daemons' HTTP APIs: ``reconcile status|history|sync|suspend|resume|rollback|release --server URL``,
-``reconcile snapshots list --server URL``.
+``reconcile snapshots list --server URL``, ``reconcile previews --server URL``.
 
 One client can follow the daemons of several hosts: each ``--server`` is asked
 in turn, and a host that cannot be reached is reported without hiding the others.
@@ -140,6 +140,14 @@ class DaemonClient:
     def snapshots(self, name: str) -> list[dict[str, Any]]:
         """The stack's volume snapshots, from ``GET /api/stacks/NAME/snapshots``."""
         return self._call("GET", f"/api/stacks/{quote(name, safe='')}/snapshots")
+
+    def previews(self, source: str | None = None) -> list[dict[str, Any]]:
+        """The daemon's preview stacks (of ``source`` only when given), from ``GET /api/previews``."""
+        query = f"?{urlencode({'source': source})}" if source else ""
+        answer = self._call("GET", f"/api/previews{query}")
+        if not isinstance(answer, dict) or not isinstance(answer.get("previews"), list):
+            raise ReconcilerError(f"{self.url}: the answer to /api/previews holds no list of previews")
+        return answer["previews"]
 
     def release(self, name: str) -> dict[str, Any]:
         """Let a held stack follow its source again."""

@@ -3,7 +3,8 @@
 ``parser`` builds the command line; ``local`` runs the commands that work
 here (on a spec, an engine or a fleet, a state directory); ``remote`` asks
 running daemons (``--server``); ``images`` runs image automation by hand;
-``snapshots`` lists, restores and deletes volume snapshots; ``streams`` prints
+``snapshots`` lists, restores and deletes volume snapshots; ``previews`` lists
+the preview stacks of a daemon's branches; ``streams`` prints
 logs and events as they come, from either; ``views`` shows what a runner answered.
 No reconcile logic lives here. Expected failures (``ReconcilerError``) become
 one clear message and exit code 1; no traceback reaches the user for them.
@@ -36,7 +37,7 @@ COMMANDS = {"validate": "cmd_validate", "convert": "cmd_convert", "plan": "cmd_p
             "history": "cmd_history", "suspend": "cmd_suspend", "resume": "cmd_suspend",
             "rollback": "cmd_rollback", "release": "cmd_rollback", "sync": "cmd_sync",
             "plugins": "cmd_plugins", "schema": "cmd_schema", "logs": "cmd_logs", "events": "cmd_events",
-            "images": "cmd_images", "snapshots": "cmd_snapshots"}
+            "images": "cmd_images", "snapshots": "cmd_snapshots", "previews": "cmd_previews"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +93,8 @@ def _command(args):
         from . import images as commands
     elif args.command == "snapshots":
         from . import snapshots as commands
+    elif args.command == "previews":
+        from . import previews as commands
     elif args.command in REMOTE and (args.command == "sync" or args.server):
         from . import remote as commands
     else:

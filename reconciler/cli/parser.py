@@ -252,6 +252,14 @@ def _sync(p: argparse.ArgumentParser) -> None:
     _server_flags(p, "the daemons to ask (required)")
 
 
+def _previews(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", metavar="NAME", help="only the previews of this git source")
+    p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory, whose record keeps its previews "
+                   "(default: $RECONCILER_STATE_DIR, /var/lib/reconciler as root, else ~/.local/state/reconciler)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    _server_flags(p, "ask these daemons instead of a state directory")
+
+
 def _schema(p: argparse.ArgumentParser) -> None:
     _plugin_flag(p, "also load a plugin module by import path (repeatable)")
 
@@ -342,6 +350,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "sync": ("have daemons fetch a stack's source and apply it now", _sync),
     "images": ("image automation: versions allowed by each image's update policy, written into the spec", _images),
     "snapshots": ("a stack's volume snapshots: list, restore or delete them", _snapshots),
+    "previews": ("the preview stacks a daemon runs for its sources' branches: branch, revision, age, state, URLs",
+                 _previews),
     "schema": ("print the stack's JSON Schema, with the loaded drivers' options, for editors", _schema),
     "plugins": ("the plugins loaded, their drivers and hooks", _plugins),
 }
