@@ -216,6 +216,10 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         except ReconcilerError as exc:
             return _error(502, str(exc))
 
+    def previews(request: Request) -> Response:
+        """The record's previews (``?source=``: of one source), as the daemon last left them."""
+        return JSONResponse({"previews": doors.view.previews(request.query_params.get("source") or None)})
+
     def release(request: Request) -> Response:
         worker, refused = named(request, "release")
         if refused is not None:
@@ -282,6 +286,7 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
         Route("/openapi.json", reader(openapi_json)),
         Route("/metrics", reader(metrics_text)),
         Route("/api/stacks", reader(stacks)),
+        Route("/api/previews", reader(previews)),
         Route("/api/stacks/{name:path}/history", reader(history)),
         Route("/api/stacks/{name:path}/logs", reader(logs)),
         Route("/api/stacks/{name:path}/events", reader(events)),

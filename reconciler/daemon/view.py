@@ -13,18 +13,23 @@ daemon renews as it polls the record, and the API's own writes (suspend,
 resume, rollback, release) update at once. Nobody refreshed it for over
 ``STALE_AFTER`` seconds: it is read from the store again. ``page`` answers
 ``/api/stacks?limit=&offset=&state=`` from it, and ``find`` is a dict lookup.
+
+Previews are the one exception: which stacks are previews of a branch, and
+their URLs, the daemon writes to its record as it makes and updates them, so
+a listing reads the record's previews once per request (never once per stack).
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..drivers import RuntimeDriver
 from ..errors import ReconcilerError
-from ..model import Kind
+from ..model import Kind, Preview
 from ..redact import without_credentials
 from ..render import plan_data, sync_data
+from ..render_previews import preview_link, previews_data
 from ..render_snapshots import snapshots_data, volume_summaries
 from ..status import status_rows
 from .metrics import drifted, pass_result
@@ -143,11 +148,13 @@ class DaemonView:
         """Every stack's summary."""
         return self.page()[0]
 
-    def page(self, *, limit: int | None = None, offset: int = 0,
-             states: Iterable[str] = ()) -> tuple[list[dict[str, Any]], int]:
+    def page(self, *, limit: int | None = None, offset: int = 0, states: Iterable[str] = (),
+             previews: Sequence[Preview] | None = None) -> tuple[list[dict[str, Any]], int]:
         """(summaries of ``limit`` stacks from ``offset``, how many match): those in one of ``states`` (``STATES``)
-        when given. From memory: neither the database (but a stale copy, ``marks``) nor the engine."""
+        when given. From memory but for one read of the record's previews (``previews``: read already), and the
+        suspensions and holds when their copy is stale (``marks``); never the engine."""
         suspended, holds = self.marks()
+        index = self._preview_index(previews)
         wanted = set(states)
         workers = self.daemon.workers
         if wanted:
@@ -155,7 +162,7 @@ class DaemonView:
             workers = [w for w in workers if self._state(w) in wanted
                        or any(w.stack in flags[flag] for flag in wanted & flags.keys())]
         chosen = workers[offset:] if limit is None else workers[offset:offset + limit]
-        return [self.summary(w, suspended, holds) for w in chosen], len(workers)
+        return [self.summary(w, suspended, holds, index) for w in chosen], len(workers)
 
     @staticmethod
     def _state(worker: StackWorker) -> str:
@@ -163,7 +170,10 @@ class DaemonView:
         state = "pending" if last is None else pass_result(last)
         return "degraded" if last is not None and last.degraded and state == "converged" else state
 
-    def summary(self, worker: StackWorker, suspended: dict | None = None, holds: dict | None = None) -> dict[str, Any]:
+    def summary(self, worker: StackWorker, suspended: dict | None = None, holds: dict | None = None,
+                previews: dict[str, Preview] | None = None) -> dict[str, Any]:
+        """What the stack's last pass left, from memory; a preview stack's with its ``preview`` (``previews``: the
+        record's previews by stack, read once for a whole listing; None: read now)."""
         if suspended is None or holds is None:
             suspended, holds = self.marks()
         source = worker.source
@@ -171,7 +181,8 @@ class DaemonView:
         last = worker.last
         desired = worker.loop.desired if worker.loop else None
         state = self._state(worker)
-        return {
+        preview = (self._preview_index() if previews is None else previews).get(name) if name else None
+        data = {
             "name": name or None,
             "id": worker.id,
             "source": {"name": source.name, "kind": "git" if source.git else "dir",
@@ -193,6 +204,23 @@ class DaemonView:
             },
             "last_change": _last_change(worker),
         }
+        if preview is not None:
+            data["preview"] = preview_link(preview)
+        return data
+
+    # -- previews, from the record -------------------------------------------------------------
+
+    def preview_records(self, source: str | None = None) -> list[Preview]:
+        """The record's previews (of ``source`` only when given), by source, branch and path: one read."""
+        return self.state.previews(source)
+
+    def previews(self, source: str | None = None) -> list[dict[str, Any]]:
+        """The record's previews as ``GET /api/previews`` answers them (``render_previews.preview_data``)."""
+        return previews_data(self.preview_records(source))
+
+    def _preview_index(self, previews: Sequence[Preview] | None = None) -> dict[str, Preview]:
+        """The previews by their stack's name (those whose spec has loaded), read from the record unless given."""
+        return {p.stack: p for p in (self.preview_records() if previews is None else previews) if p.stack}
 
     def detail(self, worker: StackWorker, *, detailed: bool = False) -> dict[str, Any]:
         """The summary, plus every object desired against live, and the plan a pass would apply now;
