@@ -9,6 +9,10 @@ Content-Security-Policy allows scripts and styles from the daemon only.
 A stack's page draws its objects as a graph (``stackgraph``, SVG made here);
 a node links to ``?object=kind:name``, which opens that object's panel
 (``panel``): its diff, health output, filesystem drift and log tail.
+
+The overview lists the preview stacks too (``Previews``), and a preview
+stack's row says its branch and links its URLs: all as the daemon's record
+keeps them, escaped, and only ``http(s)://`` addresses made links.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..render_previews import previews_data
 from .assets import CSS, JS
 from .auth import Principal, Sessions
 from .doors import Doors
 from .paging import PAGE_SIZE
-from .panel import cell, object_panel, panel_info, when
+from .panel import cell, links, object_panel, panel_info, when
 from .stackgraph import svg
 
-__all__ = ["routes", "same_token"]
+__all__ = ["previews_section", "routes", "same_token"]
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -95,8 +100,36 @@ def _pages(page: int, total: int) -> str:
             f'{after}</nav>')
 
 
-def overview(stacks: list[dict[str, Any]], *, page: int = 1, total: int | None = None) -> str:
-    """The stacks of one overview page (``page``, 1-based, of ``PAGE_SIZE``; ``total``: stacks in all)."""
+def _preview_of(stack: dict[str, Any]) -> str:
+    """A preview stack's branch and URLs, under its name ("" for a stack that is no preview)."""
+    preview = stack.get("preview")
+    if not preview:
+        return ""
+    return (f'<div class="preview" data-branch="{escape(preview["branch"])}"><span class="muted">preview of '
+            f'</span><span class="branch">{escape(preview["branch"])}</span> {links(preview["urls"])}</div>')
+
+
+def previews_section(previews: list[dict[str, Any]], now: float | None = None) -> str:
+    """The overview's ``Previews``: each preview's branch, stack, state (and why), URLs and age; "" when none."""
+    if not previews:
+        return ""
+    rows = []
+    for p in previews:
+        stack = (f'<a href="/stacks/{quote(p["stack"], safe="")}">{escape(p["stack"])}</a>' if p["stack"]
+                 else cell(None))
+        reason = f' <span class="muted">{escape(p["reason"])}</span>' if p["reason"] else ""
+        rows.append(f'<tr data-preview="{escape(p["source"])}:{escape(p["branch"])}:{escape(p["path"])}">'
+                    f'<td>{escape(p["branch"])} <span class="muted">{escape(p["source"])}</span></td><td>{stack}</td>'
+                    f'<td>{_state(p["state"])}{reason}</td><td>{links(p["urls"])}</td>'
+                    f'<td>{when(p["created"], now)}</td></tr>')
+    return ('<h2>Previews</h2><div class="scroll"><table id="previews"><thead><tr><th>Branch</th><th>Stack</th>'
+            f'<th>State</th><th>URLs</th><th>Made</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def overview(stacks: list[dict[str, Any]], *, page: int = 1, total: int | None = None,
+             previews: list[dict[str, Any]] | None = None) -> str:
+    """The stacks of one overview page (``page``, 1-based, of ``PAGE_SIZE``; ``total``: stacks in all), and the
+    ``Previews`` section (``previews``: ``GET /api/previews``'s entries)."""
     rows = []
     for s in stacks:
         source = s["source"]
@@ -104,7 +137,7 @@ def overview(stacks: list[dict[str, Any]], *, page: int = 1, total: int | None =
         revision = cell((s["revision"] or "")[:12]) + (" <b>held</b>" if s["held"] else "")
         drift = s["drift"]
         rows.append(
-            f'<tr data-stack="{escape(s["name"] or s["id"])}"><td>{_stack_link(s)}</td>'
+            f'<tr data-stack="{escape(s["name"] or s["id"])}"><td>{_stack_link(s)}{_preview_of(s)}</td>'
             f'<td>{where} <span class="muted">{escape(source["path"])}</span></td><td><code>{revision}</code></td>'
             f'<td>{_state(s["state"])}{" <b>suspended</b>" if s["suspended"] else ""}</td>'
             f'<td class="{"drift" if drift else ""}" data-drift="{drift if drift is not None else ""}">'
@@ -112,7 +145,7 @@ def overview(stacks: list[dict[str, Any]], *, page: int = 1, total: int | None =
     pages = _pages(page, len(stacks) if total is None else total)
     return ('<h1>Stacks</h1><div class="scroll"><table><thead><tr><th>Stack</th><th>Source</th><th>Revision</th><th>State</th>'
             '<th>Drift</th><th>Objects</th><th>Last sync</th></tr></thead><tbody>' + "".join(rows)
-            + '</tbody></table></div>' + pages)
+            + '</tbody></table></div>' + pages + previews_section(previews or []))
 
 
 def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Principal, csrf: str,
@@ -125,6 +158,11 @@ def detail(stack: dict[str, Any], history: list[dict[str, Any]], principal: Prin
              f'<p>Revision <code>{escape(stack["revision"] or "none")}</code>'
              f'{" (held at a rollback)" if stack["held"] else ""}{" · suspended" if stack["suspended"] else ""}'
              f' · last sync {_when(stack["last_sync"], now)}</p>']
+    preview = stack.get("preview")
+    if preview:
+        parts.append(f'<p id="preview">Preview of branch <span class="branch">{escape(preview["branch"])}</span> '
+                     f'of source {escape(preview["source"])} · {_state(preview["state"])} · {links(preview["urls"])}'
+                     '</p>')
     disabled = "" if principal.can_write else ' disabled title="read-only token"'
     parts.append(f'<form method="post" action="{base}/sync">'
                  f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
@@ -245,11 +283,12 @@ def routes(doors: Doors) -> list[Route]:
             return _signed_out(request)
         text = request.query_params.get("page", "1")
         number = int(text) if text.isdigit() and 0 < len(text) < 7 and int(text) > 0 else 1
-        rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        records = doors.view.preview_records()  # one read: the rows' previews and the section below them
+        rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, previews=records)
         if not rows and total:  # past the last page: show the last
             number = -(-total // PAGE_SIZE)
-            rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
-        main = overview(rows, page=number, total=total)
+            rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, previews=records)
+        main = overview(rows, page=number, total=total, previews=previews_data(records))
         if request.query_params.get("fragment"):
             return HTMLResponse(main, headers=HEADERS)
         refresh = "/?fragment=1" + (f"&page={number}" if number > 1 else "")

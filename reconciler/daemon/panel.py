@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from ..units import age_text
 
-__all__ = ["DASH", "ago", "cell", "object_panel", "panel_info", "when"]
+__all__ = ["DASH", "ago", "cell", "links", "object_panel", "panel_info", "when"]
 
 DASH = "–"
 _BUILT = {True: " (cached: the last build reused it)", False: " (built by the last build)"}
@@ -30,6 +30,16 @@ def cell(value: Any) -> str:
     if value is None or value == "" or value == [] or value == {}:
         return f'<span class="empty">{DASH}</span>'
     return escape(str(value))
+
+
+def links(urls: Any) -> str:
+    """Each URL as a link (escaped; only ``http://`` and ``https://`` ones: a ``javascript:`` one stays text),
+    or a "–" for none: a preview's addresses, as the daemon's record keeps them."""
+    if not urls:
+        return cell(None)
+    return " ".join(f'<a class="url" href="{escape(url)}" rel="noreferrer">{escape(url)}</a>'
+                    if url.lower().startswith(("http://", "https://")) else escape(url)
+                    for url in map(str, urls))
 
 
 def _epoch(iso: str) -> float | None:
