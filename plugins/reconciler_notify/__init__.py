@@ -1,8 +1,8 @@
 """Built-in notify plugin: a signed JSON summary of each apply, and chat or mail messages through Apprise.
 
-It uses only the ``reconciler_apply_finished``, ``reconciler_pass_finished`` and ``reconciler_image_event``
-hooks, exactly as a third-party plugin would, and is declared in the ``reconciler`` entry-point group. It is
-configured from the environment at hook time (see ``docs/notify.md``):
+It uses only the ``reconciler_apply_finished``, ``reconciler_pass_finished``, ``reconciler_image_event`` and
+``reconciler_preview_changed`` hooks, exactly as a third-party plugin would, and is declared in the ``reconciler``
+entry-point group. It is configured from the environment at hook time (see ``docs/notify.md``):
 
 - ``RECONCILER_NOTIFY_URLS``: comma-separated http(s) URLs for the signed JSON; unset, none is sent;
 - ``RECONCILER_NOTIFY_SECRET`` or ``RECONCILER_NOTIFY_SECRET_FILE``: HMAC key for
@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Mapping
 from reconciler.sdk import hookimpl
 
 if TYPE_CHECKING:
-    from reconciler.sdk import ApplyReport, ImageEvent, Plan
+    from reconciler.sdk import ApplyReport, ImageEvent, Plan, Preview
 
     from .delivery import Delivery
     from .events import HeldDrift
     from .message import Notice
     from .sender import Sender
 
-__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "announce", "drain", "notify", "reconciler_apply_finished",
-           "reconciler_image_event", "reconciler_pass_finished"]
+__all__ = ["LOGGER_NAME", "RECONCILER_API_VERSION", "announce", "drain", "notify", "notify_preview",
+           "reconciler_apply_finished", "reconciler_image_event", "reconciler_pass_finished",
+           "reconciler_preview_changed"]
 
 RECONCILER_API_VERSION = 2
 LOGGER_NAME = "reconciler.notify"
@@ -107,6 +108,23 @@ def reconciler_image_event(event: ImageEvent) -> None:
             log.error("Apprise image notification failed: %s", type(exc).__name__)
 
 
+@hookimpl
+def reconciler_preview_changed(preview: Preview, event: str) -> None:
+    """Tell a preview stack that came up (``up``) or went away (``down``), one message each (never a storm's
+    summary), to the signed JSON's URLs and the Apprise targets subscribed to ``preview.*``; never raise."""
+    try:
+        notify_preview(preview, event, os.environ)
+    except Exception as exc:
+        log.error("preview notification failed: %s", type(exc).__name__)
+    if os.environ.get(APPRISE_ENV, "").strip():
+        try:
+            from .message import preview_notice
+
+            announce(preview_notice(preview, event), os.environ)
+        except Exception as exc:
+            log.error("Apprise preview notification failed: %s", type(exc).__name__)
+
+
 def _held_drift() -> HeldDrift:
     """The process's one memory of the drift each suspended stack held (made on first use)."""
     global _held
@@ -152,6 +170,30 @@ def notify(report: ApplyReport | ImageEvent, environ: Mapping[str, str]) -> list
 
     Configuration errors and failed deliveries are logged, not raised.
     """
+    def payload() -> tuple[dict, str]:
+        from .payload import build_payload, image_payload
+
+        from reconciler.sdk import ImageEvent
+
+        if isinstance(report, ImageEvent):
+            return image_payload(report), "image"
+        return build_payload(report), "apply"
+
+    return _post(payload, environ)
+
+
+def notify_preview(preview: Preview, event: str, environ: Mapping[str, str]) -> list[Delivery]:
+    """Deliver a preview's ``up`` or ``down`` (``X-Reconciler-Event: preview``) as ``notify`` does a report."""
+    def payload() -> tuple[dict, str]:
+        from .payload import preview_payload
+
+        return preview_payload(preview, event), "preview"
+
+    return _post(payload, environ)
+
+
+def _post(payload, environ: Mapping[str, str]) -> list[Delivery]:
+    """POST ``payload()``'s (body, event) signed to every URL ``environ`` configures; one result per URL."""
     if not environ.get(URLS_ENV, "").strip():  # nothing to send: the config module is not even imported
         return []
     from .config import NotifyConfigError, load_config
@@ -165,13 +207,11 @@ def notify(report: ApplyReport | ImageEvent, environ: Mapping[str, str]) -> list
         return []
 
     from .delivery import deliver_all
-    from .payload import build_payload, encode_payload, image_payload, request_headers
+    from .payload import encode_payload, request_headers
 
-    from reconciler.sdk import ImageEvent
-
-    image = isinstance(report, ImageEvent)
-    body = encode_payload(image_payload(report) if image else build_payload(report))
-    headers = request_headers(body, config.secret, event="image" if image else "apply")
+    data, event = payload()
+    body = encode_payload(data)
+    headers = request_headers(body, config.secret, event=event)
     results = deliver_all(body, headers, config.urls, timeout=config.timeout)
     for result in results:
         if result.ok:

@@ -12,7 +12,8 @@ plugin hears is first given one event name. The mapping is pure and small
   whose suspended stack held a non-empty plan: ``suspended``; one that failed before applying anything
   (the spec does not load, the engine is unreachable): ``failed``;
 - an ``ImageEvent``: ``image.updated``, ``image.quarantined``, ``image.released``;
-- ``preview.up`` and ``preview.down`` are reserved for preview stacks (not sent yet).
+- a preview stack that came up or went away (``reconciler_preview_changed``): ``preview.up``, ``preview.down``.
+  Each is one message: a preview's changes are rare and each matters, so they are never a storm (``throttled``).
 """
 from __future__ import annotations
 
@@ -37,13 +38,19 @@ class Event(enum.StrEnum):
     IMAGE_UPDATED = "image.updated"
     IMAGE_QUARANTINED = "image.quarantined"
     IMAGE_RELEASED = "image.released"
-    PREVIEW_UP = "preview.up"  # reserved: preview stacks are coming
-    PREVIEW_DOWN = "preview.down"  # reserved
+    PREVIEW_UP = "preview.up"
+    PREVIEW_DOWN = "preview.down"
 
     @property
     def words(self) -> str:
         """The event for people, in a title (``shop: rolled back``)."""
         return self.value.replace("-", " ").replace(".", " ")
+
+    @property
+    def throttled(self) -> bool:
+        """Whether a storm of this event becomes one message per interval (``storm``); a preview's coming up or
+        going away is told each time."""
+        return not self.value.startswith("preview.")
 
 
 #: Triggers whose pass repairs what moved under the stack (the spec did not change): the loop's values.

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import quote
 
-from reconciler.sdk import ApplyReport, ImageEvent, Plan, Status
+from reconciler.sdk import ApplyReport, ImageEvent, Plan, Preview, Status
 
 from .events import Event
 
-__all__ = ["MAX_CHANGES", "MAX_ERROR_LINES", "Notice", "image_notice", "pass_notice", "render", "report_notice",
-           "span"]
+__all__ = ["MAX_CHANGES", "MAX_ERROR_LINES", "Notice", "image_notice", "pass_notice", "preview_notice", "render",
+           "report_notice", "span"]
 
 #: Changes listed by name; the rest are counted.
 MAX_CHANGES = 5
@@ -43,6 +43,10 @@ class Notice:
     error: str = ""
     #: One more line for people (the crash-looping containers, an image's old and new reference).
     detail: str = ""
+    #: Where it answers (a preview that came up), one link each.
+    urls: tuple[str, ...] = ()
+    #: The stack is gone (a preview removed): the status page link goes to the overview, not to its page.
+    gone: bool = False
     count: int = 1
     window: float = 0.0
 
@@ -87,6 +91,18 @@ def image_notice(event: ImageEvent) -> Notice:
                   detail=detail, error=_first_lines(event.reason))
 
 
+def preview_notice(preview: Preview, event: str) -> Notice:
+    """The notice of a preview stack that came up (``event`` ``up``: its URLs) or went away (``down``: why)."""
+    kind = Event(f"preview.{event}")
+    branch = preview.branch.replace("`", "'")
+    where = f"preview of {preview.base or 'its stack'} at branch `{branch}` of source {preview.source}"
+    if kind is Event.PREVIEW_DOWN:
+        return Notice(stack=preview.stack or preview.base, event=kind, revision=preview.revision, gone=True,
+                      detail=f"{where} removed with its volumes: {preview.reason or 'no reason given'}")
+    return Notice(stack=preview.stack or preview.base, event=kind, revision=preview.revision, detail=where,
+                  urls=tuple(preview.urls))
+
+
 def render(notice: Notice, *, public_url: str = "") -> tuple[str, str]:
     """``(title, Markdown body)``: the title ``stack: event``, the body what changed, why, and a link."""
     title = f"{notice.stack}: {notice.event.words}"
@@ -101,13 +117,15 @@ def render(notice: Notice, *, public_url: str = "") -> tuple[str, str]:
     body += [" · ".join(head)] if head else []
     if notice.detail:
         body.append(notice.detail)
+    body += [f"- <{url}>" for url in notice.urls]
     body += [f"- {line}" for line in notice.changes]
     if notice.more:
         body.append(f"- … and {notice.more} more")
     if notice.error:
         body += ["", "**Why:**", "```", notice.error, "```"]
     if public_url:
-        body += ["", f"[Status page]({public_url.rstrip('/')}/stacks/{quote(notice.stack, safe='')})"]
+        page = "/" if notice.gone else f"/stacks/{quote(notice.stack, safe='')}"
+        body += ["", f"[Status page]({public_url.rstrip('/')}{page})"]
     return title, "\n".join(body).strip() or title
 
 

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from reconciler.sdk import Status, __version__
 
 if TYPE_CHECKING:
-    from reconciler.sdk import ApplyReport, ImageEvent, Outcome
+    from reconciler.sdk import ApplyReport, ImageEvent, Outcome, Preview
 
-__all__ = ["EVENT", "SIGNATURE_HEADER", "build_payload", "encode_payload", "image_payload", "request_headers", "sign"]
+__all__ = ["EVENT", "SIGNATURE_HEADER", "build_payload", "encode_payload", "image_payload", "preview_payload",
+           "request_headers", "sign"]
 
 EVENT = "apply"
 SIGNATURE_HEADER = "X-Reconciler-Signature"
@@ -57,6 +58,25 @@ def image_payload(event: ImageEvent, *, now: datetime | None = None) -> dict[str
         "commit": event.commit or None,
         "branch": event.branch or None,
         "reason": event.reason or None,
+        "sent_at": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def preview_payload(preview: Preview, event: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON-ready summary of a preview stack that came up or went away (sent with ``X-Reconciler-Event:
+    preview``): ``event`` is ``up`` or ``down``."""
+    sent_at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return {
+        "event": f"preview.{event}",
+        "stack": preview.stack or None,
+        "base": preview.base or None,
+        "source": preview.source,
+        "branch": preview.branch,
+        "path": preview.path,
+        "revision": preview.revision or None,
+        "state": preview.state,
+        "urls": list(preview.urls),
+        "reason": preview.reason or None,
         "sent_at": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

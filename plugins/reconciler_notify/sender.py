@@ -38,7 +38,7 @@ SERVICE_TIMEOUT = 10.0
 #: Apprise's notification type per event (a colour or an icon in most chats); the rest are "info".
 KINDS = {Event.APPLIED: "success", Event.DRIFT_REPAIRED: "success", Event.FAILED: "failure",
          Event.ROLLED_BACK: "failure", Event.CRASH_LOOPING: "failure", Event.IMAGE_QUARANTINED: "warning",
-         Event.SUSPENDED: "warning"}
+         Event.SUSPENDED: "warning", Event.PREVIEW_UP: "success"}
 log = logging.getLogger("reconciler.notify")
 
 Deliver = Callable[[Notice, AppriseConfig], None]

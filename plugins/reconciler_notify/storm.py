@@ -46,7 +46,10 @@ class Storms:
         self._lock = threading.Lock()
 
     def offer(self, notice: Notice, interval: float = DEFAULT_INTERVAL) -> Notice | None:
-        """``notice`` when it goes out now; None when it is held in its (stack, event) window and counted."""
+        """``notice`` when it goes out now; None when it is held in its (stack, event) window and counted.
+        An event that is not ``throttled`` always goes out now, and opens no window."""
+        if not notice.event.throttled:
+            return notice
         key = (notice.stack, notice.event.value)
         now = self.clock()
         with self._lock:
