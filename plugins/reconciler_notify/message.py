@@ -94,12 +94,13 @@ def image_notice(event: ImageEvent) -> Notice:
 def preview_notice(preview: Preview, event: str) -> Notice:
     """The notice of a preview stack that came up (``event`` ``up``: its URLs) or went away (``down``: why)."""
     kind = Event(f"preview.{event}")
+    stack = preview.stack or preview.base or preview.source  # a preview whose spec never loaded has no name yet
     branch = preview.branch.replace("`", "'")
     where = f"preview of {preview.base or 'its stack'} at branch `{branch}` of source {preview.source}"
     if kind is Event.PREVIEW_DOWN:
-        return Notice(stack=preview.stack or preview.base, event=kind, revision=preview.revision, gone=True,
+        return Notice(stack=stack, event=kind, revision=preview.revision, gone=True,
                       detail=f"{where} removed with its volumes: {preview.reason or 'no reason given'}")
-    return Notice(stack=preview.stack or preview.base, event=kind, revision=preview.revision, detail=where,
+    return Notice(stack=stack, event=kind, revision=preview.revision, detail=where,
                   urls=tuple(preview.urls))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from reconciler.model import Preview
+from reconciler.state import StateStore
 
 from ..waiting import seconds_until
 from .daemons import Api, Repo, stack_spec
@@ -273,3 +277,27 @@ def test_a_post_without_the_csrf_token_is_refused(api, stack, browser):
     answer = post_from_page(browser, f"/api/stacks/{stack.name}/sync", headers={"X-CSRF-Token": csrf})
     assert answer["status"] == 202, answer
     api.daemon.wait_for(lambda line: line.get("trigger") == "api", after=before)
+
+
+def test_a_preview_stacks_row_links_its_urls_and_the_previews_section_lists_them(api, stack, browser, tmp_path):
+    # The daemon keeps its previews in its record, and the page reads them from there (never from the daemon's
+    # memory): written here as the daemon writes them, naming the stack it runs as a branch's preview.
+    url = api.url + "/healthz"  # an address that answers, so that following the link shows where it leads
+    with StateStore.open(tmp_path / "state") as store:
+        store.save_preview(Preview("repo", "feature/<login>", "app", stack=stack.name, base="shop", revision=api.first,
+                                   created=time.time() - 120, pushed=time.time() - 60, state="up", urls=(url,)))
+        store.save_preview(Preview("repo", "feature/slow", "app", base="shop", created=time.time(),
+                                   pushed=time.time(), state="waiting", reason="the source has max 1 previews"))
+    sign_in(browser, api, api.read_token)
+    preview = f'tr[data-stack="{stack.name}"] .preview'
+    until(browser, "the preview's branch on its stack's row", lambda d: d.find_elements(By.CSS_SELECTOR, preview))
+    assert "feature/<login>" in text_of(browser, preview)  # escaped, so shown as it is
+    until(browser, "the Previews section", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#previews tbody tr")) == 2)
+    texts = stable(browser, lambda d: [tr.text for tr in d.find_elements(By.CSS_SELECTOR, "#previews tbody tr")])
+    assert "feature/<login>" in texts[0] and stack.name in texts[0] and "up" in texts[0]
+    assert "feature/slow" in texts[1] and "waiting" in texts[1] and "the source has max 1 previews" in texts[1]
+    assert stable(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#previews a.url").get_attribute("href")) == url
+    shoot(browser, "status-page-previews.png")
+    click(browser, preview + " a.url")
+    until(browser, "the preview's URL, followed",
+          lambda d: '"status":"ok"' in d.find_element(By.TAG_NAME, "body").text)

@@ -83,6 +83,8 @@ def test_down_says_why_and_links_the_overview_for_its_stack_is_gone():
     assert "removed with its volumes: branch merged" in body and "30001" not in body
     assert body.endswith("[Status page](https://ops.example.com/)")
     assert "Status page" not in render(preview_notice(DOWN, "down"))[1]  # no public URL known: no link
+    unnamed = Preview("repo", "feature/slow", "app", base="shop", state="waiting", reason="branch deleted")
+    assert render(preview_notice(unnamed, "down"))[0] == "shop: preview down"  # its spec never loaded
 
 
 def test_preview_events_are_subscribed_by_name_or_group_and_never_a_storm():
