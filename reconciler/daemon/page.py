@@ -283,7 +283,7 @@ def routes(doors: Doors) -> list[Route]:
             return _signed_out(request)
         text = request.query_params.get("page", "1")
         number = int(text) if text.isdigit() and 0 < len(text) < 7 and int(text) > 0 else 1
-        records = doors.view.preview_records()  # one read: the rows' previews and the section below them
+        records = doors.view.listed_previews()  # one read: the rows' previews and the section below them
         rows, total = doors.view.page(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, previews=records)
         if not rows and total:  # past the last page: show the last
             number = -(-total // PAGE_SIZE)

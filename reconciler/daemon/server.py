@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import ReconcilerError, SpecError
+from ..errors import ReconcilerError, SpecError, StateError
 from ..loop import Trigger
 from ..render import hold_text, release_text
 from ..spec.validate import schema_text
@@ -218,7 +218,10 @@ def make_app(daemon: Daemon, api: ApiConfig, tokens: Tokens, hooks: dict[str, Ho
 
     def previews(request: Request) -> Response:
         """The record's previews (``?source=``: of one source), as the daemon last left them."""
-        return JSONResponse({"previews": doors.view.previews(request.query_params.get("source") or None)})
+        try:
+            return JSONResponse({"previews": doors.view.previews(request.query_params.get("source") or None)})
+        except StateError as exc:
+            return _error(503, str(exc))
 
     def release(request: Request) -> Response:
         worker, refused = named(request, "release")

@@ -20,12 +20,13 @@ a listing reads the record's previews once per request (never once per stack).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Iterable, Sequence
 
 from ..drivers import RuntimeDriver
-from ..errors import ReconcilerError
+from ..errors import ReconcilerError, StateError
 from ..model import Kind, Preview
 from ..redact import without_credentials
 from ..render import plan_data, sync_data
@@ -38,6 +39,8 @@ from .stackworker import StackWorker
 from .stackgraph import edges
 
 __all__ = ["STALE_AFTER", "STATES", "DaemonView"]
+
+log = logging.getLogger(__name__)
 
 #: Seconds after which a copy of the suspensions and holds nobody refreshed is read from the store again.
 STALE_AFTER = 2.0
@@ -218,9 +221,19 @@ class DaemonView:
         """The record's previews as ``GET /api/previews`` answers them (``render_previews.preview_data``)."""
         return previews_data(self.preview_records(source))
 
+    def listed_previews(self) -> list[Preview]:
+        """Every preview of the record for a listing of stacks (the API's, the page's overview): none, and a line
+        in the log, when the record cannot be read, for a listing answers from memory and must not fail for the
+        previews alone."""
+        try:
+            return self.preview_records()
+        except StateError as exc:
+            log.warning("stacks listed without their previews: %s", exc)
+            return []
+
     def _preview_index(self, previews: Sequence[Preview] | None = None) -> dict[str, Preview]:
         """The previews by their stack's name (those whose spec has loaded), read from the record unless given."""
-        return {p.stack: p for p in (self.preview_records() if previews is None else previews) if p.stack}
+        return {p.stack: p for p in (self.listed_previews() if previews is None else previews) if p.stack}
 
     def detail(self, worker: StackWorker, *, detailed: bool = False) -> dict[str, Any]:
         """The summary, plus every object desired against live, and the plan a pass would apply now;

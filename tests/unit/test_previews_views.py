@@ -242,3 +242,21 @@ def test_a_preview_stacks_page_says_its_branch_and_links_its_urls(served):
     assert 'href="http://203.0.113.7:30001"' in html
     _, _, other = asgi_request(app, "GET", "/stacks/other", headers=[("cookie", _signed_in(app))])
     assert b'id="preview"' not in other
+
+
+def test_a_record_that_cannot_be_read_leaves_the_stacks_listed_without_their_previews(served, monkeypatch, caplog):
+    from reconciler.errors import StateError
+
+    app, daemon, _ = served
+
+    def broken(source=None):
+        raise StateError("cannot read the state database: disk I/O error")
+
+    monkeypatch.setattr(daemon.reconciler.state, "previews", broken)
+    status, stacks = _get(app, "/api/stacks")
+    assert status == 200 and [s["name"] for s in stacks] == ["demo", "other"] and "preview" not in stacks[0]
+    assert "stacks listed without their previews: cannot read the state database" in caplog.text
+    status, _, html = asgi_request(app, "GET", "/", headers=[("cookie", _signed_in(app))])
+    assert status == 200 and b'<tr data-stack="demo">' in html and b"<h2>Previews</h2>" not in html
+    status, answer = _get(app, "/api/previews")
+    assert status == 503 and answer == {"error": "cannot read the state database: disk I/O error"}
