@@ -23,6 +23,8 @@ pre{background:#fff;border:1px solid #e3e6ea;padding:.6em;overflow:auto;white-sp
 .converged{background:#d6f5dd;color:#135c26}.failed,.error,.invalid,.source_error{background:#fbdada;color:#7a1313}
 .suspended,.degraded,.pending{background:#fdf0c8;color:#6b4d00}.drift{color:#7a1313;font-weight:600}
 .muted,.ago{color:#59626b}.empty{color:#59626b}button{font:inherit;padding:.25em .9em;cursor:pointer}
+.state.up{background:#d6f5dd;color:#135c26}.state.starting,.state.waiting,.state.expired{background:#fdf0c8;color:#6b4d00}
+.preview{font-size:12px}.branch{font:12px ui-monospace,monospace}a.url{margin-right:.5em}
 .login{max-width:24em;margin:4em auto;background:#fff;padding:1.5em;border:1px solid #e3e6ea}
 .login input{width:100%;box-sizing:border-box;margin:.4em 0 1em;padding:.4em}.bad{color:#7a1313}
 .graph-box{overflow-x:auto;background:#fff;border:1px solid #e3e6ea;padding:.6em;margin:.5em 0 1.5em}
