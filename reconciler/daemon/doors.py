@@ -20,7 +20,7 @@ class Doors:
                  metrics: Metrics) -> None:
         self.daemon = daemon
         self.view = DaemonView(daemon)
-        daemon.on_record = self.view.refresh  # the record's suspensions and holds, as the daemon reads them each second
+        daemon.on_record = self.view.refresh  # the record's suspensions, holds, previews, read each second
         self.api = api
         self.tokens = tokens
         self.hooks = hooks

@@ -4,7 +4,7 @@
 state database and take no lock beside a running daemon, so the daemon reads
 the record's suspensions once a second (one small read) and gives a pass to
 each stack whose suspension changed there; the API's in-memory copy
-(``Daemon.on_record``) is told what it read. Its own thread, ``record``:
+(``Daemon.on_record``) is told what it read, and the record's previews. Its own thread, ``record``:
 no exception ends it.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ def watch_record(daemon: Any, stop: threading.Event) -> None:
             read_at = time.monotonic()
             now = daemon.reconciler.state.suspended()
             if daemon.on_record is not None:
-                daemon.on_record(now, daemon.reconciler.state.holds(), read_at=read_at)
+                state = daemon.reconciler.state  # the API's copy: suspensions, holds and previews
+                daemon.on_record(now, state.holds(), state.previews(), read_at=read_at)
             changed = set() if seen is None else {s for s in set(now) | set(seen) if now.get(s) != seen.get(s)}
             for worker in daemon.workers if changed else ():  # each second: nothing per stack when nothing changed
                 # A pass already run as the record says now (the API's own) needs no other.

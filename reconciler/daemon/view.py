@@ -14,9 +14,10 @@ resume, rollback, release) update at once. Nobody refreshed it for over
 ``STALE_AFTER`` seconds: it is read from the store again. ``page`` answers
 ``/api/stacks?limit=&offset=&state=`` from it, and ``find`` is a dict lookup.
 
-Previews are the one exception: which stacks are previews of a branch, and
-their URLs, the daemon writes to its record as it makes and updates them, so
-a listing reads the record's previews once per request (never once per stack).
+The record's previews (which stacks are previews of a branch, their URLs and
+state, as the daemon writes them) are in that copy too, read with the
+suspensions each second: a listing shows them without a read of its own.
+``GET /api/previews`` reads the record itself (once per request).
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class DaemonView:
         self._lock = threading.Lock()
         self._suspended: dict[str, str] = {}
         self._holds: dict[str, tuple[str, str]] = {}
+        self._previews: tuple[Preview, ...] = ()
         self._refreshed = float("-inf")  # monotonic; never: the first read goes to the store
         self._written = float("-inf")  # monotonic: when this view last wrote the record (an API write)
         self._index: dict[str, StackWorker] = {}
@@ -75,9 +77,10 @@ class DaemonView:
 
     # -- suspensions and holds, from memory ---------------------------------------------------
 
-    def refresh(self, suspended: dict[str, str], holds: dict[str, tuple[str, str]], *,
-                read_at: float | None = None) -> None:
-        """The record's suspended stacks (``StateStore.suspended``) and holds (``holds``) as read just now.
+    def refresh(self, suspended: dict[str, str], holds: dict[str, tuple[str, str]],
+                previews: Sequence[Preview] | None = None, *, read_at: float | None = None) -> None:
+        """The record's suspended stacks (``StateStore.suspended``), holds (``holds``) and previews (``previews``;
+        None: the copy's are kept) as read just now.
 
         ``read_at`` (monotonic): when the reads began; a copy read before this view's own last write is older
         than what the view holds, and is ignored.
@@ -86,6 +89,8 @@ class DaemonView:
             if read_at is not None and read_at < self._written:
                 return
             self._suspended, self._holds, self._refreshed = dict(suspended), dict(holds), time.monotonic()
+            if previews is not None:
+                self._previews = tuple(previews)
 
     @property
     def stale(self) -> bool:
@@ -95,7 +100,7 @@ class DaemonView:
     def marks(self) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
         """(suspended, holds): the copy, read from the store first when it is stale."""
         if self.stale:
-            self.refresh(self.state.suspended(), self.state.holds())
+            self._reread()
         with self._lock:
             return self._suspended, self._holds
 
@@ -120,7 +125,25 @@ class DaemonView:
 
     def _renew(self) -> None:
         self._written = time.monotonic()
-        self.refresh(self.state.suspended(), self.state.holds())
+        self._reread()
+
+    def _reread(self) -> None:
+        self.refresh(self.state.suspended(), self.state.holds(), self._read_previews())
+
+    def _read_previews(self) -> list[Preview]:
+        """The record's previews; none, and a line in the log, when they cannot be read: a listing of stacks
+        must not fail for the previews alone."""
+        try:
+            return self.preview_records()
+        except StateError as exc:
+            log.warning("stacks listed without their previews: %s", exc)
+            return []
+
+    def listed_previews(self) -> tuple[Preview, ...]:
+        """The copy's previews (read from the store first when it is stale): the overview's ``Previews``."""
+        self.marks()
+        with self._lock:
+            return self._previews
 
     # -- stacks --------------------------------------------------------------------------------
 
@@ -154,8 +177,8 @@ class DaemonView:
     def page(self, *, limit: int | None = None, offset: int = 0, states: Iterable[str] = (),
              previews: Sequence[Preview] | None = None) -> tuple[list[dict[str, Any]], int]:
         """(summaries of ``limit`` stacks from ``offset``, how many match): those in one of ``states`` (``STATES``)
-        when given. From memory but for one read of the record's previews (``previews``: read already), and the
-        suspensions and holds when their copy is stale (``marks``); never the engine."""
+        when given; ``previews``: the copy's (``listed_previews``) taken already. From memory: neither the
+        database (but a stale copy, ``marks``) nor the engine."""
         suspended, holds = self.marks()
         index = self._preview_index(previews)
         wanted = set(states)
@@ -176,7 +199,7 @@ class DaemonView:
     def summary(self, worker: StackWorker, suspended: dict | None = None, holds: dict | None = None,
                 previews: dict[str, Preview] | None = None) -> dict[str, Any]:
         """What the stack's last pass left, from memory; a preview stack's with its ``preview`` (``previews``: the
-        record's previews by stack, read once for a whole listing; None: read now)."""
+        copy's previews by stack, indexed once for a whole listing; None: index them now)."""
         if suspended is None or holds is None:
             suspended, holds = self.marks()
         source = worker.source
@@ -221,18 +244,8 @@ class DaemonView:
         """The record's previews as ``GET /api/previews`` answers them (``render_previews.preview_data``)."""
         return previews_data(self.preview_records(source))
 
-    def listed_previews(self) -> list[Preview]:
-        """Every preview of the record for a listing of stacks (the API's, the page's overview): none, and a line
-        in the log, when the record cannot be read, for a listing answers from memory and must not fail for the
-        previews alone."""
-        try:
-            return self.preview_records()
-        except StateError as exc:
-            log.warning("stacks listed without their previews: %s", exc)
-            return []
-
     def _preview_index(self, previews: Sequence[Preview] | None = None) -> dict[str, Preview]:
-        """The previews by their stack's name (those whose spec has loaded), read from the record unless given."""
+        """The previews by their stack's name (those whose spec has loaded): ``previews``, else the copy's."""
         return {p.stack: p for p in (self.listed_previews() if previews is None else previews) if p.stack}
 
     def detail(self, worker: StackWorker, *, detailed: bool = False) -> dict[str, Any]:

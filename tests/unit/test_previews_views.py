@@ -6,6 +6,7 @@ Every view reads the daemon's record (``StateStore.previews``): the tests put pr
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from urllib.parse import quote
@@ -167,23 +168,42 @@ def test_api_previews_needs_a_token(served):
     assert _get(app, "/api/previews", token="x" * 24)[0] == 401
 
 
-def test_a_preview_stacks_entry_carries_its_preview_and_the_record_is_read_once_per_request(served, monkeypatch):
+def test_a_preview_stacks_entry_carries_its_preview_from_the_copy_of_the_record(served, monkeypatch):
     app, daemon, _ = served
     reads = []
     store = daemon.reconciler.state
     real = store.previews
     monkeypatch.setattr(store, "previews", lambda source=None: reads.append(source) or real(source))
     status, stacks = _get(app, "/api/stacks")
-    assert status == 200 and reads == [None]  # two stacks, one read
+    assert status == 200 and reads == [None]  # the copy nobody refreshed yet is read, once for every stack
     _conforms(_answer_schema("/api/stacks"), stacks)
     entries = {s["name"]: s for s in stacks}
     assert entries["demo"]["preview"] == {"source": "repo", "branch": "feature/login",
                                           "urls": ["http://203.0.113.7:30001"], "state": "up"}
     assert "preview" not in entries["other"]
     status, detail = _get(app, "/api/stacks/demo")
-    assert status == 200 and detail["preview"]["branch"] == "feature/login" and len(reads) == 2
+    assert status == 200 and detail["preview"]["branch"] == "feature/login" and reads == [None]  # the copy's
     _conforms(_answer_schema("/api/stacks/{name}"), detail)
     assert "preview" not in _get(app, "/api/stacks/other")[1]
+    # The daemon renews the copy each second, as it reads the record (``recordwatch``): a listing reads nothing.
+    daemon.on_record({}, {}, [dataclasses.replace(UP, state="failed", urls=())])
+    assert _get(app, "/api/stacks")[1][0]["preview"] == {"source": "repo", "branch": "feature/login", "urls": [],
+                                                          "state": "failed"}
+    assert reads == [None]
+
+
+def test_the_record_watcher_gives_the_copy_the_records_previews(served):
+    import threading
+
+    from reconciler.daemon.recordwatch import watch_record
+
+    app, daemon, _ = served
+    told = []
+    daemon.on_record = lambda suspended, holds, previews=None, *, read_at: told.append(previews)
+    stop = threading.Event()
+    stop.set()  # one round, then it returns
+    watch_record(daemon, stop)
+    assert told == [[UP, WAITING, OTHER]]
 
 
 def test_previews_server_asks_a_running_daemon(served, capsys, monkeypatch):
