@@ -37,12 +37,18 @@ def observe(desired: DesiredState, drivers: Drivers, *, as_of: float | None = No
     round trips overlap instead of adding up (on ``pool``, a long-lived one the
     caller keeps, else threads of this call's own). ``as_of`` (monotonic): the
     pass is one of a burst (a resync sweep) whose lists its drivers share with
-    the others' (``fresh_read``), none read before that moment.
+    the others' (``fresh_read``), none read before that moment; with a shared
+    engine such a pass observes in the caller's thread (picking out of lists
+    costs less than two thread hand-offs per driver).
     """
     drivers.context.pass_cache.clear()
     drivers.context.fresh_after = as_of
     jobs = _jobs(desired, drivers)
-    if pool is not None:  # every job ends before the pass does, a failed one's siblings too
+    if as_of is not None and drivers.context.engine_shared is not None:
+        # A pass of a sweep picks its objects out of the sweep's lists (one listing per kind for every stack,
+        # read by the first pass that asks): in this thread, without handing each job to the pool and back.
+        results = [job[1].observe(desired.stack, job[2]) for job in jobs]
+    elif pool is not None:  # every job ends before the pass does, a failed one's siblings too
         futures = [pool.submit(job[1].observe, desired.stack, job[2]) for job in jobs]
         wait(futures)
         results = [future.result() for future in futures]

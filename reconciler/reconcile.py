@@ -18,15 +18,17 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from .addresses import AddressPool, pools_from_env
 from .drivers import DriverContext, DriverRegistry, Drivers, RuntimeDriver
-from .errors import EmptySpecError, PlanError, PluginError, ReconcilerError, StateError
+from .errors import PlanError, PluginError, ReconcilerError, StateError
 from .lock import stack_lock
 from .model import DesiredState, Kind, LiveState, Record, TLSFiles
-from .plan import Action, Change, Operation, Plan
+from .plan import Change, Operation, Plan
 from .planner import plan_changes
 from .releasedata import finish_restores
 from .report import ApplyOptions, ApplyReport, Outcome
 from .plugins import call_by_plugin, call_hook, load_driver_registry, make_plugin_manager
+from .refusal import refuse
 from .retry import READ_RETRY, call_with_retries
+from .settled import SettledPasses
 from .spec import load_desired
 from .stackbook import BookRecorder, QuietPasses
 from .values import value
@@ -114,6 +116,7 @@ class Reconciler:
         self._engine_shared: dict | None = {} if shared_engine else None  # DriverContext.engine_shared
         self._observers = ThreadPoolExecutor(8, thread_name_prefix="observe") if shared_engine else None
         self._quiet = QuietPasses()  # the resyncs that add no history row
+        self._settled = SettledPasses()  # the resyncs that need no plan
 
     @property
     def state(self):
@@ -276,15 +279,19 @@ class Reconciler:
         fleet's (``FleetReconciler.apply``): it is never called here.
         """
         hook_errors: list[str] = []
-        started, plan, book = time.monotonic(), None, None
+        started, plan, book, report, observed = time.monotonic(), None, None, None, None
         drivers = self.drivers(desired.stack)
+        if self._settled.eligible(desired, request):
+            report = self._settled_pass(desired, request, drivers, started)
+            if report is not None:
+                return report
         try:
             engine = self.engine_identity(drivers, desired.runtime)
             # the pass's one book, opened once the engine says who it is: what it writes that is not
             # write-ahead goes with the sync row (``_remember``), one transaction for a converged pass
             book = self.book(desired.stack, engine).for_pass()
             with stack_lock(desired.stack, engine, timeout=request.lock_timeout):
-                live = self.observe(desired, drivers, request.snapshot_at)  # a sweep shares the moment's lists
+                live = observed = self.observe(desired, drivers, request.snapshot_at)  # a sweep shares its lists
                 recovered = finish_restores(book, drivers, live)  # a restore a killed pass left under way, finished
                 record = self._record(book, drivers, engine, live, settle=True)
                 live = self._claimed(live, record, drivers)
@@ -301,13 +308,29 @@ class Reconciler:
                     on_plan(plan)
                 report = self._run(plan, desired, drivers, request, before, after, hook_errors, book, recovered)
         except ReconcilerError as exc:
+            self._settled.forget(desired.stack)
             self._remember(book or self.book(desired.stack), desired, plan,
                            "refused" if isinstance(exc, PlanError) else "error", started, request.trigger)
             raise
         self._remember(book, desired, plan, "converged" if report.ok else "failed", started, request.trigger)
+        self._settled.remember(desired, request, observed, plan, report, self.state.version())
         self._hook(hook_errors, "reconciler_apply_finished", report=report, operation=_operation(request))
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
+        return report
+
+    def _settled_pass(self, desired: DesiredState, request: ApplyRequest, drivers: Drivers,
+                      started: float) -> ApplyReport | None:
+        """A resync whose stack is as its last empty plan left it (``settled``): observed, and done; else None."""
+        live = self.observe(desired, drivers, request.snapshot_at)
+        if not self._settled.settled(desired, request, live, self.state.version()):
+            return None
+        report = ApplyReport(desired.stack, (), time.monotonic() - started, dict(drivers.context.stats),
+                             revision=desired.revision, trigger=request.trigger)
+        errors: list[str] = []
+        self._hook(errors, "reconciler_apply_finished", report=report, operation=_operation(request))
+        if errors:
+            raise PluginError("\n".join(dict.fromkeys(errors)))
         return report
 
     @staticmethod
@@ -356,32 +379,8 @@ class Reconciler:
             errors.append(str(exc))
 
     def _refuse(self, desired: DesiredState, plan: Plan, request: ApplyRequest) -> None:
-        if request.saved is not None:
-            from .planfile import check_fresh
-
-            check_fresh(request.saved, plan, desired)
-        if plan.refusals:
-            raise PlanError("refusing to apply, nothing was changed:\n" + "\n".join(f"  {r}" for r in plan.refusals))
-        # load_desired refuses an empty spec already; this guards a DesiredState built otherwise
-        # (a daemon source whose path is gone).
-        if (desired.is_empty() and not (request.destroy or request.allow_empty)
-                and any(c.action is Action.DELETE for c in plan.changes)):
-            raise EmptySpecError(desired.stack)
-        errors = [f"{c.kind.value} {c.name}: {c.error}" for c in plan.changes if c.error]
-        if request.adopt_compose and errors:  # a takeover is all or nothing: no half-adopted project
-            raise PlanError("cannot take over the Compose project, nothing was changed:\n"
-                            + "\n".join(f"  {line}" for line in errors))
-        invalid = self._invalid_options(desired)
-        if invalid:
-            raise PlanError("invalid driver options, nothing was changed:\n" + "\n".join(f"  {p}" for p in invalid))
-        allowed = {Kind.NETWORK: request.recreate_networks, Kind.VOLUME: request.recreate_volumes}
-        blocked = [c.blocked for c in plan.changes if c.blocked and not allowed.get(c.kind, False)]
-        if blocked:
-            raise PlanError("refusing to apply:\n" + "\n".join(f"  {reason}" for reason in blocked))
-        vetoes = self.vetoes(plan, desired, operation=_operation(request))
-        if vetoes:
-            raise PlanError("refused by plugin policy, nothing was changed:\n" + "\n".join(
-                f"  {line}" for line in vetoes))
+        refuse(desired, plan, request, invalid=lambda: self._invalid_options(desired),
+               vetoes=lambda: self.vetoes(plan, desired, operation=_operation(request)))
 
     def _invalid_options(self, desired: DesiredState) -> list[str]:
         # What ``validate`` shows at the entry's options (a runtime's: at the container), for a spec

@@ -177,6 +177,7 @@ class StateStore:
         self.path = path
         self.history = history
         self._lock = threading.Lock()
+        self._writes = 0  # ``version``: this store's own writes
         try:
             if str(path) != ":memory:":
                 _create_private(Path(path))
@@ -216,12 +217,22 @@ class StateStore:
     def _write(self, *statements: tuple[str, tuple]) -> None:
         """Run (sql, parameters) statements in one transaction."""
         with self._lock:
+            self._writes += 1
             try:
                 with transaction(self._db):
                     for sql, params in statements:
                         self._db.execute(sql, params)
             except sqlite3.Error as exc:
                 raise StateError(f"cannot write the state database {self.path}: {exc}") from exc
+
+    def version(self) -> tuple[int, int]:
+        """What changes whenever the record may have: a commit of another connection (SQLite's ``data_version``),
+        or a write of this store's own. Equal twice: nothing was written between."""
+        with self._lock:
+            try:
+                return self._db.execute("PRAGMA data_version").fetchone()[0], self._writes
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot read the state database {self.path}: {exc}") from exc
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:

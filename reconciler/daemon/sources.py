@@ -70,6 +70,7 @@ class Checkout:
         self.rejected: InvalidRevision | None = None
         #: When it was last fetched (monotonic), whatever came of it: sources sharing it fetch once a round.
         self.fetched_at = float("-inf")
+        self._resolved: dict[tuple[Path, str], Path] = {}  # (tree, path) → where it is, for a git revision's tree
 
     def refresh(self) -> bool:
         """Fetch the source; true when its revision changed (always false for a directory)."""
@@ -95,9 +96,14 @@ class Checkout:
             if self.rejected is not None:  # the only revision fetched so far is invalid: that is why
                 raise InvalidRevision(self.rejected.path, self.rejected.reason, self.rejected.revision)
             return None
+        known = self._resolved.get((tree, within))
+        if known is not None:  # an exported revision's tree never changes: resolved once
+            return known
         target = (tree / within).resolve()
         if not inside(target, tree.resolve()):
             raise SourceError(f"source {self.source.name}: path {within!r} leaves the repository")
+        if self.source.git:
+            self._resolved = {**({} if len(self._resolved) > 64 else self._resolved), (tree, within): target}
         return target
 
 
