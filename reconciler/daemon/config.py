@@ -15,7 +15,7 @@ from ..model import PreviewRules, Target
 from .previewconfig import preview_problems, preview_rules
 from ..report import ApplyOptions
 from ..spec.fleet import make_target, tls_findings
-from ..spec.locations import problem_at
+from ..spec.locations import nearest_mark, problem_at
 from ..spec.validate import schema_findings
 from ..spec.yamlsafe import compose_file
 from ..state import HistoryLimits
@@ -181,7 +181,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     data = document.data if document.data is not None else {}
     problems = list(document.problems)
     for where, message in schema_findings(data, SCHEMA_FILE):
-        problems.append(problem_at(_mark(document.marks, where), where, message))
+        problems.append(problem_at(nearest_mark(document.marks, where), where, message))
     problems += _twice(data, "sources", "source", document.marks)
     problems += _twice(data, "webhooks", "webhook", document.marks)
     if not problems:
@@ -199,7 +199,7 @@ def load_config(path: str | Path) -> DaemonConfig:
 def _twice(data: dict, key: str, what: str, marks: dict) -> list:
     """A problem for each entry of ``data[key]`` whose name an earlier entry already has."""
     names = [entry.get("name") for entry in data.get(key) or [] if isinstance(entry, dict)]
-    return [problem_at(_mark(marks, (key, index, "name")), (key, index, "name"), f"{what} {name!r} is defined twice")
+    return [problem_at(nearest_mark(marks, (key, index, "name")), (key, index, "name"), f"{what} {name!r} is defined twice")
             for index, name in enumerate(names) if name is not None and names.index(name) != index]
 
 
@@ -211,19 +211,19 @@ def _hook_sources(data: dict, marks: dict) -> list:
     for index, hook in enumerate(data.get("webhooks") or []):
         registry, where = hook["provider"] == "registry", ("webhooks", index)
         if registry and "sources" in hook:
-            problems.append(problem_at(_mark(marks, where + ("sources",)), where + ("sources",),
+            problems.append(problem_at(nearest_mark(marks, where + ("sources",)), where + ("sources",),
                                        "a registry webhook names no sources: its pushes name the images to look "
                                        "at, not git sources to fetch"))
         elif not registry and "sources" not in hook:
-            problems.append(problem_at(_mark(marks, where), where,
+            problems.append(problem_at(nearest_mark(marks, where), where,
                                        f"a {hook['provider']} webhook needs sources: the git sources a delivery "
                                        "makes the daemon fetch"))
         for at, name in enumerate(() if registry else hook.get("sources") or ()):
             where = ("webhooks", index, "sources", at)
             if name not in kinds:
-                problems.append(problem_at(_mark(marks, where), where, f"no source is named {name!r}"))
+                problems.append(problem_at(nearest_mark(marks, where), where, f"no source is named {name!r}"))
             elif kinds[name] != "git":
-                problems.append(problem_at(_mark(marks, where), where,
+                problems.append(problem_at(nearest_mark(marks, where), where,
                                            f"source {name!r} is a directory, watched already: a webhook only "
                                            "makes sense for a git source"))
     return problems
@@ -238,12 +238,12 @@ def _write_problems(data: dict, marks: dict) -> list:
             continue
         if "git" not in entry:
             where = ("sources", index, "write")
-            problems.append(problem_at(_mark(marks, where), where, "a directory source is not committed to: "
+            problems.append(problem_at(nearest_mark(marks, where), where, "a directory source is not committed to: "
                                                                    "write: is for git sources only"))
         unknown = _branch_fields(write.get("branch") or "") - BRANCH_FIELDS
         if unknown:
             where = ("sources", index, "write", "branch")
-            problems.append(problem_at(_mark(marks, where), where,
+            problems.append(problem_at(nearest_mark(marks, where), where,
                                        f"unknown placeholder {{{sorted(unknown)[0]}}}: use {{stack}}, {{image}} "
                                        "or {version}"))
     return problems
@@ -258,20 +258,20 @@ def _feedback_problems(data: dict, marks: dict) -> list:
         for key in ("notes", "status"):
             if "git" not in entry and entry.get(key):
                 where = ("sources", index, key)
-                problems.append(problem_at(_mark(marks, where), where, f"a directory source has no commits: {key}: "
+                problems.append(problem_at(nearest_mark(marks, where), where, f"a directory source has no commits: {key}: "
                                                                        "is for git sources only"))
         if status is None:
             continue
         if status["provider"] not in STATUS_APIS and "api_url" not in status:
             where = ("sources", index, "status")
-            problems.append(problem_at(_mark(marks, where), where,
+            problems.append(problem_at(nearest_mark(marks, where), where,
                                        f"a {status['provider']} status needs api_url: the forge's API, "
                                        "e.g. https://gitea.example.com/api/v1"))
         for key in ("context", "target_url"):
             unknown = _branch_fields(status.get(key) or "") - {"stack"}
             if unknown:
                 where = ("sources", index, "status", key)
-                problems.append(problem_at(_mark(marks, where), where,
+                problems.append(problem_at(nearest_mark(marks, where), where,
                                            f"unknown placeholder {{{sorted(unknown)[0]}}}: use {{stack}}"))
     return problems
 
@@ -289,10 +289,10 @@ def _target_problems(data: dict, marks: dict, base: Path) -> list:
     targets = data.get("targets") or {}
     problems = []
     if targets and data.get("engine"):
-        problems.append(problem_at(_mark(marks, ("engine",)), ("engine",),
+        problems.append(problem_at(nearest_mark(marks, ("engine",)), ("engine",),
                                    "name either engine: (one engine, or a swarm's managers) or targets: (a fleet)"))
     for name, target in targets.items():
-        problems += [problem_at(_mark(marks, at), at, message)
+        problems += [problem_at(nearest_mark(marks, at), at, message)
                      for at, message in tls_findings(("targets", name, "tls"), target, base)]
     return problems
 
@@ -305,20 +305,13 @@ def _pool_problems(data: dict, marks: dict) -> list:
             pool_from_mapping(entry)
         except PoolError as exc:
             at = ("default_address_pools", index, exc.field)
-            problems.append(problem_at(_mark(marks, at), at, str(exc)))
+            problems.append(problem_at(nearest_mark(marks, at), at, str(exc)))
     return problems
 
 
 def _pools(entries: list | None) -> tuple[AddressPool, ...] | None:
     """``default_address_pools`` as ``Reconciler``'s ``address_pools``: None when the file does not say."""
     return None if entries is None else tuple(pool_from_mapping(entry) for entry in entries)
-
-
-def _mark(marks: dict, path: tuple):
-    for end in range(len(path), -1, -1):
-        if path[:end] in marks:
-            return marks[path[:end]]
-    return None
 
 
 def _host_paths(setting: bool | list[str]) -> tuple[str, ...] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..model import PreviewRules
-from ..spec.locations import problem_at
+from ..spec.locations import nearest_mark, problem_at
 from ..spec.units import parse_bytes
 
 __all__ = ["preview_problems", "preview_rules"]
@@ -19,12 +19,12 @@ def preview_problems(data: dict, marks: dict) -> list:
             continue
         if "git" not in entry:
             where = ("sources", index, "previews")
-            problems.append(problem_at(mark(marks, where), where, "a directory source has no branches: previews: "
+            problems.append(problem_at(nearest_mark(marks, where), where, "a directory source has no branches: previews: "
                                                                    "is for git sources only"))
         first, _, last = previews.get("port_range", "30000-32767").partition("-")
         if not 1 <= int(first) <= int(last) <= 65535:
             where = ("sources", index, "previews", "port_range")
-            problems.append(problem_at(mark(marks, where), where, f"{first}-{last} is not a range of ports: "
+            problems.append(problem_at(nearest_mark(marks, where), where, f"{first}-{last} is not a range of ports: "
                                                                    "FIRST-LAST, 1 <= FIRST <= LAST <= 65535"))
     return problems
 
@@ -50,11 +50,3 @@ def _seconds(value: float | str) -> float:
         return float(value)
     units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
     return sum(float(number) * units[unit] for number, unit in re.findall(r"([0-9.]+)([dhms])", value))
-
-
-def mark(marks: dict, path: tuple):
-    """The position of ``path``, or of its nearest ancestor that has one."""
-    for end in range(len(path), -1, -1):
-        if path[:end] in marks:
-            return marks[path[:end]]
-    return None

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import Problem, SpecError
 from ..model import Kind
 from .interpolate import InterpolationError, interpolate, parse_env_file
-from .locations import Mark, problem_at
+from .locations import Mark, nearest_mark, problem_at
 from .specfiles import directory_files
 from .yamlsafe import compose_file
 
@@ -53,12 +53,7 @@ class RawStack:
 
     def mark(self, path: Sequence) -> Mark | None:
         """Position of the value at ``path``, or of its nearest ancestor that has one."""
-        path = tuple(path)
-        for end in range(len(path), -1, -1):
-            found = self.marks.get(path[:end])
-            if found is not None:
-                return found
-        return None
+        return nearest_mark(self.marks, path)
 
     def origin(self, path: Sequence) -> Path:
         """The file the value at ``path`` came from (the first file if unknown)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import Problem
 
-__all__ = ["KEY", "Mark", "format_path", "problem_at"]
+__all__ = ["KEY", "Mark", "format_path", "nearest_mark", "problem_at"]
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -62,3 +63,13 @@ def problem_at(mark: Mark | None, path: tuple | list, message: str) -> Problem:
     if mark is None:
         return Problem(message, path=format_path(path))
     return Problem(message, file=mark.file, line=mark.line, col=mark.col, path=format_path(path))
+
+
+def nearest_mark(marks: Mapping[tuple, Mark], path: Sequence) -> Mark | None:
+    """The position of the value at ``path`` in ``marks``, or of its nearest ancestor that has one."""
+    path = tuple(path)
+    for end in range(len(path), -1, -1):
+        found = marks.get(path[:end])
+        if found is not None:
+            return found
+    return None
