@@ -208,7 +208,7 @@ class ImageAutomation:
         where = worker.checkout.path(worker.path, root)
         if where is None or not where.exists():
             raise EditRefused(f"{worker.path} is not in the source any more")
-        spec = self.daemon._read(worker, where, None, "").images.get(check.key)
+        spec = self.daemon.read_spec(worker, where, None, "").images.get(check.key)
         if spec is None or spec.ref == check.new_ref:
             return []  # gone, or written already (by us before a restart, or by a person)
         if spec.ref != check.ref:

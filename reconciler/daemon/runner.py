@@ -210,7 +210,7 @@ class Daemon:
     def _held(self, worker: StackWorker, stack: str) -> str:
         """The revision ``stack`` is held at, or ""; a hold ends once the source has moved past it.
 
-        Reads only: ``_refresh`` releases the holds a fetch has ended.
+        Reads only: ``refresh`` releases the holds a fetch has ended.
         """
         revision, source_revision = self.reconciler.state.holds().get(stack, ("", ""))
         return "" if _moved_past(worker.checkout, source_revision) else revision
