@@ -162,6 +162,17 @@ class SourceGit:
                               f"{git_message(done.stderr, done.returncode, self._token)}")
         return done.stdout.decode(errors="replace")
 
+    def _pushed(self, refspec: str, refused: type[Exception], what: str) -> bool:
+        """Push ``refspec`` to the remote: true when it went, false when it lost a race (the remote moved since the
+        fetch), else ``refused`` saying ``pushing {what} was refused`` with git's message (no credentials)."""
+        done = self._run(["push", "--porcelain", self._url, refspec])
+        if done.returncode == 0:
+            return True
+        if lost_race(done.stdout):
+            return False
+        raise refused(f"source {self.source.name}: pushing {what} was refused:\n"
+                      f"{git_message(done.stderr + done.stdout, done.returncode, self._token)}")
+
     def _locked(self):
         """One writer of this kind per source at a time, in this process and across processes on one state
         directory."""

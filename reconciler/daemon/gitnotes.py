@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import SourceError
 from ..redact import redact, without_credentials
 from .config import GitWrite, Source
-from .gitenv import SourceGit, git_message, lost_race, source_git
+from .gitenv import SourceGit, source_git
 
 __all__ = ["NOTES_REF", "NoteWriter", "NotesRejected", "RETRIES"]
 
@@ -84,13 +84,8 @@ class NoteWriter(SourceGit):
 
     def _push(self) -> bool:
         """Push the notes ref: true when it went, false when it lost a race, else ``NotesRejected``."""
-        done = self._run(["push", "--porcelain", self._url, f"{NOTES_REF}:{NOTES_REF}"])
-        if done.returncode == 0:
-            return True
-        if lost_race(done.stdout):
-            return False
-        raise NotesRejected(f"source {self.source.name}: pushing {NOTES_REF} to {without_credentials(self._url)} "
-                            f"was refused:\n{git_message(done.stderr + done.stdout, done.returncode, self._token)}")
+        return self._pushed(f"{NOTES_REF}:{NOTES_REF}", NotesRejected,
+                            f"{NOTES_REF} to {without_credentials(self._url)}")
 
     def _clean(self, text: str) -> str:
         """A block as it may be written: no credentials nor secret values (a spec's secret env, a registry's

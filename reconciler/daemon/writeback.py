@@ -32,7 +32,7 @@ from ..paths import inside
 from ..redact import without_credentials
 from ..spec.textedit import EditRefused, replace_value
 from .config import GitWrite, Source
-from .gitenv import SourceGit, git_message, lost_race, source_git
+from .gitenv import SourceGit, source_git
 
 __all__ = ["FileEdit", "GitWriter", "PushRejected", "RETRIES", "branch_name"]
 
@@ -164,13 +164,7 @@ class GitWriter(SourceGit):
 
     def _push(self, target: str) -> bool:
         """Push HEAD to ``target``: true when it went, false when it lost a race, else ``PushRejected``."""
-        done = self._run(["push", "--porcelain", self._url, f"HEAD:{_head(target)}"])
-        if done.returncode == 0:
-            return True
-        if lost_race(done.stdout):
-            return False
-        raise PushRejected(f"source {self.source.name}: pushing to {without_credentials(self._url)} {target} "
-                           f"was refused:\n{git_message(done.stderr + done.stdout, done.returncode, self._token)}")
+        return self._pushed(f"HEAD:{_head(target)}", PushRejected, f"to {without_credentials(self._url)} {target}")
 
     # -- running git ---------------------------------------------------------------------------------------------
 
