@@ -113,16 +113,23 @@ def _secret(environ: Mapping[str, str]) -> bytes | None:
         return value.encode("utf-8")
     if not path:
         return None
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise NotifyConfigError(f"cannot read {SECRET_FILE_ENV} {path!r}: {exc.strerror or type(exc).__name__}") from None
-    if len(data) > MAX_SECRET_BYTES:
-        raise NotifyConfigError(f"{SECRET_FILE_ENV} {path!r} is larger than {MAX_SECRET_BYTES} bytes")
+    data = read_limited(path, MAX_SECRET_BYTES, SECRET_FILE_ENV, NotifyConfigError)
     data = data.rstrip(b"\r\n")  # files usually end with a newline that is not part of the key
     if not data:
         raise NotifyConfigError(f"{SECRET_FILE_ENV} {path!r} is empty")
+    return data
+
+
+def read_limited(path: str, limit: int, what: str, error: type[Exception]) -> bytes:
+    """The bytes of the file ``path`` (``what`` names where it was configured), at most ``limit`` of them; else
+    ``error`` saying it cannot be read or is larger, never quoting what it holds (a key, a URL's password)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path!r}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > limit:
+        raise error(f"{what} {path!r} is larger than {limit} bytes")
     return data
 
 

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from . import APPRISE_ENV
+from .config import read_limited
 from .events import Event, parse_events
 from .storm import DEFAULT_INTERVAL
 
@@ -108,13 +109,7 @@ def secret_fragments(url: str) -> list[str]:
 def _read(path: str) -> dict:
     import yaml
 
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise AppriseConfigError(f"cannot read {APPRISE_FILE_ENV} {path!r}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise AppriseConfigError(f"{APPRISE_FILE_ENV} {path!r} is larger than {MAX_FILE_BYTES} bytes")
+    raw = read_limited(path, MAX_FILE_BYTES, APPRISE_FILE_ENV, AppriseConfigError)
     try:
         data = yaml.safe_load(raw) or {}
     except yaml.YAMLError as exc:  # its text quotes the file, which may hold a URL: only say where
