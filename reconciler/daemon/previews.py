@@ -30,7 +30,6 @@ import hashlib
 import logging
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -47,7 +46,7 @@ from ..reconcile import ApplyRequest
 from ..redact import without_credentials
 from ..units import age_text
 from .config import Source
-from .gitenv import git_environment, git_message, run_git
+from .gitenv import git_message, source_git
 from .sources import GitCheckout
 from .stackworker import StackWorker
 
@@ -281,11 +280,7 @@ class Previews:
         git = source.git
         askpass = self._root / source.name
         askpass.mkdir(parents=True, exist_ok=True, mode=0o700)
-        env, token = git_environment(git, askpass)
-        try:
-            done = run_git(["ls-remote", "--heads", git.url], env)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SourceError(without_credentials(f"source {source.name}: git ls-remote: {exc}")) from exc
+        done, token = source_git(source.name, git, askpass, ["ls-remote", "--heads", git.url])
         if done.returncode != 0:
             raise SourceError(f"source {source.name}: listing the branches of {without_credentials(git.url)} "
                               f"failed:\n{git_message(done.stderr, done.returncode, token)}")
@@ -314,18 +309,18 @@ class Previews:
             return False
         if main == head:
             return True
-        git = worker.source.git
+        git, name = worker.source.git, worker.source.name
         repo = str(worker.checkout.root / "repo.git")
-        env, _ = git_environment(git, worker.checkout.root)
         ref = worker.preview.origin.git.ref
         try:
-            fetched = run_git(["--git-dir", repo, "fetch", "--depth", str(MERGE_DEPTH), "--no-tags", "--quiet",
-                               git.url, f"+{ref}:refs/reconciler/main"], env)
+            fetched, _ = source_git(name, git, worker.checkout.root, ["--git-dir", repo, "fetch", "--depth",
+                                    str(MERGE_DEPTH), "--no-tags", "--quiet", git.url, f"+{ref}:refs/reconciler/main"])
             if fetched.returncode != 0:
                 return False
-            return run_git(["--git-dir", repo, "merge-base", "--is-ancestor", head, "refs/reconciler/main"],
-                           env).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):  # not known, so not merged
+            found, _ = source_git(name, git, worker.checkout.root,
+                                  ["--git-dir", repo, "merge-base", "--is-ancestor", head, "refs/reconciler/main"])
+            return found.returncode == 0
+        except SourceError:  # git could not run: not known, so not merged
             return False
 
     def _ports(self, worker: StackWorker, desired: DesiredState, record: Preview) -> dict[str, int]:
