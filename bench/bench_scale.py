@@ -15,7 +15,10 @@ of one path), on the engine this process talks to (``$DOCKER_HOST``):
    directory and git remote; **cold** is the seconds from its start until ``/api/stacks`` says every
    stack converged and the engine runs N containers of them, and ``x floor`` its ratio to the floor;
 3. after convergence: **passes** (``reconciler_syncs_total``, every result), then **idle CPU** over
-   ``--idle`` seconds (% of one core), then **RSS**, **threads**, **fds** (/proc);
+   ``--idle`` seconds (% of one core) twice in a row: the first window right after convergence (the stacks'
+   first resyncs since their create, which plan in full), the next one settled (a resync that finds its
+   stack as its last empty plan left it ends after observing), with how many resyncs of each window were
+   settled; then **RSS**, **threads**, **fds** (/proc);
 4. **drift**: ``docker rm -f`` of a random stack container, until the engine's ``start`` event of a new
    container of that name, ``--drift-trials`` times (p50/p99), and ``--burst`` containers at once (the
    median of 3 trials); **drift floor**: the same repair by hand in the same engine state (``docker rm -f``
@@ -53,7 +56,7 @@ from bench_apply import BenchError, exit_with, log
 
 from reconciler.testing import scale, scaledrift
 
-COLUMNS = ("N", "sources", "cold s", "x floor", "floor s", "passes", "RSS MiB", "threads", "fds", "idle CPU %",
+COLUMNS = ("N", "sources", "cold s", "x floor", "floor s", "passes", "RSS MiB", "threads", "fds", "idle CPU % first/next",
            "state db KiB", "drift p50/p99 s", "drift floor p50/p99 s", "burst s", "commit s", "others changed", "/api/stacks p50/p99 ms",
            "SIGTERM s")
 
@@ -109,10 +112,16 @@ class ScaleBench:
         self._profile(n, sources)
         cold = scale.wait_converged(daemon, n, args.timeout, since=started)
         passes = scale.passes(daemon.metrics())
-        log(f"N={n} {sources}: converged in {cold:.1f} s ({passes} passes); idle {args.idle:.0f} s")
-        idle = scale.idle_cpu(daemon.pid, args.idle)
+        log(f"N={n} {sources}: converged in {cold:.1f} s ({passes} passes); idle {args.idle:.0f} s twice")
+        idle = []
+        for window in ("first", "next"):
+            before = scale.settled_passes(daemon.metrics()), scale.passes(daemon.metrics())
+            idle.append(scale.idle_cpu(daemon.pid, args.idle))
+            after = scale.settled_passes(daemon.metrics()), scale.passes(daemon.metrics())
+            log(f"N={n} {sources}: idle CPU ({window} {args.idle:.0f} s) {idle[-1]:.2f} %, {after[1] - before[1]} "
+                f"passes, {after[0] - before[0]} settled")
         proc = scale.sample(daemon.pid)
-        log(f"N={n} {sources}: idle CPU {idle:.2f} %, RSS {proc.rss_mib:.0f} MiB, {proc.threads} threads, {proc.fds} fds")
+        log(f"N={n} {sources}: RSS {proc.rss_mib:.0f} MiB, {proc.threads} threads, {proc.fds} fds")
         log(f"N={n} {sources}: drift")
         drift = scaledrift.drift_trials(daemon, args.drift_trials)
         burst = statistics.median(scaledrift.drift_trials(daemon, 3, at_once=args.burst).seconds)
@@ -120,12 +129,14 @@ class ScaleBench:
         drift_floor = scaledrift.drift_floor(args.drift_trials)
         log(f"N={n} {sources}: drift floor p50/p99 {drift_floor.p50:.2f}/{drift_floor.p99:.2f} s")
         commit = scale.commit_one(self.setup, daemon)
+        log(f"N={n} {sources}: commit {commit.seconds:.2f} s, {commit.others_changed} others changed")
         api = scale.api_latency(daemon, args.api_calls)
+        log(f"N={n} {sources}: /api/stacks p50/p99 {1000 * api.p50:.1f}/{1000 * api.p99:.1f} ms")
         self._stop_profile()
         stop = daemon.stop()
         self.daemon, db = None, self.setup.state_db_bytes()  # once closed: its journal checkpointed
         row = (n, sources, f"{cold:.1f}", f"{cold / floor:.2f}" if floor else "–", f"{floor:.1f}" if floor else "–", passes, f"{proc.rss_mib:.0f}",
-               proc.threads, proc.fds, f"{idle:.1f}", f"{db / 1024:.0f}",
+               proc.threads, proc.fds, f"{idle[0]:.1f}/{idle[1]:.1f}", f"{db / 1024:.0f}",
                f"{drift.p50:.2f}/{drift.p99:.2f}", f"{drift_floor.p50:.2f}/{drift_floor.p99:.2f}", f"{burst:.2f}", f"{commit.seconds:.2f}", commit.others_changed,
                f"{1000 * api.p50:.1f}/{1000 * api.p99:.1f}", f"{stop:.1f}")
         return dict(zip(COLUMNS, map(str, row)))

@@ -233,6 +233,11 @@ class StackLoop:
                 return max(self._pending_since, self._not_before) + self.options.debounce
             return max(self._resync_due(), self._not_before)
 
+    def resync_only(self) -> bool:
+        """Whether the pass due is a resync: no trigger is pending (the scheduler runs those in a lane of their own)."""
+        with self._wake:
+            return not self._pending
+
     def _resync_due(self) -> float:
         """The tick of the resync grid (multiples of ``resync`` seconds) nearest to a whole interval after the
         last pass: every stack's resync falls on the same ticks, a sweep whose passes share the engine's lists."""

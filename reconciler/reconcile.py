@@ -313,7 +313,7 @@ class Reconciler:
                            "refused" if isinstance(exc, PlanError) else "error", started, request.trigger)
             raise
         self._remember(book, desired, plan, "converged" if report.ok else "failed", started, request.trigger)
-        self._settled.remember(desired, request, observed, plan, report, self.state.version())
+        self._settled.remember(desired, request, observed, plan, report, self.state.version(desired.stack))
         self._hook(hook_errors, "reconciler_apply_finished", report=report, operation=_operation(request))
         if hook_errors:
             raise PluginError("\n".join(dict.fromkeys(hook_errors)))
@@ -323,10 +323,10 @@ class Reconciler:
                       started: float) -> ApplyReport | None:
         """A resync whose stack is as its last empty plan left it (``settled``): observed, and done; else None."""
         live = self.observe(desired, drivers, request.snapshot_at)
-        if not self._settled.settled(desired, request, live, self.state.version()):
+        if not self._settled.settled(desired, request, live, self.state.version(desired.stack)):
             return None
         report = ApplyReport(desired.stack, (), time.monotonic() - started, dict(drivers.context.stats),
-                             revision=desired.revision, trigger=request.trigger)
+                             revision=desired.revision, trigger=request.trigger, settled=True)
         errors: list[str] = []
         self._hook(errors, "reconciler_apply_finished", report=report, operation=_operation(request))
         if errors:

@@ -71,6 +71,8 @@ class ApplyReport:
     notes: tuple[str, ...] = ()
     #: What started the pass (``ApplyRequest.trigger``: a loop's ``Trigger`` value, or ``manual`` for the CLI).
     trigger: str = "manual"
+    #: A resync that found its stack as its last empty plan left it, and ended after observing (``settled.py``).
+    settled: bool = False
 
     @property
     def ok(self) -> bool:

@@ -15,6 +15,13 @@ stack:
 - fair across groups (the daemon's sources): due stacks are taken round-robin
   by group, in the order they became due within one, so a source of a thousand
   stacks does not starve a source of one;
+- resyncs take one lane: a stack due only for its resync (nothing pending) waits
+  in a queue of its own, served by one worker at a time, after every other due
+  stack. A sweep of a thousand settled stacks is pure CPU (its lists are
+  shared, ``settled.py``): eight threads running it at once spent about three
+  times its single-thread cost contending for the GIL, and held every worker
+  while a drift or a commit waited. A stack in that queue that is triggered
+  meanwhile leaves it for its group's;
 - while a worker runs a stack's pass, its thread is named ``stack-<key>``, so
   logs and the worker-error counter name the stack as a thread of its own did.
 
@@ -34,7 +41,10 @@ from typing import Callable
 from .following import unexpected
 from .loop import StackLoop
 
-__all__ = ["Scheduler", "default_workers"]
+__all__ = ["RESYNC_LANE", "Scheduler", "default_workers"]
+
+#: Resync passes (of stacks with nothing else pending) running at once.
+RESYNC_LANE = 1
 
 
 def default_workers() -> int:
@@ -55,8 +65,10 @@ class Scheduler:
         self._heap: list[tuple[float, int, str]] = []  # (due, order, key); stale entries are skipped
         self._due: dict[str, float] = {}  # key → the due time of its live heap entry
         self._ready: dict[str, deque[str]] = {}  # group → keys due now, oldest first
-        self._queued: set[str] = set()  # keys in a ready queue
+        self._resyncs: deque[str] = deque()  # keys due only for their resync, oldest first (the lane)
+        self._queued: set[str] = set()  # keys in a ready queue or the lane
         self._running: set[str] = set()
+        self._in_lane: set[str] = set()  # keys whose resync runs in the lane now
         self._turn: deque[str] = deque()  # groups, in the order they take turns
         self._order = itertools.count()
         self._stopping = False
@@ -86,7 +98,7 @@ class Scheduler:
             self._due.pop(key, None)
             if key in self._queued:
                 self._queued.discard(key)
-                self._ready[entry[1]].remove(key)
+                (self._resyncs if key in self._resyncs else self._ready[entry[1]]).remove(key)
             if entry is not None:
                 entry[0].on_trigger = None
             until = time.monotonic() + wait
@@ -97,8 +109,14 @@ class Scheduler:
     def poke(self, key: str) -> None:
         """``key``'s loop was triggered: it may be due sooner (thread-safe, cheap)."""
         with self._cond:
-            if key in self._loops and key not in self._running and key not in self._queued:
+            if key not in self._loops or key in self._running:
+                return
+            if key not in self._queued:
                 self._schedule(key)
+                self._cond.notify()
+            elif key in self._resyncs:  # waiting in the lane, and now triggered: it takes its group's turn
+                self._resyncs.remove(key)
+                self._ready[self._loops[key][1]].append(key)
                 self._cond.notify()
 
     def _schedule(self, key: str) -> None:
@@ -148,6 +166,7 @@ class Scheduler:
                 with self._cond:
                     self.passes += ran
                     self._running.discard(key)
+                    self._in_lane.discard(key)
                     if key in self._loops:
                         self._due.pop(key, None)
                         self._schedule(key)
@@ -174,11 +193,13 @@ class Scheduler:
             if self._due.get(key) != due or key in self._running or key in self._queued:
                 continue  # stale: filed again since, or running (filed again when its pass ends)
             del self._due[key]
-            self._ready[self._loops[key][1]].append(key)
+            loop, group = self._loops[key]
+            (self._resyncs if loop.resync_only() else self._ready[group]).append(key)
             self._queued.add(key)
 
     def _next_ready(self) -> str | None:
-        """The next group's oldest due stack, groups taking turns. Holds ``_cond``."""
+        """The next group's oldest due stack, groups taking turns; else the lane's oldest resync when the lane has
+        room. Holds ``_cond``."""
         for _ in range(len(self._turn)):
             group = self._turn[0]
             self._turn.rotate(-1)
@@ -186,6 +207,11 @@ class Scheduler:
                 key = self._ready[group].popleft()
                 self._queued.discard(key)
                 return key
+        if self._resyncs and len(self._in_lane) < RESYNC_LANE:
+            key = self._resyncs.popleft()
+            self._queued.discard(key)
+            self._in_lane.add(key)
+            return key
         return None
 
     # -- what is going on ------------------------------------------------------------------

@@ -80,7 +80,7 @@ class StackBook(SnapshotRecord):
         if history:
             self.store.add_sync(sync, before=held)
         elif held:
-            self.store._write(*held)
+            self.store._write(*held, stack=self.stack)
 
     def _later(self, *statements: tuple[str, tuple]) -> None:
         """Write ``statements`` now, or with the pass's next write (for a pass's book)."""
@@ -88,7 +88,7 @@ class StackBook(SnapshotRecord):
             if self._held is not None:
                 self._held.extend(statements)
                 return
-        self.store._write(*statements)
+        self.store._write(*statements, stack=self.stack)
 
     def _now_with_held(self, *statements: tuple[str, tuple]) -> None:
         """Write ``statements`` now (write-ahead), after what the pass held back, in one transaction."""
@@ -97,7 +97,7 @@ class StackBook(SnapshotRecord):
             if self._held is not None:
                 self._held = []
             if held or statements:
-                self.store._write(*held, *statements)
+                self.store._write(*held, *statements, stack=self.stack)
 
     def known(self) -> bool:
         """Whether the record has ever held anything for this stack on this engine."""

@@ -177,7 +177,8 @@ class StateStore:
         self.path = path
         self.history = history
         self._lock = threading.Lock()
-        self._writes = 0  # ``version``: this store's own writes
+        self._writes = 0  # ``version``: this store's own writes, but for a stack's record alone
+        self._stack_writes: dict[str, int] = {}  # ``version``: a stack's record's, by stack
         try:
             if str(path) != ":memory:":
                 _create_private(Path(path))
@@ -214,10 +215,14 @@ class StateStore:
     def schema_version(self) -> int:
         return schema_version(self._db)
 
-    def _write(self, *statements: tuple[str, tuple]) -> None:
-        """Run (sql, parameters) statements in one transaction."""
+    def _write(self, *statements: tuple[str, tuple], stack: str | None = None) -> None:
+        """Run (sql, parameters) statements in one transaction; ``stack``: they write that stack's record alone
+        (a ``StackBook``'s), which ``version`` tells apart from every other write."""
         with self._lock:
-            self._writes += 1
+            if stack is None:
+                self._writes += 1
+            else:
+                self._stack_writes[stack] = self._stack_writes.get(stack, 0) + 1
             try:
                 with transaction(self._db):
                     for sql, params in statements:
@@ -225,12 +230,15 @@ class StateStore:
             except sqlite3.Error as exc:
                 raise StateError(f"cannot write the state database {self.path}: {exc}") from exc
 
-    def version(self) -> tuple[int, int]:
-        """What changes whenever the record may have: a commit of another connection (SQLite's ``data_version``),
-        or a write of this store's own. Equal twice: nothing was written between."""
+    def version(self, stack: str | None = None) -> tuple[int, int, int]:
+        """What changes whenever ``stack``'s record may have: a commit of another connection (SQLite's
+        ``data_version``), a write of this store's own that is not another stack's alone, or one of ``stack``'s.
+        Equal twice: nothing that stack plans from was written between (another stack's passes do not count: at a
+        thousand stacks one commit would otherwise make every other stack plan again at its next resync)."""
         with self._lock:
             try:
-                return self._db.execute("PRAGMA data_version").fetchone()[0], self._writes
+                return (self._db.execute("PRAGMA data_version").fetchone()[0], self._writes,
+                        self._stack_writes.get(stack, 0) if stack is not None else sum(self._stack_writes.values()))
             except sqlite3.Error as exc:
                 raise StateError(f"cannot read the state database {self.path}: {exc}") from exc
 
@@ -264,7 +272,8 @@ class StateStore:
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (sync.engine, sync.stack, sync.revision, sync.started_at or _now(), round(sync.seconds, 3),
                       sync.summary, str(sync.result), sync.trigger)),
-                    prune_statement(sync.engine, sync.stack, keep=limits.keep, cutoff=limits.cutoff()))
+                    prune_statement(sync.engine, sync.stack, keep=limits.keep, cutoff=limits.cutoff()),
+                    stack=sync.stack)
 
     # -- suspension ------------------------------------------------------------------------
 

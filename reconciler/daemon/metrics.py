@@ -77,6 +77,9 @@ class Metrics:
         self.feedback_failures = Counter("reconciler_feedback_failures",
                                          "Git notes and commit statuses not written (note, status, dropped).",
                                          ["kind"], registry=r)
+        self.settled = Counter("reconciler_settled_passes",
+                               "Resync passes that found their stack as its last empty plan left it (the same spec, "
+                               "live objects and record) and ended after observing.", registry=r)
         self._layer_drifted: dict[str, set[str]] = {}
         self._pool_gauges()
 
@@ -91,6 +94,8 @@ class Metrics:
         self._filesystem(stack, passed)
         if result == "converged":
             self.last_success.labels(stack).set(time.time())
+            if passed.report is not None and passed.report.settled:
+                self.settled.inc()
         elif result in ("failed", "error", "invalid", "source_error"):
             self.failures.labels(stack).inc()
 

@@ -228,6 +228,12 @@ def passes(metrics: dict) -> int:
     return int(sum(s.value for s in family.samples if s.name.endswith("_total"))) if family else 0
 
 
+def settled_passes(metrics: dict) -> int:
+    """Resyncs that ended after observing (``reconciler_settled_passes_total``); 0 for a daemon without it."""
+    family = metrics.get("reconciler_settled_passes")
+    return int(sum(s.value for s in family.samples if s.name.endswith("_total"))) if family else 0
+
+
 # -- /proc -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

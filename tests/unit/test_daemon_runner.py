@@ -147,3 +147,15 @@ def test_rollback_takes_the_digits_history_shows(daemon):
 
 def test_a_command_line_error_is_not_placed_in_a_spec_file():
     assert str(SpecError("--to: 'abc' is not a commit id")) == "--to: 'abc' is not a commit id"
+
+
+def test_settled_resyncs_are_counted_apart():
+    from reconciler.loop import Pass
+    from reconciler.report import ApplyReport
+
+    metrics = Metrics()
+    metrics.observe_pass("s", Pass(Trigger.RESYNC, report=ApplyReport("s", (), 0.001)), managed=1)
+    assert _sample(metrics, "reconciler_settled_passes_total") == 0  # a resync that planned
+    metrics.observe_pass("s", Pass(Trigger.RESYNC, report=ApplyReport("s", (), 0.001, settled=True)), managed=1)
+    assert _sample(metrics, "reconciler_settled_passes_total") == 1
+    assert _sample(metrics, "reconciler_syncs_total", stack="s", result="converged") == 2

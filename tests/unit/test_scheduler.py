@@ -14,11 +14,15 @@ from ..waiting import wait_until
 
 
 class FakeLoop:
-    """What the scheduler asks of a loop: ``due``, ``step`` and ``on_trigger``; records its passes."""
+    """What the scheduler asks of a loop: ``due``, ``resync_only``, ``step`` and ``on_trigger``; records its passes.
+
+    ``resync``: its due pass is a resync (nothing pending) until it is triggered; ``tally`` counts the resyncs
+    running at once across loops (``now``, ``most``)."""
 
     def __init__(self, name: str, log: list, *, seconds: float = 0.0, due_in: float = 0.0,
-                 gate: threading.Event | None = None) -> None:
+                 gate: threading.Event | None = None, resync: bool = False, tally: dict | None = None) -> None:
         self.name, self.log, self.seconds, self.gate = name, log, seconds, gate
+        self.resync, self.tally = resync, tally if tally is not None else {"now": 0, "most": 0}
         self.on_trigger = None
         self.lock = threading.Lock()
         self.pending = 1
@@ -31,8 +35,13 @@ class FakeLoop:
         with self.lock:
             return self._due if self.pending else float("inf")
 
+    def resync_only(self) -> bool:
+        with self.lock:
+            return self.resync
+
     def trigger(self, *, after: float = 0.0) -> None:
         with self.lock:
+            self.resync = False
             self.pending += 1
             self._due = max(self._due, time.monotonic() + after) if self.pending > 1 else time.monotonic() + after
         if self.on_trigger:
@@ -45,13 +54,22 @@ class FakeLoop:
             self.pending = 0
             self.running += 1
             self.overlapped |= self.running > 1
+            resync, self.resync = self.resync, False
+        with _TALLY:
+            self.tally["now"] += resync
+            self.tally["most"] = max(self.tally["most"], self.tally["now"])
         self.log.append((self.name, time.monotonic()))
         time.sleep(self.seconds)
         if self.gate is not None:
             self.gate.wait(5)
+        with _TALLY:
+            self.tally["now"] -= resync
         with self.lock:
             self.running -= 1
-        return Pass(Trigger.START)
+        return Pass(Trigger.RESYNC if resync else Trigger.START)
+
+
+_TALLY = threading.Lock()
 
 
 def _run(scheduler: Scheduler):
@@ -118,6 +136,47 @@ def test_a_stack_in_backoff_does_not_hold_a_worker():
         assert [name for name, _ in log][-1] == "backoff"  # one worker served the twenty while it waited
         assert log[-1][1] >= waiting._due
     finally:
+        _end(stop, thread)
+
+
+def test_resyncs_run_one_at_a_time_in_their_lane_while_other_passes_use_the_pool():
+    log: list = []
+    tally = {"now": 0, "most": 0}
+    scheduler = Scheduler(4)
+    for n in range(20):
+        scheduler.add(f"r{n}", FakeLoop(f"r{n}", log, seconds=0.02, resync=True, tally=tally))
+    scheduler.add("commit", FakeLoop("commit", log, due_in=0.1))  # due while the sweep runs
+    stop, thread = _run(scheduler)
+    try:
+        wait_until(lambda: len(log) == 21, 5, lambda: f"{log}")
+        assert tally["most"] == 1  # four workers, one resync at a time
+        order = [name for name, _ in log]
+        assert order.index("commit") < 15  # it did not wait for the sweep's end (20 × 20 ms on one lane)
+    finally:
+        _end(stop, thread)
+
+
+def test_a_stack_waiting_in_the_resync_lane_that_is_triggered_takes_its_groups_turn():
+    log: list = []
+    gate = threading.Event()
+    scheduler = Scheduler(2)
+    scheduler.add("first", FakeLoop("first", log, gate=gate, resync=True))  # holds the lane until the gate opens
+    loops = [FakeLoop(f"r{n}", log, resync=True) for n in range(10)]
+    stop, thread = _run(scheduler)
+    try:
+        wait_until(lambda: log, 5, "the first resync", step=0.005)
+        for n, loop in enumerate(loops):
+            scheduler.add(f"r{n}", loop)
+        time.sleep(0.1)
+        assert [name for name, _ in log] == ["first"]  # the others wait for the lane, a worker idle beside it
+        loops[7].trigger()  # an event for r7
+        wait_until(lambda: len(log) == 2, 5, lambda: f"{log}")
+        assert log[1][0] == "r7"  # served by the idle worker, not behind the lane
+        gate.set()
+        wait_until(lambda: len(log) == 11, 5, lambda: f"{log}")
+        assert sorted(name for name, _ in log[2:]) == sorted(f"r{n}" for n in range(10) if n != 7)
+    finally:
+        gate.set()
         _end(stop, thread)
 
 

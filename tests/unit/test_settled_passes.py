@@ -87,6 +87,20 @@ def test_a_record_written_since_a_new_spec_and_a_pass_of_no_sweep_plan_in_full(s
     assert len(plans) == count + 3  # and settled again after it
 
 
+def test_another_stacks_pass_writing_its_own_record_leaves_this_one_settled(setup, tmp_path, memory_engine):
+    reconciler, desired, plans = setup
+    _resync(reconciler, desired)
+    count = len(plans)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "stack.yaml").write_text("name: other\ncontainers:\n  web: {image: \"busybox:1\"}\n")
+    assert reconciler.apply(load_desired([other / "stack.yaml"], drivers=reconciler.driver_catalog())).ok
+    assert len(plans) == count + 1  # the other stack's create: its record and its history written
+    assert _resync(reconciler, desired).settled and len(plans) == count + 1
+    reconciler.state.suspend("someone-else")
+    assert not _resync(reconciler, desired).settled  # a write that is not one stack's own: planned in full
+
+
 def test_every_full_every_th_resync_plans_all_the_same(setup):
     reconciler, desired, plans = setup
     _resync(reconciler, desired)
