@@ -325,11 +325,13 @@ class ApiServer:
     def __init__(self, app: Starlette, api: ApiConfig) -> None:
         import uvicorn
 
+        from .quietserver import QuietServer
+
         self.api = api
         config = uvicorn.Config(app, host=api.host, port=api.port, log_config=None, access_log=False,
                                 lifespan="off", ssl_certfile=api.tls_cert, ssl_keyfile=api.tls_key,
                                 server_header=False, timeout_graceful_shutdown=5)
-        self.server = uvicorn.Server(config)
+        self.server = QuietServer(config)
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 
     def start(self, timeout: float = 10.0) -> str:
@@ -349,7 +351,7 @@ class ApiServer:
         return f"{scheme}://{host}:{port}"
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.stop()
         self.thread.join(timeout=10)
 
 

@@ -41,6 +41,8 @@ from .gitenv import git_environment, git_message, run_git
 __all__ = ["Checkout", "InvalidRevision", "checkout_for", "in_source", "shared_checkouts", "untouched", "within"]
 
 KEEP = 2
+#: Revisions' trees whose stack paths are kept resolved (the current one, one being read, one rolled back to).
+RESOLVED_TREES = 4
 
 
 class InvalidRevision(SourceError):
@@ -70,7 +72,7 @@ class Checkout:
         self.rejected: InvalidRevision | None = None
         #: When it was last fetched (monotonic), whatever came of it: sources sharing it fetch once a round.
         self.fetched_at = float("-inf")
-        self._resolved: dict[tuple[Path, str], Path] = {}  # (tree, path) → where it is, for a git revision's tree
+        self._resolved: dict[Path, dict[str, Path]] = {}  # tree → path → where it is, for git revisions' trees
 
     def refresh(self) -> bool:
         """Fetch the source; true when its revision changed (always false for a directory)."""
@@ -96,14 +98,16 @@ class Checkout:
             if self.rejected is not None:  # the only revision fetched so far is invalid: that is why
                 raise InvalidRevision(self.rejected.path, self.rejected.reason, self.rejected.revision)
             return None
-        known = self._resolved.get((tree, within))
+        known = self._resolved.get(tree, {}).get(within)
         if known is not None:  # an exported revision's tree never changes: resolved once
             return known
         target = (tree / within).resolve()
         if not inside(target, tree.resolve()):
             raise SourceError(f"source {self.source.name}: path {within!r} leaves the repository")
-        if self.source.git:
-            self._resolved = {**({} if len(self._resolved) > 64 else self._resolved), (tree, within): target}
+        if self.source.git:  # every path of the last few trees (a source of a thousand stacks: all of them)
+            if tree not in self._resolved and len(self._resolved) >= RESOLVED_TREES:
+                self._resolved = {}  # a race loses an entry at worst: resolved again
+            self._resolved.setdefault(tree, {})[within] = target
         return target
 
 
