@@ -23,6 +23,7 @@ stream again; only the ``stop`` given to ``start`` ends them.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable, Sequence
 
@@ -117,6 +118,19 @@ class EventHub:
                     self._run(follower)
         threading.Thread(target=self._close_on, args=(stop,), daemon=True, name="events-hub").start()
 
+    def unbroken_since(self, key: str) -> float | None:
+        """Since when (monotonic) every stream ``key`` hears from has been open without a break; None when one is
+        not open now, has never said it is (``stream_opened``), or ``key`` follows none."""
+        with self._lock:
+            entry = self._keys.get(key)
+            if entry is None:
+                return None
+            streams = [self._streams.get(ident) for ident in entry.streams] + list(entry.fallbacks.values())
+        opened = [stream.opened_at if stream is not None else None for stream in streams]
+        if not opened or None in opened:
+            return None
+        return max(opened)  # type: ignore[type-var]
+
     def streams(self) -> int:
         """How many event streams run now: one per backend, plus one per key for ``events``-only drivers."""
         with self._lock:
@@ -203,7 +217,7 @@ class EventHub:
         failures = 0
         while not stream.stop.is_set():
             announced = threading.Event()
-            signal = _Signal(stream.stop, lambda: (announced.set(), self._look(stream)))
+            signal = _Signal(stream.stop, lambda: (announced.set(), self._opened(stream), self._look(stream)))
             try:
                 for item in open_(signal):
                     failures = 0
@@ -213,10 +227,16 @@ class EventHub:
             except Exception as exc:  # a driver's bug: reported, then the stream is opened again
                 failures += 1
                 unexpected(exc, self._on_error)
+            finally:
+                stream.opened_at = None  # closed: what happens now is told no one
             if stream.stop.wait(self._backoff.delay(failures) or self._backoff.base):
                 return
             if not announced.is_set():  # it never says when it is open: look, events may have been missed
                 self._look(stream)
+
+    @staticmethod
+    def _opened(stream: _Stream) -> None:
+        stream.opened_at = time.monotonic()
 
     def _route(self, stream: _Stream, event: EngineEvent) -> None:
         with self._lock:
@@ -271,6 +291,8 @@ class _Stream:
     names: set[str] = field(default_factory=set)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    #: When (monotonic) the stream last said it was open (``stream_opened``); None while it is not.
+    opened_at: float | None = None
 
 
 class _Signal:

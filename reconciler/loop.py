@@ -50,6 +50,9 @@ ECHO_GRACE = 2.0
 #: How late after its sweep's tick a resync pass still takes the sweep's lists, as a share of ``resync``; later
 #: (the workers were busy that long), it lists its own objects with a filter.
 SWEEP_SHARE = 0.5
+#: Resyncs in a row that may trust the engine's events (``StackLoop.unbroken_since``) instead of looking: the
+#: next one observes, so a change no event told is still found within this many resyncs.
+TRUSTED_IN_A_ROW = 4
 
 
 class Trigger(enum.StrEnum):
@@ -103,6 +106,8 @@ class Pass:
     source_failed: bool = False
     #: How long the pass took.
     seconds: float = 0.0
+    #: A resync that trusted the engine's events and did not look (``StackLoop.unbroken_since``).
+    trusted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -166,6 +171,11 @@ class StackLoop:
         self.names: set[str] = set()  # the stack's object names, for engine event filters
         self.desired: DesiredState | None = None  # the last spec that loaded
         self._runner: tuple | None = None  # ((fleet, stack), the runner chosen for them)
+        #: Since when (monotonic) every event stream of the stack has been open without a break, or None (then no
+        #: resync trusts the events): the daemon's hub says. None: never trusted (``reconcile watch``).
+        self.unbroken_since: Callable[[], float | None] | None = None
+        self._heard_count = 0  # engine events (and looks) delivered to the loop so far
+        self._quiet: _Quiet | None = None  # what the last pass that found nothing to do started from
 
     def trigger(self, why: Trigger, *, look: bool = False) -> None:
         """Ask for a pass (thread-safe, cheap: only marks the stack dirty).
@@ -190,6 +200,8 @@ class StackLoop:
         (``echo``), then or within ``ECHO_GRACE`` seconds after the pass, wakes nothing: a cold start of N
         stacks is N passes, not 2N. Anything else triggers a pass (``Trigger.ENGINE``).
         """
+        with self._wake:
+            self._heard_count += 1
         if event is None:
             self.trigger(Trigger.ENGINE, look=True)
             return
@@ -258,11 +270,13 @@ class StackLoop:
             started = time.monotonic()
             with self._wake:
                 self._in_pass = True
+                heard = self._heard_count
             result = None
             try:
                 result = dataclasses.replace(self.run_pass(why), seconds=time.monotonic() - started)
             finally:
                 self._passing(result)
+            self._after(result, heard, started)
             self._not_before = time.monotonic() + result.delay
             self._tell_plugins(result)
             if not look or is_news(result):
@@ -334,12 +348,17 @@ class StackLoop:
             # Retrying cannot help until the files change (which triggers a pass): no retry.
             return dataclasses.replace(self._failed(why, f"the spec does not load, nothing was changed:\n{exc}",
                                                     retry=False), invalid=True)
+        if desired is not self.desired:  # the same spec object: the same names
+            # Updated in place: event followers hold this very set and read it on every event.
+            names = {name for kind in Kind for name in desired.of(kind)}
+            self.names.intersection_update(names)
+            self.names.update(names)
         self.desired = desired
-        # Updated in place: event followers hold this very set and read it on every event.
-        self.names.clear()
-        self.names.update(name for kind in Kind for name in desired.of(kind))
         if self.on_load is not None:
             self.on_load(desired)
+        if why is Trigger.RESYNC and self._trusts(desired):
+            return Pass(why, ApplyReport(desired.stack, (), 0.0, revision=desired.revision, trigger=why.value,
+                                         settled=True), trusted=True)
         try:
             runner = self.runner(desired)
             if self.is_suspended(desired.stack):  # drift is reported, nothing is applied
@@ -353,6 +372,41 @@ class StackLoop:
         except ReconcilerError as exc:
             return self._failed(why, str(exc))
         return self._applied(why, report, error)
+
+    def _after(self, result: Pass, heard: int, started: float) -> None:
+        """Keep what a pass that found nothing to do started from (``_trusts``); forget it after any other."""
+        if result.trusted:
+            self._quiet = dataclasses.replace(self._quiet, trusted=self._quiet.trusted + 1) if self._quiet else None
+        elif (self.desired is not None and result.ok and result.suspended is None and not result.crash_looping
+              and result.report is not None and not result.report.outcomes and not result.report.drifted
+              and not result.error):
+            self._quiet = _Quiet(self.desired, heard, started, self._record_version(self.desired.stack))
+        else:
+            self._quiet = None
+
+    def _trusts(self, desired: DesiredState) -> bool:
+        """Whether this resync may trust the engine's events instead of looking: since the start of the last pass,
+        which found nothing to do, the stack heard no event (nor a look) on streams open all that time, its spec is
+        the very same object (no new revision), its record was not written, it is not a fleet's, it follows no
+        upstream tag (the registry tells no events), and fewer than ``TRUSTED_IN_A_ROW`` resyncs trusted it since.
+
+        The daemon sets ``unbroken_since`` only for a stack whose every driver reports its changes
+        (``Drivers.unfollowed``): a Docker engine reports every change a plan reads (a container's start, stop,
+        death, health, removal, a network's or volume's removal, an image's tag) as an event.
+        """
+        quiet, since = self._quiet, self.unbroken_since() if self.unbroken_since is not None else None
+        if quiet is None or since is None or quiet.desired is not desired or quiet.trusted >= TRUSTED_IN_A_ROW:
+            return False
+        with self._wake:
+            if self._heard_count != quiet.heard:
+                return False
+        return (since <= quiet.started and desired.fleet is None
+                and not any(image.tracks_tag for image in desired.images.values())
+                and self._record_version(desired.stack) == quiet.record)
+
+    def _record_version(self, stack: str) -> object:
+        version = getattr(self.reconciler.state, "version", None)
+        return version(stack) if version is not None else None
 
     def _tell_plugins(self, result: Pass) -> None:
         """``reconciler_pass_finished``: what only the loop knows (crash loops, held drift, a pass that failed
@@ -429,3 +483,14 @@ def is_news(result: Pass) -> bool:
     """Whether a pass is worth a line of text: it changed, failed or found something wrong (or it is the first)."""
     return bool(result.error or (result.report and result.report.outcomes) or result.degraded
                 or (result.suspended is not None and not result.suspended.empty) or result.trigger is Trigger.START)
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    """The start of a pass that found nothing to do: what a later resync must find unchanged to trust events."""
+
+    desired: DesiredState  # the very spec object it applied
+    heard: int  # the loop's count of engine events when it started
+    started: float  # when it started (monotonic)
+    record: object  # the stack's ``StateStore.version`` after it
+    trusted: int = 0  # resyncs that trusted it since

@@ -93,9 +93,16 @@ class SettledPasses:
             self._memos.pop(stack, None)
 
 
-def _asked(request: Any) -> Any:
-    """The request without what differs from pass to pass (its trigger, its sweep)."""
-    return dataclasses.replace(request, trigger="", snapshot_at=None)
+def _asked(request: Any) -> tuple:
+    """The request without what differs from pass to pass (its trigger, its sweep), as a tuple of its fields."""
+    names = _ASKED.get(type(request))
+    if names is None:
+        names = _ASKED[type(request)] = tuple(f.name for f in dataclasses.fields(request)
+                                              if f.compare and f.name not in ("trigger", "snapshot_at"))
+    return tuple(getattr(request, name) for name in names)
+
+
+_ASKED: dict[type, tuple[str, ...]] = {}  # request class → the fields ``_asked`` keeps
 
 
 def live_fingerprint(live: LiveState) -> str:

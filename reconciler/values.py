@@ -27,7 +27,7 @@ def value(cls: type[T]) -> type[T]:
 
 
 def _repr(self) -> str:
-    shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(type(self))[0])
     return f"{type(self).__qualname__}({shown})"
 
 
@@ -38,11 +38,25 @@ def _eq(self, other: object) -> bool:
 
 
 def _hash(self) -> int:
-    return hash(tuple(getattr(self, f.name) for f in fields(self) if (f.compare if f.hash is None else f.hash)))
+    return hash(tuple(getattr(self, name) for name in _names(type(self))[2]))
 
 
 def _compared(record: object) -> tuple:
-    return tuple(getattr(record, f.name) for f in fields(record) if f.compare)
+    return tuple(getattr(record, name) for name in _names(type(record))[1])
+
+
+#: class → the names of its fields shown, compared and hashed (``fields()`` filters them anew at each call: a
+#: daemon compares requests and plans thousands of times a minute).
+_NAMES: dict[type, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    found = _NAMES.get(cls)
+    if found is None:
+        every = fields(cls)
+        found = _NAMES[cls] = (tuple(f.name for f in every if f.repr), tuple(f.name for f in every if f.compare),
+                               tuple(f.name for f in every if (f.compare if f.hash is None else f.hash)))
+    return found
 
 
 _SHARED = {"__repr__": _repr, "__eq__": _eq, "__hash__": _hash}

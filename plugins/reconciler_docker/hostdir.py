@@ -75,6 +75,8 @@ class HostDirDriver(DockerVolumeDriver):
     """Engine volumes bound to host directories that this driver creates, owns and removes."""
 
     claims = frozenset({NAME})
+    #: A volume's directory removed from the host by hand tells no event: a daemon's resyncs look.
+    changes_reported = False
     # Snapshots are the ``local`` driver's alone for now: a hostdir volume keeps the contract's refusals.
     takes_snapshots = False
     snapshot, restore = StorageDriver.snapshot, StorageDriver.restore

@@ -166,6 +166,11 @@ class LocalImages:
 class DockerRegistryDriver(EngineDriver, RegistryDriver):
     """Pulls and builds through the engine; one instance per run."""
 
+    #: Trusted, with one gap: the daemon follows no image events, so a tag pulled or removed by hand on the engine
+    #: is found by the next resync that looks (``loop.TRUSTED_IN_A_ROW`` resyncs at most). A tag that follows its
+    #: registry (``track: tag``) never lets a resync trust events: the registry tells none.
+    changes_reported = True
+
     def observe(self, stack: str, wanted: Mapping[str, ImageSpec]) -> list[LiveObject]:
         """One list of all local images, matched against the wanted tags and digests.
 

@@ -35,6 +35,9 @@ def _info(net: Mapping) -> dict[str, str]:
 class DockerNetworkDriver(NetworkAdoption, EngineDriver, NetworkDriver):
     """One list call for the stack's networks; one more only for names not yet owned (a daemon: one for all)."""
 
+    #: The runtime driver's stream reports every network's creation, removal, connects and disconnects.
+    changes_reported = True
+
     def observe(self, stack: str, wanted: Mapping[str, NetworkSpec]) -> list[LiveObject]:
         with engine_errors("list networks"):
             found = self.listed(stack, wanted, owned=lambda: self.api.networks(filters=owned_filter(stack, self.kind)),

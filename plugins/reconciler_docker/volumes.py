@@ -35,6 +35,9 @@ def volume_id(volume: dict) -> str:
 class DockerVolumeDriver(VolumeSnapshots, VolumeAdoption, EngineDriver, StorageDriver):
     """Volumes made by the engine's ``local`` driver, with the spec's driver options; they take snapshots."""
 
+    #: The runtime driver's stream reports every volume's creation, removal, mounts and unmounts.
+    changes_reported = True
+
     #: The ``io.reconciler.driver`` label values this driver claims ("" = no label).
     claims: frozenset[str] = frozenset({"local", ""})
 

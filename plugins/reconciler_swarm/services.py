@@ -63,6 +63,8 @@ class SwarmRuntimeDriver(EngineDriver, RuntimeDriver):
     """Containers as Swarm services on the manager the run's engine URL reaches."""
 
     schedules_replicas = True
+    #: A service's tasks fail, restart and move with no event the daemon follows: a daemon's resyncs look.
+    changes_reported = False
 
     # -- observe -------------------------------------------------------------
     def observe(self, stack: str, wanted: Mapping[str, ContainerSpec]) -> list[LiveObject]:

@@ -375,6 +375,8 @@ def _run_daemon(args: argparse.Namespace, config, state) -> int:
     lock = threading.Lock()
 
     def on_pass(worker, result) -> None:
+        if result.trusted:  # a resync that did not look: no sync to tell (reconciler_settled_passes_total counts it)
+            return
         revision = worker.revision or worker.checkout.revision
         with lock:  # one line (or block) per pass, whatever thread it comes from
             if json_lines:

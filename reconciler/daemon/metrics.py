@@ -78,24 +78,27 @@ class Metrics:
                                          "Git notes and commit statuses not written (note, status, dropped).",
                                          ["kind"], registry=r)
         self.settled = Counter("reconciler_settled_passes",
-                               "Resync passes that found their stack as its last empty plan left it (the same spec, "
-                               "live objects and record) and ended after observing.", registry=r)
+                               "Resyncs that planned nothing: they found their stack as its last empty plan left it "
+                               "(the same spec, live objects and record) and ended after observing (how=observed), "
+                               "or trusted the engine's events, none heard since (how=events).", ["how"], registry=r)
         self._layer_drifted: dict[str, set[str]] = {}
         self._pool_gauges()
 
     def observe_pass(self, stack: str, passed: Pass, *, managed: int) -> None:
         """Count one pass of ``stack``: its result, duration and drift; ``managed``: the objects its spec declares."""
         result = pass_result(passed)
+        settled = passed.report is not None and passed.report.settled
         self.syncs.labels(stack, result).inc()
         self.duration.labels(stack).observe(passed.seconds)
-        self.drifted.labels(stack).set(drifted(passed))
-        self.managed.labels(stack).set(managed)
-        self.suspended.labels(stack).set(1 if passed.suspended is not None else 0)
-        self._filesystem(stack, passed)
+        if not settled:  # a settled resync (the same spec, nothing drifted) leaves these as the pass before set them
+            self.drifted.labels(stack).set(drifted(passed))
+            self.managed.labels(stack).set(managed)
+            self.suspended.labels(stack).set(1 if passed.suspended is not None else 0)
+            self._filesystem(stack, passed)
         if result == "converged":
             self.last_success.labels(stack).set(time.time())
-            if passed.report is not None and passed.report.settled:
-                self.settled.inc()
+            if settled:
+                self.settled.labels("events" if passed.trusted else "observed").inc()
         elif result in ("failed", "error", "invalid", "source_error"):
             self.failures.labels(stack).inc()
 

@@ -86,7 +86,8 @@ class Daemon:
         self.scheduler = Scheduler(config.workers, on_error=self.metrics.worker_error)
         self.metrics.follow_pool(self.scheduler)
         self._stop: threading.Event | None = None  # ``run``'s, once it runs (event followers end with it)
-        self._following: dict[str, tuple[str, frozenset[str]]] = {}  # worker → (stack, names) the hub follows
+        # worker → (stack, names) the hub follows for it, and the spec they were read from
+        self._following: dict[str, tuple[str, frozenset[str], DesiredState]] = {}
         self._by_id = {w.id: w for w in self.workers}
         #: One event stream per engine for every stack, demultiplexed by label and name.
         self.hub = EventHub(self._deliver, on_error=self.metrics.worker_error)
@@ -133,12 +134,18 @@ class Daemon:
     def _loaded(self, worker: StackWorker, desired: DesiredState) -> None:
         """A spec of the worker's stack loaded: the hub delivers its events from now on, before its pass observes
         (drift is repaired as it happens, and nothing that changes after that read goes unseen)."""
+        following = self._following.get(worker.id)
+        if following is not None and following[2] is desired:
+            return  # the very spec it follows already (a revision's spec is read once)
         names = frozenset(name for kind in Kind for name in desired.of(kind))
-        if self._following.get(worker.id) == (desired.stack, names):
+        self._following[worker.id] = (desired.stack, names, desired)
+        runner = worker.loop.runner(desired)
+        # a resync may trust the hub's streams only when every driver the stack uses has its changes reported
+        heard = runner is self.reconciler and not self.reconciler.drivers(desired.stack).unreported(desired)
+        worker.loop.unbroken_since = (lambda: self.hub.unbroken_since(worker.id)) if heard else None
+        if following is not None and following[:2] == (desired.stack, names):
             return  # what the hub follows for it already
-        self._following[worker.id] = (desired.stack, names)
-        sources = worker.loop.runner(desired).event_sources(desired.stack, desired)
-        self.hub.follow(worker.id, desired.stack, names, sources)
+        self.hub.follow(worker.id, desired.stack, names, runner.event_sources(desired.stack, desired))
 
     def _deliver(self, key: str, event: EngineEvent | None) -> None:
         """An engine event for one worker (the hub's, on its stream's thread): only a trigger, or nothing."""

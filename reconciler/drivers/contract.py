@@ -118,6 +118,13 @@ class ObjectDriver(ABC):
     #: ``"x-reconciler-change": "in-place"`` can change without recreating the object
     #: (the driver implements ``update``); every other option forces a replacement.
     options_schema: ClassVar[Mapping[str, Any] | None] = None
+    #: Whether a change to this driver's objects that a plan reads always comes as an event the daemon follows:
+    #: its own (``events``, ``engine_events``) or a stream of the same backend another driver follows (Docker's
+    #: network and volume drivers: the runtime's stream reports them). None: true when the driver overrides
+    #: ``events`` or ``engine_events``. A daemon's resync may then trust the events of a stack all of whose
+    #: drivers say so, instead of looking (a few resyncs in a row at most); say False when your objects can
+    #: change unseen (a directory on a host, a remote API without a change feed).
+    changes_reported: ClassVar[bool | None] = None
 
     @abstractmethod
     def observe(self, stack: str, wanted: Mapping[str, Any]) -> list[LiveObject]:

@@ -34,6 +34,7 @@ class DriverRegistry:
         self._rivals: dict[Kind, dict[str, list[str]]] = {kind: {} for kind in Kind}
         self._scheduling: set[str] = set()  # runtimes that schedule replicas themselves
         self._snapshotting: set[str] = set()  # storage drivers that take snapshots
+        self._usable: dict[Kind, list[str]] = {}  # ``usable_names``, until the next ``add`` or ``forget``
 
     def view(self, plugin: str) -> PluginDrivers:
         """What one plugin registers through: its additions are credited to ``plugin``."""
@@ -43,6 +44,7 @@ class DriverRegistry:
             check: Check | None = None, schedules_replicas: bool | None = None,
             takes_snapshots: bool | None = None) -> None:
         """Register ``factory`` as the ``kind`` driver ``name``, credited to ``plugin`` (see ``PluginDrivers``)."""
+        self._usable.clear()
         existing = self._factories[kind].get(name)
         if existing and existing[0] is not factory:
             rivals = self._rivals[kind].setdefault(name, [existing[1]])
@@ -81,6 +83,7 @@ class DriverRegistry:
 
     def forget(self, plugin: str) -> None:
         """Drop everything ``plugin`` registered (it failed half-way through registering)."""
+        self._usable.clear()
         for kind in Kind:
             for name, (_, provider) in list(self._factories[kind].items()):
                 if provider == plugin:
@@ -124,8 +127,11 @@ class DriverRegistry:
         return factories[name][0]
 
     def usable_names(self, kind: Kind) -> list[str]:
-        """The names a spec can use without a conflict."""
-        return [name for name in self.names(kind) if name not in self._rivals[kind]]
+        """The names a spec can use without a conflict (a list of one's own)."""
+        usable = self._usable.get(kind)
+        if usable is None:
+            usable = self._usable[kind] = [name for name in self.names(kind) if name not in self._rivals[kind]]
+        return list(usable)
 
     def instantiate(self, context: DriverContext) -> Drivers:
         """The drivers of one run, made on first use with ``context``."""
@@ -242,6 +248,19 @@ class Drivers:
             seen.setdefault(id(driver), driver)
         return list(seen.values())
 
+    def unreported(self, desired: Any) -> list[str]:
+        """The drivers ``desired``'s objects and runtime use whose changes may come without an event
+        (``ObjectDriver.changes_reported``), as ``role name``: only looking sees those."""
+        return sorted(f"{kind.role} {name}" for kind, name in self._used(desired)
+                      if not _reported(self.get(kind, name)))
+
+    def _used(self, desired: Any) -> set[tuple[Kind, str]]:
+        """(kind, driver name) of every usable driver ``desired``'s objects and runtime name."""
+        usable = {kind: set(self._registry.usable_names(kind)) for kind in Kind}
+        wanted = {(kind, spec.driver) for kind in Kind for spec in desired.section(kind).values()}
+        wanted.add((Kind.CONTAINER, desired.runtime))
+        return {(kind, name) for kind, name in wanted if name in usable[kind]}
+
     def event_sources(self, desired: Any = None) -> list[ObjectDriver]:
         """Every distinct driver that follows its backend's changes (overrides ``events`` or ``engine_events``).
 
@@ -250,15 +269,22 @@ class Drivers:
         """
         used: set[int] | None = None
         if desired is not None:
-            usable = {kind: set(self._registry.usable_names(kind)) for kind in Kind}
-            wanted = {(kind, spec.driver) for kind in Kind for spec in desired.section(kind).values()}
-            wanted.add((Kind.CONTAINER, desired.runtime))
-            used = {id(self.get(kind, name)) for kind, name in wanted if name in usable[kind]}
+            used = {id(self.get(kind, name)) for kind, name in self._used(desired)}
         seen: dict[int, ObjectDriver] = {}
         for kind in Kind:
             for driver in self.all(kind):
-                follows = (type(driver).events is not ObjectDriver.events
-                           or type(driver).engine_events is not ObjectDriver.engine_events)
-                if follows and (used is None or id(driver) in used):
+                if _follows(driver) and (used is None or id(driver) in used):
                     seen.setdefault(id(driver), driver)
         return list(seen.values())
+
+
+def _follows(driver: ObjectDriver) -> bool:
+    """Whether ``driver`` follows its backend's changes (overrides ``events`` or ``engine_events``)."""
+    return (type(driver).events is not ObjectDriver.events
+            or type(driver).engine_events is not ObjectDriver.engine_events)
+
+
+def _reported(driver: ObjectDriver) -> bool:
+    """``ObjectDriver.changes_reported``, its default (whether the driver follows its backend) when None."""
+    said = getattr(driver, "changes_reported", None)
+    return _follows(driver) if said is None else bool(said)

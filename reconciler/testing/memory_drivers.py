@@ -44,6 +44,8 @@ class _MemoryDriver:
 
     kind: ClassVar[Kind]
     noun: ClassVar[str]  # journal suffix: "create-network"; containers have none
+    #: The runtime driver's one stream reports a change to any kind (``engine_events``).
+    changes_reported: ClassVar[bool | None] = True
 
     def __init__(self, engine: EngineObjects, context: DriverContext) -> None:
         self.engine = engine

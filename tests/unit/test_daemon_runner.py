@@ -155,7 +155,11 @@ def test_settled_resyncs_are_counted_apart():
 
     metrics = Metrics()
     metrics.observe_pass("s", Pass(Trigger.RESYNC, report=ApplyReport("s", (), 0.001)), managed=1)
-    assert _sample(metrics, "reconciler_settled_passes_total") == 0  # a resync that planned
+    assert _sample(metrics, "reconciler_settled_passes_total", how="observed") is None  # a resync that planned
     metrics.observe_pass("s", Pass(Trigger.RESYNC, report=ApplyReport("s", (), 0.001, settled=True)), managed=1)
-    assert _sample(metrics, "reconciler_settled_passes_total") == 1
-    assert _sample(metrics, "reconciler_syncs_total", stack="s", result="converged") == 2
+    metrics.observe_pass("s", Pass(Trigger.RESYNC, report=ApplyReport("s", (), 0.0, settled=True), trusted=True),
+                         managed=1)
+    assert _sample(metrics, "reconciler_settled_passes_total", how="observed") == 1
+    assert _sample(metrics, "reconciler_settled_passes_total", how="events") == 1
+    assert _sample(metrics, "reconciler_syncs_total", stack="s", result="converged") == 3
+    assert _sample(metrics, "reconciler_managed_objects", stack="s") == 1

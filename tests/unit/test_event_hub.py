@@ -288,3 +288,43 @@ def _eventually(check, timeout: float = 3.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "not within the timeout"
         time.sleep(0.01)
+
+
+class Silent(_Fake):
+    """A driver whose stream never says it is open (no ``stream_opened``)."""
+
+    def engine_events(self, stop):
+        stop.wait()
+        return iter(())
+
+
+def test_unbroken_since_is_when_every_stream_of_a_key_last_opened_and_none_while_one_is_not(stop):
+    backend, received = Backend(), Received()
+    hub = _hub(received, stop)
+    assert hub.unbroken_since("k1") is None  # follows nothing
+    before = time.monotonic()
+    hub.follow("k1", "s1", {"s1_app"}, [Streaming(backend)])
+    received.settle()
+    opened = hub.unbroken_since("k1")
+    assert opened is not None and opened >= before
+    backend.emit(container("s1_app", stack="s1"))
+    received.settle()
+    assert hub.unbroken_since("k1") == opened  # events do not break it
+    backend.emit(BREAK)
+    received.settle()
+    again = hub.unbroken_since("k1")
+    assert again is not None and again > opened  # opened again since: a break in between
+    hub.follow("k2", "s2", {"s2_app"}, [Streaming(backend), Silent(Backend(), url="unix:///other")])
+    received.settle()
+    assert hub.unbroken_since("k2") is None  # one of its streams never said it is open
+
+
+def test_a_stream_that_breaks_is_not_unbroken_until_it_opens_again(stop):
+    backend, received = Backend(), Received()
+    hub = EventHub(received, backoff=RetryPolicy(base=0.5, cap=0.5))
+    hub.follow("k1", "s1", {"s1_app"}, [Streaming(backend)])
+    hub.start(stop)
+    _eventually(lambda: hub.unbroken_since("k1") is not None)
+    backend.emit(BREAK)
+    _eventually(lambda: hub.unbroken_since("k1") is None)  # during the backoff
+    _eventually(lambda: hub.unbroken_since("k1") is not None)
