@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             for sources in args.sources:
                 try:
                     rows.append(bench.measure(n, sources))
+                    print(table(rows[-1:]).splitlines()[-1], flush=True)  # each row as measured, before its clean-up
                 except Exception as exc:  # said before the clean-up, which takes minutes at 1,000 stacks
                     log(f"error at N={n} {sources}: {type(exc).__name__}: {exc}")
                     return 1
@@ -214,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
                     return 130
                 finally:
                     bench.cleanup()
-                print(table(rows[-1:]).splitlines()[-1], flush=True)  # each row as soon as it is measured
     print(table(rows), flush=True)
     log(f"took {time.monotonic() - started:.0f} s")
     return 0
