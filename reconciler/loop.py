@@ -39,6 +39,7 @@ from .reconcile import ApplyRequest, Reconciler
 from .report import ApplyReport, Outcome, Status
 from .retry import RetryPolicy
 from .runner import StackRunner, runner_for, whole_plan, whole_report
+from .trust import QuietPass, after_pass, trusts
 
 __all__ = ["LoopOptions", "Pass", "StackLoop", "Trigger", "unexpected"]
 
@@ -50,9 +51,6 @@ ECHO_GRACE = 2.0
 #: How late after its sweep's tick a resync pass still takes the sweep's lists, as a share of ``resync``; later
 #: (the workers were busy that long), it lists its own objects with a filter.
 SWEEP_SHARE = 0.5
-#: Resyncs in a row that may trust the engine's events (``StackLoop.unbroken_since``) instead of looking: the
-#: next one observes, so a change no event told is still found within this many resyncs.
-TRUSTED_IN_A_ROW = 4
 
 
 class Trigger(enum.StrEnum):
@@ -175,7 +173,7 @@ class StackLoop:
         #: resync trusts the events): the daemon's hub says. None: never trusted (``reconcile watch``).
         self.unbroken_since: Callable[[], float | None] | None = None
         self._heard_count = 0  # engine events (and looks) delivered to the loop so far
-        self._quiet: _Quiet | None = None  # what the last pass that found nothing to do started from
+        self._quiet: QuietPass | None = None  # what the last pass that found nothing to do started from
 
     def trigger(self, why: Trigger, *, look: bool = False) -> None:
         """Ask for a pass (thread-safe, cheap: only marks the stack dirty).
@@ -374,35 +372,21 @@ class StackLoop:
         return self._applied(why, report, error)
 
     def _after(self, result: Pass, heard: int, started: float) -> None:
-        """Keep what a pass that found nothing to do started from (``_trusts``); forget it after any other."""
-        if result.trusted:
-            self._quiet = dataclasses.replace(self._quiet, trusted=self._quiet.trusted + 1) if self._quiet else None
-        elif (self.desired is not None and result.ok and result.suspended is None and not result.crash_looping
-              and result.report is not None and not result.report.outcomes and not result.report.drifted
-              and not result.error):
-            self._quiet = _Quiet(self.desired, heard, started, self._record_version(self.desired.stack))
-        else:
-            self._quiet = None
+        """Keep what a pass that found nothing to do started from (``trust.after_pass``)."""
+        desired = self.desired
+        self._quiet = after_pass(self._quiet, result, desired, heard=heard, started=started,
+                                 record=lambda: self._record_version(desired.stack))
 
     def _trusts(self, desired: DesiredState) -> bool:
-        """Whether this resync may trust the engine's events instead of looking: since the start of the last pass,
-        which found nothing to do, the stack heard no event (nor a look) on streams open all that time, its spec is
-        the very same object (no new revision), its record was not written, it is not a fleet's, it follows no
-        upstream tag (the registry tells no events), and fewer than ``TRUSTED_IN_A_ROW`` resyncs trusted it since.
+        """Whether this resync may trust the engine's events instead of looking (``trust.trusts``).
 
-        The daemon sets ``unbroken_since`` only for a stack whose every driver reports its changes
-        (``Drivers.unfollowed``): a Docker engine reports every change a plan reads (a container's start, stop,
-        death, health, removal, a network's or volume's removal, an image's tag) as an event.
-        """
-        quiet, since = self._quiet, self.unbroken_since() if self.unbroken_since is not None else None
-        if quiet is None or since is None or quiet.desired is not desired or quiet.trusted >= TRUSTED_IN_A_ROW:
-            return False
+        The daemon sets ``unbroken_since`` only for a stack whose every driver has its changes reported
+        (``Drivers.unreported``)."""
         with self._wake:
-            if self._heard_count != quiet.heard:
-                return False
-        return (since <= quiet.started and desired.fleet is None
-                and not any(image.tracks_tag for image in desired.images.values())
-                and self._record_version(desired.stack) == quiet.record)
+            heard = self._heard_count
+        return trusts(self._quiet, desired, heard=heard,
+                      since=self.unbroken_since() if self.unbroken_since is not None else None,
+                      record=lambda: self._record_version(desired.stack))
 
     def _record_version(self, stack: str) -> object:
         version = getattr(self.reconciler.state, "version", None)
@@ -483,14 +467,3 @@ def is_news(result: Pass) -> bool:
     """Whether a pass is worth a line of text: it changed, failed or found something wrong (or it is the first)."""
     return bool(result.error or (result.report and result.report.outcomes) or result.degraded
                 or (result.suspended is not None and not result.suspended.empty) or result.trigger is Trigger.START)
-
-
-@dataclass(frozen=True)
-class _Quiet:
-    """The start of a pass that found nothing to do: what a later resync must find unchanged to trust events."""
-
-    desired: DesiredState  # the very spec object it applied
-    heard: int  # the loop's count of engine events when it started
-    started: float  # when it started (monotonic)
-    record: object  # the stack's ``StateStore.version`` after it
-    trusted: int = 0  # resyncs that trusted it since

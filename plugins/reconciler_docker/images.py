@@ -167,7 +167,7 @@ class DockerRegistryDriver(EngineDriver, RegistryDriver):
     """Pulls and builds through the engine; one instance per run."""
 
     #: Trusted, with one gap: the daemon follows no image events, so a tag pulled or removed by hand on the engine
-    #: is found by the next resync that looks (``loop.TRUSTED_IN_A_ROW`` resyncs at most). A tag that follows its
+    #: is found by the next resync that looks (``trust.TRUSTED_IN_A_ROW`` resyncs at most). A tag that follows its
     #: registry (``track: tag``) never lets a resync trust events: the registry tells none.
     changes_reported = True
 

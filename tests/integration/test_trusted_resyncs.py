@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from reconciler.loop import TRUSTED_IN_A_ROW
 from reconciler.testing import scale
+from reconciler.trust import TRUSTED_IN_A_ROW
 
 pytestmark = pytest.mark.engine
 

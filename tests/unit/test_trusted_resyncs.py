@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.loop import TRUSTED_IN_A_ROW, StackLoop, Trigger
+from reconciler.loop import StackLoop, Trigger
 from reconciler.model import EngineEvent, Kind
 from reconciler.spec import load_desired
 from reconciler.testing import make_reconciler
+from reconciler.trust import TRUSTED_IN_A_ROW
 
 SPEC = """
 name: calm
