@@ -277,10 +277,11 @@ class Daemon:
                 raise InvalidRevision(path, rejected.reason, rejected.revision)
         return checkout.revision != seen[0]
 
-    def refresh(self, source: Source, since: float = float("inf")) -> bool:
-        """Fetch ``source`` (true when its revision moved), and release the holds of its stacks it moved past."""
+    def refresh(self, source: Source, since: float = float("inf"), *, holds: dict | None = None) -> bool:
+        """Fetch ``source`` (true when its revision moved), and release the holds of its stacks it moved past
+        (``holds``: the record's, when the caller has just read them)."""
         moved = self._fetch(source, since)
-        holds = self.reconciler.state.holds()
+        holds = self.reconciler.state.holds() if holds is None else holds
         for worker in self._of(source) if holds else ():  # a round every second: nothing per stack without holds
             if worker.stack in holds and _moved_past(worker.checkout, holds[worker.stack][1]):
                 self.reconciler.state.release(worker.stack)  # a newer commit: that is what the source wants now
@@ -366,8 +367,9 @@ class Daemon:
             group, started = groups[name], time.monotonic()
             delay = min(s.git.interval for s in group)
             try:
+                seen: dict = {}  # what the group's sources share in a round: the holds, the paths changed
                 for source in group:  # the first fetches; the others see what it fetched
-                    state[source.name] = self._poll_once(source, state[source.name], started)
+                    state[source.name] = self._poll_once(source, state[source.name], started, seen)
                 failures[name] = 0
             except Exception as exc:  # a bug must not stop the source being followed
                 failures[name] += 1
@@ -395,19 +397,25 @@ class Daemon:
                 waits = [at for name, at in self._poll_at.items() if name not in busy]
                 self._poll_wake.wait(timeout=min(max(min(waits, default=1.0) - now, 0.01), 1.0))
 
-    def _poll_once(self, source: Source, holds: dict, since: float = float("inf")) -> dict:
+    def _poll_once(self, source: Source, holds: dict, since: float = float("inf"), seen: dict | None = None) -> dict:
         """One round of the poller: see holds that changed, fetch (unless the checkout, shared with other
         sources, was fetched at ``since`` or later); return the holds it saw.
 
-        A move is a ``WEBHOOK`` trigger when a webhook asked for this fetch (``fetch``), else a ``SOURCE`` one."""
+        ``seen``: what the other sources of the round (one repository and ref, a thousand sources of one path
+        each) read already, shared: the holds, read once a round, and the paths changed since each revision,
+        one ``git diff`` each. A move is a ``WEBHOOK`` trigger when a webhook asked for this fetch (``fetch``),
+        else a ``SOURCE`` one."""
+        seen = {} if seen is None else seen
         why = Trigger.WEBHOOK if source.name in self._hooked else Trigger.SOURCE
         self._hooked.discard(source.name)
-        now = self.reconciler.state.holds()
+        now = seen.get("holds")
+        if now is None:
+            now = seen["holds"] = self.reconciler.state.holds()
         if now != holds:  # a rollback or a release: the held stacks' workers load again
             for worker in self._of(source):
                 worker.loop.trigger(Trigger.SOURCE)
         try:
-            moved = self.refresh(source, since)
+            moved = self.refresh(source, since, holds=now)
         except SourceError as exc:
             for worker in self._of(source):
                 self._passed(worker, _not_fetched(Trigger.SOURCE, exc))
@@ -415,7 +423,8 @@ class Daemon:
         finally:
             self.previews.poll(source)  # its branches: previews made, fetched, removed
         if moved:
-            checkout, changes = self.checkouts[source.name], {}  # the paths changed since each revision a spec is at
+            checkout = self.checkouts[source.name]
+            changes = seen.setdefault(("changed", id(checkout)), {})  # the paths changed since each revision
             for worker in self._of(source):
                 at = worker.spec[0][1] if worker.spec is not None else ""
                 good = at and not worker.held and worker.stack not in now and worker.last is not None and worker.last.ok

@@ -254,6 +254,41 @@ def test_sources_on_one_repository_share_one_checkout_and_one_fetch_a_round(repo
         runner.join(timeout=10)
 
 
+def test_sources_on_one_repository_share_a_rounds_holds_and_diffs(repo, tmp_path, memory_engine, monkeypatch):
+    from reconciler.daemon.sources import GitCheckout
+
+    paths = ["a", "b", "c"]
+    first = repo.commit({f"{p}/stack.yaml": SPEC.format(name=f"s{p}", version=1) for p in paths})
+    diffs, holds = [], []
+    changed_since = GitCheckout.changed_since
+    monkeypatch.setattr(GitCheckout, "changed_since", lambda self, at: (diffs.append(at), changed_since(self, at))[1])
+    config = tmp_path / "daemon.yaml"
+    git = {"url": f"file://{repo.remote}", "interval": 0.2}
+    config.write_text(json.dumps({"state_dir": str(tmp_path / "state"), "resync": 300, "sources": [
+        {"name": f"src-{p}", "git": git, "paths": [p]} for p in paths]}))
+    daemon = Daemon(load_config(str(config)), reconciler=make_reconciler(memory_engine))
+    real_holds = daemon.reconciler.state.holds
+    monkeypatch.setattr(daemon.reconciler.state, "holds", lambda: (holds.append(1), real_holds())[1])
+    workers = daemon.workers
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: all(w.last is not None and w.last.ok and w.last_revision == first for w in workers), 10,
+                   "the first commit")
+        holds.clear()
+        time.sleep(1.1)  # about five rounds of three sources
+        assert 3 <= len(holds) <= 8, len(holds)  # read once a round, not once a source (nor twice)
+        ids = {w.path: w.last.report for w in workers}
+        second = repo.commit({"a/stack.yaml": SPEC.format(name="sa", version=2)})
+        wait_until(lambda: workers[0].last_revision == second and workers[0].last.ok, 10, "a at the second commit")
+        assert diffs == [first]  # one git diff for the three sources, all at the same revision
+        assert all(w.last.report is ids[w.path] for w in workers[1:])  # b and c: no pass
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+
+
 def test_an_unchanged_branch_costs_one_git_process_a_poll_and_an_annotated_tag_is_peeled(repo, tmp_path, monkeypatch):
     from reconciler.daemon import sources
 

@@ -127,7 +127,7 @@ def test_a_poller_whose_round_raises_goes_on_after_a_backoff(tmp_path, memory_en
     daemon.options = LoopOptions(resync=300, backoff_base=0.05)
     rounds = []
 
-    def poll_once(source, holds, since=None):
+    def poll_once(source, holds, since=None, seen=None):
         rounds.append(holds)
         if len(rounds) <= 2:
             raise KeyError("a bug in a round")
