@@ -70,7 +70,8 @@ class Scheduler:
         self._queued: set[str] = set()  # keys in a ready queue or the lane
         self._running: set[str] = set()
         self._in_lane: set[str] = set()  # keys whose resync runs in the lane now
-        self._turn: deque[str] = deque()  # groups, in the order they take turns
+        self._turn: deque[str] = deque()  # groups with a stack due, in the order they take turns
+        self._turning: set[str] = set()  # the groups in ``_turn``
         self._order = itertools.count()
         self._stopping = False
         #: Passes run (a pass that found nothing due is not one).
@@ -85,7 +86,6 @@ class Scheduler:
             self._loops[key] = (loop, group)
             if group not in self._ready:
                 self._ready[group] = deque()
-                self._turn.append(group)
             self._schedule(key)
             self._cond.notify()
 
@@ -117,7 +117,7 @@ class Scheduler:
                 self._cond.notify()
             elif key in self._resyncs:  # waiting in the lane, and now triggered: it takes its group's turn
                 self._resyncs.remove(key)
-                self._ready[self._loops[key][1]].append(key)
+                self._make_ready(key, self._loops[key][1])
                 self._cond.notify()
 
     def _schedule(self, key: str) -> None:
@@ -195,19 +195,35 @@ class Scheduler:
                 continue  # stale: filed again since, or running (filed again when its pass ends)
             del self._due[key]
             loop, group = self._loops[key]
-            (self._resyncs if loop.resync_only() else self._ready[group]).append(key)
+            if loop.resync_only():
+                self._resyncs.append(key)
+            else:
+                self._make_ready(key, group)
             self._queued.add(key)
+
+    def _make_ready(self, key: str, group: str) -> None:
+        """Queue ``key`` in its group's ready queue, the group taking its turn after the others due. Holds ``_cond``."""
+        self._ready[group].append(key)
+        if group not in self._turning:
+            self._turning.add(group)
+            self._turn.append(group)
 
     def _next_ready(self) -> str | None:
         """The next group's oldest due stack, groups taking turns; else the lane's oldest resync when the lane has
         room. Holds ``_cond``."""
-        for _ in range(len(self._turn)):
-            group = self._turn[0]
-            self._turn.rotate(-1)
-            if self._ready[group]:
-                key = self._ready[group].popleft()
-                self._queued.discard(key)
-                return key
+        while self._turn:  # only groups with a stack due take turns: O(1) a take, whatever the number of sources
+            group = self._turn.popleft()
+            ready = self._ready[group]
+            if not ready:  # emptied by ``remove``
+                self._turning.discard(group)
+                continue
+            key = ready.popleft()
+            self._queued.discard(key)
+            if ready:
+                self._turn.append(group)
+            else:
+                self._turning.discard(group)
+            return key
         if self._resyncs and len(self._in_lane) < RESYNC_LANE:
             key = self._resyncs.popleft()
             self._queued.discard(key)
