@@ -31,6 +31,7 @@ from .hashing import canonical_json
 from .model import DesiredState, Kind, LiveState
 from .plan import Plan
 from .report import ApplyReport
+from .values import compared_fields
 
 __all__ = ["FULL_EVERY", "SettledPasses", "live_fingerprint"]
 
@@ -95,14 +96,8 @@ class SettledPasses:
 
 def _asked(request: Any) -> tuple:
     """The request without what differs from pass to pass (its trigger, its sweep), as a tuple of its fields."""
-    names = _ASKED.get(type(request))
-    if names is None:
-        names = _ASKED[type(request)] = tuple(f.name for f in dataclasses.fields(request)
-                                              if f.compare and f.name not in ("trigger", "snapshot_at"))
-    return tuple(getattr(request, name) for name in names)
-
-
-_ASKED: dict[type, tuple[str, ...]] = {}  # request class → the fields ``_asked`` keeps
+    return tuple(getattr(request, name) for name in compared_fields(type(request))
+                 if name not in ("trigger", "snapshot_at"))
 
 
 def live_fingerprint(live: LiveState) -> str:

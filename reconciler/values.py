@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
-__all__ = ["value"]
+__all__ = ["compared_fields", "value"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,11 @@ def _hash(self) -> int:
 
 def _compared(record: object) -> tuple:
     return tuple(getattr(record, name) for name in _names(type(record))[1])
+
+
+def compared_fields(cls: type) -> tuple[str, ...]:
+    """The names of the fields ``==`` compares on a ``@value`` (or any dataclass) ``cls``, read once."""
+    return _names(cls)[1]
 
 
 #: class → the names of its fields shown, compared and hashed (``fields()`` filters them anew at each call: a
